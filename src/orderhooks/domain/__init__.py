@@ -1,0 +1,1 @@
+"""The pure domain: orders, statuses, events, webhooks, routing and triggers. No I/O, no clock."""

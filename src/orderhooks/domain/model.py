@@ -1,0 +1,265 @@
+"""Values that cross the seams between domain, store, delivery and web.
+
+Frozen dataclasses: the store returns them, the domain computes with them, the web
+layer serialises them. Times are timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class EventType(StrEnum):
+    """The three order data types (PRODUCT 2)."""
+
+    NEW = "order.new"
+    STATUS_UPDATE = "order.status_update"
+    COURIER_UPDATE = "order.courier_update"
+
+
+class WebhookState(StrEnum):
+    """Whether a webhook gets new deliveries."""
+
+    ACTIVE = "active"
+    DISABLED = "disabled"
+    AWAITING_AGREEMENT = "awaiting_agreement"
+
+
+class DisabledReason(StrEnum):
+    """Why a webhook is disabled."""
+
+    MANUAL = "manual"
+    GONE = "gone"
+    FAILING = "failing"
+
+
+class PayloadFormat(StrEnum):
+    """What the request body is: the envelope of PRODUCT 4.2, or the `data` object alone."""
+
+    ENVELOPE = "envelope"
+    RAW = "raw"
+
+
+class Ordering(StrEnum):
+    """Whether events of one order wait for the previous one (PRODUCT 4.4)."""
+
+    PER_ORDER = "per_order"
+    NONE = "none"
+
+
+class DeliveryState(StrEnum):
+    """The life of one event sent to one webhook (see docs/architecture.md)."""
+
+    PENDING = "pending"
+    DELIVERING = "delivering"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Role(StrEnum):
+    """API key roles (PRODUCT 6)."""
+
+    ADMIN = "admin"
+    INGEST = "ingest"
+    PARTNER = "partner"
+
+
+class AttemptError(StrEnum):
+    """Why an attempt failed, when it did (PRODUCT 7.1)."""
+
+    TIMEOUT = "timeout"
+    CONNECTION_ERROR = "connection_error"
+    BLOCKED_ADDRESS = "blocked_address"
+    REDIRECT = "redirect"
+    HTTP_STATUS = "http_status"
+
+
+ALL_ACCOUNTS = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One order event, immutable once created.
+
+    `status` is what the webhook filters look at: the order status for `order.new` and
+    `order.status_update`, the courier status for `order.courier_update` (None when absent).
+    """
+
+    id: str
+    type: EventType
+    order_id: str
+    account: str
+    location: str
+    channel_link: str
+    channel: int
+    sequence: int
+    created_at: datetime
+    data: Mapping[str, Any]
+    status: int | None
+    test: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SigningSecret:
+    """One secret of a webhook; `expires_at` is set on an old secret during a rotation grace."""
+
+    secret: str
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    """One subscription (PRODUCT 3). `secrets` is newest first."""
+
+    id: str
+    url: str
+    accounts: tuple[str, ...]
+    event_types: tuple[EventType, ...]
+    secrets: tuple[SigningSecret, ...]
+    created_at: datetime
+    updated_at: datetime
+    description: str = ""
+    locations: tuple[str, ...] = ()
+    channel_links: tuple[str, ...] = ()
+    channels: tuple[int, ...] = ()
+    new_order_trigger: int | None = None
+    status_filter: tuple[int, ...] = ()
+    courier_status_filter: tuple[int, ...] = ()
+    payload_format: PayloadFormat = PayloadFormat.ENVELOPE
+    headers: Mapping[str, str] = field(default_factory=dict)
+    timeout_seconds: int = 15
+    retry_schedule: tuple[int, ...] | None = None
+    max_concurrency: int = 8
+    rate_limit_per_second: float | None = None
+    ordering: Ordering = Ordering.PER_ORDER
+    state: WebhookState = WebhookState.ACTIVE
+    disabled_reason: DisabledReason | None = None
+    disabled_at: datetime | None = None
+
+    def valid_secrets(self, now: datetime) -> tuple[str, ...]:
+        """The secrets that sign at `now`, newest first."""
+        return tuple(s.secret for s in self.secrets if s.expires_at is None or s.expires_at > now)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderState:
+    """What the store keeps of one order between ingests.
+
+    `max_flow_status` is the highest normal-flow status (below 100) the order has
+    reached, or -1; `newOrderTrigger` fires the first time it crosses a trigger.
+    `body_hash` is the SHA-256 of the last accepted `POST /v1/orders` body, for
+    byte-identical repeats.
+    """
+
+    order_id: str
+    account: str
+    location: str
+    channel_link: str
+    channel: int
+    status: int
+    document: Mapping[str, Any]
+    body_hash: str
+    courier: Mapping[str, Any] | None
+    next_sequence: int
+    max_flow_status: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """A delivery the domain decided to create: one event to one webhook."""
+
+    id: str
+    webhook_id: str
+    event: Event
+    replay: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One event to one webhook, as stored."""
+
+    id: str
+    webhook_id: str
+    event_id: str
+    event_type: EventType
+    order_id: str
+    account: str
+    sequence: int
+    state: DeliveryState
+    replay: bool
+    test: bool
+    created_at: datetime
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    attempt_count: int
+    # Attempts counted against the retry schedule; `recover` sets it back to 0 so the
+    # delivery gets the whole schedule again while `attempt_count` keeps numbering.
+    schedule_position: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One HTTP attempt of a delivery."""
+
+    delivery_id: str
+    attempt: int
+    started_at: datetime
+    duration_ms: int
+    status_code: int | None
+    response_body: str
+    error: AttemptError | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key; only the hash of its secret part is stored."""
+
+    id: str
+    role: Role
+    accounts: tuple[str, ...]
+    name: str
+    key_hash: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Agreement:
+    """An account's signed agreement to pay for delivered events (PRODUCT 5)."""
+
+    account: str
+    signed_by: str
+    signed_at: datetime
+    currency: str
+    per_thousand: Mapping[EventType, int]
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    """Units delivered for one account, month (`YYYY-MM`) and event type."""
+
+    account: str
+    month: str
+    event_type: EventType
+    delivered: int
+    replayed: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """Who did what to which object, and when."""
+
+    id: str
+    at: datetime
+    actor: str
+    action: str
+    target_type: str
+    target_id: str
+    details: Mapping[str, Any] = field(default_factory=dict)

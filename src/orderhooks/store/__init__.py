@@ -1,0 +1,1 @@
+"""Storage: one interface (`base.Store`), two engines (SQLite and PostgreSQL)."""
