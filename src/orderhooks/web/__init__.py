@@ -1,0 +1,1 @@
+"""The HTTP surface: ingest API, admin API, dashboard."""
