@@ -5,11 +5,15 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 from orderhooks.domain.model import AttemptError, DeliveryState, DisabledReason
 
 RETRY_AFTER_CAP_SECONDS = 86_400
+# Statuses whose Retry-After header the schedule honours (PRODUCT 4.3).
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+GONE_STATUS = 410
 
 
 def retry_delay(
@@ -17,12 +21,30 @@ def retry_delay(
 ) -> float | None:
     """Seconds to wait after the failed attempt number `position` (1-based) counted against
     the schedule, with ±`jitter` applied; None when the schedule is exhausted."""
-    raise NotImplementedError
+    if position < 1:
+        raise ValueError("position counts failed attempts from 1")
+    if position > len(schedule):
+        return None
+    factor = rng.uniform(1.0 - jitter, 1.0 + jitter)
+    return max(0.0, schedule[position - 1] * factor)
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
     """Seconds from a `Retry-After` header (delta-seconds or HTTP date), capped at 24 h."""
-    raise NotImplementedError
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        seconds = float(int(text))
+    else:
+        try:
+            moment = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if moment.tzinfo is None:  # RFC 9110 dates are GMT
+            moment = moment.replace(tzinfo=UTC)
+        seconds = max(0.0, (moment - now).total_seconds())
+    return min(seconds, float(RETRY_AFTER_CAP_SECONDS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +55,22 @@ class Decision:
     next_attempt_at: datetime | None
     disable: DisabledReason | None = None
     schedule_position: int = 0
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    # Plain dicts from tests and case-insensitive multidicts from aiohttp alike.
+    value = headers.get(name)
+    if value is not None:
+        return value
+    for key, candidate in headers.items():
+        if key.lower() == name:
+            return candidate
+    return None
+
+
+def is_success(status_code: int | None, error: AttemptError | None) -> bool:
+    """Whether an attempt delivered the event: a 2xx response and no error."""
+    return error is None and status_code is not None and 200 <= status_code < 300
 
 
 def decide(
@@ -50,4 +88,16 @@ def decide(
     after the schedule's delay (at least Retry-After on 429/503), or failed when the
     schedule is exhausted. `schedule_position` is the count of failed attempts so far
     against the schedule, this one excluded; the decision carries the new count."""
-    raise NotImplementedError
+    if is_success(status_code, error):
+        return Decision(DeliveryState.DELIVERED, None, schedule_position=schedule_position)
+    position = schedule_position + 1
+    if status_code == GONE_STATUS:
+        return Decision(DeliveryState.FAILED, None, DisabledReason.GONE, position)
+    delay = retry_delay(schedule, position, jitter, rng)
+    if delay is None:
+        return Decision(DeliveryState.FAILED, None, schedule_position=position)
+    if status_code in RETRY_AFTER_STATUSES:
+        retry_after = parse_retry_after(_header(response_headers, "retry-after"), now)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+    return Decision(DeliveryState.PENDING, now + timedelta(seconds=delay), None, position)

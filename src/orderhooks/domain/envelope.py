@@ -2,22 +2,51 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from orderhooks.domain.model import Event, PayloadFormat
 
 
 def format_timestamp(moment: datetime) -> str:
     """RFC 3339 UTC with microseconds: `2026-11-28T12:00:00.123456Z`."""
-    raise NotImplementedError
+    # A naive datetime is taken as UTC: every time in orderhooks is UTC.
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def envelope(event: Event) -> dict[str, Any]:
     """The envelope of an event as a JSON-ready dict."""
-    raise NotImplementedError
+    return {
+        "id": event.id,
+        "type": str(event.type),
+        "timestamp": format_timestamp(event.created_at),
+        "account": event.account,
+        "location": event.location,
+        "orderId": event.order_id,
+        "sequence": event.sequence,
+        "test": event.test,
+        "data": event.data,
+    }
+
+
+def _as_dict(value: object) -> dict[str, Any]:
+    # orjson encodes dicts only; event data may be any read-only Mapping.
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def encode_json(value: Any) -> bytes:
+    """orjson bytes of a JSON-ready value, Mappings included."""
+    return orjson.dumps(value, default=_as_dict)
 
 
 def encode_body(event: Event, payload_format: PayloadFormat) -> bytes:
     """The request body for a webhook: the envelope, or `data` alone for `raw` (orjson)."""
-    raise NotImplementedError
+    if payload_format == PayloadFormat.RAW:
+        return encode_json(event.data)
+    return encode_json(envelope(event))

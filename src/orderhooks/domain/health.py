@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from orderhooks.domain.model import DisabledReason
 
 PROBE_AFTER_CONSECUTIVE_FAILURES = 3
+# When the failed delivery is finished (schedule exhausted), no retry time names the next
+# probe; the webhook's other deliveries are then probed this long after the failure.
+PROBE_INTERVAL_AFTER_FINAL_FAILURE_SECONDS = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +31,14 @@ class WebhookHealth:
     probe_at: datetime | None = None
 
 
+def _failing_too_long(health: WebhookHealth, now: datetime, disable_after_seconds: int) -> bool:
+    if health.failing_since is None:
+        return False
+    if health.last_success_at is not None and health.last_success_at >= health.failing_since:
+        return False
+    return now - health.failing_since >= timedelta(seconds=disable_after_seconds)
+
+
 def after_attempt(
     health: WebhookHealth,
     succeeded: bool,
@@ -37,4 +49,31 @@ def after_attempt(
     """The health after one recorded attempt, and whether to disable the webhook
     (`failing`: no success for `disable_after_seconds` while attempts keep failing).
     `retry_at` is when the failed delivery is due again (the next probe time)."""
-    raise NotImplementedError
+    if succeeded:
+        healthy = dataclasses.replace(
+            health,
+            consecutive_failures=0,
+            failing_since=None,
+            probing=False,
+            probe_at=None,
+            last_success_at=now,
+        )
+        return healthy, None
+    failures = health.consecutive_failures + 1
+    probing = failures >= PROBE_AFTER_CONSECUTIVE_FAILURES
+    probe_at = None
+    if probing:
+        # The probe is the failed delivery's own next attempt: no extra cool-down.
+        fallback = now + timedelta(seconds=PROBE_INTERVAL_AFTER_FINAL_FAILURE_SECONDS)
+        probe_at = retry_at if retry_at is not None else fallback
+    failing = dataclasses.replace(
+        health,
+        consecutive_failures=failures,
+        failing_since=health.failing_since if health.failing_since is not None else now,
+        last_failure_at=now,
+        probing=probing,
+        probe_at=probe_at,
+    )
+    if _failing_too_long(failing, now, disable_after_seconds):
+        return failing, DisabledReason.FAILING
+    return failing, None

@@ -1,8 +1,276 @@
-"""Validation of the ingest bodies (PRODUCT 2.1, 2.3): strict types, unknown fields kept."""
+"""Validation of the ingest bodies (PRODUCT 2.1, 2.3): strict types, unknown fields kept.
+
+Each body is checked against a shape: a table of known fields, each with a check and
+whether it is required. Nothing is coerced: an integer refuses strings, booleans and
+floats (even `2.0`), a string refuses numbers. Unknown fields are not looked at and the
+body is returned as it came. Optional fields may be `null` (sources send that for
+"unknown"); required ones may not. Every problem is collected, named by a dotted path
+such as `items[0].subItems[1].price`, before one ValidationError is raised.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+
+from orderhooks.domain.statuses import MAX_STATUS
+from orderhooks.exceptions import FieldProblem, ValidationError
+
+MAX_STRING_CHARS = 10_000
+MAX_ARRAY_ITEMS = 1_000
+MAX_SUB_ITEM_DEPTH = 5  # levels of `subItems` below a top-level item
+MAX_TIMESTAMP_CHARS = 64
+ORDER_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+Problems = list[FieldProblem]
+Check = Callable[[Any, str, Problems], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """A known field of a shape: how to check it and whether it must be present."""
+
+    check: Check
+    required: bool = False
+
+
+Shape = Mapping[str, Field]
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _is_int(value: Any) -> bool:
+    # bool is a subclass of int in Python, but `true` is not an integer in JSON.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _integer(minimum: int | None = None, maximum: int | None = None) -> Check:
+    def check(value: Any, path: str, problems: Problems) -> None:
+        if not _is_int(value):
+            problems.append(FieldProblem(path, "must be an integer"))
+        elif (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            problems.append(FieldProblem(path, f"must be from {minimum} to {maximum}"))
+
+    return check
+
+
+def _number(value: Any, path: str, problems: Problems) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        problems.append(FieldProblem(path, "must be a number"))
+
+
+def _boolean(value: Any, path: str, problems: Problems) -> None:
+    if not isinstance(value, bool):
+        problems.append(FieldProblem(path, "must be a boolean"))
+
+
+def _string(value: Any, path: str, problems: Problems) -> None:
+    if not isinstance(value, str):
+        problems.append(FieldProblem(path, "must be a string"))
+    elif len(value) > MAX_STRING_CHARS:
+        problems.append(FieldProblem(path, f"must be at most {MAX_STRING_CHARS} characters"))
+
+
+def _order_id(value: Any, path: str, problems: Problems) -> None:
+    if not isinstance(value, str) or not ORDER_ID_PATTERN.fullmatch(value):
+        problems.append(FieldProblem(path, "must be 1-64 characters of A-Z, a-z, 0-9, _ and -"))
+
+
+def _timestamp(value: Any, path: str, problems: Problems) -> None:
+    if not isinstance(value, str):
+        problems.append(FieldProblem(path, "must be an ISO 8601 timestamp string"))
+        return
+    try:
+        # Python 3.11 reads the ISO 8601 forms sources send, `Z` suffix included.
+        if len(value) > MAX_TIMESTAMP_CHARS:
+            raise ValueError(value)
+        datetime.fromisoformat(value)
+    except ValueError:
+        problems.append(FieldProblem(path, "must be an ISO 8601 timestamp"))
+
+
+_status = _integer(0, MAX_STATUS)
+_int = _integer()
+
+
+def _object(shape: Shape) -> Check:
+    def check(value: Any, path: str, problems: Problems) -> None:
+        if not isinstance(value, dict):
+            problems.append(FieldProblem(path, "must be an object"))
+            return
+        check_shape(value, shape, path, problems)
+
+    return check
+
+
+def _array(item_check: Check, max_items: int = MAX_ARRAY_ITEMS) -> Check:
+    def check(value: Any, path: str, problems: Problems) -> None:
+        if not isinstance(value, list):
+            problems.append(FieldProblem(path, "must be an array"))
+        elif len(value) > max_items:
+            problems.append(FieldProblem(path, f"must have at most {max_items} entries"))
+        else:
+            for index, item in enumerate(value):
+                item_check(item, f"{path}[{index}]", problems)
+
+    return check
+
+
+def check_shape(body: Mapping[str, Any], shape: Shape, path: str, problems: Problems) -> None:
+    """Check the known fields of `body` against `shape`, appending to `problems`."""
+    for name, spec in shape.items():
+        field_path = _join(path, name)
+        if name not in body:
+            if spec.required:
+                problems.append(FieldProblem(field_path, "is required"))
+            continue
+        value = body[name]
+        if value is None and not spec.required:
+            continue
+        spec.check(value, field_path, problems)
+
+
+def _fields(check: Check, *names: str) -> dict[str, Field]:
+    return {name: Field(check) for name in names}
+
+
+COORDINATES: Shape = _fields(_number, "latitude", "longitude")
+COURIER: Shape = {
+    **_fields(_string, "firstName", "lastName", "phoneNumber", "deliveryBy"),
+    "status": Field(_status),
+}
+CUSTOMER: Shape = _fields(_string, "name", "companyName", "phoneNumber", "email", "note", "tin")
+DELIVERY_ADDRESS: Shape = {
+    **_fields(
+        _string,
+        "street",
+        "streetNumber",
+        "postalCode",
+        "area",
+        "city",
+        "country",
+        "extraAddressInfo",
+    ),
+    "coordinates": Field(_object(COORDINATES)),
+}
+PAYMENT: Shape = _fields(_int, "amount", "type", "due", "rebate")
+TAX: Shape = {"name": Field(_string), "taxClassId": Field(_int), "total": Field(_int)}
+DISCOUNT: Shape = {
+    **_fields(_string, "type", "provider", "name", "channelDiscountCode", "referenceId"),
+    **_fields(_int, "value", "amount", "amountRestaurant", "amountChannel"),
+}
+STATUS_HISTORY_ENTRY: Shape = {
+    "timeStamp": Field(_timestamp, required=True),
+    "status": Field(_status, required=True),
+    "response": Field(_string),
+    "source": Field(_int),
+}
+
+
+def _item_check(depth: int) -> Check:
+    """The check of an item whose `subItems` sit `depth` levels below the top-level items."""
+
+    def sub_items(value: Any, path: str, problems: Problems) -> None:
+        if depth >= MAX_SUB_ITEM_DEPTH and isinstance(value, list) and value:
+            levels = MAX_SUB_ITEM_DEPTH
+            problems.append(FieldProblem(path, f"nests more than {levels} levels of subItems"))
+            return
+        _array(_item_check(depth + 1))(value, path, problems)
+
+    shape: Shape = {
+        "plu": Field(_string, required=True),
+        "name": Field(_string, required=True),
+        "price": Field(_int, required=True),
+        "quantity": Field(_int, required=True),
+        "productType": Field(_int),
+        "subItems": Field(sub_items),
+    }
+    return _object(shape)
+
+
+ORDER: Shape = {
+    "_id": Field(_order_id, required=True),
+    "account": Field(_string, required=True),
+    "location": Field(_string, required=True),
+    "channelLink": Field(_string, required=True),
+    "channel": Field(_int, required=True),
+    "status": Field(_status, required=True),
+    "orderType": Field(_int, required=True),
+    "items": Field(_array(_item_check(0)), required=True),
+    **_fields(
+        _string,
+        "channelOrderId",
+        "channelOrderDisplayId",
+        "posId",
+        "posReceiptId",
+        "posLocationId",
+        "by",
+        "note",
+        "table",
+    ),
+    **_fields(
+        _timestamp, "_created", "_updated", "pickupTime", "deliveryTime", "estimatedPickupTime"
+    ),
+    "statusHistory": Field(_array(_object(STATUS_HISTORY_ENTRY))),
+    **_fields(_boolean, "deliveryIsAsap", "orderIsAlreadyPaid", "testOrder"),
+    "courier": Field(_object(COURIER)),
+    "customer": Field(_object(CUSTOMER)),
+    "deliveryAddress": Field(_object(DELIVERY_ADDRESS)),
+    "payment": Field(_object(PAYMENT)),
+    "taxes": Field(_array(_object(TAX))),
+    "discounts": Field(_array(_object(DISCOUNT))),
+    **_fields(
+        _int,
+        "taxTotal",
+        "numberOfCustomers",
+        "serviceCharge",
+        "deliveryCost",
+        "bagFee",
+        "tip",
+        "driverTip",
+        "discountTotal",
+    ),
+    "decimalDigits": Field(_integer(0, 9)),
+}
+
+STATUS_UPDATE: Shape = {
+    "status": Field(_status, required=True),
+    "timeStamp": Field(_timestamp),
+    "reason": Field(_string),
+    "isIgnoredPOSStatus": Field(_boolean),
+    "response": Field(_string),
+    "source": Field(_int),
+    **_fields(_string, "orderId", "channelOrderId", "location", "account"),
+    "previousStatus": Field(_status),
+}
+
+COURIER_UPDATE: Shape = {
+    "status": Field(_status),
+    "courier": Field(_object(COURIER)),
+    **_fields(_timestamp, "received", "pickupTime", "deliveryTime"),
+    "trackingURL": Field(_string),
+    "coordinates": Field(_object(COORDINATES)),
+    "updatedOrigin": Field(_int),
+    **_fields(_string, "orderId", "location", "account"),
+}
+
+
+def _validate(body: Any, shape: Shape, what: str) -> tuple[dict[str, Any], Problems]:
+    if not isinstance(body, dict):
+        raise ValidationError([FieldProblem("body", "must be a JSON object")], f"{what} is invalid")
+    problems: Problems = []
+    check_shape(body, shape, "", problems)
+    return body, problems
+
+
+def _raise_if(problems: Problems, what: str) -> None:
+    if problems:
+        raise ValidationError(problems, f"{what} is invalid")
 
 
 def validate_order(body: Any) -> dict[str, Any]:
@@ -10,14 +278,22 @@ def validate_order(body: Any) -> dict[str, Any]:
 
     Raises ValidationError naming each bad field with a dotted path (`items[0].price`).
     """
-    raise NotImplementedError
+    document, problems = _validate(body, ORDER, "the order")
+    _raise_if(problems, "the order")
+    return document
 
 
 def validate_status_update(body: Any) -> dict[str, Any]:
     """Check a status update body (needs `status`); return it unchanged."""
-    raise NotImplementedError
+    update, problems = _validate(body, STATUS_UPDATE, "the status update")
+    _raise_if(problems, "the status update")
+    return update
 
 
 def validate_courier_update(body: Any) -> dict[str, Any]:
     """Check a courier update body (needs `courier` or `status`); return it unchanged."""
-    raise NotImplementedError
+    update, problems = _validate(body, COURIER_UPDATE, "the courier update")
+    if update.get("courier") is None and update.get("status") is None:
+        problems.append(FieldProblem("courier", "courier or status is required"))
+    _raise_if(problems, "the courier update")
+    return update

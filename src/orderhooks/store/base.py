@@ -185,6 +185,23 @@ class QueueGauge:
     oldest_pending_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class OutcomeBucket:
+    """Attempts that started in [start, start + bucket): how they ended, how long they took.
+
+    `succeeded` counts attempts answered 2xx; `failed` every other attempt (an error or
+    another status). Latency percentiles are nearest-rank over `duration_ms` of all
+    the bucket's attempts, None when it has none.
+    """
+
+    start: datetime
+    succeeded: int
+    failed: int
+    latency_ms_p50: float | None
+    latency_ms_p95: float | None
+    latency_ms_p99: float | None
+
+
 # ---------------------------------------------------------------- delivery queue
 
 
@@ -352,6 +369,21 @@ class Store(ABC):
     async def queue_gauges(self) -> list[QueueGauge]:
         """Pending depth and oldest pending time per webhook (for /metrics)."""
 
+    async def outcome_series(
+        self,
+        scope: Scope,
+        webhook_id: str | None,
+        since: datetime,
+        until: datetime,
+        bucket_seconds: int,
+    ) -> list[OutcomeBucket]:
+        """Attempts started in [since, until) of one webhook's deliveries (None: of every
+        delivery whose account `scope` allows), grouped in buckets of `bucket_seconds`
+        aligned to the Unix epoch, oldest first; buckets without attempts are left out.
+        For the dashboard's charts. Not abstract: raises NotImplementedError until an
+        engine implements it, and the dashboard then samples recent deliveries instead."""
+        raise NotImplementedError
+
     # -- the delivery queue
     @abstractmethod
     async def claim(self, now: datetime, limit: int, worker_id: str) -> list[Claim]:
@@ -427,6 +459,7 @@ __all__ = [
     "NewOrderItem",
     "OrderView",
     "Outcome",
+    "OutcomeBucket",
     "Page",
     "QueueGauge",
     "Scope",

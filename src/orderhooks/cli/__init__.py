@@ -1,0 +1,40 @@
+"""The command line (PRODUCT 10): `orderhooks serve|api|worker|migrate|keys|receive|simulate`.
+
+`main` is the console script. Each command lives in a small module: `process` (the
+service itself and migrations), `keys`, `tools` (the local receiver and the simulator);
+`options` holds the flags shared by all and how they become Settings.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from orderhooks.cli import keys, process, tools
+from orderhooks.cli.options import VersionFlag, package_version
+
+app = typer.Typer(
+    name="orderhooks",
+    help="Self-hostable webhooks for restaurant order data.",
+    no_args_is_help=True,
+    add_completion=False,
+    # Tracebacks with local variables could print a key or a secret.
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def root(version: VersionFlag = False) -> None:
+    """Self-hostable webhooks for restaurant order data."""
+
+
+process.register(app)
+app.add_typer(keys.keys_app, name="keys")
+tools.register(app)
+
+
+def main() -> None:
+    """The `orderhooks` console script."""
+    app(prog_name="orderhooks")
+
+
+__all__ = ["app", "main", "package_version"]

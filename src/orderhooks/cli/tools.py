@@ -1,0 +1,115 @@
+"""`receive` and `simulate`: the development tools around a running orderhooks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from orderhooks.cli.options import (
+    DataDir,
+    VersionFlag,
+    build_settings,
+    fail,
+    run_async,
+    settings_or_exit,
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the tool commands to `app`."""
+    app.command("receive")(receive)
+    app.command("simulate")(simulate)
+
+
+def receive(
+    secret: Annotated[
+        str,
+        typer.Option(
+            envvar="ORDERHOOKS_RECEIVE_SECRET",
+            help="The webhook's signing secret, whsec_… (env ORDERHOOKS_RECEIVE_SECRET)",
+            show_default=False,
+        ),
+    ],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 9000,
+    status: Annotated[
+        int, typer.Option(min=100, max=599, help="Status to answer signed requests with.")
+    ] = 200,
+    version: VersionFlag = False,
+) -> None:
+    """Receive webhooks locally: verify their signatures and print each event."""
+    from orderhooks.delivery.signing import is_valid_secret
+    from orderhooks.receive import run_receiver
+
+    if not is_valid_secret(secret):
+        raise fail("--secret must be whsec_ followed by base64 of 24-64 bytes", 2)
+    console = Console(highlight=False, soft_wrap=True)
+    raise typer.Exit(run_async(lambda: run_receiver(secret, host, port, status, console)))
+
+
+def _default_key(data_dir: Path | None) -> str | None:
+    """ORDERHOOKS_ADMIN_KEY, else the key saved by the first start in the data dir."""
+    from orderhooks.runner import ADMIN_KEY_FILE
+
+    settings = settings_or_exit(lambda: build_settings(data_dir=data_dir))
+    if settings.admin_key:
+        return settings.admin_key
+    try:
+        return (settings.data_dir / ADMIN_KEY_FILE).read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
+def simulate(
+    url: Annotated[str, typer.Option(help="Base URL of the orderhooks API.")] = (
+        "http://127.0.0.1:8080"
+    ),
+    key: Annotated[
+        str | None,
+        typer.Option(
+            help="Ingest or admin key (default: ORDERHOOKS_ADMIN_KEY, else <data dir>/admin.key)",
+            show_default=False,
+        ),
+    ] = None,
+    rate: Annotated[float, typer.Option(min=0.01, help="New orders per second.")] = 5.0,
+    duration: Annotated[
+        float, typer.Option(min=0.0, help="Seconds of new orders; 0 = until Ctrl-C.")
+    ] = 60.0,
+    accounts: Annotated[int, typer.Option(min=1, help="How many accounts.")] = 3,
+    locations: Annotated[int, typer.Option(min=1, help="Locations per account.")] = 2,
+    seed: Annotated[int, typer.Option(help="Same seed, same accounts and locations.")] = 0,
+    batch: Annotated[bool, typer.Option(help="Post through POST /v1/events batches.")] = False,
+    speed: Annotated[
+        float, typer.Option(min=0.01, help="Time factor of each order's life (2 = twice as fast).")
+    ] = 1.0,
+    accounts_list: Annotated[
+        str | None, typer.Option(help="Comma-separated account ids to use instead.")
+    ] = None,
+    data_dir: DataDir = None,
+    version: VersionFlag = False,
+) -> None:
+    """Post a realistic stream of orders, status and courier updates to a running server."""
+    from orderhooks.simulate import SimulationPlan
+    from orderhooks.simulate import simulate as run_simulation
+
+    api_key = key or _default_key(data_dir)
+    if not api_key:
+        raise fail("give --key (no ORDERHOOKS_ADMIN_KEY and no admin.key found)", 2)
+    chosen = tuple(a.strip() for a in (accounts_list or "").split(",") if a.strip())
+    plan = SimulationPlan(
+        url=url,
+        key=api_key,
+        rate=rate,
+        duration=duration,
+        accounts=accounts,
+        locations=locations,
+        seed=seed,
+        batch=batch,
+        speed=speed,
+        account_list=chosen,
+    )
+    console = Console(highlight=False)
+    raise typer.Exit(run_async(lambda: run_simulation(plan, console)))

@@ -1,0 +1,298 @@
+"""The delivery worker: claims due deliveries, sends them, records what happened.
+
+One claim loop asks the store for as much work as this process has free capacity
+(`worker_concurrency` attempts in flight), starts one task per attempt, and sleeps
+until work may be claimable again: the next due time, a wake-up from the store (an
+ingest, an enable, a retry) or from a recorded outcome (the next event of that order
+may now be the head of its queue), or at most `IDLE_WAIT_CAP_SECONDS`, so that work
+released by other processes is picked up. The store enforces per-order order,
+`maxConcurrency`, rate limits and probing across the cluster; this loop only sends.
+
+Outcomes go to an `OutcomeRecorder`, which writes them in batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import secrets
+import socket
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from orderhooks.config import Settings
+from orderhooks.delivery import retry
+from orderhooks.delivery.outbound import BodyCache, build_request
+from orderhooks.delivery.recorder import OutcomeRecorder
+from orderhooks.delivery.transport import Transport, TransportResult
+from orderhooks.domain.model import Attempt, DeliveryState
+from orderhooks.logging import get_logger
+from orderhooks.metrics import Metrics
+from orderhooks.store.base import Claim, Outcome, Store
+
+MAX_CLAIM_BATCH = 500
+IDLE_WAIT_CAP_SECONDS = 1.0
+CLAIM_RETRY_INITIAL_SECONDS = 0.1
+CLAIM_RETRY_MAX_SECONDS = 5.0
+# After the in-flight attempts, their outcomes get at least this long to be written.
+FINAL_RECORD_SECONDS = 5.0
+
+OUTCOME_LABELS = {DeliveryState.DELIVERED: "delivered", DeliveryState.FAILED: "failed"}
+
+log = get_logger("orderhooks.delivery")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def default_worker_id() -> str:
+    """A worker id unique across hosts, processes and restarts."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Dispatcher:
+    """Sends due deliveries of one process and records their outcomes."""
+
+    def __init__(
+        self,
+        store: Store,
+        transport: Transport,
+        settings: Settings,
+        *,
+        metrics: Metrics | None = None,
+        worker_id: str | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._store = store
+        self._transport = transport
+        self._settings = settings
+        self._metrics = metrics if metrics is not None else Metrics()
+        self._worker_id = worker_id or default_worker_id()
+        self._rng = rng if rng is not None else random.Random()
+        self._clock = clock if clock is not None else _utcnow
+        self._capacity = max(1, settings.worker_concurrency)
+        self._recorder = OutcomeRecorder(store, self._clock, self.notify)
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._claim_task: asyncio.Task[None] | None = None
+        self._record_task: asyncio.Task[None] | None = None
+
+    @property
+    def worker_id(self) -> str:
+        """The id this worker claims under."""
+        return self._worker_id
+
+    @property
+    def running(self) -> bool:
+        """Whether the claim loop is alive and not stopping."""
+        task = self._claim_task
+        return task is not None and not task.done() and not self._stopping
+
+    @property
+    def in_flight(self) -> int:
+        """Attempts being sent right now."""
+        return len(self._in_flight)
+
+    def notify(self) -> None:
+        """Wake the claim loop: new work may be claimable."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        """Start claiming and recording."""
+        if self._claim_task is not None:
+            return
+        self._record_task = asyncio.create_task(self._recorder.run(), name="outcome-recorder")
+        self._claim_task = asyncio.create_task(self._claim_loop(), name="claim-loop")
+        log.info("delivery worker started", worker_id=self._worker_id, capacity=self._capacity)
+
+    async def stop(self, drain_timeout: float = 30) -> None:
+        """Claim nothing more; let attempts in flight finish (abandoning those still running
+        after `drain_timeout` seconds to their leases) and record their outcomes."""
+        if self._claim_task is None or self._stopping:
+            return
+        self._stopping = True
+        self._wake.set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0.0, drain_timeout)
+        try:
+            await _finish([self._claim_task], deadline - loop.time())
+            abandoned = await _finish(list(self._in_flight), deadline - loop.time())
+            if abandoned:
+                log.warning(
+                    "attempts abandoned at shutdown; their leases will expire",
+                    attempts=abandoned,
+                )
+            self._recorder.close()
+            record_time = max(deadline - loop.time(), FINAL_RECORD_SECONDS)
+            if self._record_task is not None and await _finish([self._record_task], record_time):
+                log.error(
+                    "outcomes not recorded at shutdown; their deliveries will be retried",
+                    outcomes=self._recorder.pending,
+                )
+        finally:
+            await _cancel([self._claim_task, self._record_task, *self._in_flight])
+            log.info("delivery worker stopped", worker_id=self._worker_id)
+
+    # ------------------------------------------------------------ the claim loop
+
+    async def _claim_loop(self) -> None:
+        backoff = CLAIM_RETRY_INITIAL_SECONDS
+        while not self._stopping:
+            free = self._capacity - len(self._in_flight)
+            if free <= 0:
+                # Full: a recorded outcome (every few tens of ms) wakes the loop again.
+                self._wake.clear()
+                await self._sleep(IDLE_WAIT_CAP_SECONDS, with_store=False)
+                continue
+            # Cleared before claiming, so that a wake-up during the claim is not lost.
+            self._wake.clear()
+            limit = min(free, MAX_CLAIM_BATCH)
+            claimed_at = self._clock()
+            try:
+                claims = await self._store.claim(claimed_at, limit, self._worker_id)
+            except Exception as exc:
+                log.warning("claiming deliveries failed", error=f"{type(exc).__name__}: {exc}")
+                await self._sleep(backoff, with_store=False)
+                backoff = min(backoff * 2, CLAIM_RETRY_MAX_SECONDS)
+                continue
+            backoff = CLAIM_RETRY_INITIAL_SECONDS
+            self._dispatch(claims)
+            if len(claims) < limit:
+                await self._idle(claimed_at)
+            else:
+                await asyncio.sleep(0)  # more is due: let the attempts start, then claim again
+
+    async def _idle(self, claimed_at: datetime) -> None:
+        """Sleep until work may be claimable (never busy: at least a wake-up or a due time)."""
+        try:
+            due = await self._store.next_due_at()
+        except Exception:
+            due = None
+        timeout = IDLE_WAIT_CAP_SECONDS
+        if due is not None:
+            now = self._clock()
+            if claimed_at < due <= now:
+                return  # fell due since the claim
+            if due > now:
+                timeout = min(timeout, (due - now).total_seconds())
+            # Due before the claim yet not claimed: blocked (head of order, slots, rate,
+            # probing) until an outcome is recorded somewhere, so wait for a wake-up.
+        await self._sleep(timeout, with_store=True)
+
+    async def _sleep(self, seconds: float, *, with_store: bool) -> None:
+        if self._stopping or seconds <= 0:
+            return
+        waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wake.wait())]
+        if with_store:
+            waiters.append(asyncio.ensure_future(self._store.wait_for_work(seconds)))
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            await _cancel(waiters)
+
+    def _dispatch(self, claims: Sequence[Claim]) -> None:
+        bodies = BodyCache()
+        for claim in claims:
+            try:
+                body = bodies.body(claim.event, claim.webhook.payload_format)
+            except Exception:
+                log.exception("encoding a delivery body failed", delivery_id=claim.delivery.id)
+                continue  # left to its lease, as if this process had died
+            task = asyncio.create_task(self._attempt(claim, body))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+    # ------------------------------------------------------------ one attempt
+
+    async def _attempt(self, claim: Claim, body: bytes) -> None:
+        try:
+            started_at = self._clock()
+            request = build_request(claim, body, started_at)
+            result = await self._transport.send(request)
+            outcome = self._outcome(claim, started_at, result)
+        except Exception:
+            log.exception("a delivery attempt could not be made", delivery_id=claim.delivery.id)
+            return
+        self._recorder.add(outcome)
+        self._observe(claim, outcome, result)
+
+    def _outcome(self, claim: Claim, started_at: datetime, result: TransportResult) -> Outcome:
+        webhook = claim.webhook
+        schedule = (
+            webhook.retry_schedule
+            if webhook.retry_schedule is not None
+            else self._settings.retry_schedule
+        )
+        decision = retry.decide(
+            status_code=result.status_code,
+            error=result.error,
+            response_headers=result.response_headers,
+            schedule_position=claim.delivery.schedule_position,
+            schedule=schedule,
+            jitter=self._settings.retry_jitter,
+            now=self._clock(),
+            rng=self._rng,
+        )
+        attempt = Attempt(
+            delivery_id=claim.delivery.id,
+            attempt=claim.attempt,
+            started_at=started_at,
+            duration_ms=result.duration_ms,
+            status_code=result.status_code,
+            response_body=result.response_excerpt,
+            error=result.error,
+        )
+        return Outcome(
+            delivery_id=claim.delivery.id,
+            webhook_id=webhook.id,
+            attempt=attempt,
+            next_state=decision.state,
+            next_attempt_at=decision.next_attempt_at,
+            schedule_position=decision.schedule_position,
+            disable=decision.disable,
+        )
+
+    def _observe(self, claim: Claim, outcome: Outcome, result: TransportResult) -> None:
+        self._metrics.deliveries.labels(
+            outcome=OUTCOME_LABELS.get(outcome.next_state, "retry")
+        ).inc()
+        self._metrics.attempt_latency.observe(result.duration_ms / 1000)
+        if outcome.next_state is DeliveryState.DELIVERED:
+            return
+        # Ids, status and error only: never the body, headers or secrets.
+        log.info(
+            "delivery attempt failed",
+            webhook_id=claim.webhook.id,
+            delivery_id=claim.delivery.id,
+            attempt=claim.attempt,
+            status_code=result.status_code,
+            error=str(result.error) if result.error else None,
+            detail=result.detail or None,
+            next_state=str(outcome.next_state),
+            disable=str(outcome.disable) if outcome.disable else None,
+        )
+
+
+async def _finish(tasks: Sequence[asyncio.Task[None] | None], seconds: float) -> int:
+    """Wait up to `seconds` for the tasks; returns how many are still running."""
+    live = [t for t in tasks if t is not None and not t.done()]
+    if live and seconds > 0:
+        await asyncio.wait(live, timeout=seconds)
+    return sum(1 for t in live if not t.done())
+
+
+async def _cancel(tasks: Sequence[asyncio.Future[Any] | None]) -> None:
+    """Cancel the tasks still running and wait for them; their errors are already logged."""
+    futures = [t for t in tasks if t is not None]
+    for future in futures:
+        future.cancel()
+    # return_exceptions: collect (and so silence) what the tasks raised or their cancellation.
+    await asyncio.gather(*futures, return_exceptions=True)
+
+
+__all__ = ["IDLE_WAIT_CAP_SECONDS", "MAX_CLAIM_BATCH", "Dispatcher", "default_worker_id"]

@@ -1,0 +1,91 @@
+"""The request of one delivery attempt (PRODUCT 4.1): body, signature and headers."""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+from datetime import datetime
+
+from orderhooks.delivery.signing import signature_headers
+from orderhooks.delivery.transport import OutboundRequest
+from orderhooks.domain.envelope import encode_body
+from orderhooks.domain.model import Event, PayloadFormat
+from orderhooks.store.base import Claim
+
+CONTENT_TYPE = "application/json"
+HEADER_EVENT_TYPE = "orderhooks-event-type"
+HEADER_DELIVERY_ID = "orderhooks-delivery-id"
+HEADER_ATTEMPT = "orderhooks-attempt"
+
+# Headers a webhook's static `headers` may never set: the ones orderhooks signs or
+# describes the request with, and the ones that frame the HTTP message itself.
+RESERVED_HEADERS = frozenset(
+    {
+        "content-type",
+        "user-agent",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "x-server-authorization-hmac-sha256",
+        HEADER_EVENT_TYPE,
+        HEADER_DELIVERY_ID,
+        HEADER_ATTEMPT,
+        "content-length",
+        "content-encoding",
+        "transfer-encoding",
+        "connection",
+        "host",
+    }
+)
+
+
+@functools.cache
+def user_agent() -> str:
+    """`orderhooks/<version>`, the version `--version` prints."""
+    try:
+        version = importlib.metadata.version("orderhooks")
+    except importlib.metadata.PackageNotFoundError:
+        version = "0+unknown"
+    return f"orderhooks/{version}"
+
+
+class BodyCache:
+    """Encodes each (event, payload format) once, for a batch of claims that share events."""
+
+    def __init__(self) -> None:
+        self._bodies: dict[tuple[str, PayloadFormat], bytes] = {}
+
+    def body(self, event: Event, payload_format: PayloadFormat) -> bytes:
+        """The request body of `event` in `payload_format`."""
+        key = (event.id, payload_format)
+        body = self._bodies.get(key)
+        if body is None:
+            body = self._bodies[key] = encode_body(event, payload_format)
+        return body
+
+
+def build_request(claim: Claim, body: bytes, now: datetime) -> OutboundRequest:
+    """The signed request of attempt `claim.attempt`, timestamped `now`."""
+    webhook = claim.webhook
+    headers = {
+        name: value
+        for name, value in webhook.headers.items()
+        if name.lower() not in RESERVED_HEADERS
+    }
+    headers["content-type"] = CONTENT_TYPE
+    headers["user-agent"] = user_agent()
+    headers.update(
+        signature_headers(webhook.valid_secrets(now), claim.event.id, int(now.timestamp()), body)
+    )
+    headers[HEADER_EVENT_TYPE] = str(claim.event.type)
+    headers[HEADER_DELIVERY_ID] = claim.delivery.id
+    headers[HEADER_ATTEMPT] = str(claim.attempt)
+    return OutboundRequest(
+        url=webhook.url,
+        body=body,
+        headers=headers,
+        timeout_seconds=float(webhook.timeout_seconds),
+    )
+
+
+__all__ = ["RESERVED_HEADERS", "BodyCache", "build_request", "user_agent"]

@@ -1,0 +1,111 @@
+"""Writes attempt outcomes to the store in batches, and never drops one.
+
+One `Store.record` transaction serves every outcome that finished within a few tens of
+milliseconds (group commit). When the store fails, the outcomes stay queued and the
+write is retried with backoff: a delivery leaves `delivering` only through a recorded
+outcome (or, if this process dies first, through its lease), which is what makes
+delivery at least once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import datetime
+
+from orderhooks.logging import get_logger
+from orderhooks.store.base import Outcome, Store
+
+RECORD_INTERVAL_SECONDS = 0.02
+RECORD_BATCH_MAX = 500
+RECORD_RETRY_INITIAL_SECONDS = 0.1
+RECORD_RETRY_MAX_SECONDS = 5.0
+
+log = get_logger("orderhooks.delivery")
+
+
+class OutcomeRecorder:
+    """Queues outcomes and records them in batches until closed and empty."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], datetime],
+        on_recorded: Callable[[], None],
+        *,
+        interval_seconds: float = RECORD_INTERVAL_SECONDS,
+        batch_max: int = RECORD_BATCH_MAX,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._on_recorded = on_recorded
+        self._interval = interval_seconds
+        self._batch_max = batch_max
+        self._outcomes: list[Outcome] = []
+        self._queued = asyncio.Event()
+        self._batch_full = asyncio.Event()
+        self._closing = False
+
+    @property
+    def pending(self) -> int:
+        """Outcomes not recorded yet."""
+        return len(self._outcomes)
+
+    def add(self, outcome: Outcome) -> None:
+        """Queue one outcome for the next batch."""
+        self._outcomes.append(outcome)
+        self._queued.set()
+        if len(self._outcomes) >= self._batch_max:
+            self._batch_full.set()
+
+    def close(self) -> None:
+        """Take no more outcomes: `run` returns once the queued ones are recorded."""
+        self._closing = True
+        self._queued.set()
+
+    async def run(self) -> None:
+        """Record batches until closed and empty."""
+        backoff = RECORD_RETRY_INITIAL_SECONDS
+        while True:
+            if not self._outcomes:
+                if self._closing:
+                    return
+                self._queued.clear()
+                await self._queued.wait()
+                continue
+            await self._gather_batch()
+            if await self._record_batch():
+                backoff = RECORD_RETRY_INITIAL_SECONDS
+                self._on_recorded()
+            else:
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, RECORD_RETRY_MAX_SECONDS)
+
+    async def _gather_batch(self) -> None:
+        # Give outcomes finishing right now a moment to join this transaction.
+        if self._closing or len(self._outcomes) >= self._batch_max:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._interval):
+                await self._batch_full.wait()
+
+    async def _record_batch(self) -> bool:
+        batch = self._outcomes[: self._batch_max]
+        try:
+            await self._store.record(batch, self._clock())
+        except Exception as exc:
+            # Kept, not dropped: the same outcomes are written on the next try.
+            log.warning(
+                "recording attempt outcomes failed; retrying",
+                outcomes=len(batch),
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            return False
+        del self._outcomes[: len(batch)]
+        if len(self._outcomes) < self._batch_max:
+            self._batch_full.clear()
+        return True
+
+
+__all__ = ["RECORD_BATCH_MAX", "RECORD_INTERVAL_SECONDS", "OutcomeRecorder"]

@@ -1,0 +1,364 @@
+"""The one seam to the network: send one webhook request, get what happened.
+
+`AiohttpTransport` is the real thing: one pooled aiohttp session for every webhook,
+redirects never followed, the webhook's timeout on the whole attempt, and the network
+guard on every address actually connected to (literal addresses before connecting,
+names through a resolver that drops blocked addresses, so DNS rebinding gets nowhere).
+`FakeTransport` is its stand-in for tests that need no server.
+
+Failures map to `AttemptError` (PRODUCT 7.1)::
+
+    literal or resolved address blocked        BLOCKED_ADDRESS  (nothing is sent)
+    no answer within the timeout               TIMEOUT
+    refused, reset, DNS failure, bad response  CONNECTION_ERROR
+    3xx (never followed)                       REDIRECT         (status recorded)
+    any other non-2xx                          HTTP_STATUS      (status recorded)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from orderhooks.delivery.netguard import NetworkGuard, parse_ip_literal
+from orderhooks.domain.model import AttemptError
+
+RESPONSE_EXCERPT_BYTES = 2048
+# Reading a small response to its end lets the connection go back to the pool; a larger
+# one is cut here and its connection closed, so a huge or endless body costs nothing.
+RESPONSE_READ_LIMIT_BYTES = 65_536
+DNS_CACHE_SECONDS = 10
+KEEPALIVE_SECONDS = 30
+URL_CACHE_SIZE = 4096
+
+EMPTY_HEADERS: Mapping[str, str] = CIMultiDictProxy(CIMultiDict())
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundRequest:
+    """One POST of a webhook body."""
+
+    url: str
+    body: bytes
+    headers: Mapping[str, str]
+    timeout_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class TransportResult:
+    """What one attempt got back.
+
+    `response_headers` is case-insensitive. `detail` says what went wrong below HTTP, for
+    logs (never shown as a response body).
+    """
+
+    status_code: int | None
+    response_excerpt: str
+    response_headers: Mapping[str, str]
+    error: AttemptError | None
+    duration_ms: int
+    detail: str = ""
+
+
+class Transport(Protocol):
+    """Sends webhook requests."""
+
+    async def send(self, request: OutboundRequest) -> TransportResult:
+        """POST the request and report the outcome; never raises for network failures."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class BlockedAddressError(OSError):
+    """Every address a name resolved to is blocked by the network guard."""
+
+
+class GuardedResolver(AbstractResolver):
+    """A resolver that drops the addresses the guard blocks."""
+
+    def __init__(self, guard: NetworkGuard, inner: AbstractResolver | None = None) -> None:
+        self._guard = guard
+        self._owns_inner = inner is None
+        self._inner = inner if inner is not None else aiohttp.ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        """The addresses of `host` that may be connected to; BlockedAddressError if none."""
+        results = await self._inner.resolve(host, port, family)
+        allowed = [r for r in results if not self._blocked(r["host"])]
+        if not allowed:
+            raise BlockedAddressError(f"{host} resolves only to blocked addresses")
+        return allowed
+
+    def _blocked(self, address: str) -> bool:
+        try:
+            ip = parse_ip_literal(address)
+        except ValueError:
+            return True  # not an address we can judge: never connect to it
+        return ip is None or self._guard.is_blocked(ip)
+
+    async def close(self) -> None:
+        """Close the inner resolver if this one created it."""
+        if self._owns_inner:
+            await self._inner.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    url: URL | None
+    problem: AttemptError | None
+    detail: str = ""
+
+
+class AiohttpTransport:
+    """The real transport: one pooled aiohttp session, guarded at connect time."""
+
+    def __init__(
+        self,
+        guard: NetworkGuard,
+        *,
+        limit: int,
+        resolver: AbstractResolver | None = None,
+    ) -> None:
+        self._guard = guard
+        self._limit = limit
+        self._resolver = GuardedResolver(guard, resolver)
+        self._session: aiohttp.ClientSession | None = None
+        # Webhook URLs repeat endlessly: parse and judge each one once.
+        self._targets: dict[str, _Target] = {}
+
+    def _open_session(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self._limit,
+            limit_per_host=0,
+            resolver=self._resolver,
+            use_dns_cache=True,
+            ttl_dns_cache=DNS_CACHE_SECONDS,
+            keepalive_timeout=KEEPALIVE_SECONDS,
+        )
+        return aiohttp.ClientSession(
+            connector=connector,
+            # Receivers are strangers to each other: no cookies, no proxies from the
+            # environment, no compression asked for.
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=False,
+            skip_auto_headers=("Accept-Encoding",),
+            timeout=aiohttp.ClientTimeout(total=None),
+        )
+
+    def _target(self, url: str) -> _Target:
+        target = self._targets.get(url)
+        if target is None:
+            target = self._judge(url)
+            if len(self._targets) >= URL_CACHE_SIZE:
+                self._targets.clear()
+            self._targets[url] = target
+        return target
+
+    def _judge(self, url: str) -> _Target:
+        try:
+            parsed = URL(url)
+            host = parsed.raw_host or ""
+            literal = parse_ip_literal(host)
+        except ValueError as exc:
+            return _Target(None, AttemptError.CONNECTION_ERROR, f"invalid url: {exc}")
+        if parsed.scheme not in ("http", "https") or not host:
+            return _Target(None, AttemptError.CONNECTION_ERROR, "url must be http(s) with a host")
+        if literal is not None and self._guard.is_blocked(literal):
+            return _Target(None, AttemptError.BLOCKED_ADDRESS, f"{literal} is blocked")
+        if literal is not None and host != str(literal) and ":" not in host:
+            # `127.1` or `0x7f.1` would reach the resolver as a name; send the canonical form.
+            parsed = parsed.with_host(str(literal))
+        return _Target(parsed, None)
+
+    async def send(self, request: OutboundRequest) -> TransportResult:
+        """POST the request; every failure becomes a result, never an exception."""
+        started = time.perf_counter()
+        target = self._target(request.url)
+        if target.url is None:
+            return _failure(target.problem or AttemptError.CONNECTION_ERROR, started, target.detail)
+        if self._session is None:
+            self._session = self._open_session()
+        status: int | None = None
+        try:
+            async with asyncio.timeout(request.timeout_seconds):
+                async with self._session.post(
+                    target.url,
+                    data=request.body,
+                    headers=dict(request.headers),
+                    allow_redirects=False,
+                ) as response:
+                    status = response.status
+                    excerpt, complete = await _read_excerpt(response.content)
+                    if not complete:
+                        response.close()
+                    return _answer(status, excerpt, response.headers, started)
+        except TimeoutError:
+            detail = f"no complete answer within {request.timeout_seconds:g} s"
+            return _failure(AttemptError.TIMEOUT, started, detail, status)
+        except aiohttp.ClientConnectorError as exc:
+            if _is_blocked_error(exc):
+                return _failure(AttemptError.BLOCKED_ADDRESS, started, str(exc))
+            return _failure(AttemptError.CONNECTION_ERROR, started, str(exc))
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            return _failure(AttemptError.CONNECTION_ERROR, started, f"{type(exc).__name__}: {exc}")
+
+    async def close(self) -> None:
+        """Close the pooled connections and the resolver."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        await self._resolver.close()
+
+
+async def _read_excerpt(content: aiohttp.StreamReader) -> tuple[bytes, bool]:
+    """The first bytes of the body, and whether the body was read to its end."""
+    kept = bytearray()
+    total = 0
+    while chunk := await content.readany():
+        total += len(chunk)
+        if len(kept) < RESPONSE_EXCERPT_BYTES:
+            kept += chunk[: RESPONSE_EXCERPT_BYTES - len(kept)]
+        if total > RESPONSE_READ_LIMIT_BYTES:
+            return bytes(kept), False
+    return bytes(kept), True
+
+
+def decode_excerpt(raw: bytes) -> str:
+    """The text of a response excerpt; a character cut at the 2 KiB edge is dropped."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    return decoder.decode(raw[:RESPONSE_EXCERPT_BYTES], final=False)
+
+
+def _elapsed_ms(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
+
+
+def _answer(
+    status: int, excerpt: bytes, headers: Mapping[str, str], started: float
+) -> TransportResult:
+    if 200 <= status < 300:
+        error = None
+    elif 300 <= status < 400:
+        error = AttemptError.REDIRECT
+    else:
+        error = AttemptError.HTTP_STATUS
+    return TransportResult(status, decode_excerpt(excerpt), headers, error, _elapsed_ms(started))
+
+
+def _failure(
+    error: AttemptError, started: float, detail: str, status: int | None = None
+) -> TransportResult:
+    return TransportResult(status, "", EMPTY_HEADERS, error, _elapsed_ms(started), detail)
+
+
+def _is_blocked_error(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, BlockedAddressError):
+            return True
+        if isinstance(seen, aiohttp.ClientConnectorError) and isinstance(
+            seen.os_error, BlockedAddressError
+        ):
+            return True
+        seen = seen.__cause__
+    return False
+
+
+# ---------------------------------------------------------------- the fake
+
+
+def fake_result(
+    status_code: int | None = 200,
+    *,
+    error: AttemptError | None = None,
+    excerpt: str = "",
+    headers: Mapping[str, str] | None = None,
+    duration_ms: int = 1,
+) -> TransportResult:
+    """A result as the real transport would build it (error derived from the status)."""
+    if error is None and status_code is not None and not 200 <= status_code < 300:
+        error = AttemptError.REDIRECT if 300 <= status_code < 400 else AttemptError.HTTP_STATUS
+    if status_code is None and error is None:
+        error = AttemptError.CONNECTION_ERROR
+    return TransportResult(
+        status_code,
+        excerpt,
+        CIMultiDictProxy(CIMultiDict(headers or {})),
+        error,
+        duration_ms,
+    )
+
+
+Responder = Callable[[OutboundRequest], Awaitable[TransportResult]]
+
+
+@dataclass
+class FakeTransport:
+    """A scripted transport for tests: records every request, answers from per-URL
+    scripts (first in, first out), then from `responder`, else `default`."""
+
+    default: TransportResult = field(default_factory=fake_result)
+    responder: Responder | None = None
+    requests: list[OutboundRequest] = field(default_factory=list)
+    in_flight: dict[str, int] = field(default_factory=dict)
+    max_in_flight: dict[str, int] = field(default_factory=dict)
+    closed: bool = False
+    _scripts: dict[str, list[TransportResult]] = field(default_factory=dict)
+
+    def script(self, url: str, results: Iterable[TransportResult]) -> None:
+        """Answer the next requests to `url` with `results`, in order."""
+        self._scripts.setdefault(url, []).extend(results)
+
+    def sent_to(self, url: str) -> list[OutboundRequest]:
+        """The requests sent to `url`, in order."""
+        return [r for r in self.requests if r.url == url]
+
+    async def send(self, request: OutboundRequest) -> TransportResult:
+        """Record the request and answer it from the script."""
+        self.requests.append(request)
+        self.in_flight[request.url] = self.in_flight.get(request.url, 0) + 1
+        self.max_in_flight[request.url] = max(
+            self.max_in_flight.get(request.url, 0), self.in_flight[request.url]
+        )
+        try:
+            scripted = self._scripts.get(request.url)
+            if scripted:
+                return scripted.pop(0)
+            if self.responder is not None:
+                return await self.responder(request)
+            await asyncio.sleep(0)  # a real send always yields to the loop
+            return self.default
+        finally:
+            self.in_flight[request.url] -= 1
+
+    async def close(self) -> None:
+        """Mark the transport closed."""
+        self.closed = True
+
+
+__all__ = [
+    "AiohttpTransport",
+    "BlockedAddressError",
+    "FakeTransport",
+    "GuardedResolver",
+    "OutboundRequest",
+    "Transport",
+    "TransportResult",
+    "decode_excerpt",
+    "fake_result",
+]

@@ -1,0 +1,302 @@
+"""The process runner: one `orderhooks serve`, `api` or `worker` process from start to exit.
+
+Start: data dir, store, migrations, the admin key (PRODUCT 6), the delivery workers
+(serve, worker), the HTTP server, the retention loop. Stop, on SIGTERM or SIGINT:
+the HTTP server stops accepting and finishes the requests in flight, then the
+dispatcher drains its attempts in flight (bounded) and records their outcomes, then
+the store commits and closes, and the process exits 0. A second signal cuts the
+waits short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import os
+import signal
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+import uvicorn
+
+from orderhooks.config import Settings
+from orderhooks.delivery.dispatcher import Dispatcher
+from orderhooks.delivery.netguard import NetworkGuard
+from orderhooks.delivery.transport import AiohttpTransport
+from orderhooks.domain.apikeys import generate_api_key, hash_api_key
+from orderhooks.domain.ids import new_id
+from orderhooks.domain.model import ApiKey, Role
+from orderhooks.exceptions import OrderhooksError
+from orderhooks.logging import get_logger
+from orderhooks.metrics import Metrics
+from orderhooks.store import open_store
+from orderhooks.store.base import Store
+from orderhooks.web.app import create_app
+
+ProcessRole = Literal["serve", "api", "worker"]
+
+DRAIN_TIMEOUT_SECONDS = 30.0  # bound on finishing delivery attempts in flight at shutdown
+HTTP_GRACEFUL_SHUTDOWN_SECONDS = 30  # bound on finishing HTTP requests in flight
+RETENTION_INTERVAL_SECONDS = 3600.0
+ADMIN_KEY_FILE = "admin.key"
+ENV_ADMIN_KEY_NAME = "admin (ORDERHOOKS_ADMIN_KEY)"
+FIRST_ADMIN_KEY_NAME = "admin (first start)"
+
+log = get_logger("orderhooks.runner")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+async def open_migrated_store(settings: Settings) -> Store:
+    """Create the data dir, open the configured store and bring its schema up to date."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(settings)
+    await store.open()
+    try:
+        await store.migrate()
+    except BaseException:
+        await store.close()
+        raise
+    return store
+
+
+def write_admin_key_file(data_dir: Path, key: str) -> Path:
+    """Write `key` and a newline to `<data dir>/admin.key`, readable by the owner only."""
+    path = data_dir / ADMIN_KEY_FILE
+    # Created with mode 0600 from the start, so the key is never readable by others,
+    # not even for the moment between creating and chmod-ing the file.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # an older file may have had a wider mode
+        os.write(fd, (key + "\n").encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return path
+
+
+async def ensure_admin_key(store: Store, settings: Settings, now: datetime) -> str | None:
+    """Make sure an admin can sign in (PRODUCT 6); returns a key created now, if any.
+
+    With `ORDERHOOKS_ADMIN_KEY`, that exact key is stored as admin. Without it, the
+    first start with no keys at all creates one, prints it once on standard output on
+    a line of its own and writes it to `<data dir>/admin.key`.
+    """
+    if settings.admin_key:
+        key_hash = hash_api_key(settings.admin_key)
+        existing = await store.key_by_hash(key_hash)
+        if existing is None:
+            await _create_env_admin_key(store, key_hash, now)
+        elif existing.revoked_at is not None or existing.role is not Role.ADMIN:
+            log.warning("ORDERHOOKS_ADMIN_KEY names a revoked or non-admin key", key_id=existing.id)
+        return None
+    if await store.count_keys() > 0:
+        return None
+    plaintext = generate_api_key()
+    await store.create_key(_admin_key(hash_api_key(plaintext), FIRST_ADMIN_KEY_NAME, now))
+    # The one time a key appears in any output (PRODUCT 6): a line of its own on
+    # stdout, whatever the log format, so that it can be picked up by a script.
+    print(plaintext, flush=True)
+    try:
+        path = write_admin_key_file(settings.data_dir, plaintext)
+    except OSError as exc:
+        log.error("could not write the admin key file", error=str(exc))
+    else:
+        log.info("first admin key created: printed above and saved", path=str(path))
+    return plaintext
+
+
+async def _create_env_admin_key(store: Store, key_hash: str, now: datetime) -> None:
+    try:
+        await store.create_key(_admin_key(key_hash, ENV_ADMIN_KEY_NAME, now))
+    except OrderhooksError:
+        # Another process sharing the database may have stored the same key just now.
+        if await store.key_by_hash(key_hash) is None:
+            raise
+    else:
+        log.info("admin key from ORDERHOOKS_ADMIN_KEY stored")
+
+
+def _admin_key(key_hash: str, name: str, now: datetime) -> ApiKey:
+    return ApiKey(
+        id=new_id("key"), role=Role.ADMIN, accounts=(), name=name, key_hash=key_hash, created_at=now
+    )
+
+
+async def retention_loop(
+    store: Store,
+    retention_days: int,
+    clock: Callable[[], datetime] = utcnow,
+    interval_seconds: float = RETENTION_INTERVAL_SECONDS,
+) -> None:
+    """Purge finished deliveries and old events now, then every `interval_seconds`.
+
+    Idempotent, so several workers sharing one PostgreSQL database may all run it.
+    `retention_days` 0 keeps everything.
+    """
+    if retention_days <= 0:
+        return
+    while True:
+        try:
+            deleted = await store.purge(clock() - timedelta(days=retention_days))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the next round tries again; the service keeps running
+            log.warning("retention purge failed", error=str(exc))
+        else:
+            if deleted:
+                log.info("retention purge", rows_deleted=deleted, retention_days=retention_days)
+        await asyncio.sleep(interval_seconds)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without its own signal handling: the runner owns the signals,
+    because it must drain the delivery workers after the HTTP server has stopped."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class ShutdownSignals:
+    """SIGTERM and SIGINT: the first asks for a graceful stop, the second cuts it short."""
+
+    def __init__(self) -> None:
+        self.requested = asyncio.Event()
+        self.forced = asyncio.Event()
+        self.server: uvicorn.Server | None = None
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Handle SIGTERM and SIGINT on `loop`."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.handle, sig)
+
+    def uninstall(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Give SIGTERM and SIGINT back to their defaults."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+    def handle(self, sig: signal.Signals) -> None:
+        """Record a signal and tell the HTTP server."""
+        if self.requested.is_set():
+            log.warning("second signal: stopping now", signal=sig.name)
+            self.forced.set()
+            if self.server is not None:
+                self.server.force_exit = True
+            return
+        log.info("shutting down", signal=sig.name)
+        self.requested.set()
+        if self.server is not None:
+            self.server.should_exit = True
+
+
+def uvicorn_config(app: object, settings: Settings, access_log: bool = False) -> uvicorn.Config:
+    """The uvicorn configuration: our logging, fast loop and parser when installed."""
+    return uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=settings.host,
+        port=settings.port,
+        log_config=None,  # logging is configured by orderhooks.logging
+        access_log=access_log,
+        lifespan="on",
+        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        timeout_graceful_shutdown=HTTP_GRACEFUL_SHUTDOWN_SECONDS,
+        server_header=False,
+    )
+
+
+def listen_url(settings: Settings) -> str:
+    """The base URL the process listens on."""
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return f"http://{host}:{settings.port}"
+
+
+async def run_process(settings: Settings, role: ProcessRole, *, access_log: bool = False) -> int:
+    """Run one serve/api/worker process until SIGTERM or SIGINT; returns its exit code."""
+    loop = asyncio.get_running_loop()
+    signals = ShutdownSignals()
+    signals.install(loop)
+    store = await open_migrated_store(settings)
+    metrics = Metrics()
+    dispatcher: Dispatcher | None = None
+    transport: AiohttpTransport | None = None
+    retention: asyncio.Task[None] | None = None
+    exit_code = 0
+    try:
+        await ensure_admin_key(store, settings, utcnow())
+        if role in ("serve", "worker"):
+            transport = AiohttpTransport(
+                NetworkGuard(settings.allowed_networks), limit=settings.worker_concurrency
+            )
+            dispatcher = Dispatcher(store, transport, settings, metrics=metrics)
+            await dispatcher.start()
+            retention = asyncio.create_task(retention_loop(store, settings.retention_days))
+        running = dispatcher
+        app = create_app(
+            settings,
+            store,
+            role=role,
+            metrics=metrics,
+            workers_running=(lambda: running.running) if running is not None else None,
+        )
+        exit_code = await _serve_http(app, settings, role, signals, access_log)
+    finally:
+        await _shut_down(store, dispatcher, transport, retention, signals)
+        signals.uninstall(loop)
+    log.info("stopped", role=role, exit_code=exit_code)
+    return exit_code
+
+
+async def _serve_http(
+    app: object, settings: Settings, role: ProcessRole, signals: ShutdownSignals, access_log: bool
+) -> int:
+    server = _Server(uvicorn_config(app, settings, access_log))
+    signals.server = server
+    if signals.requested.is_set():
+        return 0
+    log.info(
+        "orderhooks started",
+        role=role,
+        url=listen_url(settings),
+        database="postgresql" if settings.is_postgres else "sqlite",
+        data_dir=str(settings.data_dir),
+    )
+    try:
+        await server.serve()
+    except SystemExit as exc:
+        # uvicorn exits this way when it cannot bind or the app fails to start.
+        log.error("the HTTP server could not start", url=listen_url(settings))
+        return exc.code if isinstance(exc.code, int) and exc.code else 1
+    return 0
+
+
+async def _shut_down(
+    store: Store,
+    dispatcher: Dispatcher | None,
+    transport: AiohttpTransport | None,
+    retention: asyncio.Task[None] | None,
+    signals: ShutdownSignals,
+) -> None:
+    if retention is not None:
+        retention.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await retention
+    if dispatcher is not None:
+        drain = asyncio.ensure_future(dispatcher.stop(drain_timeout=DRAIN_TIMEOUT_SECONDS))
+        forced = asyncio.ensure_future(signals.forced.wait())
+        await asyncio.wait({drain, forced}, return_when=asyncio.FIRST_COMPLETED)
+        forced.cancel()
+        if not drain.done():
+            drain.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await drain
+    if transport is not None:
+        await transport.close()
+    await store.close()

@@ -1,0 +1,62 @@
+"""The webhooks every ingest and claim needs, cached per process, and agreement checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from orderhooks.domain.model import ALL_ACCOUNTS, Webhook, WebhookState
+from orderhooks.store.shared.codec import webhook_from_row
+from orderhooks.store.shared.tx import Tx
+
+
+class WebhookCatalog:
+    """The live (not deleted) webhooks by id, reloaded only when `webhooks_version` moved.
+
+    Every change of a webhook's configuration or state bumps the version in the same
+    transaction, so other processes sharing the database see it on their next read.
+    """
+
+    def __init__(self) -> None:
+        self._snapshot: tuple[int, Mapping[str, Webhook]] | None = None
+
+    async def load(self, tx: Tx) -> Mapping[str, Webhook]:
+        """The live webhooks as of this transaction."""
+        # The version is read before the rows: a change committed in between leaves an
+        # older version next to newer rows, which only costs one extra reload.
+        version = int(await tx.fetchval("webhooks_version"))
+        snapshot = self._snapshot
+        if snapshot is not None and snapshot[0] == version:
+            return snapshot[1]
+        rows = await tx.fetch("live_webhooks")
+        webhooks = {row["id"]: webhook_from_row(row) for row in rows}
+        # One assignment, so threads reading the catalog see the old or the new snapshot.
+        self._snapshot = (version, webhooks)
+        return webhooks
+
+    async def active(self, tx: Tx) -> list[Webhook]:
+        """The live webhooks in state `active`, oldest first."""
+        webhooks = await self.load(tx)
+        return [w for w in webhooks.values() if w.state == WebhookState.ACTIVE]
+
+
+async def bump_version(tx: Tx) -> None:
+    """Record that a webhook's configuration or state changed."""
+    await tx.execute("bump_webhooks_version")
+
+
+async def accounts_agreed(tx: Tx, accounts: Iterable[str], require_agreement: bool) -> bool:
+    """Whether every account has an agreement (`*` is the operator's and always agreed)."""
+    if not require_agreement:
+        return True
+    named = sorted({a for a in accounts if a != ALL_ACCOUNTS})
+    if not named:
+        return True
+    rows = await tx.fetch("agreed_accounts", tx.array(named))
+    return {row["account"] for row in rows} >= set(named)
+
+
+async def enabled_state(tx: Tx, accounts: Iterable[str], require_agreement: bool) -> WebhookState:
+    """The state of a webhook that is not disabled: active, or awaiting an agreement."""
+    if await accounts_agreed(tx, accounts, require_agreement):
+        return WebhookState.ACTIVE
+    return WebhookState.AWAITING_AGREEMENT

@@ -1,0 +1,200 @@
+"""The claim: which due deliveries a worker leases now (docs/architecture.md, "The queue").
+
+Runs in one transaction that the engine serialises across workers (PostgreSQL takes a
+transaction-scoped advisory lock in `serialize_claims`; SQLite has one writer), so the
+in-flight counts, probing and rate limits below are exact for the whole cluster.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from orderhooks.domain.model import DeliveryState, Webhook, WebhookState
+from orderhooks.store.base import Claim
+from orderhooks.store.shared.codec import (
+    delivery_from_row,
+    event_from_row,
+    micros,
+    moment_or_none,
+)
+from orderhooks.store.shared.tx import Row, Tx
+
+LEASE_GRACE_SECONDS = 30  # a lease outlives the attempt's timeout by this much
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """How many deliveries one webhook may start now, and its rate-limit tokens after."""
+
+    webhook: Webhook
+    slots: int
+    tokens: float | None
+
+
+def refill(tokens: float | None, refilled_at: int | None, rate: float, now_us: int) -> float:
+    """A token bucket's tokens at `now_us`: `rate` per second, holding at most one
+    second's worth (and at least one token)."""
+    capacity = max(1.0, rate)
+    if tokens is None or refilled_at is None:
+        return capacity
+    elapsed = max(0, now_us - refilled_at) / 1_000_000
+    return min(capacity, tokens + elapsed * rate)
+
+
+def budget(webhook: Webhook, in_flight: int, runtime: Row | None, now_us: int) -> Budget:
+    """The webhook's free slots, narrowed by probing and its rate limit."""
+    slots = webhook.max_concurrency - in_flight
+    if runtime is not None and runtime["probing"]:
+        # A failing webhook is probed: one attempt at a time, once its probe time came.
+        probe_at = runtime["probe_at"]
+        if in_flight > 0 or (probe_at is not None and probe_at > now_us):
+            return Budget(webhook, 0, None)
+        slots = min(slots, 1)
+    tokens = None
+    if webhook.rate_limit_per_second is not None and runtime is not None:
+        tokens = refill(
+            runtime["rate_tokens"],
+            runtime["rate_refilled_at"],
+            webhook.rate_limit_per_second,
+            now_us,
+        )
+        slots = min(slots, math.floor(tokens))
+    return Budget(webhook, max(0, slots), tokens)
+
+
+def interleave(
+    candidates: Mapping[str, Sequence[Row]], order: Sequence[str], limit: int
+) -> dict[str, list[Row]]:
+    """Take up to `limit` rows, one per webhook in turn, so that each webhook gets its own
+    slice and none crowds out the others."""
+    taken: dict[str, list[Row]] = {webhook_id: [] for webhook_id in order}
+    total = 0
+    depth = 0
+    while total < limit:
+        progressed = False
+        for webhook_id in order:
+            rows = candidates[webhook_id]
+            if depth < len(rows) and total < limit:
+                taken[webhook_id].append(rows[depth])
+                total += 1
+                progressed = True
+        if not progressed:
+            break
+        depth += 1
+    return taken
+
+
+async def _budgets(tx: Tx, active: Sequence[Webhook], now_us: int) -> list[Budget]:
+    in_flight = {row["webhook_id"]: row["n"] for row in await tx.fetch("in_flight")}
+    runtime_rows = await tx.fetch("runtime_of", tx.array([w.id for w in active]))
+    runtime = {row["webhook_id"]: row for row in runtime_rows}
+    budgets = [budget(w, in_flight.get(w.id, 0), runtime.get(w.id), now_us) for w in active]
+    return [b for b in budgets if b.slots > 0]
+
+
+async def claim(
+    tx: Tx,
+    webhooks: Mapping[str, Webhook],
+    now: datetime,
+    limit: int,
+    worker_id: str,
+    rotation: int,
+) -> list[Claim]:
+    """Lease up to `limit` due heads; `rotation` turns the order webhooks are served in."""
+    now_us = micros(now)
+    await tx.execute("serialize_claims")
+    # Attempts whose process died: due again, as the head they were.
+    await tx.execute("expire_leases", now_us)
+    active = [w for w in webhooks.values() if w.state == WebhookState.ACTIVE]
+    if limit <= 0 or not active:
+        return []
+    budgets = await _budgets(tx, active, now_us)
+    if not budgets:
+        return []
+    start = rotation % len(budgets)
+    budgets = budgets[start:] + budgets[:start]
+    candidates = {
+        b.webhook.id: await tx.fetch("due_heads", b.webhook.id, now_us, min(b.slots, limit))
+        for b in budgets
+    }
+    taken = interleave(candidates, [b.webhook.id for b in budgets], limit)
+    leased = await _lease(tx, budgets, taken, now, worker_id)
+    if not leased:
+        return []
+    await _spend_tokens(tx, budgets, leased, now_us)
+    return await _claims(tx, webhooks, leased, now)
+
+
+async def _lease(
+    tx: Tx,
+    budgets: Sequence[Budget],
+    taken: Mapping[str, Sequence[Row]],
+    now: datetime,
+    worker_id: str,
+) -> dict[str, list[tuple[Row, datetime]]]:
+    leased: dict[str, list[tuple[Row, datetime]]] = {}
+    for b in budgets:
+        rows = taken.get(b.webhook.id) or []
+        if not rows:
+            continue
+        lease = now + timedelta(seconds=b.webhook.timeout_seconds + LEASE_GRACE_SECONDS)
+        ids = [row["id"] for row in rows]
+        # Guarded by state: a delete may have cancelled one since it was read.
+        marked = await tx.fetch(
+            "mark_delivering", tx.array(ids), micros(lease), worker_id
+        )
+        still = {row["id"] for row in marked}
+        leased[b.webhook.id] = [(row, lease) for row in rows if row["id"] in still]
+    return leased
+
+
+async def _spend_tokens(
+    tx: Tx,
+    budgets: Sequence[Budget],
+    leased: Mapping[str, Sequence[object]],
+    now_us: int,
+) -> None:
+    spent = [
+        (b.webhook.id, b.tokens - len(leased.get(b.webhook.id, ())), now_us)
+        for b in budgets
+        if b.tokens is not None and leased.get(b.webhook.id)
+    ]
+    await tx.executemany("spend_tokens", spent)
+
+
+async def _claims(
+    tx: Tx,
+    webhooks: Mapping[str, Webhook],
+    leased: Mapping[str, Sequence[tuple[Row, datetime]]],
+    now: datetime,
+) -> list[Claim]:
+    event_ids = sorted({row["event_id"] for rows in leased.values() for row, _ in rows})
+    events = {
+        row["id"]: event_from_row(row)
+        for row in await tx.fetch("events_by_ids", tx.array(event_ids))
+    }
+    claims = []
+    for webhook_id, rows in leased.items():
+        for row, lease in rows:
+            delivery = dataclasses.replace(delivery_from_row(row), state=DeliveryState.DELIVERING)
+            claims.append(
+                Claim(
+                    delivery=delivery,
+                    webhook=webhooks[webhook_id],
+                    event=events[row["event_id"]],
+                    attempt=delivery.attempt_count + 1,
+                    lease_expires_at=lease,
+                )
+            )
+    claims.sort(key=lambda c: (c.delivery.next_attempt_at or now, c.delivery.id))
+    return claims
+
+
+async def next_due_at(tx: Tx) -> datetime | None:
+    """When the earliest head of an active webhook falls due (probing webhooks: not
+    before their probe time)."""
+    return moment_or_none(await tx.fetchval("next_due_at"))

@@ -1,0 +1,388 @@
+"""Rows to domain values and back, the same for both engines.
+
+Times are BIGINT microseconds since the Unix epoch (exact and sortable in both engines),
+JSON is orjson text, booleans come back as 0/1 from SQLite and as bool from PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from orderhooks.domain.health import WebhookHealth
+from orderhooks.domain.model import (
+    Agreement,
+    ApiKey,
+    Attempt,
+    AttemptError,
+    AuditEntry,
+    Delivery,
+    DeliveryState,
+    DisabledReason,
+    Event,
+    EventType,
+    OrderState,
+    Ordering,
+    PayloadFormat,
+    Role,
+    SigningSecret,
+    UsageRow,
+    Webhook,
+    WebhookState,
+)
+from orderhooks.store.shared.tx import Row
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_MICROSECOND = timedelta(microseconds=1)
+
+
+def micros(moment: datetime) -> int:
+    """Microseconds since the epoch, exactly (no float rounding)."""
+    return (moment - EPOCH) // ONE_MICROSECOND
+
+
+def micros_or_none(moment: datetime | None) -> int | None:
+    """`micros`, passing None through."""
+    return None if moment is None else micros(moment)
+
+
+def moment(value: int) -> datetime:
+    """The UTC datetime of a microsecond count."""
+    return EPOCH + timedelta(microseconds=value)
+
+
+def moment_or_none(value: int | None) -> datetime | None:
+    """`moment`, passing None through."""
+    return None if value is None else moment(value)
+
+
+def dumps(value: Any) -> str:
+    """JSON text of a value; mappings that are not dicts are copied into one."""
+    return orjson.dumps(value, default=_plain).decode()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, tuple | frozenset | set):
+        return list(value)
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def loads(text: str) -> Any:
+    """The value of JSON text."""
+    return orjson.loads(text)
+
+
+def month_of(when: datetime) -> str:
+    """`YYYY-MM` of a UTC time: the usage month."""
+    return when.astimezone(UTC).strftime("%Y-%m")
+
+
+# ---------------------------------------------------------------- orders and events
+
+
+def order_params(order: OrderState) -> tuple[object, ...]:
+    """The parameters of `upsert_order`."""
+    return (
+        order.order_id,
+        order.account,
+        order.location,
+        order.channel_link,
+        order.channel,
+        order.status,
+        dumps(order.document),
+        order.body_hash,
+        None if order.courier is None else dumps(order.courier),
+        order.next_sequence,
+        order.max_flow_status,
+        micros(order.created_at),
+        micros(order.updated_at),
+    )
+
+
+def order_from_row(row: Row) -> OrderState:
+    """An OrderState from an `orders` row."""
+    courier = row["courier"]
+    return OrderState(
+        order_id=row["order_id"],
+        account=row["account"],
+        location=row["location"],
+        channel_link=row["channel_link"],
+        channel=row["channel"],
+        status=row["status"],
+        document=loads(row["document"]),
+        body_hash=row["body_hash"],
+        courier=None if courier is None else loads(courier),
+        next_sequence=row["next_sequence"],
+        max_flow_status=row["max_flow_status"],
+        created_at=moment(row["created_at"]),
+        updated_at=moment(row["updated_at"]),
+    )
+
+
+def event_params(event: Event) -> tuple[object, ...]:
+    """The parameters of `insert_event`."""
+    return (
+        event.id,
+        str(event.type),
+        event.order_id,
+        event.account,
+        event.location,
+        event.channel_link,
+        event.channel,
+        event.sequence,
+        micros(event.created_at),
+        dumps(event.data),
+        event.status,
+        event.test,
+    )
+
+
+def event_from_row(row: Row) -> Event:
+    """An Event from an `events` row."""
+    return Event(
+        id=row["id"],
+        type=EventType(row["type"]),
+        order_id=row["order_id"],
+        account=row["account"],
+        location=row["location"],
+        channel_link=row["channel_link"],
+        channel=row["channel"],
+        sequence=row["sequence"],
+        created_at=moment(row["created_at"]),
+        data=loads(row["data"]),
+        status=row["status"],
+        test=bool(row["test"]),
+    )
+
+
+# ---------------------------------------------------------------- webhooks
+
+
+def webhook_params(webhook: Webhook) -> tuple[object, ...]:
+    """The parameters of `insert_webhook` and `update_webhook` (id first)."""
+    secrets = [
+        {"secret": s.secret, "expires_at": micros_or_none(s.expires_at)} for s in webhook.secrets
+    ]
+    schedule = webhook.retry_schedule
+    return (
+        webhook.id,
+        webhook.url,
+        webhook.description,
+        dumps(list(webhook.accounts)),
+        dumps([str(t) for t in webhook.event_types]),
+        dumps(secrets),
+        dumps(list(webhook.locations)),
+        dumps(list(webhook.channel_links)),
+        dumps(list(webhook.channels)),
+        webhook.new_order_trigger,
+        dumps(list(webhook.status_filter)),
+        dumps(list(webhook.courier_status_filter)),
+        str(webhook.payload_format),
+        dumps(dict(webhook.headers)),
+        webhook.timeout_seconds,
+        None if schedule is None else dumps(list(schedule)),
+        webhook.max_concurrency,
+        webhook.rate_limit_per_second,
+        str(webhook.ordering),
+        str(webhook.state),
+        None if webhook.disabled_reason is None else str(webhook.disabled_reason),
+        micros_or_none(webhook.disabled_at),
+        micros(webhook.created_at),
+        micros(webhook.updated_at),
+    )
+
+
+def webhook_from_row(row: Row) -> Webhook:
+    """A Webhook from a `webhooks` row."""
+    schedule = row["retry_schedule"]
+    reason = row["disabled_reason"]
+    return Webhook(
+        id=row["id"],
+        url=row["url"],
+        description=row["description"],
+        accounts=tuple(loads(row["accounts"])),
+        event_types=tuple(EventType(t) for t in loads(row["event_types"])),
+        secrets=tuple(
+            SigningSecret(s["secret"], moment_or_none(s["expires_at"]))
+            for s in loads(row["secrets"])
+        ),
+        locations=tuple(loads(row["locations"])),
+        channel_links=tuple(loads(row["channel_links"])),
+        channels=tuple(loads(row["channels"])),
+        new_order_trigger=row["new_order_trigger"],
+        status_filter=tuple(loads(row["status_filter"])),
+        courier_status_filter=tuple(loads(row["courier_status_filter"])),
+        payload_format=PayloadFormat(row["payload_format"]),
+        headers=loads(row["headers"]),
+        timeout_seconds=row["timeout_seconds"],
+        retry_schedule=None if schedule is None else tuple(loads(schedule)),
+        max_concurrency=row["max_concurrency"],
+        rate_limit_per_second=row["rate_limit_per_second"],
+        ordering=Ordering(row["ordering"]),
+        state=WebhookState(row["state"]),
+        disabled_reason=None if reason is None else DisabledReason(reason),
+        disabled_at=moment_or_none(row["disabled_at"]),
+        created_at=moment(row["created_at"]),
+        updated_at=moment(row["updated_at"]),
+    )
+
+
+def health_from_row(row: Row) -> WebhookHealth:
+    """A WebhookHealth from a `webhook_runtime` row."""
+    return WebhookHealth(
+        consecutive_failures=row["consecutive_failures"],
+        failing_since=moment_or_none(row["failing_since"]),
+        last_success_at=moment_or_none(row["last_success_at"]),
+        last_failure_at=moment_or_none(row["last_failure_at"]),
+        probing=bool(row["probing"]),
+        probe_at=moment_or_none(row["probe_at"]),
+    )
+
+
+def health_params(webhook_id: str, health: WebhookHealth) -> tuple[object, ...]:
+    """The parameters of `update_health`."""
+    return (
+        webhook_id,
+        health.consecutive_failures,
+        micros_or_none(health.failing_since),
+        micros_or_none(health.last_success_at),
+        micros_or_none(health.last_failure_at),
+        health.probing,
+        micros_or_none(health.probe_at),
+    )
+
+
+# ---------------------------------------------------------------- deliveries
+
+
+def delivery_from_row(row: Row) -> Delivery:
+    """A Delivery from a `deliveries` row."""
+    return Delivery(
+        id=row["id"],
+        webhook_id=row["webhook_id"],
+        event_id=row["event_id"],
+        event_type=EventType(row["event_type"]),
+        order_id=row["order_id"],
+        account=row["account"],
+        sequence=row["sequence"],
+        state=DeliveryState(row["state"]),
+        replay=bool(row["replay"]),
+        test=bool(row["test"]),
+        created_at=moment(row["created_at"]),
+        next_attempt_at=moment_or_none(row["next_attempt_at"]),
+        delivered_at=moment_or_none(row["delivered_at"]),
+        attempt_count=row["attempt_count"],
+        schedule_position=row["schedule_position"],
+    )
+
+
+def new_delivery_params(
+    delivery_id: str,
+    webhook_id: str,
+    event: Event,
+    *,
+    replay: bool,
+    ready: bool,
+    now: datetime,
+) -> tuple[object, ...]:
+    """The parameters of `insert_delivery`: a pending delivery due at `now`."""
+    created = micros(now)
+    return (
+        delivery_id,
+        webhook_id,
+        event.id,
+        str(event.type),
+        event.order_id,
+        event.account,
+        event.sequence,
+        replay,
+        event.test,
+        ready,
+        created,
+        created,
+    )
+
+
+def attempt_params(attempt: Attempt, webhook_id: str) -> tuple[object, ...]:
+    """The parameters of `insert_attempt`."""
+    return (
+        attempt.delivery_id,
+        attempt.attempt,
+        webhook_id,
+        micros(attempt.started_at),
+        attempt.duration_ms,
+        attempt.status_code,
+        attempt.response_body,
+        None if attempt.error is None else str(attempt.error),
+    )
+
+
+def attempt_from_row(row: Row) -> Attempt:
+    """An Attempt from an `attempts` row."""
+    error = row["error"]
+    return Attempt(
+        delivery_id=row["delivery_id"],
+        attempt=row["attempt"],
+        started_at=moment(row["started_at"]),
+        duration_ms=row["duration_ms"],
+        status_code=row["status_code"],
+        response_body=row["response_body"],
+        error=None if error is None else AttemptError(error),
+    )
+
+
+# ---------------------------------------------------------------- accounts, keys, audit
+
+
+def agreement_from_row(row: Row) -> Agreement:
+    """An Agreement from an `agreements` row."""
+    prices = loads(row["per_thousand"])
+    return Agreement(
+        account=row["account"],
+        signed_by=row["signed_by"],
+        signed_at=moment(row["signed_at"]),
+        currency=row["currency"],
+        per_thousand={EventType(k): int(v) for k, v in prices.items()},
+    )
+
+
+def usage_from_row(row: Row) -> UsageRow:
+    """A UsageRow from a `usage` row."""
+    return UsageRow(
+        account=row["account"],
+        month=row["month"],
+        event_type=EventType(row["event_type"]),
+        delivered=row["delivered"],
+        replayed=row["replayed"],
+    )
+
+
+def key_from_row(row: Row) -> ApiKey:
+    """An ApiKey from an `api_keys` row."""
+    return ApiKey(
+        id=row["id"],
+        role=Role(row["role"]),
+        accounts=tuple(loads(row["accounts"])),
+        name=row["name"],
+        key_hash=row["key_hash"],
+        created_at=moment(row["created_at"]),
+        revoked_at=moment_or_none(row["revoked_at"]),
+    )
+
+
+def audit_from_row(row: Row) -> AuditEntry:
+    """An AuditEntry from an `audit` row."""
+    return AuditEntry(
+        id=row["id"],
+        at=moment(row["at"]),
+        actor=row["actor"],
+        action=row["action"],
+        target_type=row["target_type"],
+        target_id=row["target_id"],
+        details=loads(row["details"]),
+    )

@@ -1,0 +1,45 @@
+"""Per-order queue heads: which pending deliveries the claim may take.
+
+A (webhook, order) queue is the webhook's pending and delivering deliveries of one
+order. Under `ordering: per_order` only its head (lowest sequence) may be sent; the
+`ready` column marks heads so that the claim never searches. Every transaction that
+changes a queue refreshes it, holding the order's lock (`lock_orders` on PostgreSQL;
+SQLite has one writer), so that two transactions never both miss a new head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from orderhooks.domain.model import Ordering, Webhook
+from orderhooks.store.shared.tx import Tx
+
+Queue = tuple[str, str]  # (webhook id, order id)
+LOCK_CHUNK = 1000  # order ids locked per statement; chunks go in sorted order
+
+
+def ordered_queues(queues: Iterable[Queue], webhooks: Mapping[str, Webhook]) -> list[Queue]:
+    """The queues whose webhook is live and keeps per-order order, sorted (a lock order)."""
+    return sorted(
+        {
+            queue
+            for queue in queues
+            if (webhook := webhooks.get(queue[0])) is not None
+            and webhook.ordering == Ordering.PER_ORDER
+        }
+    )
+
+
+async def lock_orders(tx: Tx, order_ids: Iterable[str]) -> None:
+    """Lock the orders' rows in sorted order (PostgreSQL; a plain read on SQLite)."""
+    ordered = sorted(set(order_ids))
+    for start in range(0, len(ordered), LOCK_CHUNK):
+        await tx.fetch("lock_orders", tx.array(ordered[start : start + LOCK_CHUNK]))
+
+
+async def refresh_heads(tx: Tx, queues: Iterable[Queue], webhooks: Mapping[str, Webhook]) -> None:
+    """Set `ready` on the heads of the queues, and clear it on the rest (per-order
+    webhooks only: under `ordering: none` every delivery is ready)."""
+    rows = ordered_queues(queues, webhooks)
+    if rows:
+        await tx.executemany("refresh_heads", rows)

@@ -1,0 +1,135 @@
+"""Writing an ingest: load the orders, let the pure planners decide, write the plans."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from orderhooks.domain import ingest as planner
+from orderhooks.domain.ids import IdFactory
+from orderhooks.domain.model import OrderState, Ordering, Webhook
+from orderhooks.store.base import (
+    CourierItem,
+    IngestItem,
+    IngestResult,
+    NewOrderItem,
+    StatusItem,
+    UnknownOrder,
+)
+from orderhooks.store.shared.codec import (
+    event_params,
+    new_delivery_params,
+    order_from_row,
+    order_params,
+)
+from orderhooks.store.shared.heads import Queue
+from orderhooks.store.shared.tx import Tx
+
+
+def item_order_id(item: IngestItem) -> str:
+    """The order an ingest item is about."""
+    if isinstance(item, NewOrderItem):
+        return str(item.document["_id"])
+    return item.order_id
+
+
+@dataclass
+class _Writes:
+    """What one ingest transaction writes, gathered so each table gets one batch."""
+
+    inserted_orders: dict[str, OrderState] = field(default_factory=dict)
+    updated_orders: dict[str, OrderState] = field(default_factory=dict)
+    events: list[tuple[object, ...]] = field(default_factory=list)
+    deliveries: list[tuple[object, ...]] = field(default_factory=list)
+
+
+def _plan(
+    item: IngestItem,
+    index: int,
+    current: OrderState | None,
+    webhooks: Sequence[Webhook],
+    now: datetime,
+    new_id: IdFactory,
+) -> planner.IngestPlan:
+    if isinstance(item, NewOrderItem):
+        return planner.plan_new_order(
+            current, item.document, item.body_hash, webhooks, now, new_id
+        )
+    if current is None:
+        raise UnknownOrder(item.order_id, index)
+    if isinstance(item, StatusItem):
+        return planner.plan_status_update(current, item.update, webhooks, now, new_id)
+    assert isinstance(item, CourierItem)
+    return planner.plan_courier_update(current, item.update, webhooks, now, new_id)
+
+
+async def _busy_queues(tx: Tx, order_ids: Sequence[str]) -> set[Queue]:
+    """The (webhook, order) queues of these orders that already hold a pending or
+    delivering delivery: a new delivery there waits behind it."""
+    if not order_ids:
+        return set()
+    rows = await tx.fetch("busy_queues", tx.array(order_ids))
+    return {(row["webhook_id"], row["order_id"]) for row in rows}
+
+
+async def ingest(
+    tx: Tx,
+    items: Sequence[IngestItem],
+    now: datetime,
+    active: Sequence[Webhook],
+    new_id: IdFactory,
+) -> list[IngestResult]:
+    """Apply the items in order; raises UnknownOrder (the engine rolls back) when an update
+    names an order that neither the store nor an earlier item knows."""
+    order_ids = [item_order_id(item) for item in items]
+    # Locks the known orders' rows (PostgreSQL) so concurrent ingests of one order queue.
+    rows = await tx.fetch("orders_for_ingest", tx.array(sorted(set(order_ids))))
+    states: dict[str, OrderState | None] = {row["order_id"]: order_from_row(row) for row in rows}
+    known = sorted(states)
+    busy = await _busy_queues(tx, known)
+    ordering = {w.id: w.ordering for w in active}
+    writes = _Writes()
+    results: list[IngestResult] = []
+    for index, (item, order_id) in enumerate(zip(items, order_ids, strict=True)):
+        current = states.get(order_id)
+        plan = _plan(item, index, current, active, now, new_id)
+        results.append(
+            IngestResult(
+                order_id=order_id,
+                event_ids=tuple(event.id for event in plan.events),
+                repeat=plan.repeat,
+                created=plan.created,
+            )
+        )
+        if plan.repeat:
+            continue
+        states[order_id] = plan.order
+        target = writes.updated_orders if order_id in known else writes.inserted_orders
+        target[order_id] = plan.order
+        writes.events.extend(event_params(event) for event in plan.events)
+        for delivery in plan.deliveries:
+            queue = (delivery.webhook_id, order_id)
+            ready = ordering.get(delivery.webhook_id) == Ordering.NONE or queue not in busy
+            busy.add(queue)
+            writes.deliveries.append(
+                new_delivery_params(
+                    delivery.id,
+                    delivery.webhook_id,
+                    delivery.event,
+                    replay=delivery.replay,
+                    ready=ready,
+                    now=now,
+                )
+            )
+    await _write(tx, writes)
+    return results
+
+
+async def _write(tx: Tx, writes: _Writes) -> None:
+    # A plain insert for new orders: on PostgreSQL a concurrent ingest of the same new
+    # order then fails on the primary key and is retried, instead of overwriting.
+    await tx.executemany("insert_order", [order_params(o) for o in writes.inserted_orders.values()])
+    await tx.executemany("update_order", [order_params(o) for o in writes.updated_orders.values()])
+    await tx.executemany("insert_event", writes.events)
+    await tx.executemany("insert_delivery", writes.deliveries)

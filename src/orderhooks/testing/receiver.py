@@ -1,0 +1,505 @@
+"""A programmable webhook receiver on 127.0.0.1, for end-to-end and fault tests.
+
+The receiver runs an aiohttp server on its own event loop in a daemon thread, so that
+what it measures (arrival times, requests in flight) does not depend on what the test's
+own loop is doing. It records every request and answers according to a `Behaviour`
+that tests change at runtime::
+
+    async with Receiver() as rx:
+        rx.fail_first(2, per_delivery=True)
+        ...  # create a webhook pointing at rx.url, ingest an order
+        await rx.wait_for(lambda: len(rx.accepted()) == 1, timeout=10)
+        rx.verify_all(secret)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import random
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from types import TracebackType
+from typing import Any
+
+import orjson
+from aiohttp import web
+from standardwebhooks.webhooks import Webhook as StandardWebhook
+
+LOOPBACK = "127.0.0.1"
+DEFAULT_PATH = "/hook"
+REDIRECT_TARGET_PATH = "/redirected"
+POLL_INTERVAL_SECONDS = 0.02
+SHUTDOWN_TIMEOUT_SECONDS = 1.0
+START_TIMEOUT_SECONDS = 10.0
+HEX_SIGNATURE_HEADER = "x-server-authorization-hmac-sha256"
+
+
+class ReplyKind(StrEnum):
+    """How the receiver answers one request."""
+
+    STATUS = "status"  # an HTTP answer with a status code
+    BLACK_HOLE = "black_hole"  # accept the request, never answer
+    RESET = "reset"  # close the connection abruptly (TCP RST)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One answer: a status with headers and body, a black hole or a connection reset."""
+
+    kind: ReplyKind = ReplyKind.STATUS
+    status: int = 200
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    def describe(self) -> str:
+        """A short label recorded with each request (`200`, `black_hole`, `reset`)."""
+        return str(self.status) if self.kind is ReplyKind.STATUS else self.kind.value
+
+
+@dataclass(frozen=True, slots=True)
+class Behaviour:
+    """What the receiver does with the next requests; replaced as a whole at runtime."""
+
+    reply: Reply = field(default_factory=Reply)
+    delay_seconds: float = 0.0
+    fail_first: int = 0
+    fail_first_per_delivery: bool = False
+    failure: Reply = field(default_factory=lambda: Reply(status=500))
+    failure_probability: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedRequest:
+    """One request as it arrived, and what the receiver decided to answer."""
+
+    index: int
+    arrived_monotonic: float
+    arrived_wall: float
+    method: str
+    path: str
+    headers: Mapping[str, str]  # names in lower case
+    body: bytes
+    json: Any  # the parsed body, None when it is not JSON
+    reply: str  # Reply.describe() of the answer chosen
+    abandoned: bool = False  # the client hung up before the (delayed) answer was sent
+
+    @property
+    def webhook_id(self) -> str | None:
+        """The `webhook-id` header (the event id)."""
+        return self.headers.get("webhook-id")
+
+    @property
+    def delivery_id(self) -> str | None:
+        """The `orderhooks-delivery-id` header."""
+        return self.headers.get("orderhooks-delivery-id")
+
+    @property
+    def attempt(self) -> int | None:
+        """The `orderhooks-attempt` header as an integer."""
+        raw = self.headers.get("orderhooks-attempt")
+        return int(raw) if raw is not None and raw.isdigit() else None
+
+    @property
+    def accepted(self) -> bool:
+        """Whether the receiver answered 2xx to a client still waiting for it."""
+        return not self.abandoned and self.reply.isdigit() and 200 <= int(self.reply) < 300
+
+
+def secret_key(secret: str) -> bytes:
+    """The HMAC key of a `whsec_` secret: the base64-decoded part after the prefix."""
+    return base64.b64decode(secret.removeprefix("whsec_"))
+
+
+def hex_signature(secret: str, body: bytes) -> str:
+    """The expected `x-server-authorization-hmac-sha256` value for `body`."""
+    return hmac.new(secret_key(secret), body, hashlib.sha256).hexdigest()
+
+
+def signature_problem(
+    request: ReceivedRequest, secret: str, hex_secret: str | None = None
+) -> str | None:
+    """Why `request` fails verification with `secret`, or None when it passes.
+
+    Checks the Standard Webhooks signature with the `standardwebhooks` package, and the
+    hex header against `hex_secret` (default: `secret`).
+    """
+    try:
+        StandardWebhook(secret).verify(request.body, dict(request.headers))
+    except Exception as exc:  # the package raises several unrelated exception types
+        return f"standardwebhooks: {exc}"
+    expected = hex_signature(hex_secret or secret, request.body)
+    got = request.headers.get(HEX_SIGNATURE_HEADER)
+    if got is None or not hmac.compare_digest(expected, got):
+        return f"{HEX_SIGNATURE_HEADER}: expected {expected}, got {got}"
+    return None
+
+
+def _parse_json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+
+
+class Receiver:
+    """A recording HTTP receiver with behaviours settable at runtime (see module doc)."""
+
+    def __init__(self, *, port: int = 0, seed: int = 0) -> None:
+        self._requested_port = port
+        self._lock = threading.Lock()
+        self._behaviour = Behaviour()
+        self._rng = random.Random(seed)
+        self._failures_so_far = 0
+        self._failures_per_delivery: dict[str, int] = {}
+        self._requests: list[ReceivedRequest] = []
+        self._abandoned: set[int] = set()  # indexes of requests the client hung up on
+        self._in_flight = 0
+        self._max_in_flight = 0
+        self._closing = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> Receiver:
+        """Start listening (on the same port as before after a `stop`)."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((LOOPBACK, self.port or self._requested_port))
+        sock.listen(512)
+        self.port = sock.getsockname()[1]
+        self._closing = False
+        started = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._serve, args=(self._loop, sock, started), name="receiver", daemon=True
+        )
+        self._thread.start()
+        if not started.wait(START_TIMEOUT_SECONDS):
+            raise RuntimeError("the receiver did not start")
+        return self
+
+    def stop(self) -> None:
+        """Stop listening; what was recorded is kept. Connections are refused until `start`."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        # Black-hole and slow handlers poll this flag, so shutdown does not wait for them.
+        self._closing = True
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(START_TIMEOUT_SECONDS)
+        self._loop = self._thread = None
+
+    def _serve(
+        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, started: threading.Event
+    ) -> None:
+        asyncio.set_event_loop(loop)
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS, access_log=None)
+        loop.run_until_complete(runner.setup())
+        loop.run_until_complete(web.SockSite(runner, sock).start())
+        started.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(runner.cleanup())
+            loop.close()
+
+    def __enter__(self) -> Receiver:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Receiver:
+        return self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await asyncio.to_thread(self.stop)
+
+    @property
+    def url(self) -> str:
+        """The URL a webhook should post to."""
+        return self.url_for(DEFAULT_PATH)
+
+    def url_for(self, path: str) -> str:
+        """A URL on this receiver with another path."""
+        return f"http://{LOOPBACK}:{self.port}{path}"
+
+    # ------------------------------------------------------------ behaviours
+
+    def set_behaviour(self, behaviour: Behaviour) -> None:
+        """Replace the whole behaviour and reset the failure counters."""
+        with self._lock:
+            self._behaviour = behaviour
+            self._failures_so_far = 0
+            self._failures_per_delivery.clear()
+
+    def _update(self, **changes: Any) -> None:
+        with self._lock:
+            self._behaviour = replace(self._behaviour, **changes)
+
+    def healthy(self) -> None:
+        """Back to the default: answer 200 at once."""
+        self.set_behaviour(Behaviour())
+
+    def answer(
+        self, status: int = 200, *, headers: Mapping[str, str] | None = None, body: bytes = b""
+    ) -> None:
+        """Answer every request with `status` (and headers, body)."""
+        self._update(reply=Reply(ReplyKind.STATUS, status, dict(headers or {}), body))
+
+    def gone(self) -> None:
+        """Answer 410 Gone."""
+        self.answer(410)
+
+    def throttle(self, status: int = 429, retry_after: str = "1") -> None:
+        """Answer 429 or 503 with a `Retry-After` header."""
+        self.answer(status, headers={"Retry-After": retry_after})
+
+    def black_hole(self) -> None:
+        """Accept requests and never answer them."""
+        self._update(reply=Reply(ReplyKind.BLACK_HOLE))
+
+    def reset_connections(self) -> None:
+        """Read each request, then close its connection abruptly."""
+        self._update(reply=Reply(ReplyKind.RESET))
+
+    def redirect(self, status: int = 302, location: str | None = None) -> None:
+        """Answer with a redirect (to `/redirected` on this receiver unless told)."""
+        target = location or self.url_for(REDIRECT_TARGET_PATH)
+        self.answer(status, headers={"Location": target})
+
+    def slow(self, seconds: float) -> None:
+        """Wait `seconds` before answering (0: answer at once)."""
+        self._update(delay_seconds=seconds)
+
+    def fail_first(
+        self,
+        count: int,
+        *,
+        per_delivery: bool = False,
+        status: int = 500,
+        headers: Mapping[str, str] | None = None,
+        failure: Reply | None = None,
+    ) -> None:
+        """Fail the next `count` requests (globally, or of each delivery id) with `status`."""
+        with self._lock:
+            self._behaviour = replace(
+                self._behaviour,
+                fail_first=count,
+                fail_first_per_delivery=per_delivery,
+                failure=failure or Reply(ReplyKind.STATUS, status, dict(headers or {})),
+            )
+            self._failures_so_far = 0
+            self._failures_per_delivery.clear()
+
+    def fail_randomly(self, probability: float, *, seed: int = 0, status: int = 500) -> None:
+        """Fail each request with `probability`, reproducibly from `seed`."""
+        with self._lock:
+            self._rng = random.Random(seed)
+            self._behaviour = replace(
+                self._behaviour,
+                failure_probability=probability,
+                failure=Reply(ReplyKind.STATUS, status),
+            )
+
+    def _choose_reply(self, delivery_id: str | None) -> tuple[Reply, float]:
+        with self._lock:
+            b = self._behaviour
+            if b.fail_first_per_delivery and delivery_id is not None:
+                failed = self._failures_per_delivery.get(delivery_id, 0)
+                if failed < b.fail_first:
+                    self._failures_per_delivery[delivery_id] = failed + 1
+                    return b.failure, b.delay_seconds
+            elif not b.fail_first_per_delivery and self._failures_so_far < b.fail_first:
+                self._failures_so_far += 1
+                return b.failure, b.delay_seconds
+            if b.failure_probability > 0 and self._rng.random() < b.failure_probability:
+                return b.failure, b.delay_seconds
+            return b.reply, b.delay_seconds
+
+    # ------------------------------------------------------------ serving
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        reply, delay = self._choose_reply(headers.get("orderhooks-delivery-id"))
+        with self._lock:
+            recorded = ReceivedRequest(
+                index=len(self._requests),
+                arrived_monotonic=time.monotonic(),
+                arrived_wall=time.time(),
+                method=request.method,
+                path=request.path,
+                headers=headers,
+                body=body,
+                json=_parse_json(body),
+                reply=reply.describe(),
+            )
+            self._requests.append(recorded)
+            self._in_flight += 1
+            self._max_in_flight = max(self._max_in_flight, self._in_flight)
+        try:
+            return await self._answer(request, recorded.index, reply, delay)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    async def _answer(
+        self, request: web.Request, index: int, reply: Reply, delay: float
+    ) -> web.StreamResponse:
+        connected = True
+        if delay > 0:
+            connected = await self._wait_while_connected(request, delay)
+        if reply.kind is ReplyKind.BLACK_HOLE:
+            connected = await self._wait_while_connected(request, float("inf"))
+        elif reply.kind is ReplyKind.RESET:
+            _reset(request)
+        if not connected:
+            with self._lock:
+                self._abandoned.add(index)
+        return web.Response(status=reply.status, headers=dict(reply.headers), body=reply.body)
+
+    async def _wait_while_connected(self, request: web.Request, seconds: float) -> bool:
+        """Sleep up to `seconds`; False as soon as the client hangs up (or we stop)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            transport = request.transport
+            if self._closing or transport is None or transport.is_closing():
+                return False
+            await asyncio.sleep(min(POLL_INTERVAL_SECONDS, max(0.0, deadline - time.monotonic())))
+        return True
+
+    # ------------------------------------------------------------ observations
+
+    @property
+    def requests(self) -> list[ReceivedRequest]:
+        """Every request so far, in arrival order (a copy)."""
+        with self._lock:
+            return [
+                replace(r, abandoned=True) if r.index in self._abandoned else r
+                for r in self._requests
+            ]
+
+    @property
+    def in_flight(self) -> int:
+        """Requests being answered right now (or held in a black hole)."""
+        with self._lock:
+            return self._in_flight
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most requests observed in flight at once."""
+        with self._lock:
+            return self._max_in_flight
+
+    def reset_max_in_flight(self) -> None:
+        """Start measuring the maximum in flight again from now."""
+        with self._lock:
+            self._max_in_flight = self._in_flight
+
+    def abandoned(self) -> list[ReceivedRequest]:
+        """Requests whose client hung up before the (delayed) answer was sent."""
+        return [r for r in self.requests if r.abandoned]
+
+    def accepted(self, path: str | None = None) -> list[ReceivedRequest]:
+        """Requests answered 2xx, in arrival order."""
+        return [r for r in self.requests if r.accepted and (path is None or r.path == path)]
+
+    def events(self, *, accepted_only: bool = False, path: str | None = None) -> list[Any]:
+        """Parsed bodies in arrival order (of every request, or of those answered 2xx)."""
+        return [
+            r.json
+            for r in self.requests
+            if (r.accepted or not accepted_only) and (path is None or r.path == path)
+        ]
+
+    def delivered_ids(self) -> set[str]:
+        """The `webhook-id`s answered 2xx at least once."""
+        return {r.webhook_id for r in self.accepted() if r.webhook_id is not None}
+
+    def verify_all(self, secret: str, *, hex_secret: str | None = None) -> int:
+        """Check every request's signatures (see `signature_problem`); the number checked."""
+        requests = self.requests
+        problems = [
+            f"request {r.index} ({r.webhook_id}): {problem}"
+            for r in requests
+            if (problem := signature_problem(r, secret, hex_secret)) is not None
+        ]
+        assert not problems, "signature verification failed:\n" + "\n".join(problems)
+        return len(requests)
+
+    async def wait_for(
+        self,
+        predicate: Callable[[], bool],
+        # A deadline argument reads better in tests than an asyncio.timeout block per wait.
+        timeout: float = 10.0,  # noqa: ASYNC109
+        what: str = "",
+    ) -> None:
+        """Wait until `predicate()` holds; AssertionError after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"timed out after {timeout} s waiting for {what or predicate!r}; "
+                    f"{len(self.requests)} requests received"
+                )
+            await asyncio.sleep(POLL_INTERVAL_SECONDS)
+
+    def wait_for_sync(
+        self, predicate: Callable[[], bool], timeout: float = 10.0, what: str = ""
+    ) -> None:
+        """`wait_for` for code without an event loop."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"timed out after {timeout} s waiting for {what or predicate!r}; "
+                    f"{len(self.requests)} requests received"
+                )
+            time.sleep(POLL_INTERVAL_SECONDS)
+
+    async def wait_for_delivered(
+        self,
+        webhook_ids: set[str],
+        timeout: float = 10.0,  # noqa: ASYNC109 - as in wait_for
+    ) -> None:
+        """Wait until every id in `webhook_ids` has been answered 2xx."""
+        await self.wait_for(
+            lambda: webhook_ids <= self.delivered_ids(),
+            timeout,
+            f"{len(webhook_ids)} events delivered",
+        )
+
+
+def _reset(request: web.Request) -> None:
+    """Abort the connection with a TCP RST (SO_LINGER 0), as a crashing peer would."""
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()

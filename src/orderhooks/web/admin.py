@@ -1,0 +1,164 @@
+"""Operator endpoints (PRODUCT 5, 6, 7): API keys, agreements and the audit trail.
+
+Keys are shown once, in the answer to create, and never again: lists, the audit trail
+and error answers carry ids only.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response
+
+from orderhooks.domain.apikeys import generate_api_key, hash_api_key
+from orderhooks.domain.ids import new_id
+from orderhooks.domain.model import ALL_ACCOUNTS, Agreement, ApiKey
+from orderhooks.exceptions import FieldProblem, NotFound, ValidationError
+from orderhooks.web.auth import AdminCaller, PartnerCaller
+from orderhooks.web.bodies import read_json
+from orderhooks.web.common import Cursor, Limit, record_audit
+from orderhooks.web.context import get_context
+from orderhooks.web.openapi import AUTH_ERRORS, BODY_ERRORS, answers, json_body
+from orderhooks.web.responses import OrjsonResponse
+from orderhooks.web.schemas import AgreementBody, KeyCreate, validate_body
+from orderhooks.web.shapes import AgreementOut, AuditPage, KeyCreated, KeyPage
+from orderhooks.web.views import agreement_json, audit_json, key_json, page_json
+
+router = APIRouter()
+
+AccountPath = Annotated[str, Path(min_length=1, max_length=128)]
+
+
+@router.post(
+    "/v1/keys",
+    tags=["keys"],
+    summary="Create an API key",
+    status_code=201,
+    response_class=OrjsonResponse,
+    responses=answers(
+        201, KeyCreated, "Created; the key is shown this once", *AUTH_ERRORS, *BODY_ERRORS
+    ),
+    openapi_extra=json_body(KeyCreate),
+)
+async def create_key(request: Request, caller: AdminCaller) -> OrjsonResponse:
+    """A new key; only its hash is stored, the plaintext is in this answer only."""
+    ctx = get_context(request)
+    spec = validate_body(KeyCreate, await read_json(request, ctx.settings.max_body_bytes))
+    plaintext = generate_api_key()
+    key = ApiKey(
+        id=new_id("key"),
+        role=spec.role,
+        accounts=tuple(spec.accounts),
+        name=spec.name,
+        key_hash=hash_api_key(plaintext),
+        created_at=ctx.now(),
+    )
+    stored = await ctx.store.create_key(key)
+    details = {"role": stored.role.value, "accounts": list(stored.accounts), "name": stored.name}
+    await record_audit(ctx, caller, "key.created", ("key", stored.id), details)
+    return OrjsonResponse({**key_json(stored), "key": plaintext}, status_code=201)
+
+
+@router.get(
+    "/v1/keys",
+    tags=["keys"],
+    summary="List API keys",
+    response_class=OrjsonResponse,
+    responses=answers(
+        200, KeyPage, "A page of keys (revoked ones marked), oldest first", *AUTH_ERRORS
+    ),
+)
+async def list_keys(
+    request: Request, caller: AdminCaller, limit: Limit = 50, cursor: Cursor = None
+) -> OrjsonResponse:
+    """Every key, without its plaintext or hash."""
+    ctx = get_context(request)
+    return OrjsonResponse(page_json(await ctx.store.list_keys(limit, cursor), key_json))
+
+
+@router.delete(
+    "/v1/keys/{keyId}",
+    tags=["keys"],
+    summary="Revoke an API key",
+    status_code=204,
+    response_class=Response,
+    responses=answers(204, None, "Revoked: the key is refused from now on", 404, *AUTH_ERRORS),
+)
+async def revoke_key(request: Request, keyId: str, caller: AdminCaller) -> Response:
+    """Revoke a key; this process refuses it at once (others within seconds)."""
+    ctx = get_context(request)
+    await ctx.store.revoke_key(keyId, ctx.now())
+    ctx.keys.forget(keyId)
+    await record_audit(ctx, caller, "key.revoked", ("key", keyId))
+    return Response(status_code=204)
+
+
+@router.put(
+    "/v1/accounts/{account}/agreement",
+    tags=["agreements"],
+    summary="Record an account's agreement",
+    response_class=OrjsonResponse,
+    responses=answers(
+        200,
+        AgreementOut,
+        "Recorded; the account's webhooks become active",
+        *AUTH_ERRORS,
+        *BODY_ERRORS,
+    ),
+    openapi_extra=json_body(AgreementBody),
+)
+async def put_agreement(
+    request: Request, account: AccountPath, caller: AdminCaller
+) -> OrjsonResponse:
+    """Record who signed, when, and the prices; awaiting webhooks become active."""
+    ctx = get_context(request)
+    body = await read_json(request, ctx.settings.max_body_bytes)
+    if account == ALL_ACCOUNTS:
+        raise ValidationError([FieldProblem("account", '"*" is not an account')])
+    spec = validate_body(AgreementBody, body)
+    agreement = Agreement(
+        account=account,
+        signed_by=spec.signed_by,
+        signed_at=spec.signed_at,
+        currency=spec.pricing.currency,
+        per_thousand=spec.pricing.per_thousand.by_type(),
+    )
+    stored = await ctx.store.put_agreement(agreement, ctx.now())
+    details = {"signedBy": stored.signed_by, "currency": stored.currency}
+    await record_audit(ctx, caller, "agreement.recorded", ("account", account), details)
+    return OrjsonResponse(agreement_json(stored))
+
+
+@router.get(
+    "/v1/accounts/{account}/agreement",
+    tags=["agreements"],
+    summary="Read an account's agreement",
+    response_class=OrjsonResponse,
+    responses=answers(200, AgreementOut, "The agreement", 404, *AUTH_ERRORS),
+)
+async def get_agreement(
+    request: Request, account: AccountPath, caller: PartnerCaller
+) -> OrjsonResponse:
+    """The account's agreement; 404 when none is recorded or the account is not the caller's."""
+    ctx = get_context(request)
+    agreement = None
+    if caller.scope.allows(account):
+        agreement = await ctx.store.get_agreement(account)
+    if agreement is None:
+        raise NotFound(f"no agreement recorded for account {account!r}")
+    return OrjsonResponse(agreement_json(agreement))
+
+
+@router.get(
+    "/v1/audit",
+    tags=["audit"],
+    summary="The audit trail",
+    response_class=OrjsonResponse,
+    responses=answers(200, AuditPage, "A page of audit entries, newest first", *AUTH_ERRORS),
+)
+async def list_audit(
+    request: Request, caller: AdminCaller, limit: Limit = 50, cursor: Cursor = None
+) -> OrjsonResponse:
+    """Who created, changed, rotated, enabled, disabled or deleted what, and when."""
+    ctx = get_context(request)
+    return OrjsonResponse(page_json(await ctx.store.list_audit(limit, cursor), audit_json))

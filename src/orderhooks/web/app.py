@@ -1,0 +1,80 @@
+"""The FastAPI application of one orderhooks process.
+
+`create_app` wires the routers, the error mapping and the OpenAPI document; it does not
+open, migrate or close the store, nor start delivery workers: the process runner does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+from fastapi import FastAPI
+
+from orderhooks.config import Settings
+from orderhooks.metrics import Metrics
+from orderhooks.store.base import Store
+from orderhooks.web import admin, ingest, reads, usage, webhook_actions, webhooks
+from orderhooks.web.auth import KeyCache
+from orderhooks.web.context import ApiContext
+from orderhooks.web.dashboard import mount_dashboard
+from orderhooks.web.errors import install_error_handlers
+from orderhooks.web.openapi import install_openapi
+from orderhooks.web.ops import ops_router
+from orderhooks.web.ratelimit import KeyRateLimiter
+from orderhooks.web.responses import OrjsonResponse
+
+ProcessRole = Literal["serve", "api", "worker"]
+
+API_DESCRIPTION = """Webhooks for restaurant order data: ingest orders and their status and
+courier updates, subscribe webhooks, and follow every delivery and what it costs.
+
+Authenticate with `Authorization: Bearer <key>`. Errors are
+`{"error": {"code", "message", "details"}}`. Usage charges the delivered units only;
+replays are counted apart and not charged."""
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("orderhooks")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def create_app(
+    settings: Settings,
+    store: Store,
+    *,
+    role: ProcessRole = "serve",
+    metrics: Metrics | None = None,
+    workers_running: Callable[[], bool] | None = None,
+) -> FastAPI:
+    """The HTTP app: every endpoint of PRODUCT 7 for serve and api, only /healthz, /readyz
+    and /metrics for worker."""
+    is_api = role in ("serve", "api")
+    app = FastAPI(
+        title="orderhooks",
+        version=_version(),
+        description=API_DESCRIPTION,
+        default_response_class=OrjsonResponse,
+        openapi_url="/openapi.json" if is_api else None,
+        docs_url="/docs" if is_api else None,
+        redoc_url=None,
+    )
+    app.state.orderhooks = ApiContext(
+        settings=settings,
+        store=store,
+        metrics=metrics if metrics is not None else Metrics(),
+        keys=KeyCache(store),
+        limiter=KeyRateLimiter(settings.rate_limit_per_key),
+    )
+    install_error_handlers(app)
+    app.include_router(ops_router(role, workers_running))
+    if is_api:
+        for module in (ingest, webhooks, webhook_actions, reads, admin, usage):
+            app.include_router(module.router)
+        install_openapi(app)
+        mount_dashboard(app, settings=settings, store=store)
+    return app

@@ -1,0 +1,72 @@
+"""Small pieces the routers share: list paging, time filters, the audit trail."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Query
+
+from orderhooks.domain.ids import new_id
+from orderhooks.domain.model import AuditEntry
+from orderhooks.exceptions import FieldProblem, ValidationError
+from orderhooks.web.auth import Caller
+from orderhooks.web.context import ApiContext
+from orderhooks.web.schemas import parse_rfc3339
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+MAX_CURSOR_CHARS = 200
+
+Limit = Annotated[
+    int,
+    Query(ge=1, le=MAX_PAGE_SIZE, description=f"Page size, 1-{MAX_PAGE_SIZE}"),
+]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=MAX_CURSOR_CHARS, description="`nextCursor` of the previous page"),
+]
+TimeQuery = Annotated[
+    str | None,
+    Query(description="RFC 3339 timestamp", json_schema_extra={"format": "date-time"}),
+]
+
+
+def query_time(name: str, value: str | None) -> datetime | None:
+    """A timestamp query parameter; 422 naming it when it is not RFC 3339."""
+    if value is None:
+        return None
+    try:
+        return parse_rfc3339(value)
+    except ValueError as exc:
+        raise ValidationError([FieldProblem(name, str(exc))]) from None
+
+
+def time_range(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
+    """`since` and `until` parsed; 422 when `until` is before `since`."""
+    start, end = query_time("since", since), query_time("until", until)
+    if start is not None and end is not None and end < start:
+        raise ValidationError([FieldProblem("until", "must not be before since")])
+    return start, end
+
+
+async def record_audit(
+    ctx: ApiContext,
+    caller: Caller,
+    action: str,
+    target: tuple[str, str],
+    details: Mapping[str, Any] | None = None,
+) -> None:
+    """Append to the audit trail; `details` must never carry a secret or a key."""
+    target_type, target_id = target
+    entry = AuditEntry(
+        id=new_id("aud"),
+        at=ctx.now(),
+        actor=caller.key_id,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        details=dict(details or {}),
+    )
+    await ctx.store.add_audit(entry)

@@ -1,0 +1,46 @@
+"""What every request handler needs, attached once to the app: settings, store, clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from fastapi import Request
+
+from orderhooks.config import Settings
+from orderhooks.metrics import Metrics
+from orderhooks.store.base import Store
+from orderhooks.web.ratelimit import KeyRateLimiter
+
+if TYPE_CHECKING:
+    from orderhooks.web.auth import KeyCache
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiContext:
+    """The collaborators of the HTTP API of one process."""
+
+    settings: Settings
+    store: Store
+    metrics: Metrics
+    keys: KeyCache
+    limiter: KeyRateLimiter
+    clock: Callable[[], datetime] = utc_now
+
+    def now(self) -> datetime:
+        """The current time from this API's clock."""
+        return self.clock()
+
+
+def get_context(request: Request) -> ApiContext:
+    """The ApiContext of the app serving `request`."""
+    ctx = request.app.state.orderhooks
+    assert isinstance(ctx, ApiContext)
+    return ctx

@@ -1,0 +1,77 @@
+"""Delivery pages: a filtered list, and one delivery with its exact payload and attempts."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from orderhooks.domain.envelope import encode_body
+from orderhooks.domain.model import DeliveryState, EventType, PayloadFormat, Webhook
+from orderhooks.exceptions import NotFound
+from orderhooks.store.base import DeliveryFilter, Scope
+from orderhooks.web.dashboard.auth import Viewer
+from orderhooks.web.dashboard.context import Dashboard
+from orderhooks.web.dashboard.formatting import pretty_body
+from orderhooks.web.dashboard.params import enum_param, notice, text_param
+
+DELIVERIES_PER_PAGE = 50
+RETRYABLE_STATES = frozenset({DeliveryState.PENDING, DeliveryState.FAILED})
+
+
+async def list_page(dash: Dashboard, request: Request, viewer: Viewer) -> Response:
+    """GET /ui/deliveries: newest first, filtered by webhook, state, type or order."""
+    flt = DeliveryFilter(
+        scope=viewer.scope,
+        webhook_id=text_param(request, "webhook"),
+        state=enum_param(request, "state", DeliveryState),
+        order_id=text_param(request, "order"),
+        event_type=enum_param(request, "type", EventType),
+    )
+    cursor = text_param(request, "cursor")
+    found = await dash.store.list_deliveries(flt, DELIVERIES_PER_PAGE, cursor)
+    return dash.render(
+        "deliveries.html",
+        viewer=viewer,
+        title="Deliveries",
+        nav="deliveries",
+        deliveries=found.items,
+        flt=flt,
+        states=list(DeliveryState),
+        event_types=list(EventType),
+        cursor=cursor,
+        next_cursor=found.next_cursor,
+    )
+
+
+async def _webhook_of(dash: Dashboard, webhook_id: str) -> Webhook | None:
+    # Read unscoped only to learn the payload format the receiver got; the page links to
+    # the webhook only when the viewer may see it. A deleted webhook is None.
+    try:
+        return await dash.store.get_webhook(webhook_id, Scope())
+    except NotFound:
+        return None
+
+
+async def detail_page(dash: Dashboard, request: Request, viewer: Viewer) -> Response:
+    """GET /ui/deliveries/{id}: the bytes sent and every attempt."""
+    view = await dash.store.get_delivery(request.path_params["delivery_id"], viewer.scope)
+    webhook = await _webhook_of(dash, view.delivery.webhook_id)
+    payload_format = webhook.payload_format if webhook else PayloadFormat.ENVELOPE
+    body = encode_body(view.event, payload_format)
+    return dash.render(
+        "delivery.html",
+        viewer=viewer,
+        title=f"Delivery {view.delivery.id}",
+        nav="deliveries",
+        view=view,
+        delivery=view.delivery,
+        webhook=webhook,
+        webhook_visible=webhook is not None and viewer.scope.allows_all(webhook.accounts),
+        payload_format=payload_format,
+        payload=body.decode("utf-8", errors="replace"),
+        payload_pretty=pretty_body(body),
+        payload_bytes=len(body),
+        attempts=list(view.attempts),
+        can_retry=view.delivery.state in RETRYABLE_STATES,
+        notice=notice(request),
+    )

@@ -1,0 +1,62 @@
+"""The overview: activity of the last hour, the queue, and the webhooks in trouble first."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from orderhooks.domain.model import DeliveryState, Webhook
+from orderhooks.store.base import DeliveryFilter, WebhookFilter, WebhookStats
+from orderhooks.web.dashboard.auth import Viewer
+from orderhooks.web.dashboard.context import Dashboard
+from orderhooks.web.dashboard.health import Health, trouble_first, webhook_health
+from orderhooks.web.dashboard.panels import activity_panel
+from orderhooks.web.dashboard.series import CHART_RANGES, load_series
+
+OVERVIEW_WEBHOOKS = 100  # health is computed for this many webhooks; the list page pages on
+ATTENTION_ROWS = 10
+RECENT_FAILURES = 10
+
+
+async def health_rows(
+    dash: Dashboard, hooks: Sequence[Webhook]
+) -> list[tuple[Webhook, Health, WebhookStats]]:
+    """Each webhook with its health and stats, worst first."""
+    now = dash.clock()
+    stats = await asyncio.gather(*(dash.store.webhook_stats(h.id, now) for h in hooks))
+    by_id = {h.id: s for h, s in zip(hooks, stats, strict=True)}
+    ranked = trouble_first([(h, webhook_health(h, by_id[h.id])) for h in hooks])
+    return [(hook, health, by_id[hook.id]) for hook, health in ranked]
+
+
+async def overview_page(dash: Dashboard, request: Request, viewer: Viewer) -> Response:
+    """GET /ui."""
+    store, scope, now = dash.store, viewer.scope, dash.clock()
+    chart = CHART_RANGES["1h"]
+    hooks = await store.list_webhooks(WebhookFilter(scope=scope), OVERVIEW_WEBHOOKS, None)
+    rows = await health_rows(dash, hooks.items)
+    gauges = await store.queue_gauges()
+    visible = {h.id for h in hooks.items}
+    mine = [g for g in gauges if viewer.is_admin or g.webhook_id in visible]
+    oldest = min((g.oldest_pending_at for g in mine if g.oldest_pending_at), default=None)
+    buckets, sampled = await load_series(store, scope, None, chart, now)
+    failures = await store.list_deliveries(
+        DeliveryFilter(scope=scope, state=DeliveryState.FAILED), RECENT_FAILURES, None
+    )
+    return dash.render(
+        "overview.html",
+        viewer=viewer,
+        title="Overview",
+        nav="overview",
+        panel=activity_panel(buckets, chart, prefix="overview", sampled=sampled),
+        pending=sum(g.pending for g in mine),
+        oldest_pending_at=oldest,
+        webhook_count=len(hooks.items),
+        more_webhooks=hooks.next_cursor is not None,
+        active_count=sum(1 for _, health, _ in rows if health.level in ("ok", "idle")),
+        attention=[row for row in rows if row[1].rank < 2][:ATTENTION_ROWS],
+        failures=failures.items,
+    )

@@ -1,0 +1,66 @@
+"""Reading query strings and form fields leniently: a bad filter is ignored, not an error."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TypeVar
+
+from starlette.requests import Request
+
+E = TypeVar("E", bound=StrEnum)
+
+MAX_PARAM_LENGTH = 200
+FORM_TIME_FORMAT = "%Y-%m-%dT%H:%M"
+
+# What a page says after an action redirected to it; the query names a code, never text.
+NOTICES: Mapping[str, str] = {
+    "enabled": "Webhook enabled.",
+    "disabled": "Webhook disabled: no new deliveries are created; pending ones wait.",
+    "awaiting": "Webhook enabled, but it waits for its accounts' agreement before sending.",
+    "recovered": "{count} failed deliveries went back to pending.",
+    "replayed": "{count} events queued for replay.",
+    "test-sent": "Test event queued.",
+    "retried": "Delivery is due now.",
+}
+
+
+def text_param(request: Request, name: str) -> str | None:
+    """A query parameter, stripped; None when absent, empty or absurdly long."""
+    value = request.query_params.get(name, "").strip()
+    return value if value and len(value) <= MAX_PARAM_LENGTH else None
+
+
+def enum_param(request: Request, name: str, enum: type[E]) -> E | None:
+    """A query parameter that must be one of `enum`'s values; None otherwise."""
+    value = text_param(request, name)
+    try:
+        return enum(value) if value else None
+    except ValueError:
+        return None
+
+
+def notice(request: Request) -> str | None:
+    """The message of the `notice` code in the query string, if any."""
+    template = NOTICES.get(request.query_params.get("notice", ""))
+    if template is None:
+        return None
+    count = request.query_params.get("count", "0")
+    return template.format(count=int(count) if count.isdigit() else 0)
+
+
+def parse_form_time(value: object) -> datetime | None:
+    """A `datetime-local` form value (`2026-11-28T12:00`), read as UTC; None when empty.
+
+    Raises ValueError when it is not a time.
+    """
+    if not isinstance(value, str) or not value.strip():
+        return None
+    moment = datetime.fromisoformat(value.strip())
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def form_time(moment: datetime) -> str:
+    """The `datetime-local` value of a UTC time."""
+    return moment.astimezone(UTC).strftime(FORM_TIME_FORMAT)

@@ -1,0 +1,43 @@
+"""The dashboard's routes, all under /ui."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from orderhooks.web.dashboard import actions, deliveries, orders, overview, signin, usage, webhooks
+from orderhooks.web.dashboard.context import STATIC_DIR, UI_PREFIX, Dashboard
+from orderhooks.web.dashboard.guards import action, page
+
+
+def dashboard_routes(dash: Dashboard) -> list[BaseRoute]:
+    """Every route under /ui."""
+    ui = UI_PREFIX
+    return [
+        Route(
+            ui,
+            page(dash, overview.overview_page, anonymous=signin.sign_in_page(dash)),
+            methods=["GET"],
+        ),
+        Route(f"{ui}/signin", signin.sign_in(dash), methods=["POST"]),
+        Route(f"{ui}/signout", signin.sign_out(dash), methods=["POST"]),
+        Route(f"{ui}/webhooks", page(dash, webhooks.list_page), methods=["GET"]),
+        Route(f"{ui}/webhooks/{{webhook_id}}", page(dash, webhooks.detail_page), methods=["GET"]),
+        Route(f"{ui}/deliveries", page(dash, deliveries.list_page), methods=["GET"]),
+        Route(
+            f"{ui}/deliveries/{{delivery_id}}", page(dash, deliveries.detail_page), methods=["GET"]
+        ),
+        Route(f"{ui}/orders", page(dash, orders.search_page), methods=["GET"]),
+        Route(f"{ui}/orders/{{order_id}}", page(dash, orders.detail_page), methods=["GET"]),
+        Route(f"{ui}/usage", page(dash, usage.usage_page), methods=["GET"]),
+        *(
+            Route(f"{ui}/webhooks/{{webhook_id}}/{name}", action(dash, handler), methods=["POST"])
+            for name, handler in actions.WEBHOOK_ACTIONS.items()
+        ),
+        Route(
+            f"{ui}/deliveries/{{delivery_id}}/retry",
+            action(dash, actions.retry_delivery),
+            methods=["POST"],
+        ),
+        Mount(f"{ui}/static", app=StaticFiles(directory=STATIC_DIR), name="dashboard-static"),
+    ]

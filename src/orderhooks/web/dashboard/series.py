@@ -1,0 +1,180 @@
+"""Time series of attempt outcomes and latency for the charts.
+
+The store aggregates (`Store.outcome_series`); until an engine implements it, a sample
+of the most recent deliveries and their attempts stands in. The bucketing below is the
+reference both paths follow: buckets aligned to the Unix epoch, nearest-rank percentiles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from orderhooks.domain.model import Attempt
+from orderhooks.store.base import DeliveryFilter, OutcomeBucket, Scope, Store
+
+FALLBACK_SAMPLE_DELIVERIES = 60
+
+
+@dataclass(frozen=True, slots=True)
+class ChartRange:
+    """A span of time the charts can show, and the width of one bar or point."""
+
+    name: str
+    label: str
+    span_seconds: int
+    bucket_seconds: int
+    tick_format: str
+
+
+CHART_RANGES: dict[str, ChartRange] = {
+    r.name: r
+    for r in (
+        ChartRange("1h", "last hour, per minute", 3600, 60, "%H:%M"),
+        ChartRange("24h", "last 24 hours, per hour", 86_400, 3600, "%H:%M"),
+        ChartRange("7d", "last 7 days, per 6 hours", 7 * 86_400, 6 * 3600, "%b %d %H:%M"),
+    )
+}
+DEFAULT_RANGE = "1h"
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesSummary:
+    """Totals over a whole series."""
+
+    succeeded: int
+    failed: int
+
+    @property
+    def attempts(self) -> int:
+        """Every attempt of the series."""
+        return self.succeeded + self.failed
+
+    @property
+    def success_rate(self) -> float | None:
+        """Share of attempts answered 2xx; None without attempts."""
+        return self.succeeded / self.attempts if self.attempts else None
+
+
+def chart_range(name: str | None) -> ChartRange:
+    """The range called `name`, or the default one."""
+    return CHART_RANGES.get(name or "", CHART_RANGES[DEFAULT_RANGE])
+
+
+def window(chart: ChartRange, now: datetime) -> tuple[datetime, datetime]:
+    """[since, until) of a range ending with the bucket that holds `now`."""
+    step = chart.bucket_seconds
+    end = (math.floor(now.timestamp() / step) + 1) * step
+    until = datetime.fromtimestamp(end, tz=UTC)
+    return until - timedelta(seconds=chart.span_seconds), until
+
+
+def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
+    """Nearest-rank percentile of values sorted ascending; None when there are none."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return float(sorted_values[rank - 1])
+
+
+def _bucket_start(moment: datetime, bucket_seconds: int) -> datetime:
+    start = math.floor(moment.timestamp() / bucket_seconds) * bucket_seconds
+    return datetime.fromtimestamp(start, tz=UTC)
+
+
+def is_success(attempt: Attempt) -> bool:
+    """Whether an attempt was answered 2xx."""
+    return (
+        attempt.error is None
+        and attempt.status_code is not None
+        and (200 <= attempt.status_code < 300)
+    )
+
+
+def buckets_from_attempts(
+    attempts: Iterable[Attempt], since: datetime, until: datetime, bucket_seconds: int
+) -> list[OutcomeBucket]:
+    """Group attempts started in [since, until) as `Store.outcome_series` does."""
+    grouped: dict[datetime, list[Attempt]] = {}
+    for attempt in attempts:
+        if since <= attempt.started_at < until:
+            grouped.setdefault(_bucket_start(attempt.started_at, bucket_seconds), []).append(
+                attempt
+            )
+    buckets = []
+    for start in sorted(grouped):
+        group = grouped[start]
+        durations = sorted(float(a.duration_ms) for a in group)
+        succeeded = sum(1 for a in group if is_success(a))
+        buckets.append(
+            OutcomeBucket(
+                start=start,
+                succeeded=succeeded,
+                failed=len(group) - succeeded,
+                latency_ms_p50=percentile(durations, 0.50),
+                latency_ms_p95=percentile(durations, 0.95),
+                latency_ms_p99=percentile(durations, 0.99),
+            )
+        )
+    return buckets
+
+
+def fill_gaps(
+    buckets: Sequence[OutcomeBucket], since: datetime, until: datetime, bucket_seconds: int
+) -> list[OutcomeBucket]:
+    """Every bucket of [since, until), empty ones included, so time runs evenly on the axis."""
+    by_start = {_bucket_start(b.start, bucket_seconds): b for b in buckets}
+    filled = []
+    moment = _bucket_start(since, bucket_seconds)
+    step = timedelta(seconds=bucket_seconds)
+    while moment < until:
+        filled.append(by_start.get(moment) or OutcomeBucket(moment, 0, 0, None, None, None))
+        moment += step
+    return filled
+
+
+def summarize(buckets: Iterable[OutcomeBucket]) -> SeriesSummary:
+    """Totals of a series."""
+    succeeded = failed = 0
+    for bucket in buckets:
+        succeeded += bucket.succeeded
+        failed += bucket.failed
+    return SeriesSummary(succeeded=succeeded, failed=failed)
+
+
+async def load_series(
+    store: Store,
+    scope: Scope,
+    webhook_id: str | None,
+    chart: ChartRange,
+    now: datetime,
+) -> tuple[list[OutcomeBucket], bool]:
+    """Every bucket of the range (gaps filled), and whether it is a sample rather than
+    the store's exact aggregate."""
+    since, until = window(chart, now)
+    try:
+        buckets = await store.outcome_series(scope, webhook_id, since, until, chart.bucket_seconds)
+        sampled = False
+    except NotImplementedError:
+        buckets = await _sample_series(store, scope, webhook_id, since, until, chart)
+        sampled = True
+    return fill_gaps(buckets, since, until, chart.bucket_seconds), sampled
+
+
+async def _sample_series(
+    store: Store,
+    scope: Scope,
+    webhook_id: str | None,
+    since: datetime,
+    until: datetime,
+    chart: ChartRange,
+) -> list[OutcomeBucket]:
+    # Bounded on purpose: one query per delivery, so only the newest few are read.
+    flt = DeliveryFilter(scope=scope, webhook_id=webhook_id, since=since, until=until)
+    page = await store.list_deliveries(flt, FALLBACK_SAMPLE_DELIVERIES, None)
+    views = await asyncio.gather(*(store.get_delivery(d.id, scope) for d in page.items))
+    attempts = [attempt for view in views for attempt in view.attempts]
+    return buckets_from_attempts(attempts, since, until, chart.bucket_seconds)

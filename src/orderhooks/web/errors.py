@@ -1,0 +1,188 @@
+"""Every error answer in one place: the exception tree and framework errors mapped to
+`{"error": {"code", "message", "details"}}` (PRODUCT 7).
+
+::
+
+    ApiError (this module)      HTTP-only refusals: 400, 401, 403, 413, 415, 429, 503
+    OrderhooksError tree        ValidationError 422, NotFound 404, Conflict 409,
+                                LimitExceeded 422, StoreUnavailable 503, StoreError 500
+    UnknownOrder (store)        404, naming the batch index
+    RequestValidationError      422 naming the query or path parameter
+    Starlette HTTPException     404, 405 (with Allow) in the same shape
+    anything else               logged, 500 in the same shape
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from orderhooks.exceptions import (
+    Conflict,
+    LimitExceeded,
+    NotFound,
+    OrderhooksError,
+    StoreError,
+    StoreUnavailable,
+    ValidationError,
+)
+from orderhooks.store.base import UnknownOrder
+from orderhooks.web.responses import OrjsonResponse
+
+log = structlog.get_logger("orderhooks.web")
+
+_CODES_BY_STATUS = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """A refusal that only exists at the HTTP edge (authentication, limits, body syntax)."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        details: Sequence[Mapping[str, Any]] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code or _CODES_BY_STATUS.get(status, "error")
+        self.message = message
+        self.details = list(details)
+        self.headers = dict(headers or {})
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: Sequence[Mapping[str, Any]] = (),
+    headers: Mapping[str, str] | None = None,
+) -> OrjsonResponse:
+    """The error JSON of PRODUCT 7 with `status`."""
+    body = {"error": {"code": code, "message": message, "details": list(details)}}
+    return OrjsonResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+def _validation_field(loc: Sequence[Any]) -> str:
+    """`("query", "limit")` -> `limit`; `("body", "items", 0)` -> `items[0]`."""
+    parts = [p for p in loc if p not in ("query", "path", "header", "body")]
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "request"
+
+
+async def _api_error(_: Request, exc: Exception) -> OrjsonResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+
+async def _orderhooks_error(request: Request, exc: Exception) -> OrjsonResponse:
+    if isinstance(exc, ValidationError):
+        details = [p.as_dict() for p in exc.problems]
+        return error_response(422, "validation_error", exc.message, details)
+    if isinstance(exc, NotFound):
+        return error_response(404, "not_found", str(exc) or "not found")
+    if isinstance(exc, Conflict):
+        return error_response(409, "conflict", str(exc) or "conflict")
+    if isinstance(exc, LimitExceeded):
+        return error_response(422, "limit_exceeded", str(exc) or "limit exceeded")
+    if isinstance(exc, StoreUnavailable):
+        return error_response(503, "unavailable", "the database is not reachable")
+    # A StoreError that is not an outage is a bug or a broken database: log, answer 500.
+    kind = "store_error" if isinstance(exc, StoreError) else "unexpected_error"
+    return _internal(request, exc, kind)
+
+
+async def _unknown_order(_: Request, exc: Exception) -> OrjsonResponse:
+    assert isinstance(exc, UnknownOrder)
+    details = [{"index": exc.index, "field": "orderId", "message": "unknown order"}]
+    return error_response(404, "not_found", f"unknown order {exc.order_id!r}", details)
+
+
+async def _request_validation(_: Request, exc: Exception) -> OrjsonResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = [
+        {"field": _validation_field(err.get("loc", ())), "message": str(err.get("msg", ""))}
+        for err in exc.errors()
+    ]
+    return error_response(422, "validation_error", "the request is invalid", details)
+
+
+async def _http_exception(_: Request, exc: Exception) -> OrjsonResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _CODES_BY_STATUS.get(exc.status_code, "error")
+    try:
+        message = HTTPStatus(exc.status_code).phrase.lower()
+    except ValueError:
+        message = "error"
+    if isinstance(exc.detail, str) and exc.detail and exc.detail.lower() != message:
+        message = exc.detail
+    return error_response(exc.status_code, code, message, (), exc.headers)
+
+
+def _internal(request: Request, exc: BaseException, kind: str) -> OrjsonResponse:
+    # Only the method, path and exception are logged: headers and bodies may carry keys.
+    log.error(kind, method=request.method, path=request.url.path, exc_info=exc)
+    return error_response(500, "internal_error", "internal error")
+
+
+class CatchAllMiddleware:
+    """Answers any exception no handler took with the error JSON (500), logged once."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app; turn an escaped exception into a 500 unless the answer started."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                raise
+            response = _internal(Request(scope), exc, "unexpected_error")
+            await response(scope, receive, send)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the mapping above on `app`."""
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(UnknownOrder, _unknown_order)
+    app.add_exception_handler(OrderhooksError, _orderhooks_error)
+    app.add_exception_handler(RequestValidationError, _request_validation)
+    app.add_exception_handler(StarletteHTTPException, _http_exception)
+    app.add_middleware(CatchAllMiddleware)

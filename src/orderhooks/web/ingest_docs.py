@@ -1,0 +1,147 @@
+"""JSON schemas of the ingest bodies (PRODUCT 2.1, 2.3, 7.1) for the OpenAPI document.
+
+The validators in `domain.orders` are the authority; these schemas state the same
+required fields and types so that clients (and fuzzers) know the contract. Unknown
+fields are allowed and passed through.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orderhooks.web.openapi import register_raw
+
+MAX_BATCH_ITEMS = 1000
+
+_INT: dict[str, Any] = {"type": "integer"}
+_STR: dict[str, Any] = {"type": "string"}
+_STATUS: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": 999}
+_TIMESTAMP: dict[str, Any] = {"type": "string", "format": "date-time"}
+
+_ITEM: dict[str, Any] = {
+    "type": "object",
+    "required": ["plu", "name", "price", "quantity"],
+    "properties": {
+        "plu": _STR,
+        "name": _STR,
+        "price": _INT,
+        "quantity": _INT,
+        "productType": _INT,
+        "subItems": {"type": "array", "items": {"$ref": "#/components/schemas/OrderItem"}},
+    },
+}
+
+_ORDER: dict[str, Any] = {
+    "type": "object",
+    "description": "A Deliverect-style order document; unknown fields are kept.",
+    "required": [
+        "_id",
+        "account",
+        "location",
+        "channelLink",
+        "channel",
+        "status",
+        "orderType",
+        "items",
+    ],
+    "properties": {
+        "_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+        "account": _STR,
+        "location": _STR,
+        "channelLink": _STR,
+        "channel": _INT,
+        "status": _STATUS,
+        "orderType": _INT,
+        "items": {"type": "array", "items": {"$ref": "#/components/schemas/OrderItem"}},
+        "decimalDigits": {"type": "integer", "minimum": 0, "maximum": 9},
+        "testOrder": {"type": "boolean"},
+    },
+}
+
+_COURIER: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "firstName": _STR,
+        "lastName": _STR,
+        "phoneNumber": _STR,
+        "deliveryBy": _STR,
+        "status": _INT,
+    },
+}
+
+_STATUS_UPDATE: dict[str, Any] = {
+    "type": "object",
+    "description": "Only `status` is required; `timeStamp` defaults to the time of ingest.",
+    "required": ["status"],
+    "properties": {
+        "status": _STATUS,
+        "timeStamp": _TIMESTAMP,
+        "reason": _STR,
+        "isIgnoredPOSStatus": {"type": "boolean"},
+    },
+}
+
+_COURIER_UPDATE: dict[str, Any] = {
+    "type": "object",
+    "description": "Needs `courier` or `status` (the courier status).",
+    "anyOf": [{"required": ["courier"]}, {"required": ["status"]}],
+    "properties": {
+        "status": _STATUS,
+        "courier": {"$ref": "#/components/schemas/Courier"},
+        "received": _TIMESTAMP,
+        "pickupTime": _TIMESTAMP,
+        "deliveryTime": _TIMESTAMP,
+        "trackingURL": _STR,
+    },
+}
+
+_BATCH_ITEM: dict[str, Any] = {
+    "oneOf": [
+        {
+            "type": "object",
+            "required": ["type", "data"],
+            "additionalProperties": False,
+            "properties": {
+                "type": {"const": "order.new"},
+                "orderId": {"type": "string", "description": "when given, equals data._id"},
+                "data": {"$ref": "#/components/schemas/Order"},
+            },
+        },
+        {
+            "type": "object",
+            "required": ["type", "orderId", "data"],
+            "additionalProperties": False,
+            "properties": {
+                "type": {"const": "order.status_update"},
+                "orderId": _STR,
+                "data": {"$ref": "#/components/schemas/StatusUpdate"},
+            },
+        },
+        {
+            "type": "object",
+            "required": ["type", "orderId", "data"],
+            "additionalProperties": False,
+            "properties": {
+                "type": {"const": "order.courier_update"},
+                "orderId": _STR,
+                "data": {"$ref": "#/components/schemas/CourierUpdate"},
+            },
+        },
+    ]
+}
+
+ORDER_ITEM = register_raw("OrderItem", _ITEM)
+COURIER = register_raw("Courier", _COURIER)
+ORDER = register_raw("Order", _ORDER)
+STATUS_UPDATE = register_raw("StatusUpdate", _STATUS_UPDATE)
+COURIER_UPDATE = register_raw("CourierUpdate", _COURIER_UPDATE)
+BATCH_ITEM = register_raw("BatchItem", _BATCH_ITEM)
+BATCH = register_raw(
+    "Batch",
+    {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": MAX_BATCH_ITEMS,
+        "items": {"$ref": "#/components/schemas/BatchItem"},
+    },
+)

@@ -1,0 +1,279 @@
+"""Request bodies of the admin API (PRODUCT 3, 5, 7.1) as strict pydantic models.
+
+Strict: nothing is coerced (an integer field refuses strings, booleans and fractions) and
+unknown fields are refused. Bodies are validated by hand inside the handlers, after the
+authentication, role and scope checks, with `validate_body`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+
+import pydantic
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+from orderhooks.domain.model import ALL_ACCOUNTS, EventType, Ordering, PayloadFormat, Role
+from orderhooks.exceptions import FieldProblem, ValidationError
+
+MAX_TIMEOUT_SECONDS = 30
+MAX_CONCURRENCY = 64
+MAX_RETRY_ENTRIES = 20
+MAX_RETRY_DELAY_SECONDS = 7 * 86_400
+MAX_GRACE_PERIOD_SECONDS = 30 * 86_400
+DEFAULT_GRACE_PERIOD_SECONDS = 86_400
+MAX_STATUS = 999
+MAX_TRIGGER_STATUS = 99  # a trigger is a normal-flow status (below 100)
+MAX_HEADERS = 32
+MAX_LIST_ITEMS = 1000
+MAX_PRICE_PER_THOUSAND = 10**12
+
+# Headers orderhooks sets itself on every delivery; a webhook's static headers may not
+# replace them (a receiver must be able to trust the signature headers).
+RESERVED_HEADERS = frozenset(
+    {
+        "content-type",
+        "content-length",
+        "content-encoding",
+        "transfer-encoding",
+        "connection",
+        "host",
+        "user-agent",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "x-server-authorization-hmac-sha256",
+    }
+)
+RESERVED_HEADER_PREFIX = "orderhooks-"
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}$")
+_HEADER_VALUE_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_rfc3339(value: str) -> datetime:
+    """An RFC 3339 timestamp with an offset, as aware UTC; ValueError otherwise."""
+    match = _RFC3339.match(value)
+    if match is None:
+        raise ValueError("must be an RFC 3339 timestamp such as 2026-11-28T12:00:00Z")
+    date, time, fraction, offset = match.groups()
+    fraction = (fraction or "")[:7]  # Python keeps microseconds: 6 digits after the dot
+    offset = "+00:00" if offset in ("Z", "z") else offset
+    try:
+        return datetime.fromisoformat(f"{date}T{time}{fraction}{offset}").astimezone(UTC)
+    except ValueError:
+        raise ValueError("must be an RFC 3339 timestamp such as 2026-11-28T12:00:00Z") from None
+
+
+def _timestamp(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 timestamp string")
+    return parse_rfc3339(value)
+
+
+Timestamp = Annotated[
+    datetime, BeforeValidator(_timestamp), Field(json_schema_extra={"format": "date-time"})
+]
+Name = Annotated[str, Field(min_length=1, max_length=128)]
+Status = Annotated[int, Field(ge=0, le=MAX_STATUS)]
+EventTypeField = Annotated[EventType, Field(strict=False)]
+
+
+class StrictBody(BaseModel):
+    """A request body: camelCase names, strict types, unknown fields refused."""
+
+    model_config = ConfigDict(
+        strict=True, extra="forbid", alias_generator=to_camel, populate_by_name=False
+    )
+
+
+def field_path(loc: tuple[int | str, ...], prefix: str = "") -> str:
+    """A pydantic location as a dotted path: `("items", 0, "price")` -> `items[0].price`."""
+    out = prefix
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+def problems_of(
+    exc: pydantic.ValidationError, prefix: str = "", index: int | None = None
+) -> list[FieldProblem]:
+    """The FieldProblems of a pydantic error (the input values are left out: they may be
+    secrets)."""
+    problems = []
+    for err in exc.errors(include_url=False, include_input=False):
+        message = str(err["msg"]).removeprefix("Value error, ")
+        problems.append(FieldProblem(field_path(err["loc"], prefix), message, index))
+    return problems
+
+
+def validate_body(model: type[M], value: Any) -> M:
+    """`value` validated as `model`; ValidationError (422) naming each bad field."""
+    try:
+        return model.model_validate(value)
+    except pydantic.ValidationError as exc:
+        raise ValidationError(problems_of(exc)) from None
+
+
+# ---------------------------------------------------------------- webhooks
+
+
+def _check_headers(headers: dict[str, str]) -> dict[str, str]:
+    if len(headers) > MAX_HEADERS:
+        raise ValueError(f"at most {MAX_HEADERS} headers")
+    seen: set[str] = set()
+    for name, value in headers.items():
+        lowered = name.lower()
+        if not _HEADER_NAME.match(name):
+            raise ValueError(f"{name!r} is not a valid header name")
+        if lowered in RESERVED_HEADERS or lowered.startswith(RESERVED_HEADER_PREFIX):
+            raise ValueError(f"{name!r} is set by orderhooks and may not be overridden")
+        if lowered in seen:
+            raise ValueError(f"{name!r} is given twice")
+        seen.add(lowered)
+        if len(value) > 4096 or _HEADER_VALUE_FORBIDDEN.search(value):
+            raise ValueError(f"the value of {name!r} is not a valid header value")
+    return headers
+
+
+class WebhookPatch(StrictBody):
+    """`PATCH /v1/webhooks/{id}`: any subset of the webhook's fields (PRODUCT 3)."""
+
+    url: str = Field("", min_length=1, max_length=2048)
+    description: str = Field("", max_length=2000)
+    accounts: list[Name] = Field(default_factory=list, min_length=1, max_length=MAX_LIST_ITEMS)
+    locations: list[Name] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
+    channel_links: list[Name] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
+    channels: list[Annotated[int, Field(ge=0, le=2**31 - 1)]] = Field(
+        default_factory=list, max_length=MAX_LIST_ITEMS
+    )
+    event_types: list[EventTypeField] = Field(default_factory=list, min_length=1, max_length=3)
+    new_order_trigger: int | None = Field(None, ge=0, le=MAX_TRIGGER_STATUS)
+    status_filter: list[Status] = Field(default_factory=list, max_length=MAX_STATUS + 1)
+    courier_status_filter: list[Status] = Field(default_factory=list, max_length=MAX_STATUS + 1)
+    payload_format: Annotated[PayloadFormat, Field(strict=False)] = PayloadFormat.ENVELOPE
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout_seconds: int = Field(15, ge=1, le=MAX_TIMEOUT_SECONDS)
+    retry_schedule: list[Annotated[int, Field(ge=0, le=MAX_RETRY_DELAY_SECONDS)]] | None = Field(
+        None, max_length=MAX_RETRY_ENTRIES
+    )
+    max_concurrency: int = Field(8, ge=1, le=MAX_CONCURRENCY)
+    rate_limit_per_second: float | None = Field(None, gt=0, le=1_000_000)
+    ordering: Annotated[Ordering, Field(strict=False)] = Ordering.PER_ORDER
+
+    @field_validator("accounts")
+    @classmethod
+    def _all_accounts_alone(cls, accounts: list[str]) -> list[str]:
+        if ALL_ACCOUNTS in accounts and len(accounts) > 1:
+            raise ValueError('"*" (all accounts) must be the only entry')
+        return list(dict.fromkeys(accounts))
+
+    @field_validator("event_types")
+    @classmethod
+    def _dedupe_types(cls, types: list[EventType]) -> list[EventType]:
+        return list(dict.fromkeys(types))
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        return _check_headers(headers)
+
+
+class WebhookCreate(WebhookPatch):
+    """`POST /v1/webhooks`: `url`, `accounts` and `eventTypes` are required."""
+
+    url: str = Field(min_length=1, max_length=2048)
+    accounts: list[Name] = Field(min_length=1, max_length=MAX_LIST_ITEMS)
+    event_types: list[EventTypeField] = Field(min_length=1, max_length=3)
+
+
+class SecretRotation(StrictBody):
+    """`POST /v1/webhooks/{id}/secret/rotate`."""
+
+    secret: str | None = Field(None, description="`whsec_` + base64 of 24-64 bytes")
+    grace_period_seconds: int = Field(
+        DEFAULT_GRACE_PERIOD_SECONDS, ge=0, le=MAX_GRACE_PERIOD_SECONDS
+    )
+
+
+class TestRequest(StrictBody):
+    """`POST /v1/webhooks/{id}/test`."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    type: EventTypeField = EventType.NEW
+
+
+class RecoverRequest(StrictBody):
+    """`POST /v1/webhooks/{id}/recover`: failed deliveries created in the range."""
+
+    since: Timestamp
+    until: Timestamp | None = None
+
+
+class ReplayRequest(StrictBody):
+    """`POST /v1/webhooks/{id}/replay`: events created in the range, optionally by type."""
+
+    since: Timestamp
+    until: Timestamp | None = None
+    event_types: list[EventTypeField] | None = Field(None, min_length=1, max_length=3)
+
+
+# ---------------------------------------------------------------- agreements and keys
+
+
+class PerThousand(StrictBody):
+    """Price of 1,000 delivered events of each type, in minor units."""
+
+    new: int = Field(alias="order.new", ge=0, le=MAX_PRICE_PER_THOUSAND)
+    status_update: int = Field(alias="order.status_update", ge=0, le=MAX_PRICE_PER_THOUSAND)
+    courier_update: int = Field(alias="order.courier_update", ge=0, le=MAX_PRICE_PER_THOUSAND)
+
+    def by_type(self) -> dict[EventType, int]:
+        """The prices keyed by event type."""
+        return {
+            EventType.NEW: self.new,
+            EventType.STATUS_UPDATE: self.status_update,
+            EventType.COURIER_UPDATE: self.courier_update,
+        }
+
+
+class Pricing(StrictBody):
+    """The currency and the prices of an agreement."""
+
+    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217, e.g. EUR")
+    per_thousand: PerThousand
+
+
+class AgreementBody(StrictBody):
+    """`PUT /v1/accounts/{account}/agreement` (PRODUCT 5, 7.1)."""
+
+    signed_by: str = Field(min_length=1, max_length=200)
+    signed_at: Timestamp
+    pricing: Pricing
+
+
+class KeyCreate(StrictBody):
+    """`POST /v1/keys`: a partner key needs its accounts; admin and ingest keys take none."""
+
+    role: Annotated[Role, Field(strict=False)]
+    accounts: list[Name] = Field(
+        default_factory=list, max_length=MAX_LIST_ITEMS, validate_default=True
+    )
+    name: str = Field(min_length=1, max_length=200)
+
+    @field_validator("accounts")
+    @classmethod
+    def _accounts_match_role(cls, accounts: list[str], info: pydantic.ValidationInfo) -> list[str]:
+        role = info.data.get("role")
+        if ALL_ACCOUNTS in accounts:
+            raise ValueError('"*" is not an account; an admin key sees every account')
+        if role is Role.PARTNER and not accounts:
+            raise ValueError("a partner key needs at least one account")
+        if role in (Role.ADMIN, Role.INGEST) and accounts:
+            raise ValueError(f"an {role.value} key is not scoped to accounts")
+        return list(dict.fromkeys(accounts))

@@ -1,0 +1,109 @@
+"""Agreements gate delivery; usage counts delivered units and prices them (PRODUCT 5)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from orderhooks.testing.receiver import Receiver
+from tests.e2e.support import Api, expect, make_order, units
+
+SERVER_ENV = {"ORDERHOOKS_REQUIRE_AGREEMENT": "true"}
+QUIET_SECONDS = 1.5
+COUNTING_SECONDS = 3.0
+
+
+def agreement(per_thousand: dict[str, int]) -> dict[str, Any]:
+    """An agreement body with the given prices."""
+    return {
+        "signedBy": "Ana Silva",
+        "signedAt": "2026-01-05T10:00:00.000000Z",
+        "pricing": {"currency": "EUR", "perThousand": per_thousand},
+    }
+
+
+PRICES = {"order.new": 700, "order.status_update": 900, "order.courier_update": 100}
+
+
+async def test_webhook_waits_for_the_agreement(api: Api, account: str, rx: Receiver) -> None:
+    hook = await api.create_webhook(rx.url, [account])
+    assert hook["state"] == "awaiting_agreement"
+    before = make_order(account)
+    await api.new_order(before)
+    await api.status(before["_id"], 20)
+    await asyncio.sleep(QUIET_SECONDS)
+    assert rx.requests == [], "nothing is sent before the agreement"
+    assert await api.deliveries(hook["id"]) == []
+
+    path = f"/v1/accounts/{account}/agreement"
+    expect(await api.client.put(path, json=agreement(PRICES)), 200)
+    await api.wait_webhook(hook["id"], lambda w: w["state"] == "active", what="active")
+    after = make_order(account)
+    ids = await api.new_order(after)
+    ids += await api.status(before["_id"], 40)
+    await rx.wait_for_delivered(set(ids))
+    await asyncio.sleep(QUIET_SECONDS)
+    assert sorted(r.webhook_id or "" for r in rx.requests) == sorted(ids), (
+        "only events created after the agreement are sent"
+    )
+    assert [e["sequence"] for e in rx.events() if e["orderId"] == before["_id"]] == [3]
+    rx.verify_all(hook["secret"])
+
+
+async def test_usage_counts_units_once_and_prices_them(api: Api, account: str) -> None:
+    since = (datetime.now(UTC) - timedelta(seconds=5)).isoformat().replace("+00:00", "Z")
+    expect(await api.client.put(f"/v1/accounts/{account}/agreement", json=agreement(PRICES)), 200)
+    async with Receiver() as flaky, Receiver() as steady:
+        flaky.fail_first(2, per_delivery=True)
+        flaky_hook = await api.create_webhook(flaky.url, [account])
+        await api.create_webhook(
+            steady.url, [account], eventTypes=["order.new", "order.status_update"]
+        )
+        ids: list[str] = []
+        for _ in range(3):
+            order = make_order(account)
+            ids += await api.new_order(order)
+        ids += await api.status(order["_id"], 20)
+        ids += await api.status(order["_id"], 40)
+        await flaky.wait_for_delivered(set(ids), timeout=30)
+        await steady.wait_for_delivered(set(ids))
+
+        # 2 webhooks x (3 order.new, 2 status updates), however many attempts it took.
+        rows = await api.wait_usage(
+            account,
+            lambda r: units(r, "order.new") == 6 and units(r, "order.status_update") == 4,
+        )
+        charges = {row["eventType"]: (row["charge"], row["currency"]) for row in rows}
+        assert charges["order.new"] == (4, "EUR")  # 6 x 700 / 1000 = 4.2
+        assert charges["order.status_update"] == (4, "EUR")  # 4 x 900 / 1000 = 3.6
+        assert units(rows, "order.new", "replayed") == 0
+
+        flaky.healthy()
+        test = await api.client.post(
+            f"/v1/webhooks/{flaky_hook['id']}/test", json={"type": "order.new"}
+        )
+        test_id = expect(test, 202)["deliveryId"]
+        await flaky.wait_for(
+            lambda: any(r.delivery_id == test_id and r.accepted for r in flaky.requests),
+            timeout=20,
+            what="the test delivery",
+        )
+        replay = await api.client.post(
+            f"/v1/webhooks/{flaky_hook['id']}/replay", json={"since": since}
+        )
+        assert expect(replay, 200)["queued"] == 5
+        rows = await api.wait_usage(
+            account,
+            lambda r: (
+                units(r, "order.new", "replayed") == 3
+                and units(r, "order.status_update", "replayed") == 2
+            ),
+            timeout=30,
+        )
+        await asyncio.sleep(COUNTING_SECONDS)
+        rows = await api.usage(account)
+        assert units(rows, "order.new") == 6, "test events and replays are not delivered units"
+        assert units(rows, "order.status_update") == 4
+        assert units(rows, "order.new", "replayed") == 3
+        flaky.verify_all(flaky_hook["secret"])

@@ -1,0 +1,100 @@
+"""A smoke run of the benchmark harness: real receiver, real load generator, real orderhooks.
+
+The harness is not part of `make test`; these few seconds of it are, so that it
+keeps working as the service changes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.receiver import Arrival
+from bench.report import delivery_figures
+from bench.workload import Workload
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_bench(tmp_path: Path, *args: str) -> dict[str, Any]:
+    """Run `python -m bench` with `args`; returns the results document it wrote."""
+    results_dir = tmp_path / "results"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--results-dir", str(results_dir), *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    written = sorted(results_dir.glob("bench-*.json"))
+    assert len(written) == 1, done.stdout
+    document: dict[str, Any] = json.loads(written[0].read_text())
+    return document
+
+
+def assert_delivered(result: dict[str, Any]) -> None:
+    """The scenario delivered every acknowledged event, and the receiver logged each one."""
+    assert "error" not in result, result.get("trace")
+    assert result["events_acknowledged"] > 0
+    assert result["deliveries"] > 0
+    assert result["deliveries"] == result["expected_deliveries"]
+    assert result["undelivered"] == 0
+    assert result["deliveries_per_s"] > 0
+    assert result["latency_samples"] == result["deliveries"]
+    assert 0 <= result["latency_ms_p50"] <= result["latency_ms_p99"]
+    assert result["peak_rss_mb"] > 0
+
+
+def test_single_order_scenario_delivers_through_orderhooks(tmp_path: Path) -> None:
+    document = run_bench(tmp_path, "--scenario", "single", "--duration", "2")
+    result = document["scenarios"]["single"]
+    assert_delivered(result)
+    assert result["ingest_events_per_s"] > 0
+    assert result["cpu_s_per_1k"] > 0
+    assert result["receiver_non_2xx"] == 0
+    assert {t["target"] for t in document["targets"]} >= {"single: ≥ 1,000 deliveries/s end to end"}
+
+
+def test_raw_ceiling_reaches_the_receiver(tmp_path: Path) -> None:
+    document = run_bench(tmp_path, "--scenario", "raw", "--duration", "1")
+    assert_delivered(document["scenarios"]["raw"])
+    assert document["scenarios"]["raw"]["of_raw_ceiling"] == 1.0
+
+
+def test_latency_join_counts_each_delivery_once() -> None:
+    acks = {"evt_a": 100.000, "evt_b": 100.500}
+    arrivals = [
+        Arrival(100.010, "evt_a", "/wh/0", 200),
+        Arrival(100.020, "evt_a", "/wh/1", 200),  # fan-out: another webhook
+        Arrival(100.030, "evt_a", "/wh/0", 200),  # a duplicate (at least once)
+        Arrival(100.600, "evt_b", "/wh/0", 200),
+        Arrival(100.700, "evt_c", "/wh/0", 503),
+    ]
+    figures = delivery_figures(acks, arrivals)
+    assert figures.deliveries == 3
+    assert figures.duplicates == 1
+    assert figures.non_2xx == 1
+    assert figures.latency_samples == 3
+    assert round(figures.latency_ms_p50 or 0) == 20
+    assert round(figures.latency_ms_p99 or 0) == 100
+
+
+def test_workload_ids_are_unique_and_updates_follow_the_flow() -> None:
+    workload = Workload("t", status_ratio=0.5)
+    first = workload.batch(50)
+    assert len({item["data"]["_id"] for item in first.items}) == 50
+    workload.acknowledged(first.new_ids, first.updates)
+    statuses: dict[str, list[int]] = {}
+    for _ in range(20):
+        batch = workload.batch(50)
+        for item in batch.items:
+            if item["type"] == "order.status_update":
+                statuses.setdefault(item["orderId"], []).append(item["data"]["status"])
+        workload.acknowledged(batch.new_ids, batch.updates)
+    assert statuses
+    assert all(seq == sorted(seq) and len(set(seq)) == len(seq) for seq in statuses.values())

@@ -1,0 +1,141 @@
+"""The command line without a server: --version, --help, migrate, keys, configuration errors."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_cli_helpers import cli_env, run_cli
+
+COMMANDS_WITH_HELP = [
+    [],
+    ["serve"],
+    ["api"],
+    ["worker"],
+    ["migrate"],
+    ["keys"],
+    ["keys", "create"],
+    ["keys", "list"],
+    ["keys", "revoke"],
+    ["receive"],
+    ["simulate"],
+]
+
+
+def test_version_prints_the_package_version(tmp_path: Path) -> None:
+    expected = f"orderhooks {importlib.metadata.version('orderhooks')}\n"
+    for args in (["--version"], ["serve", "--version"], ["keys", "--version"]):
+        result = run_cli(args, cli_env(tmp_path))
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == expected
+
+
+@pytest.mark.parametrize("command", COMMANDS_WITH_HELP, ids=lambda c: " ".join(c) or "root")
+def test_help_goes_to_stdout_and_exits_0(tmp_path: Path, command: list[str]) -> None:
+    result = run_cli([*command, "--help"], cli_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "Usage: orderhooks" in result.stdout
+    assert result.stderr == ""
+    assert not (tmp_path / "orderhooks.db").exists()  # help touches no database
+
+
+def test_root_help_lists_every_command(tmp_path: Path) -> None:
+    out = run_cli(["--help"], cli_env(tmp_path)).stdout
+    for name in ("serve", "api", "worker", "migrate", "keys", "receive", "simulate"):
+        assert name in out
+
+
+def test_migrate_applies_once_then_nothing(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    first = run_cli(["migrate"], cli_env(data_dir))
+    assert first.returncode == 0, first.stderr
+    applied = first.stdout.split()
+    assert applied, "a fresh database gets at least one migration"
+    assert (data_dir / "orderhooks.db").is_file()
+
+    second = run_cli(["migrate"], cli_env(data_dir))
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == ""
+
+
+def test_migrate_flag_wins_over_environment(tmp_path: Path) -> None:
+    env_dir, flag_dir = tmp_path / "from-env", tmp_path / "from-flag"
+    result = run_cli(["migrate", "--data-dir", str(flag_dir)], cli_env(env_dir))
+    assert result.returncode == 0, result.stderr
+    assert (flag_dir / "orderhooks.db").is_file()
+    assert not (env_dir / "orderhooks.db").exists()
+
+
+def test_keys_create_list_revoke(tmp_path: Path) -> None:
+    env = cli_env(tmp_path)
+    created = run_cli(
+        ["keys", "create", "--role", "partner", "--account", "acc-1", "--account", "acc-2",
+         "--name", "bi platform", "--json"],
+        env,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    key = json.loads(created.stdout)
+    assert key["id"].startswith("key_")
+    assert key["key"].startswith("ohk_")
+    assert key["role"] == "partner"
+    assert key["accounts"] == ["acc-1", "acc-2"]
+    assert key["name"] == "bi platform"
+
+    text = run_cli(["keys", "create", "--role", "ingest", "--name", "platform"], env)
+    assert text.returncode == 0, text.stderr
+    lines = dict(line.split(":", 1) for line in text.stdout.strip().splitlines())
+    ingest_id, ingest_key = lines["id"].strip(), lines["key"].strip()
+    assert ingest_id.startswith("key_") and ingest_key.startswith("ohk_")
+
+    listed = run_cli(["keys", "list", "--json"], env)
+    assert listed.returncode == 0, listed.stderr
+    items = {item["id"]: item for item in json.loads(listed.stdout)}
+    assert set(items) == {key["id"], ingest_id}
+    assert all("key" not in item for item in items.values())
+    assert items[ingest_id]["revokedAt"] is None
+    table = run_cli(["keys", "list"], env)
+    assert ingest_id in table.stdout and "bi platform" in table.stdout
+    for output in (listed.stdout, listed.stderr, table.stdout, table.stderr):
+        assert key["key"] not in output and ingest_key not in output
+
+    revoked = run_cli(["keys", "revoke", ingest_id], env)
+    assert revoked.returncode == 0, revoked.stderr
+    items = {
+        item["id"]: item for item in json.loads(run_cli(["keys", "list", "--json"], env).stdout)
+    }
+    assert items[ingest_id]["revokedAt"] is not None
+    assert items[key["id"]]["revokedAt"] is None
+
+
+def test_keys_revoke_unknown_id_fails(tmp_path: Path) -> None:
+    result = run_cli(["keys", "revoke", "key_doesnotexist"], cli_env(tmp_path))
+    assert result.returncode == 1
+    assert "key_doesnotexist" in result.stderr
+
+
+def test_partner_key_needs_an_account(tmp_path: Path) -> None:
+    result = run_cli(["keys", "create", "--role", "partner", "--name", "x"], cli_env(tmp_path))
+    assert result.returncode == 2
+    assert "--account" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "variables", "message"),
+    [
+        (["serve"], {"ORDERHOOKS_PORT": "eighty"}, "ORDERHOOKS_PORT"),
+        (["serve"], {"ORDERHOOKS_REQUIRE_AGREEMENT": "maybe"}, "ORDERHOOKS_REQUIRE_AGREEMENT"),
+        (["serve", "--allowed-networks", "not-a-net"], {}, "not-a-net"),
+        (["serve", "--retry-schedule", "5,soon"], {}, "retry schedule"),
+        (["serve", "--log-format", "xml"], {}, "xml"),
+    ],
+)
+def test_bad_configuration_is_a_usage_error(
+    tmp_path: Path, args: list[str], variables: dict[str, str], message: str
+) -> None:
+    result = run_cli(args, cli_env(tmp_path, **variables))
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stdout == ""

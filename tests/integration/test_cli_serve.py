@@ -1,0 +1,176 @@
+"""`orderhooks serve|api|worker` as real processes: start, admin key, roles, signals."""
+
+from __future__ import annotations
+
+import json
+import signal
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.integration.test_cli_helpers import (
+    Spawner,
+    cli_env,
+    free_port,
+    http_get,
+    run_cli,
+    spawner,
+    start_serve,
+)
+
+
+@pytest.fixture()
+def spawn(tmp_path: Path) -> Iterator[Spawner]:
+    """Start CLI processes; all are killed at the end of the test."""
+    with spawner(tmp_path) as processes:
+        yield processes
+
+
+ENV_ADMIN_KEY = "test-admin-key-from-env"
+
+
+def _log_records(stderr: str) -> list[dict[str, object]]:
+    """The JSON log lines of a process; every non-empty line must be one object."""
+    return [json.loads(line) for line in stderr.splitlines() if line.strip()]
+
+
+def test_first_start_prints_the_admin_key_once_and_saves_it(tmp_path: Path, spawn: Spawner) -> None:
+    data_dir = tmp_path / "data"
+    process, base = start_serve(spawn, data_dir)
+    key_line = process.wait_output("ohk_").strip().splitlines()
+    assert len(key_line) == 1 and key_line[0].startswith("ohk_"), key_line
+    key = key_line[0]
+
+    key_file = data_dir / "admin.key"
+    assert key_file.read_text() == key + "\n"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+    assert http_get(f"{base}/v1/keys", headers={"authorization": f"Bearer {key}"}).ok
+    assert http_get(f"{base}/v1/keys").status_code == 401
+
+    assert process.stop() == 0
+    assert key not in process.stderr()
+    records = _log_records(process.stderr())  # json logs: one object per line
+    assert any(r.get("event") == "orderhooks started" for r in records)
+
+    again, base = start_serve(spawn, data_dir)
+    assert http_get(f"{base}/v1/keys", headers={"authorization": f"Bearer {key}"}).ok
+    assert again.stop() == 0
+    assert again.stdout() == ""
+    assert key not in again.stderr()
+    assert key_file.read_text() == key + "\n"
+
+
+def test_admin_key_from_environment_is_stored_not_printed(tmp_path: Path, spawn: Spawner) -> None:
+    data_dir = tmp_path / "data"
+    process, base = start_serve(spawn, data_dir, ORDERHOOKS_ADMIN_KEY=ENV_ADMIN_KEY)
+    auth = {"authorization": f"Bearer {ENV_ADMIN_KEY}"}
+    keys = http_get(f"{base}/v1/keys", headers=auth)
+    assert keys.status_code == 200
+    assert [k["role"] for k in keys.json()["data"]] == ["admin"]
+    assert process.stop() == 0
+    assert process.stdout() == ""
+    assert ENV_ADMIN_KEY not in process.stderr()
+    assert not (data_dir / "admin.key").exists()
+
+
+def test_key_created_by_the_cli_works_against_the_server(tmp_path: Path, spawn: Spawner) -> None:
+    data_dir = tmp_path / "data"
+    created = run_cli(
+        ["keys", "create", "--role", "admin", "--name", "ops", "--json"], cli_env(data_dir)
+    )
+    key = json.loads(created.stdout)["key"]
+    process, base = start_serve(spawn, data_dir)
+    listed = http_get(f"{base}/v1/keys", headers={"authorization": f"Bearer {key}"})
+    assert listed.status_code == 200
+    assert process.stop() == 0
+    assert process.stdout() == ""  # keys existed: no first-start key
+    assert not (data_dir / "admin.key").exists()
+
+
+def test_serve_is_ready_and_stops_with_exit_0_on_sigterm(tmp_path: Path, spawn: Spawner) -> None:
+    process, base = start_serve(spawn, tmp_path / "data", ORDERHOOKS_ADMIN_KEY=ENV_ADMIN_KEY)
+    assert process.wait_http(f"{base}/readyz").status_code == 200
+    metrics = http_get(f"{base}/metrics")
+    assert metrics.status_code == 200 and "orderhooks_" in metrics.text
+    assert process.stop(signal.SIGTERM) == 0
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{base}/healthz", timeout=2)
+
+
+def test_sigint_also_stops_with_exit_0(tmp_path: Path, spawn: Spawner) -> None:
+    process, _ = start_serve(spawn, tmp_path / "data", ORDERHOOKS_ADMIN_KEY=ENV_ADMIN_KEY)
+    assert process.stop(signal.SIGINT) == 0
+
+
+def test_flags_win_over_environment(tmp_path: Path, spawn: Spawner) -> None:
+    env_dir, flag_dir = tmp_path / "env-dir", tmp_path / "flag-dir"
+    process, _ = start_serve(
+        spawn,
+        env_dir,
+        extra_args=("--data-dir", str(flag_dir), "--log-format", "json"),
+        ORDERHOOKS_ADMIN_KEY=ENV_ADMIN_KEY,
+        ORDERHOOKS_LOG_FORMAT="console",
+        ORDERHOOKS_PORT=str(free_port()),  # the --port flag of start_serve wins
+    )
+    assert process.stop() == 0
+    assert (flag_dir / "orderhooks.db").is_file()
+    assert not env_dir.exists()
+    assert _log_records(process.stderr())
+
+
+def test_worker_serves_health_and_metrics_only(tmp_path: Path, spawn: Spawner) -> None:
+    process, base = start_serve(
+        spawn, tmp_path / "data", role="worker", ORDERHOOKS_ADMIN_KEY=ENV_ADMIN_KEY
+    )
+    auth = {"authorization": f"Bearer {ENV_ADMIN_KEY}"}
+    assert process.wait_http(f"{base}/readyz").status_code == 200
+    assert http_get(f"{base}/metrics").status_code == 200
+    assert http_get(f"{base}/v1/webhooks", headers=auth).status_code == 404
+    assert process.stop() == 0
+
+
+def test_api_serves_the_api(tmp_path: Path, spawn: Spawner) -> None:
+    process, base = start_serve(
+        spawn, tmp_path / "data", role="api", ORDERHOOKS_ADMIN_KEY=ENV_ADMIN_KEY
+    )
+    auth = {"authorization": f"Bearer {ENV_ADMIN_KEY}"}
+    assert process.wait_http(f"{base}/readyz").status_code == 200
+    assert http_get(f"{base}/v1/webhooks", headers=auth).status_code == 200
+    assert process.stop() == 0
+
+
+def test_port_in_use_fails_cleanly(tmp_path: Path, spawn: Spawner) -> None:
+    first, base = start_serve(spawn, tmp_path / "data", ORDERHOOKS_ADMIN_KEY=ENV_ADMIN_KEY)
+    port = base.rsplit(":", 1)[1]
+    second = spawn(
+        ["serve", "--port", port],
+        cli_env(tmp_path / "other", ORDERHOOKS_ADMIN_KEY=ENV_ADMIN_KEY),
+    )
+    assert second.popen.wait(timeout=60) != 0
+    assert first.stop() == 0
+
+
+@pytest.mark.postgres
+def test_postgres_migrate_api_and_worker(tmp_path: Path, spawn: Spawner, pg_url: str) -> None:
+    env = cli_env(tmp_path / "data", ORDERHOOKS_DATABASE_URL=pg_url)
+    first = run_cli(["migrate"], env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.split()
+    again = run_cli(["migrate"], env)
+    assert again.returncode == 0 and again.stdout == ""
+
+    variables = {"ORDERHOOKS_DATABASE_URL": pg_url, "ORDERHOOKS_ADMIN_KEY": ENV_ADMIN_KEY}
+    api, api_base = start_serve(spawn, tmp_path / "data", role="api", **variables)
+    worker, worker_base = start_serve(spawn, tmp_path / "data", role="worker", **variables)
+    assert api.wait_http(f"{api_base}/readyz").status_code == 200
+    assert worker.wait_http(f"{worker_base}/readyz").status_code == 200
+    keys = http_get(
+        f"{api_base}/v1/keys", headers={"authorization": f"Bearer {ENV_ADMIN_KEY}"}
+    ).json()["data"]
+    assert len(keys) == 1  # both processes ensured the same key
+    assert worker.stop() == 0
+    assert api.stop() == 0

@@ -1,0 +1,184 @@
+"""`orderhooks receive` and `orderhooks simulate` as real processes."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from standardwebhooks.webhooks import Webhook as StandardWebhook
+
+from tests.integration.test_cli_helpers import (
+    Spawner,
+    cli_env,
+    free_port,
+    http_get,
+    http_post,
+    run_cli,
+    spawner,
+    start_serve,
+)
+
+
+@pytest.fixture()
+def spawn(tmp_path: Path) -> Iterator[Spawner]:
+    """Start CLI processes; all are killed at the end of the test."""
+    with spawner(tmp_path) as processes:
+        yield processes
+
+
+SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
+OTHER_SECRET = "whsec_" + base64.b64encode(bytes(range(1, 33))).decode()
+ADMIN_KEY = "test-admin-key-for-tools"
+
+
+def signed_headers(secret: str, event_id: str, body: bytes) -> dict[str, str]:
+    """Headers as orderhooks sends them, made independently: standardwebhooks and hmac."""
+    timestamp = int(time.time())
+    signer = StandardWebhook(secret)
+    signature = signer.sign(event_id, datetime.fromtimestamp(timestamp, UTC), body.decode())
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    return {
+        "content-type": "application/json",
+        "webhook-id": event_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature,
+        "x-server-authorization-hmac-sha256": hmac.new(key, body, hashlib.sha256).hexdigest(),
+        "orderhooks-event-type": "order.status_update",
+        "orderhooks-attempt": "2",
+    }
+
+
+def envelope_body(event_id: str) -> bytes:
+    """An envelope like PRODUCT 4.2, created a moment ago."""
+    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return json.dumps(
+        {"id": event_id, "type": "order.status_update", "timestamp": created,
+         "account": "acc", "location": "loc", "orderId": "order-42", "sequence": 3,
+         "test": False, "data": {"orderId": "order-42", "status": 20}}
+    ).encode()  # fmt: skip
+
+
+def test_receive_accepts_signed_requests_and_refuses_others(tmp_path: Path, spawn: Spawner) -> None:
+    port = free_port()
+    process = spawn(
+        ["receive", "--secret", SECRET, "--port", str(port), "--status", "202"], cli_env(tmp_path)
+    )
+    process.wait_output("listening on")
+    url = f"http://127.0.0.1:{port}/hooks"
+
+    body = envelope_body("evt_good")
+    good = http_post(url, data=body, headers=signed_headers(SECRET, "evt_good", body))
+    assert good.status_code == 202
+
+    wrong_secret = http_post(url, data=body, headers=signed_headers(OTHER_SECRET, "evt_bad", body))
+    assert wrong_secret.status_code == 401
+    assert "signature" in wrong_secret.json()["error"]
+
+    tampered_headers = signed_headers(SECRET, "evt_tampered", body)
+    tampered = http_post(url, data=body + b" ", headers=tampered_headers)
+    assert tampered.status_code == 401
+
+    unsigned = http_post(url, data=body, headers={"content-type": "application/json"})
+    assert unsigned.status_code == 401
+    assert "missing" in unsigned.json()["error"]
+
+    out = process.wait_output("evt_tampered")
+    assert process.stop() == 0
+    accepted = [line for line in out.splitlines() if "evt_good" in line]
+    assert len(accepted) == 1
+    line = accepted[0]
+    for part in ("order.status_update", "order-42", "seq 3", "status 20", "attempt 2"):
+        assert part in line
+    assert re.search(r"\+\d+ ms", line)
+    assert sum("rejected (401)" in line for line in out.splitlines()) == 3
+    assert SECRET not in out and SECRET not in process.stderr()
+
+
+def test_receive_refuses_a_malformed_secret(tmp_path: Path) -> None:
+    result = run_cli(["receive", "--secret", "not-a-secret"], cli_env(tmp_path))
+    assert result.returncode == 2
+    assert "whsec_" in result.stderr
+
+
+def _events(base: str, account: str, key: str = ADMIN_KEY) -> list[dict[str, object]]:
+    """Every stored event of `account`, following the cursor."""
+    auth = {"authorization": f"Bearer {key}"}
+    events: list[dict[str, object]] = []
+    params: dict[str, str | int] = {"account": account, "limit": 500}
+    while True:
+        response = http_get(f"{base}/v1/events", params=params, headers=auth)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        events.extend(page["data"])
+        if not page["nextCursor"]:
+            return events
+        params["cursor"] = page["nextCursor"]
+
+
+def _simulated_accounts(output: str) -> list[str]:
+    return sorted(set(re.findall(r"account ([0-9a-f]{24})", output)))
+
+
+def test_simulate_posts_events_the_server_accepts(tmp_path: Path, spawn: Spawner) -> None:
+    data_dir = tmp_path / "data"
+    server, base = start_serve(
+        spawn,
+        data_dir,
+        ORDERHOOKS_ADMIN_KEY=ADMIN_KEY,
+        ORDERHOOKS_REQUIRE_AGREEMENT="false",
+    )
+    result = run_cli(
+        ["simulate", "--url", base, "--key", ADMIN_KEY, "--rate", "10", "--duration", "3",
+         "--speed", "8", "--accounts", "2", "--locations", "1", "--seed", "7"],
+        cli_env(data_dir),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    accounts = _simulated_accounts(result.stdout)
+    assert len(accounts) == 2
+    events = [e for account in accounts for e in _events(base, account)]
+    types = {e["type"] for e in events}
+    assert "order.new" in types and "order.status_update" in types
+    summary = result.stdout.split("summary", 1)[1]
+    posted = int(re.search(r"events posted\s*[│|]?\s*(\d+)", summary).group(1))  # type: ignore[union-attr]
+    assert posted == len(events)
+    assert server.stop() == 0
+
+    # The same seed gives the same accounts, so webhooks made for them keep working.
+    again = run_cli(["simulate", "--key", "x", "--url", base, "--seed", "7", "--accounts", "2",
+                     "--locations", "1", "--duration", "0.1"], cli_env(data_dir))  # fmt: skip
+    assert _simulated_accounts(again.stdout) == accounts
+
+
+def test_simulate_batches_and_reads_the_saved_admin_key(tmp_path: Path, spawn: Spawner) -> None:
+    data_dir = tmp_path / "data"
+    server, base = start_serve(spawn, data_dir, ORDERHOOKS_REQUIRE_AGREEMENT="false")
+    key = (data_dir / "admin.key").read_text().strip()
+    result = run_cli(
+        ["simulate", "--url", base, "--batch", "--rate", "10", "--duration", "2", "--speed", "8",
+         "--accounts-list", "acct-a,acct-b"],
+        cli_env(data_dir),  # no --key: the admin.key of the data dir is used
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    events = {a: _events(base, a, key) for a in ("acct-a", "acct-b")}
+    assert sum(len(e) for e in events.values()) > 0
+    assert all(e["account"] in ("acct-a", "acct-b") for es in events.values() for e in es)
+    assert server.stop() == 0
+
+
+def test_simulate_fails_when_most_requests_fail(tmp_path: Path, spawn: Spawner) -> None:
+    server, base = start_serve(spawn, tmp_path / "data", ORDERHOOKS_ADMIN_KEY=ADMIN_KEY)
+    result = run_cli(
+        ["simulate", "--url", base, "--key", "wrong-key", "--rate", "10", "--duration", "1"],
+        cli_env(tmp_path / "data"),
+    )
+    assert result.returncode == 1
+    assert "401" in result.stdout
+    assert server.stop() == 0

@@ -1,0 +1,469 @@
+"""The dispatcher with a FakeTransport and a real SQLite store in tmp_path."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from standardwebhooks import Webhook as StandardWebhook
+
+from orderhooks.config import Settings
+from orderhooks.delivery.dispatcher import Dispatcher
+from orderhooks.delivery.outbound import user_agent
+from orderhooks.delivery.signing import generate_secret, verify
+from orderhooks.delivery.transport import FakeTransport, OutboundRequest, fake_result
+from orderhooks.domain.ids import new_id
+from orderhooks.domain.model import (
+    AttemptError,
+    DeliveryState,
+    DisabledReason,
+    EventType,
+    PayloadFormat,
+    SigningSecret,
+    Webhook,
+    WebhookState,
+)
+from orderhooks.domain.orders import validate_order, validate_status_update
+from orderhooks.exceptions import StoreUnavailable
+from orderhooks.metrics import Metrics
+from orderhooks.store import open_store
+from orderhooks.store.base import (
+    DeliveryFilter,
+    NewOrderItem,
+    Outcome,
+    Scope,
+    StatusItem,
+    Store,
+)
+
+SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
+ALL_TYPES = (EventType.NEW, EventType.STATUS_UPDATE, EventType.COURIER_UPDATE)
+ACCOUNT = "acc1"
+EVERYONE = Scope()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": tmp_path,
+        "require_agreement": False,
+        "retry_schedule": (0, 1),
+        "retry_jitter": 0.0,
+        "worker_concurrency": 64,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture()
+def settings(tmp_path: Path) -> Settings:
+    return _settings(tmp_path)
+
+
+@pytest.fixture()
+async def store(settings: Settings) -> AsyncIterator[Store]:
+    opened = open_store(settings)
+    await opened.open()
+    await opened.migrate()
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture()
+def transport() -> FakeTransport:
+    return FakeTransport()
+
+
+@pytest.fixture()
+def metrics() -> Metrics:
+    return Metrics()
+
+
+@pytest.fixture()
+async def dispatcher(
+    store: Store, transport: FakeTransport, settings: Settings, metrics: Metrics
+) -> AsyncIterator[Dispatcher]:
+    worker = Dispatcher(store, transport, settings, metrics=metrics, worker_id="test-worker")
+    await worker.start()
+    yield worker
+    await worker.stop(drain_timeout=2)
+
+
+async def _webhook(store: Store, url: str, **overrides: Any) -> tuple[Webhook, str]:
+    secret = generate_secret()
+    now = _now()
+    values: dict[str, Any] = {
+        "id": new_id("wh"),
+        "url": url,
+        "accounts": (ACCOUNT,),
+        "event_types": ALL_TYPES,
+        "secrets": (SigningSecret(secret),),
+        "created_at": now,
+        "updated_at": now,
+    }
+    values.update(overrides)
+    created = await store.create_webhook(Webhook(**values))
+    assert created.state is WebhookState.ACTIVE
+    return created, secret
+
+
+def _order(order_id: str) -> NewOrderItem:
+    document = json.loads((SAMPLES / "new_order.json").read_text())
+    document.update({"_id": order_id, "account": ACCOUNT})
+    raw = orjson.dumps(document)
+    return NewOrderItem(validate_order(document), hashlib.sha256(raw).hexdigest())
+
+
+def _status(order_id: str, status: int) -> StatusItem:
+    return StatusItem(order_id, validate_status_update({"status": status}))
+
+
+async def _ingest_orders(store: Store, count: int, prefix: str = "order") -> list[str]:
+    results = await store.ingest([_order(f"{prefix}-{i}") for i in range(count)], _now())
+    return [event_id for result in results for event_id in result.event_ids]
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not await check():
+            await asyncio.sleep(0.02)
+
+
+async def _states(store: Store, webhook_id: str) -> list[DeliveryState]:
+    page = await store.list_deliveries(DeliveryFilter(webhook_id=webhook_id), 500, None)
+    return [d.state for d in page.items]
+
+
+def _all_in(
+    states: set[DeliveryState], store: Store, webhook_id: str, count: int
+) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        current = await _states(store, webhook_id)
+        return len(current) == count and all(state in states for state in current)
+
+    return check
+
+
+def _event_ids(requests: list[OutboundRequest]) -> list[str]:
+    return [request.headers["webhook-id"] for request in requests]
+
+
+def _counter(metrics: Metrics, outcome: str) -> float:
+    value = metrics.registry.get_sample_value(
+        "orderhooks_delivery_attempts_total", {"outcome": outcome}
+    )
+    return value or 0.0
+
+
+# ---------------------------------------------------------------- the request
+
+
+async def test_each_delivery_is_sent_signed_with_its_headers(
+    store: Store, transport: FakeTransport, dispatcher: Dispatcher
+) -> None:
+    url = "https://receiver.example/hook"
+    static = {"X-Team": "bi", "Content-Type": "text/plain", "Webhook-Signature": "v1,forged"}
+    webhook, secret = await _webhook(store, url, headers=static)
+    [event_id] = await _ingest_orders(store, 1)
+
+    await _eventually(_all_in({DeliveryState.DELIVERED}, store, webhook.id, 1))
+
+    [request] = transport.sent_to(url)
+    headers = request.headers
+    assert headers["webhook-id"] == event_id
+    assert abs(int(headers["webhook-timestamp"]) - _now().timestamp()) < 60
+    StandardWebhook(secret).verify(request.body, dict(headers))
+    assert verify(secret, dict(headers), request.body)
+    assert headers["content-type"] == "application/json"
+    assert headers["user-agent"] == user_agent() == "orderhooks/0.1.0"
+    assert headers["orderhooks-event-type"] == "order.new"
+    assert headers["orderhooks-attempt"] == "1"
+    page = await store.list_deliveries(DeliveryFilter(webhook_id=webhook.id), 10, None)
+    assert headers["orderhooks-delivery-id"] == page.items[0].id
+    assert headers["X-Team"] == "bi"
+    # Static headers never replace the ones orderhooks sets.
+    assert "Content-Type" not in headers
+    assert "Webhook-Signature" not in headers
+    assert "forged" not in headers["webhook-signature"]
+    assert request.timeout_seconds == webhook.timeout_seconds
+
+    envelope = orjson.loads(request.body)
+    assert envelope["id"] == event_id
+    assert envelope["type"] == "order.new"
+    assert envelope["sequence"] == 1
+    assert envelope["data"]["_id"] == "order-0"
+
+
+async def test_raw_payload_is_the_data_alone_and_bodies_are_shared(
+    store: Store, transport: FakeTransport, dispatcher: Dispatcher
+) -> None:
+    raw, _ = await _webhook(store, "https://raw.example/", payload_format=PayloadFormat.RAW)
+    first, _ = await _webhook(store, "https://one.example/")
+    second, _ = await _webhook(store, "https://two.example/")
+    await _ingest_orders(store, 1)
+
+    for webhook in (raw, first, second):
+        await _eventually(_all_in({DeliveryState.DELIVERED}, store, webhook.id, 1))
+    [raw_request] = transport.sent_to("https://raw.example/")
+    assert orjson.loads(raw_request.body)["_id"] == "order-0"
+    [one] = transport.sent_to("https://one.example/")
+    [two] = transport.sent_to("https://two.example/")
+    assert one.body == two.body
+    assert (
+        one.headers["webhook-id"] == two.headers["webhook-id"] == raw_request.headers["webhook-id"]
+    )
+
+
+# ---------------------------------------------------------------- outcomes and retries
+
+
+async def test_retries_follow_the_schedule_then_fail(
+    store: Store, transport: FakeTransport, dispatcher: Dispatcher, metrics: Metrics
+) -> None:
+    url = "https://failing.example/"
+    webhook, _ = await _webhook(store, url)
+    transport.script(url, [fake_result(500, excerpt="boom")] * 3)
+    await _ingest_orders(store, 1)
+
+    await _eventually(_all_in({DeliveryState.FAILED}, store, webhook.id, 1))
+
+    requests = transport.sent_to(url)
+    assert [r.headers["orderhooks-attempt"] for r in requests] == ["1", "2", "3"]
+    assert len(set(_event_ids(requests))) == 1
+    page = await store.list_deliveries(DeliveryFilter(webhook_id=webhook.id), 10, None)
+    view = await store.get_delivery(page.items[0].id, EVERYONE)
+    attempts = view.attempts
+    assert [a.attempt for a in attempts] == [1, 2, 3]
+    assert all(a.status_code == 500 and a.error is AttemptError.HTTP_STATUS for a in attempts)
+    assert attempts[0].response_body == "boom"
+    # Schedule (0, 1): the third attempt waits for the second entry, one second.
+    assert (attempts[2].started_at - attempts[1].started_at).total_seconds() >= 0.95
+    assert _counter(metrics, "retry") == 2
+    assert _counter(metrics, "failed") == 1
+
+
+async def test_a_retry_that_succeeds_delivers(
+    store: Store, transport: FakeTransport, dispatcher: Dispatcher, metrics: Metrics
+) -> None:
+    url = "https://flaky.example/"
+    webhook, _ = await _webhook(store, url)
+    transport.script(url, [fake_result(None, error=AttemptError.TIMEOUT)])
+    await _ingest_orders(store, 1)
+
+    await _eventually(_all_in({DeliveryState.DELIVERED}, store, webhook.id, 1))
+
+    page = await store.list_deliveries(DeliveryFilter(webhook_id=webhook.id), 10, None)
+    delivery = page.items[0]
+    assert delivery.attempt_count == 2
+    view = await store.get_delivery(delivery.id, EVERYONE)
+    assert [(a.status_code, a.error) for a in view.attempts] == [
+        (None, AttemptError.TIMEOUT),
+        (200, None),
+    ]
+    assert _counter(metrics, "delivered") == 1
+    assert _counter(metrics, "retry") == 1
+
+
+async def test_410_fails_the_delivery_and_disables_the_webhook(
+    store: Store, transport: FakeTransport, dispatcher: Dispatcher
+) -> None:
+    url = "https://gone.example/"
+    webhook, _ = await _webhook(store, url)
+    transport.script(url, [fake_result(410)])
+    await _ingest_orders(store, 1)
+
+    await _eventually(_all_in({DeliveryState.FAILED}, store, webhook.id, 1))
+
+    stored = await store.get_webhook(webhook.id, EVERYONE)
+    assert stored.state is WebhookState.DISABLED
+    assert stored.disabled_reason is DisabledReason.GONE
+    assert len(transport.sent_to(url)) == 1
+
+
+# ---------------------------------------------------------------- ordering and limits
+
+
+async def test_an_order_waits_for_its_failing_first_event(
+    store: Store, transport: FakeTransport, dispatcher: Dispatcher
+) -> None:
+    url = "https://ordered.example/"
+    webhook, _ = await _webhook(store, url)
+    # Both tries of the first event fail: it ends `failed`, then the next one goes.
+    transport.script(url, [fake_result(500), fake_result(503), fake_result(500)])
+    created = await store.ingest([_order("o-1"), _status("o-1", 20), _status("o-1", 50)], _now())
+    event_ids = [event_id for result in created for event_id in result.event_ids]
+    assert len(event_ids) == 3
+
+    await _eventually(
+        _all_in({DeliveryState.DELIVERED, DeliveryState.FAILED}, store, webhook.id, 3)
+    )
+
+    sent = _event_ids(transport.sent_to(url))
+    first, second, third = event_ids
+    assert sent == [first, first, first, second, third]
+    states = {d.event_id: d.state for d in (await _deliveries(store, webhook.id))}
+    assert states == {
+        first: DeliveryState.FAILED,
+        second: DeliveryState.DELIVERED,
+        third: DeliveryState.DELIVERED,
+    }
+
+
+async def _deliveries(store: Store, webhook_id: str) -> list[Any]:
+    page = await store.list_deliveries(DeliveryFilter(webhook_id=webhook_id), 500, None)
+    return list(page.items)
+
+
+class Gate:
+    """A responder that holds every request until released, counting those in flight."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.release = asyncio.Event()
+        self.delay = delay
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.started = asyncio.Event()
+
+    async def __call__(self, request: OutboundRequest) -> Any:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        self.started.set()
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            else:
+                await self.release.wait()
+            return fake_result(200)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_max_concurrency_of_each_webhook_is_never_exceeded(
+    store: Store, transport: FakeTransport, dispatcher: Dispatcher
+) -> None:
+    gate = Gate(delay=0.03)
+    transport.responder = gate
+    narrow, _ = await _webhook(store, "https://narrow.example/", max_concurrency=2)
+    wide, _ = await _webhook(store, "https://wide.example/", max_concurrency=5)
+    await _ingest_orders(store, 20)
+
+    for webhook in (narrow, wide):
+        await _eventually(_all_in({DeliveryState.DELIVERED}, store, webhook.id, 20))
+    assert transport.max_in_flight["https://narrow.example/"] == 2
+    assert transport.max_in_flight["https://wide.example/"] == 5
+
+
+async def test_worker_concurrency_bounds_all_attempts(
+    tmp_path: Path, store: Store, transport: FakeTransport
+) -> None:
+    gate = Gate(delay=0.03)
+    transport.responder = gate
+    for name in ("a", "b", "c"):
+        await _webhook(store, f"https://{name}.example/")
+    await _ingest_orders(store, 10)
+    worker = Dispatcher(store, transport, _settings(tmp_path, worker_concurrency=4))
+    await worker.start()
+    try:
+        await _eventually(lambda: _count_requests(transport, 30))
+    finally:
+        await worker.stop(drain_timeout=2)
+    assert gate.max_in_flight == 4
+
+
+async def _count_requests(transport: FakeTransport, count: int) -> bool:
+    return len(transport.requests) >= count
+
+
+# ---------------------------------------------------------------- recording and stopping
+
+
+async def test_outcomes_survive_a_failing_store(
+    store: Store, transport: FakeTransport, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    webhook, _ = await _webhook(store, "https://receiver.example/")
+    await _ingest_orders(store, 3)
+    real_record = store.record
+    failures: list[int] = []
+
+    async def flaky_record(outcomes: list[Outcome], now: datetime) -> None:
+        if len(failures) < 2:
+            failures.append(len(outcomes))
+            raise StoreUnavailable("database is down")
+        await real_record(outcomes, now)
+
+    monkeypatch.setattr(store, "record", flaky_record)
+    worker = Dispatcher(store, transport, settings)
+    await worker.start()
+    try:
+        await _eventually(_all_in({DeliveryState.DELIVERED}, store, webhook.id, 3))
+    finally:
+        await worker.stop(drain_timeout=2)
+    assert len(failures) == 2
+    assert len(transport.requests) == 3  # recorded late, but never sent twice
+
+
+async def test_stop_lets_attempts_in_flight_finish_and_records_them(
+    store: Store, transport: FakeTransport, settings: Settings
+) -> None:
+    gate = Gate()
+    transport.responder = gate
+    webhook, _ = await _webhook(store, "https://receiver.example/")
+    await _ingest_orders(store, 2)
+    worker = Dispatcher(store, transport, settings)
+    await worker.start()
+    assert worker.running
+    await _eventually(lambda: _count_requests(transport, 2))
+
+    stopping = asyncio.create_task(worker.stop(drain_timeout=10))
+    await asyncio.sleep(0.1)
+    assert not stopping.done()  # waiting for the two attempts
+    assert not worker.running
+    await _ingest_orders(store, 1, prefix="late")  # claimed by nobody: the worker is stopping
+    gate.release.set()
+    await stopping
+
+    assert len(transport.requests) == 2
+    states = await _states(store, webhook.id)
+    assert sorted(states) == sorted(
+        [DeliveryState.DELIVERED, DeliveryState.DELIVERED, DeliveryState.PENDING]
+    )
+
+
+async def test_stop_abandons_attempts_at_the_bound(
+    store: Store, transport: FakeTransport, settings: Settings
+) -> None:
+    gate = Gate()  # never released
+    transport.responder = gate
+    webhook, _ = await _webhook(store, "https://stuck.example/")
+    await _ingest_orders(store, 1)
+    worker = Dispatcher(store, transport, settings)
+    await worker.start()
+    await _eventually(lambda: _count_requests(transport, 1))
+
+    await asyncio.wait_for(worker.stop(drain_timeout=0.2), timeout=10)
+
+    assert gate.in_flight == 0  # the attempt was cancelled
+    # Nothing was recorded: the delivery stays leased until its lease expires.
+    assert await _states(store, webhook.id) == [DeliveryState.DELIVERING]
+
+
+async def test_notify_and_idle_wait_pick_up_new_work(
+    store: Store, transport: FakeTransport, dispatcher: Dispatcher
+) -> None:
+    webhook, _ = await _webhook(store, "https://receiver.example/")
+    for round_number in range(3):
+        await _ingest_orders(store, 1, prefix=f"round{round_number}")
+        dispatcher.notify()
+        await _eventually(_all_in({DeliveryState.DELIVERED}, store, webhook.id, round_number + 1))
+    assert len(transport.requests) == 3
+    assert dispatcher.running

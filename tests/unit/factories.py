@@ -1,0 +1,108 @@
+"""Builders of domain values for the unit tests: sensible defaults, override what matters."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from orderhooks.domain.model import Event, EventType, OrderState, SigningSecret, Webhook
+
+FIXTURES = Path(__file__).parent / "fixtures"
+NOW = datetime(2026, 11, 28, 12, 0, 0, 123456, tzinfo=UTC)
+ALL_TYPES = (EventType.NEW, EventType.STATUS_UPDATE, EventType.COURIER_UPDATE)
+SECRET = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+
+
+def sample(name: str) -> dict[str, Any]:
+    """A fresh copy of one of the project's sample payloads (`new_order`, ...)."""
+    with (FIXTURES / f"{name}.json").open() as handle:
+        return copy.deepcopy(json.load(handle))
+
+
+def webhook(**overrides: Any) -> Webhook:
+    """An active webhook on account `acc1` for every event type, no filters."""
+    values: dict[str, Any] = {
+        "id": "wh_1",
+        "url": "https://receiver.example.com/hook",
+        "accounts": ("acc1",),
+        "event_types": ALL_TYPES,
+        "secrets": (SigningSecret(SECRET),),
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+    values.update(overrides)
+    return Webhook(**values)
+
+
+def event(**overrides: Any) -> Event:
+    """An `order.status_update` at status 20 for order `o1` of account `acc1`."""
+    values: dict[str, Any] = {
+        "id": "evt_1",
+        "type": EventType.STATUS_UPDATE,
+        "order_id": "o1",
+        "account": "acc1",
+        "location": "loc1",
+        "channel_link": "cl1",
+        "channel": 7,
+        "sequence": 1,
+        "created_at": NOW,
+        "data": {},
+        "status": 20,
+    }
+    values.update(overrides)
+    return Event(**values)
+
+
+def order_document(**overrides: Any) -> dict[str, Any]:
+    """A minimal valid order document on account `acc1`, status 10."""
+    document: dict[str, Any] = {
+        "_id": "o1",
+        "account": "acc1",
+        "location": "loc1",
+        "channelLink": "cl1",
+        "channel": 7,
+        "status": 10,
+        "orderType": 2,
+        "items": [{"plu": "P1", "name": "Burger", "price": 1150, "quantity": 1}],
+    }
+    document.update(overrides)
+    return document
+
+
+class SequentialIds:
+    """A deterministic IdFactory: `evt_0001`, `dlv_0002`, ... in call order."""
+
+    def __init__(self) -> None:
+        self._counter = itertools.count(1)
+        self.made: list[str] = []
+
+    def __call__(self, prefix: str) -> str:
+        made = f"{prefix}_{next(self._counter):04d}"
+        self.made.append(made)
+        return made
+
+
+def order_state(**overrides: Any) -> OrderState:
+    """The stored state of `order_document()` right after its arrival."""
+    document = overrides.pop("document", order_document())
+    values: dict[str, Any] = {
+        "order_id": document["_id"],
+        "account": document["account"],
+        "location": document["location"],
+        "channel_link": document["channelLink"],
+        "channel": document["channel"],
+        "status": document["status"],
+        "document": document,
+        "body_hash": "hash-1",
+        "courier": None,
+        "next_sequence": 2,
+        "max_flow_status": document["status"] if document["status"] < 100 else -1,
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+    values.update(overrides)
+    return OrderState(**values)
