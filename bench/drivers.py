@@ -209,17 +209,18 @@ def _backlog_result(
     # Latency is meaningful only for the events ingested during the drain.
     figures = delivery_figures(read_acks(folder / "acks-drain.txt"), arrivals)
     everything = delivery_figures({}, arrivals)
-    result = summarise(
-        scenario, {**build, "started_at": drain_started}, everything, window, expected
-    )
+    # Ingest figures are those of the load beside the drain; the span starts at the drain.
+    drain_load = {**during, "started_at": drain_started}
+    result = summarise(scenario, drain_load, everything, window, expected)
     rss = window.sampler.window(drain_started, everything.last_arrival or time.time())
     baseline = _early_median(rss)
     result.update(
         {
             "backlog_events": build["events"],
+            "events_acknowledged": build["events"] + during["events"],
+            "build_seconds": build["elapsed_seconds"],
             "build_ingest_events_per_s": build["events_per_second"],
             "build_peak_rss_mb": build_window.figures(1)["peak_rss_mb"],
-            "ingest_events_per_s": during["events_per_second"],
             "ingest_during_drain_events_per_s": during["events_per_second"],
             "ingest_during_drain_share": during["events_per_second"] / build["events_per_second"]
             if build["events_per_second"]

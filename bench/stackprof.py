@@ -13,6 +13,7 @@ flame graph. Samples whose innermost frame is a known wait (the event loop's
 from __future__ import annotations
 
 import atexit
+import os
 import runpy
 import sys
 import threading
@@ -22,7 +23,7 @@ from pathlib import Path
 from types import FrameType
 
 SAMPLE_INTERVAL_SECONDS = 0.005
-REPORT_EVERY_SECONDS = 5.0
+REPORT_EVERY_SECONDS = 2.0
 MAX_STACK_DEPTH = 80
 TOP_FUNCTIONS = 40
 IDLE_LEAVES = frozenset(
@@ -30,6 +31,7 @@ IDLE_LEAVES = frozenset(
         ("selectors.py", "select"),
         ("threading.py", "wait"),
         ("queue.py", "get"),
+        ("thread.py", "_worker"),  # a ThreadPoolExecutor thread waiting for work
         # On uvloop the loop itself is C code: an idle loop's innermost Python frame is
         # the one that called run_until_complete.
         ("runners.py", "run"),
@@ -73,6 +75,7 @@ class StackSampler:
         self.out = out
         self.stacks: Counter[tuple[str, tuple[Frame, ...]]] = Counter()
         self.samples = 0
+        self.thread_cpu: dict[str, float] = {}
         self.started = time.time()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -105,7 +108,10 @@ class StackSampler:
         with self._lock:
             stacks = list(self.stacks.items())
             samples = self.samples
-        self.out.write_text(render_report(stacks, samples, time.time() - self.started))
+        # Threads that ended (a store closed at shutdown) keep their last reading.
+        self.thread_cpu.update(thread_cpu_seconds())
+        report = render_report(stacks, samples, time.time() - self.started)
+        self.out.write_text(report + render_thread_cpu(self.thread_cpu))
         folded = (
             f"{thread};" + ";".join(f"{f}:{fn}" for f, fn in stack) + f" {count}\n"
             for (thread, stack), count in stacks
@@ -148,6 +154,29 @@ def render_report(
         for name, count in counts.most_common(TOP_FUNCTIONS):
             share = 100.0 * count / max(busy_total, 1)
             lines.append(f"  {share:6.2f}%  {count:>8}  {name}")
+    return "\n".join(lines) + "\n"
+
+
+def thread_cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) of each live thread of this process, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for thread in threading.enumerate():
+        stat = Path(f"/proc/self/task/{thread.native_id}/stat")
+        try:
+            # Fields after the parenthesised name: utime and stime are the 12th and 13th.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        out[thread.name] = (int(fields[11]) + int(fields[12])) / ticks
+    return out
+
+
+def render_thread_cpu(seconds_by_thread: dict[str, float]) -> str:
+    """Exact CPU seconds per thread: where samples can not tell waiting from working."""
+    lines = ["\nCPU seconds per thread (from /proc; a thread's samples include its waits):"]
+    for name, seconds in sorted(seconds_by_thread.items(), key=lambda kv: -kv[1]):
+        lines.append(f"  {name:<40} {seconds:10.2f}")
     return "\n".join(lines) + "\n"
 
 

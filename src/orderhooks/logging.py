@@ -59,10 +59,15 @@ def _json_dumps(value: MutableMapping[str, Any], **_: Any) -> str:
 def _renderer(log_format: LogFormat, stream: TextIO) -> Processor:
     if log_format == "json":
         return structlog.processors.JSONRenderer(serializer=_json_dumps)
+    tty = stream.isatty()
     return structlog.dev.ConsoleRenderer(
-        colors=stream.isatty(),
+        colors=tty,
         # Locals of a frame may hold a key or a request body: never show them.
-        exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False),
+        exception_formatter=(
+            structlog.dev.RichTracebackFormatter(show_locals=False)
+            if tty
+            else structlog.dev.plain_traceback
+        ),
     )
 
 

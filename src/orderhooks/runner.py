@@ -15,6 +15,7 @@ import contextlib
 import importlib.util
 import os
 import signal
+import socket
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,6 +42,7 @@ ProcessRole = Literal["serve", "api", "worker"]
 DRAIN_TIMEOUT_SECONDS = 30.0  # bound on finishing delivery attempts in flight at shutdown
 HTTP_GRACEFUL_SHUTDOWN_SECONDS = 30  # bound on finishing HTTP requests in flight
 RETENTION_INTERVAL_SECONDS = 3600.0
+EXIT_START_FAILED = 1
 ADMIN_KEY_FILE = "admin.key"
 ENV_ADMIN_KEY_NAME = "admin (ORDERHOOKS_ADMIN_KEY)"
 FIRST_ADMIN_KEY_NAME = "admin (first start)"
@@ -108,7 +110,7 @@ async def ensure_admin_key(store: Store, settings: Settings, now: datetime) -> s
     except OSError as exc:
         log.error("could not write the admin key file", error=str(exc))
     else:
-        log.info("first admin key created: printed above and saved", path=str(path))
+        log.info("first admin key created: printed on standard output and saved", path=str(path))
     return plaintext
 
 
@@ -159,9 +161,21 @@ class _Server(uvicorn.Server):
     """uvicorn's server without its own signal handling: the runner owns the signals,
     because it must drain the delivery workers after the HTTP server has stopped."""
 
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[str], None]) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
+        """Leave SIGTERM and SIGINT to the runner."""
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Start listening, then report the URL actually bound (port 0 picks one)."""
+        await super().startup(sockets=sockets)
+        if self.started:
+            host, port = self.servers[0].sockets[0].getsockname()[:2]
+            self._on_started(listen_url(host, port))
 
 
 class ShutdownSignals:
@@ -212,10 +226,9 @@ def uvicorn_config(app: object, settings: Settings, access_log: bool = False) ->
     )
 
 
-def listen_url(settings: Settings) -> str:
-    """The base URL the process listens on."""
-    host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    return f"http://{host}:{settings.port}"
+def listen_url(host: str, port: int) -> str:
+    """The base URL of a listening address."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 async def run_process(settings: Settings, role: ProcessRole, *, access_log: bool = False) -> int:
@@ -223,12 +236,22 @@ async def run_process(settings: Settings, role: ProcessRole, *, access_log: bool
     loop = asyncio.get_running_loop()
     signals = ShutdownSignals()
     signals.install(loop)
-    store = await open_migrated_store(settings)
+    try:
+        store = await open_migrated_store(settings)
+        exit_code = await _run_with_store(store, settings, role, signals, access_log)
+    finally:
+        signals.uninstall(loop)
+    log.info("stopped", role=role, exit_code=exit_code)
+    return exit_code
+
+
+async def _run_with_store(
+    store: Store, settings: Settings, role: ProcessRole, signals: ShutdownSignals, access_log: bool
+) -> int:
     metrics = Metrics()
     dispatcher: Dispatcher | None = None
     transport: AiohttpTransport | None = None
     retention: asyncio.Task[None] | None = None
-    exit_code = 0
     try:
         await ensure_admin_key(store, settings, utcnow())
         if role in ("serve", "worker"):
@@ -246,34 +269,28 @@ async def run_process(settings: Settings, role: ProcessRole, *, access_log: bool
             metrics=metrics,
             workers_running=(lambda: running.running) if running is not None else None,
         )
-        exit_code = await _serve_http(app, settings, role, signals, access_log)
+        return await _serve_http(app, settings, role, signals, access_log)
     finally:
         await _shut_down(store, dispatcher, transport, retention, signals)
-        signals.uninstall(loop)
-    log.info("stopped", role=role, exit_code=exit_code)
-    return exit_code
 
 
 async def _serve_http(
     app: object, settings: Settings, role: ProcessRole, signals: ShutdownSignals, access_log: bool
 ) -> int:
-    server = _Server(uvicorn_config(app, settings, access_log))
+    def started(url: str) -> None:
+        engine = "postgresql" if settings.is_postgres else "sqlite"
+        log.info("orderhooks started", role=role, url=url, database=engine)
+
+    server = _Server(uvicorn_config(app, settings, access_log), started)
     signals.server = server
     if signals.requested.is_set():
         return 0
-    log.info(
-        "orderhooks started",
-        role=role,
-        url=listen_url(settings),
-        database="postgresql" if settings.is_postgres else "sqlite",
-        data_dir=str(settings.data_dir),
-    )
     try:
         await server.serve()
-    except SystemExit as exc:
+    except SystemExit:
         # uvicorn exits this way when it cannot bind or the app fails to start.
-        log.error("the HTTP server could not start", url=listen_url(settings))
-        return exc.code if isinstance(exc.code, int) and exc.code else 1
+        log.error("the HTTP server could not start", host=settings.host, port=settings.port)
+        return EXIT_START_FAILED
     return 0
 
 
@@ -284,19 +301,30 @@ async def _shut_down(
     retention: asyncio.Task[None] | None,
     signals: ShutdownSignals,
 ) -> None:
-    if retention is not None:
-        retention.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await retention
-    if dispatcher is not None:
-        drain = asyncio.ensure_future(dispatcher.stop(drain_timeout=DRAIN_TIMEOUT_SECONDS))
-        forced = asyncio.ensure_future(signals.forced.wait())
-        await asyncio.wait({drain, forced}, return_when=asyncio.FIRST_COMPLETED)
-        forced.cancel()
-        if not drain.done():
-            drain.cancel()
+    # In this order: nothing may still use the transport or the store when they close.
+    try:
+        if retention is not None:
+            retention.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await drain
-    if transport is not None:
-        await transport.close()
-    await store.close()
+                await retention
+        if dispatcher is not None:
+            await _drain(dispatcher, signals)
+    finally:
+        try:
+            if transport is not None:
+                await transport.close()
+        finally:
+            await store.close()
+
+
+async def _drain(dispatcher: Dispatcher, signals: ShutdownSignals) -> None:
+    """Let the attempts in flight finish and their outcomes be recorded (bounded); a
+    second signal gives up on them: their leases expire and they are attempted again."""
+    drain = asyncio.ensure_future(dispatcher.stop(drain_timeout=DRAIN_TIMEOUT_SECONDS))
+    forced = asyncio.ensure_future(signals.forced.wait())
+    await asyncio.wait({drain, forced}, return_when=asyncio.FIRST_COMPLETED)
+    forced.cancel()
+    if not drain.done():
+        drain.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await drain

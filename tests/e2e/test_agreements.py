@@ -57,7 +57,7 @@ async def test_usage_counts_units_once_and_prices_them(api: Api, account: str) -
     async with Receiver() as flaky, Receiver() as steady:
         flaky.fail_first(2, per_delivery=True)
         flaky_hook = await api.create_webhook(flaky.url, [account])
-        await api.create_webhook(
+        steady_hook = await api.create_webhook(
             steady.url, [account], eventTypes=["order.new", "order.status_update"]
         )
         ids: list[str] = []
@@ -107,3 +107,4 @@ async def test_usage_counts_units_once_and_prices_them(api: Api, account: str) -
         assert units(rows, "order.status_update") == 4
         assert units(rows, "order.new", "replayed") == 3
         flaky.verify_all(flaky_hook["secret"])
+        steady.verify_all(steady_hook["secret"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 
@@ -90,7 +91,7 @@ async def test_webhook_lifecycle(api: Api, account: str, rx: Receiver) -> None:
     assert hook_id.startswith("wh_")
     assert created["secret"].startswith("whsec_")
     assert created["state"] == "active"
-    for field, default in {
+    defaults: dict[str, Any] = {
         "locations": [],
         "channelLinks": [],
         "channels": [],
@@ -101,7 +102,8 @@ async def test_webhook_lifecycle(api: Api, account: str, rx: Receiver) -> None:
         "headers": {},
         "maxConcurrency": 8,
         "ordering": "per_order",
-    }.items():
+    }
+    for field, default in defaults.items():
         assert created[field] == default, field
     read = await api.webhook(hook_id)
     assert "secret" not in read
@@ -128,6 +130,7 @@ async def test_webhook_lifecycle(api: Api, account: str, rx: Receiver) -> None:
     assert rx.requests == [], "creating or changing a webhook sends nothing"
     ids = await api.new_order(make_order(account))
     await rx.wait_for_delivered(set(ids))
+    await api.wait_deliveries(hook_id, lambda ds: states(ds) == {"delivered": 1})
     stats = expect(await api.client.get(f"/v1/webhooks/{hook_id}/stats"), 200)
     assert isinstance(stats, dict) and stats
     assert len(rx.requests) == 1
@@ -136,6 +139,7 @@ async def test_webhook_lifecycle(api: Api, account: str, rx: Receiver) -> None:
     assert (await api.client.get(f"/v1/webhooks/{hook_id}")).status_code == 404
     deliveries = await api.deliveries(hook_id)
     assert states(deliveries) == {"delivered": 1}, "deliveries stay readable after delete"
+    rx.verify_all(rotated["secret"])  # old and new sign during the grace; hex uses the new
 
 
 async def test_deliveries_retry_recover_replay_test(api: Api, account: str, rx: Receiver) -> None:
@@ -206,9 +210,10 @@ async def test_agreement_and_usage(api: Api, account: str, rx: Receiver) -> None
     got = expect(await api.client.get(f"/v1/accounts/{account}/agreement"), 200)
     assert got["pricing"] == agreement["pricing"]
 
-    await api.create_webhook(rx.url, [account])
+    hook = await api.create_webhook(rx.url, [account])
     ids = await api.new_order(make_order(account))
     await rx.wait_for_delivered(set(ids))
+    rx.verify_all(hook["secret"])
     usage = await api.wait_usage(account, lambda rows: units(rows, "order.new") == 1)
     row = next(r for r in usage if r["eventType"] == "order.new")
     assert row["month"] == datetime.now(UTC).strftime("%Y-%m")

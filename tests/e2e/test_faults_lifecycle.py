@@ -43,6 +43,7 @@ async def test_delete_cancels_pending_deliveries(api: Api, account: str, rx: Rec
     rx.healthy()
     await asyncio.sleep(SETTLE_SECONDS)
     assert len(rx.requests) == 3, "nothing is sent for a deleted webhook"
+    rx.verify_all(hook["secret"])
 
 
 async def test_disabled_webhook_waits_and_resumes_in_order(
@@ -77,7 +78,7 @@ async def test_probing_a_receiver_that_is_down(api: Api, account: str) -> None:
     rx.stop()  # its port now refuses connections; `start` reopens the same port
     try:
         hook = await api.create_webhook(
-            rx.url, [account], retrySchedule=[1] * 30, maxConcurrency=8, timeoutSeconds=1
+            rx.url, [account], retrySchedule=[1] * 20, maxConcurrency=8, timeoutSeconds=1
         )
         down_at = time.monotonic()
         ids = await ingest_orders(api, account, 5, (20, 40))
@@ -90,6 +91,7 @@ async def test_probing_a_receiver_that_is_down(api: Api, account: str) -> None:
         heads = [d for d in deliveries if sequence[d["eventId"]] == 1]
         # Hammering would cost each of the 5 heads one attempt a second; probing costs the
         # first burst plus about one attempt a second for the whole webhook.
+        print("\nprobing:", _attempt_report(deliveries, elapsed))
         assert attempts <= len(heads) + elapsed + 3, _attempt_report(deliveries, elapsed)
         assert all(d["attemptCount"] == 0 for d in deliveries if sequence[d["eventId"]] > 1)
         assert states(deliveries) == {"pending": 15}, states(deliveries)
@@ -110,3 +112,19 @@ async def test_probing_a_receiver_that_is_down(api: Api, account: str) -> None:
 def _attempt_report(deliveries: list[dict[str, Any]], elapsed: float) -> str:
     counts = sorted((d["attemptCount"] for d in deliveries), reverse=True)
     return f"{sum(counts)} attempts in {elapsed:.1f} s while down: {counts}"
+
+
+async def test_backlog_keeps_moving_after_a_final_failure(
+    api: Api, account: str, rx: Receiver
+) -> None:
+    """Each failed attempt ends its delivery (empty schedule); the backlog's next delivery is
+    already due, so it probes at once: no extra cool-down (PRODUCT 4.3)."""
+    rx.answer(500)
+    hook = await api.create_webhook(rx.url, [account], retrySchedule=[], maxConcurrency=1)
+    await ingest_orders(api, account, 5, ())
+    deliveries = await api.wait_deliveries(
+        hook["id"], lambda ds: states(ds) == {"failed": 5}, timeout=10, what="5 failed"
+    )
+    assert all(d["attemptCount"] == 1 for d in deliveries)
+    assert len(rx.requests) == 5
+    rx.verify_all(hook["secret"])

@@ -18,6 +18,7 @@ from tests.e2e.support import (
     expect,
     iso_now,
     make_order,
+    states,
 )
 
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -69,7 +70,7 @@ async def test_envelope_body_shape(api: Api, account: str, rx: Receiver) -> None
 
 async def test_raw_body_is_data_alone(api: Api, account: str) -> None:
     async with Receiver() as envelope_rx, Receiver() as raw_rx:
-        await api.create_webhook(envelope_rx.url, [account])
+        envelope_hook = await api.create_webhook(envelope_rx.url, [account])
         raw_hook = await api.create_webhook(raw_rx.url, [account], payloadFormat="raw")
         assert raw_hook["payloadFormat"] == "raw"
         order = make_order(account)
@@ -90,6 +91,7 @@ async def test_raw_body_is_data_alone(api: Api, account: str) -> None:
         assert raw[0].json == order, "raw order.new is the order document alone"
         assert raw[1].json["status"] == 20
         raw_rx.verify_all(raw_hook["secret"])
+        envelope_rx.verify_all(envelope_hook["secret"])
 
 
 async def test_request_headers(api: Api, account: str) -> None:
@@ -123,6 +125,7 @@ async def test_request_headers(api: Api, account: str) -> None:
             assert request.headers["x-env"] == "e2e"
         assert "x-partner-token" not in steady.requests[0].headers
 
+        await api.wait_deliveries(flaky_hook["id"], lambda ds: states(ds) == {"delivered": 1})
         delivery = await api.delivery(attempts[0].delivery_id or "")
         assert delivery["attemptCount"] == 3
         assert delivery["state"] == "delivered"
@@ -206,11 +209,12 @@ async def test_test_delivery(api: Api, account: str, rx: Receiver) -> None:
         response = await api.client.post(
             f"/v1/webhooks/{hook['id']}/test", json={"type": event_type}
         )
-        delivery_id = expect(response, 202)["deliveryId"]
-        await rx.wait_for(
-            lambda d=delivery_id: any(r.delivery_id == d for r in rx.accepted()),
-            what=f"test {event_type}",
-        )
+        delivery_id: str = expect(response, 202)["deliveryId"]
+
+        def delivered(delivery_id: str = delivery_id) -> bool:
+            return any(r.delivery_id == delivery_id for r in rx.accepted())
+
+        await rx.wait_for(delivered, what=f"test {event_type}")
         request = next(r for r in rx.requests if r.delivery_id == delivery_id)
         assert request.json["test"] is True
         assert request.json["type"] == event_type

@@ -31,7 +31,7 @@ async def test_event_types_filter(api: Api, account: str) -> None:
         status_hook = await api.create_webhook(
             only_status.url, [account], eventTypes=["order.status_update"]
         )
-        await api.create_webhook(everything.url, [account])
+        everything_hook = await api.create_webhook(everything.url, [account])
         order = make_order(account)
         await api.new_order(order)
         await api.status(order["_id"], 20)
@@ -49,6 +49,7 @@ async def test_event_types_filter(api: Api, account: str) -> None:
             "order.status_update",
         ]
         only_status.verify_all(status_hook["secret"])
+        everything.verify_all(everything_hook["secret"])
 
 
 async def test_scope_filters_accounts_locations_channel_links_channels(api: Api) -> None:
@@ -88,10 +89,11 @@ async def test_scope_filters_accounts_locations_channel_links_channels(api: Api)
         for name, orders in expected.items():
             want = {o["_id"] for o in orders}
             rx = receivers[name]
-            await rx.wait_for(
-                lambda rx=rx, want=want: want <= {e["orderId"] for e in rx.events()},
-                what=f"{name}: {len(want)} orders",
-            )
+
+            def arrived(rx: Receiver = rx, want: set[str] = want) -> bool:
+                return want <= {e["orderId"] for e in rx.events()}
+
+            await rx.wait_for(arrived, what=f"{name}: {len(want)} orders")
         await asyncio.sleep(SETTLE_SECONDS)
         ours = {o["_id"] for o in expected["star"]}
         for name, orders in expected.items():
@@ -216,8 +218,8 @@ async def test_trigger_webhook_beside_a_plain_one(api: Api, account: str) -> Non
     """A plain webhook sees the arrival's order.new and the trigger's order.new is not sent
     to it; the trigger webhook does not get the arrival's."""
     async with Receiver() as plain, Receiver() as triggered:
-        await api.create_webhook(plain.url, [account], eventTypes=ALL_TYPES)
-        await api.create_webhook(
+        plain_hook = await api.create_webhook(plain.url, [account], eventTypes=ALL_TYPES)
+        triggered_hook = await api.create_webhook(
             triggered.url, [account], eventTypes=["order.new"], newOrderTrigger=20
         )
         order = make_order(account, status=10)
@@ -231,3 +233,5 @@ async def test_trigger_webhook_beside_a_plain_one(api: Api, account: str) -> Non
         assert [e["id"] for e in plain_new] == arrival
         assert [e["data"]["status"] for e in plain_new] == [10]
         assert [(e["type"], e["data"]["status"]) for e in triggered.events()] == [("order.new", 20)]
+        plain.verify_all(plain_hook["secret"])
+        triggered.verify_all(triggered_hook["secret"])

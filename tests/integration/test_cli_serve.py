@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import signal
 import stat
+import threading
+import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,7 @@ from tests.integration.test_cli_helpers import (
     cli_env,
     free_port,
     http_get,
+    http_post,
     run_cli,
     spawner,
     start_serve,
@@ -91,19 +95,24 @@ def test_key_created_by_the_cli_works_against_the_server(tmp_path: Path, spawn: 
     assert not (data_dir / "admin.key").exists()
 
 
-def test_serve_is_ready_and_stops_with_exit_0_on_sigterm(tmp_path: Path, spawn: Spawner) -> None:
+def test_serve_is_ready_holds_its_port_and_stops_with_exit_0_on_sigterm(
+    tmp_path: Path, spawn: Spawner
+) -> None:
     process, base = start_serve(spawn, tmp_path / "data", ORDERHOOKS_ADMIN_KEY=ENV_ADMIN_KEY)
     assert process.wait_http(f"{base}/readyz").status_code == 200
     metrics = http_get(f"{base}/metrics")
     assert metrics.status_code == 200 and "orderhooks_" in metrics.text
+
+    port = base.rsplit(":", 1)[1]
+    second = spawn(
+        ["serve", "--port", port], cli_env(tmp_path / "other", ORDERHOOKS_ADMIN_KEY=ENV_ADMIN_KEY)
+    )
+    assert second.popen.wait(timeout=60) == 1  # the port is taken: a clean failure
+    assert "could not start" in second.stderr()
+
     assert process.stop(signal.SIGTERM) == 0
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{base}/healthz", timeout=2)
-
-
-def test_sigint_also_stops_with_exit_0(tmp_path: Path, spawn: Spawner) -> None:
-    process, _ = start_serve(spawn, tmp_path / "data", ORDERHOOKS_ADMIN_KEY=ENV_ADMIN_KEY)
-    assert process.stop(signal.SIGINT) == 0
 
 
 def test_flags_win_over_environment(tmp_path: Path, spawn: Spawner) -> None:
@@ -116,7 +125,7 @@ def test_flags_win_over_environment(tmp_path: Path, spawn: Spawner) -> None:
         ORDERHOOKS_LOG_FORMAT="console",
         ORDERHOOKS_PORT=str(free_port()),  # the --port flag of start_serve wins
     )
-    assert process.stop() == 0
+    assert process.stop(signal.SIGINT) == 0  # Ctrl-C stops as cleanly as SIGTERM
     assert (flag_dir / "orderhooks.db").is_file()
     assert not env_dir.exists()
     assert _log_records(process.stderr())
@@ -143,17 +152,6 @@ def test_api_serves_the_api(tmp_path: Path, spawn: Spawner) -> None:
     assert process.stop() == 0
 
 
-def test_port_in_use_fails_cleanly(tmp_path: Path, spawn: Spawner) -> None:
-    first, base = start_serve(spawn, tmp_path / "data", ORDERHOOKS_ADMIN_KEY=ENV_ADMIN_KEY)
-    port = base.rsplit(":", 1)[1]
-    second = spawn(
-        ["serve", "--port", port],
-        cli_env(tmp_path / "other", ORDERHOOKS_ADMIN_KEY=ENV_ADMIN_KEY),
-    )
-    assert second.popen.wait(timeout=60) != 0
-    assert first.stop() == 0
-
-
 @pytest.mark.postgres
 def test_postgres_migrate_api_and_worker(tmp_path: Path, spawn: Spawner, pg_url: str) -> None:
     env = cli_env(tmp_path / "data", ORDERHOOKS_DATABASE_URL=pg_url)
@@ -174,3 +172,77 @@ def test_postgres_migrate_api_and_worker(tmp_path: Path, spawn: Spawner, pg_url:
     assert len(keys) == 1  # both processes ensured the same key
     assert worker.stop() == 0
     assert api.stop() == 0
+
+
+class _SlowReceiver:
+    """An HTTP receiver on 127.0.0.1 that takes `delay` seconds to answer 200."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.requests: list[str] = []
+        self.in_flight = threading.Event()
+        self.answered = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["content-length"]))
+                receiver.requests.append(self.headers["webhook-id"])
+                receiver.in_flight.set()
+                time.sleep(receiver.delay)
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+                receiver.answered.set()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_sigterm_drains_the_attempt_in_flight(tmp_path: Path, spawn: Spawner) -> None:
+    receiver = _SlowReceiver(delay=2.0)
+    data_dir = tmp_path / "data"
+    variables = {
+        "ORDERHOOKS_ADMIN_KEY": ENV_ADMIN_KEY,
+        "ORDERHOOKS_REQUIRE_AGREEMENT": "false",
+        "ORDERHOOKS_ALLOWED_NETWORKS": "127.0.0.0/8",
+    }
+    auth = {"authorization": f"Bearer {ENV_ADMIN_KEY}"}
+    try:
+        process, base = start_serve(spawn, data_dir, **variables)
+        webhook = http_post(
+            f"{base}/v1/webhooks",
+            json={"url": receiver.url, "accounts": ["acc"], "eventTypes": ["order.new"]},
+            headers=auth,
+        )
+        assert webhook.status_code == 201, webhook.text
+        order = {
+            "_id": "drain-1", "account": "acc", "location": "loc", "channelLink": "cl",
+            "channel": 1, "status": 10, "orderType": 1,
+            "items": [{"plu": "P", "name": "Fries", "price": 350, "quantity": 1,
+                       "productType": 1, "subItems": []}],
+        }  # fmt: skip
+        assert http_post(f"{base}/v1/orders", json=order, headers=auth).status_code == 202
+        assert receiver.in_flight.wait(timeout=30), process.stderr()
+
+        assert process.stop(signal.SIGTERM) == 0
+        assert receiver.answered.is_set()  # the process waited for the answer
+
+        again, base = start_serve(spawn, data_dir, **variables)
+        deliveries = http_get(
+            f"{base}/v1/deliveries", params={"webhookId": webhook.json()["id"]}, headers=auth
+        ).json()["data"]
+        assert [(d["state"], d["attemptCount"]) for d in deliveries] == [("delivered", 1)]
+        assert len(receiver.requests) == 1  # recorded before exit: not sent again
+        assert again.stop() == 0
+    finally:
+        receiver.close()

@@ -7,6 +7,7 @@ import hashlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ from orderhooks.store.base import (
     Store,
 )
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "unit" / "fixtures"  # the shared samples
 ALL_TYPES = (EventType.NEW, EventType.STATUS_UPDATE, EventType.COURIER_UPDATE)
 ACCOUNT = "acc1"
 EVERYONE = Scope()
@@ -185,7 +186,7 @@ async def test_each_delivery_is_sent_signed_with_its_headers(
     StandardWebhook(secret).verify(request.body, dict(headers))
     assert verify(secret, dict(headers), request.body)
     assert headers["content-type"] == "application/json"
-    assert headers["user-agent"] == user_agent() == "orderhooks/0.1.0"
+    assert headers["user-agent"] == user_agent() == f"orderhooks/{version('orderhooks')}"
     assert headers["orderhooks-event-type"] == "order.new"
     assert headers["orderhooks-attempt"] == "1"
     page = await store.list_deliveries(DeliveryFilter(webhook_id=webhook.id), 10, None)
@@ -297,9 +298,10 @@ async def test_an_order_waits_for_its_failing_first_event(
     store: Store, transport: FakeTransport, dispatcher: Dispatcher
 ) -> None:
     url = "https://ordered.example/"
-    webhook, _ = await _webhook(store, url)
-    # Both tries of the first event fail: it ends `failed`, then the next one goes.
-    transport.script(url, [fake_result(500), fake_result(503), fake_result(500)])
+    # The webhook's own schedule wins over the server's: one retry, at once. Two failures
+    # stay below the probing threshold, so only the order's queue holds the next events.
+    webhook, _ = await _webhook(store, url, retry_schedule=(0,))
+    transport.script(url, [fake_result(500), fake_result(503)])
     created = await store.ingest([_order("o-1"), _status("o-1", 20), _status("o-1", 50)], _now())
     event_ids = [event_id for result in created for event_id in result.event_ids]
     assert len(event_ids) == 3
@@ -310,7 +312,7 @@ async def test_an_order_waits_for_its_failing_first_event(
 
     sent = _event_ids(transport.sent_to(url))
     first, second, third = event_ids
-    assert sent == [first, first, first, second, third]
+    assert sent == [first, first, second, third]
     states = {d.event_id: d.state for d in (await _deliveries(store, webhook.id))}
     assert states == {
         first: DeliveryState.FAILED,
@@ -467,3 +469,83 @@ async def test_notify_and_idle_wait_pick_up_new_work(
         await _eventually(_all_in({DeliveryState.DELIVERED}, store, webhook.id, round_number + 1))
     assert len(transport.requests) == 3
     assert dispatcher.running
+
+
+@pytest.mark.postgres
+async def test_on_postgresql_orders_are_delivered_in_order_with_retries(
+    tmp_path: Path, pg_url: str, transport: FakeTransport
+) -> None:
+    settings = _settings(tmp_path, database_url=pg_url)
+    store = open_store(settings)
+    await store.open()
+    await store.migrate()
+    worker = Dispatcher(store, transport, settings)
+    try:
+        url = "https://pg.example/"
+        webhook, secret = await _webhook(store, url)
+        transport.script(url, [fake_result(503)])
+        created = await store.ingest([_order("pg-1"), _status("pg-1", 20)], _now())
+        event_ids = [event_id for result in created for event_id in result.event_ids]
+        await worker.start()
+        await _eventually(_all_in({DeliveryState.DELIVERED}, store, webhook.id, 2))
+    finally:
+        await worker.stop(drain_timeout=2)
+        await store.close()
+    requests = transport.sent_to(url)
+    assert _event_ids(requests) == [event_ids[0], event_ids[0], event_ids[1]]
+    assert [r.headers["orderhooks-attempt"] for r in requests] == ["1", "2", "1"]
+    assert all(verify(secret, dict(r.headers), r.body) for r in requests)
+
+
+async def test_a_failing_claim_is_retried_and_the_loop_survives(
+    store: Store, transport: FakeTransport, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    webhook, _ = await _webhook(store, "https://receiver.example/")
+    await _ingest_orders(store, 1)
+    real_claim = store.claim
+    failures: list[datetime] = []
+
+    async def flaky_claim(now: datetime, limit: int, worker_id: str) -> Any:
+        if len(failures) < 2:
+            failures.append(now)
+            raise StoreUnavailable("database is down")
+        return await real_claim(now, limit, worker_id)
+
+    monkeypatch.setattr(store, "claim", flaky_claim)
+    worker = Dispatcher(store, transport, settings)
+    await worker.start()
+    try:
+        await _eventually(_all_in({DeliveryState.DELIVERED}, store, webhook.id, 1))
+        assert worker.running
+    finally:
+        await worker.stop(drain_timeout=2)
+    assert len(failures) == 2
+
+
+@pytest.mark.parametrize("wake_up_channel", ["working", "broken"])
+async def test_an_idle_worker_does_not_spin(
+    store: Store,
+    transport: FakeTransport,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    wake_up_channel: str,
+) -> None:
+    claims: list[int] = []
+    real_claim = store.claim
+
+    async def counting_claim(now: datetime, limit: int, worker_id: str) -> Any:
+        claims.append(limit)
+        return await real_claim(now, limit, worker_id)
+
+    async def broken_wait(timeout: float) -> None:
+        raise StoreUnavailable("the notification channel is down")
+
+    monkeypatch.setattr(store, "claim", counting_claim)
+    if wake_up_channel == "broken":
+        monkeypatch.setattr(store, "wait_for_work", broken_wait)
+    worker = Dispatcher(store, transport, settings)
+    await worker.start()
+    await asyncio.sleep(1.5)
+    await worker.stop(drain_timeout=1)
+    # Nothing to do: one claim at start, then about one per idle second.
+    assert 1 <= len(claims) <= 4

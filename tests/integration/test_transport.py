@@ -328,3 +328,23 @@ async def test_the_guarded_resolver_drops_blocked_addresses() -> None:
     assert addresses == ["93.184.216.34", "2606:4700::1"]
     with pytest.raises(BlockedAddressError):
         await resolver.resolve("private.example", 443)
+
+
+async def test_a_body_cut_short_is_a_connection_error_with_its_status(
+    transport: AiohttpTransport,
+) -> None:
+    async def cut_short(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly ten b")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(cut_short, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        result = await transport.send(_request(f"http://127.0.0.1:{port}/"))
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert result.error is AttemptError.CONNECTION_ERROR
+    assert result.status_code == 200

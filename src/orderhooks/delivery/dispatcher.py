@@ -187,11 +187,19 @@ class Dispatcher:
     async def _sleep(self, seconds: float, *, with_store: bool) -> None:
         if self._stopping or seconds <= 0:
             return
-        waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wake.wait())]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        woken = asyncio.ensure_future(self._wake.wait())
+        waiters: list[asyncio.Future[Any]] = [woken]
         if with_store:
             waiters.append(asyncio.ensure_future(self._store.wait_for_work(seconds)))
         try:
-            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+            if woken not in done and any(not w.cancelled() and w.exception() for w in done):
+                # The store's wake-up channel failed: sleep the time out rather than spin.
+                await asyncio.wait([woken], timeout=max(0.0, deadline - loop.time()))
         finally:
             await _cancel(waiters)
 

@@ -38,7 +38,9 @@ RESPONSE_EXCERPT_BYTES = 2048
 # one is cut here and its connection closed, so a huge or endless body costs nothing.
 RESPONSE_READ_LIMIT_BYTES = 65_536
 DNS_CACHE_SECONDS = 10
-KEEPALIVE_SECONDS = 30
+# Idle pooled connections are dropped before the common 5 s server defaults (uvicorn,
+# Node.js) close them, so a request rarely races a closing connection.
+KEEPALIVE_SECONDS = 4
 URL_CACHE_SIZE = 4096
 
 EMPTY_HEADERS: Mapping[str, str] = CIMultiDictProxy(CIMultiDict())
@@ -199,7 +201,7 @@ class AiohttpTransport:
                 async with self._session.post(
                     target.url,
                     data=request.body,
-                    headers=dict(request.headers),
+                    headers=request.headers,
                     allow_redirects=False,
                 ) as response:
                     status = response.status
@@ -215,7 +217,9 @@ class AiohttpTransport:
                 return _failure(AttemptError.BLOCKED_ADDRESS, started, str(exc))
             return _failure(AttemptError.CONNECTION_ERROR, started, str(exc))
         except (aiohttp.ClientError, OSError, ValueError) as exc:
-            return _failure(AttemptError.CONNECTION_ERROR, started, f"{type(exc).__name__}: {exc}")
+            # `status` is set when the connection broke while the body was being read.
+            detail = f"{type(exc).__name__}: {exc}"
+            return _failure(AttemptError.CONNECTION_ERROR, started, detail, status)
 
     async def close(self) -> None:
         """Close the pooled connections and the resolver."""

@@ -1,1 +1,38 @@
-"""Storage: one interface (`base.Store`), two engines (SQLite and PostgreSQL)."""
+"""Storage: one interface (`base.Store`), two engines (SQLite and PostgreSQL).
+
+`open_store(settings)` picks the engine from the database URL; the caller then awaits
+`open()` (and `migrate()` where it owns the schema) before using the store.
+"""
+
+from __future__ import annotations
+
+from orderhooks.config import Settings
+from orderhooks.exceptions import ConfigError
+from orderhooks.store.base import Store
+
+
+def open_store(settings: Settings) -> Store:
+    """The Store for the configured database URL: SQLite for `sqlite:///path`,
+    PostgreSQL for `postgresql://…`. Not yet opened."""
+    url = settings.effective_database_url
+    if settings.is_postgres:
+        from orderhooks.store.postgres import PostgresStore
+
+        return PostgresStore(
+            url,
+            require_agreement=settings.require_agreement,
+            disable_after_seconds=settings.disable_after_seconds,
+            pool_size=settings.db_pool_size,
+        )
+    if url.startswith("sqlite:///"):
+        from orderhooks.store.sqlite import SQLiteStore, sqlite_path
+
+        return SQLiteStore(
+            sqlite_path(url),
+            require_agreement=settings.require_agreement,
+            disable_after_seconds=settings.disable_after_seconds,
+        )
+    raise ConfigError(f"unsupported database URL {url!r}: use sqlite:///… or postgresql://…")
+
+
+__all__ = ["Store", "open_store"]

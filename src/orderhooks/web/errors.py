@@ -18,7 +18,6 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
-import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -33,10 +32,11 @@ from orderhooks.exceptions import (
     StoreUnavailable,
     ValidationError,
 )
+from orderhooks.logging import get_logger
 from orderhooks.store.base import UnknownOrder
 from orderhooks.web.responses import OrjsonResponse
 
-log = structlog.get_logger("orderhooks.web")
+log = get_logger("orderhooks.web")
 
 _CODES_BY_STATUS = {
     400: "bad_request",

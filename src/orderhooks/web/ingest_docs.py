@@ -130,11 +130,22 @@ _BATCH_ITEM: dict[str, Any] = {
     ]
 }
 
-ORDER_ITEM = register_raw("OrderItem", _ITEM)
-COURIER = register_raw("Courier", _COURIER)
-ORDER = register_raw("Order", _ORDER)
-STATUS_UPDATE = register_raw("StatusUpdate", _STATUS_UPDATE)
-COURIER_UPDATE = register_raw("CourierUpdate", _COURIER_UPDATE)
+
+def _optional_nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """Optional fields may be `null` (sources send that for "unknown"); required may not."""
+    required = set(schema.get("required", ()))
+    properties = {
+        name: prop if name in required else {"anyOf": [prop, {"type": "null"}]}
+        for name, prop in schema["properties"].items()
+    }
+    return {**schema, "properties": properties}
+
+
+ORDER_ITEM = register_raw("OrderItem", _optional_nullable(_ITEM))
+COURIER = register_raw("Courier", _optional_nullable(_COURIER))
+ORDER = register_raw("Order", _optional_nullable(_ORDER))
+STATUS_UPDATE = register_raw("StatusUpdate", _optional_nullable(_STATUS_UPDATE))
+COURIER_UPDATE = register_raw("CourierUpdate", _optional_nullable(_COURIER_UPDATE))
 BATCH_ITEM = register_raw("BatchItem", _BATCH_ITEM)
 BATCH = register_raw(
     "Batch",

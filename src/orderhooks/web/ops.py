@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-import structlog
 from fastapi import APIRouter, Request
 from starlette.responses import PlainTextResponse, Response
 
+from orderhooks.logging import get_logger
 from orderhooks.metrics import Metrics
 from orderhooks.store.base import QueueGauge
 from orderhooks.web.context import get_context
@@ -18,7 +18,7 @@ from orderhooks.web.openapi import answers
 from orderhooks.web.responses import OrjsonResponse
 from orderhooks.web.shapes import Health
 
-log = structlog.get_logger("orderhooks.web")
+log = get_logger("orderhooks.web")
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -144,9 +144,7 @@ async def _lease(
         lease = now + timedelta(seconds=b.webhook.timeout_seconds + LEASE_GRACE_SECONDS)
         ids = [row["id"] for row in rows]
         # Guarded by state: a delete may have cancelled one since it was read.
-        marked = await tx.fetch(
-            "mark_delivering", tx.array(ids), micros(lease), worker_id
-        )
+        marked = await tx.fetch("mark_delivering", tx.array(ids), micros(lease), worker_id)
         still = {row["id"] for row in marked}
         leased[b.webhook.id] = [(row, lease) for row in rows if row["id"] in still]
     return leased

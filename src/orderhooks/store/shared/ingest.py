@@ -8,7 +8,7 @@ from datetime import datetime
 
 from orderhooks.domain import ingest as planner
 from orderhooks.domain.ids import IdFactory
-from orderhooks.domain.model import OrderState, Ordering, Webhook
+from orderhooks.domain.model import Ordering, OrderState, Webhook
 from orderhooks.store.base import (
     CourierItem,
     IngestItem,
@@ -53,9 +53,7 @@ def _plan(
     new_id: IdFactory,
 ) -> planner.IngestPlan:
     if isinstance(item, NewOrderItem):
-        return planner.plan_new_order(
-            current, item.document, item.body_hash, webhooks, now, new_id
-        )
+        return planner.plan_new_order(current, item.document, item.body_hash, webhooks, now, new_id)
     if current is None:
         raise UnknownOrder(item.order_id, index)
     if isinstance(item, StatusItem):

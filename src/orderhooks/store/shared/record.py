@@ -16,7 +16,6 @@ from orderhooks.store.shared.codec import (
     health_from_row,
     health_params,
     micros,
-    micros_or_none,
     month_of,
 )
 from orderhooks.store.shared.heads import Queue, refresh_heads
@@ -47,10 +46,8 @@ async def record(
     await tx.fetch("lock_orders_of_deliveries", tx.array(ids))
     rows = {row["id"]: row for row in await tx.fetch("deliveries_for_record", tx.array(ids))}
     known = [o for o in outcomes if o.delivery_id in rows]
-    await tx.executemany(
-        "insert_attempt", [attempt_params(o.attempt, o.webhook_id) for o in known]
-    )
-    applied, finished = await _advance(tx, known, rows)
+    await tx.executemany("insert_attempt", [attempt_params(o.attempt, o.webhook_id) for o in known])
+    applied, finished = await _advance(tx, known, rows, now)
     await refresh_heads(tx, finished, webhooks)
     await _count_usage(tx, applied, rows)
     await _update_health(tx, known, now, webhooks, disable_after_seconds)
@@ -58,7 +55,7 @@ async def record(
 
 
 async def _advance(
-    tx: Tx, outcomes: Sequence[Outcome], rows: Mapping[str, Row]
+    tx: Tx, outcomes: Sequence[Outcome], rows: Mapping[str, Row], now: datetime
 ) -> tuple[list[Outcome], set[Queue]]:
     """Move each delivery still `delivering` to its outcome's state; returns the outcomes
     applied and the queues whose delivery finished. A delivery that left `delivering`
@@ -76,11 +73,13 @@ async def _advance(
         applied.append(outcome)
         done = outcome.next_state in FINISHED
         delivered = outcome.next_state == DeliveryState.DELIVERED
+        # A retry without a time would never fall due again: it is due at once instead.
+        retry_at = outcome.next_attempt_at or now
         updates.append(
             (
                 outcome.delivery_id,
                 str(outcome.next_state),
-                None if done else micros_or_none(outcome.next_attempt_at),
+                None if done else micros(retry_at),
                 micros(finished_at(outcome)) if delivered else None,
                 max(row["attempt_count"], outcome.attempt.attempt),
                 outcome.schedule_position,

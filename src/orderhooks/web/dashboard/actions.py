@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,7 +23,6 @@ from orderhooks.domain.model import (
     AuditEntry,
     DisabledReason,
     EventType,
-    SigningSecret,
     Webhook,
     WebhookState,
 )
@@ -31,8 +30,9 @@ from orderhooks.exceptions import FieldProblem, ValidationError
 from orderhooks.web.dashboard.auth import Viewer
 from orderhooks.web.dashboard.context import UI_PREFIX, Dashboard, redirect
 from orderhooks.web.dashboard.params import parse_form_time
-from orderhooks.web.dashboard.testevents import test_event
 from orderhooks.web.dashboard.webhooks import ROTATION_GRACE_CHOICES
+from orderhooks.web.testevents import synthetic_event
+from orderhooks.web.webhook_actions import rotated_secrets
 
 ActionHandler = Callable[[Dashboard, Request, Viewer, FormData], Awaitable[Response]]
 AUDIT_VIA = {"via": "dashboard"}
@@ -93,7 +93,7 @@ async def enable(dash: Dashboard, request: Request, viewer: Viewer, form: FormDa
     changed = await dash.store.set_webhook_state(
         webhook.id, WebhookState.ACTIVE, None, dash.clock()
     )
-    await _audit(dash, viewer, "webhook.enable", ("webhook", webhook.id))
+    await _audit(dash, viewer, "webhook.enabled", ("webhook", webhook.id))
     awaiting = changed.state == WebhookState.AWAITING_AGREEMENT
     return _back_to(webhook.id, "awaiting" if awaiting else "enabled")
 
@@ -104,23 +104,8 @@ async def disable(dash: Dashboard, request: Request, viewer: Viewer, form: FormD
     await dash.store.set_webhook_state(
         webhook.id, WebhookState.DISABLED, DisabledReason.MANUAL, dash.clock()
     )
-    await _audit(dash, viewer, "webhook.disable", ("webhook", webhook.id))
+    await _audit(dash, viewer, "webhook.disabled", ("webhook", webhook.id))
     return _back_to(webhook.id, "disabled")
-
-
-def rotated_secrets(
-    webhook: Webhook, new_secret: str, grace_seconds: int, now: datetime
-) -> tuple[SigningSecret, ...]:
-    """The new secret first, then the secrets still valid, signing until the grace ends."""
-    if grace_seconds <= 0:
-        return (SigningSecret(new_secret),)
-    grace_end = now + timedelta(seconds=grace_seconds)
-    kept = tuple(
-        SigningSecret(s.secret, min(s.expires_at or grace_end, grace_end))
-        for s in webhook.secrets
-        if s.expires_at is None or s.expires_at > now
-    )
-    return (SigningSecret(new_secret), *kept)
 
 
 async def rotate(dash: Dashboard, request: Request, viewer: Viewer, form: FormData) -> Response:
@@ -135,7 +120,11 @@ async def rotate(dash: Dashboard, request: Request, viewer: Viewer, form: FormDa
         replace(webhook, secrets=rotated_secrets(webhook, secret, grace, now), updated_at=now)
     )
     await _audit(
-        dash, viewer, "webhook.rotate_secret", ("webhook", webhook.id), {"graceSeconds": grace}
+        dash,
+        viewer,
+        "webhook.secret_rotated",
+        ("webhook", webhook.id),
+        {"gracePeriodSeconds": grace},
     )
     # Answered directly, not redirected: the secret must not travel in a URL or a cookie.
     return dash.render(
@@ -157,9 +146,13 @@ async def recover(dash: Dashboard, request: Request, viewer: Viewer, form: FormD
     await _audit(
         dash,
         viewer,
-        "webhook.recover",
+        "webhook.recovered",
         ("webhook", webhook.id),
-        {"since": since.isoformat(), "until": until.isoformat() if until else None},
+        {
+            "requeued": count,
+            "since": since.isoformat(),
+            "until": until.isoformat() if until else None,
+        },
     )
     return _back_to(webhook.id, "recovered", count)
 
@@ -174,11 +167,12 @@ async def replay(dash: Dashboard, request: Request, viewer: Viewer, form: FormDa
         raise ValidationError([FieldProblem("event_types", "unknown event type")]) from None
     count = await dash.store.replay_events(webhook, since, until, types or None, dash.clock())
     details = {
+        "queued": count,
         "since": since.isoformat(),
         "until": until.isoformat() if until else None,
         "eventTypes": [str(t) for t in types] or None,
     }
-    await _audit(dash, viewer, "webhook.replay", ("webhook", webhook.id), details)
+    await _audit(dash, viewer, "webhook.replayed", ("webhook", webhook.id), details)
     return _back_to(webhook.id, "replayed", count)
 
 
@@ -191,9 +185,9 @@ async def send_test(dash: Dashboard, request: Request, viewer: Viewer, form: For
         raise ValidationError([FieldProblem("type", "unknown event type")]) from None
     now = dash.clock()
     delivery_id = await dash.store.create_test_delivery(
-        webhook, test_event(webhook, event_type, now), now
+        webhook, synthetic_event(webhook, event_type, now), now
     )
-    await _audit(dash, viewer, "webhook.test", ("webhook", webhook.id), {"type": str(event_type)})
+    await _audit(dash, viewer, "webhook.tested", ("webhook", webhook.id), {"type": str(event_type)})
     return redirect(f"{UI_PREFIX}/deliveries/{delivery_id}?notice=test-sent")
 
 
@@ -203,7 +197,7 @@ async def retry_delivery(
     """POST /ui/deliveries/{id}/retry: attempt now."""
     view = await dash.store.get_delivery(request.path_params["delivery_id"], viewer.scope)
     await dash.store.retry_delivery_now(view.delivery.id, dash.clock())
-    await _audit(dash, viewer, "delivery.retry", ("delivery", view.delivery.id))
+    await _audit(dash, viewer, "delivery.retried", ("delivery", view.delivery.id))
     return redirect(f"{UI_PREFIX}/deliveries/{view.delivery.id}?notice=retried")
 
 

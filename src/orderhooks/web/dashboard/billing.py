@@ -1,4 +1,5 @@
-"""Usage priced by agreement (PRODUCT 5), shaped for the usage page."""
+"""Usage priced by agreement (PRODUCT 5), shaped for the usage page; the charge is the
+API's own (`web.usage.charge`), so both always agree."""
 
 from __future__ import annotations
 
@@ -7,14 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from orderhooks.domain.model import Agreement, EventType, UsageRow
+from orderhooks.web.usage import charge
 
 MONTHS_OFFERED = 12
 _TYPE_ORDER = {t: i for i, t in enumerate(EventType)}
-
-
-def charge_minor_units(units: int, per_thousand: int) -> int:
-    """units × perThousand / 1000, rounded to the nearest minor unit (halves up)."""
-    return (units * per_thousand + 500) // 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +57,7 @@ def price_usage(
                 replayed=row.replayed,
                 per_thousand=price,
                 # Replays are counted apart and not charged: only first deliveries are.
-                charge=charge_minor_units(row.delivered, price) if price is not None else None,
+                charge=charge(row.delivered, price) if price is not None else None,
                 currency=agreement.currency if agreement else None,
             )
         )

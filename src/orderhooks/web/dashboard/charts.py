@@ -143,9 +143,10 @@ def _empty_note(plot: _Plot, message: str) -> str:
     return _text(x, y, message, "middle", "chart-empty")
 
 
-def _figure(svg: str, series: Sequence[Series]) -> Markup:
-    # Everything interpolated above went through html.escape, so the result is safe.
-    return Markup(f'<figure class="chart-figure">{svg}{_legend(series)}</figure>')  # noqa: S704
+def _figure(title: str, svg: str, series: Sequence[Series]) -> Markup:
+    # Everything interpolated here went through html.escape, so the result is safe.
+    caption = f'<figcaption class="chart-title">{escape(title)}</figcaption>'
+    return Markup(f'<figure class="chart-figure">{caption}{svg}{_legend(series)}</figure>')  # noqa: S704
 
 
 def stacked_bar_chart(
@@ -185,7 +186,7 @@ def stacked_bar_chart(
         body.append("</g>")
     if largest == 0:
         body.append(_empty_note(plot, empty_message))
-    return _figure(_frame(chart_id, title, description, body), series)
+    return _figure(title, _frame(chart_id, title, description, body), series)
 
 
 def _tip_part(series: Series, index: int, unit: str) -> str:
@@ -210,7 +211,8 @@ def line_chart(
     plot = _plot_for(largest, integer=False)
     body = _axes(plot, labels, unit)
     band = plot.width / max(1, len(labels))
-    for s in series:
+    # Drawn last to first, so that the first series (the median) is on top where they meet.
+    for s in reversed(series):
         body.append(f'<g class="{escape(s.css_class)}">')
         for segment in _segments(s.values):
             points = " ".join(
@@ -231,7 +233,7 @@ def line_chart(
         body.append("</g>")
     if not present:
         body.append(_empty_note(plot, empty_message))
-    return _figure(_frame(chart_id, title, description, body), series)
+    return _figure(title, _frame(chart_id, title, description, body), series)
 
 
 def _segments(values: Sequence[float | None]) -> list[list[tuple[int, float]]]:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.requests import Request
@@ -49,6 +49,13 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def query_string(params: Mapping[str, object] | None = None, **more: object) -> str:
+    """`?a=1&b=2` from the non-empty values (a Jinja global for links and pagers)."""
+    merged = {**(params or {}), **more}
+    pairs = [(name, str(value)) for name, value in merged.items() if value not in (None, "")]
+    return "?" + urlencode(pairs) if pairs else ""
+
+
 def build_templates() -> Environment:
     """The Jinja2 environment of the dashboard, autoescaping everything."""
     env = Environment(
@@ -61,6 +68,7 @@ def build_templates() -> Environment:
     env.filters.update(FILTERS)
     env.filters["status_label"] = status_label
     env.filters["courier_label"] = courier_label
+    env.globals["qs"] = query_string
     return env
 
 
@@ -143,8 +151,8 @@ def sign_in_redirect(request: Request) -> Response:
 
 def safe_next(value: str | None) -> str:
     """Where to go after sign-in: a dashboard path only, never another site."""
-    if not value or not value.startswith(UI_PREFIX) or value.startswith("//"):
+    if not value or "\\" in value or "//" in value:
         return UI_PREFIX
-    if "\\" in value or "//" in value:
-        return UI_PREFIX
-    return value
+    if value == UI_PREFIX or value.startswith((f"{UI_PREFIX}/", f"{UI_PREFIX}?")):
+        return value
+    return UI_PREFIX

@@ -32,12 +32,16 @@ def duration(span: timedelta | float | None) -> str:
     if whole < 60:
         text = f"{seconds:.1f} s" if seconds < 10 and seconds != whole else f"{whole} s"
     elif whole < 3600:
-        text = f"{whole // 60} min {whole % 60} s"
+        text = _two_units(whole // 60, "min", whole % 60, "s")
     elif whole < 86_400:
-        text = f"{whole // 3600} h {whole % 3600 // 60} min"
+        text = _two_units(whole // 3600, "h", whole % 3600 // 60, "min")
     else:
-        text = f"{whole // 86_400} d {whole % 86_400 // 3600} h"
+        text = _two_units(whole // 86_400, "d", whole % 86_400 // 3600, "h")
     return sign + text
+
+
+def _two_units(big: int, big_unit: str, small: int, small_unit: str) -> str:
+    return f"{big} {big_unit} {small} {small_unit}" if small else f"{big} {big_unit}"
 
 
 def ago(moment: datetime | None, now: datetime) -> str:
@@ -77,6 +81,13 @@ def money(minor: int | None, currency: str | None) -> str:
     return f"{sign}{whole:,}.{part:0{digits}d} {currency}"
 
 
+def rate(value: float) -> str:
+    """A per-minute rate with the precision it deserves: `0.05`, `2.5`, `120`."""
+    if value >= 10:
+        return f"{value:,.0f}"
+    return f"{value:.1f}" if value >= 1 else f"{value:.2f}"
+
+
 def number(value: int | float | None) -> str:
     """`12,345`."""
     return "—" if value is None else f"{value:,}"
@@ -99,9 +110,11 @@ FILTERS = {
     "when": when,
     "iso": iso,
     "duration": duration,
+    "ago": ago,
     "ms": milliseconds,
     "percent": percent,
     "money": money,
     "number": number,
+    "rate": rate,
     "pretty_json": pretty_json,
 }

@@ -19,8 +19,8 @@ NOTICES: Mapping[str, str] = {
     "enabled": "Webhook enabled.",
     "disabled": "Webhook disabled: no new deliveries are created; pending ones wait.",
     "awaiting": "Webhook enabled, but it waits for its accounts' agreement before sending.",
-    "recovered": "{count} failed deliveries went back to pending.",
-    "replayed": "{count} events queued for replay.",
+    "recovered": "{count} failed {deliveries} went back to pending.",
+    "replayed": "{count} {events} queued for replay.",
     "test-sent": "Test event queued.",
     "retried": "Delivery is due now.",
 }
@@ -46,8 +46,13 @@ def notice(request: Request) -> str | None:
     template = NOTICES.get(request.query_params.get("notice", ""))
     if template is None:
         return None
-    count = request.query_params.get("count", "0")
-    return template.format(count=int(count) if count.isdigit() else 0)
+    raw = request.query_params.get("count", "0")
+    count = int(raw) if raw.isdigit() else 0
+    return template.format(
+        count=count,
+        deliveries="delivery" if count == 1 else "deliveries",
+        events="event" if count == 1 else "events",
+    )
 
 
 def parse_form_time(value: object) -> datetime | None:

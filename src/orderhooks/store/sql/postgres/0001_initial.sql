@@ -1,6 +1,7 @@
 -- The whole schema of orderhooks on PostgreSQL.
 -- Times are BIGINT microseconds since the Unix epoch (UTC); JSON documents are TEXT
--- (not JSONB) so that unknown fields and key order pass through unchanged.
+-- (not JSONB) so that unknown fields and key order pass through unchanged. Ids use
+-- COLLATE "C": they sort by creation in byte order, which keyset pages rely on.
 
 -- Counters shared by every process: `webhooks_version` changes with every change of a
 -- webhook's configuration or state, so cached webhook lists know when to reload.
@@ -11,7 +12,7 @@ CREATE TABLE meta (
 INSERT INTO meta (name, value) VALUES ('webhooks_version', 0);
 
 CREATE TABLE orders (
-    order_id TEXT PRIMARY KEY,
+    order_id TEXT COLLATE "C" PRIMARY KEY,
     account TEXT NOT NULL,
     location TEXT NOT NULL,
     channel_link TEXT NOT NULL,
@@ -27,9 +28,9 @@ CREATE TABLE orders (
 );
 
 CREATE TABLE events (
-    id TEXT PRIMARY KEY,
+    id TEXT COLLATE "C" PRIMARY KEY,
     type TEXT NOT NULL,
-    order_id TEXT NOT NULL,
+    order_id TEXT COLLATE "C" NOT NULL,
     account TEXT NOT NULL,
     location TEXT NOT NULL,
     channel_link TEXT NOT NULL,
@@ -44,7 +45,7 @@ CREATE INDEX events_order ON events (order_id, sequence);
 CREATE INDEX events_created ON events (created_at);
 
 CREATE TABLE webhooks (
-    id TEXT PRIMARY KEY,
+    id TEXT COLLATE "C" PRIMARY KEY,
     url TEXT NOT NULL,
     description TEXT NOT NULL,
     accounts TEXT NOT NULL,
@@ -73,7 +74,7 @@ CREATE TABLE webhooks (
 
 -- One row per account a webhook is installed on ('*' for all), for scoped lookups.
 CREATE TABLE webhook_accounts (
-    webhook_id TEXT NOT NULL REFERENCES webhooks (id),
+    webhook_id TEXT COLLATE "C" NOT NULL REFERENCES webhooks (id),
     account TEXT NOT NULL,
     PRIMARY KEY (webhook_id, account)
 );
@@ -82,9 +83,9 @@ CREATE INDEX webhook_accounts_account ON webhook_accounts (account);
 -- What changes with every attempt (health) and claim (rate limit tokens), apart from the
 -- configuration so that the busy rows stay small.
 CREATE TABLE webhook_runtime (
-    webhook_id TEXT PRIMARY KEY REFERENCES webhooks (id),
+    webhook_id TEXT COLLATE "C" PRIMARY KEY REFERENCES webhooks (id),
     consecutive_failures INTEGER NOT NULL DEFAULT 0,
-    failing_since INTEGER,
+    failing_since BIGINT,
     last_success_at BIGINT,
     last_failure_at BIGINT,
     probing BOOLEAN NOT NULL DEFAULT FALSE,
@@ -98,11 +99,11 @@ CREATE TABLE webhook_runtime (
 -- for tests). Every transaction that changes a queue keeps it right, so the claim
 -- reads a flag instead of searching for heads among a million waiting deliveries.
 CREATE TABLE deliveries (
-    id TEXT PRIMARY KEY,
-    webhook_id TEXT NOT NULL REFERENCES webhooks (id),
-    event_id TEXT NOT NULL REFERENCES events (id),
+    id TEXT COLLATE "C" PRIMARY KEY,
+    webhook_id TEXT COLLATE "C" NOT NULL REFERENCES webhooks (id),
+    event_id TEXT COLLATE "C" NOT NULL REFERENCES events (id),
     event_type TEXT NOT NULL,
-    order_id TEXT NOT NULL,
+    order_id TEXT COLLATE "C" NOT NULL,
     account TEXT NOT NULL,
     sequence INTEGER NOT NULL,
     state TEXT NOT NULL,
@@ -117,23 +118,26 @@ CREATE TABLE deliveries (
     lease_expires_at BIGINT,
     leased_by TEXT
 );
--- The claim: a webhook's due heads, earliest first (also counts pending for gauges).
-CREATE INDEX deliveries_due ON deliveries (webhook_id, ready, next_attempt_at, created_at)
+-- The claim: a webhook's due heads, earliest first.
+CREATE INDEX deliveries_due ON deliveries (webhook_id, ready, next_attempt_at)
     WHERE state = 'pending';
 -- The (webhook, order) queues, for keeping `ready` right.
 CREATE INDEX deliveries_queue ON deliveries (webhook_id, order_id, sequence)
     WHERE state IN ('pending', 'delivering');
-CREATE INDEX deliveries_leases ON deliveries (lease_expires_at) WHERE state = 'delivering';
+-- In-flight counts per webhook and expired leases.
+CREATE INDEX deliveries_leases ON deliveries (webhook_id, lease_expires_at)
+    WHERE state = 'delivering';
 CREATE INDEX deliveries_webhook ON deliveries (webhook_id, id);
+-- Counts by state, recovery and retention: per webhook, per state, by creation time.
 CREATE INDEX deliveries_webhook_state ON deliveries (webhook_id, state, created_at);
 CREATE INDEX deliveries_order ON deliveries (order_id, id);
+-- Deleting an event checks that no delivery references it (retention).
 CREATE INDEX deliveries_event ON deliveries (event_id);
-CREATE INDEX deliveries_created ON deliveries (created_at);
 
 CREATE TABLE attempts (
-    delivery_id TEXT NOT NULL REFERENCES deliveries (id),
+    delivery_id TEXT COLLATE "C" NOT NULL REFERENCES deliveries (id),
     attempt INTEGER NOT NULL,
-    webhook_id TEXT NOT NULL,
+    webhook_id TEXT COLLATE "C" NOT NULL,
     started_at BIGINT NOT NULL,
     duration_ms INTEGER NOT NULL,
     status_code INTEGER,
@@ -162,7 +166,7 @@ CREATE TABLE agreements (
 );
 
 CREATE TABLE api_keys (
-    id TEXT PRIMARY KEY,
+    id TEXT COLLATE "C" PRIMARY KEY,
     role TEXT NOT NULL,
     accounts TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -172,8 +176,8 @@ CREATE TABLE api_keys (
 );
 
 CREATE TABLE audit (
-    id TEXT PRIMARY KEY,
-    at INTEGER NOT NULL,
+    id TEXT COLLATE "C" PRIMARY KEY,
+    at BIGINT NOT NULL,
     actor TEXT NOT NULL,
     action TEXT NOT NULL,
     target_type TEXT NOT NULL,

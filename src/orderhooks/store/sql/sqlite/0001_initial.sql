@@ -117,18 +117,21 @@ CREATE TABLE deliveries (
     lease_expires_at INTEGER,
     leased_by TEXT
 );
--- The claim: a webhook's due heads, earliest first (also counts pending for gauges).
-CREATE INDEX deliveries_due ON deliveries (webhook_id, ready, next_attempt_at, created_at)
+-- The claim: a webhook's due heads, earliest first.
+CREATE INDEX deliveries_due ON deliveries (webhook_id, ready, next_attempt_at)
     WHERE state = 'pending';
 -- The (webhook, order) queues, for keeping `ready` right.
 CREATE INDEX deliveries_queue ON deliveries (webhook_id, order_id, sequence)
     WHERE state IN ('pending', 'delivering');
-CREATE INDEX deliveries_leases ON deliveries (lease_expires_at) WHERE state = 'delivering';
+-- In-flight counts per webhook and expired leases.
+CREATE INDEX deliveries_leases ON deliveries (webhook_id, lease_expires_at)
+    WHERE state = 'delivering';
 CREATE INDEX deliveries_webhook ON deliveries (webhook_id, id);
+-- Counts by state, recovery and retention: per webhook, per state, by creation time.
 CREATE INDEX deliveries_webhook_state ON deliveries (webhook_id, state, created_at);
 CREATE INDEX deliveries_order ON deliveries (order_id, id);
+-- Deleting an event checks that no delivery references it (retention).
 CREATE INDEX deliveries_event ON deliveries (event_id);
-CREATE INDEX deliveries_created ON deliveries (created_at);
 
 CREATE TABLE attempts (
     delivery_id TEXT NOT NULL REFERENCES deliveries (id),

@@ -1,0 +1,192 @@
+"""The scale-out engine: PostgreSQL through an asyncpg pool, shared by many processes.
+
+Claims of every worker are serialised by a transaction-scoped advisory lock, ingests of
+one order by its row lock, and workers in other processes are woken by NOTIFY on the
+`orderhooks_work` channel. The pool reconnects after a server restart: operations fail
+with StoreUnavailable while the server is down and work again once it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import asyncpg
+
+from orderhooks.domain import ids
+from orderhooks.domain.ids import IdFactory
+from orderhooks.exceptions import StoreUnavailable
+from orderhooks.store.postgres_io import (
+    CONNECT_TIMEOUT_SECONDS,
+    CONNECTION_ERRORS,
+    PgTx,
+    is_retryable,
+    listen_forever,
+    translate,
+)
+from orderhooks.store.shared.codec import micros
+from orderhooks.store.shared.sqlstore import SqlStore
+from orderhooks.store.shared.tx import Job
+from orderhooks.store.sql import load_migrations, load_queries
+
+T = TypeVar("T")
+
+MAX_TRANSACTION_RUNS = 5  # a deadlock or a lost race for a new order runs it again
+ACQUIRE_TIMEOUT_SECONDS = 10.0
+PING_TIMEOUT_SECONDS = 5.0
+COMMAND_TIMEOUT_SECONDS = 60.0
+
+
+class PostgresStore(SqlStore):
+    """The Store on a PostgreSQL database."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        require_agreement: bool,
+        disable_after_seconds: int,
+        pool_size: int,
+        listen: bool = True,
+        new_id: IdFactory = ids.new_id,
+    ) -> None:
+        super().__init__(
+            require_agreement=require_agreement,
+            disable_after_seconds=disable_after_seconds,
+            new_id=new_id,
+        )
+        self._dsn = dsn
+        self._pool_size = pool_size
+        self._listen = listen
+        self._queries = load_queries("postgres")
+        self._pool: Any = None
+        self._listener: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        """Create the pool (raises StoreUnavailable when the server cannot be reached)
+        and start listening for work."""
+        self._work = asyncio.Event()
+        try:
+            self._pool = await asyncpg.create_pool(
+                self._dsn,
+                min_size=1,
+                max_size=self._pool_size,
+                timeout=CONNECT_TIMEOUT_SECONDS,
+                command_timeout=COMMAND_TIMEOUT_SECONDS,
+            )
+        except (*CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
+            raise translate(exc) from exc
+        if self._listen:
+            self._listener = asyncio.create_task(
+                listen_forever(self._dsn, self._wake_workers), name="orderhooks-pg-listen"
+            )
+
+    async def close(self) -> None:
+        """Stop listening and close the pool (running transactions finish first)."""
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
+                await asyncio.wait_for(pool.close(), COMMAND_TIMEOUT_SECONDS)
+
+    async def migrate(self) -> list[str]:
+        """Apply the migrations not applied yet, under a session advisory lock so that
+        concurrent `migrate` runs in other processes wait and then find nothing to do."""
+        pool = self._require_pool()
+        try:
+            async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
+                tx = PgTx(conn, self._queries)
+                await tx.fetchval("lock_migrations")
+                try:
+                    return await self._apply_migrations(conn, tx)
+                finally:
+                    await tx.fetchval("unlock_migrations")
+        except (*CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
+            raise translate(exc) from exc
+
+    async def _apply_migrations(self, conn: Any, tx: PgTx) -> list[str]:
+        await tx.execute("create_migrations_table")
+        done = {row["name"] for row in await tx.fetch("applied_migrations")}
+        applied = []
+        for name, script in load_migrations("postgres"):
+            if name in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(script)
+                await tx.execute("insert_migration", name, micros(datetime.now(UTC)))
+            applied.append(name)
+        return applied
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailable unless the server answers within a few seconds."""
+        pool = self._require_pool()
+        try:
+            async with pool.acquire(timeout=PING_TIMEOUT_SECONDS) as conn:
+                await conn.fetchval(self._queries["ping"], timeout=PING_TIMEOUT_SECONDS)
+        except (*CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
+            raise StoreUnavailable(f"PostgreSQL is unavailable: {exc}") from exc
+
+    def _require_pool(self) -> Any:
+        if self._pool is None:
+            raise StoreUnavailable("the PostgreSQL store is not open")
+        return self._pool
+
+    async def _write(self, job: Job[T], *, wake: bool = False) -> T:
+        result = await self._run(job, readonly=False, notify=wake)
+        if wake:
+            self._wake_workers()
+        return result
+
+    async def _read(self, job: Job[T]) -> T:
+        return await self._run(job, readonly=True, notify=False)
+
+    async def _run(self, job: Job[T], *, readonly: bool, notify: bool) -> T:
+        """Run a job in one transaction, again when PostgreSQL rolled it back for a
+        deadlock or a lost race, or when the connection broke before the commit began
+        (a stale pooled connection after a server restart)."""
+        for run in range(1, MAX_TRANSACTION_RUNS + 1):
+            try:
+                return await self._once(job, readonly=readonly, notify=notify)
+            except _BeforeCommit as failure:
+                cause = failure.__cause__
+                assert cause is not None
+                retry = is_retryable(cause) or isinstance(cause, CONNECTION_ERRORS)
+                if not retry or run == MAX_TRANSACTION_RUNS:
+                    raise translate(cause) from cause
+            except (*CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
+                raise translate(exc) from exc
+        raise AssertionError("unreachable")
+
+    async def _once(self, job: Job[T], *, readonly: bool, notify: bool) -> T:
+        pool = self._require_pool()
+        async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
+            isolation = "repeatable_read" if readonly else "read_committed"
+            transaction = conn.transaction(isolation=isolation, readonly=readonly)
+            try:
+                await transaction.start()
+                tx = PgTx(conn, self._queries)
+                result = await job(tx)
+                if notify:
+                    # Delivered at commit, to every process LISTENing (this one too).
+                    await tx.fetchval("notify_work")
+            except (*CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
+                with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
+                    await transaction.rollback()
+                raise _BeforeCommit from exc
+            except BaseException:
+                with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
+                    await transaction.rollback()
+                raise
+            # A failure from here on leaves the outcome unknown: never run it again.
+            await transaction.commit()
+            return result
+
+
+class _BeforeCommit(Exception):
+    """The transaction failed before its commit began; `__cause__` says why."""

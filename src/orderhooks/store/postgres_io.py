@@ -1,0 +1,129 @@
+"""asyncpg at the edge: the `Tx` of a connection, error translation, the LISTEN loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import asyncpg
+
+from orderhooks.exceptions import Conflict, StoreError, StoreUnavailable
+from orderhooks.store.shared.tx import Row
+
+WORK_CHANNEL = "orderhooks_work"
+CONNECT_TIMEOUT_SECONDS = 5.0
+LISTEN_RETRY_SECONDS = 1.0
+LISTEN_CHECK_SECONDS = 10.0  # how often an idle listening connection is checked
+
+# The server is down, restarting or unreachable: the operation may succeed later.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.InterfaceError,
+)
+# The server rolled the transaction back to keep it correct; running it again is safe.
+RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+)
+# The primary key that two concurrent ingests of one new order race for.
+ORDER_KEY_CONSTRAINT = "orders_pkey"
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether a failed transaction may simply run again."""
+    if isinstance(exc, RETRYABLE_ERRORS):
+        return True
+    return (
+        isinstance(exc, asyncpg.UniqueViolationError)
+        and getattr(exc, "constraint_name", None) == ORDER_KEY_CONSTRAINT
+    )
+
+
+def translate(exc: BaseException) -> Exception:
+    """The orderhooks error for an asyncpg or socket error."""
+    if isinstance(exc, CONNECTION_ERRORS):
+        return StoreUnavailable(f"PostgreSQL is unavailable: {exc}")
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return Conflict(f"the change clashes with stored data: {exc}")
+    return StoreError(f"PostgreSQL failed: {exc}")
+
+
+def _affected(status: str) -> int:
+    """Rows changed, from a command tag such as `UPDATE 3` or `INSERT 0 1`."""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
+
+
+class PgTx:
+    """The `Tx` of an asyncpg connection inside a transaction."""
+
+    def __init__(self, conn: Any, queries: dict[str, str]) -> None:
+        self.connection = conn
+        self._queries = queries
+
+    async def fetch(self, query: str, *args: object) -> list[Row]:
+        """All rows of the named query."""
+        rows: list[Row] = await self.connection.fetch(self._queries[query], *args)
+        return rows
+
+    async def fetchrow(self, query: str, *args: object) -> Row | None:
+        """The first row of the named query, if any."""
+        row: Row | None = await self.connection.fetchrow(self._queries[query], *args)
+        return row
+
+    async def fetchval(self, query: str, *args: object) -> Any:
+        """The first column of the first row, or None."""
+        return await self.connection.fetchval(self._queries[query], *args)
+
+    async def execute(self, query: str, *args: object) -> int:
+        """Run the named statement; returns the rows it changed."""
+        status = await self.connection.execute(self._queries[query], *args)
+        return _affected(str(status))
+
+    async def executemany(self, query: str, rows: Sequence[Sequence[object]]) -> None:
+        """Run the named statement once per parameter row (pipelined by asyncpg)."""
+        if rows:
+            await self.connection.executemany(self._queries[query], rows)
+
+    def array(self, values: Iterable[object]) -> object:
+        """A list parameter: a PostgreSQL array."""
+        return list(values)
+
+
+async def listen_forever(dsn: str, on_notify: Callable[[], None]) -> None:
+    """Keep one connection LISTENing on the work channel, reconnecting whenever it is
+    lost; `on_notify` runs for every notification and after every (re)connect, since
+    notifications sent while nobody listened are lost."""
+    while True:
+        try:
+            conn = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT_SECONDS)
+        except (*CONNECTION_ERRORS, asyncpg.PostgresError):
+            await asyncio.sleep(LISTEN_RETRY_SECONDS)
+            continue
+        try:
+            await _listen(conn, on_notify)
+        except (*CONNECTION_ERRORS, asyncpg.PostgresError):
+            pass
+        finally:
+            with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
+                await asyncio.wait_for(conn.close(), CONNECT_TIMEOUT_SECONDS)
+        await asyncio.sleep(LISTEN_RETRY_SECONDS)
+
+
+async def _listen(conn: Any, on_notify: Callable[[], None]) -> None:
+    lost = asyncio.Event()
+    conn.add_termination_listener(lambda _conn: lost.set())
+    await conn.add_listener(WORK_CHANNEL, lambda *_args: on_notify())
+    on_notify()
+    while not conn.is_closed():
+        try:
+            await asyncio.wait_for(lost.wait(), LISTEN_CHECK_SECONDS)
+            return
+        except TimeoutError:
+            # A silent network failure closes nothing: ask the server now and then.
+            await conn.fetchval("SELECT 1", timeout=CONNECT_TIMEOUT_SECONDS)

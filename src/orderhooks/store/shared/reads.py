@@ -1,0 +1,219 @@
+"""Reads: single objects, filtered lists paged by keyset on `id`, statistics.
+
+Ids sort by creation time, so a cursor is simply the last id returned. Ascending lists
+start after "" and descending ones before "~", which sort before and after every id.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from orderhooks.domain.model import (
+    Agreement,
+    Delivery,
+    DeliveryState,
+    Event,
+    UsageRow,
+    Webhook,
+)
+from orderhooks.exceptions import NotFound
+from orderhooks.store.base import (
+    DeliveryFilter,
+    DeliveryView,
+    EventFilter,
+    OrderView,
+    Page,
+    QueueGauge,
+    Scope,
+    WebhookFilter,
+    WebhookStats,
+)
+from orderhooks.store.shared.codec import (
+    agreement_from_row,
+    attempt_from_row,
+    delivery_from_row,
+    event_from_row,
+    micros_or_none,
+    moment_or_none,
+    order_from_row,
+    usage_from_row,
+    webhook_from_row,
+)
+from orderhooks.store.shared.tx import Row, Tx
+
+T = TypeVar("T")
+FIRST_ASCENDING = ""  # sorts before every id
+FIRST_DESCENDING = "~"  # sorts after every id (ASCII order; PostgreSQL ids use COLLATE "C")
+LATENCY_SAMPLE = 1000  # attempts the latency percentiles of a webhook are taken from
+
+
+def page(rows: Sequence[Row], limit: int, convert: Callable[[Row], T]) -> Page[T]:
+    """A page from `limit + 1` fetched rows: the extra row only says there is more."""
+    items = [convert(row) for row in rows[:limit]]
+    more = len(rows) > limit
+    return Page(items=items, next_cursor=rows[limit - 1]["id"] if more and limit else None)
+
+
+def scope_param(tx: Tx, scope: Scope) -> object:
+    """The scope's accounts as a list parameter, or None for all."""
+    return None if scope.accounts is None else tx.array(sorted(scope.accounts))
+
+
+async def get_order(tx: Tx, order_id: str, scope: Scope) -> OrderView:
+    """The order with its status history and events, oldest first."""
+    row = await tx.fetchrow("order_by_id", order_id)
+    if row is None or not scope.allows(row["account"]):
+        raise NotFound(f"order {order_id} not found")
+    order = order_from_row(row)
+    events = [event_from_row(r) for r in await tx.fetch("events_of_order", order_id)]
+    history = order.document.get("statusHistory")
+    return OrderView(
+        order=order, status_history=history if isinstance(history, list) else [], events=events
+    )
+
+
+async def get_event(tx: Tx, event_id: str, scope: Scope) -> Event:
+    """One event (test events included)."""
+    row = await tx.fetchrow("event_by_id", event_id)
+    if row is None or not scope.allows(row["account"]):
+        raise NotFound(f"event {event_id} not found")
+    return event_from_row(row)
+
+
+async def list_events(tx: Tx, flt: EventFilter, limit: int, cursor: str | None) -> Page[Event]:
+    """Stored events, oldest first; test events are never listed (read them by id)."""
+    query = "list_events_of_order" if flt.order_id is not None else "list_events"
+    rows = await tx.fetch(
+        query,
+        cursor or FIRST_ASCENDING,
+        flt.order_id,
+        None if flt.type is None else str(flt.type),
+        flt.account,
+        micros_or_none(flt.since),
+        micros_or_none(flt.until),
+        scope_param(tx, flt.scope),
+        limit + 1,
+    )
+    return page(rows, limit, event_from_row)
+
+
+async def get_webhook(tx: Tx, webhook_id: str, scope: Scope) -> Webhook:
+    """A live webhook the caller may see (all its accounts in scope)."""
+    row = await tx.fetchrow("webhook_by_id", webhook_id)
+    if row is None:
+        raise NotFound(f"webhook {webhook_id} not found")
+    webhook = webhook_from_row(row)
+    if not scope.allows_all(webhook.accounts):
+        raise NotFound(f"webhook {webhook_id} not found")
+    return webhook
+
+
+async def list_webhooks(
+    tx: Tx, flt: WebhookFilter, limit: int, cursor: str | None
+) -> Page[Webhook]:
+    """Live webhooks, oldest first."""
+    rows = await tx.fetch(
+        "list_webhooks",
+        cursor or FIRST_ASCENDING,
+        flt.account,
+        None if flt.state is None else str(flt.state),
+        scope_param(tx, flt.scope),
+        limit + 1,
+    )
+    return page(rows, limit, webhook_from_row)
+
+
+async def get_agreement(tx: Tx, account: str) -> Agreement | None:
+    """The account's agreement, if recorded."""
+    row = await tx.fetchrow("agreement_of", account)
+    return None if row is None else agreement_from_row(row)
+
+
+async def list_deliveries(
+    tx: Tx, flt: DeliveryFilter, limit: int, cursor: str | None
+) -> Page[Delivery]:
+    """Deliveries, newest first."""
+    if flt.webhook_id is not None:
+        query = "list_deliveries_of_webhook"
+    elif flt.order_id is not None:
+        query = "list_deliveries_of_order"
+    else:
+        query = "list_deliveries"
+    rows = await tx.fetch(
+        query,
+        cursor or FIRST_DESCENDING,
+        flt.webhook_id,
+        None if flt.state is None else str(flt.state),
+        flt.order_id,
+        None if flt.event_type is None else str(flt.event_type),
+        micros_or_none(flt.since),
+        micros_or_none(flt.until),
+        scope_param(tx, flt.scope),
+        limit + 1,
+    )
+    return page(rows, limit, delivery_from_row)
+
+
+async def get_delivery(tx: Tx, delivery_id: str, scope: Scope) -> DeliveryView:
+    """One delivery with its event and attempts, oldest first."""
+    row = await tx.fetchrow("delivery_by_id", delivery_id)
+    if row is None or not scope.allows(row["account"]):
+        raise NotFound(f"delivery {delivery_id} not found")
+    event_row = await tx.fetchrow("event_by_id", row["event_id"])
+    assert event_row is not None  # deliveries reference their event
+    attempts = [attempt_from_row(r) for r in await tx.fetch("attempts_of", delivery_id)]
+    return DeliveryView(
+        delivery=delivery_from_row(row), event=event_from_row(event_row), attempts=attempts
+    )
+
+
+def percentile(sorted_values: Sequence[int], fraction: float) -> float | None:
+    """Nearest-rank percentile of ascending values; None when there are none."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return float(sorted_values[rank - 1])
+
+
+async def webhook_stats(tx: Tx, webhook_id: str) -> WebhookStats:
+    """Counts by state, success rate, latency percentiles of the last attempts, and the
+    last success and failure."""
+    runtime = await tx.fetchrow("runtime_of_live_webhook", webhook_id)
+    if runtime is None:
+        raise NotFound(f"webhook {webhook_id} not found")
+    counts = {state: 0 for state in DeliveryState}
+    for row in await tx.fetch("delivery_counts", webhook_id):
+        counts[DeliveryState(row["state"])] = row["n"]
+    done = counts[DeliveryState.DELIVERED] + counts[DeliveryState.FAILED]
+    rows = await tx.fetch("recent_durations", webhook_id, LATENCY_SAMPLE)
+    durations = sorted(int(row["duration_ms"]) for row in rows)
+    return WebhookStats(
+        counts=counts,
+        success_rate=counts[DeliveryState.DELIVERED] / done if done else None,
+        latency_ms_p50=percentile(durations, 0.50),
+        latency_ms_p95=percentile(durations, 0.95),
+        latency_ms_p99=percentile(durations, 0.99),
+        last_success_at=moment_or_none(runtime["last_success_at"]),
+        last_failure_at=moment_or_none(runtime["last_failure_at"]),
+    )
+
+
+async def queue_gauges(tx: Tx) -> list[QueueGauge]:
+    """Pending depth and oldest pending creation time per webhook."""
+    return [
+        QueueGauge(
+            webhook_id=row["webhook_id"],
+            pending=row["pending"],
+            oldest_pending_at=moment_or_none(row["oldest"]),
+        )
+        for row in await tx.fetch("queue_gauges")
+    ]
+
+
+async def usage(tx: Tx, accounts: Sequence[str] | None, months: Sequence[str]) -> list[UsageRow]:
+    """Usage rows of the accounts (None: all) and months."""
+    param = None if accounts is None else tx.array(sorted(set(accounts)))
+    rows = await tx.fetch("usage_rows", param, tx.array(sorted(set(months))))
+    return [usage_from_row(row) for row in rows]

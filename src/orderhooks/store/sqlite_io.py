@@ -1,0 +1,269 @@
+"""The threads that own SQLite connections: one writer with group commit, a few readers.
+
+One writer thread owns the only write connection. Requests queue their jobs; the writer
+runs whatever is queued in one transaction (each job inside its own savepoint, so one
+job's failure rolls back that job only) and commits once: with `synchronous=FULL` that
+commit is one fsync for the whole group, and no job is answered before it is on disk.
+Readers run on their own connections (WAL), so they never wait behind the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+from collections.abc import Coroutine, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from orderhooks.exceptions import Conflict, StoreError
+from orderhooks.store.shared.tx import Job, Row
+
+T = TypeVar("T")
+
+BUSY_TIMEOUT_MS = 10_000  # other processes (the CLI's `keys` command) may hold the lock
+MAX_GROUP_JOBS = 512  # jobs per group commit; a bound on how long one transaction runs
+READER_THREADS = 4
+
+
+def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
+    """A connection with the pragmas every orderhooks connection needs."""
+    conn = sqlite3.connect(
+        path,
+        isolation_level=None,  # transactions are explicit (BEGIN / COMMIT below)
+        check_same_thread=False,  # used by one thread at a time; closed by another
+        timeout=BUSY_TIMEOUT_MS / 1000,
+    )
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA temp_store = MEMORY")
+    if readonly:
+        conn.execute("PRAGMA query_only = ON")
+    else:
+        conn.execute("PRAGMA journal_mode = WAL")
+        # FULL: the WAL is fsynced at every commit, so an acknowledged ingest survives
+        # a power loss, not only a crash of the process.
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA cache_size = -65536")
+    return conn
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Drive a store job on this thread: it awaits only SQLiteTx calls, which never
+    suspend, so one `send` runs it to the end."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    coro.close()
+    raise RuntimeError("a store job awaited something other than the SQLite transaction")
+
+
+def translate(exc: sqlite3.Error) -> Exception:
+    """The orderhooks error for an SQLite error."""
+    if isinstance(exc, sqlite3.IntegrityError):
+        return Conflict(f"the change clashes with stored data: {exc}")
+    return StoreError(f"SQLite failed: {exc}")
+
+
+class SQLiteTx:
+    """The `Tx` of an SQLite connection: named queries, lists as JSON text."""
+
+    def __init__(self, conn: sqlite3.Connection, queries: dict[str, str]) -> None:
+        self.connection = conn
+        self._queries = queries
+
+    async def fetch(self, query: str, *args: object) -> list[Row]:
+        """All rows of the named query."""
+        return self.connection.execute(self._queries[query], args).fetchall()
+
+    async def fetchrow(self, query: str, *args: object) -> Row | None:
+        """The first row of the named query, if any."""
+        row: Row | None = self.connection.execute(self._queries[query], args).fetchone()
+        return row
+
+    async def fetchval(self, query: str, *args: object) -> Any:
+        """The first column of the first row, or None."""
+        row = self.connection.execute(self._queries[query], args).fetchone()
+        return None if row is None else row[0]
+
+    async def execute(self, query: str, *args: object) -> int:
+        """Run the named statement; returns the rows it changed."""
+        cursor = self.connection.execute(self._queries[query], args)
+        # A statement with RETURNING reports its count only once its rows are read.
+        cursor.fetchall()
+        return max(cursor.rowcount, 0)
+
+    async def executemany(self, query: str, rows: Sequence[Sequence[object]]) -> None:
+        """Run the named statement once per parameter row."""
+        if rows:
+            self.connection.executemany(self._queries[query], rows)
+
+    def array(self, values: Iterable[object]) -> object:
+        """A list parameter: JSON text, read in SQL with json_each."""
+        return orjson.dumps(list(values)).decode()
+
+
+@dataclass(slots=True)
+class _Queued:
+    job: Job[Any]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.done():  # the caller gave up waiting; the work is done all the same
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+class Writer:
+    """The writer thread."""
+
+    def __init__(self, path: Path, queries: dict[str, str]) -> None:
+        self._path = path
+        self._queries = queries
+        self._queue: queue.SimpleQueue[_Queued | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="orderhooks-sqlite-writer")
+        self._opened = threading.Event()
+        self._open_error: BaseException | None = None
+
+    def start(self) -> None:
+        """Open the write connection on the writer thread; raises if that fails."""
+        self._thread.start()
+        self._opened.wait()
+        if self._open_error is not None:
+            self._thread.join()
+            raise StoreError(f"cannot open {self._path}: {self._open_error}")
+
+    def stop(self) -> None:
+        """Commit what is queued, then close the connection and end the thread."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    async def submit(self, job: Job[T]) -> T:
+        """Queue a job; returns its result once its group is committed."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Queued(job, loop, future))
+        return await future
+
+    def _run(self) -> None:
+        try:
+            conn = connect(self._path, readonly=False)
+        except (sqlite3.Error, OSError) as exc:
+            self._open_error = exc
+            self._opened.set()
+            return
+        self._opened.set()
+        tx = SQLiteTx(conn, self._queries)
+        try:
+            stopping = False
+            while not stopping:
+                first = self._queue.get()
+                if first is None:
+                    break
+                group = [first]
+                while len(group) < MAX_GROUP_JOBS:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None:
+                        stopping = True
+                        break
+                    group.append(nxt)
+                self._commit_group(conn, tx, group)
+        finally:
+            conn.close()
+
+    def _commit_group(self, conn: sqlite3.Connection, tx: SQLiteTx, group: list[_Queued]) -> None:
+        results: list[tuple[bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for item in group:
+                results.append(self._run_job(conn, tx, item))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            results = [(False, translate(exc))] * len(group)
+        for item, (ok, value) in zip(group, results, strict=True):
+            # RuntimeError: the caller's event loop is closed, nobody is waiting any more.
+            with contextlib.suppress(RuntimeError):
+                item.loop.call_soon_threadsafe(_settle, item.future, ok, value)
+
+    @staticmethod
+    def _run_job(conn: sqlite3.Connection, tx: SQLiteTx, item: _Queued) -> tuple[bool, Any]:
+        conn.execute("SAVEPOINT job")
+        try:
+            value = run_sync(item.job(tx))
+        except sqlite3.Error as exc:
+            # Rolling back to the savepoint raises in turn when the error broke the whole
+            # transaction (disk full, I/O error): then the group fails as one.
+            conn.execute("ROLLBACK TO job")
+            conn.execute("RELEASE job")
+            return False, translate(exc)
+        except Exception as exc:
+            conn.execute("ROLLBACK TO job")
+            conn.execute("RELEASE job")
+            return False, exc
+        conn.execute("RELEASE job")
+        return True, value
+
+
+class Readers:
+    """A few reader threads, each with its own read-only connection."""
+
+    def __init__(self, path: Path, queries: dict[str, str], threads: int = READER_THREADS):
+        self._path = path
+        self._queries = queries
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="orderhooks-sqlite-read")
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    async def run(self, job: Job[T]) -> T:
+        """Run a read job in one read transaction (one snapshot) on a reader thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._run, job)
+
+    def close(self) -> None:
+        """Wait for running reads, then close every reader connection."""
+        self._executor.shutdown(wait=True)
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+
+    def _connection(self) -> SQLiteTx:
+        tx: SQLiteTx | None = getattr(self._local, "tx", None)
+        if tx is None:
+            conn = connect(self._path, readonly=True)
+            with self._lock:
+                self._connections.append(conn)
+            tx = SQLiteTx(conn, self._queries)
+            self._local.tx = tx
+        return tx
+
+    def _run(self, job: Job[T]) -> T:
+        try:
+            tx = self._connection()
+            tx.connection.execute("BEGIN")
+            try:
+                return run_sync(job(tx))
+            finally:
+                tx.connection.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc

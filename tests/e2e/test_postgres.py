@@ -1,0 +1,80 @@
+"""The same delivery path on PostgreSQL: a `serve` process, a crash, a restart, and the
+`api` and `worker` halves run apart on one database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orderhooks.testing.receiver import Receiver
+from orderhooks.testing.server import ServerProcess
+from tests.e2e.support import Api, assert_per_order, make_order
+
+pytestmark = pytest.mark.postgres
+
+# An attempt in flight at the crash is made again at most timeoutSeconds + 30 s later.
+LEASE_SECONDS = 2 + 30
+
+
+@pytest.fixture()
+def pg_server(pg_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    """`orderhooks serve` on a fresh PostgreSQL database."""
+    env = {"ORDERHOOKS_DATABASE_URL": pg_url}
+    with ServerProcess(tmp_path / "data", log_path=tmp_path / "serve.log", env=env) as server:
+        yield server
+
+
+async def ingest_flow(api: Api, account: str, orders: int) -> list[str]:
+    """New orders, then two status updates and a courier update for each."""
+    created = [make_order(account) for _ in range(orders)]
+    ids: list[str] = []
+    for order in created:
+        ids += await api.new_order(order)
+    for order in created:
+        ids += await api.status(order["_id"], 20)
+        ids += await api.courier(order["_id"], 83)
+        ids += await api.status(order["_id"], 40)
+    return ids
+
+
+async def test_delivery_and_crash_on_postgres(
+    pg_server: ServerProcess, account: str, rx: Receiver
+) -> None:
+    rx.fail_randomly(0.2, seed=3)
+    async with pg_server.async_client() as client:
+        api = Api(client)
+        hook = await api.create_webhook(rx.url, [account], retrySchedule=[1] * 10)
+        before = await ingest_flow(api, account, 3)
+    pg_server.kill()
+    pg_server.start()
+    async with pg_server.async_client() as client:
+        after = await ingest_flow(Api(client), account, 3)
+    await rx.wait_for_delivered(set(before + after), timeout=LEASE_SECONDS + 20)
+    assert_per_order(rx.requests, contiguous=True)
+    rx.verify_all(hook["secret"])
+
+
+async def test_api_and_worker_apart_on_postgres(
+    pg_url: str, tmp_path: Path, account: str, rx: Receiver
+) -> None:
+    env = {"ORDERHOOKS_DATABASE_URL": pg_url}
+    api_process = ServerProcess(
+        tmp_path / "data", log_path=tmp_path / "api.log", env=env, command=("api",)
+    )
+    with api_process:
+        worker = ServerProcess(
+            tmp_path / "data", log_path=tmp_path / "worker.log", env=env, command=("worker",)
+        )
+        with worker:
+            async with api_process.async_client() as client:
+                api = Api(client)
+                hook = await api.create_webhook(rx.url, [account])
+                ids = await ingest_flow(api, account, 2)
+                await rx.wait_for_delivered(set(ids))
+            assert_per_order(rx.requests, contiguous=True)
+            rx.verify_all(hook["secret"])
+            async with worker.async_client() as worker_client:
+                assert (await worker_client.get("/healthz")).status_code == 200
+                assert (await worker_client.get("/v1/webhooks")).status_code == 404

@@ -1,0 +1,297 @@
+"""The ingest API on a real SQLite store: orders, status and courier updates, batches,
+repeats, validation, and the body rules of PRODUCT 7."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.test_api_support import Api, new_order, running_api, sample, unique
+
+MAX_BODY = 64_000  # room for a batch of 1001 small items, not for 100 KB
+
+
+@pytest.fixture()
+async def api(tmp_path: Path) -> AsyncIterator[Api]:
+    async with running_api(tmp_path, max_body_bytes=MAX_BODY, require_agreement=False) as app:
+        yield app
+
+
+@pytest.fixture()
+async def ingest_key(api: Api) -> str:
+    return await api.make_key("ingest")
+
+
+def error_of(response: Any) -> dict[str, Any]:
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    return dict(body["error"])
+
+
+def counter(metrics_text: str, event_type: str) -> float:
+    for line in metrics_text.splitlines():
+        if line.startswith(f'orderhooks_events_ingested_total{{type="{event_type}"}}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_new_order_then_byte_identical_repeat(api: Api, ingest_key: str) -> None:
+    account = unique("acct")
+    raw = json.dumps(new_order(account, order_id="ord-1")).encode()
+    headers = {"content-type": "application/json"}
+    first = await api.call("POST", "/v1/orders", ingest_key, content=raw, headers=headers)
+    assert first.status_code == 202
+    assert first.json()["orderId"] == "ord-1"
+    assert len(first.json()["eventIds"]) == 1
+    assert first.json()["eventIds"][0].startswith("evt_")
+    repeat = await api.call("POST", "/v1/orders", ingest_key, content=raw, headers=headers)
+    assert repeat.status_code == 200
+    assert repeat.json() == {"orderId": "ord-1", "eventIds": []}
+    event = await api.call("GET", f"/v1/events/{first.json()['eventIds'][0]}")
+    assert event.status_code == 200
+    assert event.json()["type"] == "order.new"
+    assert event.json()["account"] == account
+    assert event.json()["data"]["packaging"] == {"includeCutlery": False}  # unknown field kept
+
+
+async def test_newer_version_with_another_status_creates_a_status_update(
+    api: Api, ingest_key: str
+) -> None:
+    account = unique("acct")
+    await api.call("POST", "/v1/orders", ingest_key, json_body=new_order(account, order_id="o-v"))
+    newer = new_order(account, order_id="o-v", status=20)
+    response = await api.call("POST", "/v1/orders", ingest_key, json_body=newer)
+    assert response.status_code == 202
+    assert len(response.json()["eventIds"]) >= 1
+    last = await api.call("GET", f"/v1/events/{response.json()['eventIds'][-1]}")
+    assert last.json()["type"] == "order.status_update"
+
+
+async def test_status_and_courier_updates(api: Api, ingest_key: str) -> None:
+    account = unique("acct")
+    order = await api.post_order(account)
+    order_id = order["orderId"]
+    update = sample("status_update")
+    first = await api.call("POST", f"/v1/orders/{order_id}/status", ingest_key, json_body=update)
+    assert first.status_code == 202
+    assert len(first.json()["eventIds"]) == 1
+    repeat = await api.call("POST", f"/v1/orders/{order_id}/status", ingest_key, json_body=update)
+    assert repeat.status_code == 200
+    assert repeat.json() == {"eventIds": []}
+    courier = await api.call(
+        "POST", f"/v1/orders/{order_id}/courier", ingest_key, json_body=sample("courier_update")
+    )
+    assert courier.status_code == 202
+    assert len(courier.json()["eventIds"]) == 1
+    view = (await api.call("GET", f"/v1/orders/{order_id}")).json()
+    assert view["status"] == 20
+    assert view["courier"]["firstName"] == "Jonas"
+    assert [e["type"] for e in view["events"]] == [
+        "order.new",
+        "order.status_update",
+        "order.courier_update",
+    ]
+    assert [e["sequence"] for e in view["events"]] == [1, 2, 3]
+    assert {"status": 20, "timeStamp": "2026-11-28T11:59:10.500000Z"} in view["statusHistory"]
+
+
+async def test_updates_of_an_unknown_order_are_404(api: Api, ingest_key: str) -> None:
+    for kind, body in (("status", {"status": 20}), ("courier", {"status": 83})):
+        response = await api.call("POST", f"/v1/orders/nope/{kind}", ingest_key, json_body=body)
+        assert response.status_code == 404
+        assert error_of(response)["code"] == "not_found"
+
+
+async def test_ingested_events_are_counted_by_type(api: Api, ingest_key: str) -> None:
+    before = (await api.call("GET", "/metrics", None)).text
+    order = await api.post_order(unique("acct"))
+    await api.call(
+        "POST", f"/v1/orders/{order['orderId']}/status", ingest_key, json_body={"status": 20}
+    )
+    after = (await api.call("GET", "/metrics", None)).text
+    assert counter(after, "order.new") == counter(before, "order.new") + 1
+    assert counter(after, "order.status_update") == counter(before, "order.status_update") + 1
+
+
+async def test_an_invalid_order_names_the_field_and_stores_nothing(
+    api: Api, ingest_key: str
+) -> None:
+    document = new_order(unique("acct"), order_id="bad-1")
+    document["items"][0]["price"] = "11.50"
+    document["channel"] = True
+    response = await api.call("POST", "/v1/orders", ingest_key, json_body=document)
+    assert response.status_code == 422
+    fields = {d["field"] for d in error_of(response)["details"]}
+    assert {"items[0].price", "channel"} <= fields
+    assert (await api.call("GET", "/v1/orders/bad-1")).status_code == 404
+
+
+async def test_a_batch_creates_every_event_in_item_order(api: Api, ingest_key: str) -> None:
+    account = unique("acct")
+    batch = [
+        {"type": "order.new", "data": new_order(account, order_id="b-1")},
+        {"type": "order.status_update", "orderId": "b-1", "data": {"status": 20}},
+        {"type": "order.courier_update", "orderId": "b-1", "data": sample("courier_update")},
+        {"type": "order.new", "orderId": "b-2", "data": new_order(account, order_id="b-2")},
+    ]
+    response = await api.call("POST", "/v1/events", ingest_key, json_body=batch)
+    assert response.status_code == 202, response.text
+    ids = response.json()["eventIds"]
+    assert len(ids) == 4
+    types = [(await api.call("GET", f"/v1/events/{i}")).json()["type"] for i in ids]
+    assert types == ["order.new", "order.status_update", "order.courier_update", "order.new"]
+    again = await api.call("POST", "/v1/events", ingest_key, json_body=batch[:1])
+    assert again.status_code == 202
+    assert again.json() == {"eventIds": []}  # a repeat adds none
+
+
+async def test_a_batch_with_invalid_items_names_each_and_stores_nothing(
+    api: Api, ingest_key: str
+) -> None:
+    account = unique("acct")
+    bad_order = new_order(account, order_id="c-2")
+    bad_order["items"][0]["price"] = 1.5
+    batch = [
+        {"type": "order.new", "data": new_order(account, order_id="c-1")},
+        {"type": "order.new", "data": bad_order},
+        {"type": "order.status_update", "data": {"status": 20}},
+        {"type": "order.nope", "data": {}},
+        "not an object",
+        {"type": "order.status_update", "orderId": "c-1", "data": {"status": "20"}},
+    ]
+    response = await api.call("POST", "/v1/events", ingest_key, json_body=batch)
+    assert response.status_code == 422
+    details = error_of(response)["details"]
+    assert {"index": 1, "field": "data.items[0].price"} in [
+        {"index": d["index"], "field": d["field"]} for d in details
+    ]
+    by_index = {d["index"]: d["field"] for d in details}
+    assert by_index[2] == "orderId"
+    assert by_index[3] == "type"
+    assert by_index[4] == "item"
+    assert by_index[5] == "data.status"
+    assert 0 not in by_index
+    assert (await api.call("GET", "/v1/orders/c-1")).status_code == 404
+
+
+async def test_a_batch_naming_an_unknown_order_stores_nothing(api: Api, ingest_key: str) -> None:
+    account = unique("acct")
+    batch = [
+        {"type": "order.new", "data": new_order(account, order_id="d-1")},
+        {"type": "order.status_update", "orderId": "missing", "data": {"status": 20}},
+    ]
+    response = await api.call("POST", "/v1/events", ingest_key, json_body=batch)
+    assert response.status_code == 404
+    assert error_of(response)["details"][0]["index"] == 1
+    assert (await api.call("GET", "/v1/orders/d-1")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "body",
+    [[], {"type": "order.new"}, [{"type": "order.new", "data": {}}] * 1001, "x"],
+    ids=["empty", "object", "too-many", "string"],
+)
+async def test_a_batch_must_be_an_array_of_1_to_1000_items(
+    api: Api, ingest_key: str, body: Any
+) -> None:
+    response = await api.call("POST", "/v1/events", ingest_key, json_body=body)
+    assert response.status_code == 422
+    assert error_of(response)["details"][0]["field"] == "body"
+
+
+async def test_ingest_keys_may_ingest_for_any_account(api: Api, ingest_key: str) -> None:
+    for account in (unique("x"), unique("y")):
+        response = await api.call("POST", "/v1/orders", ingest_key, json_body=new_order(account))
+        assert response.status_code == 202
+
+
+# ---------------------------------------------------------------- body rules
+
+
+async def test_a_body_must_be_application_json(api: Api, ingest_key: str) -> None:
+    raw = json.dumps(new_order(unique("acct"))).encode()
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
+        headers = {} if content_type is None else {"content-type": content_type}
+        response = await api.call("POST", "/v1/orders", ingest_key, content=raw, headers=headers)
+        assert response.status_code == 415
+        assert error_of(response)["code"] == "unsupported_media_type"
+    headers = {"content-type": "application/json; charset=utf-8"}
+    response = await api.call("POST", "/v1/orders", ingest_key, content=raw, headers=headers)
+    assert response.status_code == 202
+
+
+async def test_a_body_over_the_limit_is_413_by_content_length(api: Api, ingest_key: str) -> None:
+    document = new_order(unique("acct"), note="x" * MAX_BODY)
+    response = await api.call("POST", "/v1/orders", ingest_key, json_body=document)
+    assert response.status_code == 413
+    assert error_of(response)["code"] == "payload_too_large"
+
+
+async def test_a_streamed_body_over_the_limit_is_413(api: Api, ingest_key: str) -> None:
+    chunks_sent = 0
+
+    async def stream() -> AsyncIterator[bytes]:
+        nonlocal chunks_sent
+        yield b'{"note": "'
+        for _ in range(100):
+            chunks_sent += 1
+            yield b"x" * 1000
+        yield b'"}'
+
+    response = await api.call(
+        "POST",
+        "/v1/orders",
+        ingest_key,
+        content=stream(),
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert chunks_sent < 100  # reading stopped at the limit
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"{", b'{"a": NaN}', b'"\xff\xfe"', b'{"a": "\\ud800"}', b"[" * 2000 + b"]" * 2000],
+    ids=["truncated", "nan", "bad-utf8", "lone-surrogate", "too-deep"],
+)
+async def test_malformed_json_is_400(api: Api, ingest_key: str, raw: bytes) -> None:
+    response = await api.call(
+        "POST", "/v1/orders", ingest_key, content=raw, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert error_of(response)["code"] == "bad_request"
+
+
+async def test_nesting_the_store_could_not_write_is_400_not_500(api: Api, ingest_key: str) -> None:
+    document = new_order(unique("acct"))
+    nested: Any = "leaf"
+    for _ in range(300):
+        nested = {"n": nested}
+    document["extra"] = nested
+    response = await api.call("POST", "/v1/orders", ingest_key, json_body=document)
+    assert response.status_code == 400
+
+
+async def test_integers_beyond_64_bits_are_refused(api: Api, ingest_key: str) -> None:
+    raw = json.dumps(new_order(unique("acct"))).replace(
+        '"channel": 7', '"channel": 18446744073709551615'
+    )
+    response = await api.call(
+        "POST",
+        "/v1/orders",
+        ingest_key,
+        content=raw.encode(),
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code in (400, 422)
+
+
+async def test_an_empty_body_is_422(api: Api, ingest_key: str) -> None:
+    response = await api.call("POST", "/v1/orders", ingest_key)
+    assert response.status_code == 422
+    assert error_of(response)["details"][0]["field"] == "body"

@@ -1,0 +1,720 @@
+"""The Store contract, run against both engines: SQLite on a file in tmp_path and
+PostgreSQL on a fresh database (the `pg_url` fixture fails, never skips, without it).
+
+Builders and fixtures here are shared with the other `test_store_*` modules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from orderhooks.domain.ids import new_id
+from orderhooks.domain.model import (
+    Agreement,
+    ApiKey,
+    Attempt,
+    AttemptError,
+    AuditEntry,
+    DeliveryState,
+    DisabledReason,
+    EventType,
+    Ordering,
+    Role,
+    SigningSecret,
+    Webhook,
+    WebhookState,
+)
+from orderhooks.store.base import (
+    CourierItem,
+    DeliveryFilter,
+    EventFilter,
+    NewOrderItem,
+    Outcome,
+    Scope,
+    StatusItem,
+    UnknownOrder,
+    WebhookFilter,
+)
+from orderhooks.store.postgres import PostgresStore
+from orderhooks.store.shared.sqlstore import SqlStore
+from orderhooks.store.sqlite import SQLiteStore
+
+NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
+ALL_TYPES = (EventType.NEW, EventType.STATUS_UPDATE, EventType.COURIER_UPDATE)
+SECRET = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+DISABLE_AFTER = 3600
+
+StoreFactory = Callable[..., Awaitable[SqlStore]]
+
+
+# ---------------------------------------------------------------- builders
+
+
+def order(order_id: str = "o1", **overrides: Any) -> dict[str, Any]:
+    """A minimal valid order document on account `acc1`, status 10."""
+    document: dict[str, Any] = {
+        "_id": order_id,
+        "account": "acc1",
+        "location": "loc1",
+        "channelLink": "cl1",
+        "channel": 7,
+        "status": 10,
+        "orderType": 2,
+        "items": [{"plu": "P1", "name": "Burger", "price": 1150, "quantity": 1}],
+        "unknownField": {"kept": True},
+    }
+    document.update(overrides)
+    return document
+
+
+def new_order(order_id: str = "o1", **overrides: Any) -> NewOrderItem:
+    """The ingest item of `order(...)`, hashed as the web layer would."""
+    document = order(order_id, **overrides)
+    return NewOrderItem(document, hashlib.sha256(orjson.dumps(document)).hexdigest())
+
+
+def status(order_id: str, code: int, stamp: str | None = None) -> StatusItem:
+    """A status update item."""
+    return StatusItem(order_id, {"status": code, "timeStamp": stamp or f"2026-11-28T12:{code}Z"})
+
+
+def webhook(**overrides: Any) -> Webhook:
+    """A webhook on `acc1` for every event type, no filters."""
+    values: dict[str, Any] = {
+        "id": new_id("wh"),
+        "url": "https://receiver.example.com/hook",
+        "accounts": ("acc1",),
+        "event_types": ALL_TYPES,
+        "secrets": (SigningSecret(SECRET),),
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+    values.update(overrides)
+    return Webhook(**values)
+
+
+def attempt(delivery_id: str, number: int = 1, code: int | None = 200, **kw: Any) -> Attempt:
+    """An attempt that started at NOW and took 25 ms."""
+    values: dict[str, Any] = {
+        "delivery_id": delivery_id,
+        "attempt": number,
+        "started_at": NOW,
+        "duration_ms": 25,
+        "status_code": code,
+        "response_body": "ok",
+        "error": None if code is not None and code < 300 else AttemptError.HTTP_STATUS,
+    }
+    values.update(kw)
+    return Attempt(**values)
+
+
+def delivered(claim_delivery_id: str, webhook_id: str, number: int = 1) -> Outcome:
+    """A 2xx outcome."""
+    return Outcome(
+        claim_delivery_id,
+        webhook_id,
+        attempt(claim_delivery_id, number),
+        DeliveryState.DELIVERED,
+        None,
+        0,
+    )
+
+
+def failed(
+    delivery_id: str,
+    webhook_id: str,
+    number: int = 1,
+    retry_at: datetime | None = None,
+    position: int = 1,
+    **kw: Any,
+) -> Outcome:
+    """A 500 outcome: retried at `retry_at`, or failed for good without it."""
+    state = DeliveryState.PENDING if retry_at is not None else DeliveryState.FAILED
+    return Outcome(
+        delivery_id, webhook_id, attempt(delivery_id, number, 500), state, retry_at, position, **kw
+    )
+
+
+def agreement(account: str = "acc1") -> Agreement:
+    """A signed agreement with prices for every type."""
+    return Agreement(account, "Ana", NOW, "EUR", {t: 100 for t in ALL_TYPES})
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where the store under test lives: a tmp SQLite file or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'orderhooks.db'}"
+    url: str = request.getfixturevalue("pg_url")  # fails when PostgreSQL is unreachable
+    return url
+
+
+def build_store(url: str, **options: Any) -> SqlStore:
+    """An unopened store of the engine `url` names."""
+    values: dict[str, Any] = {
+        "require_agreement": False,
+        "disable_after_seconds": DISABLE_AFTER,
+    }
+    values.update(options)
+    if url.startswith("sqlite:///"):
+        return SQLiteStore(Path(url.removeprefix("sqlite:///")), **values)
+    return PostgresStore(url, pool_size=4, **values)
+
+
+@pytest.fixture()
+async def make_store(engine_url: str) -> AsyncIterator[StoreFactory]:
+    """Open (and migrate) stores on the engine under test; all closed afterwards."""
+    opened: list[SqlStore] = []
+
+    async def make(**options: Any) -> SqlStore:
+        store = build_store(engine_url, **options)
+        await store.open()
+        await store.migrate()
+        opened.append(store)
+        return store
+
+    yield make
+    for store in reversed(opened):
+        await store.close()
+
+
+@pytest.fixture()
+async def store(make_store: StoreFactory) -> SqlStore:
+    """An open, migrated store without agreement checks."""
+    return await make_store()
+
+
+async def claim_ids(store: SqlStore, at: datetime = NOW, limit: int = 100) -> list[str]:
+    """The delivery ids a claim at `at` leases."""
+    return [c.delivery.id for c in await store.claim(at, limit, "w1")]
+
+
+async def deliveries_of(store: SqlStore, webhook_id: str) -> list[Any]:
+    """Every delivery of a webhook, oldest first."""
+    page = await store.list_deliveries(DeliveryFilter(webhook_id=webhook_id), 500, None)
+    return list(reversed(page.items))
+
+
+# ---------------------------------------------------------------- lifecycle and ingest
+
+
+async def test_migrate_is_idempotent(engine_url: str) -> None:
+    store = build_store(engine_url)
+    await store.open()
+    try:
+        assert await store.migrate() == ["0001_initial"]
+        assert await store.migrate() == []
+        await store.ping()
+    finally:
+        await store.close()
+
+
+async def test_new_order_creates_event_and_deliveries(store: SqlStore) -> None:
+    hook = await store.create_webhook(webhook())
+    other = await store.create_webhook(webhook(accounts=("acc2",)))
+    [result] = await store.ingest([new_order("o1")], NOW)
+    assert result.created and not result.repeat and len(result.event_ids) == 1
+    view = await store.get_order("o1", Scope())
+    assert view.order.document["unknownField"] == {"kept": True}
+    assert [(e.type, e.sequence) for e in view.events] == [(EventType.NEW, 1)]
+    [delivery] = await deliveries_of(store, hook.id)
+    assert delivery.state == DeliveryState.PENDING
+    assert delivery.event_id == result.event_ids[0]
+    assert delivery.next_attempt_at == NOW
+    assert await deliveries_of(store, other.id) == []
+
+
+async def test_repeat_newer_version_status_and_courier(store: SqlStore) -> None:
+    await store.create_webhook(webhook())
+    first = new_order("o1")
+    await store.ingest([first], NOW)
+    [repeat] = await store.ingest([first], NOW)
+    assert repeat.repeat and repeat.event_ids == ()
+    [newer] = await store.ingest([new_order("o1", status=20)], NOW)
+    assert not newer.repeat and not newer.created and len(newer.event_ids) == 1
+    [update] = await store.ingest([status("o1", 50)], NOW)
+    [again] = await store.ingest([status("o1", 50)], NOW)
+    assert again.repeat and again.event_ids == ()
+    courier = CourierItem("o1", {"status": 83, "courier": {"firstName": "Jo"}})
+    [courier_result] = await store.ingest([courier], NOW)
+    view = await store.get_order("o1", Scope())
+    assert [(e.type, e.sequence) for e in view.events] == [
+        (EventType.NEW, 1),
+        (EventType.STATUS_UPDATE, 2),
+        (EventType.STATUS_UPDATE, 3),
+        (EventType.COURIER_UPDATE, 4),
+    ]
+    assert view.events[2].id == update.event_ids[0]
+    assert view.events[3].id == courier_result.event_ids[0]
+    assert view.order.status == 50 and view.order.courier is not None
+    assert view.order.courier["firstName"] == "Jo"
+    assert [h["status"] for h in view.status_history][-1] == 50
+
+
+async def test_unknown_order_rolls_back_the_whole_batch(store: SqlStore) -> None:
+    hook = await store.create_webhook(webhook())
+    with pytest.raises(UnknownOrder) as caught:
+        await store.ingest([new_order("o1"), status("o1", 20), status("nope", 20)], NOW)
+    assert caught.value.index == 2 and caught.value.order_id == "nope"
+    with pytest.raises(Exception, match="not found"):
+        await store.get_order("o1", Scope())
+    assert await deliveries_of(store, hook.id) == []
+    # A batch may create an order and update it in the same call.
+    results = await store.ingest([new_order("o1"), status("o1", 20)], NOW)
+    assert [r.created for r in results] == [True, False]
+
+
+async def test_trigger_sends_order_new_first(store: SqlStore) -> None:
+    hook = await store.create_webhook(webhook(new_order_trigger=20))
+    await store.ingest([new_order("o1", status=10)], NOW)
+    assert await deliveries_of(store, hook.id) == []
+    [result] = await store.ingest([status("o1", 20)], NOW)
+    assert len(result.event_ids) == 2
+    kinds = [(d.event_type, d.sequence) for d in await deliveries_of(store, hook.id)]
+    assert kinds == [(EventType.NEW, 2), (EventType.STATUS_UPDATE, 3)]
+    await store.ingest([status("o1", 50)], NOW)  # fires once only
+    types = [d.event_type for d in await deliveries_of(store, hook.id)]
+    assert types.count(EventType.NEW) == 1
+
+
+# ---------------------------------------------------------------- the queue
+
+
+async def test_claim_takes_only_the_head_of_each_order(store: SqlStore) -> None:
+    hook = await store.create_webhook(webhook())
+    await store.ingest([new_order("o1"), status("o1", 20), status("o1", 50)], NOW)
+    await store.ingest([new_order("o2")], NOW)
+    claims = await store.claim(NOW, 100, "w1")
+    assert sorted((c.event.order_id, c.event.sequence, c.attempt) for c in claims) == [
+        ("o1", 1, 1),
+        ("o2", 1, 1),
+    ]
+    assert all(c.webhook.id == hook.id for c in claims)
+    assert all(c.lease_expires_at == NOW + timedelta(seconds=15 + 30) for c in claims)
+    assert await claim_ids(store) == []
+    head = next(c for c in claims if c.event.order_id == "o1")
+    await store.record([delivered(head.delivery.id, hook.id)], NOW)
+    [next_claim] = await store.claim(NOW, 100, "w1")
+    assert (next_claim.event.order_id, next_claim.event.sequence) == ("o1", 2)
+
+
+async def test_ordering_none_sends_in_parallel(store: SqlStore) -> None:
+    await store.create_webhook(webhook(ordering=Ordering.NONE))
+    await store.ingest([new_order("o1"), status("o1", 20), status("o1", 50)], NOW)
+    assert len(await claim_ids(store)) == 3
+
+
+async def test_max_concurrency_and_limit(store: SqlStore) -> None:
+    hook = await store.create_webhook(webhook(max_concurrency=2))
+    await store.ingest([new_order(f"o{i}") for i in range(5)], NOW)
+    assert len(await claim_ids(store, limit=1)) == 1
+    assert await store.next_due_at() == NOW
+    second = await claim_ids(store)
+    assert len(second) == 1  # one slot left of two
+    assert await claim_ids(store) == []
+    assert await store.next_due_at() is None  # nothing claimable until a slot frees
+    await store.record([delivered(second[0], hook.id)], NOW)
+    assert len(await claim_ids(store)) == 1
+
+
+async def test_each_webhook_gets_its_own_slice(store: SqlStore) -> None:
+    busy = await store.create_webhook(webhook(max_concurrency=64))
+    quiet = await store.create_webhook(webhook(max_concurrency=64, accounts=("acc2",)))
+    await store.ingest([new_order(f"b{i}") for i in range(30)], NOW)
+    await store.ingest([new_order("q1", account="acc2")], NOW)
+    claims = await store.claim(NOW, 10, "w1")
+    assert len(claims) == 10
+    assert {c.webhook.id for c in claims} == {busy.id, quiet.id}
+
+
+async def test_disabled_and_awaiting_webhooks_are_not_claimed(store: SqlStore) -> None:
+    hook = await store.create_webhook(webhook())
+    await store.ingest([new_order("o1")], NOW)
+    disabled = await store.set_webhook_state(hook.id, WebhookState.DISABLED, None, NOW)
+    assert disabled.disabled_reason == DisabledReason.MANUAL and disabled.disabled_at == NOW
+    assert await claim_ids(store) == []
+    [waiting] = await deliveries_of(store, hook.id)
+    assert waiting.state == DeliveryState.PENDING
+    await store.ingest([new_order("o2")], NOW)  # nothing new for a disabled webhook
+    assert len(await deliveries_of(store, hook.id)) == 1
+    enabled = await store.set_webhook_state(hook.id, WebhookState.ACTIVE, None, NOW)
+    assert enabled.state == WebhookState.ACTIVE and enabled.disabled_reason is None
+    assert await claim_ids(store) == [waiting.id]
+
+
+async def test_expired_lease_is_claimed_again(store: SqlStore) -> None:
+    hook = await store.create_webhook(webhook(timeout_seconds=5))
+    await store.ingest([new_order("o1")], NOW)
+    [first] = await store.claim(NOW, 10, "w1")
+    assert await claim_ids(store, NOW + timedelta(seconds=34)) == []
+    [again] = await store.claim(NOW + timedelta(seconds=35), 10, "w2")
+    assert again.delivery.id == first.delivery.id and again.attempt == 1
+    # Both attempts report; the first recorded wins and the delivery is not resurrected.
+    await store.record([delivered(first.delivery.id, hook.id)], NOW)
+    await store.record([failed(first.delivery.id, hook.id)], NOW)
+    view = await store.get_delivery(first.delivery.id, Scope())
+    assert view.delivery.state == DeliveryState.DELIVERED
+    assert [a.attempt for a in view.attempts] == [1]
+
+
+async def test_retry_waits_for_its_time_and_blocks_its_order(store: SqlStore) -> None:
+    hook = await store.create_webhook(webhook())
+    await store.ingest([new_order("o1"), status("o1", 20)], NOW)
+    [claimed] = await store.claim(NOW, 10, "w1")
+    later = NOW + timedelta(seconds=5)
+    await store.record([failed(claimed.delivery.id, hook.id, retry_at=later)], NOW)
+    view = await store.get_delivery(claimed.delivery.id, Scope())
+    assert view.delivery.state == DeliveryState.PENDING
+    assert view.delivery.next_attempt_at == later and view.delivery.attempt_count == 1
+    assert view.delivery.schedule_position == 1
+    assert view.attempts[0].status_code == 500
+    assert await store.next_due_at() == later
+    assert await claim_ids(store, NOW + timedelta(seconds=4)) == []
+    [retry] = await store.claim(later, 10, "w1")
+    assert retry.delivery.id == claimed.delivery.id and retry.attempt == 2
+    await store.record([failed(retry.delivery.id, hook.id, number=2)], later)
+    assert (await store.get_delivery(retry.delivery.id, Scope())).delivery.state == "failed"
+    [successor] = await store.claim(later, 10, "w1")
+    assert successor.event.sequence == 2
+
+
+async def test_failing_webhook_is_probed_one_at_a_time(store: SqlStore) -> None:
+    hook = await store.create_webhook(webhook())
+    await store.ingest([new_order(f"o{i}") for i in range(6)], NOW)
+    claims = await store.claim(NOW, 3, "w1")
+    probe_at = NOW + timedelta(seconds=60)
+    await store.record([failed(c.delivery.id, hook.id, retry_at=probe_at) for c in claims], NOW)
+    assert await claim_ids(store, NOW + timedelta(seconds=59)) == []
+    assert await store.next_due_at() == probe_at
+    probe = await claim_ids(store, probe_at)
+    assert len(probe) == 1
+    assert await claim_ids(store, probe_at) == []
+    await store.record([delivered(probe[0], hook.id, number=2)], probe_at)
+    assert len(await claim_ids(store, probe_at)) == 5  # one success releases the backlog
+
+
+async def test_rate_limit_holds_in_the_database(store: SqlStore) -> None:
+    await store.create_webhook(webhook(rate_limit_per_second=2.0))
+    await store.ingest([new_order(f"o{i}") for i in range(10)], NOW)
+    assert len(await claim_ids(store)) == 2
+    assert await claim_ids(store, NOW + timedelta(milliseconds=400)) == []
+    assert len(await claim_ids(store, NOW + timedelta(milliseconds=500))) == 1
+    assert len(await claim_ids(store, NOW + timedelta(seconds=10))) == 2  # burst capped
+
+
+async def test_gone_disables_the_webhook(store: SqlStore) -> None:
+    hook = await store.create_webhook(webhook())
+    await store.ingest([new_order("o1"), new_order("o2")], NOW)
+    [claimed, _] = await store.claim(NOW, 10, "w1")
+    await store.record([failed(claimed.delivery.id, hook.id, disable=DisabledReason.GONE)], NOW)
+    gone = await store.get_webhook(hook.id, Scope())
+    assert gone.state == WebhookState.DISABLED and gone.disabled_reason == DisabledReason.GONE
+    assert (await store.get_delivery(claimed.delivery.id, Scope())).delivery.state == "failed"
+
+
+async def test_failing_too_long_disables_the_webhook(store: SqlStore) -> None:
+    hook = await store.create_webhook(webhook(ordering=Ordering.NONE))
+    await store.ingest([new_order("o1"), new_order("o2")], NOW)
+    first, second = await store.claim(NOW, 10, "w1")
+    await store.record([failed(first.delivery.id, hook.id, retry_at=NOW)], NOW)
+    assert (await store.get_webhook(hook.id, Scope())).state == WebhookState.ACTIVE
+    later = NOW + timedelta(seconds=DISABLE_AFTER)
+    await store.record([failed(second.delivery.id, hook.id, retry_at=later)], later)
+    disabled = await store.get_webhook(hook.id, Scope())
+    assert disabled.disabled_reason == DisabledReason.FAILING
+    # Enabling starts afresh: the old failures do not disable it again at once.
+    await store.set_webhook_state(hook.id, WebhookState.ACTIVE, None, later)
+    again = (await store.claim(later, 10, "w1"))[0]
+    await store.record([failed(again.delivery.id, hook.id, number=2, retry_at=later)], later)
+    assert (await store.get_webhook(hook.id, Scope())).state == WebhookState.ACTIVE
+
+
+async def test_usage_counts_deliveries_once_and_replays_apart(store: SqlStore) -> None:
+    hook = await store.create_webhook(webhook())
+    await store.ingest([new_order("o1")], NOW)
+    [claimed] = await store.claim(NOW, 10, "w1")
+    await store.record([delivered(claimed.delivery.id, hook.id)], NOW)
+    assert await store.replay_events(hook, NOW, None, None, NOW) == 1
+    [replayed] = await store.claim(NOW, 10, "w1")
+    assert replayed.delivery.replay
+    await store.record([delivered(replayed.delivery.id, hook.id)], NOW)
+    test_event = dataclasses.replace(claimed.event, id=new_id("evt"), order_id="test_o")
+    test_id = await store.create_test_delivery(hook, test_event, NOW)
+    [test_claim] = await store.claim(NOW, 10, "w1")
+    assert test_claim.delivery.id == test_id and test_claim.event.test
+    await store.record([delivered(test_id, hook.id)], NOW)
+    rows = await store.usage(["acc1"], ["2026-11"])
+    assert [(r.event_type, r.delivered, r.replayed) for r in rows] == [(EventType.NEW, 1, 1)]
+    assert await store.usage(None, ["2026-10"]) == []
+    delivery = (await store.get_delivery(claimed.delivery.id, Scope())).delivery
+    assert delivery.delivered_at == NOW + timedelta(milliseconds=25)
+    assert delivery.attempt_count == 1
+
+
+# ---------------------------------------------------------------- webhooks and agreements
+
+
+async def test_agreements_gate_webhooks(make_store: StoreFactory) -> None:
+    store = await make_store(require_agreement=True)
+    single = await store.create_webhook(webhook())
+    both = await store.create_webhook(webhook(accounts=("acc1", "acc2")))
+    everyone = await store.create_webhook(webhook(accounts=("*",)))
+    assert single.state == both.state == WebhookState.AWAITING_AGREEMENT
+    assert everyone.state == WebhookState.ACTIVE
+    await store.ingest([new_order("o1")], NOW)
+    assert await deliveries_of(store, single.id) == []
+    assert len(await deliveries_of(store, everyone.id)) == 1
+    await store.put_agreement(agreement("acc1"), NOW)
+    assert (await store.get_webhook(single.id, Scope())).state == WebhookState.ACTIVE
+    assert (await store.get_webhook(both.id, Scope())).state == WebhookState.AWAITING_AGREEMENT
+    await store.put_agreement(agreement("acc2"), NOW)
+    assert (await store.get_webhook(both.id, Scope())).state == WebhookState.ACTIVE
+    stored = await store.get_agreement("acc1")
+    assert stored is not None and stored.per_thousand[EventType.NEW] == 100
+    assert await store.get_agreement("acc3") is None
+    late = await store.create_webhook(webhook(accounts=("acc3",)))
+    await store.set_webhook_state(late.id, WebhookState.DISABLED, None, NOW)
+    enabled = await store.set_webhook_state(late.id, WebhookState.ACTIVE, None, NOW)
+    assert enabled.state == WebhookState.AWAITING_AGREEMENT
+
+
+async def test_update_recomputes_state_and_ordering(make_store: StoreFactory) -> None:
+    store = await make_store(require_agreement=True)
+    await store.put_agreement(agreement("acc1"), NOW)
+    hook = await store.create_webhook(webhook(ordering=Ordering.NONE))
+    await store.ingest([new_order("o1"), status("o1", 20)], NOW)
+    changed = await store.update_webhook(
+        dataclasses.replace(hook, ordering=Ordering.PER_ORDER, description="now in order")
+    )
+    assert changed.description == "now in order" and changed.state == WebhookState.ACTIVE
+    assert len(await claim_ids(store)) == 1  # heads recomputed
+    moved = await store.update_webhook(dataclasses.replace(changed, accounts=("acc9",)))
+    assert moved.state == WebhookState.AWAITING_AGREEMENT
+    assert await store.count_webhooks("acc9") == 1 and await store.count_webhooks("acc1") == 0
+
+
+async def test_delete_cancels_unfinished_deliveries(store: SqlStore) -> None:
+    hook = await store.create_webhook(webhook())
+    await store.ingest([new_order("o1"), status("o1", 20), new_order("o2")], NOW)
+    claims = await store.claim(NOW, 1, "w1")
+    await store.delete_webhook(hook.id, NOW)
+    with pytest.raises(Exception, match="not found"):
+        await store.get_webhook(hook.id, Scope())
+    states = {d.state for d in await deliveries_of(store, hook.id)}
+    assert states == {DeliveryState.CANCELLED}
+    # The attempt that was in flight is recorded; the delivery stays cancelled.
+    await store.record([delivered(claims[0].delivery.id, hook.id)], NOW)
+    view = await store.get_delivery(claims[0].delivery.id, Scope())
+    assert view.delivery.state == DeliveryState.CANCELLED and len(view.attempts) == 1
+    assert await store.usage(None, ["2026-11"]) == []
+    assert await store.count_webhooks("acc1") == 0
+    with pytest.raises(Exception, match="not found"):
+        await store.delete_webhook(hook.id, NOW)
+
+
+# ---------------------------------------------------------------- manual control
+
+
+async def test_retry_now(store: SqlStore) -> None:
+    hook = await store.create_webhook(webhook())
+    await store.ingest([new_order("o1"), new_order("o2")], NOW)
+    one, two = await store.claim(NOW, 10, "w1")
+    await store.record([failed(one.delivery.id, hook.id, position=9)], NOW)
+    later = NOW + timedelta(hours=1)
+    await store.record([failed(two.delivery.id, hook.id, retry_at=later)], NOW)
+    retried = await store.retry_delivery_now(one.delivery.id, NOW)
+    assert retried.state == DeliveryState.PENDING and retried.schedule_position == 0
+    assert retried.next_attempt_at == NOW
+    due = await store.retry_delivery_now(two.delivery.id, NOW)
+    assert due.next_attempt_at == NOW
+    claims = {c.delivery.id: c for c in await store.claim(NOW, 10, "w1")}
+    assert set(claims) == {one.delivery.id, two.delivery.id}
+    assert claims[one.delivery.id].attempt == 2
+    await store.record([delivered(one.delivery.id, hook.id, number=2)], NOW)
+    with pytest.raises(Exception, match="delivered"):
+        await store.retry_delivery_now(one.delivery.id, NOW)
+    with pytest.raises(Exception, match="not found"):
+        await store.retry_delivery_now("dlv_missing", NOW)
+
+
+async def test_recover_failed_in_range(store: SqlStore) -> None:
+    hook = await store.create_webhook(webhook(ordering=Ordering.NONE))
+    await store.ingest([new_order("o1")], NOW)
+    await store.ingest([new_order("o2")], NOW + timedelta(hours=2))
+    claims = await store.claim(NOW + timedelta(hours=2), 10, "w1")
+    await store.record([failed(c.delivery.id, hook.id) for c in claims], NOW)
+    count = await store.recover_failed(hook.id, NOW, NOW + timedelta(hours=1), NOW)
+    assert count == 1
+    [recovered] = await store.claim(NOW, 10, "w1")
+    assert recovered.event.order_id == "o1" and recovered.attempt == 2
+    assert recovered.delivery.schedule_position == 0
+    assert await store.recover_failed(hook.id, NOW, None, NOW) == 1
+    with pytest.raises(Exception, match="not found"):
+        await store.recover_failed("wh_missing", NOW, None, NOW)
+
+
+async def test_replay_matches_routing_range_and_types(store: SqlStore) -> None:
+    await store.create_webhook(webhook())
+    hook = await store.create_webhook(webhook(status_filter=(20,)))
+    await store.ingest([new_order("o1"), status("o1", 20), status("o1", 50)], NOW)
+    await store.ingest([new_order("o2", account="acc2")], NOW)
+    await store.ingest([new_order("o3")], NOW + timedelta(days=1))
+    before = len(await deliveries_of(store, hook.id))
+    queued = await store.replay_events(hook, NOW, NOW + timedelta(hours=1), None, NOW)
+    assert queued == 2  # order.new and the status 20 update of o1
+    only_new = await store.replay_events(hook, NOW, None, [EventType.NEW], NOW)
+    assert only_new == 2  # o1 and o3
+    replays = [d for d in await deliveries_of(store, hook.id) if d.replay]
+    assert len(replays) == 4 and len(await deliveries_of(store, hook.id)) == before + 4
+
+
+async def test_test_deliveries_are_not_listed_or_billed(store: SqlStore) -> None:
+    hook = await store.create_webhook(webhook())
+    await store.ingest([new_order("o1")], NOW)
+    event = (await store.get_order("o1", Scope())).events[0]
+    synthetic = dataclasses.replace(event, id=new_id("evt"), order_id="test_1")
+    delivery_id = await store.create_test_delivery(hook, synthetic, NOW)
+    view = await store.get_delivery(delivery_id, Scope())
+    assert view.delivery.test and view.event.test
+    assert (await store.get_event(synthetic.id, Scope())).test
+    listed = await store.list_events(EventFilter(), 50, None)
+    assert [e.id for e in listed.items] == [event.id]
+
+
+# ---------------------------------------------------------------- reads
+
+
+async def test_pages_filters_and_scopes(store: SqlStore) -> None:
+    mine = await store.create_webhook(webhook())
+    await store.create_webhook(webhook(accounts=("acc1", "acc2")))
+    await store.ingest([new_order(f"o{i}") for i in range(5)], NOW)
+    await store.ingest([new_order("x1", account="acc2")], NOW)
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        page = await store.list_events(EventFilter(), 2, cursor)
+        seen.extend(e.id for e in page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert len(seen) == 6 and seen == sorted(seen)
+    partner = Scope(frozenset({"acc1"}))
+    scoped = await store.list_events(EventFilter(scope=partner), 50, None)
+    assert {e.account for e in scoped.items} == {"acc1"} and len(scoped.items) == 5
+    by_order = await store.list_events(EventFilter(order_id="o3"), 50, None)
+    assert [e.order_id for e in by_order.items] == ["o3"]
+    with pytest.raises(Exception, match="not found"):
+        await store.get_order("x1", partner)
+    hooks = await store.list_webhooks(WebhookFilter(scope=partner), 50, None)
+    assert [w.id for w in hooks.items] == [mine.id]  # a partner sees only what is all theirs
+    deliveries = await store.list_deliveries(DeliveryFilter(webhook_id=mine.id), 3, None)
+    assert len(deliveries.items) == 3 and deliveries.next_cursor is not None
+    ids = [d.id for d in deliveries.items]
+    assert ids == sorted(ids, reverse=True)
+    rest = await store.list_deliveries(
+        DeliveryFilter(webhook_id=mine.id), 3, deliveries.next_cursor
+    )
+    assert len(rest.items) == 2 and rest.next_cursor is None
+    pending = await store.list_deliveries(DeliveryFilter(state=DeliveryState.PENDING), 50, None)
+    assert len(pending.items) == 5 + 6
+    acc2 = await store.list_deliveries(DeliveryFilter(scope=Scope(frozenset({"acc2"}))), 50, None)
+    assert {d.order_id for d in acc2.items} == {"x1"}
+
+
+async def test_stats_gauges_and_wake_up(store: SqlStore) -> None:
+    hook = await store.create_webhook(webhook(ordering=Ordering.NONE))
+    waiter = asyncio.create_task(store.wait_for_work(60))
+    await store.ingest([new_order(f"o{i}") for i in range(4)], NOW)
+    await asyncio.wait_for(waiter, 10)  # woken by the ingest, long before 60 s
+    [gauge] = await store.queue_gauges()
+    assert (gauge.webhook_id, gauge.pending, gauge.oldest_pending_at) == (hook.id, 4, NOW)
+    claims = await store.claim(NOW, 3, "w1")
+    outcomes = [
+        dataclasses.replace(delivered(claims[0].delivery.id, hook.id)),
+        Outcome(
+            claims[1].delivery.id,
+            hook.id,
+            attempt(claims[1].delivery.id, duration_ms=100),
+            DeliveryState.DELIVERED,
+            None,
+            0,
+        ),
+        failed(claims[2].delivery.id, hook.id),
+    ]
+    await store.record(outcomes, NOW)
+    stats = await store.webhook_stats(hook.id, NOW)
+    assert stats.counts[DeliveryState.DELIVERED] == 2 and stats.counts[DeliveryState.FAILED] == 1
+    assert stats.counts[DeliveryState.PENDING] == 1
+    assert stats.success_rate == pytest.approx(2 / 3)
+    assert (stats.latency_ms_p50, stats.latency_ms_p99) == (25.0, 100.0)
+    assert stats.last_success_at == NOW and stats.last_failure_at == NOW
+    await store.wait_for_work(0)  # clears the wake-up left by the record
+
+
+# ---------------------------------------------------------------- keys, audit, retention
+
+
+async def test_keys(store: SqlStore) -> None:
+    keys = [
+        ApiKey(new_id("key"), Role.PARTNER, ("acc1",), f"k{i}", f"hash{i}", NOW) for i in range(3)
+    ]
+    for key in keys:
+        await store.create_key(key)
+    assert await store.count_keys() == 3
+    found = await store.key_by_hash("hash1")
+    assert found == keys[1]
+    page = await store.list_keys(2, None)
+    rest = await store.list_keys(2, page.next_cursor)
+    assert [k.id for k in [*page.items, *rest.items]] == [k.id for k in keys]
+    await store.revoke_key(keys[0].id, NOW)
+    revoked = await store.key_by_hash("hash0")
+    assert revoked is not None and revoked.revoked_at == NOW
+    with pytest.raises(Exception, match="not found"):
+        await store.revoke_key("key_missing", NOW)
+    assert await store.key_by_hash("nope") is None
+
+
+async def test_audit(store: SqlStore) -> None:
+    entries = [
+        AuditEntry(new_id("aud"), NOW, "admin", f"act{i}", "webhook", "wh_1", {"i": i})
+        for i in range(3)
+    ]
+    for entry in entries:
+        await store.add_audit(entry)
+    page = await store.list_audit(2, None)
+    assert [e.action for e in page.items] == ["act2", "act1"]
+    rest = await store.list_audit(2, page.next_cursor)
+    assert [e.details for e in rest.items] == [{"i": 0}] and rest.next_cursor is None
+
+
+async def test_purge_keeps_what_is_still_needed(store: SqlStore) -> None:
+    hook = await store.create_webhook(webhook(ordering=Ordering.NONE))
+    old = NOW - timedelta(days=40)
+    await store.ingest([new_order("old1"), new_order("old2")], old)
+    await store.ingest([new_order("new1")], NOW)
+    claims = await store.claim(NOW, 10, "w1")
+    finished = next(c for c in claims if c.event.order_id == "old1")
+    await store.record([delivered(finished.delivery.id, hook.id)], NOW)
+    for c in claims:
+        if c is not finished:
+            await store.record([failed(c.delivery.id, hook.id, retry_at=NOW)], NOW)
+    deleted = await store.purge(NOW - timedelta(days=30), batch=1)
+    assert deleted == 3  # one delivery, its attempt, its event
+    with pytest.raises(Exception, match="not found"):
+        await store.get_delivery(finished.delivery.id, Scope())
+    remaining = {d.order_id for d in await deliveries_of(store, hook.id)}
+    assert remaining == {"old2", "new1"}
+    assert (await store.get_order("old1", Scope())).order.order_id == "old1"
+    assert await store.purge(NOW - timedelta(days=30)) == 0

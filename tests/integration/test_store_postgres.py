@@ -1,0 +1,214 @@
+"""What only the PostgreSQL engine promises: many processes on one database (exact claims,
+one order updated from two API processes, NOTIFY wake-ups, concurrent migrations) and
+surviving the server going away and coming back.
+
+Each store instance stands for one process; the server's going away is played by a
+TCP relay in front of it, so the shared server of the test machine is never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from orderhooks.exceptions import StoreUnavailable
+from orderhooks.store.base import Scope
+from orderhooks.store.postgres import PostgresStore
+from tests.integration.test_store_contract import (
+    NOW,
+    delivered,
+    new_order,
+    status,
+    webhook,
+)
+
+pytestmark = pytest.mark.postgres
+
+
+def pg_store(url: str, **options: Any) -> PostgresStore:
+    """A store standing for one orderhooks process."""
+    values: dict[str, Any] = {
+        "require_agreement": False,
+        "disable_after_seconds": 3600,
+        "pool_size": 4,
+    }
+    values.update(options)
+    return PostgresStore(url, **values)
+
+
+@pytest.fixture()
+async def two_processes(pg_url: str) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
+    """Two stores on one fresh database, migrated."""
+    first, second = pg_store(pg_url), pg_store(pg_url)
+    await first.open()
+    await second.open()
+    await first.migrate()
+    try:
+        yield first, second
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_concurrent_migrations_apply_once(pg_url: str) -> None:
+    stores = [pg_store(pg_url, listen=False) for _ in range(3)]
+    for store in stores:
+        await store.open()
+    try:
+        applied = await asyncio.gather(*(store.migrate() for store in stores))
+        assert sorted(applied) == [[], [], ["0001_initial"]]
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_two_claimers_never_share_a_delivery_or_exceed_concurrency(
+    two_processes: tuple[PostgresStore, PostgresStore],
+) -> None:
+    first, second = two_processes
+    hook = await first.create_webhook(webhook(max_concurrency=5))
+    await first.ingest([new_order(f"o{i}") for i in range(40)], NOW)
+    seen: list[str] = []
+    for _ in range(12):
+        rounds = await asyncio.gather(
+            *(store.claim(NOW, 4, f"w{n}") for n, store in enumerate((first, second) * 3))
+        )
+        claimed = [c.delivery.id for claims in rounds for c in claims]
+        assert len(claimed) <= 5  # together, never more than maxConcurrency in flight
+        seen.extend(claimed)
+        await second.record([delivered(d, hook.id) for d in claimed], NOW)
+    assert len(seen) == len(set(seen)) == 40
+
+
+async def test_one_order_updated_from_two_processes(
+    two_processes: tuple[PostgresStore, PostgresStore],
+) -> None:
+    first, second = two_processes
+    await first.create_webhook(webhook())
+    item = new_order("o1")
+    results = await asyncio.gather(first.ingest([item], NOW), second.ingest([item], NOW))
+    assert sorted(r[0].created for r in results) == [False, True]
+    updates = [status("o1", code) for code in (20, 40, 50, 60, 70, 80)]
+    await asyncio.gather(
+        *((first if n % 2 else second).ingest([update], NOW) for n, update in enumerate(updates))
+    )
+    view = await first.get_order("o1", Scope())
+    assert [e.sequence for e in view.events] == list(range(1, 8))
+    assert len(view.status_history) == 6
+
+
+async def test_notify_wakes_workers_of_other_processes(
+    two_processes: tuple[PostgresStore, PostgresStore],
+) -> None:
+    first, second = two_processes
+    await first.create_webhook(webhook())
+    await asyncio.sleep(0.5)  # both listeners connected
+    await second.wait_for_work(0)  # forget wake-ups from start-up
+    waiter = asyncio.create_task(second.wait_for_work(60))
+    await asyncio.sleep(0.1)
+    await first.ingest([new_order("o1")], NOW)
+    await asyncio.wait_for(waiter, 10)  # long before its 60 s timeout
+
+
+class Relay:
+    """A TCP relay to the PostgreSQL server that can be cut and restored, as a server
+    restart looks to its clients."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        """Accept connections (on the same port as before, after a cut)."""
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        """Refuse new connections and drop every open one."""
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._writers):
+            writer.close()
+        self._writers.clear()
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:
+            writer.close()
+            return
+        self._writers.update((writer, up_writer))
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+
+async def test_survives_the_server_going_away(pg_url: str) -> None:
+    base, database = pg_url.rsplit("/", 1)
+    host_port = base.rsplit("@", 1)[-1]
+    relay = Relay(int(host_port.rsplit(":", 1)[-1]))
+    await relay.start()
+    relayed = f"{base.replace(host_port, f'127.0.0.1:{relay.port}')}/{database}"
+    store, other = pg_store(relayed), pg_store(pg_url)
+    await store.open()
+    await other.open()
+    try:
+        await store.migrate()
+        hook = await store.create_webhook(webhook())
+        await relay.cut()
+        with pytest.raises(StoreUnavailable):
+            await store.ping()
+        with pytest.raises(StoreUnavailable):
+            await store.ingest([new_order("lost")], NOW)
+        await relay.start()
+        await _eventually(store.ping)
+        [result] = await store.ingest([new_order("o1")], NOW)  # the pool reconnected
+        assert result.created
+        [claim] = await store.claim(NOW + timedelta(seconds=1), 10, "w1")
+        await store.record([delivered(claim.delivery.id, hook.id)], NOW)
+        # The listener reconnected too: another process's ingest wakes this one.
+        await _eventually(lambda: _woken_by(other, store))
+    finally:
+        await store.close()
+        await other.close()
+        with contextlib.suppress(Exception):
+            await relay.cut()
+
+
+async def _woken_by(source: PostgresStore, target: PostgresStore) -> None:
+    await target.wait_for_work(0)
+    waiter = asyncio.create_task(target.wait_for_work(60))
+    await source.ingest([new_order(f"w{id(waiter)}")], NOW)
+    await asyncio.wait_for(waiter, 2)  # TimeoutError (tried again) unless NOTIFY arrived
+
+
+async def _eventually(check: Any, attempts: int = 40) -> None:
+    for _ in range(attempts - 1):
+        try:
+            await check()
+            return
+        except (StoreUnavailable, AssertionError, TimeoutError):
+            await asyncio.sleep(0.25)
+    await check()
+
+
+async def test_open_fails_cleanly_when_the_server_is_unreachable() -> None:
+    store = pg_store("postgresql://postgres@127.0.0.1:1/none")
+    with pytest.raises(StoreUnavailable):
+        await store.open()
+    with pytest.raises(StoreUnavailable):
+        await store.ping()
+    await store.close()

@@ -1,0 +1,163 @@
+"""Helpers of the hostile-input and secrecy suites: valid bodies to spoil, the error shape,
+and direct row counts in a SQLite database file."""
+
+from __future__ import annotations
+
+import copy
+import sqlite3
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+# Tables whose row counts prove that a refused request stored nothing.
+COUNTED_TABLES = (
+    "orders",
+    "events",
+    "deliveries",
+    "webhooks",
+    "api_keys",
+    "agreements",
+    "audit",
+)
+ALL_TYPES = ["order.new", "order.status_update", "order.courier_update"]
+
+
+def unique(prefix: str) -> str:
+    """A fresh identifier made of characters every id field accepts."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def valid_order(account: str, order_id: str | None = None, **extra: Any) -> dict[str, Any]:
+    """A small valid new-order body (PRODUCT 2.1) to spoil one field at a time."""
+    order: dict[str, Any] = {
+        "_id": order_id or unique("ord"),
+        "account": account,
+        "location": "loc-1",
+        "channelLink": "cl-1",
+        "channel": 7,
+        "status": 10,
+        "orderType": 2,
+        "decimalDigits": 2,
+        "deliveryIsAsap": True,
+        "pickupTime": "2026-11-28T12:20:00.000000Z",
+        "customer": {"name": "Ana Silva", "phoneNumber": "+32470000000"},
+        "payment": {"amount": 1400, "type": 0, "due": 0, "rebate": 0},
+        "items": [
+            {
+                "plu": "BRG-01",
+                "name": "Classic Burger",
+                "price": 1150,
+                "quantity": 1,
+                "productType": 1,
+                "subItems": [
+                    {
+                        "plu": "MOD-CHS",
+                        "name": "Extra cheese",
+                        "price": 100,
+                        "quantity": 1,
+                        "productType": 2,
+                        "subItems": [],
+                    }
+                ],
+            }
+        ],
+    }
+    order.update(extra)
+    return order
+
+
+def with_value(body: Mapping[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A deep copy of `body` with the field at a dotted path (`items.0.price`) replaced."""
+    out: Any = copy.deepcopy(dict(body))
+    parts = path.split(".")
+    target = out
+    for part in parts[:-1]:
+        target = target[int(part)] if isinstance(target, list) else target[part]
+    last = parts[-1]
+    if isinstance(target, list):
+        target[int(last)] = value
+    else:
+        target[last] = value
+    return dict(out)
+
+
+def without(body: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """A copy of `body` without the top-level field `name`."""
+    return {k: v for k, v in body.items() if k != name}
+
+
+def assert_error(response: httpx.Response, *statuses: int) -> dict[str, Any]:
+    """Check that `response` is one of the 4xx `statuses` with the error JSON of PRODUCT 7;
+    the `error` object."""
+    request = response.request
+    assert response.status_code in statuses, (
+        f"{request.method} {request.url!s:.200} -> {response.status_code}, "
+        f"expected {statuses}: {response.text[:1000]}"
+    )
+    assert response.headers.get("content-type", "").startswith("application/json"), (
+        f"error answers are JSON, got {response.headers.get('content-type')!r}"
+    )
+    body = response.json()
+    assert isinstance(body, dict) and set(body) == {"error"}, body
+    error = body["error"]
+    assert isinstance(error, dict), body
+    assert {"code", "message", "details"} <= set(error), body
+    assert isinstance(error["code"], str) and error["code"], body
+    assert isinstance(error["message"], str) and error["message"], body
+    assert isinstance(error["details"], list), body
+    return error
+
+
+def detail_fields(error: Mapping[str, Any]) -> list[str]:
+    """The `field` of every `details` entry."""
+    return [str(d.get("field", "")) for d in error["details"] if isinstance(d, dict)]
+
+
+def count_rows(db_path: Path, tables: Iterable[str] = COUNTED_TABLES) -> dict[str, int]:
+    """Rows per table, read from the SQLite file directly (a second, read-only connection)."""
+    connection = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
+    try:
+        counts = {}
+        for table in tables:
+            # Table names come from the constant above, never from input.
+            row = connection.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608
+            counts[table] = int(row[0])
+        return counts
+    finally:
+        connection.close()
+
+
+async def count_rows_pg(
+    connection: asyncpg.Connection, tables: Iterable[str] = COUNTED_TABLES
+) -> dict[str, int]:
+    """Rows per table of a PostgreSQL database, read on a connection of the test's own."""
+    counts = {}
+    for table in tables:
+        # Table names come from the constant above, never from input.
+        counts[table] = int(await connection.fetchval(f"SELECT count(*) FROM {table}"))  # noqa: S608
+    return counts
+
+
+async def create_pg_database(admin_dsn: str) -> str:
+    """A new, empty PostgreSQL database; its URL."""
+    name = f"oh_security_{uuid.uuid4().hex[:12]}"
+    connection = await asyncpg.connect(admin_dsn, timeout=5)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return f"{admin_dsn.rsplit('/', 1)[0]}/{name}"
+
+
+async def drop_pg_database(admin_dsn: str, url: str) -> None:
+    """Drop a database made by `create_pg_database`."""
+    name = url.rsplit("/", 1)[-1]
+    connection = await asyncpg.connect(admin_dsn, timeout=5)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
