@@ -69,6 +69,9 @@ async def test_create_answers_every_field_with_its_default_and_the_secret(api: A
     read = await api.call("GET", f"/v1/webhooks/{body['id']}")
     assert "secret" not in read.json()
     assert read.json() == {k: v for k, v in body.items() if k != "secret"}
+    listed = await api.call("GET", f"/v1/webhooks?account={account}")
+    assert [w["id"] for w in listed.json()["data"]] == [body["id"]]
+    assert body["secret"] not in listed.text and body["secret"] not in read.text
 
 
 async def test_every_field_can_be_set(api: Api) -> None:
@@ -449,7 +452,11 @@ async def test_stats(api: Api) -> None:
 
 async def test_changes_are_audited_without_secrets(api: Api) -> None:
     account = unique("acct")
-    webhook = await api.make_webhook(account, headers={"Authorization": "Bearer receiver-token"})
+    webhook = await api.make_webhook(
+        account,
+        url="https://bob:s3cret-pw@receiver.example.com/hook?token=t0ken",
+        headers={"Authorization": "Bearer receiver-token"},
+    )
     path = f"/v1/webhooks/{webhook['id']}"
     await api.call("PATCH", path, json_body={"description": "x"})
     rotated = (await api.call("POST", f"{path}/secret/rotate")).json()["secret"]
@@ -470,5 +477,5 @@ async def test_changes_are_audited_without_secrets(api: Api) -> None:
     admin_id = api.key_ids.get(api.admin_key)
     assert all(e["actor"].startswith("key_") for e in mine)
     assert admin_id is None or all(e["actor"] == admin_id for e in mine)
-    for secret in (webhook["secret"], rotated, "receiver-token", api.admin_key):
+    for secret in (webhook["secret"], rotated, "receiver-token", api.admin_key, "s3cret", "t0ken"):
         assert secret not in audit.text

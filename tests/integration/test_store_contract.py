@@ -139,9 +139,9 @@ def failed(
 ) -> Outcome:
     """A 500 outcome: retried at `retry_at`, or failed for good without it."""
     state = DeliveryState.PENDING if retry_at is not None else DeliveryState.FAILED
-    return Outcome(
-        delivery_id, webhook_id, attempt(delivery_id, number, 500), state, retry_at, position, **kw
-    )
+    started = {"started_at": kw.pop("started_at")} if "started_at" in kw else {}
+    tried = attempt(delivery_id, number, 500, **started)
+    return Outcome(delivery_id, webhook_id, tried, state, retry_at, position, **kw)
 
 
 def agreement(account: str = "acc1") -> Agreement:
@@ -661,6 +661,19 @@ async def test_stats_gauges_and_wake_up(store: SqlStore) -> None:
     assert (stats.latency_ms_p50, stats.latency_ms_p99) == (25.0, 100.0)
     assert stats.last_success_at == NOW and stats.last_failure_at == NOW
     await store.wait_for_work(0)  # clears the wake-up left by the record
+    [last] = await store.claim(NOW, 3, "w1")
+    late = NOW + timedelta(seconds=90)
+    await store.record([failed(last.delivery.id, hook.id, started_at=late)], late)
+    series = await store.outcome_series(Scope(), hook.id, NOW, NOW + timedelta(hours=1), 60)
+    assert [(b.start, b.succeeded, b.failed) for b in series] == [
+        (NOW, 2, 1),
+        (NOW + timedelta(seconds=60), 0, 1),
+    ]
+    assert (series[0].latency_ms_p50, series[0].latency_ms_p95) == (25.0, 100.0)
+    everyone = await store.outcome_series(Scope(), None, NOW, NOW + timedelta(seconds=60), 60)
+    assert [(b.succeeded, b.failed) for b in everyone] == [(2, 1)]
+    elsewhere = Scope(frozenset({"acc2"}))
+    assert await store.outcome_series(elsewhere, None, NOW, late, 60) == []
 
 
 # ---------------------------------------------------------------- keys, audit, retention

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 
 from orderhooks.domain.health import (
     PROBE_AFTER_CONSECUTIVE_FAILURES,
-    PROBE_INTERVAL_AFTER_FINAL_FAILURE_SECONDS,
     WebhookHealth,
     after_attempt,
 )
@@ -63,12 +62,12 @@ def test_probing_starts_after_consecutive_failures_at_the_next_retry() -> None:
     assert health.probe_at == T0 + timedelta(minutes=PROBE_AFTER_CONSECUTIVE_FAILURES + 4)
 
 
-def test_a_final_failure_while_probing_probes_again_shortly() -> None:
+def test_a_final_failure_while_probing_hands_the_probe_on_at_once() -> None:
     health = WebhookHealth(consecutive_failures=5, failing_since=T0, probing=True)
     at = T0 + timedelta(hours=1)
     health, disable = after_attempt(health, False, at, None, FIVE_DAYS)
     assert disable is None
-    assert health.probe_at == at + timedelta(seconds=PROBE_INTERVAL_AFTER_FINAL_FAILURE_SECONDS)
+    assert health.probe_at == at
 
 
 def test_failing_longer_than_the_limit_disables() -> None:

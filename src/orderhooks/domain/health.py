@@ -11,7 +11,6 @@ from orderhooks.domain.model import DisabledReason
 PROBE_AFTER_CONSECUTIVE_FAILURES = 3
 # When the failed delivery is finished (schedule exhausted), no retry time names the next
 # probe; the webhook's other deliveries are then probed this long after the failure.
-PROBE_INTERVAL_AFTER_FINAL_FAILURE_SECONDS = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +62,10 @@ def after_attempt(
     probing = failures >= PROBE_AFTER_CONSECUTIVE_FAILURES
     probe_at = None
     if probing:
-        # The probe is the failed delivery's own next attempt: no extra cool-down.
-        fallback = now + timedelta(seconds=PROBE_INTERVAL_AFTER_FINAL_FAILURE_SECONDS)
-        probe_at = retry_at if retry_at is not None else fallback
+        # The probe is the failed delivery's own next attempt: no extra cool-down. When
+        # that delivery has just failed for good, the next waiting delivery takes over as
+        # the probe at once and walks its own schedule.
+        probe_at = retry_at if retry_at is not None else now
     failing = dataclasses.replace(
         health,
         consecutive_failures=failures,

@@ -2,8 +2,9 @@
 
 Claims of every worker are serialised by a transaction-scoped advisory lock, ingests of
 one order by its row lock, and workers in other processes are woken by NOTIFY on the
-`orderhooks_work` channel. The pool reconnects after a server restart: operations fail
-with StoreUnavailable while the server is down and work again once it is back.
+`orderhooks_work` channel, sent after the commits that create work. The pool reconnects
+after a server restart: operations fail with StoreUnavailable while the server is down
+and work again once it is back.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from orderhooks.exceptions import StoreUnavailable
 from orderhooks.store.postgres_io import (
     CONNECT_TIMEOUT_SECONDS,
     CONNECTION_ERRORS,
+    Notifier,
     PgTx,
     is_retryable,
     listen_forever,
@@ -63,6 +65,7 @@ class PostgresStore(SqlStore):
         self._queries = load_queries("postgres")
         self._pool: Any = None
         self._listener: asyncio.Task[None] | None = None
+        self._notifier = Notifier(self._notify)
 
     async def open(self) -> None:
         """Create the pool (raises StoreUnavailable when the server cannot be reached)
@@ -78,6 +81,7 @@ class PostgresStore(SqlStore):
             )
         except (*CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
             raise translate(exc) from exc
+        self._notifier.start()
         if self._listen:
             self._listener = asyncio.create_task(
                 listen_forever(self._dsn, self._wake_workers), name="orderhooks-pg-listen"
@@ -85,6 +89,7 @@ class PostgresStore(SqlStore):
 
     async def close(self) -> None:
         """Stop listening and close the pool (running transactions finish first)."""
+        await self._notifier.stop()
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -138,32 +143,37 @@ class PostgresStore(SqlStore):
         return self._pool
 
     async def _write(self, job: Job[T], *, wake: bool = False) -> T:
-        result = await self._run(job, readonly=False, notify=wake)
+        result = await self._run(job, readonly=False)
         if wake:
             self._wake_workers()
+            self._notifier.request()  # the workers of the other processes
         return result
 
     async def _read(self, job: Job[T]) -> T:
-        return await self._run(job, readonly=True, notify=False)
+        return await self._run(job, readonly=True)
 
-    async def _run(self, job: Job[T], *, readonly: bool, notify: bool) -> T:
+    async def _notify(self) -> None:
+        pool = self._require_pool()
+        async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
+            await conn.execute(self._queries["notify_work"])
+
+    async def _run(self, job: Job[T], *, readonly: bool) -> T:
         """Run a job in one transaction, again when PostgreSQL rolled it back for a
         deadlock or a lost race, or when the connection broke before the commit began
         (a stale pooled connection after a server restart)."""
         for run in range(1, MAX_TRANSACTION_RUNS + 1):
             try:
-                return await self._once(job, readonly=readonly, notify=notify)
+                return await self._once(job, readonly=readonly)
             except _BeforeCommit as failure:
                 cause = failure.__cause__
                 assert cause is not None
-                retry = is_retryable(cause) or isinstance(cause, CONNECTION_ERRORS)
-                if not retry or run == MAX_TRANSACTION_RUNS:
+                if not is_retryable(cause) or run == MAX_TRANSACTION_RUNS:
                     raise translate(cause) from cause
             except (*CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
                 raise translate(exc) from exc
         raise AssertionError("unreachable")
 
-    async def _once(self, job: Job[T], *, readonly: bool, notify: bool) -> T:
+    async def _once(self, job: Job[T], *, readonly: bool) -> T:
         pool = self._require_pool()
         async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
             isolation = "repeatable_read" if readonly else "read_committed"
@@ -172,9 +182,6 @@ class PostgresStore(SqlStore):
                 await transaction.start()
                 tx = PgTx(conn, self._queries)
                 result = await job(tx)
-                if notify:
-                    # Delivered at commit, to every process LISTENing (this one too).
-                    await tx.fetchval("notify_work")
             except (*CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
                 with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
                     await transaction.rollback()

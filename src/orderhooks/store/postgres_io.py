@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import asyncpg
@@ -25,6 +25,14 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.InterfaceError,
 )
+# The connection broke: a transaction that had not begun to commit may run again on a
+# fresh one (a pooled connection goes stale when the server restarts). Not timeouts.
+BROKEN_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.InterfaceError,
+)
 # The server rolled the transaction back to keep it correct; running it again is safe.
 RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.SerializationError,
@@ -35,8 +43,8 @@ ORDER_KEY_CONSTRAINT = "orders_pkey"
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """Whether a failed transaction may simply run again."""
-    if isinstance(exc, RETRYABLE_ERRORS):
+    """Whether a transaction that failed before its commit may simply run again."""
+    if isinstance(exc, (*RETRYABLE_ERRORS, *BROKEN_CONNECTION_ERRORS)):
         return True
     return (
         isinstance(exc, asyncpg.UniqueViolationError)
@@ -93,6 +101,50 @@ class PgTx:
     def array(self, values: Iterable[object]) -> object:
         """A list parameter: a PostgreSQL array."""
         return list(values)
+
+
+class Notifier:
+    """Sends NOTIFY on the work channel after commits that asked for it, coalesced: while
+    one notification is being sent, any number of further requests make one more.
+
+    Outside the transactions on purpose: a NOTIFY inside a transaction serialises its
+    commit with every other notifying commit of the cluster, which halves ingest rates.
+    """
+
+    def __init__(self, send: Callable[[], Awaitable[None]]) -> None:
+        self._send = send
+        self._wanted = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the sending task."""
+        self._task = asyncio.create_task(self._run(), name="orderhooks-pg-notify")
+
+    def request(self) -> None:
+        """Ask for a notification soon (after the commit that just happened)."""
+        self._wanted.set()
+
+    async def stop(self) -> None:
+        """Send what was asked for, then stop."""
+        if self._task is None:
+            return
+        task, self._task = self._task, None
+        if self._wanted.is_set():
+            await self._send_quietly()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def _run(self) -> None:
+        while True:
+            await self._wanted.wait()
+            self._wanted.clear()
+            await self._send_quietly()
+
+    async def _send_quietly(self) -> None:
+        # Best effort: without it other processes' workers still poll on their timeouts.
+        with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
+            await self._send()
 
 
 async def listen_forever(dsn: str, on_notify: Callable[[], None]) -> None:

@@ -7,16 +7,10 @@ on a data dir. Both are used by the end-to-end and fault suites in `tests/e2e`.
 
 from __future__ import annotations
 
-from orderhooks.testing.receiver import (
-    Behaviour,
-    ReceivedRequest,
-    Receiver,
-    Reply,
-    ReplyKind,
-    hex_signature,
-    signature_problem,
-)
+from orderhooks.testing.receiver import Receiver
+from orderhooks.testing.recording import Behaviour, ReceivedRequest, Reply, ReplyKind
 from orderhooks.testing.server import ServerError, ServerProcess, free_port
+from orderhooks.testing.signatures import hex_signature, signature_problem
 
 __all__ = [
     "Behaviour",

@@ -15,23 +15,31 @@ that tests change at runtime::
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import random
 import socket
 import struct
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
 import orjson
 from aiohttp import web
-from standardwebhooks.webhooks import Webhook as StandardWebhook
+
+from orderhooks.testing.recording import Behaviour, ReceivedRequest, Reply, ReplyKind
+from orderhooks.testing.signatures import hex_signature, signature_problem
+
+__all__ = [
+    "Behaviour",
+    "ReceivedRequest",
+    "Receiver",
+    "Reply",
+    "ReplyKind",
+    "hex_signature",
+    "signature_problem",
+]
 
 LOOPBACK = "127.0.0.1"
 DEFAULT_PATH = "/hook"
@@ -39,107 +47,6 @@ REDIRECT_TARGET_PATH = "/redirected"
 POLL_INTERVAL_SECONDS = 0.02
 SHUTDOWN_TIMEOUT_SECONDS = 1.0
 START_TIMEOUT_SECONDS = 10.0
-HEX_SIGNATURE_HEADER = "x-server-authorization-hmac-sha256"
-
-
-class ReplyKind(StrEnum):
-    """How the receiver answers one request."""
-
-    STATUS = "status"  # an HTTP answer with a status code
-    BLACK_HOLE = "black_hole"  # accept the request, never answer
-    RESET = "reset"  # close the connection abruptly (TCP RST)
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """One answer: a status with headers and body, a black hole or a connection reset."""
-
-    kind: ReplyKind = ReplyKind.STATUS
-    status: int = 200
-    headers: Mapping[str, str] = field(default_factory=dict)
-    body: bytes = b""
-
-    def describe(self) -> str:
-        """A short label recorded with each request (`200`, `black_hole`, `reset`)."""
-        return str(self.status) if self.kind is ReplyKind.STATUS else self.kind.value
-
-
-@dataclass(frozen=True, slots=True)
-class Behaviour:
-    """What the receiver does with the next requests; replaced as a whole at runtime."""
-
-    reply: Reply = field(default_factory=Reply)
-    delay_seconds: float = 0.0
-    fail_first: int = 0
-    fail_first_per_delivery: bool = False
-    failure: Reply = field(default_factory=lambda: Reply(status=500))
-    failure_probability: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class ReceivedRequest:
-    """One request as it arrived, and what the receiver decided to answer."""
-
-    index: int
-    arrived_monotonic: float
-    arrived_wall: float
-    method: str
-    path: str
-    headers: Mapping[str, str]  # names in lower case
-    body: bytes
-    json: Any  # the parsed body, None when it is not JSON
-    reply: str  # Reply.describe() of the answer chosen
-    abandoned: bool = False  # the client hung up before the (delayed) answer was sent
-
-    @property
-    def webhook_id(self) -> str | None:
-        """The `webhook-id` header (the event id)."""
-        return self.headers.get("webhook-id")
-
-    @property
-    def delivery_id(self) -> str | None:
-        """The `orderhooks-delivery-id` header."""
-        return self.headers.get("orderhooks-delivery-id")
-
-    @property
-    def attempt(self) -> int | None:
-        """The `orderhooks-attempt` header as an integer."""
-        raw = self.headers.get("orderhooks-attempt")
-        return int(raw) if raw is not None and raw.isdigit() else None
-
-    @property
-    def accepted(self) -> bool:
-        """Whether the receiver answered 2xx to a client still waiting for it."""
-        return not self.abandoned and self.reply.isdigit() and 200 <= int(self.reply) < 300
-
-
-def secret_key(secret: str) -> bytes:
-    """The HMAC key of a `whsec_` secret: the base64-decoded part after the prefix."""
-    return base64.b64decode(secret.removeprefix("whsec_"))
-
-
-def hex_signature(secret: str, body: bytes) -> str:
-    """The expected `x-server-authorization-hmac-sha256` value for `body`."""
-    return hmac.new(secret_key(secret), body, hashlib.sha256).hexdigest()
-
-
-def signature_problem(
-    request: ReceivedRequest, secret: str, hex_secret: str | None = None
-) -> str | None:
-    """Why `request` fails verification with `secret`, or None when it passes.
-
-    Checks the Standard Webhooks signature with the `standardwebhooks` package, and the
-    hex header against `hex_secret` (default: `secret`).
-    """
-    try:
-        StandardWebhook(secret).verify(request.body, dict(request.headers))
-    except Exception as exc:  # the package raises several unrelated exception types
-        return f"standardwebhooks: {exc}"
-    expected = hex_signature(hex_secret or secret, request.body)
-    got = request.headers.get(HEX_SIGNATURE_HEADER)
-    if got is None or not hmac.compare_digest(expected, got):
-        return f"{HEX_SIGNATURE_HEADER}: expected {expected}, got {got}"
-    return None
 
 
 def _parse_json(body: bytes) -> Any:

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 from fastapi import Request
+from starlette.requests import ClientDisconnect
 
 from orderhooks.web.errors import ApiError
 
@@ -37,12 +38,17 @@ async def read_body(request: Request, limit: int) -> bytes:
     _content_length(request, limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            # Stop reading at the limit: a body without Content-Length is never buffered whole.
-            raise ApiError(413, f"the body is larger than {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                # Stop reading at the limit: a body without Content-Length is never
+                # buffered whole.
+                raise ApiError(413, f"the body is larger than {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # Nobody is left to answer; a plain refusal keeps it out of the error log.
+        raise ApiError(400, "the client disconnected before sending the whole body") from None
     return b"".join(chunks)
 
 

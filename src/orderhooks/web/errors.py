@@ -35,6 +35,7 @@ from orderhooks.exceptions import (
 from orderhooks.logging import get_logger
 from orderhooks.store.base import UnknownOrder
 from orderhooks.web.responses import OrjsonResponse
+from orderhooks.web.schemas import field_path
 
 log = get_logger("orderhooks.web")
 
@@ -86,13 +87,9 @@ def error_response(
     return OrjsonResponse(body, status_code=status, headers=dict(headers or {}))
 
 
-def _validation_field(loc: Sequence[Any]) -> str:
-    """`("query", "limit")` -> `limit`; `("body", "items", 0)` -> `items[0]`."""
-    parts = [p for p in loc if p not in ("query", "path", "header", "body")]
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "request"
+def _parameter_name(loc: Sequence[Any]) -> str:
+    """`("query", "limit")` -> `limit`: the name the client used, without its location."""
+    return field_path(tuple(p for p in loc if p not in ("query", "path", "header", "body")))
 
 
 async def _api_error(_: Request, exc: Exception) -> OrjsonResponse:
@@ -126,7 +123,7 @@ async def _unknown_order(_: Request, exc: Exception) -> OrjsonResponse:
 async def _request_validation(_: Request, exc: Exception) -> OrjsonResponse:
     assert isinstance(exc, RequestValidationError)
     details = [
-        {"field": _validation_field(err.get("loc", ())), "message": str(err.get("msg", ""))}
+        {"field": _parameter_name(err.get("loc", ())), "message": str(err.get("msg", ""))}
         for err in exc.errors()
     ]
     return error_response(422, "validation_error", "the request is invalid", details)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -63,6 +64,11 @@ async def check_webhook_cap(
             raise LimitExceeded(f"account {account!r} already has {cap} webhooks")
 
 
+def _host(url: str) -> str:
+    """The host of a URL: its user info, path and query may carry credentials."""
+    return urlsplit(url).hostname or ""
+
+
 def _stored_value(value: Any) -> Any:
     """Lists become tuples: Webhook values are immutable."""
     return tuple(value) if isinstance(value, list) else value
@@ -105,7 +111,7 @@ async def create_webhook(request: Request, caller: PartnerCaller) -> OrjsonRespo
         }
     )
     stored = await ctx.store.create_webhook(webhook)
-    details = {"url": stored.url, "accounts": list(stored.accounts)}
+    details = {"host": _host(stored.url), "accounts": list(stored.accounts)}
     await record_audit(ctx, caller, "webhook.created", ("webhook", stored.id), details)
     return OrjsonResponse({**as_json(ctx, stored), "secret": secret}, status_code=201)
 

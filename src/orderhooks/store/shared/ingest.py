@@ -84,8 +84,8 @@ async def ingest(
     # Locks the known orders' rows (PostgreSQL) so concurrent ingests of one order queue.
     rows = await tx.fetch("orders_for_ingest", tx.array(sorted(set(order_ids))))
     states: dict[str, OrderState | None] = {row["order_id"]: order_from_row(row) for row in rows}
-    known = sorted(states)
-    busy = await _busy_queues(tx, known)
+    known = set(states)
+    busy = await _busy_queues(tx, sorted(known))
     ordering = {w.id: w.ordering for w in active}
     writes = _Writes()
     results: list[IngestResult] = []

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from datetime import datetime
+from typing import Any, TypeVar
 
 from orderhooks.domain.model import (
     Agreement,
@@ -24,6 +25,7 @@ from orderhooks.store.base import (
     DeliveryView,
     EventFilter,
     OrderView,
+    OutcomeBucket,
     Page,
     QueueGauge,
     Scope,
@@ -35,7 +37,9 @@ from orderhooks.store.shared.codec import (
     attempt_from_row,
     delivery_from_row,
     event_from_row,
+    micros,
     micros_or_none,
+    moment,
     moment_or_none,
     order_from_row,
     usage_from_row,
@@ -47,6 +51,7 @@ T = TypeVar("T")
 FIRST_ASCENDING = ""  # sorts before every id
 FIRST_DESCENDING = "~"  # sorts after every id (ASCII order; PostgreSQL ids use COLLATE "C")
 LATENCY_SAMPLE = 1000  # attempts the latency percentiles of a webhook are taken from
+MICROSECONDS_PER_SECOND = 1_000_000
 
 
 def page(rows: Sequence[Row], limit: int, convert: Callable[[Row], T]) -> Page[T]:
@@ -210,6 +215,38 @@ async def queue_gauges(tx: Tx) -> list[QueueGauge]:
         )
         for row in await tx.fetch("queue_gauges")
     ]
+
+
+async def outcome_series(
+    tx: Tx,
+    scope: Scope,
+    webhook_id: str | None,
+    since: datetime,
+    until: datetime,
+    bucket_seconds: int,
+) -> list[OutcomeBucket]:
+    """Attempts started in [since, until), in epoch-aligned buckets, oldest first (empty
+    buckets left out): of one webhook, or of every delivery the scope allows."""
+    bucket_us = bucket_seconds * MICROSECONDS_PER_SECOND
+    query = "outcome_series" if webhook_id is None else "outcome_series_of_webhook"
+    rows = await tx.fetch(
+        query, webhook_id, micros(since), micros(until), bucket_us, scope_param(tx, scope)
+    )
+    return [
+        OutcomeBucket(
+            start=moment(row["bucket"] * bucket_us),
+            succeeded=int(row["succeeded"]),
+            failed=int(row["failed"]),
+            latency_ms_p50=_float_or_none(row["p50"]),
+            latency_ms_p95=_float_or_none(row["p95"]),
+            latency_ms_p99=_float_or_none(row["p99"]),
+        )
+        for row in rows
+    ]
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 async def usage(tx: Tx, accounts: Sequence[str] | None, months: Sequence[str]) -> list[UsageRow]:

@@ -38,6 +38,7 @@ from orderhooks.store.base import (
     IngestResult,
     OrderView,
     Outcome,
+    OutcomeBucket,
     Page,
     QueueGauge,
     Scope,
@@ -234,6 +235,19 @@ class SqlStore(Store):
     async def webhook_stats(self, webhook_id: str, now: datetime) -> WebhookStats:
         """Counts by state, success rate and latency percentiles."""
         return await self._read(lambda tx: reads.webhook_stats(tx, webhook_id))
+
+    async def outcome_series(
+        self,
+        scope: Scope,
+        webhook_id: str | None,
+        since: datetime,
+        until: datetime,
+        bucket_seconds: int,
+    ) -> list[OutcomeBucket]:
+        """Attempt outcomes and latency percentiles per time bucket, for the charts."""
+        return await self._read(
+            lambda tx: reads.outcome_series(tx, scope, webhook_id, since, until, bucket_seconds)
+        )
 
     async def queue_gauges(self) -> list[QueueGauge]:
         """Pending depth and oldest pending time per webhook."""

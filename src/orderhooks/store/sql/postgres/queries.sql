@@ -418,6 +418,56 @@ WHERE ($1::text[] IS NULL OR account = ANY($1::text[]))
   AND month = ANY($2::text[])
 ORDER BY account, month, event_type;
 
+-- name: outcome_series_of_webhook
+-- Attempts started in [$2, $3) in buckets of $4 microseconds, with nearest-rank
+-- percentiles (rank ceil(p * n)) picked from window ranks, so no row leaves the engine.
+WITH picked AS (
+    SELECT a.started_at / $4 AS bucket, a.duration_ms AS duration,
+        CASE WHEN a.error IS NULL AND a.status_code BETWEEN 200 AND 299 THEN 1 ELSE 0 END
+            AS ok
+    FROM attempts AS a JOIN deliveries AS d ON d.id = a.delivery_id
+    WHERE a.webhook_id = $1
+      AND a.started_at >= $2 AND a.started_at < $3
+      AND ($5::text[] IS NULL OR d.account = ANY($5::text[]))
+), ranked AS (
+    SELECT bucket, duration, ok,
+        ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY duration) AS position,
+        COUNT(*) OVER (PARTITION BY bucket) AS n
+    FROM picked
+)
+SELECT bucket, SUM(ok) AS succeeded, COUNT(*) - SUM(ok) AS failed,
+    MAX(CASE WHEN position = (50 * n + 99) / 100 THEN duration END) AS p50,
+    MAX(CASE WHEN position = (95 * n + 99) / 100 THEN duration END) AS p95,
+    MAX(CASE WHEN position = (99 * n + 99) / 100 THEN duration END) AS p99
+FROM ranked
+GROUP BY bucket
+ORDER BY bucket;
+
+-- name: outcome_series
+-- Attempts started in [$2, $3) in buckets of $4 microseconds, with nearest-rank
+-- percentiles (rank ceil(p * n)) picked from window ranks, so no row leaves the engine.
+WITH picked AS (
+    SELECT a.started_at / $4 AS bucket, a.duration_ms AS duration,
+        CASE WHEN a.error IS NULL AND a.status_code BETWEEN 200 AND 299 THEN 1 ELSE 0 END
+            AS ok
+    FROM attempts AS a JOIN deliveries AS d ON d.id = a.delivery_id
+    WHERE a.webhook_id IN (SELECT id FROM webhooks) AND $1::text IS NULL
+      AND a.started_at >= $2 AND a.started_at < $3
+      AND ($5::text[] IS NULL OR d.account = ANY($5::text[]))
+), ranked AS (
+    SELECT bucket, duration, ok,
+        ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY duration) AS position,
+        COUNT(*) OVER (PARTITION BY bucket) AS n
+    FROM picked
+)
+SELECT bucket, SUM(ok) AS succeeded, COUNT(*) - SUM(ok) AS failed,
+    MAX(CASE WHEN position = (50 * n + 99) / 100 THEN duration END) AS p50,
+    MAX(CASE WHEN position = (95 * n + 99) / 100 THEN duration END) AS p95,
+    MAX(CASE WHEN position = (99 * n + 99) / 100 THEN duration END) AS p99
+FROM ranked
+GROUP BY bucket
+ORDER BY bucket;
+
 -- ============================================================ keys and audit
 
 -- name: insert_key

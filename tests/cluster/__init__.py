@@ -1,0 +1,1 @@
+"""Scale-out proofs on PostgreSQL: several `api` and `worker` processes, crashes, outages."""
