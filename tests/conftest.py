@@ -11,8 +11,6 @@ import pytest
 PG_ADMIN_DSN = os.environ.get("ORDERHOOKS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
-
-
 @pytest.fixture()
 def pg_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test; dropped afterwards.

@@ -24,6 +24,10 @@ class TimedReceiver(Receiver):
         super().__init__(port=port, seed=seed)
         self._answered_at: dict[int, float] = {}
 
+    def __enter__(self) -> TimedReceiver:
+        self.start()
+        return self
+
     async def _answer(
         self, request: web.Request, index: int, reply: Reply, delay: float
     ) -> web.StreamResponse:

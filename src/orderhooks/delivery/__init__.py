@@ -1,1 +1,1 @@
-"""Delivery: signing, retry policy (pure), the HTTP transport, the network guard and the dispatcher."""
+"""Delivery: signing and retry policy (pure), the transport, the network guard, the dispatcher."""

@@ -72,7 +72,7 @@ class IngestResult:
     created: bool = False  # a new order (not a newer version of a known one)
 
 
-class UnknownOrder(Exception):  # noqa: N818 - a signal inside ingest, mapped to NotFound
+class UnknownOrder(Exception):
     """A status or courier update named an order the store does not know."""
 
     def __init__(self, order_id: str, index: int) -> None:
@@ -401,7 +401,7 @@ class Store(ABC):
         """When the earliest pending delivery of an active webhook falls due, if any."""
 
     @abstractmethod
-    async def wait_for_work(self, timeout: float) -> None:
+    async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109 - engines wait on their own channel (asyncio.Event, LISTEN) up to this bound
         """Return when new work may be claimable (an ingest, an enable, a retry), or after
         `timeout` seconds."""
 

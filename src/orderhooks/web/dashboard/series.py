@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from orderhooks.domain.model import Attempt
-from orderhooks.store.base import DeliveryFilter, OutcomeBucket, Scope, Store
+from orderhooks.exceptions import NotFound
+from orderhooks.store.base import DeliveryFilter, DeliveryView, OutcomeBucket, Scope, Store
 
 FALLBACK_SAMPLE_DELIVERIES = 60
 
@@ -175,6 +176,14 @@ async def _sample_series(
     # Bounded on purpose: one query per delivery, so only the newest few are read.
     flt = DeliveryFilter(scope=scope, webhook_id=webhook_id, since=since, until=until)
     page = await store.list_deliveries(flt, FALLBACK_SAMPLE_DELIVERIES, None)
-    views = await asyncio.gather(*(store.get_delivery(d.id, scope) for d in page.items))
-    attempts = [attempt for view in views for attempt in view.attempts]
+    views = await asyncio.gather(*(_view_or_none(store, d.id, scope) for d in page.items))
+    attempts = [attempt for view in views if view is not None for attempt in view.attempts]
     return buckets_from_attempts(attempts, since, until, chart.bucket_seconds)
+
+
+async def _view_or_none(store: Store, delivery_id: str, scope: Scope) -> DeliveryView | None:
+    # A delivery purged between the list and this read simply drops out of the sample.
+    try:
+        return await store.get_delivery(delivery_id, scope)
+    except NotFound:
+        return None

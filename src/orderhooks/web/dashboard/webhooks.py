@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from starlette.requests import Request
@@ -56,10 +57,12 @@ async def detail_page(dash: Dashboard, request: Request, viewer: Viewer) -> Resp
     chart = chart_range(request.query_params.get("range"))
     state = enum_param(request, "state", DeliveryState)
     cursor = text_param(request, "cursor")
-    stats = await store.webhook_stats(webhook.id, now)
-    buckets, sampled = await load_series(store, viewer.scope, webhook.id, chart, now)
     flt = DeliveryFilter(scope=viewer.scope, webhook_id=webhook.id, state=state)
-    recent = await store.list_deliveries(flt, DELIVERIES_ON_WEBHOOK_PAGE, cursor)
+    stats, (buckets, sampled), recent = await asyncio.gather(
+        store.webhook_stats(webhook.id, now),
+        load_series(store, viewer.scope, webhook.id, chart, now),
+        store.list_deliveries(flt, DELIVERIES_ON_WEBHOOK_PAGE, cursor),
+    )
     return dash.render(
         "webhook.html",
         viewer=viewer,
