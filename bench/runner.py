@@ -132,6 +132,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         for name in chosen_scenarios(args.scenario):
             console.print(f"[bold]{name}[/bold]: {SCENARIOS[name].description} …")
             started = time.monotonic()
+            load_before = os.getloadavg()[0]
             try:
                 results[name] = run_scenario(ctx, SCENARIOS[name])
             except Exception as exc:  # one failed scenario must not lose the others' figures
@@ -141,6 +142,9 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                 }
                 console.print(f"  [red]failed[/red]: {exc}")
             results[name]["wall_seconds"] = time.monotonic() - started
+            # Other work on the machine skews every figure: keep the evidence beside them.
+            results[name]["load_average_1m_after"] = os.getloadavg()[0]
+            results[name]["load_average_1m_before"] = load_before
     finally:
         if args.profile or args.keep:
             console.print(f"working folder kept: {workdir}")

@@ -202,6 +202,42 @@ def delivered_attempts(worker: ServerProcess) -> float:
     return 0.0
 
 
+async def create_webhooks(api: Api, hooks: list[Hook], accounts: list[str]) -> None:
+    """Create each webhook on its receiver; note its id and secret."""
+    for hook in hooks:
+        created = await api.create_webhook(
+            hook.receiver.url, accounts, timeoutSeconds=WEBHOOK_TIMEOUT_SECONDS, **hook.fields
+        )
+        hook.webhook_id, hook.secret = created["id"], created["secret"]
+
+
+async def ingest_killing_a_worker(
+    api: Api,
+    hooks: list[Hook],
+    batches: list[list[tuple[str, int, dict[str, Any]]]],
+    database_url: str,
+    workers: list[ServerProcess],
+) -> tuple[int, ServerProcess, int]:
+    """Post half the batches, SIGKILL the busiest worker once delivery is well under way,
+    post the rest; (events ingested, the killed worker, deliveries it held)."""
+    ingested = 0
+    for batch in batches[: len(batches) // 2]:
+        ingested += await post_batch(api, batch, hooks)
+    await hooks[0].receiver.wait_for(
+        lambda: total_requests(hooks) >= PROGRESS_BEFORE_KILL,
+        timeout=60,
+        what=f"{PROGRESS_BEFORE_KILL} requests before the kill",
+    )
+    victim = await busiest_worker(database_url, workers)
+    victim_pid = victim.pid
+    assert victim_pid is not None
+    victim.kill()
+    stranded = await deliveries_leased_by_pid(database_url, victim_pid)
+    for batch in batches[len(batches) // 2 :]:
+        ingested += await post_batch(api, batch, hooks)
+    return ingested, victim, stranded
+
+
 async def test_three_workers_one_killed_keep_every_guarantee(
     pg_url: str, cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -219,33 +255,11 @@ async def test_three_workers_one_killed_keep_every_guarantee(
     with receivers_running(hooks):
         async with api_process.async_client() as client:
             api = Api(client)
-            for hook in hooks:
-                created = await api.create_webhook(
-                    hook.receiver.url,
-                    accounts,
-                    timeoutSeconds=WEBHOOK_TIMEOUT_SECONDS,
-                    **hook.fields,
-                )
-                hook.webhook_id, hook.secret = created["id"], created["secret"]
-
-            batches = plan_batches(accounts)
+            await create_webhooks(api, hooks, accounts)
             started = time.monotonic()
-            ingested = 0
-            for batch in batches[: len(batches) // 2]:
-                ingested += await post_batch(api, batch, hooks)
-            await hooks[0].receiver.wait_for(
-                lambda: total_requests(hooks) >= PROGRESS_BEFORE_KILL,
-                timeout=60,
-                what=f"{PROGRESS_BEFORE_KILL} requests before the kill",
+            ingested, victim, stranded = await ingest_killing_a_worker(
+                api, hooks, plan_batches(accounts), pg_url, workers
             )
-            victim = await busiest_worker(pg_url, workers)
-            victim_pid = victim.pid
-            assert victim_pid is not None
-            victim.kill()
-            stranded = await deliveries_leased_by_pid(pg_url, victim_pid)
-            for batch in batches[len(batches) // 2 :]:
-                ingested += await post_batch(api, batch, hooks)
-
             for hook in hooks:
                 await hook.receiver.wait_for_delivered(
                     hook.expected, timeout=DELIVERY_DEADLINE_SECONDS
