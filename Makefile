@@ -12,9 +12,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	touch $(STAMP)
 
-# The browser tests use Debian's Chromium; nothing is downloaded by the test tool.
+# Debian's Chromium for the browser tests (nothing is downloaded by the test tool) and
+# nginx as the benchmarks' fast receiver.
 system-deps:
-	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+	@(command -v chromium && test -x /usr/sbin/nginx) >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium nginx-light >/dev/null)
 
 run: $(STAMP)
 	$(BIN)/orderhooks serve
@@ -32,7 +34,7 @@ unit: $(STAMP)
 test: $(STAMP) system-deps lint typecheck
 	$(BIN)/pytest -q -x -p no:cacheprovider
 
-bench: $(STAMP)
+bench: $(STAMP) system-deps
 	$(BIN)/python -m bench
 
 clean:

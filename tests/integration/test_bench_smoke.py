@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.receiver import Arrival
+import pytest
+from bench.receiver import Arrival, find_nginx
 from bench.report import delivery_figures
 from bench.workload import Workload
 
@@ -60,8 +61,11 @@ def test_single_order_scenario_delivers_through_orderhooks(tmp_path: Path) -> No
     assert {t["target"] for t in document["targets"]} >= {"single: ≥ 1,000 deliveries/s end to end"}
 
 
-def test_raw_ceiling_reaches_the_receiver(tmp_path: Path) -> None:
-    document = run_bench(tmp_path, "--scenario", "raw", "--duration", "1")
+@pytest.mark.parametrize("receiver", ["nginx", "aiohttp"])
+def test_raw_ceiling_reaches_the_receiver(tmp_path: Path, receiver: str) -> None:
+    if receiver == "nginx" and find_nginx() is None:
+        pytest.fail("nginx is not installed (Debian package nginx)")
+    document = run_bench(tmp_path, "--scenario", "raw", "--duration", "1", "--receiver", receiver)
     assert_delivered(document["scenarios"]["raw"])
     assert document["scenarios"]["raw"]["of_raw_ceiling"] == 1.0
 

@@ -28,15 +28,8 @@ from orderhooks.runner import ensure_admin_key, open_migrated_store
 from orderhooks.testing.server import ServerProcess
 from orderhooks.web.app import create_app
 from tests.conftest import PG_ADMIN_DSN
-from tests.security.corpus import (
-    ACCOUNT,
-    JSON,
-    MAX_BODY_BYTES,
-    Bad,
-    BadQuery,
-    corpus,
-    queries,
-)
+from tests.security.corpus import BadQuery, corpus, queries
+from tests.security.corpus_base import ACCOUNT, JSON, MAX_BODY_BYTES, Bad
 from tests.security.support import (
     assert_error,
     count_rows,
@@ -142,7 +135,7 @@ async def harness(
 ) -> AsyncIterator[Harness]:
     """The app on a fresh store of each engine; rows are counted behind the app's back."""
     # One JSON line per logged 500 instead of the console renderer's full-screen traceback.
-    pass  # configure_logging("json")
+    configure_logging("json")
     data_dir = tmp_path_factory.mktemp(f"bad-input-{request.param}")
     settings = Settings(
         data_dir=data_dir,
