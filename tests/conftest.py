@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -24,17 +25,22 @@ def pg_url() -> Iterator[str]:
 
     name = f"oh_test_{uuid.uuid4().hex[:12]}"
 
-    async def admin(sql: str) -> None:
+    async def run_admin(sql: str) -> None:
         conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
         try:
             await conn.execute(sql)
         finally:
             await conn.close()
 
+    def admin(sql: str) -> None:
+        # A thread of its own: async tests use this fixture while their loop is running.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(asyncio.run, run_admin(sql)).result()
+
     try:
-        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+        admin(f'CREATE DATABASE "{name}"')
     except (OSError, asyncpg.PostgresError) as exc:
         pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_DSN}: {exc}")
     base = PG_ADMIN_DSN.rsplit("/", 1)[0]
     yield f"{base}/{name}"
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

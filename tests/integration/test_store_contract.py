@@ -405,6 +405,18 @@ async def test_failing_webhook_is_probed_one_at_a_time(store: SqlStore) -> None:
     assert len(await claim_ids(store, probe_at)) == 5  # one success releases the backlog
 
 
+async def test_final_failures_probe_the_backlog_without_cool_down(store: SqlStore) -> None:
+    hook = await store.create_webhook(webhook(retry_schedule=()))
+    await store.ingest([new_order(f"o{i}") for i in range(5)], NOW)
+    claims = await store.claim(NOW, 3, "w1")
+    await store.record([failed(c.delivery.id, hook.id) for c in claims], NOW)
+    probe = await claim_ids(store)  # the next due delivery probes at once
+    assert len(probe) == 1
+    assert await claim_ids(store) == []  # one at a time
+    await store.record([failed(probe[0], hook.id)], NOW)
+    assert len(await claim_ids(store)) == 1
+
+
 async def test_rate_limit_holds_in_the_database(store: SqlStore) -> None:
     await store.create_webhook(webhook(rate_limit_per_second=2.0))
     await store.ingest([new_order(f"o{i}") for i in range(10)], NOW)

@@ -139,7 +139,7 @@ async def test_pragmas_and_reads_beside_a_busy_writer(tmp_path: Path) -> None:
         assert await store._write(pragmas) == ("wal", 2, 1)  # 2: FULL
 
         async def slow_write(tx: Tx) -> None:
-            time.sleep(1.0)  # holds the writer thread, as a huge transaction would
+            time.sleep(2.0)  # holds the writer thread, as a huge transaction would
 
         writing = asyncio.create_task(store._write(slow_write))
         await asyncio.sleep(0.1)

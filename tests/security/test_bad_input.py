@@ -23,7 +23,6 @@ import pytest
 import pytest_asyncio
 
 from orderhooks.config import Settings, parse_networks
-from orderhooks.logging import configure_logging
 from orderhooks.runner import ensure_admin_key, open_migrated_store
 from orderhooks.testing.server import ServerProcess
 from orderhooks.web.app import create_app
@@ -134,8 +133,6 @@ async def harness(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Harness]:
     """The app on a fresh store of each engine; rows are counted behind the app's back."""
-    # One JSON line per logged 500 instead of the console renderer's full-screen traceback.
-    configure_logging("json")
     data_dir = tmp_path_factory.mktemp(f"bad-input-{request.param}")
     settings = Settings(
         data_dir=data_dir,

@@ -15,7 +15,9 @@ def format_timestamp(moment: datetime) -> str:
     """RFC 3339 UTC with microseconds: `2026-11-28T12:00:00.123456Z`."""
     # A naive datetime is taken as UTC: every time in orderhooks is UTC.
     aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = aware.astimezone(UTC)
+    # strftime's %Y does not zero-pad years before 1000 on Linux; RFC 3339 needs 4 digits.
+    return f"{utc.year:04d}-" + utc.strftime("%m-%dT%H:%M:%S.%fZ")
 
 
 def envelope(event: Event) -> dict[str, Any]:

@@ -19,6 +19,13 @@ INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 
 NO_BODY = object()  # sentinel: the request carried no body at all
+# Closing the connection after a 413 stops the server from reading (and discarding) the
+# rest of an oversized body just to keep the connection alive.
+_CLOSE = {"connection": "close"}
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, f"the body is larger than {limit} bytes", headers=_CLOSE)
 
 
 def _content_length(request: Request, limit: int) -> None:
@@ -30,7 +37,7 @@ def _content_length(request: Request, limit: int) -> None:
     except ValueError:
         raise ApiError(400, "invalid Content-Length header") from None
     if length > limit:
-        raise ApiError(413, f"the body is larger than {limit} bytes")
+        raise _too_large(limit)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -44,7 +51,7 @@ async def read_body(request: Request, limit: int) -> bytes:
             if size > limit:
                 # Stop reading at the limit: a body without Content-Length is never
                 # buffered whole.
-                raise ApiError(413, f"the body is larger than {limit} bytes")
+                raise _too_large(limit)
             chunks.append(chunk)
     except ClientDisconnect:
         # Nobody is left to answer; a plain refusal keeps it out of the error log.
@@ -80,13 +87,42 @@ def _check_structure(value: Any) -> None:
         stack.extend((child, depth + 1) for child in children)
 
 
+def _nul_field(value: Any, path: str = "") -> str | None:
+    """The path of the first string (or key) holding a NUL character, if any."""
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return where or "body"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                child_path = f"{where}.{key}" if where else str(key)
+                if "\x00" in key:
+                    return child_path
+                stack.append((child, child_path))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}[{i}]") for i, child in enumerate(item))
+    return None
+
+
 def parse_json(raw: bytes) -> Any:
-    """Parse JSON strictly (valid UTF-8, no NaN, bounded depth); 400 when malformed."""
+    """Parse JSON strictly (valid UTF-8, no NaN, bounded depth, no NUL characters); 400 when
+    malformed, 422 naming the field for a NUL."""
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, f"malformed JSON: {exc.msg}") from None
     _check_structure(value)
+    # JSON can only carry a NUL escaped; neither engine can store one in text, and no
+    # order field needs one. The cheap byte test keeps the walk off the common path.
+    if b"\\u0000" in raw:
+        field = _nul_field(value)
+        if field is not None:
+            message = "must not contain NUL characters"
+            raise ApiError(
+                422, f"{field}: {message}", details=[{"field": field, "message": message}]
+            )
     return value
 
 

@@ -126,11 +126,14 @@ async def _update_health(
         if outcome.webhook_id not in health:
             continue
         succeeded = outcome.next_state == DeliveryState.DELIVERED
+        # After a final failure the next probe is the backlog's next due delivery, on its
+        # own schedule, with no extra cool-down (PRODUCT 4.3): probing may resume now.
+        retry_at = outcome.next_attempt_at or now
         health[outcome.webhook_id], reason = after_attempt(
             health[outcome.webhook_id],
             succeeded,
             now,
-            outcome.next_attempt_at,
+            retry_at,
             disable_after_seconds,
         )
         reason = outcome.disable or reason
