@@ -161,7 +161,7 @@ def _seed_order_a(api: httpx.Client, account: str, placed: datetime) -> str:
     return order_id
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """The server, the receiver and the data every browser test reads."""
     base: Path = tmp_path_factory.mktemp("browser")
@@ -208,7 +208,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         yield world
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     """Debian's Chromium, headless, for the whole run."""
     with sync_playwright() as playwright:

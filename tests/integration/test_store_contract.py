@@ -743,3 +743,30 @@ async def test_purge_keeps_what_is_still_needed(store: SqlStore) -> None:
     assert remaining == {"old2", "new1"}
     assert (await store.get_order("old1", Scope())).order.order_id == "old1"
     assert await store.purge(NOW - timedelta(days=30)) == 0
+
+
+async def test_keys_with_nul_characters_name_nothing(store: SqlStore) -> None:
+    hook = await store.create_webhook(webhook())
+    await store.ingest([new_order("o1")], NOW)
+    bad = "o1\x00"
+    for lookup in (
+        store.get_order(bad, Scope()),
+        store.get_event(bad, Scope()),
+        store.get_webhook(bad, Scope()),
+        store.get_delivery(bad, Scope()),
+        store.webhook_stats(bad, NOW),
+        store.retry_delivery_now(bad, NOW),
+        store.delete_webhook(bad, NOW),
+        store.revoke_key(bad, NOW),
+    ):
+        with pytest.raises(Exception, match="not found"):
+            await lookup
+    with pytest.raises(UnknownOrder):
+        await store.ingest([status(bad, 20)], NOW)
+    assert (await store.list_events(EventFilter(order_id=bad), 10, None)).items == []
+    assert (await store.list_events(EventFilter(), 10, bad)).items == []
+    assert (await store.list_deliveries(DeliveryFilter(order_id=bad), 10, None)).items == []
+    assert (await store.list_webhooks(WebhookFilter(account=bad), 10, None)).items == []
+    assert await store.get_agreement(bad) is None and await store.key_by_hash(bad) is None
+    assert await store.count_webhooks(bad) == 0 and await store.usage([bad], ["2026-11"]) == []
+    assert len(await deliveries_of(store, hook.id)) == 1

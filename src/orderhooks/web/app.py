@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import Literal
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orderhooks.config import Settings
 from orderhooks.metrics import Metrics
@@ -19,7 +18,7 @@ from orderhooks.web import admin, ingest, reads, usage, webhook_actions, webhook
 from orderhooks.web.auth import KeyCache
 from orderhooks.web.context import ApiContext
 from orderhooks.web.dashboard import mount_dashboard
-from orderhooks.web.errors import error_response, install_error_handlers
+from orderhooks.web.errors import install_error_handlers
 from orderhooks.web.openapi import install_openapi
 from orderhooks.web.ops import ops_router
 from orderhooks.web.ratelimit import KeyRateLimiter
@@ -42,29 +41,6 @@ def _version() -> str:
         return version("orderhooks")
     except PackageNotFoundError:
         return "0.0.0"
-
-
-class RefuseNulMiddleware:
-    """Answer a NUL character in the path (404) or query (422) before any route sees it:
-    no id or filter may hold one, and PostgreSQL refuses them in text."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            if "\x00" in scope["path"]:
-                response = error_response(404, "not_found", "no such resource")
-                await response(scope, receive, send)
-                return
-            query: bytes = scope.get("query_string", b"")
-            if b"%00" in query or b"\x00" in query:
-                message = "query parameters must not contain NUL characters"
-                details = [{"field": "query", "message": message}]
-                response = error_response(422, "validation_error", message, details)
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 def create_app(
@@ -95,7 +71,6 @@ def create_app(
         limiter=KeyRateLimiter(settings.rate_limit_per_key),
     )
     install_error_handlers(app)
-    app.add_middleware(RefuseNulMiddleware)
     app.include_router(ops_router(role, workers_running))
     if is_api:
         for module in (ingest, webhooks, webhook_actions, reads, admin, usage):

@@ -130,12 +130,27 @@ async def authenticate(request: Request, credentials: Credentials) -> Caller:
     return Caller(key_id=key.id, role=key.role, accounts=frozenset(key.accounts))
 
 
+def _refuse_nul(request: Request) -> None:
+    """No id or filter may hold a NUL character (PostgreSQL refuses them in text): a path
+    with one names nothing (404), a query with one is invalid (422). Checked after the
+    caller's key and role, like every other property of the request."""
+    if "\x00" in request.scope["path"]:
+        raise ApiError(404, "no such resource")
+    query = request.scope.get("query_string", b"")
+    if b"%00" in query or b"\x00" in query:
+        message = "query parameters must not contain NUL characters"
+        raise ApiError(422, message, details=[{"field": "query", "message": message}])
+
+
 def require_role(*roles: Role) -> Callable[..., Awaitable[Caller]]:
     """A dependency: the authenticated caller, 403 unless its role is one of `roles`."""
 
-    async def dependency(caller: Annotated[Caller, Depends(authenticate)]) -> Caller:
+    async def dependency(
+        request: Request, caller: Annotated[Caller, Depends(authenticate)]
+    ) -> Caller:
         if caller.role not in roles:
             raise ApiError(403, f"the {caller.role.value} role may not call this endpoint")
+        _refuse_nul(request)
         return caller
 
     return dependency

@@ -7,7 +7,13 @@ from datetime import datetime
 from orderhooks.domain.model import ApiKey, AuditEntry
 from orderhooks.exceptions import NotFound
 from orderhooks.store.base import Page
-from orderhooks.store.shared.codec import audit_from_row, dumps, key_from_row, micros
+from orderhooks.store.shared.codec import (
+    audit_from_row,
+    dumps,
+    key_from_row,
+    micros,
+    unstorable,
+)
 from orderhooks.store.shared.reads import FIRST_ASCENDING, FIRST_DESCENDING, page
 from orderhooks.store.shared.tx import Tx
 
@@ -28,7 +34,7 @@ async def create_key(tx: Tx, key: ApiKey) -> ApiKey:
 
 async def key_by_hash(tx: Tx, key_hash: str) -> ApiKey | None:
     """The key whose hash this is, revoked or not."""
-    row = await tx.fetchrow("key_by_hash", key_hash)
+    row = None if unstorable(key_hash) else await tx.fetchrow("key_by_hash", key_hash)
     return None if row is None else key_from_row(row)
 
 
@@ -40,7 +46,7 @@ async def list_keys(tx: Tx, limit: int, cursor: str | None) -> Page[ApiKey]:
 
 async def revoke_key(tx: Tx, key_id: str, now: datetime) -> None:
     """Revoke a key (a second revoke keeps the first time); NotFound when absent."""
-    if await tx.fetchrow("key_by_id", key_id) is None:
+    if unstorable(key_id) or await tx.fetchrow("key_by_id", key_id) is None:
         raise NotFound(f"key {key_id} not found")
     await tx.execute("revoke_key", key_id, micros(now))
 

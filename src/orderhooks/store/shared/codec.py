@@ -77,6 +77,13 @@ def loads(text: str) -> Any:
     return orjson.loads(text)
 
 
+def unstorable(*values: object) -> bool:
+    """Whether a text value holds a NUL character. PostgreSQL text cannot store one, so no
+    stored id or filter value has it: a lookup by such a value finds nothing, in both
+    engines alike, instead of failing in one of them."""
+    return any(isinstance(value, str) and "\x00" in value for value in values)
+
+
 def month_of(when: datetime) -> str:
     """`YYYY-MM` of a UTC time: the usage month."""
     return when.astimezone(UTC).strftime("%Y-%m")

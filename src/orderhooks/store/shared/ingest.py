@@ -22,6 +22,7 @@ from orderhooks.store.shared.codec import (
     new_delivery_params,
     order_from_row,
     order_params,
+    unstorable,
 )
 from orderhooks.store.shared.heads import Queue
 from orderhooks.store.shared.tx import Tx
@@ -81,8 +82,9 @@ async def ingest(
     """Apply the items in order; raises UnknownOrder (the engine rolls back) when an update
     names an order that neither the store nor an earlier item knows."""
     order_ids = [item_order_id(item) for item in items]
+    lookup = sorted({order_id for order_id in order_ids if not unstorable(order_id)})
     # Locks the known orders' rows (PostgreSQL) so concurrent ingests of one order queue.
-    rows = await tx.fetch("orders_for_ingest", tx.array(sorted(set(order_ids))))
+    rows = await tx.fetch("orders_for_ingest", tx.array(lookup))
     states: dict[str, OrderState | None] = {row["order_id"]: order_from_row(row) for row in rows}
     known = set(states)
     busy = await _busy_queues(tx, sorted(known))

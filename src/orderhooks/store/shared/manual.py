@@ -25,6 +25,7 @@ from orderhooks.store.shared.codec import (
     micros,
     micros_or_none,
     new_delivery_params,
+    unstorable,
 )
 from orderhooks.store.shared.heads import Queue, lock_orders, refresh_heads
 from orderhooks.store.shared.tx import Tx
@@ -38,7 +39,7 @@ async def retry_delivery_now(
 ) -> Delivery:
     """Make a pending delivery due now, or put a failed one back to pending with the
     whole schedule; Conflict for the others."""
-    row = await tx.fetchrow("delivery_by_id", delivery_id)
+    row = None if unstorable(delivery_id) else await tx.fetchrow("delivery_by_id", delivery_id)
     if row is None:
         raise NotFound(f"delivery {delivery_id} not found")
     delivery = delivery_from_row(row)

@@ -42,6 +42,7 @@ from orderhooks.store.shared.codec import (
     moment,
     moment_or_none,
     order_from_row,
+    unstorable,
     usage_from_row,
     webhook_from_row,
 )
@@ -68,7 +69,7 @@ def scope_param(tx: Tx, scope: Scope) -> object:
 
 async def get_order(tx: Tx, order_id: str, scope: Scope) -> OrderView:
     """The order with its status history and events, oldest first."""
-    row = await tx.fetchrow("order_by_id", order_id)
+    row = None if unstorable(order_id) else await tx.fetchrow("order_by_id", order_id)
     if row is None or not scope.allows(row["account"]):
         raise NotFound(f"order {order_id} not found")
     order = order_from_row(row)
@@ -81,7 +82,7 @@ async def get_order(tx: Tx, order_id: str, scope: Scope) -> OrderView:
 
 async def get_event(tx: Tx, event_id: str, scope: Scope) -> Event:
     """One event (test events included)."""
-    row = await tx.fetchrow("event_by_id", event_id)
+    row = None if unstorable(event_id) else await tx.fetchrow("event_by_id", event_id)
     if row is None or not scope.allows(row["account"]):
         raise NotFound(f"event {event_id} not found")
     return event_from_row(row)
@@ -89,6 +90,8 @@ async def get_event(tx: Tx, event_id: str, scope: Scope) -> Event:
 
 async def list_events(tx: Tx, flt: EventFilter, limit: int, cursor: str | None) -> Page[Event]:
     """Stored events, oldest first; test events are never listed (read them by id)."""
+    if unstorable(cursor, flt.order_id, flt.account):
+        return Page(items=[], next_cursor=None)
     query = "list_events_of_order" if flt.order_id is not None else "list_events"
     rows = await tx.fetch(
         query,
@@ -106,7 +109,7 @@ async def list_events(tx: Tx, flt: EventFilter, limit: int, cursor: str | None) 
 
 async def get_webhook(tx: Tx, webhook_id: str, scope: Scope) -> Webhook:
     """A live webhook the caller may see (all its accounts in scope)."""
-    row = await tx.fetchrow("webhook_by_id", webhook_id)
+    row = None if unstorable(webhook_id) else await tx.fetchrow("webhook_by_id", webhook_id)
     if row is None:
         raise NotFound(f"webhook {webhook_id} not found")
     webhook = webhook_from_row(row)
@@ -119,6 +122,8 @@ async def list_webhooks(
     tx: Tx, flt: WebhookFilter, limit: int, cursor: str | None
 ) -> Page[Webhook]:
     """Live webhooks, oldest first."""
+    if unstorable(cursor, flt.account):
+        return Page(items=[], next_cursor=None)
     rows = await tx.fetch(
         "list_webhooks",
         cursor or FIRST_ASCENDING,
@@ -132,7 +137,7 @@ async def list_webhooks(
 
 async def get_agreement(tx: Tx, account: str) -> Agreement | None:
     """The account's agreement, if recorded."""
-    row = await tx.fetchrow("agreement_of", account)
+    row = None if unstorable(account) else await tx.fetchrow("agreement_of", account)
     return None if row is None else agreement_from_row(row)
 
 
@@ -140,6 +145,8 @@ async def list_deliveries(
     tx: Tx, flt: DeliveryFilter, limit: int, cursor: str | None
 ) -> Page[Delivery]:
     """Deliveries, newest first."""
+    if unstorable(cursor, flt.webhook_id, flt.order_id):
+        return Page(items=[], next_cursor=None)
     if flt.webhook_id is not None:
         query = "list_deliveries_of_webhook"
     elif flt.order_id is not None:
@@ -163,7 +170,7 @@ async def list_deliveries(
 
 async def get_delivery(tx: Tx, delivery_id: str, scope: Scope) -> DeliveryView:
     """One delivery with its event and attempts, oldest first."""
-    row = await tx.fetchrow("delivery_by_id", delivery_id)
+    row = None if unstorable(delivery_id) else await tx.fetchrow("delivery_by_id", delivery_id)
     if row is None or not scope.allows(row["account"]):
         raise NotFound(f"delivery {delivery_id} not found")
     event_row = await tx.fetchrow("event_by_id", row["event_id"])
@@ -185,7 +192,9 @@ def percentile(sorted_values: Sequence[int], fraction: float) -> float | None:
 async def webhook_stats(tx: Tx, webhook_id: str) -> WebhookStats:
     """Counts by state, success rate, latency percentiles of the last attempts, and the
     last success and failure."""
-    runtime = await tx.fetchrow("runtime_of_live_webhook", webhook_id)
+    runtime = None
+    if not unstorable(webhook_id):
+        runtime = await tx.fetchrow("runtime_of_live_webhook", webhook_id)
     if runtime is None:
         raise NotFound(f"webhook {webhook_id} not found")
     counts = {state: 0 for state in DeliveryState}
@@ -227,6 +236,8 @@ async def outcome_series(
 ) -> list[OutcomeBucket]:
     """Attempts started in [since, until), in epoch-aligned buckets, oldest first (empty
     buckets left out): of one webhook, or of every delivery the scope allows."""
+    if unstorable(webhook_id):
+        return []
     bucket_us = bucket_seconds * MICROSECONDS_PER_SECOND
     query = "outcome_series" if webhook_id is None else "outcome_series_of_webhook"
     rows = await tx.fetch(
@@ -251,6 +262,9 @@ def _float_or_none(value: Any) -> float | None:
 
 async def usage(tx: Tx, accounts: Sequence[str] | None, months: Sequence[str]) -> list[UsageRow]:
     """Usage rows of the accounts (None: all) and months."""
-    param = None if accounts is None else tx.array(sorted(set(accounts)))
-    rows = await tx.fetch("usage_rows", param, tx.array(sorted(set(months))))
+    param = None
+    if accounts is not None:
+        param = tx.array(sorted({a for a in accounts if not unstorable(a)}))
+    wanted = sorted({m for m in months if not unstorable(m)})
+    rows = await tx.fetch("usage_rows", param, tx.array(wanted))
     return [usage_from_row(row) for row in rows]

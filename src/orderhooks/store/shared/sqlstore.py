@@ -48,6 +48,7 @@ from orderhooks.store.base import (
 )
 from orderhooks.store.shared import admin, claim, ingest, manual, reads, record, webhooks
 from orderhooks.store.shared.catalog import WebhookCatalog
+from orderhooks.store.shared.codec import unstorable
 from orderhooks.store.shared.tx import Job, Tx
 
 T = TypeVar("T")
@@ -163,6 +164,8 @@ class SqlStore(Store):
 
     async def count_webhooks(self, account: str) -> int:
         """Live webhooks installed on `account`."""
+        if unstorable(account):
+            return 0
         return await self._read(lambda tx: _count(tx, "count_webhooks_of", account))
 
     async def put_agreement(self, agreement: Agreement, now: datetime) -> Agreement:

@@ -12,12 +12,13 @@ from orderhooks.domain.model import (
     Webhook,
     WebhookState,
 )
-from orderhooks.exceptions import NotFound
+from orderhooks.exceptions import FieldProblem, NotFound, ValidationError
 from orderhooks.store.shared.catalog import accounts_agreed, bump_version, enabled_state
 from orderhooks.store.shared.codec import (
     dumps,
     micros,
     micros_or_none,
+    unstorable,
     webhook_from_row,
     webhook_params,
 )
@@ -27,7 +28,7 @@ from orderhooks.store.shared.tx import Tx
 
 async def stored_webhook(tx: Tx, webhook_id: str) -> Webhook:
     """The live webhook with that id; NotFound when absent or deleted."""
-    row = await tx.fetchrow("webhook_by_id", webhook_id)
+    row = None if unstorable(webhook_id) else await tx.fetchrow("webhook_by_id", webhook_id)
     if row is None:
         raise NotFound(f"webhook {webhook_id} not found")
     return webhook_from_row(row)
@@ -131,6 +132,9 @@ async def put_agreement(
 ) -> int:
     """Record an agreement and activate the awaiting webhooks whose accounts all agreed
     now; returns how many were activated."""
+    if unstorable(agreement.account, agreement.signed_by, agreement.currency):
+        problem = FieldProblem("account", "must not contain NUL characters")
+        raise ValidationError([problem], "an agreement must not contain NUL characters")
     prices = {str(k): v for k, v in agreement.per_thousand.items()}
     await tx.execute(
         "upsert_agreement",
