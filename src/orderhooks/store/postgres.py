@@ -175,24 +175,36 @@ class PostgresStore(SqlStore):
 
     async def _once(self, job: Job[T], *, readonly: bool) -> T:
         pool = self._require_pool()
-        async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
-            isolation = "repeatable_read" if readonly else "read_committed"
-            transaction = conn.transaction(isolation=isolation, readonly=readonly)
+        conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS)
+        try:
+            return await self._transaction(conn, job, readonly=readonly)
+        finally:
+            # Once committed, the outcome stands: a connection that breaks while going
+            # back to the pool must not turn a stored ingest into an error (the client
+            # would post it again).
             try:
-                await transaction.start()
-                tx = PgTx(conn, self._queries)
-                result = await job(tx)
-            except (*CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
-                with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
-                    await transaction.rollback()
-                raise _BeforeCommit from exc
-            except BaseException:
-                with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
-                    await transaction.rollback()
-                raise
-            # A failure from here on leaves the outcome unknown: never run it again.
-            await transaction.commit()
-            return result
+                await pool.release(conn)
+            except (*CONNECTION_ERRORS, asyncpg.PostgresError):
+                conn.terminate()
+
+    async def _transaction(self, conn: asyncpg.Connection, job: Job[T], *, readonly: bool) -> T:
+        isolation = "repeatable_read" if readonly else "read_committed"
+        transaction = conn.transaction(isolation=isolation, readonly=readonly)
+        try:
+            await transaction.start()
+            tx = PgTx(conn, self._queries)
+            result = await job(tx)
+        except (*CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
+            with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
+                await transaction.rollback()
+            raise _BeforeCommit from exc
+        except BaseException:
+            with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
+                await transaction.rollback()
+            raise
+        # A failure from here on leaves the outcome unknown: never run it again.
+        await transaction.commit()
+        return result
 
 
 class _BeforeCommit(Exception):

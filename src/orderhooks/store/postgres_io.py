@@ -18,12 +18,15 @@ LISTEN_RETRY_SECONDS = 1.0
 LISTEN_CHECK_SECONDS = 10.0  # how often an idle listening connection is checked
 
 # The server is down, restarting or unreachable: the operation may succeed later.
+# asyncpg raises InternalClientError ("cannot switch to state ...") when a pooled
+# connection is used in the instant after the server cut it, before asyncpg noticed.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
 )
 # The connection broke: a transaction that had not begun to commit may run again on a
 # fresh one (a pooled connection goes stale when the server restarts). Not timeouts.
@@ -32,6 +35,7 @@ BROKEN_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
 )
 # The server rolled the transaction back to keep it correct; running it again is safe.
 RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (
