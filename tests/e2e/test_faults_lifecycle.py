@@ -94,7 +94,11 @@ async def test_probing_a_receiver_that_is_down(api: Api, account: str) -> None:
         print("\nprobing:", _attempt_report(deliveries, elapsed))
         assert attempts <= len(heads) + elapsed + 3, _attempt_report(deliveries, elapsed)
         assert all(d["attemptCount"] == 0 for d in deliveries if sequence[d["eventId"]] > 1)
-        assert states(deliveries) == {"pending": 15}, states(deliveries)
+        # A probe may be in flight at the moment the states are read.
+        in_queue = states(deliveries)
+        assert in_queue.get("pending", 0) >= 14, in_queue
+        assert set(in_queue) <= {"pending", "delivering"}, in_queue
+        assert in_queue.get("delivering", 0) <= 1, in_queue
 
         rx.start()
         back_at = time.monotonic()
