@@ -209,3 +209,22 @@ def test_early_years_are_answered_as_rfc3339(
         assert put.json()["signedAt"] == answered
         got = client.get("/v1/accounts/acct-early-years/agreement")
         assert got.json()["signedAt"] == answered
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_times_outside_the_utc_range_are_refused(fuzz_server: ServerProcess, moment: str) -> None:
+    """An offset that moves year 1 or 9999 out of range in UTC is a 422, in a body and in a
+    query (Python raises OverflowError there, not ValueError)."""
+    body = {
+        "signedBy": "Fuzz",
+        "signedAt": moment,
+        "pricing": {"currency": "EUR", "perThousand": dict.fromkeys(ALL_TYPES, 100)},
+    }
+    with fuzz_server.client() as client:
+        put = client.put("/v1/accounts/acct-overflow/agreement", json=body)
+        assert put.status_code == 422, put.text
+        assert put.json()["error"]["details"][0]["field"] == "signedAt"
+        for path in ("/v1/events", "/v1/deliveries"):
+            listed = client.get(path, params={"since": moment})
+            assert listed.status_code == 422, listed.text
+            assert listed.json()["error"]["details"][0]["field"] == "since"

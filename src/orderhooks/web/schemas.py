@@ -65,7 +65,8 @@ def parse_rfc3339(value: str) -> datetime:
     offset = "+00:00" if offset in ("Z", "z") else offset
     try:
         return datetime.fromisoformat(f"{date}T{time}{fraction}{offset}").astimezone(UTC)
-    except ValueError:
+    except (ValueError, OverflowError):
+        # OverflowError: an offset that moves year 1 or 9999 out of range in UTC.
         raise ValueError("must be an RFC 3339 timestamp such as 2026-11-28T12:00:00Z") from None
 
 

@@ -63,7 +63,12 @@ def parse_form_time(value: object) -> datetime | None:
     if not isinstance(value, str) or not value.strip():
         return None
     moment = datetime.fromisoformat(value.strip())
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the time is out of range") from None
 
 
 def form_time(moment: datetime) -> str:
