@@ -369,6 +369,7 @@ class Store(ABC):
     async def queue_gauges(self) -> list[QueueGauge]:
         """Pending depth and oldest pending time per webhook (for /metrics)."""
 
+    @abstractmethod
     async def outcome_series(
         self,
         scope: Scope,
@@ -380,9 +381,7 @@ class Store(ABC):
         """Attempts started in [since, until) of one webhook's deliveries (None: of every
         delivery whose account `scope` allows), grouped in buckets of `bucket_seconds`
         aligned to the Unix epoch, oldest first; buckets without attempts are left out.
-        For the dashboard's charts. Not abstract: raises NotImplementedError until an
-        engine implements it, and the dashboard then samples recent deliveries instead."""
-        raise NotImplementedError
+        For the dashboard's charts."""
 
     # -- the delivery queue
     @abstractmethod

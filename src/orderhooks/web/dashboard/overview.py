@@ -53,7 +53,7 @@ async def overview_page(dash: Dashboard, request: Request, viewer: Viewer) -> Re
     chart = CHART_RANGES["1h"]
     hooks = await store.list_webhooks(WebhookFilter(scope=scope), OVERVIEW_WEBHOOKS, None)
     # Independent reads run together: the page takes as long as the slowest one.
-    rows, gauges, (buckets, sampled) = await asyncio.gather(
+    rows, gauges, buckets = await asyncio.gather(
         health_rows(dash, hooks.items),
         store.queue_gauges(),
         load_series(store, scope, None, chart, now),
@@ -67,7 +67,7 @@ async def overview_page(dash: Dashboard, request: Request, viewer: Viewer) -> Re
         viewer=viewer,
         title="Overview",
         nav="overview",
-        panel=activity_panel(buckets, chart, prefix="overview", sampled=sampled),
+        panel=activity_panel(buckets, chart, prefix="overview"),
         pending=sum(g.pending for g in mine),
         oldest_pending_at=oldest,
         webhook_count=len(hooks.items),

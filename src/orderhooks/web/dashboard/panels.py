@@ -27,7 +27,6 @@ class ActivityPanel:
     latency: Markup
     summary: SeriesSummary
     rows: Sequence[tuple[str, OutcomeBucket]]
-    sampled: bool
 
     @property
     def per_minute(self) -> float:
@@ -36,7 +35,7 @@ class ActivityPanel:
 
 
 def activity_panel(
-    buckets: Sequence[OutcomeBucket], chart: ChartRange, *, prefix: str, sampled: bool
+    buckets: Sequence[OutcomeBucket], chart: ChartRange, *, prefix: str
 ) -> ActivityPanel:
     """Outcome bars and latency lines for `buckets` (one per slot of the range)."""
     labels = [b.start.strftime(chart.tick_format) for b in buckets]
@@ -71,4 +70,4 @@ def activity_panel(
         empty_message="No attempts in this period",
     )
     rows = [(label, b) for label, b in zip(labels, buckets, strict=True) if b.succeeded or b.failed]
-    return ActivityPanel(chart, outcomes, latency, summary, rows, sampled)
+    return ActivityPanel(chart, outcomes, latency, summary, rows)

@@ -7,17 +7,13 @@ reference both paths follow: buckets aligned to the Unix epoch, nearest-rank per
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from orderhooks.domain.model import Attempt
-from orderhooks.exceptions import NotFound
-from orderhooks.store.base import DeliveryFilter, DeliveryView, OutcomeBucket, Scope, Store
-
-FALLBACK_SAMPLE_DELIVERIES = 60
+from orderhooks.store.base import OutcomeBucket, Scope, Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,38 +148,8 @@ async def load_series(
     webhook_id: str | None,
     chart: ChartRange,
     now: datetime,
-) -> tuple[list[OutcomeBucket], bool]:
-    """Every bucket of the range (gaps filled), and whether it is a sample rather than
-    the store's exact aggregate."""
-    since, until = window(chart, now)
-    try:
-        buckets = await store.outcome_series(scope, webhook_id, since, until, chart.bucket_seconds)
-        sampled = False
-    except NotImplementedError:
-        buckets = await _sample_series(store, scope, webhook_id, since, until, chart)
-        sampled = True
-    return fill_gaps(buckets, since, until, chart.bucket_seconds), sampled
-
-
-async def _sample_series(
-    store: Store,
-    scope: Scope,
-    webhook_id: str | None,
-    since: datetime,
-    until: datetime,
-    chart: ChartRange,
 ) -> list[OutcomeBucket]:
-    # Bounded on purpose: one query per delivery, so only the newest few are read.
-    flt = DeliveryFilter(scope=scope, webhook_id=webhook_id, since=since, until=until)
-    page = await store.list_deliveries(flt, FALLBACK_SAMPLE_DELIVERIES, None)
-    views = await asyncio.gather(*(_view_or_none(store, d.id, scope) for d in page.items))
-    attempts = [attempt for view in views if view is not None for attempt in view.attempts]
-    return buckets_from_attempts(attempts, since, until, chart.bucket_seconds)
-
-
-async def _view_or_none(store: Store, delivery_id: str, scope: Scope) -> DeliveryView | None:
-    # A delivery purged between the list and this read simply drops out of the sample.
-    try:
-        return await store.get_delivery(delivery_id, scope)
-    except NotFound:
-        return None
+    """Every bucket of the range, gaps filled, from the store's aggregate."""
+    since, until = window(chart, now)
+    buckets = await store.outcome_series(scope, webhook_id, since, until, chart.bucket_seconds)
+    return fill_gaps(buckets, since, until, chart.bucket_seconds)

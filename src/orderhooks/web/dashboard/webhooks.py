@@ -58,7 +58,7 @@ async def detail_page(dash: Dashboard, request: Request, viewer: Viewer) -> Resp
     state = enum_param(request, "state", DeliveryState)
     cursor = text_param(request, "cursor")
     flt = DeliveryFilter(scope=viewer.scope, webhook_id=webhook.id, state=state)
-    stats, (buckets, sampled), recent = await asyncio.gather(
+    stats, buckets, recent = await asyncio.gather(
         store.webhook_stats(webhook.id, now),
         load_series(store, viewer.scope, webhook.id, chart, now),
         store.list_deliveries(flt, DELIVERIES_ON_WEBHOOK_PAGE, cursor),
@@ -71,7 +71,7 @@ async def detail_page(dash: Dashboard, request: Request, viewer: Viewer) -> Resp
         webhook=webhook,
         health=webhook_health(webhook, stats),
         stats=stats,
-        panel=activity_panel(buckets, chart, prefix="webhook", sampled=sampled),
+        panel=activity_panel(buckets, chart, prefix="webhook"),
         ranges=list(CHART_RANGES.values()),
         deliveries=recent.items,
         delivery_states=list(DeliveryState),
