@@ -9,11 +9,14 @@ from __future__ import annotations
 import ipaddress
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 from orderhooks.exceptions import ConfigError
+
+T = TypeVar("T")
 
 DEFAULT_RETRY_SCHEDULE_SECONDS: tuple[int, ...] = (
     5,
@@ -33,6 +36,7 @@ DEFAULT_MAX_BODY_BYTES = 1_048_576
 DEFAULT_RETENTION_DAYS = 30
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
+MAX_PORT = 65535
 DEFAULT_DATA_DIR = "./orderhooks-data"
 DEFAULT_MAX_WEBHOOKS_PER_ACCOUNT = 100
 DEFAULT_WORKER_CONCURRENCY = 512  # requests in flight per worker process, all webhooks
@@ -141,28 +145,49 @@ def parse_networks(
     return tuple(nets)
 
 
+def _named(name: str, parse: Callable[[str], T], raw: str) -> T:
+    """`parse(raw)`, its ConfigError prefixed with the variable's name."""
+    try:
+        return parse(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read `ORDERHOOKS_*` variables into Settings."""
     env = os.environ if env is None else env
     schedule_raw = env.get("ORDERHOOKS_RETRY_SCHEDULE")
     log_format = env.get("ORDERHOOKS_LOG_FORMAT") or ("console" if sys.stderr.isatty() else "json")
+    jitter = _float(env, "ORDERHOOKS_RETRY_JITTER", DEFAULT_RETRY_JITTER)
+    if jitter > 1:
+        # Above 1 the lower bound of the jitter factor turns negative: retries at once.
+        raise ConfigError("ORDERHOOKS_RETRY_JITTER must be a fraction between 0 and 1")
+    port = _int(env, "ORDERHOOKS_PORT", DEFAULT_PORT)
+    if port > MAX_PORT:
+        raise ConfigError(f"ORDERHOOKS_PORT must be at most {MAX_PORT}")
     if log_format not in ("console", "json"):
         raise ConfigError("ORDERHOOKS_LOG_FORMAT must be console or json")
     return Settings(
         data_dir=Path(env.get("ORDERHOOKS_DATA_DIR") or DEFAULT_DATA_DIR),
         database_url=env.get("ORDERHOOKS_DATABASE_URL", ""),
         host=env.get("ORDERHOOKS_HOST") or DEFAULT_HOST,
-        port=_int(env, "ORDERHOOKS_PORT", DEFAULT_PORT),
+        port=port,
         admin_key=env.get("ORDERHOOKS_ADMIN_KEY") or None,
         retry_schedule=(
-            parse_retry_schedule(schedule_raw) if schedule_raw else DEFAULT_RETRY_SCHEDULE_SECONDS
+            _named("ORDERHOOKS_RETRY_SCHEDULE", parse_retry_schedule, schedule_raw)
+            if schedule_raw
+            else DEFAULT_RETRY_SCHEDULE_SECONDS
         ),
-        retry_jitter=_float(env, "ORDERHOOKS_RETRY_JITTER", DEFAULT_RETRY_JITTER),
+        retry_jitter=jitter,
         delivery_timeout_seconds=_int(
             env, "ORDERHOOKS_DELIVERY_TIMEOUT", DEFAULT_DELIVERY_TIMEOUT_SECONDS, 1
         ),
         disable_after_seconds=_int(env, "ORDERHOOKS_DISABLE_AFTER", DEFAULT_DISABLE_AFTER_SECONDS),
-        allowed_networks=parse_networks(env.get("ORDERHOOKS_ALLOWED_NETWORKS", "")),
+        allowed_networks=_named(
+            "ORDERHOOKS_ALLOWED_NETWORKS",
+            parse_networks,
+            env.get("ORDERHOOKS_ALLOWED_NETWORKS", ""),
+        ),
         require_agreement=_bool(env, "ORDERHOOKS_REQUIRE_AGREEMENT", True),
         max_body_bytes=_int(env, "ORDERHOOKS_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1),
         rate_limit_per_key=_float(env, "ORDERHOOKS_RATE_LIMIT_PER_KEY", 0.0),

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import typer
 
+from orderhooks import package_version
 from orderhooks.cli import keys, process, tools
-from orderhooks.cli.options import VersionFlag, package_version
+from orderhooks.cli.options import VersionFlag
 
 app = typer.Typer(
     name="orderhooks",

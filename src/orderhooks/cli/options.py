@@ -8,7 +8,6 @@ with `Settings.with_overrides`.
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
 import importlib.util
 import sys
 from collections.abc import Callable, Coroutine
@@ -18,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from orderhooks import package_version
 from orderhooks.config import Settings, load_settings, parse_networks, parse_retry_schedule
 from orderhooks.exceptions import ConfigError, OrderhooksError
 
@@ -26,14 +26,6 @@ T = TypeVar("T")
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-
-
-def package_version() -> str:
-    """The installed version of orderhooks."""
-    try:
-        return importlib.metadata.version("orderhooks")
-    except importlib.metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 def _print_version(value: bool) -> None:

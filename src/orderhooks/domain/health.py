@@ -9,8 +9,6 @@ from datetime import datetime, timedelta
 from orderhooks.domain.model import DisabledReason
 
 PROBE_AFTER_CONSECUTIVE_FAILURES = 3
-# When the failed delivery is finished (schedule exhausted), no retry time names the next
-# probe; the webhook's other deliveries are then probed this long after the failure.
 
 
 @dataclass(frozen=True, slots=True)

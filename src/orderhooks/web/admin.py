@@ -16,7 +16,7 @@ from orderhooks.domain.model import ALL_ACCOUNTS, Agreement, ApiKey
 from orderhooks.exceptions import FieldProblem, NotFound, ValidationError
 from orderhooks.web.auth import AdminCaller, PartnerCaller
 from orderhooks.web.bodies import read_json
-from orderhooks.web.common import Cursor, Limit, record_audit
+from orderhooks.web.common import DEFAULT_PAGE_SIZE, Cursor, Limit, record_audit
 from orderhooks.web.context import get_context
 from orderhooks.web.openapi import AUTH_ERRORS, BODY_ERRORS, answers, json_body
 from orderhooks.web.responses import OrjsonResponse
@@ -69,7 +69,7 @@ async def create_key(request: Request, caller: AdminCaller) -> OrjsonResponse:
     ),
 )
 async def list_keys(
-    request: Request, caller: AdminCaller, limit: Limit = 50, cursor: Cursor = None
+    request: Request, caller: AdminCaller, limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None
 ) -> OrjsonResponse:
     """Every key, without its plaintext or hash."""
     ctx = get_context(request)
@@ -157,7 +157,7 @@ async def get_agreement(
     responses=answers(200, AuditPage, "A page of audit entries, newest first", *AUTH_ERRORS),
 )
 async def list_audit(
-    request: Request, caller: AdminCaller, limit: Limit = 50, cursor: Cursor = None
+    request: Request, caller: AdminCaller, limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None
 ) -> OrjsonResponse:
     """Who created, changed, rotated, enabled, disabled or deleted what, and when."""
     ctx = get_context(request)

@@ -11,6 +11,7 @@ from typing import Literal
 
 from fastapi import FastAPI
 
+from orderhooks import package_version
 from orderhooks.config import Settings
 from orderhooks.metrics import Metrics
 from orderhooks.store.base import Store
@@ -34,15 +35,6 @@ Authenticate with `Authorization: Bearer <key>`. Errors are
 replays are counted apart and not charged."""
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("orderhooks")
-    except PackageNotFoundError:
-        return "0.0.0"
-
-
 def create_app(
     settings: Settings,
     store: Store,
@@ -56,7 +48,7 @@ def create_app(
     is_api = role in ("serve", "api")
     app = FastAPI(
         title="orderhooks",
-        version=_version(),
+        version=package_version(),
         description=API_DESCRIPTION,
         default_response_class=OrjsonResponse,
         openapi_url="/openapi.json" if is_api else None,

@@ -12,7 +12,7 @@ from orderhooks.domain.model import DeliveryState, EventType
 from orderhooks.store.base import DeliveryFilter, EventFilter
 from orderhooks.web.auth import PartnerCaller
 from orderhooks.web.bodies import read_json
-from orderhooks.web.common import Cursor, Limit, TimeQuery, time_range
+from orderhooks.web.common import DEFAULT_PAGE_SIZE, Cursor, Limit, TimeQuery, time_range
 from orderhooks.web.context import get_context
 from orderhooks.web.openapi import AUTH_ERRORS, BODY_ERRORS, answers
 from orderhooks.web.responses import OrjsonResponse
@@ -40,7 +40,7 @@ IdQuery = Annotated[str | None, Query(max_length=128)]
 async def list_deliveries(
     request: Request,
     caller: PartnerCaller,
-    limit: Limit = 50,
+    limit: Limit = DEFAULT_PAGE_SIZE,
     cursor: Cursor = None,
     webhookId: Annotated[str | None, Query(max_length=128)] = None,
     state: Annotated[DeliveryState | None, Query()] = None,
@@ -114,7 +114,7 @@ async def retry_delivery(
 async def list_events(
     request: Request,
     caller: PartnerCaller,
-    limit: Limit = 50,
+    limit: Limit = DEFAULT_PAGE_SIZE,
     cursor: Cursor = None,
     orderId: IdQuery = None,
     type: Annotated[EventType | None, Query()] = None,

@@ -18,12 +18,12 @@ from fastapi import APIRouter, Query, Request, Response
 from orderhooks.delivery.netguard import check_url
 from orderhooks.delivery.signing import generate_secret
 from orderhooks.domain.ids import new_id
-from orderhooks.domain.model import ALL_ACCOUNTS, SigningSecret, Webhook, WebhookState
+from orderhooks.domain.model import SigningSecret, Webhook, WebhookState
 from orderhooks.exceptions import FieldProblem, LimitExceeded, ValidationError
 from orderhooks.store.base import WebhookFilter
 from orderhooks.web.auth import Caller, PartnerCaller
 from orderhooks.web.bodies import read_json
-from orderhooks.web.common import Cursor, Limit, record_audit
+from orderhooks.web.common import DEFAULT_PAGE_SIZE, Cursor, Limit, record_audit
 from orderhooks.web.context import ApiContext, get_context
 from orderhooks.web.openapi import AUTH_ERRORS, BODY_ERRORS, answers, json_body
 from orderhooks.web.responses import OrjsonResponse
@@ -125,7 +125,7 @@ async def create_webhook(request: Request, caller: PartnerCaller) -> OrjsonRespo
 async def list_webhooks(
     request: Request,
     caller: PartnerCaller,
-    limit: Limit = 50,
+    limit: Limit = DEFAULT_PAGE_SIZE,
     cursor: Cursor = None,
     account: Annotated[str | None, Query(max_length=128)] = None,
     state: Annotated[WebhookState | None, Query()] = None,
@@ -196,8 +196,3 @@ async def delete_webhook(request: Request, webhookId: str, caller: PartnerCaller
     await ctx.store.delete_webhook(webhook.id, ctx.now())
     await record_audit(ctx, caller, "webhook.deleted", ("webhook", webhook.id))
     return Response(status_code=204)
-
-
-def first_account(webhook: Webhook) -> str | None:
-    """The webhook's first concrete account (None for `*`)."""
-    return next((a for a in webhook.accounts if a != ALL_ACCOUNTS), None)
