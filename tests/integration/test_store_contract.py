@@ -592,6 +592,24 @@ async def test_replay_matches_routing_range_and_types(store: SqlStore) -> None:
     assert len(replays) == 4 and len(await deliveries_of(store, hook.id)) == before + 4
 
 
+async def test_replay_sends_each_webhook_only_the_order_new_meant_for_it(
+    store: SqlStore,
+) -> None:
+    plain = await store.create_webhook(webhook(event_types=(EventType.NEW,)))
+    triggered = await store.create_webhook(
+        webhook(event_types=(EventType.NEW,), new_order_trigger=20)
+    )
+    # Arrival at 10 (for `plain`), then a triggered order.new at 20 (for `triggered`).
+    await store.ingest([new_order("o1"), status("o1", 20), status("o1", 50)], NOW)
+    assert await store.replay_events(plain, NOW, None, None, NOW) == 1
+    assert await store.replay_events(triggered, NOW, None, None, NOW) == 1
+    sequences = {}
+    for hook in (plain, triggered):
+        replays = [d for d in await deliveries_of(store, hook.id) if d.replay]
+        sequences[hook.id] = [d.sequence for d in replays]
+    assert sequences == {plain.id: [1], triggered.id: [2]}
+
+
 async def test_test_deliveries_are_not_listed_or_billed(store: SqlStore) -> None:
     hook = await store.create_webhook(webhook())
     await store.ingest([new_order("o1")], NOW)

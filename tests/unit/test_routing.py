@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from orderhooks.domain.model import ALL_ACCOUNTS, EventType, WebhookState
 from orderhooks.domain.routing import (
+    replay_selection,
     route_event,
     trigger_fires,
     triggered_webhooks,
@@ -227,3 +228,34 @@ def test_triggered_webhooks_need_active_state_scope_type_and_a_firing_trigger() 
     fired = triggered_webhooks(triggered, 10, hooks)
     assert [h.id for h in fired] == ["fires", "filtered"]
     assert triggered_webhooks(triggered, 50, hooks) == []
+
+
+def _order_history() -> list[Any]:
+    """One order: arrival at 10, a triggered order.new at 50 (for a trigger-50 webhook),
+    its status update, and a later status update."""
+    return [
+        event(id="e1", type=EventType.NEW, sequence=1, status=10),
+        event(id="e2", type=EventType.NEW, sequence=2, status=50),
+        event(id="e3", type=EventType.STATUS_UPDATE, sequence=3, status=50),
+        event(id="e4", type=EventType.STATUS_UPDATE, sequence=4, status=90),
+    ]
+
+
+def test_replay_sends_a_webhook_without_trigger_only_the_arrival() -> None:
+    picked = replay_selection(webhook(), _order_history(), set())
+    assert [e.id for e in picked] == ["e1", "e3", "e4"]
+
+
+@pytest.mark.parametrize("trigger", [20, 50])
+def test_replay_sends_a_triggered_webhook_its_one_order_new(trigger: int) -> None:
+    picked = replay_selection(webhook(new_order_trigger=trigger), _order_history(), set())
+    assert [e.id for e in picked] == ["e2", "e3", "e4"]
+
+
+def test_replay_remembers_chosen_order_news_across_pages() -> None:
+    seen: set[str] = set()
+    hook = webhook(new_order_trigger=20)
+    first = replay_selection(hook, [event(id="a", type=EventType.NEW, sequence=2, status=20)], seen)
+    later = replay_selection(hook, [event(id="b", type=EventType.NEW, sequence=4, status=50)], seen)
+    assert [e.id for e in first] == ["a"]
+    assert later == []

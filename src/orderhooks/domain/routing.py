@@ -86,3 +86,28 @@ def triggered_webhooks(
         and wants(webhook, event)
         and trigger_fires(webhook.new_order_trigger, previous_max_flow_status, event.status)
     ]
+
+
+def replay_selection(
+    webhook: Webhook, events: Iterable[Event], orders_with_new: set[str]
+) -> list[Event]:
+    """The stored events (oldest first) that a replay sends to `webhook`: those it wants,
+    and of each order's `order.new` events only the one meant for it: the arrival (sequence
+    1) without a trigger, else the first at or past its trigger. `orders_with_new` carries
+    the orders whose `order.new` is already chosen across pages; it is updated."""
+    selected = []
+    for event in events:
+        if not wants(webhook, event):
+            continue
+        if event.type == EventType.NEW:
+            if event.order_id in orders_with_new:
+                continue
+            if webhook.new_order_trigger is None:
+                meant = event.sequence == 1
+            else:
+                meant = wants_new_order(webhook, event)
+            if not meant:
+                continue
+            orders_with_new.add(event.order_id)
+        selected.append(event)
+    return selected

@@ -16,7 +16,7 @@ from orderhooks.domain.model import (
     Ordering,
     Webhook,
 )
-from orderhooks.domain.routing import wants
+from orderhooks.domain.routing import replay_selection
 from orderhooks.exceptions import Conflict, NotFound
 from orderhooks.store.shared.codec import (
     delivery_from_row,
@@ -98,6 +98,7 @@ async def replay_events(
     cursor = (micros(since), "")  # keyset on (created_at, id); every id sorts after ""
     queued = 0
     queues: set[Queue] = set()
+    orders_with_new: set[str] = set()
     while True:
         rows = await tx.fetch(
             "replay_candidates",
@@ -111,7 +112,7 @@ async def replay_events(
         if not rows:
             break
         cursor = (rows[-1]["created_at"], rows[-1]["id"])
-        events = [e for e in map(event_from_row, rows) if wants(stored, e)]
+        events = replay_selection(stored, map(event_from_row, rows), orders_with_new)
         await tx.executemany(
             "insert_delivery",
             [
