@@ -243,9 +243,11 @@ async def _read_excerpt(content: aiohttp.StreamReader) -> tuple[bytes, bool]:
 
 
 def decode_excerpt(raw: bytes) -> str:
-    """The text of a response excerpt; a character cut at the 2 KiB edge is dropped."""
+    """The text of a response excerpt; a character cut at the 2 KiB edge is dropped, and
+    NUL characters become U+FFFD (PostgreSQL cannot store NUL in text, and one receiver's
+    answer must never stop outcomes from being recorded)."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    return decoder.decode(raw[:RESPONSE_EXCERPT_BYTES], final=False)
+    return decoder.decode(raw[:RESPONSE_EXCERPT_BYTES], final=False).replace("\x00", "\ufffd")
 
 
 def _elapsed_ms(started: float) -> int:
