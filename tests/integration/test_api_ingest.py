@@ -186,8 +186,12 @@ async def test_a_batch_naming_an_unknown_order_stores_nothing(api: Api, ingest_k
         {"type": "order.status_update", "orderId": "missing", "data": {"status": 20}},
     ]
     response = await api.call("POST", "/v1/events", ingest_key, json_body=batch)
-    assert response.status_code == 404
-    assert error_of(response)["details"][0]["index"] == 1
+    assert response.status_code == 422
+    assert error_of(response)["details"][0] == {
+        "index": 1,
+        "field": "orderId",
+        "message": "unknown order",
+    }
     assert (await api.call("GET", "/v1/orders/d-1")).status_code == 404
 
 

@@ -256,7 +256,7 @@ def batches() -> Iterator[Bad]:
         "POST",
         "/v1/events",
         dumps(unknown),
-        expect=(404,),
+        expect=(422,),
         order_id="bad-batch-unknown",
     )
     yield Bad(

@@ -217,15 +217,19 @@ def batch_items(body: Any) -> list[IngestItem]:
     summary="Post a batch of order events, all stored or none",
     status_code=202,
     response_class=OrjsonResponse,
-    responses=answers(
-        202, EventIds, "Stored; every event created, in item order", 404, *_INGEST_ERRORS
-    ),
+    responses=answers(202, EventIds, "Stored; every event created, in item order", *_INGEST_ERRORS),
     openapi_extra=json_body(ingest_docs.BATCH),
 )
 async def post_batch(request: Request, caller: IngestCaller) -> OrjsonResponse:
     """Validate every item, then store them all in one transaction (repeats add none)."""
     ctx = get_context(request)
     items = batch_items(await read_json(request, ctx.settings.max_body_bytes))
-    results = await ingest(ctx, items)  # UnknownOrder -> 404 naming the item index
+    try:
+        results = await ingest(ctx, items)
+    except UnknownOrder as exc:
+        # In a batch an unknown order makes its item invalid: 422 naming the index, like
+        # any other bad item (PRODUCT 7); the single-update endpoints answer 404.
+        problem = FieldProblem("orderId", "unknown order", index=exc.index)
+        raise ValidationError([problem], message=f"unknown order {exc.order_id!r}") from None
     event_ids = [event_id for result in results for event_id in result.event_ids]
     return OrjsonResponse({"eventIds": event_ids}, status_code=202)
