@@ -32,7 +32,7 @@ unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
 test: $(STAMP) system-deps lint typecheck
-	$(BIN)/pytest -q -x -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: $(STAMP) system-deps
 	$(BIN)/python -m bench
