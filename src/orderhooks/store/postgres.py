@@ -142,8 +142,8 @@ class PostgresStore(SqlStore):
             raise StoreUnavailable("the PostgreSQL store is not open")
         return self._pool
 
-    async def _write(self, job: Job[T], *, wake: bool = False) -> T:
-        result = await self._run(job, readonly=False)
+    async def _write(self, job: Job[T], *, wake: bool = False, durable: bool = True) -> T:
+        result = await self._run(job, readonly=False, durable=durable)
         if wake:
             self._wake_workers()
             self._notifier.request()  # the workers of the other processes
@@ -157,13 +157,13 @@ class PostgresStore(SqlStore):
         async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
             await conn.execute(self._queries["notify_work"])
 
-    async def _run(self, job: Job[T], *, readonly: bool) -> T:
+    async def _run(self, job: Job[T], *, readonly: bool, durable: bool = True) -> T:
         """Run a job in one transaction, again when PostgreSQL rolled it back for a
         deadlock or a lost race, or when the connection broke before the commit began
         (a stale pooled connection after a server restart)."""
         for run in range(1, MAX_TRANSACTION_RUNS + 1):
             try:
-                return await self._once(job, readonly=readonly)
+                return await self._once(job, readonly=readonly, durable=durable)
             except _BeforeCommit as failure:
                 cause = failure.__cause__
                 assert cause is not None
@@ -173,11 +173,11 @@ class PostgresStore(SqlStore):
                 raise translate(exc) from exc
         raise AssertionError("unreachable")
 
-    async def _once(self, job: Job[T], *, readonly: bool) -> T:
+    async def _once(self, job: Job[T], *, readonly: bool, durable: bool = True) -> T:
         pool = self._require_pool()
         conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS)
         try:
-            return await self._transaction(conn, job, readonly=readonly)
+            return await self._transaction(conn, job, readonly=readonly, durable=durable)
         finally:
             # Once committed, the outcome stands: a connection that breaks while going
             # back to the pool must not turn a stored ingest into an error (the client
@@ -187,11 +187,17 @@ class PostgresStore(SqlStore):
             except (*CONNECTION_ERRORS, asyncpg.PostgresError):
                 conn.terminate()
 
-    async def _transaction(self, conn: asyncpg.Connection, job: Job[T], *, readonly: bool) -> T:
+    async def _transaction(
+        self, conn: asyncpg.Connection, job: Job[T], *, readonly: bool, durable: bool = True
+    ) -> T:
         isolation = "repeatable_read" if readonly else "read_committed"
         transaction = conn.transaction(isolation=isolation, readonly=readonly)
         try:
             await transaction.start()
+            if not durable and not readonly:
+                # Claims and outcomes: PostgreSQL flushes them within wal_writer_delay, and
+                # any later synchronous commit (an ingest) flushes them first.
+                await conn.execute(self._queries["relaxed_commit"])
             tx = PgTx(conn, self._queries)
             result = await job(tx)
         except (*CONNECTION_ERRORS, asyncpg.PostgresError) as exc:

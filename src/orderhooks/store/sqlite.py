@@ -110,10 +110,10 @@ class SQLiteStore(SqlStore):
         except StoreError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
-    async def _write(self, job: Job[T], *, wake: bool = False) -> T:
+    async def _write(self, job: Job[T], *, wake: bool = False, durable: bool = True) -> T:
         if self._writer is None:
             raise StoreUnavailable("the SQLite store is not open")
-        result = await self._writer.submit(job)
+        result = await self._writer.submit(job, durable=durable)
         if wake:
             self._wake_workers()
         return result

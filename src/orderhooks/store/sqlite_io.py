@@ -5,15 +5,24 @@ runs whatever is queued in one transaction (each job inside its own savepoint, s
 job's failure rolls back that job only) and commits once: with `synchronous=FULL` that
 commit is one fsync for the whole group, and no job is answered before it is on disk.
 Readers run on their own connections (WAL), so they never wait behind the writer.
+
+Delivery bookkeeping (claims and outcomes) is submitted with `durable=False`: a group made
+only of such jobs commits with `synchronous=NORMAL`, without its own fsync. The WAL is
+written in order, so the next durable commit (an ingest) syncs those frames too, and the
+writer syncs on its own once they have waited `MAX_UNSYNCED_SECONDS`. A crash can lose
+only that short tail, which at-least-once delivery allows (PRODUCT 4.4): a lost lease puts
+its deliveries back in `pending`, a lost outcome sends its delivery again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +39,8 @@ T = TypeVar("T")
 BUSY_TIMEOUT_MS = 10_000  # other processes (the CLI's `keys` command) may hold the lock
 MAX_GROUP_JOBS = 512  # jobs per group commit; a bound on how long one transaction runs
 READER_THREADS = 4
+# How long committed delivery bookkeeping may stay out of the fsynced WAL (see above).
+MAX_UNSYNCED_SECONDS = 0.2
 
 
 def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
@@ -116,6 +127,7 @@ class _Queued:
     job: Job[Any]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
+    durable: bool = True
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
@@ -137,6 +149,8 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="orderhooks-sqlite-writer")
         self._opened = threading.Event()
         self._open_error: BaseException | None = None
+        self._unsynced_since: float | None = None  # first commit not fsynced yet
+        self._relaxed = False  # whether the connection runs synchronous=NORMAL now
 
     def start(self) -> None:
         """Open the write connection on the writer thread; raises if that fails."""
@@ -152,11 +166,12 @@ class Writer:
             self._queue.put(None)
             self._thread.join()
 
-    async def submit(self, job: Job[T]) -> T:
-        """Queue a job; returns its result once its group is committed."""
+    async def submit(self, job: Job[T], *, durable: bool = True) -> T:
+        """Queue a job; returns its result once its group is committed (and on disk,
+        unless `durable` is False: see the module docstring)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Queued(job, loop, future))
+        self._queue.put(_Queued(job, loop, future, durable))
         return await future
 
     def _run(self) -> None:
@@ -171,7 +186,7 @@ class Writer:
         try:
             stopping = False
             while not stopping:
-                first = self._queue.get()
+                first = self._next_job()
                 if first is None:
                     break
                 group = [first]
@@ -185,12 +200,57 @@ class Writer:
                         break
                     group.append(nxt)
                 self._commit_group(conn, tx, group)
+            self._sync()
         finally:
             conn.close()
+
+    def _next_job(self) -> _Queued | None:
+        """The next job; while waiting, sync commits that have waited long enough."""
+        while self._unsynced_since is not None:
+            left = self._unsynced_since + MAX_UNSYNCED_SECONDS - time.monotonic()
+            try:
+                return self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                self._sync()
+        return self._queue.get()
+
+    def _sync(self) -> None:
+        """Put relaxed commits on disk: fsync the WAL file, which holds them in order."""
+        if self._unsynced_since is None:
+            return
+        try:
+            fd = os.open(f"{self._path}-wal", os.O_RDONLY)
+        except FileNotFoundError:
+            self._unsynced_since = None  # checkpointed and removed: nothing left to sync
+            return
+        except OSError:
+            return  # tried again on the next wait; a durable commit syncs it anyway
+        try:
+            os.fsync(fd)
+            self._unsynced_since = None
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    def _set_durability(self, conn: sqlite3.Connection, group: list[_Queued]) -> None:
+        now = time.monotonic()
+        overdue = (
+            self._unsynced_since is not None and now - self._unsynced_since >= MAX_UNSYNCED_SECONDS
+        )
+        durable = overdue or any(item.durable for item in group)
+        if durable == self._relaxed:  # a pragma costs little, but only when it changes
+            conn.execute("PRAGMA synchronous = FULL" if durable else "PRAGMA synchronous = NORMAL")
+            self._relaxed = not durable
+        if durable:
+            self._unsynced_since = None
+        elif self._unsynced_since is None:
+            self._unsynced_since = now
 
     def _commit_group(self, conn: sqlite3.Connection, tx: SQLiteTx, group: list[_Queued]) -> None:
         results: list[tuple[bool, Any]] = []
         try:
+            self._set_durability(conn, group)
             conn.execute("BEGIN IMMEDIATE")
             for item in group:
                 results.append(self._run_job(conn, tx, item))

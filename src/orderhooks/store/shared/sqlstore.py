@@ -74,9 +74,13 @@ class SqlStore(Store):
     # -- what an engine provides
 
     @abstractmethod
-    async def _write(self, job: Job[T], *, wake: bool = False) -> T:
+    async def _write(self, job: Job[T], *, wake: bool = False, durable: bool = True) -> T:
         """Run `job` in one write transaction, durable when this returns; with `wake`,
-        wake the delivery workers (of every process) after the commit."""
+        wake the delivery workers (of every process) after the commit.
+
+        `durable=False` is for the delivery bookkeeping (claims, outcomes): committed and
+        visible at once, on disk no later than the next durable commit or a short bound
+        (PRODUCT 4.4 lets what finished within the last commit interval be sent again)."""
 
     @abstractmethod
     async def _read(self, job: Job[T]) -> T:
@@ -266,7 +270,8 @@ class SqlStore(Store):
             live = await self._catalog.load(tx)
             return await claim.claim(tx, live, now, limit, worker_id, rotation)
 
-        return await self._write(job)
+        # A lost lease only puts its deliveries back in `pending`: no fsync needed.
+        return await self._write(job, durable=False)
 
     async def record(self, outcomes: Sequence[Outcome], now: datetime) -> None:
         """Store a batch of outcomes (see `store.shared.record`)."""
@@ -277,7 +282,8 @@ class SqlStore(Store):
             live = await self._catalog.load(tx)
             return await record.record(tx, outcomes, now, live, self._disable_after_seconds)
 
-        if await self._write(job):
+        # A lost outcome only means its delivery is sent again (at least once).
+        if await self._write(job, durable=False):
             # The next event of a finished delivery's order may be claimable now.
             self._wake_workers()
 

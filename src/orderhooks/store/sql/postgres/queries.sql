@@ -12,6 +12,11 @@ SELECT 1;
 -- name: notify_work
 SELECT pg_notify('orderhooks_work', '');
 
+-- name: relaxed_commit
+-- Delivery bookkeeping (claims, outcomes) need not wait for the WAL flush: the WAL writer
+-- flushes it within wal_writer_delay, and a later synchronous commit flushes it first.
+SET LOCAL synchronous_commit = off;
+
 -- name: lock_migrations
 -- Session lock: one `migrate` at a time, whatever other processes run.
 SELECT pg_advisory_lock(7251002);

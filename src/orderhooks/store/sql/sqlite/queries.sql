@@ -19,6 +19,10 @@ SELECT name FROM schema_migrations ORDER BY name;
 -- name: insert_migration
 INSERT INTO schema_migrations (name, applied_at) VALUES (?1, ?2);
 
+-- name: relaxed_commit
+-- The writer thread relaxes the fsync per group commit instead (sqlite_io.Writer).
+SELECT 1;
+
 -- ============================================================ webhook catalog
 
 -- name: webhooks_version
