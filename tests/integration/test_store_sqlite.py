@@ -18,7 +18,7 @@ from orderhooks.store.base import Scope
 from orderhooks.store.shared.tx import Tx
 from orderhooks.store.sql import load_migrations, load_queries
 from orderhooks.store.sqlite import SQLiteStore, migration_statements
-from orderhooks.store.sqlite_io import SQLiteTx, Writer
+from orderhooks.store.sqlite_io import MAX_UNSYNCED_SECONDS, SQLiteTx, Writer
 from tests.integration.test_store_contract import NOW, new_order, webhook
 
 CRASHING_INGESTER = textwrap.dedent(
@@ -184,3 +184,29 @@ def test_both_engines_define_the_same_queries() -> None:
     assert [name for name, _ in load_migrations("sqlite")] == [
         name for name, _ in load_migrations("postgres")
     ]
+
+
+async def test_bookkeeping_commits_relaxed_and_durable_writes_stay_full(tmp_path: Path) -> None:
+    """Claims run synchronous=NORMAL and are fsynced within MAX_UNSYNCED_SECONDS; any
+    durable job (an ingest, an API write) runs with synchronous=FULL again."""
+    store = SQLiteStore(tmp_path / "oh.db", require_agreement=False, disable_after_seconds=60)
+    await store.open()
+    try:
+        await store.migrate()
+
+        async def synchronous(tx: Tx) -> int:
+            assert isinstance(tx, SQLiteTx)
+            return int(tx.connection.execute("PRAGMA synchronous").fetchone()[0])
+
+        assert await store._write(synchronous, durable=False) == 1  # 1: NORMAL
+        writer = store._writer
+        assert writer is not None and writer._unsynced_since is not None
+        await asyncio.sleep(MAX_UNSYNCED_SECONDS + 0.3)
+        assert writer._unsynced_since is None  # the writer fsynced the relaxed tail
+        assert await store._write(synchronous) == 2  # 2: FULL for a durable job
+        await store.create_webhook(webhook())
+        await store.ingest([new_order("o1")], NOW)
+        assert await store.claim(NOW, 10, "w1")
+        assert await store._write(synchronous) == 2
+    finally:
+        await store.close()
