@@ -17,12 +17,13 @@ import os
 import signal
 import socket
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
 import uvicorn
 
+from orderhooks.clock import utc_now
 from orderhooks.config import Settings
 from orderhooks.delivery.dispatcher import Dispatcher
 from orderhooks.delivery.netguard import NetworkGuard
@@ -48,11 +49,6 @@ ENV_ADMIN_KEY_NAME = "admin (ORDERHOOKS_ADMIN_KEY)"
 FIRST_ADMIN_KEY_NAME = "admin (first start)"
 
 log = get_logger("orderhooks.runner")
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
 
 
 async def open_migrated_store(settings: Settings) -> Store:
@@ -134,7 +130,7 @@ def _admin_key(key_hash: str, name: str, now: datetime) -> ApiKey:
 async def retention_loop(
     store: Store,
     retention_days: int,
-    clock: Callable[[], datetime] = utcnow,
+    clock: Callable[[], datetime] = utc_now,
     interval_seconds: float = RETENTION_INTERVAL_SECONDS,
 ) -> None:
     """Purge finished deliveries and old events now, then every `interval_seconds`.
@@ -253,7 +249,7 @@ async def _run_with_store(
     transport: AiohttpTransport | None = None
     retention: asyncio.Task[None] | None = None
     try:
-        await ensure_admin_key(store, settings, utcnow())
+        await ensure_admin_key(store, settings, utc_now())
         if role in ("serve", "worker"):
             transport = AiohttpTransport(
                 NetworkGuard(settings.allowed_networks), limit=settings.worker_concurrency

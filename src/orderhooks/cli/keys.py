@@ -26,6 +26,7 @@ from orderhooks.domain.ids import new_id
 from orderhooks.domain.model import ApiKey, Role
 from orderhooks.exceptions import NotFound
 from orderhooks.store.base import Store
+from orderhooks.web.views import key_json
 
 T = TypeVar("T")
 LIST_PAGE_SIZE = 500
@@ -55,18 +56,6 @@ async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]])
 
 def _settings(database_url: str | None, data_dir: Any) -> Settings:
     return settings_or_exit(lambda: build_settings(database_url=database_url, data_dir=data_dir))
-
-
-def key_json(key: ApiKey) -> dict[str, Any]:
-    """The API's shape of a key, without its secret (PRODUCT 7.1)."""
-    return {
-        "id": key.id,
-        "role": key.role.value,
-        "accounts": list(key.accounts),
-        "name": key.name,
-        "createdAt": key.created_at.isoformat(),
-        "revokedAt": key.revoked_at.isoformat() if key.revoked_at else None,
-    }
 
 
 @keys_app.command("create")

@@ -19,9 +19,10 @@ import random
 import secrets
 import socket
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from orderhooks.clock import utc_now
 from orderhooks.config import Settings
 from orderhooks.delivery import retry
 from orderhooks.delivery.outbound import BodyCache, build_request
@@ -42,10 +43,6 @@ FINAL_RECORD_SECONDS = 5.0
 OUTCOME_LABELS = {DeliveryState.DELIVERED: "delivered", DeliveryState.FAILED: "failed"}
 
 log = get_logger("orderhooks.delivery")
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def default_worker_id() -> str:
@@ -73,7 +70,7 @@ class Dispatcher:
         self._metrics = metrics if metrics is not None else Metrics()
         self._worker_id = worker_id or default_worker_id()
         self._rng = rng if rng is not None else random.Random()
-        self._clock = clock if clock is not None else _utcnow
+        self._clock = clock if clock is not None else utc_now
         self._capacity = max(1, settings.worker_concurrency)
         self._recorder = OutcomeRecorder(store, self._clock, self.notify)
         self._in_flight: set[asyncio.Task[None]] = set()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from fastapi import Request
 
+from orderhooks.clock import utc_now
 from orderhooks.config import Settings
 from orderhooks.metrics import Metrics
 from orderhooks.store.base import Store
@@ -16,11 +17,6 @@ from orderhooks.web.ratelimit import KeyRateLimiter
 
 if TYPE_CHECKING:
     from orderhooks.web.auth import KeyCache
-
-
-def utc_now() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)

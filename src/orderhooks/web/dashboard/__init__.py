@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from orderhooks.clock import Clock, utc_now
 from orderhooks.config import Settings
 from orderhooks.store.base import Store
-from orderhooks.web.dashboard.context import Clock, Dashboard, utc_now
+from orderhooks.web.dashboard.context import Dashboard
 from orderhooks.web.dashboard.routes import dashboard_routes
 
 
