@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
 
-from orderhooks.domain.batches import encode_batch, new_batch_id
+from orderhooks.domain.batches import BatchSettings, encode_batch, new_batch_id, parse_batch
 from orderhooks.domain.envelope import encode_body
 from orderhooks.domain.model import PayloadFormat
 from orderhooks.domain.shaping import PersonalData, compile_shaping, shape_event
+from orderhooks.exceptions import ValidationError
 from tests.unit.factories import SequentialIds, event
 from tests.unit.sample_events import sample_events
+
+ENVELOPE = PayloadFormat.ENVELOPE
 
 
 def test_batch_bytes_known_answer() -> None:
@@ -46,3 +51,35 @@ def test_a_batch_is_never_empty() -> None:
 
 def test_batch_ids_carry_their_prefix() -> None:
     assert new_batch_id(SequentialIds()) == "bat_0001"
+
+
+def test_batch_settings() -> None:
+    assert parse_batch(None, PayloadFormat.RAW) is None
+    assert parse_batch({"maxEvents": 2, "maxWaitMs": 0}, ENVELOPE) == BatchSettings(2, 0)
+    assert parse_batch({"maxEvents": 500, "maxWaitMs": 60000}, ENVELOPE) == BatchSettings(
+        500, 60000
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "payload_format", "fields"),
+    [
+        ({"maxEvents": 10, "maxWaitMs": 100}, PayloadFormat.RAW, ["batch"]),
+        ([10, 100], ENVELOPE, ["batch"]),
+        (True, ENVELOPE, ["batch"]),
+        ({"maxEvents": 1, "maxWaitMs": 100}, ENVELOPE, ["batch.maxEvents"]),
+        ({"maxEvents": 501, "maxWaitMs": 100}, ENVELOPE, ["batch.maxEvents"]),
+        ({"maxEvents": 10, "maxWaitMs": -1}, ENVELOPE, ["batch.maxWaitMs"]),
+        ({"maxEvents": 10, "maxWaitMs": 60001}, ENVELOPE, ["batch.maxWaitMs"]),
+        ({"maxEvents": True, "maxWaitMs": 100}, ENVELOPE, ["batch.maxEvents"]),
+        ({"maxEvents": 10.0, "maxWaitMs": "100"}, ENVELOPE, ["batch.maxEvents", "batch.maxWaitMs"]),
+        ({"maxEvents": 10}, ENVELOPE, ["batch.maxWaitMs"]),
+        ({"maxEvents": 10, "maxWaitMs": 5, "size": 1}, ENVELOPE, ["batch.size"]),
+    ],
+)
+def test_bad_batch_settings_name_the_field(
+    value: Any, payload_format: PayloadFormat, fields: list[str]
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        parse_batch(value, payload_format)
+    assert [p.field for p in caught.value.problems] == fields

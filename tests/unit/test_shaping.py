@@ -144,6 +144,17 @@ def test_projection_of_the_sample_order() -> None:
     }
 
 
+def test_the_example_of_the_docs() -> None:
+    assert shaped(NEW.data, NEW.type, ["items[].plu", "payment.amount"], "exclude") == {
+        "_id": "6740a1c2e4b0a93f1c2d7e51",
+        "account": "65f0c1d2a3b4c5d6e7f80912",
+        "location": "65f0c1d2a3b4c5d6e7f8a001",
+        "status": 10,
+        "payment": {"amount": 3155},
+        "items": [{"plu": "BRG-01"}, {"plu": "DRN-03"}],
+    }
+
+
 def test_only_the_ids_with_an_empty_list() -> None:
     assert shaped(STATUS.data, STATUS.type, []) == {
         "orderId": "6740a1c2e4b0a93f1c2d7e51",

@@ -40,6 +40,9 @@ PERSONAL_FIELDS = frozenset({"customer", "deliveryAddress", "note"})
 PERSONAL_COURIER_FIELDS = frozenset({"firstName", "lastName", "phoneNumber"})
 # Removed from courier updates only: there they locate the courier, hence the customer.
 PERSONAL_COURIER_UPDATE_FIELDS = frozenset({"coordinates", "trackingURL"})
+_PERSONAL_FIELDS_OF = {
+    EventType.COURIER_UPDATE.value: PERSONAL_FIELDS | PERSONAL_COURIER_UPDATE_FIELDS
+}
 _ORDER_TYPES = frozenset(t.value for t in EventType)
 
 
@@ -212,9 +215,7 @@ def project(data: Mapping[str, Any], projection: Projection) -> dict[str, Any]:
 
 def remove_personal_data(data: Mapping[str, Any], event_type: str) -> Mapping[str, Any]:
     """`data` without the customer's personal data (a copy when anything is removed)."""
-    removed = PERSONAL_FIELDS
-    if event_type == EventType.COURIER_UPDATE:
-        removed = PERSONAL_FIELDS | PERSONAL_COURIER_UPDATE_FIELDS
+    removed = _PERSONAL_FIELDS_OF.get(event_type, PERSONAL_FIELDS)
     courier = data.get("courier")
     courier_personal = isinstance(courier, Mapping) and not PERSONAL_COURIER_FIELDS.isdisjoint(
         courier
