@@ -137,7 +137,7 @@ def test_projection_of_the_sample_order() -> None:
         "status": 10,
         "items": [
             {"plu": "BRG-01", "subItems": [{"plu": "MOD-CHS"}]},
-            {"plu": "DRN-03", "subItems": []},
+            {"plu": "DRN-03"},
         ],
         "payment": {"amount": 3155},
         "taxes": [{"name": "VAT 6%", "taxClassId": 6, "total": 179}],
@@ -195,11 +195,26 @@ def test_paths_of_the_wrong_kind_are_missing() -> None:
     }
 
 
+def test_parents_are_kept_only_for_what_is_kept_inside() -> None:
+    result = shaped(NEW.data, NEW.type, ["deliveryAddress.nope", "items[].nope", "payment.tip"])
+    assert result == {k: NEW.data[k] for k in ALWAYS_KEPT_FIELDS if k in NEW.data}
+    data = {"orderId": "o1", "items": [{"plu": "a"}, {"name": "b"}, "c", []]}
+    assert shaped(data, EventType.NEW, ["items[].plu"])["items"] == [{"plu": "a"}, {}, None, None]
+
+
+def test_a_courier_left_empty_by_the_exclusion_is_dropped() -> None:
+    data = {"orderId": "o1", "courier": {"firstName": "J", "phoneNumber": "+3247"}}
+    assert shaped(data, EventType.COURIER_UPDATE, None, "exclude") == {"orderId": "o1"}
+    assert shaped(data, EventType.NEW, ["courier.firstName"], "exclude") == {"orderId": "o1"}
+    empty = {"orderId": "o1", "courier": {}}
+    assert shaped(empty, EventType.NEW, None, "exclude") is empty
+
+
 def test_nested_arrays_step_with_repeated_brackets() -> None:
     data = {"orderId": "o1", "grid": [[{"a": 1, "b": 2}], [], [{"a": 3}, 4]]}
     assert shaped(data, EventType.NEW, ["grid[][].a"]) == {
         "orderId": "o1",
-        "grid": [[{"a": 1}], [], [{"a": 3}, None]],
+        "grid": [[{"a": 1}], None, [{"a": 3}, None]],
     }
 
 

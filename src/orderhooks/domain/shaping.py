@@ -6,12 +6,13 @@ personal-data switch); `shape_data` then walks only the parts of `data` the tree
 so shaping on the delivery path costs one pass over what is kept. With the defaults
 (`fields` null, `personalData` include) `shape_data` returns its input object itself.
 
-The projection is type-directed: a `.name` step keeps a field of an object, a `[]` step
-keeps every element of an array (length and order kept). Where `data` has another kind of
-value than the path expects (a string where it steps into an object, `null`, no field at
-all) the path is missing there and contributes nothing; an array element of the wrong
-kind becomes `null`, so the array keeps its length. The stored event is never changed:
-shaping builds new containers and never mutates its input.
+The projection is type-directed: a `.name` step enters an object, a `[]` step every
+element of an array. Where `data` has another kind of value than the path expects (a
+string where it steps into an object, `null`, no field at all) the path is missing there
+and keeps nothing. A parent is kept when something inside it is kept; a kept array keeps
+its length and order, an element with nothing kept becoming `{}` (an object) or `null`.
+The stored event is never changed: shaping builds new containers and never mutates its
+input.
 """
 
 from __future__ import annotations
@@ -185,7 +186,7 @@ _MISSING = object()
 
 
 def _project(value: Any, projection: Projection) -> Any:
-    """The kept part of `value`, or _MISSING when the projection names nothing in it."""
+    """The kept part of `value`, or _MISSING when the projection keeps nothing of it."""
     if projection.whole:
         return value
     if isinstance(value, Mapping) and projection.fields:
@@ -198,13 +199,23 @@ def _project(value: Any, projection: Projection) -> Any:
                 part = _project(part, child)
                 if part is not _MISSING:
                     kept[name] = part
-        return kept
+        # Parents are kept for their kept fields only.
+        return kept if kept else _MISSING
     if isinstance(value, list) and projection.each is not None:
-        each = projection.each
-        # Arrays keep their length and order: an element the path cannot enter is null.
-        elements = (_project(element, each) for element in value)
-        return [None if element is _MISSING else element for element in elements]
+        elements = [_project(element, projection.each) for element in value]
+        if all(element is _MISSING for element in elements):
+            return _MISSING
+        # A kept array keeps its length and order: an element with nothing kept stays
+        # as an empty object (an object) or null (anything else).
+        return [
+            _placeholder(original) if element is _MISSING else element
+            for original, element in zip(value, elements, strict=True)
+        ]
     return _MISSING
+
+
+def _placeholder(element: Any) -> Any:
+    return {} if isinstance(element, Mapping) else None
 
 
 def project(data: Mapping[str, Any], projection: Projection) -> dict[str, Any]:
@@ -225,9 +236,13 @@ def remove_personal_data(data: Mapping[str, Any], event_type: str) -> Mapping[st
     out = {name: value for name, value in data.items() if name not in removed}
     if courier_personal:
         assert isinstance(courier, Mapping)
-        out["courier"] = {
-            name: value for name, value in courier.items() if name not in PERSONAL_COURIER_FIELDS
-        }
+        rest = {name: v for name, v in courier.items() if name not in PERSONAL_COURIER_FIELDS}
+        # A courier left with nothing is dropped, as a projection drops an empty parent:
+        # that keeps shaping idempotent.
+        if rest:
+            out["courier"] = rest
+        else:
+            del out["courier"]
     return out
 
 
