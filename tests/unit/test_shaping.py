@@ -125,7 +125,10 @@ def test_defaults_return_the_data_itself() -> None:
 
 
 def test_compiled_shapings_are_shared() -> None:
-    assert compile_shaping(("a",), EXCLUDE) is compile_shaping(("a",), EXCLUDE)
+    assert compile_shaping(("a",), EXCLUDE) is compile_shaping(["a"], "exclude")
+    assert compile_shaping(None) is compile_shaping(None, "include")
+    with pytest.raises(ValueError):
+        compile_shaping(None, "maybe")
 
 
 def test_projection_of_the_sample_order() -> None:

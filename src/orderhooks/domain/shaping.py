@@ -169,14 +169,20 @@ def compile_projection(paths: Iterable[str]) -> Projection:
     return root.freeze()
 
 
-@functools.lru_cache(maxsize=4096)
 def compile_shaping(
-    fields: tuple[str, ...] | None, personal_data: PersonalData = PersonalData.INCLUDE
+    fields: Iterable[str] | None, personal_data: str = PersonalData.INCLUDE
 ) -> Shaping:
-    """A webhook's Shaping from its checked `fields` and `personalData` (cached: webhooks
-    with the same settings share one)."""
+    """A webhook's Shaping from its checked `fields` (see `parse_fields`) and
+    `personalData`; cached, so webhooks with the same settings share one and calling
+    this per delivery costs a dictionary lookup."""
+    paths = None if fields is None else tuple(fields)
+    return _compile_shaping(paths, PersonalData(personal_data))
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile_shaping(fields: tuple[str, ...] | None, personal_data: PersonalData) -> Shaping:
     projection = None if fields is None else compile_projection(fields)
-    return Shaping(projection=projection, personal_data=PersonalData(personal_data))
+    return Shaping(projection=projection, personal_data=personal_data)
 
 
 # ---------------------------------------------------------------- shaping
