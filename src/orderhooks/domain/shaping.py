@@ -2,8 +2,9 @@
 receives, decided by its `fields` projection and its `personalData` setting (pure).
 
 A webhook's settings are compiled once into a `Shaping` (a projection tree and the
-personal-data switch); `shape_data` then walks only the parts of `data` the tree names,
-so shaping on the delivery path costs one pass over what is kept. With the defaults
+personal-data switch); `shape_data` then descends only into the branches of `data` the
+tree names, so shaping on the delivery path costs about one pass over the keys of the
+objects it enters. With the defaults
 (`fields` null, `personalData` include) `shape_data` returns its input object itself.
 
 The projection is type-directed: a `.name` step enters an object, a `[]` step every
