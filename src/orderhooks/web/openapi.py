@@ -21,6 +21,7 @@ from orderhooks.web.shapes import ErrorBody
 _REF = "#/components/schemas/{model}"
 _models: dict[str, tuple[type[BaseModel], str]] = {}
 _raw: dict[str, dict[str, Any]] = {}
+_webhooks: dict[str, dict[str, Any]] = {}
 
 _ERROR_DESCRIPTIONS = {
     400: "Malformed JSON or request",
@@ -57,6 +58,11 @@ def register_raw(name: str, schema: dict[str, Any]) -> str:
     """Publish a hand-written JSON schema under `name`; returns the name."""
     _raw[name] = schema
     return name
+
+
+def register_webhook(name: str, path_item: dict[str, Any]) -> None:
+    """Publish what orderhooks sends to receivers under the document's `webhooks`."""
+    _webhooks[name] = path_item
 
 
 def json_body(
@@ -114,6 +120,8 @@ def install_openapi(app: FastAPI) -> None:
             )
             components = document.setdefault("components", {})
             components.setdefault("schemas", {}).update(_component_schemas())
+            if _webhooks:
+                document["webhooks"] = dict(_webhooks)
             app.openapi_schema = document
         return app.openapi_schema
 
