@@ -1,22 +1,53 @@
-"""Configuration: environment variables (PRODUCT 9), read in this module only.
+"""Configuration: every setting of orderhooks, declared once, read in this module only.
 
-Command-line flags of the same names win; the CLI passes them in as overrides.
-Everything else receives a `Settings` value explicitly.
+Each field of `Settings` is one row of the configuration table: the attribute, its type and
+default, its environment variable, the kind of value it holds (how text becomes a value and
+what is valid) and its help text. Everything else is produced from that table:
+
+- `load_settings` reads the environment (and the flags the command line passes in);
+  a flag given wins over its variable. A value that is not valid is a `ConfigError` naming
+  the variable or the flag, so the process refuses to start.
+- `orderhooks.cli.options` gives `serve`, `api` and `worker` one flag per setting, named
+  after the variable (`ORDERHOOKS_MAX_BODY_BYTES` is `--max-body-bytes`).
+- The table of docs/configuration.md is `markdown_table()`; a unit test fails when the page
+  and the table disagree.
+
+Adding a setting is a one-row change:
+
+1. Add a field to `Settings`::
+
+       egress_proxy: str | None = setting(
+           "ORDERHOOKS_EGRESS_PROXY", TEXT, default=None, help="Proxy for outgoing requests."
+       )
+
+   with a kind from this module (`TEXT`, `URL`, `PATH`, `BOOLEAN`, `integer(minimum, maximum)`,
+   `number(minimum, maximum)`, `choice(...)`, `SECONDS_LIST`, `NETWORKS`) or a new `Kind`,
+   and `default_text=` when the docs should state the default in words.
+2. Regenerate the docs: `python -m orderhooks.config --update docs/configuration.md`.
+3. Read it where it is needed as `settings.egress_proxy`. The variable, the flag on
+   `serve`, `api` and `worker`, its validation, its `--help` and its docs row exist already;
+   the tests of tests/unit/test_config.py check every row (read from the environment,
+   overridden by its flag, documented).
 """
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
+import math
 import os
+import re
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from orderhooks.exceptions import ConfigError
 
 T = TypeVar("T")
+
+ENV_PREFIX = "ORDERHOOKS_"
 
 DEFAULT_RETRY_SCHEDULE_SECONDS: tuple[int, ...] = (
     5,
@@ -42,30 +73,349 @@ DEFAULT_MAX_WEBHOOKS_PER_ACCOUNT = 100
 DEFAULT_WORKER_CONCURRENCY = 512  # requests in flight per worker process, all webhooks
 DEFAULT_DB_POOL_SIZE = 10
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+# --- Kinds: how the text of a variable or flag becomes a value -------------------------
+
+
+@dataclass(frozen=True)
+class Kind(Generic[T]):
+    """What a setting holds: how its text becomes a value (or a ValueError saying what it
+    must be), the valid values in words, and how the command line shows and converts it."""
+
+    parse: Callable[[str], T]
+    values: str  # for the docs' table
+    metavar: str  # the flag's placeholder in `--help`
+    # Two valid texts of different values; the tests set them for every setting.
+    samples: tuple[str, str]
+    show: Callable[[Any], str] = str  # a value as the text `parse` reads back
+    # The type the command line converts a flag's text to; `parse` then reads `str()` of it.
+    flag_type: type = str
+
+
+def _bounds(minimum: float, maximum: float | None) -> str:
+    if maximum is None:
+        return f"at least {minimum:g}"
+    return f"{minimum:g} to {maximum:g}"
+
+
+def integer(minimum: int = 0, maximum: int | None = None) -> Kind[int]:
+    """A whole number from `minimum` to `maximum`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"must be an integer, got {text!r}") from None
+        if value < minimum:
+            raise ValueError(f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise ValueError(f"must be at most {maximum}, got {value}")
+        return value
+
+    values = f"integer, {_bounds(minimum, maximum)}"
+    return Kind(parse, values, "INTEGER", (str(minimum + 1), str(minimum + 2)))
+
+
+def number(minimum: float = 0.0, maximum: float | None = None) -> Kind[float]:
+    """A finite decimal number from `minimum` to `maximum`."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"must be a number, got {text!r}") from None
+        if not math.isfinite(value) or value < minimum:
+            raise ValueError(f"must be a number of at least {minimum:g}, got {text!r}")
+        if maximum is not None and value > maximum:
+            raise ValueError(f"must be at most {maximum:g}, got {text!r}")
+        return value
+
+    step = 1.0 if maximum is None else (maximum - minimum) / 4
+    samples = (str(minimum + step), str(minimum + 2 * step))
+    return Kind(parse, f"number, {_bounds(minimum, maximum)}", "NUMBER", samples)
+
+
+def choice(*options: str) -> Kind[str]:
+    """One of `options`."""
+    spelled = " or ".join(options)
+
+    def parse(text: str) -> str:
+        if text not in options:
+            raise ValueError(f"must be {spelled}, got {text!r}")
+        return text
+
+    in_code = " or ".join(f"`{option}`" for option in options)
+    return Kind(parse, in_code, "|".join(options), (options[0], options[1]))
+
+
+def _parse_boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"must be true or false, got {text!r}")
+
+
+def _parse_seconds_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"must be comma-separated seconds, got {text!r}") from None
+    if any(value < 0 for value in values):
+        raise ValueError(f"must not have negative entries, got {text!r}")
+    return values
+
+
+def _parse_networks(text: str) -> tuple[Network, ...]:
+    networks = []
+    for part in (part.strip() for part in text.split(",")):
+        if part:
+            try:
+                networks.append(ipaddress.ip_network(part, strict=False))
+            except ValueError:
+                raise ValueError(f"must be comma-separated networks, not {part!r}") from None
+    return tuple(networks)
+
+
+def _show_list(values: Sequence[object]) -> str:
+    return ",".join(str(value) for value in values)
+
+
+TEXT: Kind[str] = Kind(str, "text", "TEXT", ("first", "second"))
+URL: Kind[str] = Kind(str, "URL", "URL", ("sqlite:///first.db", "postgresql://127.0.0.1/second"))
+PATH: Kind[Path] = Kind(Path, "path", "PATH", ("/srv/first", "/srv/second"), flag_type=Path)
+BOOLEAN: Kind[bool] = Kind(
+    _parse_boolean,
+    "`true` or `false`",
+    "",
+    ("true", "false"),
+    show=lambda value: str(value).lower(),
+    flag_type=bool,
+)
+SECONDS_LIST: Kind[tuple[int, ...]] = Kind(
+    _parse_seconds_list,
+    "seconds (integers, at least 0), comma-separated",
+    "SECONDS,…",
+    ("1,2", "30"),
+    show=_show_list,
+)
+NETWORKS: Kind[tuple[Network, ...]] = Kind(
+    _parse_networks,
+    "networks (CIDR, IPv4 or IPv6), comma-separated",
+    "CIDR,…",
+    ("10.0.0.0/8", "127.0.0.0/8,::1/128"),
+    show=_show_list,
+)
+
+
+# --- The table ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of the configuration table."""
+
+    name: str  # the attribute of `Settings`
+    env: str
+    kind: Kind[Any]
+    default: object
+    help: str
+    default_text: str | None = None  # markdown; the default in words when its value is not it
+    # When neither the variable nor the flag is given: the value, decided at start-up.
+    fallback: Callable[[], object] | None = None
+
+    @property
+    def flag(self) -> str:
+        """The command-line flag: the variable's name without the prefix, in lower case."""
+        return "--" + self.env.removeprefix(ENV_PREFIX).lower().replace("_", "-")
+
+    @property
+    def is_switch(self) -> bool:
+        """Whether the flag is an on/off pair (`--x/--no-x`) instead of taking a value."""
+        return self.kind.flag_type is bool
+
+    def default_markdown(self) -> str:
+        """The default as the docs state it."""
+        if self.default_text is not None:
+            return self.default_text
+        if self.default is None or self.default in ("", ()):
+            return "none"
+        return f"`{self.kind.show(self.default)}`"
+
+    def read(self, text: str, source: str) -> object:
+        """The value of `text`; a ConfigError names `source` (the variable or the flag)."""
+        try:
+            return self.kind.parse(text)
+        except ValueError as exc:
+            raise ConfigError(f"{source} {exc}") from None
+
+
+_ROW = "orderhooks.setting"
+
+
+@overload
+def setting(
+    env: str,
+    kind: Kind[T],
+    *,
+    default: T,
+    help: str,
+    default_text: str | None = None,
+    fallback: Callable[[], T] | None = None,
+) -> T: ...
+
+
+@overload
+def setting(
+    env: str,
+    kind: Kind[T],
+    *,
+    default: None,
+    help: str,
+    default_text: str | None = None,
+    fallback: Callable[[], T] | None = None,
+) -> T | None: ...
+
+
+def setting(
+    env: str,
+    kind: Kind[Any],
+    *,
+    default: object,
+    help: str,
+    default_text: str | None = None,
+    fallback: Callable[[], object] | None = None,
+) -> Any:
+    """Declare a field of `Settings` as a row of the configuration table."""
+    if not env.startswith(ENV_PREFIX):
+        raise ValueError(f"{env} must start with {ENV_PREFIX}")
+    row = Setting("", env, kind, default, help, default_text, fallback)
+    return field(default=default, metadata={_ROW: row})
+
+
+def _log_format_for_stderr() -> str:
+    return "console" if sys.stderr.isatty() else "json"
+
 
 @dataclass(frozen=True)
 class Settings:
-    """Every tunable of a running orderhooks process."""
+    """Every tunable of a running orderhooks process; each field is one setting."""
 
-    data_dir: Path = Path(DEFAULT_DATA_DIR)
-    database_url: str = ""
-    host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
-    admin_key: str | None = None
-    retry_schedule: tuple[int, ...] = DEFAULT_RETRY_SCHEDULE_SECONDS
-    retry_jitter: float = DEFAULT_RETRY_JITTER
-    delivery_timeout_seconds: int = DEFAULT_DELIVERY_TIMEOUT_SECONDS
-    disable_after_seconds: int = DEFAULT_DISABLE_AFTER_SECONDS
-    allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
-    require_agreement: bool = True
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    rate_limit_per_key: float = 0.0
-    log_format: str = "json"
-    retention_days: int = DEFAULT_RETENTION_DAYS
-    max_webhooks_per_account: int = DEFAULT_MAX_WEBHOOKS_PER_ACCOUNT
-    worker_concurrency: int = DEFAULT_WORKER_CONCURRENCY
-    db_pool_size: int = DEFAULT_DB_POOL_SIZE
-    extra: Mapping[str, str] = field(default_factory=dict)
+    database_url: str = setting(
+        "ORDERHOOKS_DATABASE_URL",
+        URL,
+        default="",
+        default_text="`sqlite:///<data dir>/orderhooks.db`",
+        help="The database: sqlite:///path or postgresql://user:password@host:5432/name.",
+    )
+    data_dir: Path = setting(
+        "ORDERHOOKS_DATA_DIR",
+        PATH,
+        default=Path(DEFAULT_DATA_DIR),
+        default_text=f"`{DEFAULT_DATA_DIR}`",
+        help="Directory of the SQLite database and of the first admin key.",
+    )
+    host: str = setting(
+        "ORDERHOOKS_HOST", TEXT, default=DEFAULT_HOST, help="Address the HTTP server listens on."
+    )
+    port: int = setting(
+        "ORDERHOOKS_PORT",
+        integer(maximum=MAX_PORT),
+        default=DEFAULT_PORT,
+        help="Port the HTTP server listens on.",
+    )
+    admin_key: str | None = setting(
+        "ORDERHOOKS_ADMIN_KEY",
+        TEXT,
+        default=None,
+        help="Admin API key, used verbatim; without one a key is generated on the first start. "
+        "Prefer the variable: other users of the machine can read command lines.",
+    )
+    retry_schedule: tuple[int, ...] = setting(
+        "ORDERHOOKS_RETRY_SCHEDULE",
+        SECONDS_LIST,
+        default=DEFAULT_RETRY_SCHEDULE_SECONDS,
+        help="Seconds between the attempts of a failing delivery.",
+    )
+    retry_jitter: float = setting(
+        "ORDERHOOKS_RETRY_JITTER",
+        number(maximum=1.0),
+        default=DEFAULT_RETRY_JITTER,
+        help="Fraction by which each retry delay varies at random.",
+    )
+    delivery_timeout_seconds: int = setting(
+        "ORDERHOOKS_DELIVERY_TIMEOUT",
+        integer(minimum=1),
+        default=DEFAULT_DELIVERY_TIMEOUT_SECONDS,
+        help="Seconds a receiver has to answer; the default of new webhooks.",
+    )
+    disable_after_seconds: int = setting(
+        "ORDERHOOKS_DISABLE_AFTER",
+        integer(),
+        default=DEFAULT_DISABLE_AFTER_SECONDS,
+        help="Seconds without a success before a failing webhook is disabled.",
+    )
+    allowed_networks: tuple[Network, ...] = setting(
+        "ORDERHOOKS_ALLOWED_NETWORKS",
+        NETWORKS,
+        default=(),
+        help="Networks exempt from the network guard: webhooks may point into them.",
+    )
+    require_agreement: bool = setting(
+        "ORDERHOOKS_REQUIRE_AGREEMENT",
+        BOOLEAN,
+        default=True,
+        help="Deliver only for accounts that recorded an agreement.",
+    )
+    max_body_bytes: int = setting(
+        "ORDERHOOKS_MAX_BODY_BYTES",
+        integer(minimum=1),
+        default=DEFAULT_MAX_BODY_BYTES,
+        help="Largest request body the API accepts, in bytes.",
+    )
+    rate_limit_per_key: float = setting(
+        "ORDERHOOKS_RATE_LIMIT_PER_KEY",
+        number(),
+        default=0.0,
+        default_text="`0`",
+        help="API requests per second per key; 0 = unlimited.",
+    )
+    log_format: str = setting(
+        "ORDERHOOKS_LOG_FORMAT",
+        choice("console", "json"),
+        default="json",
+        fallback=_log_format_for_stderr,
+        default_text="`console` on a terminal, else `json`",
+        help="Format of the log on standard error.",
+    )
+    retention_days: int = setting(
+        "ORDERHOOKS_RETENTION_DAYS",
+        integer(),
+        default=DEFAULT_RETENTION_DAYS,
+        help="Finished deliveries, their attempts and events older than this many days "
+        "are purged; 0 keeps everything.",
+    )
+    max_webhooks_per_account: int = setting(
+        "ORDERHOOKS_MAX_WEBHOOKS_PER_ACCOUNT",
+        integer(minimum=1),
+        default=DEFAULT_MAX_WEBHOOKS_PER_ACCOUNT,
+        help="Most webhooks one account may have.",
+    )
+    worker_concurrency: int = setting(
+        "ORDERHOOKS_WORKER_CONCURRENCY",
+        integer(minimum=1),
+        default=DEFAULT_WORKER_CONCURRENCY,
+        help="Requests in flight per worker process, all webhooks together.",
+    )
+    db_pool_size: int = setting(
+        "ORDERHOOKS_DB_POOL_SIZE",
+        integer(minimum=1),
+        default=DEFAULT_DB_POOL_SIZE,
+        help="Most PostgreSQL connections per process.",
+    )
 
     @property
     def effective_database_url(self) -> str:
@@ -78,126 +428,106 @@ class Settings:
         return self.effective_database_url.startswith(("postgresql://", "postgres://"))
 
     def with_overrides(self, **overrides: object) -> Settings:
-        """A copy with the given fields replaced (command-line flags); None values are ignored."""
+        """A copy with the given fields replaced; None values are ignored."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}")
-    return value
+SETTINGS: tuple[Setting, ...] = tuple(
+    replace(f.metadata[_ROW], name=f.name, default=f.default) for f in fields(Settings)
+)
+"""The configuration table, in the order of `Settings`."""
+
+SETTINGS_BY_NAME: Mapping[str, Setting] = {row.name: row for row in SETTINGS}
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value < 0:
-        raise ConfigError(f"{name} must not be negative")
-    return value
+# --- Reading ------------------------------------------------------------------------------
 
 
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    lowered = raw.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+def load_settings(
+    env: Mapping[str, str] | None = None, flags: Mapping[str, object] | None = None
+) -> Settings:
+    """Settings from the flags given, else the `ORDERHOOKS_*` variables, else the defaults.
 
-
-def parse_retry_schedule(raw: str) -> tuple[int, ...]:
-    """Parse a comma-separated list of seconds."""
-    try:
-        values = tuple(int(part) for part in raw.split(",") if part.strip())
-    except ValueError:
-        raise ConfigError(f"retry schedule must be comma-separated seconds, got {raw!r}") from None
-    if any(v < 0 for v in values):
-        raise ConfigError("retry schedule entries must not be negative")
-    return values
-
-
-def parse_networks(
-    raw: str,
-) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    """Parse comma-separated CIDRs."""
-    nets = []
-    for part in raw.split(","):
-        if part.strip():
-            try:
-                nets.append(ipaddress.ip_network(part.strip(), strict=False))
-            except ValueError:
-                raise ConfigError(f"not a network: {part.strip()!r}") from None
-    return tuple(nets)
-
-
-def _named(name: str, parse: Callable[[str], T], raw: str) -> T:
-    """`parse(raw)`, its ConfigError prefixed with the variable's name."""
-    try:
-        return parse(raw)
-    except ConfigError as exc:
-        raise ConfigError(f"{name}: {exc}") from None
-
-
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Read `ORDERHOOKS_*` variables into Settings."""
+    `flags` maps attribute names to what the command line gave (None or "" = not given;
+    text, or the converted value of a `Path` or on/off flag). A given flag wins and its
+    variable is not read. Empty variables count as unset.
+    """
     env = os.environ if env is None else env
-    schedule_raw = env.get("ORDERHOOKS_RETRY_SCHEDULE")
-    log_format = env.get("ORDERHOOKS_LOG_FORMAT") or ("console" if sys.stderr.isatty() else "json")
-    jitter = _float(env, "ORDERHOOKS_RETRY_JITTER", DEFAULT_RETRY_JITTER)
-    if jitter > 1:
-        # Above 1 the lower bound of the jitter factor turns negative: retries at once.
-        raise ConfigError("ORDERHOOKS_RETRY_JITTER must be a fraction between 0 and 1")
-    port = _int(env, "ORDERHOOKS_PORT", DEFAULT_PORT)
-    if port > MAX_PORT:
-        raise ConfigError(f"ORDERHOOKS_PORT must be at most {MAX_PORT}")
-    if log_format not in ("console", "json"):
-        raise ConfigError("ORDERHOOKS_LOG_FORMAT must be console or json")
-    return Settings(
-        data_dir=Path(env.get("ORDERHOOKS_DATA_DIR") or DEFAULT_DATA_DIR),
-        database_url=env.get("ORDERHOOKS_DATABASE_URL", ""),
-        host=env.get("ORDERHOOKS_HOST") or DEFAULT_HOST,
-        port=port,
-        admin_key=env.get("ORDERHOOKS_ADMIN_KEY") or None,
-        retry_schedule=(
-            _named("ORDERHOOKS_RETRY_SCHEDULE", parse_retry_schedule, schedule_raw)
-            if schedule_raw
-            else DEFAULT_RETRY_SCHEDULE_SECONDS
+    flags = flags or {}
+    unknown = set(flags) - set(SETTINGS_BY_NAME)
+    if unknown:
+        raise TypeError(f"not settings: {sorted(unknown)}")
+    values: dict[str, object] = {}
+    for row in SETTINGS:
+        given = flags.get(row.name)
+        if isinstance(given, bool) and row.is_switch:
+            values[row.name] = given
+        elif given is not None and str(given) != "":
+            values[row.name] = row.read(str(given), row.flag)
+        elif env.get(row.env):
+            values[row.name] = row.read(env[row.env], row.env)
+        elif row.fallback is not None:
+            values[row.name] = row.fallback()
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def parse_networks(text: str) -> tuple[Network, ...]:
+    """Comma-separated CIDRs, as `ORDERHOOKS_ALLOWED_NETWORKS` takes them."""
+    try:
+        return _parse_networks(text)
+    except ValueError as exc:
+        raise ConfigError(f"networks {exc}") from None
+
+
+# --- The reference page ---------------------------------------------------------------------
+
+TABLE_BEGIN = "<!-- settings table: generated by `python -m orderhooks.config`; edit config.py -->"
+TABLE_END = "<!-- end of settings table -->"
+
+
+def _flag_markdown(row: Setting) -> str:
+    if row.is_switch:
+        return f"`{row.flag}`, `--no-{row.flag.removeprefix('--')}`"
+    # A pipe, even in code, would end the table cell.
+    return f"`{row.flag} {row.kind.metavar}`".replace("|", "\\|")
+
+
+def markdown_table() -> str:
+    """The table of docs/configuration.md, between its markers."""
+    lines = [
+        TABLE_BEGIN,
+        "| variable | flag | values | default | meaning |",
+        "|---|---|---|---|---|",
+        *(
+            f"| `{row.env}` | {_flag_markdown(row)} | {row.kind.values} "
+            f"| {row.default_markdown()} | {row.help} |"
+            for row in SETTINGS
         ),
-        retry_jitter=jitter,
-        delivery_timeout_seconds=_int(
-            env, "ORDERHOOKS_DELIVERY_TIMEOUT", DEFAULT_DELIVERY_TIMEOUT_SECONDS, 1
-        ),
-        disable_after_seconds=_int(env, "ORDERHOOKS_DISABLE_AFTER", DEFAULT_DISABLE_AFTER_SECONDS),
-        allowed_networks=_named(
-            "ORDERHOOKS_ALLOWED_NETWORKS",
-            parse_networks,
-            env.get("ORDERHOOKS_ALLOWED_NETWORKS", ""),
-        ),
-        require_agreement=_bool(env, "ORDERHOOKS_REQUIRE_AGREEMENT", True),
-        max_body_bytes=_int(env, "ORDERHOOKS_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1),
-        rate_limit_per_key=_float(env, "ORDERHOOKS_RATE_LIMIT_PER_KEY", 0.0),
-        log_format=log_format,
-        retention_days=_int(env, "ORDERHOOKS_RETENTION_DAYS", DEFAULT_RETENTION_DAYS),
-        max_webhooks_per_account=_int(
-            env, "ORDERHOOKS_MAX_WEBHOOKS_PER_ACCOUNT", DEFAULT_MAX_WEBHOOKS_PER_ACCOUNT, 1
-        ),
-        worker_concurrency=_int(
-            env, "ORDERHOOKS_WORKER_CONCURRENCY", DEFAULT_WORKER_CONCURRENCY, 1
-        ),
-        db_pool_size=_int(env, "ORDERHOOKS_DB_POOL_SIZE", DEFAULT_DB_POOL_SIZE, 1),
-    )
+        TABLE_END,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def replace_markdown_table(page: str) -> str:
+    """`page` with its generated table replaced by the current one."""
+    pattern = re.compile(re.escape(TABLE_BEGIN) + r".*?" + re.escape(TABLE_END) + r"\n?", re.S)
+    if not pattern.search(page):
+        raise ValueError("the page has no generated settings table")
+    return pattern.sub(lambda _: markdown_table(), page, count=1)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m orderhooks.config`: print the settings table, or update a page's copy."""
+    parser = argparse.ArgumentParser(prog="python -m orderhooks.config", description=main.__doc__)
+    parser.add_argument("--update", type=Path, metavar="PAGE", help="rewrite PAGE's table")
+    parser.add_argument("--markdown", action="store_true", help="print the table (default)")
+    options = parser.parse_args(argv)
+    if options.update is None:
+        sys.stdout.write(markdown_table())
+        return
+    page = options.update.read_text(encoding="utf-8")
+    options.update.write_text(replace_markdown_table(page), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
