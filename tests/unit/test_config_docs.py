@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from orderhooks.config import (
-    SETTINGS,
+from orderhooks.config import SETTINGS
+from orderhooks.config.reference import (
     TABLE_BEGIN,
     TABLE_END,
     main,

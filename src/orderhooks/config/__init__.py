@@ -1,4 +1,4 @@
-"""Configuration: every setting of orderhooks, declared once, read in this module only.
+"""Configuration: every setting of orderhooks, declared once, read in this package only.
 
 Each field of `Settings` is one row of the configuration table: the attribute, its type and
 default, its environment variable, the kind of value it holds (how text becomes a value and
@@ -9,8 +9,8 @@ what is valid) and its help text. Everything else is produced from that table:
   the variable or the flag, so the process refuses to start.
 - `orderhooks.cli.options` gives `serve`, `api` and `worker` one flag per setting, named
   after the variable (`ORDERHOOKS_MAX_BODY_BYTES` is `--max-body-bytes`).
-- The table of docs/configuration.md is `markdown_table()`; a unit test fails when the page
-  and the table disagree.
+- The table of docs/configuration.md is made by `orderhooks.config.reference`; a unit test
+  fails when the page and the table disagree.
 
 Adding a setting is a one-row change:
 
@@ -20,29 +20,40 @@ Adding a setting is a one-row change:
            "ORDERHOOKS_EGRESS_PROXY", TEXT, default=None, help="Proxy for outgoing requests."
        )
 
-   with a kind from this module (`TEXT`, `URL`, `PATH`, `BOOLEAN`, `integer(minimum, maximum)`,
-   `number(minimum, maximum)`, `choice(...)`, `SECONDS_LIST`, `NETWORKS`) or a new `Kind`,
-   and `default_text=` when the docs should state the default in words.
+   with a kind of `orderhooks.config.kinds` (`TEXT`, `URL`, `PATH`, `BOOLEAN`,
+   `integer(minimum, maximum)`, `number(minimum, maximum)`, `choice(...)`, `SECONDS_LIST`,
+   `NETWORKS`) or a new `Kind` there, and `default_text=` when the docs should state the
+   default in words.
 2. Regenerate the docs: `python -m orderhooks.config --update docs/configuration.md`.
 3. Read it where it is needed as `settings.egress_proxy`. The variable, the flag on
    `serve`, `api` and `worker`, its validation, its `--help` and its docs row exist already;
-   the tests of tests/unit/test_config.py check every row (read from the environment,
+   the tests in tests/unit/test_config*.py check every row (read from the environment,
    overridden by its flag, documented).
 """
 
 from __future__ import annotations
 
-import argparse
-import ipaddress
-import math
 import os
-import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, TypeVar, overload
 
+from orderhooks.config.kinds import (
+    BOOLEAN,
+    NETWORKS,
+    PATH,
+    SECONDS_LIST,
+    TEXT,
+    URL,
+    Kind,
+    Network,
+    choice,
+    integer,
+    number,
+    parse_network_list,
+)
 from orderhooks.exceptions import ConfigError
 
 T = TypeVar("T")
@@ -72,143 +83,6 @@ DEFAULT_DATA_DIR = "./orderhooks-data"
 DEFAULT_MAX_WEBHOOKS_PER_ACCOUNT = 100
 DEFAULT_WORKER_CONCURRENCY = 512  # requests in flight per worker process, all webhooks
 DEFAULT_DB_POOL_SIZE = 10
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-# --- Kinds: how the text of a variable or flag becomes a value -------------------------
-
-
-@dataclass(frozen=True)
-class Kind(Generic[T]):
-    """What a setting holds: how its text becomes a value (or a ValueError saying what it
-    must be), the valid values in words, and how the command line shows and converts it."""
-
-    parse: Callable[[str], T]
-    values: str  # for the docs' table
-    metavar: str  # the flag's placeholder in `--help`
-    # Two valid texts of different values; the tests set them for every setting.
-    samples: tuple[str, str]
-    show: Callable[[Any], str] = str  # a value as the text `parse` reads back
-    # The type the command line converts a flag's text to; `parse` then reads `str()` of it.
-    flag_type: type = str
-
-
-def _bounds(minimum: float, maximum: float | None) -> str:
-    if maximum is None:
-        return f"at least {minimum:g}"
-    return f"{minimum:g} to {maximum:g}"
-
-
-def integer(minimum: int = 0, maximum: int | None = None) -> Kind[int]:
-    """A whole number from `minimum` to `maximum`."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise ValueError(f"must be an integer, got {text!r}") from None
-        if value < minimum:
-            raise ValueError(f"must be at least {minimum}, got {value}")
-        if maximum is not None and value > maximum:
-            raise ValueError(f"must be at most {maximum}, got {value}")
-        return value
-
-    values = f"integer, {_bounds(minimum, maximum)}"
-    return Kind(parse, values, "INTEGER", (str(minimum + 1), str(minimum + 2)))
-
-
-def number(minimum: float = 0.0, maximum: float | None = None) -> Kind[float]:
-    """A finite decimal number from `minimum` to `maximum`."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise ValueError(f"must be a number, got {text!r}") from None
-        if not math.isfinite(value) or value < minimum:
-            raise ValueError(f"must be a number of at least {minimum:g}, got {text!r}")
-        if maximum is not None and value > maximum:
-            raise ValueError(f"must be at most {maximum:g}, got {text!r}")
-        return value
-
-    step = 1.0 if maximum is None else (maximum - minimum) / 4
-    samples = (str(minimum + step), str(minimum + 2 * step))
-    return Kind(parse, f"number, {_bounds(minimum, maximum)}", "NUMBER", samples)
-
-
-def choice(*options: str) -> Kind[str]:
-    """One of `options`."""
-    spelled = " or ".join(options)
-
-    def parse(text: str) -> str:
-        if text not in options:
-            raise ValueError(f"must be {spelled}, got {text!r}")
-        return text
-
-    in_code = " or ".join(f"`{option}`" for option in options)
-    return Kind(parse, in_code, "|".join(options), (options[0], options[1]))
-
-
-def _parse_boolean(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"must be true or false, got {text!r}")
-
-
-def _parse_seconds_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise ValueError(f"must be comma-separated seconds, got {text!r}") from None
-    if any(value < 0 for value in values):
-        raise ValueError(f"must not have negative entries, got {text!r}")
-    return values
-
-
-def _parse_networks(text: str) -> tuple[Network, ...]:
-    networks = []
-    for part in (part.strip() for part in text.split(",")):
-        if part:
-            try:
-                networks.append(ipaddress.ip_network(part, strict=False))
-            except ValueError:
-                raise ValueError(f"must be comma-separated networks, not {part!r}") from None
-    return tuple(networks)
-
-
-def _show_list(values: Sequence[object]) -> str:
-    return ",".join(str(value) for value in values)
-
-
-TEXT: Kind[str] = Kind(str, "text", "TEXT", ("first", "second"))
-URL: Kind[str] = Kind(str, "URL", "URL", ("sqlite:///first.db", "postgresql://127.0.0.1/second"))
-PATH: Kind[Path] = Kind(Path, "path", "PATH", ("/srv/first", "/srv/second"), flag_type=Path)
-BOOLEAN: Kind[bool] = Kind(
-    _parse_boolean,
-    "`true` or `false`",
-    "",
-    ("true", "false"),
-    show=lambda value: str(value).lower(),
-    flag_type=bool,
-)
-SECONDS_LIST: Kind[tuple[int, ...]] = Kind(
-    _parse_seconds_list,
-    "seconds (integers, at least 0), comma-separated",
-    "SECONDS,…",
-    ("1,2", "30"),
-    show=_show_list,
-)
-NETWORKS: Kind[tuple[Network, ...]] = Kind(
-    _parse_networks,
-    "networks (CIDR, IPv4 or IPv6), comma-separated",
-    "CIDR,…",
-    ("10.0.0.0/8", "127.0.0.0/8,::1/128"),
-    show=_show_list,
-)
 
 
 # --- The table ----------------------------------------------------------------------------
@@ -474,60 +348,29 @@ def load_settings(
 def parse_networks(text: str) -> tuple[Network, ...]:
     """Comma-separated CIDRs, as `ORDERHOOKS_ALLOWED_NETWORKS` takes them."""
     try:
-        return _parse_networks(text)
+        return parse_network_list(text)
     except ValueError as exc:
         raise ConfigError(f"networks {exc}") from None
 
 
-# --- The reference page ---------------------------------------------------------------------
-
-TABLE_BEGIN = "<!-- settings table: generated by `python -m orderhooks.config`; edit config.py -->"
-TABLE_END = "<!-- end of settings table -->"
-
-
-def _flag_markdown(row: Setting) -> str:
-    if row.is_switch:
-        return f"`{row.flag}`, `--no-{row.flag.removeprefix('--')}`"
-    # A pipe, even in code, would end the table cell.
-    return f"`{row.flag} {row.kind.metavar}`".replace("|", "\\|")
-
-
-def markdown_table() -> str:
-    """The table of docs/configuration.md, between its markers."""
-    lines = [
-        TABLE_BEGIN,
-        "| variable | flag | values | default | meaning |",
-        "|---|---|---|---|---|",
-        *(
-            f"| `{row.env}` | {_flag_markdown(row)} | {row.kind.values} "
-            f"| {row.default_markdown()} | {row.help} |"
-            for row in SETTINGS
-        ),
-        TABLE_END,
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def replace_markdown_table(page: str) -> str:
-    """`page` with its generated table replaced by the current one."""
-    pattern = re.compile(re.escape(TABLE_BEGIN) + r".*?" + re.escape(TABLE_END) + r"\n?", re.S)
-    if not pattern.search(page):
-        raise ValueError("the page has no generated settings table")
-    return pattern.sub(lambda _: markdown_table(), page, count=1)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """`python -m orderhooks.config`: print the settings table, or update a page's copy."""
-    parser = argparse.ArgumentParser(prog="python -m orderhooks.config", description=main.__doc__)
-    parser.add_argument("--update", type=Path, metavar="PAGE", help="rewrite PAGE's table")
-    parser.add_argument("--markdown", action="store_true", help="print the table (default)")
-    options = parser.parse_args(argv)
-    if options.update is None:
-        sys.stdout.write(markdown_table())
-        return
-    page = options.update.read_text(encoding="utf-8")
-    options.update.write_text(replace_markdown_table(page), encoding="utf-8")
-
-
-if __name__ == "__main__":
-    main()
+__all__ = [
+    "BOOLEAN",
+    "DEFAULT_RETRY_SCHEDULE_SECONDS",
+    "NETWORKS",
+    "PATH",
+    "SECONDS_LIST",
+    "SETTINGS",
+    "SETTINGS_BY_NAME",
+    "TEXT",
+    "URL",
+    "Kind",
+    "Network",
+    "Setting",
+    "Settings",
+    "choice",
+    "integer",
+    "load_settings",
+    "number",
+    "parse_networks",
+    "setting",
+]
