@@ -128,7 +128,7 @@ def test_partner_key_needs_an_account(tmp_path: Path) -> None:
         (["serve"], {"ORDERHOOKS_PORT": "eighty"}, "ORDERHOOKS_PORT"),
         (["serve"], {"ORDERHOOKS_REQUIRE_AGREEMENT": "maybe"}, "ORDERHOOKS_REQUIRE_AGREEMENT"),
         (["serve", "--allowed-networks", "not-a-net"], {}, "not-a-net"),
-        (["serve", "--retry-schedule", "5,soon"], {}, "retry schedule"),
+        (["serve", "--retry-schedule", "5,soon"], {}, "--retry-schedule"),
         (["serve", "--log-format", "xml"], {}, "xml"),
     ],
 )

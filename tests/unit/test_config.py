@@ -1,17 +1,28 @@
-"""Configuration from the environment (PRODUCT 9)."""
+"""Configuration from the environment and the flags (docs/configuration.md)."""
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import ipaddress
+import sys
 from pathlib import Path
 
 import pytest
 
-from orderhooks.config import DEFAULT_RETRY_SCHEDULE_SECONDS, load_settings
+from orderhooks.config import (
+    DEFAULT_RETRY_SCHEDULE_SECONDS,
+    SETTINGS,
+    SETTINGS_BY_NAME,
+    Setting,
+    Settings,
+    load_settings,
+)
 from orderhooks.exceptions import ConfigError
 
 
-def test_defaults_follow_the_product_table() -> None:
+def test_defaults_are_those_of_the_documented_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal: json logs
     settings = load_settings({})
     assert settings.data_dir == Path("./orderhooks-data")
     assert settings.effective_database_url == "sqlite:///orderhooks-data/orderhooks.db"
@@ -26,7 +37,105 @@ def test_defaults_follow_the_product_table() -> None:
     assert settings.max_body_bytes == 1_048_576
     assert settings.rate_limit_per_key == 0
     assert settings.retention_days == 30
+    assert settings.max_webhooks_per_account == 100
+    assert settings.worker_concurrency == 512
+    assert settings.db_pool_size == 10
+    assert settings.admin_key is None
+    assert settings.log_format == "json"
     assert not settings.is_postgres
+
+
+def test_the_log_format_defaults_to_console_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    assert load_settings({}).log_format == "console"
+    assert load_settings({"ORDERHOOKS_LOG_FORMAT": "json"}).log_format == "json"
+
+
+def test_variables_and_flags_keep_their_names() -> None:
+    variables = {row.env for row in SETTINGS}
+    assert variables >= {
+        f"ORDERHOOKS_{name}"
+        for name in [
+            "DATABASE_URL",
+            "DATA_DIR",
+            "HOST",
+            "PORT",
+            "ADMIN_KEY",
+            "RETRY_SCHEDULE",
+            "RETRY_JITTER",
+            "DELIVERY_TIMEOUT",
+            "DISABLE_AFTER",
+            "ALLOWED_NETWORKS",
+            "REQUIRE_AGREEMENT",
+            "MAX_BODY_BYTES",
+            "RATE_LIMIT_PER_KEY",
+            "LOG_FORMAT",
+            "RETENTION_DAYS",
+            "MAX_WEBHOOKS_PER_ACCOUNT",
+            "WORKER_CONCURRENCY",
+            "DB_POOL_SIZE",
+        ]
+    }
+    assert SETTINGS_BY_NAME["delivery_timeout_seconds"].flag == "--delivery-timeout"
+    assert SETTINGS_BY_NAME["disable_after_seconds"].flag == "--disable-after"
+    assert SETTINGS_BY_NAME["require_agreement"].is_switch
+    assert [row.name for row in SETTINGS] == [f.name for f in dataclasses.fields(Settings)]
+
+
+def _value(row: Setting, text: str) -> object:
+    return row.kind.parse(text)
+
+
+@pytest.mark.parametrize("row", SETTINGS, ids=lambda row: row.env)
+def test_every_variable_is_read(row: Setting) -> None:
+    first, second = row.kind.samples
+    assert _value(row, first) != _value(row, second)
+    for text in (first, second):
+        assert getattr(load_settings({row.env: text}), row.name) == _value(row, text)
+
+
+def _flag(row: Setting, text: str) -> object:
+    """What the command line hands over for `text`: the converted value of typed flags."""
+    return row.kind.parse(text) if row.is_switch else row.kind.flag_type(text)
+
+
+@pytest.mark.parametrize("row", SETTINGS, ids=lambda row: row.env)
+def test_every_flag_wins_over_its_variable(row: Setting) -> None:
+    first, second = row.kind.samples
+    settings = load_settings({row.env: first}, {row.name: _flag(row, second)})
+    assert getattr(settings, row.name) == _value(row, second)
+
+
+def test_a_flag_not_given_leaves_the_variable() -> None:
+    env = {"ORDERHOOKS_PORT": "9090", "ORDERHOOKS_REQUIRE_AGREEMENT": "false"}
+    settings = load_settings(env, {"port": None, "require_agreement": None, "host": ""})
+    assert (settings.port, settings.require_agreement, settings.host) == (9090, False, "127.0.0.1")
+
+
+def test_the_variable_of_a_given_flag_is_not_read() -> None:
+    settings = load_settings({"ORDERHOOKS_PORT": "eighty"}, {"port": "8081"})
+    assert settings.port == 8081
+
+
+def test_an_empty_variable_is_unset() -> None:
+    settings = load_settings({row.env: "" for row in SETTINGS})
+    assert settings == load_settings({"ORDERHOOKS_LOG_FORMAT": settings.log_format})
+
+
+def test_a_bad_flag_is_refused_with_the_flag_named() -> None:
+    with pytest.raises(ConfigError, match=r"^--port must be at most 65535"):
+        load_settings({}, {"port": "70000"})
+    with pytest.raises(ConfigError, match=r"^--retry-jitter must be at most 1"):
+        load_settings({}, {"retry_jitter": "1.5"})
+
+
+def test_only_settings_are_flags() -> None:
+    with pytest.raises(TypeError, match="nonsense"):
+        load_settings({}, {"nonsense": "1"})
 
 
 def test_variables_are_read() -> None:
@@ -69,8 +178,17 @@ def test_flags_override_and_none_keeps_the_environment() -> None:
         ("ORDERHOOKS_REQUIRE_AGREEMENT", "maybe"),
         ("ORDERHOOKS_DELIVERY_TIMEOUT", "0"),
         ("ORDERHOOKS_LOG_FORMAT", "xml"),
+        ("ORDERHOOKS_RETRY_JITTER", "nan"),
+        ("ORDERHOOKS_RATE_LIMIT_PER_KEY", "fast"),
+        ("ORDERHOOKS_DISABLE_AFTER", "-1"),
+        ("ORDERHOOKS_MAX_BODY_BYTES", "0"),
+        ("ORDERHOOKS_RETENTION_DAYS", "-1"),
+        ("ORDERHOOKS_MAX_WEBHOOKS_PER_ACCOUNT", "0"),
+        ("ORDERHOOKS_WORKER_CONCURRENCY", "0"),
+        ("ORDERHOOKS_DB_POOL_SIZE", "ten"),
     ],
 )
 def test_bad_values_are_refused_with_the_variable_named(name: str, value: str) -> None:
-    with pytest.raises(ConfigError, match=name.removeprefix("ORDERHOOKS_").split("_")[0]):
+    with pytest.raises(ConfigError, match=f"^{name} must") as refused:
         load_settings({name: value})
+    assert value in str(refused.value)

@@ -1,16 +1,18 @@
 """Options shared by the commands, and how flags become Settings.
 
-Every flag named after a variable of PRODUCT 9 wins over that variable: the
-environment is read by `config.load_settings`, then the flags given are laid over it
-with `Settings.with_overrides`.
+Every setting of `orderhooks.config` has a flag named after its variable
+(`ORDERHOOKS_MAX_BODY_BYTES` is `--max-body-bytes`); a flag given wins over the variable.
+`with_settings` gives a command those flags and hands it the resulting `Settings`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
+import inspect
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -18,7 +20,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from orderhooks import package_version
-from orderhooks.config import Settings, load_settings, parse_networks, parse_retry_schedule
+from orderhooks.config import SETTINGS, SETTINGS_BY_NAME, Setting, Settings, load_settings
 from orderhooks.exceptions import ConfigError, OrderhooksError
 
 T = TypeVar("T")
@@ -26,6 +28,8 @@ T = TypeVar("T")
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+SETTINGS_PANEL = "Settings (a flag wins over its ORDERHOOKS_* variable)"
 
 
 def _print_version(value: bool) -> None:
@@ -40,24 +44,31 @@ VersionFlag = Annotated[
         "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
     ),
 ]
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(help="sqlite:///path or postgresql://… (env ORDERHOOKS_DATABASE_URL)"),
-]
-DataDir = Annotated[
-    Path | None, typer.Option(help="Data directory (env ORDERHOOKS_DATA_DIR; ./orderhooks-data)")
-]
-Host = Annotated[str | None, typer.Option(help="Address to listen on (env ORDERHOOKS_HOST)")]
-Port = Annotated[
-    int | None, typer.Option(min=0, max=65535, help="Port to listen on (env ORDERHOOKS_PORT)")
-]
 
 
-class LogFormatChoice(StrEnum):
-    """The values of `--log-format`."""
+def setting_option(row: Setting) -> Any:
+    """The typer option of one setting: its flag, help, variable and default in `--help`."""
+    default = row.default_markdown().replace("`", "")
+    options: dict[str, Any] = {
+        "help": f"{row.help} (env {row.env}; default {default})",
+        "show_default": False,
+        "rich_help_panel": SETTINGS_PANEL,
+    }
+    if row.is_switch:
+        return typer.Option(f"{row.flag}/--no-{row.flag.removeprefix('--')}", **options)
+    return typer.Option(row.flag, metavar=row.kind.metavar, **options)
 
-    CONSOLE = "console"
-    JSON = "json"
+
+def setting_parameter(row: Setting) -> inspect.Parameter:
+    """The keyword parameter of a command that takes `row`'s flag (None = not given)."""
+    annotation = Annotated[row.kind.flag_type | None, setting_option(row)]  # type: ignore[name-defined]
+    return inspect.Parameter(
+        row.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation
+    )
+
+
+DatabaseUrl = Annotated[str | None, setting_option(SETTINGS_BY_NAME["database_url"])]
+DataDir = Annotated[Path | None, setting_option(SETTINGS_BY_NAME["data_dir"])]
 
 
 class LogLevelChoice(StrEnum):
@@ -69,92 +80,42 @@ class LogLevelChoice(StrEnum):
     ERROR = "error"
 
 
-LogFormat = Annotated[
-    LogFormatChoice | None,
-    typer.Option(help="Log format (env ORDERHOOKS_LOG_FORMAT; console on a terminal, else json)"),
-]
 LogLevel = Annotated[
     LogLevelChoice, typer.Option(case_sensitive=False, help="Lowest level logged.")
 ]
-AdminKey = Annotated[
-    str | None,
-    typer.Option(
-        help="Admin API key to ensure (env ORDERHOOKS_ADMIN_KEY; prefer the variable)",
-        show_default=False,
-    ),
-]
-RetrySchedule = Annotated[
-    str | None,
-    typer.Option(help="Comma-separated seconds between attempts (env ORDERHOOKS_RETRY_SCHEDULE)"),
-]
-RetryJitter = Annotated[
-    float | None, typer.Option(min=0.0, help="Jitter fraction (env ORDERHOOKS_RETRY_JITTER)")
-]
-DeliveryTimeout = Annotated[
-    int | None,
-    typer.Option(min=1, help="Default webhook timeout, s (env ORDERHOOKS_DELIVERY_TIMEOUT)"),
-]
-DisableAfter = Annotated[
-    int | None,
-    typer.Option(min=0, help="Disable a failing webhook after, s (env ORDERHOOKS_DISABLE_AFTER)"),
-]
-AllowedNetworks = Annotated[
-    str | None,
-    typer.Option(help="CIDRs exempt from the network guard (env ORDERHOOKS_ALLOWED_NETWORKS)"),
-]
-RequireAgreement = Annotated[
-    bool | None,
-    typer.Option(
-        "--require-agreement/--no-require-agreement",
-        help="Send only to accounts with an agreement (env ORDERHOOKS_REQUIRE_AGREEMENT)",
-        show_default=False,
-    ),
-]
-MaxBodyBytes = Annotated[
-    int | None, typer.Option(min=1, help="Largest request body (env ORDERHOOKS_MAX_BODY_BYTES)")
-]
-RateLimitPerKey = Annotated[
-    float | None,
-    typer.Option(
-        min=0.0, help="API requests/s per key, 0 = off (env ORDERHOOKS_RATE_LIMIT_PER_KEY)"
-    ),
-]
 
 
-def build_settings(
-    *,
-    database_url: str | None = None,
-    data_dir: Path | None = None,
-    host: str | None = None,
-    port: int | None = None,
-    log_format: str | None = None,
-    admin_key: str | None = None,
-    retry_schedule: str | None = None,
-    retry_jitter: float | None = None,
-    delivery_timeout: int | None = None,
-    disable_after: int | None = None,
-    allowed_networks: str | None = None,
-    require_agreement: bool | None = None,
-    max_body_bytes: int | None = None,
-    rate_limit_per_key: float | None = None,
-) -> Settings:
-    """The environment's settings with the given flags laid over them."""
-    return load_settings().with_overrides(
-        database_url=database_url,
-        data_dir=data_dir,
-        host=host,
-        port=port,
-        log_format=str(log_format) if log_format else None,
-        admin_key=admin_key or None,
-        retry_schedule=parse_retry_schedule(retry_schedule) if retry_schedule else None,
-        retry_jitter=retry_jitter,
-        delivery_timeout_seconds=delivery_timeout,
-        disable_after_seconds=disable_after,
-        allowed_networks=parse_networks(allowed_networks) if allowed_networks else None,
-        require_agreement=require_agreement,
-        max_body_bytes=max_body_bytes,
-        rate_limit_per_key=rate_limit_per_key,
-    )
+def build_settings(**flags: object) -> Settings:
+    """The settings of the flags given (by attribute name; None = not given), else of the
+    environment."""
+    return load_settings(flags=flags)
+
+
+def with_settings(
+    names: Iterable[str] | None = None,
+) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Give a command the flags of the settings `names` (all when None) in place of its
+    `settings` parameter, which receives the environment's settings with those flags laid
+    over them; a bad value ends the command with a usage error naming the flag or variable."""
+    rows = SETTINGS if names is None else tuple(SETTINGS_BY_NAME[name] for name in names)
+
+    def decorate(command: Callable[..., T]) -> Callable[..., T]:
+        own = inspect.signature(command, eval_str=True).parameters.values()
+        parameters = [p for p in own if p.name != "settings"]
+        parameters += [setting_parameter(row) for row in rows]
+
+        @functools.wraps(command)
+        def run(**arguments: Any) -> T:
+            flags = {row.name: arguments.pop(row.name) for row in rows}
+            settings = settings_or_exit(lambda: load_settings(flags=flags))
+            return command(settings=settings, **arguments)
+
+        # typer reads the parameters from the signature and the annotations.
+        run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in parameters}
+        return run
+
+    return decorate
 
 
 def fail(message: str, code: int = EXIT_FAILURE) -> typer.Exit:

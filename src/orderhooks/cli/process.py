@@ -8,27 +8,13 @@ from typing import Annotated, cast
 import typer
 
 from orderhooks.cli.options import (
-    AdminKey,
-    AllowedNetworks,
-    DatabaseUrl,
-    DataDir,
-    DeliveryTimeout,
-    DisableAfter,
-    Host,
-    LogFormat,
     LogLevel,
     LogLevelChoice,
-    MaxBodyBytes,
-    Port,
-    RateLimitPerKey,
-    RequireAgreement,
-    RetryJitter,
-    RetrySchedule,
     VersionFlag,
-    build_settings,
     run_async,
-    settings_or_exit,
+    with_settings,
 )
+from orderhooks.config import Settings
 from orderhooks.logging import configure_logging
 
 ROLE_HELP = {
@@ -48,43 +34,14 @@ def register(app: typer.Typer) -> None:
 
 
 def _process_command(role: str) -> Callable[..., None]:
+    # Every setting has its flag here: the commands that run orderhooks take them all.
+    @with_settings()
     def command(
-        database_url: DatabaseUrl = None,
-        data_dir: DataDir = None,
-        host: Host = None,
-        port: Port = None,
-        log_format: LogFormat = None,
+        settings: Settings,
         log_level: LogLevel = LogLevelChoice.INFO,
-        admin_key: AdminKey = None,
-        retry_schedule: RetrySchedule = None,
-        retry_jitter: RetryJitter = None,
-        delivery_timeout: DeliveryTimeout = None,
-        disable_after: DisableAfter = None,
-        allowed_networks: AllowedNetworks = None,
-        require_agreement: RequireAgreement = None,
-        max_body_bytes: MaxBodyBytes = None,
-        rate_limit_per_key: RateLimitPerKey = None,
         access_log: AccessLog = False,
         version: VersionFlag = False,
     ) -> None:
-        settings = settings_or_exit(
-            lambda: build_settings(
-                database_url=database_url,
-                data_dir=data_dir,
-                host=host,
-                port=port,
-                log_format=log_format,
-                admin_key=admin_key,
-                retry_schedule=retry_schedule,
-                retry_jitter=retry_jitter,
-                delivery_timeout=delivery_timeout,
-                disable_after=disable_after,
-                allowed_networks=allowed_networks,
-                require_agreement=require_agreement,
-                max_body_bytes=max_body_bytes,
-                rate_limit_per_key=rate_limit_per_key,
-            )
-        )
         configure_logging(settings.log_format, log_level.value)
         # Imported here so that `--help` and `keys` need not load the web and delivery stack.
         from orderhooks.runner import ProcessRole, run_process
@@ -98,16 +55,9 @@ def _process_command(role: str) -> Callable[..., None]:
     return command
 
 
-def migrate(
-    database_url: DatabaseUrl = None,
-    data_dir: DataDir = None,
-    log_format: LogFormat = None,
-    version: VersionFlag = False,
-) -> None:
+@with_settings(["database_url", "data_dir", "log_format"])
+def migrate(settings: Settings, version: VersionFlag = False) -> None:
     """Apply the database migrations not applied yet (idempotent; safe while running)."""
-    settings = settings_or_exit(
-        lambda: build_settings(database_url=database_url, data_dir=data_dir, log_format=log_format)
-    )
     configure_logging(settings.log_format)
     from orderhooks.store import open_store
 

@@ -1,0 +1,152 @@
+"""Kinds of setting values: how the text of a variable or flag becomes a value.
+
+A kind parses text (raising ValueError that says what the text must be), says in words
+which values are valid (for docs/configuration.md), and tells the command line how to show
+and convert its flag.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class Kind(Generic[T]):
+    """What a setting holds: how its text becomes a value (or a ValueError saying what it
+    must be), the valid values in words, and how the command line shows and converts it."""
+
+    parse: Callable[[str], T]
+    values: str  # for the docs' table
+    metavar: str  # the flag's placeholder in `--help`
+    # Two valid texts of different values; the tests set them for every setting.
+    samples: tuple[str, str]
+    show: Callable[[Any], str] = str  # a value as the text `parse` reads back
+    # The type the command line converts a flag's text to; `parse` then reads `str()` of it.
+    flag_type: type = str
+
+
+def _bounds(minimum: float, maximum: float | None) -> str:
+    if maximum is None:
+        return f"at least {minimum:g}"
+    return f"{minimum:g} to {maximum:g}"
+
+
+def integer(minimum: int = 0, maximum: int | None = None) -> Kind[int]:
+    """A whole number from `minimum` to `maximum`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"must be an integer, got {text!r}") from None
+        if value < minimum:
+            raise ValueError(f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise ValueError(f"must be at most {maximum}, got {value}")
+        return value
+
+    values = f"integer, {_bounds(minimum, maximum)}"
+    return Kind(parse, values, "INTEGER", (str(minimum + 1), str(minimum + 2)))
+
+
+def number(minimum: float = 0.0, maximum: float | None = None) -> Kind[float]:
+    """A finite decimal number from `minimum` to `maximum`."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"must be a number, got {text!r}") from None
+        if not math.isfinite(value) or value < minimum:
+            raise ValueError(f"must be a number of at least {minimum:g}, got {text!r}")
+        if maximum is not None and value > maximum:
+            raise ValueError(f"must be at most {maximum:g}, got {text!r}")
+        return value
+
+    step = 1.0 if maximum is None else (maximum - minimum) / 4
+    samples = (str(minimum + step), str(minimum + 2 * step))
+    return Kind(parse, f"number, {_bounds(minimum, maximum)}", "NUMBER", samples)
+
+
+def choice(*options: str) -> Kind[str]:
+    """One of `options`."""
+    spelled = " or ".join(options)
+
+    def parse(text: str) -> str:
+        if text not in options:
+            raise ValueError(f"must be {spelled}, got {text!r}")
+        return text
+
+    in_code = " or ".join(f"`{option}`" for option in options)
+    return Kind(parse, in_code, "|".join(options), (options[0], options[1]))
+
+
+def _parse_boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"must be true or false, got {text!r}")
+
+
+def _parse_seconds_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"must be comma-separated seconds, got {text!r}") from None
+    if any(value < 0 for value in values):
+        raise ValueError(f"must not have negative entries, got {text!r}")
+    return values
+
+
+def parse_network_list(text: str) -> tuple[Network, ...]:
+    """Comma-separated CIDRs; host bits are allowed and dropped."""
+    networks = []
+    for part in (part.strip() for part in text.split(",")):
+        if part:
+            try:
+                networks.append(ipaddress.ip_network(part, strict=False))
+            except ValueError:
+                raise ValueError(f"must be comma-separated networks, not {part!r}") from None
+    return tuple(networks)
+
+
+def _show_list(values: Sequence[object]) -> str:
+    return ",".join(str(value) for value in values)
+
+
+TEXT: Kind[str] = Kind(str, "text", "TEXT", ("first", "second"))
+URL: Kind[str] = Kind(str, "URL", "URL", ("sqlite:///first.db", "postgresql://127.0.0.1/second"))
+PATH: Kind[Path] = Kind(Path, "path", "PATH", ("/srv/first", "/srv/second"), flag_type=Path)
+BOOLEAN: Kind[bool] = Kind(
+    _parse_boolean,
+    "`true` or `false`",
+    "",
+    ("true", "false"),
+    show=lambda value: str(value).lower(),
+    flag_type=bool,
+)
+SECONDS_LIST: Kind[tuple[int, ...]] = Kind(
+    _parse_seconds_list,
+    "seconds (integers, at least 0), comma-separated",
+    "SECONDS,…",
+    ("1,2", "30"),
+    show=_show_list,
+)
+NETWORKS: Kind[tuple[Network, ...]] = Kind(
+    parse_network_list,
+    "networks (CIDR, IPv4 or IPv6), comma-separated",
+    "CIDR,…",
+    ("10.0.0.0/8", "127.0.0.0/8,::1/128"),
+    show=_show_list,
+)

@@ -1,0 +1,48 @@
+"""docs/configuration.md carries the table of orderhooks.config, row for row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orderhooks.config import SETTINGS
+from orderhooks.config.reference import (
+    TABLE_BEGIN,
+    TABLE_END,
+    main,
+    markdown_table,
+    replace_markdown_table,
+)
+
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+
+
+def test_the_configuration_page_shows_the_current_table() -> None:
+    page = PAGE.read_text(encoding="utf-8")
+    begin, end = page.index(TABLE_BEGIN), page.index(TABLE_END) + len(TABLE_END) + 1
+    assert page[begin:end] == markdown_table(), (
+        "docs/configuration.md is stale: run "
+        "`python -m orderhooks.config --update docs/configuration.md`"
+    )
+
+
+def test_the_table_has_a_row_per_setting_with_its_flag_and_default() -> None:
+    rows = markdown_table().splitlines()[3:-1]
+    assert len(rows) == len(SETTINGS)
+    for line, setting in zip(rows, SETTINGS, strict=True):
+        assert line.startswith(f"| `{setting.env}` | `{setting.flag}")
+        assert setting.default_markdown() in line
+        assert setting.help in line
+
+
+def test_update_rewrites_only_the_table(tmp_path: Path) -> None:
+    page = tmp_path / "configuration.md"
+    page.write_text(f"# Title\n\n{TABLE_BEGIN}\n| stale |\n{TABLE_END}\n\nAfter.\n")
+    main(["--update", str(page)])
+    assert page.read_text() == f"# Title\n\n{markdown_table()}\nAfter.\n"
+
+
+def test_a_page_without_the_table_is_refused() -> None:
+    with pytest.raises(ValueError, match="no generated settings table"):
+        replace_markdown_table("# Title\n")
