@@ -10,7 +10,7 @@ import ipaddress
 import os
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -65,7 +65,6 @@ class Settings:
     max_webhooks_per_account: int = DEFAULT_MAX_WEBHOOKS_PER_ACCOUNT
     worker_concurrency: int = DEFAULT_WORKER_CONCURRENCY
     db_pool_size: int = DEFAULT_DB_POOL_SIZE
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def effective_database_url(self) -> str:
