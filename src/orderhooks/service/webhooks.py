@@ -43,8 +43,10 @@ async def check_webhook_cap(
 
 
 async def _insert_within_cap(ctx: ServiceContext, webhook: Webhook) -> Webhook:
-    # Once the store checks the cap in the insert's own transaction, this becomes
-    # `return await ctx.store.create_webhook(webhook, max_per_account=cap)`.
+    """Insert a new webhook unless one of its accounts is at the cap."""
+    # When the store checks the cap in the insert's own transaction (two concurrent
+    # creates cannot both pass it), these two lines become one: `return await
+    # ctx.store.create_webhook(webhook, max_per_account=ctx.settings.max_webhooks_per_account)`.
     await check_webhook_cap(ctx, webhook.accounts)
     return await ctx.store.create_webhook(webhook)
 
@@ -152,8 +154,8 @@ async def rotate_secret(
     new_secret = secret if secret is not None else generate_secret()
     now = ctx.now()
     secrets = rotated_secrets(webhook, new_secret, grace_seconds, now)
-    # Once the store writes secrets on their own, this becomes
-    # `await ctx.store.set_webhook_secrets(webhook.id, secrets, now)`.
+    # When the store writes the secrets on their own (a racing PATCH cannot write the old
+    # ones back), this becomes `await ctx.store.set_webhook_secrets(webhook.id, secrets, now)`.
     await ctx.store.update_webhook(replace(webhook, secrets=secrets, updated_at=now))
     details = {"gracePeriodSeconds": grace_seconds, "provided": secret is not None}
     await record_audit(ctx, actor, "webhook.secret_rotated", ("webhook", webhook.id), details)
