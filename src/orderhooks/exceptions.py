@@ -8,6 +8,7 @@
     ├── NotFound               no such object, or not visible to the caller (HTTP 404)
     ├── Conflict               the request clashes with stored state (HTTP 409)
     ├── LimitExceeded          a quota such as webhooks per account (HTTP 422 / 429)
+    │   └── WebhookLimitReached    an account already has the most webhooks allowed
     └── StoreError             the database failed; third-party errors are wrapped here
         └── StoreUnavailable   the database cannot be reached right now (HTTP 503)
 
@@ -66,6 +67,15 @@ class Conflict(OrderhooksError):
 
 class LimitExceeded(OrderhooksError):
     """A configured quota would be exceeded."""
+
+
+class WebhookLimitReached(LimitExceeded):
+    """An account already has `max_per_account` webhooks: another one is refused."""
+
+    def __init__(self, account: str, max_per_account: int) -> None:
+        super().__init__(f"account {account!r} already has {max_per_account} webhooks")
+        self.account = account
+        self.max_per_account = max_per_account
 
 
 class StoreError(OrderhooksError):

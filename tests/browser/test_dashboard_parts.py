@@ -13,8 +13,6 @@ import pytest
 
 from orderhooks.domain.model import (
     Agreement,
-    Attempt,
-    AttemptError,
     DeliveryState,
     DisabledReason,
     Event,
@@ -193,11 +191,6 @@ def test_line_chart_breaks_at_gaps_and_says_when_empty() -> None:
 # ---------------------------------------------------------------- series
 
 
-def _attempt(started: datetime, ms: int, status: int | None) -> Attempt:
-    error = None if status is not None and status < 300 else AttemptError.HTTP_STATUS
-    return Attempt("dlv_1", 1, started, ms, status, "", error)
-
-
 def test_percentiles_are_nearest_rank() -> None:
     values = [float(v) for v in range(1, 101)]
     assert series.percentile(values, 0.50) == 50
@@ -207,16 +200,9 @@ def test_percentiles_are_nearest_rank() -> None:
     assert series.percentile([], 0.5) is None
 
 
-def test_attempts_group_into_epoch_aligned_buckets() -> None:
+def test_buckets_fill_their_gaps_and_sum_up() -> None:
     start = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-    attempts = [
-        _attempt(start + timedelta(seconds=5), 10, 200),
-        _attempt(start + timedelta(seconds=59), 30, 500),
-        _attempt(start + timedelta(seconds=61), 20, 204),
-        _attempt(start - timedelta(seconds=1), 99, 200),  # before the window
-    ]
-    buckets = series.buckets_from_attempts(attempts, start, start + timedelta(minutes=5), 60)
-    assert buckets == [
+    buckets = [
         OutcomeBucket(start, 1, 1, 10.0, 30.0, 30.0),
         OutcomeBucket(start + timedelta(minutes=1), 1, 0, 20.0, 20.0, 20.0),
     ]
@@ -326,7 +312,7 @@ def test_usage_is_priced_by_agreement_and_totalled() -> None:
     assert [(line.event_type, line.charge) for line in lines] == [
         (EventType.NEW, 501),  # 1001 × 500 / 1000 = 500.5, rounded half up
         (EventType.STATUS_UPDATE, 123),  # replays are not charged
-        (EventType.NEW, None),
+        (EventType.NEW, 0),  # without an agreement nothing is charged, as the API says
     ]
     (total,) = billing.account_totals(lines)
     assert (total.account, total.delivered, total.replayed, total.charge) == ("a", 2235, 10, 624)

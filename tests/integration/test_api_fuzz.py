@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orderhooks.web.schemas import WebhookCreate
+from orderhooks.web.request_models import WebhookCreate
 from tests.integration.test_api_support import Api, new_order, running_api, unique
 
 EXAMPLES = 60

@@ -22,8 +22,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from orderhooks.cli.runner import ensure_admin_key, open_migrated_store
 from orderhooks.config import Settings, parse_networks
-from orderhooks.runner import ensure_admin_key, open_migrated_store
 from orderhooks.testing.server import ServerProcess
 from orderhooks.web.app import create_app
 from tests.conftest import PG_ADMIN_DSN

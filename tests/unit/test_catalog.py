@@ -34,7 +34,7 @@ from orderhooks.domain.opevents import (
     webhook_recovered_data,
 )
 from orderhooks.domain.shaping import PersonalData, compile_shaping, shape_event
-from orderhooks.web.testevents import synthetic_event
+from orderhooks.service.testevents import synthetic_event
 from tests.unit.factories import NOW, webhook
 from tests.unit.sample_events import sample_events
 

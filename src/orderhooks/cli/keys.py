@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 import orjson
@@ -21,12 +20,12 @@ from orderhooks.cli.options import (
     settings_or_exit,
 )
 from orderhooks.config import Settings
-from orderhooks.domain.apikeys import generate_api_key, hash_api_key
-from orderhooks.domain.ids import new_id
 from orderhooks.domain.model import ApiKey, Role
 from orderhooks.exceptions import NotFound
-from orderhooks.store.base import Store
-from orderhooks.web.views import key_json
+from orderhooks.service import keys
+from orderhooks.service.audit import CLI_ACTOR
+from orderhooks.service.context import ServiceContext
+from orderhooks.web.answer_json import key_json
 
 T = TypeVar("T")
 LIST_PAGE_SIZE = 500
@@ -43,13 +42,13 @@ def keys_callback(version: VersionFlag = False) -> None:
     """Create, list and revoke API keys."""
 
 
-async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+async def _with_service(settings: Settings, work: Callable[[ServiceContext], Awaitable[T]]) -> T:
     # Imported here so that `--help` does not load the storage engines.
-    from orderhooks.runner import open_migrated_store
+    from orderhooks.cli.runner import open_migrated_store
 
     store = await open_migrated_store(settings)
     try:
-        return await work(store)
+        return await work(ServiceContext(store, settings))
     finally:
         await store.close()
 
@@ -77,16 +76,11 @@ def create(
     if not name.strip():
         raise fail("--name must not be empty", 2)
     settings = _settings(database_url, data_dir)
-    plaintext = generate_api_key()
-    key = ApiKey(
-        id=new_id("key"),
-        role=role,
-        accounts=accounts,
-        name=name.strip(),
-        key_hash=hash_api_key(plaintext),
-        created_at=datetime.now(UTC),
-    )
-    stored = run_async(lambda: _with_store(settings, lambda store: store.create_key(key)))
+
+    async def create_key(ctx: ServiceContext) -> tuple[ApiKey, str]:
+        return await keys.create_key(ctx, CLI_ACTOR, role, accounts, name.strip())
+
+    stored, plaintext = run_async(lambda: _with_service(settings, create_key))
     if json_output:
         typer.echo(orjson.dumps({**key_json(stored), "key": plaintext}).decode())
     else:
@@ -105,22 +99,22 @@ def list_keys(
     """List keys (never their secrets)."""
     settings = _settings(database_url, data_dir)
 
-    async def all_keys(store: Store) -> list[ApiKey]:
-        keys: list[ApiKey] = []
+    async def all_keys(ctx: ServiceContext) -> list[ApiKey]:
+        found: list[ApiKey] = []
         cursor: str | None = None
         while True:
-            page = await store.list_keys(LIST_PAGE_SIZE, cursor)
-            keys.extend(page.items)
+            page = await ctx.store.list_keys(LIST_PAGE_SIZE, cursor)
+            found.extend(page.items)
             if page.next_cursor is None:
-                return keys
+                return found
             cursor = page.next_cursor
 
-    keys = run_async(lambda: _with_store(settings, all_keys))
+    listed = run_async(lambda: _with_service(settings, all_keys))
     if json_output:
-        typer.echo(orjson.dumps([key_json(k) for k in keys]).decode())
+        typer.echo(orjson.dumps([key_json(k) for k in listed]).decode())
         return
     table = Table("id", "role", "accounts", "name", "created", "revoked")
-    for k in keys:
+    for k in listed:
         table.add_row(
             k.id,
             k.role.value,
@@ -142,13 +136,13 @@ def revoke(
     """Revoke a key: it stops working at once."""
     settings = _settings(database_url, data_dir)
 
-    async def revoke_key(store: Store) -> bool:
+    async def revoke_key(ctx: ServiceContext) -> bool:
         try:
-            await store.revoke_key(key_id, datetime.now(UTC))
+            await keys.revoke_key(ctx, CLI_ACTOR, key_id)
         except NotFound:
             return False
         return True
 
-    if not run_async(lambda: _with_store(settings, revoke_key)):
+    if not run_async(lambda: _with_service(settings, revoke_key)):
         raise fail(f"no key {key_id}")
     typer.echo(f"revoked {key_id}")

@@ -44,7 +44,8 @@ def _process_command(role: str) -> Callable[..., None]:
     ) -> None:
         configure_logging(settings.log_format, log_level.value)
         # Imported here so that `--help` and `keys` need not load the web and delivery stack.
-        from orderhooks.runner import ProcessRole, run_process
+        from orderhooks.cli.runner import run_process
+        from orderhooks.web.app import ProcessRole
 
         process_role = cast(ProcessRole, role)
         code = run_async(lambda: run_process(settings, process_role, access_log=access_log))

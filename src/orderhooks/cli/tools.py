@@ -41,8 +41,8 @@ def receive(
     version: VersionFlag = False,
 ) -> None:
     """Receive webhooks locally: verify their signatures and print each event."""
+    from orderhooks.cli.receive import run_receiver
     from orderhooks.delivery.signing import is_valid_secret
-    from orderhooks.receive import run_receiver
 
     if not is_valid_secret(secret):
         raise fail("--secret must be whsec_ followed by base64 of 24-64 bytes", 2)
@@ -52,7 +52,7 @@ def receive(
 
 def _default_key(data_dir: Path | None) -> str | None:
     """ORDERHOOKS_ADMIN_KEY, else the key saved by the first start in the data dir."""
-    from orderhooks.runner import ADMIN_KEY_FILE
+    from orderhooks.cli.runner import ADMIN_KEY_FILE
 
     settings = settings_or_exit(lambda: build_settings(data_dir=data_dir))
     if settings.admin_key:

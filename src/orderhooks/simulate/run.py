@@ -8,13 +8,13 @@ import random
 import signal
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import aiohttp
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from orderhooks.clock import utc_now
 from orderhooks.simulate.orders import (
     CANCELLED,
     Site,
@@ -58,7 +58,7 @@ async def run_order(
 ) -> None:
     """Post one order, then each step of its life in order, at its pace."""
     order_id = uuid.uuid4().hex[:24]  # never derived from the seed: each run adds new orders
-    document = new_order_document(rng, site, order_id, datetime.now(UTC))
+    document = new_order_document(rng, site, order_id, utc_now())
     stats.orders_started += 1
     if not await poster.send("order.new", order_id, document):
         stats.orders_abandoned += 1  # its updates would name an order the server lacks
@@ -66,7 +66,7 @@ async def run_order(
     last_status = document["status"]
     for step in order_steps(rng, document["orderType"]):
         await asyncio.sleep(step.delay / speed)
-        now = datetime.now(UTC)
+        now = utc_now()
         if step.event_type == "order.courier_update":
             body = courier_body(rng, step.status, document, site, now)
         else:

@@ -10,19 +10,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 
-from orderhooks.domain.apikeys import generate_api_key, hash_api_key
-from orderhooks.domain.ids import new_id
-from orderhooks.domain.model import ALL_ACCOUNTS, Agreement, ApiKey
-from orderhooks.exceptions import FieldProblem, NotFound, ValidationError
+from orderhooks.exceptions import NotFound
+from orderhooks.service import agreements, keys
+from orderhooks.web.answer_json import agreement_json, audit_json, key_json, page_json
+from orderhooks.web.answer_models import AgreementOut, AuditPage, KeyCreated, KeyPage
 from orderhooks.web.auth import AdminCaller, PartnerCaller
 from orderhooks.web.bodies import read_json
-from orderhooks.web.common import DEFAULT_PAGE_SIZE, Cursor, Limit, record_audit
+from orderhooks.web.common import DEFAULT_PAGE_SIZE, Cursor, Limit
 from orderhooks.web.context import get_context
 from orderhooks.web.openapi import AUTH_ERRORS, BODY_ERRORS, answers, json_body
+from orderhooks.web.request_models import AgreementBody, KeyCreate, validate_body
 from orderhooks.web.responses import OrjsonResponse
-from orderhooks.web.schemas import AgreementBody, KeyCreate, validate_body
-from orderhooks.web.shapes import AgreementOut, AuditPage, KeyCreated, KeyPage
-from orderhooks.web.views import agreement_json, audit_json, key_json, page_json
 
 router = APIRouter()
 
@@ -44,18 +42,9 @@ async def create_key(request: Request, caller: AdminCaller) -> OrjsonResponse:
     """A new key; only its hash is stored, the plaintext is in this answer only."""
     ctx = get_context(request)
     spec = validate_body(KeyCreate, await read_json(request, ctx.settings.max_body_bytes))
-    plaintext = generate_api_key()
-    key = ApiKey(
-        id=new_id("key"),
-        role=spec.role,
-        accounts=tuple(spec.accounts),
-        name=spec.name,
-        key_hash=hash_api_key(plaintext),
-        created_at=ctx.now(),
+    stored, plaintext = await keys.create_key(
+        ctx.service, caller.actor, spec.role, spec.accounts, spec.name
     )
-    stored = await ctx.store.create_key(key)
-    details = {"role": stored.role.value, "accounts": list(stored.accounts), "name": stored.name}
-    await record_audit(ctx, caller, "key.created", ("key", stored.id), details)
     return OrjsonResponse({**key_json(stored), "key": plaintext}, status_code=201)
 
 
@@ -87,9 +76,8 @@ async def list_keys(
 async def revoke_key(request: Request, keyId: str, caller: AdminCaller) -> Response:
     """Revoke a key; this process refuses it at once (others within seconds)."""
     ctx = get_context(request)
-    await ctx.store.revoke_key(keyId, ctx.now())
+    await keys.revoke_key(ctx.service, caller.actor, keyId)
     ctx.keys.forget(keyId)
-    await record_audit(ctx, caller, "key.revoked", ("key", keyId))
     return Response(status_code=204)
 
 
@@ -113,19 +101,17 @@ async def put_agreement(
     """Record who signed, when, and the prices; awaiting webhooks become active."""
     ctx = get_context(request)
     body = await read_json(request, ctx.settings.max_body_bytes)
-    if account == ALL_ACCOUNTS:
-        raise ValidationError([FieldProblem("account", '"*" is not an account')])
+    agreements.check_account(account)
     spec = validate_body(AgreementBody, body)
-    agreement = Agreement(
-        account=account,
+    stored = await agreements.record_agreement(
+        ctx.service,
+        caller.actor,
+        account,
         signed_by=spec.signed_by,
         signed_at=spec.signed_at,
         currency=spec.pricing.currency,
         per_thousand=spec.pricing.per_thousand.by_type(),
     )
-    stored = await ctx.store.put_agreement(agreement, ctx.now())
-    details = {"signedBy": stored.signed_by, "currency": stored.currency}
-    await record_audit(ctx, caller, "agreement.recorded", ("account", account), details)
     return OrjsonResponse(agreement_json(stored))
 
 

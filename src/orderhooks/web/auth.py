@@ -21,6 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from orderhooks.domain.apikeys import hash_api_key
 from orderhooks.domain.model import ALL_ACCOUNTS, ApiKey, Role
+from orderhooks.service.audit import Actor
 from orderhooks.store.base import Scope, Store
 from orderhooks.web.context import get_context
 from orderhooks.web.errors import ApiError
@@ -46,6 +47,11 @@ class Caller:
     def scope(self) -> Scope:
         """The accounts the caller may see (all for admin and ingest)."""
         return Scope(None) if self.role is not Role.PARTNER else Scope(self.accounts)
+
+    @property
+    def actor(self) -> Actor:
+        """How the audit trail names this caller: its key id."""
+        return Actor(self.key_id)
 
     def require_accounts(self, accounts: Iterable[str]) -> None:
         """403 when a partner names an account not its own (or all accounts, `*`)."""

@@ -1,19 +1,14 @@
-"""Small pieces the routers share: list paging, time filters, the audit trail."""
+"""Small pieces the routers share: list paging and time filters."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Query
 
-from orderhooks.domain.ids import new_id
-from orderhooks.domain.model import AuditEntry
 from orderhooks.exceptions import FieldProblem, ValidationError
-from orderhooks.web.auth import Caller
-from orderhooks.web.context import ApiContext
-from orderhooks.web.schemas import parse_rfc3339
+from orderhooks.web.request_models import parse_rfc3339
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -49,24 +44,3 @@ def time_range(since: str | None, until: str | None) -> tuple[datetime | None, d
     if start is not None and end is not None and end < start:
         raise ValidationError([FieldProblem("until", "must not be before since")])
     return start, end
-
-
-async def record_audit(
-    ctx: ApiContext,
-    caller: Caller,
-    action: str,
-    target: tuple[str, str],
-    details: Mapping[str, Any] | None = None,
-) -> None:
-    """Append to the audit trail; `details` must never carry a secret or a key."""
-    target_type, target_id = target
-    entry = AuditEntry(
-        id=new_id("aud"),
-        at=ctx.now(),
-        actor=caller.key_id,
-        action=action,
-        target_type=target_type,
-        target_id=target_id,
-        details=dict(details or {}),
-    )
-    await ctx.store.add_audit(entry)

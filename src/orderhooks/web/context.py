@@ -12,6 +12,7 @@ from fastapi import Request
 from orderhooks.clock import utc_now
 from orderhooks.config import Settings
 from orderhooks.metrics import Metrics
+from orderhooks.service.context import ServiceContext
 from orderhooks.store.base import Store
 from orderhooks.web.ratelimit import KeyRateLimiter
 
@@ -33,6 +34,11 @@ class ApiContext:
     def now(self) -> datetime:
         """The current time from this API's clock."""
         return self.clock()
+
+    @property
+    def service(self) -> ServiceContext:
+        """What the operations of `orderhooks.service` need, from this API's parts."""
+        return ServiceContext(self.store, self.settings, self.clock, self.metrics)
 
 
 def get_context(request: Request) -> ApiContext:

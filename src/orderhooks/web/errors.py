@@ -34,8 +34,8 @@ from orderhooks.exceptions import (
 )
 from orderhooks.logging import get_logger
 from orderhooks.store.base import UnknownOrder
+from orderhooks.web.request_models import field_path
 from orderhooks.web.responses import OrjsonResponse
-from orderhooks.web.schemas import field_path
 
 log = get_logger("orderhooks.web")
 

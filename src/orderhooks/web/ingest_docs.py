@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from orderhooks.service import ingest
 from orderhooks.web.openapi import register_raw
 
-MAX_BATCH_ITEMS = 1000
+MAX_BATCH_ITEMS = ingest.MAX_BATCH_ITEMS
 
 _INT: dict[str, Any] = {"type": "integer"}
 _STR: dict[str, Any] = {"type": "string"}

@@ -16,7 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from orderhooks.web.shapes import ErrorBody
+from orderhooks.web.answer_models import ErrorBody
 
 _REF = "#/components/schemas/{model}"
 _models: dict[str, tuple[type[BaseModel], str]] = {}

@@ -12,11 +12,11 @@ from starlette.responses import PlainTextResponse, Response
 from orderhooks.logging import get_logger
 from orderhooks.metrics import Metrics
 from orderhooks.store.base import QueueGauge
+from orderhooks.web.answer_models import Health
 from orderhooks.web.context import get_context
 from orderhooks.web.errors import error_response
 from orderhooks.web.openapi import answers
 from orderhooks.web.responses import OrjsonResponse
-from orderhooks.web.shapes import Health
 
 log = get_logger("orderhooks.web")
 

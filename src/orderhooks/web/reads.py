@@ -9,14 +9,10 @@ from fastapi import APIRouter, Query, Request
 
 from orderhooks.domain.envelope import envelope
 from orderhooks.domain.model import DeliveryState, EventType
+from orderhooks.service import deliveries
 from orderhooks.store.base import DeliveryFilter, EventFilter
-from orderhooks.web.auth import PartnerCaller
-from orderhooks.web.bodies import read_json
-from orderhooks.web.common import DEFAULT_PAGE_SIZE, Cursor, Limit, TimeQuery, time_range
-from orderhooks.web.context import get_context
-from orderhooks.web.openapi import AUTH_ERRORS, BODY_ERRORS, answers
-from orderhooks.web.responses import OrjsonResponse
-from orderhooks.web.shapes import (
+from orderhooks.web.answer_json import delivery_json, delivery_view_json, order_view_json, page_json
+from orderhooks.web.answer_models import (
     DeliveryDetail,
     DeliveryOut,
     DeliveryPage,
@@ -24,7 +20,12 @@ from orderhooks.web.shapes import (
     EventPage,
     OrderOut,
 )
-from orderhooks.web.views import delivery_json, delivery_view_json, order_view_json, page_json
+from orderhooks.web.auth import PartnerCaller
+from orderhooks.web.bodies import read_json
+from orderhooks.web.common import DEFAULT_PAGE_SIZE, Cursor, Limit, TimeQuery, time_range
+from orderhooks.web.context import get_context
+from orderhooks.web.openapi import AUTH_ERRORS, BODY_ERRORS, answers
+from orderhooks.web.responses import OrjsonResponse
 
 router = APIRouter(tags=["deliveries, events and orders"])
 
@@ -101,7 +102,7 @@ async def retry_delivery(
     view = await ctx.store.get_delivery(deliveryId, caller.scope)
     # No body is expected; an empty request needs no content type.
     await read_json(request, ctx.settings.max_body_bytes, required=False)
-    delivery = await ctx.store.retry_delivery_now(view.delivery.id, ctx.now())
+    delivery = await deliveries.retry_now(ctx.service, caller.actor, view.delivery.id)
     return OrjsonResponse(delivery_json(delivery), status_code=202)
 
 

@@ -3,28 +3,11 @@ rotation, enable and disable, a test event, recover, replay, statistics."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import datetime, timedelta
-
 from fastapi import APIRouter, Request
 
-from orderhooks.delivery.signing import generate_secret, is_valid_secret
-from orderhooks.domain.model import DisabledReason, SigningSecret, Webhook, WebhookState
-from orderhooks.exceptions import FieldProblem, ValidationError
-from orderhooks.web.auth import PartnerCaller
-from orderhooks.web.bodies import NO_BODY, read_json
-from orderhooks.web.common import record_audit
-from orderhooks.web.context import get_context
-from orderhooks.web.openapi import AUTH_ERRORS, BODY_ERRORS, answers, json_body
-from orderhooks.web.responses import OrjsonResponse
-from orderhooks.web.schemas import (
-    RecoverRequest,
-    ReplayRequest,
-    SecretRotation,
-    TestRequest,
-    validate_body,
-)
-from orderhooks.web.shapes import (
+from orderhooks.service import deliveries, webhooks
+from orderhooks.web.answer_json import stats_json
+from orderhooks.web.answer_models import (
     DeliveryIdOut,
     QueuedOut,
     RequeuedOut,
@@ -32,28 +15,24 @@ from orderhooks.web.shapes import (
     StatsOut,
     WebhookOut,
 )
-from orderhooks.web.testevents import synthetic_event
-from orderhooks.web.views import stats_json
+from orderhooks.web.auth import PartnerCaller
+from orderhooks.web.bodies import NO_BODY, read_json
+from orderhooks.web.context import get_context
+from orderhooks.web.openapi import AUTH_ERRORS, BODY_ERRORS, answers, json_body
+from orderhooks.web.request_models import (
+    RecoverRequest,
+    ReplayRequest,
+    SecretRotation,
+    TestRequest,
+    validate_body,
+)
+from orderhooks.web.responses import OrjsonResponse
 from orderhooks.web.webhooks import WEBHOOK_PATH, as_json
 
 router = APIRouter(tags=["webhooks"])
 
 _OBJECT_ERRORS = (404, *AUTH_ERRORS)
 _BODY_OBJECT_ERRORS = (404, *AUTH_ERRORS, *BODY_ERRORS)
-
-
-def rotated_secrets(
-    webhook: Webhook, new_secret: str, grace_seconds: int, now: datetime
-) -> tuple[SigningSecret, ...]:
-    """The new secret first; the old ones keep signing until `now + grace` at the latest
-    (a shorter expiry from an earlier rotation stays); expired ones are dropped."""
-    grace_end = now + timedelta(seconds=grace_seconds)
-    kept = []
-    for old in webhook.secrets:
-        expires = grace_end if old.expires_at is None else min(old.expires_at, grace_end)
-        if expires > now and old.secret != new_secret:
-            kept.append(SigningSecret(old.secret, expires))
-    return (SigningSecret(new_secret), *kept)
 
 
 @router.get(
@@ -82,15 +61,9 @@ async def rotate_secret(request: Request, webhookId: str, caller: PartnerCaller)
     webhook = await ctx.store.get_webhook(webhookId, caller.scope)
     body = await read_json(request, ctx.settings.max_body_bytes, required=False)
     spec = SecretRotation() if body is NO_BODY else validate_body(SecretRotation, body)
-    if spec.secret is not None and not is_valid_secret(spec.secret):
-        message = "must be whsec_ followed by standard base64 of 24 to 64 bytes"
-        raise ValidationError([FieldProblem("secret", message)])
-    new_secret = spec.secret if spec.secret is not None else generate_secret()
-    now = ctx.now()
-    secrets = rotated_secrets(webhook, new_secret, spec.grace_period_seconds, now)
-    await ctx.store.update_webhook(replace(webhook, secrets=secrets, updated_at=now))
-    details = {"gracePeriodSeconds": spec.grace_period_seconds, "provided": spec.secret is not None}
-    await record_audit(ctx, caller, "webhook.secret_rotated", ("webhook", webhook.id), details)
+    new_secret = await webhooks.rotate_secret(
+        ctx.service, caller.actor, webhook, spec.grace_period_seconds, spec.secret
+    )
     return OrjsonResponse({"secret": new_secret})
 
 
@@ -101,11 +74,7 @@ async def _set_state(
     webhook = await ctx.store.get_webhook(webhook_id, caller.scope)
     # These endpoints take no body; an empty request needs no content type.
     await read_json(request, ctx.settings.max_body_bytes, required=False)
-    state = WebhookState.ACTIVE if enable else WebhookState.DISABLED
-    reason = None if enable else DisabledReason.MANUAL
-    stored = await ctx.store.set_webhook_state(webhook.id, state, reason, ctx.now())
-    action = "webhook.enabled" if enable else "webhook.disabled"
-    await record_audit(ctx, caller, action, ("webhook", webhook.id))
+    stored = await webhooks.set_enabled(ctx.service, caller.actor, webhook, enable)
     return OrjsonResponse(as_json(ctx, stored))
 
 
@@ -149,9 +118,7 @@ async def test_webhook(request: Request, webhookId: str, caller: PartnerCaller) 
     webhook = await ctx.store.get_webhook(webhookId, caller.scope)
     body = await read_json(request, ctx.settings.max_body_bytes, required=False)
     spec = TestRequest() if body is NO_BODY else validate_body(TestRequest, body)
-    now = ctx.now()
-    event = synthetic_event(webhook, spec.type, now)
-    delivery_id = await ctx.store.create_test_delivery(webhook, event, now)
+    delivery_id = await deliveries.send_test(ctx.service, caller.actor, webhook, spec.type)
     return OrjsonResponse({"deliveryId": delivery_id}, status_code=202)
 
 
@@ -169,11 +136,7 @@ async def recover_webhook(
     ctx = get_context(request)
     webhook = await ctx.store.get_webhook(webhookId, caller.scope)
     spec = validate_body(RecoverRequest, await read_json(request, ctx.settings.max_body_bytes))
-    _check_range(spec.since, spec.until)
-    count = await ctx.store.recover_failed(webhook.id, spec.since, spec.until, ctx.now())
-    await record_audit(
-        ctx, caller, "webhook.recovered", ("webhook", webhook.id), {"requeued": count}
-    )
+    count = await deliveries.recover(ctx.service, caller.actor, webhook, spec.since, spec.until)
     return OrjsonResponse({"requeued": count})
 
 
@@ -189,17 +152,10 @@ async def replay_webhook(request: Request, webhookId: str, caller: PartnerCaller
     ctx = get_context(request)
     webhook = await ctx.store.get_webhook(webhookId, caller.scope)
     spec = validate_body(ReplayRequest, await read_json(request, ctx.settings.max_body_bytes))
-    _check_range(spec.since, spec.until)
-    count = await ctx.store.replay_events(
-        webhook, spec.since, spec.until, spec.event_types, ctx.now()
+    count = await deliveries.replay(
+        ctx.service, caller.actor, webhook, spec.since, spec.until, spec.event_types
     )
-    await record_audit(ctx, caller, "webhook.replayed", ("webhook", webhook.id), {"queued": count})
     return OrjsonResponse({"queued": count})
-
-
-def _check_range(since: datetime, until: datetime | None) -> None:
-    if until is not None and until < since:
-        raise ValidationError([FieldProblem("until", "must not be before since")])
 
 
 @router.get(

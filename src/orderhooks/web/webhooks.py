@@ -8,28 +8,23 @@ header values (static headers often carry the receiver's credentials).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel
 
-from orderhooks.delivery.netguard import check_url
-from orderhooks.delivery.signing import generate_secret
-from orderhooks.domain.ids import new_id
-from orderhooks.domain.model import SigningSecret, Webhook, WebhookState
-from orderhooks.exceptions import FieldProblem, LimitExceeded, ValidationError
+from orderhooks.domain.model import Webhook, WebhookState
+from orderhooks.service import webhooks as operations
 from orderhooks.store.base import WebhookFilter
+from orderhooks.web.answer_json import page_json, webhook_json
+from orderhooks.web.answer_models import WebhookCreated, WebhookOut, WebhookPage
 from orderhooks.web.auth import Caller, PartnerCaller
 from orderhooks.web.bodies import read_json
-from orderhooks.web.common import DEFAULT_PAGE_SIZE, Cursor, Limit, record_audit
+from orderhooks.web.common import DEFAULT_PAGE_SIZE, Cursor, Limit
 from orderhooks.web.context import ApiContext, get_context
 from orderhooks.web.openapi import AUTH_ERRORS, BODY_ERRORS, answers, json_body
+from orderhooks.web.request_models import WebhookCreate, WebhookPatch, validate_body
 from orderhooks.web.responses import OrjsonResponse
-from orderhooks.web.schemas import MAX_TIMEOUT_SECONDS, WebhookCreate, WebhookPatch, validate_body
-from orderhooks.web.shapes import WebhookCreated, WebhookOut, WebhookPage
-from orderhooks.web.views import page_json, webhook_json
 
 router = APIRouter(tags=["webhooks"])
 
@@ -47,31 +42,14 @@ def _precheck_accounts(caller: Caller, body: Any) -> None:
         caller.require_accounts(a for a in body["accounts"] if isinstance(a, str))
 
 
-def check_webhook_url(ctx: ApiContext, url: str) -> None:
-    """422 naming `url` unless it is http(s) with a host that is not a blocked literal."""
-    problem = check_url(url, ctx.settings.allowed_networks)
-    if problem is not None:
-        raise ValidationError([FieldProblem("url", problem)])
-
-
-async def check_webhook_cap(
-    ctx: ApiContext, accounts: Iterable[str], already: Sequence[str] = ()
-) -> None:
-    """422 `limit_exceeded` when an account already has the most webhooks allowed."""
-    cap = ctx.settings.max_webhooks_per_account
-    for account in accounts:
-        if account not in already and await ctx.store.count_webhooks(account) >= cap:
-            raise LimitExceeded(f"account {account!r} already has {cap} webhooks")
-
-
-def _host(url: str) -> str:
-    """The host of a URL: its user info, path and query may carry credentials."""
-    return urlsplit(url).hostname or ""
-
-
 def _stored_value(value: Any) -> Any:
     """Lists become tuples: Webhook values are immutable."""
     return tuple(value) if isinstance(value, list) else value
+
+
+def _given_fields(spec: BaseModel) -> dict[str, Any]:
+    """The fields a body gave, as Webhook values."""
+    return {name: _stored_value(getattr(spec, name)) for name in spec.model_fields_set}
 
 
 @router.post(
@@ -91,28 +69,13 @@ async def create_webhook(request: Request, caller: PartnerCaller) -> OrjsonRespo
     _precheck_accounts(caller, body)
     spec = validate_body(WebhookCreate, body)
     caller.require_accounts(spec.accounts)
-    check_webhook_url(ctx, spec.url)
-    await check_webhook_cap(ctx, spec.accounts)
-    now = ctx.now()
-    given = {name: _stored_value(getattr(spec, name)) for name in spec.model_fields_set}
-    if "timeout_seconds" not in given:
-        given["timeout_seconds"] = min(ctx.settings.delivery_timeout_seconds, MAX_TIMEOUT_SECONDS)
-    secret = generate_secret()
-    webhook = Webhook(
-        **{
-            **given,
-            "id": new_id("wh"),
-            "url": spec.url,
-            "accounts": tuple(spec.accounts),
-            "event_types": tuple(spec.event_types),
-            "secrets": (SigningSecret(secret),),
-            "created_at": now,
-            "updated_at": now,
-        }
-    )
-    stored = await ctx.store.create_webhook(webhook)
-    details = {"host": _host(stored.url), "accounts": list(stored.accounts)}
-    await record_audit(ctx, caller, "webhook.created", ("webhook", stored.id), details)
+    fields = {
+        **_given_fields(spec),
+        "url": spec.url,
+        "accounts": spec.accounts,
+        "event_types": spec.event_types,
+    }
+    stored, secret = await operations.create_webhook(ctx.service, caller.actor, fields)
     return OrjsonResponse({**as_json(ctx, stored), "secret": secret}, status_code=201)
 
 
@@ -165,18 +128,11 @@ async def patch_webhook(request: Request, webhookId: str, caller: PartnerCaller)
     body = await read_json(request, ctx.settings.max_body_bytes)
     _precheck_accounts(caller, body)
     patch = validate_body(WebhookPatch, body)
-    changed = sorted(patch.model_fields_set)
-    if not changed:
-        return OrjsonResponse(as_json(ctx, webhook))
-    if "url" in changed:
-        check_webhook_url(ctx, patch.url)
-    if "accounts" in changed:
+    if "accounts" in patch.model_fields_set:
         caller.require_accounts(patch.accounts)
-        await check_webhook_cap(ctx, patch.accounts, already=webhook.accounts)
-    values = {name: _stored_value(getattr(patch, name)) for name in changed}
-    stored = await ctx.store.update_webhook(replace(webhook, **values, updated_at=ctx.now()))
-    fields = [WebhookPatch.model_fields[name].alias or name for name in changed]
-    await record_audit(ctx, caller, "webhook.updated", ("webhook", stored.id), {"fields": fields})
+    stored = await operations.patch_webhook(
+        ctx.service, caller.actor, webhook, _given_fields(patch)
+    )
     return OrjsonResponse(as_json(ctx, stored))
 
 
@@ -193,6 +149,5 @@ async def delete_webhook(request: Request, webhookId: str, caller: PartnerCaller
     """Delete a webhook; its pending and delivering deliveries become `cancelled`."""
     ctx = get_context(request)
     webhook = await ctx.store.get_webhook(webhookId, caller.scope)
-    await ctx.store.delete_webhook(webhook.id, ctx.now())
-    await record_audit(ctx, caller, "webhook.deleted", ("webhook", webhook.id))
+    await operations.delete_webhook(ctx.service, caller.actor, webhook)
     return Response(status_code=204)

@@ -1,4 +1,5 @@
-"""What the dashboard's buttons do: the same store calls the API makes, each audited.
+"""What the dashboard's buttons do: the service operations the API calls, audited the
+same way (`via: dashboard`).
 
 Every handler runs after `guards.action` checked the session, origin and CSRF token,
 and reads the webhook or delivery through the viewer's scope first, so a partner can
@@ -7,56 +8,22 @@ only act on what it can see.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import replace
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 from urllib.parse import urlencode
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
-from orderhooks.delivery.signing import generate_secret
-from orderhooks.domain.ids import new_id
-from orderhooks.domain.model import (
-    AuditEntry,
-    DisabledReason,
-    EventType,
-    Webhook,
-    WebhookState,
-)
+from orderhooks.domain.model import EventType, Webhook, WebhookState
 from orderhooks.exceptions import FieldProblem, ValidationError
+from orderhooks.service import deliveries, webhooks
 from orderhooks.web.dashboard.auth import Viewer
 from orderhooks.web.dashboard.context import UI_PREFIX, Dashboard, redirect
+from orderhooks.web.dashboard.guards import ActionHandler
 from orderhooks.web.dashboard.params import parse_form_time
 from orderhooks.web.dashboard.webhooks import ROTATION_GRACE_CHOICES
-from orderhooks.web.testevents import synthetic_event
-from orderhooks.web.webhook_actions import rotated_secrets
-
-ActionHandler = Callable[[Dashboard, Request, Viewer, FormData], Awaitable[Response]]
-AUDIT_VIA = {"via": "dashboard"}
-
-
-async def _audit(
-    dash: Dashboard,
-    viewer: Viewer,
-    action: str,
-    target: tuple[str, str],
-    details: Mapping[str, Any] | None = None,
-) -> None:
-    """Record who did what, like the API does; `details` never carry a secret."""
-    await dash.store.add_audit(
-        AuditEntry(
-            id=new_id("aud"),
-            at=dash.clock(),
-            actor=viewer.actor,
-            action=action,
-            target_type=target[0],
-            target_id=target[1],
-            details={**AUDIT_VIA, **(details or {})},
-        )
-    )
 
 
 def _back_to(webhook_id: str, notice: str, count: int | None = None) -> Response:
@@ -82,18 +49,13 @@ def _time_range(form: FormData) -> tuple[datetime, datetime | None]:
     since = _time_field(form, "since", required=True)
     until = _time_field(form, "until", required=False)
     assert since is not None  # required above
-    if until is not None and until < since:
-        raise ValidationError([FieldProblem("until", "must not be before since")])
     return since, until
 
 
 async def enable(dash: Dashboard, request: Request, viewer: Viewer, form: FormData) -> Response:
     """POST …/enable: active again (or awaiting agreement)."""
     webhook = await _webhook(dash, request, viewer)
-    changed = await dash.store.set_webhook_state(
-        webhook.id, WebhookState.ACTIVE, None, dash.clock()
-    )
-    await _audit(dash, viewer, "webhook.enabled", ("webhook", webhook.id))
+    changed = await webhooks.set_enabled(dash.service, viewer.actor, webhook, enabled=True)
     awaiting = changed.state == WebhookState.AWAITING_AGREEMENT
     return _back_to(webhook.id, "awaiting" if awaiting else "enabled")
 
@@ -101,10 +63,7 @@ async def enable(dash: Dashboard, request: Request, viewer: Viewer, form: FormDa
 async def disable(dash: Dashboard, request: Request, viewer: Viewer, form: FormData) -> Response:
     """POST …/disable: no new deliveries; pending ones wait."""
     webhook = await _webhook(dash, request, viewer)
-    await dash.store.set_webhook_state(
-        webhook.id, WebhookState.DISABLED, DisabledReason.MANUAL, dash.clock()
-    )
-    await _audit(dash, viewer, "webhook.disabled", ("webhook", webhook.id))
+    await webhooks.set_enabled(dash.service, viewer.actor, webhook, enabled=False)
     return _back_to(webhook.id, "disabled")
 
 
@@ -115,17 +74,8 @@ async def rotate(dash: Dashboard, request: Request, viewer: Viewer, form: FormDa
     allowed = {seconds for seconds, _ in ROTATION_GRACE_CHOICES}
     if not raw_grace.isdigit() or int(raw_grace) not in allowed:
         raise ValidationError([FieldProblem("grace_seconds", "is not one of the choices")])
-    grace, now, secret = int(raw_grace), dash.clock(), generate_secret()
-    await dash.store.update_webhook(
-        replace(webhook, secrets=rotated_secrets(webhook, secret, grace, now), updated_at=now)
-    )
-    await _audit(
-        dash,
-        viewer,
-        "webhook.secret_rotated",
-        ("webhook", webhook.id),
-        {"gracePeriodSeconds": grace},
-    )
+    grace = int(raw_grace)
+    secret = await webhooks.rotate_secret(dash.service, viewer.actor, webhook, grace)
     # Answered directly, not redirected: the secret must not travel in a URL or a cookie.
     return dash.render(
         "secret.html",
@@ -142,18 +92,7 @@ async def recover(dash: Dashboard, request: Request, viewer: Viewer, form: FormD
     """POST …/recover: failed deliveries created in the range go back to pending."""
     webhook = await _webhook(dash, request, viewer)
     since, until = _time_range(form)
-    count = await dash.store.recover_failed(webhook.id, since, until, dash.clock())
-    await _audit(
-        dash,
-        viewer,
-        "webhook.recovered",
-        ("webhook", webhook.id),
-        {
-            "requeued": count,
-            "since": since.isoformat(),
-            "until": until.isoformat() if until else None,
-        },
-    )
+    count = await deliveries.recover(dash.service, viewer.actor, webhook, since, until)
     return _back_to(webhook.id, "recovered", count)
 
 
@@ -165,14 +104,7 @@ async def replay(dash: Dashboard, request: Request, viewer: Viewer, form: FormDa
         types = [EventType(str(value)) for value in form.getlist("event_types")]
     except ValueError:
         raise ValidationError([FieldProblem("event_types", "unknown event type")]) from None
-    count = await dash.store.replay_events(webhook, since, until, types or None, dash.clock())
-    details = {
-        "queued": count,
-        "since": since.isoformat(),
-        "until": until.isoformat() if until else None,
-        "eventTypes": [str(t) for t in types] or None,
-    }
-    await _audit(dash, viewer, "webhook.replayed", ("webhook", webhook.id), details)
+    count = await deliveries.replay(dash.service, viewer.actor, webhook, since, until, types)
     return _back_to(webhook.id, "replayed", count)
 
 
@@ -183,11 +115,7 @@ async def send_test(dash: Dashboard, request: Request, viewer: Viewer, form: For
         event_type = EventType(str(form.get("type", "")))
     except ValueError:
         raise ValidationError([FieldProblem("type", "unknown event type")]) from None
-    now = dash.clock()
-    delivery_id = await dash.store.create_test_delivery(
-        webhook, synthetic_event(webhook, event_type, now), now
-    )
-    await _audit(dash, viewer, "webhook.tested", ("webhook", webhook.id), {"type": str(event_type)})
+    delivery_id = await deliveries.send_test(dash.service, viewer.actor, webhook, event_type)
     return redirect(f"{UI_PREFIX}/deliveries/{delivery_id}?notice=test-sent")
 
 
@@ -196,8 +124,7 @@ async def retry_delivery(
 ) -> Response:
     """POST /ui/deliveries/{id}/retry: attempt now."""
     view = await dash.store.get_delivery(request.path_params["delivery_id"], viewer.scope)
-    await dash.store.retry_delivery_now(view.delivery.id, dash.clock())
-    await _audit(dash, viewer, "delivery.retried", ("delivery", view.delivery.id))
+    await deliveries.retry_now(dash.service, viewer.actor, view.delivery.id)
     return redirect(f"{UI_PREFIX}/deliveries/{view.delivery.id}?notice=retried")
 
 

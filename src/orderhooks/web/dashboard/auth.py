@@ -7,6 +7,7 @@ from enum import StrEnum
 
 from orderhooks.domain.apikeys import hash_api_key
 from orderhooks.domain.model import ApiKey, Role
+from orderhooks.service.audit import VIA_DASHBOARD, Actor
 from orderhooks.store.base import Scope, Store
 from orderhooks.web.dashboard.session import Session
 
@@ -40,9 +41,9 @@ class Viewer:
         return Scope() if self.is_admin else Scope(frozenset(self.key.accounts))
 
     @property
-    def actor(self) -> str:
-        """How the audit trail names this viewer."""
-        return self.key.id
+    def actor(self) -> Actor:
+        """How the audit trail names this viewer: its key id, via the dashboard."""
+        return Actor(self.key.id, via=VIA_DASHBOARD)
 
 
 class KeyDirectory:

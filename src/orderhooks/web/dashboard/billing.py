@@ -1,5 +1,5 @@
-"""Usage priced by agreement (PRODUCT 5), shaped for the usage page; the charge is the
-API's own (`web.usage.charge`), so both always agree."""
+"""Usage priced by agreement (PRODUCT 5), shaped for the usage page; the pricing is the
+service's (`service.usage.price`), the same as `GET /v1/usage` answers, so both agree."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from orderhooks.domain.model import Agreement, EventType, UsageRow
-from orderhooks.web.usage import charge
+from orderhooks.service.usage import PricedUsage, price_rows
 
 MONTHS_OFFERED = 12
 _TYPE_ORDER = {t: i for i, t in enumerate(EventType)}
@@ -16,7 +16,8 @@ _TYPE_ORDER = {t: i for i, t in enumerate(EventType)}
 
 @dataclass(frozen=True, slots=True)
 class UsageLine:
-    """One row of the usage table; price and charge are None without an agreement."""
+    """One row of the usage table; without a price (`per_thousand` None) nothing is
+    charged (0), and without an agreement there is no currency."""
 
     account: str
     month: str
@@ -24,7 +25,7 @@ class UsageLine:
     delivered: int
     replayed: int
     per_thousand: int | None
-    charge: int | None
+    charge: int
     currency: str | None
 
 
@@ -40,35 +41,38 @@ class AccountTotal:
     currency: str
 
 
+def usage_lines(priced: Sequence[PricedUsage]) -> list[UsageLine]:
+    """Priced usage as table lines, by account, month and event type."""
+    ordered = sorted(
+        priced, key=lambda p: (p.row.account, p.row.month, _TYPE_ORDER[p.row.event_type])
+    )
+    return [
+        UsageLine(
+            account=p.row.account,
+            month=p.row.month,
+            event_type=p.row.event_type,
+            delivered=p.row.delivered,
+            replayed=p.row.replayed,
+            per_thousand=p.per_thousand,
+            charge=p.charge,
+            currency=p.currency,
+        )
+        for p in ordered
+    ]
+
+
 def price_usage(
     rows: Sequence[UsageRow], agreements: Mapping[str, Agreement | None]
 ) -> list[UsageLine]:
     """Usage rows with their price and charge, by account, month and event type."""
-    lines = []
-    for row in sorted(rows, key=lambda r: (r.account, r.month, _TYPE_ORDER[r.event_type])):
-        agreement = agreements.get(row.account)
-        price = agreement.per_thousand.get(row.event_type) if agreement else None
-        lines.append(
-            UsageLine(
-                account=row.account,
-                month=row.month,
-                event_type=row.event_type,
-                delivered=row.delivered,
-                replayed=row.replayed,
-                per_thousand=price,
-                # Replays are counted apart and not charged: only first deliveries are.
-                charge=charge(row.delivered, price) if price is not None else None,
-                currency=agreement.currency if agreement else None,
-            )
-        )
-    return lines
+    return usage_lines(price_rows(rows, agreements))
 
 
 def account_totals(lines: Sequence[UsageLine]) -> list[AccountTotal]:
-    """Per account and month, the sum of the priced lines."""
+    """Per account and month, the sum of the lines of an agreement (in its currency)."""
     totals: dict[tuple[str, str, str], list[int]] = {}
     for line in lines:
-        if line.charge is None or line.currency is None:
+        if line.currency is None:
             continue
         sums = totals.setdefault((line.account, line.month, line.currency), [0, 0, 0])
         sums[0] += line.delivered

@@ -13,6 +13,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from orderhooks.clock import Clock, utc_now
 from orderhooks.config import Settings
+from orderhooks.service.context import ServiceContext
 from orderhooks.store.base import Store
 from orderhooks.web.dashboard.auth import KeyDirectory, Viewer
 from orderhooks.web.dashboard.formatting import FILTERS
@@ -78,6 +79,11 @@ class Dashboard:
         # Sessions signed out before they expire, by nonce, so that a copied cookie dies
         # with the sign-out (in this process; other processes see it expire).
         self._ended: dict[str, int] = {}
+
+    @property
+    def service(self) -> ServiceContext:
+        """What the operations of `orderhooks.service` need, from the dashboard's parts."""
+        return ServiceContext(self.store, self.settings, self.clock)
 
     @property
     def signer(self) -> SessionSigner:

@@ -1,8 +1,7 @@
 """Time series of attempt outcomes and latency for the charts.
 
-The store aggregates (`Store.outcome_series`); until an engine implements it, a sample
-of the most recent deliveries and their attempts stands in. The bucketing below is the
-reference both paths follow: buckets aligned to the Unix epoch, nearest-rank percentiles.
+The store aggregates (`Store.outcome_series`): buckets aligned to the Unix epoch,
+nearest-rank percentiles; the dashboard fills the empty buckets and sums them up.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from orderhooks.domain.model import Attempt
 from orderhooks.store.base import OutcomeBucket, Scope, Store
 
 
@@ -80,43 +78,6 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
 def _bucket_start(moment: datetime, bucket_seconds: int) -> datetime:
     start = math.floor(moment.timestamp() / bucket_seconds) * bucket_seconds
     return datetime.fromtimestamp(start, tz=UTC)
-
-
-def is_success(attempt: Attempt) -> bool:
-    """Whether an attempt was answered 2xx."""
-    return (
-        attempt.error is None
-        and attempt.status_code is not None
-        and (200 <= attempt.status_code < 300)
-    )
-
-
-def buckets_from_attempts(
-    attempts: Iterable[Attempt], since: datetime, until: datetime, bucket_seconds: int
-) -> list[OutcomeBucket]:
-    """Group attempts started in [since, until) as `Store.outcome_series` does."""
-    grouped: dict[datetime, list[Attempt]] = {}
-    for attempt in attempts:
-        if since <= attempt.started_at < until:
-            grouped.setdefault(_bucket_start(attempt.started_at, bucket_seconds), []).append(
-                attempt
-            )
-    buckets = []
-    for start in sorted(grouped):
-        group = grouped[start]
-        durations = sorted(float(a.duration_ms) for a in group)
-        succeeded = sum(1 for a in group if is_success(a))
-        buckets.append(
-            OutcomeBucket(
-                start=start,
-                succeeded=succeeded,
-                failed=len(group) - succeeded,
-                latency_ms_p50=percentile(durations, 0.50),
-                latency_ms_p95=percentile(durations, 0.95),
-                latency_ms_p99=percentile(durations, 0.99),
-            )
-        )
-    return buckets
 
 
 def fill_gaps(

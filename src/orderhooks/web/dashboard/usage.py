@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from starlette.requests import Request
 from starlette.responses import Response
 
+from orderhooks.service.usage import priced_usage
 from orderhooks.web.dashboard.auth import Viewer
 from orderhooks.web.dashboard.billing import (
     account_totals,
     is_month,
-    price_usage,
     recent_months,
+    usage_lines,
 )
 from orderhooks.web.dashboard.context import Dashboard
 from orderhooks.web.dashboard.params import text_param
@@ -40,10 +39,7 @@ async def usage_page(dash: Dashboard, request: Request, viewer: Viewer) -> Respo
         months = [chosen]
     account = text_param(request, "account")
     accounts = _accounts_for(viewer, account)
-    rows = await dash.store.usage(accounts, months)
-    names = sorted({row.account for row in rows})
-    agreements = await asyncio.gather(*(dash.store.get_agreement(name) for name in names))
-    lines = price_usage(rows, dict(zip(names, agreements, strict=True)))
+    lines = usage_lines(await priced_usage(dash.service, accounts, months))
     return dash.render(
         "usage.html",
         viewer=viewer,
@@ -56,5 +52,5 @@ async def usage_page(dash: Dashboard, request: Request, viewer: Viewer) -> Respo
         all_months=ALL_RECENT_MONTHS,
         account=account or "",
         own_accounts=[] if viewer.is_admin else sorted(viewer.key.accounts),
-        unpriced=sorted({line.account for line in lines if line.charge is None}),
+        unpriced=sorted({line.account for line in lines if line.currency is None}),
     )

@@ -19,7 +19,6 @@ import socket
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
 
 import uvicorn
 
@@ -28,17 +27,16 @@ from orderhooks.config import Settings
 from orderhooks.delivery.dispatcher import Dispatcher
 from orderhooks.delivery.netguard import NetworkGuard
 from orderhooks.delivery.transport import AiohttpTransport
-from orderhooks.domain.apikeys import generate_api_key, hash_api_key
-from orderhooks.domain.ids import new_id
-from orderhooks.domain.model import ApiKey, Role
+from orderhooks.domain.apikeys import hash_api_key
+from orderhooks.domain.model import Role
 from orderhooks.exceptions import OrderhooksError
 from orderhooks.logging import get_logger
 from orderhooks.metrics import Metrics
+from orderhooks.service import keys
+from orderhooks.service.context import ServiceContext
 from orderhooks.store import open_store
 from orderhooks.store.base import Store
-from orderhooks.web.app import create_app
-
-ProcessRole = Literal["serve", "api", "worker"]
+from orderhooks.web.app import ProcessRole, create_app
 
 DRAIN_TIMEOUT_SECONDS = 30.0  # bound on finishing delivery attempts in flight at shutdown
 HTTP_GRACEFUL_SHUTDOWN_SECONDS = 30  # bound on finishing HTTP requests in flight
@@ -90,14 +88,13 @@ async def ensure_admin_key(store: Store, settings: Settings, now: datetime) -> s
         key_hash = hash_api_key(settings.admin_key)
         existing = await store.key_by_hash(key_hash)
         if existing is None:
-            await _create_env_admin_key(store, key_hash, now)
+            await _create_env_admin_key(_at(store, settings, now), key_hash)
         elif existing.revoked_at is not None or existing.role is not Role.ADMIN:
             log.warning("ORDERHOOKS_ADMIN_KEY names a revoked or non-admin key", key_id=existing.id)
         return None
     if await store.count_keys() > 0:
         return None
-    plaintext = generate_api_key()
-    await store.create_key(_admin_key(hash_api_key(plaintext), FIRST_ADMIN_KEY_NAME, now))
+    plaintext = await keys.create_admin_key(_at(store, settings, now), FIRST_ADMIN_KEY_NAME)
     # The one time a key appears in any output (PRODUCT 6): a line of its own on
     # stdout, whatever the log format, so that it can be picked up by a script.
     print(plaintext, flush=True)
@@ -110,21 +107,20 @@ async def ensure_admin_key(store: Store, settings: Settings, now: datetime) -> s
     return plaintext
 
 
-async def _create_env_admin_key(store: Store, key_hash: str, now: datetime) -> None:
+def _at(store: Store, settings: Settings, now: datetime) -> ServiceContext:
+    """A service context whose clock stands still at `now`."""
+    return ServiceContext(store, settings, clock=lambda: now)
+
+
+async def _create_env_admin_key(ctx: ServiceContext, key_hash: str) -> None:
     try:
-        await store.create_key(_admin_key(key_hash, ENV_ADMIN_KEY_NAME, now))
+        await keys.store_admin_key(ctx, key_hash, ENV_ADMIN_KEY_NAME)
     except OrderhooksError:
         # Another process sharing the database may have stored the same key just now.
-        if await store.key_by_hash(key_hash) is None:
+        if await ctx.store.key_by_hash(key_hash) is None:
             raise
     else:
         log.info("admin key from ORDERHOOKS_ADMIN_KEY stored")
-
-
-def _admin_key(key_hash: str, name: str, now: datetime) -> ApiKey:
-    return ApiKey(
-        id=new_id("key"), role=Role.ADMIN, accounts=(), name=name, key_hash=key_hash, created_at=now
-    )
 
 
 async def retention_loop(

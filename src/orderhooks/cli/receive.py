@@ -21,6 +21,7 @@ from aiohttp import web
 from rich.console import Console
 from rich.text import Text
 
+from orderhooks.clock import Clock, utc_now
 from orderhooks.delivery.signing import verify
 from orderhooks.domain.statuses import CourierStatus, OrderStatus
 
@@ -145,7 +146,7 @@ def create_receiver_app(
     secret: str,
     status: int,
     on_line: Callable[[Text], None],
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    clock: Clock = utc_now,
 ) -> web.Application:
     """The aiohttp application that checks, answers and reports each request."""
 

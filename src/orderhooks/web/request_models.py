@@ -17,8 +17,9 @@ from pydantic.alias_generators import to_camel
 
 from orderhooks.domain.model import ALL_ACCOUNTS, EventType, Ordering, PayloadFormat, Role
 from orderhooks.exceptions import FieldProblem, ValidationError
+from orderhooks.service.webhooks import MAX_TIMEOUT_SECONDS as WEBHOOK_MAX_TIMEOUT_SECONDS
 
-MAX_TIMEOUT_SECONDS = 30
+MAX_TIMEOUT_SECONDS = WEBHOOK_MAX_TIMEOUT_SECONDS
 MAX_CONCURRENCY = 64
 MAX_RETRY_ENTRIES = 20
 MAX_RETRY_DELAY_SECONDS = 7 * 86_400

@@ -1,0 +1,29 @@
+"""What every operation needs: the store, the settings and the clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from orderhooks.clock import Clock, utc_now
+
+if TYPE_CHECKING:  # annotations only: the command line's `--help` need not load them
+    from datetime import datetime
+
+    from orderhooks.config import Settings
+    from orderhooks.metrics import Metrics
+    from orderhooks.store.base import Store
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceContext:
+    """The collaborators of the operations; `metrics`, when given, counts ingested events."""
+
+    store: Store
+    settings: Settings
+    clock: Clock = utc_now
+    metrics: Metrics | None = None
+
+    def now(self) -> datetime:
+        """The current time from this context's clock."""
+        return self.clock()

@@ -1,0 +1,61 @@
+"""API keys: create and revoke them, and the admin key a process stores at start.
+
+Only a key's hash is stored; its plaintext is returned once, by `create_key`, and never
+appears in the audit trail, which names keys by id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from orderhooks.domain.apikeys import generate_api_key, hash_api_key
+from orderhooks.domain.ids import new_id
+from orderhooks.domain.model import ApiKey, Role
+from orderhooks.service.audit import Actor, record_audit
+from orderhooks.service.context import ServiceContext
+
+
+def _new_key(
+    role: Role, accounts: Sequence[str], name: str, key_hash: str, ctx: ServiceContext
+) -> ApiKey:
+    return ApiKey(
+        id=new_id("key"),
+        role=role,
+        accounts=tuple(accounts),
+        name=name,
+        key_hash=key_hash,
+        created_at=ctx.now(),
+    )
+
+
+async def create_key(
+    ctx: ServiceContext, actor: Actor, role: Role, accounts: Sequence[str], name: str
+) -> tuple[ApiKey, str]:
+    """A new key and its plaintext, shown this once."""
+    plaintext = generate_api_key()
+    stored = await ctx.store.create_key(
+        _new_key(role, accounts, name, hash_api_key(plaintext), ctx)
+    )
+    details = {"role": stored.role.value, "accounts": list(stored.accounts), "name": stored.name}
+    await record_audit(ctx, actor, "key.created", ("key", stored.id), details)
+    return stored, plaintext
+
+
+async def revoke_key(ctx: ServiceContext, actor: Actor, key_id: str) -> None:
+    """Revoke a key (NotFound when there is none): it is refused from now on."""
+    await ctx.store.revoke_key(key_id, ctx.now())
+    await record_audit(ctx, actor, "key.revoked", ("key", key_id))
+
+
+async def create_admin_key(ctx: ServiceContext, name: str) -> str:
+    """A new admin key for a first start, stored by its hash; returns its plaintext.
+    Not audited: no one asked for it, the process's first start did."""
+    plaintext = generate_api_key()
+    await store_admin_key(ctx, hash_api_key(plaintext), name)
+    return plaintext
+
+
+async def store_admin_key(ctx: ServiceContext, key_hash: str, name: str) -> ApiKey:
+    """Store an admin key known by its hash (`ORDERHOOKS_ADMIN_KEY`). Not audited: no one
+    asked for it, the process's own configuration did."""
+    return await ctx.store.create_key(_new_key(Role.ADMIN, (), name, key_hash, ctx))

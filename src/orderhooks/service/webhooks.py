@@ -1,0 +1,162 @@
+"""Webhook operations: create, patch, delete, enable and disable, rotate the secret.
+
+Every change is audited without secrets or header values. Callers authorize (which
+accounts the actor may name) and validate the shape of their input first; the checks
+that hold whatever the caller (the URL, the per-account cap, the secret's form) are here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from orderhooks.delivery.netguard import check_url
+from orderhooks.delivery.signing import generate_secret, is_valid_secret
+from orderhooks.domain.ids import new_id
+from orderhooks.domain.model import DisabledReason, SigningSecret, Webhook, WebhookState
+from orderhooks.exceptions import FieldProblem, ValidationError, WebhookLimitReached
+from orderhooks.service.audit import Actor, record_audit
+from orderhooks.service.context import ServiceContext
+
+MAX_TIMEOUT_SECONDS = 30
+_WHSEC_FORM_PROBLEM = "must be whsec_ followed by standard base64 of 24 to 64 bytes"
+
+
+def check_webhook_url(ctx: ServiceContext, url: str) -> None:
+    """422 naming `url` unless it is http(s) with a host that is not a blocked literal."""
+    problem = check_url(url, ctx.settings.allowed_networks)
+    if problem is not None:
+        raise ValidationError([FieldProblem("url", problem)])
+
+
+async def check_webhook_cap(
+    ctx: ServiceContext, accounts: Iterable[str], already: Sequence[str] = ()
+) -> None:
+    """`WebhookLimitReached` when a new account of a webhook already has the most allowed."""
+    cap = ctx.settings.max_webhooks_per_account
+    for account in accounts:
+        if account not in already and await ctx.store.count_webhooks(account) >= cap:
+            raise WebhookLimitReached(account, cap)
+
+
+async def _insert_within_cap(ctx: ServiceContext, webhook: Webhook) -> Webhook:
+    """Insert a new webhook unless one of its accounts is at the cap."""
+    # When the store checks the cap in the insert's own transaction (two concurrent
+    # creates cannot both pass it), these two lines become one: `return await
+    # ctx.store.create_webhook(webhook, max_per_account=ctx.settings.max_webhooks_per_account)`.
+    await check_webhook_cap(ctx, webhook.accounts)
+    return await ctx.store.create_webhook(webhook)
+
+
+def _json_name(field_name: str) -> str:
+    """A webhook field as the API names it: `new_order_trigger` -> `newOrderTrigger`."""
+    first, *rest = field_name.split("_")
+    return first + "".join(part.capitalize() for part in rest)
+
+
+def _host(url: str) -> str:
+    """The host of a URL: its user info, path and query may carry credentials."""
+    return urlsplit(url).hostname or ""
+
+
+async def create_webhook(
+    ctx: ServiceContext, actor: Actor, fields: Mapping[str, Any]
+) -> tuple[Webhook, str]:
+    """A new webhook from `fields` (Webhook field names; `url`, `accounts` and
+    `event_types` required) and its signing secret, shown this once."""
+    check_webhook_url(ctx, fields["url"])
+    now = ctx.now()
+    given = dict(fields)
+    given.setdefault(
+        "timeout_seconds", min(ctx.settings.delivery_timeout_seconds, MAX_TIMEOUT_SECONDS)
+    )
+    secret = generate_secret()
+    webhook = Webhook(
+        **{
+            **given,
+            "id": new_id("wh"),
+            "accounts": tuple(fields["accounts"]),
+            "event_types": tuple(fields["event_types"]),
+            "secrets": (SigningSecret(secret),),
+            "created_at": now,
+            "updated_at": now,
+        }
+    )
+    stored = await _insert_within_cap(ctx, webhook)
+    details = {"host": _host(stored.url), "accounts": list(stored.accounts)}
+    await record_audit(ctx, actor, "webhook.created", ("webhook", stored.id), details)
+    return stored, secret
+
+
+async def patch_webhook(
+    ctx: ServiceContext, actor: Actor, webhook: Webhook, changes: Mapping[str, Any]
+) -> Webhook:
+    """`webhook` with `changes` (Webhook field names) applied; no change, no write."""
+    if not changes:
+        return webhook
+    if "url" in changes:
+        check_webhook_url(ctx, changes["url"])
+    if "accounts" in changes:
+        await check_webhook_cap(ctx, changes["accounts"], already=webhook.accounts)
+    changed = sorted(changes)
+    stored = await ctx.store.update_webhook(replace(webhook, **changes, updated_at=ctx.now()))
+    fields = [_json_name(name) for name in changed]
+    await record_audit(ctx, actor, "webhook.updated", ("webhook", stored.id), {"fields": fields})
+    return stored
+
+
+async def delete_webhook(ctx: ServiceContext, actor: Actor, webhook: Webhook) -> None:
+    """Delete a webhook; its pending and delivering deliveries become `cancelled`."""
+    await ctx.store.delete_webhook(webhook.id, ctx.now())
+    await record_audit(ctx, actor, "webhook.deleted", ("webhook", webhook.id))
+
+
+async def set_enabled(
+    ctx: ServiceContext, actor: Actor, webhook: Webhook, enabled: bool
+) -> Webhook:
+    """Enable (active, or awaiting agreement) or disable (`manual`) a webhook."""
+    state = WebhookState.ACTIVE if enabled else WebhookState.DISABLED
+    reason = None if enabled else DisabledReason.MANUAL
+    stored = await ctx.store.set_webhook_state(webhook.id, state, reason, ctx.now())
+    action = "webhook.enabled" if enabled else "webhook.disabled"
+    await record_audit(ctx, actor, action, ("webhook", webhook.id))
+    return stored
+
+
+def rotated_secrets(
+    webhook: Webhook, new_secret: str, grace_seconds: int, now: datetime
+) -> tuple[SigningSecret, ...]:
+    """The new secret first; the old ones keep signing until `now + grace` at the latest
+    (a shorter expiry from an earlier rotation stays); expired ones are dropped."""
+    grace_end = now + timedelta(seconds=grace_seconds)
+    kept = []
+    for old in webhook.secrets:
+        expires = grace_end if old.expires_at is None else min(old.expires_at, grace_end)
+        if expires > now and old.secret != new_secret:
+            kept.append(SigningSecret(old.secret, expires))
+    return (SigningSecret(new_secret), *kept)
+
+
+async def rotate_secret(
+    ctx: ServiceContext,
+    actor: Actor,
+    webhook: Webhook,
+    grace_seconds: int,
+    secret: str | None = None,
+) -> str:
+    """Sign with `secret` (or a new one) from now on; the old ones keep signing during the
+    grace period. Returns the new secret."""
+    if secret is not None and not is_valid_secret(secret):
+        raise ValidationError([FieldProblem("secret", _WHSEC_FORM_PROBLEM)])
+    new_secret = secret if secret is not None else generate_secret()
+    now = ctx.now()
+    secrets = rotated_secrets(webhook, new_secret, grace_seconds, now)
+    # When the store writes the secrets on their own (a racing PATCH cannot write the old
+    # ones back), this becomes `await ctx.store.set_webhook_secrets(webhook.id, secrets, now)`.
+    await ctx.store.update_webhook(replace(webhook, secrets=secrets, updated_at=now))
+    details = {"gracePeriodSeconds": grace_seconds, "provided": secret is not None}
+    await record_audit(ctx, actor, "webhook.secret_rotated", ("webhook", webhook.id), details)
+    return new_secret
