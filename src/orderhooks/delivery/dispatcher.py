@@ -263,9 +263,9 @@ class Dispatcher:
         )
 
     def _observe(self, claim: Claim, outcome: Outcome, result: TransportResult) -> None:
-        self._metrics.deliveries.labels(
-            outcome=OUTCOME_LABELS.get(outcome.next_state, "retry")
-        ).inc()
+        label = OUTCOME_LABELS.get(outcome.next_state, "retry")
+        self._metrics.deliveries.labels(outcome=label).inc()
+        self._metrics.webhook_attempts.labels(webhook_id=claim.webhook.id, outcome=label).inc()
         self._metrics.attempt_latency.observe(result.duration_ms / 1000)
         if outcome.next_state is DeliveryState.DELIVERED:
             return
