@@ -65,6 +65,7 @@ class Settings:
     max_webhooks_per_account: int = DEFAULT_MAX_WEBHOOKS_PER_ACCOUNT
     worker_concurrency: int = DEFAULT_WORKER_CONCURRENCY
     db_pool_size: int = DEFAULT_DB_POOL_SIZE
+    egress_proxy: str | None = None  # http://host:port: every delivery goes through it
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -145,6 +146,21 @@ def parse_networks(
     return tuple(nets)
 
 
+def parse_egress_proxy(raw: str) -> str:
+    """An `http://host:port` forward proxy URL (credentials allowed, nothing after the port)."""
+    from yarl import URL
+
+    try:
+        url = URL(raw.strip())
+    except ValueError:
+        raise ConfigError("must be an http://host:port URL") from None
+    if url.scheme != "http":
+        raise ConfigError(f"must be an http:// proxy URL, got scheme {url.scheme!r}")
+    if not url.raw_host or url.raw_path not in ("", "/") or url.raw_query_string or url.fragment:
+        raise ConfigError("must be http://host:port, with nothing after the port")
+    return str(url.with_path(""))
+
+
 def _named(name: str, parse: Callable[[str], T], raw: str) -> T:
     """`parse(raw)`, its ConfigError prefixed with the variable's name."""
     try:
@@ -200,4 +216,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "ORDERHOOKS_WORKER_CONCURRENCY", DEFAULT_WORKER_CONCURRENCY, 1
         ),
         db_pool_size=_int(env, "ORDERHOOKS_DB_POOL_SIZE", DEFAULT_DB_POOL_SIZE, 1),
+        egress_proxy=(
+            _named("ORDERHOOKS_EGRESS_PROXY", parse_egress_proxy, env["ORDERHOOKS_EGRESS_PROXY"])
+            if env.get("ORDERHOOKS_EGRESS_PROXY")
+            else None
+        ),
     )

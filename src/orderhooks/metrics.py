@@ -51,6 +51,12 @@ class Metrics:
             ["webhook_id", "outcome"],
             registry=self.registry,
         )
+        self.proxy_errors = Counter(
+            "orderhooks_egress_proxy_errors",
+            "Attempts that failed because the egress proxy could not be reached "
+            "(proxy_error; not counted in orderhooks_webhook_attempts_total).",
+            registry=self.registry,
+        )
         self.attempt_latency = Histogram(
             "orderhooks_attempt_duration_seconds",
             "Duration of delivery attempts.",

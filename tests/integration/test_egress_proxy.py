@@ -1,0 +1,516 @@
+"""Deliveries through an egress proxy: Debian's tinyproxy, started by these tests on a
+loopback port, in front of an HTTP receiver and an HTTPS receiver (CONNECT).
+
+The HTTPS receiver's certificate is issued by a certificate authority made here. The
+webhook-level `caCertificate` setting does not exist yet, so the HTTPS tunnel is tested
+at the transport, with an SSL context that trusts that authority; the server-level
+tests use the HTTP receiver.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import ipaddress
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+from orderhooks.delivery.netguard import NetworkGuard
+from orderhooks.delivery.transport import AiohttpTransport, OutboundRequest, TransportResult
+from orderhooks.domain.model import AttemptError
+from orderhooks.testing.receiver import Receiver
+from orderhooks.testing.server import ServerProcess, free_port
+from tests.integration.test_cli_helpers import cli_env, run_cli
+
+LOOPBACK = "127.0.0.1"
+LOOPBACK_ALLOWED = (ipaddress.ip_network("127.0.0.0/8"),)
+START_TIMEOUT_SECONDS = 10.0
+WAIT_SECONDS = 20.0
+ATTEMPT_TIMEOUT_SECONDS = 5.0
+ALL_TYPES = ["order.new", "order.status_update", "order.courier_update"]
+
+
+# ---------------------------------------------------------------- tinyproxy
+
+
+def tinyproxy_binary() -> str:
+    """Debian's tinyproxy; the test fails (never skips) when it is missing."""
+    found = shutil.which("tinyproxy") or shutil.which("tinyproxy", path="/usr/sbin")
+    if found is None:
+        pytest.fail("tinyproxy is not installed: run `make system-deps`")
+    return found
+
+
+class TinyProxy:
+    """A tinyproxy process on a loopback port, configured in its own directory."""
+
+    def __init__(self, directory: Path, *, port: int, connect_ports: list[int]) -> None:
+        self.directory = directory
+        self.port = port
+        self.log_path = directory / "tinyproxy.log"
+        self.config_path = directory / "tinyproxy.conf"
+        lines = [
+            f"Port {port}",
+            f"Listen {LOOPBACK}",
+            "Timeout 10",
+            f"Allow {LOOPBACK}",
+            "MaxClients 50",
+            "LogLevel Info",
+            f'LogFile "{self.log_path}"',
+            f'PidFile "{directory / "tinyproxy.pid"}"',
+            # Without a ConnectPort line tinyproxy tunnels to any port: name them.
+            *(f"ConnectPort {p}" for p in connect_ports),
+        ]
+        self.config_path.write_text("\n".join(lines) + "\n")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """`http://127.0.0.1:<port>`."""
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def start(self) -> TinyProxy:
+        """Start it in the foreground (-d) and wait until it accepts connections."""
+        self.process = subprocess.Popen(
+            [tinyproxy_binary(), "-d", "-c", str(self.config_path)],
+            stdin=subprocess.DEVNULL,
+            stdout=(self.directory / "stdout.log").open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"tinyproxy exited: {self.log()}")
+            try:
+                socket.create_connection((LOOPBACK, self.port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"tinyproxy did not listen within {START_TIMEOUT_SECONDS} s")
+
+    def stop(self) -> None:
+        """SIGTERM the process started here, by its pid, and reap it."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(START_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(START_TIMEOUT_SECONDS)
+        self.process = None
+
+    def log(self) -> str:
+        """What tinyproxy logged (connections, requests, CONNECTs)."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+
+# ---------------------------------------------------------------- certificates
+
+
+@dataclass
+class CertificateAuthority:
+    """A certificate authority of the test, and a server certificate it issued for
+    127.0.0.1 and localhost."""
+
+    ca_pem: bytes
+    cert_path: Path
+    key_path: Path
+
+    def client_context(self) -> ssl.SSLContext:
+        """A client context that trusts only this authority."""
+        return ssl.create_default_context(cadata=self.ca_pem.decode())
+
+    def server_context(self) -> ssl.SSLContext:
+        """The HTTPS receiver's context."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert_path, self.key_path)
+        return context
+
+
+def make_authority(directory: Path) -> CertificateAuthority:
+    """A fresh CA and a server certificate for the loopback names, valid for a day."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "orderhooks test CA")])
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(LOOPBACK))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert_path = directory / "server.pem"
+    key_path = directory / "server.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
+    return CertificateAuthority(ca_pem, cert_path, key_path)
+
+
+# ---------------------------------------------------------------- receivers on this loop
+
+
+@dataclass
+class Recorder:
+    """An HTTP or HTTPS server on this test's loop that answers 200 and records."""
+
+    port: int
+    scheme: str
+    received: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
+
+    def url(self, host: str = LOOPBACK, path: str = "/hook") -> str:
+        """The URL of `path` on this server, by `host`."""
+        return f"{self.scheme}://{host}:{self.port}{path}"
+
+
+@contextlib.asynccontextmanager
+async def recorder(
+    ssl_context: ssl.SSLContext | None = None, port: int | None = None
+) -> AsyncIterator[Recorder]:
+    """Serve a Recorder on a loopback port (free unless given) until the block ends."""
+    rec = Recorder(port=port or free_port(), scheme="https" if ssl_context else "http")
+
+    async def handle(request: web.Request) -> web.Response:
+        rec.received.append((request.path, await request.read(), dict(request.headers)))
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, LOOPBACK, rec.port, ssl_context=ssl_context).start()
+    try:
+        yield rec
+    finally:
+        await runner.cleanup()
+
+
+def post(url: str) -> OutboundRequest:
+    """A small webhook POST to `url`."""
+    return OutboundRequest(
+        url=url,
+        body=b'{"id":"evt_1"}',
+        headers={"content-type": "application/json"},
+        timeout_seconds=ATTEMPT_TIMEOUT_SECONDS,
+    )
+
+
+async def send(
+    request: OutboundRequest,
+    *,
+    proxy: str | None,
+    allowed: tuple[ipaddress.IPv4Network, ...] = LOOPBACK_ALLOWED,
+    ssl_context: ssl.SSLContext | None = None,
+) -> TransportResult:
+    """One attempt through a fresh transport."""
+    transport = AiohttpTransport(
+        NetworkGuard(allowed), limit=10, proxy=proxy, ssl_context=ssl_context
+    )
+    try:
+        return await transport.send(request)
+    finally:
+        await transport.close()
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture()
+def authority(tmp_path: Path) -> CertificateAuthority:
+    """A fresh test certificate authority and server certificate."""
+    directory = tmp_path / "tls"
+    directory.mkdir()
+    return make_authority(directory)
+
+
+@pytest.fixture()
+def allowed_connect_port() -> int:
+    """The port tinyproxy tunnels to (the HTTPS receiver's)."""
+    return free_port()
+
+
+@pytest.fixture()
+def proxy(tmp_path: Path, allowed_connect_port: int) -> Iterator[TinyProxy]:
+    """tinyproxy on a free loopback port, stopped by pid afterwards."""
+    directory = tmp_path / "tinyproxy"
+    directory.mkdir()
+    started = TinyProxy(directory, port=free_port(), connect_ports=[allowed_connect_port])
+    started.start()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+# ---------------------------------------------------------------- the transport
+
+
+async def test_an_http_delivery_goes_through_the_proxy(proxy: TinyProxy) -> None:
+    async with recorder() as rx:
+        result = await send(post(rx.url()), proxy=proxy.url)
+    assert result.error is None and result.status_code == 200, result.detail
+    [(path, body, headers)] = rx.received
+    assert (path, body) == ("/hook", b'{"id":"evt_1"}')
+    assert "tinyproxy" in headers.get("Via", ""), "the request came through the proxy"
+    assert f"POST {rx.url()}" in proxy.log()
+
+
+async def test_an_https_delivery_goes_through_a_connect_tunnel(
+    proxy: TinyProxy, authority: CertificateAuthority, allowed_connect_port: int
+) -> None:
+    # The receiver listens on the one port tinyproxy tunnels to.
+    async with recorder(authority.server_context(), allowed_connect_port) as rx:
+        result = await send(post(rx.url()), proxy=proxy.url, ssl_context=authority.client_context())
+    assert result.error is None and result.status_code == 200, result.detail
+    [(path, body, headers)] = rx.received
+    assert (path, body) == ("/hook", b'{"id":"evt_1"}')
+    assert "Via" not in headers, "TLS end to end: the proxy only relayed a tunnel"
+    assert f"CONNECT {LOOPBACK}:{allowed_connect_port}" in proxy.log()
+
+
+async def test_the_tunnelled_certificate_is_still_verified(
+    proxy: TinyProxy, authority: CertificateAuthority, allowed_connect_port: int
+) -> None:
+    async with recorder(authority.server_context(), allowed_connect_port) as rx:
+        # The system roots do not know the test authority: the handshake fails.
+        result = await send(post(rx.url()), proxy=proxy.url)
+    assert result.error is AttemptError.CONNECTION_ERROR
+    assert "certificate" in result.detail.lower()
+    assert rx.received == []
+
+
+async def test_a_connect_the_proxy_refuses_is_a_connection_error(
+    proxy: TinyProxy, authority: CertificateAuthority
+) -> None:
+    # A port that is not a ConnectPort: tinyproxy's policy refuses the tunnel. That is
+    # about the receiver, so it counts against the webhook like any connection error.
+    async with recorder(authority.server_context()) as rx:
+        result = await send(post(rx.url()), proxy=proxy.url, ssl_context=authority.client_context())
+    assert result.error is AttemptError.CONNECTION_ERROR
+    assert "CONNECT with 403" in result.detail
+    assert rx.received == []
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+async def test_an_unreachable_proxy_is_a_proxy_error(scheme: str) -> None:
+    nobody = f"http://{LOOPBACK}:{free_port()}"
+    result = await send(post(f"{scheme}://{LOOPBACK}:{free_port()}/hook"), proxy=nobody)
+    assert result.error is AttemptError.PROXY_ERROR
+    assert result.status_code is None
+    assert "egress proxy" in result.detail
+
+
+async def test_names_are_left_to_the_proxy_to_resolve(proxy: TinyProxy) -> None:
+    # With no allowed networks, `localhost` resolves only to blocked addresses: without a
+    # proxy the guard refuses it; through the proxy, the proxy's policy decides (this
+    # one allows it).
+    async with recorder() as rx:
+        direct = await send(post(rx.url("localhost")), proxy=None, allowed=())
+        proxied = await send(post(rx.url("localhost")), proxy=proxy.url, allowed=())
+    assert direct.error is AttemptError.BLOCKED_ADDRESS
+    assert proxied.error is None and proxied.status_code == 200, proxied.detail
+    assert len(rx.received) == 1
+
+
+async def test_literal_blocked_addresses_never_reach_the_proxy(proxy: TinyProxy) -> None:
+    async with recorder() as rx:
+        result = await send(post(rx.url()), proxy=proxy.url, allowed=())
+    assert result.error is AttemptError.BLOCKED_ADDRESS
+    assert rx.received == []
+    assert "Request" not in proxy.log(), "nothing was sent to the proxy"
+
+
+# ---------------------------------------------------------------- the server
+
+
+def _webhook(api: httpx.Client, url: str, account: str) -> dict[str, Any]:
+    body = {
+        "url": url,
+        "accounts": [account],
+        "eventTypes": ALL_TYPES,
+        "retrySchedule": [1] * 20,
+    }
+    answer = api.post("/v1/webhooks", json=body)
+    assert answer.status_code == 201, answer.text
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+def _order(api: httpx.Client, account: str) -> list[str]:
+    order = {
+        "_id": f"o-{time.monotonic_ns()}",
+        "account": account,
+        "location": "loc-1",
+        "channelLink": "cl-1",
+        "channel": 7,
+        "status": 10,
+        "orderType": 1,
+        "items": [{"plu": "P1", "name": "Soup", "price": 450, "quantity": 1, "productType": 1}],
+    }
+    answer = api.post("/v1/orders", json=order)
+    assert answer.status_code == 202, answer.text
+    return list(answer.json()["eventIds"])
+
+
+def _attempt_errors(api: httpx.Client, webhook_id: str) -> list[str | None]:
+    errors: list[str | None] = []
+    page = api.get("/v1/deliveries", params={"webhookId": webhook_id, "limit": 500}).json()
+    for delivery in page["data"]:
+        one = api.get(f"/v1/deliveries/{delivery['id']}").json()
+        errors += [a["error"] for a in one["attempts"]]
+    return errors
+
+
+def _samples(exposition: str, name: str) -> list[Sample]:
+    """The samples called `name` in a Prometheus text exposition."""
+    return [
+        sample
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+        if sample.name == name
+    ]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The server's database: SQLite in its data dir, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return {}
+    return {"ORDERHOOKS_DATABASE_URL": request.getfixturevalue("pg_url")}
+
+
+def test_the_server_delivers_through_the_proxy_and_waits_out_its_outage(
+    tmp_path: Path, engine_env: dict[str, str]
+) -> None:
+    """The proxy is down at first: attempts fail with proxy_error, for longer than
+    ORDERHOOKS_DISABLE_AFTER, and the webhook stays active; once the proxy is up,
+    everything is delivered through it."""
+    disable_after_seconds = 2
+    proxy_dir = tmp_path / "tinyproxy"
+    proxy_dir.mkdir()
+    later_proxy = TinyProxy(proxy_dir, port=free_port(), connect_ports=[])
+    env = {
+        **engine_env,
+        "ORDERHOOKS_EGRESS_PROXY": later_proxy.url,
+        "ORDERHOOKS_DISABLE_AFTER": str(disable_after_seconds),
+    }
+    account = f"acct-{time.monotonic_ns()}"
+    with (
+        Receiver() as rx,
+        ServerProcess(tmp_path / "data", log_path=tmp_path / "server.log", env=env) as server,
+        server.client() as api,
+    ):
+        hook = _webhook(api, rx.url, account)
+        events = _order(api, account) + _order(api, account)
+        first_failure = time.monotonic()
+        rx.wait_for_sync(
+            lambda: (
+                len(_attempt_errors(api, hook["id"])) >= 6
+                and time.monotonic() - first_failure > disable_after_seconds + 1
+            ),
+            WAIT_SECONDS,
+            "attempts failing for longer than ORDERHOOKS_DISABLE_AFTER",
+        )
+        errors = _attempt_errors(api, hook["id"])
+        assert set(errors) == {"proxy_error"}, errors
+        state = api.get(f"/v1/webhooks/{hook['id']}").json()
+        assert state["state"] == "active", state
+        assert rx.requests == []
+        metrics = httpx.get(f"{server.base_url}/metrics", timeout=10).text
+        [proxy_errors] = _samples(metrics, "orderhooks_egress_proxy_errors_total")
+        assert proxy_errors.value >= len(errors)
+        per_webhook = _samples(metrics, "orderhooks_webhook_attempts_total")
+        assert [s for s in per_webhook if s.labels["webhook_id"] == hook["id"]] == []
+
+        later_proxy.start()
+        try:
+            rx.wait_for_sync(lambda: set(events) <= rx.delivered_ids(), WAIT_SECONDS, "delivered")
+        finally:
+            later_proxy.stop()
+        assert all("tinyproxy" in r.headers.get("via", "") for r in rx.requests)
+        rx.verify_all(hook["secret"])
+        assert f"POST {rx.url}" in later_proxy.log()
+
+
+@pytest.mark.parametrize(
+    "value", ["socks5://127.0.0.1:1080", "https://proxy.example:3128", "http://proxy:3128/x"]
+)
+def test_a_proxy_url_that_is_not_http_host_port_stops_the_start(tmp_path: Path, value: str) -> None:
+    env = cli_env(tmp_path / "data", ORDERHOOKS_EGRESS_PROXY=value)
+    result = run_cli(["serve", "--port", str(free_port())], env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "ORDERHOOKS_EGRESS_PROXY" in result.stderr
