@@ -62,7 +62,14 @@ def tinyproxy_binary() -> str:
 class TinyProxy:
     """A tinyproxy process on a loopback port, configured in its own directory."""
 
-    def __init__(self, directory: Path, *, port: int, connect_ports: list[int]) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        port: int,
+        connect_ports: list[int],
+        basic_auth: tuple[str, str] | None = None,
+    ) -> None:
         self.directory = directory
         self.port = port
         self.log_path = directory / "tinyproxy.log"
@@ -78,6 +85,7 @@ class TinyProxy:
             f'PidFile "{directory / "tinyproxy.pid"}"',
             # Without a ConnectPort line tinyproxy tunnels to any port: name them.
             *(f"ConnectPort {p}" for p in connect_ports),
+            *([f"BasicAuth {basic_auth[0]} {basic_auth[1]}"] if basic_auth else []),
         ]
         self.config_path.write_text("\n".join(lines) + "\n")
         self.process: subprocess.Popen[bytes] | None = None
@@ -392,6 +400,34 @@ async def test_literal_blocked_addresses_never_reach_the_proxy(proxy: TinyProxy)
     assert result.error is AttemptError.BLOCKED_ADDRESS
     assert rx.received == []
     assert "Request" not in proxy.log(), "nothing was sent to the proxy"
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+async def test_proxy_credentials_go_in_the_url_and_a_407_is_a_proxy_error(
+    tmp_path: Path, authority: CertificateAuthority, scheme: str
+) -> None:
+    rx_port = free_port()
+    directory = tmp_path / "tinyproxy-auth"
+    directory.mkdir()
+    guarded = TinyProxy(
+        directory, port=free_port(), connect_ports=[rx_port], basic_auth=("ops", "s3cret")
+    ).start()
+    rx_context = authority.server_context() if scheme == "https" else None
+    try:
+        async with recorder(rx_context, rx_port) as rx:
+            with_credentials = guarded.url.replace("http://", "http://ops:s3cret@")
+            accepted = await send(
+                post(rx.url()), proxy=with_credentials, ssl_context=authority.client_context()
+            )
+            refused = await send(
+                post(rx.url()), proxy=guarded.url, ssl_context=authority.client_context()
+            )
+    finally:
+        guarded.stop()
+    assert accepted.error is None and accepted.status_code == 200, accepted.detail
+    assert refused.error is AttemptError.PROXY_ERROR, refused
+    assert "s3cret" not in refused.detail
+    assert len(rx.received) == 1
 
 
 # ---------------------------------------------------------------- the server
