@@ -12,11 +12,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	touch $(STAMP)
 
-# Debian's Chromium for the browser tests (nothing is downloaded by the test tool) and
-# nginx as the benchmarks' fast receiver.
+# Debian's Chromium for the browser tests (nothing is downloaded by the test tool),
+# nginx as the benchmarks' fast receiver, prometheus for promtool (the alert rules'
+# checks) and tinyproxy (the egress proxy tests).
 system-deps:
-	@(command -v chromium && test -x /usr/sbin/nginx) >/dev/null 2>&1 || \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium nginx-light >/dev/null)
+	@(command -v chromium && test -x /usr/sbin/nginx && command -v promtool && \
+	  (command -v tinyproxy || test -x /usr/sbin/tinyproxy)) >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    chromium nginx-light prometheus tinyproxy >/dev/null)
 
 run: $(STAMP)
 	$(BIN)/orderhooks serve

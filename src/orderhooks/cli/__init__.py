@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from orderhooks import package_version
-from orderhooks.cli import keys, process, tools
+from orderhooks.cli import backup, keys, process, tools
 from orderhooks.cli.options import VersionFlag
 
 app = typer.Typer(
@@ -31,6 +31,7 @@ def root(version: VersionFlag = False) -> None:
 process.register(app)
 app.add_typer(keys.keys_app, name="keys")
 tools.register(app)
+backup.register(app)
 
 
 def main() -> None:

@@ -248,7 +248,9 @@ async def _run_with_store(
         await ensure_admin_key(store, settings, utc_now())
         if role in ("serve", "worker"):
             transport = AiohttpTransport(
-                NetworkGuard(settings.allowed_networks), limit=settings.worker_concurrency
+                NetworkGuard(settings.allowed_networks),
+                limit=settings.worker_concurrency,
+                proxy=settings.egress_proxy,
             )
             dispatcher = Dispatcher(store, transport, settings, metrics=metrics)
             await dispatcher.start()

@@ -44,6 +44,7 @@ from orderhooks.config.kinds import (
     BOOLEAN,
     NETWORKS,
     PATH,
+    PROXY_URL,
     SECONDS_LIST,
     TEXT,
     URL,
@@ -52,6 +53,7 @@ from orderhooks.config.kinds import (
     choice,
     integer,
     number,
+    parse_egress_proxy,
     parse_network_list,
 )
 from orderhooks.exceptions import ConfigError
@@ -290,6 +292,12 @@ class Settings:
         default=DEFAULT_DB_POOL_SIZE,
         help="Most PostgreSQL connections per process.",
     )
+    egress_proxy: str | None = setting(
+        "ORDERHOOKS_EGRESS_PROXY",
+        PROXY_URL,
+        default=None,
+        help="Forward proxy every delivery goes through (CONNECT for https); see docs/security.md.",
+    )
 
     @property
     def effective_database_url(self) -> str:
@@ -371,6 +379,7 @@ __all__ = [
     "integer",
     "load_settings",
     "number",
+    "parse_egress_proxy",
     "parse_networks",
     "setting",
 ]

@@ -121,6 +121,24 @@ def parse_network_list(text: str) -> tuple[Network, ...]:
     return tuple(networks)
 
 
+def parse_egress_proxy(text: str) -> str:
+    """An `http://host:port` forward proxy URL (credentials allowed, nothing after the port)."""
+    from yarl import URL as Yarl
+
+    try:
+        url = Yarl(text.strip())
+        port = url.port
+    except ValueError:
+        raise ValueError("must be an http://host:port URL") from None
+    if url.scheme != "http":
+        raise ValueError(f"must be an http:// proxy URL, got scheme {url.scheme!r}")
+    if not url.raw_host or port is None:
+        raise ValueError("must be http://host:port")
+    if url.raw_path not in ("", "/") or url.raw_query_string or url.fragment:
+        raise ValueError("must be http://host:port, with nothing after the port")
+    return str(url.with_path(""))
+
+
 def _show_list(values: Sequence[object]) -> str:
     return ",".join(str(value) for value in values)
 
@@ -149,4 +167,10 @@ NETWORKS: Kind[tuple[Network, ...]] = Kind(
     "CIDR,…",
     ("10.0.0.0/8", "127.0.0.0/8,::1/128"),
     show=_show_list,
+)
+PROXY_URL: Kind[str] = Kind(
+    parse_egress_proxy,
+    "`http://host:port` (credentials allowed)",
+    "URL",
+    ("http://127.0.0.1:3128", "http://egress.internal:8888"),
 )

@@ -28,6 +28,7 @@ from orderhooks.delivery import retry
 from orderhooks.delivery.outbound import BodyCache, build_request
 from orderhooks.delivery.recorder import OutcomeRecorder
 from orderhooks.delivery.transport import Transport, TransportResult
+from orderhooks.domain.health import counts_toward_health
 from orderhooks.domain.model import Attempt, DeliveryState
 from orderhooks.logging import get_logger
 from orderhooks.metrics import Metrics
@@ -263,9 +264,12 @@ class Dispatcher:
         )
 
     def _observe(self, claim: Claim, outcome: Outcome, result: TransportResult) -> None:
-        self._metrics.deliveries.labels(
-            outcome=OUTCOME_LABELS.get(outcome.next_state, "retry")
-        ).inc()
+        label = OUTCOME_LABELS.get(outcome.next_state, "retry")
+        self._metrics.deliveries.labels(outcome=label).inc()
+        if counts_toward_health(result.error):
+            self._metrics.webhook_attempts.labels(webhook_id=claim.webhook.id, outcome=label).inc()
+        else:
+            self._metrics.proxy_errors.inc()
         self._metrics.attempt_latency.observe(result.duration_ms / 1000)
         if outcome.next_state is DeliveryState.DELIVERED:
             return

@@ -4,6 +4,9 @@
 redirects never followed, the webhook's timeout on the whole attempt, and the network
 guard on every address actually connected to (literal addresses before connecting,
 names through a resolver that drops blocked addresses, so DNS rebinding gets nowhere).
+With an egress proxy (`ORDERHOOKS_EGRESS_PROXY`) every request goes through it, `https`
+through CONNECT; the proxy resolves names and enforces the egress policy, so only the
+literal-address check stays here (docs/security.md).
 `FakeTransport` is its stand-in for tests that need no server.
 
 Failures map to `AttemptError` (PRODUCT 7.1)::
@@ -13,6 +16,9 @@ Failures map to `AttemptError` (PRODUCT 7.1)::
     refused, reset, DNS failure, bad response  CONNECTION_ERROR
     3xx (never followed)                       REDIRECT         (status recorded)
     any other non-2xx                          HTTP_STATUS      (status recorded)
+    the egress proxy cannot be reached, or     PROXY_ERROR      (not counted against
+      asks for credentials (407)                                 the webhook's health)
+    the egress proxy refuses the CONNECT       CONNECTION_ERROR (its status in `detail`)
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +49,7 @@ DNS_CACHE_SECONDS = 10
 # Node.js) close them, so a request rarely races a closing connection.
 KEEPALIVE_SECONDS = 4
 URL_CACHE_SIZE = 4096
+PROXY_AUTHENTICATION_REQUIRED = 407
 
 EMPTY_HEADERS: Mapping[str, str] = CIMultiDictProxy(CIMultiDict())
 
@@ -127,7 +135,12 @@ class _Target:
 
 
 class AiohttpTransport:
-    """The real transport: one pooled aiohttp session, guarded at connect time."""
+    """The real transport: one pooled aiohttp session, guarded at connect time.
+
+    `proxy` (an `http://host:port` URL) sends every request through that forward proxy;
+    `ssl_context` replaces the default certificate verification (tests use it to trust
+    their own certificate authority).
+    """
 
     def __init__(
         self,
@@ -135,10 +148,16 @@ class AiohttpTransport:
         *,
         limit: int,
         resolver: AbstractResolver | None = None,
+        proxy: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._guard = guard
         self._limit = limit
-        self._resolver = GuardedResolver(guard, resolver)
+        self._proxy = proxy
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
+        # Through a proxy, aiohttp resolves only the proxy's own name (the operator's, not
+        # a webhook's), and the proxy resolves the receivers': no guard on resolution.
+        self._resolver = GuardedResolver(guard, resolver) if proxy is None else resolver
         self._session: aiohttp.ClientSession | None = None
         # Webhook URLs repeat endlessly: parse and judge each one once.
         self._targets: dict[str, _Target] = {}
@@ -203,8 +222,13 @@ class AiohttpTransport:
                     data=request.body,
                     headers=request.headers,
                     allow_redirects=False,
+                    proxy=self._proxy,
+                    ssl=self._ssl,
                 ) as response:
                     status = response.status
+                    if self._proxy is not None and status == PROXY_AUTHENTICATION_REQUIRED:
+                        detail = "the egress proxy asks for credentials"
+                        return _failure(AttemptError.PROXY_ERROR, started, detail, status)
                     excerpt, complete = await _read_excerpt(response.content)
                     if not complete:
                         response.close()
@@ -212,6 +236,18 @@ class AiohttpTransport:
         except TimeoutError:
             detail = f"no complete answer within {request.timeout_seconds:g} s"
             return _failure(AttemptError.TIMEOUT, started, detail, status)
+        except aiohttp.ClientProxyConnectionError as exc:
+            return _failure(AttemptError.PROXY_ERROR, started, f"egress proxy: {exc}")
+        except aiohttp.ClientHttpProxyError as exc:
+            # The proxy answered the CONNECT itself: its policy refused the receiver, or the
+            # receiver could not be reached from it. Only a 407 is the proxy's own problem.
+            error = (
+                AttemptError.PROXY_ERROR
+                if exc.status == PROXY_AUTHENTICATION_REQUIRED
+                else AttemptError.CONNECTION_ERROR
+            )
+            detail = f"the egress proxy answered CONNECT with {exc.status} {exc.message}"
+            return _failure(error, started, detail)
         except aiohttp.ClientConnectorError as exc:
             if _is_blocked_error(exc):
                 return _failure(AttemptError.BLOCKED_ADDRESS, started, str(exc))
@@ -226,7 +262,8 @@ class AiohttpTransport:
         if self._session is not None:
             await self._session.close()
             self._session = None
-        await self._resolver.close()
+        if isinstance(self._resolver, GuardedResolver):
+            await self._resolver.close()
 
 
 async def _read_excerpt(content: aiohttp.StreamReader) -> tuple[bytes, bool]:

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from orderhooks.domain.model import DisabledReason
+from orderhooks.domain.model import AttemptError, DisabledReason
 
 PROBE_AFTER_CONSECUTIVE_FAILURES = 3
 
@@ -26,6 +26,13 @@ class WebhookHealth:
     last_failure_at: datetime | None = None
     probing: bool = False
     probe_at: datetime | None = None
+
+
+def counts_toward_health(error: AttemptError | None) -> bool:
+    """Whether an attempt says something about the webhook's endpoint. An egress proxy
+    that cannot be reached is the operator's failure: it neither starts probing nor
+    counts toward disabling the webhook (docs/security.md)."""
+    return error is not AttemptError.PROXY_ERROR
 
 
 def _failing_too_long(health: WebhookHealth, now: datetime, disable_after_seconds: int) -> bool:

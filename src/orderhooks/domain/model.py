@@ -77,6 +77,7 @@ class AttemptError(StrEnum):
     BLOCKED_ADDRESS = "blocked_address"
     REDIRECT = "redirect"
     HTTP_STATUS = "http_status"
+    PROXY_ERROR = "proxy_error"  # the egress proxy could not be reached: not the receiver's fault
 
 
 ALL_ACCOUNTS = "*"

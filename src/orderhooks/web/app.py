@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from orderhooks import package_version
 from orderhooks.config import Settings
-from orderhooks.metrics import Metrics
+from orderhooks.metrics import IngestLatencyMiddleware, Metrics
 from orderhooks.store.base import Store
 from orderhooks.web import admin, event_types, ingest, reads, usage, webhook_actions, webhooks
 from orderhooks.web.auth import KeyCache
@@ -55,10 +55,11 @@ def create_app(
         docs_url="/docs" if is_api else None,
         redoc_url=None,
     )
+    metrics = metrics if metrics is not None else Metrics()
     app.state.orderhooks = ApiContext(
         settings=settings,
         store=store,
-        metrics=metrics if metrics is not None else Metrics(),
+        metrics=metrics,
         keys=KeyCache(store),
         limiter=KeyRateLimiter(settings.rate_limit_per_key),
     )
@@ -68,5 +69,6 @@ def create_app(
         for module in (ingest, webhooks, webhook_actions, reads, admin, usage, event_types):
             app.include_router(module.router)
         install_openapi(app)
+        app.add_middleware(IngestLatencyMiddleware, metrics=metrics)
         mount_dashboard(app, settings=settings, store=store)
     return app

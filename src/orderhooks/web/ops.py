@@ -82,11 +82,15 @@ def ops_router(role: str, workers_running: Callable[[], bool] | None) -> APIRout
     async def metrics(request: Request) -> Response:
         """The Prometheus text exposition; queue gauges are read from the store now."""
         ctx = get_context(request)
+        store_answered = True
         try:
             refresh_queue_gauges(ctx.metrics, await ctx.store.queue_gauges(), ctx.now())
         except Exception as exc:
             # A scrape still answers with the counters when the store is down.
             log.warning("queue_gauges_failed", error=type(exc).__name__)
+            store_answered = False
+        workers_ok = role not in ("serve", "worker") or workers_running is None or workers_running()
+        ctx.metrics.ready.set(1 if store_answered and workers_ok else 0)
         return Response(ctx.metrics.render(), media_type=PROMETHEUS_CONTENT_TYPE)
 
     return router

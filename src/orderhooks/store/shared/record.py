@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from orderhooks.domain.health import WebhookHealth, after_attempt
+from orderhooks.domain.health import WebhookHealth, after_attempt, counts_toward_health
 from orderhooks.domain.model import DeliveryState, DisabledReason, Webhook
 from orderhooks.store.base import Outcome
 from orderhooks.store.shared.catalog import bump_version
@@ -123,7 +123,7 @@ async def _update_health(
     health: dict[str, WebhookHealth] = {row["webhook_id"]: health_from_row(row) for row in rows}
     disable: dict[str, DisabledReason] = {}
     for outcome in outcomes:
-        if outcome.webhook_id not in health:
+        if outcome.webhook_id not in health or not counts_toward_health(outcome.attempt.error):
             continue
         succeeded = outcome.next_state == DeliveryState.DELIVERED
         # After a final failure the next probe is the backlog's next due delivery, on its

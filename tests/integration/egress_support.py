@@ -1,0 +1,249 @@
+"""Helpers of the egress proxy tests: Debian's tinyproxy as a process of the test, a
+certificate authority made on the spot, and a recording HTTP(S) receiver on the test's
+own event loop."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import ipaddress
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from orderhooks.testing.server import free_port
+
+LOOPBACK = "127.0.0.1"
+START_TIMEOUT_SECONDS = 10.0
+
+
+# ---------------------------------------------------------------- tinyproxy
+
+
+def tinyproxy_binary() -> str:
+    """Debian's tinyproxy; the test fails (never skips) when it is missing."""
+    found = shutil.which("tinyproxy") or shutil.which("tinyproxy", path="/usr/sbin")
+    if found is None:
+        pytest.fail("tinyproxy is not installed: run `make system-deps`")
+    return found
+
+
+class TinyProxy:
+    """A tinyproxy process on a loopback port, configured in its own directory."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        port: int,
+        connect_ports: list[int],
+        basic_auth: tuple[str, str] | None = None,
+    ) -> None:
+        self.directory = directory
+        self.port = port
+        self.log_path = directory / "tinyproxy.log"
+        self.config_path = directory / "tinyproxy.conf"
+        lines = [
+            f"Port {port}",
+            f"Listen {LOOPBACK}",
+            "Timeout 10",
+            f"Allow {LOOPBACK}",
+            "MaxClients 50",
+            "LogLevel Info",
+            f'LogFile "{self.log_path}"',
+            f'PidFile "{directory / "tinyproxy.pid"}"',
+            # Without a ConnectPort line tinyproxy tunnels to any port: name them.
+            *(f"ConnectPort {p}" for p in connect_ports),
+            *([f"BasicAuth {basic_auth[0]} {basic_auth[1]}"] if basic_auth else []),
+        ]
+        self.config_path.write_text("\n".join(lines) + "\n")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """`http://127.0.0.1:<port>`."""
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def start(self) -> TinyProxy:
+        """Start it in the foreground (-d) and wait until it accepts connections."""
+        self.process = subprocess.Popen(
+            [tinyproxy_binary(), "-d", "-c", str(self.config_path)],
+            stdin=subprocess.DEVNULL,
+            stdout=(self.directory / "stdout.log").open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"tinyproxy exited: {self.log()}")
+            try:
+                socket.create_connection((LOOPBACK, self.port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"tinyproxy did not listen within {START_TIMEOUT_SECONDS} s")
+
+    def stop(self) -> None:
+        """SIGTERM the process started here, by its pid, and reap it."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(START_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(START_TIMEOUT_SECONDS)
+        self.process = None
+
+    def log(self) -> str:
+        """What tinyproxy logged (connections, requests, CONNECTs)."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+
+# ---------------------------------------------------------------- certificates
+
+
+@dataclass
+class CertificateAuthority:
+    """A certificate authority of the test, and a server certificate it issued for
+    127.0.0.1 and localhost."""
+
+    ca_pem: bytes
+    cert_path: Path
+    key_path: Path
+
+    def client_context(self) -> ssl.SSLContext:
+        """A client context that trusts only this authority."""
+        return ssl.create_default_context(cadata=self.ca_pem.decode())
+
+    def server_context(self) -> ssl.SSLContext:
+        """The HTTPS receiver's context."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert_path, self.key_path)
+        return context
+
+
+def make_authority(directory: Path) -> CertificateAuthority:
+    """A fresh CA and a server certificate for the loopback names, valid for a day."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "orderhooks test CA")])
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(LOOPBACK))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert_path = directory / "server.pem"
+    key_path = directory / "server.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
+    return CertificateAuthority(ca_pem, cert_path, key_path)
+
+
+# ---------------------------------------------------------------- receivers on this loop
+
+
+@dataclass
+class Recorder:
+    """An HTTP or HTTPS server on this test's loop that answers 200 and records."""
+
+    port: int
+    scheme: str
+    received: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
+
+    def url(self, host: str = LOOPBACK, path: str = "/hook") -> str:
+        """The URL of `path` on this server, by `host`."""
+        return f"{self.scheme}://{host}:{self.port}{path}"
+
+
+@contextlib.asynccontextmanager
+async def recorder(
+    ssl_context: ssl.SSLContext | None = None, port: int | None = None
+) -> AsyncIterator[Recorder]:
+    """Serve a Recorder on a loopback port (free unless given) until the block ends."""
+    rec = Recorder(port=port or free_port(), scheme="https" if ssl_context else "http")
+
+    async def handle(request: web.Request) -> web.Response:
+        rec.received.append((request.path, await request.read(), dict(request.headers)))
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, LOOPBACK, rec.port, ssl_context=ssl_context).start()
+    try:
+        yield rec
+    finally:
+        await runner.cleanup()
