@@ -34,8 +34,7 @@ from orderhooks.domain.model import ApiKey, Role
 from orderhooks.exceptions import OrderhooksError
 from orderhooks.logging import get_logger
 from orderhooks.metrics import Metrics
-from orderhooks.store import open_store
-from orderhooks.store.base import Store
+from orderhooks.store import Store, open_store
 from orderhooks.web.app import create_app
 
 ProcessRole = Literal["serve", "api", "worker"]

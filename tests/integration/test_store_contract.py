@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
+from orderhooks.delivery.claims import Outcome
 from orderhooks.domain.ids import new_id
 from orderhooks.domain.model import (
     Agreement,
@@ -29,24 +30,23 @@ from orderhooks.domain.model import (
     EventType,
     Ordering,
     Role,
+    Scope,
     SigningSecret,
     Webhook,
     WebhookState,
 )
+from orderhooks.exceptions import UnknownOrder
 from orderhooks.store.base import (
     CourierItem,
     DeliveryFilter,
     EventFilter,
     NewOrderItem,
-    Outcome,
-    Scope,
     StatusItem,
-    UnknownOrder,
     WebhookFilter,
 )
 from orderhooks.store.postgres import PostgresStore
-from orderhooks.store.shared.sqlstore import SqlStore
 from orderhooks.store.sqlite import SQLiteStore
+from orderhooks.store.store import Store as SqlStore
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 ALL_TYPES = (EventType.NEW, EventType.STATUS_UPDATE, EventType.COURIER_UPDATE)

@@ -14,7 +14,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from orderhooks.store.base import Scope
+from orderhooks.domain.model import Scope
 from orderhooks.store.shared.tx import Tx
 from orderhooks.store.sql import load_migrations, load_queries
 from orderhooks.store.sqlite import SQLiteStore, migration_statements

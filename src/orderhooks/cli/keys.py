@@ -25,7 +25,7 @@ from orderhooks.domain.apikeys import generate_api_key, hash_api_key
 from orderhooks.domain.ids import new_id
 from orderhooks.domain.model import ApiKey, Role
 from orderhooks.exceptions import NotFound
-from orderhooks.store.base import Store
+from orderhooks.store import Store
 from orderhooks.web.views import key_json
 
 T = TypeVar("T")

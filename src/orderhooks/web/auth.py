@@ -20,8 +20,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from orderhooks.domain.apikeys import hash_api_key
-from orderhooks.domain.model import ALL_ACCOUNTS, ApiKey, Role
-from orderhooks.store.base import Scope, Store
+from orderhooks.domain.model import ALL_ACCOUNTS, ApiKey, Role, Scope
+from orderhooks.store import Store
 from orderhooks.web.context import get_context
 from orderhooks.web.errors import ApiError
 

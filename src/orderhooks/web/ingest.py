@@ -19,14 +19,13 @@ from orderhooks.domain.orders import (
     validate_order,
     validate_status_update,
 )
-from orderhooks.exceptions import FieldProblem, NotFound, ValidationError
+from orderhooks.exceptions import FieldProblem, NotFound, UnknownOrder, ValidationError
 from orderhooks.store.base import (
     CourierItem,
     IngestItem,
     IngestResult,
     NewOrderItem,
     StatusItem,
-    UnknownOrder,
 )
 from orderhooks.web import ingest_docs
 from orderhooks.web.auth import IngestCaller

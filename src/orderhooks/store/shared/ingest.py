@@ -9,13 +9,13 @@ from datetime import datetime
 from orderhooks.domain import ingest as planner
 from orderhooks.domain.ids import IdFactory
 from orderhooks.domain.model import Ordering, OrderState, Webhook
+from orderhooks.exceptions import UnknownOrder
 from orderhooks.store.base import (
     CourierItem,
     IngestItem,
     IngestResult,
     NewOrderItem,
     StatusItem,
-    UnknownOrder,
 )
 from orderhooks.store.shared.codec import (
     event_params,
@@ -24,6 +24,7 @@ from orderhooks.store.shared.codec import (
     order_params,
     unstorable,
 )
+from orderhooks.store.shared.core import StoreCore, writing
 from orderhooks.store.shared.heads import Queue
 from orderhooks.store.shared.tx import Tx
 
@@ -41,8 +42,8 @@ class _Writes:
 
     inserted_orders: dict[str, OrderState] = field(default_factory=dict)
     updated_orders: dict[str, OrderState] = field(default_factory=dict)
-    events: list[tuple[object, ...]] = field(default_factory=list)
-    deliveries: list[tuple[object, ...]] = field(default_factory=list)
+    events: list[dict[str, object]] = field(default_factory=list)
+    deliveries: list[dict[str, object]] = field(default_factory=list)
 
 
 def _plan(
@@ -68,11 +69,29 @@ async def _busy_queues(tx: Tx, order_ids: Sequence[str]) -> set[Queue]:
     delivering delivery: a new delivery there waits behind it."""
     if not order_ids:
         return set()
-    rows = await tx.fetch("busy_queues", tx.array(order_ids))
+    rows = await tx.fetch("busy_queues", order_ids=tx.array(order_ids))
     return {(row["webhook_id"], row["order_id"]) for row in rows}
 
 
-async def ingest(
+class IngestOperations(StoreCore):
+    """Taking order events in."""
+
+    @writing(wake=True)
+    async def ingest(
+        self, tx: Tx, items: Sequence[IngestItem], now: datetime
+    ) -> list[IngestResult]:
+        """Apply the items in order in one transaction, durable before it returns.
+
+        Events and deliveries are planned by `orderhooks.domain.ingest`. All or nothing:
+        raises UnknownOrder (with the item index) and stores nothing when an update names
+        an order that neither the store nor an earlier item knows. Wakes the delivery
+        workers after commit.
+        """
+        active = await self._catalog.active(tx)
+        return await _apply(tx, items, now, active, self._new_id)
+
+
+async def _apply(
     tx: Tx,
     items: Sequence[IngestItem],
     now: datetime,
@@ -84,7 +103,7 @@ async def ingest(
     order_ids = [item_order_id(item) for item in items]
     lookup = sorted({order_id for order_id in order_ids if not unstorable(order_id)})
     # Locks the known orders' rows (PostgreSQL) so concurrent ingests of one order queue.
-    rows = await tx.fetch("orders_for_ingest", tx.array(lookup))
+    rows = await tx.fetch("orders_for_ingest", order_ids=tx.array(lookup))
     states: dict[str, OrderState | None] = {row["order_id"]: order_from_row(row) for row in rows}
     known = set(states)
     busy = await _busy_queues(tx, sorted(known))

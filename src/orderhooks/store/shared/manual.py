@@ -1,4 +1,4 @@
-"""Manual control (PRODUCT 4.5): retry now, recover failed deliveries, replay, test."""
+"""Manual control (docs/api.md): retry now, recover failed deliveries, replay, test."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from orderhooks.store.shared.codec import (
     new_delivery_params,
     unstorable,
 )
+from orderhooks.store.shared.core import StoreCore, writing
 from orderhooks.store.shared.heads import Queue, lock_orders, refresh_heads
 from orderhooks.store.shared.tx import Tx
 from orderhooks.store.shared.webhooks import stored_webhook
@@ -34,32 +35,32 @@ from orderhooks.store.shared.webhooks import stored_webhook
 REPLAY_PAGE = 1000  # events read per statement while replaying
 
 
-async def retry_delivery_now(
+async def _retry_now(
     tx: Tx, delivery_id: str, now: datetime, webhooks: Mapping[str, Webhook]
 ) -> Delivery:
     """Make a pending delivery due now, or put a failed one back to pending with the
     whole schedule; Conflict for the others."""
-    row = None if unstorable(delivery_id) else await tx.fetchrow("delivery_by_id", delivery_id)
+    row = None if unstorable(delivery_id) else await tx.fetchrow("delivery_by_id", id=delivery_id)
     if row is None:
         raise NotFound(f"delivery {delivery_id} not found")
     delivery = delivery_from_row(row)
     if delivery.state == DeliveryState.PENDING:
-        await tx.execute("make_due", delivery_id, micros(now))
+        await tx.execute("make_due", id=delivery_id, next_attempt_at=micros(now))
     elif delivery.state == DeliveryState.FAILED:
         if delivery.webhook_id not in webhooks:
             raise Conflict(f"the webhook of delivery {delivery_id} was deleted")
         await lock_orders(tx, [delivery.order_id])
-        await tx.execute("requeue_delivery", delivery_id, micros(now))
+        await tx.execute("requeue_delivery", id=delivery_id, next_attempt_at=micros(now))
         if not delivery.test:
             await refresh_heads(tx, [(delivery.webhook_id, delivery.order_id)], webhooks)
     else:
         raise Conflict(f"delivery {delivery_id} is {delivery.state}")
-    fresh = await tx.fetchrow("delivery_by_id", delivery_id)
+    fresh = await tx.fetchrow("delivery_by_id", id=delivery_id)
     assert fresh is not None
     return delivery_from_row(fresh)
 
 
-async def recover_failed(
+async def _recover(
     tx: Tx,
     webhook_id: str,
     since: datetime,
@@ -71,15 +72,15 @@ async def recover_failed(
     now, with the whole schedule; returns how many."""
     if webhook_id not in webhooks:
         raise NotFound(f"webhook {webhook_id} not found")
-    window = (webhook_id, micros(since), micros_or_none(until))
-    await tx.fetch("lock_orders_of_failed", *window)
-    rows = await tx.fetch("recover_failed", *window, micros(now))
+    window = {"webhook_id": webhook_id, "since": micros(since), "until": micros_or_none(until)}
+    await tx.fetch("lock_orders_of_failed", **window)
+    rows = await tx.fetch("recover_failed", **window, now=micros(now))
     queues = [(webhook_id, row["order_id"]) for row in rows if not row["test"]]
     await refresh_heads(tx, queues, webhooks)
     return len(rows)
 
 
-async def replay_events(
+async def _replay(
     tx: Tx,
     webhook: Webhook,
     since: datetime,
@@ -102,12 +103,12 @@ async def replay_events(
     while True:
         rows = await tx.fetch(
             "replay_candidates",
-            cursor[0],
-            cursor[1],
-            micros_or_none(until),
-            accounts,
-            types,
-            REPLAY_PAGE,
+            after_created_at=cursor[0],
+            after_id=cursor[1],
+            until=micros_or_none(until),
+            accounts=accounts,
+            types=types,
+            limit=REPLAY_PAGE,
         )
         if not rows:
             break
@@ -128,19 +129,58 @@ async def replay_events(
     return queued
 
 
-async def create_test_delivery(
+async def _test_delivery(
     tx: Tx, webhook: Webhook, event: Event, now: datetime, new_id: IdFactory
 ) -> str:
     """Store a synthetic test event and its delivery, due now; returns the delivery id.
     Test deliveries stand outside the per-order queues and are never billed."""
     await stored_webhook(tx, webhook.id)
     test_event = dataclasses.replace(event, test=True)
-    await tx.execute("insert_event", *event_params(test_event))
+    await tx.execute("insert_event", **event_params(test_event))
     delivery_id = new_id("dlv")
     await tx.execute(
         "insert_delivery",
-        *new_delivery_params(
+        **new_delivery_params(
             delivery_id, webhook.id, test_event, replay=False, ready=True, now=now
         ),
     )
     return delivery_id
+
+
+class ManualOperations(StoreCore):
+    """Retry now, recover, replay, test: what operators and partners ask for by hand."""
+
+    @writing(wake=True)
+    async def retry_delivery_now(self, tx: Tx, delivery_id: str, now: datetime) -> Delivery:
+        """Make a pending or failed delivery due now (failed ones get the schedule again);
+        Conflict for delivered, delivering or cancelled ones."""
+        return await _retry_now(tx, delivery_id, now, await self._catalog.load(tx))
+
+    @writing(wake=True)
+    async def recover_failed(
+        self, tx: Tx, webhook_id: str, since: datetime, until: datetime | None, now: datetime
+    ) -> int:
+        """Failed deliveries created in the range go back to pending, due now; returns count."""
+        live = await self._catalog.load(tx)
+        return await _recover(tx, webhook_id, since, until, now, live)
+
+    @writing(wake=True)
+    async def replay_events(
+        self,
+        tx: Tx,
+        webhook: Webhook,
+        since: datetime,
+        until: datetime | None,
+        event_types: Sequence[EventType] | None,
+        now: datetime,
+    ) -> int:
+        """New `replay` deliveries for every stored (non-test) event in the range that the
+        webhook's routing accepts; returns how many were queued."""
+        return await _replay(tx, webhook, since, until, event_types, now, self._new_id)
+
+    @writing(wake=True)
+    async def create_test_delivery(
+        self, tx: Tx, webhook: Webhook, event: Event, now: datetime
+    ) -> str:
+        """Store a synthetic test event and its delivery to `webhook`; returns the delivery id."""
+        return await _test_delivery(tx, webhook, event, now, self._new_id)

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from orderhooks.domain.apikeys import hash_api_key
-from orderhooks.domain.model import ApiKey, Role
-from orderhooks.store.base import Scope, Store
+from orderhooks.domain.model import ApiKey, Role, Scope
+from orderhooks.store import Store
 from orderhooks.web.dashboard.session import Session
 
 KEY_LIST_PAGE = 500
