@@ -3,7 +3,6 @@ rotation, enable and disable, a test event, recover, replay, statistics."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Request
@@ -88,7 +87,7 @@ async def rotate_secret(request: Request, webhookId: str, caller: PartnerCaller)
     new_secret = spec.secret if spec.secret is not None else generate_secret()
     now = ctx.now()
     secrets = rotated_secrets(webhook, new_secret, spec.grace_period_seconds, now)
-    await ctx.store.update_webhook(replace(webhook, secrets=secrets, updated_at=now))
+    await ctx.store.set_webhook_secrets(webhook.id, secrets, now)
     details = {"gracePeriodSeconds": spec.grace_period_seconds, "provided": spec.secret is not None}
     await record_audit(ctx, caller, "webhook.secret_rotated", ("webhook", webhook.id), details)
     return OrjsonResponse({"secret": new_secret})

@@ -92,7 +92,6 @@ async def create_webhook(request: Request, caller: PartnerCaller) -> OrjsonRespo
     spec = validate_body(WebhookCreate, body)
     caller.require_accounts(spec.accounts)
     check_webhook_url(ctx, spec.url)
-    await check_webhook_cap(ctx, spec.accounts)
     now = ctx.now()
     given = {name: _stored_value(getattr(spec, name)) for name in spec.model_fields_set}
     if "timeout_seconds" not in given:
@@ -110,7 +109,8 @@ async def create_webhook(request: Request, caller: PartnerCaller) -> OrjsonRespo
             "updated_at": now,
         }
     )
-    stored = await ctx.store.create_webhook(webhook)
+    cap = ctx.settings.max_webhooks_per_account
+    stored = await ctx.store.create_webhook(webhook, max_per_account=cap)
     details = {"host": _host(stored.url), "accounts": list(stored.accounts)}
     await record_audit(ctx, caller, "webhook.created", ("webhook", stored.id), details)
     return OrjsonResponse({**as_json(ctx, stored), "secret": secret}, status_code=201)

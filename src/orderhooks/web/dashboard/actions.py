@@ -8,7 +8,6 @@ only act on what it can see.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -116,8 +115,8 @@ async def rotate(dash: Dashboard, request: Request, viewer: Viewer, form: FormDa
     if not raw_grace.isdigit() or int(raw_grace) not in allowed:
         raise ValidationError([FieldProblem("grace_seconds", "is not one of the choices")])
     grace, now, secret = int(raw_grace), dash.clock(), generate_secret()
-    await dash.store.update_webhook(
-        replace(webhook, secrets=rotated_secrets(webhook, secret, grace, now), updated_at=now)
+    await dash.store.set_webhook_secrets(
+        webhook.id, rotated_secrets(webhook, secret, grace, now), now
     )
     await _audit(
         dash,

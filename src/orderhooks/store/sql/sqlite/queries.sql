@@ -239,9 +239,9 @@ WHERE (:accounts IS NULL OR account IN (SELECT value FROM json_each(:accounts)))
 ORDER BY account, month, event_type;
 
 -- name: outcome_series_of_webhook
--- Attempts started in [:since, :until) in buckets of :bucket_us microseconds,
-    with nearest-rank
--- percentiles (rank ceil(p * n)) picked from window ranks, so no row leaves the engine.
+-- Attempts started in [:since, :until) in buckets of :bucket_us microseconds, with
+-- nearest-rank percentiles (rank ceil(p * n)) picked from window ranks, so no row leaves
+-- the engine.
 WITH picked AS (
     SELECT a.started_at / :bucket_us AS bucket, a.duration_ms AS duration,
         CASE WHEN a.error IS NULL AND a.status_code BETWEEN 200 AND 299 THEN 1 ELSE 0 END
@@ -265,9 +265,9 @@ GROUP BY bucket
 ORDER BY bucket;
 
 -- name: outcome_series
--- Attempts started in [:since, :until) in buckets of :bucket_us microseconds,
-    with nearest-rank
--- percentiles (rank ceil(p * n)) picked from window ranks, so no row leaves the engine.
+-- Attempts started in [:since, :until) in buckets of :bucket_us microseconds, with
+-- nearest-rank percentiles (rank ceil(p * n)) picked from window ranks, so no row leaves
+-- the engine.
 WITH picked AS (
     SELECT a.started_at / :bucket_us AS bucket, a.duration_ms AS duration,
         CASE WHEN a.error IS NULL AND a.status_code BETWEEN 200 AND 299 THEN 1 ELSE 0 END
