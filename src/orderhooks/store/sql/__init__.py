@@ -1,12 +1,22 @@
 """The SQL of the store: numbered migrations per engine (`<engine>/NNNN_name.sql`) and
 named queries.
 
-`queries.sql` holds the queries both engines run as they are, `<engine>/queries.sql`
-the ones an engine writes its own way; a name is defined once per engine. Each block
-begins with a `-- name: <name>` line; the text up to the next such line is the query
-(comment lines dropped). Parameters are named (`:name`): `compile_queries` turns them
-into the driver's numbered placeholders once, at load, and remembers which name each
-number stands for.
+`queries.sql` holds the queries both engines share, `<engine>/queries.sql` the ones an
+engine writes its own way (row locks, the claim lock, a few plans); a name is defined
+once per engine. Each block begins with a `-- name: <name>` line; the text up to the
+next such line is the query (comment lines dropped).
+
+Parameters are named (`:name`). The shared queries are written in PostgreSQL's dialect,
+kept to what SQLite runs too after two rewrites that `compile_queries` makes for it:
+
+- a list parameter, `= ANY(:ids::text[])` or `<> ALL(:ids::text[])`, becomes `IN` or
+  `NOT IN (SELECT value FROM json_each(:ids))` (SQLite gets lists as JSON text);
+- casts of parameters (`:name::bigint`, which PostgreSQL needs to type a parameter that
+  is only tested with IS NULL) are dropped.
+
+Booleans are written `= TRUE` / `= FALSE`, which SQLite reads as 1 / 0 (so its partial
+indexes still match) and PostgreSQL simplifies to the plain column. Then each `:name`
+becomes the driver's numbered placeholder; all this happens once, at load.
 """
 
 from __future__ import annotations
@@ -24,6 +34,12 @@ _MIGRATION_FILE = re.compile(r"^\d{4}_\w+\.sql$")
 _PARAMETER = re.compile(r"'(?:[^']|'')*'|(?<![:\w]):([A-Za-z_]\w*)")
 # The numbered placeholder of each engine's driver.
 PLACEHOLDERS = {"sqlite": "?{}", "postgres": "${}"}
+# SQLite's forms of PostgreSQL's list parameters, and the parameter casts it drops.
+_SQLITE_REWRITES = (
+    (re.compile(r"= ANY\((:\w+)::text\[\]\)"), r"IN (SELECT value FROM json_each(\1))"),
+    (re.compile(r"<> ALL\((:\w+)::text\[\]\)"), r"NOT IN (SELECT value FROM json_each(\1))"),
+    (re.compile(r"(?<![:\w])(:\w+)::\w+(?:\[\])?"), r"\1"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,12 +105,20 @@ def compile_query(name: str, sql: str, placeholder: str) -> Query:
     return Query(name, _PARAMETER.sub(number, sql), tuple(parameters))
 
 
+def sqlite_dialect(sql: str) -> str:
+    """A query of the shared dialect as SQLite runs it (see the module docstring)."""
+    for pattern, replacement in _SQLITE_REWRITES:
+        sql = pattern.sub(replacement, sql)
+    return sql
+
+
 def compile_queries(engine: str) -> dict[str, Query]:
     """The named queries of an engine, ready for its driver."""
     placeholder = PLACEHOLDERS[engine]
-    return {
-        name: compile_query(name, sql, placeholder) for name, sql in load_queries(engine).items()
-    }
+    queries = load_queries(engine)
+    if engine == "sqlite":
+        queries = {name: sqlite_dialect(sql) for name, sql in queries.items()}
+    return {name: compile_query(name, sql, placeholder) for name, sql in queries.items()}
 
 
 def load_migrations(engine: str) -> list[tuple[str, str]]:

@@ -1,9 +1,13 @@
--- Named queries both engines run as they are. Each block starts with `-- name: <name>`;
--- parameters are named (`:name`), always bound, never formatted in. Each engine's Tx
--- turns them into its driver's placeholders once, when the queries are loaded.
--- What the engines write differently (lists, booleans in some indexes, row locks, casts
--- PostgreSQL needs to know a parameter's type) is in `<engine>/queries.sql`; a name is
--- defined once per engine.
+-- Named queries both engines run. Each block starts with `-- name: <name>`; parameters
+-- are named (`:name`), always bound, never formatted in. Written in PostgreSQL's dialect,
+-- kept to what SQLite runs too once `store.sql` has rewritten two things for it at load:
+-- list parameters (`= ANY(:ids::text[])`, `<> ALL(:ids::text[])`) become IN / NOT IN
+-- over json_each, and parameter casts (`:until::bigint`, which PostgreSQL needs to type
+-- a parameter only tested with IS NULL) are dropped. Booleans are written `= TRUE` and
+-- `= FALSE`: SQLite reads 1 and 0 (an equality its indexes can use), PostgreSQL
+-- simplifies them to the plain column. What an engine writes its own way (row locks,
+-- the claim lock, a few plans) is in `<engine>/queries.sql`; a name is defined once per
+-- engine.
 
 -- ============================================================ lifecycle
 
@@ -16,6 +20,12 @@ SELECT name FROM schema_migrations ORDER BY name;
 -- name: insert_migration
 INSERT INTO schema_migrations (name, applied_at) VALUES (:name, :applied_at);
 
+-- name: create_migrations_table
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    name TEXT PRIMARY KEY,
+    applied_at BIGINT NOT NULL
+);
+
 -- ============================================================ webhook catalog
 
 -- name: webhooks_version
@@ -26,6 +36,9 @@ UPDATE meta SET value = value + 1 WHERE name = 'webhooks_version';
 
 -- name: live_webhooks
 SELECT * FROM webhooks WHERE deleted_at IS NULL ORDER BY id;
+
+-- name: agreed_accounts
+SELECT account FROM agreements WHERE account = ANY(:accounts::text[]);
 
 -- ============================================================ ingest
 
@@ -54,6 +67,10 @@ INSERT INTO deliveries (id, webhook_id, event_id, event_type, order_id, account,
 VALUES (:id, :webhook_id, :event_id, :event_type, :order_id, :account, :sequence, 'pending',
         :replay, :test, :ready, :created_at, :next_attempt_at);
 
+-- name: busy_queues
+SELECT DISTINCT webhook_id, order_id FROM deliveries
+WHERE order_id = ANY(:order_ids::text[]) AND state IN ('pending', 'delivering') AND test = FALSE;
+
 -- ============================================================ claim
 
 -- name: expire_leases
@@ -69,6 +86,24 @@ GROUP BY webhook_id;
 -- name: spend_tokens
 UPDATE webhook_runtime SET rate_tokens = :rate_tokens,
     rate_refilled_at = :rate_refilled_at WHERE webhook_id = :webhook_id;
+
+-- name: runtime_of
+SELECT * FROM webhook_runtime WHERE webhook_id = ANY(:webhook_ids::text[]);
+
+-- name: due_heads
+SELECT * FROM deliveries
+WHERE webhook_id = :webhook_id AND ready = TRUE AND state = 'pending' AND next_attempt_at <= :now
+ORDER BY next_attempt_at
+LIMIT :limit;
+
+-- name: mark_delivering
+UPDATE deliveries SET state = 'delivering', lease_expires_at = :lease_expires_at,
+    leased_by = :leased_by
+WHERE id = ANY(:ids::text[]) AND state = 'pending'
+RETURNING id;
+
+-- name: events_by_ids
+SELECT * FROM events WHERE id = ANY(:ids::text[]);
 
 -- ============================================================ record
 
@@ -179,6 +214,24 @@ WHERE a.account = :account AND w.deleted_at IS NULL;
 -- name: agreement_of
 SELECT * FROM agreements WHERE account = :account;
 
+-- name: ready_all
+UPDATE deliveries SET ready = TRUE WHERE webhook_id = :webhook_id AND state = 'pending'
+    AND ready = FALSE;
+
+-- name: queues_of_webhook
+SELECT DISTINCT order_id FROM deliveries
+WHERE webhook_id = :webhook_id AND state IN ('pending', 'delivering') AND test = FALSE;
+
+-- name: cancel_deliveries
+UPDATE deliveries SET state = 'cancelled', ready = FALSE, lease_expires_at = NULL,
+    leased_by = NULL
+WHERE webhook_id = :webhook_id AND state IN ('pending', 'delivering');
+
+-- name: reset_health
+UPDATE webhook_runtime SET consecutive_failures = 0, failing_since = NULL, probing = FALSE,
+    probe_at = NULL
+WHERE webhook_id = :webhook_id;
+
 -- ============================================================ manual control
 
 -- name: delivery_by_id
@@ -186,6 +239,29 @@ SELECT * FROM deliveries WHERE id = :id;
 
 -- name: make_due
 UPDATE deliveries SET next_attempt_at = :next_attempt_at WHERE id = :id AND state = 'pending';
+
+-- name: requeue_delivery
+UPDATE deliveries SET state = 'pending', next_attempt_at = :next_attempt_at,
+    delivered_at = NULL,
+    schedule_position = 0, ready = TRUE, lease_expires_at = NULL, leased_by = NULL
+WHERE id = :id AND state = 'failed';
+
+-- name: recover_failed
+UPDATE deliveries SET state = 'pending', next_attempt_at = :now, delivered_at = NULL,
+    schedule_position = 0, ready = TRUE, lease_expires_at = NULL, leased_by = NULL
+WHERE webhook_id = :webhook_id AND state = 'failed' AND created_at >= :since
+  AND (:until::bigint IS NULL OR created_at < :until)
+RETURNING order_id, test;
+
+-- name: replay_candidates
+SELECT * FROM events
+WHERE (created_at, id) > (:after_created_at::bigint, :after_id::text)
+    AND (:until::bigint IS NULL OR created_at < :until)
+  AND test = FALSE
+  AND (:accounts::text[] IS NULL OR account = ANY(:accounts::text[]))
+  AND (:types::text[] IS NULL OR type = ANY(:types::text[]))
+ORDER BY created_at, id
+LIMIT :limit;
 
 -- ============================================================ reads
 
@@ -207,6 +283,163 @@ SELECT state, COUNT(*) AS n FROM deliveries WHERE webhook_id = :webhook_id GROUP
 
 -- name: recent_durations
 SELECT duration_ms FROM attempts WHERE webhook_id = :webhook_id ORDER BY started_at DESC LIMIT :limit;
+
+-- name: events_of_order
+SELECT * FROM events WHERE order_id = :order_id AND test = FALSE ORDER BY sequence, id;
+
+-- name: list_events
+SELECT * FROM events
+WHERE id > :after AND test = FALSE
+  AND (:order_id::text IS NULL OR order_id = :order_id)
+  AND (:type::text IS NULL OR type = :type)
+  AND (:account::text IS NULL OR account = :account)
+  AND (:since::bigint IS NULL OR created_at >= :since)
+  AND (:until::bigint IS NULL OR created_at < :until)
+  AND (:scope::text[] IS NULL OR account = ANY(:scope::text[]))
+ORDER BY id
+LIMIT :limit;
+
+-- name: list_events_of_order
+SELECT * FROM events
+WHERE order_id = :order_id::text AND id > :after AND test = FALSE
+  AND (:type::text IS NULL OR type = :type)
+  AND (:account::text IS NULL OR account = :account)
+  AND (:since::bigint IS NULL OR created_at >= :since)
+  AND (:until::bigint IS NULL OR created_at < :until)
+  AND (:scope::text[] IS NULL OR account = ANY(:scope::text[]))
+ORDER BY id
+LIMIT :limit;
+
+-- name: list_webhooks
+SELECT * FROM webhooks AS w
+WHERE w.id > :after AND w.deleted_at IS NULL
+  AND (:account::text IS NULL OR EXISTS (
+      SELECT 1 FROM webhook_accounts AS a WHERE a.webhook_id = w.id AND a.account = :account))
+  AND (:state::text IS NULL OR w.state = :state)
+  AND (:scope::text[] IS NULL OR NOT EXISTS (
+      SELECT 1 FROM webhook_accounts AS a
+      WHERE a.webhook_id = w.id AND a.account <> ALL(:scope::text[])))
+ORDER BY w.id
+LIMIT :limit;
+
+-- name: list_deliveries
+SELECT * FROM deliveries
+WHERE id < :before
+  AND (:webhook_id::text IS NULL OR webhook_id = :webhook_id)
+  AND (:state::text IS NULL OR state = :state)
+  AND (:order_id::text IS NULL OR order_id = :order_id)
+  AND (:event_type::text IS NULL OR event_type = :event_type)
+  AND (:since::bigint IS NULL OR created_at >= :since)
+  AND (:until::bigint IS NULL OR created_at < :until)
+  AND (:scope::text[] IS NULL OR account = ANY(:scope::text[]))
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: list_deliveries_of_webhook
+SELECT * FROM deliveries
+WHERE webhook_id = :webhook_id::text AND id < :before
+  AND (:state::text IS NULL OR state = :state)
+  AND (:order_id::text IS NULL OR order_id = :order_id)
+  AND (:event_type::text IS NULL OR event_type = :event_type)
+  AND (:since::bigint IS NULL OR created_at >= :since)
+  AND (:until::bigint IS NULL OR created_at < :until)
+  AND (:scope::text[] IS NULL OR account = ANY(:scope::text[]))
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: list_deliveries_of_order
+SELECT * FROM deliveries
+WHERE order_id = :order_id::text AND id < :before
+  AND (:webhook_id::text IS NULL OR webhook_id = :webhook_id)
+  AND (:state::text IS NULL OR state = :state)
+  AND (:event_type::text IS NULL OR event_type = :event_type)
+  AND (:since::bigint IS NULL OR created_at >= :since)
+  AND (:until::bigint IS NULL OR created_at < :until)
+  AND (:scope::text[] IS NULL OR account = ANY(:scope::text[]))
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: usage_rows
+SELECT * FROM usage
+WHERE (:accounts::text[] IS NULL OR account = ANY(:accounts::text[]))
+  AND month = ANY(:months::text[])
+ORDER BY account, month, event_type;
+
+-- name: outcome_series_of_webhook
+-- Attempts started in [:since, :until) in buckets of :bucket_us microseconds, with
+-- nearest-rank percentiles (rank ceil(p * n)) picked from window ranks, so no row leaves
+-- the engine.
+WITH picked AS (
+    SELECT a.started_at / :bucket_us AS bucket, a.duration_ms AS duration,
+        CASE WHEN a.error IS NULL AND a.status_code BETWEEN 200 AND 299 THEN 1 ELSE 0 END
+            AS ok
+    FROM attempts AS a JOIN deliveries AS d ON d.id = a.delivery_id
+    WHERE a.webhook_id = :webhook_id
+      AND a.started_at >= :since AND a.started_at < :until
+      AND (:scope::text[] IS NULL OR d.account = ANY(:scope::text[]))
+), ranked AS (
+    SELECT bucket, duration, ok,
+        ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY duration) AS position,
+        COUNT(*) OVER (PARTITION BY bucket) AS n
+    FROM picked
+)
+SELECT bucket, SUM(ok) AS succeeded, COUNT(*) - SUM(ok) AS failed,
+    MAX(CASE WHEN position = (50 * n + 99) / 100 THEN duration END) AS p50,
+    MAX(CASE WHEN position = (95 * n + 99) / 100 THEN duration END) AS p95,
+    MAX(CASE WHEN position = (99 * n + 99) / 100 THEN duration END) AS p99
+FROM ranked
+GROUP BY bucket
+ORDER BY bucket;
+
+-- name: outcome_series
+-- Attempts started in [:since, :until) in buckets of :bucket_us microseconds, with
+-- nearest-rank percentiles (rank ceil(p * n)) picked from window ranks, so no row leaves
+-- the engine.
+WITH picked AS (
+    SELECT a.started_at / :bucket_us AS bucket, a.duration_ms AS duration,
+        CASE WHEN a.error IS NULL AND a.status_code BETWEEN 200 AND 299 THEN 1 ELSE 0 END
+            AS ok
+    FROM attempts AS a JOIN deliveries AS d ON d.id = a.delivery_id
+    WHERE a.webhook_id IN (SELECT id FROM webhooks) AND :webhook_id::text IS NULL
+      AND a.started_at >= :since AND a.started_at < :until
+      AND (:scope::text[] IS NULL OR d.account = ANY(:scope::text[]))
+), ranked AS (
+    SELECT bucket, duration, ok,
+        ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY duration) AS position,
+        COUNT(*) OVER (PARTITION BY bucket) AS n
+    FROM picked
+)
+SELECT bucket, SUM(ok) AS succeeded, COUNT(*) - SUM(ok) AS failed,
+    MAX(CASE WHEN position = (50 * n + 99) / 100 THEN duration END) AS p50,
+    MAX(CASE WHEN position = (95 * n + 99) / 100 THEN duration END) AS p95,
+    MAX(CASE WHEN position = (99 * n + 99) / 100 THEN duration END) AS p99
+FROM ranked
+GROUP BY bucket
+ORDER BY bucket;
+
+-- ============================================================ retention
+
+-- name: finished_before
+-- Seeks in deliveries_webhook_state per webhook and finished state (deleted webhooks too).
+SELECT id FROM deliveries
+WHERE webhook_id IN (SELECT id FROM webhooks)
+  AND state IN ('delivered', 'failed', 'cancelled') AND created_at < :before
+LIMIT :limit;
+
+-- name: orphan_events_before
+SELECT e.id FROM events AS e
+WHERE e.created_at < :before
+  AND NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.event_id = e.id)
+LIMIT :limit;
+
+-- name: delete_attempts_of
+DELETE FROM attempts WHERE delivery_id = ANY(:delivery_ids::text[]);
+
+-- name: delete_deliveries
+DELETE FROM deliveries WHERE id = ANY(:ids::text[]);
+
+-- name: delete_events
+DELETE FROM events WHERE id = ANY(:ids::text[]);
 
 -- ============================================================ keys and audit
 
@@ -235,18 +468,3 @@ VALUES (:id, :at, :actor, :action, :target_type, :target_id, :details);
 
 -- name: list_audit
 SELECT * FROM audit WHERE id < :before ORDER BY id DESC LIMIT :limit;
-
--- ============================================================ retention
-
--- name: finished_before
--- Seeks in deliveries_webhook_state per webhook and finished state (deleted webhooks too).
-SELECT id FROM deliveries
-WHERE webhook_id IN (SELECT id FROM webhooks)
-  AND state IN ('delivered', 'failed', 'cancelled') AND created_at < :before
-LIMIT :limit;
-
--- name: orphan_events_before
-SELECT e.id FROM events AS e
-WHERE e.created_at < :before
-  AND NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.event_id = e.id)
-LIMIT :limit;
