@@ -13,12 +13,10 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 import asyncpg
 
-from orderhooks.domain import ids
-from orderhooks.domain.ids import IdFactory
 from orderhooks.exceptions import StoreUnavailable
 from orderhooks.store.postgres_io import (
     CONNECT_TIMEOUT_SECONDS,
@@ -29,8 +27,9 @@ from orderhooks.store.postgres_io import (
     listen_forever,
     translate,
 )
-from orderhooks.store.shared.codec import micros
+from orderhooks.store.shared.core import StoreOptions
 from orderhooks.store.shared.tx import Job
+from orderhooks.store.shared.values import micros
 from orderhooks.store.sql import compile_queries, load_migrations
 from orderhooks.store.store import Store
 
@@ -208,21 +207,9 @@ class PostgresStore(Store):
     """The Store on a PostgreSQL database."""
 
     def __init__(
-        self,
-        dsn: str,
-        *,
-        require_agreement: bool,
-        disable_after_seconds: int,
-        pool_size: int,
-        listen: bool = True,
-        new_id: IdFactory = ids.new_id,
+        self, dsn: str, *, pool_size: int, listen: bool = True, **options: Unpack[StoreOptions]
     ) -> None:
-        super().__init__(
-            PostgresEngine(dsn, pool_size=pool_size, listen=listen),
-            require_agreement=require_agreement,
-            disable_after_seconds=disable_after_seconds,
-            new_id=new_id,
-        )
+        super().__init__(PostgresEngine(dsn, pool_size=pool_size, listen=listen), **options)
 
 
 class _BeforeCommit(Exception):

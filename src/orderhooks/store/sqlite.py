@@ -7,13 +7,12 @@ import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, Unpack
 
-from orderhooks.domain import ids
-from orderhooks.domain.ids import IdFactory
 from orderhooks.exceptions import StoreError, StoreUnavailable
-from orderhooks.store.shared.codec import micros
+from orderhooks.store.shared.core import StoreOptions
 from orderhooks.store.shared.tx import Job, Tx
+from orderhooks.store.shared.values import micros
 from orderhooks.store.sql import compile_queries, load_migrations
 from orderhooks.store.sqlite_io import READER_THREADS, Readers, SQLiteTx, Writer
 from orderhooks.store.store import Store
@@ -120,18 +119,7 @@ class SQLiteStore(Store):
     """The Store on one SQLite file."""
 
     def __init__(
-        self,
-        path: Path,
-        *,
-        require_agreement: bool,
-        disable_after_seconds: int,
-        reader_threads: int = READER_THREADS,
-        new_id: IdFactory = ids.new_id,
+        self, path: Path, *, reader_threads: int = READER_THREADS, **options: Unpack[StoreOptions]
     ) -> None:
-        super().__init__(
-            SQLiteEngine(path, reader_threads),
-            require_agreement=require_agreement,
-            disable_after_seconds=disable_after_seconds,
-            new_id=new_id,
-        )
+        super().__init__(SQLiteEngine(path, reader_threads), **options)
         self.path = path

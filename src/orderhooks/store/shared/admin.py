@@ -7,16 +7,11 @@ from datetime import datetime
 from orderhooks.domain.model import ApiKey, AuditEntry
 from orderhooks.exceptions import NotFound
 from orderhooks.store.base import Page
-from orderhooks.store.shared.codec import (
-    audit_from_row,
-    dumps,
-    key_from_row,
-    micros,
-    unstorable,
-)
+from orderhooks.store.shared.codec import audit_from_row, audit_params, key_from_row, key_params
 from orderhooks.store.shared.core import StoreCore, reading, writing
 from orderhooks.store.shared.reads import FIRST_ASCENDING, FIRST_DESCENDING, page
 from orderhooks.store.shared.tx import Tx
+from orderhooks.store.shared.values import micros, unstorable
 
 
 class AdminOperations(StoreCore):
@@ -25,15 +20,7 @@ class AdminOperations(StoreCore):
     @writing()
     async def create_key(self, tx: Tx, key: ApiKey) -> ApiKey:
         """Store a key (its hash only)."""
-        await tx.execute(
-            "insert_key",
-            id=key.id,
-            role=str(key.role),
-            accounts=dumps(list(key.accounts)),
-            name=key.name,
-            key_hash=key.key_hash,
-            created_at=micros(key.created_at),
-        )
+        await tx.execute("insert_key", **key_params(key))
         return key
 
     @reading
@@ -63,16 +50,7 @@ class AdminOperations(StoreCore):
     @writing()
     async def add_audit(self, tx: Tx, entry: AuditEntry) -> None:
         """Append to the audit trail."""
-        await tx.execute(
-            "insert_audit",
-            id=entry.id,
-            at=micros(entry.at),
-            actor=entry.actor,
-            action=entry.action,
-            target_type=entry.target_type,
-            target_id=entry.target_id,
-            details=dumps(dict(entry.details)),
-        )
+        await tx.execute("insert_audit", **audit_params(entry))
 
     @reading
     async def list_audit(self, tx: Tx, limit: int, cursor: str | None) -> Page[AuditEntry]:

@@ -15,14 +15,10 @@ from datetime import datetime, timedelta
 
 from orderhooks.delivery.claims import Claim
 from orderhooks.domain.model import DeliveryState, Webhook, WebhookState
-from orderhooks.store.shared.codec import (
-    delivery_from_row,
-    event_from_row,
-    micros,
-    moment_or_none,
-)
+from orderhooks.store.shared.codec import delivery_from_row, event_from_row
 from orderhooks.store.shared.core import StoreCore, reading
 from orderhooks.store.shared.tx import Row, Tx
+from orderhooks.store.shared.values import micros, moment_or_none
 
 LEASE_GRACE_SECONDS = 30  # a lease outlives the attempt's timeout by this much
 

@@ -1,16 +1,13 @@
 """Rows to domain values and back, the same for both engines.
 
-Times are BIGINT microseconds since the Unix epoch (exact and sortable in both engines),
-JSON is orjson text, booleans come back as 0/1 from SQLite and as bool from PostgreSQL.
+Times and JSON are encoded by `values` (BIGINT microseconds since the Unix epoch, orjson
+text); booleans come back as 0/1 from SQLite and as bool from PostgreSQL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any
-
-import orjson
+from collections.abc import Sequence
+from datetime import datetime
 
 from orderhooks.domain.health import WebhookHealth
 from orderhooks.domain.model import (
@@ -34,60 +31,14 @@ from orderhooks.domain.model import (
     WebhookState,
 )
 from orderhooks.store.shared.tx import Row
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-ONE_MICROSECOND = timedelta(microseconds=1)
-
-
-def micros(moment: datetime) -> int:
-    """Microseconds since the epoch, exactly (no float rounding)."""
-    return (moment - EPOCH) // ONE_MICROSECOND
-
-
-def micros_or_none(moment: datetime | None) -> int | None:
-    """`micros`, passing None through."""
-    return None if moment is None else micros(moment)
-
-
-def moment(value: int) -> datetime:
-    """The UTC datetime of a microsecond count."""
-    return EPOCH + timedelta(microseconds=value)
-
-
-def moment_or_none(value: int | None) -> datetime | None:
-    """`moment`, passing None through."""
-    return None if value is None else moment(value)
-
-
-def dumps(value: Any) -> str:
-    """JSON text of a value; mappings that are not dicts are copied into one."""
-    return orjson.dumps(value, default=_plain).decode()
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, tuple | frozenset | set):
-        return list(value)
-    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
-
-
-def loads(text: str) -> Any:
-    """The value of JSON text."""
-    return orjson.loads(text)
-
-
-def unstorable(*values: object) -> bool:
-    """Whether a text value holds a NUL character. PostgreSQL text cannot store one, so no
-    stored id or filter value has it: a lookup by such a value finds nothing, in both
-    engines alike, instead of failing in one of them."""
-    return any(isinstance(value, str) and "\x00" in value for value in values)
-
-
-def month_of(when: datetime) -> str:
-    """`YYYY-MM` of a UTC time: the usage month."""
-    return when.astimezone(UTC).strftime("%Y-%m")
-
+from orderhooks.store.shared.values import (
+    dumps,
+    loads,
+    micros,
+    micros_or_none,
+    moment,
+    moment_or_none,
+)
 
 # ---------------------------------------------------------------- orders and events
 
@@ -375,6 +326,18 @@ def usage_from_row(row: Row) -> UsageRow:
     )
 
 
+def key_params(key: ApiKey) -> dict[str, object]:
+    """The parameters of `insert_key` (the key's hash, never the key)."""
+    return {
+        "id": key.id,
+        "role": str(key.role),
+        "accounts": dumps(list(key.accounts)),
+        "name": key.name,
+        "key_hash": key.key_hash,
+        "created_at": micros(key.created_at),
+    }
+
+
 def key_from_row(row: Row) -> ApiKey:
     """An ApiKey from an `api_keys` row."""
     return ApiKey(
@@ -399,3 +362,16 @@ def audit_from_row(row: Row) -> AuditEntry:
         target_id=row["target_id"],
         details=loads(row["details"]),
     )
+
+
+def audit_params(entry: AuditEntry) -> dict[str, object]:
+    """The parameters of `insert_audit`."""
+    return {
+        "id": entry.id,
+        "at": micros(entry.at),
+        "actor": entry.actor,
+        "action": entry.action,
+        "target_type": entry.target_type,
+        "target_id": entry.target_id,
+        "details": dumps(dict(entry.details)),
+    }

@@ -16,7 +16,7 @@ import asyncio
 import functools
 import itertools
 from collections.abc import Callable, Coroutine
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, Required, TypedDict, TypeVar
 
 from orderhooks.domain import ids
 from orderhooks.domain.ids import IdFactory
@@ -29,6 +29,14 @@ S = TypeVar("S", bound="StoreCore")
 
 Operation = Callable[Concatenate[S, Tx, P], Coroutine[Any, Any, T]]
 Bound = Callable[Concatenate[S, P], Coroutine[Any, Any, T]]
+
+
+class StoreOptions(TypedDict, total=False):
+    """What a store is opened with, whatever its engine."""
+
+    require_agreement: Required[bool]  # webhooks wait for their accounts' agreements
+    disable_after_seconds: Required[int]  # a webhook failing this long is disabled
+    new_id: IdFactory  # the ids of new deliveries (tests pass a predictable one)
 
 
 class StoreCore:

@@ -22,11 +22,11 @@ from orderhooks.store.shared.codec import (
     new_delivery_params,
     order_from_row,
     order_params,
-    unstorable,
 )
 from orderhooks.store.shared.core import StoreCore, writing
 from orderhooks.store.shared.heads import Queue
 from orderhooks.store.shared.tx import Tx
+from orderhooks.store.shared.values import unstorable
 
 
 def item_order_id(item: IngestItem) -> str:

@@ -35,17 +35,19 @@ from orderhooks.store.shared.codec import (
     attempt_from_row,
     delivery_from_row,
     event_from_row,
-    micros,
-    micros_or_none,
-    moment,
-    moment_or_none,
     order_from_row,
-    unstorable,
     usage_from_row,
     webhook_from_row,
 )
 from orderhooks.store.shared.core import StoreCore, reading
 from orderhooks.store.shared.tx import Row, Tx
+from orderhooks.store.shared.values import (
+    micros,
+    micros_or_none,
+    moment,
+    moment_or_none,
+    unstorable,
+)
 
 T = TypeVar("T")
 FIRST_ASCENDING = ""  # sorts before every id
@@ -64,6 +66,16 @@ def page(rows: Sequence[Row], limit: int, convert: Callable[[Row], T]) -> Page[T
 def scope_param(tx: Tx, scope: Scope) -> object:
     """The scope's accounts as a list parameter, or None for all."""
     return None if scope.accounts is None else tx.array(sorted(scope.accounts))
+
+
+def _window(tx: Tx, flt: EventFilter | DeliveryFilter, limit: int) -> dict[str, object]:
+    """The parameters every filtered list shares: creation range, scope, page size."""
+    return {
+        "since": micros_or_none(flt.since),
+        "until": micros_or_none(flt.until),
+        "scope": scope_param(tx, flt.scope),
+        "limit": limit + 1,  # one more row says there is a next page
+    }
 
 
 def percentile(sorted_values: Sequence[int], fraction: float) -> float | None:
@@ -116,10 +128,7 @@ class ReadOperations(StoreCore):
             order_id=flt.order_id,
             type=None if flt.type is None else str(flt.type),
             account=flt.account,
-            since=micros_or_none(flt.since),
-            until=micros_or_none(flt.until),
-            scope=scope_param(tx, flt.scope),
-            limit=limit + 1,
+            **_window(tx, flt, limit),
         )
         return page(rows, limit, event_from_row)
 
@@ -171,10 +180,7 @@ class ReadOperations(StoreCore):
             state=None if flt.state is None else str(flt.state),
             order_id=flt.order_id,
             event_type=None if flt.event_type is None else str(flt.event_type),
-            since=micros_or_none(flt.since),
-            until=micros_or_none(flt.until),
-            scope=scope_param(tx, flt.scope),
-            limit=limit + 1,
+            **_window(tx, flt, limit),
         )
         return page(rows, limit, delivery_from_row)
 

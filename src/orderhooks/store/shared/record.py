@@ -11,16 +11,11 @@ from orderhooks.delivery.claims import Outcome
 from orderhooks.domain.health import WebhookHealth, after_attempt
 from orderhooks.domain.model import DeliveryState, DisabledReason, Webhook
 from orderhooks.store.shared.catalog import bump_version
-from orderhooks.store.shared.codec import (
-    attempt_params,
-    health_from_row,
-    health_params,
-    micros,
-    month_of,
-)
+from orderhooks.store.shared.codec import attempt_params, health_from_row, health_params
 from orderhooks.store.shared.core import StoreCore
 from orderhooks.store.shared.heads import Queue, refresh_heads
 from orderhooks.store.shared.tx import Row, Tx
+from orderhooks.store.shared.values import micros, month_of
 
 FINISHED = frozenset({DeliveryState.DELIVERED, DeliveryState.FAILED})
 UsageKey = tuple[str, str, str, bool]  # account, month, event type, replay

@@ -19,17 +19,14 @@ from orderhooks.exceptions import FieldProblem, NotFound, ValidationError, Webho
 from orderhooks.store.shared.catalog import accounts_agreed, bump_version, enabled_state
 from orderhooks.store.shared.codec import (
     agreement_from_row,
-    dumps,
-    micros,
-    micros_or_none,
     secrets_param,
-    unstorable,
     webhook_from_row,
     webhook_params,
 )
 from orderhooks.store.shared.core import StoreCore, reading, writing
 from orderhooks.store.shared.heads import lock_orders, refresh_heads
 from orderhooks.store.shared.tx import Tx
+from orderhooks.store.shared.values import dumps, micros, micros_or_none, unstorable
 
 
 async def stored_webhook(tx: Tx, webhook_id: str) -> Webhook:
