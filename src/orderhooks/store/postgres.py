@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, TypeVar, Unpack
 
 import asyncpg
@@ -28,9 +27,9 @@ from orderhooks.store.postgres_io import (
     translate,
 )
 from orderhooks.store.shared.core import StoreOptions
+from orderhooks.store.shared.migrations import apply_migrations, record_migration
 from orderhooks.store.shared.tx import Job
-from orderhooks.store.shared.values import micros
-from orderhooks.store.sql import compile_queries, load_migrations
+from orderhooks.store.sql import compile_queries
 from orderhooks.store.store import Store
 
 T = TypeVar("T")
@@ -101,19 +100,12 @@ class PostgresEngine:
             raise translate(exc) from exc
 
     async def _apply_migrations(self, conn: Any, tx: PgTx) -> list[str]:
-        await tx.execute("create_migrations_table")
-        done = {row["name"] for row in await tx.fetch("applied_migrations")}
-        applied = []
-        for name, script in load_migrations("postgres"):
-            if name in done:
-                continue
+        async def step(name: str, script: str) -> None:
             async with conn.transaction():
                 await conn.execute(script)
-                await tx.execute(
-                    "insert_migration", name=name, applied_at=micros(datetime.now(UTC))
-                )
-            applied.append(name)
-        return applied
+                await record_migration(tx, name)
+
+        return await apply_migrations(tx, "postgres", step)
 
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the server answers within a few seconds."""

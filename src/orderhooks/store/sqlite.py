@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar, Unpack
 
 from orderhooks.exceptions import StoreError, StoreUnavailable
 from orderhooks.store.shared.core import StoreOptions
+from orderhooks.store.shared.migrations import apply_migrations, record_migration
 from orderhooks.store.shared.tx import Job, Tx
-from orderhooks.store.shared.values import micros
-from orderhooks.store.sql import compile_queries, load_migrations
+from orderhooks.store.sql import compile_queries
 from orderhooks.store.sqlite_io import READER_THREADS, Readers, SQLiteTx, Writer
 from orderhooks.store.store import Store
 
@@ -76,19 +75,13 @@ class SQLiteEngine:
 
         async def job(tx: Tx) -> list[str]:
             assert isinstance(tx, SQLiteTx)
-            await tx.execute("create_migrations_table")
-            done = {row["name"] for row in await tx.fetch("applied_migrations")}
-            applied = []
-            for name, script in load_migrations("sqlite"):
-                if name in done:
-                    continue
+
+            async def step(name: str, script: str) -> None:
                 for statement in migration_statements(script):
                     tx.connection.execute(statement)
-                await tx.execute(
-                    "insert_migration", name=name, applied_at=micros(datetime.now(UTC))
-                )
-                applied.append(name)
-            return applied
+                await record_migration(tx, name)
+
+            return await apply_migrations(tx, "sqlite", step)
 
         return await self.write(job, durable=True)
 
