@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import itertools
 from collections.abc import Callable, Coroutine
 from typing import Any, Concatenate, ParamSpec, Required, TypedDict, TypeVar
@@ -120,8 +121,7 @@ def reading(op: Operation[S, P, T]) -> Bound[S, P, T]:
     async def run(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
         return await self._read(lambda tx: op(self, tx, *args, **kwargs))
 
-    functools.update_wrapper(run, op)
-    return run
+    return _described_as(run, op)
 
 
 def writing(
@@ -135,7 +135,16 @@ def writing(
                 lambda tx: op(self, tx, *args, **kwargs), wake=wake, durable=durable
             )
 
-        functools.update_wrapper(run, op)
-        return run
+        return _described_as(run, op)
 
     return decorate
+
+
+def _described_as(run: Bound[S, P, T], op: Operation[S, P, T]) -> Bound[S, P, T]:
+    """`run` with the name and docstring of `op`, and its signature without the
+    transaction (what `help()` and `inspect.signature` show callers)."""
+    functools.update_wrapper(run, op)
+    signature = inspect.signature(op)
+    self_param, _tx, *params = signature.parameters.values()
+    run.__signature__ = signature.replace(parameters=[self_param, *params])  # type: ignore[attr-defined]
+    return run
