@@ -19,7 +19,7 @@ from orderhooks.delivery.netguard import check_url
 from orderhooks.delivery.signing import generate_secret
 from orderhooks.domain.ids import new_id
 from orderhooks.domain.model import SigningSecret, Webhook, WebhookState
-from orderhooks.exceptions import FieldProblem, LimitExceeded, ValidationError
+from orderhooks.exceptions import FieldProblem, ValidationError, WebhookLimitReached
 from orderhooks.store.base import WebhookFilter
 from orderhooks.web.auth import Caller, PartnerCaller
 from orderhooks.web.bodies import read_json
@@ -61,7 +61,7 @@ async def check_webhook_cap(
     cap = ctx.settings.max_webhooks_per_account
     for account in accounts:
         if account not in already and await ctx.store.count_webhooks(account) >= cap:
-            raise LimitExceeded(f"account {account!r} already has {cap} webhooks")
+            raise WebhookLimitReached(account, cap)
 
 
 def _host(url: str) -> str:
