@@ -8,7 +8,9 @@ import time
 from typing import Any
 
 from orderhooks.testing.receiver import Receiver
-from tests.e2e.support import Api, assert_per_order, expect, make_order, states
+from tests.e2e.support import assert_per_order, states
+from tests.support.api import Api, expect
+from tests.support.data import new_order
 
 SETTLE_SECONDS = 1.5
 DOWN_SECONDS = 6.0
@@ -16,7 +18,7 @@ DOWN_SECONDS = 6.0
 
 async def ingest_orders(api: Api, account: str, orders: int, updates: tuple[int, ...]) -> list[str]:
     """Ingest `orders` new orders, then each status of `updates` for each of them."""
-    created = [make_order(account) for _ in range(orders)]
+    created = [new_order(account) for _ in range(orders)]
     ids: list[str] = []
     for order in created:
         ids += await api.new_order(order)

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_api_support import (
-    Api,
+from tests.integration.api_support import (
     finish_deliveries,
     finish_delivery,
     running_api,
-    unique,
 )
+from tests.support.api import Api
+from tests.support.data import unique
 
 DELIVERY_FIELDS = {
     "id",

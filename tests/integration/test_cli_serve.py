@@ -7,31 +7,21 @@ import signal
 import stat
 import threading
 import time
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.integration.test_cli_helpers import (
+from orderhooks.testing.server import free_port
+from tests.integration.cli_support import (
     Spawner,
     cli_env,
-    free_port,
     http_get,
     http_post,
     run_cli,
-    spawner,
     start_serve,
 )
-
-
-@pytest.fixture()
-def spawn(tmp_path: Path) -> Iterator[Spawner]:
-    """Start CLI processes; all are killed at the end of the test."""
-    with spawner(tmp_path) as processes:
-        yield processes
-
 
 ENV_ADMIN_KEY = "test-admin-key-from-env"
 

@@ -8,31 +8,20 @@ import hmac
 import json
 import re
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
-from tests.integration.test_cli_helpers import (
+from orderhooks.testing.server import free_port
+from tests.integration.cli_support import (
     Spawner,
     cli_env,
-    free_port,
     http_get,
     http_post,
     run_cli,
-    spawner,
     start_serve,
 )
-
-
-@pytest.fixture()
-def spawn(tmp_path: Path) -> Iterator[Spawner]:
-    """Start CLI processes; all are killed at the end of the test."""
-    with spawner(tmp_path) as processes:
-        yield processes
-
 
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 OTHER_SECRET = "whsec_" + base64.b64encode(bytes(range(1, 33))).decode()

@@ -36,7 +36,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from orderhooks.testing.server import ServerProcess
-from tests.security.support import ALL_TYPES
+from tests.support.data import ALL_TYPES
 
 FUZZ_EXAMPLES = int(os.environ.get("ORDERHOOKS_FUZZ_EXAMPLES", "25"))
 UNAUTHENTICATED_EXAMPLES = 5
