@@ -21,12 +21,17 @@ def _run_apart(coroutine: Coroutine[Any, Any, Any]) -> Any:
 
 
 @pytest.fixture()
-def pg_url() -> Iterator[str]:
+def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test; dropped afterwards.
 
     Fails (never skips) when the server cannot be reached: the PostgreSQL engine is
-    part of the product and CI must not pass without it.
+    part of the product and CI must not pass without it. Fails too when the test lacks
+    the `postgres` marker (a parameter that reaches this fixture through
+    `request.getfixturevalue` must carry it), so `-m "not postgres"` leaves out every
+    test that needs the server.
     """
+    if request.node.get_closest_marker("postgres") is None:
+        pytest.fail(f"{request.node.nodeid} uses PostgreSQL without the `postgres` marker")
     try:
         url: str = _run_apart(create_database())
     except (OSError, asyncpg.PostgresError) as exc:
