@@ -154,6 +154,7 @@ async def wait_readiness(process: ServerProcess, status: int, what: str) -> floa
     return time.monotonic() - started
 
 
+@pytest.mark.slow
 async def test_serve_rides_out_terminated_connections(pg_url: str, cluster: Cluster) -> None:
     serve = cluster.add("serve", "serve", cluster_env(pg_url))
     await cluster.start([serve])
@@ -189,6 +190,7 @@ async def test_serve_rides_out_terminated_connections(pg_url: str, cluster: Clus
     assert serve.terminate() == 0, serve.log_tail()
 
 
+@pytest.mark.slow
 async def test_outage_answers_503_and_delivery_resumes(pg_url: str, cluster: Cluster) -> None:
     target = urlsplit(pg_url)
     with PgProxy(target.hostname or LOOPBACK, target.port or 5432) as proxy:

@@ -239,6 +239,7 @@ async def ingest_killing_a_worker(
     return ingested, victim, stranded
 
 
+@pytest.mark.slow
 async def test_three_workers_one_killed_keep_every_guarantee(
     pg_url: str, cluster: Cluster, tmp_path: Path
 ) -> None:

@@ -10,17 +10,6 @@ from typing import Any
 
 from orderhooks.testing.receiver import ReceivedRequest
 
-ENVELOPE_KEYS = {
-    "id",
-    "type",
-    "timestamp",
-    "account",
-    "location",
-    "orderId",
-    "sequence",
-    "test",
-    "data",
-}
 VERSION = importlib.metadata.version("orderhooks")
 
 

@@ -6,6 +6,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from orderhooks.testing.receiver import Receiver
 from tests.e2e.support import units
 from tests.support.api import Api, expect
@@ -53,6 +55,7 @@ async def test_webhook_waits_for_the_agreement(api: Api, account: str, rx: Recei
     rx.verify_all(hook["secret"])
 
 
+@pytest.mark.slow
 async def test_usage_counts_units_once_and_prices_them(api: Api, account: str) -> None:
     since = (datetime.now(UTC) - timedelta(seconds=5)).isoformat().replace("+00:00", "Z")
     expect(await api.client.put(f"/v1/accounts/{account}/agreement", json=agreement(PRICES)), 200)

@@ -83,6 +83,7 @@ class Ingester:
         return False
 
 
+@pytest.mark.slow
 async def test_sigkill_mid_stream_loses_no_acknowledged_event(
     api: Api, server: ServerProcess, account: str, rx: Receiver
 ) -> None:
@@ -117,6 +118,7 @@ async def test_sigkill_mid_stream_loses_no_acknowledged_event(
     rx.verify_all(hook["secret"])
 
 
+@pytest.mark.slow
 async def test_sigterm_drains_attempts_in_flight(
     api: Api, server: ServerProcess, account: str, rx: Receiver
 ) -> None:

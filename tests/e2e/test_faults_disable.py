@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from orderhooks.testing.receiver import Receiver
 from tests.e2e.support import states
 from tests.support.api import Api
@@ -41,6 +43,7 @@ async def test_410_disables_the_webhook_and_fails_the_delivery(
     rx.verify_all(hook["secret"])
 
 
+@pytest.mark.slow
 async def test_failing_webhook_is_disabled(api: Api, account: str, rx: Receiver) -> None:
     rx.answer(500)
     hook = await api.create_webhook(rx.url, [account], retrySchedule=[1] * 20)
@@ -62,6 +65,7 @@ async def test_failing_webhook_is_disabled(api: Api, account: str, rx: Receiver)
     rx.verify_all(hook["secret"])
 
 
+@pytest.mark.slow
 async def test_a_recovering_webhook_stays_active(api: Api, account: str, rx: Receiver) -> None:
     rx.fail_first(1, per_delivery=True)
     hook = await api.create_webhook(rx.url, [account])

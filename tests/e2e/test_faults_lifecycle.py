@@ -7,6 +7,8 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
+
 from orderhooks.testing.receiver import Receiver
 from tests.e2e.support import assert_per_order, states
 from tests.support.api import Api, expect
@@ -48,6 +50,7 @@ async def test_delete_cancels_pending_deliveries(api: Api, account: str, rx: Rec
     rx.verify_all(hook["secret"])
 
 
+@pytest.mark.slow
 async def test_disabled_webhook_waits_and_resumes_in_order(
     api: Api, account: str, rx: Receiver
 ) -> None:
@@ -75,6 +78,7 @@ async def test_disabled_webhook_waits_and_resumes_in_order(
     rx.verify_all(hook["secret"])
 
 
+@pytest.mark.slow
 async def test_probing_a_receiver_that_is_down(api: Api, account: str) -> None:
     rx = Receiver().start()
     rx.stop()  # its port now refuses connections; `start` reopens the same port

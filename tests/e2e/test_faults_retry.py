@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
+import pytest
+
 from orderhooks.testing.receiver import Receiver, signature_problem
 from orderhooks.testing.server import free_port
 from tests.e2e.support import states
@@ -162,6 +164,7 @@ async def fail_one_order(api: Api, rx: Receiver, hook_id: str, account: str) -> 
     return event_id
 
 
+@pytest.mark.slow
 async def test_recover_a_time_range(api: Api, account: str, rx: Receiver) -> None:
     hook = await api.create_webhook(rx.url, [account], retrySchedule=[1])
     start = datetime.now(UTC) - timedelta(seconds=1)

@@ -8,11 +8,12 @@ import re
 from typing import Any
 
 import orjson
+import pytest
 
 from orderhooks.testing.receiver import Receiver
-from tests.e2e.support import ENVELOPE_KEYS, VERSION, assert_per_order, states
+from tests.e2e.support import VERSION, assert_per_order, states
 from tests.support.api import Api, expect
-from tests.support.data import iso_now, new_order
+from tests.support.data import ENVELOPE_KEYS, iso_now, new_order
 
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 SETTLE_SECONDS = 1.0
@@ -218,6 +219,7 @@ async def test_test_delivery(api: Api, account: str, rx: Receiver) -> None:
     rx.verify_all(hook["secret"])
 
 
+@pytest.mark.slow
 async def test_per_order_order_when_the_receiver_fails_some_requests(
     api: Api, account: str, rx: Receiver
 ) -> None:

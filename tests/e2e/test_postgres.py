@@ -41,6 +41,7 @@ async def ingest_flow(api: Api, account: str, orders: int) -> list[str]:
     return ids
 
 
+@pytest.mark.slow
 async def test_delivery_and_crash_on_postgres(
     pg_server: ServerProcess, account: str, rx: Receiver
 ) -> None:

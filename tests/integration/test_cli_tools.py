@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
 from orderhooks.testing.server import free_port
@@ -116,6 +117,7 @@ def _simulated_accounts(output: str) -> list[str]:
     return sorted(set(re.findall(r"account ([0-9a-f]{24})", output)))
 
 
+@pytest.mark.slow
 def test_simulate_posts_events_the_server_accepts(tmp_path: Path, spawn: Spawner) -> None:
     data_dir = tmp_path / "data"
     server, base = start_serve(
@@ -146,6 +148,7 @@ def test_simulate_posts_events_the_server_accepts(tmp_path: Path, spawn: Spawner
     assert _simulated_accounts(again.stdout) == accounts
 
 
+@pytest.mark.slow
 def test_simulate_batches_and_reads_the_saved_admin_key(tmp_path: Path, spawn: Spawner) -> None:
     data_dir = tmp_path / "data"
     server, base = start_serve(spawn, data_dir, ORDERHOOKS_REQUIRE_AGREEMENT="false")

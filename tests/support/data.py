@@ -13,6 +13,18 @@ from typing import Any
 # The product's sample payloads, as kept in the repository for the tests.
 SAMPLES = Path(__file__).resolve().parents[1] / "unit" / "fixtures"
 ALL_TYPES = ["order.new", "order.status_update", "order.courier_update"]
+# The top-level fields of an envelope payload.
+ENVELOPE_KEYS = {
+    "id",
+    "type",
+    "timestamp",
+    "account",
+    "location",
+    "orderId",
+    "sequence",
+    "test",
+    "data",
+}
 PER_THOUSAND = {"order.new": 500, "order.status_update": 100, "order.courier_update": 100}
 PRICING = {"currency": "EUR", "perThousand": PER_THOUSAND}
 

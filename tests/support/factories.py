@@ -97,3 +97,13 @@ def order_state(**overrides: Any) -> OrderState:
     }
     values.update(overrides)
     return OrderState(**values)
+
+
+class ManualClock:
+    """A monotonic clock (seconds) that moves only when a test moves `now`."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

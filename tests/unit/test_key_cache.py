@@ -10,18 +10,9 @@ from orderhooks.domain.apikeys import generate_api_key, hash_api_key
 from orderhooks.domain.model import ApiKey, Role
 from orderhooks.store.base import Store
 from orderhooks.web.auth import KeyCache
+from tests.support.factories import ManualClock
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-
-
-class Clock:
-    """A monotonic clock that moves only when told."""
-
-    def __init__(self) -> None:
-        self.now = 50.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class KeyStore:
@@ -41,13 +32,13 @@ class KeyStore:
         return self.keys.get(key_hash)
 
 
-def cache(store: KeyStore, clock: Clock, **options: float) -> KeyCache:
+def cache(store: KeyStore, clock: ManualClock, **options: float) -> KeyCache:
     fake: Store = store  # type: ignore[assignment]  # only key_by_hash is called
     return KeyCache(fake, clock=clock, **options)  # type: ignore[arg-type]
 
 
 async def test_a_known_key_is_read_once_within_the_ttl() -> None:
-    store, clock = KeyStore(), Clock()
+    store, clock = KeyStore(), ManualClock()
     plaintext = generate_api_key()
     key = store.add(plaintext)
     keys = cache(store, clock, ttl_seconds=2.0)
@@ -61,7 +52,7 @@ async def test_a_known_key_is_read_once_within_the_ttl() -> None:
 
 
 async def test_unknown_keys_are_never_cached() -> None:
-    store, clock = KeyStore(), Clock()
+    store, clock = KeyStore(), ManualClock()
     plaintext = generate_api_key()
     keys = cache(store, clock)
     assert await keys.lookup(plaintext) is None
@@ -71,7 +62,7 @@ async def test_unknown_keys_are_never_cached() -> None:
 
 
 async def test_a_key_changed_elsewhere_is_seen_after_the_ttl() -> None:
-    store, clock = KeyStore(), Clock()
+    store, clock = KeyStore(), ManualClock()
     plaintext = generate_api_key()
     store.add(plaintext)
     keys = cache(store, clock, ttl_seconds=2.0)
@@ -83,7 +74,7 @@ async def test_a_key_changed_elsewhere_is_seen_after_the_ttl() -> None:
 
 
 async def test_forget_drops_a_key_at_once() -> None:
-    store, clock = KeyStore(), Clock()
+    store, clock = KeyStore(), ManualClock()
     one, two = generate_api_key(), generate_api_key()
     store.add(one, "key_1")
     store.add(two, "key_2")
@@ -98,7 +89,7 @@ async def test_forget_drops_a_key_at_once() -> None:
 
 
 async def test_the_oldest_entry_goes_when_the_cache_is_full() -> None:
-    store, clock = KeyStore(), Clock()
+    store, clock = KeyStore(), ManualClock()
     plaintexts = [generate_api_key() for _ in range(3)]
     for n, plaintext in enumerate(plaintexts):
         store.add(plaintext, f"key_{n}")
@@ -114,7 +105,7 @@ async def test_the_oldest_entry_goes_when_the_cache_is_full() -> None:
 
 
 async def test_a_loose_match_of_the_store_lets_nobody_in() -> None:
-    store, clock = KeyStore(), Clock()
+    store, clock = KeyStore(), ManualClock()
     plaintext = generate_api_key()
     store.add(plaintext, key_hash=hash_api_key("another key"))
     keys = cache(store, clock)

@@ -6,26 +6,17 @@ from __future__ import annotations
 import pytest
 
 from orderhooks.web.ratelimit import IDLE_BUCKET_SECONDS, KeyRateLimiter
-
-
-class Clock:
-    """A monotonic clock that moves only when told."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.factories import ManualClock
 
 
 def test_a_rate_of_zero_never_limits() -> None:
-    limiter = KeyRateLimiter(0, Clock())
+    limiter = KeyRateLimiter(0, ManualClock())
     assert not limiter.enabled
     assert all(limiter.acquire("key_1") is None for _ in range(1000))
 
 
 def test_a_burst_of_one_seconds_worth_then_a_wait() -> None:
-    clock = Clock()
+    clock = ManualClock()
     limiter = KeyRateLimiter(5, clock)
     assert [limiter.acquire("key_1") for _ in range(5)] == [None] * 5
     assert limiter.acquire("key_1") == 1  # 0.2 s until the next token, rounded up
@@ -35,7 +26,7 @@ def test_a_burst_of_one_seconds_worth_then_a_wait() -> None:
 
 
 def test_a_slow_rate_still_allows_one_request_and_says_how_long_to_wait() -> None:
-    clock = Clock()
+    clock = ManualClock()
     limiter = KeyRateLimiter(0.25, clock)
     assert limiter.capacity == 1.0
     assert limiter.acquire("key_1") is None
@@ -47,7 +38,7 @@ def test_a_slow_rate_still_allows_one_request_and_says_how_long_to_wait() -> Non
 
 
 def test_refused_requests_take_no_token() -> None:
-    clock = Clock()
+    clock = ManualClock()
     limiter = KeyRateLimiter(2, clock)
     assert [limiter.acquire("key_1") for _ in range(2)] == [None, None]
     assert [limiter.acquire("key_1") for _ in range(10)] == [1] * 10
@@ -56,14 +47,14 @@ def test_refused_requests_take_no_token() -> None:
 
 
 def test_the_bucket_never_holds_more_than_one_seconds_worth() -> None:
-    clock = Clock()
+    clock = ManualClock()
     limiter = KeyRateLimiter(3, clock)
     clock.now += 60
     assert [limiter.acquire("key_1") for _ in range(4)] == [None, None, None, 1]
 
 
 def test_each_key_has_its_own_bucket() -> None:
-    limiter = KeyRateLimiter(1, Clock())
+    limiter = KeyRateLimiter(1, ManualClock())
     assert limiter.acquire("key_1") is None
     assert limiter.acquire("key_1") == 1
     assert limiter.acquire("key_2") is None
@@ -71,7 +62,7 @@ def test_each_key_has_its_own_bucket() -> None:
 
 @pytest.mark.parametrize("idle", [IDLE_BUCKET_SECONDS + 1, 10 * IDLE_BUCKET_SECONDS])
 def test_idle_buckets_are_forgotten(idle: float) -> None:
-    clock = Clock()
+    clock = ManualClock()
     limiter = KeyRateLimiter(1, clock)
     for n in range(100):
         limiter.acquire(f"key_{n}")
@@ -82,7 +73,7 @@ def test_idle_buckets_are_forgotten(idle: float) -> None:
 
 
 def test_buckets_in_use_are_kept() -> None:
-    clock = Clock()
+    clock = ManualClock()
     limiter = KeyRateLimiter(1, clock)
     limiter.acquire("key_busy")
     clock.now += IDLE_BUCKET_SECONDS / 2
