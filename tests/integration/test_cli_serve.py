@@ -22,6 +22,7 @@ from tests.integration.cli_support import (
     run_cli,
     start_serve,
 )
+from tests.support.data import new_order
 
 ENV_ADMIN_KEY = "test-admin-key-from-env"
 
@@ -215,12 +216,7 @@ def test_sigterm_drains_the_attempt_in_flight(tmp_path: Path, spawn: Spawner) ->
             headers=auth,
         )
         assert webhook.status_code == 201, webhook.text
-        order = {
-            "_id": "drain-1", "account": "acc", "location": "loc", "channelLink": "cl",
-            "channel": 1, "status": 10, "orderType": 1,
-            "items": [{"plu": "P", "name": "Fries", "price": 350, "quantity": 1,
-                       "productType": 1, "subItems": []}],
-        }  # fmt: skip
+        order = new_order("acc", "drain-1")
         assert http_post(f"{base}/v1/orders", json=order, headers=auth).status_code == 202
         assert receiver.in_flight.wait(timeout=30), process.stderr()
 
