@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from orderhooks.domain.apikeys import generate_api_key, hash_api_key
 from orderhooks.domain.model import ApiKey, Role
 from orderhooks.store.base import Store
-from orderhooks.web.auth import KeyCache
+from orderhooks.web.auth import KEY_CACHE_MAX_ENTRIES, KEY_CACHE_SECONDS, KeyCache
 from tests.support.factories import ManualClock
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -32,9 +32,14 @@ class KeyStore:
         return self.keys.get(key_hash)
 
 
-def cache(store: KeyStore, clock: ManualClock, **options: float) -> KeyCache:
+def cache(
+    store: KeyStore,
+    clock: ManualClock,
+    ttl_seconds: float = KEY_CACHE_SECONDS,
+    max_entries: int = KEY_CACHE_MAX_ENTRIES,
+) -> KeyCache:
     fake: Store = store  # type: ignore[assignment]  # only key_by_hash is called
-    return KeyCache(fake, clock=clock, **options)  # type: ignore[arg-type]
+    return KeyCache(fake, ttl_seconds, max_entries, clock)
 
 
 async def test_a_known_key_is_read_once_within_the_ttl() -> None:
