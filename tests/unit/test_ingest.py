@@ -18,7 +18,8 @@ from orderhooks.domain.ingest import (
     plan_status_update,
 )
 from orderhooks.domain.model import EventType, OrderState, Webhook, WebhookState
-from tests.unit.factories import NOW, SequentialIds, order_document, order_state, sample, webhook
+from tests.support.data import sample
+from tests.support.factories import NOW, SequentialIds, order_document, order_state, webhook
 
 LATER = NOW + timedelta(minutes=1)
 
