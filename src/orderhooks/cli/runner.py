@@ -16,7 +16,7 @@ import importlib.util
 import os
 import signal
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -240,6 +240,12 @@ async def _run_with_store(
     store: Store, settings: Settings, role: ProcessRole, signals: ShutdownSignals, access_log: bool
 ) -> int:
     metrics = Metrics()
+
+    def count_operational(event_types: Sequence[str]) -> None:
+        for event_type in event_types:
+            metrics.operational_events.labels(type=event_type).inc()
+
+    store.on_operational_events(count_operational)
     dispatcher: Dispatcher | None = None
     transport: AiohttpTransport | None = None
     retention: asyncio.Task[None] | None = None

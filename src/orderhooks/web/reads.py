@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from orderhooks.domain.envelope import envelope
-from orderhooks.domain.model import DeliveryState, EventType
+from orderhooks.domain.model import DeliveryState, EventType, OperationalEventType
 from orderhooks.service import deliveries
 from orderhooks.store.base import DeliveryFilter, EventFilter
 from orderhooks.web.answer_json import delivery_json, delivery_view_json, order_view_json, page_json
@@ -46,7 +46,7 @@ async def list_deliveries(
     webhookId: Annotated[str | None, Query(max_length=128)] = None,
     state: Annotated[DeliveryState | None, Query()] = None,
     orderId: Annotated[str | None, Query(max_length=128)] = None,
-    eventType: Annotated[EventType | None, Query()] = None,
+    eventType: Annotated[EventType | OperationalEventType | None, Query()] = None,
     since: TimeQuery = None,
     until: TimeQuery = None,
 ) -> OrjsonResponse:
@@ -118,7 +118,7 @@ async def list_events(
     limit: Limit = DEFAULT_PAGE_SIZE,
     cursor: Cursor = None,
     orderId: IdQuery = None,
-    type: Annotated[EventType | None, Query()] = None,
+    type: Annotated[EventType | OperationalEventType | None, Query()] = None,
     account: IdQuery = None,
     since: TimeQuery = None,
     until: TimeQuery = None,

@@ -15,7 +15,15 @@ import pydantic
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from orderhooks.domain.model import ALL_ACCOUNTS, EventType, Ordering, PayloadFormat, Role
+from orderhooks.domain.model import (
+    ALL_ACCOUNTS,
+    AnyEventType,
+    EventType,
+    OperationalEventType,
+    Ordering,
+    PayloadFormat,
+    Role,
+)
 from orderhooks.exceptions import FieldProblem, ValidationError
 from orderhooks.service.webhooks import MAX_TIMEOUT_SECONDS as WEBHOOK_MAX_TIMEOUT_SECONDS
 
@@ -83,6 +91,9 @@ Timestamp = Annotated[
 Name = Annotated[str, Field(min_length=1, max_length=128)]
 Status = Annotated[int, Field(ge=0, le=MAX_STATUS)]
 EventTypeField = Annotated[EventType, Field(strict=False)]
+# What a webhook may list: the order types and the operational ones (docs/events.md).
+SubscribedType = EventTypeField | Annotated[OperationalEventType, Field(strict=False)]
+SUBSCRIBABLE_TYPES = len(EventType) + len(OperationalEventType)
 
 
 class StrictBody(BaseModel):
@@ -153,7 +164,9 @@ class WebhookPatch(StrictBody):
     channels: list[Annotated[int, Field(ge=0, le=2**31 - 1)]] = Field(
         default_factory=list, max_length=MAX_LIST_ITEMS
     )
-    event_types: list[EventTypeField] = Field(default_factory=list, min_length=1, max_length=3)
+    event_types: list[SubscribedType] = Field(
+        default_factory=list, min_length=1, max_length=SUBSCRIBABLE_TYPES
+    )
     new_order_trigger: int | None = Field(None, ge=0, le=MAX_TRIGGER_STATUS)
     status_filter: list[Status] = Field(default_factory=list, max_length=MAX_STATUS + 1)
     courier_status_filter: list[Status] = Field(default_factory=list, max_length=MAX_STATUS + 1)
@@ -176,7 +189,7 @@ class WebhookPatch(StrictBody):
 
     @field_validator("event_types")
     @classmethod
-    def _dedupe_types(cls, types: list[EventType]) -> list[EventType]:
+    def _dedupe_types(cls, types: list[AnyEventType]) -> list[AnyEventType]:
         return list(dict.fromkeys(types))
 
     @field_validator("headers")
@@ -190,7 +203,7 @@ class WebhookCreate(WebhookPatch):
 
     url: str = Field(min_length=1, max_length=2048)
     accounts: list[Name] = Field(min_length=1, max_length=MAX_LIST_ITEMS)
-    event_types: list[EventTypeField] = Field(min_length=1, max_length=3)
+    event_types: list[SubscribedType] = Field(min_length=1, max_length=SUBSCRIBABLE_TYPES)
 
 
 class SecretRotation(StrictBody):

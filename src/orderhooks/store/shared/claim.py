@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from orderhooks.delivery.claims import Claim
-from orderhooks.domain.model import DeliveryState, Webhook, WebhookState
+from orderhooks.domain.model import DeliveryState, OperationalEventType, Webhook, WebhookState
+from orderhooks.domain.opevents import RECEIVING_STATES
 from orderhooks.store.shared.codec import delivery_from_row, event_from_row
 from orderhooks.store.shared.core import StoreCore, reading
 from orderhooks.store.shared.tx import Row, Tx
 from orderhooks.store.shared.values import micros, moment_or_none
 
 LEASE_GRACE_SECONDS = 30  # a lease outlives the attempt's timeout by this much
+OPERATIONAL_TYPES = sorted(t.value for t in OperationalEventType)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +108,9 @@ async def _claim(
     await tx.execute("serialize_claims")
     # Attempts whose process died: due again, as the head they were.
     await tx.execute("expire_leases", now=now_us)
-    active = [w for w in webhooks.values() if w.state == WebhookState.ACTIVE]
+    # A webhook awaiting its accounts' agreements is sent operational events only:
+    # agreements do not gate them (docs/events.md).
+    active = [w for w in webhooks.values() if w.state in RECEIVING_STATES]
     if limit <= 0 or not active:
         return []
     budgets = await _budgets(tx, active, now_us)
@@ -115,10 +119,7 @@ async def _claim(
     start = rotation % len(budgets)
     budgets = budgets[start:] + budgets[:start]
     candidates = {
-        b.webhook.id: await tx.fetch(
-            "due_heads", webhook_id=b.webhook.id, now=now_us, limit=min(b.slots, limit)
-        )
-        for b in budgets
+        b.webhook.id: await _due_heads(tx, b.webhook, now_us, min(b.slots, limit)) for b in budgets
     }
     taken = interleave(candidates, [b.webhook.id for b in budgets], limit)
     leased = await _lease(tx, budgets, taken, now, worker_id)
@@ -126,6 +127,18 @@ async def _claim(
         return []
     await _spend_tokens(tx, budgets, leased, now_us)
     return await _claims(tx, webhooks, leased, now)
+
+
+async def _due_heads(tx: Tx, webhook: Webhook, now_us: int, limit: int) -> list[Row]:
+    if webhook.state == WebhookState.ACTIVE:
+        return await tx.fetch("due_heads", webhook_id=webhook.id, now=now_us, limit=limit)
+    return await tx.fetch(
+        "due_operational_heads",
+        webhook_id=webhook.id,
+        now=now_us,
+        limit=limit,
+        types=tx.array(OPERATIONAL_TYPES),
+    )
 
 
 async def _lease(
