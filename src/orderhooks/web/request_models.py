@@ -12,7 +12,15 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 import pydantic
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    WithJsonSchema,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from orderhooks.domain.model import (
@@ -23,6 +31,7 @@ from orderhooks.domain.model import (
     Ordering,
     PayloadFormat,
     Role,
+    any_event_type,
 )
 from orderhooks.exceptions import FieldProblem, ValidationError
 from orderhooks.service.webhooks import MAX_TIMEOUT_SECONDS as WEBHOOK_MAX_TIMEOUT_SECONDS
@@ -91,9 +100,22 @@ Timestamp = Annotated[
 Name = Annotated[str, Field(min_length=1, max_length=128)]
 Status = Annotated[int, Field(ge=0, le=MAX_STATUS)]
 EventTypeField = Annotated[EventType, Field(strict=False)]
+SUBSCRIBABLE = [t.value for t in EventType] + [t.value for t in OperationalEventType]
+SUBSCRIBABLE_TYPES = len(SUBSCRIBABLE)
+
+
+def _subscribed_type(value: object) -> AnyEventType:
+    if isinstance(value, str) and value in SUBSCRIBABLE:
+        return any_event_type(value)
+    raise ValueError("must be one of " + ", ".join(SUBSCRIBABLE))
+
+
 # What a webhook may list: the order types and the operational ones (docs/events.md).
-SubscribedType = EventTypeField | Annotated[OperationalEventType, Field(strict=False)]
-SUBSCRIBABLE_TYPES = len(EventType) + len(OperationalEventType)
+SubscribedType = Annotated[
+    AnyEventType,
+    PlainValidator(_subscribed_type),
+    WithJsonSchema({"type": "string", "enum": SUBSCRIBABLE}),
+]
 
 
 class StrictBody(BaseModel):
