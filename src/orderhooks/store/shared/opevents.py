@@ -5,7 +5,7 @@ neither lose nor double one. What they say and who receives them is decided by t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -18,9 +18,6 @@ from orderhooks.domain.opevents import (
 )
 from orderhooks.store.shared.tx import Tx
 from orderhooks.store.shared.values import dumps, micros
-
-# Told the types of the operational events a transaction committed (the metrics).
-EmittedListener = Callable[[Sequence[OperationalEventType]], None]
 
 
 def _event_params(event: OperationalEvent) -> dict[str, object]:
@@ -70,14 +67,14 @@ async def emit_operational_event(
     event_type: OperationalEventType,
     about: Webhook,
     data: Mapping[str, Any],
-    webhooks: Mapping[str, Webhook],
+    webhooks: Iterable[Webhook],
     now: datetime,
 ) -> OperationalEvent:
     """Store one operational event about webhook `about` and a pending delivery of it
     to every webhook the routing rule picks among `webhooks` (never `about` itself)."""
     event = operational_event(new_id("evt"), event_type, about, data, now)
     await tx.execute("insert_event", **_event_params(event))
-    receivers = route_operational_event(event_type, about, webhooks.values())
+    receivers = route_operational_event(event_type, about, webhooks)
     await tx.executemany(
         "insert_delivery", [_delivery_params(new_id("dlv"), r, event, now) for r in receivers]
     )

@@ -4,7 +4,6 @@ of one batch."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +17,6 @@ from orderhooks.domain.model import (
     DisabledReason,
     EventType,
     Webhook,
-    WebhookState,
 )
 from orderhooks.domain.opevents import (
     OperationalEventType,
@@ -51,19 +49,22 @@ UsageKey = tuple[str, str, str, bool]  # account, month, event type, replay
 @dataclass(slots=True)
 class Emitter:
     """Writes the operational events of one transaction, in the order of the transitions,
-    routing each among the live webhooks as this transaction left them."""
+    routing each among the live webhooks as this transaction left them (those it
+    disabled receive nothing)."""
 
     tx: Tx
     new_id: Callable[[str], str]
-    webhooks: dict[str, Webhook]
+    live: Mapping[str, Webhook]
     now: datetime
+    disabled: set[str] = field(default_factory=set)
     emitted: list[OperationalEventType] = field(default_factory=list)
 
     async def emit(
         self, event_type: OperationalEventType, about: Webhook, data: Mapping[str, Any]
     ) -> None:
+        candidates = [w for w in self.live.values() if w.id not in self.disabled]
         await emit_operational_event(
-            self.tx, self.new_id, event_type, about, data, self.webhooks, self.now
+            self.tx, self.new_id, event_type, about, data, candidates, self.now
         )
         self.emitted.append(event_type)
 
@@ -170,7 +171,7 @@ async def _emit_failed_deliveries(
         row = rows[outcome.delivery_id]
         if outcome.next_state != DeliveryState.FAILED or row["test"]:
             continue
-        about = emitter.webhooks.get(row["webhook_id"])
+        about = emitter.live.get(row["webhook_id"])
         if about is None or row["event_type"] not in ORDER_EVENT_TYPES:
             continue
         data = delivery_failed_data(delivery_from_row(row), outcome.attempt)
@@ -226,10 +227,7 @@ async def _update_health(
         changed += disabled
         if disabled:
             about = webhooks[webhook_id]
-            # Disabled from now on: it receives no operational event of this transaction.
-            emitter.webhooks[webhook_id] = dataclasses.replace(
-                about, state=WebhookState.DISABLED, disabled_reason=reason
-            )
+            emitter.disabled.add(webhook_id)
             data = webhook_disabled_data(about, reason)
             await emitter.emit(OperationalEventType.WEBHOOK_DISABLED, about, data)
     if changed:
@@ -247,7 +245,7 @@ class RecordOperations(StoreCore):
 
         async def job(tx: Tx) -> tuple[bool, list[OperationalEventType]]:
             live = await self._catalog.load(tx)
-            emitter = Emitter(tx, self._new_id, dict(live), now)
+            emitter = Emitter(tx, self._new_id, live, now)
             done = await _record(tx, outcomes, now, live, self._disable_after_seconds, emitter)
             return done, emitter.emitted
 

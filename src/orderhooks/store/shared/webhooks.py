@@ -163,8 +163,7 @@ class WebhookOperations(StoreCore):
             stored = await self._set_state(tx, webhook_id, state, reason, now)
             if before.state == WebhookState.DISABLED or stored.state != WebhookState.DISABLED:
                 return stored, []
-            live = dict(await self._catalog.load(tx))
-            live[stored.id] = stored
+            live = (await self._catalog.load(tx)).values()
             why = stored.disabled_reason or DisabledReason.MANUAL
             event_type = OperationalEventType.WEBHOOK_DISABLED
             data = webhook_disabled_data(before, why)
