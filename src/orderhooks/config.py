@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from orderhooks.exceptions import ConfigError
+from orderhooks.sources.config import SourceConfig, parse_sources
 
 T = TypeVar("T")
 
@@ -65,6 +66,7 @@ class Settings:
     max_webhooks_per_account: int = DEFAULT_MAX_WEBHOOKS_PER_ACCOUNT
     worker_concurrency: int = DEFAULT_WORKER_CONCURRENCY
     db_pool_size: int = DEFAULT_DB_POOL_SIZE
+    sources: tuple[SourceConfig, ...] = ()
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -200,4 +202,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "ORDERHOOKS_WORKER_CONCURRENCY", DEFAULT_WORKER_CONCURRENCY, 1
         ),
         db_pool_size=_int(env, "ORDERHOOKS_DB_POOL_SIZE", DEFAULT_DB_POOL_SIZE, 1),
+        sources=_named("ORDERHOOKS_SOURCES", parse_sources, env.get("ORDERHOOKS_SOURCES", "")),
     )

@@ -44,6 +44,18 @@ class Metrics:
             ["webhook_id"],
             registry=self.registry,
         )
+        self.source_messages = Counter(
+            "orderhooks_source_messages",
+            "Broker source messages by outcome (ingested, dead_lettered, skipped).",
+            ["source", "outcome"],
+            registry=self.registry,
+        )
+        self.source_lag = Gauge(
+            "orderhooks_source_lag",
+            "Messages waiting at the broker per source, where the broker reports it.",
+            ["source"],
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         """The Prometheus text exposition of this registry."""

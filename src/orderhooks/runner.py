@@ -16,7 +16,7 @@ import importlib.util
 import os
 import signal
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
@@ -34,9 +34,12 @@ from orderhooks.domain.model import ApiKey, Role
 from orderhooks.exceptions import OrderhooksError
 from orderhooks.logging import get_logger
 from orderhooks.metrics import Metrics
+from orderhooks.sources import SourceSet, start_sources
 from orderhooks.store import open_store
-from orderhooks.store.base import Store
+from orderhooks.store.base import IngestItem, IngestResult, Store
+from orderhooks.web import ingest as web_ingest
 from orderhooks.web.app import create_app
+from orderhooks.web.context import ApiContext
 
 ProcessRole = Literal["serve", "api", "worker"]
 
@@ -248,6 +251,7 @@ async def _run_with_store(
     dispatcher: Dispatcher | None = None
     transport: AiohttpTransport | None = None
     retention: asyncio.Task[None] | None = None
+    sources: SourceSet | None = None
     try:
         await ensure_admin_key(store, settings, utc_now())
         if role in ("serve", "worker"):
@@ -265,9 +269,23 @@ async def _run_with_store(
             metrics=metrics,
             workers_running=(lambda: running.running) if running is not None else None,
         )
+        if role in ("serve", "worker") and settings.sources:
+            sources = _start_sources(app.state.orderhooks, settings)
+            app.state.sources = sources
         return await _serve_http(app, settings, role, signals, access_log)
     finally:
+        if sources is not None:
+            await sources.stop()  # before the store closes: a round in flight may finish
         await _shut_down(store, dispatcher, transport, retention, signals)
+
+
+def _start_sources(ctx: ApiContext, settings: Settings) -> SourceSet:
+    """Consume the broker sources through the same ingest call as `POST /v1/events`."""
+
+    async def ingest(items: Sequence[IngestItem]) -> list[IngestResult]:
+        return await web_ingest.ingest(ctx, items)
+
+    return start_sources(settings.sources, ingest, ctx.metrics, settings.max_body_bytes)
 
 
 async def _serve_http(

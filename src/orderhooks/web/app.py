@@ -15,7 +15,7 @@ from orderhooks import package_version
 from orderhooks.config import Settings
 from orderhooks.metrics import Metrics
 from orderhooks.store.base import Store
-from orderhooks.web import admin, ingest, reads, usage, webhook_actions, webhooks
+from orderhooks.web import admin, ingest, reads, sources, usage, webhook_actions, webhooks
 from orderhooks.web.auth import KeyCache
 from orderhooks.web.context import ApiContext
 from orderhooks.web.dashboard import mount_dashboard
@@ -65,7 +65,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(ops_router(role, workers_running))
     if is_api:
-        for module in (ingest, webhooks, webhook_actions, reads, admin, usage):
+        for module in (ingest, webhooks, webhook_actions, reads, admin, usage, sources):
             app.include_router(module.router)
         install_openapi(app)
         mount_dashboard(app, settings=settings, store=store)

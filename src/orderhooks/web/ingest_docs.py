@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from orderhooks.domain.batch import MAX_BATCH_ITEMS
 from orderhooks.web.openapi import register_raw
-
-MAX_BATCH_ITEMS = 1000
 
 _INT: dict[str, Any] = {"type": "integer"}
 _STR: dict[str, Any] = {"type": "string"}
