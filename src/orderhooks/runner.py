@@ -34,7 +34,7 @@ from orderhooks.domain.model import ApiKey, Role
 from orderhooks.exceptions import OrderhooksError
 from orderhooks.logging import get_logger
 from orderhooks.metrics import Metrics
-from orderhooks.sources import SourceSet, start_sources
+from orderhooks.sources.runtime import SourceSet, start_sources
 from orderhooks.store import open_store
 from orderhooks.store.base import IngestItem, IngestResult, Store
 from orderhooks.web import ingest as web_ingest

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from orderhooks.sources import SourceSet
+from orderhooks.sources.runtime import SourceSet
 from orderhooks.sources.consumer import SourceStatus
 from orderhooks.web.auth import AdminCaller
 from orderhooks.web.context import get_context
