@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from orderhooks.sources.runtime import SourceSet
 from orderhooks.sources.consumer import SourceStatus
+from orderhooks.sources.runtime import SourceSet
 from orderhooks.web.auth import AdminCaller
 from orderhooks.web.context import get_context
 from orderhooks.web.openapi import AUTH_ERRORS, answers
