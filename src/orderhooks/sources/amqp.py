@@ -27,6 +27,9 @@ from orderhooks.sources.consumer import BrokerLost, SourceMessage
 PREFETCH_MESSAGES = 1000  # unacknowledged messages RabbitMQ may send ahead
 ROUND_MAX_MESSAGES = 500  # at most this many messages per round (one transaction)
 FETCH_WAIT_SECONDS = 1.0  # how long a round waits for its first message
+# After the first message, how long a round waits for more: RabbitMQ pushes messages one
+# by one, so without it a busy queue would make rounds (transactions) of a few messages.
+ROUND_LINGER_SECONDS = 0.01
 CONNECT_TIMEOUT_SECONDS = 3.0
 LAG_REFRESH_SECONDS = 2.0
 ERROR_HEADER = "orderhooks-error"
@@ -89,7 +92,15 @@ class AmqpSession:
             self._check_open()
             return []
         messages = [first]
-        while len(messages) < ROUND_MAX_MESSAGES and not self._inbox.empty():
+        deadline = asyncio.get_running_loop().time() + ROUND_LINGER_SECONDS
+        while len(messages) < ROUND_MAX_MESSAGES:
+            if self._inbox.empty():
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    messages.append(await asyncio.wait_for(self._inbox.get(), timeout=left))
+                continue
             messages.append(self._inbox.get_nowait())
         return [SourceMessage(body=m.body, handle=m, subject=self._source.queue) for m in messages]
 
@@ -109,12 +120,15 @@ class AmqpSession:
         await exchange.publish(dead, routing_key=self._source.dead_letter_queue)
 
     async def ack(self, messages: Sequence[SourceMessage]) -> None:
-        """Acknowledge each message on the channel it came from."""
+        """Acknowledge the round with one frame: the last message with `multiple`, which
+        covers every earlier delivery of the channel (rounds are handled in delivery
+        order, and each earlier round was acknowledged already)."""
         self._check_open()
-        for message in messages:
-            incoming = message.handle
-            assert isinstance(incoming, AbstractIncomingMessage)
-            await incoming.ack()
+        if not messages:
+            return
+        last = messages[-1].handle
+        assert isinstance(last, AbstractIncomingMessage)
+        await last.ack(multiple=True)
 
     async def lag(self) -> int | None:
         """Messages ready in the queue, refreshed every LAG_REFRESH_SECONDS."""
