@@ -158,7 +158,9 @@ def run_broker(ctx: RunContext, scenario: Scenario) -> dict[str, Any]:
         asyncio.run(publish())
         publish_seconds = time.monotonic() - published_at
         started = time.time()
-        orderhooks = service.start_serve(folder, {"ORDERHOOKS_SOURCES": source})
+        orderhooks = service.start_serve(
+            folder, {"ORDERHOOKS_SOURCES": source}, profile=ctx.profile
+        )
         window = Window(orderhooks.pids, [])
         first_at, first_count, all_at = _wait_consumed(
             orderhooks.base_url, orderhooks.admin_key, total

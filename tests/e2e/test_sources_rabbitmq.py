@@ -155,3 +155,5 @@ async def _away_and_back(
             await rx.wait_for(lambda: len(rx.delivered_ids()) >= 10, WAIT_SECONDS)
             await wait_until(lambda: state_is("connected"), "the source connected again")
             assert_per_order(rx.accepted())
+            # Connection errors and reconnects are logged without the password.
+            assert "guest:guest" not in server.log_text()
