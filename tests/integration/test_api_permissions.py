@@ -148,6 +148,7 @@ MATRIX = [
     Row("GET", "/v1/keys", ADMIN_ONLY),
     Row("DELETE", "/v1/keys/{fresh_key}", (204, 403, 403, 403)),
     Row("GET", "/v1/audit", ADMIN_ONLY),
+    Row("GET", "/v1/sources", ADMIN_ONLY),
 ]
 OPEN_ENDPOINTS = ("/healthz", "/readyz", "/metrics", "/openapi.json")
 
