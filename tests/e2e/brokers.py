@@ -210,3 +210,17 @@ def statuses_by_order(events: Iterable[dict[str, Any]]) -> dict[str, list[int]]:
         if event["type"] == "order.status_update":
             out.setdefault(event["orderId"], []).append(event["data"]["status"])
     return out
+
+
+async def dashboard_overview(base_url: str, admin_key: str) -> str:
+    """The dashboard's overview page as an admin sees it, signed in through its form."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as browser:
+        form = await browser.get("/ui")
+        token = form.text.split('name="signin_token" value="', 1)[1].split('"', 1)[0]
+        signed_in = await browser.post(
+            "/ui/signin",
+            data={"signin_token": token, "api_key": admin_key, "next": "/ui"},
+            follow_redirects=True,
+        )
+        assert signed_in.status_code == 200, signed_in.text[:500]
+        return signed_in.text

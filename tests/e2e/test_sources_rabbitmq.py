@@ -12,6 +12,7 @@ from orderhooks.testing.receiver import Receiver
 from tests.cluster.pgproxy import PgProxy
 from tests.e2e.brokers import (
     RabbitQueue,
+    dashboard_overview,
     order_life,
     rabbit_queue,
     source_server,
@@ -62,6 +63,10 @@ async def test_delivered_in_order_and_redelivery_creates_nothing(
                 assert source["state"] == "connected"
                 assert source["url"] == queue.source_url().replace("guest:guest@", "guest@")
                 assert "guest:guest" not in server.log_text()
+                # The dashboard's overview shows the source to the operator.
+                page = await dashboard_overview(server.base_url, server.admin_key)
+                assert "Broker sources" in page and source["id"] in page
+                assert "guest:guest" not in page
 
 
 async def test_bad_messages_are_dead_lettered_and_nothing_is_stored(

@@ -19,7 +19,8 @@ from orderhooks.web.shapes import SourcePage
 router = APIRouter(tags=["sources"])
 
 
-def _statuses(request: Request) -> list[SourceStatus]:
+def source_statuses(request: Request) -> list[SourceStatus]:
+    """The sources of the process serving `request`, consumed here or only configured."""
     running = getattr(request.app.state, "sources", None)
     if isinstance(running, SourceSet):
         return running.statuses
@@ -35,4 +36,4 @@ def _statuses(request: Request) -> list[SourceStatus]:
 )
 async def list_sources(request: Request, caller: AdminCaller) -> OrjsonResponse:
     """Every configured source: state, messages consumed and dead-lettered, lag."""
-    return OrjsonResponse({"data": [status.as_json() for status in _statuses(request)]})
+    return OrjsonResponse({"data": [status.as_json() for status in source_statuses(request)]})
