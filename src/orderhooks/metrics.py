@@ -46,7 +46,7 @@ class Metrics:
         )
         self.source_messages = Counter(
             "orderhooks_source_messages",
-            "Broker source messages by outcome (ingested, dead_lettered, skipped).",
+            "Broker source messages by outcome (ingested, dead_lettered, skipped, retried).",
             ["source", "outcome"],
             registry=self.registry,
         )

@@ -228,3 +228,34 @@ async def test_broker_down_at_start_comes_back(
                 broker.terminate()
                 broker.wait(10)
                 shutil.rmtree(nats_server_dir, ignore_errors=True)
+
+
+async def test_an_update_before_its_order_is_delivered_again_then_applied(
+    tmp_path: Path, rx: Receiver
+) -> None:
+    account = unique("acct")
+    async with nats_stream() as stream:
+        with source_server(tmp_path, "serve", stream.source_url()) as server:
+            async with server.async_client() as client:
+                await _webhook(Api(client), rx, account)
+                order = make_order(account)
+                update = {"status": 20, "timeStamp": "2026-12-04T10:00:00Z"}
+                await stream.publish(
+                    {"type": "order.status_update", "orderId": order["_id"], "data": update}
+                )
+
+                async def handed_back() -> bool:
+                    metrics = expect(await client.get("/metrics"), 200)
+                    return 'outcome="retried"' in metrics
+
+                # Another process sharing the durable could be storing the order right now:
+                # the update is handed back to JetStream, not dead-lettered at once.
+                await wait_until(handed_back, "the update handed back")
+                await stream.publish({"type": "order.new", "data": order})
+                await rx.wait_for(lambda: len(rx.delivered_ids()) >= 2, WAIT_SECONDS)
+                assert [e["type"] for e in rx.events(accepted_only=True)] == [
+                    "order.new",
+                    "order.status_update",
+                ]
+                [source] = await sources_of(client)
+                assert source["deadLettered"] == 0

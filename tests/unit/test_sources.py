@@ -112,8 +112,10 @@ def test_errors_are_logged_without_the_secret() -> None:
 class ScriptedSession:
     """A broker session that hands out given rounds and records what was done."""
 
-    def __init__(self, rounds: list[list[SourceMessage]]) -> None:
+    def __init__(self, rounds: list[list[SourceMessage]], retries: int = 0) -> None:
         self.rounds = rounds
+        self.retries = retries  # how many unknown-order messages the broker takes back
+        self.retried: list[bytes] = []
         self.acked: list[bytes] = []
         self.dead: list[tuple[bytes, str]] = []
 
@@ -128,6 +130,10 @@ class ScriptedSession:
 
     async def ack(self, messages: Sequence[SourceMessage]) -> None:
         self.acked.extend(m.body for m in messages)
+
+    async def retry_later(self, message: SourceMessage) -> bool:
+        self.retried.append(message.body)
+        return len(self.retried) <= self.retries
 
     async def lag(self) -> int | None:
         return 0
@@ -177,6 +183,14 @@ async def test_a_round_is_one_ingest_call_and_bad_messages_are_dead_lettered() -
     assert sorted(code for _, code in session.dead) == ["bad_request", "unknown_order"]
     assert session.acked == [m.body for m in messages]
     assert consumer.status.consumed == 5 and consumer.status.dead_lettered == 2
+
+    # A broker that counts deliveries takes the unknown order back instead, unacknowledged.
+    session = ScriptedSession([], retries=1)
+    consumer = _consumer(session, ingest)
+    assert await consumer.handle_round(session, messages)
+    assert [code for _, code in session.dead] == ["bad_request"]
+    assert session.acked == [m.body for m in messages if m is not messages[1]]
+    assert consumer.status.consumed == 4
 
 
 async def test_consuming_pauses_while_the_store_is_unavailable_then_resumes() -> None:

@@ -130,6 +130,11 @@ class AmqpSession:
         assert isinstance(last, AbstractIncomingMessage)
         await last.ack(multiple=True)
 
+    async def retry_later(self, message: SourceMessage) -> bool:
+        """Never: a classic queue does not count deliveries, so an update naming an unknown
+        order is dead-lettered at once (and can be replayed)."""
+        return False
+
     async def lag(self) -> int | None:
         """Messages ready in the queue, refreshed every LAG_REFRESH_SECONDS."""
         now = asyncio.get_running_loop().time()

@@ -78,6 +78,11 @@ class BrokerSession(Protocol):
         """Acknowledge the messages to the broker."""
         ...
 
+    async def retry_later(self, message: SourceMessage) -> bool:
+        """Hand a message naming an unknown order back for a later delivery, when the
+        broker counts deliveries and this one has not come back often; True if so."""
+        ...
+
     async def lag(self) -> int | None:
         """Messages waiting at the broker, when it reports it."""
         ...
@@ -206,28 +211,39 @@ class SourceConsumer:
                 await self._dead_letter(session, message, rejected)
                 continue
             pending.append(_Pending(message, items, single))
-        if not await self._ingest_all(session, pending):
+        retried = await self._ingest_all(session, pending)
+        if retried is None:
             return False
-        await session.ack(messages)
-        self.status.consumed += len(messages)
+        done = [m for m in messages if not any(m is r for r in retried)]
+        await session.ack(done)
+        self.status.consumed += len(done)
         self._count("ingested", len(pending))
         self._count("skipped", skipped)
+        self._count("retried", len(retried))
         return True
 
-    async def _ingest_all(self, session: BrokerSession, pending: list[_Pending]) -> bool:
-        """Store every pending message's items in one call; a message naming an unknown
-        order is dead-lettered and the others are stored without it."""
+    async def _ingest_all(
+        self, session: BrokerSession, pending: list[_Pending]
+    ) -> list[SourceMessage] | None:
+        """Store every pending message's items in one call. A message naming an unknown
+        order is left out: handed back for a later delivery while the broker allows (its
+        order may be in a message another process is storing right now), else
+        dead-lettered. Returns the messages handed back; None when stopped first."""
         attempt = 0
+        retried: list[SourceMessage] = []
         while pending:
             items = [item for entry in pending for item in entry.items]
             try:
                 await self.ingest(items)
-                return True
+                return retried
             except UnknownOrder as exc:
                 entry, local_index = _owner(pending, exc.index)
+                pending.remove(entry)
+                if await session.retry_later(entry.message):
+                    retried.append(entry.message)
+                    continue
                 rejected = unknown_order_rejection(exc.order_id, local_index, entry.single)
                 await self._dead_letter(session, entry.message, rejected)
-                pending.remove(entry)
             except StoreError as exc:
                 # Unavailable or failing: wait and try the same messages again; nothing is
                 # acknowledged or dead-lettered meanwhile (docs/guarantees.md).
@@ -241,8 +257,8 @@ class SourceConsumer:
                 attempt += 1
                 await self._sleep(delay)
                 if self._stopping.is_set():
-                    return False
-        return True
+                    return None
+        return retried
 
     async def _dead_letter(
         self, session: BrokerSession, message: SourceMessage, rejected: MessageRejected

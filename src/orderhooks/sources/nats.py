@@ -27,6 +27,10 @@ FETCH_WAIT_SECONDS = 1.0  # how long a fetch waits for the first message
 CONNECT_TIMEOUT_SECONDS = 3
 ACK_WAIT_SECONDS = 30.0  # unacknowledged for this long: JetStream delivers again
 MAX_ACK_PENDING = 5000
+# An update whose order is unknown is delivered this many times, a delay apart, before it
+# is dead-lettered: processes sharing the durable may be storing its order right now.
+UNKNOWN_ORDER_DELIVERIES = 5
+UNKNOWN_ORDER_RETRY_SECONDS = 1.0
 ERROR_HEADER = "orderhooks-error"
 ERROR_MESSAGE_HEADER = "orderhooks-error-message"
 
@@ -103,6 +107,16 @@ class NatsSession:
             assert isinstance(msg, Msg)
             await msg.ack()
         await self._connection.flush()
+
+    async def retry_later(self, message: SourceMessage) -> bool:
+        """Negatively acknowledge with a delay, unless delivered UNKNOWN_ORDER_DELIVERIES
+        times already."""
+        msg = message.handle
+        assert isinstance(msg, Msg)
+        if msg.metadata.num_delivered >= UNKNOWN_ORDER_DELIVERIES:
+            return False
+        await msg.nak(delay=UNKNOWN_ORDER_RETRY_SECONDS)
+        return True
 
     async def lag(self) -> int | None:
         """Messages of the consumer not yet delivered, as of the last fetch."""
