@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
+import nats.js.errors
 import orjson
 import pytest
 
@@ -189,7 +191,36 @@ def nats_server_dir(tmp_path: Path) -> Path:
     return tmp_path / "nats"
 
 
-async def test_broker_down_at_start_comes_back(
+def _start_nats(port: int, store_dir: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [NATS_SERVER, "-a", LOOPBACK, "-p", str(port), "-js", "-sd", str(store_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def _publish_life(url: str, stream_name: str, life: list[dict[str, Any]]) -> None:
+    """Publish on the test's own server, creating the stream the first time."""
+    deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
+    while True:
+        try:
+            connection = await nats.connect(servers=[url], connect_timeout=2)
+            break
+        except Exception:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+    js = connection.jetstream()
+    try:
+        await js.stream_info(stream_name)
+    except nats.js.errors.NotFoundError:
+        await js.add_stream(name=stream_name, subjects=["ohdown.>"])
+    for item in life:
+        await js.publish("ohdown.orders", orjson.dumps(item))
+    await connection.close()
+
+
+async def test_broker_down_at_start_and_gone_midway_comes_back(
     tmp_path: Path, rx: Receiver, nats_server_dir: Path
 ) -> None:
     port = free_port()
@@ -197,36 +228,39 @@ async def test_broker_down_at_start_comes_back(
     stream_name = "OHDOWN"
     source = f"{url}/{stream_name}?subject=ohdown.>&durable=orderhooks"
     account = unique("acct")
+    broker: subprocess.Popen[bytes] | None = None
     with source_server(tmp_path, "serve", source) as server:
         async with server.async_client() as client:
+
+            async def state_is(state: str) -> bool:
+                [s] = await sources_of(client)
+                return bool(s["state"] == state)
+
             # The API serves while the broker is away.
             webhook = await _webhook(Api(client), rx, account)
             [state] = await sources_of(client)
             assert state["state"] == "reconnecting"
             assert state["url"] == source
-            broker = subprocess.Popen(
-                [NATS_SERVER, "-a", LOOPBACK, "-p", str(port), "-js", "-sd", str(nats_server_dir)],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
             try:
-                async with nats_stream(url) as stream:
-                    # nats_stream made its own stream; use the one the source names.
-                    js = stream.connection.jetstream()
-                    await js.add_stream(name=stream_name, subjects=["ohdown.>"])
-                    for item in order_life(account):
-                        await js.publish("ohdown.orders", orjson.dumps(item))
-
-                    async def connected() -> bool:
-                        [s] = await sources_of(client)
-                        return bool(s["state"] == "connected")
-
-                    await wait_until(connected, "the source connected")
-                    await rx.wait_for(lambda: len(rx.delivered_ids()) >= 5, WAIT_SECONDS)
-                    rx.verify_all(webhook["secret"])
-            finally:
+                broker = _start_nats(port, nats_server_dir)
+                await _publish_life(url, stream_name, order_life(account))
+                await wait_until(lambda: state_is("connected"), "the source connected")
+                await rx.wait_for(lambda: len(rx.delivered_ids()) >= 5, WAIT_SECONDS)
+                # Gone midway: the API keeps serving, the consumer reconnects by itself.
                 broker.terminate()
                 broker.wait(10)
+                await wait_until(lambda: state_is("reconnecting"), "the source reconnecting")
+                expect(await client.get("/v1/webhooks"), 200)
+                broker = _start_nats(port, nats_server_dir)  # same JetStream store
+                await _publish_life(url, stream_name, order_life(account))
+                await rx.wait_for(lambda: len(rx.delivered_ids()) >= 10, WAIT_SECONDS)
+                await wait_until(lambda: state_is("connected"), "the source connected again")
+                rx.verify_all(webhook["secret"])
+                assert_per_order(rx.accepted())
+            finally:
+                if broker is not None:
+                    broker.terminate()
+                    broker.wait(10)
                 shutil.rmtree(nats_server_dir, ignore_errors=True)
 
 

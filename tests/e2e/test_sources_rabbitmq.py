@@ -162,3 +162,34 @@ async def _away_and_back(
             assert_per_order(rx.accepted())
             # Connection errors and reconnects are logged without the password.
             assert "guest:guest" not in server.log_text()
+
+
+async def test_sigkill_mid_stream_delivers_every_order_after_restart(
+    tmp_path: Path, rx: Receiver
+) -> None:
+    account = unique("acct")
+    async with rabbit_queue() as queue:
+        lives = [order_life(account) for _ in range(300)]
+        with source_server(tmp_path, "serve", queue.source_url()) as server:
+            async with server.async_client() as client:
+                await Api(client).create_webhook(rx.url, [account])
+            for life in lives:
+                await queue.publish(life)
+
+            async def some_consumed() -> bool:
+                async with server.async_client() as client:
+                    [source] = await sources_of(client)
+                    return int(source["consumed"]) > 0
+
+            await wait_until(some_consumed, "the first messages consumed")
+            server.kill()
+            server.start()
+            order_ids = {life[0]["data"]["_id"] for life in lives}
+
+            def all_new_orders() -> bool:
+                return order_ids <= {e["orderId"] for e in rx.events(accepted_only=True)}
+
+            await rx.wait_for(all_new_orders, WAIT_SECONDS * 2, "every order delivered")
+            expected = sum(len(life) for life in lives)
+            await rx.wait_for(lambda: len(rx.delivered_ids()) >= expected, WAIT_SECONDS)
+            assert_per_order(rx.accepted())
