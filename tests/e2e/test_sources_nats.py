@@ -61,7 +61,7 @@ async def test_delivered_in_order_and_redelivery_creates_nothing(
         lives = [order_life(account) for _ in range(6)]
         with source_server(tmp_path, "serve", stream.source_url()) as server:
             async with server.async_client() as client:
-                webhook = await _webhook(Api(client), rx, account)
+                webhook = await _webhook(Api(client, server.admin_key), rx, account)
                 # Half the orders one item per message, half as one array per order.
                 messages: list[Any] = []
                 for i, life in enumerate(lives):
@@ -128,7 +128,7 @@ async def test_bad_messages_are_dead_lettered_and_nothing_is_stored(
         env = {"ORDERHOOKS_MAX_BODY_BYTES": "500000"}
         with source_server(tmp_path, "serve", stream.source_url(), **env) as server:
             async with server.async_client() as client:
-                await _webhook(Api(client), rx, account)
+                await _webhook(Api(client, server.admin_key), rx, account)
                 bad = _bad_messages(account)
                 # An array with one bad item: the whole message is refused.
                 good_then_bad = [
@@ -164,7 +164,7 @@ async def test_sigkill_mid_stream_delivers_every_order_after_restart(
         lives = [order_life(account) for _ in range(300)]
         with source_server(tmp_path, "serve", stream.source_url()) as server:
             async with server.async_client() as client:
-                await _webhook(Api(client), rx, account)
+                await _webhook(Api(client, server.admin_key), rx, account)
             for life in lives:
                 await stream.publish(life)
 
@@ -240,7 +240,7 @@ async def test_broker_down_at_start_and_gone_midway_comes_back(
                 return bool(s["state"] == state)
 
             # The API serves while the broker is away.
-            webhook = await _webhook(Api(client), rx, account)
+            webhook = await _webhook(Api(client, server.admin_key), rx, account)
             [state] = await sources_of(client)
             assert state["state"] == "reconnecting"
             assert state["url"] == source
@@ -274,7 +274,7 @@ async def test_an_update_before_its_order_is_delivered_again_then_applied(
     async with nats_stream() as stream:
         with source_server(tmp_path, "serve", stream.source_url()) as server:
             async with server.async_client() as client:
-                await _webhook(Api(client), rx, account)
+                await _webhook(Api(client, server.admin_key), rx, account)
                 order = make_order(account)
                 update = {"status": 20, "timeStamp": "2026-12-04T10:00:00Z"}
                 await stream.publish(

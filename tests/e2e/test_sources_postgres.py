@@ -49,7 +49,7 @@ async def _two_processes_share(
     )
     with serve, worker:
         async with serve.async_client() as client:
-            webhook = await Api(client).create_webhook(rx.url, [account])
+            webhook = await Api(client, serve.admin_key).create_webhook(rx.url, [account])
             lives = [order_life(account) for _ in range(ORDERS)]
             if item_per_message:
                 # One event per message: an update may reach one process while the other

@@ -38,7 +38,7 @@ async def test_delivered_in_order_and_redelivery_creates_nothing(
         lives = [order_life(account) for _ in range(6)]
         with source_server(tmp_path, "serve", queue.source_url()) as server:
             async with server.async_client() as client:
-                webhook = await Api(client).create_webhook(rx.url, [account])
+                webhook = await Api(client, server.admin_key).create_webhook(rx.url, [account])
                 messages: list[Any] = []
                 for i, life in enumerate(lives):
                     messages.extend(life if i % 2 == 0 else [life])
@@ -79,7 +79,7 @@ async def test_bad_messages_are_dead_lettered_and_nothing_is_stored(
     async with rabbit_queue() as queue:
         with source_server(tmp_path, "serve", queue.source_url()) as server:
             async with server.async_client() as client:
-                await Api(client).create_webhook(rx.url, [account])
+                await Api(client, server.admin_key).create_webhook(rx.url, [account])
                 bad = [
                     ("bad_request", b"not JSON at all"),
                     ("validation_error", b"42"),
@@ -142,7 +142,7 @@ async def _away_and_back(
     url = f"amqp://guest:guest@127.0.0.1:{proxy.port}/?queue={queue.name}"
     with source_server(tmp_path, "serve", url) as server:
         async with server.async_client() as client:
-            await Api(client).create_webhook(rx.url, [account])
+            await Api(client, server.admin_key).create_webhook(rx.url, [account])
             [source] = await sources_of(client)
             assert source["state"] == "reconnecting"
             first, second = order_life(account), order_life(account)
@@ -175,7 +175,7 @@ async def test_sigkill_mid_stream_delivers_every_order_after_restart(
         lives = [order_life(account) for _ in range(300)]
         with source_server(tmp_path, "serve", queue.source_url()) as server:
             async with server.async_client() as client:
-                await Api(client).create_webhook(rx.url, [account])
+                await Api(client, server.admin_key).create_webhook(rx.url, [account])
             for life in lives:
                 await queue.publish(life)
 

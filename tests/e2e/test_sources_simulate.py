@@ -37,7 +37,7 @@ async def test_simulated_stream_through_a_broker_is_delivered(
         url = target.source_url()
         with source_server(tmp_path, "serve", url) as server:
             async with server.async_client() as client:
-                webhook = await Api(client).create_webhook(rx.url, [account])
+                webhook = await Api(client, server.admin_key).create_webhook(rx.url, [account])
                 output = _simulate(url, account)
                 assert "guest:guest" not in output
                 published = int(output.split("events posted")[1].split()[1])

@@ -41,7 +41,7 @@ async def test_consuming_pauses_while_the_store_is_away(
             env = {"ORDERHOOKS_DATABASE_URL": _through(proxy, pg_url)}
             with source_server(tmp_path, "serve", stream.source_url(), **env) as server:
                 async with server.async_client() as client:
-                    await Api(client).create_webhook(rx.url, [account])
+                    await Api(client, server.admin_key).create_webhook(rx.url, [account])
                     lives = [order_life(account) for _ in range(5)]
                     proxy.cut()
                     for life in lives:
