@@ -74,8 +74,10 @@ async def test_an_operations_webhook_hears_what_happens_to_another(
         assert first_failed["data"]["attempts"] == 3
         assert first_failed["data"]["webhookId"] == w["id"]
 
-        # W answers again: the next probe succeeds and S hears that W recovered.
+        # W answers again: the next probe succeeds and S hears that W recovered. (Its
+        # first three deliveries may all have failed by now: a new order is the probe.)
         rx.healthy()
+        await api.new_order(new_order(account))
         await ops.wait_for(lambda: of_type(ops, "webhook.recovered"), WAIT_SECONDS, "recovered")
         [recovered] = of_type(ops, "webhook.recovered")
         assert recovered["data"]["webhookId"] == w["id"]

@@ -19,10 +19,11 @@ from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess
 from tests.integration.deploy_queries import PROMETHEUS_METRICS, referenced_metrics
 
-# Read by deploy/ but exported only once broker sources exist (another change).
-EXPECTED_LATER = frozenset({"orderhooks_source_lag"})
-# Declared by every process, but no traffic of this test makes a sample of them.
-DECLARED_WITHOUT_SAMPLES: frozenset[str] = frozenset()
+# Read by deploy/ but not exported yet by any process.
+EXPECTED_LATER: frozenset[str] = frozenset()
+# Declared by every process, but no traffic of this test makes a sample of them: the
+# server of this test consumes no broker source (the lag has a sample per source).
+DECLARED_WITHOUT_SAMPLES = frozenset({"orderhooks_source_lag"})
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 WAIT_SECONDS = 20.0
 
