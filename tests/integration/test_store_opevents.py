@@ -207,6 +207,13 @@ async def test_delivery_failed_is_emitted_with_the_order(store: Store) -> None:
     # Not part of the order: its event list and replays do not show it.
     view = await store.get_order("o1", Scope())
     assert [e.type for e in view.events] == ["order.new"]
+    everything = await store.create_webhook(
+        webhook(accounts=("*",), event_types=(*ALL_TYPES, *OPS))
+    )
+    queued = await store.replay_events(everything, NOW - timedelta(days=1), None, None, NOW)
+    assert queued == 1  # the order.new only
+    replayed = await deliveries_of(store, everything.id)
+    assert [d.event_type for d in replayed] == ["order.new"]
 
 
 async def test_an_operational_delivery_that_fails_emits_nothing_more(store: Store) -> None:

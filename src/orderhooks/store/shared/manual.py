@@ -115,8 +115,8 @@ class ManualOperations(StoreCore):
             limit=REPLAY_PAGE,
         ):
             cursor = (rows[-1]["created_at"], rows[-1]["id"])
-            # Operational events are never replayed: they have no order.
-            order_events = (e for e in map(event_from_row, rows) if e.order_id is not None)
+            # Operational events are never replayed: they belong to no order.
+            order_events = (e for e in map(event_from_row, rows) if e.sequence is not None)
             events = replay_selection(stored, order_events, orders_with_new)
             params = [
                 new_delivery_params(
