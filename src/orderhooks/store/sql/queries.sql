@@ -304,8 +304,9 @@ WHERE id > :after AND test = FALSE
   AND (:since::bigint IS NULL OR created_at >= :since)
   AND (:until::bigint IS NULL OR created_at < :until)
   AND (:scope::text[] IS NULL OR account = ANY(:scope::text[]))
-  -- A partner key reads an operational event through its delivery, not in this list.
-  AND (:scope::text[] IS NULL OR sequence IS NOT NULL)
+  -- Operational events (no sequence) only when their type is asked for, and never to a
+  -- partner key, which reads them through their deliveries.
+  AND (sequence IS NOT NULL OR (:type::text IS NOT NULL AND :scope::text[] IS NULL))
 ORDER BY id
 LIMIT :limit;
 
