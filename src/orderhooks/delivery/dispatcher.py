@@ -253,9 +253,12 @@ class Dispatcher:
         except Exception:
             log.exception("a batch attempt could not be made", batch_id=first.batch_id)
             return
-        for claim, outcome in zip(claims, outcomes, strict=True):
+        for outcome in outcomes:
             self._recorder.add(outcome)
-            self._observe(claim, outcome, result)
+        # One request: its attempt, latency and log line once; each event's outcome counted.
+        self._observe(first, outcomes[0], result)
+        label = OUTCOME_LABELS.get(outcomes[0].next_state, "retry")
+        self._metrics.deliveries.labels(outcome=label).inc(len(outcomes) - 1)
 
     def _decide(self, claim: Claim, schedule_position: int, result: TransportResult) -> Decision:
         webhook = claim.webhook
@@ -320,6 +323,7 @@ class Dispatcher:
             "delivery attempt failed",
             webhook_id=claim.webhook.id,
             delivery_id=claim.delivery.id,
+            batch_id=claim.batch_id,
             attempt=claim.attempt,
             status_code=result.status_code,
             error=str(result.error) if result.error else None,
