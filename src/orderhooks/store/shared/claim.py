@@ -150,6 +150,21 @@ class Leased:
     batch_id: str | None
 
 
+async def _mark(
+    tx: Tx, rows: Sequence[Row], lease: datetime, worker_id: str, batch_id: str | None
+) -> set[str]:
+    """Mark the rows `delivering` (in batch `batch_id`); the ids that were still pending."""
+    # Guarded by state: a delete may have cancelled one since it was read.
+    marked = await tx.fetch(
+        "mark_delivering",
+        ids=tx.array([row["id"] for row in rows]),
+        lease_expires_at=micros(lease),
+        leased_by=worker_id,
+        batch_id=batch_id,
+    )
+    return {row["id"] for row in marked}
+
+
 async def _lease(
     tx: Tx,
     budgets: Sequence[Budget],
@@ -164,33 +179,19 @@ async def _lease(
         if not requests:
             continue
         lease = now + timedelta(seconds=b.webhook.timeout_seconds + LEASE_GRACE_SECONDS)
-        # One statement for the lone deliveries, one per batch (each its own batch id).
-        lone = [request.rows[0] for request in requests if b.webhook.batch is None]
-        batches = [
-            Request(request.rows, request.batch_id or new_batch_id(new_id))
-            for request in requests
-            if b.webhook.batch is not None
-        ]
-        marked: set[str] = set()
-        for rows, batch_id in [(lone, None), *((r.rows, r.batch_id) for r in batches)]:
-            if not rows:
-                continue
-            # Guarded by state: a delete may have cancelled one since it was read.
-            marked.update(
-                row["id"]
-                for row in await tx.fetch(
-                    "mark_delivering",
-                    ids=tx.array([row["id"] for row in rows]),
-                    lease_expires_at=micros(lease),
-                    leased_by=worker_id,
-                    batch_id=batch_id,
-                )
-            )
-        out = [Leased((row,), lease, None) for row in lone if row["id"] in marked]
-        for request in batches:
-            rows = tuple(row for row in request.rows if row["id"] in marked)
-            if rows:
-                out.append(Leased(rows, lease, request.batch_id))
+        if b.webhook.batch is None:
+            rows = [request.rows[0] for request in requests]
+            still = await _mark(tx, rows, lease, worker_id, None)
+            leased[b.webhook.id] = [Leased((r,), lease, None) for r in rows if r["id"] in still]
+            continue
+        out = []
+        for request in requests:
+            # A batch being retried keeps its id; a new one gets its id now.
+            batch_id = request.batch_id or new_batch_id(new_id)
+            still = await _mark(tx, request.rows, lease, worker_id, batch_id)
+            kept = tuple(row for row in request.rows if row["id"] in still)
+            if kept:
+                out.append(Leased(kept, lease, batch_id))
         leased[b.webhook.id] = out
     return leased
 
