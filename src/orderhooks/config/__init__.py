@@ -42,6 +42,7 @@ from typing import Any, TypeVar, overload
 
 from orderhooks.config.kinds import (
     BOOLEAN,
+    FRAME_ANCESTORS,
     NETWORKS,
     PATH,
     PROXY_URL,
@@ -297,6 +298,12 @@ class Settings:
         PROXY_URL,
         default=None,
         help="Forward proxy every delivery goes through (CONNECT for https); see docs/security.md.",
+    )
+    ui_frame_ancestors: str = setting(
+        "ORDERHOOKS_UI_FRAME_ANCESTORS",
+        FRAME_ANCESTORS,
+        default="'none'",
+        help="Which sites may frame the dashboard (CSP frame-ancestors); see docs/dashboard.md.",
     )
 
     @property

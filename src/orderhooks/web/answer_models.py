@@ -316,3 +316,10 @@ class AuditPage(Shape):
 
     data: list[AuditOut]
     nextCursor: str | None
+
+
+class PortalLinkCreated(Shape):
+    """A one-time link into the dashboard; its token is in this answer only."""
+
+    url: str
+    expiresAt: str = Timestamp
