@@ -114,6 +114,18 @@ def _signed_in(dash: Dashboard, request: Request, link: PortalLink) -> Response:
         secure=https,
         httponly=True,
         samesite="none" if cross_site else "strict",
-        partitioned=cross_site,
     )
+    if cross_site:
+        _partition_last_cookie(response)
     return response
+
+
+def _partition_last_cookie(response: Response) -> None:
+    """Add `Partitioned` (CHIPS) to the cookie just set: browsers that block third-party
+    cookies keep a partitioned one for the site that frames the dashboard. Written by
+    hand because Python's cookie module learns the attribute only in 3.14."""
+    for index in range(len(response.raw_headers) - 1, -1, -1):
+        name, value = response.raw_headers[index]
+        if name == b"set-cookie":
+            response.raw_headers[index] = (name, value + b"; Partitioned")
+            return
