@@ -21,6 +21,7 @@ from orderhooks.web import (
     ingest,
     portal_links,
     reads,
+    sources,
     usage,
     webhook_actions,
     webhooks,
@@ -83,6 +84,7 @@ def create_app(
             admin,
             usage,
             event_types,
+            sources,
             portal_links,
         ):
             app.include_router(module.router)
