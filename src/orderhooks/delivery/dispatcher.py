@@ -206,7 +206,7 @@ class Dispatcher:
         bodies = BodyCache()
         for claim in claims:
             try:
-                body = bodies.body(claim.event, claim.webhook.payload_format)
+                body = bodies.body(claim.event, claim.webhook)
             except Exception:
                 log.exception("encoding a delivery body failed", delivery_id=claim.delivery.id)
                 continue  # left to its lease, as if this process had died

@@ -64,6 +64,8 @@ def webhook_json(webhook: Webhook, default_schedule: Sequence[int]) -> dict[str,
         "disabledAt": timestamp(webhook.disabled_at),
         "createdAt": timestamp(webhook.created_at),
         "updatedAt": timestamp(webhook.updated_at),
+        "personalData": webhook.personal_data.value,
+        "fields": None if webhook.fields is None else list(webhook.fields),
     }
 
 

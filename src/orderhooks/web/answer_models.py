@@ -18,6 +18,7 @@ from orderhooks.domain.model import (
     EventType,
     Ordering,
     PayloadFormat,
+    PersonalData,
     Role,
     WebhookState,
 )
@@ -77,6 +78,8 @@ class WebhookOut(Shape):
     disabledAt: str | None = Timestamp
     createdAt: str = Timestamp
     updatedAt: str = Timestamp
+    personalData: PersonalData
+    fields: list[str] | None
 
 
 class WebhookCreated(WebhookOut):
@@ -316,3 +319,10 @@ class AuditPage(Shape):
 
     data: list[AuditOut]
     nextCursor: str | None
+
+
+class ErasureOut(Shape):
+    """`POST /v1/orders/{orderId}/erase`: the order, and how many of its events changed."""
+
+    orderId: str
+    events: int

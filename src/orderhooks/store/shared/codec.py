@@ -24,6 +24,7 @@ from orderhooks.domain.model import (
     Ordering,
     OrderState,
     PayloadFormat,
+    PersonalData,
     Role,
     SigningSecret,
     UsageRow,
@@ -158,6 +159,8 @@ def webhook_params(webhook: Webhook) -> dict[str, object]:
         "disabled_at": micros_or_none(webhook.disabled_at),
         "created_at": micros(webhook.created_at),
         "updated_at": micros(webhook.updated_at),
+        "personal_data": str(webhook.personal_data),
+        "field_paths": None if webhook.fields is None else dumps(list(webhook.fields)),
     }
 
 
@@ -193,6 +196,8 @@ def webhook_from_row(row: Row) -> Webhook:
         disabled_at=moment_or_none(row["disabled_at"]),
         created_at=moment(row["created_at"]),
         updated_at=moment(row["updated_at"]),
+        personal_data=PersonalData(row["personal_data"]),
+        fields=None if row["field_paths"] is None else tuple(loads(row["field_paths"])),
     )
 
 

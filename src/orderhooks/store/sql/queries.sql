@@ -152,12 +152,14 @@ INSERT INTO webhooks (id, url, description, accounts, event_types, secrets, loca
                       channel_links, channels, new_order_trigger, status_filter,
                       courier_status_filter, payload_format, headers, timeout_seconds,
                       retry_schedule, max_concurrency, rate_limit_per_second, ordering, state,
-                      disabled_reason, disabled_at, created_at, updated_at)
+                      disabled_reason, disabled_at, created_at, updated_at,
+                      personal_data, field_paths)
 VALUES (:id, :url, :description, :accounts, :event_types, :secrets, :locations,
         :channel_links, :channels, :new_order_trigger, :status_filter,
         :courier_status_filter, :payload_format, :headers, :timeout_seconds,
         :retry_schedule, :max_concurrency, :rate_limit_per_second, :ordering, :state,
-        :disabled_reason, :disabled_at, :created_at, :updated_at);
+        :disabled_reason, :disabled_at, :created_at, :updated_at,
+        :personal_data, :field_paths);
 
 -- name: update_webhook
 -- Everything but the secrets, which only `set_webhook_secrets` writes: a change that
@@ -170,7 +172,8 @@ UPDATE webhooks SET url = :url, description = :description, accounts = :accounts
     timeout_seconds = :timeout_seconds, retry_schedule = :retry_schedule,
     max_concurrency = :max_concurrency, rate_limit_per_second = :rate_limit_per_second,
     ordering = :ordering, state = :state, disabled_reason = :disabled_reason,
-    disabled_at = :disabled_at, created_at = :created_at, updated_at = :updated_at
+    disabled_at = :disabled_at, created_at = :created_at, updated_at = :updated_at,
+    personal_data = :personal_data, field_paths = :field_paths
 WHERE id = :id;
 
 -- name: set_webhook_secrets
@@ -468,3 +471,15 @@ VALUES (:id, :at, :actor, :action, :target_type, :target_id, :details);
 
 -- name: list_audit
 SELECT * FROM audit WHERE id < :before ORDER BY id DESC LIMIT :limit;
+
+-- ============================================================ erasure
+
+-- name: erase_order
+UPDATE orders SET document = :document, courier = :courier WHERE order_id = :order_id;
+
+-- name: events_to_erase
+-- Every stored event of the order, test events included.
+SELECT id, type, data FROM events WHERE order_id = :order_id;
+
+-- name: erase_event
+UPDATE events SET data = :data WHERE id = :id;
