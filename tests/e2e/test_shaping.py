@@ -15,6 +15,7 @@ from orderhooks.testing.server import ServerProcess
 from tests.e2e.shaping_support import (
     PERSONAL_COURIER_FIELDS,
     PERSONAL_FIELDS,
+    SINCE,
     assert_no_personal_data,
     dashboard_payload,
     personal_courier_update,
@@ -23,8 +24,6 @@ from tests.e2e.shaping_support import (
 )
 from tests.support.api import Api, expect
 from tests.support.data import ALL_TYPES, new_order
-
-SINCE = "2020-01-01T00:00:00Z"
 
 
 async def _send_personal_flow(api: Api, account: str) -> tuple[dict[str, Any], list[str]]:
