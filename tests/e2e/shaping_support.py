@@ -81,9 +81,9 @@ def _hidden(page: str, name: str) -> str:
     return found.group(1)
 
 
-async def dashboard_payload(base_url: str, key: str, delivery_id: str) -> str:
-    """The exact body the dashboard's delivery page shows, signed in with `key` like a
-    browser (a client of its own keeps the session cookie)."""
+async def dashboard_page(base_url: str, key: str, path: str) -> str:
+    """A dashboard page's HTML, signed in with `key` like a browser (a client of its own
+    keeps the session cookie)."""
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
         form = await client.get("/ui")
         assert form.status_code == 200, form.text[:500]
@@ -92,9 +92,15 @@ async def dashboard_payload(base_url: str, key: str, delivery_id: str) -> str:
             "/ui/signin", data={"api_key": key, "signin_token": token, "next": "/ui"}
         )
         assert signed.status_code == 303, signed.text[:500]
-        page = await client.get(f"/ui/deliveries/{delivery_id}")
+        page = await client.get(path)
     assert page.status_code == 200, page.text[:500]
-    found = re.search(r'<pre[^>]*id="payload-exact"[^>]*>(.*?)</pre>', page.text, re.S)
+    return page.text
+
+
+async def dashboard_payload(base_url: str, key: str, delivery_id: str) -> str:
+    """The exact body the dashboard's delivery page shows."""
+    page = await dashboard_page(base_url, key, f"/ui/deliveries/{delivery_id}")
+    found = re.search(r'<pre[^>]*id="payload-exact"[^>]*>(.*?)</pre>', page, re.S)
     assert found is not None, "no exact payload on the delivery page"
     return html.unescape(found.group(1))
 

@@ -17,6 +17,7 @@ from tests.e2e.shaping_support import (
     PERSONAL_FIELDS,
     SINCE,
     assert_no_personal_data,
+    dashboard_page,
     dashboard_payload,
     personal_courier_update,
     personal_order,
@@ -99,6 +100,10 @@ async def test_personal_data_exclude_shapes_envelope_and_raw_bodies(
             server.base_url, server.admin_key, raw_bodies[ids[0]].delivery_id
         )
         assert raw_shown.encode() == raw_bodies[ids[0]].body
+        config = await dashboard_page(
+            server.base_url, server.admin_key, f"/ui/webhooks/{raw['id']}"
+        )
+        assert "<dt>Personal data</dt><dd>excluded</dd>" in config
 
 
 async def test_fields_projection_on_new_orders_and_status_updates(api: Api, account: str) -> None:
