@@ -51,8 +51,8 @@ async def list_page(dash: Dashboard, request: Request, viewer: Viewer) -> Respon
 
 
 async def _webhook_of(dash: Dashboard, webhook_id: str) -> Webhook | None:
-    # Read unscoped only to learn the payload format and shaping the receiver got; the page links to
-    # the webhook only when the viewer may see it. A deleted webhook is None.
+    # Read unscoped only to learn the payload format and shaping the receiver got; the
+    # page links to the webhook only when the viewer may see it. A deleted webhook is None.
     try:
         return await dash.store.get_webhook(webhook_id, Scope())
     except NotFound:
