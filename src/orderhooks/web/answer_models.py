@@ -338,6 +338,13 @@ class SourcePage(Shape):
     data: list[SourceOut]
 
 
+class PortalLinkCreated(Shape):
+    """A one-time link into the dashboard; its token is in this answer only."""
+
+    url: str
+    expiresAt: str = Timestamp
+
+
 class ErasureOut(Shape):
     """`POST /v1/orders/{orderId}/erase`: the order, and how many of its events changed."""
 
