@@ -19,6 +19,7 @@ from tests.security.corpus_base import (
 )
 from tests.security.corpus_fields import (
     bad_admin_bodies,
+    bad_portal_links,
     batches,
     null_bytes,
     out_of_range,
@@ -76,6 +77,12 @@ def injection_paths() -> Iterator[Bad]:
             expect=(404, 405, 414, 422),
         )
         yield Bad(f"path-key-{n}", "DELETE", f"/v1/keys/{segment}", expect=(404, 414, 422))
+        yield Bad(
+            f"path-erase-{n}",
+            "POST",
+            f"/v1/orders/{segment}/erase",
+            expect=(404, 405, 414, 422),
+        )
     yield Bad("path-webhook-delete", "DELETE", "/v1/webhooks/<webhook>%00", expect=(404,))
     yield Bad(
         "path-webhook-patch",
@@ -122,6 +129,7 @@ def corpus() -> list[Bad]:
         injection_paths,
         bad_admin_bodies,
         batches,
+        bad_portal_links,
     )
     return [case for group in groups for case in group()]
 

@@ -19,6 +19,7 @@ from orderhooks.domain.model import (
     OperationalEventType,
     Ordering,
     PayloadFormat,
+    PersonalData,
     Role,
     WebhookState,
 )
@@ -52,6 +53,13 @@ class Health(Shape):
     status: str
 
 
+class BatchOut(Shape):
+    """A webhook's `batch`: several events per request."""
+
+    maxEvents: int
+    maxWaitMs: int
+
+
 class WebhookOut(Shape):
     """A webhook (PRODUCT 3); never its secret."""
 
@@ -78,6 +86,9 @@ class WebhookOut(Shape):
     disabledAt: str | None = Timestamp
     createdAt: str = Timestamp
     updatedAt: str = Timestamp
+    batch: BatchOut | None
+    personalData: PersonalData
+    fields: list[str] | None
 
 
 class WebhookCreated(WebhookOut):
@@ -335,3 +346,17 @@ class SourcePage(Shape):
     """The broker sources of `GET /v1/sources`."""
 
     data: list[SourceOut]
+
+
+class PortalLinkCreated(Shape):
+    """A one-time link into the dashboard; its token is in this answer only."""
+
+    url: str
+    expiresAt: str = Timestamp
+
+
+class ErasureOut(Shape):
+    """`POST /v1/orders/{orderId}/erase`: the order, and how many of its events changed."""
+
+    orderId: str
+    events: int
