@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from orderhooks.domain.batches import BatchSettings
 from orderhooks.domain.envelope import envelope
 from orderhooks.domain.ids import new_id
 from orderhooks.domain.model import (
@@ -322,3 +323,23 @@ async def test_agreements_do_not_gate_operational_events(make_store: StoreFactor
     await store.set_webhook_state(w.id, WebhookState.DISABLED, None, NOW)
     [claim] = await store.claim(NOW, 100, "w1")
     assert claim.webhook.id == waiting.id and claim.event.type == DISABLED
+
+
+async def test_a_batching_webhook_takes_operational_events_in_its_batches(store: Store) -> None:
+    """An operational event and an order event due together go in one batch (the
+    operational one has no order to sort by)."""
+    w = await store.create_webhook(webhook())
+    batching = await store.create_webhook(
+        webhook(
+            accounts=("*",),
+            event_types=(*ALL_TYPES, *OPS),
+            batch=BatchSettings(max_events=10, max_wait_ms=0),
+        )
+    )
+    await store.ingest([new_order("o1")], NOW)  # one delivery to each
+    [claim] = [c for c in await store.claim(NOW, 100, "w1") if c.webhook.id == w.id]
+    await store.record([failed(claim.delivery.id, w.id)], NOW)
+    await store.ingest([new_order("o2")], NOW)
+    sent = [c for c in await store.claim(NOW, 100, "w1") if c.webhook.id == batching.id]
+    assert {c.event.type for c in sent} == {"order.new", DELIVERY_FAILED}
+    assert len({c.batch_id for c in sent}) == 1 and sent[0].batch_id is not None
