@@ -63,6 +63,21 @@ def seal_context(purpose: str, *where: str) -> str:
     return ":".join(parts)
 
 
+def webhook_secret_context(webhook_id: str) -> str:
+    """The context of a webhook's signing secrets (every entry of its rotation list)."""
+    return seal_context("webhook_secret", webhook_id)
+
+
+def webhook_header_context(webhook_id: str, header_name: str) -> str:
+    """The context of one static header value of a webhook; names are case-insensitive."""
+    return seal_context("webhook_header", webhook_id, header_name.lower())
+
+
+def webhook_client_key_context(webhook_id: str) -> str:
+    """The context of a webhook's client certificate key (`tls.clientKey`)."""
+    return seal_context("webhook_client_key", webhook_id)
+
+
 @dataclass(frozen=True, slots=True)
 class SealingKey:
     """One key of the ring; its bytes never appear in a repr."""
@@ -224,4 +239,7 @@ __all__ = [
     "key_id",
     "parse_keys",
     "seal_context",
+    "webhook_client_key_context",
+    "webhook_header_context",
+    "webhook_secret_context",
 ]

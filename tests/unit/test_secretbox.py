@@ -9,7 +9,16 @@ import os
 import pytest
 
 from orderhooks.exceptions import ConfigError, SecretUnreadable
-from orderhooks.secretbox import ENV_VAR, SecretBox, key_id, parse_keys, seal_context
+from orderhooks.secretbox import (
+    ENV_VAR,
+    SecretBox,
+    key_id,
+    parse_keys,
+    seal_context,
+    webhook_client_key_context,
+    webhook_header_context,
+    webhook_secret_context,
+)
 
 SECRET = "whsec_c2VjcmV0LXZhbHVlLWZvci10ZXN0cy0xMjM0NTY="
 CONTEXT = "webhook_secret:wh_1"
@@ -227,3 +236,26 @@ def test_contexts_are_joined_and_checked() -> None:
     for bad in ("", "a:b", "a b"):
         with pytest.raises(ValueError, match="context part"):
             seal_context("webhook_secret", bad)
+
+
+def test_the_webhook_contexts_keep_values_in_their_place(key_a: str) -> None:
+    box = SecretBox.from_env(key_a)
+    contexts = [
+        webhook_secret_context("wh_1"),
+        webhook_secret_context("wh_2"),
+        webhook_header_context("wh_1", "X-Api-Key"),
+        webhook_header_context("wh_1", "Authorization"),
+        webhook_client_key_context("wh_1"),
+    ]
+    assert len(set(contexts)) == len(contexts)
+    assert webhook_header_context("wh_1", "X-Api-Key") == webhook_header_context(
+        "wh_1", "x-api-key"
+    )
+    for sealed_in in contexts:
+        stored = box.seal(SECRET, sealed_in)
+        for read_in in contexts:
+            if read_in == sealed_in:
+                assert box.open(stored, read_in) == SECRET
+            else:
+                with pytest.raises(SecretUnreadable):
+                    box.open(stored, read_in)
