@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import ssl
 import stat
@@ -29,6 +30,12 @@ from orderhooks.exceptions import ValidationError
 from orderhooks.testing.certificates import Issued, issue, make_ca
 
 NOW = datetime.now(UTC)
+
+
+@functools.cache
+def rsa_2048() -> rsa.RSAPrivateKey:
+    """One RSA key for the whole file: making one takes a second on a busy machine."""
+    return rsa.generate_private_key(65537, 2048)
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +101,7 @@ def test_the_ca_is_optional(client: Issued) -> None:
 @pytest.mark.parametrize(
     "make_key",
     [
-        lambda: rsa.generate_private_key(65537, 2048),
+        rsa_2048,
         lambda: ec.generate_private_key(ec.SECP384R1()),
         lambda: ec.generate_private_key(ec.SECP521R1()),
         ed25519.Ed25519PrivateKey.generate,
@@ -225,7 +232,7 @@ def test_a_server_only_certificate_is_refused(ca: Issued) -> None:
 @pytest.mark.parametrize(
     ("make_key", "message"),
     [
-        (lambda: dsa.generate_private_key(2048), "is a DSA key; use RSA (2048 bits or more)"),
+        (lambda: dsa.generate_private_key(2048), "is a DSA key; use RSA of 2048 to 4096 bits"),
         # A weak key on purpose: the test is that it is refused.
         (lambda: rsa.generate_private_key(65537, 1024), "is an RSA key of 1024 bits; use RSA"),  # noqa: S505
         (lambda: ec.generate_private_key(ec.SECP256K1()), "is an ECDSA key on secp256k1; use RSA"),
@@ -237,6 +244,43 @@ def test_unsupported_key_types(ca: Issued, make_key: Callable[[], Any], message:
     found = problems(body(holder))
     assert list(found) == ["tls.clientKey"]
     assert found["tls.clientKey"].startswith(message)
+
+
+def _pkcs8(key: rsa.RSAPrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def test_a_huge_rsa_key_is_refused_before_its_numbers_are_checked(client: Issued) -> None:
+    # Made-up numbers: checking them would fail, so the size must be judged first.
+    p, q = (1 << 4200) + 1, (1 << 4200) + 3
+    public = rsa.RSAPublicNumbers(65537, p * q)
+    huge = rsa.RSAPrivateNumbers(p, q, 65537, 1, 1, 1, public).private_key(
+        unsafe_skip_rsa_key_validation=True
+    )
+    assert problems(body(client, clientKey=_pkcs8(huge))) == {
+        "tls.clientKey": "is an RSA key of 8401 bits; use RSA of 2048 to 4096 bits, "
+        "ECDSA on P-256, P-384 or P-521, or Ed25519"
+    }
+
+
+def test_an_inconsistent_rsa_key_is_refused(client: Issued) -> None:
+    numbers = rsa_2048().private_numbers()
+    broken = rsa.RSAPrivateNumbers(
+        numbers.p,
+        numbers.q,
+        numbers.d + 2,
+        numbers.dmp1,
+        numbers.dmq1,
+        numbers.iqmp,
+        numbers.public_numbers,
+    ).private_key(unsafe_skip_rsa_key_validation=True)
+    assert problems(body(client, clientKey=_pkcs8(broken))) == {
+        "tls.clientKey": "is not a valid RSA key (its numbers are inconsistent)"
+    }
 
 
 def test_a_key_with_a_passphrase_is_refused(client: Issued) -> None:
@@ -387,3 +431,17 @@ def test_the_context_cache_is_bounded(client: Issued) -> None:
     contexts.context_for("wh_3", tls)
     assert len(contexts) == 2
     assert contexts.context_for("wh_1", tls) is not first  # dropped, built again
+
+
+def test_material_openssl_refuses_is_a_problem_naming_tls(
+    monkeypatch: pytest.MonkeyPatch, client: Issued
+) -> None:
+    # Everything cryptography accepts is loaded by OpenSSL here too; a refusal there
+    # (a stricter system security level, say) must still be a 422, not a crash.
+    def refuse(tls: ClientTls, *, system_roots: bool) -> ssl.SSLContext:
+        error = ssl.SSLError(1, "[SSL: CA_MD_TOO_WEAK] ca md too weak")
+        error.reason = "CA_MD_TOO_WEAK"
+        raise error
+
+    monkeypatch.setattr(clienttls, "_ssl_context", refuse)
+    assert problems(body(client)) == {"tls": "not usable for TLS: CA_MD_TOO_WEAK"}

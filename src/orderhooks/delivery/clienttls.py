@@ -56,8 +56,9 @@ CA_FIELD = "caCertificate"
 KEY_PLACEHOLDER = "<set>"  # what answers show instead of the key
 MAX_PEM_CHARS = 65_536  # a long chain is a few KiB; anything near this is not a chain
 MIN_RSA_BITS = 2048
+MAX_RSA_BITS = 4096  # checking a key takes ~0.3 s at 4096 bits and grows steeply beyond
 SUPPORTED_CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
-SUPPORTED_KEYS = "RSA (2048 bits or more), ECDSA on P-256, P-384 or P-521, or Ed25519"
+SUPPORTED_KEYS = "RSA of 2048 to 4096 bits, ECDSA on P-256, P-384 or P-521, or Ed25519"
 CONTEXT_CACHE_SIZE = 1024  # webhooks with client certificates held at once
 
 _PEM_BEGIN = "-----BEGIN "
@@ -140,7 +141,9 @@ def parse_client_tls(
         ca_certificate=_pem_of(authorities) if authorities else None,
     )
     try:
-        build_ssl_context(tls)  # what OpenSSL refuses must not be stored either
+        # What OpenSSL refuses must not be stored either; the system roots, slow to
+        # load, have nothing to do with that question.
+        _ssl_context(tls, system_roots=False)
     except ssl.SSLError as exc:
         raise ValidationError([FieldProblem(FIELD, f"not usable for TLS: {exc.reason}")]) from None
     return tls
@@ -242,7 +245,9 @@ def _private_key(
         problems.append(FieldProblem(where, "must hold exactly one PEM private key, nothing else"))
         return None
     try:
-        key = serialization.load_pem_private_key(text.encode(), password=None)
+        # Type and size first: checking an RSA key's primes costs time that grows
+        # steeply with its size, so a huge key is refused before that work is done.
+        key = _load_key(text, checked=False)
     except TypeError:
         problems.append(FieldProblem(where, "is protected by a passphrase; send it without one"))
         return None
@@ -250,15 +255,28 @@ def _private_key(
         problems.append(FieldProblem(where, "is not a valid PEM private key"))
         return None
     problem = _key_type_problem(key)
+    if problem is None and isinstance(key, rsa.RSAPrivateKey):
+        try:
+            _load_key(text, checked=True)
+        except ValueError:
+            problem = "is not a valid RSA key (its numbers are inconsistent)"
     if problem is not None:
         problems.append(FieldProblem(where, problem))
         return None
     return key
 
 
+def _load_key(pem: str, *, checked: bool) -> PrivateKeyTypes:
+    """The key of a PEM text; `checked=False` skips the RSA consistency check, for keys
+    read back from storage, which were checked on the way in."""
+    return serialization.load_pem_private_key(
+        pem.encode(), password=None, unsafe_skip_rsa_key_validation=not checked
+    )
+
+
 def _key_type_problem(key: PrivateKeyTypes) -> str | None:
     if isinstance(key, rsa.RSAPrivateKey):
-        if key.key_size < MIN_RSA_BITS:
+        if not MIN_RSA_BITS <= key.key_size <= MAX_RSA_BITS:
             return f"is an RSA key of {key.key_size} bits; use {SUPPORTED_KEYS}"
         return None
     if isinstance(key, ec.EllipticCurvePrivateKey):
@@ -292,11 +310,18 @@ def build_ssl_context(tls: ClientTls) -> ssl.SSLContext:
     """An SSL context presenting the client certificate, verifying the server against
     `caCertificate` when given, else against the system roots. ssl.SSLError when
     OpenSSL refuses the material."""
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=tls.ca_certificate)
+    return _ssl_context(tls, system_roots=True)
+
+
+def _ssl_context(tls: ClientTls, *, system_roots: bool) -> ssl.SSLContext:
+    if tls.ca_certificate is not None or system_roots:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=tls.ca_certificate)
+    else:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     # The key travels encrypted under a passphrase used once, so even the file fallback
     # of `_key_handover` never holds the plaintext key.
     passphrase = secrets.token_urlsafe(32).encode()
-    key = serialization.load_pem_private_key(tls.client_key.encode(), password=None)
+    key = _load_key(tls.client_key, checked=False)
     wrapped = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
