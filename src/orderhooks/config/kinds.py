@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from orderhooks.exceptions import ConfigError
+from orderhooks.secretbox import ENV_VAR as ENCRYPTION_ENV_VAR
+from orderhooks.secretbox import SealingKey, parse_keys
+
 T = TypeVar("T")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -173,4 +177,24 @@ PROXY_URL: Kind[str] = Kind(
     "`http://host:port` (credentials allowed)",
     "URL",
     ("http://127.0.0.1:3128", "http://egress.internal:8888"),
+)
+
+
+def _parse_encryption_keys(text: str) -> tuple[SealingKey, ...]:
+    try:
+        return parse_keys(text)
+    except ConfigError as exc:
+        # The caller names the variable; the message never holds a key.
+        raise ValueError(str(exc).removeprefix(f"{ENCRYPTION_ENV_VAR}: ")) from None
+
+
+ENCRYPTION_KEYS: Kind[tuple[SealingKey, ...]] = Kind(
+    _parse_encryption_keys,
+    "comma-separated keys, each 32 random bytes in standard base64",
+    "KEYS",
+    (
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=,AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+    ),
+    show=lambda keys: ",".join(k.id for k in keys),
 )

@@ -29,14 +29,12 @@ per context, so a fresh one per request would cost a handshake each time.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import secrets
 import ssl
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -47,6 +45,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from orderhooks.domain.model import ClientTls
 from orderhooks.exceptions import FieldProblem, ValidationError
 
 FIELD = "tls"
@@ -64,28 +63,6 @@ CONTEXT_CACHE_SIZE = 1024  # webhooks with client certificates held at once
 _PEM_BEGIN = "-----BEGIN "
 _PRIVATE_KEY_MARK = "PRIVATE KEY-----"
 _TIME = "%Y-%m-%dT%H:%M:%SZ"
-
-
-@dataclass(frozen=True, slots=True)
-class ClientTls:
-    """A webhook's validated client certificate settings, in canonical PEM.
-
-    `client_certificate` is the leaf first, then any intermediates; `client_key` is
-    unencrypted PKCS#8 and never shown in a repr.
-    """
-
-    client_certificate: str
-    client_key: str = field(repr=False)
-    ca_certificate: str | None = None
-
-    @property
-    def fingerprint(self) -> str:
-        """SHA-256 over all three values: changes whenever any of them does."""
-        digest = hashlib.sha256()
-        for part in (self.client_certificate, self.client_key, self.ca_certificate or ""):
-            digest.update(part.encode())
-            digest.update(b"\x00")
-        return digest.hexdigest()
 
 
 def client_tls_json(tls: ClientTls | None) -> dict[str, Any] | None:
