@@ -122,7 +122,9 @@ async def test_migrate_is_idempotent(engine_url: str) -> None:
     store = build_store(engine_url)
     await store.open()
     try:
-        assert await store.migrate() == ["0001_initial"]
+        applied = await store.migrate()
+        assert applied[0] == "0001_initial" and applied == sorted(applied)
+        assert "0006_webhook_tls" in applied
         assert await store.migrate() == []
         await store.ping()
     finally:

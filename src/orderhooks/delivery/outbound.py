@@ -85,6 +85,8 @@ def build_request(claim: Claim, body: bytes, now: datetime) -> OutboundRequest:
         body=body,
         headers=headers,
         timeout_seconds=float(webhook.timeout_seconds),
+        client_tls=webhook.tls,
+        webhook_id=webhook.id,
     )
 
 

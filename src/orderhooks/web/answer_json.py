@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+from orderhooks.delivery.clienttls import client_tls_json
 from orderhooks.domain.envelope import envelope, format_timestamp
 from orderhooks.domain.model import (
     Agreement,
@@ -64,6 +65,7 @@ def webhook_json(webhook: Webhook, default_schedule: Sequence[int]) -> dict[str,
         "disabledAt": timestamp(webhook.disabled_at),
         "createdAt": timestamp(webhook.created_at),
         "updatedAt": timestamp(webhook.updated_at),
+        "tls": client_tls_json(webhook.tls),
     }
 
 

@@ -7,7 +7,7 @@ present; a nullable one is `null` when unset.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -51,6 +51,14 @@ class Health(Shape):
     status: str
 
 
+class ClientTlsOut(Shape):
+    """A webhook's client certificate; the key is never shown."""
+
+    clientCertificate: str
+    clientKey: Literal["<set>"]
+    caCertificate: str | None
+
+
 class WebhookOut(Shape):
     """A webhook (PRODUCT 3); never its secret."""
 
@@ -77,6 +85,7 @@ class WebhookOut(Shape):
     disabledAt: str | None = Timestamp
     createdAt: str = Timestamp
     updatedAt: str = Timestamp
+    tls: ClientTlsOut | None
 
 
 class WebhookCreated(WebhookOut):

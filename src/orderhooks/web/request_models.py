@@ -142,6 +142,19 @@ def _check_headers(headers: dict[str, str]) -> dict[str, str]:
     return headers
 
 
+MAX_PEM_CHARS = 65_536
+
+
+class ClientTlsIn(StrictBody):
+    """A webhook's `tls`: a client certificate (PEM, leaf first, then intermediates),
+    its private key (PEM; write-only: `"<set>"` keeps the stored one) and optionally the
+    CA certificates that replace the system roots for this webhook."""
+
+    client_certificate: str = Field(max_length=MAX_PEM_CHARS)
+    client_key: str = Field(max_length=MAX_PEM_CHARS)
+    ca_certificate: str | None = Field(None, max_length=MAX_PEM_CHARS)
+
+
 class WebhookPatch(StrictBody):
     """`PATCH /v1/webhooks/{id}`: any subset of the webhook's fields (PRODUCT 3)."""
 
@@ -166,6 +179,7 @@ class WebhookPatch(StrictBody):
     max_concurrency: int = Field(8, ge=1, le=MAX_CONCURRENCY)
     rate_limit_per_second: float | None = Field(None, gt=0, le=1_000_000)
     ordering: Annotated[Ordering, Field(strict=False)] = Ordering.PER_ORDER
+    tls: ClientTlsIn | None = None
 
     @field_validator("accounts")
     @classmethod
