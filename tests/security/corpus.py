@@ -19,6 +19,7 @@ from tests.security.corpus_base import (
 )
 from tests.security.corpus_fields import (
     bad_admin_bodies,
+    bad_tls_bodies,
     batches,
     null_bytes,
     out_of_range,
@@ -121,6 +122,7 @@ def corpus() -> list[Bad]:
         injection_ids,
         injection_paths,
         bad_admin_bodies,
+        bad_tls_bodies,
         batches,
     )
     return [case for group in groups for case in group()]
