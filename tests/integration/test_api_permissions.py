@@ -172,6 +172,7 @@ MATRIX = [
     Row("GET", "/v1/audit", ADMIN_ONLY),
     # the event catalog: any key
     Row("GET", "/v1/event-types", (200, 200, 200, 200)),
+    Row("GET", "/v1/sources", ADMIN_ONLY),
 ]
 OPEN_ENDPOINTS = ("/healthz", "/readyz", "/metrics", "/openapi.json")
 

@@ -47,6 +47,7 @@ from orderhooks.config.kinds import (
     PATH,
     PROXY_URL,
     SECONDS_LIST,
+    SOURCES,
     TEXT,
     URL,
     Kind,
@@ -59,6 +60,7 @@ from orderhooks.config.kinds import (
 )
 from orderhooks.exceptions import ConfigError
 from orderhooks.secretbox import SealingKey
+from orderhooks.sources.config import SourceConfig
 
 T = TypeVar("T")
 
@@ -304,6 +306,14 @@ class Settings:
         PROXY_URL,
         default=None,
         help="Forward proxy every delivery goes through (CONNECT for https); see docs/security.md.",
+    )
+    sources: tuple[SourceConfig, ...] = setting(
+        "ORDERHOOKS_SOURCES",
+        SOURCES,
+        default=(),
+        default_text="none",
+        help="Broker sources consumed by serve and worker; credentials are never shown "
+        "(prefer the variable to the flag for URLs with a password).",
     )
     encryption_keys: tuple[SealingKey, ...] = setting(
         "ORDERHOOKS_ENCRYPTION_KEYS",

@@ -325,3 +325,20 @@ class AuditPage(Shape):
 
     data: list[AuditOut]
     nextCursor: str | None
+
+
+class SourceOut(Shape):
+    """A broker source: its URL without the password, its state and counters."""
+
+    id: str
+    url: str
+    state: Literal["connected", "reconnecting"]
+    consumed: int
+    deadLettered: int
+    lag: int | None
+
+
+class SourcePage(Shape):
+    """The broker sources of `GET /v1/sources`."""
+
+    data: list[SourceOut]
