@@ -19,6 +19,7 @@ from tests.security.corpus_base import (
 )
 from tests.security.corpus_fields import (
     bad_admin_bodies,
+    bad_portal_links,
     bad_tls_bodies,
     batches,
     null_bytes,
@@ -124,6 +125,7 @@ def corpus() -> list[Bad]:
         bad_admin_bodies,
         bad_tls_bodies,
         batches,
+        bad_portal_links,
     )
     return [case for group in groups for case in group()]
 

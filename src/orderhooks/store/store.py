@@ -15,6 +15,7 @@ from orderhooks.store.shared.admin import AdminOperations
 from orderhooks.store.shared.claim import ClaimOperations
 from orderhooks.store.shared.ingest import IngestOperations
 from orderhooks.store.shared.manual import ManualOperations
+from orderhooks.store.shared.portal import PortalOperations
 from orderhooks.store.shared.reads import ReadOperations
 from orderhooks.store.shared.record import RecordOperations
 from orderhooks.store.shared.secrets import SecretOperations
@@ -29,6 +30,7 @@ class Store(
     ClaimOperations,
     RecordOperations,
     AdminOperations,
+    PortalOperations,
     SecretOperations,
 ):
     """Everything orderhooks keeps: `Store(engine, require_agreement=…,
@@ -39,5 +41,6 @@ class Store(
     Ingest: `shared.ingest`. Orders, events, webhooks, deliveries, statistics, usage as
     read: `shared.reads`. Webhooks and agreements: `shared.webhooks`. Retry, recover,
     replay, test: `shared.manual`. The queue: `shared.claim`, `shared.record`. Keys,
-    audit, retention: `shared.admin`. Secrets at rest: `shared.secrets`.
+    audit, retention: `shared.admin`. Portal links: `shared.portal`. Secrets at rest:
+    `shared.secrets`.
     """

@@ -342,3 +342,10 @@ class SourcePage(Shape):
     """The broker sources of `GET /v1/sources`."""
 
     data: list[SourceOut]
+
+
+class PortalLinkCreated(Shape):
+    """A one-time link into the dashboard; its token is in this answer only."""
+
+    url: str
+    expiresAt: str = Timestamp
