@@ -190,6 +190,23 @@ def bad_admin_bodies() -> Iterator[Bad]:
         ("headers", {"webhook-signature": "v1,forged"}, "headers"),
         ("headers", {"X-Token": "a\r\nInjected: 1"}, "headers"),
         ("secret", "whsec_AAAA", "secret"),
+        ("personalData", "none", "personalData"),
+        ("personalData", True, "personalData"),
+        ("personalData", None, "personalData"),
+        ("personalData", "EXCLUDE", "personalData"),
+        ("fields", "items[].plu", "fields"),
+        ("fields", {"items": True}, "fields"),
+        ("fields", [5], "fields"),
+        ("fields", [""], "fields"),
+        ("fields", ["items..plu"], "fields"),
+        ("fields", ["items[0].plu"], "fields"),
+        ("fields", ["items[]plu"], "fields"),
+        ("fields", ["customer.*"], "fields"),
+        ("fields", ["' OR 1=1 --"], "fields"),
+        ("fields", ["note\u0000"], "fields"),
+        ("fields", ["a" * 201], "fields"),
+        ("fields", [f"f{n}" for n in range(101)], "fields"),
+        ("fields", ["items[].plu", None], "fields"),
     ]
     for n, (name, value, field) in enumerate(spoils):
         yield Bad(
@@ -202,6 +219,39 @@ def bad_admin_bodies() -> Iterator[Bad]:
         dumps({"url": "http://10.0.0.5/admin"}),
         field="url",
     )
+    batch_spoils: list[tuple[dict[str, Any], str]] = [
+        ({"batch": {"maxEvents": 1, "maxWaitMs": 0}}, "batch.maxEvents"),
+        ({"batch": {"maxEvents": 10**12, "maxWaitMs": 0}}, "batch.maxEvents"),
+        ({"batch": {"maxEvents": 5, "maxWaitMs": -1}}, "batch.maxWaitMs"),
+        ({"batch": {"maxEvents": 5, "maxWaitMs": "0"}}, "batch.maxWaitMs"),
+        ({"batch": {"maxEvents": 5, "maxWaitMs": 0, "x": 1}}, "batch.x"),
+        ({"batch": [5, 0]}, "batch"),
+        ({"batch": {"maxEvents": 5, "maxWaitMs": 0}, "payloadFormat": "raw"}, "batch"),
+    ]
+    for n, (spoil, field) in enumerate(batch_spoils):
+        yield Bad(
+            f"webhook-batch-{n}", "POST", "/v1/webhooks", dumps({**hook, **spoil}), field=field
+        )
+    yield Bad(
+        "webhook-patch-batch",
+        "PATCH",
+        "/v1/webhooks/<webhook>",
+        dumps({"batch": {"maxEvents": 501, "maxWaitMs": 0}}),
+        field="batch.maxEvents",
+    )
+    patches: list[tuple[str, Any]] = [
+        ("personalData", "hidden"),
+        ("fields", ["items[].plu", "items[].$where"]),
+        ("fields", "all"),
+    ]
+    for n, (name, value) in enumerate(patches):
+        yield Bad(
+            f"webhook-patch-{n}-{name}",
+            "PATCH",
+            "/v1/webhooks/<webhook>",
+            dumps({name: value, "description": "changed"}),
+            field=name,
+        )
     keys: list[tuple[dict[str, Any], str]] = [
         ({"role": "root", "name": "x"}, "role"),
         ({"role": "partner", "name": "x"}, "accounts"),

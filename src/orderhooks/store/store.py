@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from orderhooks.store.shared.admin import AdminOperations
 from orderhooks.store.shared.claim import ClaimOperations
+from orderhooks.store.shared.erasure import ErasureOperations
 from orderhooks.store.shared.ingest import IngestOperations
 from orderhooks.store.shared.manual import ManualOperations
 from orderhooks.store.shared.portal import PortalOperations
@@ -31,6 +32,7 @@ class Store(
     RecordOperations,
     AdminOperations,
     PortalOperations,
+    ErasureOperations,
     SecretOperations,
 ):
     """Everything orderhooks keeps: `Store(engine, require_agreement=…,
@@ -41,6 +43,6 @@ class Store(
     Ingest: `shared.ingest`. Orders, events, webhooks, deliveries, statistics, usage as
     read: `shared.reads`. Webhooks and agreements: `shared.webhooks`. Retry, recover,
     replay, test: `shared.manual`. The queue: `shared.claim`, `shared.record`. Keys,
-    audit, retention: `shared.admin`. Portal links: `shared.portal`. Secrets at rest:
-    `shared.secrets`.
+    audit, retention: `shared.admin`. Portal links: `shared.portal`. Erasing an order's
+    personal data: `shared.erasure`. Secrets at rest: `shared.secrets`.
     """

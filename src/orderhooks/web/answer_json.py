@@ -66,6 +66,11 @@ def webhook_json(webhook: Webhook, default_schedule: Sequence[int]) -> dict[str,
         "disabledAt": timestamp(webhook.disabled_at),
         "createdAt": timestamp(webhook.created_at),
         "updatedAt": timestamp(webhook.updated_at),
+        "batch": None
+        if webhook.batch is None
+        else {"maxEvents": webhook.batch.max_events, "maxWaitMs": webhook.batch.max_wait_ms},
+        "personalData": webhook.personal_data.value,
+        "fields": None if webhook.fields is None else list(webhook.fields),
         "tls": client_tls_json(webhook.tls),
     }
 

@@ -18,6 +18,7 @@ from orderhooks.domain.model import (
     EventType,
     Ordering,
     PayloadFormat,
+    PersonalData,
     Role,
     WebhookState,
 )
@@ -49,6 +50,13 @@ class Health(Shape):
     """`/healthz`, `/readyz`."""
 
     status: str
+
+
+class BatchOut(Shape):
+    """A webhook's `batch`: several events per request."""
+
+    maxEvents: int
+    maxWaitMs: int
 
 
 class ClientTlsOut(Shape):
@@ -85,6 +93,9 @@ class WebhookOut(Shape):
     disabledAt: str | None = Timestamp
     createdAt: str = Timestamp
     updatedAt: str = Timestamp
+    batch: BatchOut | None
+    personalData: PersonalData
+    fields: list[str] | None
     tls: ClientTlsOut | None
 
 
@@ -349,3 +360,10 @@ class PortalLinkCreated(Shape):
 
     url: str
     expiresAt: str = Timestamp
+
+
+class ErasureOut(Shape):
+    """`POST /v1/orders/{orderId}/erase`: the order, and how many of its events changed."""
+
+    orderId: str
+    events: int
