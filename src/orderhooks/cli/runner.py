@@ -35,6 +35,7 @@ from orderhooks.metrics import Metrics
 from orderhooks.service import keys
 from orderhooks.service.context import ServiceContext
 from orderhooks.store import Store, open_store
+from orderhooks.tracing import Tracing, configure_tracing
 from orderhooks.web.app import ProcessRole, create_app
 
 DRAIN_TIMEOUT_SECONDS = 30.0  # bound on finishing delivery attempts in flight at shutdown
@@ -228,8 +229,14 @@ async def run_process(settings: Settings, role: ProcessRole, *, access_log: bool
     signals = ShutdownSignals()
     signals.install(loop)
     try:
-        store = await open_migrated_store(settings)
-        exit_code = await _run_with_store(store, settings, role, signals, access_log)
+        # First: a bad OTEL_* value stops the start before anything is opened.
+        tracing = configure_tracing()
+        try:
+            store = await open_migrated_store(settings)
+            exit_code = await _run_with_store(store, settings, role, signals, access_log, tracing)
+        finally:
+            # The last spans are exported within the exporter's short timeout, off the loop.
+            await asyncio.to_thread(tracing.shutdown)
     finally:
         signals.uninstall(loop)
     log.info("stopped", role=role, exit_code=exit_code)
@@ -237,7 +244,12 @@ async def run_process(settings: Settings, role: ProcessRole, *, access_log: bool
 
 
 async def _run_with_store(
-    store: Store, settings: Settings, role: ProcessRole, signals: ShutdownSignals, access_log: bool
+    store: Store,
+    settings: Settings,
+    role: ProcessRole,
+    signals: ShutdownSignals,
+    access_log: bool,
+    tracing: Tracing,
 ) -> int:
     metrics = Metrics()
     dispatcher: Dispatcher | None = None
@@ -251,7 +263,7 @@ async def _run_with_store(
                 limit=settings.worker_concurrency,
                 proxy=settings.egress_proxy,
             )
-            dispatcher = Dispatcher(store, transport, settings, metrics=metrics)
+            dispatcher = Dispatcher(store, transport, settings, metrics=metrics, tracing=tracing)
             await dispatcher.start()
             retention = asyncio.create_task(retention_loop(store, settings.retention_days))
         running = dispatcher
@@ -261,6 +273,7 @@ async def _run_with_store(
             role=role,
             metrics=metrics,
             workers_running=(lambda: running.running) if running is not None else None,
+            tracing=tracing,
         )
         return await _serve_http(app, settings, role, signals, access_log)
     finally:

@@ -18,13 +18,17 @@ from orderhooks.domain.model import (
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """A delivery leased to this worker: send attempt number `attempt` now."""
+    """A delivery leased to this worker: send attempt number `attempt` now.
+
+    `trace_parent` is the W3C traceparent of the ingest span that created the event
+    (None when tracing was off then): the attempt's span links to it."""
 
     delivery: Delivery
     webhook: Webhook
     event: Event
     attempt: int
     lease_expires_at: datetime
+    trace_parent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

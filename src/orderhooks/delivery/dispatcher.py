@@ -34,6 +34,7 @@ from orderhooks.domain.model import Attempt, DeliveryState
 from orderhooks.logging import get_logger
 from orderhooks.metrics import Metrics
 from orderhooks.store import Store
+from orderhooks.tracing import TRACING_OFF, Tracing, describe_outcome, traceparent_of
 
 MAX_CLAIM_BATCH = 500
 IDLE_WAIT_CAP_SECONDS = 1.0
@@ -65,8 +66,10 @@ class Dispatcher:
         worker_id: str | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], datetime] | None = None,
+        tracing: Tracing = TRACING_OFF,
     ) -> None:
         self._store = store
+        self._tracing = tracing
         self._transport = transport
         self._settings = settings
         self._metrics = metrics if metrics is not None else Metrics()
@@ -217,16 +220,32 @@ class Dispatcher:
     # ------------------------------------------------------------ one attempt
 
     async def _attempt(self, claim: Claim, body: bytes) -> None:
+        if self._tracing.enabled:
+            with self._tracing.attempt_span(claim) as span:
+                propagated = traceparent_of(span) if self._settings.trace_propagation else None
+                sent = await self._send(claim, body, propagated)
+                if sent is not None:
+                    describe_outcome(span, sent[0], sent[1].status_code)
+        else:
+            sent = await self._send(claim, body, None)
+        if sent is not None:
+            outcome, result = sent
+            self._recorder.add(outcome)
+            self._observe(claim, outcome, result)
+
+    async def _send(
+        self, claim: Claim, body: bytes, trace_parent: str | None
+    ) -> tuple[Outcome, TransportResult] | None:
+        """Send one attempt and decide its outcome; None when it could not be made (its
+        lease brings it back)."""
         try:
             started_at = self._clock()
-            request = build_request(claim, body, started_at)
+            request = build_request(claim, body, started_at, trace_parent=trace_parent)
             result = await self._transport.send(request)
-            outcome = self._outcome(claim, started_at, result)
+            return self._outcome(claim, started_at, result), result
         except Exception:
             log.exception("a delivery attempt could not be made", delivery_id=claim.delivery.id)
-            return
-        self._recorder.add(outcome)
-        self._observe(claim, outcome, result)
+            return None
 
     def _outcome(self, claim: Claim, started_at: datetime, result: TransportResult) -> Outcome:
         webhook = claim.webhook

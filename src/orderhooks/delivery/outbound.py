@@ -16,6 +16,7 @@ CONTENT_TYPE = "application/json"
 HEADER_EVENT_TYPE = "orderhooks-event-type"
 HEADER_DELIVERY_ID = "orderhooks-delivery-id"
 HEADER_ATTEMPT = "orderhooks-attempt"
+HEADER_TRACEPARENT = "traceparent"  # W3C Trace Context, sent only with trace propagation on
 
 # Headers a webhook's static `headers` may never set: the ones orderhooks signs or
 # describes the request with, and the ones that frame the HTTP message itself.
@@ -64,8 +65,11 @@ class BodyCache:
         return body
 
 
-def build_request(claim: Claim, body: bytes, now: datetime) -> OutboundRequest:
-    """The signed request of attempt `claim.attempt`, timestamped `now`."""
+def build_request(
+    claim: Claim, body: bytes, now: datetime, *, trace_parent: str | None = None
+) -> OutboundRequest:
+    """The signed request of attempt `claim.attempt`, timestamped `now`; with
+    `trace_parent` (ORDERHOOKS_TRACE_PROPAGATION) its `traceparent` header."""
     webhook = claim.webhook
     headers = {
         name: value
@@ -80,6 +84,11 @@ def build_request(claim: Claim, body: bytes, now: datetime) -> OutboundRequest:
     headers[HEADER_EVENT_TYPE] = str(claim.event.type)
     headers[HEADER_DELIVERY_ID] = claim.delivery.id
     headers[HEADER_ATTEMPT] = str(claim.attempt)
+    if trace_parent is not None:
+        # Replaces a static header of the same name (any spelling): one traceparent only.
+        for name in [n for n in headers if n.lower() == HEADER_TRACEPARENT]:
+            del headers[name]
+        headers[HEADER_TRACEPARENT] = trace_parent
     return OutboundRequest(
         url=webhook.url,
         body=body,

@@ -179,10 +179,9 @@ async def _claims(
     now: datetime,
 ) -> list[Claim]:
     event_ids = sorted({row["event_id"] for rows in leased.values() for row, _ in rows})
-    events = {
-        row["id"]: event_from_row(row)
-        for row in await tx.fetch("events_by_ids", ids=tx.array(event_ids))
-    }
+    event_rows = await tx.fetch("events_by_ids", ids=tx.array(event_ids))
+    events = {row["id"]: event_from_row(row) for row in event_rows}
+    trace_parents = {row["id"]: row["trace_parent"] for row in event_rows}
     claims = []
     for webhook_id, rows in leased.items():
         for row, lease in rows:
@@ -194,6 +193,7 @@ async def _claims(
                     event=events[row["event_id"]],
                     attempt=delivery.attempt_count + 1,
                     lease_expires_at=lease,
+                    trace_parent=trace_parents[row["event_id"]],
                 )
             )
     claims.sort(key=lambda c: (c.delivery.next_attempt_at or now, c.delivery.id))

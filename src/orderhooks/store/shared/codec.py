@@ -82,8 +82,9 @@ def order_from_row(row: Row) -> OrderState:
     )
 
 
-def event_params(event: Event) -> dict[str, object]:
-    """The parameters of `insert_event`."""
+def event_params(event: Event, trace_parent: str | None = None) -> dict[str, object]:
+    """The parameters of `insert_event`; `trace_parent` is the W3C traceparent of the
+    ingest span that created the event, if tracing is on."""
     return {
         "id": event.id,
         "type": str(event.type),
@@ -97,6 +98,7 @@ def event_params(event: Event) -> dict[str, object]:
         "data": dumps(event.data),
         "status": event.status,
         "test": event.test,
+        "trace_parent": trace_parent,
     }
 
 
