@@ -230,8 +230,9 @@ def configure_tracing(env: Mapping[str, str] | None = None) -> Tracing:
     if not timed:
         exporter_options["timeout"] = DEFAULT_EXPORT_TIMEOUT_SECONDS
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(**exporter_options)))
-    # Global too, so that anything instrumented in this process reports to the same place.
-    trace.set_tracer_provider(provider)
+    # Not made the global provider: FastAPI's own telemetry (recent versions) would then
+    # add a second span per request and spans of its internals; the request span here
+    # is the one (web/tracing.py).
     return Tracing(provider.get_tracer("orderhooks", package_version()), provider)
 
 
