@@ -3,7 +3,8 @@ nothing; nothing acknowledged is lost; ingest and delivery resume by themselves 
 returns (docs/operations.md, "Disk full").
 
 The data dir is a small tmpfs mounted by the test (the tests run as root); a filler file
-takes its free space. A mount that fails fails the test.
+takes its free space. A mount that fails fails the test. On PostgreSQL the tmpfs holds a
+tablespace that the test database's tables are created in.
 """
 
 from __future__ import annotations
@@ -11,7 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import os
+import pwd
 import subprocess
+import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +27,7 @@ from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess
 from tests.support.api import Api, expect
 from tests.support.data import new_order
+from tests.support.pg import admin_sql
 
 DISK_SIZE = "24m"
 FILL_CHUNK_BYTES = 64 * 1024
@@ -32,13 +38,11 @@ MAX_BIG_INGESTS = 60  # the disk is full long before this many big orders
 RETRY_DUE_WAIT_SECONDS = 5.0  # by then the retry due 5 s after its first attempt was due
 
 
-@pytest.fixture()
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A tmpfs of DISK_SIZE mounted for this test, unmounted at teardown."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
+@contextlib.contextmanager
+def mounted_tmpfs(mount: Path, options: str) -> Iterator[Path]:
+    """A tmpfs of DISK_SIZE on `mount` until the block ends."""
     subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={DISK_SIZE},mode=0700", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", f"size={DISK_SIZE},{options}", "tmpfs", str(mount)],
         check=True,
         capture_output=True,
     )
@@ -46,6 +50,53 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", str(mount)], check=True, capture_output=True)
+
+
+@pytest.fixture()
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs mounted for this test, unmounted at teardown."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    with mounted_tmpfs(mount, "mode=0700"):
+        yield mount
+
+
+@pytest.fixture()
+def pg_small_disk() -> Iterator[tuple[Path, str]]:
+    """A tmpfs owned by the PostgreSQL server's user, holding a tablespace: the mount and
+    the tablespace's name. Set up before the test's database, so dropped after it."""
+    owner = pwd.getpwnam("postgres")
+    # Under /tmp (which every user may traverse): the server must reach the tablespace.
+    mount = Path(tempfile.mkdtemp(prefix="orderhooks-pg-disk-"))
+    mount.chmod(0o755)
+    name = f"oh_small_{uuid.uuid4().hex[:10]}"
+    try:
+        with mounted_tmpfs(mount, f"mode=0700,uid={owner.pw_uid},gid={owner.pw_gid}"):
+            location = mount / "tablespace"
+            location.mkdir()
+            os.chown(location, owner.pw_uid, owner.pw_gid)
+            # Identifiers and a path the test made itself: nothing from outside.
+            admin_sql(f"CREATE TABLESPACE \"{name}\" LOCATION '{location}'")
+            try:
+                yield mount, name
+            finally:
+                admin_sql(f'DROP TABLESPACE IF EXISTS "{name}"')
+    finally:
+        mount.rmdir()
+
+
+@pytest.fixture()
+def pg_disk_server(
+    pg_small_disk: tuple[Path, str], pg_url: str, tmp_path: Path
+) -> Iterator[ServerProcess]:
+    """`orderhooks serve` on a fresh database whose tables live on the small disk."""
+    _, tablespace = pg_small_disk
+    database = pg_url.rsplit("/", 1)[-1]
+    admin_sql(f'ALTER DATABASE "{database}" SET default_tablespace = "{tablespace}"')
+    env = {"ORDERHOOKS_DATABASE_URL": pg_url}
+    process = ServerProcess(tmp_path / "data", log_path=tmp_path / "server.log", env=env)
+    with process:
+        yield process
 
 
 @pytest.fixture()
@@ -167,3 +218,24 @@ async def test_outcomes_and_claims_wait_out_a_full_disk(
 def _attempted(deliveries: list[dict[str, Any]], state: str, attempts: int) -> bool:
     """Whether the one delivery is in `state` after `attempts` recorded attempts."""
     return [(d["state"], d["attemptCount"]) for d in deliveries] == [(state, attempts)]
+
+
+@pytest.mark.postgres
+async def test_full_disk_on_postgres_refuses_ingest_and_recovers(
+    pg_small_disk: tuple[Path, str], pg_disk_server: ServerProcess, rx: Receiver, account: str
+) -> None:
+    disk, _ = pg_small_disk
+    async with pg_disk_server.async_client() as client:
+        api = Api(client, pg_disk_server.admin_key)
+        await api.create_webhook(rx.url, [account], retrySchedule=[1] * 20)
+        before = await api.new_order(new_order(account))
+        await rx.wait_for_delivered(set(before))
+
+        filler = fill(disk)
+        acknowledged, refusal, refused_id = await ingest_until_full(api, account)
+        assert refusal["error"]["code"] == "storage_unavailable"
+        expect(await api.call("GET", f"/v1/orders/{refused_id}"), 404)
+
+        filler.unlink()
+        after = await api.new_order(new_order(account))
+        await rx.wait_for_delivered(set(acknowledged + after), timeout=30)
