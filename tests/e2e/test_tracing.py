@@ -163,3 +163,48 @@ def test_a_bad_otel_value_refuses_the_start(tmp_path: Path, name: str, value: st
     with pytest.raises(ServerError, match="exited with 2"):
         server.start()
     assert name in server.log_text()
+
+
+HOSTILE_TRACEPARENTS = (
+    "00-00000000000000000000000000000000-0000000000000000-01",  # all-zero ids: invalid
+    "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",  # a forbidden version
+    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" + "x" * 10_000,
+    "' OR 1=1 --",
+)
+PLATFORM_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+async def test_an_incoming_traceparent_is_continued_and_a_bad_one_ignored(
+    tmp_path: Path, collector: Collector, rx: Receiver, account: str
+) -> None:
+    server = traced_server(tmp_path, collector.url)
+    with server:
+        async with server.async_client() as client:
+            api = Api(client, server.admin_key)
+            await api.create_webhook(rx.url, [account])
+            ids: list[str] = []
+            for value in HOSTILE_TRACEPARENTS:
+                response = await api.call(
+                    "POST",
+                    "/v1/orders",
+                    json_body=new_order(account),
+                    headers={"traceparent": value},
+                )
+                assert response.status_code == 202, response.text
+                ids += response.json()["eventIds"]
+            platform = f"00-{PLATFORM_TRACE_ID}-00f067aa0ba902b7-01"
+            response = await api.call(
+                "POST",
+                "/v1/orders",
+                json_body=new_order(account),
+                headers={"traceparent": platform},
+            )
+            [continued_id] = response.json()["eventIds"]
+            await rx.wait_for_delivered({*ids, continued_id})
+        ingests = collector.wait_for_spans(INGEST, len(ids) + 1)
+    by_event = {span.attributes["orderhooks.event.ids"][0]: span for span in ingests}
+    assert by_event[continued_id].trace_id == PLATFORM_TRACE_ID
+    # A bad header starts a new trace; it never reaches the stored link.
+    refused = {PLATFORM_TRACE_ID, "0af7651916cd43dd8448eb211c80319c", "0" * 32}
+    assert all(by_event[event_id].trace_id not in refused for event_id in ids)
+    assert len({by_event[event_id].trace_id for event_id in ids}) == len(ids)
