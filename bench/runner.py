@@ -38,6 +38,8 @@ DEFAULT_ORDER = (
     "single",
     "traced",
     "batch100",
+    "nats",
+    "rabbitmq",
     "fanout5",
     "steady500",
     "postgres",

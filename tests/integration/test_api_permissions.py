@@ -151,6 +151,9 @@ MATRIX = [
     Row("GET", "/v1/audit", ADMIN_ONLY),
     # the event catalog: any key
     Row("GET", "/v1/event-types", (200, 200, 200, 200)),
+    Row("GET", "/v1/sources", ADMIN_ONLY),
+    # portal links: a partner for its own accounts only
+    Row("POST", "/v1/portal-links", (201, 403, 201, 403), lambda w: {"accounts": [w.account]}),
 ]
 OPEN_ENDPOINTS = ("/healthz", "/readyz", "/metrics", "/openapi.json")
 

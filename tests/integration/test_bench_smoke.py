@@ -66,3 +66,16 @@ def test_raw_ceiling_reaches_the_receiver(tmp_path: Path, receiver: str) -> None
     document = run_bench(tmp_path, "--scenario", "raw", "--duration", "1", "--receiver", receiver)
     assert_delivered(document["scenarios"]["raw"])
     assert document["scenarios"]["raw"]["of_raw_ceiling"] == 1.0
+
+
+@pytest.mark.parametrize("broker", ["nats", "rabbitmq"])
+def test_broker_scenario_consumes_and_delivers_everything(tmp_path: Path, broker: str) -> None:
+    document = run_bench(tmp_path, "--scenario", broker, "--duration", "1")
+    result = document["scenarios"][broker]
+    assert "error" not in result, result.get("trace")
+    assert result["messages_per_s_consumed"] > 0
+    assert result["deliveries"] == result["expected_deliveries"] == result["messages"]
+    assert result["undelivered"] == 0 and result["duplicates"] == 0
+    assert result["deliveries_per_s"] > 0
+    names = {t["target"] for t in document["targets"]}
+    assert f"{broker}: a broker source ingests at least as fast as batch100" in names

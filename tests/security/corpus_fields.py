@@ -268,3 +268,37 @@ def batches() -> Iterator[Bad]:
         field="data",
         index=0,
     )
+
+
+def bad_portal_links() -> Iterator[Bad]:
+    """Portal-link bodies that break their contract: 422 naming the field."""
+    spoils: list[tuple[dict[str, Any], str]] = [
+        ({}, "accounts"),
+        ({"accounts": []}, "accounts"),
+        ({"accounts": "acct"}, "accounts"),
+        ({"accounts": ["*"]}, "accounts"),
+        ({"accounts": [""]}, "accounts"),
+        ({"accounts": [5]}, "accounts"),
+        ({"accounts": ["a" * 129]}, "accounts"),
+        ({"accounts": [f"acct-{n}" for n in range(101)]}, "accounts"),
+        ({"accounts": [ACCOUNT], "expiresInSeconds": 59}, "expiresInSeconds"),
+        ({"accounts": [ACCOUNT], "expiresInSeconds": 86_401}, "expiresInSeconds"),
+        ({"accounts": [ACCOUNT], "expiresInSeconds": 0}, "expiresInSeconds"),
+        ({"accounts": [ACCOUNT], "expiresInSeconds": -3600}, "expiresInSeconds"),
+        ({"accounts": [ACCOUNT], "expiresInSeconds": "3600"}, "expiresInSeconds"),
+        ({"accounts": [ACCOUNT], "expiresInSeconds": 3600.5}, "expiresInSeconds"),
+        ({"accounts": [ACCOUNT], "expiresInSeconds": True}, "expiresInSeconds"),
+        ({"accounts": [ACCOUNT], "expiresInSeconds": None}, "expiresInSeconds"),
+        ({"accounts": [ACCOUNT], "url": "https://evil.example.com/"}, "url"),
+    ]
+    for n, (body, field) in enumerate(spoils):
+        yield Bad(f"portal-link-{n}-{field}", "POST", "/v1/portal-links", dumps(body), field=field)
+    huge = b'{"accounts": ["' + ACCOUNT.encode() + b'"], "expiresInSeconds": ' + b"9" * 40 + b"}"
+    yield Bad("portal-link-huge-expiry", "POST", "/v1/portal-links", huge, field="expiresInSeconds")
+    yield Bad(
+        "portal-link-nul-account",
+        "POST",
+        "/v1/portal-links",
+        dumps({"accounts": ["acct\u0000"]}),
+        expect=(400, 422),
+    )

@@ -88,20 +88,95 @@ def simulate(
     accounts_list: Annotated[
         str | None, typer.Option(help="Comma-separated account ids to use instead.")
     ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            help="Publish to a broker source instead: nats://host:4222/STREAM?subject=…&durable=…"
+            " or amqp://user:pass@host:5672/vhost?queue=…",
+            show_default=False,
+        ),
+    ] = None,
+    webhook_url: Annotated[
+        str | None,
+        typer.Option(
+            help="First make a webhook on the simulated accounts that sends to this URL "
+            "(needs an admin key).",
+            show_default=False,
+        ),
+    ] = None,
+    webhook_secret: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ORDERHOOKS_RECEIVE_SECRET",
+            help="The demo webhook's signing secret, whsec_…, as `receive` verifies it "
+            "(env ORDERHOOKS_RECEIVE_SECRET).",
+            show_default=False,
+        ),
+    ] = None,
+    personal_data: Annotated[
+        str | None,
+        typer.Option(
+            help="The demo webhook's personalData: include or exclude.", show_default=False
+        ),
+    ] = None,
+    fields: Annotated[
+        str | None,
+        typer.Option(
+            help="The demo webhook's fields: comma-separated paths (items[].plu).",
+            show_default=False,
+        ),
+    ] = None,
+    batch_max_events: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Send the demo webhook batches of up to N events.", show_default=False
+        ),
+    ] = None,
+    batch_max_wait_ms: Annotated[
+        int, typer.Option(min=0, help="How long a demo webhook batch waits to fill up.")
+    ] = 1000,
+    op_events: Annotated[
+        bool, typer.Option(help="The demo webhook also receives operational events.")
+    ] = False,
     data_dir: DataDir = None,
     version: VersionFlag = False,
 ) -> None:
     """Post a realistic stream of orders, status and courier updates to a running server."""
+    from orderhooks.exceptions import ConfigError
     from orderhooks.simulate import SimulationPlan
     from orderhooks.simulate import simulate as run_simulation
+    from orderhooks.simulate.webhook import DemoWebhook
+    from orderhooks.sources.config import parse_source
 
-    api_key = key or _default_key(data_dir)
-    if not api_key:
+    if to:
+        try:
+            parse_source(to)
+        except ConfigError as exc:
+            raise fail(f"--to: {exc}", 2) from None
+    api_key = key or ("" if to else _default_key(data_dir))
+    if not api_key and not to:
         raise fail("give --key (no ORDERHOOKS_ADMIN_KEY and no admin.key found)", 2)
     chosen = tuple(a.strip() for a in (accounts_list or "").split(",") if a.strip())
+    demo = None
+    if webhook_url is not None:
+        if personal_data not in (None, "include", "exclude"):
+            raise fail("--personal-data must be include or exclude", 2)
+        demo = DemoWebhook(
+            url=webhook_url,
+            personal_data=personal_data,
+            fields=tuple(f.strip() for f in (fields or "").split(",") if f.strip()),
+            batch_max_events=batch_max_events,
+            batch_max_wait_ms=batch_max_wait_ms,
+            op_events=op_events,
+            secret=webhook_secret,
+        )
+    elif personal_data or fields or batch_max_events is not None or op_events:
+        raise fail(
+            "--personal-data, --fields, --batch-max-events and --op-events need --webhook-url", 2
+        )
     plan = SimulationPlan(
         url=url,
-        key=api_key,
+        key=api_key or "",
         rate=rate,
         duration=duration,
         accounts=accounts,
@@ -110,6 +185,8 @@ def simulate(
         batch=batch,
         speed=speed,
         account_list=chosen,
+        to=to or "",
+        webhook=demo,
     )
     console = Console(highlight=False)
     raise typer.Exit(run_async(lambda: run_simulation(plan, console)))

@@ -42,10 +42,12 @@ from typing import Any, TypeVar, overload
 
 from orderhooks.config.kinds import (
     BOOLEAN,
+    FRAME_ANCESTORS,
     NETWORKS,
     PATH,
     PROXY_URL,
     SECONDS_LIST,
+    SOURCES,
     TEXT,
     URL,
     Kind,
@@ -57,6 +59,7 @@ from orderhooks.config.kinds import (
     parse_network_list,
 )
 from orderhooks.exceptions import ConfigError
+from orderhooks.sources.config import SourceConfig
 
 T = TypeVar("T")
 
@@ -297,6 +300,20 @@ class Settings:
         PROXY_URL,
         default=None,
         help="Forward proxy every delivery goes through (CONNECT for https); see docs/security.md.",
+    )
+    sources: tuple[SourceConfig, ...] = setting(
+        "ORDERHOOKS_SOURCES",
+        SOURCES,
+        default=(),
+        default_text="none",
+        help="Broker sources consumed by serve and worker; credentials are never shown "
+        "(prefer the variable to the flag for URLs with a password).",
+    )
+    ui_frame_ancestors: str = setting(
+        "ORDERHOOKS_UI_FRAME_ANCESTORS",
+        FRAME_ANCESTORS,
+        default="'none'",
+        help="Which sites may frame the dashboard (CSP frame-ancestors); see docs/dashboard.md.",
     )
     trace_propagation: bool = setting(
         "ORDERHOOKS_TRACE_PROPAGATION",

@@ -15,6 +15,7 @@ import pydantic
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from orderhooks.domain import portal
 from orderhooks.domain.model import ALL_ACCOUNTS, EventType, Ordering, PayloadFormat, Role
 from orderhooks.exceptions import FieldProblem, ValidationError
 from orderhooks.service.webhooks import MAX_TIMEOUT_SECONDS as WEBHOOK_MAX_TIMEOUT_SECONDS
@@ -278,4 +279,25 @@ class KeyCreate(StrictBody):
             raise ValueError("a partner key needs at least one account")
         if role in (Role.ADMIN, Role.INGEST) and accounts:
             raise ValueError(f"an {role.value} key is not scoped to accounts")
+        return list(dict.fromkeys(accounts))
+
+
+# ---------------------------------------------------------------- portal links
+
+
+class PortalLinkCreate(StrictBody):
+    """`POST /v1/portal-links`: the accounts the link shows, and how long it lives."""
+
+    accounts: list[Name] = Field(min_length=1, max_length=portal.MAX_ACCOUNTS)
+    expires_in_seconds: int = Field(
+        default=portal.DEFAULT_EXPIRES_IN_SECONDS,
+        ge=portal.MIN_EXPIRES_IN_SECONDS,
+        le=portal.MAX_EXPIRES_IN_SECONDS,
+    )
+
+    @field_validator("accounts")
+    @classmethod
+    def _named_accounts(cls, accounts: list[str]) -> list[str]:
+        if ALL_ACCOUNTS in accounts:
+            raise ValueError('"*" is not an account; name the accounts the link shows')
         return list(dict.fromkeys(accounts))

@@ -468,3 +468,25 @@ VALUES (:id, :at, :actor, :action, :target_type, :target_id, :details);
 
 -- name: list_audit
 SELECT * FROM audit WHERE id < :before ORDER BY id DESC LIMIT :limit;
+
+-- Portal links (store/shared/portal.py)
+
+-- name: insert_portal_link
+INSERT INTO portal_links (id, token_hash, accounts, created_by, created_at, expires_at)
+VALUES (:id, :token_hash, :accounts, :created_by, :created_at, :expires_at);
+
+-- name: portal_link_by_token
+SELECT * FROM portal_links WHERE token_hash = :token_hash;
+
+-- name: portal_link_by_id
+SELECT * FROM portal_links WHERE id = :id;
+
+-- name: consume_portal_link
+-- One statement, so that of two concurrent opens exactly one changes the row.
+UPDATE portal_links SET used_at = :now
+WHERE token_hash = :token_hash AND used_at IS NULL AND expires_at > :now
+RETURNING *;
+
+-- name: expire_portal_link
+UPDATE portal_links SET expires_at = CASE WHEN expires_at < :at THEN expires_at ELSE :at END
+WHERE id = :id;
