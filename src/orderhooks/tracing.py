@@ -124,6 +124,31 @@ class Tracing:
         ) as span:
             yield span
 
+    @contextmanager
+    def batch_attempt_span(self, claims: Sequence[Claim]) -> Iterator[Span]:
+        """The `orderhooks.delivery.attempt` span of one batch request: linked to the
+        ingest span of each of its events; the ids of its deliveries and events as lists."""
+        first = claims[0]
+        attributes: dict[str, AttributeValue] = {
+            "orderhooks.webhook.id": first.webhook.id,
+            "orderhooks.batch.id": first.batch_id or first.delivery.id,
+            "orderhooks.batch.size": len(claims),
+            "orderhooks.delivery.ids": [c.delivery.id for c in claims],
+            "orderhooks.event.ids": [c.event.id for c in claims],
+            "orderhooks.event.types": [str(c.event.type) for c in claims],
+            "orderhooks.attempt": max(c.attempt for c in claims),
+        }
+        parents = dict.fromkeys(c.trace_parent for c in claims if c.trace_parent)
+        links = [link for parent in parents for link in link_to(parent)]
+        with self.tracer.start_as_current_span(
+            SPAN_ATTEMPT,
+            context=trace.set_span_in_context(trace.INVALID_SPAN),
+            kind=SpanKind.CLIENT,
+            links=links,
+            attributes=attributes,
+        ) as span:
+            yield span
+
     def shutdown(self) -> None:
         """Export what is queued (bounded by the export timeout) and stop."""
         if self._provider is not None:

@@ -208,3 +208,31 @@ async def test_an_incoming_traceparent_is_continued_and_a_bad_one_ignored(
     refused = {PLATFORM_TRACE_ID, "0af7651916cd43dd8448eb211c80319c", "0" * 32}
     assert all(by_event[event_id].trace_id not in refused for event_id in ids)
     assert len({by_event[event_id].trace_id for event_id in ids}) == len(ids)
+
+
+async def test_a_batch_attempt_links_to_the_ingest_of_each_event(
+    tmp_path: Path, collector: Collector, rx: Receiver, account: str
+) -> None:
+    server = traced_server(tmp_path, collector.url, ORDERHOOKS_TRACE_PROPAGATION="true")
+    with server:
+        async with server.async_client() as client:
+            api = Api(client, server.admin_key)
+            batch = {"maxEvents": 3, "maxWaitMs": 5000}
+            await api.create_webhook(rx.url, [account], batch=batch)
+            ids: list[str] = []
+            for _ in range(3):  # three ingests, three ingest spans
+                ids += await api.new_order(new_order(account))
+            await rx.wait_for(lambda: len(rx.accepted()) >= 1, what="the batch request")
+        [attempt] = collector.wait_for_spans(ATTEMPT, 1)
+        ingests = collector.wait_for_spans(INGEST, 3)
+    [request] = rx.requests
+    sent = [event["id"] for event in request.json["events"]]
+    assert sorted(sent) == sorted(ids)  # one request holds the three events
+    assert attempt.attributes["orderhooks.batch.size"] == 3
+    assert attempt.attributes["orderhooks.batch.id"] == request.json["id"]
+    assert attempt.attributes["orderhooks.event.ids"] == sent
+    assert attempt.attributes["orderhooks.outcome"] == "delivered"
+    assert attempt.attributes["http.response.status_code"] == 200
+    assert all(linked_to(attempt, ingest) for ingest in ingests)
+    _, trace_id, span_id, _ = request.headers["traceparent"].split("-")
+    assert (trace_id, span_id) == (attempt.trace_id, attempt.span_id)

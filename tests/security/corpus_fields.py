@@ -197,6 +197,26 @@ def bad_admin_bodies() -> Iterator[Bad]:
         dumps({"url": "http://10.0.0.5/admin"}),
         field="url",
     )
+    batch_spoils: list[tuple[dict[str, Any], str]] = [
+        ({"batch": {"maxEvents": 1, "maxWaitMs": 0}}, "batch.maxEvents"),
+        ({"batch": {"maxEvents": 10**12, "maxWaitMs": 0}}, "batch.maxEvents"),
+        ({"batch": {"maxEvents": 5, "maxWaitMs": -1}}, "batch.maxWaitMs"),
+        ({"batch": {"maxEvents": 5, "maxWaitMs": "0"}}, "batch.maxWaitMs"),
+        ({"batch": {"maxEvents": 5, "maxWaitMs": 0, "x": 1}}, "batch.x"),
+        ({"batch": [5, 0]}, "batch"),
+        ({"batch": {"maxEvents": 5, "maxWaitMs": 0}, "payloadFormat": "raw"}, "batch"),
+    ]
+    for n, (spoil, field) in enumerate(batch_spoils):
+        yield Bad(
+            f"webhook-batch-{n}", "POST", "/v1/webhooks", dumps({**hook, **spoil}), field=field
+        )
+    yield Bad(
+        "webhook-patch-batch",
+        "PATCH",
+        "/v1/webhooks/<webhook>",
+        dumps({"batch": {"maxEvents": 501, "maxWaitMs": 0}}),
+        field="batch.maxEvents",
+    )
     keys: list[tuple[dict[str, Any], str]] = [
         ({"role": "root", "name": "x"}, "role"),
         ({"role": "partner", "name": "x"}, "accounts"),

@@ -128,7 +128,9 @@ def claim(headers: dict[str, str] | None = None) -> Claim:
         delivered_at=None,
         attempt_count=0,
     )
-    return Claim(delivery, webhook(headers=headers or {}), event(), 1, NOW, TRACEPARENT)
+    return Claim(
+        delivery, webhook(headers=headers or {}), event(), 1, NOW, trace_parent=TRACEPARENT
+    )
 
 
 def test_the_traceparent_header_only_with_propagation() -> None:

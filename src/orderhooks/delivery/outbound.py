@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+from collections.abc import Sequence
 from datetime import datetime
 
 from orderhooks.delivery.claims import Claim
@@ -16,6 +17,8 @@ CONTENT_TYPE = "application/json"
 HEADER_EVENT_TYPE = "orderhooks-event-type"
 HEADER_DELIVERY_ID = "orderhooks-delivery-id"
 HEADER_ATTEMPT = "orderhooks-attempt"
+HEADER_BATCH_SIZE = "orderhooks-batch-size"
+BATCH_EVENT_TYPE = "batch"  # the `orderhooks-event-type` of a batch request
 HEADER_TRACEPARENT = "traceparent"  # W3C Trace Context, sent only with trace propagation on
 
 # Headers a webhook's static `headers` may never set: the ones orderhooks signs or
@@ -31,6 +34,7 @@ RESERVED_HEADERS = frozenset(
         HEADER_EVENT_TYPE,
         HEADER_DELIVERY_ID,
         HEADER_ATTEMPT,
+        HEADER_BATCH_SIZE,
         "content-length",
         "content-encoding",
         "transfer-encoding",
@@ -84,11 +88,7 @@ def build_request(
     headers[HEADER_EVENT_TYPE] = str(claim.event.type)
     headers[HEADER_DELIVERY_ID] = claim.delivery.id
     headers[HEADER_ATTEMPT] = str(claim.attempt)
-    if trace_parent is not None:
-        # Replaces a static header of the same name (any spelling): one traceparent only.
-        for name in [n for n in headers if n.lower() == HEADER_TRACEPARENT]:
-            del headers[name]
-        headers[HEADER_TRACEPARENT] = trace_parent
+    _set_traceparent(headers, trace_parent)
     return OutboundRequest(
         url=webhook.url,
         body=body,
@@ -97,4 +97,56 @@ def build_request(
     )
 
 
-__all__ = ["RESERVED_HEADERS", "BodyCache", "build_request", "user_agent"]
+def _set_traceparent(headers: dict[str, str], trace_parent: str | None) -> None:
+    """Add the attempt's traceparent, replacing a static header of that name (any
+    spelling): one traceparent only."""
+    if trace_parent is None:
+        return
+    for name in [n for n in headers if n.lower() == HEADER_TRACEPARENT]:
+        del headers[name]
+    headers[HEADER_TRACEPARENT] = trace_parent
+
+
+def build_batch_request(
+    claims: Sequence[Claim], body: bytes, now: datetime, *, trace_parent: str | None = None
+) -> OutboundRequest:
+    """The signed request of one batch (docs/events.md, "Batches"): `webhook-id` is the
+    batch id, the delivery ids go comma-separated, the signature covers the whole body;
+    with `trace_parent` (ORDERHOOKS_TRACE_PROPAGATION) its `traceparent` header."""
+    first = claims[0]
+    webhook = first.webhook
+    batch_id = first.batch_id or first.delivery.id
+    headers = {
+        name: value
+        for name, value in webhook.headers.items()
+        if name.lower() not in RESERVED_HEADERS
+    }
+    headers["content-type"] = CONTENT_TYPE
+    headers["user-agent"] = user_agent()
+    headers.update(
+        signature_headers(webhook.valid_secrets(now), batch_id, int(now.timestamp()), body)
+    )
+    headers[HEADER_EVENT_TYPE] = BATCH_EVENT_TYPE
+    headers[HEADER_DELIVERY_ID] = ",".join(claim.delivery.id for claim in claims)
+    headers[HEADER_BATCH_SIZE] = str(len(claims))
+    # Its events are retried together, so their attempt numbers agree (the highest
+    # stands for all when one joined after attempts of its own).
+    headers[HEADER_ATTEMPT] = str(max(claim.attempt for claim in claims))
+    _set_traceparent(headers, trace_parent)
+    return OutboundRequest(
+        url=webhook.url,
+        body=body,
+        headers=headers,
+        timeout_seconds=float(webhook.timeout_seconds),
+    )
+
+
+__all__ = [
+    "BATCH_EVENT_TYPE",
+    "HEADER_BATCH_SIZE",
+    "RESERVED_HEADERS",
+    "BodyCache",
+    "build_batch_request",
+    "build_request",
+    "user_agent",
+]

@@ -65,6 +65,9 @@ def webhook_json(webhook: Webhook, default_schedule: Sequence[int]) -> dict[str,
         "disabledAt": timestamp(webhook.disabled_at),
         "createdAt": timestamp(webhook.created_at),
         "updatedAt": timestamp(webhook.updated_at),
+        "batch": None
+        if webhook.batch is None
+        else {"maxEvents": webhook.batch.max_events, "maxWaitMs": webhook.batch.max_wait_ms},
     }
 
 

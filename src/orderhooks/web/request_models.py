@@ -16,6 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from pydantic.alias_generators import to_camel
 
 from orderhooks.domain import portal
+from orderhooks.domain.batches import MAX_BATCH_EVENTS, MAX_BATCH_WAIT_MS, MIN_BATCH_EVENTS
 from orderhooks.domain.model import ALL_ACCOUNTS, EventType, Ordering, PayloadFormat, Role
 from orderhooks.exceptions import FieldProblem, ValidationError
 from orderhooks.service.webhooks import MAX_TIMEOUT_SECONDS as WEBHOOK_MAX_TIMEOUT_SECONDS
@@ -143,6 +144,13 @@ def _check_headers(headers: dict[str, str]) -> dict[str, str]:
     return headers
 
 
+class BatchBody(StrictBody):
+    """A webhook's `batch` (docs/api.md): several events per request."""
+
+    max_events: int = Field(ge=MIN_BATCH_EVENTS, le=MAX_BATCH_EVENTS)
+    max_wait_ms: int = Field(ge=0, le=MAX_BATCH_WAIT_MS)
+
+
 class WebhookPatch(StrictBody):
     """`PATCH /v1/webhooks/{id}`: any subset of the webhook's fields (PRODUCT 3)."""
 
@@ -167,6 +175,7 @@ class WebhookPatch(StrictBody):
     max_concurrency: int = Field(8, ge=1, le=MAX_CONCURRENCY)
     rate_limit_per_second: float | None = Field(None, gt=0, le=1_000_000)
     ordering: Annotated[Ordering, Field(strict=False)] = Ordering.PER_ORDER
+    batch: BatchBody | None = None
 
     @field_validator("accounts")
     @classmethod
