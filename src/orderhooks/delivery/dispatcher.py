@@ -32,7 +32,7 @@ from orderhooks.delivery.retry import Decision
 from orderhooks.delivery.transport import Transport, TransportResult
 from orderhooks.domain.batches import encode_batch
 from orderhooks.domain.health import counts_toward_health
-from orderhooks.domain.model import Attempt, DeliveryState, PayloadFormat
+from orderhooks.domain.model import Attempt, DeliveryState
 from orderhooks.logging import get_logger
 from orderhooks.metrics import Metrics
 from orderhooks.store import Store
@@ -214,11 +214,11 @@ class Dispatcher:
             claim = claims[0]
             try:
                 if claim.batch_id is None:
-                    body = bodies.body(claim.event, claim.webhook.payload_format)
+                    body = bodies.body(claim.event, claim.webhook)
                     attempt = self._attempt(claim, body)
                 else:
-                    # Each event's envelope as it would go alone, joined as they are.
-                    envelopes = [bodies.body(c.event, PayloadFormat.ENVELOPE) for c in claims]
+                    # Each event's envelope as it would go alone (shaped), joined as they are.
+                    envelopes = [bodies.body(c.event, c.webhook) for c in claims]
                     body = encode_batch(claim.batch_id, envelopes)
                     attempt = self._attempt_batch(claims, body)
             except Exception:

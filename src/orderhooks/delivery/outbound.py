@@ -10,8 +10,8 @@ from datetime import datetime
 from orderhooks.delivery.claims import Claim
 from orderhooks.delivery.signing import signature_headers
 from orderhooks.delivery.transport import OutboundRequest
-from orderhooks.domain.envelope import encode_body
-from orderhooks.domain.model import Event, PayloadFormat
+from orderhooks.domain.envelope import webhook_body
+from orderhooks.domain.model import Event, PayloadFormat, PersonalData, Webhook
 
 CONTENT_TYPE = "application/json"
 HEADER_EVENT_TYPE = "orderhooks-event-type"
@@ -54,18 +54,22 @@ def user_agent() -> str:
     return f"orderhooks/{version}"
 
 
+_BodyKey = tuple[str, PayloadFormat, tuple[str, ...] | None, PersonalData]
+
+
 class BodyCache:
-    """Encodes each (event, payload format) once, for a batch of claims that share events."""
+    """Encodes each event once per (payload format, shaping), for a batch of claims that
+    share events: webhooks with the same settings share the bytes."""
 
     def __init__(self) -> None:
-        self._bodies: dict[tuple[str, PayloadFormat], bytes] = {}
+        self._bodies: dict[_BodyKey, bytes] = {}
 
-    def body(self, event: Event, payload_format: PayloadFormat) -> bytes:
-        """The request body of `event` in `payload_format`."""
-        key = (event.id, payload_format)
+    def body(self, event: Event, webhook: Webhook) -> bytes:
+        """The request body `webhook` receives for `event` (shaped, in its format)."""
+        key = (event.id, webhook.payload_format, webhook.fields, webhook.personal_data)
         body = self._bodies.get(key)
         if body is None:
-            body = self._bodies[key] = encode_body(event, payload_format)
+            body = self._bodies[key] = webhook_body(event, webhook)
         return body
 
 

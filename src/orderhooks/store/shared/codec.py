@@ -25,6 +25,7 @@ from orderhooks.domain.model import (
     Ordering,
     OrderState,
     PayloadFormat,
+    PersonalData,
     Role,
     SigningSecret,
     UsageRow,
@@ -172,6 +173,8 @@ def webhook_params(webhook: Webhook) -> dict[str, object]:
         "updated_at": micros(webhook.updated_at),
         "batch_max_events": None if webhook.batch is None else webhook.batch.max_events,
         "batch_max_wait_ms": None if webhook.batch is None else webhook.batch.max_wait_ms,
+        "personal_data": str(webhook.personal_data),
+        "field_paths": None if webhook.fields is None else dumps(list(webhook.fields)),
     }
 
 
@@ -208,6 +211,8 @@ def webhook_from_row(row: Row) -> Webhook:
         created_at=moment(row["created_at"]),
         updated_at=moment(row["updated_at"]),
         batch=batch_from_row(row),
+        personal_data=PersonalData(row["personal_data"]),
+        fields=None if row["field_paths"] is None else tuple(loads(row["field_paths"])),
     )
 
 
