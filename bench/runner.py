@@ -36,6 +36,7 @@ DEFAULT_ORDER = (
     "raw",
     "celery",
     "single",
+    "traced",
     "batch100",
     "nats",
     "rabbitmq",

@@ -38,6 +38,7 @@ from orderhooks.service.ingest import ingest_items
 from orderhooks.sources.runtime import SourceSet, start_sources
 from orderhooks.store import Store, open_store
 from orderhooks.store.base import IngestItem, IngestResult
+from orderhooks.tracing import Tracing, configure_tracing
 from orderhooks.web.app import ProcessRole, create_app
 from orderhooks.web.context import ApiContext
 
@@ -253,13 +254,19 @@ async def run_process(settings: Settings, role: ProcessRole, *, access_log: bool
     signals = ShutdownSignals()
     signals.install(loop)
     try:
-        store = await open_migrated_store(settings)
+        # First: a bad OTEL_* value stops the start before anything is opened.
+        tracing = configure_tracing()
         try:
-            await check_stored_secrets(store)
-        except BaseException:
-            await store.close()
-            raise
-        exit_code = await _run_with_store(store, settings, role, signals, access_log)
+            store = await open_migrated_store(settings)
+            try:
+                await check_stored_secrets(store)
+            except BaseException:
+                await store.close()
+                raise
+            exit_code = await _run_with_store(store, settings, role, signals, access_log, tracing)
+        finally:
+            # The last spans are exported within the exporter's short timeout, off the loop.
+            await asyncio.to_thread(tracing.shutdown)
     finally:
         signals.uninstall(loop)
     log.info("stopped", role=role, exit_code=exit_code)
@@ -267,7 +274,12 @@ async def run_process(settings: Settings, role: ProcessRole, *, access_log: bool
 
 
 async def _run_with_store(
-    store: Store, settings: Settings, role: ProcessRole, signals: ShutdownSignals, access_log: bool
+    store: Store,
+    settings: Settings,
+    role: ProcessRole,
+    signals: ShutdownSignals,
+    access_log: bool,
+    tracing: Tracing,
 ) -> int:
     metrics = Metrics()
     dispatcher: Dispatcher | None = None
@@ -282,7 +294,7 @@ async def _run_with_store(
                 limit=settings.worker_concurrency,
                 proxy=settings.egress_proxy,
             )
-            dispatcher = Dispatcher(store, transport, settings, metrics=metrics)
+            dispatcher = Dispatcher(store, transport, settings, metrics=metrics, tracing=tracing)
             await dispatcher.start()
             retention = asyncio.create_task(retention_loop(store, settings.retention_days))
         running = dispatcher
@@ -292,6 +304,7 @@ async def _run_with_store(
             role=role,
             metrics=metrics,
             workers_running=(lambda: running.running) if running is not None else None,
+            tracing=tracing,
         )
         if role in ("serve", "worker") and settings.sources:
             sources = _start_sources(app.state.orderhooks, settings)

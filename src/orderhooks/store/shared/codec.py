@@ -100,8 +100,9 @@ def batch_from_row(row: Row) -> BatchSettings | None:
     )
 
 
-def event_params(event: Event) -> dict[str, object]:
-    """The parameters of `insert_event`."""
+def event_params(event: Event, trace_parent: str | None = None) -> dict[str, object]:
+    """The parameters of `insert_event`; `trace_parent` is the W3C traceparent of the
+    ingest span that created the event, if tracing is on."""
     return {
         "id": event.id,
         "type": str(event.type),
@@ -115,6 +116,7 @@ def event_params(event: Event) -> dict[str, object]:
         "data": dumps(event.data),
         "status": event.status,
         "test": event.test,
+        "trace_parent": trace_parent,
     }
 
 

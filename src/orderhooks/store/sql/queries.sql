@@ -57,9 +57,9 @@ WHERE order_id = :order_id;
 
 -- name: insert_event
 INSERT INTO events (id, type, order_id, account, location, channel_link, channel, sequence,
-                    created_at, data, status, test)
+                    created_at, data, status, test, trace_parent)
 VALUES (:id, :type, :order_id, :account, :location, :channel_link, :channel, :sequence,
-        :created_at, :data, :status, :test);
+        :created_at, :data, :status, :test, :trace_parent);
 
 -- name: insert_delivery
 INSERT INTO deliveries (id, webhook_id, event_id, event_type, order_id, account, sequence,
