@@ -6,9 +6,10 @@
     ├── ConfigError            bad configuration; the process refuses to start
     ├── ValidationError        client input breaks the contract (HTTP 422), carries field details
     ├── NotFound               no such object, or not visible to the caller (HTTP 404)
+    │   └── UnknownOrder       an ingested update names an unknown order (404, with its index)
     ├── Conflict               the request clashes with stored state (HTTP 409)
     ├── LimitExceeded          a quota such as webhooks per account (HTTP 422 / 429)
-    │   └── WebhookLimitReached    an account already has the most webhooks allowed
+    │   └── WebhookLimitReached   an account already has the most webhooks allowed (422)
     └── StoreError             the database failed; third-party errors are wrapped here
         └── StoreUnavailable   the database cannot be reached right now (HTTP 503)
 
@@ -61,6 +62,16 @@ class NotFound(OrderhooksError):
     """The object does not exist or the caller may not see it."""
 
 
+class UnknownOrder(NotFound):
+    """A status or courier update named an order the store does not know; `index` is the
+    update's position in its ingest batch."""
+
+    def __init__(self, order_id: str, index: int) -> None:
+        super().__init__(order_id)
+        self.order_id = order_id
+        self.index = index
+
+
 class Conflict(OrderhooksError):
     """The request clashes with the stored state."""
 
@@ -70,12 +81,12 @@ class LimitExceeded(OrderhooksError):
 
 
 class WebhookLimitReached(LimitExceeded):
-    """An account already has `max_per_account` webhooks: another one is refused."""
+    """A new webhook would give `account` more than `cap` webhooks."""
 
-    def __init__(self, account: str, max_per_account: int) -> None:
-        super().__init__(f"account {account!r} already has {max_per_account} webhooks")
+    def __init__(self, account: str, cap: int) -> None:
+        super().__init__(f"account {account!r} already has {cap} webhooks")
         self.account = account
-        self.max_per_account = max_per_account
+        self.cap = cap
 
 
 class StoreError(OrderhooksError):

@@ -20,12 +20,12 @@ from typing import Any
 import httpx
 
 from orderhooks.config import Settings
+from orderhooks.delivery.claims import Outcome
 from orderhooks.domain.apikeys import generate_api_key, hash_api_key
 from orderhooks.domain.ids import new_id
 from orderhooks.domain.model import ApiKey, Attempt, AttemptError, DeliveryState, Role
 from orderhooks.metrics import Metrics
-from orderhooks.store import open_store
-from orderhooks.store.base import Outcome, Store
+from orderhooks.store import Store, open_store
 from orderhooks.web.app import create_app
 
 # The product's sample payloads, as kept in the repository for the tests.

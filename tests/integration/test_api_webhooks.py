@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from orderhooks.config import DEFAULT_RETRY_SCHEDULE_SECONDS
-from orderhooks.domain.model import ALL_ACCOUNTS
-from orderhooks.store.base import Scope
+from orderhooks.domain.model import ALL_ACCOUNTS, Scope
 from tests.integration.test_api_support import Api, finish_delivery, running_api, unique
 
 ALL_TYPES = ["order.new", "order.status_update", "order.courier_update"]

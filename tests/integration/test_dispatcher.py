@@ -16,6 +16,7 @@ import pytest
 from standardwebhooks import Webhook as StandardWebhook
 
 from orderhooks.config import Settings
+from orderhooks.delivery.claims import Outcome
 from orderhooks.delivery.dispatcher import Dispatcher
 from orderhooks.delivery.outbound import user_agent
 from orderhooks.delivery.signing import generate_secret, verify
@@ -27,6 +28,7 @@ from orderhooks.domain.model import (
     DisabledReason,
     EventType,
     PayloadFormat,
+    Scope,
     SigningSecret,
     Webhook,
     WebhookState,
@@ -34,15 +36,8 @@ from orderhooks.domain.model import (
 from orderhooks.domain.orders import validate_order, validate_status_update
 from orderhooks.exceptions import StoreUnavailable
 from orderhooks.metrics import Metrics
-from orderhooks.store import open_store
-from orderhooks.store.base import (
-    DeliveryFilter,
-    NewOrderItem,
-    Outcome,
-    Scope,
-    StatusItem,
-    Store,
-)
+from orderhooks.store import Store, open_store
+from orderhooks.store.base import DeliveryFilter, NewOrderItem, StatusItem
 
 SAMPLES = Path(__file__).resolve().parents[1] / "unit" / "fixtures"  # the shared samples
 ALL_TYPES = (EventType.NEW, EventType.STATUS_UPDATE, EventType.COURIER_UPDATE)

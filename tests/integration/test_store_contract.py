@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
+from orderhooks.delivery.claims import Outcome
 from orderhooks.domain.ids import new_id
 from orderhooks.domain.model import (
     Agreement,
@@ -29,24 +30,23 @@ from orderhooks.domain.model import (
     EventType,
     Ordering,
     Role,
+    Scope,
     SigningSecret,
     Webhook,
     WebhookState,
 )
+from orderhooks.exceptions import NotFound, UnknownOrder, WebhookLimitReached
 from orderhooks.store.base import (
     CourierItem,
     DeliveryFilter,
     EventFilter,
     NewOrderItem,
-    Outcome,
-    Scope,
     StatusItem,
-    UnknownOrder,
     WebhookFilter,
 )
 from orderhooks.store.postgres import PostgresStore
-from orderhooks.store.shared.sqlstore import SqlStore
 from orderhooks.store.sqlite import SQLiteStore
+from orderhooks.store.store import Store as SqlStore
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 ALL_TYPES = (EventType.NEW, EventType.STATUS_UPDATE, EventType.COURIER_UPDATE)
@@ -788,3 +788,54 @@ async def test_keys_with_nul_characters_name_nothing(store: SqlStore) -> None:
     assert await store.get_agreement(bad) is None and await store.key_by_hash(bad) is None
     assert await store.count_webhooks(bad) == 0 and await store.usage([bad], ["2026-11"]) == []
     assert len(await deliveries_of(store, hook.id)) == 1
+
+
+# ---------------------------------------------------------------- races
+
+
+async def test_concurrent_creates_cannot_pass_the_webhook_cap(store: SqlStore) -> None:
+    cap = 3
+    for _ in range(cap - 1):
+        await store.create_webhook(webhook(), max_per_account=cap)
+    await store.create_webhook(webhook(accounts=("acc2",)), max_per_account=cap)
+    results = await asyncio.gather(
+        *(store.create_webhook(webhook(), max_per_account=cap) for _ in range(6)),
+        return_exceptions=True,
+    )
+    refused = [r for r in results if isinstance(r, WebhookLimitReached)]
+    assert len(refused) == 5 and len(results) - len(refused) == 1
+    assert (
+        refused[0].account == "acc1" and str(refused[0]) == "account 'acc1' already has 3 webhooks"
+    )
+    assert await store.count_webhooks("acc1") == cap
+    # The cap counts every account of the new webhook; the refused ones left no trace.
+    with pytest.raises(WebhookLimitReached):
+        await store.create_webhook(webhook(accounts=("acc2", "acc1")), max_per_account=cap)
+    assert await store.count_webhooks("acc2") == 1
+    page = await store.list_webhooks(WebhookFilter(account="acc1"), 100, None)
+    assert len(page.items) == cap
+
+
+async def test_a_change_racing_a_rotation_keeps_the_new_secrets(store: SqlStore) -> None:
+    hook = await store.create_webhook(webhook())
+    stale = await store.get_webhook(hook.id, Scope())  # a PATCH read it before the rotation
+    rotated = (SigningSecret("whsec_new"), SigningSecret(SECRET, NOW + timedelta(hours=1)))
+    later = NOW + timedelta(minutes=1)
+    after = await store.set_webhook_secrets(hook.id, rotated, later)
+    assert after.secrets == rotated and after.updated_at == later
+    changed = await store.update_webhook(dataclasses.replace(stale, description="patched"))
+    assert changed.description == "patched" and changed.secrets == rotated
+    # Both at once, many times over: the rotation always stands.
+    for n in range(5):
+        secrets = (SigningSecret(f"whsec_{n}"),)
+        await asyncio.gather(
+            store.update_webhook(dataclasses.replace(stale, description=f"d{n}")),
+            store.set_webhook_secrets(hook.id, secrets, later),
+        )
+        assert (await store.get_webhook(hook.id, Scope())).secrets == secrets
+    # The claim's cached webhooks see the new secrets at once.
+    await store.ingest([new_order("o1")], NOW)
+    [claim] = await store.claim(NOW, 10, "w1")
+    assert claim.webhook.secrets == (SigningSecret("whsec_4"),)
+    with pytest.raises(NotFound):
+        await store.set_webhook_secrets("wh_missing", rotated, later)

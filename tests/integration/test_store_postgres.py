@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from orderhooks.domain.model import Scope
 from orderhooks.exceptions import StoreUnavailable
-from orderhooks.store.base import Scope
 from orderhooks.store.postgres import PostgresStore
 from tests.integration.test_store_contract import (
     NOW,

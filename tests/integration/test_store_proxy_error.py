@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from orderhooks.domain.model import AttemptError, DeliveryState, Ordering, WebhookState
-from orderhooks.store.base import Outcome, Scope
-from orderhooks.store.shared.sqlstore import SqlStore
+from orderhooks.delivery.claims import Outcome
+from orderhooks.domain.model import AttemptError, DeliveryState, Ordering, Scope, WebhookState
+from orderhooks.store import Store
 from tests.integration.test_store_contract import (
     DISABLE_AFTER,
     NOW,
@@ -24,7 +24,7 @@ from tests.integration.test_store_contract import (
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
+async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     """An open, migrated store of each engine (PostgreSQL fails, never skips, when down)."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'orderhooks.db'}"
@@ -48,7 +48,7 @@ def _failed_attempt(delivery_id: str, webhook_id: str, error: AttemptError, numb
     ("error", "counted"), [(AttemptError.PROXY_ERROR, False), (AttemptError.HTTP_STATUS, True)]
 )
 async def test_proxy_errors_do_not_count_against_the_webhook(
-    any_store: SqlStore, error: AttemptError, counted: bool
+    any_store: Store, error: AttemptError, counted: bool
 ) -> None:
     store = any_store
     hook = await store.create_webhook(webhook(ordering=Ordering.NONE))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import sqlite3
 import subprocess
@@ -14,10 +13,10 @@ import textwrap
 import time
 from pathlib import Path
 
-from orderhooks.store.base import Scope
+from orderhooks.domain.model import Scope
 from orderhooks.store.shared.tx import Tx
-from orderhooks.store.sql import load_migrations, load_queries
-from orderhooks.store.sqlite import SQLiteStore, migration_statements
+from orderhooks.store.sql import compile_queries, load_migrations, load_queries
+from orderhooks.store.sqlite import SQLiteEngine, SQLiteStore, migration_statements
 from orderhooks.store.sqlite_io import MAX_UNSYNCED_SECONDS, SQLiteTx, Writer
 from tests.integration.test_store_contract import NOW, new_order, webhook
 
@@ -155,7 +154,7 @@ def test_hot_queries_stay_on_their_indexes() -> None:
     for _, script in load_migrations("sqlite"):
         for statement in migration_statements(script):
             conn.execute(statement)
-    queries = load_queries("sqlite")
+    queries = compile_queries("sqlite")
     expected = {
         "due_heads": "deliveries_due",
         "refresh_heads": "deliveries_queue",
@@ -167,10 +166,10 @@ def test_hot_queries_stay_on_their_indexes() -> None:
         "next_due_at": "deliveries_due",
     }
     for name, index in expected.items():
-        sql = queries[name]
-        count = max([int(n) for n in re.findall(r"\?(\d+)", sql)] or [0])
+        query = queries[name]
+        count = len(query.parameters)
         plan = " | ".join(
-            row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, [None] * count)
+            row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + query.sql, [None] * count)
         )
         assert index in plan, f"{name}: {plan}"
         assert "SCAN deliveries" not in plan or index == "deliveries_leases", f"{name}: {plan}"
@@ -199,7 +198,8 @@ async def test_bookkeeping_commits_relaxed_and_durable_writes_stay_full(tmp_path
             return int(tx.connection.execute("PRAGMA synchronous").fetchone()[0])
 
         assert await store._write(synchronous, durable=False) == 1  # 1: NORMAL
-        writer = store._writer
+        assert isinstance(store.engine, SQLiteEngine)
+        writer = store.engine.writer
         assert writer is not None and writer._unsynced_since is not None
         await asyncio.sleep(MAX_UNSYNCED_SECONDS + 0.3)
         assert writer._unsynced_since is None  # the writer fsynced the relaxed tail

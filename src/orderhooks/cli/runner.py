@@ -35,8 +35,7 @@ from orderhooks.logging import get_logger
 from orderhooks.metrics import Metrics
 from orderhooks.service import keys
 from orderhooks.service.context import ServiceContext
-from orderhooks.store import open_store
-from orderhooks.store.base import Store
+from orderhooks.store import Store, open_store
 from orderhooks.web.app import ProcessRole, create_app
 
 DRAIN_TIMEOUT_SECONDS = 30.0  # bound on finishing delivery attempts in flight at shutdown

@@ -25,6 +25,7 @@ from typing import Any
 from orderhooks.clock import utc_now
 from orderhooks.config import Settings
 from orderhooks.delivery import retry
+from orderhooks.delivery.claims import Claim, Outcome
 from orderhooks.delivery.outbound import BodyCache, build_request
 from orderhooks.delivery.recorder import OutcomeRecorder
 from orderhooks.delivery.transport import Transport, TransportResult
@@ -32,7 +33,7 @@ from orderhooks.domain.health import counts_toward_health
 from orderhooks.domain.model import Attempt, DeliveryState
 from orderhooks.logging import get_logger
 from orderhooks.metrics import Metrics
-from orderhooks.store.base import Claim, Outcome, Store
+from orderhooks.store import Store
 
 MAX_CLAIM_BATCH = 500
 IDLE_WAIT_CAP_SECONDS = 1.0

@@ -6,11 +6,11 @@ import functools
 import importlib.metadata
 from datetime import datetime
 
+from orderhooks.delivery.claims import Claim
 from orderhooks.delivery.signing import signature_headers
 from orderhooks.delivery.transport import OutboundRequest
 from orderhooks.domain.envelope import encode_body
 from orderhooks.domain.model import Event, PayloadFormat
-from orderhooks.store.base import Claim
 
 CONTENT_TYPE = "application/json"
 HEADER_EVENT_TYPE = "orderhooks-event-type"

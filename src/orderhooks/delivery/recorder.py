@@ -14,8 +14,9 @@ import contextlib
 from collections.abc import Callable
 from datetime import datetime
 
+from orderhooks.delivery.claims import Outcome
 from orderhooks.logging import get_logger
-from orderhooks.store.base import Outcome, Store
+from orderhooks.store import Store
 
 # No fixed gathering delay: a finished delivery holds a `maxConcurrency` slot (and the
 # next event of its order) until its outcome is recorded, so waiting here would cap the

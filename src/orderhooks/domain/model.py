@@ -6,7 +6,7 @@ layer serialises them. Times are timezone-aware UTC datetimes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -264,3 +264,20 @@ class AuditEntry:
     target_type: str
     target_id: str
     details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Which accounts the caller may see: None means all (admin)."""
+
+    accounts: frozenset[str] | None = None
+
+    def allows(self, account: str) -> bool:
+        """Whether the caller may see objects of `account`."""
+        return self.accounts is None or account in self.accounts
+
+    def allows_all(self, accounts: Sequence[str]) -> bool:
+        """Whether the caller may see an object installed on all of `accounts`."""
+        if self.accounts is None:
+            return True
+        return bool(accounts) and all(a in self.accounts for a in accounts)

@@ -12,7 +12,7 @@ if TYPE_CHECKING:  # annotations only: the command line's `--help` need not load
 
     from orderhooks.config import Settings
     from orderhooks.metrics import Metrics
-    from orderhooks.store.base import Store
+    from orderhooks.store import Store
 
 
 @dataclass(frozen=True, slots=True)

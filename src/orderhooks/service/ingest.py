@@ -20,7 +20,7 @@ from orderhooks.domain.orders import (
     validate_order,
     validate_status_update,
 )
-from orderhooks.exceptions import FieldProblem, NotFound, ValidationError
+from orderhooks.exceptions import FieldProblem, NotFound, UnknownOrder, ValidationError
 from orderhooks.service.context import ServiceContext
 from orderhooks.store.base import (
     CourierItem,
@@ -28,7 +28,6 @@ from orderhooks.store.base import (
     IngestResult,
     NewOrderItem,
     StatusItem,
-    UnknownOrder,
 )
 
 MAX_BATCH_ITEMS = 1000

@@ -44,11 +44,10 @@ async def check_webhook_cap(
 
 async def _insert_within_cap(ctx: ServiceContext, webhook: Webhook) -> Webhook:
     """Insert a new webhook unless one of its accounts is at the cap."""
-    # When the store checks the cap in the insert's own transaction (two concurrent
-    # creates cannot both pass it), these two lines become one: `return await
-    # ctx.store.create_webhook(webhook, max_per_account=ctx.settings.max_webhooks_per_account)`.
-    await check_webhook_cap(ctx, webhook.accounts)
-    return await ctx.store.create_webhook(webhook)
+    # The store counts in the insert's own transaction: two concurrent creates cannot
+    # both pass the cap.
+    cap = ctx.settings.max_webhooks_per_account
+    return await ctx.store.create_webhook(webhook, max_per_account=cap)
 
 
 def _json_name(field_name: str) -> str:
@@ -154,9 +153,8 @@ async def rotate_secret(
     new_secret = secret if secret is not None else generate_secret()
     now = ctx.now()
     secrets = rotated_secrets(webhook, new_secret, grace_seconds, now)
-    # When the store writes the secrets on their own (a racing PATCH cannot write the old
-    # ones back), this becomes `await ctx.store.set_webhook_secrets(webhook.id, secrets, now)`.
-    await ctx.store.update_webhook(replace(webhook, secrets=secrets, updated_at=now))
+    # Only the secrets are written: a PATCH racing this rotation cannot put the old ones back.
+    await ctx.store.set_webhook_secrets(webhook.id, secrets, now)
     details = {"gracePeriodSeconds": grace_seconds, "provided": secret is not None}
     await record_audit(ctx, actor, "webhook.secret_rotated", ("webhook", webhook.id), details)
     return new_secret

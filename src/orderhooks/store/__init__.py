@@ -1,4 +1,4 @@
-"""Storage: one interface (`base.Store`), two engines (SQLite and PostgreSQL).
+"""Storage: one `Store` over two engines (SQLite and PostgreSQL).
 
 `open_store(settings)` picks the engine from the database URL; the caller then awaits
 `open()` (and `migrate()` where it owns the schema) before using the store.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from orderhooks.config import Settings
 from orderhooks.exceptions import ConfigError
-from orderhooks.store.base import Store
+from orderhooks.store.store import Store
 
 
 def open_store(settings: Settings) -> Store:

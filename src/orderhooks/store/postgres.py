@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar, Unpack
 
 import asyncpg
 
-from orderhooks.domain import ids
-from orderhooks.domain.ids import IdFactory
 from orderhooks.exceptions import StoreUnavailable
 from orderhooks.store.postgres_io import (
     CONNECT_TIMEOUT_SECONDS,
@@ -28,10 +26,11 @@ from orderhooks.store.postgres_io import (
     listen_forever,
     translate,
 )
-from orderhooks.store.shared.codec import micros
-from orderhooks.store.shared.sqlstore import SqlStore
+from orderhooks.store.shared.core import StoreOptions
+from orderhooks.store.shared.migrations import apply_migrations, record_migration
 from orderhooks.store.shared.tx import Job
-from orderhooks.store.sql import load_migrations, load_queries
+from orderhooks.store.sql import compile_queries
+from orderhooks.store.store import Store
 
 T = TypeVar("T")
 
@@ -41,36 +40,21 @@ PING_TIMEOUT_SECONDS = 5.0
 COMMAND_TIMEOUT_SECONDS = 60.0
 
 
-class PostgresStore(SqlStore):
-    """The Store on a PostgreSQL database."""
+class PostgresEngine:
+    """Transactions on a PostgreSQL database through an asyncpg pool."""
 
-    def __init__(
-        self,
-        dsn: str,
-        *,
-        require_agreement: bool,
-        disable_after_seconds: int,
-        pool_size: int,
-        listen: bool = True,
-        new_id: IdFactory = ids.new_id,
-    ) -> None:
-        super().__init__(
-            require_agreement=require_agreement,
-            disable_after_seconds=disable_after_seconds,
-            new_id=new_id,
-        )
+    def __init__(self, dsn: str, *, pool_size: int, listen: bool = True) -> None:
         self._dsn = dsn
         self._pool_size = pool_size
         self._listen = listen
-        self._queries = load_queries("postgres")
+        self._queries = compile_queries("postgres")
         self._pool: Any = None
         self._listener: asyncio.Task[None] | None = None
         self._notifier = Notifier(self._notify)
 
-    async def open(self) -> None:
+    async def open(self, wake: Callable[[], None]) -> None:
         """Create the pool (raises StoreUnavailable when the server cannot be reached)
-        and start listening for work."""
-        self._work = asyncio.Event()
+        and start listening for work other processes create (`wake` is called then)."""
         try:
             self._pool = await asyncpg.create_pool(
                 self._dsn,
@@ -84,7 +68,7 @@ class PostgresStore(SqlStore):
         self._notifier.start()
         if self._listen:
             self._listener = asyncio.create_task(
-                listen_forever(self._dsn, self._wake_workers), name="orderhooks-pg-listen"
+                listen_forever(self._dsn, wake), name="orderhooks-pg-listen"
             )
 
     async def close(self) -> None:
@@ -116,24 +100,19 @@ class PostgresStore(SqlStore):
             raise translate(exc) from exc
 
     async def _apply_migrations(self, conn: Any, tx: PgTx) -> list[str]:
-        await tx.execute("create_migrations_table")
-        done = {row["name"] for row in await tx.fetch("applied_migrations")}
-        applied = []
-        for name, script in load_migrations("postgres"):
-            if name in done:
-                continue
+        async def step(name: str, script: str) -> None:
             async with conn.transaction():
                 await conn.execute(script)
-                await tx.execute("insert_migration", name, micros(datetime.now(UTC)))
-            applied.append(name)
-        return applied
+                await record_migration(tx, name)
+
+        return await apply_migrations(tx, "postgres", step)
 
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the server answers within a few seconds."""
         pool = self._require_pool()
         try:
             async with pool.acquire(timeout=PING_TIMEOUT_SECONDS) as conn:
-                await conn.fetchval(self._queries["ping"], timeout=PING_TIMEOUT_SECONDS)
+                await conn.fetchval(self._queries["ping"].sql, timeout=PING_TIMEOUT_SECONDS)
         except (*CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
             raise StoreUnavailable(f"PostgreSQL is unavailable: {exc}") from exc
 
@@ -142,20 +121,23 @@ class PostgresStore(SqlStore):
             raise StoreUnavailable("the PostgreSQL store is not open")
         return self._pool
 
-    async def _write(self, job: Job[T], *, wake: bool = False, durable: bool = True) -> T:
-        result = await self._run(job, readonly=False, durable=durable)
-        if wake:
-            self._wake_workers()
-            self._notifier.request()  # the workers of the other processes
-        return result
+    async def write(self, job: Job[T], *, durable: bool) -> T:
+        """Run `job` in one read-committed transaction (again after a deadlock or a
+        lost race)."""
+        return await self._run(job, readonly=False, durable=durable)
 
-    async def _read(self, job: Job[T]) -> T:
+    async def read(self, job: Job[T]) -> T:
+        """Run `job` in one read-only repeatable-read transaction."""
         return await self._run(job, readonly=True)
+
+    def work_created(self) -> None:
+        """NOTIFY the workers of the other processes, soon and coalesced."""
+        self._notifier.request()
 
     async def _notify(self) -> None:
         pool = self._require_pool()
         async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
-            await conn.execute(self._queries["notify_work"])
+            await conn.execute(self._queries["notify_work"].sql)
 
     async def _run(self, job: Job[T], *, readonly: bool, durable: bool = True) -> T:
         """Run a job in one transaction, again when PostgreSQL rolled it back for a
@@ -197,7 +179,7 @@ class PostgresStore(SqlStore):
             if not durable and not readonly:
                 # Claims and outcomes: PostgreSQL flushes them within wal_writer_delay, and
                 # any later synchronous commit (an ingest) flushes them first.
-                await conn.execute(self._queries["relaxed_commit"])
+                await conn.execute(self._queries["relaxed_commit"].sql)
             tx = PgTx(conn, self._queries)
             result = await job(tx)
         except (*CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
@@ -211,6 +193,15 @@ class PostgresStore(SqlStore):
         # A failure from here on leaves the outcome unknown: never run it again.
         await transaction.commit()
         return result
+
+
+class PostgresStore(Store):
+    """The Store on a PostgreSQL database."""
+
+    def __init__(
+        self, dsn: str, *, pool_size: int, listen: bool = True, **options: Unpack[StoreOptions]
+    ) -> None:
+        super().__init__(PostgresEngine(dsn, pool_size=pool_size, listen=listen), **options)
 
 
 class _BeforeCommit(Exception):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
 
 from orderhooks.exceptions import Conflict, StoreError, StoreUnavailable
 from orderhooks.store.shared.tx import Row
+from orderhooks.store.sql import Query
 
 WORK_CHANNEL = "orderhooks_work"
 CONNECT_TIMEOUT_SECONDS = 5.0
@@ -72,35 +73,45 @@ def _affected(status: str) -> int:
 
 
 class PgTx:
-    """The `Tx` of an asyncpg connection inside a transaction."""
+    """The `Tx` of an asyncpg connection inside a transaction: named queries compiled
+    to `$n` placeholders, lists as arrays."""
 
-    def __init__(self, conn: Any, queries: dict[str, str]) -> None:
+    def __init__(self, conn: Any, queries: Mapping[str, Query]) -> None:
         self.connection = conn
         self._queries = queries
 
-    async def fetch(self, query: str, *args: object) -> list[Row]:
+    def _bound(self, query: str, params: Mapping[str, object]) -> tuple[str, tuple[object, ...]]:
+        compiled = self._queries[query]
+        return compiled.sql, compiled.bind(params)
+
+    async def fetch(self, query: str, /, **params: object) -> list[Row]:
         """All rows of the named query."""
-        rows: list[Row] = await self.connection.fetch(self._queries[query], *args)
+        sql, args = self._bound(query, params)
+        rows: list[Row] = await self.connection.fetch(sql, *args)
         return rows
 
-    async def fetchrow(self, query: str, *args: object) -> Row | None:
+    async def fetchrow(self, query: str, /, **params: object) -> Row | None:
         """The first row of the named query, if any."""
-        row: Row | None = await self.connection.fetchrow(self._queries[query], *args)
+        sql, args = self._bound(query, params)
+        row: Row | None = await self.connection.fetchrow(sql, *args)
         return row
 
-    async def fetchval(self, query: str, *args: object) -> Any:
+    async def fetchval(self, query: str, /, **params: object) -> Any:
         """The first column of the first row, or None."""
-        return await self.connection.fetchval(self._queries[query], *args)
+        sql, args = self._bound(query, params)
+        return await self.connection.fetchval(sql, *args)
 
-    async def execute(self, query: str, *args: object) -> int:
+    async def execute(self, query: str, /, **params: object) -> int:
         """Run the named statement; returns the rows it changed."""
-        status = await self.connection.execute(self._queries[query], *args)
+        sql, args = self._bound(query, params)
+        status = await self.connection.execute(sql, *args)
         return _affected(str(status))
 
-    async def executemany(self, query: str, rows: Sequence[Sequence[object]]) -> None:
-        """Run the named statement once per parameter row (pipelined by asyncpg)."""
+    async def executemany(self, query: str, rows: Sequence[Mapping[str, object]]) -> None:
+        """Run the named statement once per parameter mapping (pipelined by asyncpg)."""
         if rows:
-            await self.connection.executemany(self._queries[query], rows)
+            compiled = self._queries[query]
+            await self.connection.executemany(compiled.sql, [compiled.bind(r) for r in rows])
 
     def array(self, values: Iterable[object]) -> object:
         """A list parameter: a PostgreSQL array."""

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, Unpack
 
-from orderhooks.domain import ids
-from orderhooks.domain.ids import IdFactory
 from orderhooks.exceptions import StoreError, StoreUnavailable
-from orderhooks.store.shared.codec import micros
-from orderhooks.store.shared.sqlstore import SqlStore
+from orderhooks.store.shared.core import StoreOptions
+from orderhooks.store.shared.migrations import apply_migrations, record_migration
 from orderhooks.store.shared.tx import Job, Tx
-from orderhooks.store.sql import load_migrations, load_queries
+from orderhooks.store.sql import compile_queries
 from orderhooks.store.sqlite_io import READER_THREADS, Readers, SQLiteTx, Writer
+from orderhooks.store.store import Store
 
 T = TypeVar("T")
 
@@ -43,42 +42,29 @@ def migration_statements(script: str) -> list[str]:
     return statements
 
 
-class SQLiteStore(SqlStore):
-    """The Store on one SQLite file."""
+class SQLiteEngine:
+    """Transactions on one SQLite file: writes on the writer thread, reads on readers."""
 
-    def __init__(
-        self,
-        path: Path,
-        *,
-        require_agreement: bool,
-        disable_after_seconds: int,
-        reader_threads: int = READER_THREADS,
-        new_id: IdFactory = ids.new_id,
-    ) -> None:
-        super().__init__(
-            require_agreement=require_agreement,
-            disable_after_seconds=disable_after_seconds,
-            new_id=new_id,
-        )
+    def __init__(self, path: Path, reader_threads: int = READER_THREADS) -> None:
         self.path = path
-        self._queries = load_queries("sqlite")
+        self._queries = compile_queries("sqlite")
         self._reader_threads = reader_threads
-        self._writer: Writer | None = None
+        self.writer: Writer | None = None
         self._readers: Readers | None = None
 
-    async def open(self) -> None:
-        """Create the file if needed and start the writer and reader threads."""
-        self._work = asyncio.Event()
+    async def open(self, wake: Callable[[], None]) -> None:
+        """Create the file if needed and start the writer and reader threads. (Only
+        this process writes work to the file: nothing else to listen to.)"""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         writer = Writer(self.path, self._queries)
         await asyncio.to_thread(writer.start)
-        self._writer = writer
+        self.writer = writer
         self._readers = Readers(self.path, self._queries, self._reader_threads)
 
     async def close(self) -> None:
         """Commit queued writes, then stop the threads and close the connections."""
-        writer, readers = self._writer, self._readers
-        self._writer = self._readers = None
+        writer, readers = self.writer, self._readers
+        self.writer = self._readers = None
         if readers is not None:
             await asyncio.to_thread(readers.close)
         if writer is not None:
@@ -89,36 +75,44 @@ class SQLiteStore(SqlStore):
 
         async def job(tx: Tx) -> list[str]:
             assert isinstance(tx, SQLiteTx)
-            await tx.execute("create_migrations_table")
-            done = {row["name"] for row in await tx.fetch("applied_migrations")}
-            applied = []
-            for name, script in load_migrations("sqlite"):
-                if name in done:
-                    continue
+
+            async def step(name: str, script: str) -> None:
                 for statement in migration_statements(script):
                     tx.connection.execute(statement)
-                await tx.execute("insert_migration", name, micros(datetime.now(UTC)))
-                applied.append(name)
-            return applied
+                await record_migration(tx, name)
 
-        return await self._write(job)
+            return await apply_migrations(tx, "sqlite", step)
+
+        return await self.write(job, durable=True)
 
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the file answers a query."""
         try:
-            await self._read(lambda tx: tx.fetchval("ping"))
+            await self.read(lambda tx: tx.fetchval("ping"))
         except StoreError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
-    async def _write(self, job: Job[T], *, wake: bool = False, durable: bool = True) -> T:
-        if self._writer is None:
+    async def write(self, job: Job[T], *, durable: bool) -> T:
+        """Run `job` in the writer's next group commit."""
+        if self.writer is None:
             raise StoreUnavailable("the SQLite store is not open")
-        result = await self._writer.submit(job, durable=durable)
-        if wake:
-            self._wake_workers()
-        return result
+        return await self.writer.submit(job, durable=durable)
 
-    async def _read(self, job: Job[T]) -> T:
+    async def read(self, job: Job[T]) -> T:
+        """Run `job` on a reader thread."""
         if self._readers is None:
             raise StoreUnavailable("the SQLite store is not open")
         return await self._readers.run(job)
+
+    def work_created(self) -> None:
+        """Nothing to do: the workers of this process were woken by the store."""
+
+
+class SQLiteStore(Store):
+    """The Store on one SQLite file."""
+
+    def __init__(
+        self, path: Path, *, reader_threads: int = READER_THREADS, **options: Unpack[StoreOptions]
+    ) -> None:
+        super().__init__(SQLiteEngine(path, reader_threads), **options)
+        self.path = path

@@ -10,7 +10,7 @@ Delivery bookkeeping (claims and outcomes) is submitted with `durable=False`: a 
 only of such jobs commits with `synchronous=NORMAL`, without its own fsync. The WAL is
 written in order, so the next durable commit (an ingest) syncs those frames too, and the
 writer syncs on its own once they have waited `MAX_UNSYNCED_SECONDS`. A crash can lose
-only that short tail, which at-least-once delivery allows (PRODUCT 4.4): a lost lease puts
+only that short tail, which at-least-once delivery allows (docs/guarantees.md): a lost lease puts
 its deliveries back in `pending`, a lost outcome sends its delivery again.
 """
 
@@ -23,7 +23,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +33,7 @@ import orjson
 
 from orderhooks.exceptions import Conflict, StoreError
 from orderhooks.store.shared.tx import Job, Row
+from orderhooks.store.sql import Query
 
 T = TypeVar("T")
 
@@ -85,37 +86,43 @@ def translate(exc: sqlite3.Error) -> Exception:
 
 
 class SQLiteTx:
-    """The `Tx` of an SQLite connection: named queries, lists as JSON text."""
+    """The `Tx` of an SQLite connection: named queries compiled to `?n` placeholders,
+    lists as JSON text."""
 
-    def __init__(self, conn: sqlite3.Connection, queries: dict[str, str]) -> None:
+    def __init__(self, conn: sqlite3.Connection, queries: Mapping[str, Query]) -> None:
         self.connection = conn
         self._queries = queries
 
-    async def fetch(self, query: str, *args: object) -> list[Row]:
-        """All rows of the named query."""
-        return self.connection.execute(self._queries[query], args).fetchall()
+    def _run(self, query: str, params: Mapping[str, object]) -> sqlite3.Cursor:
+        compiled = self._queries[query]
+        return self.connection.execute(compiled.sql, compiled.bind(params))
 
-    async def fetchrow(self, query: str, *args: object) -> Row | None:
+    async def fetch(self, query: str, /, **params: object) -> list[Row]:
+        """All rows of the named query."""
+        return self._run(query, params).fetchall()
+
+    async def fetchrow(self, query: str, /, **params: object) -> Row | None:
         """The first row of the named query, if any."""
-        row: Row | None = self.connection.execute(self._queries[query], args).fetchone()
+        row: Row | None = self._run(query, params).fetchone()
         return row
 
-    async def fetchval(self, query: str, *args: object) -> Any:
+    async def fetchval(self, query: str, /, **params: object) -> Any:
         """The first column of the first row, or None."""
-        row = self.connection.execute(self._queries[query], args).fetchone()
+        row = self._run(query, params).fetchone()
         return None if row is None else row[0]
 
-    async def execute(self, query: str, *args: object) -> int:
+    async def execute(self, query: str, /, **params: object) -> int:
         """Run the named statement; returns the rows it changed."""
-        cursor = self.connection.execute(self._queries[query], args)
+        cursor = self._run(query, params)
         # A statement with RETURNING reports its count only once its rows are read.
         cursor.fetchall()
         return max(cursor.rowcount, 0)
 
-    async def executemany(self, query: str, rows: Sequence[Sequence[object]]) -> None:
-        """Run the named statement once per parameter row."""
+    async def executemany(self, query: str, rows: Sequence[Mapping[str, object]]) -> None:
+        """Run the named statement once per parameter mapping."""
         if rows:
-            self.connection.executemany(self._queries[query], rows)
+            compiled = self._queries[query]
+            self.connection.executemany(compiled.sql, [compiled.bind(row) for row in rows])
 
     def array(self, values: Iterable[object]) -> object:
         """A list parameter: JSON text, read in SQL with json_each."""
@@ -142,7 +149,7 @@ def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
 class Writer:
     """The writer thread."""
 
-    def __init__(self, path: Path, queries: dict[str, str]) -> None:
+    def __init__(self, path: Path, queries: Mapping[str, Query]) -> None:
         self._path = path
         self._queries = queries
         self._queue: queue.SimpleQueue[_Queued | None] = queue.SimpleQueue()
@@ -286,7 +293,7 @@ class Writer:
 class Readers:
     """A few reader threads, each with its own read-only connection."""
 
-    def __init__(self, path: Path, queries: dict[str, str], threads: int = READER_THREADS):
+    def __init__(self, path: Path, queries: Mapping[str, Query], threads: int = READER_THREADS):
         self._path = path
         self._queries = queries
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="orderhooks-sqlite-read")

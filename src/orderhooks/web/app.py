@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from orderhooks import package_version
 from orderhooks.config import Settings
 from orderhooks.metrics import IngestLatencyMiddleware, Metrics
-from orderhooks.store.base import Store
+from orderhooks.store import Store
 from orderhooks.web import admin, event_types, ingest, reads, usage, webhook_actions, webhooks
 from orderhooks.web.auth import KeyCache
 from orderhooks.web.context import ApiContext

@@ -20,9 +20,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from orderhooks.domain.apikeys import hash_api_key
-from orderhooks.domain.model import ALL_ACCOUNTS, ApiKey, Role
+from orderhooks.domain.model import ALL_ACCOUNTS, ApiKey, Role, Scope
 from orderhooks.service.audit import Actor
-from orderhooks.store.base import Scope, Store
+from orderhooks.store import Store
 from orderhooks.web.context import get_context
 from orderhooks.web.errors import ApiError
 

@@ -13,7 +13,7 @@ from orderhooks.clock import utc_now
 from orderhooks.config import Settings
 from orderhooks.metrics import Metrics
 from orderhooks.service.context import ServiceContext
-from orderhooks.store.base import Store
+from orderhooks.store import Store
 from orderhooks.web.ratelimit import KeyRateLimiter
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@
     ApiError (this module)      HTTP-only refusals: 400, 401, 403, 413, 415, 429, 503
     OrderhooksError tree        ValidationError 422, NotFound 404, Conflict 409,
                                 LimitExceeded 422, StoreUnavailable 503, StoreError 500
-    UnknownOrder (store)        404, naming the batch index
+    UnknownOrder (a NotFound)   404, naming the batch index
     RequestValidationError      422 naming the query or path parameter
     Starlette HTTPException     404, 405 (with Allow) in the same shape
     anything else               logged, 500 in the same shape
@@ -30,10 +30,10 @@ from orderhooks.exceptions import (
     OrderhooksError,
     StoreError,
     StoreUnavailable,
+    UnknownOrder,
     ValidationError,
 )
 from orderhooks.logging import get_logger
-from orderhooks.store.base import UnknownOrder
 from orderhooks.web.request_models import field_path
 from orderhooks.web.responses import OrjsonResponse
 

@@ -1,5 +1,7 @@
-"""The engine-neutral half of the store: every decision, written once over `Tx`.
+"""The store's operations and what they stand on, written once for both engines.
 
-Both engines run these functions inside their own transactions; only the SQL (in
-`store/sql/<engine>/`) and the transaction machinery differ between them.
+`tx` is the seam to an engine, `core` runs an operation in one of its transactions,
+and each concern's module (ingest, reads, webhooks, manual, claim, record, admin) holds
+its operations as methods of one part of `orderhooks.store.Store`. Only the SQL (in
+`store/sql/`) and the transaction machinery differ between the engines.
 """

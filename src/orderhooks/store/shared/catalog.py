@@ -51,7 +51,7 @@ async def accounts_agreed(tx: Tx, accounts: Iterable[str], require_agreement: bo
     named = sorted({a for a in accounts if a != ALL_ACCOUNTS})
     if not named:
         return True
-    rows = await tx.fetch("agreed_accounts", tx.array(named))
+    rows = await tx.fetch("agreed_accounts", accounts=tx.array(named))
     return {row["account"] for row in rows} >= set(named)
 
 

@@ -13,15 +13,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from orderhooks.delivery.claims import Claim
 from orderhooks.domain.model import DeliveryState, Webhook, WebhookState
-from orderhooks.store.base import Claim
-from orderhooks.store.shared.codec import (
-    delivery_from_row,
-    event_from_row,
-    micros,
-    moment_or_none,
-)
+from orderhooks.store.shared.codec import delivery_from_row, event_from_row
+from orderhooks.store.shared.core import StoreCore, reading
 from orderhooks.store.shared.tx import Row, Tx
+from orderhooks.store.shared.values import micros, moment_or_none
 
 LEASE_GRACE_SECONDS = 30  # a lease outlives the attempt's timeout by this much
 
@@ -90,13 +87,13 @@ def interleave(
 
 async def _budgets(tx: Tx, active: Sequence[Webhook], now_us: int) -> list[Budget]:
     in_flight = {row["webhook_id"]: row["n"] for row in await tx.fetch("in_flight")}
-    runtime_rows = await tx.fetch("runtime_of", tx.array([w.id for w in active]))
+    runtime_rows = await tx.fetch("runtime_of", webhook_ids=tx.array([w.id for w in active]))
     runtime = {row["webhook_id"]: row for row in runtime_rows}
     budgets = [budget(w, in_flight.get(w.id, 0), runtime.get(w.id), now_us) for w in active]
     return [b for b in budgets if b.slots > 0]
 
 
-async def claim(
+async def _claim(
     tx: Tx,
     webhooks: Mapping[str, Webhook],
     now: datetime,
@@ -108,7 +105,7 @@ async def claim(
     now_us = micros(now)
     await tx.execute("serialize_claims")
     # Attempts whose process died: due again, as the head they were.
-    await tx.execute("expire_leases", now_us)
+    await tx.execute("expire_leases", now=now_us)
     active = [w for w in webhooks.values() if w.state == WebhookState.ACTIVE]
     if limit <= 0 or not active:
         return []
@@ -118,7 +115,9 @@ async def claim(
     start = rotation % len(budgets)
     budgets = budgets[start:] + budgets[:start]
     candidates = {
-        b.webhook.id: await tx.fetch("due_heads", b.webhook.id, now_us, min(b.slots, limit))
+        b.webhook.id: await tx.fetch(
+            "due_heads", webhook_id=b.webhook.id, now=now_us, limit=min(b.slots, limit)
+        )
         for b in budgets
     }
     taken = interleave(candidates, [b.webhook.id for b in budgets], limit)
@@ -144,7 +143,12 @@ async def _lease(
         lease = now + timedelta(seconds=b.webhook.timeout_seconds + LEASE_GRACE_SECONDS)
         ids = [row["id"] for row in rows]
         # Guarded by state: a delete may have cancelled one since it was read.
-        marked = await tx.fetch("mark_delivering", tx.array(ids), micros(lease), worker_id)
+        marked = await tx.fetch(
+            "mark_delivering",
+            ids=tx.array(ids),
+            lease_expires_at=micros(lease),
+            leased_by=worker_id,
+        )
         still = {row["id"] for row in marked}
         leased[b.webhook.id] = [(row, lease) for row in rows if row["id"] in still]
     return leased
@@ -157,7 +161,11 @@ async def _spend_tokens(
     now_us: int,
 ) -> None:
     spent = [
-        (b.webhook.id, b.tokens - len(leased.get(b.webhook.id, ())), now_us)
+        {
+            "webhook_id": b.webhook.id,
+            "rate_tokens": b.tokens - len(leased.get(b.webhook.id, ())),
+            "rate_refilled_at": now_us,
+        }
         for b in budgets
         if b.tokens is not None and leased.get(b.webhook.id)
     ]
@@ -173,7 +181,7 @@ async def _claims(
     event_ids = sorted({row["event_id"] for rows in leased.values() for row, _ in rows})
     events = {
         row["id"]: event_from_row(row)
-        for row in await tx.fetch("events_by_ids", tx.array(event_ids))
+        for row in await tx.fetch("events_by_ids", ids=tx.array(event_ids))
     }
     claims = []
     for webhook_id, rows in leased.items():
@@ -192,7 +200,24 @@ async def _claims(
     return claims
 
 
-async def next_due_at(tx: Tx) -> datetime | None:
-    """When the earliest head of an active webhook falls due (probing webhooks: not
-    before their probe time)."""
-    return moment_or_none(await tx.fetchval("next_due_at"))
+class ClaimOperations(StoreCore):
+    """The delivery queue's side of a worker: what to send now, and when to look again."""
+
+    async def claim(self, now: datetime, limit: int, worker_id: str) -> list[Claim]:
+        """Lease up to `limit` due deliveries, honouring per-order order, each webhook's
+        maxConcurrency and rate limit across the cluster, and probing of failing
+        webhooks. Deliveries whose lease expired count as due again."""
+        rotation = next(self._rotation)
+
+        async def job(tx: Tx) -> list[Claim]:
+            live = await self._catalog.load(tx)
+            return await _claim(tx, live, now, limit, worker_id, rotation)
+
+        # A lost lease only puts its deliveries back in `pending`: no fsync needed.
+        return await self._write(job, durable=False)
+
+    @reading
+    async def next_due_at(self, tx: Tx) -> datetime | None:
+        """When the earliest head of an active webhook falls due (probing webhooks: not
+        before their probe time), if any."""
+        return moment_or_none(await tx.fetchval("next_due_at"))

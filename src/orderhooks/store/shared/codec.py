@@ -1,16 +1,13 @@
 """Rows to domain values and back, the same for both engines.
 
-Times are BIGINT microseconds since the Unix epoch (exact and sortable in both engines),
-JSON is orjson text, booleans come back as 0/1 from SQLite and as bool from PostgreSQL.
+Times and JSON are encoded by `values` (BIGINT microseconds since the Unix epoch, orjson
+text); booleans come back as 0/1 from SQLite and as bool from PostgreSQL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
-from typing import Any
-
-import orjson
+from collections.abc import Sequence
+from datetime import datetime
 
 from orderhooks.domain.health import WebhookHealth
 from orderhooks.domain.model import (
@@ -34,81 +31,35 @@ from orderhooks.domain.model import (
     WebhookState,
 )
 from orderhooks.store.shared.tx import Row
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-ONE_MICROSECOND = timedelta(microseconds=1)
-
-
-def micros(moment: datetime) -> int:
-    """Microseconds since the epoch, exactly (no float rounding)."""
-    return (moment - EPOCH) // ONE_MICROSECOND
-
-
-def micros_or_none(moment: datetime | None) -> int | None:
-    """`micros`, passing None through."""
-    return None if moment is None else micros(moment)
-
-
-def moment(value: int) -> datetime:
-    """The UTC datetime of a microsecond count."""
-    return EPOCH + timedelta(microseconds=value)
-
-
-def moment_or_none(value: int | None) -> datetime | None:
-    """`moment`, passing None through."""
-    return None if value is None else moment(value)
-
-
-def dumps(value: Any) -> str:
-    """JSON text of a value; mappings that are not dicts are copied into one."""
-    return orjson.dumps(value, default=_plain).decode()
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, tuple | frozenset | set):
-        return list(value)
-    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
-
-
-def loads(text: str) -> Any:
-    """The value of JSON text."""
-    return orjson.loads(text)
-
-
-def unstorable(*values: object) -> bool:
-    """Whether a text value holds a NUL character. PostgreSQL text cannot store one, so no
-    stored id or filter value has it: a lookup by such a value finds nothing, in both
-    engines alike, instead of failing in one of them."""
-    return any(isinstance(value, str) and "\x00" in value for value in values)
-
-
-def month_of(when: datetime) -> str:
-    """`YYYY-MM` of a UTC time: the usage month."""
-    return when.astimezone(UTC).strftime("%Y-%m")
-
+from orderhooks.store.shared.values import (
+    dumps,
+    loads,
+    micros,
+    micros_or_none,
+    moment,
+    moment_or_none,
+)
 
 # ---------------------------------------------------------------- orders and events
 
 
-def order_params(order: OrderState) -> tuple[object, ...]:
-    """The parameters of `upsert_order`."""
-    return (
-        order.order_id,
-        order.account,
-        order.location,
-        order.channel_link,
-        order.channel,
-        order.status,
-        dumps(order.document),
-        order.body_hash,
-        None if order.courier is None else dumps(order.courier),
-        order.next_sequence,
-        order.max_flow_status,
-        micros(order.created_at),
-        micros(order.updated_at),
-    )
+def order_params(order: OrderState) -> dict[str, object]:
+    """The parameters of `insert_order` and `update_order`."""
+    return {
+        "order_id": order.order_id,
+        "account": order.account,
+        "location": order.location,
+        "channel_link": order.channel_link,
+        "channel": order.channel,
+        "status": order.status,
+        "document": dumps(order.document),
+        "body_hash": order.body_hash,
+        "courier": None if order.courier is None else dumps(order.courier),
+        "next_sequence": order.next_sequence,
+        "max_flow_status": order.max_flow_status,
+        "created_at": micros(order.created_at),
+        "updated_at": micros(order.updated_at),
+    }
 
 
 def order_from_row(row: Row) -> OrderState:
@@ -131,22 +82,22 @@ def order_from_row(row: Row) -> OrderState:
     )
 
 
-def event_params(event: Event) -> tuple[object, ...]:
+def event_params(event: Event) -> dict[str, object]:
     """The parameters of `insert_event`."""
-    return (
-        event.id,
-        str(event.type),
-        event.order_id,
-        event.account,
-        event.location,
-        event.channel_link,
-        event.channel,
-        event.sequence,
-        micros(event.created_at),
-        dumps(event.data),
-        event.status,
-        event.test,
-    )
+    return {
+        "id": event.id,
+        "type": str(event.type),
+        "order_id": event.order_id,
+        "account": event.account,
+        "location": event.location,
+        "channel_link": event.channel_link,
+        "channel": event.channel,
+        "sequence": event.sequence,
+        "created_at": micros(event.created_at),
+        "data": dumps(event.data),
+        "status": event.status,
+        "test": event.test,
+    }
 
 
 def event_from_row(row: Row) -> Event:
@@ -170,38 +121,44 @@ def event_from_row(row: Row) -> Event:
 # ---------------------------------------------------------------- webhooks
 
 
-def webhook_params(webhook: Webhook) -> tuple[object, ...]:
-    """The parameters of `insert_webhook` and `update_webhook` (id first)."""
-    secrets = [
-        {"secret": s.secret, "expires_at": micros_or_none(s.expires_at)} for s in webhook.secrets
-    ]
-    schedule = webhook.retry_schedule
-    return (
-        webhook.id,
-        webhook.url,
-        webhook.description,
-        dumps(list(webhook.accounts)),
-        dumps([str(t) for t in webhook.event_types]),
-        dumps(secrets),
-        dumps(list(webhook.locations)),
-        dumps(list(webhook.channel_links)),
-        dumps(list(webhook.channels)),
-        webhook.new_order_trigger,
-        dumps(list(webhook.status_filter)),
-        dumps(list(webhook.courier_status_filter)),
-        str(webhook.payload_format),
-        dumps(dict(webhook.headers)),
-        webhook.timeout_seconds,
-        None if schedule is None else dumps(list(schedule)),
-        webhook.max_concurrency,
-        webhook.rate_limit_per_second,
-        str(webhook.ordering),
-        str(webhook.state),
-        None if webhook.disabled_reason is None else str(webhook.disabled_reason),
-        micros_or_none(webhook.disabled_at),
-        micros(webhook.created_at),
-        micros(webhook.updated_at),
+def secrets_param(secrets: Sequence[SigningSecret]) -> str:
+    """The `secrets` column: JSON, newest first."""
+    return dumps(
+        [{"secret": s.secret, "expires_at": micros_or_none(s.expires_at)} for s in secrets]
     )
+
+
+def webhook_params(webhook: Webhook) -> dict[str, object]:
+    """The parameters of `insert_webhook` (`update_webhook` takes all but `secrets`)."""
+    schedule = webhook.retry_schedule
+    return {
+        "id": webhook.id,
+        "url": webhook.url,
+        "description": webhook.description,
+        "accounts": dumps(list(webhook.accounts)),
+        "event_types": dumps([str(t) for t in webhook.event_types]),
+        "secrets": secrets_param(webhook.secrets),
+        "locations": dumps(list(webhook.locations)),
+        "channel_links": dumps(list(webhook.channel_links)),
+        "channels": dumps(list(webhook.channels)),
+        "new_order_trigger": webhook.new_order_trigger,
+        "status_filter": dumps(list(webhook.status_filter)),
+        "courier_status_filter": dumps(list(webhook.courier_status_filter)),
+        "payload_format": str(webhook.payload_format),
+        "headers": dumps(dict(webhook.headers)),
+        "timeout_seconds": webhook.timeout_seconds,
+        "retry_schedule": None if schedule is None else dumps(list(schedule)),
+        "max_concurrency": webhook.max_concurrency,
+        "rate_limit_per_second": webhook.rate_limit_per_second,
+        "ordering": str(webhook.ordering),
+        "state": str(webhook.state),
+        "disabled_reason": None
+        if webhook.disabled_reason is None
+        else str(webhook.disabled_reason),
+        "disabled_at": micros_or_none(webhook.disabled_at),
+        "created_at": micros(webhook.created_at),
+        "updated_at": micros(webhook.updated_at),
+    }
 
 
 def webhook_from_row(row: Row) -> Webhook:
@@ -251,17 +208,17 @@ def health_from_row(row: Row) -> WebhookHealth:
     )
 
 
-def health_params(webhook_id: str, health: WebhookHealth) -> tuple[object, ...]:
+def health_params(webhook_id: str, health: WebhookHealth) -> dict[str, object]:
     """The parameters of `update_health`."""
-    return (
-        webhook_id,
-        health.consecutive_failures,
-        micros_or_none(health.failing_since),
-        micros_or_none(health.last_success_at),
-        micros_or_none(health.last_failure_at),
-        health.probing,
-        micros_or_none(health.probe_at),
-    )
+    return {
+        "webhook_id": webhook_id,
+        "consecutive_failures": health.consecutive_failures,
+        "failing_since": micros_or_none(health.failing_since),
+        "last_success_at": micros_or_none(health.last_success_at),
+        "last_failure_at": micros_or_none(health.last_failure_at),
+        "probing": health.probing,
+        "probe_at": micros_or_none(health.probe_at),
+    }
 
 
 # ---------------------------------------------------------------- deliveries
@@ -296,37 +253,37 @@ def new_delivery_params(
     replay: bool,
     ready: bool,
     now: datetime,
-) -> tuple[object, ...]:
+) -> dict[str, object]:
     """The parameters of `insert_delivery`: a pending delivery due at `now`."""
     created = micros(now)
-    return (
-        delivery_id,
-        webhook_id,
-        event.id,
-        str(event.type),
-        event.order_id,
-        event.account,
-        event.sequence,
-        replay,
-        event.test,
-        ready,
-        created,
-        created,
-    )
+    return {
+        "id": delivery_id,
+        "webhook_id": webhook_id,
+        "event_id": event.id,
+        "event_type": str(event.type),
+        "order_id": event.order_id,
+        "account": event.account,
+        "sequence": event.sequence,
+        "replay": replay,
+        "test": event.test,
+        "ready": ready,
+        "created_at": created,
+        "next_attempt_at": created,
+    }
 
 
-def attempt_params(attempt: Attempt, webhook_id: str) -> tuple[object, ...]:
+def attempt_params(attempt: Attempt, webhook_id: str) -> dict[str, object]:
     """The parameters of `insert_attempt`."""
-    return (
-        attempt.delivery_id,
-        attempt.attempt,
-        webhook_id,
-        micros(attempt.started_at),
-        attempt.duration_ms,
-        attempt.status_code,
-        attempt.response_body,
-        None if attempt.error is None else str(attempt.error),
-    )
+    return {
+        "delivery_id": attempt.delivery_id,
+        "attempt": attempt.attempt,
+        "webhook_id": webhook_id,
+        "started_at": micros(attempt.started_at),
+        "duration_ms": attempt.duration_ms,
+        "status_code": attempt.status_code,
+        "response_body": attempt.response_body,
+        "error": None if attempt.error is None else str(attempt.error),
+    }
 
 
 def attempt_from_row(row: Row) -> Attempt:
@@ -369,6 +326,18 @@ def usage_from_row(row: Row) -> UsageRow:
     )
 
 
+def key_params(key: ApiKey) -> dict[str, object]:
+    """The parameters of `insert_key` (the key's hash, never the key)."""
+    return {
+        "id": key.id,
+        "role": str(key.role),
+        "accounts": dumps(list(key.accounts)),
+        "name": key.name,
+        "key_hash": key.key_hash,
+        "created_at": micros(key.created_at),
+    }
+
+
 def key_from_row(row: Row) -> ApiKey:
     """An ApiKey from an `api_keys` row."""
     return ApiKey(
@@ -393,3 +362,16 @@ def audit_from_row(row: Row) -> AuditEntry:
         target_id=row["target_id"],
         details=loads(row["details"]),
     )
+
+
+def audit_params(entry: AuditEntry) -> dict[str, object]:
+    """The parameters of `insert_audit`."""
+    return {
+        "id": entry.id,
+        "at": micros(entry.at),
+        "actor": entry.actor,
+        "action": entry.action,
+        "target_type": entry.target_type,
+        "target_id": entry.target_id,
+        "details": dumps(dict(entry.details)),
+    }

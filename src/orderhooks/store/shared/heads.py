@@ -34,7 +34,7 @@ async def lock_orders(tx: Tx, order_ids: Iterable[str]) -> None:
     """Lock the orders' rows in sorted order (PostgreSQL; a plain read on SQLite)."""
     ordered = sorted(set(order_ids))
     for start in range(0, len(ordered), LOCK_CHUNK):
-        await tx.fetch("lock_orders", tx.array(ordered[start : start + LOCK_CHUNK]))
+        await tx.fetch("lock_orders", order_ids=tx.array(ordered[start : start + LOCK_CHUNK]))
 
 
 async def refresh_heads(tx: Tx, queues: Iterable[Queue], webhooks: Mapping[str, Webhook]) -> None:
@@ -42,4 +42,5 @@ async def refresh_heads(tx: Tx, queues: Iterable[Queue], webhooks: Mapping[str, 
     webhooks only: under `ordering: none` every delivery is ready)."""
     rows = ordered_queues(queues, webhooks)
     if rows:
-        await tx.executemany("refresh_heads", rows)
+        params = [{"webhook_id": webhook_id, "order_id": order_id} for webhook_id, order_id in rows]
+        await tx.executemany("refresh_heads", params)

@@ -9,23 +9,24 @@ from datetime import datetime
 from orderhooks.domain import ingest as planner
 from orderhooks.domain.ids import IdFactory
 from orderhooks.domain.model import Ordering, OrderState, Webhook
+from orderhooks.exceptions import UnknownOrder
 from orderhooks.store.base import (
     CourierItem,
     IngestItem,
     IngestResult,
     NewOrderItem,
     StatusItem,
-    UnknownOrder,
 )
 from orderhooks.store.shared.codec import (
     event_params,
     new_delivery_params,
     order_from_row,
     order_params,
-    unstorable,
 )
+from orderhooks.store.shared.core import StoreCore, writing
 from orderhooks.store.shared.heads import Queue
 from orderhooks.store.shared.tx import Tx
+from orderhooks.store.shared.values import unstorable
 
 
 def item_order_id(item: IngestItem) -> str:
@@ -37,12 +38,40 @@ def item_order_id(item: IngestItem) -> str:
 
 @dataclass
 class _Writes:
-    """What one ingest transaction writes, gathered so each table gets one batch."""
+    """What one ingest transaction writes, gathered so each table gets one batch.
 
+    `known` are the orders stored before this ingest, `busy` the (webhook, order)
+    queues holding a pending or delivering delivery, `ordering` each active webhook's."""
+
+    known: set[str]
+    busy: set[Queue]
+    ordering: dict[str, Ordering]
     inserted_orders: dict[str, OrderState] = field(default_factory=dict)
     updated_orders: dict[str, OrderState] = field(default_factory=dict)
-    events: list[tuple[object, ...]] = field(default_factory=list)
-    deliveries: list[tuple[object, ...]] = field(default_factory=list)
+    events: list[dict[str, object]] = field(default_factory=list)
+    deliveries: list[dict[str, object]] = field(default_factory=list)
+
+    def add(self, order_id: str, plan: planner.IngestPlan, now: datetime) -> None:
+        """Gather a plan's order, events and deliveries; a new delivery is ready only
+        when nothing waits before it in its queue (or its webhook keeps no order)."""
+        target = self.updated_orders if order_id in self.known else self.inserted_orders
+        target[order_id] = plan.order
+        self.events.extend(event_params(event) for event in plan.events)
+        for delivery in plan.deliveries:
+            queue = (delivery.webhook_id, order_id)
+            ready = self.ordering.get(delivery.webhook_id) == Ordering.NONE
+            ready = ready or queue not in self.busy
+            self.busy.add(queue)
+            self.deliveries.append(
+                new_delivery_params(
+                    delivery.id,
+                    delivery.webhook_id,
+                    delivery.event,
+                    replay=delivery.replay,
+                    ready=ready,
+                    now=now,
+                )
+            )
 
 
 def _plan(
@@ -68,62 +97,45 @@ async def _busy_queues(tx: Tx, order_ids: Sequence[str]) -> set[Queue]:
     delivering delivery: a new delivery there waits behind it."""
     if not order_ids:
         return set()
-    rows = await tx.fetch("busy_queues", tx.array(order_ids))
+    rows = await tx.fetch("busy_queues", order_ids=tx.array(order_ids))
     return {(row["webhook_id"], row["order_id"]) for row in rows}
 
 
-async def ingest(
-    tx: Tx,
-    items: Sequence[IngestItem],
-    now: datetime,
-    active: Sequence[Webhook],
-    new_id: IdFactory,
-) -> list[IngestResult]:
-    """Apply the items in order; raises UnknownOrder (the engine rolls back) when an update
-    names an order that neither the store nor an earlier item knows."""
-    order_ids = [item_order_id(item) for item in items]
-    lookup = sorted({order_id for order_id in order_ids if not unstorable(order_id)})
-    # Locks the known orders' rows (PostgreSQL) so concurrent ingests of one order queue.
-    rows = await tx.fetch("orders_for_ingest", tx.array(lookup))
-    states: dict[str, OrderState | None] = {row["order_id"]: order_from_row(row) for row in rows}
-    known = set(states)
-    busy = await _busy_queues(tx, sorted(known))
-    ordering = {w.id: w.ordering for w in active}
-    writes = _Writes()
-    results: list[IngestResult] = []
-    for index, (item, order_id) in enumerate(zip(items, order_ids, strict=True)):
-        current = states.get(order_id)
-        plan = _plan(item, index, current, active, now, new_id)
-        results.append(
-            IngestResult(
-                order_id=order_id,
-                event_ids=tuple(event.id for event in plan.events),
-                repeat=plan.repeat,
-                created=plan.created,
-            )
+class IngestOperations(StoreCore):
+    """Taking order events in."""
+
+    @writing(wake=True)
+    async def ingest(
+        self, tx: Tx, items: Sequence[IngestItem], now: datetime
+    ) -> list[IngestResult]:
+        """Apply the items in order in one transaction, durable before it returns.
+
+        Events and deliveries are planned by `orderhooks.domain.ingest`. All or nothing:
+        raises UnknownOrder (with the item index) and stores nothing when an update names
+        an order that neither the store nor an earlier item knows. Wakes the delivery
+        workers after commit.
+        """
+        active = await self._catalog.active(tx)
+        order_ids = [item_order_id(item) for item in items]
+        lookup = sorted({order_id for order_id in order_ids if not unstorable(order_id)})
+        # Locks the known orders' rows (PostgreSQL) so concurrent ingests of one order queue.
+        rows = await tx.fetch("orders_for_ingest", order_ids=tx.array(lookup))
+        states: dict[str, OrderState] = {row["order_id"]: order_from_row(row) for row in rows}
+        writes = _Writes(
+            known=set(states),
+            busy=await _busy_queues(tx, sorted(states)),
+            ordering={w.id: w.ordering for w in active},
         )
-        if plan.repeat:
-            continue
-        states[order_id] = plan.order
-        target = writes.updated_orders if order_id in known else writes.inserted_orders
-        target[order_id] = plan.order
-        writes.events.extend(event_params(event) for event in plan.events)
-        for delivery in plan.deliveries:
-            queue = (delivery.webhook_id, order_id)
-            ready = ordering.get(delivery.webhook_id) == Ordering.NONE or queue not in busy
-            busy.add(queue)
-            writes.deliveries.append(
-                new_delivery_params(
-                    delivery.id,
-                    delivery.webhook_id,
-                    delivery.event,
-                    replay=delivery.replay,
-                    ready=ready,
-                    now=now,
-                )
-            )
-    await _write(tx, writes)
-    return results
+        results: list[IngestResult] = []
+        for index, (item, order_id) in enumerate(zip(items, order_ids, strict=True)):
+            plan = _plan(item, index, states.get(order_id), active, now, self._new_id)
+            event_ids = tuple(event.id for event in plan.events)
+            results.append(IngestResult(order_id, event_ids, plan.repeat, plan.created))
+            if not plan.repeat:
+                states[order_id] = plan.order
+                writes.add(order_id, plan, now)
+        await _write(tx, writes)
+        return results
 
 
 async def _write(tx: Tx, writes: _Writes) -> None:

@@ -1,12 +1,11 @@
-"""Manual control (PRODUCT 4.5): retry now, recover failed deliveries, replay, test."""
+"""Manual control (docs/api.md): retry now, recover failed deliveries, replay, test."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
-from orderhooks.domain.ids import IdFactory
 from orderhooks.domain.model import (
     ALL_ACCOUNTS,
     Delivery,
@@ -22,125 +21,121 @@ from orderhooks.store.shared.codec import (
     delivery_from_row,
     event_from_row,
     event_params,
-    micros,
-    micros_or_none,
     new_delivery_params,
-    unstorable,
 )
+from orderhooks.store.shared.core import StoreCore, writing
 from orderhooks.store.shared.heads import Queue, lock_orders, refresh_heads
 from orderhooks.store.shared.tx import Tx
+from orderhooks.store.shared.values import micros, micros_or_none, unstorable
 from orderhooks.store.shared.webhooks import stored_webhook
 
 REPLAY_PAGE = 1000  # events read per statement while replaying
 
 
-async def retry_delivery_now(
-    tx: Tx, delivery_id: str, now: datetime, webhooks: Mapping[str, Webhook]
-) -> Delivery:
-    """Make a pending delivery due now, or put a failed one back to pending with the
-    whole schedule; Conflict for the others."""
-    row = None if unstorable(delivery_id) else await tx.fetchrow("delivery_by_id", delivery_id)
-    if row is None:
-        raise NotFound(f"delivery {delivery_id} not found")
-    delivery = delivery_from_row(row)
-    if delivery.state == DeliveryState.PENDING:
-        await tx.execute("make_due", delivery_id, micros(now))
-    elif delivery.state == DeliveryState.FAILED:
-        if delivery.webhook_id not in webhooks:
-            raise Conflict(f"the webhook of delivery {delivery_id} was deleted")
-        await lock_orders(tx, [delivery.order_id])
-        await tx.execute("requeue_delivery", delivery_id, micros(now))
-        if not delivery.test:
-            await refresh_heads(tx, [(delivery.webhook_id, delivery.order_id)], webhooks)
-    else:
-        raise Conflict(f"delivery {delivery_id} is {delivery.state}")
-    fresh = await tx.fetchrow("delivery_by_id", delivery_id)
-    assert fresh is not None
-    return delivery_from_row(fresh)
+class ManualOperations(StoreCore):
+    """Retry now, recover, replay, test: what operators and partners ask for by hand."""
 
+    @writing(wake=True)
+    async def retry_delivery_now(self, tx: Tx, delivery_id: str, now: datetime) -> Delivery:
+        """Make a pending delivery due now, or put a failed one back to pending with the
+        whole schedule; Conflict for delivered, delivering or cancelled ones."""
+        row = (
+            None if unstorable(delivery_id) else await tx.fetchrow("delivery_by_id", id=delivery_id)
+        )
+        if row is None:
+            raise NotFound(f"delivery {delivery_id} not found")
+        delivery = delivery_from_row(row)
+        if delivery.state == DeliveryState.PENDING:
+            await tx.execute("make_due", id=delivery_id, next_attempt_at=micros(now))
+        elif delivery.state == DeliveryState.FAILED:
+            webhooks = await self._catalog.load(tx)
+            if delivery.webhook_id not in webhooks:
+                raise Conflict(f"the webhook of delivery {delivery_id} was deleted")
+            await lock_orders(tx, [delivery.order_id])
+            await tx.execute("requeue_delivery", id=delivery_id, next_attempt_at=micros(now))
+            if not delivery.test:
+                await refresh_heads(tx, [(delivery.webhook_id, delivery.order_id)], webhooks)
+        else:
+            raise Conflict(f"delivery {delivery_id} is {delivery.state}")
+        fresh = await tx.fetchrow("delivery_by_id", id=delivery_id)
+        assert fresh is not None
+        return delivery_from_row(fresh)
 
-async def recover_failed(
-    tx: Tx,
-    webhook_id: str,
-    since: datetime,
-    until: datetime | None,
-    now: datetime,
-    webhooks: Mapping[str, Webhook],
-) -> int:
-    """Failed deliveries of the webhook created in [since, until) go back to pending, due
-    now, with the whole schedule; returns how many."""
-    if webhook_id not in webhooks:
-        raise NotFound(f"webhook {webhook_id} not found")
-    window = (webhook_id, micros(since), micros_or_none(until))
-    await tx.fetch("lock_orders_of_failed", *window)
-    rows = await tx.fetch("recover_failed", *window, micros(now))
-    queues = [(webhook_id, row["order_id"]) for row in rows if not row["test"]]
-    await refresh_heads(tx, queues, webhooks)
-    return len(rows)
+    @writing(wake=True)
+    async def recover_failed(
+        self, tx: Tx, webhook_id: str, since: datetime, until: datetime | None, now: datetime
+    ) -> int:
+        """Failed deliveries of the webhook created in [since, until) go back to pending,
+        due now, with the whole schedule; returns how many."""
+        webhooks = await self._catalog.load(tx)
+        if webhook_id not in webhooks:
+            raise NotFound(f"webhook {webhook_id} not found")
+        window = {"webhook_id": webhook_id, "since": micros(since), "until": micros_or_none(until)}
+        await tx.fetch("lock_orders_of_failed", **window)
+        rows = await tx.fetch("recover_failed", **window, now=micros(now))
+        queues = [(webhook_id, row["order_id"]) for row in rows if not row["test"]]
+        await refresh_heads(tx, queues, webhooks)
+        return len(rows)
 
-
-async def replay_events(
-    tx: Tx,
-    webhook: Webhook,
-    since: datetime,
-    until: datetime | None,
-    event_types: Sequence[EventType] | None,
-    now: datetime,
-    new_id: IdFactory,
-) -> int:
-    """New `replay` deliveries, due now, of every stored non-test event created in
-    [since, until) that the webhook's routing accepts (its state is ignored: a replay
-    is explicit); returns how many."""
-    stored = await stored_webhook(tx, webhook.id)
-    accounts = None if ALL_ACCOUNTS in stored.accounts else tx.array(sorted(stored.accounts))
-    types = None if not event_types else tx.array(sorted(str(t) for t in event_types))
-    ready = stored.ordering == Ordering.NONE
-    cursor = (micros(since), "")  # keyset on (created_at, id); every id sorts after ""
-    queued = 0
-    queues: set[Queue] = set()
-    orders_with_new: set[str] = set()
-    while True:
-        rows = await tx.fetch(
+    @writing(wake=True)
+    async def replay_events(
+        self,
+        tx: Tx,
+        webhook: Webhook,
+        since: datetime,
+        until: datetime | None,
+        event_types: Sequence[EventType] | None,
+        now: datetime,
+    ) -> int:
+        """New `replay` deliveries, due now, of every stored non-test event created in
+        [since, until) that the webhook's routing accepts (its state is ignored: a replay
+        is explicit); returns how many."""
+        stored = await stored_webhook(tx, webhook.id)
+        accounts = None if ALL_ACCOUNTS in stored.accounts else tx.array(sorted(stored.accounts))
+        types = None if not event_types else tx.array(sorted(str(t) for t in event_types))
+        ready = stored.ordering == Ordering.NONE
+        cursor = (micros(since), "")  # keyset on (created_at, id); every id sorts after ""
+        queued = 0
+        queues: set[Queue] = set()
+        orders_with_new: set[str] = set()
+        while rows := await tx.fetch(
             "replay_candidates",
-            cursor[0],
-            cursor[1],
-            micros_or_none(until),
-            accounts,
-            types,
-            REPLAY_PAGE,
-        )
-        if not rows:
-            break
-        cursor = (rows[-1]["created_at"], rows[-1]["id"])
-        events = replay_selection(stored, map(event_from_row, rows), orders_with_new)
-        await tx.executemany(
-            "insert_delivery",
-            [
-                new_delivery_params(new_id("dlv"), stored.id, e, replay=True, ready=ready, now=now)
+            after_created_at=cursor[0],
+            after_id=cursor[1],
+            until=micros_or_none(until),
+            accounts=accounts,
+            types=types,
+            limit=REPLAY_PAGE,
+        ):
+            cursor = (rows[-1]["created_at"], rows[-1]["id"])
+            events = replay_selection(stored, map(event_from_row, rows), orders_with_new)
+            params = [
+                new_delivery_params(
+                    self._new_id("dlv"), stored.id, e, replay=True, ready=ready, now=now
+                )
                 for e in events
-            ],
-        )
-        queued += len(events)
-        queues.update((stored.id, e.order_id) for e in events)
-    if not ready and queues:
-        await lock_orders(tx, [order_id for _, order_id in queues])
-        await refresh_heads(tx, queues, {stored.id: stored})
-    return queued
+            ]
+            await tx.executemany("insert_delivery", params)
+            queued += len(events)
+            queues.update((stored.id, e.order_id) for e in events)
+        if not ready and queues:
+            await lock_orders(tx, [order_id for _, order_id in queues])
+            await refresh_heads(tx, queues, {stored.id: stored})
+        return queued
 
-
-async def create_test_delivery(
-    tx: Tx, webhook: Webhook, event: Event, now: datetime, new_id: IdFactory
-) -> str:
-    """Store a synthetic test event and its delivery, due now; returns the delivery id.
-    Test deliveries stand outside the per-order queues and are never billed."""
-    await stored_webhook(tx, webhook.id)
-    test_event = dataclasses.replace(event, test=True)
-    await tx.execute("insert_event", *event_params(test_event))
-    delivery_id = new_id("dlv")
-    await tx.execute(
-        "insert_delivery",
-        *new_delivery_params(
+    @writing(wake=True)
+    async def create_test_delivery(
+        self, tx: Tx, webhook: Webhook, event: Event, now: datetime
+    ) -> str:
+        """Store a synthetic test event and its delivery to `webhook`, due now; returns the
+        delivery id. Test deliveries stand outside the per-order queues and are never
+        billed."""
+        await stored_webhook(tx, webhook.id)
+        test_event = dataclasses.replace(event, test=True)
+        await tx.execute("insert_event", **event_params(test_event))
+        delivery_id = self._new_id("dlv")
+        params = new_delivery_params(
             delivery_id, webhook.id, test_event, replay=False, ready=True, now=now
-        ),
-    )
-    return delivery_id
+        )
+        await tx.execute("insert_delivery", **params)
+        return delivery_id

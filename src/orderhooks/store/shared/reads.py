@@ -12,10 +12,10 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from orderhooks.domain.model import (
-    Agreement,
     Delivery,
     DeliveryState,
     Event,
+    Scope,
     UsageRow,
     Webhook,
 )
@@ -28,25 +28,26 @@ from orderhooks.store.base import (
     OutcomeBucket,
     Page,
     QueueGauge,
-    Scope,
     WebhookFilter,
     WebhookStats,
 )
 from orderhooks.store.shared.codec import (
-    agreement_from_row,
     attempt_from_row,
     delivery_from_row,
     event_from_row,
+    order_from_row,
+    usage_from_row,
+    webhook_from_row,
+)
+from orderhooks.store.shared.core import StoreCore, reading
+from orderhooks.store.shared.tx import Row, Tx
+from orderhooks.store.shared.values import (
     micros,
     micros_or_none,
     moment,
     moment_or_none,
-    order_from_row,
     unstorable,
-    usage_from_row,
-    webhook_from_row,
 )
-from orderhooks.store.shared.tx import Row, Tx
 
 T = TypeVar("T")
 FIRST_ASCENDING = ""  # sorts before every id
@@ -67,118 +68,14 @@ def scope_param(tx: Tx, scope: Scope) -> object:
     return None if scope.accounts is None else tx.array(sorted(scope.accounts))
 
 
-async def get_order(tx: Tx, order_id: str, scope: Scope) -> OrderView:
-    """The order with its status history and events, oldest first."""
-    row = None if unstorable(order_id) else await tx.fetchrow("order_by_id", order_id)
-    if row is None or not scope.allows(row["account"]):
-        raise NotFound(f"order {order_id} not found")
-    order = order_from_row(row)
-    events = [event_from_row(r) for r in await tx.fetch("events_of_order", order_id)]
-    history = order.document.get("statusHistory")
-    return OrderView(
-        order=order, status_history=history if isinstance(history, list) else [], events=events
-    )
-
-
-async def get_event(tx: Tx, event_id: str, scope: Scope) -> Event:
-    """One event (test events included)."""
-    row = None if unstorable(event_id) else await tx.fetchrow("event_by_id", event_id)
-    if row is None or not scope.allows(row["account"]):
-        raise NotFound(f"event {event_id} not found")
-    return event_from_row(row)
-
-
-async def list_events(tx: Tx, flt: EventFilter, limit: int, cursor: str | None) -> Page[Event]:
-    """Stored events, oldest first; test events are never listed (read them by id)."""
-    if unstorable(cursor, flt.order_id, flt.account):
-        return Page(items=[], next_cursor=None)
-    query = "list_events_of_order" if flt.order_id is not None else "list_events"
-    rows = await tx.fetch(
-        query,
-        cursor or FIRST_ASCENDING,
-        flt.order_id,
-        None if flt.type is None else str(flt.type),
-        flt.account,
-        micros_or_none(flt.since),
-        micros_or_none(flt.until),
-        scope_param(tx, flt.scope),
-        limit + 1,
-    )
-    return page(rows, limit, event_from_row)
-
-
-async def get_webhook(tx: Tx, webhook_id: str, scope: Scope) -> Webhook:
-    """A live webhook the caller may see (all its accounts in scope)."""
-    row = None if unstorable(webhook_id) else await tx.fetchrow("webhook_by_id", webhook_id)
-    if row is None:
-        raise NotFound(f"webhook {webhook_id} not found")
-    webhook = webhook_from_row(row)
-    if not scope.allows_all(webhook.accounts):
-        raise NotFound(f"webhook {webhook_id} not found")
-    return webhook
-
-
-async def list_webhooks(
-    tx: Tx, flt: WebhookFilter, limit: int, cursor: str | None
-) -> Page[Webhook]:
-    """Live webhooks, oldest first."""
-    if unstorable(cursor, flt.account):
-        return Page(items=[], next_cursor=None)
-    rows = await tx.fetch(
-        "list_webhooks",
-        cursor or FIRST_ASCENDING,
-        flt.account,
-        None if flt.state is None else str(flt.state),
-        scope_param(tx, flt.scope),
-        limit + 1,
-    )
-    return page(rows, limit, webhook_from_row)
-
-
-async def get_agreement(tx: Tx, account: str) -> Agreement | None:
-    """The account's agreement, if recorded."""
-    row = None if unstorable(account) else await tx.fetchrow("agreement_of", account)
-    return None if row is None else agreement_from_row(row)
-
-
-async def list_deliveries(
-    tx: Tx, flt: DeliveryFilter, limit: int, cursor: str | None
-) -> Page[Delivery]:
-    """Deliveries, newest first."""
-    if unstorable(cursor, flt.webhook_id, flt.order_id):
-        return Page(items=[], next_cursor=None)
-    if flt.webhook_id is not None:
-        query = "list_deliveries_of_webhook"
-    elif flt.order_id is not None:
-        query = "list_deliveries_of_order"
-    else:
-        query = "list_deliveries"
-    rows = await tx.fetch(
-        query,
-        cursor or FIRST_DESCENDING,
-        flt.webhook_id,
-        None if flt.state is None else str(flt.state),
-        flt.order_id,
-        None if flt.event_type is None else str(flt.event_type),
-        micros_or_none(flt.since),
-        micros_or_none(flt.until),
-        scope_param(tx, flt.scope),
-        limit + 1,
-    )
-    return page(rows, limit, delivery_from_row)
-
-
-async def get_delivery(tx: Tx, delivery_id: str, scope: Scope) -> DeliveryView:
-    """One delivery with its event and attempts, oldest first."""
-    row = None if unstorable(delivery_id) else await tx.fetchrow("delivery_by_id", delivery_id)
-    if row is None or not scope.allows(row["account"]):
-        raise NotFound(f"delivery {delivery_id} not found")
-    event_row = await tx.fetchrow("event_by_id", row["event_id"])
-    assert event_row is not None  # deliveries reference their event
-    attempts = [attempt_from_row(r) for r in await tx.fetch("attempts_of", delivery_id)]
-    return DeliveryView(
-        delivery=delivery_from_row(row), event=event_from_row(event_row), attempts=attempts
-    )
+def _window(tx: Tx, flt: EventFilter | DeliveryFilter, limit: int) -> dict[str, object]:
+    """The parameters every filtered list shares: creation range, scope, page size."""
+    return {
+        "since": micros_or_none(flt.since),
+        "until": micros_or_none(flt.until),
+        "scope": scope_param(tx, flt.scope),
+        "limit": limit + 1,  # one more row says there is a next page
+    }
 
 
 def percentile(sorted_values: Sequence[int], fraction: float) -> float | None:
@@ -189,82 +86,202 @@ def percentile(sorted_values: Sequence[int], fraction: float) -> float | None:
     return float(sorted_values[rank - 1])
 
 
-async def webhook_stats(tx: Tx, webhook_id: str) -> WebhookStats:
-    """Counts by state, success rate, latency percentiles of the last attempts, and the
-    last success and failure."""
-    runtime = None
-    if not unstorable(webhook_id):
-        runtime = await tx.fetchrow("runtime_of_live_webhook", webhook_id)
-    if runtime is None:
-        raise NotFound(f"webhook {webhook_id} not found")
-    counts = {state: 0 for state in DeliveryState}
-    for row in await tx.fetch("delivery_counts", webhook_id):
-        counts[DeliveryState(row["state"])] = row["n"]
-    done = counts[DeliveryState.DELIVERED] + counts[DeliveryState.FAILED]
-    rows = await tx.fetch("recent_durations", webhook_id, LATENCY_SAMPLE)
-    durations = sorted(int(row["duration_ms"]) for row in rows)
-    return WebhookStats(
-        counts=counts,
-        success_rate=counts[DeliveryState.DELIVERED] / done if done else None,
-        latency_ms_p50=percentile(durations, 0.50),
-        latency_ms_p95=percentile(durations, 0.95),
-        latency_ms_p99=percentile(durations, 0.99),
-        last_success_at=moment_or_none(runtime["last_success_at"]),
-        last_failure_at=moment_or_none(runtime["last_failure_at"]),
-    )
-
-
-async def queue_gauges(tx: Tx) -> list[QueueGauge]:
-    """Pending depth and oldest pending creation time per webhook."""
-    return [
-        QueueGauge(
-            webhook_id=row["webhook_id"],
-            pending=row["pending"],
-            oldest_pending_at=moment_or_none(row["oldest"]),
-        )
-        for row in await tx.fetch("queue_gauges")
-    ]
-
-
-async def outcome_series(
-    tx: Tx,
-    scope: Scope,
-    webhook_id: str | None,
-    since: datetime,
-    until: datetime,
-    bucket_seconds: int,
-) -> list[OutcomeBucket]:
-    """Attempts started in [since, until), in epoch-aligned buckets, oldest first (empty
-    buckets left out): of one webhook, or of every delivery the scope allows."""
-    if unstorable(webhook_id):
-        return []
-    bucket_us = bucket_seconds * MICROSECONDS_PER_SECOND
-    query = "outcome_series" if webhook_id is None else "outcome_series_of_webhook"
-    rows = await tx.fetch(
-        query, webhook_id, micros(since), micros(until), bucket_us, scope_param(tx, scope)
-    )
-    return [
-        OutcomeBucket(
-            start=moment(row["bucket"] * bucket_us),
-            succeeded=int(row["succeeded"]),
-            failed=int(row["failed"]),
-            latency_ms_p50=_float_or_none(row["p50"]),
-            latency_ms_p95=_float_or_none(row["p95"]),
-            latency_ms_p99=_float_or_none(row["p99"]),
-        )
-        for row in rows
-    ]
-
-
 def _float_or_none(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-async def usage(tx: Tx, accounts: Sequence[str] | None, months: Sequence[str]) -> list[UsageRow]:
-    """Usage rows of the accounts (None: all) and months."""
-    param = None
-    if accounts is not None:
-        param = tx.array(sorted({a for a in accounts if not unstorable(a)}))
-    wanted = sorted({m for m in months if not unstorable(m)})
-    rows = await tx.fetch("usage_rows", param, tx.array(wanted))
-    return [usage_from_row(row) for row in rows]
+class ReadOperations(StoreCore):
+    """Orders, events, webhooks, deliveries, statistics and usage, as the API reads them."""
+
+    @reading
+    async def get_order(self, tx: Tx, order_id: str, scope: Scope) -> OrderView:
+        """The order with its status history and events, oldest first."""
+        row = None if unstorable(order_id) else await tx.fetchrow("order_by_id", order_id=order_id)
+        if row is None or not scope.allows(row["account"]):
+            raise NotFound(f"order {order_id} not found")
+        order = order_from_row(row)
+        events = [event_from_row(r) for r in await tx.fetch("events_of_order", order_id=order_id)]
+        history = order.document.get("statusHistory")
+        return OrderView(
+            order=order, status_history=history if isinstance(history, list) else [], events=events
+        )
+
+    @reading
+    async def get_event(self, tx: Tx, event_id: str, scope: Scope) -> Event:
+        """One event (test events included)."""
+        row = None if unstorable(event_id) else await tx.fetchrow("event_by_id", id=event_id)
+        if row is None or not scope.allows(row["account"]):
+            raise NotFound(f"event {event_id} not found")
+        return event_from_row(row)
+
+    @reading
+    async def list_events(
+        self, tx: Tx, flt: EventFilter, limit: int, cursor: str | None
+    ) -> Page[Event]:
+        """Stored events, oldest first; test events are never listed (read them by id)."""
+        if unstorable(cursor, flt.order_id, flt.account):
+            return Page(items=[], next_cursor=None)
+        query = "list_events_of_order" if flt.order_id is not None else "list_events"
+        rows = await tx.fetch(
+            query,
+            after=cursor or FIRST_ASCENDING,
+            order_id=flt.order_id,
+            type=None if flt.type is None else str(flt.type),
+            account=flt.account,
+            **_window(tx, flt, limit),
+        )
+        return page(rows, limit, event_from_row)
+
+    @reading
+    async def get_webhook(self, tx: Tx, webhook_id: str, scope: Scope) -> Webhook:
+        """A live webhook the caller may see (all its accounts in scope)."""
+        row = None if unstorable(webhook_id) else await tx.fetchrow("webhook_by_id", id=webhook_id)
+        if row is None:
+            raise NotFound(f"webhook {webhook_id} not found")
+        webhook = webhook_from_row(row)
+        if not scope.allows_all(webhook.accounts):
+            raise NotFound(f"webhook {webhook_id} not found")
+        return webhook
+
+    @reading
+    async def list_webhooks(
+        self, tx: Tx, flt: WebhookFilter, limit: int, cursor: str | None
+    ) -> Page[Webhook]:
+        """Live webhooks, oldest first."""
+        if unstorable(cursor, flt.account):
+            return Page(items=[], next_cursor=None)
+        rows = await tx.fetch(
+            "list_webhooks",
+            after=cursor or FIRST_ASCENDING,
+            account=flt.account,
+            state=None if flt.state is None else str(flt.state),
+            scope=scope_param(tx, flt.scope),
+            limit=limit + 1,
+        )
+        return page(rows, limit, webhook_from_row)
+
+    @reading
+    async def list_deliveries(
+        self, tx: Tx, flt: DeliveryFilter, limit: int, cursor: str | None
+    ) -> Page[Delivery]:
+        """Deliveries, newest first."""
+        if unstorable(cursor, flt.webhook_id, flt.order_id):
+            return Page(items=[], next_cursor=None)
+        if flt.webhook_id is not None:
+            query = "list_deliveries_of_webhook"
+        elif flt.order_id is not None:
+            query = "list_deliveries_of_order"
+        else:
+            query = "list_deliveries"
+        rows = await tx.fetch(
+            query,
+            before=cursor or FIRST_DESCENDING,
+            webhook_id=flt.webhook_id,
+            state=None if flt.state is None else str(flt.state),
+            order_id=flt.order_id,
+            event_type=None if flt.event_type is None else str(flt.event_type),
+            **_window(tx, flt, limit),
+        )
+        return page(rows, limit, delivery_from_row)
+
+    @reading
+    async def get_delivery(self, tx: Tx, delivery_id: str, scope: Scope) -> DeliveryView:
+        """One delivery with its event and attempts, oldest first."""
+        row = (
+            None if unstorable(delivery_id) else await tx.fetchrow("delivery_by_id", id=delivery_id)
+        )
+        if row is None or not scope.allows(row["account"]):
+            raise NotFound(f"delivery {delivery_id} not found")
+        event_row = await tx.fetchrow("event_by_id", id=row["event_id"])
+        assert event_row is not None  # deliveries reference their event
+        attempts = [
+            attempt_from_row(r) for r in await tx.fetch("attempts_of", delivery_id=delivery_id)
+        ]
+        return DeliveryView(
+            delivery=delivery_from_row(row), event=event_from_row(event_row), attempts=attempts
+        )
+
+    @reading
+    async def webhook_stats(self, tx: Tx, webhook_id: str, now: datetime) -> WebhookStats:
+        """Counts by state, success rate, latency percentiles of the last attempts, and the
+        last success and failure."""
+        runtime = None
+        if not unstorable(webhook_id):
+            runtime = await tx.fetchrow("runtime_of_live_webhook", webhook_id=webhook_id)
+        if runtime is None:
+            raise NotFound(f"webhook {webhook_id} not found")
+        counts = {state: 0 for state in DeliveryState}
+        for row in await tx.fetch("delivery_counts", webhook_id=webhook_id):
+            counts[DeliveryState(row["state"])] = row["n"]
+        done = counts[DeliveryState.DELIVERED] + counts[DeliveryState.FAILED]
+        rows = await tx.fetch("recent_durations", webhook_id=webhook_id, limit=LATENCY_SAMPLE)
+        durations = sorted(int(row["duration_ms"]) for row in rows)
+        return WebhookStats(
+            counts=counts,
+            success_rate=counts[DeliveryState.DELIVERED] / done if done else None,
+            latency_ms_p50=percentile(durations, 0.50),
+            latency_ms_p95=percentile(durations, 0.95),
+            latency_ms_p99=percentile(durations, 0.99),
+            last_success_at=moment_or_none(runtime["last_success_at"]),
+            last_failure_at=moment_or_none(runtime["last_failure_at"]),
+        )
+
+    @reading
+    async def queue_gauges(self, tx: Tx) -> list[QueueGauge]:
+        """Pending depth and oldest pending creation time per webhook."""
+        return [
+            QueueGauge(
+                webhook_id=row["webhook_id"],
+                pending=row["pending"],
+                oldest_pending_at=moment_or_none(row["oldest"]),
+            )
+            for row in await tx.fetch("queue_gauges")
+        ]
+
+    @reading
+    async def outcome_series(
+        self,
+        tx: Tx,
+        scope: Scope,
+        webhook_id: str | None,
+        since: datetime,
+        until: datetime,
+        bucket_seconds: int,
+    ) -> list[OutcomeBucket]:
+        """Attempts started in [since, until), in epoch-aligned buckets, oldest first (empty
+        buckets left out): of one webhook, or of every delivery the scope allows."""
+        if unstorable(webhook_id):
+            return []
+        bucket_us = bucket_seconds * MICROSECONDS_PER_SECOND
+        query = "outcome_series" if webhook_id is None else "outcome_series_of_webhook"
+        rows = await tx.fetch(
+            query,
+            webhook_id=webhook_id,
+            since=micros(since),
+            until=micros(until),
+            bucket_us=bucket_us,
+            scope=scope_param(tx, scope),
+        )
+        return [
+            OutcomeBucket(
+                start=moment(row["bucket"] * bucket_us),
+                succeeded=int(row["succeeded"]),
+                failed=int(row["failed"]),
+                latency_ms_p50=_float_or_none(row["p50"]),
+                latency_ms_p95=_float_or_none(row["p95"]),
+                latency_ms_p99=_float_or_none(row["p99"]),
+            )
+            for row in rows
+        ]
+
+    @reading
+    async def usage(
+        self, tx: Tx, accounts: Sequence[str] | None, months: Sequence[str]
+    ) -> list[UsageRow]:
+        """Usage rows of the accounts (None: all) and months."""
+        param = None
+        if accounts is not None:
+            param = tx.array(sorted({a for a in accounts if not unstorable(a)}))
+        wanted = sorted({m for m in months if not unstorable(m)})
+        rows = await tx.fetch("usage_rows", accounts=param, months=tx.array(wanted))
+        return [usage_from_row(row) for row in rows]

@@ -7,19 +7,15 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
+from orderhooks.delivery.claims import Outcome
 from orderhooks.domain.health import WebhookHealth, after_attempt, counts_toward_health
 from orderhooks.domain.model import DeliveryState, DisabledReason, Webhook
-from orderhooks.store.base import Outcome
 from orderhooks.store.shared.catalog import bump_version
-from orderhooks.store.shared.codec import (
-    attempt_params,
-    health_from_row,
-    health_params,
-    micros,
-    month_of,
-)
+from orderhooks.store.shared.codec import attempt_params, health_from_row, health_params
+from orderhooks.store.shared.core import StoreCore
 from orderhooks.store.shared.heads import Queue, refresh_heads
 from orderhooks.store.shared.tx import Row, Tx
+from orderhooks.store.shared.values import micros, month_of
 
 FINISHED = frozenset({DeliveryState.DELIVERED, DeliveryState.FAILED})
 UsageKey = tuple[str, str, str, bool]  # account, month, event type, replay
@@ -30,7 +26,7 @@ def finished_at(outcome: Outcome) -> datetime:
     return outcome.attempt.started_at + timedelta(milliseconds=outcome.attempt.duration_ms)
 
 
-async def record(
+async def _record(
     tx: Tx,
     outcomes: Sequence[Outcome],
     now: datetime,
@@ -43,8 +39,8 @@ async def record(
         return False
     ids = sorted({o.delivery_id for o in outcomes})
     # Order locks first (the lock order every transaction follows), then the rows.
-    await tx.fetch("lock_orders_of_deliveries", tx.array(ids))
-    rows = {row["id"]: row for row in await tx.fetch("deliveries_for_record", tx.array(ids))}
+    await tx.fetch("lock_orders_of_deliveries", ids=tx.array(ids))
+    rows = {row["id"]: row for row in await tx.fetch("deliveries_for_record", ids=tx.array(ids))}
     known = [o for o in outcomes if o.delivery_id in rows]
     await tx.executemany("insert_attempt", [attempt_params(o.attempt, o.webhook_id) for o in known])
     applied, finished = await _advance(tx, known, rows, now)
@@ -63,7 +59,7 @@ async def _advance(
     is recorded, the delivery is not resurrected."""
     state = {delivery_id: row["state"] for delivery_id, row in rows.items()}
     applied: list[Outcome] = []
-    updates: list[tuple[object, ...]] = []
+    updates: list[dict[str, object]] = []
     finished: set[Queue] = set()
     for outcome in outcomes:
         row = rows[outcome.delivery_id]
@@ -76,14 +72,14 @@ async def _advance(
         # A retry without a time would never fall due again: it is due at once instead.
         retry_at = outcome.next_attempt_at or now
         updates.append(
-            (
-                outcome.delivery_id,
-                str(outcome.next_state),
-                None if done else micros(retry_at),
-                micros(finished_at(outcome)) if delivered else None,
-                max(row["attempt_count"], outcome.attempt.attempt),
-                outcome.schedule_position,
-            )
+            {
+                "id": outcome.delivery_id,
+                "state": str(outcome.next_state),
+                "next_attempt_at": None if done else micros(retry_at),
+                "delivered_at": micros(finished_at(outcome)) if delivered else None,
+                "attempt_count": max(row["attempt_count"], outcome.attempt.attempt),
+                "schedule_position": outcome.schedule_position,
+            }
         )
         if done and not row["test"]:
             finished.add((row["webhook_id"], row["order_id"]))
@@ -101,7 +97,13 @@ async def _count_usage(tx: Tx, applied: Sequence[Outcome], rows: Mapping[str, Ro
         month = month_of(finished_at(outcome))
         units[(row["account"], month, row["event_type"], bool(row["replay"]))] += 1
     params = [
-        (account, month, event_type, 0 if replay else n, n if replay else 0)
+        {
+            "account": account,
+            "month": month,
+            "event_type": event_type,
+            "delivered": 0 if replay else n,
+            "replayed": n if replay else 0,
+        }
         for (account, month, event_type, replay), n in sorted(units.items())
     ]
     await tx.executemany("add_usage", params)
@@ -119,7 +121,7 @@ async def _update_health(
     webhook_ids = sorted({o.webhook_id for o in outcomes if o.webhook_id in webhooks})
     if not webhook_ids:
         return
-    rows = await tx.fetch("lock_runtime", tx.array(webhook_ids))
+    rows = await tx.fetch("lock_runtime", webhook_ids=tx.array(webhook_ids))
     health: dict[str, WebhookHealth] = {row["webhook_id"]: health_from_row(row) for row in rows}
     disable: dict[str, DisabledReason] = {}
     for outcome in outcomes:
@@ -127,7 +129,7 @@ async def _update_health(
             continue
         succeeded = outcome.next_state == DeliveryState.DELIVERED
         # After a final failure the next probe is the backlog's next due delivery, on its
-        # own schedule, with no extra cool-down (PRODUCT 4.3): probing may resume now.
+        # own schedule, with no extra cool-down (docs/guarantees.md): probing may resume now.
         retry_at = outcome.next_attempt_at or now
         health[outcome.webhook_id], reason = after_attempt(
             health[outcome.webhook_id],
@@ -144,6 +146,27 @@ async def _update_health(
     )
     changed = 0
     for webhook_id, reason in sorted(disable.items()):
-        changed += await tx.execute("disable_webhook", webhook_id, str(reason), micros(now))
+        changed += await tx.execute(
+            "disable_webhook", id=webhook_id, disabled_reason=str(reason), disabled_at=micros(now)
+        )
     if changed:
         await bump_version(tx)
+
+
+class RecordOperations(StoreCore):
+    """The delivery queue's other side: what became of each attempt."""
+
+    async def record(self, outcomes: Sequence[Outcome], now: datetime) -> None:
+        """Store attempts and their deliveries' next state in one transaction; update the
+        webhooks' health and usage counters."""
+        if not outcomes:
+            return
+
+        async def job(tx: Tx) -> bool:
+            live = await self._catalog.load(tx)
+            return await _record(tx, outcomes, now, live, self._disable_after_seconds)
+
+        # A lost outcome only means its delivery is sent again (at least once).
+        if await self._write(job, durable=False):
+            # The next event of a finished delivery's order may be claimable now.
+            self._wake_workers()

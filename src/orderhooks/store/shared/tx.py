@@ -1,14 +1,15 @@
-"""The seam between the engine-neutral store logic and an engine: a transaction that runs
-named queries.
+"""The seam between the store and an engine: a transaction that runs named queries, and
+the engine that runs jobs in transactions.
 
-Each engine keeps its SQL in `store/sql/<engine>/queries.sql` under the same names, with
-the same positional parameters (`?1` on SQLite, `$1` on PostgreSQL), so the logic in
-`store.shared` is written once. Values are always bound parameters, never formatted in.
+Each query is named and has named parameters (`:name`, see `store.sql`), passed as
+keywords: `await tx.fetchrow("webhook_by_id", id=webhook_id)`. Values are always bound,
+never formatted in. The store's operations are written once against `Tx`; an engine
+only provides transactions (`Engine`) and its SQL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -28,24 +29,24 @@ class Tx(Protocol):
     must await nothing else, so that both can drive it.
     """
 
-    async def fetch(self, query: str, *args: object) -> list[Row]:
+    async def fetch(self, query: str, /, **params: object) -> list[Row]:
         """All rows of the named query."""
         ...
 
-    async def fetchrow(self, query: str, *args: object) -> Row | None:
+    async def fetchrow(self, query: str, /, **params: object) -> Row | None:
         """The first row of the named query, if any."""
         ...
 
-    async def fetchval(self, query: str, *args: object) -> Any:
+    async def fetchval(self, query: str, /, **params: object) -> Any:
         """The first column of the first row, or None."""
         ...
 
-    async def execute(self, query: str, *args: object) -> int:
+    async def execute(self, query: str, /, **params: object) -> int:
         """Run the named statement; returns the rows it changed."""
         ...
 
-    async def executemany(self, query: str, rows: Sequence[Sequence[object]]) -> None:
-        """Run the named statement once per parameter row."""
+    async def executemany(self, query: str, rows: Sequence[Mapping[str, object]]) -> None:
+        """Run the named statement once per parameter mapping."""
         ...
 
     def array(self, values: Iterable[object]) -> object:
@@ -56,3 +57,38 @@ class Tx(Protocol):
 
 # A unit of work run inside one transaction; the engine owns begin and commit.
 Job = Callable[[Tx], Coroutine[Any, Any, T]]
+
+
+class Engine(Protocol):
+    """What a database engine gives the store: connections and transactions."""
+
+    async def open(self, wake: Callable[[], None]) -> None:
+        """Connect; `wake` is called when another process created work (if the engine
+        can tell)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections; pending writes are committed first."""
+        ...
+
+    async def migrate(self) -> list[str]:
+        """Apply the migrations not applied yet; returns the names applied."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailable unless the database answers."""
+        ...
+
+    async def write(self, job: Job[T], *, durable: bool) -> T:
+        """Run `job` in one write transaction, committed when this returns; on disk too
+        unless `durable` is False (delivery bookkeeping: on disk no later than the next
+        durable commit or a short bound)."""
+        ...
+
+    async def read(self, job: Job[T]) -> T:
+        """Run `job` in one read-only transaction that sees one snapshot."""
+        ...
+
+    def work_created(self) -> None:
+        """Tell the workers of other processes that a commit created work."""
+        ...

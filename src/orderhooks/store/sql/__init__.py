@@ -1,17 +1,63 @@
-"""The SQL of each engine: numbered migrations (`NNNN_name.sql`) and named queries.
+"""The SQL of the store: numbered migrations per engine (`<engine>/NNNN_name.sql`) and
+named queries.
 
-`queries.sql` holds blocks that each begin with a `-- name: <name>` line; the text up
-to the next such line is the query (comments included, which both engines ignore).
+`queries.sql` holds the queries both engines share, `<engine>/queries.sql` the ones an
+engine writes its own way (row locks, the claim lock, a few plans); a name is defined
+once per engine. Each block begins with a `-- name: <name>` line; the text up to the
+next such line is the query (comment lines dropped).
+
+Parameters are named (`:name`). The shared queries are written in PostgreSQL's dialect,
+kept to what SQLite runs too after two rewrites that `compile_queries` makes for it:
+
+- a list parameter, `= ANY(:ids::text[])` or `<> ALL(:ids::text[])`, becomes `IN` or
+  `NOT IN (SELECT value FROM json_each(:ids))` (SQLite gets lists as JSON text);
+- casts of parameters (`:name::bigint`, which PostgreSQL needs to type a parameter that
+  is only tested with IS NULL) are dropped.
+
+Booleans are written `= TRUE` / `= FALSE`, which SQLite reads as 1 / 0 (so its partial
+indexes still match) and PostgreSQL simplifies to the plain column. Then each `:name`
+becomes the driver's numbered placeholder; all this happens once, at load.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import resources
 
 ENGINES = ("sqlite", "postgres")
+SHARED_FILE = "queries.sql"
 _NAME_LINE = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 _MIGRATION_FILE = re.compile(r"^\d{4}_\w+\.sql$")
+# A string literal (left alone) or a named parameter; `::type` casts are neither.
+_PARAMETER = re.compile(r"'(?:[^']|'')*'|(?<![:\w]):([A-Za-z_]\w*)")
+# The numbered placeholder of each engine's driver.
+PLACEHOLDERS = {"sqlite": "?{}", "postgres": "${}"}
+# SQLite's forms of PostgreSQL's list parameters, and the parameter casts it drops.
+_SQLITE_REWRITES = (
+    (re.compile(r"= ANY\((:\w+)::text\[\]\)"), r"IN (SELECT value FROM json_each(\1))"),
+    (re.compile(r"<> ALL\((:\w+)::text\[\]\)"), r"NOT IN (SELECT value FROM json_each(\1))"),
+    (re.compile(r"(?<![:\w])(:\w+)::\w+(?:\[\])?"), r"\1"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A query ready for the driver: its SQL with numbered placeholders, and the
+    parameter name of each number (the first is number 1)."""
+
+    name: str
+    sql: str
+    parameters: tuple[str, ...]
+
+    def bind(self, values: Mapping[str, object]) -> tuple[object, ...]:
+        """The values in placeholder order; every parameter must be given, and nothing else."""
+        if len(values) != len(self.parameters) or not all(p in values for p in self.parameters):
+            missing = sorted(set(self.parameters) - set(values))
+            unknown = sorted(set(values) - set(self.parameters))
+            raise TypeError(f"query {self.name!r}: missing {missing}, unknown {unknown}")
+        return tuple(values[p] for p in self.parameters)
 
 
 def _folder(engine: str) -> resources.abc.Traversable:
@@ -20,21 +66,59 @@ def _folder(engine: str) -> resources.abc.Traversable:
     return resources.files(__name__).joinpath(engine)
 
 
-def load_queries(engine: str) -> dict[str, str]:
-    """The named queries of an engine."""
-    text = _folder(engine).joinpath("queries.sql").read_text(encoding="utf-8")
+def _parse(text: str, origin: str, into: dict[str, str]) -> None:
     parts = _NAME_LINE.split(text)
     # parts: [preamble, name1, body1, name2, body2, ...]
-    queries: dict[str, str] = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
-        if name in queries:
-            raise ValueError(f"query {name!r} is defined twice for {engine}")
-        queries[name] = _strip_comment_lines(body).strip().rstrip(";")
-    return queries
+        if name in into:
+            raise ValueError(f"query {name!r} is defined twice ({origin})")
+        into[name] = _strip_comment_lines(body).strip().rstrip(";")
 
 
 def _strip_comment_lines(body: str) -> str:
     return "\n".join(line for line in body.splitlines() if not line.lstrip().startswith("--"))
+
+
+def load_queries(engine: str) -> dict[str, str]:
+    """The named queries of an engine, with their `:name` parameters: the shared ones
+    and the engine's own."""
+    queries: dict[str, str] = {}
+    shared = resources.files(__name__).joinpath(SHARED_FILE).read_text(encoding="utf-8")
+    _parse(shared, SHARED_FILE, queries)
+    own = _folder(engine).joinpath(SHARED_FILE).read_text(encoding="utf-8")
+    _parse(own, f"{engine}/{SHARED_FILE} and {SHARED_FILE}", queries)
+    return queries
+
+
+def compile_query(name: str, sql: str, placeholder: str) -> Query:
+    """`sql` with each `:name` replaced by `placeholder` numbered by first appearance."""
+    parameters: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        parameter = match.group(1)
+        if parameter is None:
+            return match.group(0)
+        if parameter not in parameters:
+            parameters.append(parameter)
+        return placeholder.format(parameters.index(parameter) + 1)
+
+    return Query(name, _PARAMETER.sub(number, sql), tuple(parameters))
+
+
+def sqlite_dialect(sql: str) -> str:
+    """A query of the shared dialect as SQLite runs it (see the module docstring)."""
+    for pattern, replacement in _SQLITE_REWRITES:
+        sql = pattern.sub(replacement, sql)
+    return sql
+
+
+def compile_queries(engine: str) -> dict[str, Query]:
+    """The named queries of an engine, ready for its driver."""
+    placeholder = PLACEHOLDERS[engine]
+    queries = load_queries(engine)
+    if engine == "sqlite":
+        queries = {name: sqlite_dialect(sql) for name, sql in queries.items()}
+    return {name: compile_query(name, sql, placeholder) for name, sql in queries.items()}
 
 
 def load_migrations(engine: str) -> list[tuple[str, str]]:

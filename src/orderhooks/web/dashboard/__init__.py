@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from orderhooks.clock import Clock, utc_now
 from orderhooks.config import Settings
-from orderhooks.store.base import Store
+from orderhooks.store import Store
 from orderhooks.web.dashboard.context import Dashboard
 from orderhooks.web.dashboard.routes import dashboard_routes
 

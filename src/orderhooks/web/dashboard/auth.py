@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from orderhooks.domain.apikeys import hash_api_key
-from orderhooks.domain.model import ApiKey, Role
+from orderhooks.domain.model import ApiKey, Role, Scope
 from orderhooks.service.audit import VIA_DASHBOARD, Actor
-from orderhooks.store.base import Scope, Store
+from orderhooks.store import Store
 from orderhooks.web.dashboard.session import Session
 
 KEY_LIST_PAGE = 500

@@ -14,7 +14,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from orderhooks.clock import Clock, utc_now
 from orderhooks.config import Settings
 from orderhooks.service.context import ServiceContext
-from orderhooks.store.base import Store
+from orderhooks.store import Store
 from orderhooks.web.dashboard.auth import KeyDirectory, Viewer
 from orderhooks.web.dashboard.formatting import FILTERS
 from orderhooks.web.dashboard.session import (

@@ -6,9 +6,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from orderhooks.domain.envelope import encode_body
-from orderhooks.domain.model import DeliveryState, EventType, PayloadFormat, Webhook
+from orderhooks.domain.model import DeliveryState, EventType, PayloadFormat, Scope, Webhook
 from orderhooks.exceptions import NotFound
-from orderhooks.store.base import DeliveryFilter, Scope
+from orderhooks.store.base import DeliveryFilter
 from orderhooks.web.dashboard.auth import Viewer
 from orderhooks.web.dashboard.context import Dashboard
 from orderhooks.web.dashboard.formatting import pretty_body

@@ -10,9 +10,10 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import Response
 
-from orderhooks.domain.model import Delivery, Event, EventType, Webhook
+from orderhooks.domain.model import Delivery, Event, EventType, Scope, Webhook
 from orderhooks.exceptions import NotFound
-from orderhooks.store.base import DeliveryFilter, Scope, Store
+from orderhooks.store import Store
+from orderhooks.store.base import DeliveryFilter
 from orderhooks.web.dashboard.auth import Viewer
 from orderhooks.web.dashboard.context import UI_PREFIX, Dashboard, redirect
 from orderhooks.web.dashboard.params import text_param

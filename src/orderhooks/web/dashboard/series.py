@@ -11,7 +11,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from orderhooks.store.base import OutcomeBucket, Scope, Store
+from orderhooks.domain.model import Scope
+from orderhooks.store import Store
+from orderhooks.store.base import OutcomeBucket
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,470 @@
+-- Named queries both engines run. Each block starts with `-- name: <name>`; parameters
+-- are named (`:name`), always bound, never formatted in. Written in PostgreSQL's dialect,
+-- kept to what SQLite runs too once `store.sql` has rewritten two things for it at load:
+-- list parameters (`= ANY(:ids::text[])`, `<> ALL(:ids::text[])`) become IN / NOT IN
+-- over json_each, and parameter casts (`:until::bigint`, which PostgreSQL needs to type
+-- a parameter only tested with IS NULL) are dropped. Booleans are written `= TRUE` and
+-- `= FALSE`: SQLite reads 1 and 0 (an equality its indexes can use), PostgreSQL
+-- simplifies them to the plain column. What an engine writes its own way (row locks,
+-- the claim lock, a few plans) is in `<engine>/queries.sql`; a name is defined once per
+-- engine.
+
+-- ============================================================ lifecycle
+
+-- name: ping
+SELECT 1;
+
+-- name: applied_migrations
+SELECT name FROM schema_migrations ORDER BY name;
+
+-- name: insert_migration
+INSERT INTO schema_migrations (name, applied_at) VALUES (:name, :applied_at);
+
+-- name: create_migrations_table
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    name TEXT PRIMARY KEY,
+    applied_at BIGINT NOT NULL
+);
+
+-- ============================================================ webhook catalog
+
+-- name: webhooks_version
+SELECT value FROM meta WHERE name = 'webhooks_version';
+
+-- name: bump_webhooks_version
+UPDATE meta SET value = value + 1 WHERE name = 'webhooks_version';
+
+-- name: live_webhooks
+SELECT * FROM webhooks WHERE deleted_at IS NULL ORDER BY id;
+
+-- name: agreed_accounts
+SELECT account FROM agreements WHERE account = ANY(:accounts::text[]);
+
+-- ============================================================ ingest
+
+-- name: insert_order
+INSERT INTO orders (order_id, account, location, channel_link, channel, status, document,
+                    body_hash, courier, next_sequence, max_flow_status, created_at, updated_at)
+VALUES (:order_id, :account, :location, :channel_link, :channel, :status, :document,
+        :body_hash, :courier, :next_sequence, :max_flow_status, :created_at, :updated_at);
+
+-- name: update_order
+UPDATE orders SET account = :account, location = :location, channel_link = :channel_link,
+    channel = :channel, status = :status, document = :document, body_hash = :body_hash,
+    courier = :courier, next_sequence = :next_sequence, max_flow_status = :max_flow_status,
+    created_at = :created_at, updated_at = :updated_at
+WHERE order_id = :order_id;
+
+-- name: insert_event
+INSERT INTO events (id, type, order_id, account, location, channel_link, channel, sequence,
+                    created_at, data, status, test)
+VALUES (:id, :type, :order_id, :account, :location, :channel_link, :channel, :sequence,
+        :created_at, :data, :status, :test);
+
+-- name: insert_delivery
+INSERT INTO deliveries (id, webhook_id, event_id, event_type, order_id, account, sequence,
+                        state, replay, test, ready, created_at, next_attempt_at)
+VALUES (:id, :webhook_id, :event_id, :event_type, :order_id, :account, :sequence, 'pending',
+        :replay, :test, :ready, :created_at, :next_attempt_at);
+
+-- name: busy_queues
+SELECT DISTINCT webhook_id, order_id FROM deliveries
+WHERE order_id = ANY(:order_ids::text[]) AND state IN ('pending', 'delivering') AND test = FALSE;
+
+-- ============================================================ claim
+
+-- name: expire_leases
+UPDATE deliveries SET state = 'pending', lease_expires_at = NULL, leased_by = NULL
+WHERE state = 'delivering' AND lease_expires_at <= :now;
+
+-- name: in_flight
+-- One index seek per live webhook, never a scan of the backlog.
+SELECT webhook_id, COUNT(*) AS n FROM deliveries
+WHERE state = 'delivering' AND webhook_id IN (SELECT id FROM webhooks WHERE deleted_at IS NULL)
+GROUP BY webhook_id;
+
+-- name: spend_tokens
+UPDATE webhook_runtime SET rate_tokens = :rate_tokens,
+    rate_refilled_at = :rate_refilled_at WHERE webhook_id = :webhook_id;
+
+-- name: runtime_of
+SELECT * FROM webhook_runtime WHERE webhook_id = ANY(:webhook_ids::text[]);
+
+-- name: due_heads
+SELECT * FROM deliveries
+WHERE webhook_id = :webhook_id AND ready = TRUE AND state = 'pending' AND next_attempt_at <= :now
+ORDER BY next_attempt_at
+LIMIT :limit;
+
+-- name: mark_delivering
+UPDATE deliveries SET state = 'delivering', lease_expires_at = :lease_expires_at,
+    leased_by = :leased_by
+WHERE id = ANY(:ids::text[]) AND state = 'pending'
+RETURNING id;
+
+-- name: events_by_ids
+SELECT * FROM events WHERE id = ANY(:ids::text[]);
+
+-- ============================================================ record
+
+-- name: insert_attempt
+-- A lease that expired while its attempt was still running gives the same attempt
+-- number twice; the first one recorded stays.
+INSERT INTO attempts (delivery_id, attempt, webhook_id, started_at, duration_ms, status_code,
+                      response_body, error)
+VALUES (:delivery_id, :attempt, :webhook_id, :started_at, :duration_ms, :status_code,
+        :response_body, :error)
+ON CONFLICT (delivery_id, attempt) DO NOTHING;
+
+-- name: advance_delivery
+UPDATE deliveries SET state = :state, next_attempt_at = :next_attempt_at,
+    delivered_at = :delivered_at, attempt_count = :attempt_count,
+    schedule_position = :schedule_position, lease_expires_at = NULL, leased_by = NULL
+WHERE id = :id;
+
+-- name: add_usage
+INSERT INTO usage (account, month, event_type, delivered, replayed)
+VALUES (:account, :month, :event_type, :delivered, :replayed)
+ON CONFLICT (account, month, event_type) DO UPDATE
+SET delivered = usage.delivered + excluded.delivered,
+    replayed = usage.replayed + excluded.replayed;
+
+-- name: update_health
+UPDATE webhook_runtime SET consecutive_failures = :consecutive_failures,
+    failing_since = :failing_since,
+    last_success_at = :last_success_at, last_failure_at = :last_failure_at,
+        probing = :probing, probe_at = :probe_at
+WHERE webhook_id = :webhook_id;
+
+-- name: disable_webhook
+UPDATE webhooks SET state = 'disabled', disabled_reason = :disabled_reason,
+    disabled_at = :disabled_at,
+    updated_at = :disabled_at
+WHERE id = :id AND state <> 'disabled' AND deleted_at IS NULL;
+
+-- ============================================================ webhooks and agreements
+
+-- name: webhook_by_id
+SELECT * FROM webhooks WHERE id = :id AND deleted_at IS NULL;
+
+-- name: insert_webhook
+INSERT INTO webhooks (id, url, description, accounts, event_types, secrets, locations,
+                      channel_links, channels, new_order_trigger, status_filter,
+                      courier_status_filter, payload_format, headers, timeout_seconds,
+                      retry_schedule, max_concurrency, rate_limit_per_second, ordering, state,
+                      disabled_reason, disabled_at, created_at, updated_at)
+VALUES (:id, :url, :description, :accounts, :event_types, :secrets, :locations,
+        :channel_links, :channels, :new_order_trigger, :status_filter,
+        :courier_status_filter, :payload_format, :headers, :timeout_seconds,
+        :retry_schedule, :max_concurrency, :rate_limit_per_second, :ordering, :state,
+        :disabled_reason, :disabled_at, :created_at, :updated_at);
+
+-- name: update_webhook
+-- Everything but the secrets, which only `set_webhook_secrets` writes: a change that
+-- read the webhook before a rotation cannot put the old secrets back.
+UPDATE webhooks SET url = :url, description = :description, accounts = :accounts,
+    event_types = :event_types, locations = :locations, channel_links = :channel_links,
+    channels = :channels, new_order_trigger = :new_order_trigger,
+    status_filter = :status_filter, courier_status_filter = :courier_status_filter,
+    payload_format = :payload_format, headers = :headers,
+    timeout_seconds = :timeout_seconds, retry_schedule = :retry_schedule,
+    max_concurrency = :max_concurrency, rate_limit_per_second = :rate_limit_per_second,
+    ordering = :ordering, state = :state, disabled_reason = :disabled_reason,
+    disabled_at = :disabled_at, created_at = :created_at, updated_at = :updated_at
+WHERE id = :id;
+
+-- name: set_webhook_secrets
+UPDATE webhooks SET secrets = :secrets, updated_at = :updated_at
+WHERE id = :id AND deleted_at IS NULL;
+
+-- name: insert_runtime
+INSERT INTO webhook_runtime (webhook_id) VALUES (:webhook_id);
+
+-- name: delete_webhook_accounts
+DELETE FROM webhook_accounts WHERE webhook_id = :webhook_id;
+
+-- name: insert_webhook_account
+INSERT INTO webhook_accounts (webhook_id, account) VALUES (:webhook_id, :account);
+
+-- name: mark_webhook_deleted
+UPDATE webhooks SET deleted_at = :deleted_at, updated_at = :deleted_at WHERE id = :id;
+
+-- name: set_webhook_state
+UPDATE webhooks SET state = :state, disabled_reason = :disabled_reason,
+    disabled_at = :disabled_at, updated_at = :updated_at
+WHERE id = :id;
+
+-- name: upsert_agreement
+INSERT INTO agreements (account, signed_by, signed_at, currency, per_thousand, recorded_at)
+VALUES (:account, :signed_by, :signed_at, :currency, :per_thousand, :recorded_at)
+ON CONFLICT (account) DO UPDATE
+SET signed_by = excluded.signed_by, signed_at = excluded.signed_at,
+    currency = excluded.currency, per_thousand = excluded.per_thousand,
+    recorded_at = excluded.recorded_at;
+
+-- name: awaiting_webhooks_of
+SELECT w.* FROM webhooks AS w JOIN webhook_accounts AS a ON a.webhook_id = w.id
+WHERE a.account = :account AND w.state = 'awaiting_agreement' AND w.deleted_at IS NULL
+ORDER BY w.id;
+
+-- name: count_webhooks_of
+SELECT COUNT(*) FROM webhook_accounts AS a JOIN webhooks AS w ON w.id = a.webhook_id
+WHERE a.account = :account AND w.deleted_at IS NULL;
+
+-- name: agreement_of
+SELECT * FROM agreements WHERE account = :account;
+
+-- name: ready_all
+UPDATE deliveries SET ready = TRUE WHERE webhook_id = :webhook_id AND state = 'pending'
+    AND ready = FALSE;
+
+-- name: queues_of_webhook
+SELECT DISTINCT order_id FROM deliveries
+WHERE webhook_id = :webhook_id AND state IN ('pending', 'delivering') AND test = FALSE;
+
+-- name: cancel_deliveries
+UPDATE deliveries SET state = 'cancelled', ready = FALSE, lease_expires_at = NULL,
+    leased_by = NULL
+WHERE webhook_id = :webhook_id AND state IN ('pending', 'delivering');
+
+-- name: reset_health
+UPDATE webhook_runtime SET consecutive_failures = 0, failing_since = NULL, probing = FALSE,
+    probe_at = NULL
+WHERE webhook_id = :webhook_id;
+
+-- ============================================================ manual control
+
+-- name: delivery_by_id
+SELECT * FROM deliveries WHERE id = :id;
+
+-- name: make_due
+UPDATE deliveries SET next_attempt_at = :next_attempt_at WHERE id = :id AND state = 'pending';
+
+-- name: requeue_delivery
+UPDATE deliveries SET state = 'pending', next_attempt_at = :next_attempt_at,
+    delivered_at = NULL,
+    schedule_position = 0, ready = TRUE, lease_expires_at = NULL, leased_by = NULL
+WHERE id = :id AND state = 'failed';
+
+-- name: recover_failed
+UPDATE deliveries SET state = 'pending', next_attempt_at = :now, delivered_at = NULL,
+    schedule_position = 0, ready = TRUE, lease_expires_at = NULL, leased_by = NULL
+WHERE webhook_id = :webhook_id AND state = 'failed' AND created_at >= :since
+  AND (:until::bigint IS NULL OR created_at < :until)
+RETURNING order_id, test;
+
+-- name: replay_candidates
+SELECT * FROM events
+WHERE (created_at, id) > (:after_created_at::bigint, :after_id::text)
+    AND (:until::bigint IS NULL OR created_at < :until)
+  AND test = FALSE
+  AND (:accounts::text[] IS NULL OR account = ANY(:accounts::text[]))
+  AND (:types::text[] IS NULL OR type = ANY(:types::text[]))
+ORDER BY created_at, id
+LIMIT :limit;
+
+-- ============================================================ reads
+
+-- name: order_by_id
+SELECT * FROM orders WHERE order_id = :order_id;
+
+-- name: event_by_id
+SELECT * FROM events WHERE id = :id;
+
+-- name: attempts_of
+SELECT * FROM attempts WHERE delivery_id = :delivery_id ORDER BY attempt;
+
+-- name: runtime_of_live_webhook
+SELECT r.* FROM webhook_runtime AS r JOIN webhooks AS w ON w.id = r.webhook_id
+WHERE r.webhook_id = :webhook_id AND w.deleted_at IS NULL;
+
+-- name: delivery_counts
+SELECT state, COUNT(*) AS n FROM deliveries WHERE webhook_id = :webhook_id GROUP BY state;
+
+-- name: recent_durations
+SELECT duration_ms FROM attempts WHERE webhook_id = :webhook_id ORDER BY started_at DESC LIMIT :limit;
+
+-- name: events_of_order
+SELECT * FROM events WHERE order_id = :order_id AND test = FALSE ORDER BY sequence, id;
+
+-- name: list_events
+SELECT * FROM events
+WHERE id > :after AND test = FALSE
+  AND (:order_id::text IS NULL OR order_id = :order_id)
+  AND (:type::text IS NULL OR type = :type)
+  AND (:account::text IS NULL OR account = :account)
+  AND (:since::bigint IS NULL OR created_at >= :since)
+  AND (:until::bigint IS NULL OR created_at < :until)
+  AND (:scope::text[] IS NULL OR account = ANY(:scope::text[]))
+ORDER BY id
+LIMIT :limit;
+
+-- name: list_events_of_order
+SELECT * FROM events
+WHERE order_id = :order_id::text AND id > :after AND test = FALSE
+  AND (:type::text IS NULL OR type = :type)
+  AND (:account::text IS NULL OR account = :account)
+  AND (:since::bigint IS NULL OR created_at >= :since)
+  AND (:until::bigint IS NULL OR created_at < :until)
+  AND (:scope::text[] IS NULL OR account = ANY(:scope::text[]))
+ORDER BY id
+LIMIT :limit;
+
+-- name: list_webhooks
+SELECT * FROM webhooks AS w
+WHERE w.id > :after AND w.deleted_at IS NULL
+  AND (:account::text IS NULL OR EXISTS (
+      SELECT 1 FROM webhook_accounts AS a WHERE a.webhook_id = w.id AND a.account = :account))
+  AND (:state::text IS NULL OR w.state = :state)
+  AND (:scope::text[] IS NULL OR NOT EXISTS (
+      SELECT 1 FROM webhook_accounts AS a
+      WHERE a.webhook_id = w.id AND a.account <> ALL(:scope::text[])))
+ORDER BY w.id
+LIMIT :limit;
+
+-- name: list_deliveries
+SELECT * FROM deliveries
+WHERE id < :before
+  AND (:webhook_id::text IS NULL OR webhook_id = :webhook_id)
+  AND (:state::text IS NULL OR state = :state)
+  AND (:order_id::text IS NULL OR order_id = :order_id)
+  AND (:event_type::text IS NULL OR event_type = :event_type)
+  AND (:since::bigint IS NULL OR created_at >= :since)
+  AND (:until::bigint IS NULL OR created_at < :until)
+  AND (:scope::text[] IS NULL OR account = ANY(:scope::text[]))
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: list_deliveries_of_webhook
+SELECT * FROM deliveries
+WHERE webhook_id = :webhook_id::text AND id < :before
+  AND (:state::text IS NULL OR state = :state)
+  AND (:order_id::text IS NULL OR order_id = :order_id)
+  AND (:event_type::text IS NULL OR event_type = :event_type)
+  AND (:since::bigint IS NULL OR created_at >= :since)
+  AND (:until::bigint IS NULL OR created_at < :until)
+  AND (:scope::text[] IS NULL OR account = ANY(:scope::text[]))
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: list_deliveries_of_order
+SELECT * FROM deliveries
+WHERE order_id = :order_id::text AND id < :before
+  AND (:webhook_id::text IS NULL OR webhook_id = :webhook_id)
+  AND (:state::text IS NULL OR state = :state)
+  AND (:event_type::text IS NULL OR event_type = :event_type)
+  AND (:since::bigint IS NULL OR created_at >= :since)
+  AND (:until::bigint IS NULL OR created_at < :until)
+  AND (:scope::text[] IS NULL OR account = ANY(:scope::text[]))
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: usage_rows
+SELECT * FROM usage
+WHERE (:accounts::text[] IS NULL OR account = ANY(:accounts::text[]))
+  AND month = ANY(:months::text[])
+ORDER BY account, month, event_type;
+
+-- name: outcome_series_of_webhook
+-- Attempts started in [:since, :until) in buckets of :bucket_us microseconds, with
+-- nearest-rank percentiles (rank ceil(p * n)) picked from window ranks, so no row leaves
+-- the engine.
+WITH picked AS (
+    SELECT a.started_at / :bucket_us AS bucket, a.duration_ms AS duration,
+        CASE WHEN a.error IS NULL AND a.status_code BETWEEN 200 AND 299 THEN 1 ELSE 0 END
+            AS ok
+    FROM attempts AS a JOIN deliveries AS d ON d.id = a.delivery_id
+    WHERE a.webhook_id = :webhook_id
+      AND a.started_at >= :since AND a.started_at < :until
+      AND (:scope::text[] IS NULL OR d.account = ANY(:scope::text[]))
+), ranked AS (
+    SELECT bucket, duration, ok,
+        ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY duration) AS position,
+        COUNT(*) OVER (PARTITION BY bucket) AS n
+    FROM picked
+)
+SELECT bucket, SUM(ok) AS succeeded, COUNT(*) - SUM(ok) AS failed,
+    MAX(CASE WHEN position = (50 * n + 99) / 100 THEN duration END) AS p50,
+    MAX(CASE WHEN position = (95 * n + 99) / 100 THEN duration END) AS p95,
+    MAX(CASE WHEN position = (99 * n + 99) / 100 THEN duration END) AS p99
+FROM ranked
+GROUP BY bucket
+ORDER BY bucket;
+
+-- name: outcome_series
+-- Attempts started in [:since, :until) in buckets of :bucket_us microseconds, with
+-- nearest-rank percentiles (rank ceil(p * n)) picked from window ranks, so no row leaves
+-- the engine.
+WITH picked AS (
+    SELECT a.started_at / :bucket_us AS bucket, a.duration_ms AS duration,
+        CASE WHEN a.error IS NULL AND a.status_code BETWEEN 200 AND 299 THEN 1 ELSE 0 END
+            AS ok
+    FROM attempts AS a JOIN deliveries AS d ON d.id = a.delivery_id
+    WHERE a.webhook_id IN (SELECT id FROM webhooks) AND :webhook_id::text IS NULL
+      AND a.started_at >= :since AND a.started_at < :until
+      AND (:scope::text[] IS NULL OR d.account = ANY(:scope::text[]))
+), ranked AS (
+    SELECT bucket, duration, ok,
+        ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY duration) AS position,
+        COUNT(*) OVER (PARTITION BY bucket) AS n
+    FROM picked
+)
+SELECT bucket, SUM(ok) AS succeeded, COUNT(*) - SUM(ok) AS failed,
+    MAX(CASE WHEN position = (50 * n + 99) / 100 THEN duration END) AS p50,
+    MAX(CASE WHEN position = (95 * n + 99) / 100 THEN duration END) AS p95,
+    MAX(CASE WHEN position = (99 * n + 99) / 100 THEN duration END) AS p99
+FROM ranked
+GROUP BY bucket
+ORDER BY bucket;
+
+-- ============================================================ retention
+
+-- name: finished_before
+-- Seeks in deliveries_webhook_state per webhook and finished state (deleted webhooks too).
+SELECT id FROM deliveries
+WHERE webhook_id IN (SELECT id FROM webhooks)
+  AND state IN ('delivered', 'failed', 'cancelled') AND created_at < :before
+LIMIT :limit;
+
+-- name: orphan_events_before
+SELECT e.id FROM events AS e
+WHERE e.created_at < :before
+  AND NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.event_id = e.id)
+LIMIT :limit;
+
+-- name: delete_attempts_of
+DELETE FROM attempts WHERE delivery_id = ANY(:delivery_ids::text[]);
+
+-- name: delete_deliveries
+DELETE FROM deliveries WHERE id = ANY(:ids::text[]);
+
+-- name: delete_events
+DELETE FROM events WHERE id = ANY(:ids::text[]);
+
+-- ============================================================ keys and audit
+
+-- name: insert_key
+INSERT INTO api_keys (id, role, accounts, name, key_hash, created_at)
+VALUES (:id, :role, :accounts, :name, :key_hash, :created_at);
+
+-- name: key_by_hash
+SELECT * FROM api_keys WHERE key_hash = :key_hash;
+
+-- name: key_by_id
+SELECT * FROM api_keys WHERE id = :id;
+
+-- name: list_keys
+SELECT * FROM api_keys WHERE id > :after ORDER BY id LIMIT :limit;
+
+-- name: revoke_key
+UPDATE api_keys SET revoked_at = COALESCE(revoked_at, :revoked_at) WHERE id = :id;
+
+-- name: count_keys
+SELECT COUNT(*) FROM api_keys;
+
+-- name: insert_audit
+INSERT INTO audit (id, at, actor, action, target_type, target_id, details)
+VALUES (:id, :at, :actor, :action, :target_type, :target_id, :details);
+
+-- name: list_audit
+SELECT * FROM audit WHERE id < :before ORDER BY id DESC LIMIT :limit;

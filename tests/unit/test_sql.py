@@ -1,0 +1,65 @@
+"""The named queries: `:name` parameters compiled once per engine, SQLite's rewrites of
+the shared dialect, and the same parameters for a query name on both engines."""
+
+from __future__ import annotations
+
+import pytest
+
+from orderhooks.store.sql import (
+    ENGINES,
+    compile_queries,
+    compile_query,
+    load_queries,
+    sqlite_dialect,
+)
+
+
+def test_parameters_are_numbered_by_first_appearance_and_reused() -> None:
+    sql = "SELECT * FROM t WHERE a = :b AND (:c::bigint IS NULL OR c < :c) AND d = :b"
+    query = compile_query("q", sql, "${}")
+    assert query.sql == "SELECT * FROM t WHERE a = $1 AND ($2::bigint IS NULL OR c < $2) AND d = $1"
+    assert query.parameters == ("b", "c")
+    assert query.bind({"c": 2, "b": 1}) == (1, 2)
+
+
+def test_string_literals_and_casts_are_not_parameters() -> None:
+    query = compile_query("q", "SELECT ':x', 'it''s :y', now()::text, :z", "?{}")
+    assert query.sql == "SELECT ':x', 'it''s :y', now()::text, ?1"
+    assert query.parameters == ("z",)
+
+
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [({"a": 1}, r"missing \['b'\]"), ({"a": 1, "b": 2, "c": 3}, r"unknown \['c'\]")],
+)
+def test_binding_wants_every_parameter_and_nothing_else(
+    values: dict[str, object], problem: str
+) -> None:
+    query = compile_query("q", "SELECT :a, :b", "?{}")
+    with pytest.raises(TypeError, match=problem):
+        query.bind(values)
+
+
+def test_sqlite_gets_lists_as_json_and_no_parameter_casts() -> None:
+    sql = (
+        "SELECT * FROM t WHERE id = ANY(:ids::text[]) AND (:scope::text[] IS NULL OR "
+        "NOT EXISTS (SELECT 1 FROM a WHERE a.x <> ALL(:scope::text[]))) AND n = :n::bigint"
+        " AND m::text = 'y'"
+    )
+    assert sqlite_dialect(sql) == (
+        "SELECT * FROM t WHERE id IN (SELECT value FROM json_each(:ids)) AND (:scope IS NULL OR "
+        "NOT EXISTS (SELECT 1 FROM a WHERE a.x NOT IN (SELECT value FROM json_each(:scope))))"
+        " AND n = :n AND m::text = 'y'"
+    )
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_no_positional_placeholders_are_written(engine: str) -> None:
+    for name, sql in load_queries(engine).items():
+        assert "?" not in sql and "$" not in sql, name
+
+
+def test_a_query_takes_the_same_parameters_on_both_engines() -> None:
+    sqlite, postgres = compile_queries("sqlite"), compile_queries("postgres")
+    for name in sqlite.keys() & postgres.keys():
+        assert set(sqlite[name].parameters) == set(postgres[name].parameters), name
