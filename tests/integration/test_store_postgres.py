@@ -61,7 +61,7 @@ async def test_concurrent_migrations_apply_once(pg_url: str) -> None:
         await store.open()
     try:
         applied = await asyncio.gather(*(store.migrate() for store in stores))
-        assert sorted(applied) == [[], [], ["0001_initial"]]
+        assert sorted(applied) == [[], [], ["0001_initial", "0002_claimers"]]
     finally:
         for store in stores:
             await store.close()

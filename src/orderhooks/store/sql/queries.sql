@@ -78,10 +78,22 @@ UPDATE deliveries SET state = 'pending', lease_expires_at = NULL, leased_by = NU
 WHERE state = 'delivering' AND lease_expires_at <= :now;
 
 -- name: in_flight
--- One index seek per live webhook, never a scan of the backlog.
-SELECT webhook_id, COUNT(*) AS n FROM deliveries
+-- One index seek per live webhook, never a scan of the backlog. `mine`: this worker's.
+SELECT webhook_id, COUNT(*) AS n,
+       SUM(CASE WHEN leased_by = :worker_id THEN 1 ELSE 0 END) AS mine
+FROM deliveries
 WHERE state = 'delivering' AND webhook_id IN (SELECT id FROM webhooks WHERE deleted_at IS NULL)
 GROUP BY webhook_id;
+
+-- name: note_claimer
+INSERT INTO claimers (worker_id, seen_at) VALUES (:worker_id, :now)
+ON CONFLICT (worker_id) DO UPDATE SET seen_at = excluded.seen_at;
+
+-- name: forget_claimers
+DELETE FROM claimers WHERE seen_at < :before;
+
+-- name: count_claimers
+SELECT COUNT(*) FROM claimers WHERE seen_at >= :since;
 
 -- name: spend_tokens
 UPDATE webhook_runtime SET rate_tokens = :rate_tokens,
