@@ -104,7 +104,8 @@ def run_sqlite(ctx: RunContext, scenario: Scenario) -> dict[str, Any]:
     """orderhooks serve on SQLite, with `fanout` webhooks on one receiver."""
     folder = ctx.scenario_dir(scenario.name)
     receiver = start_receiver(folder / "receiver", free_port(), ctx.receiver_kind)
-    orderhooks = service.start_serve(folder, profile=ctx.profile)
+    extra = {} if scenario.workers is None else {"ORDERHOOKS_WORKERS": str(scenario.workers)}
+    orderhooks = service.start_serve(folder, extra, profile=ctx.profile)
     try:
         for path in _webhook_paths(scenario.fanout):
             orderhooks.create_webhook(receiver.url(path))

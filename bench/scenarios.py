@@ -49,6 +49,7 @@ class Scenario:
     fanout: int = 1
     rate: float = 0.0
     status_ratio: float = 0.4
+    workers: int | None = None  # ORDERHOOKS_WORKERS of serve; None: its default (the CPUs)
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -62,6 +63,24 @@ SCENARIOS: dict[str, Scenario] = {
             "single", "SQLite, one order or status update per request", "sqlite", "orders", 1, 64
         ),
         Scenario("batch100", "SQLite, POST /v1/events batches of 100", "sqlite", "batch", 100, 4),
+        Scenario(
+            "single-1p",
+            "`single` with serve in one process (ORDERHOOKS_WORKERS=1)",
+            "sqlite",
+            "orders",
+            1,
+            64,
+            workers=1,
+        ),
+        Scenario(
+            "batch100-1p",
+            "`batch100` with serve in one process (ORDERHOOKS_WORKERS=1)",
+            "sqlite",
+            "batch",
+            100,
+            4,
+            workers=1,
+        ),
         Scenario("fanout5", "SQLite, batches of 100, 5 webhooks", "sqlite", "batch", 100, 4, 5),
         Scenario(
             "steady500",
