@@ -1,10 +1,11 @@
 # Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+# `make check` is the quick loop before a commit; `make test` (the CI command) runs everything.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench clean system-deps
+.PHONY: run test check lint typecheck unit bench clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +37,10 @@ unit: $(STAMP)
 
 test: $(STAMP) system-deps lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider
+
+# Lint, types, and the unit and integration tests on SQLite: no PostgreSQL, nothing slow.
+check: $(STAMP) lint typecheck
+	$(BIN)/pytest -q -p no:cacheprovider -m "not postgres and not slow" tests/unit tests/integration
 
 bench: $(STAMP) system-deps
 	$(BIN)/python -m bench

@@ -11,6 +11,7 @@ import orjson
 import redis
 
 from bench import service
+from bench.brokers import run_broker
 from bench.celery_app import DEFAULT_BROKER
 from bench.loadgen import read_acks
 from bench.procs import free_port, python_command, start_process, stop_process, wait_http_ok
@@ -253,6 +254,8 @@ DRIVERS = {
     "sqlite": run_sqlite,
     "postgres": run_postgres,
     "backlog": run_backlog,
+    "nats": run_broker,
+    "rabbitmq": run_broker,
 }
 
 

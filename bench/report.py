@@ -164,6 +164,16 @@ def evaluate_targets(
                 short,
             )
         )
+    http_batch = _get(results, "batch100", "ingest_events_per_s")
+    for broker in ("nats", "rabbitmq"):
+        consumed = _get(results, broker, "messages_per_s_consumed")
+        out.append(
+            _target(
+                f"{broker}: a broker source ingests at least as fast as batch100",
+                f"{_fmt(consumed, 0, '/s')} vs {_fmt(http_batch, 0, '/s')}",
+                None if consumed is None or http_batch is None else consumed >= http_batch,
+            )
+        )
     best = _get(results, "batch100", "x_celery")
     out.append(
         _target(

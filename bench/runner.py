@@ -37,6 +37,8 @@ DEFAULT_ORDER = (
     "celery",
     "single",
     "batch100",
+    "nats",
+    "rabbitmq",
     "fanout5",
     "steady500",
     "postgres",

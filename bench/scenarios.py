@@ -42,7 +42,7 @@ class Scenario:
 
     name: str
     description: str
-    kind: str  # sqlite, postgres, backlog, raw, celery
+    kind: str  # sqlite, postgres, backlog, raw, celery, nats, rabbitmq
     mode: str = "batch"  # the load generator's mode
     batch_size: int = 100
     concurrency: int = 4
@@ -82,6 +82,8 @@ SCENARIOS: dict[str, Scenario] = {
             workers=1,
         ),
         Scenario("fanout5", "SQLite, batches of 100, 5 webhooks", "sqlite", "batch", 100, 4, 5),
+        Scenario("nats", "SQLite, consuming NATS JetStream, one item per message", "nats"),
+        Scenario("rabbitmq", "SQLite, consuming RabbitMQ, one item per message", "rabbitmq"),
         Scenario(
             "steady500",
             "SQLite, a steady 500 new orders/s",

@@ -1,46 +1,48 @@
-"""Fixtures shared by every test folder: temporary SQLite files and fresh PostgreSQL databases."""
+"""What every test folder shares: fresh PostgreSQL databases, and the `postgres` marker on
+every test that uses one (so that `make check` can leave them out)."""
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
+import asyncpg
 import pytest
 
-PG_ADMIN_DSN = os.environ.get("ORDERHOOKS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+from tests.support.pg import PG_ADMIN_DSN, create_database, drop_database
+
+
+def _run_apart(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    # A thread of its own: async tests use pg_url while their loop is running.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 @pytest.fixture()
-def pg_url() -> Iterator[str]:
+def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test; dropped afterwards.
 
     Fails (never skips) when the server cannot be reached: the PostgreSQL engine is
-    part of the product and CI must not pass without it.
+    part of the product and CI must not pass without it. Fails too when the test lacks
+    the `postgres` marker (a parameter that reaches this fixture through
+    `request.getfixturevalue` must carry it), so `-m "not postgres"` leaves out every
+    test that needs the server.
     """
-    import asyncio
-
-    import asyncpg
-
-    name = f"oh_test_{uuid.uuid4().hex[:12]}"
-
-    async def run_admin(sql: str) -> None:
-        conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    def admin(sql: str) -> None:
-        # A thread of its own: async tests use this fixture while their loop is running.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pool.submit(asyncio.run, run_admin(sql)).result()
-
+    if request.node.get_closest_marker("postgres") is None:
+        pytest.fail(f"{request.node.nodeid} uses PostgreSQL without the `postgres` marker")
     try:
-        admin(f'CREATE DATABASE "{name}"')
+        url: str = _run_apart(create_database())
     except (OSError, asyncpg.PostgresError) as exc:
         pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_DSN}: {exc}")
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0]
-    yield f"{base}/{name}"
-    admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield url
+    _run_apart(drop_database(url))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses a PostgreSQL database (directly or through a fixture) as
+    `postgres`, so the marker never depends on someone remembering it."""
+    for item in items:
+        if "pg_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)

@@ -90,6 +90,18 @@ class Metrics:
             ["webhook_id"],
             registry=self.registry,
         )
+        self.source_messages = Counter(
+            "orderhooks_source_messages",
+            "Broker source messages by outcome (ingested, dead_lettered, skipped, retried).",
+            ["source", "outcome"],
+            registry=self.registry,
+        )
+        self.source_lag = Gauge(
+            "orderhooks_source_lag",
+            "Messages waiting at the broker per source, where the broker reports it.",
+            ["source"],
+            registry=self.registry,
+        )
         self.ready = Gauge(
             "orderhooks_ready",
             "1 when the process was ready at the last scrape (the store answered and, "

@@ -20,10 +20,10 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess
-from tests.browser.helpers import DESKTOP, deliveries_of, expect_json, launch, wait_until
+from tests.browser.helpers import DESKTOP, deliveries_of, launch, wait_until
+from tests.support.api import expect
+from tests.support.data import ALL_TYPES, PRICING, courier_body, new_order, stamp, unique
 
-ALL_TYPES = ["order.new", "order.status_update", "order.courier_update"]
-PRICING = {"order.new": 500, "order.status_update": 100, "order.courier_update": 100}
 SERVER_ENV = {
     # Deliveries fail for good after one failed attempt unless a webhook says otherwise,
     # so that recover and retry-now have failed deliveries to work on without waiting.
@@ -35,57 +35,10 @@ SERVER_ENV = {
 }
 
 
-def unique(prefix: str) -> str:
-    """A fresh name, so that tests never see each other's data."""
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def stamp(moment: datetime) -> str:
-    """RFC 3339 UTC with microseconds."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def order_body(account: str, order_id: str, placed: datetime) -> dict[str, Any]:
-    """A valid new order (status 10) placed at `placed`."""
-    return {
-        "_id": order_id,
-        "account": account,
-        "location": "loc-gent",
-        "channelLink": "cl-1",
-        "channel": 7,
-        "status": 10,
-        "orderType": 2,
-        "channelOrderDisplayId": "40392",
-        "statusHistory": [{"timeStamp": stamp(placed), "status": 10, "response": "", "source": 1}],
-        "decimalDigits": 2,
-        "payment": {"amount": 2650, "type": 0, "due": 0, "rebate": 0},
-        "items": [
-            {
-                "plu": "BRG-01",
-                "name": "Classic Burger",
-                "price": 1150,
-                "quantity": 2,
-                "productType": 1,
-                "subItems": [],
-            },
-        ],
-    }
-
-
-def courier_body(status: int, at: datetime) -> dict[str, Any]:
-    """A courier update of `status` received at `at`."""
-    return {
-        "status": status,
-        "received": stamp(at),
-        "courier": {
-            "firstName": "Jonas",
-            "lastName": "P.",
-            "phoneNumber": "+32471111111",
-            "deliveryBy": "channel",
-            "status": status,
-        },
-        "trackingURL": "https://track.example.com/t/8f2c",
-    }
+    """A valid new order (status 10) placed at `placed`, in Gent."""
+    history = [{"timeStamp": stamp(placed), "status": 10, "response": "", "source": 1}]
+    return new_order(account, order_id, location="loc-gent", statusHistory=history)
 
 
 @dataclass
@@ -123,14 +76,14 @@ class World:
             "eventTypes": ALL_TYPES,
             **fields,
         }
-        result: dict[str, Any] = expect_json(self.api.post("/v1/webhooks", json=body), 201)
+        result: dict[str, Any] = expect(self.api.post("/v1/webhooks", json=body), 201)
         return result
 
     def new_order(self, account: str, placed: datetime | None = None) -> str:
         """Ingest a new order; its id."""
         order_id = uuid.uuid4().hex[:24]
         body = order_body(account, order_id, placed or datetime.now(UTC))
-        expect_json(self.api.post("/v1/orders", json=body), 202)
+        expect(self.api.post("/v1/orders", json=body), 202)
         return order_id
 
     def settled(self, webhook_id: str, count: int) -> list[dict[str, Any]]:
@@ -147,17 +100,17 @@ class World:
 def _seed_order_a(api: httpx.Client, account: str, placed: datetime) -> str:
     """An order that went the whole way: accepted, prepared, picked up, delivered."""
     order_id = uuid.uuid4().hex[:24]
-    expect_json(api.post("/v1/orders", json=order_body(account, order_id, placed)), 202)
+    expect(api.post("/v1/orders", json=order_body(account, order_id, placed)), 202)
     steps: list[tuple[str, dict[str, Any]]] = [
         ("status", {"status": 20, "timeStamp": stamp(placed + timedelta(minutes=1))}),
         ("status", {"status": 60, "timeStamp": stamp(placed + timedelta(minutes=13))}),
-        ("courier", courier_body(83, placed + timedelta(minutes=15))),
+        ("courier", courier_body(83, stamp(placed + timedelta(minutes=15)))),
         ("status", {"status": 80, "timeStamp": stamp(placed + timedelta(minutes=21))}),
-        ("courier", courier_body(87, placed + timedelta(minutes=21))),
+        ("courier", courier_body(87, stamp(placed + timedelta(minutes=21)))),
         ("status", {"status": 90, "timeStamp": stamp(placed + timedelta(minutes=40))}),
     ]
     for kind, body in steps:
-        expect_json(api.post(f"/v1/orders/{order_id}/{kind}", json=body), 202)
+        expect(api.post(f"/v1/orders/{order_id}/{kind}", json=body), 202)
     return order_id
 
 
@@ -171,19 +124,19 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         server.client() as api,
     ):
         account_a, account_b = unique("acct-a"), unique("acct-b")
-        partner = expect_json(
+        partner = expect(
             api.post(
                 "/v1/keys", json={"role": "partner", "accounts": [account_a], "name": "Partner A"}
             ),
             201,
         )
-        ingest = expect_json(api.post("/v1/keys", json={"role": "ingest", "name": "POS"}), 201)
+        ingest = expect(api.post("/v1/keys", json={"role": "ingest", "name": "POS"}), 201)
         agreement = {
             "signedBy": "Ana Silva",
             "signedAt": stamp(datetime.now(UTC)),
-            "pricing": {"currency": "EUR", "perThousand": PRICING},
+            "pricing": PRICING,
         }
-        expect_json(api.put(f"/v1/accounts/{account_a}/agreement", json=agreement), 200)
+        expect(api.put(f"/v1/accounts/{account_a}/agreement", json=agreement), 200)
         placed = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
         world = World(
             server=server,

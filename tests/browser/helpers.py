@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 import httpx
 from playwright.sync_api import Browser, Page, Playwright
 
+from tests.support.api import expect
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless=new",
@@ -63,19 +65,10 @@ def wait_until(check: Callable[[], T | None], what: str, timeout: float = WAIT_S
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
-def expect_json(response: httpx.Response, status: int = 200) -> Any:
-    """The JSON body after checking the status (the message carries the body)."""
-    assert response.status_code == status, (
-        f"{response.request.method} {response.request.url} -> {response.status_code}: "
-        f"{response.text[:1000]}"
-    )
-    return response.json() if response.content else None
-
-
 def deliveries_of(api: httpx.Client, webhook_id: str, **params: Any) -> list[dict[str, Any]]:
     """The deliveries of a webhook, newest first (one page of up to 500)."""
     query = {"webhookId": webhook_id, "limit": 500, **params}
-    return list(expect_json(api.get("/v1/deliveries", params=query))["data"])
+    return list(expect(api.get("/v1/deliveries", params=query), 200)["data"])
 
 
 def labelled_controls_missing(page: Page) -> list[str]:

@@ -7,8 +7,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page
 
-from tests.browser.conftest import World, unique
-from tests.browser.helpers import deliveries_of, expect_json, shoot, sign_in, wait_until
+from tests.browser.conftest import World
+from tests.browser.helpers import deliveries_of, shoot, sign_in, wait_until
+from tests.support.api import expect
+from tests.support.data import unique
 
 pytestmark = pytest.mark.browser
 
@@ -19,7 +21,7 @@ def _open_webhook(page: Page, world: World, webhook: dict[str, Any]) -> None:
 
 
 def _state(world: World, webhook_id: str) -> str:
-    state: str = expect_json(world.api.get(f"/v1/webhooks/{webhook_id}"))["state"]
+    state: str = expect(world.api.get(f"/v1/webhooks/{webhook_id}"), 200)["state"]
     return state
 
 
@@ -27,7 +29,7 @@ def _delivery_in_state(world: World, delivery_id: str, state: str) -> dict[str, 
     """Wait until the API reports the delivery in `state`; the delivery with its attempts."""
 
     def check() -> dict[str, Any] | None:
-        found: dict[str, Any] = expect_json(world.api.get(f"/v1/deliveries/{delivery_id}"))
+        found: dict[str, Any] = expect(world.api.get(f"/v1/deliveries/{delivery_id}"), 200)
         return found if found["state"] == state else None
 
     return wait_until(check, f"delivery {delivery_id} {state}")
@@ -73,7 +75,7 @@ def test_disable_and_enable(world: World, page: Page) -> None:
     page.get_by_role("button", name="Disable webhook").click()
     assert page.get_by_role("status").inner_text().startswith("Webhook disabled")
     assert _state(world, webhook["id"]) == "disabled"
-    assert expect_json(world.api.get(f"/v1/webhooks/{webhook['id']}"))["disabledReason"] == "manual"
+    assert expect(world.api.get(f"/v1/webhooks/{webhook['id']}"), 200)["disabledReason"] == "manual"
     shoot(page, "12-webhook-disabled")
     page.get_by_role("button", name="Enable webhook").click()
     assert page.get_by_role("status").inner_text() == "Webhook enabled."
@@ -90,7 +92,7 @@ def test_rotate_secret_shows_the_new_secret_once(world: World, page: Page) -> No
     shown = page.get_by_label("New secret").input_value()
     assert shown.startswith("whsec_")
     assert shown != webhook["secret"]
-    assert expect_json(world.api.get(f"/v1/webhooks/{webhook['id']}/secret"))["secret"] == shown
+    assert expect(world.api.get(f"/v1/webhooks/{webhook['id']}/secret"), 200)["secret"] == shown
     shoot(page, "13-secret-rotated")
     _open_webhook(page, world, webhook)
     assert shown not in page.content()  # shown once: not on the webhook page

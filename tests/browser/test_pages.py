@@ -7,15 +7,16 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page
 
-from tests.browser.conftest import PRICING, World
+from tests.browser.conftest import World
 from tests.browser.helpers import (
     deliveries_of,
-    expect_json,
     labelled_controls_missing,
     shoot,
     sign_in,
     wait_until,
 )
+from tests.support.api import expect
+from tests.support.data import PER_THOUSAND
 
 pytestmark = pytest.mark.browser
 
@@ -118,7 +119,7 @@ def test_order_page_shows_timeline_courier_and_who_got_what(world: World, page: 
         "table", name="Each event of the order and its delivery to each webhook"
     )
     assert events.get_by_role("row").count() == 1 + 7
-    view = expect_json(world.api.get(f"/v1/orders/{world.order_a}"))
+    view = expect(world.api.get(f"/v1/orders/{world.order_a}"), 200)
     for event in view["events"]:
         assert event["id"] in events.inner_text()
     for delivery in deliveries_of(world.api, world.hook_a["id"]):
@@ -130,7 +131,7 @@ def test_usage_page_matches_the_api_and_prices_by_agreement(world: World, page: 
     """Usage: the units and charges of the API, per account and month."""
 
     def usage_rows() -> list[dict[str, Any]] | None:
-        rows = expect_json(world.api.get("/v1/usage", params={"account": world.account_a}))
+        rows = expect(world.api.get("/v1/usage", params={"account": world.account_a}), 200)
         delivered = sum(r["delivered"] for r in rows["data"])
         return rows["data"] if delivered >= 7 else None
 
@@ -145,7 +146,7 @@ def test_usage_page_matches_the_api_and_prices_by_agreement(world: World, page: 
         cells = line.get_by_role("cell").all_inner_texts()
         assert cells[0] == world.account_a
         assert cells[3] == f"{row['delivered']:,}"
-        price = PRICING[row["eventType"]]
+        price = PER_THOUSAND[row["eventType"]]
         assert cells[5] == f"{price // 100}.{price % 100:02d} EUR"
         assert cells[6] == f"{row['charge'] // 100}.{row['charge'] % 100:02d} EUR"
     _check_page(page, "10-usage")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Browser, Page
 
-from tests.browser.conftest import World, unique
+from tests.browser.conftest import World
 from tests.browser.helpers import PHONE, deliveries_of, shoot, sign_in, wait_until
+from tests.support.data import unique
 
 pytestmark = pytest.mark.browser
 

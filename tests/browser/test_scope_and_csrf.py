@@ -8,8 +8,10 @@ import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page
 
-from tests.browser.conftest import World, unique
-from tests.browser.helpers import deliveries_of, expect_json, shoot, sign_in
+from tests.browser.conftest import World
+from tests.browser.helpers import deliveries_of, shoot, sign_in
+from tests.support.api import expect
+from tests.support.data import unique
 
 pytestmark = pytest.mark.browser
 
@@ -40,7 +42,7 @@ def test_partner_sees_only_its_accounts(world: World, page: Page) -> None:
     page.goto(f"{world.base_url}/ui/deliveries")
     shown = set(re.findall(r"dlv_[0-9A-Z]{26}", page.get_by_role("table").inner_text()))
     assert delivery_b["id"] not in shown
-    visible_to_partner = expect_json(partner_api.get("/v1/deliveries", params={"limit": 500}))
+    visible_to_partner = expect(partner_api.get("/v1/deliveries", params={"limit": 500}), 200)
     assert shown
     assert shown <= {d["id"] for d in visible_to_partner["data"]}
 
@@ -78,12 +80,12 @@ def test_forms_without_the_csrf_token_are_refused(world: World, page: Page) -> N
         url, form={"csrf_token": token}, headers={"Origin": "https://evil.example"}
     )
     assert foreign.status == 403
-    assert expect_json(world.api.get(f"/v1/webhooks/{webhook['id']}"))["state"] == "active"
+    assert expect(world.api.get(f"/v1/webhooks/{webhook['id']}"), 200)["state"] == "active"
 
     # With the token, from the page's own origin, the same request works.
     allowed = page.request.post(url, form={"csrf_token": token}, max_redirects=0)
     assert allowed.status == 303
-    assert expect_json(world.api.get(f"/v1/webhooks/{webhook['id']}"))["state"] == "disabled"
+    assert expect(world.api.get(f"/v1/webhooks/{webhook['id']}"), 200)["state"] == "disabled"
 
 
 def test_a_token_of_another_session_is_refused(
@@ -103,7 +105,7 @@ def test_a_token_of_another_session_is_refused(
     assert _csrf_token(page) != foreign_token
     url = f"{world.base_url}/ui/webhooks/{webhook['id']}/disable"
     assert page.request.post(url, form={"csrf_token": foreign_token}).status == 403
-    assert expect_json(world.api.get(f"/v1/webhooks/{webhook['id']}"))["state"] == "active"
+    assert expect(world.api.get(f"/v1/webhooks/{webhook['id']}"), 200)["state"] == "active"
 
 
 def test_sign_in_form_needs_its_own_token(world: World) -> None:

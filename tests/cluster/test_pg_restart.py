@@ -28,7 +28,8 @@ from tests.cluster.checks import (
 )
 from tests.cluster.cluster import Cluster, cluster_env, terminate_backends, with_address
 from tests.cluster.pgproxy import LOOPBACK, PgProxy
-from tests.e2e.support import Api, courier_body, expect, iso_now, make_order, poll, unique
+from tests.support.api import Api, expect, poll
+from tests.support.data import courier_body, iso_now, new_order, unique
 
 pytestmark = pytest.mark.postgres
 
@@ -103,7 +104,7 @@ async def ingest_order(
     """Create one order and post its updates one by one; its id."""
     await asyncio.sleep(start_after)
     order_id = uuid.uuid4().hex[:24]
-    order = make_order(account, order_id=order_id)
+    order = new_order(account, order_id=order_id)
     await post_until_stored(client, "/v1/orders", order, log, order_id=order_id, sequence=1)
     await post_updates(client, order_id, log)
     return order_id
@@ -153,6 +154,7 @@ async def wait_readiness(process: ServerProcess, status: int, what: str) -> floa
     return time.monotonic() - started
 
 
+@pytest.mark.slow
 async def test_serve_rides_out_terminated_connections(pg_url: str, cluster: Cluster) -> None:
     serve = cluster.add("serve", "serve", cluster_env(pg_url))
     await cluster.start([serve])
@@ -160,7 +162,7 @@ async def test_serve_rides_out_terminated_connections(pg_url: str, cluster: Clus
     with TimedReceiver() as rx:
         rx.slow(0.01)
         async with serve.async_client() as client:
-            api = Api(client)
+            api = Api(client, serve.admin_key)
             hook = await api.create_webhook(
                 rx.url, [account], timeoutSeconds=WEBHOOK_TIMEOUT_SECONDS
             )
@@ -188,6 +190,7 @@ async def test_serve_rides_out_terminated_connections(pg_url: str, cluster: Clus
     assert serve.terminate() == 0, serve.log_tail()
 
 
+@pytest.mark.slow
 async def test_outage_answers_503_and_delivery_resumes(pg_url: str, cluster: Cluster) -> None:
     target = urlsplit(pg_url)
     with PgProxy(target.hostname or LOOPBACK, target.port or 5432) as proxy:
@@ -198,12 +201,12 @@ async def test_outage_answers_503_and_delivery_resumes(pg_url: str, cluster: Clu
         account, log = unique("acct"), IngestLog()
         with TimedReceiver() as rx:
             async with api_process.async_client() as client:
-                api = Api(client)
+                api = Api(client, api_process.admin_key)
                 hook = await api.create_webhook(
                     rx.url, [account], timeoutSeconds=WEBHOOK_TIMEOUT_SECONDS
                 )
                 before = [await ingest_order(client, account, log) for _ in range(3)]
-                held = make_order(account, order_id=uuid.uuid4().hex[:24])
+                held = new_order(account, order_id=uuid.uuid4().hex[:24])
 
                 proxy.cut()
                 cut_at = time.monotonic()

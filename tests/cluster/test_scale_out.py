@@ -34,7 +34,8 @@ from tests.cluster.cluster import (
     leases_by_pid,
     run_migrate,
 )
-from tests.e2e.support import Api, courier_body, expect, iso_now, make_order, poll, unique
+from tests.support.api import Api, expect, poll
+from tests.support.data import courier_body, iso_now, new_order, unique
 
 pytestmark = pytest.mark.postgres
 
@@ -118,7 +119,7 @@ def batch_item(order_id: str, account: str, step: int) -> dict[str, Any]:
     """The batch item of one step of an order's life."""
     event_type, status = STEPS[step]
     if event_type == "order.new":
-        return {"type": event_type, "data": make_order(account, order_id=order_id)}
+        return {"type": event_type, "data": new_order(account, order_id=order_id)}
     if event_type == "order.courier_update":
         return {"type": event_type, "orderId": order_id, "data": courier_body(status or 83)}
     return {
@@ -238,6 +239,7 @@ async def ingest_killing_a_worker(
     return ingested, victim, stranded
 
 
+@pytest.mark.slow
 async def test_three_workers_one_killed_keep_every_guarantee(
     pg_url: str, cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -254,7 +256,7 @@ async def test_three_workers_one_killed_keep_every_guarantee(
 
     with receivers_running(hooks):
         async with api_process.async_client() as client:
-            api = Api(client)
+            api = Api(client, api_process.admin_key)
             await create_webhooks(api, hooks, accounts)
             started = time.monotonic()
             ingested, victim, stranded = await ingest_killing_a_worker(

@@ -14,7 +14,8 @@ import pytest
 
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess
-from tests.e2e.support import Api, unique
+from tests.support.api import Api
+from tests.support.data import unique
 
 LOG_TAIL_ON_FAILURE_CHARS = 6000
 
@@ -35,7 +36,7 @@ def server(
 async def api(server: ServerProcess) -> AsyncIterator[Api]:
     """An admin API client of the module's server."""
     async with server.async_client() as client:
-        yield Api(client)
+        yield Api(client, server.admin_key)
 
 
 @pytest.fixture()

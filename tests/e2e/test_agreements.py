@@ -6,8 +6,12 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from orderhooks.testing.receiver import Receiver
-from tests.e2e.support import Api, expect, make_order, units
+from tests.e2e.support import units
+from tests.support.api import Api, expect
+from tests.support.data import new_order
 
 SERVER_ENV = {"ORDERHOOKS_REQUIRE_AGREEMENT": "true"}
 QUIET_SECONDS = 1.5
@@ -29,7 +33,7 @@ PRICES = {"order.new": 700, "order.status_update": 900, "order.courier_update": 
 async def test_webhook_waits_for_the_agreement(api: Api, account: str, rx: Receiver) -> None:
     hook = await api.create_webhook(rx.url, [account])
     assert hook["state"] == "awaiting_agreement"
-    before = make_order(account)
+    before = new_order(account)
     await api.new_order(before)
     await api.status(before["_id"], 20)
     await asyncio.sleep(QUIET_SECONDS)
@@ -39,7 +43,7 @@ async def test_webhook_waits_for_the_agreement(api: Api, account: str, rx: Recei
     path = f"/v1/accounts/{account}/agreement"
     expect(await api.client.put(path, json=agreement(PRICES)), 200)
     await api.wait_webhook(hook["id"], lambda w: w["state"] == "active", what="active")
-    after = make_order(account)
+    after = new_order(account)
     ids = await api.new_order(after)
     ids += await api.status(before["_id"], 40)
     await rx.wait_for_delivered(set(ids))
@@ -51,6 +55,7 @@ async def test_webhook_waits_for_the_agreement(api: Api, account: str, rx: Recei
     rx.verify_all(hook["secret"])
 
 
+@pytest.mark.slow
 async def test_usage_counts_units_once_and_prices_them(api: Api, account: str) -> None:
     since = (datetime.now(UTC) - timedelta(seconds=5)).isoformat().replace("+00:00", "Z")
     expect(await api.client.put(f"/v1/accounts/{account}/agreement", json=agreement(PRICES)), 200)
@@ -62,7 +67,7 @@ async def test_usage_counts_units_once_and_prices_them(api: Api, account: str) -
         )
         ids: list[str] = []
         for _ in range(3):
-            order = make_order(account)
+            order = new_order(account)
             ids += await api.new_order(order)
         ids += await api.status(order["_id"], 20)
         ids += await api.status(order["_id"], 40)

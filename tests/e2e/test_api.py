@@ -11,7 +11,9 @@ import httpx
 
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess
-from tests.e2e.support import Api, expect, iso_now, make_order, states, unique, units
+from tests.e2e.support import states, units
+from tests.support.api import Api, expect
+from tests.support.data import iso_now, new_order, unique
 
 
 async def test_public_endpoints(server: ServerProcess) -> None:
@@ -41,16 +43,16 @@ async def test_keys(api: Api, server: ServerProcess, account: str) -> None:
     assert all("key" not in k for k in listed), "list items never carry the key"
 
     async with server.async_client(created["key"]) as ingest:
-        order = make_order(account)
+        order = new_order(account)
         expect(await ingest.post("/v1/orders", json=order), 202)
         assert (await ingest.get("/v1/webhooks")).status_code == 403
     assert (await api.client.delete(f"/v1/keys/{created['id']}")).status_code == 204
     async with server.async_client(created["key"]) as revoked:
-        assert (await revoked.post("/v1/orders", json=make_order(account))).status_code == 401
+        assert (await revoked.post("/v1/orders", json=new_order(account))).status_code == 401
 
 
 async def test_orders_and_events(api: Api, account: str) -> None:
-    order = make_order(account)
+    order = new_order(account)
     ids = await api.new_order(order)
     ids += await api.status(order["_id"], 20)
     ids += await api.courier(order["_id"], 83)
@@ -128,7 +130,7 @@ async def test_webhook_lifecycle(api: Api, account: str, rx: Receiver) -> None:
     assert enabled["state"] == "active"
 
     assert rx.requests == [], "creating or changing a webhook sends nothing"
-    ids = await api.new_order(make_order(account))
+    ids = await api.new_order(new_order(account))
     await rx.wait_for_delivered(set(ids))
     await api.wait_deliveries(hook_id, lambda ds: states(ds) == {"delivered": 1})
     stats = expect(await api.client.get(f"/v1/webhooks/{hook_id}/stats"), 200)
@@ -146,7 +148,7 @@ async def test_deliveries_retry_recover_replay_test(api: Api, account: str, rx: 
     rx.answer(500)
     since = (datetime.now(UTC) - timedelta(seconds=5)).isoformat().replace("+00:00", "Z")
     hook = await api.create_webhook(rx.url, [account], retrySchedule=[])
-    order = make_order(account)
+    order = new_order(account)
     ids = await api.new_order(order)
     ids += await api.status(order["_id"], 20)
     failed = await api.wait_deliveries(
@@ -211,7 +213,7 @@ async def test_agreement_and_usage(api: Api, account: str, rx: Receiver) -> None
     assert got["pricing"] == agreement["pricing"]
 
     hook = await api.create_webhook(rx.url, [account])
-    ids = await api.new_order(make_order(account))
+    ids = await api.new_order(new_order(account))
     await rx.wait_for_delivered(set(ids))
     rx.verify_all(hook["secret"])
     usage = await api.wait_usage(account, lambda rows: units(rows, "order.new") == 1)

@@ -10,7 +10,8 @@ import jsonschema
 import orjson
 
 from orderhooks.testing.receiver import Receiver
-from tests.e2e.support import Api, expect, make_order
+from tests.support.api import Api, expect
+from tests.support.data import new_order as make_order
 
 Validator = jsonschema.Draft202012Validator
 

@@ -14,7 +14,9 @@ import pytest
 
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess
-from tests.e2e.support import Api, assert_per_order, make_order, states
+from tests.e2e.support import assert_per_order, states
+from tests.support.api import Api
+from tests.support.data import new_order
 
 MAX_CONCURRENCY = 4
 # After a crash only deliveries whose outcome was not yet recorded are sent again: those in
@@ -56,7 +58,7 @@ class Ingester:
         orders: list[tuple[str, int]] = []  # (order id, next step) of acknowledged orders
         while not self.stop:
             if len(orders) < 6:
-                order = make_order(self.account)
+                order = new_order(self.account)
                 if await self._post("/v1/orders", order):
                     orders.append((order["_id"], 0))
                 continue
@@ -81,6 +83,7 @@ class Ingester:
         return False
 
 
+@pytest.mark.slow
 async def test_sigkill_mid_stream_loses_no_acknowledged_event(
     api: Api, server: ServerProcess, account: str, rx: Receiver
 ) -> None:
@@ -115,6 +118,7 @@ async def test_sigkill_mid_stream_loses_no_acknowledged_event(
     rx.verify_all(hook["secret"])
 
 
+@pytest.mark.slow
 async def test_sigterm_drains_attempts_in_flight(
     api: Api, server: ServerProcess, account: str, rx: Receiver
 ) -> None:
@@ -122,7 +126,7 @@ async def test_sigterm_drains_attempts_in_flight(
     hook = await api.create_webhook(rx.url, [account], timeoutSeconds=10)
     ids: list[str] = []
     for _ in range(3):
-        ids += await api.new_order(make_order(account))
+        ids += await api.new_order(new_order(account))
     await rx.wait_for(lambda: rx.in_flight == 3, what="3 attempts in flight")
 
     started = time.monotonic()

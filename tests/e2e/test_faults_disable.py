@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from orderhooks.testing.receiver import Receiver
-from tests.e2e.support import Api, make_order, states
+from tests.e2e.support import states
+from tests.support.api import Api
+from tests.support.data import new_order
 
 SERVER_ENV = {"ORDERHOOKS_DISABLE_AFTER": "3"}
 DISABLE_AFTER_SECONDS = 3
@@ -18,7 +22,7 @@ async def test_410_disables_the_webhook_and_fails_the_delivery(
 ) -> None:
     rx.gone()
     hook = await api.create_webhook(rx.url, [account])
-    ids = await api.new_order(make_order(account))
+    ids = await api.new_order(new_order(account))
     disabled = await api.wait_webhook(
         hook["id"], lambda w: w["state"] == "disabled", what="disabled"
     )
@@ -32,18 +36,19 @@ async def test_410_disables_the_webhook_and_fails_the_delivery(
     assert (await api.delivery(delivery["id"]))["attempts"][0]["statusCode"] == 410
 
     rx.healthy()
-    await api.new_order(make_order(account))
+    await api.new_order(new_order(account))
     await asyncio.sleep(SETTLE_SECONDS)
     assert len(rx.requests) == 1, "a disabled webhook gets nothing"
     assert len(await api.deliveries(hook["id"])) == 1, "nor new deliveries"
     rx.verify_all(hook["secret"])
 
 
+@pytest.mark.slow
 async def test_failing_webhook_is_disabled(api: Api, account: str, rx: Receiver) -> None:
     rx.answer(500)
     hook = await api.create_webhook(rx.url, [account], retrySchedule=[1] * 20)
-    await api.new_order(make_order(account))
-    await api.new_order(make_order(account))
+    await api.new_order(new_order(account))
+    await api.new_order(new_order(account))
     disabled = await api.wait_webhook(
         hook["id"],
         lambda w: w["state"] == "disabled",
@@ -60,12 +65,13 @@ async def test_failing_webhook_is_disabled(api: Api, account: str, rx: Receiver)
     rx.verify_all(hook["secret"])
 
 
+@pytest.mark.slow
 async def test_a_recovering_webhook_stays_active(api: Api, account: str, rx: Receiver) -> None:
     rx.fail_first(1, per_delivery=True)
     hook = await api.create_webhook(rx.url, [account])
     ids: list[str] = []
     for _ in range(3):
-        ids += await api.new_order(make_order(account))
+        ids += await api.new_order(new_order(account))
         await asyncio.sleep(1)
     await rx.wait_for_delivered(set(ids), timeout=20)
     await asyncio.sleep(DISABLE_AFTER_SECONDS)

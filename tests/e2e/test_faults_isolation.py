@@ -8,7 +8,8 @@ import time
 
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import free_port
-from tests.e2e.support import Api, make_order
+from tests.support.api import Api
+from tests.support.data import new_order
 
 BACKLOG_ORDERS = 10
 PROBES = 5
@@ -38,7 +39,7 @@ async def test_bad_webhooks_do_not_delay_a_healthy_one(api: Api, account: str) -
         healthy_hook = await api.create_webhook(healthy.url, [account])
         backlog: list[str] = []
         for _ in range(BACKLOG_ORDERS):
-            backlog += await api.new_order(make_order(account))
+            backlog += await api.new_order(new_order(account))
         await hole.wait_for(lambda: hole.in_flight == SLOW_CONCURRENCY, what="hole busy")
         await slow.wait_for(lambda: slow.in_flight == SLOW_CONCURRENCY, what="slow busy")
         await healthy.wait_for_delivered(set(backlog))
@@ -46,7 +47,7 @@ async def test_bad_webhooks_do_not_delay_a_healthy_one(api: Api, account: str) -
         latencies = []
         for _ in range(PROBES):
             sent = time.monotonic()
-            [event_id] = await api.new_order(make_order(account))
+            [event_id] = await api.new_order(new_order(account))
             await healthy.wait_for_delivered({event_id}, timeout=10)
             arrival = next(r for r in healthy.requests if r.webhook_id == event_id)
             latencies.append(arrival.arrived_monotonic - sent)

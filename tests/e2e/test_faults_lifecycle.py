@@ -7,8 +7,12 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
+
 from orderhooks.testing.receiver import Receiver
-from tests.e2e.support import Api, assert_per_order, expect, make_order, states
+from tests.e2e.support import assert_per_order, states
+from tests.support.api import Api, expect
+from tests.support.data import new_order
 
 SETTLE_SECONDS = 1.5
 DOWN_SECONDS = 6.0
@@ -16,7 +20,7 @@ DOWN_SECONDS = 6.0
 
 async def ingest_orders(api: Api, account: str, orders: int, updates: tuple[int, ...]) -> list[str]:
     """Ingest `orders` new orders, then each status of `updates` for each of them."""
-    created = [make_order(account) for _ in range(orders)]
+    created = [new_order(account) for _ in range(orders)]
     ids: list[str] = []
     for order in created:
         ids += await api.new_order(order)
@@ -46,6 +50,7 @@ async def test_delete_cancels_pending_deliveries(api: Api, account: str, rx: Rec
     rx.verify_all(hook["secret"])
 
 
+@pytest.mark.slow
 async def test_disabled_webhook_waits_and_resumes_in_order(
     api: Api, account: str, rx: Receiver
 ) -> None:
@@ -73,6 +78,7 @@ async def test_disabled_webhook_waits_and_resumes_in_order(
     rx.verify_all(hook["secret"])
 
 
+@pytest.mark.slow
 async def test_probing_a_receiver_that_is_down(api: Api, account: str) -> None:
     rx = Receiver().start()
     rx.stop()  # its port now refuses connections; `start` reopens the same port

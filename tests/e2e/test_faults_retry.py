@@ -14,9 +14,13 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
+import pytest
+
 from orderhooks.testing.receiver import Receiver, signature_problem
 from orderhooks.testing.server import free_port
-from tests.e2e.support import Api, expect, make_order, states
+from tests.e2e.support import states
+from tests.support.api import Api, expect
+from tests.support.data import new_order
 
 # Arrival times are taken on another clock than the server's timers: allow this much.
 CLOCK_SLACK_SECONDS = 0.15
@@ -33,7 +37,7 @@ async def gap_between_first_two_attempts(
 ) -> float:
     """Create a webhook, ingest one order, and measure the gap between attempts 1 and 2."""
     hook = await api.create_webhook(rx.url, [account], **webhook_fields)
-    ids = await api.new_order(make_order(account))
+    ids = await api.new_order(new_order(account))
     await rx.wait_for_delivered(set(ids), timeout=20)
     first, second = rx.requests[0], rx.requests[1]
     assert (first.attempt, second.attempt) == (1, 2)
@@ -72,7 +76,7 @@ async def test_longer_schedule_wins_over_retry_after(api: Api, account: str, rx:
 async def test_failed_after_the_last_attempt(api: Api, account: str, rx: Receiver) -> None:
     rx.answer(500)
     hook = await api.create_webhook(rx.url, [account])  # the server's schedule: 1,1,1
-    ids = await api.new_order(make_order(account))
+    ids = await api.new_order(new_order(account))
     deliveries = await api.wait_deliveries(
         hook["id"], lambda ds: states(ds) == {"failed": 1}, timeout=20, what="failed"
     )
@@ -103,7 +107,7 @@ async def test_attempt_errors(api: Api, account: str) -> None:
             name: await api.create_webhook(url, [account], retrySchedule=[], timeoutSeconds=1)
             for name, url in urls.items()
         }
-        await api.new_order(make_order(account))
+        await api.new_order(new_order(account))
         for name, hook in hooks.items():
             deliveries = await api.wait_deliveries(
                 hook["id"], lambda ds: states(ds) == {"failed": 1}, what=f"{name} failed"
@@ -123,7 +127,7 @@ async def test_attempt_errors(api: Api, account: str) -> None:
 async def test_retry_now(api: Api, account: str, rx: Receiver) -> None:
     rx.answer(500)
     hook = await api.create_webhook(rx.url, [account], retrySchedule=[])
-    ids = await api.new_order(make_order(account))
+    ids = await api.new_order(new_order(account))
     [failed] = await api.wait_deliveries(
         hook["id"], lambda ds: states(ds) == {"failed": 1}, what="failed"
     )
@@ -145,7 +149,7 @@ async def fail_one_order(api: Api, rx: Receiver, hook_id: str, account: str) -> 
     """Ingest an order whose delivery fails its whole schedule, then let one test delivery
     succeed, so that the webhook's failures never run long enough for it to be probed."""
     rx.answer(500)
-    [event_id] = await api.new_order(make_order(account))
+    [event_id] = await api.new_order(new_order(account))
     await api.wait_deliveries(
         hook_id,
         lambda ds: any(d["eventId"] == event_id and d["state"] == "failed" for d in ds),
@@ -160,6 +164,7 @@ async def fail_one_order(api: Api, rx: Receiver, hook_id: str, account: str) -> 
     return event_id
 
 
+@pytest.mark.slow
 async def test_recover_a_time_range(api: Api, account: str, rx: Receiver) -> None:
     hook = await api.create_webhook(rx.url, [account], retrySchedule=[1])
     start = datetime.now(UTC) - timedelta(seconds=1)
@@ -202,7 +207,7 @@ async def test_replay(api: Api, account: str, rx: Receiver) -> None:
     hook = await api.create_webhook(
         rx.url, [account], eventTypes=["order.new", "order.status_update"], retrySchedule=[]
     )
-    order = make_order(account)
+    order = new_order(account)
     delivered = await api.new_order(order)
     await rx.wait_for_delivered(set(delivered))
     rx.answer(500)
@@ -243,7 +248,7 @@ async def test_secret_rotation_with_grace(api: Api, account: str, rx: Receiver) 
     )
     new = expect(rotate, 200)["secret"]
     assert new != old
-    ids = await api.new_order(make_order(account))
+    ids = await api.new_order(new_order(account))
     await rx.wait_for_delivered(set(ids))
     [request] = rx.requests
     assert len(request.headers["webhook-signature"].split(" ")) == 2
@@ -262,7 +267,7 @@ async def test_secret_rotation_without_grace(api: Api, account: str, rx: Receive
         json={"secret": chosen, "gracePeriodSeconds": 0},
     )
     assert expect(rotate, 200)["secret"] == chosen
-    ids = await api.new_order(make_order(account))
+    ids = await api.new_order(new_order(account))
     await rx.wait_for_delivered(set(ids))
     [request] = rx.requests
     assert len(request.headers["webhook-signature"].split(" ")) == 1

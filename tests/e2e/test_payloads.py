@@ -8,18 +8,12 @@ import re
 from typing import Any
 
 import orjson
+import pytest
 
 from orderhooks.testing.receiver import Receiver
-from tests.e2e.support import (
-    ENVELOPE_KEYS,
-    VERSION,
-    Api,
-    assert_per_order,
-    expect,
-    iso_now,
-    make_order,
-    states,
-)
+from tests.e2e.support import VERSION, assert_per_order, states
+from tests.support.api import Api, expect
+from tests.support.data import ENVELOPE_KEYS, iso_now, new_order
 
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 SETTLE_SECONDS = 1.0
@@ -27,7 +21,7 @@ SETTLE_SECONDS = 1.0
 
 async def test_envelope_body_shape(api: Api, account: str, rx: Receiver) -> None:
     hook = await api.create_webhook(rx.url, [account])
-    order = make_order(account, status=10)
+    order = new_order(account, status=10)
     ids = await api.new_order(order)
     ids += await api.status(order["_id"], 20, reason="accepted by POS")
     ids += await api.courier(order["_id"], 83)
@@ -73,7 +67,7 @@ async def test_raw_body_is_data_alone(api: Api, account: str) -> None:
         envelope_hook = await api.create_webhook(envelope_rx.url, [account])
         raw_hook = await api.create_webhook(raw_rx.url, [account], payloadFormat="raw")
         assert raw_hook["payloadFormat"] == "raw"
-        order = make_order(account)
+        order = new_order(account)
         ids = await api.new_order(order)
         ids += await api.status(order["_id"], 20)
         ids += await api.courier(order["_id"], 85)
@@ -101,7 +95,7 @@ async def test_request_headers(api: Api, account: str) -> None:
             flaky.url, [account], headers={"X-Partner-Token": "t0k3n", "X-Env": "e2e"}
         )
         steady_hook = await api.create_webhook(steady.url, [account])
-        order = make_order(account)
+        order = new_order(account)
         ids = await api.new_order(order)
         await flaky.wait_for_delivered(set(ids), timeout=20)
         await steady.wait_for_delivered(set(ids))
@@ -138,7 +132,7 @@ async def test_request_headers(api: Api, account: str) -> None:
 
 async def test_idempotent_repeats(api: Api, account: str, rx: Receiver) -> None:
     hook = await api.create_webhook(rx.url, [account])
-    order = make_order(account)
+    order = new_order(account)
     raw = orjson.dumps(order)
     json_headers = {"content-type": "application/json"}
     first = expect(await api.client.post("/v1/orders", content=raw, headers=json_headers), 202)
@@ -161,7 +155,7 @@ async def test_idempotent_repeats(api: Api, account: str, rx: Receiver) -> None:
 
 async def test_batch_is_atomic(api: Api, account: str, rx: Receiver) -> None:
     hook = await api.create_webhook(rx.url, [account])
-    first, second = make_order(account), make_order(account)
+    first, second = new_order(account), new_order(account)
     bad = dict(second, status="20")
     items: list[dict[str, Any]] = [
         {"type": "order.new", "data": first},
@@ -225,12 +219,13 @@ async def test_test_delivery(api: Api, account: str, rx: Receiver) -> None:
     rx.verify_all(hook["secret"])
 
 
+@pytest.mark.slow
 async def test_per_order_order_when_the_receiver_fails_some_requests(
     api: Api, account: str, rx: Receiver
 ) -> None:
     rx.fail_randomly(0.25, seed=7)
     hook = await api.create_webhook(rx.url, [account], retrySchedule=[1] * 10, maxConcurrency=8)
-    orders = [make_order(account) for _ in range(4)]
+    orders = [new_order(account) for _ in range(4)]
     ids: list[str] = []
     for order in orders:
         ids += await api.new_order(order)

@@ -10,7 +10,9 @@ import pytest
 
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess
-from tests.e2e.support import Api, assert_per_order, make_order
+from tests.e2e.support import assert_per_order
+from tests.support.api import Api
+from tests.support.data import new_order
 
 pytestmark = pytest.mark.postgres
 
@@ -28,7 +30,7 @@ def pg_server(pg_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
 
 async def ingest_flow(api: Api, account: str, orders: int) -> list[str]:
     """New orders, then two status updates and a courier update for each."""
-    created = [make_order(account) for _ in range(orders)]
+    created = [new_order(account) for _ in range(orders)]
     ids: list[str] = []
     for order in created:
         ids += await api.new_order(order)
@@ -39,18 +41,19 @@ async def ingest_flow(api: Api, account: str, orders: int) -> list[str]:
     return ids
 
 
+@pytest.mark.slow
 async def test_delivery_and_crash_on_postgres(
     pg_server: ServerProcess, account: str, rx: Receiver
 ) -> None:
     rx.fail_randomly(0.2, seed=3)
     async with pg_server.async_client() as client:
-        api = Api(client)
+        api = Api(client, pg_server.admin_key)
         hook = await api.create_webhook(rx.url, [account], retrySchedule=[1] * 10)
         before = await ingest_flow(api, account, 3)
     pg_server.kill()
     pg_server.start()
     async with pg_server.async_client() as client:
-        after = await ingest_flow(Api(client), account, 3)
+        after = await ingest_flow(Api(client, pg_server.admin_key), account, 3)
     await rx.wait_for_delivered(set(before + after), timeout=LEASE_SECONDS + 20)
     assert_per_order(rx.requests, contiguous=True)
     rx.verify_all(hook["secret"])
@@ -69,7 +72,7 @@ async def test_api_and_worker_apart_on_postgres(
         )
         with worker:
             async with api_process.async_client() as client:
-                api = Api(client)
+                api = Api(client, api_process.admin_key)
                 hook = await api.create_webhook(rx.url, [account])
                 ids = await ingest_flow(api, account, 2)
                 await rx.wait_for_delivered(set(ids))

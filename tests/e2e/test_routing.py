@@ -11,7 +11,8 @@ import asyncio
 from typing import Any
 
 from orderhooks.testing.receiver import Receiver
-from tests.e2e.support import ALL_TYPES, Api, make_order, unique
+from tests.support.api import Api
+from tests.support.data import ALL_TYPES, new_order, unique
 
 SETTLE_SECONDS = 1.0
 
@@ -32,7 +33,7 @@ async def test_event_types_filter(api: Api, account: str) -> None:
             only_status.url, [account], eventTypes=["order.status_update"]
         )
         everything_hook = await api.create_webhook(everything.url, [account])
-        order = make_order(account)
+        order = new_order(account)
         await api.new_order(order)
         await api.status(order["_id"], 20)
         await api.courier(order["_id"], 83)
@@ -54,11 +55,11 @@ async def test_event_types_filter(api: Api, account: str) -> None:
 
 async def test_scope_filters_accounts_locations_channel_links_channels(api: Api) -> None:
     account_a, account_b = unique("acct-a"), unique("acct-b")
-    base = make_order(account_a)
-    other_account = make_order(account_b)
-    other_location = make_order(account_a, location="loc-2")
-    other_link = make_order(account_a, channel_link="cl-2")
-    other_channel = make_order(account_a, channel=9)
+    base = new_order(account_a)
+    other_account = new_order(account_b)
+    other_location = new_order(account_a, location="loc-2")
+    other_link = new_order(account_a, channelLink="cl-2")
+    other_channel = new_order(account_a, channel=9)
     expected = {
         "accounts": [base, other_location, other_link, other_channel],
         "locations": [base, other_link, other_channel],
@@ -111,7 +112,7 @@ async def test_status_filter(api: Api, account: str, rx: Receiver) -> None:
     hook = await api.create_webhook(
         rx.url, [account], eventTypes=["order.status_update"], statusFilter=[20, 90]
     )
-    order = make_order(account)
+    order = new_order(account)
     await api.new_order(order)
     for status in (20, 40, 60):
         await api.status(order["_id"], status)
@@ -126,7 +127,7 @@ async def test_courier_status_filter(api: Api, account: str, rx: Receiver) -> No
     hook = await api.create_webhook(
         rx.url, [account], eventTypes=["order.courier_update"], courierStatusFilter=[83, 90]
     )
-    order = make_order(account)
+    order = new_order(account)
     await api.new_order(order)
     for status in (81, 83, 87):
         await api.courier(order["_id"], status)
@@ -143,7 +144,7 @@ async def test_new_order_trigger_fires_once_at_its_status(
     hook = await api.create_webhook(
         rx.url, [account], eventTypes=["order.new", "order.status_update"], newOrderTrigger=20
     )
-    order = make_order(account, status=10)
+    order = new_order(account, status=10)
     await api.new_order(order)
     triggered = await api.status(order["_id"], 20)
     assert len(triggered) == 2, "the trigger's order.new and the status update"
@@ -170,7 +171,7 @@ async def test_new_order_trigger_on_a_jump_past_it(api: Api, account: str, rx: R
     hook = await api.create_webhook(
         rx.url, [account], eventTypes=["order.new", "order.status_update"], newOrderTrigger=20
     )
-    order = make_order(account, status=10)
+    order = new_order(account, status=10)
     await api.new_order(order)
     await api.status(order["_id"], 60)
     last = await api.status(order["_id"], 90)
@@ -187,7 +188,7 @@ async def test_new_order_trigger_met_on_arrival(api: Api, account: str, rx: Rece
     hook = await api.create_webhook(
         rx.url, [account], eventTypes=["order.new", "order.status_update"], newOrderTrigger=20
     )
-    order = make_order(account, status=40)
+    order = new_order(account, status=40)
     await api.new_order(order)
     last = await api.status(order["_id"], 50)
     await rx.wait_for_delivered(set(last))
@@ -202,7 +203,7 @@ async def test_problem_statuses_never_trigger(api: Api, account: str, rx: Receiv
     hook = await api.create_webhook(
         rx.url, [account], eventTypes=["order.new", "order.status_update"], newOrderTrigger=20
     )
-    order = make_order(account, status=10)
+    order = new_order(account, status=10)
     await api.new_order(order)
     await api.status(order["_id"], 110)
     last = await api.status(order["_id"], 120)
@@ -222,7 +223,7 @@ async def test_trigger_webhook_beside_a_plain_one(api: Api, account: str) -> Non
         triggered_hook = await api.create_webhook(
             triggered.url, [account], eventTypes=["order.new"], newOrderTrigger=20
         )
-        order = make_order(account, status=10)
+        order = new_order(account, status=10)
         arrival = await api.new_order(order)
         await api.status(order["_id"], 20)
         last = await api.status(order["_id"], 40)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,23 +19,16 @@ from orderhooks.domain.model import Role
 from orderhooks.exceptions import StoreUnavailable
 from orderhooks.metrics import Metrics
 from orderhooks.web.app import create_app
-from tests.integration.test_api_support import (
-    PRICING,
-    Api,
+from tests.integration.api_support import (
+    LocalApi,
     api_settings,
     finish_deliveries,
     finish_delivery,
     running_api,
     store_key,
-    unique,
 )
-
-
-@pytest.fixture()
-async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    async with running_api(tmp_path) as app:
-        yield app
-
+from tests.support.api import Api
+from tests.support.data import PRICING, unique
 
 # ---------------------------------------------------------------- keys
 
@@ -164,7 +156,7 @@ async def test_agreements_are_validated_strictly(
 # ---------------------------------------------------------------- usage
 
 
-async def test_usage_counts_delivered_units_and_prices_them(api: Api) -> None:
+async def test_usage_counts_delivered_units_and_prices_them(api: LocalApi) -> None:
     account = unique("acct")
     await api.agree(account)  # order.new costs 500 per thousand
     webhook = await api.make_webhook(account)
@@ -271,7 +263,7 @@ async def _get(app: Any, path: str, key: str | None = None) -> httpx.Response:
         return await client.get(path, headers=headers)
 
 
-async def test_readiness(tmp_path: Path, api: Api) -> None:
+async def test_readiness(tmp_path: Path, api: LocalApi) -> None:
     settings = api_settings(tmp_path)
     assert (await _get(create_app(settings, api.store, role="api"), "/readyz")).status_code == 200
     stopped = create_app(settings, api.store, role="serve", workers_running=lambda: False)
@@ -291,7 +283,9 @@ async def test_readiness(tmp_path: Path, api: Api) -> None:
     assert unavailable.json()["error"]["code"] == "unavailable"
 
 
-async def test_a_worker_serves_only_health_readiness_and_metrics(tmp_path: Path, api: Api) -> None:
+async def test_a_worker_serves_only_health_readiness_and_metrics(
+    tmp_path: Path, api: LocalApi
+) -> None:
     worker = create_app(api_settings(tmp_path), api.store, role="worker")
     for path in ("/healthz", "/readyz", "/metrics"):
         assert (await _get(worker, path)).status_code == 200
@@ -330,7 +324,7 @@ async def test_unknown_routes_and_methods_answer_the_error_shape(api: Api) -> No
 
 
 async def test_an_unexpected_failure_is_500_in_the_error_shape(
-    api: Api, monkeypatch: pytest.MonkeyPatch
+    api: LocalApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def explode(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("boom")
@@ -354,7 +348,7 @@ async def test_an_unexpected_failure_is_500_in_the_error_shape(
 # ---------------------------------------------------------------- the OpenAPI document
 
 
-async def test_answers_match_the_published_schemas(api: Api) -> None:
+async def test_answers_match_the_published_schemas(api: LocalApi) -> None:
     """Real answers validate against the schemas of /openapi.json (what a fuzzer checks)."""
     document = (await api.call("GET", "/openapi.json", None)).json()
     account = unique("acct")

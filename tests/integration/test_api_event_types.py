@@ -12,7 +12,9 @@ from schemathesis.specs.openapi.definitions import OPENAPI_31
 
 from orderhooks.domain.apikeys import generate_api_key
 from orderhooks.domain.catalog import batch_schema, event_catalog
-from tests.integration.test_api_support import Api, running_api, unique
+from tests.integration.api_support import LocalApi as Api
+from tests.integration.api_support import running_api
+from tests.support.data import unique
 
 TYPES = [
     "order.new",

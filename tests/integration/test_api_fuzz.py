@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orderhooks.web.request_models import WebhookCreate
-from tests.integration.test_api_support import Api, new_order, running_api, unique
+from tests.integration.api_support import LocalApi, running_api
+from tests.support.data import new_order, unique
 
 EXAMPLES = 60
 
@@ -49,7 +50,7 @@ bodies = st.one_of(json_values, st.lists(json_values, max_size=3))
 @dataclass
 class Harness:
     loop: asyncio.AbstractEventLoop
-    api: Api
+    api: LocalApi
     order: str
     webhook: str
 

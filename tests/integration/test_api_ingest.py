@@ -5,20 +5,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.test_api_support import Api, new_order, running_api, sample, unique
+from tests.support.api import Api
+from tests.support.data import new_order, sample, unique
 
 MAX_BODY = 64_000  # room for a batch of 1001 small items, not for 100 KB
-
-
-@pytest.fixture()
-async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    async with running_api(tmp_path, max_body_bytes=MAX_BODY, require_agreement=False) as app:
-        yield app
+API_SETTINGS = {"max_body_bytes": MAX_BODY, "require_agreement": False}
 
 
 @pytest.fixture()

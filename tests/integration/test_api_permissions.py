@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from orderhooks.domain.apikeys import generate_api_key
-from tests.integration.test_api_support import Api, new_order, running_api, sample, unique
+from tests.integration.api_support import LocalApi, running_api
+from tests.support.data import new_order, sample, unique
 
 CALLERS = ("admin", "ingest", "partner", "other")
 _ticks = itertools.count(1)
@@ -32,7 +33,7 @@ def _timestamp() -> str:
 class World:
     """Objects of account `account`, and keys of every kind."""
 
-    api: Api
+    api: LocalApi
     account: str
     other_account: str
     keys: dict[str, str | None]
@@ -150,6 +151,7 @@ MATRIX = [
     Row("GET", "/v1/audit", ADMIN_ONLY),
     # the event catalog: any key
     Row("GET", "/v1/event-types", (200, 200, 200, 200)),
+    Row("GET", "/v1/sources", ADMIN_ONLY),
 ]
 OPEN_ENDPOINTS = ("/healthz", "/readyz", "/metrics", "/openapi.json")
 
@@ -232,7 +234,7 @@ async def test_operations_endpoints_need_no_key(world: World) -> None:
 def test_matrix_covers_every_documented_operation(tmp_path: Path) -> None:
     """The table names every operation of the OpenAPI document (the dashboard aside)."""
     from orderhooks.web.app import create_app
-    from tests.integration.test_api_support import api_settings
+    from tests.integration.api_support import api_settings
 
     app = create_app(api_settings(tmp_path), store=None, role="api")  # type: ignore[arg-type]
     documented = {

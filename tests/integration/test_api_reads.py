@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_api_support import (
-    Api,
+from tests.integration.api_support import (
     finish_deliveries,
     finish_delivery,
     running_api,
-    unique,
 )
+from tests.support.api import Api
+from tests.support.data import ENVELOPE_KEYS, unique
 
 DELIVERY_FIELDS = {
     "id",
@@ -31,17 +31,6 @@ DELIVERY_FIELDS = {
     "nextAttemptAt",
     "deliveredAt",
     "attemptCount",
-}
-ENVELOPE_FIELDS = {
-    "id",
-    "type",
-    "timestamp",
-    "account",
-    "location",
-    "orderId",
-    "sequence",
-    "test",
-    "data",
 }
 
 
@@ -160,7 +149,7 @@ async def test_one_delivery_with_its_event_and_attempts(tmp_path: Path) -> None:
     assert set(body) >= DELIVERY_FIELDS | {"event", "attempts"}
     assert body["state"] == "failed"
     assert body["attemptCount"] == 1
-    assert set(body["event"]) == ENVELOPE_FIELDS
+    assert set(body["event"]) == ENVELOPE_KEYS
     assert body["event"]["id"] == body["eventId"]
     assert body["event"]["data"]["_id"] == order["orderId"]
     [attempt] = body["attempts"]
@@ -201,7 +190,7 @@ async def test_events_list_filters_and_scope(traffic: Traffic) -> None:
     mine = await api.make_key("partner", [traffic.account])
     events = await pages(api, "/v1/events", limit=2, key=mine)
     assert len(events) == 4  # three new orders and one status update
-    assert all(set(e) == ENVELOPE_FIELDS and e["account"] == traffic.account for e in events)
+    assert all(set(e) == ENVELOPE_KEYS and e["account"] == traffic.account for e in events)
     assert [e["id"] for e in events] == sorted(e["id"] for e in events)  # oldest first
     by_order = (await api.call("GET", f"/v1/events?orderId={traffic.orders[0]}", mine)).json()
     assert [(e["type"], e["sequence"]) for e in by_order["data"]] == [

@@ -4,7 +4,6 @@ secrets and rotation, enable and disable, test, recover, replay, stats, audit.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,15 +12,11 @@ import pytest
 
 from orderhooks.config import DEFAULT_RETRY_SCHEDULE_SECONDS
 from orderhooks.domain.model import ALL_ACCOUNTS, Scope
-from tests.integration.test_api_support import Api, finish_delivery, running_api, unique
+from tests.integration.api_support import LocalApi, finish_delivery, running_api
+from tests.support.api import Api
+from tests.support.data import ALL_TYPES, unique
 
-ALL_TYPES = ["order.new", "order.status_update", "order.courier_update"]
-
-
-@pytest.fixture()
-async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    async with running_api(tmp_path, max_webhooks_per_account=3) as app:
-        yield app
+API_SETTINGS = {"max_webhooks_per_account": 3}
 
 
 def create_body(account: str, **fields: Any) -> dict[str, Any]:
@@ -258,7 +253,7 @@ async def test_delete_cancels_pending_deliveries(api: Api) -> None:
     assert read.json()["state"] == "cancelled"
 
 
-async def test_secret_and_rotation(api: Api) -> None:
+async def test_secret_and_rotation(api: LocalApi) -> None:
     webhook = await api.make_webhook(unique("acct"))
     path = f"/v1/webhooks/{webhook['id']}"
     assert (await api.call("GET", f"{path}/secret")).json() == {"secret": webhook["secret"]}
@@ -276,7 +271,7 @@ async def test_secret_and_rotation(api: Api) -> None:
     assert stored.valid_secrets(datetime.now(UTC)) == (new_secret, webhook["secret"])
 
 
-async def test_rotation_with_a_given_secret_and_no_grace(api: Api) -> None:
+async def test_rotation_with_a_given_secret_and_no_grace(api: LocalApi) -> None:
     webhook = await api.make_webhook(unique("acct"))
     path = f"/v1/webhooks/{webhook['id']}/secret/rotate"
     mine = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY="
@@ -361,7 +356,7 @@ async def test_a_test_event_of_an_unknown_type_is_422(api: Api) -> None:
     assert response.json()["error"]["details"][0]["field"] == "type"
 
 
-async def test_recover_requeues_failed_deliveries(api: Api) -> None:
+async def test_recover_requeues_failed_deliveries(api: LocalApi) -> None:
     account = unique("acct")
     await api.agree(account)
     webhook = await api.make_webhook(account)
@@ -423,7 +418,7 @@ async def test_replay_queues_new_replay_deliveries(api: Api) -> None:
     }
 
 
-async def test_stats(api: Api) -> None:
+async def test_stats(api: LocalApi) -> None:
     account = unique("acct")
     await api.agree(account)
     webhook = await api.make_webhook(account, maxConcurrency=1)

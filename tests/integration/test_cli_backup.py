@@ -15,7 +15,7 @@ import httpx
 
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess, free_port
-from tests.integration.test_cli_helpers import cli_env, run_cli
+from tests.integration.cli_support import cli_env, run_cli
 
 ALL_TYPES = ["order.new", "order.status_update", "order.courier_update"]
 # A failed attempt is retried every 2 s: deliveries stay pending while the receiver is

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_cli_helpers import cli_env, run_cli
+from tests.integration.cli_support import cli_env, run_cli
 
 COMMANDS_WITH_HELP = [
     [],

@@ -7,31 +7,22 @@ import signal
 import stat
 import threading
 import time
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.integration.test_cli_helpers import (
+from orderhooks.testing.server import free_port
+from tests.integration.cli_support import (
     Spawner,
     cli_env,
-    free_port,
     http_get,
     http_post,
     run_cli,
-    spawner,
     start_serve,
 )
-
-
-@pytest.fixture()
-def spawn(tmp_path: Path) -> Iterator[Spawner]:
-    """Start CLI processes; all are killed at the end of the test."""
-    with spawner(tmp_path) as processes:
-        yield processes
-
+from tests.support.data import new_order
 
 ENV_ADMIN_KEY = "test-admin-key-from-env"
 
@@ -225,12 +216,7 @@ def test_sigterm_drains_the_attempt_in_flight(tmp_path: Path, spawn: Spawner) ->
             headers=auth,
         )
         assert webhook.status_code == 201, webhook.text
-        order = {
-            "_id": "drain-1", "account": "acc", "location": "loc", "channelLink": "cl",
-            "channel": 1, "status": 10, "orderType": 1,
-            "items": [{"plu": "P", "name": "Fries", "price": 350, "quantity": 1,
-                       "productType": 1, "subItems": []}],
-        }  # fmt: skip
+        order = new_order("acc", "drain-1")
         assert http_post(f"{base}/v1/orders", json=order, headers=auth).status_code == 202
         assert receiver.in_flight.wait(timeout=30), process.stderr()
 

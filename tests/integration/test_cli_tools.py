@@ -8,31 +8,21 @@ import hmac
 import json
 import re
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
-from tests.integration.test_cli_helpers import (
+from orderhooks.testing.server import free_port
+from tests.integration.cli_support import (
     Spawner,
     cli_env,
-    free_port,
     http_get,
     http_post,
     run_cli,
-    spawner,
     start_serve,
 )
-
-
-@pytest.fixture()
-def spawn(tmp_path: Path) -> Iterator[Spawner]:
-    """Start CLI processes; all are killed at the end of the test."""
-    with spawner(tmp_path) as processes:
-        yield processes
-
 
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 OTHER_SECRET = "whsec_" + base64.b64encode(bytes(range(1, 33))).decode()
@@ -127,6 +117,7 @@ def _simulated_accounts(output: str) -> list[str]:
     return sorted(set(re.findall(r"account ([0-9a-f]{24})", output)))
 
 
+@pytest.mark.slow
 def test_simulate_posts_events_the_server_accepts(tmp_path: Path, spawn: Spawner) -> None:
     data_dir = tmp_path / "data"
     server, base = start_serve(
@@ -157,6 +148,7 @@ def test_simulate_posts_events_the_server_accepts(tmp_path: Path, spawn: Spawner
     assert _simulated_accounts(again.stdout) == accounts
 
 
+@pytest.mark.slow
 def test_simulate_batches_and_reads_the_saved_admin_key(tmp_path: Path, spawn: Spawner) -> None:
     data_dir = tmp_path / "data"
     server, base = start_serve(spawn, data_dir, ORDERHOOKS_REQUIRE_AGREEMENT="false")

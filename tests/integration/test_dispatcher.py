@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -26,7 +25,6 @@ from orderhooks.domain.model import (
     AttemptError,
     DeliveryState,
     DisabledReason,
-    EventType,
     PayloadFormat,
     Scope,
     SigningSecret,
@@ -38,9 +36,9 @@ from orderhooks.exceptions import StoreUnavailable
 from orderhooks.metrics import Metrics
 from orderhooks.store import Store, open_store
 from orderhooks.store.base import DeliveryFilter, NewOrderItem, StatusItem
+from tests.support.data import sample
+from tests.support.factories import ALL_TYPES
 
-SAMPLES = Path(__file__).resolve().parents[1] / "unit" / "fixtures"  # the shared samples
-ALL_TYPES = (EventType.NEW, EventType.STATUS_UPDATE, EventType.COURIER_UPDATE)
 ACCOUNT = "acc1"
 EVERYONE = Scope()
 
@@ -114,7 +112,7 @@ async def _webhook(store: Store, url: str, **overrides: Any) -> tuple[Webhook, s
 
 
 def _order(order_id: str) -> NewOrderItem:
-    document = json.loads((SAMPLES / "new_order.json").read_text())
+    document = sample("new_order")
     document.update({"_id": order_id, "account": ACCOUNT})
     raw = orjson.dumps(document)
     return NewOrderItem(validate_order(document), hashlib.sha256(raw).hexdigest())

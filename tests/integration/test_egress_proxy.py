@@ -26,6 +26,7 @@ from orderhooks.delivery.transport import AiohttpTransport, OutboundRequest, Tra
 from orderhooks.domain.model import AttemptError
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess, free_port
+from tests.integration.cli_support import cli_env, run_cli
 from tests.integration.egress_support import (
     LOOPBACK,
     CertificateAuthority,
@@ -33,7 +34,6 @@ from tests.integration.egress_support import (
     make_authority,
     recorder,
 )
-from tests.integration.test_cli_helpers import cli_env, run_cli
 
 LOOPBACK_ALLOWED = (ipaddress.ip_network("127.0.0.0/8"),)
 WAIT_SECONDS = 20.0
@@ -255,7 +255,7 @@ def _samples(exposition: str, name: str) -> list[Sample]:
     ]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def engine_env(request: pytest.FixtureRequest) -> dict[str, str]:
     """The server's database: SQLite in its data dir, or a fresh PostgreSQL database."""
     if request.param == "sqlite":

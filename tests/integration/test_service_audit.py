@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 
 from orderhooks.domain.apikeys import hash_api_key
-from tests.integration.test_api_support import Api, finish_delivery, running_api, unique
+from tests.integration.api_support import LocalApi as Api
+from tests.integration.api_support import finish_delivery, running_api
+from tests.support.data import unique
 
 SINCE_FORM, UNTIL_FORM = "2020-01-01T00:00", "2099-01-01T00:00"
 SINCE_API, UNTIL_API = "2020-01-01T00:00:00Z", "2099-01-01T00:00:00Z"

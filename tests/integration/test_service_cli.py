@@ -7,7 +7,7 @@ from pathlib import Path
 
 from orderhooks.config import Settings
 from orderhooks.store import open_store
-from tests.integration.test_cli_helpers import cli_env, run_cli
+from tests.integration.cli_support import cli_env, run_cli
 
 
 async def test_keys_made_and_revoked_on_the_command_line_are_audited(tmp_path: Path) -> None:

@@ -1,29 +1,25 @@
 """The Store contract, run against both engines: SQLite on a file in tmp_path and
 PostgreSQL on a fresh database (the `pg_url` fixture fails, never skips, without it).
 
-Builders and fixtures here are shared with the other `test_store_*` modules.
+The builders are integration/store_support.py's, shared with the other `test_store_*`
+modules.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from orderhooks.delivery.claims import Outcome
 from orderhooks.domain.ids import new_id
 from orderhooks.domain.model import (
-    Agreement,
     ApiKey,
-    Attempt,
-    AttemptError,
     AuditEntry,
     DeliveryState,
     DisabledReason,
@@ -32,7 +28,6 @@ from orderhooks.domain.model import (
     Role,
     Scope,
     SigningSecret,
-    Webhook,
     WebhookState,
 )
 from orderhooks.exceptions import NotFound, UnknownOrder, WebhookLimitReached
@@ -40,120 +35,33 @@ from orderhooks.store.base import (
     CourierItem,
     DeliveryFilter,
     EventFilter,
-    NewOrderItem,
-    StatusItem,
     WebhookFilter,
 )
 from orderhooks.store.postgres import PostgresStore
 from orderhooks.store.shared.claim import CLAIMER_SEEN_SECONDS
 from orderhooks.store.sqlite import SQLiteStore
 from orderhooks.store.store import Store as SqlStore
+from tests.integration.store_support import (
+    NOW,
+    SECRET,
+    agreement,
+    attempt,
+    delivered,
+    failed,
+    new_order,
+    status,
+    webhook,
+)
 
-NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
-ALL_TYPES = (EventType.NEW, EventType.STATUS_UPDATE, EventType.COURIER_UPDATE)
-SECRET = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 DISABLE_AFTER = 3600
 
 StoreFactory = Callable[..., Awaitable[SqlStore]]
 
 
-# ---------------------------------------------------------------- builders
-
-
-def order(order_id: str = "o1", **overrides: Any) -> dict[str, Any]:
-    """A minimal valid order document on account `acc1`, status 10."""
-    document: dict[str, Any] = {
-        "_id": order_id,
-        "account": "acc1",
-        "location": "loc1",
-        "channelLink": "cl1",
-        "channel": 7,
-        "status": 10,
-        "orderType": 2,
-        "items": [{"plu": "P1", "name": "Burger", "price": 1150, "quantity": 1}],
-        "unknownField": {"kept": True},
-    }
-    document.update(overrides)
-    return document
-
-
-def new_order(order_id: str = "o1", **overrides: Any) -> NewOrderItem:
-    """The ingest item of `order(...)`, hashed as the web layer would."""
-    document = order(order_id, **overrides)
-    return NewOrderItem(document, hashlib.sha256(orjson.dumps(document)).hexdigest())
-
-
-def status(order_id: str, code: int, stamp: str | None = None) -> StatusItem:
-    """A status update item."""
-    return StatusItem(order_id, {"status": code, "timeStamp": stamp or f"2026-11-28T12:{code}Z"})
-
-
-def webhook(**overrides: Any) -> Webhook:
-    """A webhook on `acc1` for every event type, no filters."""
-    values: dict[str, Any] = {
-        "id": new_id("wh"),
-        "url": "https://receiver.example.com/hook",
-        "accounts": ("acc1",),
-        "event_types": ALL_TYPES,
-        "secrets": (SigningSecret(SECRET),),
-        "created_at": NOW,
-        "updated_at": NOW,
-    }
-    values.update(overrides)
-    return Webhook(**values)
-
-
-def attempt(delivery_id: str, number: int = 1, code: int | None = 200, **kw: Any) -> Attempt:
-    """An attempt that started at NOW and took 25 ms."""
-    values: dict[str, Any] = {
-        "delivery_id": delivery_id,
-        "attempt": number,
-        "started_at": NOW,
-        "duration_ms": 25,
-        "status_code": code,
-        "response_body": "ok",
-        "error": None if code is not None and code < 300 else AttemptError.HTTP_STATUS,
-    }
-    values.update(kw)
-    return Attempt(**values)
-
-
-def delivered(claim_delivery_id: str, webhook_id: str, number: int = 1) -> Outcome:
-    """A 2xx outcome."""
-    return Outcome(
-        claim_delivery_id,
-        webhook_id,
-        attempt(claim_delivery_id, number),
-        DeliveryState.DELIVERED,
-        None,
-        0,
-    )
-
-
-def failed(
-    delivery_id: str,
-    webhook_id: str,
-    number: int = 1,
-    retry_at: datetime | None = None,
-    position: int = 1,
-    **kw: Any,
-) -> Outcome:
-    """A 500 outcome: retried at `retry_at`, or failed for good without it."""
-    state = DeliveryState.PENDING if retry_at is not None else DeliveryState.FAILED
-    started = {"started_at": kw.pop("started_at")} if "started_at" in kw else {}
-    tried = attempt(delivery_id, number, 500, **started)
-    return Outcome(delivery_id, webhook_id, tried, state, retry_at, position, **kw)
-
-
-def agreement(account: str = "acc1") -> Agreement:
-    """A signed agreement with prices for every type."""
-    return Agreement(account, "Ana", NOW, "EUR", {t: 100 for t in ALL_TYPES})
-
-
 # ---------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def engine_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Where the store under test lives: a tmp SQLite file or a fresh PostgreSQL database."""
     if request.param == "sqlite":

@@ -19,7 +19,7 @@ import pytest
 from orderhooks.domain.model import Scope
 from orderhooks.exceptions import StoreUnavailable
 from orderhooks.store.postgres import PostgresStore
-from tests.integration.test_store_contract import (
+from tests.integration.store_support import (
     NOW,
     delivered,
     new_order,

@@ -23,7 +23,7 @@ from tests.integration.test_store_contract import (
 )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     """An open, migrated store of each engine (PostgreSQL fails, never skips, when down)."""
     if request.param == "sqlite":

@@ -18,14 +18,14 @@ from orderhooks.store.shared.tx import Tx
 from orderhooks.store.sql import compile_queries, load_migrations, load_queries
 from orderhooks.store.sqlite import SQLiteEngine, SQLiteStore, migration_statements
 from orderhooks.store.sqlite_io import MAX_UNSYNCED_SECONDS, SQLiteTx, Writer
-from tests.integration.test_store_contract import NOW, new_order, webhook
+from tests.integration.store_support import NOW, new_order, webhook
 
 CRASHING_INGESTER = textwrap.dedent(
     """
     import asyncio, sys
     from pathlib import Path
     from orderhooks.store.sqlite import SQLiteStore
-    from tests.integration.test_store_contract import NOW, new_order, webhook
+    from tests.integration.store_support import NOW, new_order, webhook
 
     async def main() -> None:
         store = SQLiteStore(Path(sys.argv[1]), require_agreement=False, disable_after_seconds=60)

@@ -21,7 +21,6 @@ from orderhooks.delivery.transport import (
     BlockedAddressError,
     GuardedResolver,
     OutboundRequest,
-    decode_excerpt,
 )
 from orderhooks.domain.model import AttemptError
 
@@ -349,7 +348,3 @@ async def test_a_body_cut_short_is_a_connection_error_with_its_status(
         await server.wait_closed()
     assert result.error is AttemptError.CONNECTION_ERROR
     assert result.status_code == 200
-
-
-def test_a_nul_in_the_answer_is_stored_as_a_replacement_character() -> None:
-    assert decode_excerpt(b"ok\x00bad") == "ok\ufffdbad"

@@ -12,7 +12,8 @@ from typing import Any
 
 import orjson
 
-from tests.security.support import valid_order, with_value
+from tests.security.support import with_value
+from tests.support.data import new_order
 
 ACCOUNT = "acct-hostile"
 MAX_BODY_BYTES = 1_048_576  # the product default, ORDERHOOKS_MAX_BODY_BYTES
@@ -66,6 +67,6 @@ def order_case(case_id: str, body: bytes | dict[str, Any], order_id: str | None,
 def spoiled_order(case_id: str, path: str, value: Any, **kw: Any) -> Bad:
     """A valid order with one field (a dotted path) replaced; by default the refusal must
     name that field."""
-    order = valid_order(ACCOUNT, order_id=f"bad-{case_id}")
+    order = new_order(ACCOUNT, order_id=f"bad-{case_id}")
     kw.setdefault("field", field_name(path))
     return order_case(case_id, with_value(order, path, value), order["_id"], **kw)

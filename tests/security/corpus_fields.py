@@ -15,7 +15,8 @@ from tests.security.corpus_base import (
     raw_value,
     spoiled_order,
 )
-from tests.security.support import valid_order, without
+from tests.security.support import without
+from tests.support.data import new_order
 
 
 def wrong_types() -> Iterator[Bad]:
@@ -51,7 +52,7 @@ def wrong_types() -> Iterator[Bad]:
     ]
     for n, (path, value) in enumerate(spoils):
         yield spoiled_order(f"type-{n}-{path}", path, value)
-    order = valid_order(ACCOUNT, order_id="bad-missing")
+    order = new_order(ACCOUNT, order_id="bad-missing")
     for name in ("_id", "account", "items", "status"):
         yield order_case(f"type-missing-{name}", without(order, name), None, field=name)
     for name, body in (("array", b"[]"), ("string", b'"order"'), ("null", b"null")):
@@ -76,7 +77,7 @@ def wrong_types() -> Iterator[Bad]:
 
 def out_of_range() -> Iterator[Bad]:
     """Numbers outside their ranges, of int64, or of a double: 400 or 422."""
-    order = valid_order(ACCOUNT, order_id="bad-range")
+    order = new_order(ACCOUNT, order_id="bad-range")
     for name, value in (("1000", 1000), ("minus-1", -1)):
         yield spoiled_order(f"range-status-{name}", "status", value)
     literals = {
@@ -233,7 +234,7 @@ def bad_admin_bodies() -> Iterator[Bad]:
 
 def batches() -> Iterator[Bad]:
     """Batches with one bad item: all refused, the valid items before it included."""
-    order = valid_order(ACCOUNT, order_id="bad-batch-mixed")
+    order = new_order(ACCOUNT, order_id="bad-batch-mixed")
     items = [
         {"type": "order.new", "data": order},
         {"type": "order.status_update", "orderId": order["_id"], "data": {"status": "x"}},
@@ -248,7 +249,7 @@ def batches() -> Iterator[Bad]:
         order_id=order["_id"],
     )
     unknown = [
-        {"type": "order.new", "data": valid_order(ACCOUNT, order_id="bad-batch-unknown")},
+        {"type": "order.new", "data": new_order(ACCOUNT, order_id="bad-batch-unknown")},
         {"type": "order.courier_update", "orderId": "no-such-order", "data": {"status": 83}},
     ]
     yield Bad(

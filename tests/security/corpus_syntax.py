@@ -15,7 +15,8 @@ from tests.security.corpus_base import (
     order_case,
     spoiled_order,
 )
-from tests.security.support import valid_order, with_value
+from tests.security.support import with_value
+from tests.support.data import new_order
 
 
 def malformed_json() -> Iterator[Bad]:
@@ -45,7 +46,7 @@ def malformed_json() -> Iterator[Bad]:
 
 def invalid_utf8() -> Iterator[Bad]:
     """Bytes that are not UTF-8, in bodies, the path and a header."""
-    order = dumps(valid_order(ACCOUNT, order_id="bad-utf8"))
+    order = dumps(new_order(ACCOUNT, order_id="bad-utf8"))
     yield order_case(
         "utf8-note", order.replace(b'"Ana Silva"', b'"\xff\xfe"'), "bad-utf8", expect=(400,)
     )
@@ -70,7 +71,7 @@ def invalid_utf8() -> Iterator[Bad]:
 
 def content_types() -> Iterator[Bad]:
     """A JSON body under a content type that is not `application/json`: 415."""
-    order = dumps(valid_order(ACCOUNT, order_id="bad-ctype"))
+    order = dumps(new_order(ACCOUNT, order_id="bad-ctype"))
     kinds = {
         "text-plain": "text/plain",
         "form": "application/x-www-form-urlencoded",
@@ -109,7 +110,7 @@ def content_types() -> Iterator[Bad]:
 def oversized() -> Iterator[Bad]:
     """Bodies over ORDERHOOKS_MAX_BODY_BYTES, declared by Content-Length: 413."""
     big_note = "x" * MAX_BODY_BYTES
-    order = valid_order(ACCOUNT, order_id="bad-big", note=big_note)
+    order = new_order(ACCOUNT, order_id="bad-big", note=big_note)
     yield order_case("size-order", order, "bad-big", expect=(413,))
     yield Bad(
         "size-status",
@@ -128,7 +129,7 @@ def oversized() -> Iterator[Bad]:
     yield Bad(
         "size-webhook", "POST", "/v1/webhooks", dumps({"description": big_note}), expect=(413,)
     )
-    small = dumps(valid_order(ACCOUNT, order_id="bad-length"))
+    small = dumps(new_order(ACCOUNT, order_id="bad-length"))
     for name, value in (("huge", b"99999999999999999999999"), ("not-a-number", b"12abc")):
         yield order_case(
             f"size-content-length-{name}",
@@ -149,14 +150,14 @@ def deep_nesting() -> Iterator[Bad]:
     yield Bad("nest-webhook", "POST", "/v1/webhooks", objects, expect=(400,))
     yield Bad("nest-status", "POST", "/v1/orders/<order>/status", objects, expect=(400,))
     inner = b'{"a":' * 200 + b"1" + b"}" * 200
-    order = valid_order(ACCOUNT, order_id="bad-nest-unknown")
+    order = new_order(ACCOUNT, order_id="bad-nest-unknown")
     body = dumps(with_value(order, "extra", "__RAW__")).replace(b'"__RAW__"', inner)
     yield order_case("nest-unknown-field", body, "bad-nest-unknown", expect=(400, 422))
 
 
 def huge_arrays() -> Iterator[Bad]:
     """Arrays over their limits: batches over 1,000 items, 100k-entry arrays: 422."""
-    item = {"type": "order.new", "data": valid_order(ACCOUNT, order_id="bad-batch-1001")}
+    item = {"type": "order.new", "data": new_order(ACCOUNT, order_id="bad-batch-1001")}
     yield Bad(
         "array-batch-1001",
         "POST",

@@ -26,7 +26,7 @@ import httpx
 
 from orderhooks.testing.receiver import ReceivedRequest, Receiver
 from orderhooks.testing.server import free_port
-from tests.security.support import ALL_TYPES, valid_order
+from tests.support.data import ALL_TYPES, new_order
 
 READY_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 30.0
@@ -236,7 +236,7 @@ class Scenario:
         account: str,
     ) -> None:
         """An order, a status update and a test event, delivered and signed."""
-        order = valid_order(account)
+        order = new_order(account)
         self.expect(ingest.post("/v1/orders", json=order), 202)
         self.expect(ingest.post(f"/v1/orders/{order['_id']}/status", json={"status": 20}), 202)
         self.expect(partner.post(f"/v1/webhooks/{webhook_id}/test", json={}), 202)
@@ -265,7 +265,7 @@ class Scenario:
             httpx.get(f"{self.base_url}/v1/webhooks", headers={"Authorization": f"Basic {basic}"}),
         )
         with self.client(keys["ingest"]) as ingest:
-            spoiled = valid_order("acct-leak", status="x", note=keys["partner"])
+            spoiled = new_order("acct-leak", status="x", note=keys["partner"])
             self.refused("order carrying a key", ingest.post("/v1/orders", json=spoiled))
             raw = b'{"note": "' + keys["admin2"].encode() + b'", "status": '
             self.refused(

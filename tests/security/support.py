@@ -1,11 +1,10 @@
-"""Helpers of the hostile-input and secrecy suites: valid bodies to spoil, the error shape,
-and direct row counts in a SQLite database file."""
+"""Helpers of the hostile-input and secrecy suites: spoiling a valid body one field at a
+time, the error shape, and row counts read behind the app's back."""
 
 from __future__ import annotations
 
 import copy
 import sqlite3
-import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,51 +22,6 @@ COUNTED_TABLES = (
     "agreements",
     "audit",
 )
-ALL_TYPES = ["order.new", "order.status_update", "order.courier_update"]
-
-
-def unique(prefix: str) -> str:
-    """A fresh identifier made of characters every id field accepts."""
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def valid_order(account: str, order_id: str | None = None, **extra: Any) -> dict[str, Any]:
-    """A small valid new-order body (PRODUCT 2.1) to spoil one field at a time."""
-    order: dict[str, Any] = {
-        "_id": order_id or unique("ord"),
-        "account": account,
-        "location": "loc-1",
-        "channelLink": "cl-1",
-        "channel": 7,
-        "status": 10,
-        "orderType": 2,
-        "decimalDigits": 2,
-        "deliveryIsAsap": True,
-        "pickupTime": "2026-11-28T12:20:00.000000Z",
-        "customer": {"name": "Ana Silva", "phoneNumber": "+32470000000"},
-        "payment": {"amount": 1400, "type": 0, "due": 0, "rebate": 0},
-        "items": [
-            {
-                "plu": "BRG-01",
-                "name": "Classic Burger",
-                "price": 1150,
-                "quantity": 1,
-                "productType": 1,
-                "subItems": [
-                    {
-                        "plu": "MOD-CHS",
-                        "name": "Extra cheese",
-                        "price": 100,
-                        "quantity": 1,
-                        "productType": 2,
-                        "subItems": [],
-                    }
-                ],
-            }
-        ],
-    }
-    order.update(extra)
-    return order
 
 
 def with_value(body: Mapping[str, Any], path: str, value: Any) -> dict[str, Any]:
@@ -140,24 +94,3 @@ async def count_rows_pg(
         # Table names come from the constant above, never from input.
         counts[table] = int(await connection.fetchval(f"SELECT count(*) FROM {table}"))  # noqa: S608
     return counts
-
-
-async def create_pg_database(admin_dsn: str) -> str:
-    """A new, empty PostgreSQL database; its URL."""
-    name = f"oh_security_{uuid.uuid4().hex[:12]}"
-    connection = await asyncpg.connect(admin_dsn, timeout=5)
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    return f"{admin_dsn.rsplit('/', 1)[0]}/{name}"
-
-
-async def drop_pg_database(admin_dsn: str, url: str) -> None:
-    """Drop a database made by `create_pg_database`."""
-    name = url.rsplit("/", 1)[-1]
-    connection = await asyncpg.connect(admin_dsn, timeout=5)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()

@@ -26,18 +26,11 @@ from orderhooks.cli.runner import ensure_admin_key, open_migrated_store
 from orderhooks.config import Settings, parse_networks
 from orderhooks.testing.server import ServerProcess
 from orderhooks.web.app import create_app
-from tests.conftest import PG_ADMIN_DSN
 from tests.security.corpus import BadQuery, corpus, queries
 from tests.security.corpus_base import ACCOUNT, JSON, MAX_BODY_BYTES, Bad
-from tests.security.support import (
-    assert_error,
-    count_rows,
-    count_rows_pg,
-    create_pg_database,
-    detail_fields,
-    drop_pg_database,
-    valid_order,
-)
+from tests.security.support import assert_error, count_rows, count_rows_pg, detail_fields
+from tests.support.data import new_order
+from tests.support.pg import create_database, drop_database
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -116,7 +109,7 @@ async def _seed(settings: Settings, count: RowCounter) -> AsyncIterator[Harness]
             }
             created = await client.post("/v1/webhooks", json=hook)
             assert created.status_code == 201, created.text
-            order = valid_order(ACCOUNT, order_id="seeded-order")
+            order = new_order(ACCOUNT, order_id="seeded-order")
             posted = await client.post("/v1/orders", json=order)
             assert posted.status_code == 202, posted.text
             yield Harness(client, count, order["_id"], created.json()["id"])
@@ -149,7 +142,7 @@ async def harness(
         async for harness in _seed(settings, count_sqlite):
             yield harness
         return
-    url = await create_pg_database(PG_ADMIN_DSN)
+    url = await create_database("oh_security")
     connection = await asyncpg.connect(url)
     try:
 
@@ -160,7 +153,7 @@ async def harness(
             yield harness
     finally:
         await connection.close()
-        await drop_pg_database(PG_ADMIN_DSN, url)
+        await drop_database(url)
 
 
 def _check_details(case: Bad, error: dict[str, Any]) -> None:

@@ -36,7 +36,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from orderhooks.testing.server import ServerProcess
-from tests.security.support import ALL_TYPES
+from tests.support.data import ALL_TYPES
 
 FUZZ_EXAMPLES = int(os.environ.get("ORDERHOOKS_FUZZ_EXAMPLES", "25"))
 UNAUTHENTICATED_EXAMPLES = 5
@@ -146,6 +146,7 @@ def _path_may_not_route(case: Any) -> bool:
 
 @schema.parametrize()
 @settings(HYPOTHESIS, max_examples=FUZZ_EXAMPLES)
+@pytest.mark.slow
 def test_api_conforms_to_its_openapi_document(case: Any, fuzz_server: ServerProcess) -> None:
     """With the admin key: no 5xx, and status, content type, headers and body as documented."""
     case.headers = _without_authorization(case.headers)
@@ -157,6 +158,7 @@ def test_api_conforms_to_its_openapi_document(case: Any, fuzz_server: ServerProc
 
 @schema.parametrize()
 @settings(HYPOTHESIS, max_examples=UNAUTHENTICATED_EXAMPLES)
+@pytest.mark.slow
 def test_protected_operations_answer_401_without_a_key(case: Any) -> None:
     """No Authorization header: every protected operation answers 401, whatever the request."""
     case.headers = _without_authorization(case.headers)
@@ -171,6 +173,7 @@ def test_protected_operations_answer_401_without_a_key(case: Any) -> None:
 
 @schema.parametrize()
 @settings(HYPOTHESIS, max_examples=UNAUTHENTICATED_EXAMPLES)
+@pytest.mark.slow
 def test_protected_operations_answer_401_with_a_wrong_key(case: Any) -> None:
     """A wrong key, in the right scheme or another one, is a 401 as well."""
     case.headers = _without_authorization(case.headers)

@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from orderhooks.testing.server import ServerProcess
-from tests.security.support import ALL_TYPES, assert_error, unique, valid_order
+from tests.security.support import assert_error
+from tests.support.data import ALL_TYPES, new_order, unique
 
 RATE_PER_SECOND = 5
 WEBHOOK_CAP = 3
@@ -146,7 +147,7 @@ def test_batch_over_1000_items_is_refused_and_1000_accepted(server: ServerProces
     account = unique("acct")
     ingest_key = create_key(server, "ingest")
     items = [
-        {"type": "order.new", "data": valid_order(account, order_id=f"batch-{n}")}
+        {"type": "order.new", "data": new_order(account, order_id=f"batch-{n}")}
         for n in range(MAX_BATCH_ITEMS + 1)
     ]
     with server.client(ingest_key) as ingest, server.client() as admin:

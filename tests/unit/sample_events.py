@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from orderhooks.domain.ingest import plan_courier_update, plan_new_order, plan_status_update
 from orderhooks.domain.model import Event
-from tests.unit.factories import NOW, SequentialIds, sample
+from tests.support.data import sample
+from tests.support.factories import NOW, SequentialIds
 
 
 def sample_events() -> tuple[Event, Event, Event]:

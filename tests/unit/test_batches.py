@@ -12,7 +12,7 @@ from orderhooks.domain.envelope import encode_body
 from orderhooks.domain.model import PayloadFormat
 from orderhooks.domain.shaping import PersonalData, compile_shaping, shape_event
 from orderhooks.exceptions import ValidationError
-from tests.unit.factories import SequentialIds, event
+from tests.support.factories import SequentialIds, event
 from tests.unit.sample_events import sample_events
 
 ENVELOPE = PayloadFormat.ENVELOPE

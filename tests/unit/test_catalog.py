@@ -35,7 +35,7 @@ from orderhooks.domain.opevents import (
 )
 from orderhooks.domain.shaping import PersonalData, compile_shaping, shape_event
 from orderhooks.service.testevents import synthetic_event
-from tests.unit.factories import NOW, webhook
+from tests.support.factories import NOW, webhook
 from tests.unit.sample_events import sample_events
 
 ORDER_TYPES = [t.value for t in EventType]

@@ -8,7 +8,7 @@ from types import MappingProxyType
 
 from orderhooks.domain.envelope import encode_body, envelope, format_timestamp
 from orderhooks.domain.model import EventType, PayloadFormat
-from tests.unit.factories import event
+from tests.support.factories import event
 
 FIXED = event(
     id="evt_01M8H0DJG0ABCDEFGHJKMNPQRS",

@@ -18,7 +18,8 @@ from orderhooks.domain.ingest import (
     plan_status_update,
 )
 from orderhooks.domain.model import EventType, OrderState, Webhook, WebhookState
-from tests.unit.factories import NOW, SequentialIds, order_document, order_state, sample, webhook
+from tests.support.data import sample
+from tests.support.factories import NOW, SequentialIds, order_document, order_state, webhook
 
 LATER = NOW + timedelta(minutes=1)
 
@@ -242,6 +243,16 @@ def test_exact_repeat_of_the_last_history_entry_is_a_repeat() -> None:
     assert again == IngestPlan(
         order=first.order, events=(), deliveries=(), repeat=True, created=False
     )
+
+
+def test_an_earlier_update_coming_back_after_later_ones_is_a_repeat() -> None:
+    accepted = {"status": 20, "timeStamp": "2026-11-28T12:00:30Z"}
+    first = plan_status_update(order_state(), accepted, [webhook()], LATER, SequentialIds())
+    preparing = {"status": 50, "timeStamp": "2026-11-28T12:01:00Z"}
+    second = plan_status_update(first.order, preparing, [webhook()], LATER, SequentialIds())
+    again = plan_status_update(second.order, accepted, [webhook()], LATER, SequentialIds())
+    assert again.repeat and not again.events
+    assert again.order == second.order
 
 
 def test_other_timestamps_or_none_are_not_repeats() -> None:

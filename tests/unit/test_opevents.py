@@ -34,7 +34,7 @@ from orderhooks.domain.opevents import (
     webhook_failing_data,
     webhook_recovered_data,
 )
-from tests.unit.factories import NOW, webhook
+from tests.support.factories import NOW, webhook
 
 FAILING = OperationalEventType.WEBHOOK_FAILING
 W = webhook(id="wh_w", url="https://pos.example.com/in", accounts=("acc1", "acc2"))

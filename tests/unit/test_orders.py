@@ -18,7 +18,8 @@ from orderhooks.domain.orders import (
     validate_status_update,
 )
 from orderhooks.exceptions import FieldProblem, ValidationError
-from tests.unit.factories import order_document, sample
+from tests.support.data import sample
+from tests.support.factories import order_document
 
 
 def problems(call: Any, body: Any) -> dict[str, str]:

@@ -17,7 +17,7 @@ from orderhooks.domain.routing import (
     wants,
     wants_new_order,
 )
-from tests.unit.factories import ALL_TYPES, event, webhook
+from tests.support.factories import ALL_TYPES, event, webhook
 
 names = st.sampled_from(["a", "b", "c", "d"])
 small_ints = st.integers(min_value=0, max_value=5)

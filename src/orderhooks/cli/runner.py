@@ -16,7 +16,7 @@ import importlib.util
 import os
 import signal
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -35,8 +35,12 @@ from orderhooks.logging import get_logger
 from orderhooks.metrics import Metrics
 from orderhooks.service import keys
 from orderhooks.service.context import ServiceContext
+from orderhooks.service.ingest import ingest_items
+from orderhooks.sources.runtime import SourceSet, start_sources
 from orderhooks.store import Store, open_store
+from orderhooks.store.base import IngestItem, IngestResult
 from orderhooks.web.app import ProcessRole, create_app
+from orderhooks.web.context import ApiContext
 
 DRAIN_TIMEOUT_SECONDS = 30.0  # bound on finishing delivery attempts in flight at shutdown
 HTTP_GRACEFUL_SHUTDOWN_SECONDS = 30  # bound on finishing HTTP requests in flight
@@ -244,6 +248,7 @@ async def _run_with_store(
     dispatcher: Dispatcher | None = None
     transport: Transport | None = None
     retention: asyncio.Task[None] | None = None
+    sources: SourceSet | None = None
     try:
         await ensure_admin_key(store, settings, utc_now())
         if role in ("serve", "worker"):
@@ -259,8 +264,13 @@ async def _run_with_store(
             metrics=metrics,
             workers_running=(lambda: running.running) if running is not None else None,
         )
+        if role in ("serve", "worker") and settings.sources:
+            sources = _start_sources(app.state.orderhooks, settings)
+            app.state.sources = sources
         return await _serve_http(app, settings, role, signals, access_log)
     finally:
+        if sources is not None:
+            await sources.stop()  # before the store closes: a round in flight may finish
         await _shut_down(store, dispatcher, transport, retention, signals)
 
 
@@ -286,6 +296,15 @@ async def open_transport(settings: Settings, role: ProcessRole) -> Transport:
         limit=settings.worker_concurrency,
         proxy=settings.egress_proxy,
     )
+
+
+def _start_sources(ctx: ApiContext, settings: Settings) -> SourceSet:
+    """Consume the broker sources through the same ingest call as `POST /v1/events`."""
+
+    async def ingest(items: Sequence[IngestItem]) -> list[IngestResult]:
+        return await ingest_items(ctx.service, items)
+
+    return start_sources(settings.sources, ingest, ctx.metrics, settings.max_body_bytes)
 
 
 async def _serve_http(

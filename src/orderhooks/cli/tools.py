@@ -88,20 +88,35 @@ def simulate(
     accounts_list: Annotated[
         str | None, typer.Option(help="Comma-separated account ids to use instead.")
     ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            help="Publish to a broker source instead: nats://host:4222/STREAM?subject=…&durable=…"
+            " or amqp://user:pass@host:5672/vhost?queue=…",
+            show_default=False,
+        ),
+    ] = None,
     data_dir: DataDir = None,
     version: VersionFlag = False,
 ) -> None:
     """Post a realistic stream of orders, status and courier updates to a running server."""
+    from orderhooks.exceptions import ConfigError
     from orderhooks.simulate import SimulationPlan
     from orderhooks.simulate import simulate as run_simulation
+    from orderhooks.sources.config import parse_source
 
-    api_key = key or _default_key(data_dir)
-    if not api_key:
+    if to:
+        try:
+            parse_source(to)
+        except ConfigError as exc:
+            raise fail(f"--to: {exc}", 2) from None
+    api_key = key or ("" if to else _default_key(data_dir))
+    if not api_key and not to:
         raise fail("give --key (no ORDERHOOKS_ADMIN_KEY and no admin.key found)", 2)
     chosen = tuple(a.strip() for a in (accounts_list or "").split(",") if a.strip())
     plan = SimulationPlan(
         url=url,
-        key=api_key,
+        key=api_key or "",
         rate=rate,
         duration=duration,
         accounts=accounts,
@@ -110,6 +125,7 @@ def simulate(
         batch=batch,
         speed=speed,
         account_list=chosen,
+        to=to or "",
     )
     console = Console(highlight=False)
     raise typer.Exit(run_async(lambda: run_simulation(plan, console)))

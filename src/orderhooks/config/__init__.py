@@ -46,6 +46,7 @@ from orderhooks.config.kinds import (
     PATH,
     PROXY_URL,
     SECONDS_LIST,
+    SOURCES,
     TEXT,
     URL,
     Kind,
@@ -57,6 +58,7 @@ from orderhooks.config.kinds import (
     parse_network_list,
 )
 from orderhooks.exceptions import ConfigError
+from orderhooks.sources.config import SourceConfig
 
 T = TypeVar("T")
 
@@ -316,6 +318,14 @@ class Settings:
         PROXY_URL,
         default=None,
         help="Forward proxy every delivery goes through (CONNECT for https); see docs/security.md.",
+    )
+    sources: tuple[SourceConfig, ...] = setting(
+        "ORDERHOOKS_SOURCES",
+        SOURCES,
+        default=(),
+        default_text="none",
+        help="Broker sources consumed by serve and worker; credentials are never shown "
+        "(prefer the variable to the flag for URLs with a password).",
     )
 
     @property

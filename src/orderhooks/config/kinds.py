@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from orderhooks.exceptions import ConfigError
+from orderhooks.sources.config import SourceConfig, parse_sources
+
 T = TypeVar("T")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -139,6 +142,17 @@ def parse_egress_proxy(text: str) -> str:
     return str(url.with_path(""))
 
 
+def _parse_sources(text: str) -> tuple[SourceConfig, ...]:
+    try:
+        return parse_sources(text)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _show_sources(values: Sequence[SourceConfig]) -> str:
+    return " ".join(source.display_url for source in values)
+
+
 def _show_list(values: Sequence[object]) -> str:
     return ",".join(str(value) for value in values)
 
@@ -173,4 +187,14 @@ PROXY_URL: Kind[str] = Kind(
     "`http://host:port` (credentials allowed)",
     "URL",
     ("http://127.0.0.1:3128", "http://egress.internal:8888"),
+)
+SOURCES: Kind[tuple[SourceConfig, ...]] = Kind(
+    _parse_sources,
+    "broker URLs (`nats://…`, `amqp://…`), space-separated; see docs/operations.md",
+    "URL …",
+    (
+        "nats://127.0.0.1:4222/ORDERS?subject=orders.>&durable=orderhooks",
+        "amqp://127.0.0.1:5672/?queue=orders",
+    ),
+    show=_show_sources,
 )

@@ -198,13 +198,23 @@ def plan_new_order(
 
 
 def is_repeat_status(current: OrderState, update: Mapping[str, Any]) -> bool:
-    """Whether a status update repeats the last history entry exactly (same status and
-    timeStamp); an update without a timeStamp is never a repeat."""
+    """Whether a status update repeats a history entry exactly (same status and timeStamp);
+    an update without a timeStamp is never a repeat.
+
+    Any entry, not only the last: a broker redelivers every message of a round that was
+    committed but not yet acknowledged, so an order's earlier update can come back after
+    its later ones (docs/guarantees.md).
+    """
     time_stamp = update.get("timeStamp")
-    last = _last_history_entry(current.document)
-    if time_stamp is None or last is None:
+    history = current.document.get("statusHistory")
+    if time_stamp is None or not isinstance(history, list):
         return False
-    return bool(last.get("status") == update["status"] and last.get("timeStamp") == time_stamp)
+    return any(
+        isinstance(entry, Mapping)
+        and entry.get("status") == update["status"]
+        and entry.get("timeStamp") == time_stamp
+        for entry in history
+    )
 
 
 def status_update_data(
@@ -249,7 +259,7 @@ def plan_status_update(
 ) -> IngestPlan:
     """A status update: the document's `status` and `statusHistory` change, an
     `order.status_update` is created, preceded by a triggered `order.new` when an active
-    webhook's trigger fires. Same status and timeStamp as the last history entry: repeat."""
+    webhook's trigger fires. Same status and timeStamp as a history entry: repeat."""
     if is_repeat_status(current, update):
         return IngestPlan(order=current, events=(), deliveries=(), repeat=True, created=False)
     data = status_update_data(current, update, now)

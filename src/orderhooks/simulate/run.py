@@ -15,6 +15,7 @@ from rich.live import Live
 from rich.table import Table
 
 from orderhooks.clock import utc_now
+from orderhooks.simulate.brokers import open_publisher
 from orderhooks.simulate.orders import (
     CANCELLED,
     Site,
@@ -26,6 +27,7 @@ from orderhooks.simulate.orders import (
     status_body,
 )
 from orderhooks.simulate.posting import BatchPoster, DirectPoster, Poster, SimulationStats
+from orderhooks.sources.config import parse_source
 
 REFRESH_PER_SECOND = 4
 HTTP_TIMEOUT_SECONDS = 30
@@ -46,6 +48,7 @@ class SimulationPlan:
     batch: bool = False
     speed: float = 1.0  # 2.0 lives each order twice as fast
     account_list: tuple[str, ...] = ()  # explicit accounts instead of generated ones
+    to: str = ""  # a broker source URL: publish there instead of posting to `url`
 
     def sites(self) -> tuple[Site, ...]:
         """The simulated stores of this plan."""
@@ -123,7 +126,8 @@ def stats_table(stats: SimulationStats, title: str) -> Table:
 
 def print_plan(plan: SimulationPlan, console: Console) -> None:
     """Show where the orders will come from, so webhooks can be created for them."""
-    console.print(f"simulating {plan.rate:g} orders/s to {plan.url} (seed {plan.seed})")
+    target = parse_source(plan.to).display_url if plan.to else plan.url
+    console.print(f"simulating {plan.rate:g} orders/s to {target} (seed {plan.seed})")
     for site in plan.sites():
         console.print(f"  account {site.account}  location {site.location}")
     console.file.flush()
@@ -147,7 +151,15 @@ async def simulate(plan: SimulationPlan, console: Console) -> int:
         timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT_SECONDS),
         connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS),
     )
-    poster: Poster = (BatchPoster if plan.batch else DirectPoster)(session, plan.url, stats)
+    poster: Poster
+    if plan.to:
+        try:
+            poster = await open_publisher(plan.to, stats)
+        except BaseException:
+            await session.close()
+            raise
+    else:
+        poster = (BatchPoster if plan.batch else DirectPoster)(session, plan.url, stats)
     try:
         with Live(
             get_renderable=lambda: stats_table(stats, "orderhooks simulate"),

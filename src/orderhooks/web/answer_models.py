@@ -7,7 +7,7 @@ present; a nullable one is `null` when unset.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -316,3 +316,20 @@ class AuditPage(Shape):
 
     data: list[AuditOut]
     nextCursor: str | None
+
+
+class SourceOut(Shape):
+    """A broker source: its URL without the password, its state and counters."""
+
+    id: str
+    url: str
+    state: Literal["connected", "reconnecting"]
+    consumed: int
+    deadLettered: int
+    lag: int | None
+
+
+class SourcePage(Shape):
+    """The broker sources of `GET /v1/sources`."""
+
+    data: list[SourceOut]

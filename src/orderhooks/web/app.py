@@ -15,7 +15,16 @@ from orderhooks import package_version
 from orderhooks.config import Settings
 from orderhooks.metrics import IngestLatencyMiddleware, Metrics
 from orderhooks.store import Store
-from orderhooks.web import admin, event_types, ingest, reads, usage, webhook_actions, webhooks
+from orderhooks.web import (
+    admin,
+    event_types,
+    ingest,
+    reads,
+    sources,
+    usage,
+    webhook_actions,
+    webhooks,
+)
 from orderhooks.web.auth import KeyCache
 from orderhooks.web.context import ApiContext
 from orderhooks.web.dashboard import mount_dashboard
@@ -66,7 +75,16 @@ def create_app(
     install_error_handlers(app)
     app.include_router(ops_router(role, workers_running))
     if is_api:
-        for module in (ingest, webhooks, webhook_actions, reads, admin, usage, event_types):
+        for module in (
+            ingest,
+            webhooks,
+            webhook_actions,
+            reads,
+            admin,
+            usage,
+            event_types,
+            sources,
+        ):
             app.include_router(module.router)
         install_openapi(app)
         app.add_middleware(IngestLatencyMiddleware, metrics=metrics)

@@ -15,6 +15,7 @@ from orderhooks.web.dashboard.context import Dashboard
 from orderhooks.web.dashboard.health import Health, trouble_first, webhook_health
 from orderhooks.web.dashboard.panels import activity_panel
 from orderhooks.web.dashboard.series import CHART_RANGES, load_series
+from orderhooks.web.sources import source_statuses
 
 OVERVIEW_WEBHOOKS = 100  # health is computed for this many webhooks; the list page pages on
 ATTENTION_ROWS = 10
@@ -75,4 +76,6 @@ async def overview_page(dash: Dashboard, request: Request, viewer: Viewer) -> Re
         active_count=sum(1 for _, health, _ in rows if health.level in ("ok", "idle")),
         attention=[row for row in rows if row[1].rank < 2][:ATTENTION_ROWS],
         failures=failures,
+        # Broker sources are the operator's: shown to admins only, never with credentials.
+        sources=[s.as_json() for s in source_statuses(request)] if viewer.is_admin else [],
     )

@@ -1,25 +1,25 @@
 """Helpers for the command-line tests: real `python -m orderhooks` subprocesses on loopback.
 
-Every process started here is killed by pid in the fixture's teardown, whatever the
-test did.
+Every process started through the `spawn` fixture (integration/conftest.py) is killed
+by pid in its teardown, whatever the test did.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+
+from orderhooks.testing.server import free_port
 
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 60.0
@@ -35,13 +35,6 @@ def http_get(url: str, **kwargs: Any) -> requests.Response:
 def http_post(url: str, **kwargs: Any) -> requests.Response:
     """POST with a timeout."""
     return requests.post(url, timeout=HTTP_TIMEOUT_SECONDS, **kwargs)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def cli_env(data_dir: Path, **variables: str) -> dict[str, str]:
@@ -160,18 +153,6 @@ class Spawner:
             if process.popen.poll() is None:
                 process.popen.kill()
                 process.popen.wait(timeout=30)
-
-
-@contextlib.contextmanager
-def spawner(tmp_path: Path) -> Iterator[Spawner]:
-    """Start CLI processes (the `spawn` fixture of each module); all are killed at the end."""
-    logs = tmp_path / "proc-logs"
-    logs.mkdir()
-    processes = Spawner(logs)
-    try:
-        yield processes
-    finally:
-        processes.kill_all()
 
 
 def start_serve(

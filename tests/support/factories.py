@@ -1,26 +1,17 @@
-"""Builders of domain values for the unit tests: sensible defaults, override what matters."""
+"""Builders of domain values (webhooks, events, order documents and states): sensible
+defaults, override what matters."""
 
 from __future__ import annotations
 
-import copy
 import itertools
-import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from orderhooks.domain.model import Event, EventType, OrderState, SigningSecret, Webhook
 
-FIXTURES = Path(__file__).parent / "fixtures"
 NOW = datetime(2026, 11, 28, 12, 0, 0, 123456, tzinfo=UTC)
 ALL_TYPES = (EventType.NEW, EventType.STATUS_UPDATE, EventType.COURIER_UPDATE)
 SECRET = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-
-
-def sample(name: str) -> dict[str, Any]:
-    """A fresh copy of one of the project's sample payloads (`new_order`, ...)."""
-    with (FIXTURES / f"{name}.json").open() as handle:
-        return copy.deepcopy(json.load(handle))
 
 
 def webhook(**overrides: Any) -> Webhook:
@@ -106,3 +97,13 @@ def order_state(**overrides: Any) -> OrderState:
     }
     values.update(overrides)
     return OrderState(**values)
+
+
+class ManualClock:
+    """A monotonic clock (seconds) that moves only when a test moves `now`."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

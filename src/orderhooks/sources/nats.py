@@ -1,0 +1,159 @@
+"""NATS JetStream sources: a durable pull consumer, batched fetch, explicit acknowledgements.
+
+Several processes naming the same durable share its messages: JetStream hands each
+message to one of them. Dead letters go to `<subject>.dead`; a message whose subject
+ends in `.dead` is acknowledged and left alone (a filter such as `orders.>` matches its
+own dead letters). See docs/operations.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.client import JetStreamContext
+
+from orderhooks.logging import get_logger
+from orderhooks.sources.config import DEAD_LETTER_SUFFIX, SourceConfig
+from orderhooks.sources.consumer import BrokerLost, SourceMessage, describe_error
+
+FETCH_BATCH_MESSAGES = 500  # at most this many messages per round (one transaction)
+FETCH_WAIT_SECONDS = 1.0  # how long a fetch waits for the first message
+CONNECT_TIMEOUT_SECONDS = 3
+ACK_WAIT_SECONDS = 30.0  # unacknowledged for this long: JetStream delivers again
+MAX_ACK_PENDING = 5000
+# An update whose order is unknown is delivered this many times, a delay apart, before it
+# is dead-lettered: processes sharing the durable may be storing its order right now.
+UNKNOWN_ORDER_DELIVERIES = 5
+UNKNOWN_ORDER_RETRY_SECONDS = 1.0
+ERROR_HEADER = "orderhooks-error"
+ERROR_MESSAGE_HEADER = "orderhooks-error-message"
+
+log = get_logger("orderhooks.sources.nats")
+
+
+async def connect_nats(source: SourceConfig) -> Client:
+    """A connection that does not reconnect by itself: the consumer loop owns that."""
+
+    async def on_error(exc: Exception) -> None:
+        log.debug("nats client error", source=source.id, error=describe_error(exc, source.secrets))
+
+    return await nats.connect(
+        servers=[source.connect_url],
+        allow_reconnect=False,
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        max_reconnect_attempts=0,
+        error_cb=on_error,
+    )
+
+
+def dead_letter_subject(subject: str) -> str:
+    """Where a message of `subject` goes when it can never be accepted."""
+    return subject + DEAD_LETTER_SUFFIX
+
+
+class NatsSession:
+    """One connection consuming one JetStream durable."""
+
+    def __init__(
+        self,
+        connection: Client,
+        jetstream: JetStreamContext,
+        subscription: JetStreamContext.PullSubscription,
+    ) -> None:
+        self._connection = connection
+        self._jetstream = jetstream
+        self._subscription = subscription
+        self._lag: int | None = None
+
+    async def fetch(self) -> list[SourceMessage]:
+        """Up to FETCH_BATCH_MESSAGES messages, waiting FETCH_WAIT_SECONDS for the first."""
+        if self._connection.is_closed:
+            raise BrokerLost("the NATS connection is closed")
+        try:
+            msgs = await self._subscription.fetch(FETCH_BATCH_MESSAGES, timeout=FETCH_WAIT_SECONDS)
+        except nats.errors.TimeoutError:
+            if self._connection.is_closed:
+                raise BrokerLost("the NATS connection is closed") from None
+            self._lag = None  # idle: ask the consumer itself
+            return []
+        if msgs:
+            self._lag = msgs[-1].metadata.num_pending
+        return [
+            SourceMessage(m.data, m, m.subject, skip=m.subject.endswith(DEAD_LETTER_SUFFIX))
+            for m in msgs
+        ]
+
+    async def dead_letter(self, message: SourceMessage, code: str, text: str) -> None:
+        """Publish the body unchanged to `<subject>.dead`, stored by JetStream when a stream
+        captures that subject, else as a plain NATS message."""
+        headers = {ERROR_HEADER: code, ERROR_MESSAGE_HEADER: text}
+        subject = dead_letter_subject(message.subject)
+        try:
+            await self._jetstream.publish(subject, message.body, headers=headers)
+        except nats.js.errors.NoStreamResponseError:
+            await self._connection.publish(subject, message.body, headers=headers)
+            await self._connection.flush()
+
+    async def ack(self, messages: Sequence[SourceMessage]) -> None:
+        """Acknowledge each message, then flush so the acknowledgements are on their way."""
+        for message in messages:
+            msg = message.handle
+            assert isinstance(msg, Msg)
+            await msg.ack()
+        await self._connection.flush()
+
+    async def retry_later(self, message: SourceMessage) -> bool:
+        """Negatively acknowledge with a delay, unless delivered UNKNOWN_ORDER_DELIVERIES
+        times already."""
+        msg = message.handle
+        assert isinstance(msg, Msg)
+        if msg.metadata.num_delivered >= UNKNOWN_ORDER_DELIVERIES:
+            return False
+        await msg.nak(delay=UNKNOWN_ORDER_RETRY_SECONDS)
+        return True
+
+    async def lag(self) -> int | None:
+        """Messages of the consumer not yet delivered, as of the last fetch."""
+        if self._lag is None:
+            info = await self._subscription.consumer_info()
+            self._lag = info.num_pending
+        return self._lag
+
+    async def close(self) -> None:
+        """Close the connection; messages not acknowledged are delivered again later."""
+        await self._connection.close()
+
+
+class NatsBroker:
+    """Opens `NatsSession`s for one source."""
+
+    def __init__(self, source: SourceConfig) -> None:
+        self._source = source
+
+    async def connect(self) -> NatsSession:
+        """Connect, create the durable pull consumer when missing, and bind to it."""
+        connection = await connect_nats(self._source)
+        try:
+            jetstream = connection.jetstream()
+            config = ConsumerConfig(
+                durable_name=self._source.durable,
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=ACK_WAIT_SECONDS,
+                max_ack_pending=MAX_ACK_PENDING,
+            )
+            subscription = await jetstream.pull_subscribe(
+                self._source.subject,
+                durable=self._source.durable,
+                stream=self._source.stream,
+                config=config,
+            )
+        except BaseException:
+            await connection.close()
+            raise
+        return NatsSession(connection, jetstream, subscription)

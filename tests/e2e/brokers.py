@@ -1,0 +1,227 @@
+"""Helpers of the broker source tests: streams and queues of their own, publishing, reading
+dead letters, and running orderhooks against a source.
+
+Every test makes its own JetStream stream or RabbitMQ queues (unique names) and deletes
+them afterwards. The brokers are the machine's: NATS at 127.0.0.1:4222 and RabbitMQ at
+127.0.0.1:5672 (guest/guest); a test fails when they cannot be reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import httpx
+import nats
+import orjson
+from nats.aio.client import Client
+from nats.js.api import StreamConfig
+
+from orderhooks.testing.server import ServerProcess
+from tests.support.data import iso_now
+from tests.support.data import new_order as make_order
+
+NATS_URL = "nats://127.0.0.1:4222"
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+WAIT_SECONDS = 60.0
+
+
+def unique_name(prefix: str) -> str:
+    """A stream, subject or queue name no other test uses."""
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class NatsStream:
+    """A stream `name` capturing `<prefix>.>` (so also its dead letters)."""
+
+    connection: Client
+    name: str
+    prefix: str
+
+    @property
+    def subject(self) -> str:
+        """The subject orders are published on."""
+        return f"{self.prefix}.orders"
+
+    def source_url(self, durable: str = "orderhooks", server: str = NATS_URL) -> str:
+        """The `ORDERHOOKS_SOURCES` entry consuming this stream."""
+        return f"{server}/{self.name}?subject={self.prefix}.>&durable={durable}"
+
+    async def publish(self, body: bytes | Any) -> None:
+        """Publish one message (bytes as they are, anything else as JSON), stored."""
+        data = body if isinstance(body, bytes) else orjson.dumps(body)
+        await self.connection.jetstream().publish(self.subject, data)
+
+    async def dead_letters(self, expected: int) -> list[tuple[bytes, dict[str, str]]]:
+        """The dead letters stored in the stream: (body, headers), waiting for `expected`."""
+        js = self.connection.jetstream()
+        subject = f"{self.subject}.dead"
+        deadline = time.monotonic() + WAIT_SECONDS
+        while True:
+            info = await js.stream_info(self.name, subjects_filter=subject)
+            count = (info.state.subjects or {}).get(subject, 0)
+            if count >= expected or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        sub = await js.pull_subscribe(subject, stream=self.name)
+        out: list[tuple[bytes, dict[str, str]]] = []
+        with contextlib.suppress(nats.errors.TimeoutError):
+            while len(out) < count:
+                for msg in await sub.fetch(count - len(out), timeout=2):
+                    out.append((msg.data, dict(msg.headers or {})))
+                    await msg.ack()
+        await sub.unsubscribe()
+        return out
+
+
+@contextlib.asynccontextmanager
+async def nats_stream(server: str = NATS_URL) -> AsyncIterator[NatsStream]:
+    """A fresh stream on `server`, deleted afterwards."""
+    try:
+        connection = await nats.connect(servers=[server], connect_timeout=5)
+    except Exception as exc:
+        raise AssertionError(f"NATS is not reachable at {server}: {exc}") from exc
+    stream = NatsStream(connection, unique_name("OHTEST").upper(), unique_name("ohtest"))
+    js = connection.jetstream()
+    await js.add_stream(StreamConfig(name=stream.name, subjects=[f"{stream.prefix}.>"]))
+    try:
+        yield stream
+    finally:
+        with contextlib.suppress(Exception):
+            await js.delete_stream(stream.name)
+        await connection.close()
+
+
+@dataclass
+class RabbitQueue:
+    """A queue `name` and its dead-letter queue, on a channel of the test's own."""
+
+    channel: aio_pika.abc.AbstractChannel
+    name: str
+
+    def source_url(self, server: str = AMQP_URL) -> str:
+        """The `ORDERHOOKS_SOURCES` entry consuming this queue."""
+        return f"{server}?queue={self.name}"
+
+    async def publish(self, body: bytes | Any) -> None:
+        """Publish one persistent message to the queue, confirmed by the broker."""
+        data = body if isinstance(body, bytes) else orjson.dumps(body)
+        message = aio_pika.Message(data, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        await self.channel.default_exchange.publish(message, routing_key=self.name)
+
+    async def dead_letters(self, expected: int) -> list[tuple[bytes, dict[str, Any]]]:
+        """The messages of `<queue>.dead`, waiting until `expected` are there."""
+        queue = await self.channel.declare_queue(f"{self.name}.dead", durable=True)
+        out: list[tuple[bytes, dict[str, Any]]] = []
+        deadline = time.monotonic() + WAIT_SECONDS
+        while len(out) < expected and time.monotonic() < deadline:
+            message = await queue.get(no_ack=True, fail=False)
+            if message is None:
+                await asyncio.sleep(0.2)
+                continue
+            out.append((message.body, dict(message.headers or {})))
+        return out
+
+
+@contextlib.asynccontextmanager
+async def rabbit_queue() -> AsyncIterator[RabbitQueue]:
+    """A fresh durable queue, deleted (with its dead-letter queue) afterwards."""
+    try:
+        connection = await aio_pika.connect(AMQP_URL, timeout=5)
+    except Exception as exc:
+        raise AssertionError(f"RabbitMQ is not reachable at {AMQP_URL}: {exc}") from exc
+    channel = await connection.channel()
+    queue = RabbitQueue(channel, unique_name("ohtest"))
+    await channel.declare_queue(queue.name, durable=True)
+    try:
+        yield queue
+    finally:
+        for name in (queue.name, f"{queue.name}.dead"):
+            with contextlib.suppress(Exception):
+                await channel.queue_delete(name)
+        await connection.close()
+
+
+def order_life(account: str, order_id: str | None = None) -> list[dict[str, Any]]:
+    """One order's batch items: new, accepted, a courier update, preparing, prepared."""
+    order = make_order(account, order_id=order_id)
+    oid = order["_id"]
+    courier = {"status": 83, "received": iso_now(), "courier": {"firstName": "Jonas"}}
+    return [
+        {"type": "order.new", "data": order},
+        {"type": "order.status_update", "orderId": oid, "data": _status(20)},
+        {"type": "order.courier_update", "orderId": oid, "data": courier},
+        {"type": "order.status_update", "orderId": oid, "data": _status(50)},
+        {"type": "order.status_update", "orderId": oid, "data": _status(60)},
+    ]
+
+
+def _status(code: int) -> dict[str, Any]:
+    return {"status": code, "timeStamp": iso_now()}
+
+
+def source_server(tmp_path: Path, name: str, sources: str, **env: str) -> ServerProcess:
+    """An orderhooks process (not started) consuming `sources`."""
+    return ServerProcess(
+        tmp_path / name,
+        log_path=tmp_path / f"{name}.log",
+        env={"ORDERHOOKS_SOURCES": sources, **env},
+    )
+
+
+async def sources_of(client: httpx.AsyncClient) -> list[dict[str, Any]]:
+    """`GET /v1/sources`."""
+    response = await client.get("/v1/sources")
+    assert response.status_code == 200, response.text
+    data: list[dict[str, Any]] = response.json()["data"]
+    return data
+
+
+async def wait_until(check: Callable[[], Any], what: str, timeout: float = WAIT_SECONDS) -> None:
+    """Poll the async `check()` until it is truthy; AssertionError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+async def wait_consumed(client: httpx.AsyncClient, count: int) -> None:
+    """Wait until the process's only source has acknowledged `count` messages."""
+
+    async def done() -> bool:
+        [source] = await sources_of(client)
+        return int(source["consumed"]) >= count
+
+    await wait_until(done, f"{count} messages consumed")
+
+
+def statuses_by_order(events: Iterable[dict[str, Any]]) -> dict[str, list[int]]:
+    """The status of each `order.status_update` per order, in the order received."""
+    out: dict[str, list[int]] = {}
+    for event in events:
+        if event["type"] == "order.status_update":
+            out.setdefault(event["orderId"], []).append(event["data"]["status"])
+    return out
+
+
+async def dashboard_overview(base_url: str, admin_key: str) -> str:
+    """The dashboard's overview page as an admin sees it, signed in through its form."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as browser:
+        form = await browser.get("/ui")
+        token = form.text.split('name="signin_token" value="', 1)[1].split('"', 1)[0]
+        signed_in = await browser.post(
+            "/ui/signin",
+            data={"signin_token": token, "api_key": admin_key, "next": "/ui"},
+            follow_redirects=True,
+        )
+        assert signed_in.status_code == 200, signed_in.text[:500]
+        return signed_in.text

@@ -1,0 +1,298 @@
+"""NATS JetStream sources, end to end: a real orderhooks process consuming a real stream
+and delivering to a real receiver (docs/operations.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+import nats.js.errors
+import orjson
+import pytest
+
+from orderhooks.testing.receiver import Receiver
+from orderhooks.testing.server import LOOPBACK, free_port
+from tests.e2e.brokers import (
+    nats_stream,
+    order_life,
+    source_server,
+    sources_of,
+    statuses_by_order,
+    wait_consumed,
+    wait_until,
+)
+from tests.e2e.support import assert_per_order
+from tests.support.api import Api, expect
+from tests.support.data import new_order as make_order
+from tests.support.data import unique
+
+NATS_SERVER = "/usr/sbin/nats-server"
+WAIT_SECONDS = 60.0
+
+
+async def _webhook(api: Api, rx: Receiver, account: str) -> dict[str, Any]:
+    return await api.create_webhook(rx.url, [account])
+
+
+async def _events(client: httpx.AsyncClient, account: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"account": account, "limit": 500}
+        if cursor:
+            params["cursor"] = cursor
+        page = expect(await client.get("/v1/events", params=params), 200)
+        out.extend(page["data"])
+        cursor = page["nextCursor"]
+        if not cursor:
+            return out
+
+
+async def test_delivered_in_order_and_redelivery_creates_nothing(
+    tmp_path: Path, rx: Receiver
+) -> None:
+    account = unique("acct")
+    async with nats_stream() as stream:
+        lives = [order_life(account) for _ in range(6)]
+        with source_server(tmp_path, "serve", stream.source_url()) as server:
+            async with server.async_client() as client:
+                webhook = await _webhook(Api(client, server.admin_key), rx, account)
+                # Half the orders one item per message, half as one array per order.
+                messages: list[Any] = []
+                for i, life in enumerate(lives):
+                    messages.extend(life if i % 2 == 0 else [life])
+                for message in messages:
+                    await stream.publish(message)
+                expected = sum(len(life) for life in lives)
+                await rx.wait_for(lambda: len(rx.delivered_ids()) >= expected, WAIT_SECONDS)
+                rx.verify_all(webhook["secret"])
+                assert_per_order(rx.accepted())
+                for order_id, statuses in statuses_by_order(rx.events(accepted_only=True)).items():
+                    assert statuses == [20, 50, 60], order_id
+                # The broker delivering the messages again, in order, after all of them were
+                # applied creates nothing new. Courier updates have no repeat rule
+                # (docs/guarantees.md), so they are not sent again here.
+                again = [m for m in messages if _without_courier(m)]
+                for message in again:
+                    await stream.publish(message)
+                await wait_consumed(client, len(messages) + len(again))
+                events = await _events(client, account)
+                assert len(events) == expected
+                [source] = await sources_of(client)
+                assert source["state"] == "connected"
+                assert source["deadLettered"] == 0
+                metrics = expect(await client.get("/metrics"), 200)
+                assert "orderhooks_source_messages_total" in metrics
+                await asyncio.sleep(1)  # anything created twice would be delivered by now
+                assert len(rx.delivered_ids()) == expected
+
+
+def _without_courier(message: Any) -> bool:
+    items = message if isinstance(message, list) else [message]
+    return all(item["type"] != "order.courier_update" for item in items)
+
+
+def _bad_messages(account: str) -> list[tuple[str, bytes]]:
+    """Every kind of message that can never be accepted, with its dead-letter code."""
+    ten_thousand = orjson.dumps([{"type": "order.new", "data": {}}] * 10_000)
+    nul_escaped = orjson.dumps({"type": "order.new", "data": make_order(account, note="a\x00b")})
+    return [
+        ("bad_request", b"this is not JSON"),
+        ("validation_error", b'"a string, not an item"'),
+        ("validation_error", orjson.dumps({"type": "order.new"})),
+        ("validation_error", orjson.dumps({"type": "order.new", "data": {"_id": "x"}})),
+        (
+            "unknown_order",
+            orjson.dumps(
+                {"type": "order.status_update", "orderId": unique("nope"), "data": {"status": 20}}
+            ),
+        ),
+        ("payload_too_large", b"[" + b" " * 600_000 + b"]"),
+        ("validation_error", ten_thousand),
+        ("validation_error", nul_escaped),
+        ("bad_request", b'{"type": "order.new", "data": {"_id": "a\x00"}}'),
+        ("validation_error", b"[]"),
+    ]
+
+
+async def test_bad_messages_are_dead_lettered_and_nothing_is_stored(
+    tmp_path: Path, rx: Receiver
+) -> None:
+    account = unique("acct")
+    async with nats_stream() as stream:
+        env = {"ORDERHOOKS_MAX_BODY_BYTES": "500000"}
+        with source_server(tmp_path, "serve", stream.source_url(), **env) as server:
+            async with server.async_client() as client:
+                await _webhook(Api(client, server.admin_key), rx, account)
+                bad = _bad_messages(account)
+                # An array with one bad item: the whole message is refused.
+                good_then_bad = [
+                    {"type": "order.new", "data": make_order(account)},
+                    {"type": "order.status_update", "orderId": "x", "data": {"status": "20"}},
+                ]
+                bad.append(("validation_error", orjson.dumps(good_then_bad)))
+                for _, body in bad:
+                    await stream.publish(body)
+                good = make_order(account)
+                await stream.publish({"type": "order.new", "data": good})
+                await rx.wait_for(lambda: len(rx.delivered_ids()) >= 1, WAIT_SECONDS)
+                await wait_consumed(client, len(bad) + 1)
+                letters = await stream.dead_letters(len(bad))
+                # Unknown orders are found at the commit, after the others of their round.
+                assert sorted((h["orderhooks-error"], body) for body, h in letters) == sorted(bad)
+                assert all(h["orderhooks-error-message"] for _, h in letters)
+                events = await _events(client, account)
+                assert [e["orderId"] for e in events] == [good["_id"]]
+                [source] = await sources_of(client)
+                assert source["deadLettered"] == len(bad)
+                # Dead letters are in the stream the source reads, and are never consumed.
+                await wait_consumed(client, 2 * len(bad) + 1)
+                [source] = await sources_of(client)
+                assert source["deadLettered"] == len(bad)
+
+
+async def test_sigkill_mid_stream_delivers_every_order_after_restart(
+    tmp_path: Path, rx: Receiver
+) -> None:
+    account = unique("acct")
+    async with nats_stream() as stream:
+        lives = [order_life(account) for _ in range(300)]
+        with source_server(tmp_path, "serve", stream.source_url()) as server:
+            async with server.async_client() as client:
+                await _webhook(Api(client, server.admin_key), rx, account)
+            for life in lives:
+                await stream.publish(life)
+
+            async def some_consumed() -> bool:
+                async with server.async_client() as client:
+                    [source] = await sources_of(client)
+                    return int(source["consumed"]) > 0
+
+            await wait_until(some_consumed, "the first messages consumed")
+            server.kill()
+            server.start()
+            order_ids = {life[0]["data"]["_id"] for life in lives}
+
+            def all_new_orders() -> bool:
+                seen = {e["orderId"] for e in rx.events(accepted_only=True)}
+                return order_ids <= seen
+
+            await rx.wait_for(all_new_orders, WAIT_SECONDS * 2, "every order delivered")
+            expected = sum(len(life) for life in lives)
+            await rx.wait_for(lambda: len(rx.delivered_ids()) >= expected, WAIT_SECONDS)
+            assert_per_order(rx.accepted())
+
+
+@pytest.fixture()
+def nats_server_dir(tmp_path: Path) -> Path:
+    assert Path(NATS_SERVER).exists(), f"{NATS_SERVER} is not installed"
+    return tmp_path / "nats"
+
+
+def _start_nats(port: int, store_dir: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [NATS_SERVER, "-a", LOOPBACK, "-p", str(port), "-js", "-sd", str(store_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def _publish_life(url: str, stream_name: str, life: list[dict[str, Any]]) -> None:
+    """Publish on the test's own server, creating the stream the first time."""
+    deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
+    while True:
+        try:
+            connection = await nats.connect(servers=[url], connect_timeout=2)
+            break
+        except Exception:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+    js = connection.jetstream()
+    try:
+        await js.stream_info(stream_name)
+    except nats.js.errors.NotFoundError:
+        await js.add_stream(name=stream_name, subjects=["ohdown.>"])
+    for item in life:
+        await js.publish("ohdown.orders", orjson.dumps(item))
+    await connection.close()
+
+
+async def test_broker_down_at_start_and_gone_midway_comes_back(
+    tmp_path: Path, rx: Receiver, nats_server_dir: Path
+) -> None:
+    port = free_port()
+    url = f"nats://{LOOPBACK}:{port}"
+    stream_name = "OHDOWN"
+    source = f"{url}/{stream_name}?subject=ohdown.>&durable=orderhooks"
+    account = unique("acct")
+    broker: subprocess.Popen[bytes] | None = None
+    with source_server(tmp_path, "serve", source) as server:
+        async with server.async_client() as client:
+
+            async def state_is(state: str) -> bool:
+                [s] = await sources_of(client)
+                return bool(s["state"] == state)
+
+            # The API serves while the broker is away.
+            webhook = await _webhook(Api(client, server.admin_key), rx, account)
+            [state] = await sources_of(client)
+            assert state["state"] == "reconnecting"
+            assert state["url"] == source
+            try:
+                broker = _start_nats(port, nats_server_dir)
+                await _publish_life(url, stream_name, order_life(account))
+                await wait_until(lambda: state_is("connected"), "the source connected")
+                await rx.wait_for(lambda: len(rx.delivered_ids()) >= 5, WAIT_SECONDS)
+                # Gone midway: the API keeps serving, the consumer reconnects by itself.
+                broker.terminate()
+                broker.wait(10)
+                await wait_until(lambda: state_is("reconnecting"), "the source reconnecting")
+                expect(await client.get("/v1/webhooks"), 200)
+                broker = _start_nats(port, nats_server_dir)  # same JetStream store
+                await _publish_life(url, stream_name, order_life(account))
+                await rx.wait_for(lambda: len(rx.delivered_ids()) >= 10, WAIT_SECONDS)
+                await wait_until(lambda: state_is("connected"), "the source connected again")
+                rx.verify_all(webhook["secret"])
+                assert_per_order(rx.accepted())
+            finally:
+                if broker is not None:
+                    broker.terminate()
+                    broker.wait(10)
+                shutil.rmtree(nats_server_dir, ignore_errors=True)
+
+
+async def test_an_update_before_its_order_is_delivered_again_then_applied(
+    tmp_path: Path, rx: Receiver
+) -> None:
+    account = unique("acct")
+    async with nats_stream() as stream:
+        with source_server(tmp_path, "serve", stream.source_url()) as server:
+            async with server.async_client() as client:
+                await _webhook(Api(client, server.admin_key), rx, account)
+                order = make_order(account)
+                update = {"status": 20, "timeStamp": "2026-12-04T10:00:00Z"}
+                await stream.publish(
+                    {"type": "order.status_update", "orderId": order["_id"], "data": update}
+                )
+
+                async def handed_back() -> bool:
+                    metrics = expect(await client.get("/metrics"), 200)
+                    return 'outcome="retried"' in metrics
+
+                # Another process sharing the durable could be storing the order right now:
+                # the update is handed back to JetStream, not dead-lettered at once.
+                await wait_until(handed_back, "the update handed back")
+                await stream.publish({"type": "order.new", "data": order})
+                await rx.wait_for(lambda: len(rx.delivered_ids()) >= 2, WAIT_SECONDS)
+                assert [e["type"] for e in rx.events(accepted_only=True)] == [
+                    "order.new",
+                    "order.status_update",
+                ]
+                [source] = await sources_of(client)
+                assert source["deadLettered"] == 0

@@ -1,0 +1,108 @@
+"""Several processes on one PostgreSQL database sharing one broker source: each message is
+taken by one of them, and nothing is created or delivered twice (docs/operations.md)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from orderhooks.testing.receiver import Receiver
+from orderhooks.testing.server import ServerProcess
+from tests.e2e.brokers import nats_stream, order_life, rabbit_queue
+from tests.e2e.support import assert_per_order
+from tests.support.api import Api, expect
+from tests.support.data import unique
+
+pytestmark = pytest.mark.postgres
+Publish = Callable[[Any], Awaitable[None]]
+
+WAIT_SECONDS = 90.0
+ORDERS = 120
+
+
+def _messages(process: ServerProcess, outcome: str) -> int:
+    """This process's `orderhooks_source_messages_total` of one outcome."""
+    text = httpx.get(f"{process.base_url}/metrics", timeout=10).text
+    pattern = rf'^orderhooks_source_messages_total\{{[^}}]*outcome="{outcome}"[^}}]*\}} (\S+)$'
+    return int(sum(float(v) for v in re.findall(pattern, text, re.M)))
+
+
+async def _two_processes_share(
+    tmp_path: Path,
+    rx: Receiver,
+    pg_url: str,
+    source: str,
+    publish: Publish,
+    *,
+    item_per_message: bool = False,
+) -> None:
+    env = {"ORDERHOOKS_DATABASE_URL": pg_url, "ORDERHOOKS_SOURCES": source}
+    account = unique("acct")
+    serve = ServerProcess(tmp_path / "data", log_path=tmp_path / "serve.log", env=env)
+    worker = ServerProcess(
+        tmp_path / "data", log_path=tmp_path / "worker.log", env=env, command=("worker",)
+    )
+    with serve, worker:
+        async with serve.async_client() as client:
+            webhook = await Api(client, serve.admin_key).create_webhook(rx.url, [account])
+            lives = [order_life(account) for _ in range(ORDERS)]
+            if item_per_message:
+                # One event per message: an update may reach one process while the other
+                # is still storing its order; JetStream delivers it again a little later.
+                for step in range(len(lives[0])):
+                    for life in lives:
+                        await publish(life[step])
+            else:
+                # One message per order, its whole life: whichever process takes it applies it.
+                for life in lives:
+                    await publish(life)
+            messages = sum(len(life) for life in lives) if item_per_message else len(lives)
+            expected = sum(len(life) for life in lives)
+            await rx.wait_for(lambda: len(rx.delivered_ids()) >= expected, WAIT_SECONDS)
+            rx.verify_all(webhook["secret"])
+            if not item_per_message:
+                assert_per_order(rx.accepted())
+            event_ids = [e["id"] for e in rx.events(accepted_only=True)]
+            assert len(set(event_ids)) == expected
+            stored = 0
+            cursor = None
+            while True:
+                params: dict[str, object] = {"account": account, "limit": 500}
+                if cursor:
+                    params["cursor"] = cursor
+                page = expect(await client.get("/v1/events", params=params), 200)
+                stored += len(page["data"])
+                cursor = page["nextCursor"]
+                if not cursor:
+                    break
+            assert stored == expected
+        assert _messages(serve, "ingested") + _messages(worker, "ingested") == messages
+        assert _messages(serve, "dead_lettered") + _messages(worker, "dead_lettered") == 0
+
+
+async def test_serve_and_worker_share_a_jetstream_durable(
+    tmp_path: Path, rx: Receiver, pg_url: str
+) -> None:
+    async with nats_stream() as stream:
+        await _two_processes_share(tmp_path, rx, pg_url, stream.source_url(), stream.publish)
+
+
+async def test_serve_and_worker_share_a_jetstream_durable_one_event_per_message(
+    tmp_path: Path, rx: Receiver, pg_url: str
+) -> None:
+    async with nats_stream() as stream:
+        await _two_processes_share(
+            tmp_path, rx, pg_url, stream.source_url(), stream.publish, item_per_message=True
+        )
+
+
+async def test_serve_and_worker_share_a_rabbitmq_queue(
+    tmp_path: Path, rx: Receiver, pg_url: str
+) -> None:
+    async with rabbit_queue() as queue:
+        await _two_processes_share(tmp_path, rx, pg_url, queue.source_url(), queue.publish)

@@ -1,0 +1,48 @@
+"""`orderhooks simulate --to` publishes its stream to a broker source, which a running
+server consumes and delivers (the quickstart's broker path, docs/operations.md)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from orderhooks.testing.receiver import Receiver
+from tests.e2e.brokers import nats_stream, rabbit_queue, source_server, wait_consumed
+from tests.e2e.support import assert_per_order
+from tests.support.api import Api
+from tests.support.data import unique
+
+WAIT_SECONDS = 60.0
+
+
+def _simulate(to: str, account: str) -> str:
+    command = [
+        sys.executable, "-m", "orderhooks", "simulate", "--to", to, "--rate", "10",
+        "--duration", "1", "--speed", "20", "--accounts-list", account,
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.mark.parametrize("broker", ["nats", "rabbitmq"])
+async def test_simulated_stream_through_a_broker_is_delivered(
+    tmp_path: Path, rx: Receiver, broker: str
+) -> None:
+    account = unique("acct")
+    async with nats_stream() if broker == "nats" else rabbit_queue() as target:
+        url = target.source_url()
+        with source_server(tmp_path, "serve", url) as server:
+            async with server.async_client() as client:
+                webhook = await Api(client, server.admin_key).create_webhook(rx.url, [account])
+                output = _simulate(url, account)
+                assert "guest:guest" not in output
+                published = int(output.split("events posted")[1].split()[1])
+                assert published > 0
+                await wait_consumed(client, published)
+                await rx.wait_for(lambda: len(rx.delivered_ids()) >= published, WAIT_SECONDS)
+                rx.verify_all(webhook["secret"])
+                assert_per_order(rx.accepted())

@@ -1,0 +1,64 @@
+"""A broker source while PostgreSQL is unreachable: consuming pauses (nothing is
+acknowledged or dead-lettered), then resumes by itself and every message is stored and
+delivered. A proxy of the test's own plays the outage; the shared server is never
+stopped (docs/operations.md)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from orderhooks.testing.receiver import Receiver
+from tests.cluster.pgproxy import LOOPBACK, PgProxy
+from tests.e2e.brokers import nats_stream, order_life, source_server, sources_of
+from tests.e2e.support import assert_per_order
+from tests.support.api import Api
+from tests.support.data import unique
+
+pytestmark = pytest.mark.postgres
+
+WAIT_SECONDS = 60.0
+OUTAGE_SECONDS = 4.0
+
+
+def _through(proxy: PgProxy, pg_url: str) -> str:
+    parts = urlsplit(pg_url)
+    netloc = parts.netloc.rsplit("@", 1)
+    user = f"{netloc[0]}@" if len(netloc) == 2 else ""
+    return urlunsplit(parts._replace(netloc=f"{user}{LOOPBACK}:{proxy.port}"))
+
+
+async def test_consuming_pauses_while_the_store_is_away(
+    tmp_path: Path, rx: Receiver, pg_url: str
+) -> None:
+    pg = urlsplit(pg_url)
+    account = unique("acct")
+    async with nats_stream() as stream:
+        with PgProxy(pg.hostname or LOOPBACK, pg.port or 5432) as proxy:
+            env = {"ORDERHOOKS_DATABASE_URL": _through(proxy, pg_url)}
+            with source_server(tmp_path, "serve", stream.source_url(), **env) as server:
+                async with server.async_client() as client:
+                    await Api(client, server.admin_key).create_webhook(rx.url, [account])
+                    lives = [order_life(account) for _ in range(5)]
+                    proxy.cut()
+                    for life in lives:
+                        await stream.publish(life)
+                    await asyncio.sleep(OUTAGE_SECONDS)
+                    js = stream.connection.jetstream()
+                    consumer = await js.consumer_info(stream.name, "orderhooks")
+                    # Taken from the broker, held, and not acknowledged while it lasts.
+                    assert consumer.num_ack_pending + consumer.num_pending == len(lives)
+                    assert consumer.ack_floor.stream_seq == 0
+                    info = await js.stream_info(stream.name)
+                    assert info.state.messages == len(lives)  # no dead letter published
+                    assert rx.requests == []
+                    proxy.restore()
+                    expected = sum(len(life) for life in lives)
+                    await rx.wait_for(lambda: len(rx.delivered_ids()) >= expected, WAIT_SECONDS)
+                    assert_per_order(rx.accepted())
+                    [source] = await sources_of(client)
+                    assert source["deadLettered"] == 0
+                    assert source["consumed"] == len(lives)

@@ -1,0 +1,36 @@
+"""Fixtures of the integration tests.
+
+`api`: the real app in this process on a fresh SQLite file (integration/api_support.py),
+with the settings a module sets in `API_SETTINGS` (a dict of `Settings` fields).
+`spawn`: starts `python -m orderhooks ...` processes (integration/cli_support.py), every
+one of them killed by pid at the end of the test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.api_support import LocalApi, running_api
+from tests.integration.cli_support import Spawner
+
+
+@pytest.fixture()
+async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[LocalApi]:
+    """The app on a fresh, migrated SQLite store, with an admin key."""
+    async with running_api(tmp_path, **getattr(request.module, "API_SETTINGS", {})) as app:
+        yield app
+
+
+@pytest.fixture()
+def spawn(tmp_path: Path) -> Iterator[Spawner]:
+    """Start CLI processes; all are killed at the end of the test."""
+    logs = tmp_path / "proc-logs"
+    logs.mkdir()
+    processes = Spawner(logs)
+    try:
+        yield processes
+    finally:
+        processes.kill_all()

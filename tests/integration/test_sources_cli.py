@@ -1,0 +1,35 @@
+"""A broker source URL that cannot be used stops `orderhooks serve` at start, naming
+ORDERHOOKS_SOURCES and never repeating the password (docs/operations.md)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.parametrize(
+    "sources",
+    [
+        "kafka://user:hunter2pw@127.0.0.1:9092/orders",
+        "amqp://user:hunter2pw@127.0.0.1:5672/",
+        "nats://user:hunter2pw@127.0.0.1:4222/ORDERS?subject=orders.>",
+    ],
+)
+def test_a_bad_source_stops_serve_at_start(tmp_path: Path, sources: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERHOOKS_")}
+    env.update(ORDERHOOKS_DATA_DIR=str(tmp_path / "data"), ORDERHOOKS_SOURCES=sources)
+    done = subprocess.run(
+        [sys.executable, "-m", "orderhooks", "serve", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "ORDERHOOKS_SOURCES" in done.stderr
+    assert "hunter2pw" not in done.stdout + done.stderr
