@@ -37,6 +37,8 @@ DEFAULT_ORDER = (
     "celery",
     "single",
     "batch100",
+    "single-1p",
+    "batch100-1p",
     "nats",
     "rabbitmq",
     "fanout5",
