@@ -123,6 +123,12 @@ MATRIX = [
     Row("GET", "/v1/webhooks?account={account}", (200, 403, 200, 403)),
     Row("GET", "/v1/webhooks/{webhook}", PARTNER),
     Row("PATCH", "/v1/webhooks/{webhook}", PARTNER, lambda w: {"description": "changed"}),
+    Row(
+        "PATCH",
+        "/v1/webhooks/{webhook}",
+        PARTNER,
+        lambda w: {"batch": {"maxEvents": 10, "maxWaitMs": 100}},
+    ),
     Row("DELETE", "/v1/webhooks/{fresh_webhook}", (204, 403, 204, 404)),
     Row("GET", "/v1/webhooks/{webhook}/secret", PARTNER),
     Row("POST", "/v1/webhooks/{webhook}/secret/rotate", PARTNER, lambda w: {}),
@@ -152,6 +158,8 @@ MATRIX = [
     # the event catalog: any key
     Row("GET", "/v1/event-types", (200, 200, 200, 200)),
     Row("GET", "/v1/sources", ADMIN_ONLY),
+    # portal links: a partner for its own accounts only
+    Row("POST", "/v1/portal-links", (201, 403, 201, 403), lambda w: {"accounts": [w.account]}),
 ]
 OPEN_ENDPOINTS = ("/healthz", "/readyz", "/metrics", "/openapi.json")
 

@@ -92,6 +92,31 @@ def test_receive_accepts_signed_requests_and_refuses_others(tmp_path: Path, spaw
     assert SECRET not in out and SECRET not in process.stderr()
 
 
+def test_receive_verifies_a_batch_once_and_prints_each_event(
+    tmp_path: Path, spawn: Spawner
+) -> None:
+    port = free_port()
+    process = spawn(["receive", "--secret", SECRET, "--port", str(port)], cli_env(tmp_path))
+    process.wait_output("listening on")
+    url = f"http://127.0.0.1:{port}/hooks"
+    envelopes = [json.loads(envelope_body(event_id)) for event_id in ("evt_one", "evt_two")]
+    envelopes[1]["sequence"] = 4
+    body = json.dumps({"type": "batch", "id": "bat_demo", "events": envelopes}).encode()
+    headers = {**signed_headers(SECRET, "bat_demo", body), "orderhooks-event-type": "batch"}
+    assert http_post(url, data=body, headers=headers).status_code == 200
+    tampered = body.replace(b"evt_two", b"evt_twp")
+    assert http_post(url, data=tampered, headers=headers).status_code == 401
+
+    out = process.wait_output("rejected (401)")
+    assert process.stop() == 0
+    lines = [line for line in out.splitlines() if "bat_demo" in line and "rejected" not in line]
+    assert len(lines) == 2
+    for line, event_id, sequence in zip(lines, ("evt_one", "evt_two"), (3, 4), strict=True):
+        for part in ("order.status_update", "order-42", f"seq {sequence}", event_id):
+            assert part in line
+    assert "evt_twp" not in out
+
+
 def test_receive_refuses_a_malformed_secret(tmp_path: Path) -> None:
     result = run_cli(["receive", "--secret", "not-a-secret"], cli_env(tmp_path))
     assert result.returncode == 2

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from orderhooks.delivery.claims import Outcome
+from orderhooks.delivery.claims import Outcome, requests_of
+from orderhooks.domain.batches import BatchSettings
 from orderhooks.domain.ids import new_id
 from orderhooks.domain.model import (
     ApiKey,
@@ -123,7 +124,8 @@ async def test_migrate_is_idempotent(engine_url: str) -> None:
     store = build_store(engine_url)
     await store.open()
     try:
-        assert await store.migrate() == ["0001_initial", "0002_claimers"]
+        applied = await store.migrate()
+        assert applied[0] == "0001_initial" and applied == sorted(applied)
         assert await store.migrate() == []
         await store.ping()
     finally:
@@ -398,6 +400,192 @@ async def test_usage_counts_deliveries_once_and_replays_apart(store: SqlStore) -
     delivery = (await store.get_delivery(claimed.delivery.id, Scope())).delivery
     assert delivery.delivered_at == NOW + timedelta(milliseconds=25)
     assert delivery.attempt_count == 1
+
+
+# ---------------------------------------------------------------- batches
+
+
+def batching(max_events: int, max_wait_ms: int, **overrides: Any) -> Any:
+    """A webhook that takes up to `max_events` events per request."""
+    return webhook(batch=BatchSettings(max_events, max_wait_ms), **overrides)
+
+
+def in_batch(outcome: Outcome, batch_id: str | None) -> Outcome:
+    """The outcome as the dispatcher reports it for a delivery sent in a batch."""
+    return dataclasses.replace(outcome, batch_id=batch_id)
+
+
+async def batches_of(store: SqlStore, at: datetime, limit: int = 100) -> list[list[Any]]:
+    """What a claim at `at` leases, request by request."""
+    return requests_of(await store.claim(at, limit, "w1"))
+
+
+async def test_a_batch_goes_once_max_events_are_due(store: SqlStore) -> None:
+    hook = await store.create_webhook(batching(3, 60_000))
+    await store.ingest([new_order(f"o{i}") for i in range(5)], NOW)
+    [batch] = await batches_of(store, NOW)
+    assert len(batch) == 3 and {c.webhook.id for c in batch} == {hook.id}
+    [batch_id] = {c.batch_id for c in batch}
+    assert batch_id is not None and batch_id.startswith("bat_")
+    assert all(c.delivery.batch_id == batch_id for c in batch)
+    await store.record([in_batch(delivered(c.delivery.id, hook.id), batch_id) for c in batch], NOW)
+    # The two left wait for company until the oldest has waited maxWaitMs.
+    assert await batches_of(store, NOW + timedelta(seconds=59)) == []
+    assert await store.next_due_at() == NOW + timedelta(seconds=60)
+    [rest] = await batches_of(store, NOW + timedelta(seconds=60))
+    assert len(rest) == 2 and rest[0].batch_id not in (None, batch_id)
+
+
+async def test_a_batch_goes_once_its_oldest_event_waited_max_wait(store: SqlStore) -> None:
+    await store.create_webhook(batching(10, 2_000))
+    await store.ingest([new_order("o1")], NOW)
+    await store.ingest([new_order("o2")], NOW + timedelta(seconds=1))
+    assert await batches_of(store, NOW + timedelta(milliseconds=1_999)) == []
+    assert await store.next_due_at() == NOW + timedelta(seconds=2)
+    [batch] = await batches_of(store, NOW + timedelta(seconds=2))
+    assert sorted(c.event.order_id for c in batch) == ["o1", "o2"]
+
+
+async def test_per_order_order_holds_across_batches(store: SqlStore) -> None:
+    hook = await store.create_webhook(batching(10, 0))
+    await store.ingest([new_order("o1"), status("o1", 20), status("o1", 50)], NOW)
+    await store.ingest([new_order("o2")], NOW)
+    [first] = await batches_of(store, NOW)
+    assert [(c.event.order_id, c.event.sequence) for c in first] == [("o1", 1), ("o2", 1)]
+    # o1's next event waits while its predecessor is in a batch not delivered or failed.
+    assert await batches_of(store, NOW) == []
+    await store.record(
+        [in_batch(delivered(c.delivery.id, hook.id), c.batch_id) for c in first], NOW
+    )
+    [second] = await batches_of(store, NOW)
+    assert [(c.event.order_id, c.event.sequence) for c in second] == [("o1", 2)]
+    await store.record(
+        [in_batch(failed(c.delivery.id, hook.id), c.batch_id) for c in second], NOW
+    )  # failed for good: the next one may go
+    [third] = await batches_of(store, NOW)
+    assert [(c.event.order_id, c.event.sequence) for c in third] == [("o1", 3)]
+
+
+async def test_without_per_order_an_order_rides_in_sequence_order(store: SqlStore) -> None:
+    await store.create_webhook(batching(10, 0, ordering=Ordering.NONE))
+    await store.ingest([new_order("o2"), status("o2", 20)], NOW)
+    await store.ingest([new_order("o1"), status("o1", 20), status("o1", 50)], NOW)
+    [batch] = await batches_of(store, NOW)
+    by_order: dict[str, list[int]] = {}
+    for claim in batch:
+        by_order.setdefault(claim.event.order_id, []).append(claim.event.sequence)
+    assert by_order == {"o1": [1, 2, 3], "o2": [1, 2]}
+
+
+async def test_a_failed_batch_is_retried_whole_with_its_id(store: SqlStore) -> None:
+    hook = await store.create_webhook(batching(5, 0))
+    await store.ingest([new_order(f"o{i}") for i in range(3)], NOW)
+    [batch] = await batches_of(store, NOW)
+    later = NOW + timedelta(seconds=5)
+    await store.record(
+        [in_batch(failed(c.delivery.id, hook.id, retry_at=later), c.batch_id) for c in batch],
+        NOW,
+    )
+    await store.ingest([new_order("o9")], NOW)  # a newcomer forms a batch of its own
+    [newcomer] = await batches_of(store, NOW)
+    assert [c.event.order_id for c in newcomer] == ["o9"]
+    assert newcomer[0].batch_id != batch[0].batch_id
+    assert await batches_of(store, later - timedelta(milliseconds=1)) == []
+    [retried] = await batches_of(store, later)
+    assert [c.delivery.id for c in retried] == [c.delivery.id for c in batch]
+    assert {c.batch_id for c in retried} == {batch[0].batch_id}
+    assert all(c.attempt == 2 for c in retried)
+    # One outcome for all: 2xx delivers every event; each keeps its own attempts.
+    await store.record(
+        [in_batch(delivered(c.delivery.id, hook.id, number=2), c.batch_id) for c in retried],
+        later,
+    )
+    for claim in retried:
+        view = await store.get_delivery(claim.delivery.id, Scope())
+        assert view.delivery.state == DeliveryState.DELIVERED
+        assert view.delivery.batch_id == batch[0].batch_id
+        assert [a.attempt for a in view.attempts] == [1, 2]
+    rows = await store.usage(["acc1"], ["2026-11"])
+    assert [(r.event_type, r.delivered) for r in rows] == [(EventType.NEW, 3)]
+
+
+async def test_an_expired_lease_sends_the_same_batch_again(store: SqlStore) -> None:
+    await store.create_webhook(batching(2, 0, timeout_seconds=5))
+    await store.ingest([new_order("o1"), new_order("o2")], NOW)
+    [batch] = await batches_of(store, NOW)
+    [again] = await batches_of(store, NOW + timedelta(seconds=35))
+    assert [(c.delivery.id, c.batch_id) for c in again] == [
+        (c.delivery.id, c.batch_id) for c in batch
+    ]
+
+
+async def test_a_failed_batch_is_one_failed_attempt_for_health(store: SqlStore) -> None:
+    hook = await store.create_webhook(batching(3, 0))
+    await store.ingest([new_order(f"o{i}") for i in range(3)], NOW)
+    [batch] = await batches_of(store, NOW)
+    later = NOW + timedelta(minutes=5)
+    await store.record(
+        [in_batch(failed(c.delivery.id, hook.id, retry_at=later), c.batch_id) for c in batch],
+        NOW,
+    )
+    # Three failed outcomes of one request: one failure, so the webhook is not probed.
+    await store.ingest([new_order("o9")], NOW)
+    [fresh] = await batches_of(store, NOW)
+    assert [c.event.order_id for c in fresh] == ["o9"]
+
+
+async def test_max_concurrency_counts_batches(store: SqlStore) -> None:
+    hook = await store.create_webhook(batching(2, 0, max_concurrency=2))
+    await store.ingest([new_order(f"o{i}") for i in range(7)], NOW)
+    first = await batches_of(store, NOW, limit=1)
+    assert [len(b) for b in first] == [2]  # the claim's limit counts requests too
+    second = await batches_of(store, NOW)
+    assert [len(b) for b in second] == [2]
+    assert await batches_of(store, NOW) == []
+    assert await store.next_due_at() is None  # no free slot: not due
+    await store.record(
+        [in_batch(delivered(c.delivery.id, hook.id), c.batch_id) for c in second[0]], NOW
+    )
+    assert [len(b) for b in await batches_of(store, NOW)] == [2]
+
+
+async def test_retry_now_in_a_batch(store: SqlStore) -> None:
+    hook = await store.create_webhook(batching(2, 0))
+    await store.ingest([new_order("o1"), new_order("o2")], NOW)
+    [batch] = await batches_of(store, NOW)
+    later = NOW + timedelta(hours=1)
+    await store.record(
+        [in_batch(failed(c.delivery.id, hook.id, retry_at=later), c.batch_id) for c in batch],
+        NOW,
+    )
+    # Retry now of a pending member brings its whole batch forward, same id.
+    await store.retry_delivery_now(batch[0].delivery.id, NOW)
+    [retried] = await batches_of(store, NOW)
+    assert [(c.delivery.id, c.batch_id) for c in retried] == [
+        (c.delivery.id, c.batch_id) for c in batch
+    ]
+    await store.record(
+        [in_batch(failed(c.delivery.id, hook.id, 2), c.batch_id) for c in retried], NOW
+    )
+    # Retry now of a failed member takes it out of its batch: it rides in a new one.
+    view = await store.retry_delivery_now(batch[1].delivery.id, NOW)
+    assert view.state == DeliveryState.PENDING and view.batch_id is None
+    [alone] = await batches_of(store, NOW)
+    assert [c.delivery.id for c in alone] == [batch[1].delivery.id]
+    assert alone[0].batch_id not in (None, batch[0].batch_id) and alone[0].attempt == 3
+    # Recover puts failed ones in new batches too.
+    assert await store.recover_failed(hook.id, NOW - timedelta(hours=1), None, NOW) == 1
+    [recovered] = await batches_of(store, NOW)
+    assert [c.delivery.id for c in recovered] == [batch[0].delivery.id]
+    assert recovered[0].batch_id not in (None, batch[0].batch_id)
+
+
+async def test_batch_settings_are_stored_and_patched(store: SqlStore) -> None:
+    hook = await store.create_webhook(batching(50, 1_000))
+    assert (await store.get_webhook(hook.id, Scope())).batch == BatchSettings(50, 1_000)
+    updated = await store.update_webhook(dataclasses.replace(hook, batch=None))
+    assert updated.batch is None
+    assert (await store.get_webhook(hook.id, Scope())).batch is None
 
 
 # ---------------------------------------------------------------- webhooks and agreements

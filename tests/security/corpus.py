@@ -19,6 +19,7 @@ from tests.security.corpus_base import (
 )
 from tests.security.corpus_fields import (
     bad_admin_bodies,
+    bad_portal_links,
     batches,
     null_bytes,
     out_of_range,
@@ -122,6 +123,7 @@ def corpus() -> list[Bad]:
         injection_paths,
         bad_admin_bodies,
         batches,
+        bad_portal_links,
     )
     return [case for group in groups for case in group()]
 

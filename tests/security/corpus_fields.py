@@ -197,6 +197,26 @@ def bad_admin_bodies() -> Iterator[Bad]:
         dumps({"url": "http://10.0.0.5/admin"}),
         field="url",
     )
+    batch_spoils: list[tuple[dict[str, Any], str]] = [
+        ({"batch": {"maxEvents": 1, "maxWaitMs": 0}}, "batch.maxEvents"),
+        ({"batch": {"maxEvents": 10**12, "maxWaitMs": 0}}, "batch.maxEvents"),
+        ({"batch": {"maxEvents": 5, "maxWaitMs": -1}}, "batch.maxWaitMs"),
+        ({"batch": {"maxEvents": 5, "maxWaitMs": "0"}}, "batch.maxWaitMs"),
+        ({"batch": {"maxEvents": 5, "maxWaitMs": 0, "x": 1}}, "batch.x"),
+        ({"batch": [5, 0]}, "batch"),
+        ({"batch": {"maxEvents": 5, "maxWaitMs": 0}, "payloadFormat": "raw"}, "batch"),
+    ]
+    for n, (spoil, field) in enumerate(batch_spoils):
+        yield Bad(
+            f"webhook-batch-{n}", "POST", "/v1/webhooks", dumps({**hook, **spoil}), field=field
+        )
+    yield Bad(
+        "webhook-patch-batch",
+        "PATCH",
+        "/v1/webhooks/<webhook>",
+        dumps({"batch": {"maxEvents": 501, "maxWaitMs": 0}}),
+        field="batch.maxEvents",
+    )
     keys: list[tuple[dict[str, Any], str]] = [
         ({"role": "root", "name": "x"}, "role"),
         ({"role": "partner", "name": "x"}, "accounts"),
@@ -267,4 +287,38 @@ def batches() -> Iterator[Bad]:
         dumps([{"type": "order.new"}, 5]),
         field="data",
         index=0,
+    )
+
+
+def bad_portal_links() -> Iterator[Bad]:
+    """Portal-link bodies that break their contract: 422 naming the field."""
+    spoils: list[tuple[dict[str, Any], str]] = [
+        ({}, "accounts"),
+        ({"accounts": []}, "accounts"),
+        ({"accounts": "acct"}, "accounts"),
+        ({"accounts": ["*"]}, "accounts"),
+        ({"accounts": [""]}, "accounts"),
+        ({"accounts": [5]}, "accounts"),
+        ({"accounts": ["a" * 129]}, "accounts"),
+        ({"accounts": [f"acct-{n}" for n in range(101)]}, "accounts"),
+        ({"accounts": [ACCOUNT], "expiresInSeconds": 59}, "expiresInSeconds"),
+        ({"accounts": [ACCOUNT], "expiresInSeconds": 86_401}, "expiresInSeconds"),
+        ({"accounts": [ACCOUNT], "expiresInSeconds": 0}, "expiresInSeconds"),
+        ({"accounts": [ACCOUNT], "expiresInSeconds": -3600}, "expiresInSeconds"),
+        ({"accounts": [ACCOUNT], "expiresInSeconds": "3600"}, "expiresInSeconds"),
+        ({"accounts": [ACCOUNT], "expiresInSeconds": 3600.5}, "expiresInSeconds"),
+        ({"accounts": [ACCOUNT], "expiresInSeconds": True}, "expiresInSeconds"),
+        ({"accounts": [ACCOUNT], "expiresInSeconds": None}, "expiresInSeconds"),
+        ({"accounts": [ACCOUNT], "url": "https://evil.example.com/"}, "url"),
+    ]
+    for n, (body, field) in enumerate(spoils):
+        yield Bad(f"portal-link-{n}-{field}", "POST", "/v1/portal-links", dumps(body), field=field)
+    huge = b'{"accounts": ["' + ACCOUNT.encode() + b'"], "expiresInSeconds": ' + b"9" * 40 + b"}"
+    yield Bad("portal-link-huge-expiry", "POST", "/v1/portal-links", huge, field="expiresInSeconds")
+    yield Bad(
+        "portal-link-nul-account",
+        "POST",
+        "/v1/portal-links",
+        dumps({"accounts": ["acct\u0000"]}),
+        expect=(400, 422),
     )

@@ -21,6 +21,7 @@ COUNTED_TABLES = (
     "api_keys",
     "agreements",
     "audit",
+    "portal_links",
 )
 
 

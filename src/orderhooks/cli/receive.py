@@ -3,7 +3,8 @@
 It verifies both signature headers of every request (PRODUCT 4.1) with the webhook's
 secret, answers 401 with a short reason when they are missing or wrong, else the
 configured status, and prints one line per event: type, order, sequence, status,
-attempt, and how long after the event's creation it arrived.
+attempt, and how long after the event's creation it arrived. A batch body is verified
+once and shown event by event, each line naming its batch.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import signal
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,6 +44,7 @@ class ReceivedEvent:
     attempt: str
     delay_seconds: float | None
     test: bool
+    batch_id: str | None = None  # the batch it came in, if it came in one
 
 
 def rejection_reason(
@@ -63,6 +65,28 @@ def rejection_reason(
     return None
 
 
+def describe_all(headers: Mapping[str, str], body: bytes, now: datetime) -> list[ReceivedEvent]:
+    """The events of one request: each event of a batch body (docs/events.md, "Batches"),
+    else the one event of an envelope or raw body."""
+    try:
+        parsed: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        parsed = None
+    payload: Mapping[str, Any] = parsed if isinstance(parsed, dict) else {}
+    events = payload.get("events")
+    if payload.get("type") != "batch" or not isinstance(events, list):
+        return [describe_payload(headers, payload, now)]
+    batch_id = str(payload.get("id") or headers.get("webhook-id", ""))
+    return [
+        replace(
+            describe_payload(headers, event if isinstance(event, dict) else {}, now),
+            event_id=str(event.get("id", "")) if isinstance(event, dict) else "",
+            batch_id=batch_id,
+        )
+        for event in events
+    ]
+
+
 def describe(headers: Mapping[str, str], body: bytes, now: datetime) -> ReceivedEvent:
     """Read the event out of an envelope body or, for `raw` webhooks, the data alone."""
     try:
@@ -70,6 +94,13 @@ def describe(headers: Mapping[str, str], body: bytes, now: datetime) -> Received
     except orjson.JSONDecodeError:
         parsed = None
     payload: Mapping[str, Any] = parsed if isinstance(parsed, dict) else {}
+    return describe_payload(headers, payload, now)
+
+
+def describe_payload(
+    headers: Mapping[str, str], payload: Mapping[str, Any], now: datetime
+) -> ReceivedEvent:
+    """The event of one parsed envelope or, for `raw` webhooks, of the data alone."""
     is_envelope = "data" in payload and "type" in payload and "sequence" in payload
     data = payload.get("data") if is_envelope else payload
     data = data if isinstance(data, dict) else {}
@@ -129,6 +160,8 @@ def event_line(event: ReceivedEvent, at: datetime) -> Text:
     if event.test:
         line.append("  [test]", style="magenta")
     line.append(f"  {event.event_id}", style="dim")
+    if event.batch_id is not None:
+        line.append(f"  in {event.batch_id}", style="dim")
     return line
 
 
@@ -158,7 +191,9 @@ def create_receiver_app(
         if reason is not None:
             on_line(rejection_line(reason, headers, now))
             return web.json_response({"error": reason}, status=401)
-        on_line(event_line(describe(headers, body, now), now))
+        # One signature covers a whole batch: checked once above, then each event shown.
+        for event in describe_all(headers, body, now):
+            on_line(event_line(event, now))
         return web.json_response({"received": headers["webhook-id"]}, status=status)
 
     app = web.Application(client_max_size=MAX_BODY_BYTES)

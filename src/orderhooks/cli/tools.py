@@ -96,6 +96,48 @@ def simulate(
             show_default=False,
         ),
     ] = None,
+    webhook_url: Annotated[
+        str | None,
+        typer.Option(
+            help="First make a webhook on the simulated accounts that sends to this URL "
+            "(needs an admin key).",
+            show_default=False,
+        ),
+    ] = None,
+    webhook_secret: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ORDERHOOKS_RECEIVE_SECRET",
+            help="The demo webhook's signing secret, whsec_…, as `receive` verifies it "
+            "(env ORDERHOOKS_RECEIVE_SECRET).",
+            show_default=False,
+        ),
+    ] = None,
+    personal_data: Annotated[
+        str | None,
+        typer.Option(
+            help="The demo webhook's personalData: include or exclude.", show_default=False
+        ),
+    ] = None,
+    fields: Annotated[
+        str | None,
+        typer.Option(
+            help="The demo webhook's fields: comma-separated paths (items[].plu).",
+            show_default=False,
+        ),
+    ] = None,
+    batch_max_events: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Send the demo webhook batches of up to N events.", show_default=False
+        ),
+    ] = None,
+    batch_max_wait_ms: Annotated[
+        int, typer.Option(min=0, help="How long a demo webhook batch waits to fill up.")
+    ] = 1000,
+    op_events: Annotated[
+        bool, typer.Option(help="The demo webhook also receives operational events.")
+    ] = False,
     data_dir: DataDir = None,
     version: VersionFlag = False,
 ) -> None:
@@ -103,6 +145,7 @@ def simulate(
     from orderhooks.exceptions import ConfigError
     from orderhooks.simulate import SimulationPlan
     from orderhooks.simulate import simulate as run_simulation
+    from orderhooks.simulate.webhook import DemoWebhook
     from orderhooks.sources.config import parse_source
 
     if to:
@@ -114,6 +157,23 @@ def simulate(
     if not api_key and not to:
         raise fail("give --key (no ORDERHOOKS_ADMIN_KEY and no admin.key found)", 2)
     chosen = tuple(a.strip() for a in (accounts_list or "").split(",") if a.strip())
+    demo = None
+    if webhook_url is not None:
+        if personal_data not in (None, "include", "exclude"):
+            raise fail("--personal-data must be include or exclude", 2)
+        demo = DemoWebhook(
+            url=webhook_url,
+            personal_data=personal_data,
+            fields=tuple(f.strip() for f in (fields or "").split(",") if f.strip()),
+            batch_max_events=batch_max_events,
+            batch_max_wait_ms=batch_max_wait_ms,
+            op_events=op_events,
+            secret=webhook_secret,
+        )
+    elif personal_data or fields or batch_max_events is not None or op_events:
+        raise fail(
+            "--personal-data, --fields, --batch-max-events and --op-events need --webhook-url", 2
+        )
     plan = SimulationPlan(
         url=url,
         key=api_key or "",
@@ -126,6 +186,7 @@ def simulate(
         speed=speed,
         account_list=chosen,
         to=to or "",
+        webhook=demo,
     )
     console = Console(highlight=False)
     raise typer.Exit(run_async(lambda: run_simulation(plan, console)))

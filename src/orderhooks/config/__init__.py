@@ -42,6 +42,7 @@ from typing import Any, TypeVar, overload
 
 from orderhooks.config.kinds import (
     BOOLEAN,
+    FRAME_ANCESTORS,
     NETWORKS,
     PATH,
     PROXY_URL,
@@ -326,6 +327,12 @@ class Settings:
         default_text="none",
         help="Broker sources consumed by serve and worker; credentials are never shown "
         "(prefer the variable to the flag for URLs with a password).",
+    )
+    ui_frame_ancestors: str = setting(
+        "ORDERHOOKS_UI_FRAME_ANCESTORS",
+        FRAME_ANCESTORS,
+        default="'none'",
+        help="Which sites may frame the dashboard (CSP frame-ancestors); see docs/dashboard.md.",
     )
 
     @property

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +154,48 @@ def _show_sources(values: Sequence[SourceConfig]) -> str:
     return " ".join(source.display_url for source in values)
 
 
+_CSP_KEYWORDS = ("'none'", "'self'")
+_CSP_SCHEME_SOURCE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:$")
+_CSP_HOST_SOURCE = re.compile(
+    r"^(?:[A-Za-z][A-Za-z0-9+.\-]*://)?"  # scheme
+    r"(?:\*|(?:\*\.)?[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*)"  # host, maybe a wildcard
+    r"(?::(?:[0-9]{1,5}|\*))?"  # port
+    r"(?:/[A-Za-z0-9\-._~!$&+=:@%/]*)?$"  # path
+)
+
+
+def parse_frame_ancestors(text: str) -> str:
+    """A CSP `frame-ancestors` source list: `'none'` alone, or `'self'`, schemes
+    (`https:`) and host sources (`https://*.example.com:443`), separated by spaces.
+
+    Anything that could end the directive or add another (`;`, `,`, a line break) or that
+    CSP does not define for frame-ancestors is refused, so the value cannot change the
+    rest of the policy."""
+    for forbidden, name in ((";", "';'"), (",", "','"), ("\n", "a line break")):
+        if forbidden in text:
+            raise ValueError(f"must be a space-separated CSP source list without {name}")
+    if re.search(r"[^\x21-\x7e ]", text):
+        raise ValueError("must be printable ASCII sources separated by spaces")
+    sources = text.split()
+    if not sources:
+        raise ValueError("must name at least one source, or 'none'")
+    for source in sources:
+        keyword = source.lower()
+        if keyword in _CSP_KEYWORDS:
+            continue
+        if source.startswith("'") or not (
+            _CSP_SCHEME_SOURCE.match(source) or _CSP_HOST_SOURCE.match(source)
+        ):
+            raise ValueError(
+                f"{source!r} is not a frame-ancestors source ('none', 'self', a scheme such "
+                "as https:, or a host such as https://portal.example.com)"
+            )
+    lowered = [source.lower() if source.lower() in _CSP_KEYWORDS else source for source in sources]
+    if "'none'" in lowered and len(lowered) > 1:
+        raise ValueError("'none' must be the only source")
+    return " ".join(lowered)
+
+
 def _show_list(values: Sequence[object]) -> str:
     return ",".join(str(value) for value in values)
 
@@ -197,4 +240,10 @@ SOURCES: Kind[tuple[SourceConfig, ...]] = Kind(
         "amqp://127.0.0.1:5672/?queue=orders",
     ),
     show=_show_sources,
+)
+FRAME_ANCESTORS: Kind[str] = Kind(
+    parse_frame_ancestors,
+    "CSP `frame-ancestors` sources: `'none'`, `'self'`, schemes, hosts; space-separated",
+    "SOURCES",
+    ("'self'", "'self' https://portal.example.com"),
 )

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,6 +26,9 @@ class Claim:
     event: Event
     attempt: int
     lease_expires_at: datetime
+    # Claims sharing a batch id are one request (docs/events.md, "Batches"); the store
+    # hands them out next to each other, in the order they go in the body.
+    batch_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,3 +46,22 @@ class Outcome:
     next_attempt_at: datetime | None
     schedule_position: int
     disable: DisabledReason | None = None
+    # The outcomes of one batch are one attempt for the webhook's health.
+    batch_id: str | None = None
+
+
+def requests_of(claims: Sequence[Claim]) -> list[list[Claim]]:
+    """The claims grouped by request: each alone, or the claims of one batch together
+    (the store hands a batch's claims out side by side, in body order)."""
+    requests: list[list[Claim]] = []
+    for claim in claims:
+        previous = requests[-1][0] if requests else None
+        if (
+            claim.batch_id is not None
+            and previous is not None
+            and previous.batch_id == claim.batch_id
+        ):
+            requests[-1].append(claim)
+        else:
+            requests.append([claim])
+    return requests

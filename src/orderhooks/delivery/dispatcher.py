@@ -25,12 +25,14 @@ from typing import Any
 from orderhooks.clock import utc_now
 from orderhooks.config import Settings
 from orderhooks.delivery import retry
-from orderhooks.delivery.claims import Claim, Outcome
-from orderhooks.delivery.outbound import BodyCache, build_request
+from orderhooks.delivery.claims import Claim, Outcome, requests_of
+from orderhooks.delivery.outbound import BodyCache, build_batch_request, build_request
 from orderhooks.delivery.recorder import OutcomeRecorder
+from orderhooks.delivery.retry import Decision
 from orderhooks.delivery.transport import Transport, TransportResult
+from orderhooks.domain.batches import encode_batch
 from orderhooks.domain.health import counts_toward_health
-from orderhooks.domain.model import Attempt, DeliveryState
+from orderhooks.domain.model import Attempt, DeliveryState, PayloadFormat
 from orderhooks.logging import get_logger
 from orderhooks.metrics import Metrics
 from orderhooks.store import Store
@@ -160,8 +162,9 @@ class Dispatcher:
                 backoff = min(backoff * 2, CLAIM_RETRY_MAX_SECONDS)
                 continue
             backoff = CLAIM_RETRY_INITIAL_SECONDS
-            self._dispatch(claims)
-            if len(claims) < limit:
+            requests = requests_of(claims)
+            self._dispatch(requests)
+            if len(requests) < limit:
                 await self._idle(claimed_at)
             else:
                 await asyncio.sleep(0)  # more is due: let the attempts start, then claim again
@@ -202,15 +205,23 @@ class Dispatcher:
         finally:
             await _cancel(waiters)
 
-    def _dispatch(self, claims: Sequence[Claim]) -> None:
+    def _dispatch(self, requests: Sequence[Sequence[Claim]]) -> None:
         bodies = BodyCache()
-        for claim in claims:
+        for claims in requests:
+            claim = claims[0]
             try:
-                body = bodies.body(claim.event, claim.webhook.payload_format)
+                if claim.batch_id is None:
+                    body = bodies.body(claim.event, claim.webhook.payload_format)
+                    attempt = self._attempt(claim, body)
+                else:
+                    # Each event's envelope as it would go alone, joined as they are.
+                    envelopes = [bodies.body(c.event, PayloadFormat.ENVELOPE) for c in claims]
+                    body = encode_batch(claim.batch_id, envelopes)
+                    attempt = self._attempt_batch(claims, body)
             except Exception:
                 log.exception("encoding a delivery body failed", delivery_id=claim.delivery.id)
                 continue  # left to its lease, as if this process had died
-            task = asyncio.create_task(self._attempt(claim, body))
+            task = asyncio.create_task(attempt)
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
 
@@ -228,23 +239,55 @@ class Dispatcher:
         self._recorder.add(outcome)
         self._observe(claim, outcome, result)
 
-    def _outcome(self, claim: Claim, started_at: datetime, result: TransportResult) -> Outcome:
+    async def _attempt_batch(self, claims: Sequence[Claim], body: bytes) -> None:
+        """One request for the batch; its outcome is the outcome of every event in it."""
+        first = claims[0]
+        try:
+            started_at = self._clock()
+            request = build_batch_request(claims, body, started_at)
+            result = await self._transport.send(request)
+            # One decision, so that the events are retried together, at one time.
+            position = max(c.delivery.schedule_position for c in claims)
+            decision = self._decide(first, position, result)
+            outcomes = [self._outcome(c, started_at, result, decision) for c in claims]
+        except Exception:
+            log.exception("a batch attempt could not be made", batch_id=first.batch_id)
+            return
+        for outcome in outcomes:
+            self._recorder.add(outcome)
+        # One request: its attempt, latency and log line once; each event's outcome counted.
+        self._observe(first, outcomes[0], result)
+        label = OUTCOME_LABELS.get(outcomes[0].next_state, "retry")
+        self._metrics.deliveries.labels(outcome=label).inc(len(outcomes) - 1)
+
+    def _decide(self, claim: Claim, schedule_position: int, result: TransportResult) -> Decision:
         webhook = claim.webhook
         schedule = (
             webhook.retry_schedule
             if webhook.retry_schedule is not None
             else self._settings.retry_schedule
         )
-        decision = retry.decide(
+        return retry.decide(
             status_code=result.status_code,
             error=result.error,
             response_headers=result.response_headers,
-            schedule_position=claim.delivery.schedule_position,
+            schedule_position=schedule_position,
             schedule=schedule,
             jitter=self._settings.retry_jitter,
             now=self._clock(),
             rng=self._rng,
         )
+
+    def _outcome(
+        self,
+        claim: Claim,
+        started_at: datetime,
+        result: TransportResult,
+        decision: Decision | None = None,
+    ) -> Outcome:
+        webhook = claim.webhook
+        if decision is None:
+            decision = self._decide(claim, claim.delivery.schedule_position, result)
         attempt = Attempt(
             delivery_id=claim.delivery.id,
             attempt=claim.attempt,
@@ -262,6 +305,7 @@ class Dispatcher:
             next_attempt_at=decision.next_attempt_at,
             schedule_position=decision.schedule_position,
             disable=decision.disable,
+            batch_id=claim.batch_id,
         )
 
     def _observe(self, claim: Claim, outcome: Outcome, result: TransportResult) -> None:
@@ -279,6 +323,7 @@ class Dispatcher:
             "delivery attempt failed",
             webhook_id=claim.webhook.id,
             delivery_id=claim.delivery.id,
+            batch_id=claim.batch_id,
             attempt=claim.attempt,
             status_code=result.status_code,
             error=str(result.error) if result.error else None,

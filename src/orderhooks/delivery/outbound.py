@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+from collections.abc import Sequence
 from datetime import datetime
 
 from orderhooks.delivery.claims import Claim
@@ -16,6 +17,8 @@ CONTENT_TYPE = "application/json"
 HEADER_EVENT_TYPE = "orderhooks-event-type"
 HEADER_DELIVERY_ID = "orderhooks-delivery-id"
 HEADER_ATTEMPT = "orderhooks-attempt"
+HEADER_BATCH_SIZE = "orderhooks-batch-size"
+BATCH_EVENT_TYPE = "batch"  # the `orderhooks-event-type` of a batch request
 
 # Headers a webhook's static `headers` may never set: the ones orderhooks signs or
 # describes the request with, and the ones that frame the HTTP message itself.
@@ -30,6 +33,7 @@ RESERVED_HEADERS = frozenset(
         HEADER_EVENT_TYPE,
         HEADER_DELIVERY_ID,
         HEADER_ATTEMPT,
+        HEADER_BATCH_SIZE,
         "content-length",
         "content-encoding",
         "transfer-encoding",
@@ -88,4 +92,42 @@ def build_request(claim: Claim, body: bytes, now: datetime) -> OutboundRequest:
     )
 
 
-__all__ = ["RESERVED_HEADERS", "BodyCache", "build_request", "user_agent"]
+def build_batch_request(claims: Sequence[Claim], body: bytes, now: datetime) -> OutboundRequest:
+    """The signed request of one batch (docs/events.md, "Batches"): `webhook-id` is the
+    batch id, the delivery ids go comma-separated, the signature covers the whole body."""
+    first = claims[0]
+    webhook = first.webhook
+    batch_id = first.batch_id or first.delivery.id
+    headers = {
+        name: value
+        for name, value in webhook.headers.items()
+        if name.lower() not in RESERVED_HEADERS
+    }
+    headers["content-type"] = CONTENT_TYPE
+    headers["user-agent"] = user_agent()
+    headers.update(
+        signature_headers(webhook.valid_secrets(now), batch_id, int(now.timestamp()), body)
+    )
+    headers[HEADER_EVENT_TYPE] = BATCH_EVENT_TYPE
+    headers[HEADER_DELIVERY_ID] = ",".join(claim.delivery.id for claim in claims)
+    headers[HEADER_BATCH_SIZE] = str(len(claims))
+    # Its events are retried together, so their attempt numbers agree (the highest
+    # stands for all when one joined after attempts of its own).
+    headers[HEADER_ATTEMPT] = str(max(claim.attempt for claim in claims))
+    return OutboundRequest(
+        url=webhook.url,
+        body=body,
+        headers=headers,
+        timeout_seconds=float(webhook.timeout_seconds),
+    )
+
+
+__all__ = [
+    "BATCH_EVENT_TYPE",
+    "HEADER_BATCH_SIZE",
+    "RESERVED_HEADERS",
+    "BodyCache",
+    "build_batch_request",
+    "build_request",
+    "user_agent",
+]

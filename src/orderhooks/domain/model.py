@@ -10,7 +10,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    # batches.py reads PayloadFormat from here: imported for the annotation only.
+    from orderhooks.domain.batches import BatchSettings
 
 
 class EventType(StrEnum):
@@ -141,6 +145,8 @@ class Webhook:
     state: WebhookState = WebhookState.ACTIVE
     disabled_reason: DisabledReason | None = None
     disabled_at: datetime | None = None
+    # None: one event per request; else several per request (docs/events.md, "Batches").
+    batch: BatchSettings | None = None
 
     def valid_secrets(self, now: datetime) -> tuple[str, ...]:
         """The secrets that sign at `now`, newest first."""
@@ -203,6 +209,8 @@ class Delivery:
     # Attempts counted against the retry schedule; `recover` sets it back to 0 so the
     # delivery gets the whole schedule again while `attempt_count` keeps numbering.
     schedule_position: int = 0
+    # The batch it rides in (`bat_…`), kept while the batch is retried; None alone.
+    batch_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,4 +18,5 @@ flags), authorizing the caller, and shaping the answer (JSON, HTML, text).
     agreements.py   record an account's agreement
     usage.py        usage priced by agreement: the one definition of a charge
     testevents.py   the synthetic events of a test delivery
+    portal.py       make a one-time portal link into the dashboard, and open it once
 """

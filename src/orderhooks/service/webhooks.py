@@ -15,8 +15,15 @@ from urllib.parse import urlsplit
 
 from orderhooks.delivery.netguard import check_url
 from orderhooks.delivery.signing import generate_secret, is_valid_secret
+from orderhooks.domain.batches import parse_batch
 from orderhooks.domain.ids import new_id
-from orderhooks.domain.model import DisabledReason, SigningSecret, Webhook, WebhookState
+from orderhooks.domain.model import (
+    DisabledReason,
+    PayloadFormat,
+    SigningSecret,
+    Webhook,
+    WebhookState,
+)
 from orderhooks.exceptions import FieldProblem, ValidationError, WebhookLimitReached
 from orderhooks.service.audit import Actor, record_audit
 from orderhooks.service.context import ServiceContext
@@ -69,6 +76,10 @@ async def create_webhook(
     check_webhook_url(ctx, fields["url"])
     now = ctx.now()
     given = dict(fields)
+    if "batch" in given:
+        given["batch"] = parse_batch(
+            given["batch"], given.get("payload_format", PayloadFormat.ENVELOPE)
+        )
     given.setdefault(
         "timeout_seconds", min(ctx.settings.delivery_timeout_seconds, MAX_TIMEOUT_SECONDS)
     )
@@ -98,6 +109,7 @@ async def patch_webhook(
         return webhook
     if "url" in changes:
         check_webhook_url(ctx, changes["url"])
+    changes = {**changes, **_checked_batch(webhook, changes)}
     if "accounts" in changes:
         await check_webhook_cap(ctx, changes["accounts"], already=webhook.accounts)
     changed = sorted(changes)
@@ -105,6 +117,20 @@ async def patch_webhook(
     fields = [_json_name(name) for name in changed]
     await record_audit(ctx, actor, "webhook.updated", ("webhook", stored.id), {"fields": fields})
     return stored
+
+
+def _checked_batch(webhook: Webhook, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The `batch` a patch gives, checked against the payload format the webhook will
+    have (a raw webhook cannot batch: 422 naming `batch`); nothing when neither changes."""
+    if "batch" not in changes and "payload_format" not in changes:
+        return {}
+    payload_format = changes.get("payload_format", webhook.payload_format)
+    if "batch" in changes:
+        return {"batch": parse_batch(changes["batch"], payload_format)}
+    if webhook.batch is not None:
+        current = {"maxEvents": webhook.batch.max_events, "maxWaitMs": webhook.batch.max_wait_ms}
+        parse_batch(current, payload_format)
+    return {}
 
 
 async def delete_webhook(ctx: ServiceContext, actor: Actor, webhook: Webhook) -> None:

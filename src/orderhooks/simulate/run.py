@@ -27,6 +27,7 @@ from orderhooks.simulate.orders import (
     status_body,
 )
 from orderhooks.simulate.posting import BatchPoster, DirectPoster, Poster, SimulationStats
+from orderhooks.simulate.webhook import DemoWebhook, DemoWebhookError, create_demo_webhook
 from orderhooks.sources.config import parse_source
 
 REFRESH_PER_SECOND = 4
@@ -49,6 +50,7 @@ class SimulationPlan:
     speed: float = 1.0  # 2.0 lives each order twice as fast
     account_list: tuple[str, ...] = ()  # explicit accounts instead of generated ones
     to: str = ""  # a broker source URL: publish there instead of posting to `url`
+    webhook: DemoWebhook | None = None  # a webhook to make on the accounts first
 
     def sites(self) -> tuple[Site, ...]:
         """The simulated stores of this plan."""
@@ -151,6 +153,11 @@ async def simulate(plan: SimulationPlan, console: Console) -> int:
         timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT_SECONDS),
         connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS),
     )
+    if plan.webhook is not None and not await _make_webhook(plan, plan.webhook, session, console):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await session.close()
+        return 1
     poster: Poster
     if plan.to:
         try:
@@ -200,3 +207,20 @@ async def _run_until_done(
     for task in list(running):
         task.cancel()
     await asyncio.gather(*running, return_exceptions=True)
+
+
+async def _make_webhook(
+    plan: SimulationPlan, demo: DemoWebhook, session: aiohttp.ClientSession, console: Console
+) -> bool:
+    """Make the demo webhook and say so; False (and why) when the server refused."""
+    accounts = sorted({site.account for site in plan.sites()})
+    try:
+        webhook_id = await create_demo_webhook(session, plan.url, demo, accounts)
+    except (DemoWebhookError, aiohttp.ClientError) as exc:
+        console.print(f"[red]could not make the webhook: {exc}[/red]")
+        return False
+    console.print(f"webhook {webhook_id} sends to {demo.url}")
+    if demo.secret is None:
+        console.print(f"  its secret: GET {plan.url.rstrip('/')}/v1/webhooks/{webhook_id}/secret")
+    console.file.flush()
+    return True

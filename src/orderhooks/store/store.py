@@ -15,6 +15,7 @@ from orderhooks.store.shared.admin import AdminOperations
 from orderhooks.store.shared.claim import ClaimOperations
 from orderhooks.store.shared.ingest import IngestOperations
 from orderhooks.store.shared.manual import ManualOperations
+from orderhooks.store.shared.portal import PortalOperations
 from orderhooks.store.shared.reads import ReadOperations
 from orderhooks.store.shared.record import RecordOperations
 from orderhooks.store.shared.webhooks import WebhookOperations
@@ -28,6 +29,7 @@ class Store(
     ClaimOperations,
     RecordOperations,
     AdminOperations,
+    PortalOperations,
 ):
     """Everything orderhooks keeps: `Store(engine, require_agreement=…,
     disable_after_seconds=…)`, then `open()` (and `migrate()` where the caller owns the
@@ -37,5 +39,5 @@ class Store(
     Ingest: `shared.ingest`. Orders, events, webhooks, deliveries, statistics, usage as
     read: `shared.reads`. Webhooks and agreements: `shared.webhooks`. Retry, recover,
     replay, test: `shared.manual`. The queue: `shared.claim`, `shared.record`. Keys,
-    audit, retention: `shared.admin`.
+    audit, retention: `shared.admin`. Portal links: `shared.portal`.
     """

@@ -20,6 +20,7 @@ from orderhooks.domain.model import (
     DeliveryState,
     Webhook,
 )
+from orderhooks.domain.portal import PortalLink
 from orderhooks.store.base import DeliveryView, OrderView, Page, WebhookStats
 
 T = TypeVar("T")
@@ -64,6 +65,9 @@ def webhook_json(webhook: Webhook, default_schedule: Sequence[int]) -> dict[str,
         "disabledAt": timestamp(webhook.disabled_at),
         "createdAt": timestamp(webhook.created_at),
         "updatedAt": timestamp(webhook.updated_at),
+        "batch": None
+        if webhook.batch is None
+        else {"maxEvents": webhook.batch.max_events, "maxWaitMs": webhook.batch.max_wait_ms},
     }
 
 
@@ -191,3 +195,8 @@ def stats_json(webhook_id: str, stats: WebhookStats) -> dict[str, Any]:
         "lastSuccessAt": timestamp(stats.last_success_at),
         "lastFailureAt": timestamp(stats.last_failure_at),
     }
+
+
+def portal_link_json(link: PortalLink, url: str) -> dict[str, Any]:
+    """A new portal link: its URL (with the token, shown this once) and its expiry."""
+    return {"url": url, "expiresAt": timestamp(link.expires_at)}

@@ -51,6 +51,13 @@ class Health(Shape):
     status: str
 
 
+class BatchOut(Shape):
+    """A webhook's `batch`: several events per request."""
+
+    maxEvents: int
+    maxWaitMs: int
+
+
 class WebhookOut(Shape):
     """A webhook (PRODUCT 3); never its secret."""
 
@@ -77,6 +84,7 @@ class WebhookOut(Shape):
     disabledAt: str | None = Timestamp
     createdAt: str = Timestamp
     updatedAt: str = Timestamp
+    batch: BatchOut | None
 
 
 class WebhookCreated(WebhookOut):
@@ -333,3 +341,10 @@ class SourcePage(Shape):
     """The broker sources of `GET /v1/sources`."""
 
     data: list[SourceOut]
+
+
+class PortalLinkCreated(Shape):
+    """A one-time link into the dashboard; its token is in this answer only."""
+
+    url: str
+    expiresAt: str = Timestamp

@@ -19,6 +19,7 @@ from orderhooks.web import (
     admin,
     event_types,
     ingest,
+    portal_links,
     reads,
     sources,
     usage,
@@ -84,6 +85,7 @@ def create_app(
             usage,
             event_types,
             sources,
+            portal_links,
         ):
             app.include_router(module.router)
         install_openapi(app)

@@ -15,6 +15,8 @@ import pydantic
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from orderhooks.domain import portal
+from orderhooks.domain.batches import MAX_BATCH_EVENTS, MAX_BATCH_WAIT_MS, MIN_BATCH_EVENTS
 from orderhooks.domain.model import ALL_ACCOUNTS, EventType, Ordering, PayloadFormat, Role
 from orderhooks.exceptions import FieldProblem, ValidationError
 from orderhooks.service.webhooks import MAX_TIMEOUT_SECONDS as WEBHOOK_MAX_TIMEOUT_SECONDS
@@ -142,6 +144,13 @@ def _check_headers(headers: dict[str, str]) -> dict[str, str]:
     return headers
 
 
+class BatchBody(StrictBody):
+    """A webhook's `batch` (docs/api.md): several events per request."""
+
+    max_events: int = Field(ge=MIN_BATCH_EVENTS, le=MAX_BATCH_EVENTS)
+    max_wait_ms: int = Field(ge=0, le=MAX_BATCH_WAIT_MS)
+
+
 class WebhookPatch(StrictBody):
     """`PATCH /v1/webhooks/{id}`: any subset of the webhook's fields (PRODUCT 3)."""
 
@@ -166,6 +175,7 @@ class WebhookPatch(StrictBody):
     max_concurrency: int = Field(8, ge=1, le=MAX_CONCURRENCY)
     rate_limit_per_second: float | None = Field(None, gt=0, le=1_000_000)
     ordering: Annotated[Ordering, Field(strict=False)] = Ordering.PER_ORDER
+    batch: BatchBody | None = None
 
     @field_validator("accounts")
     @classmethod
@@ -278,4 +288,25 @@ class KeyCreate(StrictBody):
             raise ValueError("a partner key needs at least one account")
         if role in (Role.ADMIN, Role.INGEST) and accounts:
             raise ValueError(f"an {role.value} key is not scoped to accounts")
+        return list(dict.fromkeys(accounts))
+
+
+# ---------------------------------------------------------------- portal links
+
+
+class PortalLinkCreate(StrictBody):
+    """`POST /v1/portal-links`: the accounts the link shows, and how long it lives."""
+
+    accounts: list[Name] = Field(min_length=1, max_length=portal.MAX_ACCOUNTS)
+    expires_in_seconds: int = Field(
+        default=portal.DEFAULT_EXPIRES_IN_SECONDS,
+        ge=portal.MIN_EXPIRES_IN_SECONDS,
+        le=portal.MAX_EXPIRES_IN_SECONDS,
+    )
+
+    @field_validator("accounts")
+    @classmethod
+    def _named_accounts(cls, accounts: list[str]) -> list[str]:
+        if ALL_ACCOUNTS in accounts:
+            raise ValueError('"*" is not an account; name the accounts the link shows')
         return list(dict.fromkeys(accounts))

@@ -12,9 +12,13 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from orderhooks.delivery.claims import Claim
+from orderhooks.domain.batches import new_batch_id
+from orderhooks.domain.ids import IdFactory
 from orderhooks.domain.model import DeliveryState, Webhook, WebhookState
+from orderhooks.store.shared.batching import Request, due_batches
 from orderhooks.store.shared.codec import delivery_from_row, event_from_row
 from orderhooks.store.shared.core import StoreCore, reading
 from orderhooks.store.shared.tx import Row, Tx
@@ -25,6 +29,7 @@ LEASE_GRACE_SECONDS = 30  # a lease outlives the attempt's timeout by this much
 # claims at least once a second (the dispatcher's idle cap); one that is full needs none.
 CLAIMER_SEEN_SECONDS = 5
 CLAIMER_FORGET_SECONDS = 60
+U = TypeVar("U")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +84,11 @@ def fair_share(b: Budget, mine: int, claimers: int) -> Budget:
 
 
 def interleave(
-    candidates: Mapping[str, Sequence[Row]], order: Sequence[str], limit: int
-) -> dict[str, list[Row]]:
-    """Take up to `limit` rows, one per webhook in turn, so that each webhook gets its own
-    slice and none crowds out the others."""
-    taken: dict[str, list[Row]] = {webhook_id: [] for webhook_id in order}
+    candidates: Mapping[str, Sequence[U]], order: Sequence[str], limit: int
+) -> dict[str, list[U]]:
+    """Take up to `limit` requests, one per webhook in turn, so that each webhook gets its
+    own slice and none crowds out the others."""
+    taken: dict[str, list[U]] = {webhook_id: [] for webhook_id in order}
     total = 0
     depth = 0
     while total < limit:
@@ -126,6 +131,15 @@ async def _budgets(tx: Tx, active: Sequence[Webhook], now_us: int, worker_id: st
     return [b for b in budgets if b.slots > 0]
 
 
+async def _requests(tx: Tx, webhook: Webhook, slots: int, now_us: int) -> list[Request]:
+    """Up to `slots` requests of the webhook that may start now: its due heads one by
+    one, or, for a batching webhook, its batches."""
+    if webhook.batch is None:
+        rows = await tx.fetch("due_heads", webhook_id=webhook.id, now=now_us, limit=slots)
+        return [Request((row,), None) for row in rows]
+    return await due_batches(tx, webhook.id, webhook.batch, slots, now_us)
+
+
 async def _claim(
     tx: Tx,
     webhooks: Mapping[str, Webhook],
@@ -133,11 +147,13 @@ async def _claim(
     limit: int,
     worker_id: str,
     rotation: int,
+    new_id: IdFactory,
 ) -> list[Claim]:
-    """Lease up to `limit` due heads; `rotation` turns the order webhooks are served in."""
+    """Lease up to `limit` requests of due heads (a batch is one request); `rotation`
+    turns the order webhooks are served in."""
     now_us = micros(now)
     await tx.execute("serialize_claims")
-    # Attempts whose process died: due again, as the head they were.
+    # Attempts whose process died: due again, as the head they were (a batch: the batch).
     await tx.execute("expire_leases", now=now_us)
     active = [w for w in webhooks.values() if w.state == WebhookState.ACTIVE]
     if limit <= 0 or not active:
@@ -148,42 +164,68 @@ async def _claim(
     start = rotation % len(budgets)
     budgets = budgets[start:] + budgets[:start]
     candidates = {
-        b.webhook.id: await tx.fetch(
-            "due_heads", webhook_id=b.webhook.id, now=now_us, limit=min(b.slots, limit)
-        )
-        for b in budgets
+        b.webhook.id: await _requests(tx, b.webhook, min(b.slots, limit), now_us) for b in budgets
     }
     taken = interleave(candidates, [b.webhook.id for b in budgets], limit)
-    leased = await _lease(tx, budgets, taken, now, worker_id)
+    leased = await _lease(tx, budgets, taken, now, worker_id, new_id)
     if not leased:
         return []
     await _spend_tokens(tx, budgets, leased, now_us)
     return await _claims(tx, webhooks, leased, now)
 
 
+@dataclass(frozen=True, slots=True)
+class Leased:
+    """One request leased: its deliveries' rows, its lease and its batch id."""
+
+    rows: tuple[Row, ...]
+    lease: datetime
+    batch_id: str | None
+
+
+async def _mark(
+    tx: Tx, rows: Sequence[Row], lease: datetime, worker_id: str, batch_id: str | None
+) -> set[str]:
+    """Mark the rows `delivering` (in batch `batch_id`); the ids that were still pending."""
+    # Guarded by state: a delete may have cancelled one since it was read.
+    marked = await tx.fetch(
+        "mark_delivering",
+        ids=tx.array([row["id"] for row in rows]),
+        lease_expires_at=micros(lease),
+        leased_by=worker_id,
+        batch_id=batch_id,
+    )
+    return {row["id"] for row in marked}
+
+
 async def _lease(
     tx: Tx,
     budgets: Sequence[Budget],
-    taken: Mapping[str, Sequence[Row]],
+    taken: Mapping[str, Sequence[Request]],
     now: datetime,
     worker_id: str,
-) -> dict[str, list[tuple[Row, datetime]]]:
-    leased: dict[str, list[tuple[Row, datetime]]] = {}
+    new_id: IdFactory,
+) -> dict[str, list[Leased]]:
+    leased: dict[str, list[Leased]] = {}
     for b in budgets:
-        rows = taken.get(b.webhook.id) or []
-        if not rows:
+        requests = taken.get(b.webhook.id) or []
+        if not requests:
             continue
         lease = now + timedelta(seconds=b.webhook.timeout_seconds + LEASE_GRACE_SECONDS)
-        ids = [row["id"] for row in rows]
-        # Guarded by state: a delete may have cancelled one since it was read.
-        marked = await tx.fetch(
-            "mark_delivering",
-            ids=tx.array(ids),
-            lease_expires_at=micros(lease),
-            leased_by=worker_id,
-        )
-        still = {row["id"] for row in marked}
-        leased[b.webhook.id] = [(row, lease) for row in rows if row["id"] in still]
+        if b.webhook.batch is None:
+            rows = [request.rows[0] for request in requests]
+            still = await _mark(tx, rows, lease, worker_id, None)
+            leased[b.webhook.id] = [Leased((r,), lease, None) for r in rows if r["id"] in still]
+            continue
+        out = []
+        for request in requests:
+            # A batch being retried keeps its id; a new one gets its id now.
+            batch_id = request.batch_id or new_batch_id(new_id)
+            still = await _mark(tx, request.rows, lease, worker_id, batch_id)
+            kept = tuple(row for row in request.rows if row["id"] in still)
+            if kept:
+                out.append(Leased(kept, lease, batch_id))
+        leased[b.webhook.id] = out
     return leased
 
 
@@ -208,43 +250,55 @@ async def _spend_tokens(
 async def _claims(
     tx: Tx,
     webhooks: Mapping[str, Webhook],
-    leased: Mapping[str, Sequence[tuple[Row, datetime]]],
+    leased: Mapping[str, Sequence[Leased]],
     now: datetime,
 ) -> list[Claim]:
-    event_ids = sorted({row["event_id"] for rows in leased.values() for row, _ in rows})
+    """The claims, request by request, earliest due first; a batch's claims side by side
+    in the order of its body."""
+    event_ids = sorted({row["event_id"] for rs in leased.values() for r in rs for row in r.rows})
     events = {
         row["id"]: event_from_row(row)
         for row in await tx.fetch("events_by_ids", ids=tx.array(event_ids))
     }
-    claims = []
-    for webhook_id, rows in leased.items():
-        for row, lease in rows:
-            delivery = dataclasses.replace(delivery_from_row(row), state=DeliveryState.DELIVERING)
-            claims.append(
-                Claim(
-                    delivery=delivery,
-                    webhook=webhooks[webhook_id],
-                    event=events[row["event_id"]],
-                    attempt=delivery.attempt_count + 1,
-                    lease_expires_at=lease,
+    requests: list[tuple[tuple[datetime, str], list[Claim]]] = []
+    for webhook_id, rs in leased.items():
+        for request in rs:
+            claims = []
+            for row in request.rows:
+                delivery = dataclasses.replace(
+                    delivery_from_row(row),
+                    state=DeliveryState.DELIVERING,
+                    batch_id=request.batch_id,
                 )
-            )
-    claims.sort(key=lambda c: (c.delivery.next_attempt_at or now, c.delivery.id))
-    return claims
+                claims.append(
+                    Claim(
+                        delivery=delivery,
+                        webhook=webhooks[webhook_id],
+                        event=events[row["event_id"]],
+                        attempt=delivery.attempt_count + 1,
+                        lease_expires_at=request.lease,
+                        batch_id=request.batch_id,
+                    )
+                )
+            first = min(claims, key=lambda c: (c.delivery.next_attempt_at or now, c.delivery.id))
+            requests.append(((first.delivery.next_attempt_at or now, first.delivery.id), claims))
+    requests.sort(key=lambda request: request[0])
+    return [claim for _, claims in requests for claim in claims]
 
 
 class ClaimOperations(StoreCore):
     """The delivery queue's side of a worker: what to send now, and when to look again."""
 
     async def claim(self, now: datetime, limit: int, worker_id: str) -> list[Claim]:
-        """Lease up to `limit` due deliveries, honouring per-order order, each webhook's
+        """Lease up to `limit` requests of due deliveries (a batch counts as one, its
+        claims share a `batch_id`), honouring per-order order, each webhook's
         maxConcurrency and rate limit across the cluster, and probing of failing
         webhooks. Deliveries whose lease expired count as due again."""
         rotation = next(self._rotation)
 
         async def job(tx: Tx) -> list[Claim]:
             live = await self._catalog.load(tx)
-            return await _claim(tx, live, now, limit, worker_id, rotation)
+            return await _claim(tx, live, now, limit, worker_id, rotation, self._new_id)
 
         # A lost lease only puts its deliveries back in `pending`: no fsync needed.
         return await self._write(job, durable=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from orderhooks.domain.batches import BatchSettings
 from orderhooks.domain.health import WebhookHealth
 from orderhooks.domain.model import (
     Agreement,
@@ -79,6 +80,15 @@ def order_from_row(row: Row) -> OrderState:
         max_flow_status=row["max_flow_status"],
         created_at=moment(row["created_at"]),
         updated_at=moment(row["updated_at"]),
+    )
+
+
+def batch_from_row(row: Row) -> BatchSettings | None:
+    """A webhook's `batch` from its two columns (both null: no batching)."""
+    if row["batch_max_events"] is None:
+        return None
+    return BatchSettings(
+        max_events=row["batch_max_events"], max_wait_ms=row["batch_max_wait_ms"] or 0
     )
 
 
@@ -158,6 +168,8 @@ def webhook_params(webhook: Webhook) -> dict[str, object]:
         "disabled_at": micros_or_none(webhook.disabled_at),
         "created_at": micros(webhook.created_at),
         "updated_at": micros(webhook.updated_at),
+        "batch_max_events": None if webhook.batch is None else webhook.batch.max_events,
+        "batch_max_wait_ms": None if webhook.batch is None else webhook.batch.max_wait_ms,
     }
 
 
@@ -193,6 +205,7 @@ def webhook_from_row(row: Row) -> Webhook:
         disabled_at=moment_or_none(row["disabled_at"]),
         created_at=moment(row["created_at"]),
         updated_at=moment(row["updated_at"]),
+        batch=batch_from_row(row),
     )
 
 
@@ -242,6 +255,7 @@ def delivery_from_row(row: Row) -> Delivery:
         delivered_at=moment_or_none(row["delivered_at"]),
         attempt_count=row["attempt_count"],
         schedule_position=row["schedule_position"],
+        batch_id=row["batch_id"],
     )
 
 

@@ -124,9 +124,15 @@ async def _update_health(
     rows = await tx.fetch("lock_runtime", webhook_ids=tx.array(webhook_ids))
     health: dict[str, WebhookHealth] = {row["webhook_id"]: health_from_row(row) for row in rows}
     disable: dict[str, DisabledReason] = {}
+    batches: set[str] = set()
     for outcome in outcomes:
         if outcome.webhook_id not in health or not counts_toward_health(outcome.attempt.error):
             continue
+        # A batch is one request: its outcomes are one attempt for the webhook's health.
+        if outcome.batch_id is not None:
+            if outcome.batch_id in batches:
+                continue
+            batches.add(outcome.batch_id)
         succeeded = outcome.next_state == DeliveryState.DELIVERED
         # After a final failure the next probe is the backlog's next due delivery, on its
         # own schedule, with no extra cool-down (docs/guarantees.md): probing may resume now.

@@ -78,9 +78,10 @@ UPDATE deliveries SET state = 'pending', lease_expires_at = NULL, leased_by = NU
 WHERE state = 'delivering' AND lease_expires_at <= :now;
 
 -- name: in_flight
--- One index seek per live webhook, never a scan of the backlog. `mine`: this worker's.
-SELECT webhook_id, COUNT(*) AS n,
-       SUM(CASE WHEN leased_by = :worker_id THEN 1 ELSE 0 END) AS mine
+-- One index seek per live webhook, never a scan of the backlog. Requests, not
+-- deliveries: the deliveries of one batch are one request. `mine`: this worker's.
+SELECT webhook_id, COUNT(DISTINCT COALESCE(batch_id, id)) AS n,
+       COUNT(DISTINCT CASE WHEN leased_by = :worker_id THEN COALESCE(batch_id, id) END) AS mine
 FROM deliveries
 WHERE state = 'delivering' AND webhook_id IN (SELECT id FROM webhooks WHERE deleted_at IS NULL)
 GROUP BY webhook_id;
@@ -109,10 +110,35 @@ ORDER BY next_attempt_at
 LIMIT :limit;
 
 -- name: mark_delivering
+-- `batch_id`: the batch the deliveries are sent in (null: each alone).
 UPDATE deliveries SET state = 'delivering', lease_expires_at = :lease_expires_at,
-    leased_by = :leased_by
+    leased_by = :leased_by, batch_id = :batch_id
 WHERE id = ANY(:ids::text[]) AND state = 'pending'
 RETURNING id;
+
+-- name: due_batches
+-- Batches waiting for their next attempt (a failed attempt, an expired lease), due.
+SELECT batch_id, MIN(next_attempt_at) AS due FROM deliveries
+WHERE webhook_id = :webhook_id AND state = 'pending' AND batch_id IS NOT NULL
+  AND next_attempt_at <= :now
+GROUP BY batch_id
+ORDER BY MIN(next_attempt_at), batch_id
+LIMIT :limit;
+
+-- name: batch_members
+SELECT * FROM deliveries WHERE batch_id = :batch_id AND state = 'pending'
+ORDER BY order_id, sequence, id;
+
+-- name: leave_batch
+UPDATE deliveries SET batch_id = NULL WHERE id = ANY(:ids::text[]);
+
+-- name: due_unbatched
+-- Due heads not in a batch yet, earliest first: the claim forms new batches of them.
+SELECT * FROM deliveries
+WHERE webhook_id = :webhook_id AND ready = TRUE AND state = 'pending' AND next_attempt_at <= :now
+  AND batch_id IS NULL
+ORDER BY next_attempt_at, id
+LIMIT :limit;
 
 -- name: events_by_ids
 SELECT * FROM events WHERE id = ANY(:ids::text[]);
@@ -164,12 +190,14 @@ INSERT INTO webhooks (id, url, description, accounts, event_types, secrets, loca
                       channel_links, channels, new_order_trigger, status_filter,
                       courier_status_filter, payload_format, headers, timeout_seconds,
                       retry_schedule, max_concurrency, rate_limit_per_second, ordering, state,
-                      disabled_reason, disabled_at, created_at, updated_at)
+                      disabled_reason, disabled_at, created_at, updated_at,
+                      batch_max_events, batch_max_wait_ms)
 VALUES (:id, :url, :description, :accounts, :event_types, :secrets, :locations,
         :channel_links, :channels, :new_order_trigger, :status_filter,
         :courier_status_filter, :payload_format, :headers, :timeout_seconds,
         :retry_schedule, :max_concurrency, :rate_limit_per_second, :ordering, :state,
-        :disabled_reason, :disabled_at, :created_at, :updated_at);
+        :disabled_reason, :disabled_at, :created_at, :updated_at,
+        :batch_max_events, :batch_max_wait_ms);
 
 -- name: update_webhook
 -- Everything but the secrets, which only `set_webhook_secrets` writes: a change that
@@ -182,7 +210,8 @@ UPDATE webhooks SET url = :url, description = :description, accounts = :accounts
     timeout_seconds = :timeout_seconds, retry_schedule = :retry_schedule,
     max_concurrency = :max_concurrency, rate_limit_per_second = :rate_limit_per_second,
     ordering = :ordering, state = :state, disabled_reason = :disabled_reason,
-    disabled_at = :disabled_at, created_at = :created_at, updated_at = :updated_at
+    disabled_at = :disabled_at, created_at = :created_at, updated_at = :updated_at,
+    batch_max_events = :batch_max_events, batch_max_wait_ms = :batch_max_wait_ms
 WHERE id = :id;
 
 -- name: set_webhook_secrets
@@ -250,17 +279,22 @@ WHERE webhook_id = :webhook_id;
 SELECT * FROM deliveries WHERE id = :id;
 
 -- name: make_due
-UPDATE deliveries SET next_attempt_at = :next_attempt_at WHERE id = :id AND state = 'pending';
+-- A pending delivery in a batch takes its whole batch with it: retried together.
+UPDATE deliveries SET next_attempt_at = :next_attempt_at
+WHERE state = 'pending' AND (id = :id OR batch_id = (
+    SELECT b.batch_id FROM deliveries AS b WHERE b.id = :id AND b.batch_id IS NOT NULL));
 
 -- name: requeue_delivery
 UPDATE deliveries SET state = 'pending', next_attempt_at = :next_attempt_at,
     delivered_at = NULL,
-    schedule_position = 0, ready = TRUE, lease_expires_at = NULL, leased_by = NULL
+    schedule_position = 0, ready = TRUE, lease_expires_at = NULL, leased_by = NULL,
+    batch_id = NULL
 WHERE id = :id AND state = 'failed';
 
 -- name: recover_failed
 UPDATE deliveries SET state = 'pending', next_attempt_at = :now, delivered_at = NULL,
-    schedule_position = 0, ready = TRUE, lease_expires_at = NULL, leased_by = NULL
+    schedule_position = 0, ready = TRUE, lease_expires_at = NULL, leased_by = NULL,
+    batch_id = NULL
 WHERE webhook_id = :webhook_id AND state = 'failed' AND created_at >= :since
   AND (:until::bigint IS NULL OR created_at < :until)
 RETURNING order_id, test;
@@ -480,3 +514,25 @@ VALUES (:id, :at, :actor, :action, :target_type, :target_id, :details);
 
 -- name: list_audit
 SELECT * FROM audit WHERE id < :before ORDER BY id DESC LIMIT :limit;
+
+-- Portal links (store/shared/portal.py)
+
+-- name: insert_portal_link
+INSERT INTO portal_links (id, token_hash, accounts, created_by, created_at, expires_at)
+VALUES (:id, :token_hash, :accounts, :created_by, :created_at, :expires_at);
+
+-- name: portal_link_by_token
+SELECT * FROM portal_links WHERE token_hash = :token_hash;
+
+-- name: portal_link_by_id
+SELECT * FROM portal_links WHERE id = :id;
+
+-- name: consume_portal_link
+-- One statement, so that of two concurrent opens exactly one changes the row.
+UPDATE portal_links SET used_at = :now
+WHERE token_hash = :token_hash AND used_at IS NULL AND expires_at > :now
+RETURNING *;
+
+-- name: expire_portal_link
+UPDATE portal_links SET expires_at = CASE WHEN expires_at < :at THEN expires_at ELSE :at END
+WHERE id = :id;

@@ -7,7 +7,9 @@ from enum import StrEnum
 
 from orderhooks.domain.apikeys import hash_api_key
 from orderhooks.domain.model import ApiKey, Role, Scope
+from orderhooks.domain.portal import PortalLink
 from orderhooks.service.audit import VIA_DASHBOARD, Actor
+from orderhooks.service.portal import ID_PREFIX as PORTAL_ID_PREFIX
 from orderhooks.store import Store
 from orderhooks.web.dashboard.session import Session
 
@@ -29,6 +31,8 @@ class Viewer:
     key: ApiKey
     session: Session
     csrf_token: str
+    # Set when a portal link opened the session: `key` is then the link's partner view.
+    portal_link: PortalLink | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -44,6 +48,27 @@ class Viewer:
     def actor(self) -> Actor:
         """How the audit trail names this viewer: its key id, via the dashboard."""
         return Actor(self.key.id, via=VIA_DASHBOARD)
+
+
+PORTAL_VIEWER_NAME = "Portal link"
+
+
+def is_portal_session(session: Session) -> bool:
+    """Whether a session was opened by a portal link (it names the link, not a key)."""
+    return session.key_id.startswith(f"{PORTAL_ID_PREFIX}_")
+
+
+def portal_principal(link: PortalLink) -> ApiKey:
+    """What a portal link's session acts as: a partner of exactly the link's accounts,
+    named by the link's id (no key exists: its hash is empty and matches nothing)."""
+    return ApiKey(
+        id=link.id,
+        role=Role.PARTNER,
+        accounts=link.accounts,
+        name=PORTAL_VIEWER_NAME,
+        key_hash="",
+        created_at=link.created_at,
+    )
 
 
 class KeyDirectory:

@@ -15,7 +15,12 @@ from orderhooks.clock import Clock, utc_now
 from orderhooks.config import Settings
 from orderhooks.service.context import ServiceContext
 from orderhooks.store import Store
-from orderhooks.web.dashboard.auth import KeyDirectory, Viewer
+from orderhooks.web.dashboard.auth import (
+    KeyDirectory,
+    Viewer,
+    is_portal_session,
+    portal_principal,
+)
 from orderhooks.web.dashboard.formatting import FILTERS
 from orderhooks.web.dashboard.session import (
     SESSION_COOKIE,
@@ -30,17 +35,39 @@ TEMPLATES_DIR = PACKAGE_DIR / "templates"
 STATIC_DIR = PACKAGE_DIR / "static"
 UI_PREFIX = "/ui"
 
-# Pages are per-user and may show payloads: never cached, never framed, no inline script.
-SECURITY_HEADERS: Mapping[str, str] = {
+# Pages are per-user and may show payloads: never cached, no inline script, and framed
+# only by the sites ORDERHOOKS_UI_FRAME_ANCESTORS names (none by default).
+_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors {ancestors}; base-uri 'none'"
+)
+_BASE_HEADERS: Mapping[str, str] = {
     "Cache-Control": "no-store",
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
+
+
+def security_headers(frame_ancestors: str) -> dict[str, str]:
+    """The headers of every dashboard page, for a validated frame-ancestors source list.
+
+    X-Frame-Options says the same for browsers without CSP: DENY for `'none'`,
+    SAMEORIGIN for `'self'` alone, and nothing when other sites may frame the pages
+    (it cannot name them, and a DENY would override the CSP in some browsers)."""
+    headers = {
+        **_BASE_HEADERS,
+        "Content-Security-Policy": _CONTENT_SECURITY_POLICY.format(ancestors=frame_ancestors),
+    }
+    if frame_ancestors == "'none'":
+        headers["X-Frame-Options"] = "DENY"
+    elif frame_ancestors == "'self'":
+        headers["X-Frame-Options"] = "SAMEORIGIN"
+    return headers
+
+
+def framed_by_other_sites(frame_ancestors: str) -> bool:
+    """Whether the frame-ancestors list lets sites other than this one frame the pages."""
+    return frame_ancestors not in ("'none'", "'self'")
 
 
 def query_string(params: Mapping[str, object] | None = None, **more: object) -> str:
@@ -75,6 +102,7 @@ class Dashboard:
         self.clock = clock
         self.keys = KeyDirectory(store)
         self.templates = build_templates()
+        self.headers = security_headers(settings.ui_frame_ancestors)
         self._signer: SessionSigner | None = None
         # Sessions signed out before they expire, by nonce, so that a copied cookie dies
         # with the sign-out (in this process; other processes see it expire).
@@ -98,10 +126,25 @@ class Dashboard:
         session = self.signer.read(request.cookies.get(SESSION_COOKIE), self.clock())
         if session is None or session.nonce in self._ended:
             return None
+        csrf_token = self.signer.csrf_token(session)
+        if is_portal_session(session):
+            return await self._portal_viewer(session, csrf_token)
         key = await self.keys.current(session.key_id)
         if key is None:
             return None
-        return Viewer(key=key, session=session, csrf_token=self.signer.csrf_token(session))
+        return Viewer(key=key, session=session, csrf_token=csrf_token)
+
+    async def _portal_viewer(self, session: Session, csrf_token: str) -> Viewer | None:
+        """The viewer of a portal link's session: read again on every request, so that
+        ending the link (or revoking the key that made it) ends the session at once."""
+        link = await self.store.portal_link_by_id(session.key_id)
+        if link is None or not link.session_open(self.clock()):
+            return None
+        if await self.keys.current(link.created_by) is None:
+            return None
+        return Viewer(
+            key=portal_principal(link), session=session, csrf_token=csrf_token, portal_link=link
+        )
 
     def end_session(self, session: Session) -> None:
         """Refuse this session from now on, even though its cookie has not expired."""
@@ -121,7 +164,7 @@ class Dashboard:
         html = self.templates.get_template(template).render(
             viewer=viewer, now=self.clock(), **context
         )
-        return HTMLResponse(html, status_code=status_code, headers=dict(SECURITY_HEADERS))
+        return HTMLResponse(html, status_code=status_code, headers=dict(self.headers))
 
     def error_page(self, viewer: Viewer | None, status_code: int, message: str) -> HTMLResponse:
         """An error page with `status_code`."""

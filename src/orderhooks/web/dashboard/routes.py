@@ -5,7 +5,17 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from orderhooks.web.dashboard import actions, deliveries, orders, overview, signin, usage, webhooks
+from orderhooks.web.dashboard import (
+    actions,
+    deliveries,
+    event_types,
+    orders,
+    overview,
+    portal,
+    signin,
+    usage,
+    webhooks,
+)
 from orderhooks.web.dashboard.context import STATIC_DIR, UI_PREFIX, Dashboard
 from orderhooks.web.dashboard.guards import action, page
 
@@ -30,6 +40,9 @@ def dashboard_routes(dash: Dashboard) -> list[BaseRoute]:
         Route(f"{ui}/orders", page(dash, orders.search_page), methods=["GET"]),
         Route(f"{ui}/orders/{{order_id}}", page(dash, orders.detail_page), methods=["GET"]),
         Route(f"{ui}/usage", page(dash, usage.usage_page), methods=["GET"]),
+        Route(f"{ui}/event-types", page(dash, event_types.event_types_page), methods=["GET"]),
+        Route(f"{ui}/portal/{{token}}", portal.portal_page(dash), methods=["GET"]),
+        Route(f"{ui}/portal", portal.open_portal(dash), methods=["POST"]),
         *(
             Route(f"{ui}/webhooks/{{webhook_id}}/{name}", action(dash, handler), methods=["POST"])
             for name, handler in actions.WEBHOOK_ACTIONS.items()

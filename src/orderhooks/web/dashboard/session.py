@@ -80,9 +80,11 @@ class SessionSigner:
         digest = hmac.new(self._secret, f"{purpose}|{message}".encode(), hashlib.sha256)
         return _b64(digest.digest())
 
-    def issue(self, key_id: str, now: datetime) -> str:
-        """A new session token for `key_id`, valid for SESSION_LIFETIME_SECONDS."""
-        expires_at = int(now.timestamp()) + SESSION_LIFETIME_SECONDS
+    def issue(self, key_id: str, now: datetime, expires_at: int | None = None) -> str:
+        """A new session token for `key_id`, valid for SESSION_LIFETIME_SECONDS or until
+        `expires_at` (Unix seconds) when given."""
+        if expires_at is None:
+            expires_at = int(now.timestamp()) + SESSION_LIFETIME_SECONDS
         body = f"{TOKEN_VERSION}.{key_id}.{expires_at}.{_b64(secrets.token_bytes(NONCE_BYTES))}"
         return f"{body}.{self._mac('session', body)}"
 

@@ -60,7 +60,8 @@ SELECT MIN(due) FROM (
     SELECT CASE
         WHEN h.first_due IS NULL THEN NULL
         WHEN r.probing THEN GREATEST(h.first_due, COALESCE(r.probe_at, 0))
-        ELSE h.first_due
+        -- A batching webhook's earliest head waits its maxWaitMs for company.
+        ELSE h.first_due + COALESCE(w.batch_max_wait_ms, 0) * 1000
     END AS due
     FROM webhooks AS w
     JOIN webhook_runtime AS r ON r.webhook_id = w.id
@@ -70,7 +71,7 @@ SELECT MIN(due) FROM (
     ) AS h
     WHERE w.state = 'active' AND w.deleted_at IS NULL
       -- A webhook without a free slot is not due: a finished attempt wakes the workers.
-      AND (SELECT COUNT(*) FROM deliveries AS f
+      AND (SELECT COUNT(DISTINCT COALESCE(f.batch_id, f.id)) FROM deliveries AS f
            WHERE f.webhook_id = w.id AND f.state = 'delivering') < w.max_concurrency
 ) AS dues;
 

@@ -38,13 +38,15 @@ SELECT 1;
 -- Per webhook one seek in deliveries_due; a probing webhook is due at its probe time.
 SELECT MIN(due) FROM (
     SELECT MAX(
+        -- A batching webhook's earliest head waits its maxWaitMs for company.
         (SELECT MIN(d.next_attempt_at) FROM deliveries AS d
-         WHERE d.webhook_id = w.id AND d.ready = 1 AND d.state = 'pending'),
+         WHERE d.webhook_id = w.id AND d.ready = 1 AND d.state = 'pending')
+            + COALESCE(w.batch_max_wait_ms, 0) * 1000,
         CASE WHEN r.probing = 1 THEN COALESCE(r.probe_at, 0) ELSE 0 END) AS due
     FROM webhooks AS w JOIN webhook_runtime AS r ON r.webhook_id = w.id
     WHERE w.state = 'active' AND w.deleted_at IS NULL
       -- A webhook without a free slot is not due: a finished attempt wakes the workers.
-      AND (SELECT COUNT(*) FROM deliveries AS f
+      AND (SELECT COUNT(DISTINCT COALESCE(f.batch_id, f.id)) FROM deliveries AS f
            WHERE f.webhook_id = w.id AND f.state = 'delivering') < w.max_concurrency
 );
 

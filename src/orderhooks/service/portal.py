@@ -1,0 +1,50 @@
+"""Portal links: make a one-time link into the dashboard, and open it once.
+
+The caller (the API) authorizes which accounts the actor may name and validates the body;
+this module makes the token, stores its hash, audits the link (never its token) and
+consumes it when a browser opens it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from orderhooks.domain.ids import new_id
+from orderhooks.domain.portal import PortalLink, generate_portal_token, hash_portal_token
+from orderhooks.service.audit import Actor, audit_time, record_audit
+from orderhooks.service.context import ServiceContext
+
+ID_PREFIX = "plk"
+
+
+async def create_portal_link(
+    ctx: ServiceContext, actor: Actor, accounts: Sequence[str], expires_in_seconds: int
+) -> tuple[PortalLink, str]:
+    """A new link for `accounts`, valid for `expires_in_seconds`, and its token (shown
+    this once, in the link's URL)."""
+    now = ctx.now()
+    token = generate_portal_token()
+    link = PortalLink(
+        id=new_id(ID_PREFIX),
+        token_hash=hash_portal_token(token),
+        accounts=tuple(dict.fromkeys(accounts)),
+        created_by=actor.id,
+        created_at=now,
+        expires_at=now + timedelta(seconds=expires_in_seconds),
+    )
+    stored = await ctx.store.create_portal_link(link)
+    details = {"accounts": list(stored.accounts), "expiresAt": audit_time(stored.expires_at)}
+    await record_audit(ctx, actor, "portal_link.created", ("portal_link", stored.id), details)
+    return stored, token
+
+
+async def open_portal_link(ctx: ServiceContext, token: str) -> PortalLink | None:
+    """Use a link: the link when its token is known, unused and unexpired (it is used
+    from now on), else None. Of two browsers opening one link at once, one gets it."""
+    link = await ctx.store.consume_portal_link(hash_portal_token(token), ctx.now())
+    if link is not None:
+        await record_audit(
+            ctx, Actor(link.id, via="portal"), "portal_link.opened", ("portal_link", link.id)
+        )
+    return link

@@ -1,0 +1,74 @@
+"""Batches in the claim: which deliveries of a batching webhook go out together now.
+
+A batch is formed by the claim that sends it, in the claim's transaction (serialised
+across workers: docs/architecture.md, "The queue"), so two workers or two processes can
+never put one delivery in two batches. Its deliveries share a `batch_id` from then on:
+a failed attempt leaves them `pending` together with one next attempt time, and the
+claim that finds them due sends the same batch again, with the same id.
+
+Per-order order: only queue heads (`ready`) join a new batch, so a batch carries at
+most one event of an order, and the next event of that order becomes a head only once
+the batch is delivered or failed (docs/guarantees.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orderhooks.domain.batches import BatchSettings
+from orderhooks.store.shared.tx import Row, Tx
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """The deliveries one request carries: one alone (`batch_id` None), or a batch; a
+    batch not formed yet has no id until it is leased."""
+
+    rows: tuple[Row, ...]
+    batch_id: str | None
+
+
+def ready_to_send(rows: tuple[Row, ...], batch: BatchSettings, now_us: int) -> bool:
+    """A new batch goes once it is full or its oldest due delivery (the first: rows come
+    earliest first) has waited `maxWaitMs` since it fell due."""
+    if len(rows) >= batch.max_events:
+        return True
+    return bool(rows) and rows[0]["next_attempt_at"] + batch.max_wait_ms * 1000 <= now_us
+
+
+async def _retried_batches(tx: Tx, webhook_id: str, slots: int, now_us: int) -> list[Request]:
+    """Batches due again, each with the deliveries it had. A delivery that is no longer
+    the head of its order (an earlier event of it was replayed meanwhile) leaves its
+    batch and waits its turn: a batch id never names other events than it did."""
+    requests = []
+    for due in await tx.fetch("due_batches", webhook_id=webhook_id, now=now_us, limit=slots):
+        members = await tx.fetch("batch_members", batch_id=due["batch_id"])
+        heads = tuple(row for row in members if row["ready"])
+        strays = [row["id"] for row in members if not row["ready"]]
+        if strays:
+            await tx.execute("leave_batch", ids=tx.array(strays))
+        if heads:
+            requests.append(Request(heads, due["batch_id"]))
+    return requests
+
+
+async def due_batches(
+    tx: Tx, webhook_id: str, batch: BatchSettings, slots: int, now_us: int
+) -> list[Request]:
+    """Up to `slots` batches of the webhook to send now: the ones being retried first,
+    then new ones of its due heads, `maxEvents` at most each, earliest due first."""
+    requests = await _retried_batches(tx, webhook_id, slots, now_us)
+    free = slots - len(requests)
+    if free <= 0:
+        return requests
+    rows = await tx.fetch(
+        "due_unbatched", webhook_id=webhook_id, now=now_us, limit=free * batch.max_events
+    )
+    for start in range(0, len(rows), batch.max_events):
+        chunk = tuple(rows[start : start + batch.max_events])
+        if not ready_to_send(chunk, batch, now_us):
+            break  # the rest came due later still
+        # Within a batch, an order's events in sequence order (docs/events.md).
+        ordered = tuple(sorted(chunk, key=lambda row: (row["order_id"], row["sequence"])))
+        requests.append(Request(ordered, None))
+    return requests

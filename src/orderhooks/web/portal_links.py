@@ -1,0 +1,55 @@
+"""Portal links (docs/api.md, docs/dashboard.md): `POST /v1/portal-links` makes a one-time
+URL that opens a partner's view of some accounts in the dashboard, without a key."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from orderhooks.service import portal
+from orderhooks.web.answer_json import portal_link_json
+from orderhooks.web.answer_models import PortalLinkCreated
+from orderhooks.web.auth import Caller, PartnerCaller
+from orderhooks.web.bodies import read_json
+from orderhooks.web.context import get_context
+from orderhooks.web.dashboard.portal import PORTAL_PATH
+from orderhooks.web.openapi import AUTH_ERRORS, BODY_ERRORS, answers, json_body
+from orderhooks.web.request_models import PortalLinkCreate, validate_body
+from orderhooks.web.responses import OrjsonResponse
+
+router = APIRouter()
+
+
+def _precheck_accounts(caller: Caller, body: object) -> None:
+    """403 for another account's name before the rest of the body is validated."""
+    if isinstance(body, dict) and isinstance(body.get("accounts"), list):
+        caller.require_accounts(a for a in body["accounts"] if isinstance(a, str))
+
+
+@router.post(
+    "/v1/portal-links",
+    tags=["portal links"],
+    summary="Create a one-time link into the dashboard",
+    status_code=201,
+    response_class=OrjsonResponse,
+    responses=answers(
+        201,
+        PortalLinkCreated,
+        "Created; the URL (with its one-time token) is shown this once",
+        *AUTH_ERRORS,
+        *BODY_ERRORS,
+    ),
+    openapi_extra=json_body(PortalLinkCreate),
+)
+async def create_portal_link(request: Request, caller: PartnerCaller) -> OrjsonResponse:
+    """A link that signs a browser into the dashboard once, seeing only `accounts`, until
+    `expiresInSeconds` from now. A partner may name its own accounts only."""
+    ctx = get_context(request)
+    body = await read_json(request, ctx.settings.max_body_bytes)
+    _precheck_accounts(caller, body)
+    spec = validate_body(PortalLinkCreate, body)
+    caller.require_accounts(spec.accounts)
+    link, token = await portal.create_portal_link(
+        ctx.service, caller.actor, spec.accounts, spec.expires_in_seconds
+    )
+    url = f"{str(request.base_url).rstrip('/')}{PORTAL_PATH}/{token}"
+    return OrjsonResponse(portal_link_json(link, url), status_code=201)
