@@ -13,7 +13,9 @@ import pytest
 
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess
-from tests.e2e.support import Api, assert_per_order, make_order, poll
+from tests.e2e.support import assert_per_order
+from tests.support.api import Api, poll
+from tests.support.data import new_order
 
 SENDERS = 2
 SERVER_ENV = {"ORDERHOOKS_WORKERS": str(SENDERS + 1)}
@@ -72,7 +74,7 @@ async def test_sigkill_of_a_sender_loses_nothing_and_it_comes_back(
     acknowledged: list[str] = []
     order_ids: list[str] = []
     for _ in range(ORDERS):
-        order = make_order(account)
+        order = new_order(account)
         acknowledged += await api.new_order(order)
         order_ids.append(order["_id"])
     for status in STATUS_FLOW:
@@ -100,7 +102,7 @@ async def test_sigterm_drains_and_stops_every_sender(
     await api.create_webhook(rx.url, [account], timeoutSeconds=10)
     ids: list[str] = []
     for _ in range(3):
-        ids += await api.new_order(make_order(account))
+        ids += await api.new_order(new_order(account))
     await rx.wait_for(lambda: rx.in_flight == 3, what="3 attempts in flight")
 
     code = await asyncio.to_thread(server.terminate)
