@@ -36,6 +36,7 @@ DEFAULT_ORDER = (
     "raw",
     "celery",
     "single",
+    "traced",
     "batch100",
     "single-1p",
     "batch100-1p",

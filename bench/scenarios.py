@@ -50,6 +50,7 @@ class Scenario:
     rate: float = 0.0
     status_ratio: float = 0.4
     workers: int | None = None  # ORDERHOOKS_WORKERS of serve; None: its default (the CPUs)
+    traced: bool = False  # OTEL_EXPORTER_OTLP_ENDPOINT set: every span exported
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -61,6 +62,15 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "single", "SQLite, one order or status update per request", "sqlite", "orders", 1, 64
+        ),
+        Scenario(
+            "traced",
+            "`single` with tracing on, spans exported to a local OTLP/HTTP collector",
+            "sqlite",
+            "orders",
+            1,
+            64,
+            traced=True,
         ),
         Scenario("batch100", "SQLite, POST /v1/events batches of 100", "sqlite", "batch", 100, 4),
         Scenario(

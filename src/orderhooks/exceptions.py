@@ -12,6 +12,8 @@
     │   └── WebhookLimitReached   an account already has the most webhooks allowed (422)
     └── StoreError             the database failed; third-party errors are wrapped here
         └── StoreUnavailable   the database cannot be reached right now (HTTP 503)
+            └── StorageFull    the database cannot write: its disk is full (HTTP 503,
+                               `storage_unavailable`); writes succeed again once space returns
 
 The web layer maps this tree to the error JSON of PRODUCT 7 in one place
 (``orderhooks.web.errors``); nothing below the web layer knows about HTTP.
@@ -95,3 +97,8 @@ class StoreError(OrderhooksError):
 
 class StoreUnavailable(StoreError):
     """The store cannot be reached right now."""
+
+
+class StorageFull(StoreUnavailable):
+    """The database cannot write because its disk is full (SQLite SQLITE_FULL or ENOSPC,
+    PostgreSQL disk_full 53100); nothing of the failed write was stored."""

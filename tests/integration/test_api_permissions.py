@@ -116,6 +116,9 @@ MATRIX = [
     Row("GET", "/v1/events", (200, 403, 200, 200)),
     Row("GET", "/v1/events?account={account}", (200, 403, 200, 403)),
     Row("GET", "/v1/events/{event}", PARTNER),
+    # erasure: admin only, an unknown order 404 to the admin alone
+    Row("POST", "/v1/orders/{order}/erase", ADMIN_ONLY),
+    Row("POST", "/v1/orders/no-such-order/erase", (404, 403, 403, 403)),
     # webhooks
     Row("POST", "/v1/webhooks", (201, 403, 201, 403), _webhook_body(["A"])),
     Row("POST", "/v1/webhooks", (201, 403, 403, 403), _webhook_body(["*"])),
@@ -128,6 +131,18 @@ MATRIX = [
         "/v1/webhooks/{webhook}",
         PARTNER,
         lambda w: {"batch": {"maxEvents": 10, "maxWaitMs": 100}},
+    ),
+    Row(
+        "PATCH",
+        "/v1/webhooks/{webhook}",
+        PARTNER,
+        lambda w: {"personalData": "exclude", "fields": ["items[].plu"]},
+    ),
+    Row(
+        "POST",
+        "/v1/webhooks",
+        (201, 403, 201, 403),
+        lambda w: {**_webhook_body(["A"])(w), "personalData": "exclude", "fields": []},
     ),
     Row("DELETE", "/v1/webhooks/{fresh_webhook}", (204, 403, 204, 404)),
     Row("GET", "/v1/webhooks/{webhook}/secret", PARTNER),

@@ -26,6 +26,7 @@ from orderhooks.domain.model import (
     DisabledReason,
     EventType,
     Ordering,
+    PersonalData,
     Role,
     Scope,
     SigningSecret,
@@ -40,6 +41,7 @@ from orderhooks.store.base import (
 )
 from orderhooks.store.postgres import PostgresStore
 from orderhooks.store.shared.claim import CLAIMER_SEEN_SECONDS
+from orderhooks.store.sql import load_migrations
 from orderhooks.store.sqlite import SQLiteStore
 from orderhooks.store.store import Store as SqlStore
 from tests.integration.store_support import (
@@ -50,11 +52,16 @@ from tests.integration.store_support import (
     delivered,
     failed,
     new_order,
+    order,
     status,
     webhook,
 )
 
 DISABLE_AFTER = 3600
+# Every migration the package ships, in order; both engines ship the same names.
+ALL_MIGRATIONS = [name for name, _ in load_migrations("sqlite")]
+assert [name for name, _ in load_migrations("postgres")] == ALL_MIGRATIONS
+assert ALL_MIGRATIONS[0] == "0001_initial"
 
 StoreFactory = Callable[..., Awaitable[SqlStore]]
 
@@ -124,8 +131,7 @@ async def test_migrate_is_idempotent(engine_url: str) -> None:
     store = build_store(engine_url)
     await store.open()
     try:
-        applied = await store.migrate()
-        assert applied[0] == "0001_initial" and applied == sorted(applied)
+        assert await store.migrate() == ALL_MIGRATIONS
         assert await store.migrate() == []
         await store.ping()
     finally:
@@ -952,3 +958,98 @@ async def test_a_change_racing_a_rotation_keeps_the_new_secrets(store: SqlStore)
     assert claim.webhook.secrets == (SigningSecret("whsec_4"),)
     with pytest.raises(NotFound):
         await store.set_webhook_secrets("wh_missing", rotated, later)
+
+
+# ---------------------------------------------------------------- shaping and erasure
+
+
+async def test_webhook_shaping_settings_round_trip(store: SqlStore) -> None:
+    plain = await store.create_webhook(webhook())
+    assert (plain.personal_data, plain.fields) == (PersonalData.INCLUDE, None)
+    paths = ("items[].plu", "payment.amount", "items[].subItems[].plu")
+    shaped = await store.create_webhook(webhook(personal_data=PersonalData.EXCLUDE, fields=paths))
+    read = await store.get_webhook(shaped.id, Scope())
+    assert (read.personal_data, read.fields) == (PersonalData.EXCLUDE, paths)
+    listed = await store.list_webhooks(WebhookFilter(), 50, None)
+    assert {w.id: w.fields for w in listed.items} == {plain.id: None, shaped.id: paths}
+    # An empty projection (the always-kept ids only) is not "no projection".
+    emptied = await store.update_webhook(dataclasses.replace(read, fields=()))
+    assert emptied.fields == () and emptied.personal_data is PersonalData.EXCLUDE
+    reset = await store.update_webhook(
+        dataclasses.replace(emptied, fields=None, personal_data=PersonalData.INCLUDE)
+    )
+    assert (reset.personal_data, reset.fields) == (PersonalData.INCLUDE, None)
+    # The claim hands the dispatcher the webhook's current settings.
+    changed = await store.update_webhook(dataclasses.replace(reset, fields=("items[].plu",)))
+    await store.ingest([new_order("o1")], NOW)
+    claims = {c.webhook.id: c.webhook for c in await store.claim(NOW, 10, "w1")}
+    assert claims[changed.id].fields == ("items[].plu",)
+    assert claims[plain.id].fields is None
+
+
+PERSONAL_ORDER = {
+    "customer": {"name": "Ana Silva", "phoneNumber": "+32470000000", "email": "a@x.example"},
+    "deliveryAddress": {"street": "Rue Haute", "city": "Bruxelles"},
+    "note": "ring twice",
+    "courier": {"firstName": "Jo", "lastName": "P.", "phoneNumber": "+3247", "status": 73},
+}
+PERSONAL_COURIER_NAMES = {"firstName", "lastName", "phoneNumber"}
+PERSONAL_COURIER_UPDATE = {
+    "status": 83,
+    "courier": {"firstName": "Jo", "lastName": "P.", "phoneNumber": "+3247", "deliveryBy": "x"},
+    "trackingURL": "https://track.example.com/t/1",
+    "coordinates": {"latitude": 50.8, "longitude": 4.35},
+}
+
+
+async def test_erase_order_removes_personal_data_from_the_order_and_its_events(
+    store: SqlStore,
+) -> None:
+    hook = await store.create_webhook(webhook())
+    await store.ingest([new_order("o1", **PERSONAL_ORDER), status("o1", 20)], NOW)
+    await store.ingest([CourierItem("o1", PERSONAL_COURIER_UPDATE)], NOW)
+    await store.ingest([new_order("o2", **PERSONAL_ORDER)], NOW)
+
+    # order.new and the courier update change; the status update has nothing personal.
+    assert await store.erase_order("o1") == 2
+
+    view = await store.get_order("o1", Scope())
+    document = view.order.document
+    assert not {"customer", "deliveryAddress", "note"} & set(document)
+    # The courier update replaced the document's courier; its name and phone are gone.
+    assert not PERSONAL_COURIER_NAMES & set(document["courier"])
+    assert document["courier"]["deliveryBy"] == "x"
+    assert document["items"] == order("o1")["items"] and document["status"] == 20
+    assert view.order.courier is not None
+    assert not PERSONAL_COURIER_NAMES & set(view.order.courier)
+    assert view.order.courier["deliveryBy"] == "x"
+    new, update, courier = view.events
+    assert not {"customer", "deliveryAddress", "note"} & set(new.data)
+    assert new.data["courier"] == {"status": 73}
+    assert update.data["status"] == 20
+    assert courier.data["courier"] == {"deliveryBy": "x", "status": 83}
+    assert not {"trackingURL", "coordinates"} & set(courier.data)
+    assert courier.data["status"] == 83
+    # What is sent from now on reads the erased event.
+    [claim] = [c for c in await store.claim(NOW, 10, "w1") if c.event.order_id == "o1"]
+    assert claim.event.id == new.id and "customer" not in claim.event.data
+    assert claim.webhook.id == hook.id
+    # Another order keeps its data; a second erasure changes nothing.
+    other = await store.get_order("o2", Scope())
+    assert other.order.document["customer"] == PERSONAL_ORDER["customer"]
+    assert other.events[0].data["note"] == "ring twice"
+    assert await store.erase_order("o1") == 0
+    with pytest.raises(NotFound):
+        await store.erase_order("no-such-order")
+    with pytest.raises(NotFound):
+        await store.erase_order("o1\x00")
+
+
+async def test_an_update_after_erasure_builds_on_the_erased_order(store: SqlStore) -> None:
+    await store.create_webhook(webhook())
+    await store.ingest([new_order("o1", **PERSONAL_ORDER)], NOW)
+    await store.erase_order("o1")
+    await store.ingest([status("o1", 50)], NOW)
+    view = await store.get_order("o1", Scope())
+    assert "customer" not in view.order.document and view.order.status == 50
+    assert all("customer" not in e.data for e in view.events)

@@ -77,6 +77,12 @@ def injection_paths() -> Iterator[Bad]:
             expect=(404, 405, 414, 422),
         )
         yield Bad(f"path-key-{n}", "DELETE", f"/v1/keys/{segment}", expect=(404, 414, 422))
+        yield Bad(
+            f"path-erase-{n}",
+            "POST",
+            f"/v1/orders/{segment}/erase",
+            expect=(404, 405, 414, 422),
+        )
     yield Bad("path-webhook-delete", "DELETE", "/v1/webhooks/<webhook>%00", expect=(404,))
     yield Bad(
         "path-webhook-patch",

@@ -185,6 +185,23 @@ def bad_admin_bodies() -> Iterator[Bad]:
         ("headers", {"webhook-signature": "v1,forged"}, "headers"),
         ("headers", {"X-Token": "a\r\nInjected: 1"}, "headers"),
         ("secret", "whsec_AAAA", "secret"),
+        ("personalData", "none", "personalData"),
+        ("personalData", True, "personalData"),
+        ("personalData", None, "personalData"),
+        ("personalData", "EXCLUDE", "personalData"),
+        ("fields", "items[].plu", "fields"),
+        ("fields", {"items": True}, "fields"),
+        ("fields", [5], "fields"),
+        ("fields", [""], "fields"),
+        ("fields", ["items..plu"], "fields"),
+        ("fields", ["items[0].plu"], "fields"),
+        ("fields", ["items[]plu"], "fields"),
+        ("fields", ["customer.*"], "fields"),
+        ("fields", ["' OR 1=1 --"], "fields"),
+        ("fields", ["note\u0000"], "fields"),
+        ("fields", ["a" * 201], "fields"),
+        ("fields", [f"f{n}" for n in range(101)], "fields"),
+        ("fields", ["items[].plu", None], "fields"),
     ]
     for n, (name, value, field) in enumerate(spoils):
         yield Bad(
@@ -217,6 +234,19 @@ def bad_admin_bodies() -> Iterator[Bad]:
         dumps({"batch": {"maxEvents": 501, "maxWaitMs": 0}}),
         field="batch.maxEvents",
     )
+    patches: list[tuple[str, Any]] = [
+        ("personalData", "hidden"),
+        ("fields", ["items[].plu", "items[].$where"]),
+        ("fields", "all"),
+    ]
+    for n, (name, value) in enumerate(patches):
+        yield Bad(
+            f"webhook-patch-{n}-{name}",
+            "PATCH",
+            "/v1/webhooks/<webhook>",
+            dumps({name: value, "description": "changed"}),
+            field=name,
+        )
     keys: list[tuple[dict[str, Any], str]] = [
         ({"role": "root", "name": "x"}, "role"),
         ({"role": "partner", "name": "x"}, "accounts"),

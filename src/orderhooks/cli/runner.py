@@ -39,6 +39,7 @@ from orderhooks.service.ingest import ingest_items
 from orderhooks.sources.runtime import SourceSet, start_sources
 from orderhooks.store import Store, open_store
 from orderhooks.store.base import IngestItem, IngestResult
+from orderhooks.tracing import Tracing, configure_tracing
 from orderhooks.web.app import ProcessRole, create_app
 from orderhooks.web.context import ApiContext
 
@@ -233,8 +234,14 @@ async def run_process(settings: Settings, role: ProcessRole, *, access_log: bool
     signals = ShutdownSignals()
     signals.install(loop)
     try:
-        store = await open_migrated_store(settings)
-        exit_code = await _run_with_store(store, settings, role, signals, access_log)
+        # First: a bad OTEL_* value stops the start before anything is opened.
+        tracing = configure_tracing()
+        try:
+            store = await open_migrated_store(settings)
+            exit_code = await _run_with_store(store, settings, role, signals, access_log, tracing)
+        finally:
+            # The last spans are exported within the exporter's short timeout, off the loop.
+            await asyncio.to_thread(tracing.shutdown)
     finally:
         signals.uninstall(loop)
     log.info("stopped", role=role, exit_code=exit_code)
@@ -242,7 +249,12 @@ async def run_process(settings: Settings, role: ProcessRole, *, access_log: bool
 
 
 async def _run_with_store(
-    store: Store, settings: Settings, role: ProcessRole, signals: ShutdownSignals, access_log: bool
+    store: Store,
+    settings: Settings,
+    role: ProcessRole,
+    signals: ShutdownSignals,
+    access_log: bool,
+    tracing: Tracing,
 ) -> int:
     metrics = Metrics()
     dispatcher: Dispatcher | None = None
@@ -253,7 +265,7 @@ async def _run_with_store(
         await ensure_admin_key(store, settings, utc_now())
         if role in ("serve", "worker"):
             transport = await open_transport(settings, role)
-            dispatcher = Dispatcher(store, transport, settings, metrics=metrics)
+            dispatcher = Dispatcher(store, transport, settings, metrics=metrics, tracing=tracing)
             await dispatcher.start()
             retention = asyncio.create_task(retention_loop(store, settings.retention_days))
         running = dispatcher
@@ -263,6 +275,7 @@ async def _run_with_store(
             role=role,
             metrics=metrics,
             workers_running=(lambda: running.running) if running is not None else None,
+            tracing=tracing,
         )
         if role in ("serve", "worker") and settings.sources:
             sources = _start_sources(app.state.orderhooks, settings)

@@ -334,6 +334,13 @@ class Settings:
         default="'none'",
         help="Which sites may frame the dashboard (CSP frame-ancestors); see docs/dashboard.md.",
     )
+    trace_propagation: bool = setting(
+        "ORDERHOOKS_TRACE_PROPAGATION",
+        BOOLEAN,
+        default=False,
+        help="Send each delivery attempt's W3C `traceparent` header to the receiver; tracing "
+        "itself is set up by the standard OTEL_* variables (docs/operations.md).",
+    )
 
     @property
     def effective_database_url(self) -> str:

@@ -10,8 +10,8 @@ from datetime import datetime
 from orderhooks.delivery.claims import Claim
 from orderhooks.delivery.signing import signature_headers
 from orderhooks.delivery.transport import OutboundRequest
-from orderhooks.domain.envelope import encode_body
-from orderhooks.domain.model import Event, PayloadFormat
+from orderhooks.domain.envelope import webhook_body
+from orderhooks.domain.model import Event, PayloadFormat, PersonalData, Webhook
 
 CONTENT_TYPE = "application/json"
 HEADER_EVENT_TYPE = "orderhooks-event-type"
@@ -19,6 +19,7 @@ HEADER_DELIVERY_ID = "orderhooks-delivery-id"
 HEADER_ATTEMPT = "orderhooks-attempt"
 HEADER_BATCH_SIZE = "orderhooks-batch-size"
 BATCH_EVENT_TYPE = "batch"  # the `orderhooks-event-type` of a batch request
+HEADER_TRACEPARENT = "traceparent"  # W3C Trace Context, sent only with trace propagation on
 
 # Headers a webhook's static `headers` may never set: the ones orderhooks signs or
 # describes the request with, and the ones that frame the HTTP message itself.
@@ -53,23 +54,30 @@ def user_agent() -> str:
     return f"orderhooks/{version}"
 
 
+_BodyKey = tuple[str, PayloadFormat, tuple[str, ...] | None, PersonalData]
+
+
 class BodyCache:
-    """Encodes each (event, payload format) once, for a batch of claims that share events."""
+    """Encodes each event once per (payload format, shaping), for a batch of claims that
+    share events: webhooks with the same settings share the bytes."""
 
     def __init__(self) -> None:
-        self._bodies: dict[tuple[str, PayloadFormat], bytes] = {}
+        self._bodies: dict[_BodyKey, bytes] = {}
 
-    def body(self, event: Event, payload_format: PayloadFormat) -> bytes:
-        """The request body of `event` in `payload_format`."""
-        key = (event.id, payload_format)
+    def body(self, event: Event, webhook: Webhook) -> bytes:
+        """The request body `webhook` receives for `event` (shaped, in its format)."""
+        key = (event.id, webhook.payload_format, webhook.fields, webhook.personal_data)
         body = self._bodies.get(key)
         if body is None:
-            body = self._bodies[key] = encode_body(event, payload_format)
+            body = self._bodies[key] = webhook_body(event, webhook)
         return body
 
 
-def build_request(claim: Claim, body: bytes, now: datetime) -> OutboundRequest:
-    """The signed request of attempt `claim.attempt`, timestamped `now`."""
+def build_request(
+    claim: Claim, body: bytes, now: datetime, *, trace_parent: str | None = None
+) -> OutboundRequest:
+    """The signed request of attempt `claim.attempt`, timestamped `now`; with
+    `trace_parent` (ORDERHOOKS_TRACE_PROPAGATION) its `traceparent` header."""
     webhook = claim.webhook
     headers = {
         name: value
@@ -84,6 +92,7 @@ def build_request(claim: Claim, body: bytes, now: datetime) -> OutboundRequest:
     headers[HEADER_EVENT_TYPE] = str(claim.event.type)
     headers[HEADER_DELIVERY_ID] = claim.delivery.id
     headers[HEADER_ATTEMPT] = str(claim.attempt)
+    _set_traceparent(headers, trace_parent)
     return OutboundRequest(
         url=webhook.url,
         body=body,
@@ -92,9 +101,22 @@ def build_request(claim: Claim, body: bytes, now: datetime) -> OutboundRequest:
     )
 
 
-def build_batch_request(claims: Sequence[Claim], body: bytes, now: datetime) -> OutboundRequest:
+def _set_traceparent(headers: dict[str, str], trace_parent: str | None) -> None:
+    """Add the attempt's traceparent, replacing a static header of that name (any
+    spelling): one traceparent only."""
+    if trace_parent is None:
+        return
+    for name in [n for n in headers if n.lower() == HEADER_TRACEPARENT]:
+        del headers[name]
+    headers[HEADER_TRACEPARENT] = trace_parent
+
+
+def build_batch_request(
+    claims: Sequence[Claim], body: bytes, now: datetime, *, trace_parent: str | None = None
+) -> OutboundRequest:
     """The signed request of one batch (docs/events.md, "Batches"): `webhook-id` is the
-    batch id, the delivery ids go comma-separated, the signature covers the whole body."""
+    batch id, the delivery ids go comma-separated, the signature covers the whole body;
+    with `trace_parent` (ORDERHOOKS_TRACE_PROPAGATION) its `traceparent` header."""
     first = claims[0]
     webhook = first.webhook
     batch_id = first.batch_id or first.delivery.id
@@ -114,6 +136,7 @@ def build_batch_request(claims: Sequence[Claim], body: bytes, now: datetime) -> 
     # Its events are retried together, so their attempt numbers agree (the highest
     # stands for all when one joined after attempts of its own).
     headers[HEADER_ATTEMPT] = str(max(claim.attempt for claim in claims))
+    _set_traceparent(headers, trace_parent)
     return OutboundRequest(
         url=webhook.url,
         body=body,

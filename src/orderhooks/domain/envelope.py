@@ -8,7 +8,8 @@ from typing import Any
 
 import orjson
 
-from orderhooks.domain.model import Event, PayloadFormat
+from orderhooks.domain.model import Event, PayloadFormat, Webhook
+from orderhooks.domain.shaping import shape_event, webhook_shaping
 
 
 def format_timestamp(moment: datetime) -> str:
@@ -52,3 +53,10 @@ def encode_body(event: Event, payload_format: PayloadFormat) -> bytes:
     if payload_format == PayloadFormat.RAW:
         return encode_json(event.data)
     return encode_json(envelope(event))
+
+
+def webhook_body(event: Event, webhook: Webhook) -> bytes:
+    """The body `webhook` receives for `event`: `data` shaped by the webhook's current
+    `fields` and `personalData` (docs/events.md, "Payload shaping"), in its payload format.
+    The stored event is not changed."""
+    return encode_body(shape_event(event, webhook_shaping(webhook)), webhook.payload_format)

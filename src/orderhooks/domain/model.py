@@ -48,6 +48,13 @@ class PayloadFormat(StrEnum):
     RAW = "raw"
 
 
+class PersonalData(StrEnum):
+    """Whether a webhook receives the customer's personal data (docs/events.md)."""
+
+    INCLUDE = "include"
+    EXCLUDE = "exclude"
+
+
 class Ordering(StrEnum):
     """Whether events of one order wait for the previous one (PRODUCT 4.4)."""
 
@@ -147,6 +154,8 @@ class Webhook:
     disabled_at: datetime | None = None
     # None: one event per request; else several per request (docs/events.md, "Batches").
     batch: BatchSettings | None = None
+    personal_data: PersonalData = PersonalData.INCLUDE
+    fields: tuple[str, ...] | None = None  # `None` keeps all of an event's `data`
 
     def valid_secrets(self, now: datetime) -> tuple[str, ...]:
         """The secrets that sign at `now`, newest first."""

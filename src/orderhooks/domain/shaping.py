@@ -23,10 +23,9 @@ import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
-from orderhooks.domain.model import Event, EventType
+from orderhooks.domain.model import Event, EventType, PersonalData, Webhook
 from orderhooks.exceptions import FieldProblem, ValidationError
 
 MAX_FIELD_PATHS = 100
@@ -46,13 +45,6 @@ _PERSONAL_FIELDS_OF = {
     EventType.COURIER_UPDATE.value: PERSONAL_FIELDS | PERSONAL_COURIER_UPDATE_FIELDS
 }
 _ORDER_TYPES = frozenset(t.value for t in EventType)
-
-
-class PersonalData(StrEnum):
-    """Whether a webhook receives the customer's personal data."""
-
-    INCLUDE = "include"
-    EXCLUDE = "exclude"
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +170,11 @@ def compile_shaping(
     this per delivery costs a dictionary lookup."""
     paths = None if fields is None else tuple(fields)
     return _compile_shaping(paths, PersonalData(personal_data))
+
+
+def webhook_shaping(webhook: Webhook) -> Shaping:
+    """The compiled shaping of a webhook's current `fields` and `personalData`."""
+    return compile_shaping(webhook.fields, webhook.personal_data)
 
 
 @functools.lru_cache(maxsize=4096)

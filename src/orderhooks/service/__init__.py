@@ -19,4 +19,5 @@ flags), authorizing the caller, and shaping the answer (JSON, HTML, text).
     usage.py        usage priced by agreement: the one definition of a charge
     testevents.py   the synthetic events of a test delivery
     portal.py       make a one-time portal link into the dashboard, and open it once
+    orders.py       erase an order's personal data
 """

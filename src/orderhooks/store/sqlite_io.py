@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import queue
 import sqlite3
@@ -31,7 +32,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from orderhooks.exceptions import Conflict, StoreError
+from orderhooks.exceptions import Conflict, StorageFull, StoreError
 from orderhooks.store.shared.tx import Job, Row
 from orderhooks.store.sql import Query
 
@@ -78,10 +79,24 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     raise RuntimeError("a store job awaited something other than the SQLite transaction")
 
 
+SQLITE_FULL = 13  # the primary result code: "database or disk is full"
+PRIMARY_CODE_MASK = 0xFF  # extended result codes keep the primary one in their low byte
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether an SQLite or OS error means that the disk is full."""
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        return code is not None and code & PRIMARY_CODE_MASK == SQLITE_FULL
+    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+
+
 def translate(exc: sqlite3.Error) -> Exception:
     """The orderhooks error for an SQLite error."""
     if isinstance(exc, sqlite3.IntegrityError):
         return Conflict(f"the change clashes with stored data: {exc}")
+    if is_disk_full(exc):
+        return StorageFull(f"SQLite cannot write, the disk is full: {exc}")
     return StoreError(f"SQLite failed: {exc}")
 
 
@@ -262,32 +277,48 @@ class Writer:
             for item in group:
                 results.append(self._run_job(conn, tx, item))
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            results = [(False, translate(exc))] * len(group)
+        except Exception as exc:
+            # A failed group (disk full, I/O error) is rolled back and reported to every
+            # job in it; the thread lives on and serves the next group, so writes resume
+            # by themselves once the cause is gone.
+            self._roll_back(conn)
+            error = translate(exc) if isinstance(exc, sqlite3.Error) else _unexpected(exc)
+            results = [(False, error)] * len(group)
         for item, (ok, value) in zip(group, results, strict=True):
             # RuntimeError: the caller's event loop is closed, nobody is waiting any more.
             with contextlib.suppress(RuntimeError):
                 item.loop.call_soon_threadsafe(_settle, item.future, ok, value)
 
     @staticmethod
+    def _roll_back(conn: sqlite3.Connection) -> None:
+        """Roll the open transaction back, if any. SQLite may have rolled it back itself
+        (its answer to SQLITE_FULL or an I/O error), and then ROLLBACK fails harmlessly."""
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+
+    @staticmethod
     def _run_job(conn: sqlite3.Connection, tx: SQLiteTx, item: _Queued) -> tuple[bool, Any]:
         conn.execute("SAVEPOINT job")
         try:
             value = run_sync(item.job(tx))
-        except sqlite3.Error as exc:
-            # Rolling back to the savepoint raises in turn when the error broke the whole
-            # transaction (disk full, I/O error): then the group fails as one.
-            conn.execute("ROLLBACK TO job")
-            conn.execute("RELEASE job")
-            return False, translate(exc)
         except Exception as exc:
-            conn.execute("ROLLBACK TO job")
-            conn.execute("RELEASE job")
-            return False, exc
+            try:
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+            except sqlite3.Error:
+                # The error broke the whole transaction (disk full, I/O error): the group
+                # fails as one, for the job's own reason rather than the savepoint's.
+                raise exc from None
+            return False, translate(exc) if isinstance(exc, sqlite3.Error) else exc
         conn.execute("RELEASE job")
         return True, value
+
+
+def _unexpected(exc: Exception) -> Exception:
+    if is_disk_full(exc):
+        return StorageFull(f"SQLite cannot write, the disk is full: {exc}")
+    return StoreError(f"the SQLite writer failed: {type(exc).__name__}: {exc}")
 
 
 class Readers:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from orderhooks.store.shared.admin import AdminOperations
 from orderhooks.store.shared.claim import ClaimOperations
+from orderhooks.store.shared.erasure import ErasureOperations
 from orderhooks.store.shared.ingest import IngestOperations
 from orderhooks.store.shared.manual import ManualOperations
 from orderhooks.store.shared.portal import PortalOperations
@@ -30,6 +31,7 @@ class Store(
     RecordOperations,
     AdminOperations,
     PortalOperations,
+    ErasureOperations,
 ):
     """Everything orderhooks keeps: `Store(engine, require_agreement=…,
     disable_after_seconds=…)`, then `open()` (and `migrate()` where the caller owns the
@@ -39,5 +41,6 @@ class Store(
     Ingest: `shared.ingest`. Orders, events, webhooks, deliveries, statistics, usage as
     read: `shared.reads`. Webhooks and agreements: `shared.webhooks`. Retry, recover,
     replay, test: `shared.manual`. The queue: `shared.claim`, `shared.record`. Keys,
-    audit, retention: `shared.admin`. Portal links: `shared.portal`.
+    audit, retention: `shared.admin`. Portal links: `shared.portal`. Erasing an order's
+    personal data: `shared.erasure`.
     """

@@ -1,4 +1,5 @@
-"""Operator endpoints (PRODUCT 5, 6, 7): API keys, agreements and the audit trail.
+"""Operator endpoints (PRODUCT 5, 6, 7): API keys, agreements, the audit trail and the
+erasure of an order's personal data.
 
 Keys are shown once, in the answer to create, and never again: lists, the audit trail
 and error answers carry ids only.
@@ -11,9 +12,15 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response
 
 from orderhooks.exceptions import NotFound
-from orderhooks.service import agreements, keys
+from orderhooks.service import agreements, keys, orders
 from orderhooks.web.answer_json import agreement_json, audit_json, key_json, page_json
-from orderhooks.web.answer_models import AgreementOut, AuditPage, KeyCreated, KeyPage
+from orderhooks.web.answer_models import (
+    AgreementOut,
+    AuditPage,
+    ErasureOut,
+    KeyCreated,
+    KeyPage,
+)
 from orderhooks.web.auth import AdminCaller, PartnerCaller
 from orderhooks.web.bodies import read_json
 from orderhooks.web.common import DEFAULT_PAGE_SIZE, Cursor, Limit
@@ -148,3 +155,21 @@ async def list_audit(
     """Who created, changed, rotated, enabled, disabled or deleted what, and when."""
     ctx = get_context(request)
     return OrjsonResponse(page_json(await ctx.store.list_audit(limit, cursor), audit_json))
+
+
+@router.post(
+    "/v1/orders/{orderId}/erase",
+    tags=["deliveries, events and orders"],
+    summary="Erase an order's personal data",
+    response_class=OrjsonResponse,
+    responses=answers(
+        200, ErasureOut, "Erased from the stored order and its events", 404, *AUTH_ERRORS
+    ),
+)
+async def erase_order(request: Request, orderId: str, caller: AdminCaller) -> OrjsonResponse:
+    """Remove the customer's personal data from the stored order and every stored event of
+    it: whatever is sent from now on (pending deliveries, retries, replays) carries the
+    erased data. What was delivered before is the receiver's to erase."""
+    ctx = get_context(request)
+    changed = await orders.erase_order(ctx.service, caller.actor, orderId)
+    return OrjsonResponse({"orderId": orderId, "events": changed})

@@ -68,6 +68,8 @@ def webhook_json(webhook: Webhook, default_schedule: Sequence[int]) -> dict[str,
         "batch": None
         if webhook.batch is None
         else {"maxEvents": webhook.batch.max_events, "maxWaitMs": webhook.batch.max_wait_ms},
+        "personalData": webhook.personal_data.value,
+        "fields": None if webhook.fields is None else list(webhook.fields),
     }
 
 

@@ -18,6 +18,7 @@ from orderhooks.domain.model import (
     EventType,
     Ordering,
     PayloadFormat,
+    PersonalData,
     Role,
     WebhookState,
 )
@@ -85,6 +86,8 @@ class WebhookOut(Shape):
     createdAt: str = Timestamp
     updatedAt: str = Timestamp
     batch: BatchOut | None
+    personalData: PersonalData
+    fields: list[str] | None
 
 
 class WebhookCreated(WebhookOut):
@@ -348,3 +351,10 @@ class PortalLinkCreated(Shape):
 
     url: str
     expiresAt: str = Timestamp
+
+
+class ErasureOut(Shape):
+    """`POST /v1/orders/{orderId}/erase`: the order, and how many of its events changed."""
+
+    orderId: str
+    events: int

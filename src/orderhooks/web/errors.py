@@ -5,7 +5,8 @@
 
     ApiError (this module)      HTTP-only refusals: 400, 401, 403, 413, 415, 429, 503
     OrderhooksError tree        ValidationError 422, NotFound 404, Conflict 409,
-                                LimitExceeded 422, StoreUnavailable 503, StoreError 500
+                                LimitExceeded 422, StorageFull 503 (storage_unavailable),
+                                StoreUnavailable 503, StoreError 500
     UnknownOrder (a NotFound)   404, naming the batch index
     RequestValidationError      422 naming the query or path parameter
     Starlette HTTPException     404, 405 (with Allow) in the same shape
@@ -28,6 +29,7 @@ from orderhooks.exceptions import (
     LimitExceeded,
     NotFound,
     OrderhooksError,
+    StorageFull,
     StoreError,
     StoreUnavailable,
     UnknownOrder,
@@ -107,6 +109,11 @@ async def _orderhooks_error(request: Request, exc: Exception) -> OrjsonResponse:
         return error_response(409, "conflict", str(exc) or "conflict")
     if isinstance(exc, LimitExceeded):
         return error_response(422, "limit_exceeded", str(exc) or "limit exceeded")
+    if isinstance(exc, StorageFull):
+        # Nothing was stored; the client may send the same request again later.
+        log.warning("the store cannot write: disk full", method=request.method)
+        message = "the database cannot store anything now (disk full); nothing was stored"
+        return error_response(503, "storage_unavailable", message)
     if isinstance(exc, StoreUnavailable):
         return error_response(503, "unavailable", "the database is not reachable")
     # A StoreError that is not an outage is a bug or a broken database: log, answer 500.

@@ -8,6 +8,7 @@ authentication, role and scope checks, with `validate_body`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
@@ -15,9 +16,16 @@ import pydantic
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from orderhooks.domain import portal
+from orderhooks.domain import portal, shaping
 from orderhooks.domain.batches import MAX_BATCH_EVENTS, MAX_BATCH_WAIT_MS, MIN_BATCH_EVENTS
-from orderhooks.domain.model import ALL_ACCOUNTS, EventType, Ordering, PayloadFormat, Role
+from orderhooks.domain.model import (
+    ALL_ACCOUNTS,
+    EventType,
+    Ordering,
+    PayloadFormat,
+    PersonalData,
+    Role,
+)
 from orderhooks.exceptions import FieldProblem, ValidationError
 from orderhooks.service.webhooks import MAX_TIMEOUT_SECONDS as WEBHOOK_MAX_TIMEOUT_SECONDS
 
@@ -56,6 +64,7 @@ _HEADER_VALUE_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 def parse_rfc3339(value: str) -> datetime:
@@ -151,6 +160,34 @@ class BatchBody(StrictBody):
     max_wait_ms: int = Field(ge=0, le=MAX_BATCH_WAIT_MS)
 
 
+def _shaping_value(parse: Callable[[Any], T], value: Any) -> T:
+    """`value` checked by a parse function of `domain.shaping`, its problems as one
+    ValueError (pydantic names the field)."""
+    try:
+        return parse(value)
+    except ValidationError as exc:
+        raise ValueError("; ".join(p.message for p in exc.problems)) from None
+
+
+def _personal_data(value: Any) -> PersonalData:
+    return _shaping_value(shaping.parse_personal_data, value)
+
+
+def _field_paths(value: Any) -> list[str] | None:
+    paths = _shaping_value(shaping.parse_fields, value)
+    return None if paths is None else list(paths)
+
+
+FieldPath = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=shaping.MAX_FIELD_PATH_CHARS,
+        pattern=f"^{shaping.FIELD_PATH_PATTERN.pattern}$",
+    ),
+]
+
+
 class WebhookPatch(StrictBody):
     """`PATCH /v1/webhooks/{id}`: any subset of the webhook's fields (PRODUCT 3)."""
 
@@ -176,6 +213,14 @@ class WebhookPatch(StrictBody):
     rate_limit_per_second: float | None = Field(None, gt=0, le=1_000_000)
     ordering: Annotated[Ordering, Field(strict=False)] = Ordering.PER_ORDER
     batch: BatchBody | None = None
+    personal_data: Annotated[PersonalData, BeforeValidator(_personal_data)] = Field(
+        PersonalData.INCLUDE, description="`exclude` removes the customer's personal data"
+    )
+    fields: Annotated[list[FieldPath] | None, BeforeValidator(_field_paths)] = Field(
+        None,
+        max_length=shaping.MAX_FIELD_PATHS,
+        description="Paths of `data` to keep (`items[].plu`); null keeps all",
+    )
 
     @field_validator("accounts")
     @classmethod

@@ -256,10 +256,9 @@ async def _claims(
     """The claims, request by request, earliest due first; a batch's claims side by side
     in the order of its body."""
     event_ids = sorted({row["event_id"] for rs in leased.values() for r in rs for row in r.rows})
-    events = {
-        row["id"]: event_from_row(row)
-        for row in await tx.fetch("events_by_ids", ids=tx.array(event_ids))
-    }
+    event_rows = await tx.fetch("events_by_ids", ids=tx.array(event_ids))
+    events = {row["id"]: event_from_row(row) for row in event_rows}
+    trace_parents = {row["id"]: row["trace_parent"] for row in event_rows}
     requests: list[tuple[tuple[datetime, str], list[Claim]]] = []
     for webhook_id, rs in leased.items():
         for request in rs:
@@ -278,6 +277,7 @@ async def _claims(
                         attempt=delivery.attempt_count + 1,
                         lease_expires_at=request.lease,
                         batch_id=request.batch_id,
+                        trace_parent=trace_parents[row["event_id"]],
                     )
                 )
             first = min(claims, key=lambda c: (c.delivery.next_attempt_at or now, c.delivery.id))

@@ -25,6 +25,7 @@ from orderhooks.domain.model import (
     Ordering,
     OrderState,
     PayloadFormat,
+    PersonalData,
     Role,
     SigningSecret,
     UsageRow,
@@ -92,8 +93,9 @@ def batch_from_row(row: Row) -> BatchSettings | None:
     )
 
 
-def event_params(event: Event) -> dict[str, object]:
-    """The parameters of `insert_event`."""
+def event_params(event: Event, trace_parent: str | None = None) -> dict[str, object]:
+    """The parameters of `insert_event`; `trace_parent` is the W3C traceparent of the
+    ingest span that created the event, if tracing is on."""
     return {
         "id": event.id,
         "type": str(event.type),
@@ -107,6 +109,7 @@ def event_params(event: Event) -> dict[str, object]:
         "data": dumps(event.data),
         "status": event.status,
         "test": event.test,
+        "trace_parent": trace_parent,
     }
 
 
@@ -170,6 +173,8 @@ def webhook_params(webhook: Webhook) -> dict[str, object]:
         "updated_at": micros(webhook.updated_at),
         "batch_max_events": None if webhook.batch is None else webhook.batch.max_events,
         "batch_max_wait_ms": None if webhook.batch is None else webhook.batch.max_wait_ms,
+        "personal_data": str(webhook.personal_data),
+        "field_paths": None if webhook.fields is None else dumps(list(webhook.fields)),
     }
 
 
@@ -206,6 +211,8 @@ def webhook_from_row(row: Row) -> Webhook:
         created_at=moment(row["created_at"]),
         updated_at=moment(row["updated_at"]),
         batch=batch_from_row(row),
+        personal_data=PersonalData(row["personal_data"]),
+        fields=None if row["field_paths"] is None else tuple(loads(row["field_paths"])),
     )
 
 

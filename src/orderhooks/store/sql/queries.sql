@@ -57,9 +57,9 @@ WHERE order_id = :order_id;
 
 -- name: insert_event
 INSERT INTO events (id, type, order_id, account, location, channel_link, channel, sequence,
-                    created_at, data, status, test)
+                    created_at, data, status, test, trace_parent)
 VALUES (:id, :type, :order_id, :account, :location, :channel_link, :channel, :sequence,
-        :created_at, :data, :status, :test);
+        :created_at, :data, :status, :test, :trace_parent);
 
 -- name: insert_delivery
 INSERT INTO deliveries (id, webhook_id, event_id, event_type, order_id, account, sequence,
@@ -191,13 +191,13 @@ INSERT INTO webhooks (id, url, description, accounts, event_types, secrets, loca
                       courier_status_filter, payload_format, headers, timeout_seconds,
                       retry_schedule, max_concurrency, rate_limit_per_second, ordering, state,
                       disabled_reason, disabled_at, created_at, updated_at,
-                      batch_max_events, batch_max_wait_ms)
+                      batch_max_events, batch_max_wait_ms, personal_data, field_paths)
 VALUES (:id, :url, :description, :accounts, :event_types, :secrets, :locations,
         :channel_links, :channels, :new_order_trigger, :status_filter,
         :courier_status_filter, :payload_format, :headers, :timeout_seconds,
         :retry_schedule, :max_concurrency, :rate_limit_per_second, :ordering, :state,
         :disabled_reason, :disabled_at, :created_at, :updated_at,
-        :batch_max_events, :batch_max_wait_ms);
+        :batch_max_events, :batch_max_wait_ms, :personal_data, :field_paths);
 
 -- name: update_webhook
 -- Everything but the secrets, which only `set_webhook_secrets` writes: a change that
@@ -211,7 +211,8 @@ UPDATE webhooks SET url = :url, description = :description, accounts = :accounts
     max_concurrency = :max_concurrency, rate_limit_per_second = :rate_limit_per_second,
     ordering = :ordering, state = :state, disabled_reason = :disabled_reason,
     disabled_at = :disabled_at, created_at = :created_at, updated_at = :updated_at,
-    batch_max_events = :batch_max_events, batch_max_wait_ms = :batch_max_wait_ms
+    batch_max_events = :batch_max_events, batch_max_wait_ms = :batch_max_wait_ms,
+    personal_data = :personal_data, field_paths = :field_paths
 WHERE id = :id;
 
 -- name: set_webhook_secrets
@@ -536,3 +537,15 @@ RETURNING *;
 -- name: expire_portal_link
 UPDATE portal_links SET expires_at = CASE WHEN expires_at < :at THEN expires_at ELSE :at END
 WHERE id = :id;
+
+-- ============================================================ erasure
+
+-- name: erase_order
+UPDATE orders SET document = :document, courier = :courier WHERE order_id = :order_id;
+
+-- name: events_to_erase
+-- Every stored event of the order, test events included.
+SELECT id, type, data FROM events WHERE order_id = :order_id;
+
+-- name: erase_event
+UPDATE events SET data = :data WHERE id = :id;

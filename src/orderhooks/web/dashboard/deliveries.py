@@ -5,8 +5,15 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from orderhooks.domain.envelope import encode_body
-from orderhooks.domain.model import DeliveryState, EventType, PayloadFormat, Scope, Webhook
+from orderhooks.domain.envelope import encode_body, webhook_body
+from orderhooks.domain.model import (
+    DeliveryState,
+    EventType,
+    PayloadFormat,
+    PersonalData,
+    Scope,
+    Webhook,
+)
 from orderhooks.exceptions import NotFound
 from orderhooks.store.base import DeliveryFilter
 from orderhooks.web.dashboard.auth import Viewer
@@ -44,12 +51,24 @@ async def list_page(dash: Dashboard, request: Request, viewer: Viewer) -> Respon
 
 
 async def _webhook_of(dash: Dashboard, webhook_id: str) -> Webhook | None:
-    # Read unscoped only to learn the payload format the receiver got; the page links to
-    # the webhook only when the viewer may see it. A deleted webhook is None.
+    # Read unscoped only to learn the payload format and shaping the receiver got; the
+    # page links to the webhook only when the viewer may see it. A deleted webhook is None.
     try:
         return await dash.store.get_webhook(webhook_id, Scope())
     except NotFound:
         return None
+
+
+def _shaping_note(webhook: Webhook | None) -> str:
+    """How the webhook's settings shape its bodies, for the payload's caption ("" if not)."""
+    if webhook is None:
+        return ""
+    notes = []
+    if webhook.fields is not None:
+        notes.append(f"{len(webhook.fields)} listed fields")
+    if webhook.personal_data is PersonalData.EXCLUDE:
+        notes.append("personal data excluded")
+    return ", ".join(notes)
 
 
 async def detail_page(dash: Dashboard, request: Request, viewer: Viewer) -> Response:
@@ -57,7 +76,12 @@ async def detail_page(dash: Dashboard, request: Request, viewer: Viewer) -> Resp
     view = await dash.store.get_delivery(request.path_params["delivery_id"], viewer.scope)
     webhook = await _webhook_of(dash, view.delivery.webhook_id)
     payload_format = webhook.payload_format if webhook else PayloadFormat.ENVELOPE
-    body = encode_body(view.event, payload_format)
+    # Built the way the dispatcher builds it: the event shaped by the webhook's settings.
+    body = (
+        encode_body(view.event, payload_format)
+        if webhook is None
+        else webhook_body(view.event, webhook)
+    )
     return dash.render(
         "delivery.html",
         viewer=viewer,
@@ -68,6 +92,7 @@ async def detail_page(dash: Dashboard, request: Request, viewer: Viewer) -> Resp
         webhook=webhook,
         webhook_visible=webhook is not None and viewer.scope.allows_all(webhook.accounts),
         payload_format=payload_format,
+        shaping=_shaping_note(webhook),
         payload=body.decode("utf-8", errors="replace"),
         payload_pretty=pretty_body(body),
         payload_bytes=len(body),
