@@ -109,6 +109,8 @@ def run_sqlite(ctx: RunContext, scenario: Scenario) -> dict[str, Any]:
     receiver = start_receiver(folder / "receiver", free_port(), ctx.receiver_kind)
     collector = Collector(keep=False).start() if scenario.traced else None
     extra = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url} if collector is not None else {}
+    if scenario.workers is not None:
+        extra["ORDERHOOKS_WORKERS"] = str(scenario.workers)
     orderhooks = service.start_serve(folder, extra, profile=ctx.profile)
     try:
         for path in _webhook_paths(scenario.fanout):

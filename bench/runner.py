@@ -38,6 +38,8 @@ DEFAULT_ORDER = (
     "single",
     "traced",
     "batch100",
+    "single-1p",
+    "batch100-1p",
     "nats",
     "rabbitmq",
     "fanout5",

@@ -26,7 +26,8 @@ from orderhooks.clock import utc_now
 from orderhooks.config import Settings
 from orderhooks.delivery.dispatcher import Dispatcher
 from orderhooks.delivery.netguard import NetworkGuard
-from orderhooks.delivery.transport import AiohttpTransport
+from orderhooks.delivery.senders import SenderPool, sender_config
+from orderhooks.delivery.transport import AiohttpTransport, Transport
 from orderhooks.domain.apikeys import hash_api_key
 from orderhooks.domain.model import Role
 from orderhooks.exceptions import OrderhooksError
@@ -283,17 +284,13 @@ async def _run_with_store(
 ) -> int:
     metrics = Metrics()
     dispatcher: Dispatcher | None = None
-    transport: AiohttpTransport | None = None
+    transport: Transport | None = None
     retention: asyncio.Task[None] | None = None
     sources: SourceSet | None = None
     try:
         await ensure_admin_key(store, settings, utc_now())
         if role in ("serve", "worker"):
-            transport = AiohttpTransport(
-                NetworkGuard(settings.allowed_networks),
-                limit=settings.worker_concurrency,
-                proxy=settings.egress_proxy,
-            )
+            transport = await open_transport(settings, role)
             dispatcher = Dispatcher(store, transport, settings, metrics=metrics, tracing=tracing)
             await dispatcher.start()
             retention = asyncio.create_task(retention_loop(store, settings.retention_days))
@@ -314,6 +311,30 @@ async def _run_with_store(
         if sources is not None:
             await sources.stop()  # before the store closes: a round in flight may finish
         await _shut_down(store, dispatcher, transport, retention, signals)
+
+
+async def open_transport(settings: Settings, role: ProcessRole) -> Transport:
+    """This process's transport: `serve` with `ORDERHOOKS_WORKERS` above 1 sends through
+    that many minus one sender processes, every other process sends itself."""
+    if role == "serve" and settings.workers > 1:
+        config = sender_config(
+            settings.allowed_networks,
+            settings.worker_concurrency,
+            settings.egress_proxy,
+            settings.log_format,
+        )
+        pool = SenderPool(settings.workers - 1, config)
+        try:
+            await pool.start()
+        except BaseException:
+            await pool.close()
+            raise
+        return pool
+    return AiohttpTransport(
+        NetworkGuard(settings.allowed_networks),
+        limit=settings.worker_concurrency,
+        proxy=settings.egress_proxy,
+    )
 
 
 def _start_sources(ctx: ApiContext, settings: Settings) -> SourceSet:
@@ -348,7 +369,7 @@ async def _serve_http(
 async def _shut_down(
     store: Store,
     dispatcher: Dispatcher | None,
-    transport: AiohttpTransport | None,
+    transport: Transport | None,
     retention: asyncio.Task[None] | None,
     signals: ShutdownSignals,
 ) -> None:

@@ -88,6 +88,7 @@ DEFAULT_PORT = 8080
 MAX_PORT = 65535
 DEFAULT_DATA_DIR = "./orderhooks-data"
 DEFAULT_MAX_WEBHOOKS_PER_ACCOUNT = 100
+MAX_WORKERS = 64  # processes of one `serve`
 DEFAULT_WORKER_CONCURRENCY = 512  # requests in flight per worker process, all webhooks
 DEFAULT_DB_POOL_SIZE = 10
 
@@ -180,6 +181,15 @@ def setting(
         raise ValueError(f"{env} must start with {ENV_PREFIX}")
     row = Setting("", env, kind, default, help, default_text, fallback, has_flag)
     return field(default=default, metadata={_ROW: row})
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, else the machine's count)."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        count = os.cpu_count() or 1
+    return max(1, min(count, MAX_WORKERS))
 
 
 def _log_format_for_stderr() -> str:
@@ -295,6 +305,15 @@ class Settings:
         integer(minimum=1),
         default=DEFAULT_WORKER_CONCURRENCY,
         help="Requests in flight per worker process, all webhooks together.",
+    )
+    workers: int = setting(
+        "ORDERHOOKS_WORKERS",
+        integer(minimum=1, maximum=MAX_WORKERS),
+        default=1,
+        fallback=_usable_cpus,
+        default_text="the number of CPUs the process may use",
+        help="Processes of `serve`: the one owning the store and the API, and this many "
+        "minus one sending deliveries; 1 runs everything in one process.",
     )
     db_pool_size: int = setting(
         "ORDERHOOKS_DB_POOL_SIZE",

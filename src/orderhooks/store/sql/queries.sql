@@ -79,10 +79,22 @@ WHERE state = 'delivering' AND lease_expires_at <= :now;
 
 -- name: in_flight
 -- One index seek per live webhook, never a scan of the backlog. Requests, not
--- deliveries: the deliveries of one batch are one request.
-SELECT webhook_id, COUNT(DISTINCT COALESCE(batch_id, id)) AS n FROM deliveries
+-- deliveries: the deliveries of one batch are one request. `mine`: this worker's.
+SELECT webhook_id, COUNT(DISTINCT COALESCE(batch_id, id)) AS n,
+       COUNT(DISTINCT CASE WHEN leased_by = :worker_id THEN COALESCE(batch_id, id) END) AS mine
+FROM deliveries
 WHERE state = 'delivering' AND webhook_id IN (SELECT id FROM webhooks WHERE deleted_at IS NULL)
 GROUP BY webhook_id;
+
+-- name: note_claimer
+INSERT INTO claimers (worker_id, seen_at) VALUES (:worker_id, :now)
+ON CONFLICT (worker_id) DO UPDATE SET seen_at = excluded.seen_at;
+
+-- name: forget_claimers
+DELETE FROM claimers WHERE seen_at < :before;
+
+-- name: count_claimers
+SELECT COUNT(*) FROM claimers WHERE seen_at >= :since;
 
 -- name: spend_tokens
 UPDATE webhook_runtime SET rate_tokens = :rate_tokens,
