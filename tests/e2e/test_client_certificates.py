@@ -111,3 +111,18 @@ def test_client_certificates_work_through_the_egress_proxy(
         assert "CONNECT" in proxy.log(), proxy.log()[-2000:]
     finally:
         proxy.stop()
+
+
+def test_sender_processes_present_the_certificate_too(
+    tmp_path: Path, pki: Pki, rx: Receiver
+) -> None:
+    """With ORDERHOOKS_WORKERS=2 requests are sent by a sender process: the client
+    certificate crosses the channel to it."""
+    env = {"ORDERHOOKS_WORKERS": "2"}
+    with ServerProcess(tmp_path / "data", env=env) as server, server.client() as api:
+        account = unique("acct")
+        _create(api, rx.url, account, tls_field(pki.client, pki.ca))
+        for _ in range(3):
+            assert api.post("/v1/orders", json=new_order(account)).status_code == 202
+        rx.wait_for_sync(lambda: len(rx.accepted()) == 3, WAIT_SECONDS, "three deliveries")
+    assert [r.client_name for r in rx.requests] == [PARTNER_NAME] * 3
