@@ -29,6 +29,7 @@ from bench.scenarios import (
     summarise,
     wait_for_arrivals,
 )
+from orderhooks.testing.otlp import Collector
 
 CELERY_SECRET = "whsec_" + "YmVuY2gtYmFzZWxpbmUtc2VjcmV0LWtleS0zMmJ5dGVz"  # 32 bytes, fixed
 BACKLOG_RETRY_SCHEDULE = ",".join(["1"] * 200)  # probe every second while the receiver is down
@@ -102,19 +103,30 @@ def run_celery(ctx: RunContext, scenario: Scenario) -> dict[str, Any]:
 
 
 def run_sqlite(ctx: RunContext, scenario: Scenario) -> dict[str, Any]:
-    """orderhooks serve on SQLite, with `fanout` webhooks on one receiver."""
+    """orderhooks serve on SQLite, with `fanout` webhooks on one receiver (and, when the
+    scenario is traced, a collector taking its spans in this process's thread)."""
     folder = ctx.scenario_dir(scenario.name)
     receiver = start_receiver(folder / "receiver", free_port(), ctx.receiver_kind)
-    orderhooks = service.start_serve(folder, profile=ctx.profile)
+    collector = Collector(keep=False).start() if scenario.traced else None
+    extra = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url} if collector is not None else {}
+    if scenario.workers is not None:
+        extra["ORDERHOOKS_WORKERS"] = str(scenario.workers)
+    orderhooks = service.start_serve(folder, extra, profile=ctx.profile)
     try:
         for path in _webhook_paths(scenario.fanout):
             orderhooks.create_webhook(receiver.url(path))
         window = Window(orderhooks.pids, [])
         fields = load_fields(scenario, ctx, orderhooks.base_url, orderhooks.admin_key)
-        return measure(ctx, scenario, folder, receiver, window, fields)
+        result = measure(ctx, scenario, folder, receiver, window, fields)
+        if collector is not None:
+            orderhooks.stop()  # its last spans are exported at shutdown
+            result["spans_exported"] = collector.count
+        return result
     finally:
         orderhooks.stop()
         receiver.stop()
+        if collector is not None:
+            collector.stop()
 
 
 def run_postgres(ctx: RunContext, scenario: Scenario) -> dict[str, Any]:

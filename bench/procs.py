@@ -141,13 +141,15 @@ def pids_named(name: str) -> list[int]:
 class RssSampler:
     """Samples the resident memory of process trees in a background thread.
 
-    `peak_by_root` is the highest RSS of each root (with its children) in MiB;
+    `peak_by_root` is the highest RSS of each root (with its children) in MiB,
+    `peak_by_process` that of each process on its own;
     `timeline` is `(unix time, total MiB)` for judging whether memory stays flat.
     """
 
     pids: Sequence[int]
     interval: float = RSS_SAMPLE_SECONDS
     peak_by_root: dict[int, float] = field(default_factory=dict)
+    peak_by_process: dict[int, float] = field(default_factory=dict)
     timeline: list[tuple[float, float]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -178,7 +180,11 @@ class RssSampler:
             rss = 0.0
             for proc in _tree([root]):
                 with contextlib.suppress(psutil.Error):
-                    rss += proc.memory_info().rss / MIB
+                    own = proc.memory_info().rss / MIB
+                    rss += own
+                    self.peak_by_process[proc.pid] = max(
+                        self.peak_by_process.get(proc.pid, 0.0), own
+                    )
             total += rss
             self.peak_by_root[root] = max(self.peak_by_root.get(root, 0.0), rss)
         self.timeline.append((time.time(), total))

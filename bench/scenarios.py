@@ -49,6 +49,8 @@ class Scenario:
     fanout: int = 1
     rate: float = 0.0
     status_ratio: float = 0.4
+    workers: int | None = None  # ORDERHOOKS_WORKERS of serve; None: its default (the CPUs)
+    traced: bool = False  # OTEL_EXPORTER_OTLP_ENDPOINT set: every span exported
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -61,7 +63,34 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "single", "SQLite, one order or status update per request", "sqlite", "orders", 1, 64
         ),
+        Scenario(
+            "traced",
+            "`single` with tracing on, spans exported to a local OTLP/HTTP collector",
+            "sqlite",
+            "orders",
+            1,
+            64,
+            traced=True,
+        ),
         Scenario("batch100", "SQLite, POST /v1/events batches of 100", "sqlite", "batch", 100, 4),
+        Scenario(
+            "single-1p",
+            "`single` with serve in one process (ORDERHOOKS_WORKERS=1)",
+            "sqlite",
+            "orders",
+            1,
+            64,
+            workers=1,
+        ),
+        Scenario(
+            "batch100-1p",
+            "`batch100` with serve in one process (ORDERHOOKS_WORKERS=1)",
+            "sqlite",
+            "batch",
+            100,
+            4,
+            workers=1,
+        ),
         Scenario("fanout5", "SQLite, batches of 100, 5 webhooks", "sqlite", "batch", 100, 4, 5),
         Scenario("nats", "SQLite, consuming NATS JetStream, one item per message", "nats"),
         Scenario("rabbitmq", "SQLite, consuming RabbitMQ, one item per message", "rabbitmq"),
@@ -197,27 +226,40 @@ class Window:
         self.cpu_before = cpu_snapshot(self.pids)
         self.shared_before = cpu_snapshot(self.shared_pids)
         self.cpu_seconds = 0.0
+        self.cpu_by_process: dict[str, float] = {}
         self.shared_cpu_seconds = 0.0
 
     def close(self) -> None:
         """End the window."""
-        self.cpu_seconds = cpu_between(self.cpu_before, cpu_snapshot(self.pids))
+        after = cpu_snapshot(self.pids)
+        self.cpu_seconds = cpu_between(self.cpu_before, after)
+        # Per process: which of serve's processes is the bottleneck (a root, or a child).
+        self.cpu_by_process = {
+            f"{'root' if pid in self.pids else 'child'} {pid}": round(
+                max(0.0, spent - self.cpu_before.get(pid, 0.0)), 2
+            )
+            for pid, spent in after.items()
+        }
         self.shared_cpu_seconds = cpu_between(self.shared_before, cpu_snapshot(self.shared_pids))
         self.sampler.stop()
 
     def figures(self, deliveries: int) -> dict[str, Any]:
-        """CPU per 1,000 deliveries and peak RSS (of the largest process tree)."""
+        """CPU per 1,000 deliveries and peak RSS (of the largest process)."""
         per_1k = 1000 * self.cpu_seconds / deliveries if deliveries else None
         shared = (
             1000 * self.shared_cpu_seconds / deliveries if deliveries and self.shared_pids else None
         )
-        peaks = self.sampler.peak_by_root
+        peaks = self.sampler.peak_by_process
         return {
             "cpu_seconds": self.cpu_seconds,
+            "cpu_seconds_by_process": self.cpu_by_process,
             "cpu_s_per_1k": per_1k,
             "shared_server_cpu_s_per_1k": shared,
             "peak_rss_mb": max(peaks.values(), default=None),
             "peak_rss_mb_by_process": {str(pid): mib for pid, mib in peaks.items()},
+            "peak_rss_mb_by_tree": {
+                str(pid): mib for pid, mib in self.sampler.peak_by_root.items()
+            },
             "peak_rss_mb_total": max((mib for _, mib in self.sampler.timeline), default=None),
         }
 

@@ -4,6 +4,7 @@
 
     OrderhooksError
     ├── ConfigError            bad configuration; the process refuses to start
+    │   └── SecretUnreadable   stored ciphertext that no key of ORDERHOOKS_ENCRYPTION_KEYS opens
     ├── ValidationError        client input breaks the contract (HTTP 422), carries field details
     ├── NotFound               no such object, or not visible to the caller (HTTP 404)
     │   └── UnknownOrder       an ingested update names an unknown order (404, with its index)
@@ -12,6 +13,8 @@
     │   └── WebhookLimitReached   an account already has the most webhooks allowed (422)
     └── StoreError             the database failed; third-party errors are wrapped here
         └── StoreUnavailable   the database cannot be reached right now (HTTP 503)
+            └── StorageFull    the database cannot write: its disk is full (HTTP 503,
+                               `storage_unavailable`); writes succeed again once space returns
 
 The web layer maps this tree to the error JSON of PRODUCT 7 in one place
 (``orderhooks.web.errors``); nothing below the web layer knows about HTTP.
@@ -29,6 +32,10 @@ class OrderhooksError(Exception):
 
 class ConfigError(OrderhooksError):
     """The configuration is invalid."""
+
+
+class SecretUnreadable(ConfigError):
+    """A stored secret does not open with any key of `ORDERHOOKS_ENCRYPTION_KEYS`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,3 +102,8 @@ class StoreError(OrderhooksError):
 
 class StoreUnavailable(StoreError):
     """The store cannot be reached right now."""
+
+
+class StorageFull(StoreUnavailable):
+    """The database cannot write because its disk is full (SQLite SQLITE_FULL or ENOSPC,
+    PostgreSQL disk_full 53100); nothing of the failed write was stored."""

@@ -40,6 +40,7 @@ from orderhooks.store.base import (
     WebhookFilter,
 )
 from orderhooks.store.postgres import PostgresStore
+from orderhooks.store.shared.claim import CLAIMER_SEEN_SECONDS
 from orderhooks.store.sql import load_migrations
 from orderhooks.store.sqlite import SQLiteStore
 from orderhooks.store.store import Store as SqlStore
@@ -243,6 +244,22 @@ async def test_max_concurrency_and_limit(store: SqlStore) -> None:
     assert await store.next_due_at() is None  # nothing claimable until a slot frees
     await store.record([delivered(second[0], hook.id)], NOW)
     assert len(await claim_ids(store)) == 1
+
+
+async def test_workers_share_a_webhooks_slots_evenly(store: SqlStore) -> None:
+    hook = await store.create_webhook(webhook(max_concurrency=10))
+    await store.ingest([new_order(f"o{i}") for i in range(40)], NOW)
+    first = await store.claim(NOW, 100, "w1")
+    assert len(first) == 10  # alone so far: every slot
+    assert await store.claim(NOW, 100, "w2") == []  # none free, but w2 is known now
+    await store.record([delivered(c.delivery.id, hook.id) for c in first], NOW)
+    one = await store.claim(NOW, 100, "w1")
+    two = await store.claim(NOW, 100, "w2")
+    assert (len(one), len(two)) == (5, 5), "half of the slots for each of two workers"
+    await store.record([delivered(c.delivery.id, hook.id) for c in one + two], NOW)
+    # A worker that stopped claiming holds no share back.
+    later = NOW + timedelta(seconds=CLAIMER_SEEN_SECONDS + 1)
+    assert len(await store.claim(later, 100, "w1")) == 10
 
 
 async def test_each_webhook_gets_its_own_slice(store: SqlStore) -> None:

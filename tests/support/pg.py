@@ -3,6 +3,7 @@ of their own."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 
@@ -30,3 +31,8 @@ async def drop_database(url: str) -> None:
     """Drop a database made by `create_database`, cutting its connections."""
     name = url.rsplit("/", 1)[-1]
     await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def admin_sql(sql: str) -> None:
+    """Run one statement as the admin user, from synchronous code (fixtures)."""
+    asyncio.run(_admin(sql))

@@ -18,7 +18,7 @@ from orderhooks.config import Settings
 from orderhooks.logging import configure_logging
 
 ROLE_HELP = {
-    "serve": "Run the API and the delivery workers in one process.",
+    "serve": "Run the API and the delivery workers (ORDERHOOKS_WORKERS processes, one store).",
     "api": "Run the HTTP API only (scale out with `worker` on PostgreSQL).",
     "worker": "Run delivery workers only; serves /healthz, /readyz and /metrics.",
 }

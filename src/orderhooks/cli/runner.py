@@ -26,7 +26,8 @@ from orderhooks.clock import utc_now
 from orderhooks.config import Settings
 from orderhooks.delivery.dispatcher import Dispatcher
 from orderhooks.delivery.netguard import NetworkGuard
-from orderhooks.delivery.transport import AiohttpTransport
+from orderhooks.delivery.senders import SenderPool, sender_config
+from orderhooks.delivery.transport import AiohttpTransport, Transport
 from orderhooks.domain.apikeys import hash_api_key
 from orderhooks.domain.model import Role
 from orderhooks.exceptions import OrderhooksError
@@ -38,6 +39,7 @@ from orderhooks.service.ingest import ingest_items
 from orderhooks.sources.runtime import SourceSet, start_sources
 from orderhooks.store import Store, open_store
 from orderhooks.store.base import IngestItem, IngestResult
+from orderhooks.tracing import Tracing, configure_tracing
 from orderhooks.web.app import ProcessRole, create_app
 from orderhooks.web.context import ApiContext
 
@@ -63,6 +65,27 @@ async def open_migrated_store(settings: Settings) -> Store:
         await store.close()
         raise
     return store
+
+
+async def check_stored_secrets(store: Store) -> None:
+    """Open every stored secret before serving: SecretUnreadable (a ConfigError naming
+    ORDERHOOKS_ENCRYPTION_KEYS, so the process refuses to start) when one does not open;
+    a warning when secrets are or will be stored unencrypted or under an older key."""
+    report = await store.check_secrets()
+    if not store.box.encrypts:
+        log.warning(
+            "ORDERHOOKS_ENCRYPTION_KEYS is not set: webhook secrets, header values and "
+            "client keys are stored in plaintext (docs/security.md)"
+        )
+    elif report.plaintext or report.stale:
+        log.warning(
+            "stored secrets not sealed with the first key: run orderhooks secrets reencrypt",
+            plaintext=report.plaintext,
+            stale=report.stale,
+            key_id=report.key_ids[0],
+        )
+    else:
+        log.info("secrets at rest encrypted", key_ids=list(report.key_ids), values=report.values)
 
 
 def write_admin_key_file(data_dir: Path, key: str) -> Path:
@@ -232,8 +255,19 @@ async def run_process(settings: Settings, role: ProcessRole, *, access_log: bool
     signals = ShutdownSignals()
     signals.install(loop)
     try:
-        store = await open_migrated_store(settings)
-        exit_code = await _run_with_store(store, settings, role, signals, access_log)
+        # First: a bad OTEL_* value stops the start before anything is opened.
+        tracing = configure_tracing()
+        try:
+            store = await open_migrated_store(settings)
+            try:
+                await check_stored_secrets(store)
+            except BaseException:
+                await store.close()
+                raise
+            exit_code = await _run_with_store(store, settings, role, signals, access_log, tracing)
+        finally:
+            # The last spans are exported within the exporter's short timeout, off the loop.
+            await asyncio.to_thread(tracing.shutdown)
     finally:
         signals.uninstall(loop)
     log.info("stopped", role=role, exit_code=exit_code)
@@ -241,7 +275,12 @@ async def run_process(settings: Settings, role: ProcessRole, *, access_log: bool
 
 
 async def _run_with_store(
-    store: Store, settings: Settings, role: ProcessRole, signals: ShutdownSignals, access_log: bool
+    store: Store,
+    settings: Settings,
+    role: ProcessRole,
+    signals: ShutdownSignals,
+    access_log: bool,
+    tracing: Tracing,
 ) -> int:
     metrics = Metrics()
 
@@ -251,18 +290,14 @@ async def _run_with_store(
 
     store.on_operational_events(count_operational)
     dispatcher: Dispatcher | None = None
-    transport: AiohttpTransport | None = None
+    transport: Transport | None = None
     retention: asyncio.Task[None] | None = None
     sources: SourceSet | None = None
     try:
         await ensure_admin_key(store, settings, utc_now())
         if role in ("serve", "worker"):
-            transport = AiohttpTransport(
-                NetworkGuard(settings.allowed_networks),
-                limit=settings.worker_concurrency,
-                proxy=settings.egress_proxy,
-            )
-            dispatcher = Dispatcher(store, transport, settings, metrics=metrics)
+            transport = await open_transport(settings, role)
+            dispatcher = Dispatcher(store, transport, settings, metrics=metrics, tracing=tracing)
             await dispatcher.start()
             retention = asyncio.create_task(retention_loop(store, settings.retention_days))
         running = dispatcher
@@ -272,6 +307,7 @@ async def _run_with_store(
             role=role,
             metrics=metrics,
             workers_running=(lambda: running.running) if running is not None else None,
+            tracing=tracing,
         )
         if role in ("serve", "worker") and settings.sources:
             sources = _start_sources(app.state.orderhooks, settings)
@@ -281,6 +317,30 @@ async def _run_with_store(
         if sources is not None:
             await sources.stop()  # before the store closes: a round in flight may finish
         await _shut_down(store, dispatcher, transport, retention, signals)
+
+
+async def open_transport(settings: Settings, role: ProcessRole) -> Transport:
+    """This process's transport: `serve` with `ORDERHOOKS_WORKERS` above 1 sends through
+    that many minus one sender processes, every other process sends itself."""
+    if role == "serve" and settings.workers > 1:
+        config = sender_config(
+            settings.allowed_networks,
+            settings.worker_concurrency,
+            settings.egress_proxy,
+            settings.log_format,
+        )
+        pool = SenderPool(settings.workers - 1, config)
+        try:
+            await pool.start()
+        except BaseException:
+            await pool.close()
+            raise
+        return pool
+    return AiohttpTransport(
+        NetworkGuard(settings.allowed_networks),
+        limit=settings.worker_concurrency,
+        proxy=settings.egress_proxy,
+    )
 
 
 def _start_sources(ctx: ApiContext, settings: Settings) -> SourceSet:
@@ -315,7 +375,7 @@ async def _serve_http(
 async def _shut_down(
     store: Store,
     dispatcher: Dispatcher | None,
-    transport: AiohttpTransport | None,
+    transport: Transport | None,
     retention: asyncio.Task[None] | None,
     signals: ShutdownSignals,
 ) -> None:

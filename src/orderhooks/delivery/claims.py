@@ -19,7 +19,10 @@ from orderhooks.domain.model import (
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """A delivery leased to this worker: send attempt number `attempt` now."""
+    """A delivery leased to this worker: send attempt number `attempt` now.
+
+    `trace_parent` is the W3C traceparent of the ingest span that created the event
+    (None when tracing was off then): the attempt's span links to it."""
 
     delivery: Delivery
     webhook: Webhook
@@ -29,6 +32,7 @@ class Claim:
     # Claims sharing a batch id are one request (docs/events.md, "Batches"); the store
     # hands them out next to each other, in the order they go in the body.
     batch_id: str | None = None
+    trace_parent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

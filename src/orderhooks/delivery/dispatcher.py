@@ -36,6 +36,7 @@ from orderhooks.domain.model import Attempt, DeliveryState
 from orderhooks.logging import get_logger
 from orderhooks.metrics import Metrics
 from orderhooks.store import Store
+from orderhooks.tracing import TRACING_OFF, Tracing, describe_outcome, traceparent_of
 
 MAX_CLAIM_BATCH = 500
 IDLE_WAIT_CAP_SECONDS = 1.0
@@ -67,8 +68,10 @@ class Dispatcher:
         worker_id: str | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], datetime] | None = None,
+        tracing: Tracing = TRACING_OFF,
     ) -> None:
         self._store = store
+        self._tracing = tracing
         self._transport = transport
         self._settings = settings
         self._metrics = metrics if metrics is not None else Metrics()
@@ -228,37 +231,70 @@ class Dispatcher:
     # ------------------------------------------------------------ one attempt
 
     async def _attempt(self, claim: Claim, body: bytes) -> None:
+        if self._tracing.enabled:
+            with self._tracing.attempt_span(claim) as span:
+                propagated = traceparent_of(span) if self._settings.trace_propagation else None
+                sent = await self._send(claim, body, propagated)
+                if sent is not None:
+                    describe_outcome(span, sent[0], sent[1].status_code)
+        else:
+            sent = await self._send(claim, body, None)
+        if sent is not None:
+            outcome, result = sent
+            self._recorder.add(outcome)
+            self._observe(claim, outcome, result)
+
+    async def _send(
+        self, claim: Claim, body: bytes, trace_parent: str | None
+    ) -> tuple[Outcome, TransportResult] | None:
+        """Send one attempt and decide its outcome; None when it could not be made (its
+        lease brings it back)."""
         try:
             started_at = self._clock()
-            request = build_request(claim, body, started_at)
+            request = build_request(claim, body, started_at, trace_parent=trace_parent)
             result = await self._transport.send(request)
-            outcome = self._outcome(claim, started_at, result)
+            return self._outcome(claim, started_at, result), result
         except Exception:
             log.exception("a delivery attempt could not be made", delivery_id=claim.delivery.id)
-            return
-        self._recorder.add(outcome)
-        self._observe(claim, outcome, result)
+            return None
 
     async def _attempt_batch(self, claims: Sequence[Claim], body: bytes) -> None:
         """One request for the batch; its outcome is the outcome of every event in it."""
+        if self._tracing.enabled:
+            with self._tracing.batch_attempt_span(claims) as span:
+                propagated = traceparent_of(span) if self._settings.trace_propagation else None
+                sent = await self._send_batch(claims, body, propagated)
+                if sent is not None:
+                    describe_outcome(span, sent[0][0], sent[1].status_code)
+        else:
+            sent = await self._send_batch(claims, body, None)
+        if sent is None:
+            return
+        outcomes, result = sent
+        for outcome in outcomes:
+            self._recorder.add(outcome)
+        # One request: its attempt, latency and log line once; each event's outcome counted.
+        self._observe(claims[0], outcomes[0], result)
+        label = OUTCOME_LABELS.get(outcomes[0].next_state, "retry")
+        self._metrics.deliveries.labels(outcome=label).inc(len(outcomes) - 1)
+
+    async def _send_batch(
+        self, claims: Sequence[Claim], body: bytes, trace_parent: str | None
+    ) -> tuple[list[Outcome], TransportResult] | None:
+        """Send one batch request and decide the outcome of each of its events; None when
+        it could not be made (the leases bring them back)."""
         first = claims[0]
         try:
             started_at = self._clock()
-            request = build_batch_request(claims, body, started_at)
+            request = build_batch_request(claims, body, started_at, trace_parent=trace_parent)
             result = await self._transport.send(request)
             # One decision, so that the events are retried together, at one time.
             position = max(c.delivery.schedule_position for c in claims)
             decision = self._decide(first, position, result)
-            outcomes = [self._outcome(c, started_at, result, decision) for c in claims]
+            return [self._outcome(c, started_at, result, decision) for c in claims], result
         except Exception:
             log.exception("a batch attempt could not be made", batch_id=first.batch_id)
-            return
-        for outcome in outcomes:
-            self._recorder.add(outcome)
-        # One request: its attempt, latency and log line once; each event's outcome counted.
-        self._observe(first, outcomes[0], result)
-        label = OUTCOME_LABELS.get(outcomes[0].next_state, "retry")
-        self._metrics.deliveries.labels(outcome=label).inc(len(outcomes) - 1)
+            return None
 
     def _decide(self, claim: Claim, schedule_position: int, result: TransportResult) -> Decision:
         webhook = claim.webhook

@@ -19,6 +19,7 @@ HEADER_DELIVERY_ID = "orderhooks-delivery-id"
 HEADER_ATTEMPT = "orderhooks-attempt"
 HEADER_BATCH_SIZE = "orderhooks-batch-size"
 BATCH_EVENT_TYPE = "batch"  # the `orderhooks-event-type` of a batch request
+HEADER_TRACEPARENT = "traceparent"  # W3C Trace Context, sent only with trace propagation on
 
 # Headers a webhook's static `headers` may never set: the ones orderhooks signs or
 # describes the request with, and the ones that frame the HTTP message itself.
@@ -72,8 +73,11 @@ class BodyCache:
         return body
 
 
-def build_request(claim: Claim, body: bytes, now: datetime) -> OutboundRequest:
-    """The signed request of attempt `claim.attempt`, timestamped `now`."""
+def build_request(
+    claim: Claim, body: bytes, now: datetime, *, trace_parent: str | None = None
+) -> OutboundRequest:
+    """The signed request of attempt `claim.attempt`, timestamped `now`; with
+    `trace_parent` (ORDERHOOKS_TRACE_PROPAGATION) its `traceparent` header."""
     webhook = claim.webhook
     headers = {
         name: value
@@ -88,17 +92,33 @@ def build_request(claim: Claim, body: bytes, now: datetime) -> OutboundRequest:
     headers[HEADER_EVENT_TYPE] = str(claim.event.type)
     headers[HEADER_DELIVERY_ID] = claim.delivery.id
     headers[HEADER_ATTEMPT] = str(claim.attempt)
+    _set_traceparent(headers, trace_parent)
     return OutboundRequest(
         url=webhook.url,
         body=body,
         headers=headers,
         timeout_seconds=float(webhook.timeout_seconds),
+        client_tls=webhook.tls,
+        webhook_id=webhook.id,
     )
 
 
-def build_batch_request(claims: Sequence[Claim], body: bytes, now: datetime) -> OutboundRequest:
+def _set_traceparent(headers: dict[str, str], trace_parent: str | None) -> None:
+    """Add the attempt's traceparent, replacing a static header of that name (any
+    spelling): one traceparent only."""
+    if trace_parent is None:
+        return
+    for name in [n for n in headers if n.lower() == HEADER_TRACEPARENT]:
+        del headers[name]
+    headers[HEADER_TRACEPARENT] = trace_parent
+
+
+def build_batch_request(
+    claims: Sequence[Claim], body: bytes, now: datetime, *, trace_parent: str | None = None
+) -> OutboundRequest:
     """The signed request of one batch (docs/events.md, "Batches"): `webhook-id` is the
-    batch id, the delivery ids go comma-separated, the signature covers the whole body."""
+    batch id, the delivery ids go comma-separated, the signature covers the whole body;
+    with `trace_parent` (ORDERHOOKS_TRACE_PROPAGATION) its `traceparent` header."""
     first = claims[0]
     webhook = first.webhook
     batch_id = first.batch_id or first.delivery.id
@@ -118,11 +138,14 @@ def build_batch_request(claims: Sequence[Claim], body: bytes, now: datetime) -> 
     # Its events are retried together, so their attempt numbers agree (the highest
     # stands for all when one joined after attempts of its own).
     headers[HEADER_ATTEMPT] = str(max(claim.attempt for claim in claims))
+    _set_traceparent(headers, trace_parent)
     return OutboundRequest(
         url=webhook.url,
         body=body,
         headers=headers,
         timeout_seconds=float(webhook.timeout_seconds),
+        client_tls=webhook.tls,
+        webhook_id=webhook.id,
     )
 
 

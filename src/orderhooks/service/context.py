@@ -13,16 +13,19 @@ if TYPE_CHECKING:  # annotations only: the command line's `--help` need not load
     from orderhooks.config import Settings
     from orderhooks.metrics import Metrics
     from orderhooks.store import Store
+    from orderhooks.tracing import Tracing
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceContext:
-    """The collaborators of the operations; `metrics`, when given, counts ingested events."""
+    """The collaborators of the operations; `metrics`, when given, counts ingested events;
+    `tracing`, when given and on, traces ingests."""
 
     store: Store
     settings: Settings
     clock: Clock = utc_now
     metrics: Metrics | None = None
+    tracing: Tracing | None = None
 
     def now(self) -> datetime:
         """The current time from this context's clock."""

@@ -29,6 +29,7 @@ from orderhooks.store.base import (
     NewOrderItem,
     StatusItem,
 )
+from orderhooks.tracing import Tracing, describe_ingest, traceparent_of
 
 MAX_BATCH_ITEMS = 1000
 _BATCH_KEYS = frozenset({"type", "orderId", "data"})
@@ -52,12 +53,32 @@ def created_event_types(item: IngestItem, result: IngestResult) -> list[EventTyp
 
 
 async def ingest_items(ctx: ServiceContext, items: Sequence[IngestItem]) -> list[IngestResult]:
-    """Store validated items in one transaction and count the events created."""
-    results = await ctx.store.ingest(items, ctx.now())
+    """Store validated items in one transaction and count the events created (traced as
+    `orderhooks.ingest` when tracing is on)."""
+    if ctx.tracing is None or not ctx.tracing.enabled:
+        results = await ctx.store.ingest(items, ctx.now())
+    else:
+        results = await _traced_ingest(ctx, ctx.tracing, items)
     if ctx.metrics is not None:
         for item, result in zip(items, results, strict=True):
             for event_type in created_event_types(item, result):
                 ctx.metrics.events_ingested.labels(type=event_type.value).inc()
+    return results
+
+
+async def _traced_ingest(
+    ctx: ServiceContext, tracing: Tracing, items: Sequence[IngestItem]
+) -> list[IngestResult]:
+    # The span's traceparent is stored with the events: the attempts link to it later.
+    with tracing.ingest_span() as span:
+        results = await ctx.store.ingest(items, ctx.now(), trace_parent=traceparent_of(span))
+        types = [
+            str(event_type)
+            for item, result in zip(items, results, strict=True)
+            for event_type in created_event_types(item, result)
+        ]
+        event_ids = [event_id for result in results for event_id in result.event_ids]
+        describe_ingest(span, [result.order_id for result in results], event_ids, types)
     return results
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from orderhooks.exceptions import Conflict, StoreError, StoreUnavailable
+from orderhooks.exceptions import Conflict, StorageFull, StoreError, StoreUnavailable
 from orderhooks.store.shared.tx import Row
 from orderhooks.store.sql import Query
 
@@ -59,6 +59,8 @@ def is_retryable(exc: BaseException) -> bool:
 
 def translate(exc: BaseException) -> Exception:
     """The orderhooks error for an asyncpg or socket error."""
+    if isinstance(exc, asyncpg.DiskFullError):  # SQLSTATE 53100 disk_full
+        return StorageFull(f"PostgreSQL cannot write, its disk is full: {exc}")
     if isinstance(exc, CONNECTION_ERRORS):
         return StoreUnavailable(f"PostgreSQL is unavailable: {exc}")
     if isinstance(exc, asyncpg.UniqueViolationError):

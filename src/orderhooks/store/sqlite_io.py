@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import queue
 import sqlite3
@@ -31,7 +32,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from orderhooks.exceptions import Conflict, StoreError
+from orderhooks.exceptions import Conflict, StorageFull, StoreError
 from orderhooks.store.shared.tx import Job, Row
 from orderhooks.store.sql import Query
 
@@ -60,6 +61,9 @@ def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
         conn.execute("PRAGMA query_only = ON")
     else:
         conn.execute("PRAGMA journal_mode = WAL")
+        # Freed and overwritten content is zeroed, not left in free pages: a copy of
+        # the file must not hold values that were replaced (secrets before sealing).
+        conn.execute("PRAGMA secure_delete = ON")
         # FULL: the WAL is fsynced at every commit, so an acknowledged ingest survives
         # a power loss, not only a crash of the process.
         conn.execute("PRAGMA synchronous = FULL")
@@ -78,10 +82,24 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     raise RuntimeError("a store job awaited something other than the SQLite transaction")
 
 
+SQLITE_FULL = 13  # the primary result code: "database or disk is full"
+PRIMARY_CODE_MASK = 0xFF  # extended result codes keep the primary one in their low byte
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether an SQLite or OS error means that the disk is full."""
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        return code is not None and code & PRIMARY_CODE_MASK == SQLITE_FULL
+    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+
+
 def translate(exc: sqlite3.Error) -> Exception:
     """The orderhooks error for an SQLite error."""
     if isinstance(exc, sqlite3.IntegrityError):
         return Conflict(f"the change clashes with stored data: {exc}")
+    if is_disk_full(exc):
+        return StorageFull(f"SQLite cannot write, the disk is full: {exc}")
     return StoreError(f"SQLite failed: {exc}")
 
 
@@ -135,6 +153,7 @@ class _Queued:
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
     durable: bool = True
+    outside: bool = False  # run alone, outside a transaction (VACUUM)
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
@@ -158,6 +177,7 @@ class Writer:
         self._open_error: BaseException | None = None
         self._unsynced_since: float | None = None  # first commit not fsynced yet
         self._relaxed = False  # whether the connection runs synchronous=NORMAL now
+        self._held: _Queued | None = None  # an `outside` job met while forming a group
 
     def start(self) -> None:
         """Open the write connection on the writer thread; raises if that fails."""
@@ -181,6 +201,14 @@ class Writer:
         self._queue.put(_Queued(job, loop, future, durable))
         return await future
 
+    async def submit_outside(self, job: Job[T]) -> T:
+        """Run a job on the writer's connection alone and outside a transaction (for
+        statements SQLite refuses inside one, such as VACUUM); returns its result."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Queued(job, loop, future, True, outside=True))
+        return await future
+
     def _run(self) -> None:
         try:
             conn = connect(self._path, readonly=False)
@@ -196,6 +224,10 @@ class Writer:
                 first = self._next_job()
                 if first is None:
                     break
+                if first.outside:
+                    self._sync()
+                    self._settle_all([first], [self._run_outside(tx, first)])
+                    continue
                 group = [first]
                 while len(group) < MAX_GROUP_JOBS:
                     try:
@@ -205,14 +237,23 @@ class Writer:
                     if nxt is None:
                         stopping = True
                         break
+                    if nxt.outside:
+                        self._held = nxt
+                        break
                     group.append(nxt)
                 self._commit_group(conn, tx, group)
+            if self._held is not None:
+                held, self._held = self._held, None
+                self._settle_all([held], [self._run_outside(tx, held)])
             self._sync()
         finally:
             conn.close()
 
     def _next_job(self) -> _Queued | None:
         """The next job; while waiting, sync commits that have waited long enough."""
+        if self._held is not None:
+            held, self._held = self._held, None
+            return held
         while self._unsynced_since is not None:
             left = self._unsynced_since + MAX_UNSYNCED_SECONDS - time.monotonic()
             try:
@@ -262,32 +303,61 @@ class Writer:
             for item in group:
                 results.append(self._run_job(conn, tx, item))
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            results = [(False, translate(exc))] * len(group)
+        except Exception as exc:
+            # A failed group (disk full, I/O error) is rolled back and reported to every
+            # job in it; the thread lives on and serves the next group, so writes resume
+            # by themselves once the cause is gone.
+            self._roll_back(conn)
+            error = translate(exc) if isinstance(exc, sqlite3.Error) else _unexpected(exc)
+            results = [(False, error)] * len(group)
+        self._settle_all(group, results)
+
+    @staticmethod
+    def _settle_all(group: list[_Queued], results: list[tuple[bool, Any]]) -> None:
         for item, (ok, value) in zip(group, results, strict=True):
             # RuntimeError: the caller's event loop is closed, nobody is waiting any more.
             with contextlib.suppress(RuntimeError):
                 item.loop.call_soon_threadsafe(_settle, item.future, ok, value)
 
     @staticmethod
+    def _roll_back(conn: sqlite3.Connection) -> None:
+        """Roll the open transaction back, if any. SQLite may have rolled it back itself
+        (its answer to SQLITE_FULL or an I/O error), and then ROLLBACK fails harmlessly."""
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+
+    @staticmethod
+    def _run_outside(tx: SQLiteTx, item: _Queued) -> tuple[bool, Any]:
+        try:
+            return True, run_sync(item.job(tx))
+        except sqlite3.Error as exc:
+            return False, translate(exc)
+        except Exception as exc:
+            return False, exc
+
+    @staticmethod
     def _run_job(conn: sqlite3.Connection, tx: SQLiteTx, item: _Queued) -> tuple[bool, Any]:
         conn.execute("SAVEPOINT job")
         try:
             value = run_sync(item.job(tx))
-        except sqlite3.Error as exc:
-            # Rolling back to the savepoint raises in turn when the error broke the whole
-            # transaction (disk full, I/O error): then the group fails as one.
-            conn.execute("ROLLBACK TO job")
-            conn.execute("RELEASE job")
-            return False, translate(exc)
         except Exception as exc:
-            conn.execute("ROLLBACK TO job")
-            conn.execute("RELEASE job")
-            return False, exc
+            try:
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+            except sqlite3.Error:
+                # The error broke the whole transaction (disk full, I/O error): the group
+                # fails as one, for the job's own reason rather than the savepoint's.
+                raise exc from None
+            return False, translate(exc) if isinstance(exc, sqlite3.Error) else exc
         conn.execute("RELEASE job")
         return True, value
+
+
+def _unexpected(exc: Exception) -> Exception:
+    if is_disk_full(exc):
+        return StorageFull(f"SQLite cannot write, the disk is full: {exc}")
+    return StoreError(f"the SQLite writer failed: {type(exc).__name__}: {exc}")
 
 
 class Readers:

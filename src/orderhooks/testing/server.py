@@ -34,6 +34,8 @@ EXIT_TIMEOUT_SECONDS = 15.0
 CLIENT_TIMEOUT_SECONDS = 30.0
 LOG_TAIL_CHARS = 4000
 
+TEST_WORKERS_VARIABLE = "ORDERHOOKS_TEST_WORKERS"
+
 # Test-friendly defaults; `env=` overrides any of them.
 TEST_ENV: Mapping[str, str] = {
     "ORDERHOOKS_ALLOWED_NETWORKS": "127.0.0.0/8",
@@ -87,6 +89,11 @@ class ServerProcess:
         """The child's environment: ours without `ORDERHOOKS_*`, the test defaults, extras."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERHOOKS_")}
         env.update(TEST_ENV)
+        # `ORDERHOOKS_TEST_WORKERS=1 pytest tests/e2e` runs the suites against a one-process
+        # serve; without it, serve starts as many processes as it has CPUs, like in production.
+        workers = os.environ.get(TEST_WORKERS_VARIABLE)
+        if workers:
+            env["ORDERHOOKS_WORKERS"] = workers
         env.update(
             ORDERHOOKS_DATA_DIR=str(self.data_dir),
             ORDERHOOKS_PORT=str(self.port),

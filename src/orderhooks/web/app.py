@@ -15,6 +15,7 @@ from orderhooks import package_version
 from orderhooks.config import Settings
 from orderhooks.metrics import IngestLatencyMiddleware, Metrics
 from orderhooks.store import Store
+from orderhooks.tracing import TRACING_OFF, Tracing
 from orderhooks.web import (
     admin,
     event_types,
@@ -34,6 +35,7 @@ from orderhooks.web.openapi import install_openapi
 from orderhooks.web.ops import ops_router
 from orderhooks.web.ratelimit import KeyRateLimiter
 from orderhooks.web.responses import OrjsonResponse
+from orderhooks.web.tracing import RequestSpanMiddleware
 
 ProcessRole = Literal["serve", "api", "worker"]
 
@@ -52,9 +54,10 @@ def create_app(
     role: ProcessRole = "serve",
     metrics: Metrics | None = None,
     workers_running: Callable[[], bool] | None = None,
+    tracing: Tracing = TRACING_OFF,
 ) -> FastAPI:
     """The HTTP app: every endpoint of PRODUCT 7 for serve and api, only /healthz, /readyz
-    and /metrics for worker."""
+    and /metrics for worker; a span per request when `tracing` is on."""
     is_api = role in ("serve", "api")
     app = FastAPI(
         title="orderhooks",
@@ -72,6 +75,7 @@ def create_app(
         metrics=metrics,
         keys=KeyCache(store),
         limiter=KeyRateLimiter(settings.rate_limit_per_key),
+        tracing=tracing,
     )
     install_error_handlers(app)
     app.include_router(ops_router(role, workers_running))
@@ -91,4 +95,7 @@ def create_app(
         install_openapi(app)
         app.add_middleware(IngestLatencyMiddleware, metrics=metrics)
         mount_dashboard(app, settings=settings, store=store)
+    if tracing.enabled:
+        # Added last, so it is the outermost layer: the span covers the whole request.
+        app.add_middleware(RequestSpanMiddleware, tracer=tracing.tracer)
     return app

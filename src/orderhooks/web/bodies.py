@@ -3,6 +3,7 @@ before the body is looked at), with the size limit, the content type and strict 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -17,6 +18,13 @@ MAX_JSON_DEPTH = 128
 # Integers outside signed 64 bits cannot be stored in an integer column of either engine.
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
+
+# The fast structure check's tables (see `_check_structure_fast`).
+_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+_NINETEEN_DIGITS = b"0" * 19
+_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_INNERMOST = re.compile(rb"\[\]|\{\}")
 
 NO_BODY = object()  # sentinel: the request carried no body at all
 # Closing the connection after a 413 stops the server from reading (and discarding) the
@@ -66,6 +74,32 @@ def is_json_content_type(value: str | None) -> bool:
     return value.split(";", 1)[0].strip().lower() == "application/json"
 
 
+def _check_structure_fast(raw: bytes) -> bool:
+    """Whether a document orjson parsed is surely within both limits, judged from its
+    bytes at C speed (walking every value cost three times the parse on a batch of 100
+    orders). False when it cannot tell: then `_check_structure` walks the value.
+
+    - Integers: orjson reads integers up to 2**64 - 1, so one outside signed 64 bits
+      has at least 19 digits; without a run of 19 digits anywhere there is none.
+    - Depth: no deeper than the number of opening brackets; when there are more than
+      MAX_JSON_DEPTH of them, the strings are removed, leaving only the brackets of the
+      containers, balanced, and each pass of one `re.sub` removes the innermost level
+      (a pair that becomes adjacent only after a removal is not matched in that pass).
+    """
+    if _NINETEEN_DIGITS in raw.translate(_DIGITS_AS_ZERO):
+        return False
+    if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
+        return True
+    # Without escapes every second quote closes a string: the even pieces are outside.
+    outside = _STRING.sub(b"", raw) if b"\\" in raw else b"".join(raw.split(b'"')[0::2])
+    brackets = outside.translate(None, _NOT_BRACKETS)
+    for _ in range(MAX_JSON_DEPTH):
+        if not brackets:
+            return True
+        brackets = _INNERMOST.sub(b"", brackets)
+    return not brackets
+
+
 def _check_structure(value: Any) -> None:
     """Refuse documents nested deeper than MAX_JSON_DEPTH or with out-of-range integers.
 
@@ -113,7 +147,8 @@ def parse_json(raw: bytes) -> Any:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, f"malformed JSON: {exc.msg}") from None
-    _check_structure(value)
+    if not _check_structure_fast(raw):
+        _check_structure(value)
     # JSON can only carry a NUL escaped; neither engine can store one in text, and no
     # order field needs one. The cheap byte test keeps the walk off the common path.
     if b"\\u0000" in raw:

@@ -14,6 +14,7 @@ from orderhooks.config import Settings
 from orderhooks.metrics import Metrics
 from orderhooks.service.context import ServiceContext
 from orderhooks.store import Store
+from orderhooks.tracing import TRACING_OFF, Tracing
 from orderhooks.web.ratelimit import KeyRateLimiter
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ class ApiContext:
     keys: KeyCache
     limiter: KeyRateLimiter
     clock: Callable[[], datetime] = utc_now
+    tracing: Tracing = TRACING_OFF
 
     def now(self) -> datetime:
         """The current time from this API's clock."""
@@ -38,7 +40,9 @@ class ApiContext:
     @property
     def service(self) -> ServiceContext:
         """What the operations of `orderhooks.service` need, from this API's parts."""
-        return ServiceContext(self.store, self.settings, self.clock, self.metrics)
+        return ServiceContext(
+            self.store, self.settings, self.clock, self.metrics, tracing=self.tracing
+        )
 
 
 def get_context(request: Request) -> ApiContext:

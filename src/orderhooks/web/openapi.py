@@ -33,7 +33,7 @@ _ERROR_DESCRIPTIONS = {
     415: "The body is not application/json",
     422: "Validation failed; `details` name the fields",
     429: "Rate limit of this key exceeded; see Retry-After",
-    503: "Not ready: the database cannot be reached",
+    503: "Not ready: the database cannot be reached, or cannot write (disk full)",
 }
 AUTH_ERRORS = (401, 403, 422, 429, 503)
 BODY_ERRORS = (400, 413, 415, 422)

@@ -27,6 +27,10 @@ from orderhooks.store.shared.values import micros, moment_or_none
 
 LEASE_GRACE_SECONDS = 30  # a lease outlives the attempt's timeout by this much
 OPERATIONAL_TYPES = sorted(t.value for t in OperationalEventType)
+# A worker that claimed within this window shares the slots. A worker with free capacity
+# claims at least once a second (the dispatcher's idle cap); one that is full needs none.
+CLAIMER_SEEN_SECONDS = 5
+CLAIMER_FORGET_SECONDS = 60
 U = TypeVar("U")
 
 
@@ -70,6 +74,17 @@ def budget(webhook: Webhook, in_flight: int, runtime: Row | None, now_us: int) -
     return Budget(webhook, max(0, slots), tokens)
 
 
+def fair_share(b: Budget, mine: int, claimers: int) -> Budget:
+    """The budget narrowed to this worker's share of the webhook's slots when `claimers`
+    workers claim: `ceil(maxConcurrency / claimers)`, less what it has in flight. Without
+    it, the worker that claims first after slots free up takes every one of them, and
+    the others of the cluster wait."""
+    if claimers <= 1:
+        return b
+    share = math.ceil(b.webhook.max_concurrency / claimers) - mine
+    return dataclasses.replace(b, slots=max(0, min(b.slots, share)))
+
+
 def interleave(
     candidates: Mapping[str, Sequence[U]], order: Sequence[str], limit: int
 ) -> dict[str, list[U]]:
@@ -92,11 +107,29 @@ def interleave(
     return taken
 
 
-async def _budgets(tx: Tx, active: Sequence[Webhook], now_us: int) -> list[Budget]:
-    in_flight = {row["webhook_id"]: row["n"] for row in await tx.fetch("in_flight")}
+async def _claimers(tx: Tx, worker_id: str, now_us: int) -> int:
+    """Note this worker as a claimer; how many workers claimed lately (itself included)."""
+    await tx.execute("note_claimer", worker_id=worker_id, now=now_us)
+    await tx.execute("forget_claimers", before=now_us - CLAIMER_FORGET_SECONDS * 1_000_000)
+    count = await tx.fetchval("count_claimers", since=now_us - CLAIMER_SEEN_SECONDS * 1_000_000)
+    return max(1, int(count or 0))
+
+
+async def _budgets(tx: Tx, active: Sequence[Webhook], now_us: int, worker_id: str) -> list[Budget]:
+    rows = await tx.fetch("in_flight", worker_id=worker_id)
+    in_flight = {row["webhook_id"]: row["n"] for row in rows}
+    mine = {row["webhook_id"]: int(row["mine"] or 0) for row in rows}
+    claimers = await _claimers(tx, worker_id, now_us)
     runtime_rows = await tx.fetch("runtime_of", webhook_ids=tx.array([w.id for w in active]))
     runtime = {row["webhook_id"]: row for row in runtime_rows}
-    budgets = [budget(w, in_flight.get(w.id, 0), runtime.get(w.id), now_us) for w in active]
+    budgets = [
+        fair_share(
+            budget(w, in_flight.get(w.id, 0), runtime.get(w.id), now_us),
+            mine.get(w.id, 0),
+            claimers,
+        )
+        for w in active
+    ]
     return [b for b in budgets if b.slots > 0]
 
 
@@ -139,7 +172,7 @@ async def _claim(
     active = [w for w in webhooks.values() if w.state in RECEIVING_STATES]
     if limit <= 0 or not active:
         return []
-    budgets = await _budgets(tx, active, now_us)
+    budgets = await _budgets(tx, active, now_us, worker_id)
     if not budgets:
         return []
     start = rotation % len(budgets)
@@ -237,10 +270,9 @@ async def _claims(
     """The claims, request by request, earliest due first; a batch's claims side by side
     in the order of its body."""
     event_ids = sorted({row["event_id"] for rs in leased.values() for r in rs for row in r.rows})
-    events = {
-        row["id"]: event_from_row(row)
-        for row in await tx.fetch("events_by_ids", ids=tx.array(event_ids))
-    }
+    event_rows = await tx.fetch("events_by_ids", ids=tx.array(event_ids))
+    events = {row["id"]: event_from_row(row) for row in event_rows}
+    trace_parents = {row["id"]: row["trace_parent"] for row in event_rows}
     requests: list[tuple[tuple[datetime, str], list[Claim]]] = []
     for webhook_id, rs in leased.items():
         for request in rs:
@@ -259,6 +291,7 @@ async def _claims(
                         attempt=delivery.attempt_count + 1,
                         lease_expires_at=request.lease,
                         batch_id=request.batch_id,
+                        trace_parent=trace_parents[row["event_id"]],
                     )
                 )
             first = min(claims, key=lambda c: (c.delivery.next_attempt_at or now, c.delivery.id))

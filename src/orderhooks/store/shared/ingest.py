@@ -46,6 +46,7 @@ class _Writes:
     known: set[str]
     busy: set[Queue]
     ordering: dict[str, Ordering]
+    trace_parent: str | None = None
     inserted_orders: dict[str, OrderState] = field(default_factory=dict)
     updated_orders: dict[str, OrderState] = field(default_factory=dict)
     events: list[dict[str, object]] = field(default_factory=list)
@@ -56,7 +57,7 @@ class _Writes:
         when nothing waits before it in its queue (or its webhook keeps no order)."""
         target = self.updated_orders if order_id in self.known else self.inserted_orders
         target[order_id] = plan.order
-        self.events.extend(event_params(event) for event in plan.events)
+        self.events.extend(event_params(event, self.trace_parent) for event in plan.events)
         for delivery in plan.deliveries:
             queue = (delivery.webhook_id, order_id)
             ready = self.ordering.get(delivery.webhook_id) == Ordering.NONE
@@ -106,14 +107,20 @@ class IngestOperations(StoreCore):
 
     @writing(wake=True)
     async def ingest(
-        self, tx: Tx, items: Sequence[IngestItem], now: datetime
+        self,
+        tx: Tx,
+        items: Sequence[IngestItem],
+        now: datetime,
+        *,
+        trace_parent: str | None = None,
     ) -> list[IngestResult]:
         """Apply the items in order in one transaction, durable before it returns.
 
         Events and deliveries are planned by `orderhooks.domain.ingest`. All or nothing:
         raises UnknownOrder (with the item index) and stores nothing when an update names
         an order that neither the store nor an earlier item knows. Wakes the delivery
-        workers after commit.
+        workers after commit. `trace_parent` (the ingest span's W3C traceparent) is
+        stored with every event, for the delivery attempts' span links.
         """
         active = await self._catalog.active(tx)
         order_ids = [item_order_id(item) for item in items]
@@ -125,6 +132,7 @@ class IngestOperations(StoreCore):
             known=set(states),
             busy=await _busy_queues(tx, sorted(states)),
             ordering={w.id: w.ordering for w in active},
+            trace_parent=trace_parent,
         )
         results: list[IngestResult] = []
         for index, (item, order_id) in enumerate(zip(items, order_ids, strict=True)):

@@ -36,6 +36,7 @@ def _event_params(event: OperationalEvent) -> dict[str, object]:
         "data": dumps(event.data),
         "status": None,
         "test": event.test,
+        "trace_parent": None,  # caused by an outcome or an operator, not by a request
     }
 
 

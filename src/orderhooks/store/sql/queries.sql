@@ -57,9 +57,9 @@ WHERE order_id = :order_id;
 
 -- name: insert_event
 INSERT INTO events (id, type, order_id, account, location, channel_link, channel, sequence,
-                    created_at, data, status, test)
+                    created_at, data, status, test, trace_parent)
 VALUES (:id, :type, :order_id, :account, :location, :channel_link, :channel, :sequence,
-        :created_at, :data, :status, :test);
+        :created_at, :data, :status, :test, :trace_parent);
 
 -- name: insert_delivery
 INSERT INTO deliveries (id, webhook_id, event_id, event_type, order_id, account, sequence,
@@ -79,10 +79,22 @@ WHERE state = 'delivering' AND lease_expires_at <= :now;
 
 -- name: in_flight
 -- One index seek per live webhook, never a scan of the backlog. Requests, not
--- deliveries: the deliveries of one batch are one request.
-SELECT webhook_id, COUNT(DISTINCT COALESCE(batch_id, id)) AS n FROM deliveries
+-- deliveries: the deliveries of one batch are one request. `mine`: this worker's.
+SELECT webhook_id, COUNT(DISTINCT COALESCE(batch_id, id)) AS n,
+       COUNT(DISTINCT CASE WHEN leased_by = :worker_id THEN COALESCE(batch_id, id) END) AS mine
+FROM deliveries
 WHERE state = 'delivering' AND webhook_id IN (SELECT id FROM webhooks WHERE deleted_at IS NULL)
 GROUP BY webhook_id;
+
+-- name: note_claimer
+INSERT INTO claimers (worker_id, seen_at) VALUES (:worker_id, :now)
+ON CONFLICT (worker_id) DO UPDATE SET seen_at = excluded.seen_at;
+
+-- name: forget_claimers
+DELETE FROM claimers WHERE seen_at < :before;
+
+-- name: count_claimers
+SELECT COUNT(*) FROM claimers WHERE seen_at >= :since;
 
 -- name: spend_tokens
 UPDATE webhook_runtime SET rate_tokens = :rate_tokens,
@@ -187,13 +199,13 @@ INSERT INTO webhooks (id, url, description, accounts, event_types, secrets, loca
                       courier_status_filter, payload_format, headers, timeout_seconds,
                       retry_schedule, max_concurrency, rate_limit_per_second, ordering, state,
                       disabled_reason, disabled_at, created_at, updated_at,
-                      batch_max_events, batch_max_wait_ms, personal_data, field_paths)
+                      batch_max_events, batch_max_wait_ms, personal_data, field_paths, tls)
 VALUES (:id, :url, :description, :accounts, :event_types, :secrets, :locations,
         :channel_links, :channels, :new_order_trigger, :status_filter,
         :courier_status_filter, :payload_format, :headers, :timeout_seconds,
         :retry_schedule, :max_concurrency, :rate_limit_per_second, :ordering, :state,
         :disabled_reason, :disabled_at, :created_at, :updated_at,
-        :batch_max_events, :batch_max_wait_ms, :personal_data, :field_paths);
+        :batch_max_events, :batch_max_wait_ms, :personal_data, :field_paths, :tls);
 
 -- name: update_webhook
 -- Everything but the secrets, which only `set_webhook_secrets` writes: a change that
@@ -208,12 +220,21 @@ UPDATE webhooks SET url = :url, description = :description, accounts = :accounts
     ordering = :ordering, state = :state, disabled_reason = :disabled_reason,
     disabled_at = :disabled_at, created_at = :created_at, updated_at = :updated_at,
     batch_max_events = :batch_max_events, batch_max_wait_ms = :batch_max_wait_ms,
-    personal_data = :personal_data, field_paths = :field_paths
+    personal_data = :personal_data, field_paths = :field_paths,
+    tls = :tls
 WHERE id = :id;
 
 -- name: set_webhook_secrets
 UPDATE webhooks SET secrets = :secrets, updated_at = :updated_at
 WHERE id = :id AND deleted_at IS NULL;
+
+-- name: all_webhook_secrets
+-- Deleted webhooks too: their rows keep their secrets.
+SELECT id, secrets, headers, tls FROM webhooks ORDER BY id;
+
+-- name: reseal_webhook
+-- Only the stored form changes (the values stay the same): no version bump.
+UPDATE webhooks SET secrets = :secrets, headers = :headers, tls = :tls WHERE id = :id;
 
 -- name: insert_runtime
 INSERT INTO webhook_runtime (webhook_id) VALUES (:webhook_id);

@@ -1,0 +1,73 @@
+"""A span for each HTTP request, installed only when tracing is on (`orderhooks.tracing`).
+
+The span is a SERVER span named after the method and, once routing has matched, the
+route's path template (`POST /v1/orders/{order_id}/status`), so that ids do not make
+every name unique. An incoming W3C `traceparent` (the order platform's own trace) is
+continued; the ingest span is made inside this one.
+"""
+
+from __future__ import annotations
+
+from opentelemetry.trace import SpanKind, StatusCode, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_PROPAGATOR = TraceContextTextMapPropagator()
+_SERVER_ERROR = 500
+
+
+def _incoming_headers(scope: Scope) -> dict[str, str]:
+    """The W3C Trace Context headers of a request (only those: nothing else is read)."""
+    wanted = {b"traceparent", b"tracestate"}
+    return {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in scope.get("headers", ())
+        if name.lower() in wanted
+    }
+
+
+def _route_template(scope: Scope) -> str | None:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else None
+
+
+class RequestSpanMiddleware:
+    """Wraps every HTTP request of the app in a span (method, route, status)."""
+
+    def __init__(self, app: ASGIApp, tracer: Tracer) -> None:
+        self._app = app
+        self._tracer = tracer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the request inside its span."""
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        method = str(scope["method"])
+        parent = _PROPAGATOR.extract(_incoming_headers(scope))
+        attributes = {"http.request.method": method, "url.path": str(scope["path"])}
+        with self._tracer.start_as_current_span(
+            method, context=parent, kind=SpanKind.SERVER, attributes=attributes
+        ) as span:
+            status = _SERVER_ERROR
+
+            async def noting_send(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = int(message["status"])
+                await send(message)
+
+            try:
+                await self._app(scope, receive, noting_send)
+            finally:
+                template = _route_template(scope)
+                if template is not None:
+                    span.update_name(f"{method} {template}")
+                    span.set_attribute("http.route", template)
+                span.set_attribute("http.response.status_code", status)
+                if status >= _SERVER_ERROR:
+                    span.set_status(StatusCode.ERROR)
+
+
+__all__ = ["RequestSpanMiddleware"]

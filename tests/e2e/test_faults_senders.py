@@ -1,0 +1,112 @@
+"""A multi-process serve (docs/architecture.md): SIGKILL of one sender process loses
+nothing and the parent brings it back; SIGTERM drains and stops every process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+from orderhooks.testing.receiver import Receiver
+from orderhooks.testing.server import ServerProcess
+from tests.e2e.support import assert_per_order
+from tests.support.api import Api, poll
+from tests.support.data import new_order
+
+SENDERS = 2
+SERVER_ENV = {"ORDERHOOKS_WORKERS": str(SENDERS + 1)}
+MAX_CONCURRENCY = 4
+# What a dead sender had in flight is sent again once the attempt's timeout is over, long
+# before its lease (timeout + 30 s) would bring it back: the wait below is shorter.
+TIMEOUT_SECONDS = 3
+WAIT_DELIVERED_SECONDS = 20.0
+ORDERS = 40
+STATUS_FLOW = (20, 50, 70, 90)
+
+
+@pytest.fixture(autouse=True)
+def running(server: ServerProcess) -> Iterator[None]:
+    """Each test starts (and leaves) the module's server running, whatever the last did."""
+    if not server.running:
+        server.start()
+    yield
+    if not server.running:
+        server.start()
+
+
+def sender_pids(server: ServerProcess) -> list[int]:
+    """The sender processes the server runs now."""
+    assert server.pid is not None
+    pids = []
+    for child in psutil.Process(server.pid).children():
+        try:
+            if (
+                "orderhooks.delivery.sender" in child.cmdline()
+                and child.status() != psutil.STATUS_ZOMBIE
+            ):
+                pids.append(child.pid)
+        except psutil.NoSuchProcess:
+            continue
+    return pids
+
+
+async def wait_senders(server: ServerProcess, count: int) -> list[int]:
+    """Wait until the server runs `count` sender processes; their pids."""
+
+    async def fetch() -> list[int]:
+        return sender_pids(server)
+
+    return await poll(fetch, lambda pids: len(pids) == count, 30, f"{count} sender processes")
+
+
+async def test_sigkill_of_a_sender_loses_nothing_and_it_comes_back(
+    api: Api, server: ServerProcess, account: str, rx: Receiver
+) -> None:
+    before = await wait_senders(server, SENDERS)
+    rx.slow(0.05)  # keeps requests in flight in both senders
+    hook = await api.create_webhook(
+        rx.url, [account], maxConcurrency=MAX_CONCURRENCY, timeoutSeconds=TIMEOUT_SECONDS
+    )
+    acknowledged: list[str] = []
+    order_ids: list[str] = []
+    for _ in range(ORDERS):
+        order = new_order(account)
+        acknowledged += await api.new_order(order)
+        order_ids.append(order["_id"])
+    for status in STATUS_FLOW:
+        for order_id in order_ids:
+            acknowledged += await api.status(order_id, status)
+        if status == STATUS_FLOW[0]:
+            await rx.wait_for(lambda: rx.in_flight > 0, what="attempts in flight")
+            os.kill(before[0], signal.SIGKILL)
+
+    await rx.wait_for_delivered(set(acknowledged), timeout=WAIT_DELIVERED_SECONDS)
+    assert_per_order(rx.requests, contiguous=True)
+    assert rx.max_in_flight <= MAX_CONCURRENCY
+    rx.verify_all(hook["secret"])
+    after = await wait_senders(server, SENDERS)
+    assert before[0] not in after, "the killed sender was replaced"
+    assert before[1] in after, "the other sender kept running"
+    assert "sender process died; restarting it" in server.log_text()
+
+
+async def test_sigterm_drains_and_stops_every_sender(
+    api: Api, server: ServerProcess, account: str, rx: Receiver
+) -> None:
+    senders = await wait_senders(server, SENDERS)
+    rx.slow(1.0)
+    await api.create_webhook(rx.url, [account], timeoutSeconds=10)
+    ids: list[str] = []
+    for _ in range(3):
+        ids += await api.new_order(new_order(account))
+    await rx.wait_for(lambda: rx.in_flight == 3, what="3 attempts in flight")
+
+    code = await asyncio.to_thread(server.terminate)
+    assert code == 0, f"exit code {code} after SIGTERM"
+    assert not [pid for pid in senders if psutil.pid_exists(pid)], "every sender exited"
+    assert rx.delivered_ids() >= set(ids), "the attempts in flight finished"
+    assert rx.abandoned() == [], "no attempt was cut short"

@@ -1,0 +1,97 @@
+"""SenderPool: real sender processes sending to a real receiver on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator
+
+import psutil
+import pytest
+
+from orderhooks.delivery.senders import (
+    SenderConfig,
+    SenderPool,
+)
+from orderhooks.delivery.transport import OutboundRequest
+from orderhooks.domain.model import AttemptError
+from orderhooks.testing.receiver import Receiver
+
+LOOPBACK_ONLY = SenderConfig(("127.0.0.0/8",), 16, None, "json", "warning")
+
+
+def request(url: str, body: bytes = b'{"n":1}', timeout: float = 5.0) -> OutboundRequest:
+    """A signed-looking POST (the senders never look at the headers)."""
+    return OutboundRequest(url, body, {"content-type": "application/json", "x-n": "1"}, timeout)
+
+
+@pytest.fixture()
+async def rx() -> AsyncIterator[Receiver]:
+    """A receiver answering 200 until told otherwise."""
+    async with Receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture()
+async def pool() -> AsyncIterator[SenderPool]:
+    """Two sender processes, closed (and gone) after the test."""
+    senders = SenderPool(2, LOOPBACK_ONLY)
+    await senders.start()
+    yield senders
+    await senders.close()
+
+
+async def test_requests_reach_the_receiver_and_results_come_back(
+    pool: SenderPool, rx: Receiver
+) -> None:
+    results = await asyncio.gather(
+        *(pool.send(request(rx.url, b'{"n":%d}' % i)) for i in range(20))
+    )
+    assert [r.status_code for r in results] == [200] * 20
+    assert all(r.error is None for r in results)
+    assert sorted(r.body for r in rx.requests) == sorted(b'{"n":%d}' % i for i in range(20))
+    assert {r.headers["x-n"] for r in rx.requests} == {"1"}
+
+    rx.throttle(503, retry_after="7")
+    [throttled] = await asyncio.gather(pool.send(request(rx.url)))
+    assert throttled.status_code == 503
+    assert throttled.error is AttemptError.HTTP_STATUS
+    assert throttled.response_headers["Retry-After"] == "7"
+
+
+async def test_the_network_guard_works_in_the_senders(rx: Receiver) -> None:
+    senders = SenderPool(1, SenderConfig((), 4, None, "json", "warning"))
+    await senders.start()
+    try:
+        result = await senders.send(request(rx.url))
+    finally:
+        await senders.close()
+    assert result.error is AttemptError.BLOCKED_ADDRESS
+    assert rx.requests == [], "nothing was sent to a blocked address"
+
+
+async def test_a_killed_sender_is_replaced_and_its_requests_sent_again(
+    pool: SenderPool, rx: Receiver
+) -> None:
+    rx.slow(0.5)
+    before = pool.pids
+    assert len(before) == 2
+    attempts = [asyncio.ensure_future(pool.send(request(rx.url, timeout=1.0))) for _ in range(6)]
+    await rx.wait_for(lambda: rx.in_flight >= 4, what="attempts in flight in both senders")
+    os.kill(before[0], signal.SIGKILL)
+    results = await asyncio.wait_for(asyncio.gather(*attempts), 20)
+    assert [r.status_code for r in results] == [200] * 6, "every request was answered"
+    for _ in range(100):
+        if len(pool.pids) == 2 and before[0] not in pool.pids:
+            break
+        await asyncio.sleep(0.1)
+    assert before[0] not in pool.pids and len(pool.pids) == 2, "the dead sender was replaced"
+
+
+async def test_close_ends_every_sender() -> None:
+    senders = SenderPool(2, LOOPBACK_ONLY)
+    await senders.start()
+    pids = senders.pids
+    await senders.close()
+    assert not [pid for pid in pids if psutil.pid_exists(pid)]

@@ -1,0 +1,161 @@
+"""Tracing's set-up from the OTEL_* variables, the stored traceparent and its link, the
+traceparent header, and the disk-full translation of both engines' errors."""
+
+from __future__ import annotations
+
+import errno
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+
+from orderhooks.delivery.claims import Claim
+from orderhooks.delivery.outbound import build_request
+from orderhooks.domain.model import Delivery, DeliveryState, EventType
+from orderhooks.exceptions import ConfigError, StorageFull, StoreUnavailable
+from orderhooks.store import postgres_io, sqlite_io
+from orderhooks.tracing import (
+    TRACING_OFF,
+    check_environment,
+    configure_tracing,
+    link_to,
+    traceparent_of,
+)
+from tests.support.factories import NOW, event, webhook
+
+ENDPOINT = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"OTEL_SERVICE_NAME": "orders"},
+        {**ENDPOINT, "OTEL_SDK_DISABLED": "true"},
+        {**ENDPOINT, "OTEL_TRACES_EXPORTER": "none"},
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "  "},
+    ],
+)
+def test_tracing_is_off_without_an_endpoint(env: dict[str, str]) -> None:
+    assert configure_tracing(env) is TRACING_OFF
+    assert not TRACING_OFF.enabled
+
+
+def test_tracing_off_never_loads_the_sdk() -> None:
+    script = (
+        "import sys, orderhooks.tracing as t, orderhooks.service.ingest, "
+        "orderhooks.delivery.dispatcher, orderhooks.web.app\n"
+        "assert t.configure_tracing({}) is t.TRACING_OFF\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('opentelemetry.sdk'))\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "ftp://collector/v1/traces"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json"),
+        ("OTEL_TRACES_EXPORTER", "zipkin"),
+        ("OTEL_TRACES_SAMPLER", "sometimes"),
+    ],
+)
+def test_a_bad_value_names_its_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        check_environment({**ENDPOINT, name: value})
+
+
+@pytest.mark.parametrize("ratio", ["lots", "1.5", "-0.1"])
+def test_a_sampler_ratio_must_be_a_fraction(ratio: str) -> None:
+    env = {**ENDPOINT, "OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": ratio}
+    with pytest.raises(ConfigError, match="OTEL_TRACES_SAMPLER_ARG"):
+        check_environment(env)
+
+
+def test_good_values_pass() -> None:
+    check_environment(
+        {
+            **ENDPOINT,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": "0.25",
+        }
+    )
+
+
+def test_a_stored_traceparent_becomes_a_link() -> None:
+    [link] = link_to(TRACEPARENT)
+    assert f"{link.context.trace_id:032x}" == "0af7651916cd43dd8448eb211c80319c"
+    assert f"{link.context.span_id:016x}" == "b7ad6b7169203331"
+    assert link_to(None) == []
+    assert link_to("00-not-a-traceparent") == []
+
+
+def test_a_span_traceparent_round_trips_to_its_link() -> None:
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("ingest") as span:
+        stored = traceparent_of(span)
+    assert stored is not None
+    [link] = link_to(stored)
+    assert link.context.trace_id == span.get_span_context().trace_id
+    assert link.context.span_id == span.get_span_context().span_id
+
+
+def claim(headers: dict[str, str] | None = None) -> Claim:
+    """Attempt 1 of a delivery of the factories' event to their webhook."""
+    delivery = Delivery(
+        id="dlv_1",
+        webhook_id="wh_1",
+        event_id="evt_1",
+        event_type=EventType.STATUS_UPDATE,
+        order_id="o1",
+        account="acc1",
+        sequence=1,
+        state=DeliveryState.DELIVERING,
+        replay=False,
+        test=False,
+        created_at=NOW,
+        next_attempt_at=NOW,
+        delivered_at=None,
+        attempt_count=0,
+    )
+    return Claim(
+        delivery, webhook(headers=headers or {}), event(), 1, NOW, trace_parent=TRACEPARENT
+    )
+
+
+def test_the_traceparent_header_only_with_propagation() -> None:
+    now = datetime(2026, 12, 4, 12, tzinfo=UTC)
+    assert "traceparent" not in build_request(claim(), b"{}", now).headers
+    sent = build_request(claim(), b"{}", now, trace_parent=TRACEPARENT)
+    assert sent.headers["traceparent"] == TRACEPARENT
+    # A static header of the same name is replaced, never sent twice.
+    static = claim({"TraceParent": "00-static"})
+    headers = build_request(static, b"{}", now, trace_parent=TRACEPARENT).headers
+    assert [v for k, v in headers.items() if k.lower() == "traceparent"] == [TRACEPARENT]
+
+
+def test_sqlite_disk_full_is_storage_full() -> None:
+    full = sqlite3.OperationalError("database or disk is full")
+    full.sqlite_errorcode = 13  # type: ignore[attr-defined]
+    assert isinstance(sqlite_io.translate(full), StorageFull)
+    assert sqlite_io.is_disk_full(OSError(errno.ENOSPC, "No space left on device"))
+    other = sqlite3.OperationalError("disk I/O error")
+    other.sqlite_errorcode = 10  # type: ignore[attr-defined]
+    assert not isinstance(sqlite_io.translate(other), StoreUnavailable)
+
+
+def test_postgres_disk_full_is_storage_full() -> None:
+    error = asyncpg.DiskFullError("could not extend file: No space left on device")
+    translated = postgres_io.translate(error)
+    assert isinstance(translated, StorageFull)
+    assert isinstance(translated, StoreUnavailable)  # a kind of outage: 503, retried
