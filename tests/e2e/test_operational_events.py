@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from orderhooks.testing.receiver import Receiver
@@ -120,6 +121,12 @@ async def test_an_operations_webhook_hears_what_happens_to_another(
             if body["type"] != "delivery.failed":
                 assert body["orderId"] is None
         assert all(r.webhook_id == r.json["id"] for r in ops.requests)
+        # Each body validates against the event catalog's schema of its type.
+        catalog = expect(await api.call("GET", "/v1/event-types"), 200)["data"]
+        schemas = {entry["type"]: entry["schema"] for entry in catalog}
+        for body in bodies:
+            validator = jsonschema.Draft202012Validator(schemas[body["type"]])
+            assert [e.message for e in validator.iter_errors(body)] == [], body
         assert ops.verify_all(s["secret"]) == len(ops.requests)
 
         # W never heard about itself.
