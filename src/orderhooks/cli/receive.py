@@ -45,6 +45,8 @@ class ReceivedEvent:
     delay_seconds: float | None
     test: bool
     batch_id: str | None = None  # the batch it came in, if it came in one
+    # Operational events: the webhook they are about, and why (reason or last error).
+    about: str | None = None
 
 
 def rejection_reason(
@@ -114,7 +116,14 @@ def describe_payload(
         attempt=headers.get("orderhooks-attempt", "?"),
         delay_seconds=_delay(payload.get("timestamp"), now) if is_envelope else None,
         test=bool(payload.get("test", False)),
+        about=_operational_about(data) if is_envelope and data.get("webhookId") else None,
     )
+
+
+def _operational_about(data: Mapping[str, Any]) -> str:
+    """`wh_… (reason)` of an operational event's data: which webhook, and why."""
+    why = data.get("reason") or data.get("lastError") or data.get("lastStatusCode")
+    return f"{data.get('webhookId')}" + (f" ({why})" if why is not None else "")
 
 
 def _int_or_none(value: object) -> int | None:
@@ -159,6 +168,8 @@ def event_line(event: ReceivedEvent, at: datetime) -> Text:
         line.append(f"  {event.delay_seconds * 1000:+.0f} ms", style="yellow")
     if event.test:
         line.append("  [test]", style="magenta")
+    if event.about is not None:
+        line.append(f"  about {event.about}", style="red")
     line.append(f"  {event.event_id}", style="dim")
     if event.batch_id is not None:
         line.append(f"  in {event.batch_id}", style="dim")
