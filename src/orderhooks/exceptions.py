@@ -4,6 +4,7 @@
 
     OrderhooksError
     ├── ConfigError            bad configuration; the process refuses to start
+    │   └── SecretUnreadable   stored ciphertext that no key of ORDERHOOKS_ENCRYPTION_KEYS opens
     ├── ValidationError        client input breaks the contract (HTTP 422), carries field details
     ├── NotFound               no such object, or not visible to the caller (HTTP 404)
     │   └── UnknownOrder       an ingested update names an unknown order (404, with its index)
@@ -31,6 +32,10 @@ class OrderhooksError(Exception):
 
 class ConfigError(OrderhooksError):
     """The configuration is invalid."""
+
+
+class SecretUnreadable(ConfigError):
+    """A stored secret does not open with any key of `ORDERHOOKS_ENCRYPTION_KEYS`."""
 
 
 @dataclass(frozen=True, slots=True)

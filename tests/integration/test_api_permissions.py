@@ -7,6 +7,7 @@ wrong or revoked key is 401 everywhere; the operations endpoints need no key at 
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from orderhooks.domain.apikeys import generate_api_key
+from orderhooks.testing.certificates import issue, make_ca
 from tests.integration.api_support import LocalApi, running_api
 from tests.support.data import new_order, sample, unique
 
@@ -77,6 +79,23 @@ def _webhook_body(accounts: list[str]) -> Callable[[World], Any]:
         return {"url": "https://r.example.com/h", "accounts": names, "eventTypes": ["order.new"]}
 
     return body
+
+
+@functools.cache
+def _client_tls() -> dict[str, str]:
+    """A valid webhook `tls` (made once: issuing certificates takes a moment)."""
+    ca = make_ca()
+    client = issue(ca, "partner")
+    return {
+        "clientCertificate": client.cert_pem,
+        "clientKey": client.key_pem,
+        "caCertificate": ca.cert_pem,
+    }
+
+
+def _with_tls(accounts: list[str]) -> Callable[[World], Any]:
+    plain = _webhook_body(accounts)
+    return lambda world: {**plain(world), "tls": _client_tls()}
 
 
 SINCE = {"since": "2020-01-01T00:00:00Z"}
@@ -144,6 +163,8 @@ MATRIX = [
         (201, 403, 201, 403),
         lambda w: {**_webhook_body(["A"])(w), "personalData": "exclude", "fields": []},
     ),
+    Row("POST", "/v1/webhooks", (201, 403, 201, 403), _with_tls(["A"])),
+    Row("PATCH", "/v1/webhooks/{webhook}", PARTNER, lambda w: {"tls": None}),
     Row("DELETE", "/v1/webhooks/{fresh_webhook}", (204, 403, 204, 404)),
     Row("GET", "/v1/webhooks/{webhook}/secret", PARTNER),
     Row("POST", "/v1/webhooks/{webhook}/secret/rotate", PARTNER, lambda w: {}),

@@ -20,6 +20,7 @@ from tests.security.corpus_base import (
 from tests.security.corpus_fields import (
     bad_admin_bodies,
     bad_portal_links,
+    bad_tls_bodies,
     batches,
     null_bytes,
     out_of_range,
@@ -128,6 +129,7 @@ def corpus() -> list[Bad]:
         injection_ids,
         injection_paths,
         bad_admin_bodies,
+        bad_tls_bodies,
         batches,
         bad_portal_links,
     )

@@ -5,8 +5,13 @@ bodies, batches with one bad item)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from orderhooks.testing.certificates import issue, make_ca
 from tests.security.corpus_base import (
     ACCOUNT,
     Bad,
@@ -351,4 +356,72 @@ def bad_portal_links() -> Iterator[Bad]:
         "/v1/portal-links",
         dumps({"accounts": ["acct\u0000"]}),
         expect=(400, 422),
+    )
+
+
+def bad_tls_bodies() -> Iterator[Bad]:
+    """Webhook `tls` values that cannot work (docs/security.md, "Client certificates"):
+    422 naming the `tls` field at fault."""
+    ca = make_ca()
+    client, other = issue(ca, "partner"), issue(ca, "other")
+    long_ago = datetime.now(UTC) - timedelta(days=400)
+    expired = issue(ca, "expired", not_before=long_ago, not_after=long_ago + timedelta(days=30))
+    # Too weak on purpose: it must be refused.
+    weak_key = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505
+    weak = issue(ca, "weak", key=weak_key)
+    locked_key = client.key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"passphrase"),
+    ).decode()
+    good = {"clientCertificate": client.cert_pem, "clientKey": client.key_pem}
+    hook = {"url": "https://127.0.0.1:9/hook", "accounts": [ACCOUNT], "eventTypes": ["order.new"]}
+    spoils: list[tuple[str, Any, str]] = [
+        ("not-an-object", "-----BEGIN CERTIFICATE-----", "tls"),
+        ("unknown-field", {**good, "clientPassword": "x"}, "tls"),
+        ("no-key", {"clientCertificate": client.cert_pem}, "tls.clientKey"),
+        (
+            "cert-garbage",
+            {**good, "clientCertificate": "not a certificate"},
+            "tls.clientCertificate",
+        ),
+        (
+            "key-garbage",
+            {**good, "clientKey": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"},
+            "tls.clientKey",
+        ),
+        (
+            "ca-garbage",
+            {**good, "caCertificate": "-----BEGIN CERTIFICATE-----\n"},
+            "tls.caCertificate",
+        ),
+        (
+            "key-in-cert-field",
+            {**good, "clientCertificate": client.key_pem},
+            "tls.clientCertificate",
+        ),
+        ("mismatched-pair", {**good, "clientKey": other.key_pem}, "tls"),
+        (
+            "expired",
+            {"clientCertificate": expired.cert_pem, "clientKey": expired.key_pem},
+            "tls.clientCertificate",
+        ),
+        (
+            "weak-rsa",
+            {"clientCertificate": weak.cert_pem, "clientKey": weak.key_pem},
+            "tls.clientKey",
+        ),
+        ("passphrase-key", {**good, "clientKey": locked_key}, "tls.clientKey"),
+        ("placeholder-on-create", {**good, "clientKey": "<set>"}, "tls.clientKey"),
+    ]
+    for name, value, field in spoils:
+        yield Bad(f"tls-{name}", "POST", "/v1/webhooks", dumps({**hook, "tls": value}), field=field)
+    http_hook = {**hook, "url": "http://127.0.0.1:9/hook", "tls": good}
+    yield Bad("tls-http-url", "POST", "/v1/webhooks", dumps(http_hook), field="tls")
+    yield Bad(
+        "tls-patch-http-webhook",
+        "PATCH",
+        "/v1/webhooks/<webhook>",
+        dumps({"tls": good}),
+        field="tls",
     )

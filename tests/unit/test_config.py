@@ -12,6 +12,7 @@ import pytest
 
 from orderhooks.config import (
     DEFAULT_RETRY_SCHEDULE_SECONDS,
+    FLAG_SETTINGS,
     SETTINGS,
     SETTINGS_BY_NAME,
     Setting,
@@ -103,7 +104,7 @@ def _flag(row: Setting, text: str) -> object:
     return row.kind.parse(text) if row.is_switch else row.kind.flag_type(text)
 
 
-@pytest.mark.parametrize("row", SETTINGS, ids=lambda row: row.env)
+@pytest.mark.parametrize("row", FLAG_SETTINGS, ids=lambda row: row.env)
 def test_every_flag_wins_over_its_variable(row: Setting) -> None:
     first, second = row.kind.samples
     settings = load_settings({row.env: first}, {row.name: _flag(row, second)})
@@ -136,6 +137,31 @@ def test_a_bad_flag_is_refused_with_the_flag_named() -> None:
 def test_only_settings_are_flags() -> None:
     with pytest.raises(TypeError, match="nonsense"):
         load_settings({}, {"nonsense": "1"})
+
+
+def test_encryption_keys_have_no_flag() -> None:
+    # A flag would show the keys to every user of the machine (`ps`) and in shell history.
+    assert not SETTINGS_BY_NAME["encryption_keys"].has_flag
+    with pytest.raises(TypeError, match="encryption_keys"):
+        load_settings({}, {"encryption_keys": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="})
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("c2hvcnQ=", "key 1 is 5 bytes"),
+        (
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=,not base64!",
+            "key 2 is not standard base64",
+        ),
+    ],
+)
+def test_a_bad_encryption_key_names_the_variable_and_never_the_key(
+    value: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"^ORDERHOOKS_ENCRYPTION_KEYS {message}") as caught:
+        load_settings({"ORDERHOOKS_ENCRYPTION_KEYS": value})
+    assert "c2hvcnQ" not in str(caught.value) and "AAECAw" not in str(caught.value)
 
 
 def test_variables_are_read() -> None:

@@ -11,7 +11,7 @@ from orderhooks.delivery.senders import (
     result_message,
 )
 from orderhooks.delivery.transport import OutboundRequest, TransportResult, fake_result
-from orderhooks.domain.model import AttemptError
+from orderhooks.domain.model import AttemptError, ClientTls
 
 
 def test_every_field_of_a_request_crosses_the_channel() -> None:
@@ -22,9 +22,14 @@ def test_every_field_of_a_request_crosses_the_channel() -> None:
         "body",
         "headers",
         "timeout_seconds",
+        "client_tls",
+        "webhook_id",
     ]
     sent = OutboundRequest("http://127.0.0.1:9/x", b"{}", {"content-type": "application/json"}, 2.5)
     assert request_from_message(request_message(7, sent)) == (7, sent)
+    tls = ClientTls("-----BEGIN CERTIFICATE-----\n", "-----BEGIN PRIVATE KEY-----\n", None)
+    with_tls = dataclasses.replace(sent, client_tls=tls, webhook_id="wh_1")
+    assert request_from_message(request_message(8, with_tls)) == (8, with_tls)
 
 
 def test_every_field_of_a_result_crosses_the_channel() -> None:

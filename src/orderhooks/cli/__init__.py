@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from orderhooks import package_version
-from orderhooks.cli import backup, keys, process, tools
+from orderhooks.cli import backup, keys, process, secrets, tools
 from orderhooks.cli.options import VersionFlag
 
 app = typer.Typer(
@@ -32,6 +32,7 @@ process.register(app)
 app.add_typer(keys.keys_app, name="keys")
 tools.register(app)
 backup.register(app)
+app.add_typer(secrets.secrets_app, name="secrets")
 
 
 def main() -> None:

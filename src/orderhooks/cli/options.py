@@ -97,7 +97,8 @@ def with_settings(
     """Give a command the flags of the settings `names` (all when None) in place of its
     `settings` parameter, which receives the environment's settings with those flags laid
     over them; a bad value ends the command with a usage error naming the flag or variable."""
-    rows = SETTINGS if names is None else tuple(SETTINGS_BY_NAME[name] for name in names)
+    chosen = SETTINGS if names is None else tuple(SETTINGS_BY_NAME[name] for name in names)
+    rows = tuple(row for row in chosen if row.has_flag)
 
     def decorate(command: Callable[..., T]) -> Callable[..., T]:
         own = inspect.signature(command, eval_str=True).parameters.values()

@@ -67,6 +67,27 @@ async def open_migrated_store(settings: Settings) -> Store:
     return store
 
 
+async def check_stored_secrets(store: Store) -> None:
+    """Open every stored secret before serving: SecretUnreadable (a ConfigError naming
+    ORDERHOOKS_ENCRYPTION_KEYS, so the process refuses to start) when one does not open;
+    a warning when secrets are or will be stored unencrypted or under an older key."""
+    report = await store.check_secrets()
+    if not store.box.encrypts:
+        log.warning(
+            "ORDERHOOKS_ENCRYPTION_KEYS is not set: webhook secrets, header values and "
+            "client keys are stored in plaintext (docs/security.md)"
+        )
+    elif report.plaintext or report.stale:
+        log.warning(
+            "stored secrets not sealed with the first key: run orderhooks secrets reencrypt",
+            plaintext=report.plaintext,
+            stale=report.stale,
+            key_id=report.key_ids[0],
+        )
+    else:
+        log.info("secrets at rest encrypted", key_ids=list(report.key_ids), values=report.values)
+
+
 def write_admin_key_file(data_dir: Path, key: str) -> Path:
     """Write `key` and a newline to `<data dir>/admin.key`, readable by the owner only."""
     path = data_dir / ADMIN_KEY_FILE
@@ -238,6 +259,11 @@ async def run_process(settings: Settings, role: ProcessRole, *, access_log: bool
         tracing = configure_tracing()
         try:
             store = await open_migrated_store(settings)
+            try:
+                await check_stored_secrets(store)
+            except BaseException:
+                await store.close()
+                raise
             exit_code = await _run_with_store(store, settings, role, signals, access_log, tracing)
         finally:
             # The last spans are exported within the exporter's short timeout, off the loop.

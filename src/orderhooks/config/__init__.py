@@ -42,6 +42,7 @@ from typing import Any, TypeVar, overload
 
 from orderhooks.config.kinds import (
     BOOLEAN,
+    ENCRYPTION_KEYS,
     FRAME_ANCESTORS,
     NETWORKS,
     PATH,
@@ -59,6 +60,7 @@ from orderhooks.config.kinds import (
     parse_network_list,
 )
 from orderhooks.exceptions import ConfigError
+from orderhooks.secretbox import SealingKey
 from orderhooks.sources.config import SourceConfig
 
 T = TypeVar("T")
@@ -106,6 +108,8 @@ class Setting:
     default_text: str | None = None  # markdown; the default in words when its value is not it
     # When neither the variable nor the flag is given: the value, decided at start-up.
     fallback: Callable[[], object] | None = None
+    # False for values that must stay out of `ps` and shell history (keys): variable only.
+    has_flag: bool = True
 
     @property
     def flag(self) -> str:
@@ -145,6 +149,7 @@ def setting(
     help: str,
     default_text: str | None = None,
     fallback: Callable[[], T] | None = None,
+    has_flag: bool = True,
 ) -> T: ...
 
 
@@ -157,6 +162,7 @@ def setting(
     help: str,
     default_text: str | None = None,
     fallback: Callable[[], T] | None = None,
+    has_flag: bool = True,
 ) -> T | None: ...
 
 
@@ -168,11 +174,12 @@ def setting(
     help: str,
     default_text: str | None = None,
     fallback: Callable[[], object] | None = None,
+    has_flag: bool = True,
 ) -> Any:
     """Declare a field of `Settings` as a row of the configuration table."""
     if not env.startswith(ENV_PREFIX):
         raise ValueError(f"{env} must start with {ENV_PREFIX}")
-    row = Setting("", env, kind, default, help, default_text, fallback)
+    row = Setting("", env, kind, default, help, default_text, fallback, has_flag)
     return field(default=default, metadata={_ROW: row})
 
 
@@ -341,6 +348,14 @@ class Settings:
         help="Send each delivery attempt's W3C `traceparent` header to the receiver; tracing "
         "itself is set up by the standard OTEL_* variables (docs/operations.md).",
     )
+    encryption_keys: tuple[SealingKey, ...] = setting(
+        "ORDERHOOKS_ENCRYPTION_KEYS",
+        ENCRYPTION_KEYS,
+        default=(),
+        has_flag=False,
+        help="Keys that encrypt webhook secrets, header values and client keys at rest, the "
+        "first encrypting; no flag, so that keys stay out of `ps`. See docs/security.md.",
+    )
 
     @property
     def effective_database_url(self) -> str:
@@ -364,6 +379,9 @@ SETTINGS: tuple[Setting, ...] = tuple(
 
 SETTINGS_BY_NAME: Mapping[str, Setting] = {row.name: row for row in SETTINGS}
 
+FLAG_SETTINGS: tuple[Setting, ...] = tuple(row for row in SETTINGS if row.has_flag)
+"""The settings the process commands take as flags as well as variables."""
+
 
 # --- Reading ------------------------------------------------------------------------------
 
@@ -379,7 +397,7 @@ def load_settings(
     """
     env = os.environ if env is None else env
     flags = flags or {}
-    unknown = set(flags) - set(SETTINGS_BY_NAME)
+    unknown = set(flags) - {row.name for row in SETTINGS if row.has_flag}
     if unknown:
         raise TypeError(f"not settings: {sorted(unknown)}")
     values: dict[str, object] = {}
@@ -407,6 +425,7 @@ def parse_networks(text: str) -> tuple[Network, ...]:
 __all__ = [
     "BOOLEAN",
     "DEFAULT_RETRY_SCHEDULE_SECONDS",
+    "FLAG_SETTINGS",
     "NETWORKS",
     "PATH",
     "SECONDS_LIST",

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from orderhooks.exceptions import ConfigError
+from orderhooks.secretbox import ENV_VAR as ENCRYPTION_ENV_VAR
+from orderhooks.secretbox import SealingKey, parse_keys
 from orderhooks.sources.config import SourceConfig, parse_sources
 
 T = TypeVar("T")
@@ -246,4 +248,24 @@ FRAME_ANCESTORS: Kind[str] = Kind(
     "CSP `frame-ancestors` sources: `'none'`, `'self'`, schemes, hosts; space-separated",
     "SOURCES",
     ("'self'", "'self' https://portal.example.com"),
+)
+
+
+def _parse_encryption_keys(text: str) -> tuple[SealingKey, ...]:
+    try:
+        return parse_keys(text)
+    except ConfigError as exc:
+        # The caller names the variable; the message never holds a key.
+        raise ValueError(str(exc).removeprefix(f"{ENCRYPTION_ENV_VAR}: ")) from None
+
+
+ENCRYPTION_KEYS: Kind[tuple[SealingKey, ...]] = Kind(
+    _parse_encryption_keys,
+    "comma-separated keys, each 32 random bytes in standard base64",
+    "KEYS",
+    (
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=,AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+    ),
+    show=lambda keys: ",".join(k.id for k in keys),
 )

@@ -22,6 +22,8 @@ TABLE_END = "<!-- end of settings table -->"
 
 
 def _flag_markdown(row: Setting) -> str:
+    if not row.has_flag:
+        return "none: variable only"
     if row.is_switch:
         return f"`{row.flag}`, `--no-{row.flag.removeprefix('--')}`"
     # A pipe, even in code, would end the table cell.

@@ -98,6 +98,8 @@ def build_request(
         body=body,
         headers=headers,
         timeout_seconds=float(webhook.timeout_seconds),
+        client_tls=webhook.tls,
+        webhook_id=webhook.id,
     )
 
 
@@ -142,6 +144,8 @@ def build_batch_request(
         body=body,
         headers=headers,
         timeout_seconds=float(webhook.timeout_seconds),
+        client_tls=webhook.tls,
+        webhook_id=webhook.id,
     )
 
 

@@ -40,7 +40,7 @@ from typing import Any
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from orderhooks.delivery.transport import OutboundRequest, TransportResult
-from orderhooks.domain.model import AttemptError
+from orderhooks.domain.model import AttemptError, ClientTls
 from orderhooks.logging import get_logger
 
 FRAME_HEADER = struct.Struct(">I")
@@ -55,7 +55,7 @@ SENDER_MODULE = "orderhooks.delivery.sender"
 log = get_logger("orderhooks.delivery")
 
 # What crosses the channel: plain tuples, cheap to pickle.
-RequestMessage = tuple[int, str, bytes, tuple[tuple[str, str], ...], float]
+RequestMessage = tuple[int, str, bytes, tuple[tuple[str, str], ...], float, ClientTls | None, str]
 ResultMessage = tuple[int, int | None, str, tuple[tuple[str, str], ...], str | None, int, str]
 
 
@@ -93,13 +93,16 @@ def request_message(request_id: int, request: OutboundRequest) -> RequestMessage
         request.body,
         tuple(request.headers.items()),
         request.timeout_seconds,
+        request.client_tls,
+        request.webhook_id,
     )
 
 
 def request_from_message(message: RequestMessage) -> tuple[int, OutboundRequest]:
     """The request id and the request of a message."""
-    request_id, url, body, headers, timeout_seconds = message
-    return request_id, OutboundRequest(url, body, dict(headers), timeout_seconds)
+    request_id, url, body, headers, timeout_seconds, client_tls, webhook_id = message
+    request = OutboundRequest(url, body, dict(headers), timeout_seconds, client_tls, webhook_id)
+    return request_id, request
 
 
 def result_message(request_id: int, result: TransportResult) -> ResultMessage:

@@ -37,8 +37,9 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from orderhooks.delivery.clienttls import ClientTlsContexts
 from orderhooks.delivery.netguard import NetworkGuard, parse_ip_literal
-from orderhooks.domain.model import AttemptError
+from orderhooks.domain.model import AttemptError, ClientTls
 
 RESPONSE_EXCERPT_BYTES = 2048
 # Reading a small response to its end lets the connection go back to the pool; a larger
@@ -62,6 +63,8 @@ class OutboundRequest:
     body: bytes
     headers: Mapping[str, str]
     timeout_seconds: float
+    client_tls: ClientTls | None = None  # the webhook's client certificate, if any
+    webhook_id: str = ""  # whose client certificate (the key of the context cache)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +164,9 @@ class AiohttpTransport:
         self._session: aiohttp.ClientSession | None = None
         # Webhook URLs repeat endlessly: parse and judge each one once.
         self._targets: dict[str, _Target] = {}
+        # One context per webhook with a client certificate: connections are pooled per
+        # context, so a certificate only ever rides connections opened with it.
+        self._client_tls = ClientTlsContexts()
 
     def _open_session(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -212,6 +218,15 @@ class AiohttpTransport:
         target = self._target(request.url)
         if target.url is None:
             return _failure(target.problem or AttemptError.CONNECTION_ERROR, started, target.detail)
+        ssl_context: ssl.SSLContext | bool = self._ssl
+        if request.client_tls is not None:
+            try:
+                own = self._client_tls.context_for(request.webhook_id, request.client_tls)
+            except (ssl.SSLError, ValueError, OSError) as exc:
+                detail = f"client certificate unusable: {exc}"
+                return _failure(AttemptError.CONNECTION_ERROR, started, detail)
+            if own is not None:
+                ssl_context = own
         if self._session is None:
             self._session = self._open_session()
         status: int | None = None
@@ -223,7 +238,7 @@ class AiohttpTransport:
                     headers=request.headers,
                     allow_redirects=False,
                     proxy=self._proxy,
-                    ssl=self._ssl,
+                    ssl=ssl_context,
                 ) as response:
                     status = response.status
                     if self._proxy is not None and status == PROXY_AUTHENTICATION_REQUIRED:

@@ -6,6 +6,7 @@ layer serialises them. Times are timezone-aware UTC datetimes.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -125,6 +126,28 @@ class SigningSecret:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientTls:
+    """A webhook's validated client certificate settings, in canonical PEM.
+
+    `client_certificate` is the leaf first, then any intermediates; `client_key` is
+    unencrypted PKCS#8 and never shown in a repr.
+    """
+
+    client_certificate: str
+    client_key: str = field(repr=False)
+    ca_certificate: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 over all three values: changes whenever any of them does."""
+        digest = hashlib.sha256()
+        for part in (self.client_certificate, self.client_key, self.ca_certificate or ""):
+            digest.update(part.encode())
+            digest.update(b"\x00")
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
 class Webhook:
     """One subscription (PRODUCT 3). `secrets` is newest first."""
 
@@ -156,6 +179,7 @@ class Webhook:
     batch: BatchSettings | None = None
     personal_data: PersonalData = PersonalData.INCLUDE
     fields: tuple[str, ...] | None = None  # `None` keeps all of an event's `data`
+    tls: ClientTls | None = None
 
     def valid_secrets(self, now: datetime) -> tuple[str, ...]:
         """The secrets that sign at `now`, newest first."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from orderhooks.config import Settings
 from orderhooks.exceptions import ConfigError
+from orderhooks.secretbox import SecretBox
 from orderhooks.store.store import Store
 
 
@@ -23,6 +24,7 @@ def open_store(settings: Settings) -> Store:
             require_agreement=settings.require_agreement,
             disable_after_seconds=settings.disable_after_seconds,
             pool_size=settings.db_pool_size,
+            box=SecretBox(settings.encryption_keys),
         )
     if url.startswith("sqlite:///"):
         from orderhooks.store.sqlite import SQLiteStore, sqlite_path
@@ -31,6 +33,7 @@ def open_store(settings: Settings) -> Store:
             sqlite_path(url),
             require_agreement=settings.require_agreement,
             disable_after_seconds=settings.disable_after_seconds,
+            box=SecretBox(settings.encryption_keys),
         )
     raise ConfigError(f"unsupported database URL {url!r}: use sqlite:///… or postgresql://…")
 

@@ -107,6 +107,20 @@ class SQLiteEngine:
     def work_created(self) -> None:
         """Nothing to do: the workers of this process were woken by the store."""
 
+    async def compact(self) -> None:
+        """Rewrite the file without free pages (VACUUM), then empty the WAL, so that
+        content replaced earlier is in neither. Through the writer, outside a
+        transaction."""
+        if self.writer is None:
+            raise StoreUnavailable("the SQLite store is not open")
+
+        async def job(tx: Tx) -> None:
+            assert isinstance(tx, SQLiteTx)
+            tx.connection.execute("VACUUM")
+            tx.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+        await self.writer.submit_outside(job)
+
 
 class SQLiteStore(Store):
     """The Store on one SQLite file."""
@@ -114,5 +128,10 @@ class SQLiteStore(Store):
     def __init__(
         self, path: Path, *, reader_threads: int = READER_THREADS, **options: Unpack[StoreOptions]
     ) -> None:
-        super().__init__(SQLiteEngine(path, reader_threads), **options)
+        self._sqlite = SQLiteEngine(path, reader_threads)
+        super().__init__(self._sqlite, **options)
         self.path = path
+
+    async def compact(self) -> None:
+        """VACUUM and empty the WAL (see `SQLiteEngine.compact`)."""
+        await self._sqlite.compact()

@@ -61,6 +61,9 @@ def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
         conn.execute("PRAGMA query_only = ON")
     else:
         conn.execute("PRAGMA journal_mode = WAL")
+        # Freed and overwritten content is zeroed, not left in free pages: a copy of
+        # the file must not hold values that were replaced (secrets before sealing).
+        conn.execute("PRAGMA secure_delete = ON")
         # FULL: the WAL is fsynced at every commit, so an acknowledged ingest survives
         # a power loss, not only a crash of the process.
         conn.execute("PRAGMA synchronous = FULL")
@@ -150,6 +153,7 @@ class _Queued:
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
     durable: bool = True
+    outside: bool = False  # run alone, outside a transaction (VACUUM)
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
@@ -173,6 +177,7 @@ class Writer:
         self._open_error: BaseException | None = None
         self._unsynced_since: float | None = None  # first commit not fsynced yet
         self._relaxed = False  # whether the connection runs synchronous=NORMAL now
+        self._held: _Queued | None = None  # an `outside` job met while forming a group
 
     def start(self) -> None:
         """Open the write connection on the writer thread; raises if that fails."""
@@ -196,6 +201,14 @@ class Writer:
         self._queue.put(_Queued(job, loop, future, durable))
         return await future
 
+    async def submit_outside(self, job: Job[T]) -> T:
+        """Run a job on the writer's connection alone and outside a transaction (for
+        statements SQLite refuses inside one, such as VACUUM); returns its result."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Queued(job, loop, future, True, outside=True))
+        return await future
+
     def _run(self) -> None:
         try:
             conn = connect(self._path, readonly=False)
@@ -211,6 +224,10 @@ class Writer:
                 first = self._next_job()
                 if first is None:
                     break
+                if first.outside:
+                    self._sync()
+                    self._settle_all([first], [self._run_outside(tx, first)])
+                    continue
                 group = [first]
                 while len(group) < MAX_GROUP_JOBS:
                     try:
@@ -220,14 +237,23 @@ class Writer:
                     if nxt is None:
                         stopping = True
                         break
+                    if nxt.outside:
+                        self._held = nxt
+                        break
                     group.append(nxt)
                 self._commit_group(conn, tx, group)
+            if self._held is not None:
+                held, self._held = self._held, None
+                self._settle_all([held], [self._run_outside(tx, held)])
             self._sync()
         finally:
             conn.close()
 
     def _next_job(self) -> _Queued | None:
         """The next job; while waiting, sync commits that have waited long enough."""
+        if self._held is not None:
+            held, self._held = self._held, None
+            return held
         while self._unsynced_since is not None:
             left = self._unsynced_since + MAX_UNSYNCED_SECONDS - time.monotonic()
             try:
@@ -284,6 +310,10 @@ class Writer:
             self._roll_back(conn)
             error = translate(exc) if isinstance(exc, sqlite3.Error) else _unexpected(exc)
             results = [(False, error)] * len(group)
+        self._settle_all(group, results)
+
+    @staticmethod
+    def _settle_all(group: list[_Queued], results: list[tuple[bool, Any]]) -> None:
         for item, (ok, value) in zip(group, results, strict=True):
             # RuntimeError: the caller's event loop is closed, nobody is waiting any more.
             with contextlib.suppress(RuntimeError):
@@ -296,6 +326,15 @@ class Writer:
         if conn.in_transaction:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
+
+    @staticmethod
+    def _run_outside(tx: SQLiteTx, item: _Queued) -> tuple[bool, Any]:
+        try:
+            return True, run_sync(item.job(tx))
+        except sqlite3.Error as exc:
+            return False, translate(exc)
+        except Exception as exc:
+            return False, exc
 
     @staticmethod
     def _run_job(conn: sqlite3.Connection, tx: SQLiteTx, item: _Queued) -> tuple[bool, Any]:

@@ -19,6 +19,7 @@ from orderhooks.store.shared.manual import ManualOperations
 from orderhooks.store.shared.portal import PortalOperations
 from orderhooks.store.shared.reads import ReadOperations
 from orderhooks.store.shared.record import RecordOperations
+from orderhooks.store.shared.secrets import SecretOperations
 from orderhooks.store.shared.webhooks import WebhookOperations
 
 
@@ -32,6 +33,7 @@ class Store(
     AdminOperations,
     PortalOperations,
     ErasureOperations,
+    SecretOperations,
 ):
     """Everything orderhooks keeps: `Store(engine, require_agreement=…,
     disable_after_seconds=…)`, then `open()` (and `migrate()` where the caller owns the
@@ -42,5 +44,5 @@ class Store(
     read: `shared.reads`. Webhooks and agreements: `shared.webhooks`. Retry, recover,
     replay, test: `shared.manual`. The queue: `shared.claim`, `shared.record`. Keys,
     audit, retention: `shared.admin`. Portal links: `shared.portal`. Erasing an order's
-    personal data: `shared.erasure`.
+    personal data: `shared.erasure`. Secrets at rest: `shared.secrets`.
     """

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -59,8 +60,13 @@ def _parse_json(body: bytes) -> Any:
 class Receiver:
     """A recording HTTP receiver with behaviours settable at runtime (see module doc)."""
 
-    def __init__(self, *, port: int = 0, seed: int = 0) -> None:
+    def __init__(
+        self, *, port: int = 0, seed: int = 0, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self._requested_port = port
+        # With a context the receiver speaks HTTPS (one that requires client certificates
+        # records each request's client name).
+        self._ssl_context = ssl_context
         self._lock = threading.Lock()
         self._behaviour = Behaviour()
         self._rng = random.Random(seed)
@@ -115,7 +121,7 @@ class Receiver:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS, access_log=None)
         loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.SockSite(runner, sock).start())
+        loop.run_until_complete(web.SockSite(runner, sock, ssl_context=self._ssl_context).start())
         started.set()
         try:
             loop.run_forever()
@@ -152,7 +158,8 @@ class Receiver:
 
     def url_for(self, path: str) -> str:
         """A URL on this receiver with another path."""
-        return f"http://{LOOPBACK}:{self.port}{path}"
+        scheme = "http" if self._ssl_context is None else "https"
+        return f"{scheme}://{LOOPBACK}:{self.port}{path}"
 
     # ------------------------------------------------------------ behaviours
 
@@ -264,6 +271,7 @@ class Receiver:
                 body=body,
                 json=_parse_json(body),
                 reply=reply.describe(),
+                client_name=_client_name(request),
             )
             self._requests.append(recorded)
             self._in_flight += 1
@@ -399,6 +407,15 @@ class Receiver:
             timeout,
             f"{len(webhook_ids)} events delivered",
         )
+
+
+def _client_name(request: web.Request) -> str | None:
+    """The common name of the request's client certificate, if it presented one."""
+    peer = request.transport.get_extra_info("peercert") if request.transport else None
+    if not peer:
+        return None
+    subject = dict(pair[0] for pair in peer.get("subject", ()))
+    return str(subject.get("commonName", ""))
 
 
 def _reset(request: web.Request) -> None:

@@ -56,6 +56,7 @@ class ReceivedRequest:
     json: Any  # the parsed body, None when it is not JSON
     reply: str  # Reply.describe() of the answer chosen
     abandoned: bool = False  # the client hung up before the (delayed) answer was sent
+    client_name: str | None = None  # common name of the client certificate (HTTPS only)
 
     @property
     def webhook_id(self) -> str | None:

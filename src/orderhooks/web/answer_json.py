@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+from orderhooks.delivery.clienttls import client_tls_json
 from orderhooks.domain.envelope import envelope, format_timestamp
 from orderhooks.domain.model import (
     Agreement,
@@ -70,6 +71,7 @@ def webhook_json(webhook: Webhook, default_schedule: Sequence[int]) -> dict[str,
         else {"maxEvents": webhook.batch.max_events, "maxWaitMs": webhook.batch.max_wait_ms},
         "personalData": webhook.personal_data.value,
         "fields": None if webhook.fields is None else list(webhook.fields),
+        "tls": client_tls_json(webhook.tls),
     }
 
 

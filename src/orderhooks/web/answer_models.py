@@ -59,6 +59,14 @@ class BatchOut(Shape):
     maxWaitMs: int
 
 
+class ClientTlsOut(Shape):
+    """A webhook's client certificate; the key is never shown."""
+
+    clientCertificate: str
+    clientKey: Literal["<set>"]
+    caCertificate: str | None
+
+
 class WebhookOut(Shape):
     """A webhook (PRODUCT 3); never its secret."""
 
@@ -88,6 +96,7 @@ class WebhookOut(Shape):
     batch: BatchOut | None
     personalData: PersonalData
     fields: list[str] | None
+    tls: ClientTlsOut | None
 
 
 class WebhookCreated(WebhookOut):

@@ -6,7 +6,8 @@
     ApiError (this module)      HTTP-only refusals: 400, 401, 403, 413, 415, 429, 503
     OrderhooksError tree        ValidationError 422, NotFound 404, Conflict 409,
                                 LimitExceeded 422, StorageFull 503 (storage_unavailable),
-                                StoreUnavailable 503, StoreError 500
+                                StoreUnavailable 503, StoreError 500,
+                                SecretUnreadable 503 (secrets_unavailable)
     UnknownOrder (a NotFound)   404, naming the batch index
     RequestValidationError      422 naming the query or path parameter
     Starlette HTTPException     404, 405 (with Allow) in the same shape
@@ -29,6 +30,7 @@ from orderhooks.exceptions import (
     LimitExceeded,
     NotFound,
     OrderhooksError,
+    SecretUnreadable,
     StorageFull,
     StoreError,
     StoreUnavailable,
@@ -116,6 +118,13 @@ async def _orderhooks_error(request: Request, exc: Exception) -> OrjsonResponse:
         return error_response(503, "storage_unavailable", message)
     if isinstance(exc, StoreUnavailable):
         return error_response(503, "unavailable", "the database is not reachable")
+    if isinstance(exc, SecretUnreadable):
+        # Another process sealed with a key this one lacks (docs/security.md): the
+        # operator's to fix. The message names webhook and key id, never a value.
+        log.error("a stored secret cannot be decrypted", error=str(exc))
+        return error_response(
+            503, "secrets_unavailable", "a stored secret cannot be decrypted; see the server log"
+        )
     # A StoreError that is not an outage is a bug or a broken database: log, answer 500.
     kind = "store_error" if isinstance(exc, StoreError) else "unexpected_error"
     return _internal(request, exc, kind)

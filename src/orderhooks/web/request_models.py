@@ -188,6 +188,19 @@ FieldPath = Annotated[
 ]
 
 
+MAX_PEM_CHARS = 65_536
+
+
+class ClientTlsIn(StrictBody):
+    """A webhook's `tls`: a client certificate (PEM, leaf first, then intermediates),
+    its private key (PEM; write-only: `"<set>"` keeps the stored one) and optionally the
+    CA certificates that replace the system roots for this webhook."""
+
+    client_certificate: str = Field(max_length=MAX_PEM_CHARS)
+    client_key: str = Field(max_length=MAX_PEM_CHARS)
+    ca_certificate: str | None = Field(None, max_length=MAX_PEM_CHARS)
+
+
 class WebhookPatch(StrictBody):
     """`PATCH /v1/webhooks/{id}`: any subset of the webhook's fields (PRODUCT 3)."""
 
@@ -221,6 +234,7 @@ class WebhookPatch(StrictBody):
         max_length=shaping.MAX_FIELD_PATHS,
         description="Paths of `data` to keep (`items[].plu`); null keeps all",
     )
+    tls: ClientTlsIn | None = None
 
     @field_validator("accounts")
     @classmethod

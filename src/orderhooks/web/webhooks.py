@@ -43,10 +43,10 @@ def _precheck_accounts(caller: Caller, body: Any) -> None:
 
 
 def _stored_value(value: Any) -> Any:
-    """Lists become tuples: Webhook values are immutable; a nested body (`batch`) goes on
-    as its JSON, for the service to check."""
+    """Lists become tuples: Webhook values are immutable; nested bodies (`batch`, `tls`)
+    go on as their JSON, for the service to check."""
     if isinstance(value, BaseModel):
-        return value.model_dump(by_alias=True)
+        return value.model_dump(by_alias=True, exclude_none=True)
     return tuple(value) if isinstance(value, list) else value
 
 

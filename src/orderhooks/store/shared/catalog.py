@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from orderhooks.domain.model import ALL_ACCOUNTS, Webhook, WebhookState
+from orderhooks.secretbox import SecretBox
 from orderhooks.store.shared.codec import webhook_from_row
 from orderhooks.store.shared.tx import Tx
 
@@ -16,7 +17,8 @@ class WebhookCatalog:
     transaction, so other processes sharing the database see it on their next read.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, box: SecretBox) -> None:
+        self._box = box
         self._snapshot: tuple[int, Mapping[str, Webhook]] | None = None
 
     async def load(self, tx: Tx) -> Mapping[str, Webhook]:
@@ -28,7 +30,7 @@ class WebhookCatalog:
         if snapshot is not None and snapshot[0] == version:
             return snapshot[1]
         rows = await tx.fetch("live_webhooks")
-        webhooks = {row["id"]: webhook_from_row(row) for row in rows}
+        webhooks = {row["id"]: webhook_from_row(row, self._box) for row in rows}
         # One assignment, so threads reading the catalog see the old or the new snapshot.
         self._snapshot = (version, webhooks)
         return webhooks

@@ -6,7 +6,7 @@ text); booleans come back as 0/1 from SQLite and as bool from PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from orderhooks.domain.batches import BatchSettings
@@ -17,6 +17,7 @@ from orderhooks.domain.model import (
     Attempt,
     AttemptError,
     AuditEntry,
+    ClientTls,
     Delivery,
     DeliveryState,
     DisabledReason,
@@ -31,6 +32,12 @@ from orderhooks.domain.model import (
     UsageRow,
     Webhook,
     WebhookState,
+)
+from orderhooks.secretbox import (
+    SecretBox,
+    webhook_client_key_context,
+    webhook_header_context,
+    webhook_secret_context,
 )
 from orderhooks.store.shared.tx import Row
 from orderhooks.store.shared.values import (
@@ -134,15 +141,73 @@ def event_from_row(row: Row) -> Event:
 # ---------------------------------------------------------------- webhooks
 
 
-def secrets_param(secrets: Sequence[SigningSecret]) -> str:
-    """The `secrets` column: JSON, newest first."""
+def secrets_param(webhook_id: str, secrets: Sequence[SigningSecret], box: SecretBox) -> str:
+    """The `secrets` column: JSON, newest first, each secret sealed by `box`."""
+    context = webhook_secret_context(webhook_id)
     return dumps(
-        [{"secret": s.secret, "expires_at": micros_or_none(s.expires_at)} for s in secrets]
+        [
+            {"secret": box.seal(s.secret, context), "expires_at": micros_or_none(s.expires_at)}
+            for s in secrets
+        ]
     )
 
 
-def webhook_params(webhook: Webhook) -> dict[str, object]:
-    """The parameters of `insert_webhook` (`update_webhook` takes all but `secrets`)."""
+def headers_param(webhook_id: str, headers: Mapping[str, str], box: SecretBox) -> str:
+    """The `headers` column: JSON, names as given, each value sealed by `box`."""
+    return dumps(
+        {
+            name: box.seal(value, webhook_header_context(webhook_id, name))
+            for name, value in headers.items()
+        }
+    )
+
+
+def tls_param(webhook_id: str, tls: ClientTls | None, box: SecretBox) -> str | None:
+    """The `tls` column: NULL, or JSON with the client key sealed by `box`."""
+    if tls is None:
+        return None
+    return dumps(
+        {
+            "clientCertificate": tls.client_certificate,
+            "clientKey": box.seal(tls.client_key, webhook_client_key_context(webhook_id)),
+            "caCertificate": tls.ca_certificate,
+        }
+    )
+
+
+def secrets_from_column(webhook_id: str, text: str, box: SecretBox) -> tuple[SigningSecret, ...]:
+    """The secrets of a `secrets` column (SecretUnreadable when one does not open)."""
+    context = webhook_secret_context(webhook_id)
+    return tuple(
+        SigningSecret(box.open(s["secret"], context), moment_or_none(s["expires_at"]))
+        for s in loads(text)
+    )
+
+
+def headers_from_column(webhook_id: str, text: str, box: SecretBox) -> dict[str, str]:
+    """The headers of a `headers` column (SecretUnreadable when a value does not open)."""
+    return {
+        name: box.open(value, webhook_header_context(webhook_id, name))
+        for name, value in loads(text).items()
+    }
+
+
+def tls_from_column(webhook_id: str, text: str | None, box: SecretBox) -> ClientTls | None:
+    """The client certificate of a `tls` column (SecretUnreadable when the key does not
+    open)."""
+    if text is None:
+        return None
+    value = loads(text)
+    return ClientTls(
+        client_certificate=value["clientCertificate"],
+        client_key=box.open(value["clientKey"], webhook_client_key_context(webhook_id)),
+        ca_certificate=value["caCertificate"],
+    )
+
+
+def webhook_params(webhook: Webhook, box: SecretBox) -> dict[str, object]:
+    """The parameters of `insert_webhook` (`update_webhook` takes all but `secrets`);
+    secrets, header values and the client key sealed by `box`."""
     schedule = webhook.retry_schedule
     return {
         "id": webhook.id,
@@ -150,7 +215,7 @@ def webhook_params(webhook: Webhook) -> dict[str, object]:
         "description": webhook.description,
         "accounts": dumps(list(webhook.accounts)),
         "event_types": dumps([str(t) for t in webhook.event_types]),
-        "secrets": secrets_param(webhook.secrets),
+        "secrets": secrets_param(webhook.id, webhook.secrets, box),
         "locations": dumps(list(webhook.locations)),
         "channel_links": dumps(list(webhook.channel_links)),
         "channels": dumps(list(webhook.channels)),
@@ -158,7 +223,7 @@ def webhook_params(webhook: Webhook) -> dict[str, object]:
         "status_filter": dumps(list(webhook.status_filter)),
         "courier_status_filter": dumps(list(webhook.courier_status_filter)),
         "payload_format": str(webhook.payload_format),
-        "headers": dumps(dict(webhook.headers)),
+        "headers": headers_param(webhook.id, webhook.headers, box),
         "timeout_seconds": webhook.timeout_seconds,
         "retry_schedule": None if schedule is None else dumps(list(schedule)),
         "max_concurrency": webhook.max_concurrency,
@@ -175,11 +240,13 @@ def webhook_params(webhook: Webhook) -> dict[str, object]:
         "batch_max_wait_ms": None if webhook.batch is None else webhook.batch.max_wait_ms,
         "personal_data": str(webhook.personal_data),
         "field_paths": None if webhook.fields is None else dumps(list(webhook.fields)),
+        "tls": tls_param(webhook.id, webhook.tls, box),
     }
 
 
-def webhook_from_row(row: Row) -> Webhook:
-    """A Webhook from a `webhooks` row."""
+def webhook_from_row(row: Row, box: SecretBox) -> Webhook:
+    """A Webhook from a `webhooks` row; SecretUnreadable when `box` cannot open one of
+    its secrets (never read as plaintext instead)."""
     schedule = row["retry_schedule"]
     reason = row["disabled_reason"]
     return Webhook(
@@ -188,10 +255,7 @@ def webhook_from_row(row: Row) -> Webhook:
         description=row["description"],
         accounts=tuple(loads(row["accounts"])),
         event_types=tuple(EventType(t) for t in loads(row["event_types"])),
-        secrets=tuple(
-            SigningSecret(s["secret"], moment_or_none(s["expires_at"]))
-            for s in loads(row["secrets"])
-        ),
+        secrets=secrets_from_column(row["id"], row["secrets"], box),
         locations=tuple(loads(row["locations"])),
         channel_links=tuple(loads(row["channel_links"])),
         channels=tuple(loads(row["channels"])),
@@ -199,7 +263,7 @@ def webhook_from_row(row: Row) -> Webhook:
         status_filter=tuple(loads(row["status_filter"])),
         courier_status_filter=tuple(loads(row["courier_status_filter"])),
         payload_format=PayloadFormat(row["payload_format"]),
-        headers=loads(row["headers"]),
+        headers=headers_from_column(row["id"], row["headers"], box),
         timeout_seconds=row["timeout_seconds"],
         retry_schedule=None if schedule is None else tuple(loads(schedule)),
         max_concurrency=row["max_concurrency"],
@@ -213,6 +277,7 @@ def webhook_from_row(row: Row) -> Webhook:
         batch=batch_from_row(row),
         personal_data=PersonalData(row["personal_data"]),
         fields=None if row["field_paths"] is None else tuple(loads(row["field_paths"])),
+        tls=tls_from_column(row["id"], row["tls"], box),
     )
 
 

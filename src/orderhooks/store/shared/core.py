@@ -21,6 +21,7 @@ from typing import Any, Concatenate, ParamSpec, Required, TypedDict, TypeVar
 
 from orderhooks.domain import ids
 from orderhooks.domain.ids import IdFactory
+from orderhooks.secretbox import SecretBox
 from orderhooks.store.shared.catalog import WebhookCatalog
 from orderhooks.store.shared.tx import Engine, Job, Tx
 
@@ -38,6 +39,7 @@ class StoreOptions(TypedDict, total=False):
     require_agreement: Required[bool]  # webhooks wait for their accounts' agreements
     disable_after_seconds: Required[int]  # a webhook failing this long is disabled
     new_id: IdFactory  # the ids of new deliveries (tests pass a predictable one)
+    box: SecretBox  # seals secrets at rest (ORDERHOOKS_ENCRYPTION_KEYS); none: plaintext
 
 
 class StoreCore:
@@ -50,12 +52,14 @@ class StoreCore:
         require_agreement: bool,
         disable_after_seconds: int,
         new_id: IdFactory = ids.new_id,
+        box: SecretBox | None = None,
     ) -> None:
         self.engine = engine
         self._require_agreement = require_agreement
         self._disable_after_seconds = disable_after_seconds
         self._new_id = new_id
-        self._catalog = WebhookCatalog()
+        self.box = box if box is not None else SecretBox()
+        self._catalog = WebhookCatalog(self.box)
         self._work = asyncio.Event()
         self._rotation = itertools.count()
 

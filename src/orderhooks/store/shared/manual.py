@@ -90,7 +90,7 @@ class ManualOperations(StoreCore):
         """New `replay` deliveries, due now, of every stored non-test event created in
         [since, until) that the webhook's routing accepts (its state is ignored: a replay
         is explicit); returns how many."""
-        stored = await stored_webhook(tx, webhook.id)
+        stored = await stored_webhook(tx, webhook.id, self.box)
         accounts = None if ALL_ACCOUNTS in stored.accounts else tx.array(sorted(stored.accounts))
         types = None if not event_types else tx.array(sorted(str(t) for t in event_types))
         ready = stored.ordering == Ordering.NONE
@@ -130,7 +130,7 @@ class ManualOperations(StoreCore):
         """Store a synthetic test event and its delivery to `webhook`, due now; returns the
         delivery id. Test deliveries stand outside the per-order queues and are never
         billed."""
-        await stored_webhook(tx, webhook.id)
+        await stored_webhook(tx, webhook.id, self.box)
         test_event = dataclasses.replace(event, test=True)
         await tx.execute("insert_event", **event_params(test_event))
         delivery_id = self._new_id("dlv")

@@ -138,7 +138,7 @@ class ReadOperations(StoreCore):
         row = None if unstorable(webhook_id) else await tx.fetchrow("webhook_by_id", id=webhook_id)
         if row is None:
             raise NotFound(f"webhook {webhook_id} not found")
-        webhook = webhook_from_row(row)
+        webhook = webhook_from_row(row, self.box)
         if not scope.allows_all(webhook.accounts):
             raise NotFound(f"webhook {webhook_id} not found")
         return webhook
@@ -158,7 +158,7 @@ class ReadOperations(StoreCore):
             scope=scope_param(tx, flt.scope),
             limit=limit + 1,
         )
-        return page(rows, limit, webhook_from_row)
+        return page(rows, limit, lambda row: webhook_from_row(row, self.box))
 
     @reading
     async def list_deliveries(

@@ -16,6 +16,7 @@ from orderhooks.domain.model import (
     WebhookState,
 )
 from orderhooks.exceptions import FieldProblem, NotFound, ValidationError, WebhookLimitReached
+from orderhooks.secretbox import SecretBox
 from orderhooks.store.shared.catalog import accounts_agreed, bump_version, enabled_state
 from orderhooks.store.shared.codec import (
     agreement_from_row,
@@ -29,12 +30,12 @@ from orderhooks.store.shared.tx import Tx
 from orderhooks.store.shared.values import dumps, micros, micros_or_none, unstorable
 
 
-async def stored_webhook(tx: Tx, webhook_id: str) -> Webhook:
+async def stored_webhook(tx: Tx, webhook_id: str, box: SecretBox) -> Webhook:
     """The live webhook with that id; NotFound when absent or deleted."""
     row = None if unstorable(webhook_id) else await tx.fetchrow("webhook_by_id", id=webhook_id)
     if row is None:
         raise NotFound(f"webhook {webhook_id} not found")
-    return webhook_from_row(row)
+    return webhook_from_row(row, box)
 
 
 async def _write_accounts(tx: Tx, webhook: Webhook) -> None:
@@ -89,18 +90,18 @@ class WebhookOperations(StoreCore):
             webhook = dataclasses.replace(
                 webhook, state=state, disabled_reason=None, disabled_at=None
             )
-        await tx.execute("insert_webhook", **webhook_params(webhook))
+        await tx.execute("insert_webhook", **webhook_params(webhook, self.box))
         await _write_accounts(tx, webhook)
         await tx.execute("insert_runtime", webhook_id=webhook.id)
         await bump_version(tx)
-        return await stored_webhook(tx, webhook.id)
+        return await stored_webhook(tx, webhook.id, self.box)
 
     @writing(wake=True)
     async def update_webhook(self, tx: Tx, webhook: Webhook) -> Webhook:
         """Replace a webhook's configuration, all but its secrets (`set_webhook_secrets`).
         A disabled webhook stays disabled; any other is active or awaiting according to
         the agreements of its (possibly new) accounts."""
-        stored = await stored_webhook(tx, webhook.id)
+        stored = await stored_webhook(tx, webhook.id, self.box)
         state, reason, disabled_at = stored.state, stored.disabled_reason, stored.disabled_at
         if stored.state != WebhookState.DISABLED:
             state = await enabled_state(tx, webhook.accounts, self._require_agreement)
@@ -112,35 +113,35 @@ class WebhookOperations(StoreCore):
             disabled_at=disabled_at,
             created_at=stored.created_at,
         )
-        params = webhook_params(updated)
+        params = webhook_params(updated, self.box)
         del params["secrets"]
         await tx.execute("update_webhook", **params)
         await _write_accounts(tx, updated)
         if updated.ordering != stored.ordering:
             await _reorder(tx, updated)
         await bump_version(tx)
-        return await stored_webhook(tx, webhook.id)
+        return await stored_webhook(tx, webhook.id, self.box)
 
     @writing()
     async def set_webhook_secrets(
         self, tx: Tx, webhook_id: str, secrets: tuple[SigningSecret, ...], now: datetime
     ) -> Webhook:
         """Replace only the webhook's secrets (newest first) and its `updated_at`."""
-        await stored_webhook(tx, webhook_id)
+        await stored_webhook(tx, webhook_id, self.box)
         await tx.execute(
             "set_webhook_secrets",
             id=webhook_id,
-            secrets=secrets_param(secrets),
+            secrets=secrets_param(webhook_id, secrets, self.box),
             updated_at=micros(now),
         )
         await bump_version(tx)
-        return await stored_webhook(tx, webhook_id)
+        return await stored_webhook(tx, webhook_id, self.box)
 
     @writing()
     async def delete_webhook(self, tx: Tx, webhook_id: str, now: datetime) -> None:
         """Delete a webhook; its pending and delivering deliveries become `cancelled` and
         stay readable."""
-        await stored_webhook(tx, webhook_id)
+        await stored_webhook(tx, webhook_id, self.box)
         await tx.execute("mark_webhook_deleted", id=webhook_id, deleted_at=micros(now))
         await tx.execute("cancel_deliveries", webhook_id=webhook_id)
         await bump_version(tx)
@@ -168,7 +169,7 @@ class WebhookOperations(StoreCore):
         reason: DisabledReason | None,
         now: datetime,
     ) -> Webhook:
-        stored = await stored_webhook(tx, webhook_id)
+        stored = await stored_webhook(tx, webhook_id, self.box)
         if state == WebhookState.DISABLED:
             new_state, new_reason = WebhookState.DISABLED, reason or DisabledReason.MANUAL
             disabled_at: datetime | None = now
@@ -187,7 +188,7 @@ class WebhookOperations(StoreCore):
             updated_at=micros(now),
         )
         await bump_version(tx)
-        return await stored_webhook(tx, webhook_id)
+        return await stored_webhook(tx, webhook_id, self.box)
 
     async def count_webhooks(self, account: str) -> int:
         """Webhooks (not deleted) installed on `account`, for the per-account cap."""
@@ -213,7 +214,7 @@ class WebhookOperations(StoreCore):
         )
         activated = 0
         for row in await tx.fetch("awaiting_webhooks_of", account=agreement.account):
-            webhook = webhook_from_row(row)
+            webhook = webhook_from_row(row, self.box)
             if await accounts_agreed(tx, webhook.accounts, self._require_agreement):
                 await tx.execute(
                     "set_webhook_state",

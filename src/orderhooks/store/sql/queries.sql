@@ -191,13 +191,13 @@ INSERT INTO webhooks (id, url, description, accounts, event_types, secrets, loca
                       courier_status_filter, payload_format, headers, timeout_seconds,
                       retry_schedule, max_concurrency, rate_limit_per_second, ordering, state,
                       disabled_reason, disabled_at, created_at, updated_at,
-                      batch_max_events, batch_max_wait_ms, personal_data, field_paths)
+                      batch_max_events, batch_max_wait_ms, personal_data, field_paths, tls)
 VALUES (:id, :url, :description, :accounts, :event_types, :secrets, :locations,
         :channel_links, :channels, :new_order_trigger, :status_filter,
         :courier_status_filter, :payload_format, :headers, :timeout_seconds,
         :retry_schedule, :max_concurrency, :rate_limit_per_second, :ordering, :state,
         :disabled_reason, :disabled_at, :created_at, :updated_at,
-        :batch_max_events, :batch_max_wait_ms, :personal_data, :field_paths);
+        :batch_max_events, :batch_max_wait_ms, :personal_data, :field_paths, :tls);
 
 -- name: update_webhook
 -- Everything but the secrets, which only `set_webhook_secrets` writes: a change that
@@ -212,12 +212,21 @@ UPDATE webhooks SET url = :url, description = :description, accounts = :accounts
     ordering = :ordering, state = :state, disabled_reason = :disabled_reason,
     disabled_at = :disabled_at, created_at = :created_at, updated_at = :updated_at,
     batch_max_events = :batch_max_events, batch_max_wait_ms = :batch_max_wait_ms,
-    personal_data = :personal_data, field_paths = :field_paths
+    personal_data = :personal_data, field_paths = :field_paths,
+    tls = :tls
 WHERE id = :id;
 
 -- name: set_webhook_secrets
 UPDATE webhooks SET secrets = :secrets, updated_at = :updated_at
 WHERE id = :id AND deleted_at IS NULL;
+
+-- name: all_webhook_secrets
+-- Deleted webhooks too: their rows keep their secrets.
+SELECT id, secrets, headers, tls FROM webhooks ORDER BY id;
+
+-- name: reseal_webhook
+-- Only the stored form changes (the values stay the same): no version bump.
+UPDATE webhooks SET secrets = :secrets, headers = :headers, tls = :tls WHERE id = :id;
 
 -- name: insert_runtime
 INSERT INTO webhook_runtime (webhook_id) VALUES (:webhook_id);

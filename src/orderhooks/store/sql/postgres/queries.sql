@@ -128,3 +128,8 @@ ORDER BY webhook_id;
 -- and kept in one go; released at commit. (Two-key advisory locks are apart from the
 -- one-key claim and migration locks.)
 SELECT pg_advisory_xact_lock(7251003, hashtext(:account::text));
+
+-- name: webhook_secrets_batch
+-- A batch of `secrets reencrypt`, locked so that a concurrent change waits for it.
+SELECT id, secrets, headers, tls FROM webhooks WHERE id > :after ORDER BY id LIMIT :limit
+FOR UPDATE;

@@ -97,3 +97,7 @@ ORDER BY webhook_id;
 -- name: lock_account
 -- Nothing to lock: the single writer serialises every transaction.
 SELECT :account WHERE 0;
+
+-- name: webhook_secrets_batch
+-- A batch of `secrets reencrypt` (the writer's transaction is the only one writing).
+SELECT id, secrets, headers, tls FROM webhooks WHERE id > :after ORDER BY id LIMIT :limit;

@@ -1,0 +1,83 @@
+"""`orderhooks secrets reencrypt`: seal every stored secret with the first key of
+`ORDERHOOKS_ENCRYPTION_KEYS` (docs/security.md, "Rotating a key")."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+import typer
+
+from orderhooks.cli.options import (
+    EXIT_USAGE,
+    DatabaseUrl,
+    DataDir,
+    VersionFlag,
+    build_settings,
+    fail,
+    run_async,
+    settings_or_exit,
+)
+from orderhooks.config import Settings
+from orderhooks.secretbox import ENV_VAR
+from orderhooks.store.shared.secrets import ResealReport
+
+secrets_app = typer.Typer(
+    help="Manage the encryption of stored secrets.", no_args_is_help=True, add_completion=False
+)
+
+Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+@secrets_app.callback()
+def secrets_callback(version: VersionFlag = False) -> None:
+    """Manage the encryption of stored secrets."""
+
+
+async def reencrypt_store(settings: Settings) -> ResealReport:
+    """Check that every stored secret opens, reseal those not sealed with the first key,
+    then (SQLite) rewrite the file and empty its WAL so that no older form remains."""
+    # Imported here so that `--help` does not load the storage engines.
+    from orderhooks.cli.runner import open_migrated_store
+    from orderhooks.store.sqlite import SQLiteStore
+
+    store = await open_migrated_store(settings)
+    try:
+        await store.check_secrets()
+        report = await store.reseal_secrets()
+        if isinstance(store, SQLiteStore):
+            await store.compact()
+        return report
+    finally:
+        await store.close()
+
+
+@secrets_app.command("reencrypt")
+def reencrypt(
+    json_output: Json = False,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    version: VersionFlag = False,
+) -> None:
+    """Encrypt every stored webhook secret, header value and client key with the first
+    key of ORDERHOOKS_ENCRYPTION_KEYS; safe to run again and while serving."""
+    settings = settings_or_exit(
+        lambda: build_settings(database_url=database_url, data_dir=data_dir)
+    )
+    if not settings.encryption_keys:
+        raise fail(f"{ENV_VAR} is not set: there is no key to encrypt with", EXIT_USAGE)
+    report = run_async(lambda: reencrypt_store(settings))
+    if json_output:
+        typer.echo(
+            orjson.dumps(
+                {"webhooks": report.webhooks, "values": report.values, "keyId": report.key_id}
+            ).decode()
+        )
+        return
+    typer.echo(
+        f"resealed {report.values} values in {report.webhooks} webhooks; every stored "
+        f"secret is sealed with key {report.key_id}"
+    )
+
+
+__all__ = ["reencrypt_store", "secrets_app"]

@@ -1,0 +1,129 @@
+"""The webhook field `tls` through the API (docs/api.md; docs/security.md, "Client
+certificates"), and what an unreadable stored secret does to requests: the app on a real
+SQLite file with ORDERHOOKS_ENCRYPTION_KEYS set."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import pytest
+
+from orderhooks.domain.model import Scope
+from orderhooks.secretbox import parse_keys
+from orderhooks.testing.certificates import issue, make_ca
+from tests.integration.api_support import LocalApi
+from tests.support.api import expect
+from tests.support.data import ALL_TYPES, new_order, unique
+from tests.support.tls import Pki, make_pki, new_encryption_key, tls_field
+
+API_SETTINGS = {"encryption_keys": parse_keys(new_encryption_key())}
+
+
+@pytest.fixture(scope="module")
+def pki() -> Pki:
+    return make_pki()
+
+
+def _body(account: str, tls: Any, url: str = "https://receiver.example.com/hook") -> dict[str, Any]:
+    return {"url": url, "accounts": [account], "eventTypes": ALL_TYPES, "tls": tls}
+
+
+def _row(api: LocalApi, webhook_id: str) -> sqlite3.Row:
+    with sqlite3.connect(api.settings.data_dir / "orderhooks.db") as db:
+        db.row_factory = sqlite3.Row
+        row = db.execute("SELECT * FROM webhooks WHERE id = ?", (webhook_id,)).fetchone()
+    assert row is not None
+    return row
+
+
+async def test_the_key_is_write_only_and_stored_sealed(api: LocalApi, pki: Pki) -> None:
+    account = unique("acct")
+    created = await api.create_webhook(
+        "https://receiver.example.com/hook", [account], tls=tls_field(pki.client, pki.ca)
+    )
+    expected = {
+        "clientCertificate": pki.client.cert_pem,
+        "clientKey": "<set>",
+        "caCertificate": pki.ca.cert_pem,
+    }
+    assert created["tls"] == expected
+    assert (await api.webhook(created["id"]))["tls"] == expected
+    listed = await api.list_all("/v1/webhooks", account=account)
+    assert [w["tls"] for w in listed] == [expected]
+    stored = await api.store.get_webhook(created["id"], Scope())
+    assert stored.tls is not None and stored.tls.client_key == pki.client.key_pem
+    row = _row(api, created["id"])
+    assert pki.client.key_pem not in row["tls"] and '"clientKey":"enc:v1:' in row["tls"]
+    assert "enc:v1:" in row["secrets"]
+
+
+async def test_patch_with_the_placeholder_keeps_the_key(api: LocalApi, pki: Pki) -> None:
+    created = await api.create_webhook(
+        "https://receiver.example.com/hook", [unique("acct")], tls=tls_field(pki.client, None)
+    )
+    path = f"/v1/webhooks/{created['id']}"
+    kept = {**tls_field(pki.client, pki.ca), "clientKey": "<set>"}
+    patched = expect(await api.call("PATCH", path, json_body={"tls": kept}), 200)
+    assert patched["tls"]["caCertificate"] == pki.ca.cert_pem
+    stored = await api.store.get_webhook(created["id"], Scope())
+    assert stored.tls is not None and stored.tls.client_key == pki.client.key_pem
+    # A certificate that does not match the kept key is refused, and nothing changes.
+    other = {**tls_field(pki.stranger, pki.ca), "clientKey": "<set>"}
+    refused = expect(await api.call("PATCH", path, json_body={"tls": other}), 422)
+    assert any(d["field"].startswith("tls") for d in refused["error"]["details"])
+    assert (await api.webhook(created["id"]))["tls"] == patched["tls"]
+    audit = await api.list_all("/v1/audit", targetId=created["id"])
+    updates = [entry for entry in audit if entry["action"] == "webhook.updated"]
+    assert [entry["details"]["fields"] for entry in updates] == [["tls"]]
+    assert "PRIVATE KEY" not in str(audit) and "CERTIFICATE" not in str(audit)
+    removed = expect(await api.call("PATCH", path, json_body={"tls": None}), 200)
+    assert removed["tls"] is None and _row(api, created["id"])["tls"] is None
+
+
+async def test_client_certificates_need_https(api: LocalApi, pki: Pki) -> None:
+    account = unique("acct")
+    body = _body(account, tls_field(pki.client, None), url="http://receiver.example.com/hook")
+    refused = expect(await api.call("POST", "/v1/webhooks", json_body=body), 422)
+    assert [d["field"] for d in refused["error"]["details"]] == ["tls"]
+    assert await api.list_all("/v1/webhooks", account=account) == []
+    created = await api.create_webhook(
+        "https://receiver.example.com/hook", [account], tls=tls_field(pki.client, None)
+    )
+    path = f"/v1/webhooks/{created['id']}"
+    to_http = {"url": "http://receiver.example.com/hook"}
+    refused = expect(await api.call("PATCH", path, json_body=to_http), 422)
+    assert [d["field"] for d in refused["error"]["details"]] == ["tls"]
+    assert (await api.webhook(created["id"]))["url"].startswith("https://")
+    both = {"url": "http://receiver.example.com/hook", "tls": None}
+    assert expect(await api.call("PATCH", path, json_body=both), 200)["tls"] is None
+
+
+async def test_a_certificate_for_servers_only_is_refused(api: LocalApi) -> None:
+    ca = make_ca()
+    server_only = issue(ca, "receiver", server_address="127.0.0.1")
+    body = _body(unique("acct"), tls_field(server_only, ca))
+    refused = expect(await api.call("POST", "/v1/webhooks", json_body=body), 422)
+    assert [d["field"] for d in refused["error"]["details"]] == ["tls.clientCertificate"]
+
+
+async def test_an_unreadable_stored_secret_is_503_never_500(api: LocalApi) -> None:
+    """A value sealed with a key this process lacks (another process's list): the
+    requests that need it answer 503 `secrets_unavailable`, never 500."""
+    account = unique("acct")
+    created = await api.create_webhook(
+        "https://receiver.example.com/hook", [account], headers={"X-Token": "t-1"}
+    )
+    foreign = '{"X-Token": "enc:v1:0badc0de:' + "A" * 60 + '"}'
+    with sqlite3.connect(api.settings.data_dir / "orderhooks.db") as db:
+        db.execute("UPDATE webhooks SET headers = ? WHERE id = ?", (foreign, created["id"]))
+        db.execute("UPDATE meta SET value = value + 1 WHERE name = 'webhooks_version'")
+    for method, path, body in (
+        ("GET", f"/v1/webhooks/{created['id']}", None),
+        ("GET", "/v1/webhooks", None),
+        ("POST", "/v1/orders", new_order(account)),
+    ):
+        response = await api.call(method, path, json_body=body)
+        error = expect(response, 503)
+        assert error["error"]["code"] == "secrets_unavailable", error
+        assert "0badc0de" not in response.text
