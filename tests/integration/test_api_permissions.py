@@ -354,3 +354,35 @@ async def test_partner_sees_a_webhook_only_when_all_its_accounts_are_its_own(wor
         listed = await world.api.call("GET", "/v1/webhooks?limit=500", world.keys[caller])
         assert shared["id"] not in {w["id"] for w in listed.json()["data"]}
     assert (await world.api.call("GET", f"/v1/webhooks/{shared['id']}")).status_code == 200
+
+
+@ENGINES
+async def test_partner_never_hears_about_another_accounts_webhook(world: World) -> None:
+    """A partner may list the operational types, but its webhook on its own account is
+    not told about a webhook that also covers another account, and its key cannot read
+    that event; a webhook on all of that webhook's accounts is told."""
+    api, partner = world.api, world.keys["partner"]
+    ops = ["webhook.failing", "webhook.recovered", "webhook.disabled", "delivery.failed"]
+    own = await api.make_webhook(world.account, partner, eventTypes=ops)
+    covering = await api.make_webhook(
+        world.account, accounts=[world.account, world.other_account], eventTypes=ops
+    )
+    shared = await api.make_webhook(world.account, accounts=[world.account, world.other_account])
+    assert (await api.call("POST", f"/v1/webhooks/{shared['id']}/disable")).status_code == 200
+
+    events = (await api.call("GET", "/v1/events?type=webhook.disabled&limit=500")).json()
+    [event] = [e for e in events["data"] if e["data"]["webhookId"] == shared["id"]]
+    for caller in ("partner", "other"):
+        key = world.keys[caller]
+        assert (await api.call("GET", f"/v1/events/{event['id']}", key)).status_code == 404
+        listed = await api.call("GET", "/v1/events?type=webhook.disabled", key)
+        assert listed.status_code == 200 and listed.json()["data"] == []
+    to_own = await api.call("GET", f"/v1/deliveries?webhookId={own['id']}", partner)
+    assert to_own.json()["data"] == []
+    to_covering = await api.call("GET", f"/v1/deliveries?webhookId={covering['id']}")
+    assert [d["eventId"] for d in to_covering.json()["data"]] == [event["id"]]
+    [delivery] = to_covering.json()["data"]
+    for caller in ("partner", "other"):
+        response = await api.call("GET", f"/v1/deliveries/{delivery['id']}", world.keys[caller])
+        assert response.status_code == 404
+    assert (await api.call("GET", f"/v1/events/{event['id']}")).status_code == 200

@@ -473,3 +473,33 @@ async def test_changes_are_audited_without_secrets(api: Api) -> None:
     assert admin_id is None or all(e["actor"] == admin_id for e in mine)
     for secret in (webhook["secret"], rotated, "receiver-token", api.admin_key, "s3cret", "t0ken"):
         assert secret not in audit.text
+
+
+OPERATIONAL_TYPES = ["webhook.failing", "webhook.recovered", "webhook.disabled", "delivery.failed"]
+
+
+async def test_event_types_may_list_the_operational_types(api: Api) -> None:
+    account = unique("acct")
+    body = create_body(account, eventTypes=["order.new", *OPERATIONAL_TYPES, "webhook.failing"])
+    created = (await api.call("POST", "/v1/webhooks", json_body=body)).json()
+    assert created["eventTypes"] == ["order.new", *OPERATIONAL_TYPES]
+    patch = {"eventTypes": ["delivery.failed"]}
+    response = await api.call("PATCH", f"/v1/webhooks/{created['id']}", json_body=patch)
+    assert response.status_code == 200 and response.json()["eventTypes"] == ["delivery.failed"]
+    assert (await api.webhook(created["id"]))["eventTypes"] == ["delivery.failed"]
+
+
+@pytest.mark.parametrize(
+    ("types", "field"),
+    [(["webhook.nope"], "eventTypes[0]"), (["webhook.failing", 7], "eventTypes[1]")],
+)
+async def test_an_unknown_operational_type_is_422_naming_it(
+    api: Api, types: list[Any], field: str
+) -> None:
+    account = unique("acct")
+    body = create_body(account, eventTypes=types)
+    response = await api.call("POST", "/v1/webhooks", json_body=body)
+    assert response.status_code == 422
+    assert field in {d["field"] for d in response.json()["error"]["details"]}
+    listed = await api.call("GET", "/v1/webhooks", params={"account": account})
+    assert listed.json()["data"] == []

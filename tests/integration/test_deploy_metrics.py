@@ -22,11 +22,8 @@ from tests.integration.deploy_queries import PROMETHEUS_METRICS, referenced_metr
 # Read by deploy/ but not exported yet by any process.
 EXPECTED_LATER: frozenset[str] = frozenset()
 # Declared by every process, but no traffic of this test makes a sample of them: the
-# server of this test consumes no broker source (the lag has a sample per source), and the
-# operational events are emitted by another change.
-DECLARED_WITHOUT_SAMPLES = frozenset(
-    {"orderhooks_operational_events_total", "orderhooks_source_lag"}
-)
+# server of this test consumes no broker source (the lag has a sample per source).
+DECLARED_WITHOUT_SAMPLES = frozenset({"orderhooks_source_lag"})
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 WAIT_SECONDS = 20.0
 
@@ -61,6 +58,10 @@ def _traffic(api: httpx.Client, ok: Receiver, failing: Receiver) -> None:
     assert api.post("/v1/orders", json={"_id": 5}).status_code == 422
     ok.wait_for_sync(lambda: len(ok.accepted()) >= 2, WAIT_SECONDS, "two deliveries")
     failing.wait_for_sync(lambda: len(failing.requests) >= 2, WAIT_SECONDS, "failed attempts")
+    # Disabling a webhook by hand emits an operational event (`webhook.disabled`).
+    body = {"url": ok.url, "accounts": [account], "eventTypes": ["order.new"]}
+    disabled = api.post("/v1/webhooks", json=body).json()["id"]
+    assert api.post(f"/v1/webhooks/{disabled}/disable").status_code == 200
 
 
 def _exported(text: str) -> tuple[set[str], set[str]]:

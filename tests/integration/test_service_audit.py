@@ -185,3 +185,30 @@ async def test_usage_without_an_agreement_is_not_charged_in_the_api_nor_the_dash
     charges = re.findall(r'<td data-label="Charge" class="num">([^<]*)</td>', page.text)
     assert charges == ["0"]
     assert f"No agreement recorded for {account}" in page.text
+
+
+async def test_disabling_from_the_dashboard_emits_webhook_disabled(
+    api: Api, dashboard: Dashboard
+) -> None:
+    """The dashboard's disable is the service's: one `webhook.disabled` (manual) to the
+    webhook listening for it, whose delivery pages show it without an order."""
+    account = unique("acct")
+    webhook = await api.make_webhook(account)
+    ops = await api.make_webhook(account, eventTypes=["webhook.disabled"])
+    await dashboard.act(f"/ui/webhooks/{webhook['id']}", "disable")
+    await dashboard.act(f"/ui/webhooks/{webhook['id']}", "disable")  # already disabled
+
+    answer = await api.call("GET", f"/v1/deliveries?webhookId={ops['id']}")
+    [delivery] = answer.json()["data"]
+    assert delivery["eventType"] == "webhook.disabled" and delivery["orderId"] is None
+    event = (await api.call("GET", f"/v1/events/{delivery['eventId']}")).json()
+    assert event["data"] == {
+        "webhookId": webhook["id"],
+        "url": webhook["url"],
+        "accounts": [account],
+        "reason": "manual",
+    }
+    for page in (f"/ui/deliveries/{delivery['id']}", f"/ui/deliveries?webhook={ops['id']}"):
+        shown = await api.client.get(page)
+        assert shown.status_code == 200, shown.text
+        assert "webhook.disabled" in shown.text

@@ -11,9 +11,11 @@ import subprocess
 import sys
 import textwrap
 import time
+from contextlib import closing
 from pathlib import Path
 
-from orderhooks.domain.model import Scope
+from orderhooks.domain.model import OperationalEventType, Scope, WebhookState
+from orderhooks.store.base import DeliveryFilter
 from orderhooks.store.shared.tx import Tx
 from orderhooks.store.sql import compile_queries, load_migrations, load_queries
 from orderhooks.store.sqlite import SQLiteEngine, SQLiteStore, migration_statements
@@ -210,3 +212,40 @@ async def test_bookkeeping_commits_relaxed_and_durable_writes_stay_full(tmp_path
         assert await store._write(synchronous) == 2
     finally:
         await store.close()
+
+
+async def test_the_operational_events_migration_keeps_an_existing_database(
+    tmp_path: Path,
+) -> None:
+    """0004 edits the NOT NULL constraints of `events` and `deliveries` in place: a
+    database made before it keeps its rows, passes the integrity check, and takes
+    events and deliveries without an order afterwards."""
+    path = tmp_path / "old.db"
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        for statement in migration_statements(dict(load_migrations("sqlite"))["0001_initial"]):
+            conn.execute(statement)
+        conn.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at BIGINT)")
+        conn.execute("INSERT INTO schema_migrations VALUES ('0001_initial', 0)")
+        conn.execute(
+            "INSERT INTO events VALUES ('evt_old', 'order.new', 'o0', 'acc1', 'loc1', 'cl1', 7,"
+            " 1, 0, '{\"kept\": true}', 10, 0)"
+        )
+    store = SQLiteStore(path, require_agreement=False, disable_after_seconds=3600)
+    await store.open()
+    try:
+        await store.migrate()  # 0001 is there; 0002 ... apply only what is new
+        hook = await store.create_webhook(webhook())
+        ops = await store.create_webhook(webhook(event_types=tuple(OperationalEventType)))
+        await store.ingest([new_order("o1")], NOW)
+        await store.set_webhook_state(hook.id, WebhookState.DISABLED, None, NOW)
+        page = await store.list_deliveries(DeliveryFilter(webhook_id=ops.id), 10, None)
+        [delivery] = page.items
+        assert delivery.order_id is None and delivery.sequence is None
+        old = await store.get_event("evt_old", Scope())
+        assert (old.order_id, old.sequence, old.data) == ("o0", 1, {"kept": True})
+    finally:
+        await store.close()
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        nulls = conn.execute("SELECT COUNT(*) FROM events WHERE order_id IS NULL").fetchone()
+        assert nulls == (1,)

@@ -178,6 +178,8 @@ def bad_admin_bodies() -> Iterator[Bad]:
         ("accounts", ACCOUNT, "accounts"),
         ("eventTypes", [], "eventTypes"),
         ("eventTypes", ["order.bogus"], "eventTypes[0]"),
+        ("eventTypes", ["webhook.bogus"], "eventTypes[0]"),
+        ("eventTypes", ["delivery.failed", {"type": "x"}], "eventTypes[1]"),
         ("timeoutSeconds", 0, "timeoutSeconds"),
         ("timeoutSeconds", 31, "timeoutSeconds"),
         ("timeoutSeconds", "15", "timeoutSeconds"),

@@ -283,6 +283,12 @@ async def _run_with_store(
     tracing: Tracing,
 ) -> int:
     metrics = Metrics()
+
+    def count_operational(event_types: Sequence[str]) -> None:
+        for event_type in event_types:
+            metrics.operational_events.labels(type=event_type).inc()
+
+    store.on_operational_events(count_operational)
     dispatcher: Dispatcher | None = None
     transport: Transport | None = None
     retention: asyncio.Task[None] | None = None

@@ -26,6 +26,28 @@ class EventType(StrEnum):
     COURIER_UPDATE = "order.courier_update"
 
 
+class OperationalEventType(StrEnum):
+    """The four operational event types (docs/events.md), listed in `eventTypes` beside
+    the order types; `domain/opevents.py` builds and routes them."""
+
+    WEBHOOK_FAILING = "webhook.failing"
+    WEBHOOK_RECOVERED = "webhook.recovered"
+    WEBHOOK_DISABLED = "webhook.disabled"
+    DELIVERY_FAILED = "delivery.failed"
+
+
+# Any type a webhook may list and an event or delivery may have.
+AnyEventType = EventType | OperationalEventType
+
+
+def any_event_type(value: str) -> AnyEventType:
+    """The order or operational event type named `value` (ValueError when neither)."""
+    try:
+        return EventType(value)
+    except ValueError:
+        return OperationalEventType(value)
+
+
 class WebhookState(StrEnum):
     """Whether a webhook gets new deliveries."""
 
@@ -97,20 +119,22 @@ ALL_ACCOUNTS = "*"
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One order event, immutable once created.
+    """One stored event, immutable once created: an order event, or an operational event
+    (docs/events.md), which has no location, channel or sequence and whose `order_id`
+    is None except for `delivery.failed` (the failed delivery's order).
 
     `status` is what the webhook filters look at: the order status for `order.new` and
     `order.status_update`, the courier status for `order.courier_update` (None when absent).
     """
 
     id: str
-    type: EventType
-    order_id: str
+    type: AnyEventType
+    order_id: str | None
     account: str
-    location: str
-    channel_link: str
-    channel: int
-    sequence: int
+    location: str | None
+    channel_link: str | None
+    channel: int | None
+    sequence: int | None
     created_at: datetime
     data: Mapping[str, Any]
     status: int | None
@@ -154,7 +178,7 @@ class Webhook:
     id: str
     url: str
     accounts: tuple[str, ...]
-    event_types: tuple[EventType, ...]
+    event_types: tuple[AnyEventType, ...]
     secrets: tuple[SigningSecret, ...]
     created_at: datetime
     updated_at: datetime
@@ -228,10 +252,10 @@ class Delivery:
     id: str
     webhook_id: str
     event_id: str
-    event_type: EventType
-    order_id: str
+    event_type: AnyEventType
+    order_id: str | None  # None for an operational event, outside every per-order queue
     account: str
-    sequence: int
+    sequence: int | None
     state: DeliveryState
     replay: bool
     test: bool

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from orderhooks.domain.envelope import format_timestamp
@@ -27,15 +26,8 @@ from orderhooks.domain.model import (
     WebhookState,
 )
 
-
-class OperationalEventType(StrEnum):
-    """The four operational event types, listed in `eventTypes` beside the order types."""
-
-    WEBHOOK_FAILING = "webhook.failing"
-    WEBHOOK_RECOVERED = "webhook.recovered"
-    WEBHOOK_DISABLED = "webhook.disabled"
-    DELIVERY_FAILED = "delivery.failed"
-
+# Defined beside the order types (webhooks list both), re-exported here.
+from orderhooks.domain.model import OperationalEventType as OperationalEventType
 
 # Operational events are not gated by agreements: a webhook waiting for its account's
 # agreement is told about failures like an active one; a disabled webhook is not.

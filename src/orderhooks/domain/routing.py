@@ -106,7 +106,7 @@ def replay_selection(
                 meant = event.sequence == 1
             else:
                 meant = wants_new_order(webhook, event)
-            if not meant:
+            if not meant or event.order_id is None:
                 continue
             orders_with_new.add(event.order_id)
         selected.append(event)

@@ -12,11 +12,11 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from orderhooks.domain.model import (
+    AnyEventType,
     Attempt,
     Delivery,
     DeliveryState,
     Event,
-    EventType,
     OrderState,
     Scope,
     WebhookState,
@@ -92,7 +92,7 @@ class EventFilter:
 
     scope: Scope = field(default_factory=Scope)
     order_id: str | None = None
-    type: EventType | None = None
+    type: AnyEventType | None = None
     account: str | None = None
     since: datetime | None = None
     until: datetime | None = None
@@ -106,7 +106,7 @@ class DeliveryFilter:
     webhook_id: str | None = None
     state: DeliveryState | None = None
     order_id: str | None = None
-    event_type: EventType | None = None
+    event_type: AnyEventType | None = None
     since: datetime | None = None
     until: datetime | None = None
 

@@ -16,6 +16,7 @@ from orderhooks.domain.model import (
     DeliveryState,
     DisabledReason,
     EventType,
+    OperationalEventType,
     Ordering,
     PayloadFormat,
     PersonalData,
@@ -77,7 +78,7 @@ class WebhookOut(Shape):
     locations: list[str]
     channelLinks: list[str]
     channels: list[int]
-    eventTypes: list[EventType]
+    eventTypes: list[EventType | OperationalEventType]
     newOrderTrigger: int | None
     statusFilter: list[int]
     courierStatusFilter: list[int]
@@ -119,15 +120,16 @@ class SecretOut(Shape):
 
 
 class EventOut(Shape):
-    """An event: the envelope of PRODUCT 4.2."""
+    """An event: the envelope of PRODUCT 4.2. An operational event has no location and
+    no sequence, and an order only for `delivery.failed`."""
 
     id: str
-    type: EventType
+    type: EventType | OperationalEventType
     timestamp: str = Timestamp
     account: str
-    location: str
-    orderId: str
-    sequence: int
+    location: str | None
+    orderId: str | None
+    sequence: int | None
     test: bool
     data: dict[str, Any]
 
@@ -145,8 +147,8 @@ class DeliveryOut(Shape):
     id: str
     webhookId: str
     eventId: str
-    eventType: EventType
-    orderId: str
+    eventType: EventType | OperationalEventType
+    orderId: str | None
     state: DeliveryState
     replay: bool
     test: bool

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from orderhooks.domain.envelope import envelope
-from orderhooks.domain.model import DeliveryState, EventType
+from orderhooks.domain.model import DeliveryState
 from orderhooks.service import deliveries
 from orderhooks.store.base import DeliveryFilter, EventFilter
 from orderhooks.web.answer_json import delivery_json, delivery_view_json, order_view_json, page_json
@@ -25,6 +25,7 @@ from orderhooks.web.bodies import read_json
 from orderhooks.web.common import DEFAULT_PAGE_SIZE, Cursor, Limit, TimeQuery, time_range
 from orderhooks.web.context import get_context
 from orderhooks.web.openapi import AUTH_ERRORS, BODY_ERRORS, answers
+from orderhooks.web.request_models import SubscribedType
 from orderhooks.web.responses import OrjsonResponse
 
 router = APIRouter(tags=["deliveries, events and orders"])
@@ -46,7 +47,7 @@ async def list_deliveries(
     webhookId: Annotated[str | None, Query(max_length=128)] = None,
     state: Annotated[DeliveryState | None, Query()] = None,
     orderId: Annotated[str | None, Query(max_length=128)] = None,
-    eventType: Annotated[EventType | None, Query()] = None,
+    eventType: Annotated[SubscribedType | None, Query()] = None,
     since: TimeQuery = None,
     until: TimeQuery = None,
 ) -> OrjsonResponse:
@@ -118,7 +119,7 @@ async def list_events(
     limit: Limit = DEFAULT_PAGE_SIZE,
     cursor: Cursor = None,
     orderId: IdQuery = None,
-    type: Annotated[EventType | None, Query()] = None,
+    type: Annotated[SubscribedType | None, Query()] = None,
     account: IdQuery = None,
     since: TimeQuery = None,
     until: TimeQuery = None,

@@ -13,18 +13,29 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 import pydantic
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    WithJsonSchema,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from orderhooks.domain import portal, shaping
 from orderhooks.domain.batches import MAX_BATCH_EVENTS, MAX_BATCH_WAIT_MS, MIN_BATCH_EVENTS
 from orderhooks.domain.model import (
     ALL_ACCOUNTS,
+    AnyEventType,
     EventType,
+    OperationalEventType,
     Ordering,
     PayloadFormat,
     PersonalData,
     Role,
+    any_event_type,
 )
 from orderhooks.exceptions import FieldProblem, ValidationError
 from orderhooks.service.webhooks import MAX_TIMEOUT_SECONDS as WEBHOOK_MAX_TIMEOUT_SECONDS
@@ -94,6 +105,22 @@ Timestamp = Annotated[
 Name = Annotated[str, Field(min_length=1, max_length=128)]
 Status = Annotated[int, Field(ge=0, le=MAX_STATUS)]
 EventTypeField = Annotated[EventType, Field(strict=False)]
+SUBSCRIBABLE = [t.value for t in EventType] + [t.value for t in OperationalEventType]
+SUBSCRIBABLE_TYPES = len(SUBSCRIBABLE)
+
+
+def _subscribed_type(value: object) -> AnyEventType:
+    if isinstance(value, str) and value in SUBSCRIBABLE:
+        return any_event_type(value)
+    raise ValueError("must be one of " + ", ".join(SUBSCRIBABLE))
+
+
+# What a webhook may list: the order types and the operational ones (docs/events.md).
+SubscribedType = Annotated[
+    AnyEventType,
+    PlainValidator(_subscribed_type),
+    WithJsonSchema({"type": "string", "enum": SUBSCRIBABLE}),
+]
 
 
 class StrictBody(BaseModel):
@@ -212,7 +239,9 @@ class WebhookPatch(StrictBody):
     channels: list[Annotated[int, Field(ge=0, le=2**31 - 1)]] = Field(
         default_factory=list, max_length=MAX_LIST_ITEMS
     )
-    event_types: list[EventTypeField] = Field(default_factory=list, min_length=1, max_length=3)
+    event_types: list[SubscribedType] = Field(
+        default_factory=list, min_length=1, max_length=SUBSCRIBABLE_TYPES
+    )
     new_order_trigger: int | None = Field(None, ge=0, le=MAX_TRIGGER_STATUS)
     status_filter: list[Status] = Field(default_factory=list, max_length=MAX_STATUS + 1)
     courier_status_filter: list[Status] = Field(default_factory=list, max_length=MAX_STATUS + 1)
@@ -245,7 +274,7 @@ class WebhookPatch(StrictBody):
 
     @field_validator("event_types")
     @classmethod
-    def _dedupe_types(cls, types: list[EventType]) -> list[EventType]:
+    def _dedupe_types(cls, types: list[AnyEventType]) -> list[AnyEventType]:
         return list(dict.fromkeys(types))
 
     @field_validator("headers")
@@ -259,7 +288,7 @@ class WebhookCreate(WebhookPatch):
 
     url: str = Field(min_length=1, max_length=2048)
     accounts: list[Name] = Field(min_length=1, max_length=MAX_LIST_ITEMS)
-    event_types: list[EventTypeField] = Field(min_length=1, max_length=3)
+    event_types: list[SubscribedType] = Field(min_length=1, max_length=SUBSCRIBABLE_TYPES)
 
 
 class SecretRotation(StrictBody):

@@ -69,6 +69,9 @@ async def due_batches(
         if not ready_to_send(chunk, batch, now_us):
             break  # the rest came due later still
         # Within a batch, an order's events in sequence order (docs/events.md).
-        ordered = tuple(sorted(chunk, key=lambda row: (row["order_id"], row["sequence"])))
+        # (An operational event has neither: docs/events.md.)
+        ordered = tuple(
+            sorted(chunk, key=lambda row: (row["order_id"] or "", row["sequence"] or 0))
+        )
         requests.append(Request(ordered, None))
     return requests

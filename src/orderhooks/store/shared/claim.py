@@ -17,7 +17,8 @@ from typing import TypeVar
 from orderhooks.delivery.claims import Claim
 from orderhooks.domain.batches import new_batch_id
 from orderhooks.domain.ids import IdFactory
-from orderhooks.domain.model import DeliveryState, Webhook, WebhookState
+from orderhooks.domain.model import DeliveryState, OperationalEventType, Webhook, WebhookState
+from orderhooks.domain.opevents import RECEIVING_STATES
 from orderhooks.store.shared.batching import Request, due_batches
 from orderhooks.store.shared.codec import delivery_from_row, event_from_row
 from orderhooks.store.shared.core import StoreCore, reading
@@ -25,6 +26,7 @@ from orderhooks.store.shared.tx import Row, Tx
 from orderhooks.store.shared.values import micros, moment_or_none
 
 LEASE_GRACE_SECONDS = 30  # a lease outlives the attempt's timeout by this much
+OPERATIONAL_TYPES = sorted(t.value for t in OperationalEventType)
 # A worker that claimed within this window shares the slots. A worker with free capacity
 # claims at least once a second (the dispatcher's idle cap); one that is full needs none.
 CLAIMER_SEEN_SECONDS = 5
@@ -134,6 +136,16 @@ async def _budgets(tx: Tx, active: Sequence[Webhook], now_us: int, worker_id: st
 async def _requests(tx: Tx, webhook: Webhook, slots: int, now_us: int) -> list[Request]:
     """Up to `slots` requests of the webhook that may start now: its due heads one by
     one, or, for a batching webhook, its batches."""
+    if webhook.state != WebhookState.ACTIVE:
+        # Awaiting an agreement: its operational events only, one by one.
+        rows = await tx.fetch(
+            "due_operational_heads",
+            webhook_id=webhook.id,
+            now=now_us,
+            limit=slots,
+            types=tx.array(OPERATIONAL_TYPES),
+        )
+        return [Request((row,), None) for row in rows]
     if webhook.batch is None:
         rows = await tx.fetch("due_heads", webhook_id=webhook.id, now=now_us, limit=slots)
         return [Request((row,), None) for row in rows]
@@ -155,7 +167,9 @@ async def _claim(
     await tx.execute("serialize_claims")
     # Attempts whose process died: due again, as the head they were (a batch: the batch).
     await tx.execute("expire_leases", now=now_us)
-    active = [w for w in webhooks.values() if w.state == WebhookState.ACTIVE]
+    # A webhook awaiting its accounts' agreements is sent operational events only:
+    # agreements do not gate them (docs/events.md).
+    active = [w for w in webhooks.values() if w.state in RECEIVING_STATES]
     if limit <= 0 or not active:
         return []
     budgets = await _budgets(tx, active, now_us, worker_id)

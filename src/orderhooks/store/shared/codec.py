@@ -23,6 +23,7 @@ from orderhooks.domain.model import (
     DisabledReason,
     Event,
     EventType,
+    OperationalEventType,
     Ordering,
     OrderState,
     PayloadFormat,
@@ -32,6 +33,7 @@ from orderhooks.domain.model import (
     UsageRow,
     Webhook,
     WebhookState,
+    any_event_type,
 )
 from orderhooks.secretbox import (
     SecretBox,
@@ -121,18 +123,23 @@ def event_params(event: Event, trace_parent: str | None = None) -> dict[str, obj
 
 
 def event_from_row(row: Row) -> Event:
-    """An Event from an `events` row."""
+    """An Event from an `events` row. An operational event's row has no order; the
+    order of `delivery.failed` is the failed delivery's, kept in its data."""
+    data = loads(row["data"])
+    order_id = row["order_id"]
+    if order_id is None and row["type"] == OperationalEventType.DELIVERY_FAILED:
+        order_id = data.get("orderId")
     return Event(
         id=row["id"],
-        type=EventType(row["type"]),
-        order_id=row["order_id"],
+        type=any_event_type(row["type"]),
+        order_id=order_id,
         account=row["account"],
         location=row["location"],
         channel_link=row["channel_link"],
         channel=row["channel"],
         sequence=row["sequence"],
         created_at=moment(row["created_at"]),
-        data=loads(row["data"]),
+        data=data,
         status=row["status"],
         test=bool(row["test"]),
     )
@@ -254,7 +261,7 @@ def webhook_from_row(row: Row, box: SecretBox) -> Webhook:
         url=row["url"],
         description=row["description"],
         accounts=tuple(loads(row["accounts"])),
-        event_types=tuple(EventType(t) for t in loads(row["event_types"])),
+        event_types=tuple(any_event_type(t) for t in loads(row["event_types"])),
         secrets=secrets_from_column(row["id"], row["secrets"], box),
         locations=tuple(loads(row["locations"])),
         channel_links=tuple(loads(row["channel_links"])),
@@ -315,7 +322,7 @@ def delivery_from_row(row: Row) -> Delivery:
         id=row["id"],
         webhook_id=row["webhook_id"],
         event_id=row["event_id"],
-        event_type=EventType(row["event_type"]),
+        event_type=any_event_type(row["event_type"]),
         order_id=row["order_id"],
         account=row["account"],
         sequence=row["sequence"],

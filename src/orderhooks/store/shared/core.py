@@ -16,7 +16,7 @@ import asyncio
 import functools
 import inspect
 import itertools
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Concatenate, ParamSpec, Required, TypedDict, TypeVar
 
 from orderhooks.domain import ids
@@ -62,6 +62,7 @@ class StoreCore:
         self._catalog = WebhookCatalog(self.box)
         self._work = asyncio.Event()
         self._rotation = itertools.count()
+        self._operational_listener: Callable[[Sequence[str]], None] | None = None
 
     # -- lifecycle
 
@@ -100,6 +101,22 @@ class StoreCore:
     async def _read(self, job: Job[T]) -> T:
         """Run `job` in one read-only transaction that sees one snapshot."""
         return await self.engine.read(job)
+
+    # -- operational events
+
+    def on_operational_events(self, listener: Callable[[Sequence[str]], None]) -> None:
+        """Tell `listener` the types of the operational events each committed transaction
+        of this process emitted (docs/events.md): the metrics count them."""
+        self._operational_listener = listener
+
+    def _emitted(self, event_types: Sequence[str]) -> None:
+        """After the commit of operational events: tell the listener, wake the workers."""
+        if not event_types:
+            return
+        if self._operational_listener is not None:
+            self._operational_listener(event_types)
+        self._wake_workers()
+        self.engine.work_created()
 
     # -- waking the delivery workers
 

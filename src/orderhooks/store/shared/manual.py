@@ -51,10 +51,13 @@ class ManualOperations(StoreCore):
             webhooks = await self._catalog.load(tx)
             if delivery.webhook_id not in webhooks:
                 raise Conflict(f"the webhook of delivery {delivery_id} was deleted")
-            await lock_orders(tx, [delivery.order_id])
+            # An operational event's delivery has no order, and no queue to keep.
+            order_id = delivery.order_id
+            if order_id is not None:
+                await lock_orders(tx, [order_id])
             await tx.execute("requeue_delivery", id=delivery_id, next_attempt_at=micros(now))
-            if not delivery.test:
-                await refresh_heads(tx, [(delivery.webhook_id, delivery.order_id)], webhooks)
+            if not delivery.test and order_id is not None:
+                await refresh_heads(tx, [(delivery.webhook_id, order_id)], webhooks)
         else:
             raise Conflict(f"delivery {delivery_id} is {delivery.state}")
         fresh = await tx.fetchrow("delivery_by_id", id=delivery_id)
@@ -73,7 +76,11 @@ class ManualOperations(StoreCore):
         window = {"webhook_id": webhook_id, "since": micros(since), "until": micros_or_none(until)}
         await tx.fetch("lock_orders_of_failed", **window)
         rows = await tx.fetch("recover_failed", **window, now=micros(now))
-        queues = [(webhook_id, row["order_id"]) for row in rows if not row["test"]]
+        queues = [
+            (webhook_id, row["order_id"])
+            for row in rows
+            if not row["test"] and row["order_id"] is not None  # operational: no queue
+        ]
         await refresh_heads(tx, queues, webhooks)
         return len(rows)
 
@@ -108,7 +115,9 @@ class ManualOperations(StoreCore):
             limit=REPLAY_PAGE,
         ):
             cursor = (rows[-1]["created_at"], rows[-1]["id"])
-            events = replay_selection(stored, map(event_from_row, rows), orders_with_new)
+            # Operational events are never replayed: they belong to no order.
+            order_events = (e for e in map(event_from_row, rows) if e.sequence is not None)
+            events = replay_selection(stored, order_events, orders_with_new)
             params = [
                 new_delivery_params(
                     self._new_id("dlv"), stored.id, e, replay=True, ready=ready, now=now
@@ -117,7 +126,7 @@ class ManualOperations(StoreCore):
             ]
             await tx.executemany("insert_delivery", params)
             queued += len(events)
-            queues.update((stored.id, e.order_id) for e in events)
+            queues.update((stored.id, e.order_id) for e in events if e.order_id is not None)
         if not ready and queues:
             await lock_orders(tx, [order_id for _, order_id in queues])
             await refresh_heads(tx, queues, {stored.id: stored})

@@ -15,6 +15,7 @@ from orderhooks.domain.model import (
     Delivery,
     DeliveryState,
     Event,
+    OperationalEventType,
     Scope,
     UsageRow,
     Webhook,
@@ -68,6 +69,18 @@ def scope_param(tx: Tx, scope: Scope) -> object:
     return None if scope.accounts is None else tx.array(sorted(scope.accounts))
 
 
+def visible(event: Event, scope: Scope) -> bool:
+    """Whether the caller may read `event`: an order event of one of its accounts; an
+    operational event only when its accounts cover every account of the webhook the
+    event is about (docs/events.md)."""
+    if not scope.allows(event.account):
+        return False
+    if isinstance(event.type, OperationalEventType):
+        accounts = event.data.get("accounts")
+        return isinstance(accounts, list) and scope.allows_all([str(a) for a in accounts])
+    return True
+
+
 def _window(tx: Tx, flt: EventFilter | DeliveryFilter, limit: int) -> dict[str, object]:
     """The parameters every filtered list shares: creation range, scope, page size."""
     return {
@@ -110,9 +123,10 @@ class ReadOperations(StoreCore):
     async def get_event(self, tx: Tx, event_id: str, scope: Scope) -> Event:
         """One event (test events included)."""
         row = None if unstorable(event_id) else await tx.fetchrow("event_by_id", id=event_id)
-        if row is None or not scope.allows(row["account"]):
+        event = None if row is None else event_from_row(row)
+        if event is None or not visible(event, scope):
             raise NotFound(f"event {event_id} not found")
-        return event_from_row(row)
+        return event
 
     @reading
     async def list_events(
@@ -194,12 +208,13 @@ class ReadOperations(StoreCore):
             raise NotFound(f"delivery {delivery_id} not found")
         event_row = await tx.fetchrow("event_by_id", id=row["event_id"])
         assert event_row is not None  # deliveries reference their event
+        event = event_from_row(event_row)
+        if not visible(event, scope):
+            raise NotFound(f"delivery {delivery_id} not found")
         attempts = [
             attempt_from_row(r) for r in await tx.fetch("attempts_of", delivery_id=delivery_id)
         ]
-        return DeliveryView(
-            delivery=delivery_from_row(row), event=event_from_row(event_row), attempts=attempts
-        )
+        return DeliveryView(delivery=delivery_from_row(row), event=event, attempts=attempts)
 
     @reading
     async def webhook_stats(self, tx: Tx, webhook_id: str, now: datetime) -> WebhookStats:

@@ -1,24 +1,72 @@
-"""Recording outcomes: attempts, delivery states, queue heads, usage and webhook health,
-all in the transaction of one batch."""
+"""Recording outcomes: attempts, delivery states, queue heads, usage, webhook health and
+the operational events these transitions cause (docs/events.md), all in the transaction
+of one batch."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from orderhooks.delivery.claims import Outcome
 from orderhooks.domain.health import WebhookHealth, after_attempt, counts_toward_health
-from orderhooks.domain.model import DeliveryState, DisabledReason, Webhook
+from orderhooks.domain.model import (
+    DeliveryState,
+    DisabledReason,
+    EventType,
+    Webhook,
+)
+from orderhooks.domain.opevents import (
+    OperationalEventType,
+    delivery_failed_data,
+    recovers,
+    starts_failing,
+    webhook_disabled_data,
+    webhook_failing_data,
+    webhook_recovered_data,
+)
 from orderhooks.store.shared.catalog import bump_version
-from orderhooks.store.shared.codec import attempt_params, health_from_row, health_params
+from orderhooks.store.shared.codec import (
+    attempt_params,
+    delivery_from_row,
+    health_from_row,
+    health_params,
+)
 from orderhooks.store.shared.core import StoreCore
 from orderhooks.store.shared.heads import Queue, refresh_heads
+from orderhooks.store.shared.opevents import emit_operational_event
 from orderhooks.store.shared.tx import Row, Tx
 from orderhooks.store.shared.values import micros, month_of
 
+ORDER_EVENT_TYPES = frozenset(t.value for t in EventType)
+
 FINISHED = frozenset({DeliveryState.DELIVERED, DeliveryState.FAILED})
 UsageKey = tuple[str, str, str, bool]  # account, month, event type, replay
+
+
+@dataclass(slots=True)
+class Emitter:
+    """Writes the operational events of one transaction, in the order of the transitions,
+    routing each among the live webhooks as this transaction left them (those it
+    disabled receive nothing)."""
+
+    tx: Tx
+    new_id: Callable[[str], str]
+    live: Mapping[str, Webhook]
+    now: datetime
+    disabled: set[str] = field(default_factory=set)
+    emitted: list[OperationalEventType] = field(default_factory=list)
+
+    async def emit(
+        self, event_type: OperationalEventType, about: Webhook, data: Mapping[str, Any]
+    ) -> None:
+        candidates = [w for w in self.live.values() if w.id not in self.disabled]
+        await emit_operational_event(
+            self.tx, self.new_id, event_type, about, data, candidates, self.now
+        )
+        self.emitted.append(event_type)
 
 
 def finished_at(outcome: Outcome) -> datetime:
@@ -32,6 +80,7 @@ async def _record(
     now: datetime,
     webhooks: Mapping[str, Webhook],
     disable_after_seconds: int,
+    emitter: Emitter,
 ) -> bool:
     """Write the outcomes; returns whether some delivery finished (its queue may have a
     new head)."""
@@ -46,7 +95,8 @@ async def _record(
     applied, finished = await _advance(tx, known, rows, now)
     await refresh_heads(tx, finished, webhooks)
     await _count_usage(tx, applied, rows)
-    await _update_health(tx, known, now, webhooks, disable_after_seconds)
+    await _emit_failed_deliveries(applied, rows, emitter)
+    await _update_health(tx, known, now, webhooks, disable_after_seconds, emitter)
     return bool(finished)
 
 
@@ -81,7 +131,7 @@ async def _advance(
                 "schedule_position": outcome.schedule_position,
             }
         )
-        if done and not row["test"]:
+        if done and not row["test"] and row["order_id"] is not None:
             finished.add((row["webhook_id"], row["order_id"]))
     await tx.executemany("advance_delivery", updates)
     return applied, finished
@@ -94,6 +144,8 @@ async def _count_usage(tx: Tx, applied: Sequence[Outcome], rows: Mapping[str, Ro
         row = rows[outcome.delivery_id]
         if outcome.next_state != DeliveryState.DELIVERED or row["test"]:
             continue
+        if row["event_type"] not in ORDER_EVENT_TYPES:
+            continue  # operational events are never billed
         month = month_of(finished_at(outcome))
         units[(row["account"], month, row["event_type"], bool(row["replay"]))] += 1
     params = [
@@ -109,15 +161,35 @@ async def _count_usage(tx: Tx, applied: Sequence[Outcome], rows: Mapping[str, Ro
     await tx.executemany("add_usage", params)
 
 
+async def _emit_failed_deliveries(
+    applied: Sequence[Outcome], rows: Mapping[str, Row], emitter: Emitter
+) -> None:
+    """`delivery.failed` for each order event's delivery that failed after its last
+    attempt. Not for test deliveries, nor for an operational event's own delivery: a
+    failing receiver of operational events must not set off an endless exchange of them."""
+    for outcome in applied:
+        row = rows[outcome.delivery_id]
+        if outcome.next_state != DeliveryState.FAILED or row["test"]:
+            continue
+        about = emitter.live.get(row["webhook_id"])
+        if about is None or row["event_type"] not in ORDER_EVENT_TYPES:
+            continue
+        data = delivery_failed_data(delivery_from_row(row), outcome.attempt)
+        await emitter.emit(OperationalEventType.DELIVERY_FAILED, about, data)
+
+
 async def _update_health(
     tx: Tx,
     outcomes: Sequence[Outcome],
     now: datetime,
     webhooks: Mapping[str, Webhook],
     disable_after_seconds: int,
+    emitter: Emitter,
 ) -> None:
     """Fold each attempt into its webhook's health; disable webhooks that are gone or
-    have been failing too long."""
+    have been failing too long. Each transition emits its operational event:
+    `webhook.failing` when probing starts, `webhook.recovered` when a success ends it,
+    `webhook.disabled` when this transaction disables the webhook."""
     webhook_ids = sorted({o.webhook_id for o in outcomes if o.webhook_id in webhooks})
     if not webhook_ids:
         return
@@ -137,13 +209,16 @@ async def _update_health(
         # After a final failure the next probe is the backlog's next due delivery, on its
         # own schedule, with no extra cool-down (docs/guarantees.md): probing may resume now.
         retry_at = outcome.next_attempt_at or now
-        health[outcome.webhook_id], reason = after_attempt(
-            health[outcome.webhook_id],
-            succeeded,
-            now,
-            retry_at,
-            disable_after_seconds,
-        )
+        before = health[outcome.webhook_id]
+        after, reason = after_attempt(before, succeeded, now, retry_at, disable_after_seconds)
+        health[outcome.webhook_id] = after
+        about = webhooks[outcome.webhook_id]
+        if starts_failing(before, after):
+            data = webhook_failing_data(about, after, outcome.attempt)
+            await emitter.emit(OperationalEventType.WEBHOOK_FAILING, about, data)
+        elif recovers(before, after):
+            data = webhook_recovered_data(about, before)
+            await emitter.emit(OperationalEventType.WEBHOOK_RECOVERED, about, data)
         reason = outcome.disable or reason
         if reason is not None and outcome.webhook_id not in disable:
             disable[outcome.webhook_id] = reason
@@ -152,9 +227,15 @@ async def _update_health(
     )
     changed = 0
     for webhook_id, reason in sorted(disable.items()):
-        changed += await tx.execute(
+        disabled = await tx.execute(
             "disable_webhook", id=webhook_id, disabled_reason=str(reason), disabled_at=micros(now)
         )
+        changed += disabled
+        if disabled:
+            about = webhooks[webhook_id]
+            emitter.disabled.add(webhook_id)
+            data = webhook_disabled_data(about, reason)
+            await emitter.emit(OperationalEventType.WEBHOOK_DISABLED, about, data)
     if changed:
         await bump_version(tx)
 
@@ -168,11 +249,17 @@ class RecordOperations(StoreCore):
         if not outcomes:
             return
 
-        async def job(tx: Tx) -> bool:
+        async def job(tx: Tx) -> tuple[bool, list[OperationalEventType]]:
             live = await self._catalog.load(tx)
-            return await _record(tx, outcomes, now, live, self._disable_after_seconds)
+            emitter = Emitter(tx, self._new_id, live, now)
+            done = await _record(tx, outcomes, now, live, self._disable_after_seconds, emitter)
+            return done, emitter.emitted
 
-        # A lost outcome only means its delivery is sent again (at least once).
-        if await self._write(job, durable=False):
+        # A lost outcome only means its delivery is sent again (at least once); the
+        # operational events of its transitions are lost with it, and emitted again
+        # when the attempt's new outcome makes the same transition.
+        finished, emitted = await self._write(job, durable=False)
+        if finished:
             # The next event of a finished delivery's order may be claimable now.
             self._wake_workers()
+        self._emitted(emitted)

@@ -15,6 +15,7 @@ from orderhooks.domain.model import (
     Webhook,
     WebhookState,
 )
+from orderhooks.domain.opevents import OperationalEventType, webhook_disabled_data
 from orderhooks.exceptions import FieldProblem, NotFound, ValidationError, WebhookLimitReached
 from orderhooks.secretbox import SecretBox
 from orderhooks.store.shared.catalog import accounts_agreed, bump_version, enabled_state
@@ -26,6 +27,7 @@ from orderhooks.store.shared.codec import (
 )
 from orderhooks.store.shared.core import StoreCore, reading, writing
 from orderhooks.store.shared.heads import lock_orders, refresh_heads
+from orderhooks.store.shared.opevents import emit_operational_event
 from orderhooks.store.shared.tx import Tx
 from orderhooks.store.shared.values import dumps, micros, micros_or_none, unstorable
 
@@ -154,12 +156,24 @@ class WebhookOperations(StoreCore):
         now: datetime,
     ) -> Webhook:
         """Disable (with a reason, `manual` by default) or enable: active, or awaiting
-        when an account has no agreement."""
+        when an account has no agreement. Disabling an enabled webhook emits
+        `webhook.disabled` in the same transaction (docs/events.md)."""
 
-        async def job(tx: Tx) -> Webhook:
-            return await self._set_state(tx, webhook_id, state, reason, now)
+        async def job(tx: Tx) -> tuple[Webhook, list[str]]:
+            before = await stored_webhook(tx, webhook_id, self.box)
+            stored = await self._set_state(tx, webhook_id, state, reason, now)
+            if before.state == WebhookState.DISABLED or stored.state != WebhookState.DISABLED:
+                return stored, []
+            live = (await self._catalog.load(tx)).values()
+            why = stored.disabled_reason or DisabledReason.MANUAL
+            event_type = OperationalEventType.WEBHOOK_DISABLED
+            data = webhook_disabled_data(before, why)
+            await emit_operational_event(tx, self._new_id, event_type, before, data, live, now)
+            return stored, [event_type]
 
-        return await self._write(job, wake=state != WebhookState.DISABLED)
+        stored, emitted = await self._write(job, wake=state != WebhookState.DISABLED)
+        self._emitted(emitted)
+        return stored
 
     async def _set_state(
         self,

@@ -109,6 +109,14 @@ WHERE webhook_id = :webhook_id AND ready = TRUE AND state = 'pending' AND next_a
 ORDER BY next_attempt_at
 LIMIT :limit;
 
+-- name: due_operational_heads
+-- A webhook awaiting an agreement is sent its operational events only.
+SELECT * FROM deliveries
+WHERE webhook_id = :webhook_id AND ready = TRUE AND state = 'pending' AND next_attempt_at <= :now
+  AND event_type = ANY(:types::text[])
+ORDER BY next_attempt_at
+LIMIT :limit;
+
 -- name: mark_delivering
 -- `batch_id`: the batch the deliveries are sent in (null: each alone).
 UPDATE deliveries SET state = 'delivering', lease_expires_at = :lease_expires_at,
@@ -352,6 +360,9 @@ WHERE id > :after AND test = FALSE
   AND (:since::bigint IS NULL OR created_at >= :since)
   AND (:until::bigint IS NULL OR created_at < :until)
   AND (:scope::text[] IS NULL OR account = ANY(:scope::text[]))
+  -- Operational events (no sequence) only when their type is asked for, and never to a
+  -- partner key, which reads them through their deliveries.
+  AND (sequence IS NOT NULL OR (:type::text IS NOT NULL AND :scope::text[] IS NULL))
 ORDER BY id
 LIMIT :limit;
 
@@ -379,6 +390,9 @@ ORDER BY w.id
 LIMIT :limit;
 
 -- name: list_deliveries
+-- A partner key lists an operational event's delivery only when its accounts cover the
+-- receiving webhook's (and so the webhook the event is about): the same rule in the two
+-- lists below.
 SELECT * FROM deliveries
 WHERE id < :before
   AND (:webhook_id::text IS NULL OR webhook_id = :webhook_id)
@@ -388,6 +402,9 @@ WHERE id < :before
   AND (:since::bigint IS NULL OR created_at >= :since)
   AND (:until::bigint IS NULL OR created_at < :until)
   AND (:scope::text[] IS NULL OR account = ANY(:scope::text[]))
+  AND (:scope::text[] IS NULL OR sequence IS NOT NULL OR NOT EXISTS (
+      SELECT 1 FROM webhook_accounts AS a
+      WHERE a.webhook_id = deliveries.webhook_id AND a.account <> ALL(:scope::text[])))
 ORDER BY id DESC
 LIMIT :limit;
 
@@ -400,6 +417,9 @@ WHERE webhook_id = :webhook_id::text AND id < :before
   AND (:since::bigint IS NULL OR created_at >= :since)
   AND (:until::bigint IS NULL OR created_at < :until)
   AND (:scope::text[] IS NULL OR account = ANY(:scope::text[]))
+  AND (:scope::text[] IS NULL OR sequence IS NOT NULL OR NOT EXISTS (
+      SELECT 1 FROM webhook_accounts AS a
+      WHERE a.webhook_id = deliveries.webhook_id AND a.account <> ALL(:scope::text[])))
 ORDER BY id DESC
 LIMIT :limit;
 
@@ -412,6 +432,9 @@ WHERE order_id = :order_id::text AND id < :before
   AND (:since::bigint IS NULL OR created_at >= :since)
   AND (:until::bigint IS NULL OR created_at < :until)
   AND (:scope::text[] IS NULL OR account = ANY(:scope::text[]))
+  AND (:scope::text[] IS NULL OR sequence IS NOT NULL OR NOT EXISTS (
+      SELECT 1 FROM webhook_accounts AS a
+      WHERE a.webhook_id = deliveries.webhook_id AND a.account <> ALL(:scope::text[])))
 ORDER BY id DESC
 LIMIT :limit;
 

@@ -50,7 +50,7 @@ async def search_page(dash: Dashboard, request: Request, viewer: Viewer) -> Resp
     )
     seen: dict[str, Delivery] = {}
     for delivery in recent.items:
-        if not delivery.test and delivery.order_id not in seen:
+        if not delivery.test and delivery.order_id is not None and delivery.order_id not in seen:
             seen[delivery.order_id] = delivery
     return dash.render(
         "orders.html",
@@ -91,7 +91,7 @@ async def detail_page(dash: Dashboard, request: Request, viewer: Viewer) -> Resp
         by_event.setdefault(delivery.event_id, []).append(delivery)
     rows = [
         EventRow(event, _status_text(event), sorted(by_event.get(event.id, []), key=_by_id))
-        for event in sorted(view.events, key=lambda e: e.sequence)
+        for event in sorted(view.events, key=lambda e: e.sequence or 0)
     ]
     steps = status_timeline(view.status_history)
     courier = courier_progress(view.events)

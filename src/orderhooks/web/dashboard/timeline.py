@@ -130,7 +130,7 @@ def courier_progress(events: Sequence[Event]) -> list[CourierStep]:
     """The order's courier updates in sequence order."""
     steps: list[CourierStep] = []
     previous: datetime | None = None
-    for event in sorted(events, key=lambda e: e.sequence):
+    for event in sorted(events, key=lambda e: e.sequence or 0):
         if event.type != EventType.COURIER_UPDATE:
             continue
         data = event.data

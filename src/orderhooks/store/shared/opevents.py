@@ -1,0 +1,82 @@
+"""Operational events (docs/events.md) as the store writes them: each one in the
+transaction of the transition that causes it, with its deliveries, so that a crash can
+neither lose nor double one. What they say and who receives them is decided by the pure
+`domain/opevents.py`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from orderhooks.domain.model import Webhook
+from orderhooks.domain.opevents import (
+    OperationalEvent,
+    OperationalEventType,
+    operational_event,
+    route_operational_event,
+)
+from orderhooks.store.shared.tx import Tx
+from orderhooks.store.shared.values import dumps, micros
+
+
+def _event_params(event: OperationalEvent) -> dict[str, object]:
+    """`insert_event` of an operational event: no order, location, channel or sequence
+    (the order of `delivery.failed` stays in its data)."""
+    return {
+        "id": event.id,
+        "type": event.type.value,
+        "order_id": None,
+        "account": event.account,
+        "location": None,
+        "channel_link": None,
+        "channel": None,
+        "sequence": None,
+        "created_at": micros(event.created_at),
+        "data": dumps(event.data),
+        "status": None,
+        "test": event.test,
+        "trace_parent": None,  # caused by an outcome or an operator, not by a request
+    }
+
+
+def _delivery_params(
+    delivery_id: str, receiver: Webhook, event: OperationalEvent, now: datetime
+) -> dict[str, object]:
+    """`insert_delivery` of an operational event: due now, outside every per-order queue
+    (no order, always ready), never a replay."""
+    created = micros(now)
+    return {
+        "id": delivery_id,
+        "webhook_id": receiver.id,
+        "event_id": event.id,
+        "event_type": event.type.value,
+        "order_id": None,
+        "account": event.account,
+        "sequence": None,
+        "replay": False,
+        "test": event.test,
+        "ready": True,
+        "created_at": created,
+        "next_attempt_at": created,
+    }
+
+
+async def emit_operational_event(
+    tx: Tx,
+    new_id: Callable[[str], str],
+    event_type: OperationalEventType,
+    about: Webhook,
+    data: Mapping[str, Any],
+    webhooks: Iterable[Webhook],
+    now: datetime,
+) -> OperationalEvent:
+    """Store one operational event about webhook `about` and a pending delivery of it
+    to every webhook the routing rule picks among `webhooks` (never `about` itself)."""
+    event = operational_event(new_id("evt"), event_type, about, data, now)
+    await tx.execute("insert_event", **_event_params(event))
+    receivers = route_operational_event(event_type, about, webhooks)
+    await tx.executemany(
+        "insert_delivery", [_delivery_params(new_id("dlv"), r, event, now) for r in receivers]
+    )
+    return event

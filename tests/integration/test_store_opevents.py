@@ -1,0 +1,345 @@
+"""Operational events in the store, on both engines: each transition emits exactly one
+event, committed with the transition and with its deliveries to the webhooks that
+listen; never to the webhook it is about, never to a webhook that does not cover its
+accounts, never billed (docs/events.md)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orderhooks.domain.batches import BatchSettings
+from orderhooks.domain.envelope import envelope
+from orderhooks.domain.ids import new_id
+from orderhooks.domain.model import (
+    DeliveryState,
+    DisabledReason,
+    Event,
+    OperationalEventType,
+    Scope,
+    WebhookState,
+)
+from orderhooks.exceptions import NotFound
+from orderhooks.store.base import DeliveryFilter, EventFilter
+from orderhooks.store.postgres import PostgresStore
+from orderhooks.store.sqlite import SQLiteStore
+from orderhooks.store.store import Store
+from tests.integration.store_support import (
+    ALL_TYPES,
+    NOW,
+    agreement,
+    delivered,
+    failed,
+    new_order,
+    webhook,
+)
+
+OPS = tuple(OperationalEventType)
+FAILING = OperationalEventType.WEBHOOK_FAILING
+RECOVERED = OperationalEventType.WEBHOOK_RECOVERED
+DISABLED = OperationalEventType.WEBHOOK_DISABLED
+DELIVERY_FAILED = OperationalEventType.DELIVERY_FAILED
+LATER = NOW + timedelta(minutes=1)
+
+StoreFactory = Callable[..., Awaitable[Store]]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'orderhooks.db'}"
+    url: str = request.getfixturevalue("pg_url")  # fails when PostgreSQL is unreachable
+    return url
+
+
+@pytest.fixture()
+async def make_store(engine_url: str) -> AsyncIterator[StoreFactory]:
+    opened: list[Store] = []
+
+    async def make(**options: Any) -> Store:
+        values: dict[str, Any] = {"require_agreement": False, "disable_after_seconds": 3600}
+        values.update(options)
+        store: Store
+        if engine_url.startswith("sqlite:///"):
+            store = SQLiteStore(Path(engine_url.removeprefix("sqlite:///")), **values)
+        else:
+            store = PostgresStore(engine_url, pool_size=4, **values)
+        await store.open()
+        await store.migrate()
+        opened.append(store)
+        return store
+
+    yield make
+    for store in reversed(opened):
+        await store.close()
+
+
+@pytest.fixture()
+async def store(make_store: StoreFactory) -> Store:
+    return await make_store()
+
+
+async def op_events(store: Store, event_type: OperationalEventType) -> list[Event]:
+    page = await store.list_events(EventFilter(type=event_type), 100, None)
+    return page.items
+
+
+async def deliveries_of(store: Store, webhook_id: str) -> list[Any]:
+    page = await store.list_deliveries(DeliveryFilter(webhook_id=webhook_id), 500, None)
+    return list(reversed(page.items))
+
+
+async def fail_three_times(store: Store, hook_id: str) -> list[str]:
+    """Three orders, each delivery claimed and failed once (retried later): the third
+    failure starts probing. Returns the delivery ids."""
+    await store.ingest([new_order(f"o{n}") for n in range(3)], NOW)
+    claims = [c for c in await store.claim(NOW, 100, "w1") if c.webhook.id == hook_id]
+    assert len(claims) == 3
+    for claim in claims:
+        await store.record([failed(claim.delivery.id, hook_id, retry_at=LATER)], NOW)
+    return [c.delivery.id for c in claims]
+
+
+async def test_failing_and_recovered_are_emitted_once_to_the_listeners(store: Store) -> None:
+    w = await store.create_webhook(webhook(event_types=(*ALL_TYPES, *OPS)))
+    ops_all = await store.create_webhook(webhook(accounts=("*",), event_types=OPS))
+    ops_acc1 = await store.create_webhook(webhook(event_types=(FAILING, RECOVERED)))
+    other_account = await store.create_webhook(webhook(accounts=("acc2",), event_types=OPS))
+    orders_only = await store.create_webhook(webhook(accounts=("*",)))
+
+    delivery_ids = await fail_three_times(store, w.id)
+
+    [event] = await op_events(store, FAILING)
+    assert event.account == "acc1" and event.order_id is None and event.sequence is None
+    assert event.data == {
+        "webhookId": w.id,
+        "url": w.url,
+        "accounts": ["acc1"],
+        "consecutiveFailures": 3,
+        "lastError": "http_status",
+        "lastStatusCode": 500,
+        "since": "2026-11-28T12:00:00.000000Z",
+    }
+    receivers = {ops_all.id, ops_acc1.id}
+    for hook in (w, ops_all, ops_acc1, other_account, orders_only):
+        ops = [d for d in await deliveries_of(store, hook.id) if d.event_type in OPS]
+        assert [d.event_id for d in ops] == ([event.id] if hook.id in receivers else [])
+    # A fourth failure is no new transition.
+    [again] = [c for c in await store.claim(LATER, 100, "w1") if c.webhook.id == w.id]
+    await store.record([failed(again.delivery.id, w.id, 2, retry_at=LATER)], LATER)
+    assert len(await op_events(store, FAILING)) == 1
+
+    # The first success after that: one `webhook.recovered`.
+    [probe] = [c for c in await store.claim(LATER, 100, "w1") if c.webhook.id == w.id]
+    assert probe.delivery.id in delivery_ids
+    await store.record([delivered(probe.delivery.id, w.id, 2)], LATER)
+    [recovered] = await op_events(store, RECOVERED)
+    assert recovered.data == {
+        "webhookId": w.id,
+        "url": w.url,
+        "accounts": ["acc1"],
+        "failingSince": "2026-11-28T12:00:00.000000Z",
+        "failedAttempts": 4,
+    }
+    ops_deliveries = [d for d in await deliveries_of(store, ops_all.id) if d.event_type in OPS]
+    assert [d.event_type for d in ops_deliveries] == [FAILING, RECOVERED]
+    assert all(d.order_id is None and d.sequence is None for d in ops_deliveries)
+
+
+async def test_the_event_and_its_deliveries_commit_with_the_transition(
+    make_store: StoreFactory,
+) -> None:
+    """A transaction that fails after the transition leaves neither the new health nor
+    the event: the same transition emits it once when recorded again."""
+    broken = {"on": False}
+
+    def ids(prefix: str) -> str:
+        if broken["on"] and prefix == "dlv":
+            raise RuntimeError("the process dies mid-transaction")
+        return new_id(prefix)
+
+    store = await make_store(new_id=ids)
+    w = await store.create_webhook(webhook())
+    ops_all = await store.create_webhook(webhook(accounts=("*",), event_types=OPS))
+    await store.ingest([new_order(f"o{n}") for n in range(3)], NOW)
+    claims = [c for c in await store.claim(NOW, 100, "w1") if c.webhook.id == w.id]
+    for claim in claims[:2]:
+        await store.record([failed(claim.delivery.id, w.id, retry_at=LATER)], NOW)
+    third = failed(claims[2].delivery.id, w.id, retry_at=LATER)
+    broken["on"] = True
+    with pytest.raises(RuntimeError):
+        await store.record([third], NOW)
+    broken["on"] = False
+    assert await op_events(store, FAILING) == []
+    await store.record([third], NOW)
+    [event] = await op_events(store, FAILING)
+    assert event.data["consecutiveFailures"] == 3  # the failed transaction counted nothing
+    [delivery] = [d for d in await deliveries_of(store, ops_all.id) if d.event_id == event.id]
+    assert delivery.state == DeliveryState.PENDING
+
+
+async def test_delivery_failed_is_emitted_with_the_order(store: Store) -> None:
+    w = await store.create_webhook(webhook())
+    ops_all = await store.create_webhook(webhook(accounts=("*",), event_types=OPS))
+    await store.ingest([new_order("o1")], NOW)
+    [claim] = [c for c in await store.claim(NOW, 100, "w1") if c.webhook.id == w.id]
+    await store.record([failed(claim.delivery.id, w.id)], NOW)  # no retry left: failed
+
+    [event] = await op_events(store, DELIVERY_FAILED)
+    assert event.data == {
+        "deliveryId": claim.delivery.id,
+        "webhookId": w.id,
+        "eventId": claim.event.id,
+        "eventType": "order.new",
+        "orderId": "o1",
+        "attempts": 1,
+        "lastError": "http_status",
+        "lastStatusCode": 500,
+    }
+    [sent] = [c for c in await store.claim(NOW, 100, "w1") if c.webhook.id == ops_all.id]
+    assert sent.event.id == event.id
+    body = envelope(sent.event)
+    assert body["orderId"] == "o1" and body["location"] is None and body["sequence"] is None
+    assert body["type"] == "delivery.failed" and body["account"] == "acc1"
+    # Not part of the order: its event list and replays do not show it.
+    view = await store.get_order("o1", Scope())
+    assert [e.type for e in view.events] == ["order.new"]
+    everything = await store.create_webhook(
+        webhook(accounts=("*",), event_types=(*ALL_TYPES, *OPS))
+    )
+    queued = await store.replay_events(everything, NOW - timedelta(days=1), None, None, NOW)
+    assert queued == 1  # the order.new only
+    replayed = await deliveries_of(store, everything.id)
+    assert [d.event_type for d in replayed] == ["order.new"]
+
+
+async def test_an_operational_delivery_that_fails_emits_nothing_more(store: Store) -> None:
+    w = await store.create_webhook(webhook())
+    ops_a = await store.create_webhook(webhook(accounts=("*",), event_types=OPS))
+    ops_b = await store.create_webhook(webhook(accounts=("*",), event_types=OPS))
+    await store.ingest([new_order("o1")], NOW)
+    [claim] = [c for c in await store.claim(NOW, 100, "w1") if c.webhook.id == w.id]
+    await store.record([failed(claim.delivery.id, w.id)], NOW)
+    sent = [c for c in await store.claim(NOW, 100, "w1") if c.webhook.id in {ops_a.id, ops_b.id}]
+    assert len(sent) == 2
+    await store.record([failed(c.delivery.id, c.webhook.id) for c in sent], NOW)
+    # Both failed for good, yet there is still one `delivery.failed`: the one about w.
+    assert len(await op_events(store, DELIVERY_FAILED)) == 1
+
+
+async def test_disabling_emits_once_by_hand_or_when_gone(store: Store) -> None:
+    w = await store.create_webhook(webhook(event_types=(*ALL_TYPES, *OPS)))
+    gone = await store.create_webhook(webhook())
+    ops_all = await store.create_webhook(webhook(accounts=("*",), event_types=OPS))
+
+    await store.set_webhook_state(w.id, WebhookState.DISABLED, None, NOW)
+    await store.set_webhook_state(w.id, WebhookState.DISABLED, None, NOW)  # no transition
+    [manual] = await op_events(store, DISABLED)
+    assert manual.data == {
+        "webhookId": w.id,
+        "url": w.url,
+        "accounts": ["acc1"],
+        "reason": "manual",
+    }
+
+    await store.ingest([new_order("o1")], NOW)
+    [claim] = [c for c in await store.claim(NOW, 100, "w1") if c.webhook.id == gone.id]
+    await store.record([failed(claim.delivery.id, gone.id, disable=DisabledReason.GONE)], NOW)
+    events = await op_events(store, DISABLED)
+    assert [e.data["reason"] for e in events] == ["manual", "gone"]
+    assert events[1].data["webhookId"] == gone.id
+    # The disabled w hears nothing; ops_all hears both.
+    assert [d for d in await deliveries_of(store, w.id) if d.event_type in OPS] == []
+    ops = [d.event_id for d in await deliveries_of(store, ops_all.id) if d.event_type in OPS]
+    assert set(ops) >= {manual.id, events[1].id}
+
+
+async def test_failing_too_long_emits_disabled(make_store: StoreFactory) -> None:
+    store = await make_store(disable_after_seconds=60)
+    w = await store.create_webhook(webhook())
+    await store.create_webhook(webhook(accounts=("*",), event_types=OPS))
+    await fail_three_times(store, w.id)
+    [again] = [c for c in await store.claim(LATER, 100, "w1") if c.webhook.id == w.id]
+    await store.record([failed(again.delivery.id, w.id, 2, retry_at=LATER)], LATER)
+    [event] = await op_events(store, DISABLED)
+    assert event.data["reason"] == "failing"
+
+
+async def test_routing_needs_every_account_of_the_webhook(store: Store) -> None:
+    """A partner's webhook never hears about a webhook that covers another account, and
+    a partner key reads such an event only when it covers every account."""
+    w = await store.create_webhook(webhook(accounts=("acc1", "acc2")))
+    acc1_only = await store.create_webhook(webhook(accounts=("acc1",), event_types=OPS))
+    both = await store.create_webhook(webhook(accounts=("acc2", "acc1", "acc3"), event_types=OPS))
+    await store.set_webhook_state(w.id, WebhookState.DISABLED, None, NOW)
+
+    [event] = await op_events(store, DISABLED)
+    assert [d.event_id for d in await deliveries_of(store, both.id)] == [event.id]
+    assert await deliveries_of(store, acc1_only.id) == []
+
+    acc1 = Scope(frozenset({"acc1"}))
+    with pytest.raises(NotFound):
+        await store.get_event(event.id, acc1)
+    listed = await store.list_events(EventFilter(scope=acc1, type=DISABLED), 100, None)
+    assert listed.items == []
+    # Without a type, an admin's list holds the order events only.
+    assert (await store.list_events(EventFilter(), 100, None)).items == []
+    partner = await store.list_deliveries(DeliveryFilter(scope=acc1), 100, None)
+    assert partner.items == []
+    covering = Scope(frozenset({"acc1", "acc2", "acc3"}))
+    assert (await store.get_event(event.id, covering)).id == event.id
+    seen = await store.list_deliveries(DeliveryFilter(scope=covering), 100, None)
+    assert [d.event_id for d in seen.items] == [event.id]
+
+
+async def test_operational_events_are_never_billed(store: Store) -> None:
+    w = await store.create_webhook(webhook())
+    ops_all = await store.create_webhook(webhook(accounts=("*",), event_types=OPS))
+    await store.set_webhook_state(w.id, WebhookState.DISABLED, None, NOW)
+    [claim] = await store.claim(NOW, 100, "w1")
+    assert claim.webhook.id == ops_all.id and claim.delivery.event_type == DISABLED
+    await store.record([delivered(claim.delivery.id, ops_all.id)], NOW)
+    [done] = await deliveries_of(store, ops_all.id)
+    assert done.state == DeliveryState.DELIVERED
+    assert await store.usage(None, ["2026-11"]) == []
+
+
+async def test_agreements_do_not_gate_operational_events(make_store: StoreFactory) -> None:
+    store = await make_store(require_agreement=True)
+    await store.put_agreement(agreement("acc1"), NOW)
+    w = await store.create_webhook(webhook())
+    waiting = await store.create_webhook(
+        webhook(accounts=("acc1", "acc9"), event_types=(*ALL_TYPES, *OPS))
+    )
+    assert w.state == WebhookState.ACTIVE
+    assert waiting.state == WebhookState.AWAITING_AGREEMENT
+    await store.ingest([new_order("o1")], NOW)  # an order event: not for waiting
+    [order_claim] = await store.claim(NOW, 100, "w1")
+    assert order_claim.webhook.id == w.id
+    await store.set_webhook_state(w.id, WebhookState.DISABLED, None, NOW)
+    [claim] = await store.claim(NOW, 100, "w1")
+    assert claim.webhook.id == waiting.id and claim.event.type == DISABLED
+
+
+async def test_a_batching_webhook_takes_operational_events_in_its_batches(store: Store) -> None:
+    """An operational event and an order event due together go in one batch (the
+    operational one has no order to sort by)."""
+    w = await store.create_webhook(webhook())
+    batching = await store.create_webhook(
+        webhook(
+            accounts=("*",),
+            event_types=(*ALL_TYPES, *OPS),
+            batch=BatchSettings(max_events=10, max_wait_ms=0),
+        )
+    )
+    await store.ingest([new_order("o1")], NOW)  # one delivery to each
+    [claim] = [c for c in await store.claim(NOW, 100, "w1") if c.webhook.id == w.id]
+    await store.record([failed(claim.delivery.id, w.id)], NOW)
+    await store.ingest([new_order("o2")], NOW)
+    sent = [c for c in await store.claim(NOW, 100, "w1") if c.webhook.id == batching.id]
+    assert {c.event.type for c in sent} == {"order.new", DELIVERY_FAILED}
+    assert len({c.batch_id for c in sent}) == 1 and sent[0].batch_id is not None
