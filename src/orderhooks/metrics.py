@@ -92,7 +92,8 @@ class Metrics:
         )
         self.source_messages = Counter(
             "orderhooks_source_messages",
-            "Broker source messages by outcome (ingested, dead_lettered, skipped, retried).",
+            "Broker source messages by outcome"
+            " (ingested, duplicate, dead_lettered, skipped, retried).",
             ["source", "outcome"],
             registry=self.registry,
         )

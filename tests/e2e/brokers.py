@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -202,6 +203,13 @@ async def wait_consumed(client: httpx.AsyncClient, count: int) -> None:
         return int(source["consumed"]) >= count
 
     await wait_until(done, f"{count} messages consumed")
+
+
+async def source_messages(client: httpx.AsyncClient, outcome: str) -> int:
+    """The process's `orderhooks_source_messages_total` of one outcome, all sources."""
+    text = (await client.get("/metrics")).text
+    pattern = rf'^orderhooks_source_messages_total\{{[^}}]*outcome="{outcome}"[^}}]*\}} (\S+)$'
+    return int(sum(float(v) for v in re.findall(pattern, text, re.M)))
 
 
 def statuses_by_order(events: Iterable[dict[str, Any]]) -> dict[str, list[int]]:

@@ -37,6 +37,7 @@ from orderhooks.store.base import (
     CourierItem,
     DeliveryFilter,
     EventFilter,
+    MessageKey,
     WebhookFilter,
 )
 from orderhooks.store.postgres import PostgresStore
@@ -191,6 +192,70 @@ async def test_unknown_order_rolls_back_the_whole_batch(store: SqlStore) -> None
     # A batch may create an order and update it in the same call.
     results = await store.ingest([new_order("o1"), status("o1", 20)], NOW)
     assert [r.created for r in results] == [True, False]
+
+
+async def test_a_broker_message_ingested_before_creates_nothing(store: SqlStore) -> None:
+    hook = await store.create_webhook(webhook())
+    courier = CourierItem("o1", {"status": 83, "courier": {"firstName": "Jo"}})
+    items = [new_order("o1"), status("o1", 20), courier]
+    order_key, courier_key = MessageKey("src", "a" * 64), MessageKey("src", "b" * 64)
+    keys = [order_key, order_key, courier_key]  # two messages: [order, status], [courier]
+    first = await store.ingest(items, NOW, message_keys=keys)
+    assert [len(r.event_ids) for r in first] == [1, 1, 1]
+    assert not any(r.duplicate for r in first)
+    # Redelivered (a crash between commit and acknowledgement): nothing is created.
+    again = await store.ingest(items, NOW + timedelta(seconds=1), message_keys=keys)
+    assert [(r.order_id, r.event_ids, r.duplicate) for r in again] == [("o1", (), True)] * 3
+    [alone] = await store.ingest([courier], NOW, message_keys=[courier_key])
+    assert alone.duplicate and alone.event_ids == ()
+    view = await store.get_order("o1", Scope())
+    assert [e.type for e in view.events] == [
+        EventType.NEW,
+        EventType.STATUS_UPDATE,
+        EventType.COURIER_UPDATE,
+    ]
+    assert len(await deliveries_of(store, hook.id)) == 3
+    # The same body from another source is another message; without keys (the HTTP API)
+    # a courier update always creates an event.
+    [other] = await store.ingest([courier], NOW, message_keys=[MessageKey("other", "b" * 64)])
+    [plain] = await store.ingest([courier], NOW)
+    assert len(other.event_ids) == 1 and len(plain.event_ids) == 1
+    assert not other.duplicate and not plain.duplicate
+
+
+async def test_a_message_key_is_kept_only_with_what_it_created(store: SqlStore) -> None:
+    courier = CourierItem("o1", {"status": 83, "courier": {"firstName": "Jo"}})
+    key = MessageKey("src", "c" * 64)
+    # Rolled back with an unknown order: the key is not recorded either.
+    with pytest.raises(UnknownOrder):
+        await store.ingest([courier], NOW, message_keys=[key])
+    await store.ingest([new_order("o1")], NOW)
+    [result] = await store.ingest([courier], NOW - timedelta(days=40), message_keys=[key])
+    assert len(result.event_ids) == 1
+    [again] = await store.ingest([courier], NOW, message_keys=[key])
+    assert again.duplicate
+    # The retention forgets the key with the rest; the same body is then a new message.
+    assert await store.purge(NOW - timedelta(days=30)) == 2  # the old event and the key
+    [later] = await store.ingest([courier], NOW, message_keys=[key])
+    assert len(later.event_ids) == 1 and not later.duplicate
+
+
+async def test_two_consumers_of_one_message_create_it_once(make_store: StoreFactory) -> None:
+    first, second = await make_store(), await make_store()
+    await first.ingest([new_order("o1")], NOW)
+    courier = CourierItem("o1", {"status": 83, "courier": {"firstName": "Jo"}})
+    keys = [MessageKey("src", f"{n:064x}") for n in range(20)]
+    results = await asyncio.gather(
+        *(
+            store.ingest([courier], NOW, message_keys=[key])
+            for key in keys
+            for store in (first, second)
+        )
+    )
+    created = [result for [result] in results if not result.duplicate]
+    assert len(created) == len(keys) and all(len(r.event_ids) == 1 for r in created)
+    view = await first.get_order("o1", Scope())
+    assert [e.type for e in view.events].count(EventType.COURIER_UPDATE) == len(keys)
 
 
 async def test_trigger_sends_order_new_first(store: SqlStore) -> None:

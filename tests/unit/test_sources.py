@@ -4,6 +4,7 @@ driven through a scripted session (the brokers themselves are in tests/e2e)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,7 +23,14 @@ from orderhooks.sources.consumer import (
     describe_error,
 )
 from orderhooks.sources.messages import MessageRejected, message_items
-from orderhooks.store.base import IngestItem, IngestResult, NewOrderItem, StatusItem
+from orderhooks.store.base import (
+    IngestItem,
+    IngestResult,
+    MessageKey,
+    NewOrderItem,
+    StatusItem,
+)
+from tests.support.data import courier_body
 from tests.support.data import new_order as make_order
 
 NATS = "nats://127.0.0.1:4222/ORDERS?subject=orders.>&durable=orderhooks"
@@ -169,7 +177,7 @@ async def test_a_round_is_one_ingest_call_and_bad_messages_are_dead_lettered() -
                 _message(update), dead_again]  # fmt: skip
     calls: list[int] = []
 
-    async def ingest(items: Sequence[IngestItem]) -> list[IngestResult]:
+    async def ingest(items: Sequence[IngestItem], keys: Sequence[MessageKey]) -> list[IngestResult]:
         calls.append(len(items))
         for index, item in enumerate(items):
             if isinstance(item, StatusItem) and item.order_id == "ghost":
@@ -193,6 +201,39 @@ async def test_a_round_is_one_ingest_call_and_bad_messages_are_dead_lettered() -
     assert consumer.status.consumed == 4
 
 
+async def test_a_message_ingested_before_is_acknowledged_as_a_duplicate() -> None:
+    order = make_order("acct")
+    courier = {"type": "order.courier_update", "orderId": order["_id"], "data": courier_body()}
+    new, again = _message({"type": "order.new", "data": order}), _message(courier)
+    messages = [new, again, _message(courier)]  # the courier update twice in one round
+    calls: list[list[MessageKey]] = []
+
+    async def ingest(items: Sequence[IngestItem], keys: Sequence[MessageKey]) -> list[IngestResult]:
+        calls.append(list(keys))
+        # The store knows the new order's message already: its items create nothing.
+        return [
+            IngestResult(order["_id"], (), repeat=True, duplicate=key.digest == keys[0].digest)
+            for key in keys
+        ]
+
+    session = ScriptedSession([])
+    consumer = _consumer(session, ingest)
+    assert await consumer.handle_round(session, messages)
+    [keys] = calls
+    assert [key.digest for key in keys] == [
+        hashlib.sha256(m.body).hexdigest() for m in messages[:2]
+    ]
+    assert {key.source_id for key in keys} == {consumer.source_id}
+    assert session.acked == [m.body for m in messages] and session.dead == []
+    assert _counted(consumer, "duplicate") == 2 and _counted(consumer, "ingested") == 1
+
+
+def _counted(consumer: SourceConsumer, outcome: str) -> float | None:
+    return consumer.metrics.registry.get_sample_value(
+        "orderhooks_source_messages_total", {"source": consumer.source_id, "outcome": outcome}
+    )
+
+
 async def test_consuming_pauses_while_the_store_is_unavailable_then_resumes() -> None:
     order = make_order("acct")
     session = ScriptedSession([[_message({"type": "order.new", "data": order})]])
@@ -200,7 +241,7 @@ async def test_consuming_pauses_while_the_store_is_unavailable_then_resumes() ->
     outage.set()
     attempts = 0
 
-    async def ingest(items: Sequence[IngestItem]) -> list[IngestResult]:
+    async def ingest(items: Sequence[IngestItem], keys: Sequence[MessageKey]) -> list[IngestResult]:
         nonlocal attempts
         attempts += 1
         if outage.is_set():
@@ -223,7 +264,7 @@ async def test_consuming_pauses_while_the_store_is_unavailable_then_resumes() ->
 async def test_stopping_during_an_outage_acknowledges_nothing() -> None:
     session = ScriptedSession([[_message({"type": "order.new", "data": make_order("a")})]])
 
-    async def ingest(items: Sequence[IngestItem]) -> list[IngestResult]:
+    async def ingest(items: Sequence[IngestItem], keys: Sequence[MessageKey]) -> list[IngestResult]:
         raise StoreUnavailable("down")
 
     consumer = _consumer(session, ingest)

@@ -38,7 +38,7 @@ from orderhooks.service.context import ServiceContext
 from orderhooks.service.ingest import ingest_items
 from orderhooks.sources.runtime import SourceSet, start_sources
 from orderhooks.store import Store, open_store
-from orderhooks.store.base import IngestItem, IngestResult
+from orderhooks.store.base import IngestItem, IngestResult, MessageKey
 from orderhooks.tracing import Tracing, configure_tracing
 from orderhooks.web.app import ProcessRole, create_app
 from orderhooks.web.context import ApiContext
@@ -346,8 +346,10 @@ async def open_transport(settings: Settings, role: ProcessRole) -> Transport:
 def _start_sources(ctx: ApiContext, settings: Settings) -> SourceSet:
     """Consume the broker sources through the same ingest call as `POST /v1/events`."""
 
-    async def ingest(items: Sequence[IngestItem]) -> list[IngestResult]:
-        return await ingest_items(ctx.service, items)
+    async def ingest(
+        items: Sequence[IngestItem], message_keys: Sequence[MessageKey]
+    ) -> list[IngestResult]:
+        return await ingest_items(ctx.service, items, message_keys)
 
     return start_sources(settings.sources, ingest, ctx.metrics, settings.max_body_bytes)
 

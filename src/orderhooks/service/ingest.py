@@ -26,6 +26,7 @@ from orderhooks.store.base import (
     CourierItem,
     IngestItem,
     IngestResult,
+    MessageKey,
     NewOrderItem,
     StatusItem,
 )
@@ -52,13 +53,18 @@ def created_event_types(item: IngestItem, result: IngestResult) -> list[EventTyp
     return [EventType.NEW] * (count - 1) + [last]
 
 
-async def ingest_items(ctx: ServiceContext, items: Sequence[IngestItem]) -> list[IngestResult]:
+async def ingest_items(
+    ctx: ServiceContext,
+    items: Sequence[IngestItem],
+    message_keys: Sequence[MessageKey] | None = None,
+) -> list[IngestResult]:
     """Store validated items in one transaction and count the events created (traced as
-    `orderhooks.ingest` when tracing is on)."""
+    `orderhooks.ingest` when tracing is on). `message_keys`: the broker sources' (see
+    `Store.ingest`); the HTTP API passes none."""
     if ctx.tracing is None or not ctx.tracing.enabled:
-        results = await ctx.store.ingest(items, ctx.now())
+        results = await ctx.store.ingest(items, ctx.now(), message_keys=message_keys)
     else:
-        results = await _traced_ingest(ctx, ctx.tracing, items)
+        results = await _traced_ingest(ctx, ctx.tracing, items, message_keys)
     if ctx.metrics is not None:
         for item, result in zip(items, results, strict=True):
             for event_type in created_event_types(item, result):
@@ -67,11 +73,16 @@ async def ingest_items(ctx: ServiceContext, items: Sequence[IngestItem]) -> list
 
 
 async def _traced_ingest(
-    ctx: ServiceContext, tracing: Tracing, items: Sequence[IngestItem]
+    ctx: ServiceContext,
+    tracing: Tracing,
+    items: Sequence[IngestItem],
+    message_keys: Sequence[MessageKey] | None,
 ) -> list[IngestResult]:
     # The span's traceparent is stored with the events: the attempts link to it later.
     with tracing.ingest_span() as span:
-        results = await ctx.store.ingest(items, ctx.now(), trace_parent=traceparent_of(span))
+        results = await ctx.store.ingest(
+            items, ctx.now(), trace_parent=traceparent_of(span), message_keys=message_keys
+        )
         types = [
             str(event_type)
             for item, result in zip(items, results, strict=True)

@@ -3,8 +3,11 @@
 One round takes what a fetch returned (up to a batch of messages), checks each message on
 its own, dead-letters those that can never be accepted, stores all the others in ONE
 ingest call (one transaction), and only then acknowledges every message of the round.
-A crash anywhere before the acknowledgement lets the broker deliver the messages again;
-the ingest repeat rules make that create nothing twice (docs/guarantees.md).
+A crash anywhere before the acknowledgement lets the broker deliver the messages again.
+Each message's key (the source and the SHA-256 of its body) is recorded in the ingest's
+own transaction, and a message whose key is recorded already creates nothing: it is
+acknowledged and counted as `duplicate`, so a redelivery creates nothing twice, courier
+updates included (docs/guarantees.md, docs/operations.md).
 
 While the store is unavailable the round waits and tries again: nothing is acknowledged
 or dead-lettered meanwhile. When the broker goes away, the loop reconnects with backoff.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,10 +29,11 @@ from orderhooks.logging import get_logger
 from orderhooks.metrics import Metrics
 from orderhooks.sources.config import SourceConfig
 from orderhooks.sources.messages import MessageRejected, message_items, unknown_order_rejection
-from orderhooks.store.base import IngestItem, IngestResult
+from orderhooks.store.base import IngestItem, IngestResult, MessageKey
 
 SourceState = Literal["connected", "reconnecting"]
-IngestCall = Callable[[Sequence[IngestItem]], Awaitable[list[IngestResult]]]
+# Stores items in one transaction; the second argument is each item's message key.
+IngestCall = Callable[[Sequence[IngestItem], Sequence[MessageKey]], Awaitable[list[IngestResult]]]
 
 RECONNECT_FIRST = 0.5  # seconds before the second connection attempt, doubling
 RECONNECT_MAX = 5.0  # seconds between connection attempts at most
@@ -127,6 +132,7 @@ class _Pending:
     message: SourceMessage
     items: list[IngestItem]
     single: bool
+    key: MessageKey
 
 
 @dataclass
@@ -201,41 +207,52 @@ class SourceConsumer:
         before the messages could be stored (they are left unacknowledged)."""
         pending: list[_Pending] = []
         skipped = 0
+        repeated = 0  # the same body twice in this round: the first one counts
+        seen: set[MessageKey] = set()
         for message in messages:
             if message.skip:
                 skipped += 1
+                continue
+            key = MessageKey(self.source_id, hashlib.sha256(message.body).hexdigest())
+            if key in seen:
+                repeated += 1
                 continue
             try:
                 items, single = message_items(message.body, self.max_message_bytes)
             except MessageRejected as rejected:
                 await self._dead_letter(session, message, rejected)
                 continue
-            pending.append(_Pending(message, items, single))
-        retried = await self._ingest_all(session, pending)
-        if retried is None:
+            seen.add(key)
+            pending.append(_Pending(message, items, single, key))
+        stored = await self._ingest_all(session, pending)
+        if stored is None:
             return False
+        retried, duplicates = stored
         done = [m for m in messages if not any(m is r for r in retried)]
         await session.ack(done)
         self.status.consumed += len(done)
-        self._count("ingested", len(pending))
+        self._count("ingested", len(pending) - duplicates)
+        self._count("duplicate", duplicates + repeated)
         self._count("skipped", skipped)
         self._count("retried", len(retried))
         return True
 
     async def _ingest_all(
         self, session: BrokerSession, pending: list[_Pending]
-    ) -> list[SourceMessage] | None:
+    ) -> tuple[list[SourceMessage], int] | None:
         """Store every pending message's items in one call. A message naming an unknown
         order is left out: handed back for a later delivery while the broker allows (its
         order may be in a message another process is storing right now), else
-        dead-lettered. Returns the messages handed back; None when stopped first."""
+        dead-lettered. Returns the messages handed back and how many of those stored
+        were ingested before (duplicates); None when stopped first."""
         attempt = 0
         retried: list[SourceMessage] = []
         while pending:
             items = [item for entry in pending for item in entry.items]
+            keys = [entry.key for entry in pending for _ in entry.items]
             try:
-                await self.ingest(items)
-                return retried
+                results = await self.ingest(items, keys)
+                return retried, _duplicates(pending, results)
             except UnknownOrder as exc:
                 entry, local_index = _owner(pending, exc.index)
                 pending.remove(entry)
@@ -258,7 +275,7 @@ class SourceConsumer:
                 await self._sleep(delay)
                 if self._stopping.is_set():
                     return None
-        return retried
+        return retried, 0
 
     async def _dead_letter(
         self, session: BrokerSession, message: SourceMessage, rejected: MessageRejected
@@ -286,6 +303,19 @@ class SourceConsumer:
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+
+def _duplicates(pending: Sequence[_Pending], results: Sequence[IngestResult]) -> int:
+    """How many pending messages the store found ingested before (their items, all
+    marked `duplicate`, created nothing)."""
+    count = 0
+    start = 0
+    for entry in pending:
+        mine = results[start : start + len(entry.items)]
+        start += len(entry.items)
+        if mine and all(result.duplicate for result in mine):
+            count += 1
+    return count
 
 
 def _owner(pending: Sequence[_Pending], index: int) -> tuple[_Pending, int]:

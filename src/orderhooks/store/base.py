@@ -53,13 +53,24 @@ IngestItem = NewOrderItem | StatusItem | CourierItem
 
 
 @dataclass(frozen=True, slots=True)
+class MessageKey:
+    """The broker message an ingest item came from: its source and the SHA-256 (hex) of
+    the message body. Every item of one message carries the message's key."""
+
+    source_id: str
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
 class IngestResult:
-    """What one ingest item created. `repeat` is true for an idempotent repeat."""
+    """What one ingest item created. `repeat` is true for an idempotent repeat;
+    `duplicate` for an item of a broker message ingested before (nothing was planned)."""
 
     order_id: str
     event_ids: tuple[str, ...]
     repeat: bool
     created: bool = False  # a new order (not a newer version of a known one)
+    duplicate: bool = False
 
 
 # ---------------------------------------------------------------- queries
@@ -173,6 +184,7 @@ __all__ = [
     "EventFilter",
     "IngestItem",
     "IngestResult",
+    "MessageKey",
     "NewOrderItem",
     "OrderView",
     "OutcomeBucket",

@@ -60,8 +60,9 @@ class AdminOperations(StoreCore):
 
     async def purge(self, before: datetime, batch: int = 5000) -> int:
         """Delete finished deliveries and their attempts, then the events no delivery
-        needs, created before `before`; returns rows deleted. One transaction per batch
-        so that ingest and delivery never wait long behind it. Orders are kept."""
+        needs, created before `before`, then the broker message keys recorded before it;
+        returns rows deleted. One transaction per batch so that ingest and delivery
+        never wait long behind it. Orders are kept."""
         deleted = 0
         while True:
             deliveries, attempts = await self._write(
@@ -74,6 +75,13 @@ class AdminOperations(StoreCore):
             events = await self._write(lambda tx: _purge_events(tx, before, batch))
             deleted += events
             if events == 0:
+                break
+        while True:
+            keys = await self._write(
+                lambda tx: tx.execute("purge_consumed_messages", before=micros(before), limit=batch)
+            )
+            deleted += keys
+            if keys == 0:
                 break
         return deleted
 

@@ -14,6 +14,7 @@ from orderhooks.store.base import (
     CourierItem,
     IngestItem,
     IngestResult,
+    MessageKey,
     NewOrderItem,
     StatusItem,
 )
@@ -26,7 +27,7 @@ from orderhooks.store.shared.codec import (
 from orderhooks.store.shared.core import StoreCore, writing
 from orderhooks.store.shared.heads import Queue
 from orderhooks.store.shared.tx import Tx
-from orderhooks.store.shared.values import unstorable
+from orderhooks.store.shared.values import micros, unstorable
 
 
 def item_order_id(item: IngestItem) -> str:
@@ -93,6 +94,24 @@ def _plan(
     return planner.plan_courier_update(current, item.update, webhooks, now, new_id)
 
 
+async def _new_messages(tx: Tx, keys: Sequence[MessageKey], now: datetime) -> set[MessageKey]:
+    """Record the broker messages' keys; returns those not recorded before (on
+    PostgreSQL, waiting for a concurrent transaction that recorded one to finish)."""
+    digests: dict[str, set[str]] = {}
+    for key in keys:
+        digests.setdefault(key.source_id, set()).add(key.digest)
+    new: set[MessageKey] = set()
+    for source_id, source_digests in sorted(digests.items()):
+        rows = await tx.fetch(
+            "record_messages",
+            source_id=source_id,
+            digests=tx.array(sorted(source_digests)),
+            consumed_at=micros(now),
+        )
+        new.update(MessageKey(source_id, row["digest"]) for row in rows)
+    return new
+
+
 async def _busy_queues(tx: Tx, order_ids: Sequence[str]) -> set[Queue]:
     """The (webhook, order) queues of these orders that already hold a pending or
     delivering delivery: a new delivery there waits behind it."""
@@ -113,6 +132,7 @@ class IngestOperations(StoreCore):
         now: datetime,
         *,
         trace_parent: str | None = None,
+        message_keys: Sequence[MessageKey] | None = None,
     ) -> list[IngestResult]:
         """Apply the items in order in one transaction, durable before it returns.
 
@@ -121,9 +141,20 @@ class IngestOperations(StoreCore):
         an order that neither the store nor an earlier item knows. Wakes the delivery
         workers after commit. `trace_parent` (the ingest span's W3C traceparent) is
         stored with every event, for the delivery attempts' span links.
+
+        `message_keys` (broker sources: one per item, the key of the message it came
+        from) are recorded in the same transaction; the items of a message recorded
+        before are skipped and create nothing (`IngestResult.duplicate`), whatever the
+        repeat rules say, so a redelivered courier update is not applied twice.
         """
         active = await self._catalog.active(tx)
         order_ids = [item_order_id(item) for item in items]
+        keys: list[MessageKey | None] = [None] * len(items)
+        if message_keys is not None:
+            keys = list(message_keys)
+        if len(keys) != len(items):
+            raise ValueError("one message key per item")
+        new = await _new_messages(tx, [key for key in keys if key is not None], now)
         lookup = sorted({order_id for order_id in order_ids if not unstorable(order_id)})
         # Locks the known orders' rows (PostgreSQL) so concurrent ingests of one order queue.
         rows = await tx.fetch("orders_for_ingest", order_ids=tx.array(lookup))
@@ -135,7 +166,10 @@ class IngestOperations(StoreCore):
             trace_parent=trace_parent,
         )
         results: list[IngestResult] = []
-        for index, (item, order_id) in enumerate(zip(items, order_ids, strict=True)):
+        for index, (item, order_id, key) in enumerate(zip(items, order_ids, keys, strict=True)):
+            if key is not None and key not in new:
+                results.append(IngestResult(order_id, (), repeat=True, duplicate=True))
+                continue
             plan = _plan(item, index, states.get(order_id), active, now, self._new_id)
             event_ids = tuple(event.id for event in plan.events)
             results.append(IngestResult(order_id, event_ids, plan.repeat, plan.created))

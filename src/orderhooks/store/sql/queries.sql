@@ -520,6 +520,11 @@ DELETE FROM deliveries WHERE id = ANY(:ids::text[]);
 -- name: delete_events
 DELETE FROM events WHERE id = ANY(:ids::text[]);
 
+-- name: purge_consumed_messages
+-- Seeks in consumed_messages_consumed_at.
+DELETE FROM consumed_messages WHERE (source_id, digest) IN (
+    SELECT source_id, digest FROM consumed_messages WHERE consumed_at < :before LIMIT :limit);
+
 -- ============================================================ keys and audit
 
 -- name: insert_key

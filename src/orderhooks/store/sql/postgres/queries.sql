@@ -1,8 +1,8 @@
 -- Named queries only the PostgreSQL engine writes its own way (the rest: ../queries.sql).
 -- Lists are arrays. Parameters tested with IS NULL carry a cast so their type is known.
--- Lock order of every transaction: the claim lock, account locks (sorted), order rows
--- (sorted), delivery rows (sorted), webhook_runtime rows (sorted); deadlocks left over
--- are retried.
+-- Lock order of every transaction: the claim lock, account locks (sorted), consumed
+-- message keys (sorted), order rows (sorted), delivery rows (sorted), webhook_runtime
+-- rows (sorted); deadlocks left over are retried.
 
 -- ============================================================ lifecycle
 
@@ -30,6 +30,17 @@ SELECT order_id FROM orders WHERE order_id = ANY(:order_ids::text[]) ORDER BY or
 -- Two API processes may update one order: the row lock makes the second wait for the
 -- first's commit. (A new order has no row yet; its insert conflicts and is retried.)
 SELECT * FROM orders WHERE order_id = ANY(:order_ids::text[]) ORDER BY order_id FOR UPDATE;
+
+-- name: record_messages
+-- The digests not recorded yet for this source are inserted and returned: the messages
+-- to ingest. A digest another transaction inserted and has not committed yet waits for
+-- it: after its commit this one skips the message, after its rollback takes it. Sorted,
+-- so two consumers of one source wait for each other in one order.
+INSERT INTO consumed_messages (source_id, digest, consumed_at)
+SELECT :source_id, d.digest, :consumed_at FROM unnest(:digests::text[]) AS d(digest)
+ORDER BY d.digest
+ON CONFLICT DO NOTHING
+RETURNING digest;
 
 -- name: refresh_heads
 -- The head of one (webhook, order) queue is its lowest pending or delivering sequence;

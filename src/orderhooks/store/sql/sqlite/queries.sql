@@ -17,6 +17,14 @@ SELECT order_id FROM orders WHERE order_id IN (SELECT value FROM json_each(:orde
 -- name: orders_for_ingest
 SELECT * FROM orders WHERE order_id IN (SELECT value FROM json_each(:order_ids)) ORDER BY order_id;
 
+-- name: record_messages
+-- The digests not recorded yet for this source are inserted and returned: the messages
+-- to ingest. (WHERE TRUE keeps SQLite from reading ON CONFLICT as a join constraint.)
+INSERT INTO consumed_messages (source_id, digest, consumed_at)
+SELECT :source_id, value, :consumed_at FROM json_each(:digests) WHERE TRUE
+ON CONFLICT DO NOTHING
+RETURNING digest;
+
 -- name: refresh_heads
 -- The head of one (webhook, order) queue is its lowest pending or delivering sequence.
 -- Delivering rows are set too (harmless, and right again if their lease expires); the
