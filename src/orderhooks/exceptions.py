@@ -16,7 +16,7 @@
             └── StorageFull    the database cannot write: its disk is full (HTTP 503,
                                `storage_unavailable`); writes succeed again once space returns
 
-The web layer maps this tree to the error JSON of PRODUCT 7 in one place
+The web layer maps this tree to the error JSON of docs/api.md in one place
 (``orderhooks.web.errors``); nothing below the web layer knows about HTTP.
 """
 

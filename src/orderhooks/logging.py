@@ -1,11 +1,11 @@
 """Logging: structlog, configured once per process, to standard error.
 
-Two formats (PRODUCT 9, `ORDERHOOKS_LOG_FORMAT`): `console`, pretty lines for a
+Two formats (docs/configuration.md, `ORDERHOOKS_LOG_FORMAT`): `console`, pretty lines for a
 terminal, and `json`, one JSON object per line for a log collector. Records of the
 standard library (uvicorn, aiohttp, asyncpg) go through the same pipeline, so a
 process writes one format only.
 
-Keys and secrets are never logged (PRODUCT 6): a processor masks every field whose
+Keys and secrets are never logged (docs/api.md, authentication): a processor masks every field whose
 name says it holds one, whoever logs it, and tracebacks never show local variables.
 """
 

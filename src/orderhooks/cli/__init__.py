@@ -1,4 +1,4 @@
-"""The command line (PRODUCT 10): `orderhooks serve|api|worker|migrate|keys|receive|simulate`.
+"""The command line (docs/cli.md): `orderhooks serve|api|worker|migrate|keys|receive|simulate`.
 
 `main` is the console script. Each command lives in a small module: `process` (the
 service itself and migrations), `keys`, `tools` (the local receiver and the simulator);

@@ -1,6 +1,6 @@
 """`orderhooks receive`: a local receiver for development.
 
-It verifies both signature headers of every request (PRODUCT 4.1) with the webhook's
+It verifies both signature headers of every request (docs/events.md, signatures) with the webhook's
 secret, answers 401 with a short reason when they are missing or wrong, else the
 configured status, and prints one line per event: type, order, sequence, status,
 attempt, and how long after the event's creation it arrived. A batch body is verified

@@ -1,7 +1,7 @@
 """The process runner: one `orderhooks serve`, `api` or `worker` process from start to exit.
 
-Start: data dir, store, migrations, the admin key (PRODUCT 6), the delivery workers
-(serve, worker), the HTTP server, the retention loop. Stop, on SIGTERM or SIGINT:
+Start: data dir, store, migrations, the admin key (docs/api.md, authentication), the delivery
+workers (serve, worker), the HTTP server, the retention loop. Stop, on SIGTERM or SIGINT:
 the HTTP server stops accepting and finishes the requests in flight, then the
 dispatcher drains its attempts in flight (bounded) and records their outcomes, then
 the store commits and closes, and the process exits 0. A second signal cuts the
@@ -104,7 +104,8 @@ def write_admin_key_file(data_dir: Path, key: str) -> Path:
 
 
 async def ensure_admin_key(store: Store, settings: Settings, now: datetime) -> str | None:
-    """Make sure an admin can sign in (PRODUCT 6); returns a key created now, if any.
+    """Make sure an admin can sign in (docs/api.md, authentication); returns a key created now, if
+    any.
 
     With `ORDERHOOKS_ADMIN_KEY`, that exact key is stored as admin. Without it, the
     first start with no keys at all creates one, prints it once on standard output on
@@ -121,7 +122,7 @@ async def ensure_admin_key(store: Store, settings: Settings, now: datetime) -> s
     if await store.count_keys() > 0:
         return None
     plaintext = await keys.create_admin_key(_at(store, settings, now), FIRST_ADMIN_KEY_NAME)
-    # The one time a key appears in any output (PRODUCT 6): a line of its own on
+    # The one time a key appears in any output (docs/api.md, authentication): a line of its own on
     # stdout, whatever the log format, so that it can be picked up by a script.
     print(plaintext, flush=True)
     try:

@@ -1,4 +1,4 @@
-"""Which addresses orderhooks may never connect to (PRODUCT 8).
+"""Which addresses orderhooks may never connect to (docs/guarantees.md, network guard).
 
 Webhook URLs are user input, so a URL must not reach loopback, private networks, cloud
 metadata or any other address that is not on the public internet. The tables below are

@@ -1,4 +1,4 @@
-"""The request of one delivery attempt (PRODUCT 4.1): body, signature and headers."""
+"""The request of one delivery attempt (docs/events.md, signatures): body, signature and headers."""
 
 from __future__ import annotations
 

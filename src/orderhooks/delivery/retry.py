@@ -1,4 +1,5 @@
-"""What a finished attempt means for its delivery (PRODUCT 4.3), as pure functions."""
+"""What a finished attempt means for its delivery (docs/guarantees.md, retries), as pure
+functions."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from email.utils import parsedate_to_datetime
 from orderhooks.domain.model import AttemptError, DeliveryState, DisabledReason
 
 RETRY_AFTER_CAP_SECONDS = 86_400
-# Statuses whose Retry-After header the schedule honours (PRODUCT 4.3).
+# Statuses whose Retry-After header the schedule honours (docs/guarantees.md, retries).
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 GONE_STATUS = 410
 

@@ -1,4 +1,5 @@
-"""Signatures (PRODUCT 4.1): Standard Webhooks `webhook-signature` and the hex HMAC header.
+"""Signatures (docs/events.md, signatures): Standard Webhooks `webhook-signature` and the hex HMAC
+header.
 
 The key of a secret `whsec_<base64>` is the base64-decoded part after the prefix. The
 `webhook-signature` header signs `{webhook-id}.{webhook-timestamp}.{body}` (the Standard

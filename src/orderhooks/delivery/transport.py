@@ -9,7 +9,7 @@ through CONNECT; the proxy resolves names and enforces the egress policy, so onl
 literal-address check stays here (docs/security.md).
 `FakeTransport` is its stand-in for tests that need no server.
 
-Failures map to `AttemptError` (PRODUCT 7.1)::
+Failures map to `AttemptError` (docs/api.md)::
 
     literal or resolved address blocked        BLOCKED_ADDRESS  (nothing is sent)
     no answer within the timeout               TIMEOUT

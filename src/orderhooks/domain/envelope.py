@@ -1,4 +1,4 @@
-"""The bytes that leave the system: the envelope (PRODUCT 4.2) and raw bodies."""
+"""The bytes that leave the system: the envelope (docs/events.md, the envelope) and raw bodies."""
 
 from __future__ import annotations
 

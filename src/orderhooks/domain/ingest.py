@@ -6,7 +6,7 @@ writes the plan in one transaction.
 Sequences: `OrderState.next_sequence` is the sequence the order's next event gets (1 for
 a new order's `order.new`). A status change that fires `newOrderTrigger`s creates one
 shared `order.new` numbered just before the `order.status_update` it comes with, so a
-receiver of both sees the full order first (PRODUCT 4.2).
+receiver of both sees the full order first (docs/events.md, the envelope).
 """
 
 from __future__ import annotations
@@ -220,8 +220,9 @@ def is_repeat_status(current: OrderState, update: Mapping[str, Any]) -> bool:
 def status_update_data(
     current: OrderState, update: Mapping[str, Any], now: datetime
 ) -> dict[str, Any]:
-    """The `data` of an `order.status_update` (PRODUCT 2.3): the body's fields, defaults,
-    and what the stored order knows; the order's identity always comes from the store."""
+    """The `data` of an `order.status_update` (docs/events.md, status and courier updates): the
+    body's fields, defaults, and what the stored order knows; the order's identity always comes from
+    the store."""
     data: dict[str, Any] = {
         "orderId": current.order_id,
         "channelOrderId": _given(current.document.get("channelOrderId"), ""),
@@ -300,8 +301,8 @@ def merged_courier(current: OrderState, update: Mapping[str, Any]) -> dict[str, 
 def courier_update_data(
     current: OrderState, update: Mapping[str, Any], courier: Mapping[str, Any], now: datetime
 ) -> dict[str, Any]:
-    """The `data` of an `order.courier_update` (PRODUCT 2.3), every field present (null
-    when unknown), filled from the body and the stored order."""
+    """The `data` of an `order.courier_update` (docs/events.md, status and courier updates), every
+    field present (null when unknown), filled from the body and the stored order."""
     document = current.document
     data: dict[str, Any] = {
         "orderId": current.order_id,

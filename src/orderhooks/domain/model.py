@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 class EventType(StrEnum):
-    """The three order data types (PRODUCT 2)."""
+    """The three order data types (docs/events.md, event types)."""
 
     NEW = "order.new"
     STATUS_UPDATE = "order.status_update"
@@ -65,7 +65,8 @@ class DisabledReason(StrEnum):
 
 
 class PayloadFormat(StrEnum):
-    """What the request body is: the envelope of PRODUCT 4.2, or the `data` object alone."""
+    """What the request body is: the envelope of docs/events.md#the-envelope, or the `data` object
+    alone."""
 
     ENVELOPE = "envelope"
     RAW = "raw"
@@ -79,7 +80,7 @@ class PersonalData(StrEnum):
 
 
 class Ordering(StrEnum):
-    """Whether events of one order wait for the previous one (PRODUCT 4.4)."""
+    """Whether events of one order wait for the previous one (docs/guarantees.md)."""
 
     PER_ORDER = "per_order"
     NONE = "none"
@@ -96,7 +97,7 @@ class DeliveryState(StrEnum):
 
 
 class Role(StrEnum):
-    """API key roles (PRODUCT 6)."""
+    """API key roles (docs/api.md, authentication)."""
 
     ADMIN = "admin"
     INGEST = "ingest"
@@ -104,7 +105,7 @@ class Role(StrEnum):
 
 
 class AttemptError(StrEnum):
-    """Why an attempt failed, when it did (PRODUCT 7.1)."""
+    """Why an attempt failed, when it did (docs/api.md)."""
 
     TIMEOUT = "timeout"
     CONNECTION_ERROR = "connection_error"
@@ -173,7 +174,7 @@ class ClientTls:
 
 @dataclass(frozen=True, slots=True)
 class Webhook:
-    """One subscription (PRODUCT 3). `secrets` is newest first."""
+    """One subscription (docs/api.md, webhooks). `secrets` is newest first."""
 
     id: str
     url: str
@@ -298,7 +299,8 @@ class ApiKey:
 
 @dataclass(frozen=True, slots=True)
 class Agreement:
-    """An account's signed agreement to pay for delivered events (PRODUCT 5)."""
+    """An account's signed agreement to pay for delivered events (docs/guarantees.md, agreements and
+    usage)."""
 
     account: str
     signed_by: str

@@ -1,4 +1,5 @@
-"""Validation of the ingest bodies (PRODUCT 2.1, 2.3): strict types, unknown fields kept.
+"""Validation of the ingest bodies (docs/events.md, the order document and status and courier
+updates): strict types, unknown fields kept.
 
 Each body is checked against a shape: a table of known fields, each with a check and
 whether it is required. Nothing is coerced: an integer refuses strings, booleans and

@@ -1,4 +1,4 @@
-"""Which webhooks want which event (PRODUCT 3): type, scope, filters, triggers."""
+"""Which webhooks want which event (docs/api.md, webhooks): type, scope, filters, triggers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Order and courier status codes (PRODUCT 2.2)."""
+"""Order and courier status codes (docs/events.md, status codes)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Synthetic events for `POST /v1/webhooks/{id}/test` (PRODUCT 4.5): realistic data,
-`"test": true`, never billed."""
+"""Synthetic events for `POST /v1/webhooks/{id}/test` (docs/guarantees.md, manual control):
+realistic data, `"test": true`, never billed."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Simulated orders: the documents, status updates and courier updates, and their pace.
 
-Shaped like the Deliverect order model (PRODUCT 2.1, shared/samples). Accounts and
+Shaped like the Deliverect order model (docs/events.md, the order document). Accounts and
 locations depend only on the seed; order ids are always new.
 """
 
@@ -118,7 +118,8 @@ def _subtotal(items: list[dict[str, Any]]) -> int:
 def new_order_document(
     rng: random.Random, site: Site, order_id: str, now: datetime
 ) -> dict[str, Any]:
-    """A new order (status 10) like shared/samples/new_order.json, with random contents."""
+    """A new order (status 10) like the example in docs/events.md#a-new-order, with random
+    contents."""
     order_type = DELIVERY if rng.random() < 0.6 else PICKUP
     items = _items(rng)
     delivery_cost = 299 if order_type == DELIVERY else 0
@@ -186,7 +187,7 @@ def order_steps(rng: random.Random, order_type: int) -> list[Step]:
 
 
 def status_body(code: int, now: datetime) -> dict[str, Any]:
-    """A status update like shared/samples/status_update.json."""
+    """A status update like the example in docs/events.md#a-status-update."""
     reason = "customer cancelled" if code == CANCELLED else ""
     return {"status": code, "timeStamp": iso(now), "reason": reason, "isIgnoredPOSStatus": False}
 
@@ -194,7 +195,7 @@ def status_body(code: int, now: datetime) -> dict[str, Any]:
 def courier_body(
     rng: random.Random, code: int, document: dict[str, Any], site: Site, now: datetime
 ) -> dict[str, Any]:
-    """A courier update like shared/samples/courier_update.json, the courier moving from
+    """A courier update like the example in docs/events.md#a-courier-update, the courier moving from
     the store to the customer."""
     destination = document["deliveryAddress"]["coordinates"]
     progress = {73: 0.0, 83: 0.0, 85: 0.0, 87: 0.5, 89: 1.0, 90: 1.0}.get(code, 0.0)

@@ -1,5 +1,5 @@
-"""Operator endpoints (PRODUCT 5, 6, 7): API keys, agreements, the audit trail and the
-erasure of an order's personal data.
+"""Operator endpoints (docs/guarantees.md, agreements and usage; docs/api.md, authentication): API
+keys, agreements, the audit trail and the erasure of an order's personal data.
 
 Keys are shown once, in the answer to create, and never again: lists, the audit trail
 and error answers carry ids only.

@@ -1,4 +1,4 @@
-"""The JSON answers of the API (PRODUCT 7.1), built from the domain values.
+"""The JSON answers of the API (docs/api.md), built from the domain values.
 
 Timestamps are RFC 3339 UTC with microseconds (`envelope.format_timestamp`); names are
 camelCase; secrets never appear except where a function says so.
@@ -38,7 +38,7 @@ def page_json(page: Page[T], item_json: Callable[[T], dict[str, Any]]) -> dict[s
 
 
 def webhook_json(webhook: Webhook, default_schedule: Sequence[int]) -> dict[str, Any]:
-    """Every field of PRODUCT 3 with its value or default; never the secret."""
+    """Every field of docs/api.md#webhooks with its value or default; never the secret."""
     schedule = webhook.retry_schedule if webhook.retry_schedule is not None else default_schedule
     return {
         "id": webhook.id,

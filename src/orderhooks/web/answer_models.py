@@ -1,6 +1,6 @@
 """The answers of the API as pydantic models, for the OpenAPI document only.
 
-Handlers build their JSON with `views`; these models describe it (PRODUCT 7.1), and a
+Handlers build their JSON with `views`; these models describe it (docs/api.md), and a
 test checks real answers against the published schemas. Every field listed is always
 present; a nullable one is `null` when unset.
 """
@@ -69,7 +69,7 @@ class ClientTlsOut(Shape):
 
 
 class WebhookOut(Shape):
-    """A webhook (PRODUCT 3); never its secret."""
+    """A webhook (docs/api.md, webhooks); never its secret."""
 
     id: str
     url: str
@@ -120,8 +120,8 @@ class SecretOut(Shape):
 
 
 class EventOut(Shape):
-    """An event: the envelope of PRODUCT 4.2. An operational event has no location and
-    no sequence, and an order only for `delivery.failed`."""
+    """An event: the envelope of docs/events.md#the-envelope. An operational event has no location
+    and no sequence, and an order only for `delivery.failed`."""
 
     id: str
     type: EventType | OperationalEventType

@@ -56,7 +56,7 @@ def create_app(
     workers_running: Callable[[], bool] | None = None,
     tracing: Tracing = TRACING_OFF,
 ) -> FastAPI:
-    """The HTTP app: every endpoint of PRODUCT 7 for serve and api, only /healthz, /readyz
+    """The HTTP app: every endpoint of docs/api.md for serve and api, only /healthz, /readyz
     and /metrics for worker; a span per request when `tracing` is on."""
     is_api = role in ("serve", "api")
     app = FastAPI(

@@ -1,5 +1,5 @@
-"""Authentication and roles (PRODUCT 6): `Authorization: Bearer <key>`, checked before the
-body is read.
+"""Authentication and roles (docs/api.md, authentication): `Authorization: Bearer <key>`, checked
+before the body is read.
 
 Lookups are cached for KEY_CACHE_SECONDS. Revoking through this process's API drops the
 key from the cache at once; a revocation made elsewhere (the CLI, another API process)

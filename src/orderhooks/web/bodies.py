@@ -1,5 +1,5 @@
-"""Reading request bodies by hand, after authentication (PRODUCT 6: 401, 403 and 404 come
-before the body is looked at), with the size limit, the content type and strict JSON."""
+"""Reading request bodies by hand, after authentication (docs/api.md, authentication: 401, 403 and
+404 come before the body is looked at), with the size limit, the content type and strict JSON."""
 
 from __future__ import annotations
 

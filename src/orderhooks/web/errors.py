@@ -1,5 +1,5 @@
 """Every error answer in one place: the exception tree and framework errors mapped to
-`{"error": {"code", "message", "details"}}` (PRODUCT 7).
+`{"error": {"code", "message", "details"}}` (docs/api.md).
 
 ::
 
@@ -86,7 +86,7 @@ def error_response(
     details: Sequence[Mapping[str, Any]] = (),
     headers: Mapping[str, str] | None = None,
 ) -> OrjsonResponse:
-    """The error JSON of PRODUCT 7 with `status`."""
+    """The error JSON of docs/api.md with `status`."""
     body = {"error": {"code": code, "message": message, "details": list(details)}}
     return OrjsonResponse(body, status_code=status, headers=dict(headers or {}))
 

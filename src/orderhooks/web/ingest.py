@@ -1,8 +1,8 @@
-"""The ingest API (PRODUCT 7): orders, status and courier updates, and batches.
+"""The ingest API (docs/api.md): orders, status and courier updates, and batches.
 
 Each endpoint reads its JSON body and hands it to `orderhooks.service.ingest`, the one
 ingest path, which validates it and answers only once the events and deliveries are
-committed (PRODUCT 4.4).
+committed (docs/guarantees.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""JSON schemas of the ingest bodies (PRODUCT 2.1, 2.3, 7.1) for the OpenAPI document.
+"""JSON schemas of the ingest bodies (docs/events.md, the order document and status and courier
+updates; docs/api.md) for the OpenAPI document.
 
 The validators in `domain.orders` are the authority; these schemas state the same
 required fields and types so that clients (and fuzzers) know the contract. Unknown

@@ -1,5 +1,5 @@
 """Operations endpoints, served by every role without a key: `/healthz`, `/readyz`,
-`/metrics` (PRODUCT 6, 7)."""
+`/metrics` (docs/api.md, authentication)."""
 
 from __future__ import annotations
 

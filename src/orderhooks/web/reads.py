@@ -1,4 +1,4 @@
-"""Reading what happened (PRODUCT 7): deliveries and their attempts, events, orders;
+"""Reading what happened (docs/api.md): deliveries and their attempts, events, orders;
 and retrying one delivery now."""
 
 from __future__ import annotations

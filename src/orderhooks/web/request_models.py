@@ -1,4 +1,5 @@
-"""Request bodies of the admin API (PRODUCT 3, 5, 7.1) as strict pydantic models.
+"""Request bodies of the admin API (docs/api.md, webhooks; docs/guarantees.md, agreements and usage)
+as strict pydantic models.
 
 Strict: nothing is coerced (an integer field refuses strings, booleans and fractions) and
 unknown fields are refused. Bodies are validated by hand inside the handlers, after the
@@ -229,7 +230,7 @@ class ClientTlsIn(StrictBody):
 
 
 class WebhookPatch(StrictBody):
-    """`PATCH /v1/webhooks/{id}`: any subset of the webhook's fields (PRODUCT 3)."""
+    """`PATCH /v1/webhooks/{id}`: any subset of the webhook's fields (docs/api.md, webhooks)."""
 
     url: str = Field("", min_length=1, max_length=2048)
     description: str = Field("", max_length=2000)
@@ -350,7 +351,8 @@ class Pricing(StrictBody):
 
 
 class AgreementBody(StrictBody):
-    """`PUT /v1/accounts/{account}/agreement` (PRODUCT 5, 7.1)."""
+    """`PUT /v1/accounts/{account}/agreement` (docs/guarantees.md, agreements and usage;
+    docs/api.md)."""
 
     signed_by: str = Field(min_length=1, max_length=200)
     signed_at: Timestamp

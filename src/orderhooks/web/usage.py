@@ -1,5 +1,5 @@
-"""`GET /v1/usage` (PRODUCT 5): units delivered and replayed per account, month and type,
-priced with the account's agreement.
+"""`GET /v1/usage` (docs/guarantees.md, agreements and usage): units delivered and replayed per
+account, month and type, priced with the account's agreement.
 
 What a charge is, and what it is without a price, is defined once in
 `orderhooks.service.usage`, for this answer and the dashboard's usage page alike.

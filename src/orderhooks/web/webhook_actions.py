@@ -1,5 +1,6 @@
-"""What can be done to one webhook besides editing it (PRODUCT 4.5, 7): its secret and
-rotation, enable and disable, a test event, recover, replay, statistics."""
+"""What can be done to one webhook besides editing it (docs/guarantees.md, manual control;
+docs/api.md): its secret and rotation, enable and disable, a test event, recover, replay,
+statistics."""
 
 from __future__ import annotations
 

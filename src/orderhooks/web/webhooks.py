@@ -1,4 +1,4 @@
-"""Webhook subscriptions (PRODUCT 3, 7): create, list, read, change, delete.
+"""Webhook subscriptions (docs/api.md, webhooks): create, list, read, change, delete.
 
 Partners manage the webhooks of their own accounts: a webhook is visible to a partner
 only when all its accounts are the partner's, and naming a foreign account (or `*`) in
@@ -37,7 +37,8 @@ def as_json(ctx: ApiContext, webhook: Webhook) -> dict[str, Any]:
 
 
 def _precheck_accounts(caller: Caller, body: Any) -> None:
-    """403 for foreign accounts before the rest of the body is validated (PRODUCT 6)."""
+    """403 for foreign accounts before the rest of the body is validated (docs/api.md,
+    authentication)."""
     if isinstance(body, dict) and isinstance(body.get("accounts"), list):
         caller.require_accounts(a for a in body["accounts"] if isinstance(a, str))
 

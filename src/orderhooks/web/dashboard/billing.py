@@ -1,5 +1,6 @@
-"""Usage priced by agreement (PRODUCT 5), shaped for the usage page; the pricing is the
-service's (`service.usage.price`), the same as `GET /v1/usage` answers, so both agree."""
+"""Usage priced by agreement (docs/guarantees.md, agreements and usage), shaped for the usage page;
+the pricing is the service's (`service.usage.price`), the same as `GET /v1/usage` answers, so both
+agree."""
 
 from __future__ import annotations
 

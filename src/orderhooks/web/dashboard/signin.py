@@ -61,7 +61,7 @@ def _signin_form(
 
 
 def sign_in_page(dash: Dashboard) -> Endpoint:
-    """GET /ui without a session: the sign-in form (200, as PRODUCT 7 says)."""
+    """GET /ui without a session: the sign-in form (200, as docs/api.md says)."""
 
     async def endpoint(request: Request) -> Response:
         return _signin_form(dash, request, next_path=safe_next(request.query_params.get("next")))
