@@ -23,11 +23,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import orjson
 from aiohttp import web
 
+from orderhooks.testing.lifecycle import Background
 from orderhooks.testing.recording import Behaviour, ReceivedRequest, Reply, ReplyKind
 from orderhooks.testing.signatures import hex_signature, signature_problem
 
@@ -56,7 +57,7 @@ def _parse_json(body: bytes) -> Any:
         return None
 
 
-class Receiver:
+class Receiver(Background):
     """A recording HTTP receiver with behaviours settable at runtime (see module doc)."""
 
     def __init__(self, *, port: int = 0, seed: int = 0) -> None:
@@ -78,7 +79,7 @@ class Receiver:
 
     # ------------------------------------------------------------ lifecycle
 
-    def start(self) -> Receiver:
+    def start(self) -> Self:
         """Start listening (on the same port as before after a `stop`)."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -122,17 +123,6 @@ class Receiver:
         finally:
             loop.run_until_complete(runner.cleanup())
             loop.close()
-
-    def __enter__(self) -> Receiver:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     async def __aenter__(self) -> Receiver:
         return self.start()
