@@ -18,11 +18,13 @@ import pytest
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import LOOPBACK, free_port
 from tests.e2e.brokers import (
+    deliver_again,
+    deliver_lives,
     nats_stream,
     order_life,
+    sigkill_mid_stream,
     source_server,
     sources_of,
-    statuses_by_order,
     wait_consumed,
     wait_until,
 )
@@ -62,25 +64,10 @@ async def test_delivered_in_order_and_redelivery_creates_nothing(
         with source_server(tmp_path, "serve", stream.source_url()) as server:
             async with server.async_client() as client:
                 webhook = await _webhook(Api(client, server.admin_key), rx, account)
-                # Half the orders one item per message, half as one array per order.
-                messages: list[Any] = []
-                for i, life in enumerate(lives):
-                    messages.extend(life if i % 2 == 0 else [life])
-                for message in messages:
-                    await stream.publish(message)
+                messages = await deliver_lives(stream, rx, lives, webhook["secret"])
+                # The broker delivering the messages again creates nothing new.
+                await deliver_again(stream, client, messages)
                 expected = sum(len(life) for life in lives)
-                await rx.wait_for(lambda: len(rx.delivered_ids()) >= expected, WAIT_SECONDS)
-                rx.verify_all(webhook["secret"])
-                assert_per_order(rx.accepted())
-                for order_id, statuses in statuses_by_order(rx.events(accepted_only=True)).items():
-                    assert statuses == [20, 50, 60], order_id
-                # The broker delivering the messages again, in order, after all of them were
-                # applied creates nothing new. Courier updates have no repeat rule
-                # (docs/guarantees.md), so they are not sent again here.
-                again = [m for m in messages if _without_courier(m)]
-                for message in again:
-                    await stream.publish(message)
-                await wait_consumed(client, len(messages) + len(again))
                 events = await _events(client, account)
                 assert len(events) == expected
                 [source] = await sources_of(client)
@@ -90,11 +77,6 @@ async def test_delivered_in_order_and_redelivery_creates_nothing(
                 assert "orderhooks_source_messages_total" in metrics
                 await asyncio.sleep(1)  # anything created twice would be delivered by now
                 assert len(rx.delivered_ids()) == expected
-
-
-def _without_courier(message: Any) -> bool:
-    items = message if isinstance(message, list) else [message]
-    return all(item["type"] != "order.courier_update" for item in items)
 
 
 def _bad_messages(account: str) -> list[tuple[str, bytes]]:
@@ -159,33 +141,8 @@ async def test_bad_messages_are_dead_lettered_and_nothing_is_stored(
 async def test_sigkill_mid_stream_delivers_every_order_after_restart(
     tmp_path: Path, rx: Receiver
 ) -> None:
-    account = unique("acct")
     async with nats_stream() as stream:
-        lives = [order_life(account) for _ in range(300)]
-        with source_server(tmp_path, "serve", stream.source_url()) as server:
-            async with server.async_client() as client:
-                await _webhook(Api(client, server.admin_key), rx, account)
-            for life in lives:
-                await stream.publish(life)
-
-            async def some_consumed() -> bool:
-                async with server.async_client() as client:
-                    [source] = await sources_of(client)
-                    return int(source["consumed"]) > 0
-
-            await wait_until(some_consumed, "the first messages consumed")
-            server.kill()
-            server.start()
-            order_ids = {life[0]["data"]["_id"] for life in lives}
-
-            def all_new_orders() -> bool:
-                seen = {e["orderId"] for e in rx.events(accepted_only=True)}
-                return order_ids <= seen
-
-            await rx.wait_for(all_new_orders, WAIT_SECONDS * 2, "every order delivered")
-            expected = sum(len(life) for life in lives)
-            await rx.wait_for(lambda: len(rx.delivered_ids()) >= expected, WAIT_SECONDS)
-            assert_per_order(rx.accepted())
+        await sigkill_mid_stream(tmp_path, rx, stream)
 
 
 @pytest.fixture()

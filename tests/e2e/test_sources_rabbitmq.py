@@ -4,7 +4,6 @@ delivering to a real receiver (docs/operations.md)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import orjson
 
@@ -13,11 +12,13 @@ from tests.cluster.pgproxy import PgProxy
 from tests.e2e.brokers import (
     RabbitQueue,
     dashboard_overview,
+    deliver_again,
+    deliver_lives,
     order_life,
     rabbit_queue,
+    sigkill_mid_stream,
     source_server,
     sources_of,
-    statuses_by_order,
     wait_consumed,
     wait_until,
 )
@@ -39,25 +40,10 @@ async def test_delivered_in_order_and_redelivery_creates_nothing(
         with source_server(tmp_path, "serve", queue.source_url()) as server:
             async with server.async_client() as client:
                 webhook = await Api(client, server.admin_key).create_webhook(rx.url, [account])
-                messages: list[Any] = []
-                for i, life in enumerate(lives):
-                    messages.extend(life if i % 2 == 0 else [life])
-                for message in messages:
-                    await queue.publish(message)
+                messages = await deliver_lives(queue, rx, lives, webhook["secret"])
+                # Delivered again after they were all applied: nothing new.
+                await deliver_again(queue, client, messages)
                 expected = sum(len(life) for life in lives)
-                await rx.wait_for(lambda: len(rx.delivered_ids()) >= expected, WAIT_SECONDS)
-                rx.verify_all(webhook["secret"])
-                assert_per_order(rx.accepted())
-                for order_id, statuses in statuses_by_order(rx.events(accepted_only=True)).items():
-                    assert statuses == [20, 50, 60], order_id
-                # Delivered again after they were all applied: nothing new. Courier updates
-                # have no repeat rule (docs/guarantees.md), so they are not sent again.
-                again = [
-                    m for m in messages if "order.courier_update" not in orjson.dumps(m).decode()
-                ]
-                for message in again:
-                    await queue.publish(message)
-                await wait_consumed(client, len(messages) + len(again))
                 page = expect(
                     await client.get("/v1/events", params={"account": account, "limit": 500}), 200
                 )
@@ -170,29 +156,5 @@ async def _away_and_back(
 async def test_sigkill_mid_stream_delivers_every_order_after_restart(
     tmp_path: Path, rx: Receiver
 ) -> None:
-    account = unique("acct")
     async with rabbit_queue() as queue:
-        lives = [order_life(account) for _ in range(300)]
-        with source_server(tmp_path, "serve", queue.source_url()) as server:
-            async with server.async_client() as client:
-                await Api(client, server.admin_key).create_webhook(rx.url, [account])
-            for life in lives:
-                await queue.publish(life)
-
-            async def some_consumed() -> bool:
-                async with server.async_client() as client:
-                    [source] = await sources_of(client)
-                    return int(source["consumed"]) > 0
-
-            await wait_until(some_consumed, "the first messages consumed")
-            server.kill()
-            server.start()
-            order_ids = {life[0]["data"]["_id"] for life in lives}
-
-            def all_new_orders() -> bool:
-                return order_ids <= {e["orderId"] for e in rx.events(accepted_only=True)}
-
-            await rx.wait_for(all_new_orders, WAIT_SECONDS * 2, "every order delivered")
-            expected = sum(len(life) for life in lives)
-            await rx.wait_for(lambda: len(rx.delivered_ids()) >= expected, WAIT_SECONDS)
-            assert_per_order(rx.accepted())
+        await sigkill_mid_stream(tmp_path, rx, queue)
