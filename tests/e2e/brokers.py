@@ -27,7 +27,7 @@ from nats.js.api import StreamConfig
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess
 from tests.e2e.support import assert_per_order
-from tests.support.api import Api
+from tests.support.api import Api, expect
 from tests.support.data import iso_now, unique
 from tests.support.data import new_order as make_order
 
@@ -200,6 +200,21 @@ async def sources_of(client: httpx.AsyncClient) -> list[dict[str, Any]]:
     return data
 
 
+async def events_of(client: httpx.AsyncClient, account: str) -> list[dict[str, Any]]:
+    """Every stored event of `account`, all pages of `GET /v1/events`."""
+    out: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"account": account, "limit": 500}
+        if cursor:
+            params["cursor"] = cursor
+        page = expect(await client.get("/v1/events", params=params), 200)
+        out.extend(page["data"])
+        cursor = page["nextCursor"]
+        if not cursor:
+            return out
+
+
 async def wait_until(check: Callable[[], Any], what: str, timeout: float = WAIT_SECONDS) -> None:
     """Poll the async `check()` until it is truthy; AssertionError after `timeout`."""
     deadline = time.monotonic() + timeout
@@ -240,6 +255,36 @@ async def dashboard_overview(base_url: str, admin_key: str) -> str:
         )
         assert signed_in.status_code == 200, signed_in.text[:500]
         return signed_in.text
+
+
+def bad_messages(account: str, too_large: int) -> list[tuple[str, bytes]]:
+    """Every kind of message that can never be accepted, with its dead-letter code; a body
+    of `too_large` bytes is over the server's limit."""
+
+    def item(body: Any) -> bytes:
+        return orjson.dumps(body)
+
+    def update_of_unknown_order(update_type: str, status: int) -> bytes:
+        return item({"type": update_type, "orderId": unique("nope"), "data": {"status": status}})
+
+    nul_escaped = item({"type": "order.new", "data": make_order(account, note="a\x00b")})
+    return [
+        ("bad_request", b"this is not JSON"),
+        ("bad_request", b"\x00"),
+        ("bad_request", b'{"type": "order.new", "data": {"_id": "a\x00"}}'),
+        ("validation_error", b"42"),
+        ("validation_error", b'"a string, not an item"'),
+        ("validation_error", b"[]"),
+        ("validation_error", item({"type": "order.new"})),
+        ("validation_error", item({"type": "order.nope", "data": {}})),
+        ("validation_error", item({"type": "order.new", "data": {"_id": 1}})),
+        ("validation_error", item({"type": "order.new", "data": {"_id": "x"}})),
+        ("validation_error", item([{"type": "order.new", "data": {}}] * 10_000)),
+        ("validation_error", nul_escaped),
+        ("unknown_order", update_of_unknown_order("order.status_update", 20)),
+        ("unknown_order", update_of_unknown_order("order.courier_update", 83)),
+        ("payload_too_large", b"[" + b" " * too_large + b"]"),
+    ]
 
 
 def without_courier(message: Any) -> bool:

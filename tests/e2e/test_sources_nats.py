@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import httpx
 import nats
 import nats.js.errors
 import orjson
@@ -18,8 +17,10 @@ import pytest
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import LOOPBACK, free_port
 from tests.e2e.brokers import (
+    bad_messages,
     deliver_again,
     deliver_lives,
+    events_of,
     nats_stream,
     order_life,
     sigkill_mid_stream,
@@ -41,20 +42,6 @@ async def _webhook(api: Api, rx: Receiver, account: str) -> dict[str, Any]:
     return await api.create_webhook(rx.url, [account])
 
 
-async def _events(client: httpx.AsyncClient, account: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        params: dict[str, Any] = {"account": account, "limit": 500}
-        if cursor:
-            params["cursor"] = cursor
-        page = expect(await client.get("/v1/events", params=params), 200)
-        out.extend(page["data"])
-        cursor = page["nextCursor"]
-        if not cursor:
-            return out
-
-
 async def test_delivered_in_order_and_redelivery_creates_nothing(
     tmp_path: Path, rx: Receiver
 ) -> None:
@@ -68,7 +55,7 @@ async def test_delivered_in_order_and_redelivery_creates_nothing(
                 # The broker delivering the messages again creates nothing new.
                 await deliver_again(stream, client, messages)
                 expected = sum(len(life) for life in lives)
-                events = await _events(client, account)
+                events = await events_of(client, account)
                 assert len(events) == expected
                 [source] = await sources_of(client)
                 assert source["state"] == "connected"
@@ -77,29 +64,6 @@ async def test_delivered_in_order_and_redelivery_creates_nothing(
                 assert "orderhooks_source_messages_total" in metrics
                 await asyncio.sleep(1)  # anything created twice would be delivered by now
                 assert len(rx.delivered_ids()) == expected
-
-
-def _bad_messages(account: str) -> list[tuple[str, bytes]]:
-    """Every kind of message that can never be accepted, with its dead-letter code."""
-    ten_thousand = orjson.dumps([{"type": "order.new", "data": {}}] * 10_000)
-    nul_escaped = orjson.dumps({"type": "order.new", "data": make_order(account, note="a\x00b")})
-    return [
-        ("bad_request", b"this is not JSON"),
-        ("validation_error", b'"a string, not an item"'),
-        ("validation_error", orjson.dumps({"type": "order.new"})),
-        ("validation_error", orjson.dumps({"type": "order.new", "data": {"_id": "x"}})),
-        (
-            "unknown_order",
-            orjson.dumps(
-                {"type": "order.status_update", "orderId": unique("nope"), "data": {"status": 20}}
-            ),
-        ),
-        ("payload_too_large", b"[" + b" " * 600_000 + b"]"),
-        ("validation_error", ten_thousand),
-        ("validation_error", nul_escaped),
-        ("bad_request", b'{"type": "order.new", "data": {"_id": "a\x00"}}'),
-        ("validation_error", b"[]"),
-    ]
 
 
 async def test_bad_messages_are_dead_lettered_and_nothing_is_stored(
@@ -111,7 +75,7 @@ async def test_bad_messages_are_dead_lettered_and_nothing_is_stored(
         with source_server(tmp_path, "serve", stream.source_url(), **env) as server:
             async with server.async_client() as client:
                 await _webhook(Api(client, server.admin_key), rx, account)
-                bad = _bad_messages(account)
+                bad = bad_messages(account, 600_000)
                 # An array with one bad item: the whole message is refused.
                 good_then_bad = [
                     {"type": "order.new", "data": make_order(account)},
@@ -128,7 +92,7 @@ async def test_bad_messages_are_dead_lettered_and_nothing_is_stored(
                 # Unknown orders are found at the commit, after the others of their round.
                 assert sorted((h["orderhooks-error"], body) for body, h in letters) == sorted(bad)
                 assert all(h["orderhooks-error-message"] for _, h in letters)
-                events = await _events(client, account)
+                events = await events_of(client, account)
                 assert [e["orderId"] for e in events] == [good["_id"]]
                 [source] = await sources_of(client)
                 assert source["deadLettered"] == len(bad)

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import orjson
-
 from orderhooks.testing.receiver import Receiver
 from tests.cluster.pgproxy import PgProxy
 from tests.e2e.brokers import (
     RabbitQueue,
+    bad_messages,
     dashboard_overview,
     deliver_again,
     deliver_lives,
@@ -66,34 +65,7 @@ async def test_bad_messages_are_dead_lettered_and_nothing_is_stored(
         with source_server(tmp_path, "serve", queue.source_url()) as server:
             async with server.async_client() as client:
                 await Api(client, server.admin_key).create_webhook(rx.url, [account])
-                bad = [
-                    ("bad_request", b"not JSON at all"),
-                    ("validation_error", b"42"),
-                    ("validation_error", orjson.dumps({"type": "order.nope", "data": {}})),
-                    ("validation_error", orjson.dumps({"type": "order.new", "data": {"_id": 1}})),
-                    (
-                        "unknown_order",
-                        orjson.dumps(
-                            {
-                                "type": "order.courier_update",
-                                "orderId": unique("nope"),
-                                "data": {"status": 83},
-                            }
-                        ),
-                    ),
-                    ("payload_too_large", b"[" + b" " * (10 * 1024 * 1024) + b"]"),
-                    (
-                        "validation_error",
-                        orjson.dumps([{"type": "order.new", "data": {}}] * 10_000),
-                    ),
-                    (
-                        "validation_error",
-                        orjson.dumps(
-                            {"type": "order.new", "data": make_order(account, note="\x00")}
-                        ),
-                    ),
-                    ("bad_request", b"\x00"),
-                ]
+                bad = bad_messages(account, 10 * 1024 * 1024)
                 for _, body in bad:
                     await queue.publish(body)
                 good = make_order(account)
