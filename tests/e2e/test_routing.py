@@ -110,32 +110,42 @@ async def test_scope_filters_accounts_locations_channel_links_channels(api: Api)
             rx.stop()
 
 
-async def test_status_filter(api: Api, account: str, rx: Receiver) -> None:
+@pytest.mark.parametrize(
+    ("event_type", "filter_field", "sent", "kept"),
+    [
+        pytest.param(
+            "order.status_update", "statusFilter", (20, 40, 60, 90), [20, 90], id="status"
+        ),
+        pytest.param(
+            "order.courier_update",
+            "courierStatusFilter",
+            (81, 83, 87, 90),
+            [83, 90],
+            id="courier-status",
+        ),
+    ],
+)
+async def test_status_filter(
+    api: Api,
+    account: str,
+    rx: Receiver,
+    event_type: str,
+    filter_field: str,
+    sent: tuple[int, ...],
+    kept: list[int],
+) -> None:
+    """A filter of the statuses `kept`: of the updates `sent`, only those are delivered."""
     hook = await api.create_webhook(
-        rx.url, [account], eventTypes=["order.status_update"], statusFilter=[20, 90]
+        rx.url, [account], eventTypes=[event_type], **{filter_field: kept}
     )
+    send = api.status if event_type == "order.status_update" else api.courier
     order = new_order(account)
     await api.new_order(order)
-    for status in (20, 40, 60):
-        await api.status(order["_id"], status)
-    last = await api.status(order["_id"], 90)
+    last: list[str] = []
+    for status in sent:
+        last = await send(order["_id"], status)
     await rx.wait_for_delivered(set(last))
-    assert statuses(rx, "order.status_update") == [20, 90]
-    assert len(rx.requests) == 2
-    rx.verify_all(hook["secret"])
-
-
-async def test_courier_status_filter(api: Api, account: str, rx: Receiver) -> None:
-    hook = await api.create_webhook(
-        rx.url, [account], eventTypes=["order.courier_update"], courierStatusFilter=[83, 90]
-    )
-    order = new_order(account)
-    await api.new_order(order)
-    for status in (81, 83, 87):
-        await api.courier(order["_id"], status)
-    last = await api.courier(order["_id"], 90)
-    await rx.wait_for_delivered(set(last))
-    assert statuses(rx, "order.courier_update") == [83, 90]
+    assert statuses(rx, event_type) == kept
     assert len(rx.requests) == 2
     rx.verify_all(hook["secret"])
 
