@@ -359,10 +359,7 @@ class Receiver(Background):
         deadline = time.monotonic() + timeout
         while not predicate():
             if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"timed out after {timeout} s waiting for {what or predicate!r}; "
-                    f"{len(self.requests)} requests received"
-                )
+                raise self._timed_out(predicate, timeout, what)
             await asyncio.sleep(POLL_INTERVAL_SECONDS)
 
     def wait_for_sync(
@@ -372,11 +369,16 @@ class Receiver(Background):
         deadline = time.monotonic() + timeout
         while not predicate():
             if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"timed out after {timeout} s waiting for {what or predicate!r}; "
-                    f"{len(self.requests)} requests received"
-                )
+                raise self._timed_out(predicate, timeout, what)
             time.sleep(POLL_INTERVAL_SECONDS)
+
+    def _timed_out(
+        self, predicate: Callable[[], bool], timeout: float, what: str
+    ) -> AssertionError:
+        return AssertionError(
+            f"timed out after {timeout} s waiting for {what or predicate!r}; "
+            f"{len(self.requests)} requests received"
+        )
 
     async def wait_for_delivered(
         self,
