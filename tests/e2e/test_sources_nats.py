@@ -18,6 +18,7 @@ from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import LOOPBACK, free_port
 from tests.e2e.brokers import (
     bad_messages,
+    dead_letter_all,
     deliver_again,
     deliver_lives,
     events_of,
@@ -76,26 +77,7 @@ async def test_bad_messages_are_dead_lettered_and_nothing_is_stored(
             async with server.async_client() as client:
                 await _webhook(Api(client, server.admin_key), rx, account)
                 bad = bad_messages(account, 600_000)
-                # An array with one bad item: the whole message is refused.
-                good_then_bad = [
-                    {"type": "order.new", "data": make_order(account)},
-                    {"type": "order.status_update", "orderId": "x", "data": {"status": "20"}},
-                ]
-                bad.append(("validation_error", orjson.dumps(good_then_bad)))
-                for _, body in bad:
-                    await stream.publish(body)
-                good = make_order(account)
-                await stream.publish({"type": "order.new", "data": good})
-                await rx.wait_for(lambda: len(rx.delivered_ids()) >= 1, WAIT_SECONDS)
-                await wait_consumed(client, len(bad) + 1)
-                letters = await stream.dead_letters(len(bad))
-                # Unknown orders are found at the commit, after the others of their round.
-                assert sorted((h["orderhooks-error"], body) for body, h in letters) == sorted(bad)
-                assert all(h["orderhooks-error-message"] for _, h in letters)
-                events = await events_of(client, account)
-                assert [e["orderId"] for e in events] == [good["_id"]]
-                [source] = await sources_of(client)
-                assert source["deadLettered"] == len(bad)
+                await dead_letter_all(stream, client, rx, account, bad)
                 # Dead letters are in the stream the source reads, and are never consumed.
                 await wait_consumed(client, 2 * len(bad) + 1)
                 [source] = await sources_of(client)

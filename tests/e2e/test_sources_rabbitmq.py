@@ -11,6 +11,7 @@ from tests.e2e.brokers import (
     RabbitQueue,
     bad_messages,
     dashboard_overview,
+    dead_letter_all,
     deliver_again,
     deliver_lives,
     order_life,
@@ -18,12 +19,10 @@ from tests.e2e.brokers import (
     sigkill_mid_stream,
     source_server,
     sources_of,
-    wait_consumed,
     wait_until,
 )
 from tests.e2e.support import assert_per_order
 from tests.support.api import Api, expect
-from tests.support.data import new_order as make_order
 from tests.support.data import unique
 
 WAIT_SECONDS = 60.0
@@ -66,19 +65,7 @@ async def test_bad_messages_are_dead_lettered_and_nothing_is_stored(
             async with server.async_client() as client:
                 await Api(client, server.admin_key).create_webhook(rx.url, [account])
                 bad = bad_messages(account, 10 * 1024 * 1024)
-                for _, body in bad:
-                    await queue.publish(body)
-                good = make_order(account)
-                await queue.publish({"type": "order.new", "data": good})
-                await rx.wait_for(lambda: len(rx.delivered_ids()) >= 1, WAIT_SECONDS)
-                await wait_consumed(client, len(bad) + 1)
-                letters = await queue.dead_letters(len(bad))
-                assert sorted((h["orderhooks-error"], b) for b, h in letters) == sorted(bad)
-                assert all(h["orderhooks-error-message"] for _, h in letters)
-                page = expect(await client.get("/v1/events", params={"account": account}), 200)
-                assert [e["orderId"] for e in page["data"]] == [good["_id"]]
-                [source] = await sources_of(client)
-                assert source["deadLettered"] == len(bad)
+                await dead_letter_all(queue, client, rx, account, bad)
                 metrics = expect(await client.get("/metrics"), 200)
                 assert 'outcome="dead_lettered"' in metrics
 
