@@ -35,6 +35,18 @@ class DeliveryFigures:
     latency_ms_p99: float | None
     latency_samples: int
 
+    def counts(self, expected: int, started: float) -> dict[str, Any]:
+        """The result's delivery counts against `expected`; deliveries/s from `started`."""
+        span = (self.last_arrival - started) if self.last_arrival else None
+        return {
+            "expected_deliveries": expected,
+            "deliveries": self.deliveries,
+            "undelivered": max(0, expected - self.deliveries),
+            "duplicates": self.duplicates,
+            "receiver_non_2xx": self.non_2xx,
+            "deliveries_per_s": self.deliveries / span if span and span > 0 else None,
+        }
+
 
 def delivery_figures(acks: Mapping[str, float], arrivals: Iterable[Arrival]) -> DeliveryFigures:
     """Count distinct (webhook-id, path) deliveries and their ingest→received latency.

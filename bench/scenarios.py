@@ -26,7 +26,7 @@ from bench.procs import (
     start_process,
 )
 from bench.receiver import Receiver
-from bench.report import delivery_figures
+from bench.report import DeliveryFigures, delivery_figures
 
 STALL_SECONDS = 30.0  # no new arrival for this long: the service has stopped delivering
 POLL_SECONDS = 0.25
@@ -284,11 +284,13 @@ def measure(
 
 
 def summarise(
-    scenario: Scenario, summary: dict[str, Any], figures: Any, window: Window, expected: int
+    scenario: Scenario,
+    summary: dict[str, Any],
+    figures: DeliveryFigures,
+    window: Window,
+    expected: int,
 ) -> dict[str, Any]:
     """One scenario's flat result."""
-    started = summary["started_at"]
-    span = (figures.last_arrival - started) if figures.last_arrival else None
     result: dict[str, Any] = {
         "description": scenario.description,
         "scenario": asdict(scenario),
@@ -300,12 +302,7 @@ def summarise(
         "ingest_request_ms_p99": summary["request_ms_p99"],
         "load_seconds": summary["elapsed_seconds"],
         "loadgen_cpu_seconds": summary["cpu_seconds"],
-        "expected_deliveries": expected,
-        "deliveries": figures.deliveries,
-        "undelivered": max(0, expected - figures.deliveries),
-        "duplicates": figures.duplicates,
-        "receiver_non_2xx": figures.non_2xx,
-        "deliveries_per_s": figures.deliveries / span if span and span > 0 else None,
+        **figures.counts(expected, summary["started_at"]),
         "latency_ms_p50": figures.latency_ms_p50,
         "latency_ms_p95": figures.latency_ms_p95,
         "latency_ms_p99": figures.latency_ms_p99,

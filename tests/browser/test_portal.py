@@ -23,18 +23,9 @@ from orderhooks.store import open_store
 from tests.browser.conftest import World
 from tests.browser.helpers import DESKTOP, deliveries_of, shoot, sign_in
 from tests.support.api import expect
+from tests.support.data import EVENT_TYPES
 
 pytestmark = pytest.mark.browser
-
-EVENT_TYPES = (
-    "order.new",
-    "order.status_update",
-    "order.courier_update",
-    "webhook.failing",
-    "webhook.recovered",
-    "webhook.disabled",
-    "delivery.failed",
-)
 
 
 def _portal_link(world: World, accounts: list[str], **more: Any) -> str:

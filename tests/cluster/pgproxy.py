@@ -13,15 +13,16 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Coroutine
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
+
+from orderhooks.testing.lifecycle import Background
 
 LOOPBACK = "127.0.0.1"
 PIPE_CHUNK_BYTES = 65536
 CALL_TIMEOUT_SECONDS = 10.0
 
 
-class PgProxy:
+class PgProxy(Background):
     """Forwards 127.0.0.1:<port> to the PostgreSQL server; `cut` and `restore` it."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
@@ -36,7 +37,7 @@ class PgProxy:
     def _call(self, coro: Coroutine[Any, Any, None]) -> None:
         asyncio.run_coroutine_threadsafe(coro, self._loop).result(CALL_TIMEOUT_SECONDS)
 
-    def start(self) -> PgProxy:
+    def start(self) -> Self:
         """Start the thread and listen on a free port."""
         self._thread.start()
         self._call(self._listen())
@@ -55,17 +56,6 @@ class PgProxy:
         self.cut()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(CALL_TIMEOUT_SECONDS)
-
-    def __enter__(self) -> PgProxy:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     async def _listen(self) -> None:
         if self._server is not None:

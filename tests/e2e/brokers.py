@@ -13,10 +13,10 @@ import contextlib
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aio_pika
 import httpx
@@ -25,8 +25,11 @@ import orjson
 from nats.aio.client import Client
 from nats.js.api import StreamConfig
 
+from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess
-from tests.support.data import iso_now
+from tests.e2e.support import assert_per_order
+from tests.support.api import Api, expect
+from tests.support.data import iso_now, unique
 from tests.support.data import new_order as make_order
 
 NATS_URL = "nats://127.0.0.1:4222"
@@ -37,6 +40,22 @@ WAIT_SECONDS = 60.0
 def unique_name(prefix: str) -> str:
     """A stream, subject or queue name no other test uses."""
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+class Broker(Protocol):
+    """A NATS stream or a RabbitMQ queue of the test's own, as the shared scenarios use it."""
+
+    def source_url(self) -> str:
+        """The `ORDERHOOKS_SOURCES` entry consuming it."""
+        ...
+
+    async def publish(self, body: bytes | Any) -> None:
+        """Publish one message (bytes as they are, anything else as JSON)."""
+        ...
+
+    async def dead_letters(self, expected: int) -> Sequence[tuple[bytes, Mapping[str, Any]]]:
+        """The dead letters (body, headers), waiting until `expected` are there."""
+        ...
 
 
 @dataclass
@@ -186,6 +205,21 @@ async def sources_of(client: httpx.AsyncClient) -> list[dict[str, Any]]:
     return data
 
 
+async def events_of(client: httpx.AsyncClient, account: str) -> list[dict[str, Any]]:
+    """Every stored event of `account`, all pages of `GET /v1/events`."""
+    out: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"account": account, "limit": 500}
+        if cursor:
+            params["cursor"] = cursor
+        page = expect(await client.get("/v1/events", params=params), 200)
+        out.extend(page["data"])
+        cursor = page["nextCursor"]
+        if not cursor:
+            return out
+
+
 async def wait_until(check: Callable[[], Any], what: str, timeout: float = WAIT_SECONDS) -> None:
     """Poll the async `check()` until it is truthy; AssertionError after `timeout`."""
     deadline = time.monotonic() + timeout
@@ -233,3 +267,118 @@ async def dashboard_overview(base_url: str, admin_key: str) -> str:
         )
         assert signed_in.status_code == 200, signed_in.text[:500]
         return signed_in.text
+
+
+def bad_messages(account: str, too_large: int) -> list[tuple[str, bytes]]:
+    """Every kind of message that can never be accepted, with its dead-letter code; a body
+    of `too_large` bytes is over the server's limit."""
+
+    def item(body: Any) -> bytes:
+        return orjson.dumps(body)
+
+    def update_of_unknown_order(update_type: str, status: int) -> bytes:
+        return item({"type": update_type, "orderId": unique("nope"), "data": {"status": status}})
+
+    nul_escaped = item({"type": "order.new", "data": make_order(account, note="a\x00b")})
+    bad_item = {"type": "order.status_update", "orderId": "x", "data": {"status": "20"}}
+    return [
+        ("bad_request", b"this is not JSON"),
+        ("bad_request", b"\x00"),
+        ("bad_request", b'{"type": "order.new", "data": {"_id": "a\x00"}}'),
+        ("validation_error", b"42"),
+        ("validation_error", b'"a string, not an item"'),
+        ("validation_error", b"[]"),
+        ("validation_error", item({"type": "order.new"})),
+        ("validation_error", item({"type": "order.nope", "data": {}})),
+        ("validation_error", item({"type": "order.new", "data": {"_id": 1}})),
+        ("validation_error", item({"type": "order.new", "data": {"_id": "x"}})),
+        ("validation_error", item([{"type": "order.new", "data": {}}] * 10_000)),
+        ("validation_error", nul_escaped),
+        ("unknown_order", update_of_unknown_order("order.status_update", 20)),
+        ("unknown_order", update_of_unknown_order("order.courier_update", 83)),
+        ("payload_too_large", b"[" + b" " * too_large + b"]"),
+        # An array with one bad item: the whole message is refused.
+        ("validation_error", item([{"type": "order.new", "data": make_order(account)}, bad_item])),
+    ]
+
+
+async def dead_letter_all(
+    broker: Broker,
+    client: httpx.AsyncClient,
+    rx: Receiver,
+    account: str,
+    bad: list[tuple[str, bytes]],
+) -> None:
+    """Publish the `bad` messages, then a good order: each bad one is dead-lettered with
+    its code and a message, the good one alone is stored and delivered."""
+    for _, body in bad:
+        await broker.publish(body)
+    good = make_order(account)
+    await broker.publish({"type": "order.new", "data": good})
+    await rx.wait_for(lambda: len(rx.delivered_ids()) >= 1, WAIT_SECONDS)
+    await wait_consumed(client, len(bad) + 1)
+    letters = await broker.dead_letters(len(bad))
+    # Unknown orders are found at the commit, after the others of their round.
+    assert sorted((h["orderhooks-error"], body) for body, h in letters) == sorted(bad)
+    assert all(h["orderhooks-error-message"] for _, h in letters)
+    events = await events_of(client, account)
+    assert [e["orderId"] for e in events] == [good["_id"]]
+    [source] = await sources_of(client)
+    assert source["deadLettered"] == len(bad)
+
+
+async def deliver_lives(broker: Broker, rx: Receiver, lives: list[Any], secret: str) -> list[Any]:
+    """Publish `lives` (half the orders one item per message, half as one array per order)
+    and wait until every event is delivered: signed with `secret`, in order per order, each
+    order's statuses 20, 50, 60. Returns the messages as published."""
+    messages: list[Any] = []
+    for i, life in enumerate(lives):
+        messages.extend(life if i % 2 == 0 else [life])
+    for message in messages:
+        await broker.publish(message)
+    expected = sum(len(life) for life in lives)
+    await rx.wait_for(lambda: len(rx.delivered_ids()) >= expected, WAIT_SECONDS)
+    rx.verify_all(secret)
+    assert_per_order(rx.accepted())
+    for order_id, statuses in statuses_by_order(rx.events(accepted_only=True)).items():
+        assert statuses == [20, 50, 60], order_id
+    return messages
+
+
+async def deliver_again(broker: Broker, client: httpx.AsyncClient, messages: list[Any]) -> None:
+    """The broker delivering every one of `messages` again, in order, courier updates
+    included, after all of them were applied; waits until the source has consumed them.
+    Each message's key is recorded with what it created, so nothing is created twice."""
+    for message in messages:
+        await broker.publish(message)
+    await wait_consumed(client, 2 * len(messages))
+
+
+async def sigkill_mid_stream(tmp_path: Path, rx: Receiver, broker: Broker) -> None:
+    """300 orders published, the process SIGKILLed once it has consumed some: after a
+    restart every event is delivered, in order per order."""
+    account = unique("acct")
+    lives = [order_life(account) for _ in range(300)]
+    with source_server(tmp_path, "serve", broker.source_url()) as server:
+        async with server.async_client() as client:
+            await Api(client, server.admin_key).create_webhook(rx.url, [account])
+        for life in lives:
+            await broker.publish(life)
+
+        async def some_consumed() -> bool:
+            async with server.async_client() as client:
+                [source] = await sources_of(client)
+                return int(source["consumed"]) > 0
+
+        await wait_until(some_consumed, "the first messages consumed")
+        server.kill()
+        server.start()
+        order_ids = {life[0]["data"]["_id"] for life in lives}
+
+        def all_new_orders() -> bool:
+            return order_ids <= {e["orderId"] for e in rx.events(accepted_only=True)}
+
+        await rx.wait_for(all_new_orders, WAIT_SECONDS * 2, "every order delivered")
+        expected = sum(len(life) for life in lives)
+        await rx.wait_for(lambda: len(rx.delivered_ids()) >= expected, WAIT_SECONDS)
+        assert_per_order(rx.accepted())

@@ -33,6 +33,17 @@ def server(
 
 
 @pytest.fixture()
+def server_up(server: ServerProcess) -> Iterator[None]:
+    """For modules whose tests kill the server (`pytestmark = usefixtures("server_up")`):
+    each test starts, and leaves, the module's server running, whatever the last did."""
+    if not server.running:
+        server.start()
+    yield
+    if not server.running:
+        server.start()
+
+
+@pytest.fixture()
 async def api(server: ServerProcess) -> AsyncIterator[Api]:
     """An admin API client of the module's server."""
     async with server.async_client() as client:

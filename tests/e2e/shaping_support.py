@@ -52,6 +52,17 @@ def personal_courier_update() -> dict[str, Any]:
     return {**courier_body(83), "coordinates": {"latitude": 50.85, "longitude": 4.36}}
 
 
+def always_kept(order: dict[str, Any]) -> dict[str, Any]:
+    """The fields of an order's data that shaping keeps whatever it is asked: its ids and
+    its status."""
+    return {
+        "_id": order["_id"],
+        "account": order["account"],
+        "location": order["location"],
+        "status": order["status"],
+    }
+
+
 def without_personal_data(data: dict[str, Any], event_type: str) -> dict[str, Any]:
     """What `personalData: exclude` leaves of `data`, written out independently."""
     removed = set(PERSONAL_FIELDS)

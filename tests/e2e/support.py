@@ -1,5 +1,6 @@
 """Checks of the end-to-end suites: states and units of answers, and per-order ordering as a
-receiver sees it. The API client and the order builder are tests/support's."""
+receiver sees it, and the ingest flow several suites send. The API client and the order
+builder are tests/support's."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from orderhooks.testing.receiver import ReceivedRequest
+from tests.support.api import Api
+from tests.support.data import new_order
 
 VERSION = importlib.metadata.version("orderhooks")
 
@@ -68,3 +71,17 @@ def assert_per_order(requests: list[ReceivedRequest], *, contiguous: bool = True
                 f"order {key[0]}: sequence {key[1] + 1} (attempt {request.attempt}) was sent "
                 f"before sequence {key[1]} was delivered"
             )
+
+
+async def ingest_flow(api: Api, account: str, orders: int) -> list[str]:
+    """New orders, then a status update, a courier update and another status update
+    of each: the event ids, in ingest order."""
+    created = [new_order(account) for _ in range(orders)]
+    ids: list[str] = []
+    for order in created:
+        ids += await api.new_order(order)
+    for order in created:
+        ids += await api.status(order["_id"], 20)
+        ids += await api.courier(order["_id"], 83)
+        ids += await api.status(order["_id"], 40)
+    return ids

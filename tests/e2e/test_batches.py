@@ -19,25 +19,10 @@ import pytest
 
 from orderhooks.testing.receiver import ReceivedRequest, Receiver
 from orderhooks.testing.server import ServerProcess
-from tests.e2e.support import units
+from tests.e2e.support import ingest_flow, units
 from tests.support.api import Api
-from tests.support.data import new_order
 
 BATCH = {"maxEvents": 4, "maxWaitMs": 200}
-
-
-async def ingest_flow(api: Api, account: str, orders: int) -> list[str]:
-    """New orders, then a status update, a courier update and another status update
-    of each: the event ids, in ingest order."""
-    created = [new_order(account) for _ in range(orders)]
-    ids: list[str] = []
-    for order in created:
-        ids += await api.new_order(order)
-    for order in created:
-        ids += await api.status(order["_id"], 20)
-        ids += await api.courier(order["_id"], 83)
-        ids += await api.status(order["_id"], 40)
-    return ids
 
 
 def body_of(request: ReceivedRequest) -> dict[str, Any]:

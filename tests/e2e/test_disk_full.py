@@ -143,20 +143,29 @@ async def ingest_until_full(api: Api, account: str) -> tuple[list[str], dict[str
     raise AssertionError(f"{MAX_BIG_INGESTS} big orders were all stored on a full disk")
 
 
+async def fill_until_refused(
+    api: Api, rx: Receiver, account: str, disk: Path
+) -> tuple[Path, list[str], str]:
+    """A webhook delivering one order before `disk` is filled, then big orders until one is
+    refused with `storage_unavailable`, nothing of it stored. Returns the filler file, the
+    event ids acknowledged meanwhile and the id of the refused order."""
+    await api.create_webhook(rx.url, [account], retrySchedule=[1] * 20)
+    before = await api.new_order(new_order(account))
+    await rx.wait_for_delivered(set(before))
+    filler = fill(disk)
+    acknowledged, refusal, refused_id = await ingest_until_full(api, account)
+    assert refusal["error"]["code"] == "storage_unavailable"
+    expect(await api.call("GET", f"/v1/orders/{refused_id}"), 404)
+    return filler, acknowledged, refused_id
+
+
 async def test_full_disk_refuses_ingest_and_both_recover(
     disk_server: ServerProcess, small_disk: Path, rx: Receiver, account: str
 ) -> None:
     async with disk_server.async_client() as client:
         api = Api(client, disk_server.admin_key)
-        await api.create_webhook(rx.url, [account], retrySchedule=[1] * 20)
-        before = await api.new_order(new_order(account))
-        await rx.wait_for_delivered(set(before))
-
-        filler = fill(small_disk)
-        acknowledged, refusal, refused_id = await ingest_until_full(api, account)
-        assert refusal["error"]["code"] == "storage_unavailable"
-        # Nothing of the refused order was stored; reads still work on a full disk.
-        expect(await api.call("GET", f"/v1/orders/{refused_id}"), 404)
+        filler, acknowledged, refused_id = await fill_until_refused(api, rx, account, small_disk)
+        # Reads still work on a full disk.
         expect(await api.call("GET", "/readyz", key=None), 200)
 
         filler.unlink()
@@ -227,14 +236,7 @@ async def test_full_disk_on_postgres_refuses_ingest_and_recovers(
     disk, _ = pg_small_disk
     async with pg_disk_server.async_client() as client:
         api = Api(client, pg_disk_server.admin_key)
-        await api.create_webhook(rx.url, [account], retrySchedule=[1] * 20)
-        before = await api.new_order(new_order(account))
-        await rx.wait_for_delivered(set(before))
-
-        filler = fill(disk)
-        acknowledged, refusal, refused_id = await ingest_until_full(api, account)
-        assert refusal["error"]["code"] == "storage_unavailable"
-        expect(await api.call("GET", f"/v1/orders/{refused_id}"), 404)
+        filler, acknowledged, _ = await fill_until_refused(api, rx, account, disk)
 
         filler.unlink()
         after = await api.new_order(new_order(account))

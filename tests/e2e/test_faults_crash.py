@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import httpx
@@ -33,14 +32,8 @@ SLOW_ANSWER_SECONDS = 2.0
 STATUS_FLOW = (20, 40, 50, 60, 70, 80, 90)
 
 
-@pytest.fixture(autouse=True)
-def running(server: ServerProcess) -> Iterator[None]:
-    """Each test starts (and leaves) the module's server running, whatever the last did."""
-    if not server.running:
-        server.start()
-    yield
-    if not server.running:
-        server.start()
+# Each test starts, and leaves, the module's server running, whatever the last did.
+pytestmark = pytest.mark.usefixtures("server_up")
 
 
 @dataclass

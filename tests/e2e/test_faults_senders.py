@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Iterator
 
 import psutil
 import pytest
@@ -28,14 +27,8 @@ ORDERS = 40
 STATUS_FLOW = (20, 50, 70, 90)
 
 
-@pytest.fixture(autouse=True)
-def running(server: ServerProcess) -> Iterator[None]:
-    """Each test starts (and leaves) the module's server running, whatever the last did."""
-    if not server.running:
-        server.start()
-    yield
-    if not server.running:
-        server.start()
+# Each test starts, and leaves, the module's server running, whatever the last did.
+pytestmark = pytest.mark.usefixtures("server_up")
 
 
 def sender_pids(server: ServerProcess) -> list[int]:

@@ -10,9 +10,8 @@ import pytest
 
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess
-from tests.e2e.support import assert_per_order
+from tests.e2e.support import assert_per_order, ingest_flow
 from tests.support.api import Api
-from tests.support.data import new_order
 
 pytestmark = pytest.mark.postgres
 
@@ -26,19 +25,6 @@ def pg_server(pg_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
     env = {"ORDERHOOKS_DATABASE_URL": pg_url}
     with ServerProcess(tmp_path / "data", log_path=tmp_path / "serve.log", env=env) as server:
         yield server
-
-
-async def ingest_flow(api: Api, account: str, orders: int) -> list[str]:
-    """New orders, then two status updates and a courier update for each."""
-    created = [new_order(account) for _ in range(orders)]
-    ids: list[str] = []
-    for order in created:
-        ids += await api.new_order(order)
-    for order in created:
-        ids += await api.status(order["_id"], 20)
-        ids += await api.courier(order["_id"], 83)
-        ids += await api.status(order["_id"], 40)
-    return ids
 
 
 @pytest.mark.slow

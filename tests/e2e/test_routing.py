@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from orderhooks.testing.receiver import Receiver
 from tests.support.api import Api
 from tests.support.data import ALL_TYPES, new_order, unique
@@ -108,32 +110,42 @@ async def test_scope_filters_accounts_locations_channel_links_channels(api: Api)
             rx.stop()
 
 
-async def test_status_filter(api: Api, account: str, rx: Receiver) -> None:
+@pytest.mark.parametrize(
+    ("event_type", "filter_field", "sent", "kept"),
+    [
+        pytest.param(
+            "order.status_update", "statusFilter", (20, 40, 60, 90), [20, 90], id="status"
+        ),
+        pytest.param(
+            "order.courier_update",
+            "courierStatusFilter",
+            (81, 83, 87, 90),
+            [83, 90],
+            id="courier-status",
+        ),
+    ],
+)
+async def test_status_filter(
+    api: Api,
+    account: str,
+    rx: Receiver,
+    event_type: str,
+    filter_field: str,
+    sent: tuple[int, ...],
+    kept: list[int],
+) -> None:
+    """A filter of the statuses `kept`: of the updates `sent`, only those are delivered."""
     hook = await api.create_webhook(
-        rx.url, [account], eventTypes=["order.status_update"], statusFilter=[20, 90]
+        rx.url, [account], eventTypes=[event_type], **{filter_field: kept}
     )
+    send = api.status if event_type == "order.status_update" else api.courier
     order = new_order(account)
     await api.new_order(order)
-    for status in (20, 40, 60):
-        await api.status(order["_id"], status)
-    last = await api.status(order["_id"], 90)
+    last: list[str] = []
+    for status in sent:
+        last = await send(order["_id"], status)
     await rx.wait_for_delivered(set(last))
-    assert statuses(rx, "order.status_update") == [20, 90]
-    assert len(rx.requests) == 2
-    rx.verify_all(hook["secret"])
-
-
-async def test_courier_status_filter(api: Api, account: str, rx: Receiver) -> None:
-    hook = await api.create_webhook(
-        rx.url, [account], eventTypes=["order.courier_update"], courierStatusFilter=[83, 90]
-    )
-    order = new_order(account)
-    await api.new_order(order)
-    for status in (81, 83, 87):
-        await api.courier(order["_id"], status)
-    last = await api.courier(order["_id"], 90)
-    await rx.wait_for_delivered(set(last))
-    assert statuses(rx, "order.courier_update") == [83, 90]
+    assert statuses(rx, event_type) == kept
     assert len(rx.requests) == 2
     rx.verify_all(hook["secret"])
 
@@ -167,51 +179,45 @@ async def test_new_order_trigger_fires_once_at_its_status(
     rx.verify_all(hook["secret"])
 
 
-async def test_new_order_trigger_on_a_jump_past_it(api: Api, account: str, rx: Receiver) -> None:
+@pytest.mark.parametrize(
+    ("arrival", "updates", "expected"),
+    [
+        pytest.param(
+            10,
+            [60, 90],
+            [("order.new", 60), ("order.status_update", 60), ("order.status_update", 90)],
+            id="on-a-jump-past-it",
+        ),
+        pytest.param(
+            40, [50], [("order.new", 40), ("order.status_update", 50)], id="met-on-arrival"
+        ),
+        pytest.param(
+            10,
+            [110, 120],
+            [("order.status_update", 110), ("order.status_update", 120)],
+            id="problem-statuses-never-trigger",
+        ),
+    ],
+)
+async def test_new_order_trigger(
+    api: Api,
+    account: str,
+    rx: Receiver,
+    arrival: int,
+    updates: list[int],
+    expected: list[tuple[str, int]],
+) -> None:
+    """A trigger of 20: the order arrives at `arrival`, then moves through `updates`."""
     hook = await api.create_webhook(
         rx.url, [account], eventTypes=["order.new", "order.status_update"], newOrderTrigger=20
     )
-    order = new_order(account, status=10)
+    order = new_order(account, status=arrival)
     await api.new_order(order)
-    await api.status(order["_id"], 60)
-    last = await api.status(order["_id"], 90)
+    last: list[str] = []
+    for status in updates:
+        last = await api.status(order["_id"], status)
     await rx.wait_for_delivered(set(last))
-    assert [(e["type"], e["data"]["status"]) for e in rx.events()] == [
-        ("order.new", 60),
-        ("order.status_update", 60),
-        ("order.status_update", 90),
-    ]
-    rx.verify_all(hook["secret"])
-
-
-async def test_new_order_trigger_met_on_arrival(api: Api, account: str, rx: Receiver) -> None:
-    hook = await api.create_webhook(
-        rx.url, [account], eventTypes=["order.new", "order.status_update"], newOrderTrigger=20
-    )
-    order = new_order(account, status=40)
-    await api.new_order(order)
-    last = await api.status(order["_id"], 50)
-    await rx.wait_for_delivered(set(last))
-    assert [(e["type"], e["data"]["status"]) for e in rx.events()] == [
-        ("order.new", 40),
-        ("order.status_update", 50),
-    ]
-    rx.verify_all(hook["secret"])
-
-
-async def test_problem_statuses_never_trigger(api: Api, account: str, rx: Receiver) -> None:
-    hook = await api.create_webhook(
-        rx.url, [account], eventTypes=["order.new", "order.status_update"], newOrderTrigger=20
-    )
-    order = new_order(account, status=10)
-    await api.new_order(order)
-    await api.status(order["_id"], 110)
-    last = await api.status(order["_id"], 120)
-    await rx.wait_for_delivered(set(last))
-    assert [(e["type"], e["data"]["status"]) for e in rx.events()] == [
-        ("order.status_update", 110),
-        ("order.status_update", 120),
-    ]
+    assert [(e["type"], e["data"]["status"]) for e in rx.events()] == expected
     rx.verify_all(hook["secret"])
 
 

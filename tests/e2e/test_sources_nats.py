@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import httpx
 import nats
 import nats.js.errors
 import orjson
@@ -18,12 +17,17 @@ import pytest
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import LOOPBACK, free_port
 from tests.e2e.brokers import (
+    bad_messages,
+    dead_letter_all,
+    deliver_again,
+    deliver_lives,
+    events_of,
     nats_stream,
     order_life,
+    sigkill_mid_stream,
     source_messages,
     source_server,
     sources_of,
-    statuses_by_order,
     wait_consumed,
     wait_until,
 )
@@ -40,20 +44,6 @@ async def _webhook(api: Api, rx: Receiver, account: str) -> dict[str, Any]:
     return await api.create_webhook(rx.url, [account])
 
 
-async def _events(client: httpx.AsyncClient, account: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        params: dict[str, Any] = {"account": account, "limit": 500}
-        if cursor:
-            params["cursor"] = cursor
-        page = expect(await client.get("/v1/events", params=params), 200)
-        out.extend(page["data"])
-        cursor = page["nextCursor"]
-        if not cursor:
-            return out
-
-
 async def test_delivered_in_order_and_redelivery_creates_nothing(
     tmp_path: Path, rx: Receiver
 ) -> None:
@@ -63,25 +53,11 @@ async def test_delivered_in_order_and_redelivery_creates_nothing(
         with source_server(tmp_path, "serve", stream.source_url()) as server:
             async with server.async_client() as client:
                 webhook = await _webhook(Api(client, server.admin_key), rx, account)
-                # Half the orders one item per message, half as one array per order.
-                messages: list[Any] = []
-                for i, life in enumerate(lives):
-                    messages.extend(life if i % 2 == 0 else [life])
-                for message in messages:
-                    await stream.publish(message)
+                messages = await deliver_lives(stream, rx, lives, webhook["secret"])
+                # The broker delivering the messages again creates nothing new.
+                await deliver_again(stream, client, messages)
                 expected = sum(len(life) for life in lives)
-                await rx.wait_for(lambda: len(rx.delivered_ids()) >= expected, WAIT_SECONDS)
-                rx.verify_all(webhook["secret"])
-                assert_per_order(rx.accepted())
-                for order_id, statuses in statuses_by_order(rx.events(accepted_only=True)).items():
-                    assert statuses == [20, 50, 60], order_id
-                # Every message delivered again, courier updates included, after all of
-                # them were applied: each message's key is recorded with what it created,
-                # so nothing is created twice.
-                for message in messages:
-                    await stream.publish(message)
-                await wait_consumed(client, 2 * len(messages))
-                events = await _events(client, account)
+                events = await events_of(client, account)
                 assert len(events) == expected
                 [source] = await sources_of(client)
                 assert source["state"] == "connected"
@@ -101,29 +77,6 @@ def assert_each_event_once(rx: Receiver, lives: list[list[dict[str, Any]]]) -> N
         assert sorted(types) == sorted(item["type"] for item in life), order_id
 
 
-def _bad_messages(account: str) -> list[tuple[str, bytes]]:
-    """Every kind of message that can never be accepted, with its dead-letter code."""
-    ten_thousand = orjson.dumps([{"type": "order.new", "data": {}}] * 10_000)
-    nul_escaped = orjson.dumps({"type": "order.new", "data": make_order(account, note="a\x00b")})
-    return [
-        ("bad_request", b"this is not JSON"),
-        ("validation_error", b'"a string, not an item"'),
-        ("validation_error", orjson.dumps({"type": "order.new"})),
-        ("validation_error", orjson.dumps({"type": "order.new", "data": {"_id": "x"}})),
-        (
-            "unknown_order",
-            orjson.dumps(
-                {"type": "order.status_update", "orderId": unique("nope"), "data": {"status": 20}}
-            ),
-        ),
-        ("payload_too_large", b"[" + b" " * 600_000 + b"]"),
-        ("validation_error", ten_thousand),
-        ("validation_error", nul_escaped),
-        ("bad_request", b'{"type": "order.new", "data": {"_id": "a\x00"}}'),
-        ("validation_error", b"[]"),
-    ]
-
-
 async def test_bad_messages_are_dead_lettered_and_nothing_is_stored(
     tmp_path: Path, rx: Receiver
 ) -> None:
@@ -133,27 +86,8 @@ async def test_bad_messages_are_dead_lettered_and_nothing_is_stored(
         with source_server(tmp_path, "serve", stream.source_url(), **env) as server:
             async with server.async_client() as client:
                 await _webhook(Api(client, server.admin_key), rx, account)
-                bad = _bad_messages(account)
-                # An array with one bad item: the whole message is refused.
-                good_then_bad = [
-                    {"type": "order.new", "data": make_order(account)},
-                    {"type": "order.status_update", "orderId": "x", "data": {"status": "20"}},
-                ]
-                bad.append(("validation_error", orjson.dumps(good_then_bad)))
-                for _, body in bad:
-                    await stream.publish(body)
-                good = make_order(account)
-                await stream.publish({"type": "order.new", "data": good})
-                await rx.wait_for(lambda: len(rx.delivered_ids()) >= 1, WAIT_SECONDS)
-                await wait_consumed(client, len(bad) + 1)
-                letters = await stream.dead_letters(len(bad))
-                # Unknown orders are found at the commit, after the others of their round.
-                assert sorted((h["orderhooks-error"], body) for body, h in letters) == sorted(bad)
-                assert all(h["orderhooks-error-message"] for _, h in letters)
-                events = await _events(client, account)
-                assert [e["orderId"] for e in events] == [good["_id"]]
-                [source] = await sources_of(client)
-                assert source["deadLettered"] == len(bad)
+                bad = bad_messages(account, 600_000)
+                await dead_letter_all(stream, client, rx, account, bad)
                 # Dead letters are in the stream the source reads, and are never consumed.
                 await wait_consumed(client, 2 * len(bad) + 1)
                 [source] = await sources_of(client)
@@ -163,33 +97,8 @@ async def test_bad_messages_are_dead_lettered_and_nothing_is_stored(
 async def test_sigkill_mid_stream_delivers_every_order_after_restart(
     tmp_path: Path, rx: Receiver
 ) -> None:
-    account = unique("acct")
     async with nats_stream() as stream:
-        lives = [order_life(account) for _ in range(300)]
-        with source_server(tmp_path, "serve", stream.source_url()) as server:
-            async with server.async_client() as client:
-                await _webhook(Api(client, server.admin_key), rx, account)
-            for life in lives:
-                await stream.publish(life)
-
-            async def some_consumed() -> bool:
-                async with server.async_client() as client:
-                    [source] = await sources_of(client)
-                    return int(source["consumed"]) > 0
-
-            await wait_until(some_consumed, "the first messages consumed")
-            server.kill()
-            server.start()
-            order_ids = {life[0]["data"]["_id"] for life in lives}
-
-            def all_new_orders() -> bool:
-                seen = {e["orderId"] for e in rx.events(accepted_only=True)}
-                return order_ids <= seen
-
-            await rx.wait_for(all_new_orders, WAIT_SECONDS * 2, "every order delivered")
-            expected = sum(len(life) for life in lives)
-            await rx.wait_for(lambda: len(rx.delivered_ids()) >= expected, WAIT_SECONDS)
-            assert_per_order(rx.accepted())
+        await sigkill_mid_stream(tmp_path, rx, stream)
 
 
 @pytest.fixture()

@@ -13,9 +13,9 @@ import pytest
 
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess
-from tests.e2e.brokers import nats_stream, order_life, rabbit_queue
+from tests.e2e.brokers import events_of, nats_stream, order_life, rabbit_queue
 from tests.e2e.support import assert_per_order
-from tests.support.api import Api, expect
+from tests.support.api import Api
 from tests.support.data import unique
 
 pytestmark = pytest.mark.postgres
@@ -69,18 +69,7 @@ async def _two_processes_share(
                 assert_per_order(rx.accepted())
             event_ids = [e["id"] for e in rx.events(accepted_only=True)]
             assert len(set(event_ids)) == expected
-            stored = 0
-            cursor = None
-            while True:
-                params: dict[str, object] = {"account": account, "limit": 500}
-                if cursor:
-                    params["cursor"] = cursor
-                page = expect(await client.get("/v1/events", params=params), 200)
-                stored += len(page["data"])
-                cursor = page["nextCursor"]
-                if not cursor:
-                    break
-            assert stored == expected
+            assert len(await events_of(client, account)) == expected
         assert _messages(serve, "ingested") + _messages(worker, "ingested") == messages
         assert _messages(serve, "dead_lettered") + _messages(worker, "dead_lettered") == 0
 

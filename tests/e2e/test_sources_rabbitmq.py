@@ -4,27 +4,26 @@ delivering to a real receiver (docs/operations.md)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import orjson
 
 from orderhooks.testing.receiver import Receiver
 from tests.cluster.pgproxy import PgProxy
 from tests.e2e.brokers import (
     RabbitQueue,
+    bad_messages,
     dashboard_overview,
+    dead_letter_all,
+    deliver_again,
+    deliver_lives,
     order_life,
     rabbit_queue,
+    sigkill_mid_stream,
     source_messages,
     source_server,
     sources_of,
-    statuses_by_order,
-    wait_consumed,
     wait_until,
 )
 from tests.e2e.support import assert_per_order
 from tests.support.api import Api, expect
-from tests.support.data import new_order as make_order
 from tests.support.data import unique
 
 WAIT_SECONDS = 60.0
@@ -40,22 +39,10 @@ async def test_delivered_in_order_and_redelivery_creates_nothing(
         with source_server(tmp_path, "serve", queue.source_url()) as server:
             async with server.async_client() as client:
                 webhook = await Api(client, server.admin_key).create_webhook(rx.url, [account])
-                messages: list[Any] = []
-                for i, life in enumerate(lives):
-                    messages.extend(life if i % 2 == 0 else [life])
-                for message in messages:
-                    await queue.publish(message)
+                messages = await deliver_lives(queue, rx, lives, webhook["secret"])
+                # Delivered again after they were all applied: nothing new.
+                await deliver_again(queue, client, messages)
                 expected = sum(len(life) for life in lives)
-                await rx.wait_for(lambda: len(rx.delivered_ids()) >= expected, WAIT_SECONDS)
-                rx.verify_all(webhook["secret"])
-                assert_per_order(rx.accepted())
-                for order_id, statuses in statuses_by_order(rx.events(accepted_only=True)).items():
-                    assert statuses == [20, 50, 60], order_id
-                # Delivered again after they were all applied, courier updates included:
-                # each message's key is recorded with what it created, so nothing is new.
-                for message in messages:
-                    await queue.publish(message)
-                await wait_consumed(client, 2 * len(messages))
                 page = expect(
                     await client.get("/v1/events", params={"account": account, "limit": 500}), 200
                 )
@@ -79,47 +66,8 @@ async def test_bad_messages_are_dead_lettered_and_nothing_is_stored(
         with source_server(tmp_path, "serve", queue.source_url()) as server:
             async with server.async_client() as client:
                 await Api(client, server.admin_key).create_webhook(rx.url, [account])
-                bad = [
-                    ("bad_request", b"not JSON at all"),
-                    ("validation_error", b"42"),
-                    ("validation_error", orjson.dumps({"type": "order.nope", "data": {}})),
-                    ("validation_error", orjson.dumps({"type": "order.new", "data": {"_id": 1}})),
-                    (
-                        "unknown_order",
-                        orjson.dumps(
-                            {
-                                "type": "order.courier_update",
-                                "orderId": unique("nope"),
-                                "data": {"status": 83},
-                            }
-                        ),
-                    ),
-                    ("payload_too_large", b"[" + b" " * (10 * 1024 * 1024) + b"]"),
-                    (
-                        "validation_error",
-                        orjson.dumps([{"type": "order.new", "data": {}}] * 10_000),
-                    ),
-                    (
-                        "validation_error",
-                        orjson.dumps(
-                            {"type": "order.new", "data": make_order(account, note="\x00")}
-                        ),
-                    ),
-                    ("bad_request", b"\x00"),
-                ]
-                for _, body in bad:
-                    await queue.publish(body)
-                good = make_order(account)
-                await queue.publish({"type": "order.new", "data": good})
-                await rx.wait_for(lambda: len(rx.delivered_ids()) >= 1, WAIT_SECONDS)
-                await wait_consumed(client, len(bad) + 1)
-                letters = await queue.dead_letters(len(bad))
-                assert sorted((h["orderhooks-error"], b) for b, h in letters) == sorted(bad)
-                assert all(h["orderhooks-error-message"] for _, h in letters)
-                page = expect(await client.get("/v1/events", params={"account": account}), 200)
-                assert [e["orderId"] for e in page["data"]] == [good["_id"]]
-                [source] = await sources_of(client)
-                assert source["deadLettered"] == len(bad)
+                bad = bad_messages(account, 10 * 1024 * 1024)
+                await dead_letter_all(queue, client, rx, account, bad)
                 metrics = expect(await client.get("/metrics"), 200)
                 assert 'outcome="dead_lettered"' in metrics
 
@@ -169,29 +117,5 @@ async def _away_and_back(
 async def test_sigkill_mid_stream_delivers_every_order_after_restart(
     tmp_path: Path, rx: Receiver
 ) -> None:
-    account = unique("acct")
     async with rabbit_queue() as queue:
-        lives = [order_life(account) for _ in range(300)]
-        with source_server(tmp_path, "serve", queue.source_url()) as server:
-            async with server.async_client() as client:
-                await Api(client, server.admin_key).create_webhook(rx.url, [account])
-            for life in lives:
-                await queue.publish(life)
-
-            async def some_consumed() -> bool:
-                async with server.async_client() as client:
-                    [source] = await sources_of(client)
-                    return int(source["consumed"]) > 0
-
-            await wait_until(some_consumed, "the first messages consumed")
-            server.kill()
-            server.start()
-            order_ids = {life[0]["data"]["_id"] for life in lives}
-
-            def all_new_orders() -> bool:
-                return order_ids <= {e["orderId"] for e in rx.events(accepted_only=True)}
-
-            await rx.wait_for(all_new_orders, WAIT_SECONDS * 2, "every order delivered")
-            expected = sum(len(life) for life in lives)
-            await rx.wait_for(lambda: len(rx.delivered_ids()) >= expected, WAIT_SECONDS)
-            assert_per_order(rx.accepted())
+        await sigkill_mid_stream(tmp_path, rx, queue)

@@ -172,3 +172,17 @@ def start_serve(
     base = f"http://127.0.0.1:{port}"
     process.wait_http(f"{base}/healthz")
     return process, base
+
+
+def start_simulation_target(
+    spawn: Spawner, data_dir: Path, admin_key: str, **variables: str
+) -> tuple[CliProcess, str]:
+    """A `serve` that `orderhooks simulate` can post to: `admin_key` as its admin key and
+    no agreement required before ingest."""
+    return start_serve(
+        spawn,
+        data_dir,
+        ORDERHOOKS_ADMIN_KEY=admin_key,
+        ORDERHOOKS_REQUIRE_AGREEMENT="false",
+        **variables,
+    )

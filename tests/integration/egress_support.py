@@ -8,7 +8,6 @@ import contextlib
 import datetime
 import ipaddress
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -25,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from orderhooks.testing.server import free_port
+from tests.support.processes import terminate
 
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT_SECONDS = 10.0
@@ -99,13 +99,8 @@ class TinyProxy:
 
     def stop(self) -> None:
         """SIGTERM the process started here, by its pid, and reap it."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(START_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(START_TIMEOUT_SECONDS)
+        if self.process is not None:
+            terminate(self.process, START_TIMEOUT_SECONDS)
         self.process = None
 
     def log(self) -> str:

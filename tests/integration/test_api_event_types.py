@@ -14,17 +14,7 @@ from orderhooks.domain.apikeys import generate_api_key
 from orderhooks.domain.catalog import batch_schema, event_catalog
 from tests.integration.api_support import LocalApi as Api
 from tests.integration.api_support import running_api
-from tests.support.data import unique
-
-TYPES = [
-    "order.new",
-    "order.status_update",
-    "order.courier_update",
-    "webhook.failing",
-    "webhook.recovered",
-    "webhook.disabled",
-    "delivery.failed",
-]
+from tests.support.data import EVENT_TYPES, unique
 
 
 @pytest.fixture()
@@ -46,7 +36,7 @@ async def test_every_role_reads_the_catalog(api: Api) -> None:
         assert response.headers["content-type"].startswith("application/json")
         body = response.json()
         assert set(body) == {"data"}
-        assert [entry["type"] for entry in body["data"]] == TYPES
+        assert [entry["type"] for entry in body["data"]] == EVENT_TYPES
         assert body["data"] == event_catalog()
         for entry in body["data"]:
             jsonschema.Draft202012Validator.check_schema(entry["schema"])
@@ -78,7 +68,7 @@ async def test_openapi_webhooks_carry_the_same_schemas(api: Api) -> None:
     document = (await api.call("GET", "/openapi.json", None)).json()
     assert document["openapi"].startswith("3.1.")
     webhooks = document["webhooks"]
-    assert list(webhooks) == [*TYPES, "batch"]
+    assert list(webhooks) == [*EVENT_TYPES, "batch"]
     published = {
         name: item["post"]["requestBody"]["content"]["application/json"]["schema"]
         for name, item in webhooks.items()

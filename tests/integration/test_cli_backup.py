@@ -16,6 +16,7 @@ import httpx
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess, free_port
 from tests.integration.cli_support import cli_env, run_cli
+from tests.support.data import new_order
 
 ALL_TYPES = ["order.new", "order.status_update", "order.courier_update"]
 # A failed attempt is retried every 2 s: deliveries stay pending while the receiver is
@@ -27,22 +28,9 @@ DELIVERED_TIMEOUT_SECONDS = 75.0
 WAIT_SECONDS = 20.0
 
 
-def _order(account: str) -> dict[str, Any]:
-    return {
-        "_id": uuid.uuid4().hex[:20],
-        "account": account,
-        "location": "loc-1",
-        "channelLink": "cl-1",
-        "channel": 7,
-        "status": 10,
-        "orderType": 1,
-        "items": [{"plu": "P1", "name": "Soup", "price": 450, "quantity": 1, "productType": 1}],
-    }
-
-
 def _post_order(api: httpx.Client, account: str) -> list[str]:
     """A new order and one status update; the ids of the events they created."""
-    order = _order(account)
+    order = new_order(account)
     answer = api.post("/v1/orders", json=order)
     assert answer.status_code == 202, answer.text
     status = {"status": 20, "timeStamp": "2026-12-04T12:00:00Z"}

@@ -12,7 +12,13 @@ import httpx
 from orderhooks.delivery.signing import generate_secret
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.signatures import signature_problem
-from tests.integration.cli_support import Spawner, cli_env, run_cli, start_serve
+from tests.integration.cli_support import (
+    Spawner,
+    cli_env,
+    run_cli,
+    start_serve,
+    start_simulation_target,
+)
 from tests.support.api import bearer, expect
 
 ADMIN_KEY = "ohk_simulate_webhook_admin_key"
@@ -22,12 +28,8 @@ SIMULATE = ["simulate", "--rate", "10", "--duration", "1", "--speed", "8", "--lo
 
 def test_simulate_makes_a_signed_demo_webhook(tmp_path: Path, spawn: Spawner) -> None:
     data_dir = tmp_path / "data"
-    server, base = start_serve(
-        spawn,
-        data_dir,
-        ORDERHOOKS_ADMIN_KEY=ADMIN_KEY,
-        ORDERHOOKS_REQUIRE_AGREEMENT="false",
-        ORDERHOOKS_ALLOWED_NETWORKS="127.0.0.0/8",
+    server, base = start_simulation_target(
+        spawn, data_dir, ADMIN_KEY, ORDERHOOKS_ALLOWED_NETWORKS="127.0.0.0/8"
     )
     secret = generate_secret()
     with Receiver() as receiver:

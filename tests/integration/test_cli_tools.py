@@ -22,6 +22,7 @@ from tests.integration.cli_support import (
     http_post,
     run_cli,
     start_serve,
+    start_simulation_target,
 )
 
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
@@ -145,12 +146,7 @@ def _simulated_accounts(output: str) -> list[str]:
 @pytest.mark.slow
 def test_simulate_posts_events_the_server_accepts(tmp_path: Path, spawn: Spawner) -> None:
     data_dir = tmp_path / "data"
-    server, base = start_serve(
-        spawn,
-        data_dir,
-        ORDERHOOKS_ADMIN_KEY=ADMIN_KEY,
-        ORDERHOOKS_REQUIRE_AGREEMENT="false",
-    )
+    server, base = start_simulation_target(spawn, data_dir, ADMIN_KEY)
     result = run_cli(
         ["simulate", "--url", base, "--key", ADMIN_KEY, "--rate", "10", "--duration", "3",
          "--speed", "8", "--accounts", "2", "--locations", "1", "--seed", "7"],

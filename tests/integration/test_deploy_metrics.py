@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -18,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess
 from tests.integration.deploy_queries import PROMETHEUS_METRICS, referenced_metrics
+from tests.support.data import new_order
 
 # Read by deploy/ but not exported yet by any process.
 EXPECTED_LATER: frozenset[str] = frozenset()
@@ -28,32 +28,19 @@ HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 WAIT_SECONDS = 20.0
 
 
-def _order(account: str) -> dict[str, Any]:
-    return {
-        "_id": uuid.uuid4().hex[:20],
-        "account": account,
-        "location": "loc-1",
-        "channelLink": "cl-1",
-        "channel": 7,
-        "status": 10,
-        "orderType": 1,
-        "items": [{"plu": "P1", "name": "Soup", "price": 450, "quantity": 1, "productType": 1}],
-    }
-
-
 def _traffic(api: httpx.Client, ok: Receiver, failing: Receiver) -> None:
     """Ingest on every endpoint (2xx and 4xx); one webhook delivering, one failing."""
     account = f"acct-{uuid.uuid4().hex[:8]}"
     for rx in (ok, failing):
         body = {"url": rx.url, "accounts": [account], "eventTypes": ["order.new"]}
         assert api.post("/v1/webhooks", json=body).status_code == 201
-    order = _order(account)
+    order = new_order(account)
     assert api.post("/v1/orders", json=order).status_code == 202
     status = {"status": 20, "timeStamp": "2026-12-04T12:00:00Z"}
     assert api.post(f"/v1/orders/{order['_id']}/status", json=status).status_code == 202
     courier = {"status": 83, "courier": {"firstName": "Ann", "status": 83}}
     assert api.post(f"/v1/orders/{order['_id']}/courier", json=courier).status_code == 202
-    batch = [{"type": "order.new", "data": _order(account)}]
+    batch = [{"type": "order.new", "data": new_order(account)}]
     assert api.post("/v1/events", json=batch).status_code == 202
     assert api.post("/v1/orders", json={"_id": 5}).status_code == 422
     ok.wait_for_sync(lambda: len(ok.accepted()) >= 2, WAIT_SECONDS, "two deliveries")

@@ -34,6 +34,7 @@ from tests.integration.egress_support import (
     make_authority,
     recorder,
 )
+from tests.support.data import new_order
 
 LOOPBACK_ALLOWED = (ipaddress.ip_network("127.0.0.0/8"),)
 WAIT_SECONDS = 20.0
@@ -221,16 +222,7 @@ def _webhook(api: httpx.Client, url: str, account: str) -> dict[str, Any]:
 
 
 def _order(api: httpx.Client, account: str) -> list[str]:
-    order = {
-        "_id": f"o-{time.monotonic_ns()}",
-        "account": account,
-        "location": "loc-1",
-        "channelLink": "cl-1",
-        "channel": 7,
-        "status": 10,
-        "orderType": 1,
-        "items": [{"plu": "P1", "name": "Soup", "price": 450, "quantity": 1, "productType": 1}],
-    }
+    order = new_order(account)
     answer = api.post("/v1/orders", json=order)
     assert answer.status_code == 202, answer.text
     return list(answer.json()["eventIds"])

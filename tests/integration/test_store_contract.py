@@ -30,6 +30,7 @@ from orderhooks.domain.model import (
     Role,
     Scope,
     SigningSecret,
+    Webhook,
     WebhookState,
 )
 from orderhooks.exceptions import NotFound, UnknownOrder, WebhookLimitReached
@@ -491,6 +492,21 @@ async def batches_of(store: SqlStore, at: datetime, limit: int = 100) -> list[li
     return requests_of(await store.claim(at, limit, "w1"))
 
 
+async def failed_batch(
+    store: SqlStore, max_events: int, retry_at: datetime
+) -> tuple[Webhook, list[Any]]:
+    """A batching webhook whose first request, three new orders, failed at NOW and is due
+    again at `retry_at`: the webhook and the claims of that request."""
+    hook = await store.create_webhook(batching(max_events, 0))
+    await store.ingest([new_order(f"o{i}") for i in range(3)], NOW)
+    [batch] = await batches_of(store, NOW)
+    await store.record(
+        [in_batch(failed(c.delivery.id, hook.id, retry_at=retry_at), c.batch_id) for c in batch],
+        NOW,
+    )
+    return hook, batch
+
+
 async def test_a_batch_goes_once_max_events_are_due(store: SqlStore) -> None:
     hook = await store.create_webhook(batching(3, 60_000))
     await store.ingest([new_order(f"o{i}") for i in range(5)], NOW)
@@ -549,14 +565,8 @@ async def test_without_per_order_an_order_rides_in_sequence_order(store: SqlStor
 
 
 async def test_a_failed_batch_is_retried_whole_with_its_id(store: SqlStore) -> None:
-    hook = await store.create_webhook(batching(5, 0))
-    await store.ingest([new_order(f"o{i}") for i in range(3)], NOW)
-    [batch] = await batches_of(store, NOW)
     later = NOW + timedelta(seconds=5)
-    await store.record(
-        [in_batch(failed(c.delivery.id, hook.id, retry_at=later), c.batch_id) for c in batch],
-        NOW,
-    )
+    hook, batch = await failed_batch(store, 5, later)
     await store.ingest([new_order("o9")], NOW)  # a newcomer forms a batch of its own
     [newcomer] = await batches_of(store, NOW)
     assert [c.event.order_id for c in newcomer] == ["o9"]
@@ -591,14 +601,7 @@ async def test_an_expired_lease_sends_the_same_batch_again(store: SqlStore) -> N
 
 
 async def test_a_failed_batch_is_one_failed_attempt_for_health(store: SqlStore) -> None:
-    hook = await store.create_webhook(batching(3, 0))
-    await store.ingest([new_order(f"o{i}") for i in range(3)], NOW)
-    [batch] = await batches_of(store, NOW)
-    later = NOW + timedelta(minutes=5)
-    await store.record(
-        [in_batch(failed(c.delivery.id, hook.id, retry_at=later), c.batch_id) for c in batch],
-        NOW,
-    )
+    await failed_batch(store, 3, NOW + timedelta(minutes=5))
     # Three failed outcomes of one request: one failure, so the webhook is not probed.
     await store.ingest([new_order("o9")], NOW)
     [fresh] = await batches_of(store, NOW)

@@ -6,7 +6,7 @@ import asyncio
 import functools
 import socket
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from ipaddress import ip_network
 
@@ -21,6 +21,7 @@ from orderhooks.delivery.transport import (
     BlockedAddressError,
     GuardedResolver,
     OutboundRequest,
+    TransportResult,
 )
 from orderhooks.domain.model import AttemptError
 
@@ -99,6 +100,30 @@ def _request(
     )
 
 
+async def _send_to_raw_server(
+    transport: AiohttpTransport,
+    handle: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    timeout: float = 5.0,
+) -> TransportResult:
+    """Send `_request` to a TCP server on loopback that answers (or not) with `handle`;
+    the server and the connections it accepted are closed afterwards."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+        await handle(reader, writer)
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        return await transport.send(_request(f"http://127.0.0.1:{port}/", timeout=timeout))
+    finally:
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
 class StaticResolver(AbstractResolver):
     """Resolves names from a table, counting lookups."""
 
@@ -170,15 +195,7 @@ async def test_a_silent_server_times_out(transport: AiohttpTransport) -> None:
     async def stay_silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         accepted.append(writer)
 
-    server = await asyncio.start_server(stay_silent, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        result = await transport.send(_request(f"http://127.0.0.1:{port}/", timeout=0.3))
-    finally:
-        for writer in accepted:
-            writer.close()
-        server.close()
-        await server.wait_closed()
+    result = await _send_to_raw_server(transport, stay_silent, timeout=0.3)
     assert accepted, "the server accepted the connection"
     assert result.error is AttemptError.TIMEOUT
     assert result.status_code is None
@@ -211,13 +228,7 @@ async def test_a_reset_connection_is_a_connection_error(transport: AiohttpTransp
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         writer.transport.abort()
 
-    server = await asyncio.start_server(reset, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        result = await transport.send(_request(f"http://127.0.0.1:{port}/"))
-    finally:
-        server.close()
-        await server.wait_closed()
+    result = await _send_to_raw_server(transport, reset)
     assert result.error is AttemptError.CONNECTION_ERROR
     assert result.status_code is None
 
@@ -339,12 +350,6 @@ async def test_a_body_cut_short_is_a_connection_error_with_its_status(
         await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(cut_short, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        result = await transport.send(_request(f"http://127.0.0.1:{port}/"))
-    finally:
-        server.close()
-        await server.wait_closed()
+    result = await _send_to_raw_server(transport, cut_short)
     assert result.error is AttemptError.CONNECTION_ERROR
     assert result.status_code == 200

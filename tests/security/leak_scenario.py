@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ import httpx
 from orderhooks.testing.receiver import ReceivedRequest, Receiver
 from orderhooks.testing.server import free_port
 from tests.support.data import ALL_TYPES, new_order
+from tests.support.processes import terminate
 
 READY_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 30.0
@@ -116,13 +116,7 @@ def start(data_dir: Path, port: int, name: str) -> Run:
 
 def stop(run: Run) -> None:
     """SIGTERM the process by its pid and wait; SIGKILL it if it does not exit."""
-    if run.process.poll() is None:
-        run.process.send_signal(signal.SIGTERM)
-        try:
-            run.process.wait(STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            run.process.kill()
-            run.process.wait(STOP_TIMEOUT_SECONDS)
+    terminate(run.process, STOP_TIMEOUT_SECONDS)
 
 
 def database_bytes(data_dir: Path) -> bytes:

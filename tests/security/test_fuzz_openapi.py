@@ -188,6 +188,15 @@ def test_protected_operations_answer_401_with_a_wrong_key(case: Any) -> None:
         _assert_error_shape(response)
 
 
+def _agreement(signed_at: str) -> dict[str, Any]:
+    """An agreement body signed at `signed_at`."""
+    return {
+        "signedBy": "Fuzz",
+        "signedAt": signed_at,
+        "pricing": {"currency": "EUR", "perThousand": dict.fromkeys(ALL_TYPES, 100)},
+    }
+
+
 @pytest.mark.parametrize(
     ("signed_at", "answered"),
     [
@@ -201,11 +210,7 @@ def test_early_years_are_answered_as_rfc3339(
 ) -> None:
     """A timestamp the API accepts comes back as RFC 3339, four-digit year included
     (found by the fuzzer: years before 1000 came back as `1-01-02T…`)."""
-    body = {
-        "signedBy": "Fuzz",
-        "signedAt": signed_at,
-        "pricing": {"currency": "EUR", "perThousand": dict.fromkeys(ALL_TYPES, 100)},
-    }
+    body = _agreement(signed_at)
     with fuzz_server.client() as client:
         put = client.put("/v1/accounts/acct-early-years/agreement", json=body)
         assert put.status_code == 200, put.text
@@ -218,11 +223,7 @@ def test_early_years_are_answered_as_rfc3339(
 def test_times_outside_the_utc_range_are_refused(fuzz_server: ServerProcess, moment: str) -> None:
     """An offset that moves year 1 or 9999 out of range in UTC is a 422, in a body and in a
     query (Python raises OverflowError there, not ValueError)."""
-    body = {
-        "signedBy": "Fuzz",
-        "signedAt": moment,
-        "pricing": {"currency": "EUR", "perThousand": dict.fromkeys(ALL_TYPES, 100)},
-    }
+    body = _agreement(moment)
     with fuzz_server.client() as client:
         put = client.put("/v1/accounts/acct-overflow/agreement", json=body)
         assert put.status_code == 422, put.text

@@ -13,8 +13,16 @@ from typing import Any
 # The product's sample payloads, as kept in the repository for the tests.
 SAMPLES = Path(__file__).resolve().parents[1] / "unit" / "fixtures"
 ALL_TYPES = ["order.new", "order.status_update", "order.courier_update"]
-# The top-level fields of an envelope payload.
-ENVELOPE_KEYS = {
+# Every event type a webhook can subscribe to: the order events, then the operational ones.
+EVENT_TYPES = [
+    *ALL_TYPES,
+    "webhook.failing",
+    "webhook.recovered",
+    "webhook.disabled",
+    "delivery.failed",
+]
+# The top-level fields of an envelope payload, in the order the envelope has them.
+ENVELOPE_KEYS = (
     "id",
     "type",
     "timestamp",
@@ -24,7 +32,7 @@ ENVELOPE_KEYS = {
     "sequence",
     "test",
     "data",
-}
+)
 PER_THOUSAND = {"order.new": 500, "order.status_update": 100, "order.courier_update": 100}
 PRICING = {"currency": "EUR", "perThousand": PER_THOUSAND}
 

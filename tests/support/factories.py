@@ -7,7 +7,15 @@ import itertools
 from datetime import UTC, datetime
 from typing import Any
 
-from orderhooks.domain.model import Event, EventType, OrderState, SigningSecret, Webhook
+from orderhooks.domain.model import (
+    Delivery,
+    DeliveryState,
+    Event,
+    EventType,
+    OrderState,
+    SigningSecret,
+    Webhook,
+)
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, 123456, tzinfo=UTC)
 ALL_TYPES = (EventType.NEW, EventType.STATUS_UPDATE, EventType.COURIER_UPDATE)
@@ -46,6 +54,28 @@ def event(**overrides: Any) -> Event:
     }
     values.update(overrides)
     return Event(**values)
+
+
+def delivery(**overrides: Any) -> Delivery:
+    """Attempt 1 of `event()` to `webhook()`, being delivered (claimed) now."""
+    values: dict[str, Any] = {
+        "id": "dlv_1",
+        "webhook_id": "wh_1",
+        "event_id": "evt_1",
+        "event_type": EventType.STATUS_UPDATE,
+        "order_id": "o1",
+        "account": "acc1",
+        "sequence": 1,
+        "state": DeliveryState.DELIVERING,
+        "replay": False,
+        "test": False,
+        "created_at": NOW,
+        "next_attempt_at": NOW,
+        "delivered_at": None,
+        "attempt_count": 0,
+    }
+    values.update(overrides)
+    return Delivery(**values)
 
 
 def order_document(**overrides: Any) -> dict[str, Any]:

@@ -13,7 +13,8 @@ from orderhooks.delivery.claims import Claim, requests_of
 from orderhooks.delivery.outbound import build_batch_request
 from orderhooks.domain.batches import encode_batch
 from orderhooks.domain.envelope import encode_body
-from orderhooks.domain.model import Delivery, DeliveryState, EventType, PayloadFormat
+from orderhooks.domain.model import PayloadFormat
+from tests.support import factories
 from tests.support.factories import SECRET, event, webhook
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
@@ -21,20 +22,11 @@ NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 
 def claim(delivery_id: str, batch_id: str | None, attempt: int = 1) -> Claim:
     """A claim of event `evt_<delivery_id>` in batch `batch_id`."""
-    delivery = Delivery(
+    delivery = factories.delivery(
         id=delivery_id,
-        webhook_id="wh_1",
         event_id=f"evt_{delivery_id}",
-        event_type=EventType.STATUS_UPDATE,
-        order_id="o1",
-        account="acc1",
-        sequence=1,
-        state=DeliveryState.DELIVERING,
-        replay=False,
-        test=False,
         created_at=NOW,
         next_attempt_at=NOW,
-        delivered_at=None,
         attempt_count=attempt - 1,
         batch_id=batch_id,
     )

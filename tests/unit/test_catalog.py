@@ -18,7 +18,6 @@ from orderhooks.domain.health import WebhookHealth, after_attempt
 from orderhooks.domain.model import (
     Attempt,
     AttemptError,
-    Delivery,
     DeliveryState,
     DisabledReason,
     EventType,
@@ -35,7 +34,7 @@ from orderhooks.domain.opevents import (
 )
 from orderhooks.domain.shaping import PersonalData, compile_shaping, shape_event
 from orderhooks.service.testevents import synthetic_event
-from tests.support.factories import NOW, webhook
+from tests.support.factories import NOW, delivery, webhook
 from tests.unit.sample_events import sample_events
 
 ORDER_TYPES = [t.value for t in EventType]
@@ -157,20 +156,11 @@ def test_sub_items_nest_as_deep_as_ingest_allows() -> None:
 
 W = webhook(id="wh_w", url="https://pos.example.com/in", accounts=("acc1",))
 ATTEMPT = Attempt("dlv_1", 10, NOW, 15000, 503, "", AttemptError.HTTP_STATUS)
-DELIVERY = Delivery(
-    id="dlv_1",
+DELIVERY = delivery(
     webhook_id="wh_w",
-    event_id="evt_1",
     event_type=EventType.NEW,
-    order_id="o1",
-    account="acc1",
-    sequence=1,
     state=DeliveryState.FAILED,
-    replay=False,
-    test=False,
-    created_at=NOW,
     next_attempt_at=None,
-    delivered_at=None,
     attempt_count=10,
 )
 

@@ -14,7 +14,6 @@ from orderhooks.domain.health import WebhookHealth, after_attempt
 from orderhooks.domain.model import (
     Attempt,
     AttemptError,
-    Delivery,
     DeliveryState,
     DisabledReason,
     EventType,
@@ -34,7 +33,7 @@ from orderhooks.domain.opevents import (
     webhook_failing_data,
     webhook_recovered_data,
 )
-from tests.support.factories import NOW, webhook
+from tests.support.factories import NOW, delivery, webhook
 
 FAILING = OperationalEventType.WEBHOOK_FAILING
 W = webhook(id="wh_w", url="https://pos.example.com/in", accounts=("acc1", "acc2"))
@@ -47,20 +46,11 @@ ATTEMPT = Attempt(
     response_body="",
     error=AttemptError.TIMEOUT,
 )
-DELIVERY = Delivery(
-    id="dlv_1",
+DELIVERY = delivery(
     webhook_id="wh_w",
-    event_id="evt_1",
-    event_type=EventType.STATUS_UPDATE,
-    order_id="o1",
-    account="acc1",
     sequence=2,
     state=DeliveryState.FAILED,
-    replay=False,
-    test=False,
-    created_at=NOW,
     next_attempt_at=None,
-    delivered_at=None,
     attempt_count=10,
 )
 

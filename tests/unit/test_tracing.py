@@ -15,7 +15,6 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from orderhooks.delivery.claims import Claim
 from orderhooks.delivery.outbound import build_request
-from orderhooks.domain.model import Delivery, DeliveryState, EventType
 from orderhooks.exceptions import ConfigError, StorageFull, StoreUnavailable
 from orderhooks.store import postgres_io, sqlite_io
 from orderhooks.tracing import (
@@ -25,7 +24,7 @@ from orderhooks.tracing import (
     link_to,
     traceparent_of,
 )
-from tests.support.factories import NOW, event, webhook
+from tests.support.factories import NOW, delivery, event, webhook
 
 ENDPOINT = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -112,24 +111,8 @@ def test_a_span_traceparent_round_trips_to_its_link() -> None:
 
 def claim(headers: dict[str, str] | None = None) -> Claim:
     """Attempt 1 of a delivery of the factories' event to their webhook."""
-    delivery = Delivery(
-        id="dlv_1",
-        webhook_id="wh_1",
-        event_id="evt_1",
-        event_type=EventType.STATUS_UPDATE,
-        order_id="o1",
-        account="acc1",
-        sequence=1,
-        state=DeliveryState.DELIVERING,
-        replay=False,
-        test=False,
-        created_at=NOW,
-        next_attempt_at=NOW,
-        delivered_at=None,
-        attempt_count=0,
-    )
     return Claim(
-        delivery, webhook(headers=headers or {}), event(), 1, NOW, trace_parent=TRACEPARENT
+        delivery(), webhook(headers=headers or {}), event(), 1, NOW, trace_parent=TRACEPARENT
     )
 
 

@@ -20,14 +20,15 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from orderhooks.testing.lifecycle import Background
 
 LOOPBACK = "127.0.0.1"
 TRACES_PATH = "/v1/traces"
@@ -89,7 +90,7 @@ def decode(body: bytes) -> list[CollectedSpan]:
     return spans
 
 
-class Collector:
+class Collector(Background):
     """An OTLP/HTTP endpoint that records the spans posted to it (see module doc)."""
 
     def __init__(self, *, keep: bool = True) -> None:
@@ -106,7 +107,7 @@ class Collector:
         """The base URL, as `OTEL_EXPORTER_OTLP_ENDPOINT` takes it."""
         return f"http://{LOOPBACK}:{self.port}"
 
-    def start(self) -> Collector:
+    def start(self) -> Self:
         """Listen on a free loopback port."""
         collector = self
 
@@ -144,17 +145,6 @@ class Collector:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
-
-    def __enter__(self) -> Collector:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _add(self, spans: list[CollectedSpan]) -> None:
         with self._lock:

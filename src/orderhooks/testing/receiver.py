@@ -24,11 +24,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import orjson
 from aiohttp import web
 
+from orderhooks.testing.lifecycle import Background
 from orderhooks.testing.recording import Behaviour, ReceivedRequest, Reply, ReplyKind
 from orderhooks.testing.signatures import hex_signature, signature_problem
 
@@ -57,7 +58,7 @@ def _parse_json(body: bytes) -> Any:
         return None
 
 
-class Receiver:
+class Receiver(Background):
     """A recording HTTP receiver with behaviours settable at runtime (see module doc)."""
 
     def __init__(
@@ -84,7 +85,7 @@ class Receiver:
 
     # ------------------------------------------------------------ lifecycle
 
-    def start(self) -> Receiver:
+    def start(self) -> Self:
         """Start listening (on the same port as before after a `stop`)."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -128,17 +129,6 @@ class Receiver:
         finally:
             loop.run_until_complete(runner.cleanup())
             loop.close()
-
-    def __enter__(self) -> Receiver:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     async def __aenter__(self) -> Receiver:
         return self.start()
@@ -377,10 +367,7 @@ class Receiver:
         deadline = time.monotonic() + timeout
         while not predicate():
             if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"timed out after {timeout} s waiting for {what or predicate!r}; "
-                    f"{len(self.requests)} requests received"
-                )
+                raise self._timed_out(predicate, timeout, what)
             await asyncio.sleep(POLL_INTERVAL_SECONDS)
 
     def wait_for_sync(
@@ -390,11 +377,16 @@ class Receiver:
         deadline = time.monotonic() + timeout
         while not predicate():
             if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"timed out after {timeout} s waiting for {what or predicate!r}; "
-                    f"{len(self.requests)} requests received"
-                )
+                raise self._timed_out(predicate, timeout, what)
             time.sleep(POLL_INTERVAL_SECONDS)
+
+    def _timed_out(
+        self, predicate: Callable[[], bool], timeout: float, what: str
+    ) -> AssertionError:
+        return AssertionError(
+            f"timed out after {timeout} s waiting for {what or predicate!r}; "
+            f"{len(self.requests)} requests received"
+        )
 
     async def wait_for_delivered(
         self,
