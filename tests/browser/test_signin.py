@@ -15,7 +15,7 @@ SESSION_COOKIE = "orderhooks_session"
 
 
 def test_ui_without_session_is_the_sign_in_page(world: World) -> None:
-    """GET /ui without a session answers 200 with the sign-in form (PRODUCT 7)."""
+    """GET /ui without a session answers 200 with the sign-in form (docs/api.md)."""
     response = httpx.get(f"{world.base_url}/ui")
     assert response.status_code == 200
     assert 'name="api_key"' in response.text

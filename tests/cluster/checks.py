@@ -1,4 +1,4 @@
-"""What a receiver's records say about the delivery guarantees (PRODUCT 4.4).
+"""What a receiver's records say about the delivery guarantees (docs/guarantees.md).
 
 `TimedReceiver` is the programmable receiver of `orderhooks.testing.receiver` that
 also notes when each answer was handed back, so that "no event arrives before its

@@ -1,6 +1,6 @@
 """Issue 4, "done when": one `api` and three `worker` processes on one PostgreSQL
 database deliver 2,000 events across 200 orders to three webhooks, while one worker is
-killed with SIGKILL mid-run, and every guarantee of PRODUCT 4.4 holds cluster-wide.
+killed with SIGKILL mid-run, and every guarantee of docs/guarantees.md holds cluster-wide.
 
 Run with `pytest -s tests/cluster/test_scale_out.py` to see the figures.
 """
@@ -319,7 +319,7 @@ def check_guarantees(hooks: list[Hook], stranded: int) -> list[str]:
     # arrive twice; live workers never send a delivery that another one holds. The lease
     # snapshot is read just after the kill and can race the victim's last commits (seen
     # once on a clean-clone CI run: 11 duplicates for 10 leases in the snapshot), so one
-    # delivery per webhook is allowed beyond it, as PRODUCT 4.4 allows re-sending what
+    # delivery per webhook is allowed beyond it, as docs/guarantees.md allows re-sending what
     # finished within the last commit interval.
     assert total_duplicates <= stranded + len(hooks), (
         f"{total_duplicates} duplicates, but the killed worker held only {stranded} deliveries"

@@ -1,4 +1,5 @@
-"""Agreements gate delivery; usage counts delivered units and prices them (PRODUCT 5)."""
+"""Agreements gate delivery; usage counts delivered units and prices them (docs/guarantees.md,
+agreements and usage)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every endpoint of PRODUCT 7 once, happy path, against the real server process."""
+"""Every endpoint of docs/api.md once, happy path, against the real server process."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Crash safety and draining (PRODUCT 4.4): SIGKILL mid-stream loses no acknowledged
+"""Crash safety and draining (docs/guarantees.md): SIGKILL mid-stream loses no acknowledged
 event; SIGTERM finishes the attempts in flight and exits 0."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Webhooks that disable themselves (PRODUCT 4.3): 410 Gone, and `failing` after
+"""Webhooks that disable themselves (docs/guarantees.md, retries): 410 Gone, and `failing` after
 `ORDERHOOKS_DISABLE_AFTER` seconds without a success (3 s on this module's server)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Isolation (PRODUCT 4.4): a black-hole, a slow and an unreachable webhook, each with a
+"""Isolation (docs/guarantees.md): a black-hole, a slow and an unreachable webhook, each with a
 backlog, do not delay a healthy one; none has more than `maxConcurrency` in flight."""
 
 from __future__ import annotations

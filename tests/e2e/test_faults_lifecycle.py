@@ -1,5 +1,6 @@
 """Pending deliveries when a webhook is deleted, disabled, or its receiver is down
-(PRODUCT 3, 4.3): cancelled, waiting, and probed rather than hammered."""
+(docs/api.md, webhooks; docs/guarantees.md, retries): cancelled, waiting, and probed rather than
+hammered."""
 
 from __future__ import annotations
 
@@ -128,7 +129,7 @@ async def test_backlog_keeps_moving_after_a_final_failure(
     api: Api, account: str, rx: Receiver
 ) -> None:
     """Each failed attempt ends its delivery (empty schedule); the backlog's next delivery is
-    already due, so it probes at once: no extra cool-down (PRODUCT 4.3)."""
+    already due, so it probes at once: no extra cool-down (docs/guarantees.md, retries)."""
     rx.answer(500)
     hook = await api.create_webhook(rx.url, [account], retrySchedule=[], maxConcurrency=1)
     await ingest_orders(api, account, 5, ())

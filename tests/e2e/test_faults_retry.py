@@ -1,5 +1,5 @@
-"""Retries (PRODUCT 4.3, 4.5): Retry-After, the last attempt, attempt errors, retry now,
-recover, replay, and secret rotation with a grace period.
+"""Retries (docs/guarantees.md, retries and manual control): Retry-After, the last attempt, attempt
+errors, retry now, recover, replay, and secret rotation with a grace period.
 
 The module's server retries after 1, 1, 1 seconds without jitter, so every wait below
 is a few seconds at most.

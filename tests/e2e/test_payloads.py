@@ -1,5 +1,5 @@
-"""What a receiver gets (PRODUCT 4.1, 4.2, 7): bodies, headers, repeats, batches, tests,
-and per-order order when the receiver fails some requests."""
+"""What a receiver gets (docs/events.md, signatures and the envelope; docs/api.md): bodies, headers,
+repeats, batches, tests, and per-order order when the receiver fails some requests."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Which webhook gets which event (PRODUCT 3): types, scope, status filters, triggers.
+"""Which webhook gets which event (docs/api.md, webhooks): types, scope, status filters, triggers.
 
 Negative checks lean on per-order ordering where they can: when a later event of the
 same order has arrived, an earlier one that was (wrongly) routed would have arrived

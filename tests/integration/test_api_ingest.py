@@ -1,5 +1,5 @@
 """The ingest API on a real SQLite store: orders, status and courier updates, batches,
-repeats, validation, and the body rules of PRODUCT 7."""
+repeats, validation, and the body rules of docs/api.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The permission matrix of PRODUCT 6: every endpoint × every kind of caller.
+"""The permission matrix of docs/api.md#authentication-and-roles: every endpoint × every kind of
+caller.
 
 One table: for each endpoint, the status expected for an admin key, an ingest key, a
 partner key of the object's account and a partner key of another account. A missing,
@@ -248,7 +249,8 @@ async def world(tmp_path: Path, database_url: str) -> AsyncIterator[World]:
 
 @ENGINES
 async def test_permission_matrix(world: World) -> None:
-    """Every endpoint answers every caller as PRODUCT 6 says, checked before the body."""
+    """Every endpoint answers every caller as docs/api.md#authentication-and-roles says, checked
+    before the body."""
     mismatches = []
     for row in MATRIX:
         expectations = dict(zip(CALLERS, row.expected, strict=True))
@@ -321,7 +323,7 @@ def test_matrix_covers_every_documented_operation(tmp_path: Path) -> None:
 async def test_authentication_role_and_scope_come_before_the_body(
     world: World, method: str, path: str, caller: str, expected: int
 ) -> None:
-    """A malformed body does not hide a 401, 403 or 404 (PRODUCT 6)."""
+    """A malformed body does not hide a 401, 403 or 404 (docs/api.md, authentication)."""
     response = await world.api.call(
         method,
         await world.fill(path),

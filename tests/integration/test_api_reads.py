@@ -1,5 +1,5 @@
 """Reading deliveries, events and orders through the API on a real SQLite store:
-shapes (PRODUCT 7.1), filters, paging, retry, and query validation."""
+shapes (docs/api.md), filters, paging, retry, and query validation."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Webhooks through the API on a real SQLite store (PRODUCT 3, 4.5, 7): create with
-defaults, strict validation, the network guard, the per-account cap, change, delete,
-secrets and rotation, enable and disable, test, recover, replay, stats, audit."""
+"""Webhooks through the API on a real SQLite store (docs/api.md, webhooks; docs/guarantees.md,
+manual control): create with defaults, strict validation, the network guard, the per-account cap,
+change, delete, secrets and rotation, enable and disable, test, recover, replay, stats, audit."""
 
 from __future__ import annotations
 

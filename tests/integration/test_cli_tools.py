@@ -48,7 +48,7 @@ def signed_headers(secret: str, event_id: str, body: bytes) -> dict[str, str]:
 
 
 def envelope_body(event_id: str) -> bytes:
-    """An envelope like PRODUCT 4.2, created a moment ago."""
+    """An envelope like docs/events.md#the-envelope, created a moment ago."""
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return json.dumps(
         {"id": event_id, "type": "order.status_update", "timestamp": created,

@@ -1,5 +1,5 @@
 """The hostile-input corpus: requests every one of which must be refused with a clear 4xx
-in the error JSON of PRODUCT 7, and store nothing; and hostile list filters.
+in the error JSON of docs/api.md, and store nothing; and hostile list filters.
 
 Parts 1 and 2 (`corpus_syntax`, `corpus_fields`) break bodies; this module adds
 injection-looking, traversing, NUL and overlong ids in bodies, paths and query filters.

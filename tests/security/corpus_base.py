@@ -46,7 +46,7 @@ def dumps(value: Any) -> bytes:
 
 
 def field_name(path: str) -> str:
-    """`items.0.price` -> `items[0].price` (the naming of PRODUCT's `details`)."""
+    """`items.0.price` -> `items[0].price` (the naming of `details` in docs/api.md#errors)."""
     out = ""
     for part in path.split("."):
         out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)

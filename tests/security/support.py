@@ -46,7 +46,7 @@ def without(body: Mapping[str, Any], name: str) -> dict[str, Any]:
 
 
 def assert_error(response: httpx.Response, *statuses: int) -> dict[str, Any]:
-    """Check that `response` is one of the 4xx `statuses` with the error JSON of PRODUCT 7;
+    """Check that `response` is one of the 4xx `statuses` with the error JSON of docs/api.md;
     the `error` object."""
     request = response.request
     assert response.status_code in statuses, (

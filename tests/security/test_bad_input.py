@@ -2,7 +2,7 @@
 item 3).
 
 Every request of `corpus.corpus()` must be refused with a clear 4xx in the error JSON of
-PRODUCT 7, never a 5xx, and must store nothing: the row counts read directly from the
+docs/api.md, never a 5xx, and must store nothing: the row counts read directly from the
 SQLite file (or on a PostgreSQL connection of the test's own), the lists of the API, the
 seeded webhook and its secret are the same before and after, and an order the request
 named does not exist. Bodies over the size limit are refused before being read whole,

@@ -6,7 +6,7 @@ operation by operation, with valid and invalid generated requests:
 - with the admin key: no 5xx, and every answer's status code, content type, headers and
   body conform to what `/openapi.json` documents; error answers have the error shape;
 - without a key, or with a wrong one: every protected operation answers 401 before it
-  looks at the request (PRODUCT 6).
+  looks at the request (docs/api.md, authentication).
 
 The budget is `FUZZ_EXAMPLES` generated requests per operation with the admin key and
 `UNAUTHENTICATED_EXAMPLES` without (raise the first with `ORDERHOOKS_FUZZ_EXAMPLES` for a

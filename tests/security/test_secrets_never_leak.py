@@ -1,5 +1,5 @@
-"""Keys and webhook secrets never leak (issue 5, item 2; PRODUCT 6): not into the log, not
-into the database (keys), not into lists, audit entries or error answers (secrets).
+"""Keys and webhook secrets never leak (issue 5, item 2; docs/api.md, authentication): not into the
+log, not into the database (keys), not into lists, audit entries or error answers (secrets).
 
 The scenario (`leak_scenario.run_scenario`) runs once per module against a real server;
 each test searches what it recorded. Every credential is searched in several spellings:

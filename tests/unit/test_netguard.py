@@ -24,7 +24,7 @@ from orderhooks.delivery.netguard import (
 
 GUARD = NetworkGuard()
 
-# (first address, last address) of every blocked IPv4 range of PRODUCT 8.
+# (first address, last address) of every blocked IPv4 range of docs/guarantees.md#the-network-guard.
 BLOCKED_V4_RANGES = [
     ("0.0.0.0", "0.255.255.255"),
     ("10.0.0.0", "10.255.255.255"),

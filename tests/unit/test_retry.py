@@ -1,4 +1,4 @@
-"""Retry policy (PRODUCT 4.3): schedule, jitter, Retry-After, 410, exhaustion."""
+"""Retry policy (docs/guarantees.md, retries): schedule, jitter, Retry-After, 410, exhaustion."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Routing (PRODUCT 3): type, scope, filters, state and newOrderTrigger."""
+"""Routing (docs/api.md, webhooks): type, scope, filters, state and newOrderTrigger."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Status codes of PRODUCT 2.2."""
+"""Status codes of docs/events.md#status-codes."""
 
 from __future__ import annotations
 

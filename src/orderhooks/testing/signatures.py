@@ -1,4 +1,4 @@
-"""Checking a received request's signatures as a receiver would (PRODUCT 4.1).
+"""Checking a received request's signatures as a receiver would (docs/events.md, signatures).
 
 The Standard Webhooks header is checked with the `standardwebhooks` package itself, an
 implementation independent of orderhooks; the hex header is recomputed here.
