@@ -149,7 +149,9 @@ async def fill_until_refused(
     """A webhook delivering one order before `disk` is filled, then big orders until one is
     refused with `storage_unavailable`, nothing of it stored. Returns the filler file, the
     event ids acknowledged meanwhile and the id of the refused order."""
-    await api.create_webhook(rx.url, [account], retrySchedule=[1] * 20)
+    # A short timeout keeps the lease short (timeout + 30 s): an attempt whose claim was
+    # written before a SIGKILL is made again once its lease expires.
+    await api.create_webhook(rx.url, [account], retrySchedule=[1] * 20, timeoutSeconds=1)
     before = await api.new_order(new_order(account))
     await rx.wait_for_delivered(set(before))
     filler = fill(disk)
@@ -177,7 +179,8 @@ async def test_full_disk_refuses_ingest_and_both_recover(
     async with disk_server.async_client() as client:
         api = Api(client, disk_server.admin_key)
         more = await api.new_order(new_order(account))
-        await rx.wait_for_delivered(set(acknowledged + after + more), timeout=30)
+        # An attempt in flight at the SIGKILL is made again once its lease (31 s) expires.
+        await rx.wait_for_delivered(set(acknowledged + after + more), timeout=75)
         expect(await api.call("GET", f"/v1/orders/{refused_id}"), 404)
 
 
