@@ -57,3 +57,21 @@ def test_every_field_of_a_result_crosses_the_channel() -> None:
     assert back.response_headers["retry-after"] == "3"  # still case-insensitive
     timeout = result_from_message(result_message(9, fake_result(None, error=AttemptError.TIMEOUT)))
     assert timeout[1].error is AttemptError.TIMEOUT and timeout[1].status_code is None
+
+
+class _RaisingTransport:
+    async def send(self, request: OutboundRequest) -> TransportResult:
+        raise RuntimeError("a bug below the transport")
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_transport_that_raises_still_answers_with_a_failed_attempt() -> None:
+    from orderhooks.delivery.sender import send_or_fail
+
+    request = OutboundRequest("http://127.0.0.1:9/hook", b"{}", {}, 1.0)
+    result = await send_or_fail(_RaisingTransport(), request)
+    assert result.status_code is None
+    assert result.error is AttemptError.CONNECTION_ERROR
+    assert "RuntimeError" in result.detail

@@ -26,7 +26,13 @@ from orderhooks.delivery.senders import (
     request_from_message,
     result_message,
 )
-from orderhooks.delivery.transport import AiohttpTransport
+from orderhooks.delivery.transport import (
+    AiohttpTransport,
+    OutboundRequest,
+    Transport,
+    TransportResult,
+)
+from orderhooks.domain.model import AttemptError
 from orderhooks.logging import configure_logging, get_logger
 
 log = get_logger("orderhooks.delivery")
@@ -50,6 +56,19 @@ class _Replies:
             self._writer.write(encode_frame(outbox))
 
 
+async def send_or_fail(transport: Transport, request: OutboundRequest) -> TransportResult:
+    """The transport's result, or a failed attempt when the transport itself raises: the
+    parent waits for one reply per request, and a request left unanswered would hold its
+    webhook's slot until the sender is replaced."""
+    try:
+        return await transport.send(request)
+    except Exception as exc:
+        log.error("the sender failed an attempt", error=type(exc).__name__)
+        return TransportResult(
+            None, "", {}, AttemptError.CONNECTION_ERROR, 0, f"sender error: {type(exc).__name__}"
+        )
+
+
 async def serve_channel(fd: int) -> None:
     """Send the requests arriving on `fd` until it closes."""
     sock = socket.socket(fileno=fd)
@@ -65,7 +84,7 @@ async def serve_channel(fd: int) -> None:
 
     async def attempt(message: RequestMessage) -> None:
         request_id, request = request_from_message(message)
-        result = await transport.send(request)
+        result = await send_or_fail(transport, request)
         replies.add(result_message(request_id, result))
 
     try:
