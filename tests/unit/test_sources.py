@@ -261,6 +261,30 @@ async def test_consuming_pauses_while_the_store_is_unavailable_then_resumes() ->
     await asyncio.wait_for(task, 5)
 
 
+async def test_an_unexpected_ingest_error_pauses_with_backoff_then_resumes() -> None:
+    order = make_order("acct")
+    session = ScriptedSession([[_message({"type": "order.new", "data": order})]])
+    failures = 2
+    attempts = 0
+
+    async def ingest(items: Sequence[IngestItem], keys: Sequence[MessageKey]) -> list[IngestResult]:
+        nonlocal attempts
+        attempts += 1
+        if attempts <= failures:
+            raise RuntimeError("a bug after the commit")
+        return []
+
+    consumer = _consumer(session, ingest)
+    task = asyncio.create_task(consumer.run())
+    while not session.acked:
+        await asyncio.sleep(0.01)
+    # The same round was tried again on the same session: no reconnect, nothing dropped.
+    assert attempts == failures + 1
+    assert session.dead == [] and consumer.status.state == "connected"
+    consumer.stop()
+    await asyncio.wait_for(task, 5)
+
+
 async def test_stopping_during_an_outage_acknowledges_nothing() -> None:
     session = ScriptedSession([[_message({"type": "order.new", "data": make_order("a")})]])
 

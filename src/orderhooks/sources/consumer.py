@@ -261,12 +261,19 @@ class SourceConsumer:
                     continue
                 rejected = unknown_order_rejection(exc.order_id, local_index, entry.single)
                 await self._dead_letter(session, entry.message, rejected)
-            except StoreError as exc:
+            except Exception as exc:
                 # Unavailable or failing: wait and try the same messages again; nothing is
-                # acknowledged or dead-lettered meanwhile (docs/guarantees.md).
+                # acknowledged or dead-lettered meanwhile (docs/guarantees.md). An error that
+                # is not the store's (a bug) pauses the same way, with backoff, instead of
+                # passing for a lost connection and spinning on the same round.
                 delay = backoff_delay(attempt, STORE_RETRY_FIRST, STORE_RETRY_MAX)
-                log.warning(
-                    "store unavailable: consuming paused",
+                event = (
+                    "store unavailable: consuming paused"
+                    if isinstance(exc, StoreError)
+                    else "ingest failed: consuming paused"
+                )
+                (log.warning if isinstance(exc, StoreError) else log.error)(
+                    event,
                     source=self.source_id,
                     error=describe_error(exc, ()),
                     retry_in=round(delay, 2),
