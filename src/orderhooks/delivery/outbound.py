@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from orderhooks.delivery.claims import Claim
@@ -78,7 +78,44 @@ def build_request(
 ) -> OutboundRequest:
     """The signed request of attempt `claim.attempt`, timestamped `now`; with
     `trace_parent` (ORDERHOOKS_TRACE_PROPAGATION) its `traceparent` header."""
-    webhook = claim.webhook
+    described = {
+        HEADER_EVENT_TYPE: str(claim.event.type),
+        HEADER_DELIVERY_ID: claim.delivery.id,
+        HEADER_ATTEMPT: str(claim.attempt),
+    }
+    return _signed_request(claim.webhook, claim.event.id, body, now, described, trace_parent)
+
+
+def build_batch_request(
+    claims: Sequence[Claim], body: bytes, now: datetime, *, trace_parent: str | None = None
+) -> OutboundRequest:
+    """The signed request of one batch (docs/events.md, "Batches"): `webhook-id` is the
+    batch id, the delivery ids go comma-separated, the signature covers the whole body;
+    with `trace_parent` (ORDERHOOKS_TRACE_PROPAGATION) its `traceparent` header."""
+    first = claims[0]
+    described = {
+        HEADER_EVENT_TYPE: BATCH_EVENT_TYPE,
+        HEADER_DELIVERY_ID: ",".join(claim.delivery.id for claim in claims),
+        HEADER_BATCH_SIZE: str(len(claims)),
+        # Its events are retried together, so their attempt numbers agree (the highest
+        # stands for all when one joined after attempts of its own).
+        HEADER_ATTEMPT: str(max(claim.attempt for claim in claims)),
+    }
+    message_id = first.batch_id or first.delivery.id
+    return _signed_request(first.webhook, message_id, body, now, described, trace_parent)
+
+
+def _signed_request(
+    webhook: Webhook,
+    message_id: str,
+    body: bytes,
+    now: datetime,
+    described: Mapping[str, str],
+    trace_parent: str | None,
+) -> OutboundRequest:
+    """One POST of `body` to `webhook`: its static headers (never a reserved one), the
+    content type, the user agent, the signatures over `message_id`, the headers that
+    describe the request, and the traceparent when given."""
     headers = {
         name: value
         for name, value in webhook.headers.items()
@@ -87,11 +124,9 @@ def build_request(
     headers["content-type"] = CONTENT_TYPE
     headers["user-agent"] = user_agent()
     headers.update(
-        signature_headers(webhook.valid_secrets(now), claim.event.id, int(now.timestamp()), body)
+        signature_headers(webhook.valid_secrets(now), message_id, int(now.timestamp()), body)
     )
-    headers[HEADER_EVENT_TYPE] = str(claim.event.type)
-    headers[HEADER_DELIVERY_ID] = claim.delivery.id
-    headers[HEADER_ATTEMPT] = str(claim.attempt)
+    headers.update(described)
     _set_traceparent(headers, trace_parent)
     return OutboundRequest(
         url=webhook.url,
@@ -111,42 +146,6 @@ def _set_traceparent(headers: dict[str, str], trace_parent: str | None) -> None:
     for name in [n for n in headers if n.lower() == HEADER_TRACEPARENT]:
         del headers[name]
     headers[HEADER_TRACEPARENT] = trace_parent
-
-
-def build_batch_request(
-    claims: Sequence[Claim], body: bytes, now: datetime, *, trace_parent: str | None = None
-) -> OutboundRequest:
-    """The signed request of one batch (docs/events.md, "Batches"): `webhook-id` is the
-    batch id, the delivery ids go comma-separated, the signature covers the whole body;
-    with `trace_parent` (ORDERHOOKS_TRACE_PROPAGATION) its `traceparent` header."""
-    first = claims[0]
-    webhook = first.webhook
-    batch_id = first.batch_id or first.delivery.id
-    headers = {
-        name: value
-        for name, value in webhook.headers.items()
-        if name.lower() not in RESERVED_HEADERS
-    }
-    headers["content-type"] = CONTENT_TYPE
-    headers["user-agent"] = user_agent()
-    headers.update(
-        signature_headers(webhook.valid_secrets(now), batch_id, int(now.timestamp()), body)
-    )
-    headers[HEADER_EVENT_TYPE] = BATCH_EVENT_TYPE
-    headers[HEADER_DELIVERY_ID] = ",".join(claim.delivery.id for claim in claims)
-    headers[HEADER_BATCH_SIZE] = str(len(claims))
-    # Its events are retried together, so their attempt numbers agree (the highest
-    # stands for all when one joined after attempts of its own).
-    headers[HEADER_ATTEMPT] = str(max(claim.attempt for claim in claims))
-    _set_traceparent(headers, trace_parent)
-    return OutboundRequest(
-        url=webhook.url,
-        body=body,
-        headers=headers,
-        timeout_seconds=float(webhook.timeout_seconds),
-        client_tls=webhook.tls,
-        webhook_id=webhook.id,
-    )
 
 
 __all__ = [

@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from orderhooks.delivery.outbound import RESERVED_HEADERS
 from orderhooks.domain import portal, shaping
 from orderhooks.domain.batches import MAX_BATCH_EVENTS, MAX_BATCH_WAIT_MS, MIN_BATCH_EVENTS
 from orderhooks.domain.model import (
@@ -53,23 +54,8 @@ MAX_HEADERS = 32
 MAX_LIST_ITEMS = 1000
 MAX_PRICE_PER_THOUSAND = 10**12
 
-# Headers orderhooks sets itself on every delivery; a webhook's static headers may not
-# replace them (a receiver must be able to trust the signature headers).
-RESERVED_HEADERS = frozenset(
-    {
-        "content-type",
-        "content-length",
-        "content-encoding",
-        "transfer-encoding",
-        "connection",
-        "host",
-        "user-agent",
-        "webhook-id",
-        "webhook-timestamp",
-        "webhook-signature",
-        "x-server-authorization-hmac-sha256",
-    }
-)
+# A webhook's static headers may not replace what orderhooks sets itself on every
+# delivery (the one list, in delivery/outbound.py), nor any `orderhooks-` header.
 RESERVED_HEADER_PREFIX = "orderhooks-"
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}$")
 _HEADER_VALUE_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
