@@ -108,13 +108,15 @@ def issue(
     common_name: str,
     *,
     server_address: str | None = None,
+    dns_names: tuple[str, ...] = (),
     usages: tuple[x509.ObjectIdentifier, ...] | None = None,
     key: CertificateIssuerPrivateKeyTypes | None = None,
     not_before: datetime | None = None,
     not_after: datetime | None = None,
 ) -> Issued:
-    """A certificate signed by `ca`: for a server at the IP `server_address`, else for a
-    client. `usages` overrides the extended key usage; `key` defaults to a new P-256 key."""
+    """A certificate signed by `ca`: for a server at the IP `server_address` (and the host
+    names `dns_names`), else for a client. `usages` overrides the extended key usage;
+    `key` defaults to a new P-256 key."""
     key = key or ec.generate_private_key(ec.SECP256R1())
     start, end = _validity(not_before, not_after)
     if usages is None:
@@ -135,8 +137,9 @@ def issue(
         .add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
     )
     if server_address is not None:
-        san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(server_address))])
-        builder = builder.add_extension(san, critical=False)
+        names: list[x509.GeneralName] = [x509.DNSName(name) for name in dns_names]
+        names.append(x509.IPAddress(ipaddress.ip_address(server_address)))
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     return Issued(builder.sign(ca.key, hashes.SHA256()), key)
 
 
