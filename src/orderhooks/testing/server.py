@@ -21,10 +21,11 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import IO
+from typing import IO, Self
 
 import httpx
+
+from orderhooks.testing.lifecycle import Background
 
 LOOPBACK = "127.0.0.1"
 TEST_ADMIN_KEY = "ohk_test_admin_key_for_e2e_only"
@@ -58,7 +59,7 @@ class ServerError(RuntimeError):
     """The server process did not start, or did not stop as asked."""
 
 
-class ServerProcess:
+class ServerProcess(Background):
     """`python -m orderhooks <command>` on a data dir, with the admin key and a free port."""
 
     def __init__(
@@ -105,7 +106,7 @@ class ServerProcess:
 
     # ------------------------------------------------------------ lifecycle
 
-    def start(self, timeout: float = READY_TIMEOUT_SECONDS) -> ServerProcess:
+    def start(self, timeout: float = READY_TIMEOUT_SECONDS) -> Self:
         """Start the process and wait until `/readyz` answers 200."""
         if self.running:
             raise ServerError("the server is already running")
@@ -182,7 +183,7 @@ class ServerProcess:
         self._close_log()
         return process.returncode
 
-    def restart(self, timeout: float = READY_TIMEOUT_SECONDS) -> ServerProcess:
+    def restart(self, timeout: float = READY_TIMEOUT_SECONDS) -> Self:
         """SIGKILL the process if it runs, then start again on the same data dir and port."""
         self.kill()
         return self.start(timeout)
@@ -192,15 +193,8 @@ class ServerProcess:
             self._log.close()
             self._log = None
 
-    def __enter__(self) -> ServerProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
+        """SIGKILL, as at the end of a `with` (a crash; `terminate` is the graceful stop)."""
         self.kill()
 
     # ------------------------------------------------------------ clients and logs
