@@ -24,6 +24,7 @@ from rich.text import Text
 
 from orderhooks.clock import Clock, utc_now
 from orderhooks.delivery.signing import verify
+from orderhooks.domain.lenient import int_or_none, timestamp_or_none
 from orderhooks.domain.statuses import CourierStatus, OrderStatus
 
 SIGNATURE_TOLERANCE_SECONDS = 300  # the Standard Webhooks default
@@ -111,8 +112,8 @@ def describe_payload(
         event_id=headers.get("webhook-id", ""),
         event_type=str(payload.get("type") or headers.get("orderhooks-event-type", "?")),
         order_id=str(order_id) if order_id is not None else None,
-        sequence=_int_or_none(payload.get("sequence")),
-        status=_int_or_none(data.get("status")),
+        sequence=int_or_none(payload.get("sequence")),
+        status=int_or_none(data.get("status")),
         attempt=headers.get("orderhooks-attempt", "?"),
         delay_seconds=_delay(payload.get("timestamp"), now) if is_envelope else None,
         test=bool(payload.get("test", False)),
@@ -126,20 +127,9 @@ def _operational_about(data: Mapping[str, Any]) -> str:
     return f"{data.get('webhookId')}" + (f" ({why})" if why is not None else "")
 
 
-def _int_or_none(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def _delay(timestamp: object, now: datetime) -> float | None:
-    if not isinstance(timestamp, str):
-        return None
-    try:
-        created = datetime.fromisoformat(timestamp)
-    except ValueError:
-        return None
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=UTC)
-    return (now - created).total_seconds()
+    created = timestamp_or_none(timestamp, naive_zone=UTC)
+    return None if created is None else (now - created).total_seconds()
 
 
 def status_name(event_type: str, status: int | None) -> str:

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
+from orderhooks.domain.lenient import int_or_none, timestamp_or_none
 from orderhooks.domain.model import Event, EventType
 from orderhooks.domain.statuses import PROBLEM_STATUS_MIN, CourierStatus, OrderStatus
 
@@ -51,17 +52,6 @@ def courier_label(code: int | None) -> str:
     return _label(CourierStatus, code)
 
 
-def parse_time(value: Any) -> datetime | None:
-    """An ISO 8601 timestamp from a document, or None when absent or unreadable."""
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
-
-
 @dataclass(frozen=True, slots=True)
 class TimelineStep:
     """One status the order went through and the time spent since the previous one."""
@@ -94,17 +84,13 @@ class Span:
     duration: timedelta
 
 
-def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def status_timeline(history: Sequence[Mapping[str, Any]]) -> list[TimelineStep]:
     """The status history in order, each step with the time since the one before."""
     steps: list[TimelineStep] = []
     previous: datetime | None = None
     for entry in history:
-        status = _int_or_none(entry.get("status"))
-        at = parse_time(entry.get("timeStamp"))
+        status = int_or_none(entry.get("status"))
+        at = timestamp_or_none(entry.get("timeStamp"))
         since = at - previous if at is not None and previous is not None else None
         steps.append(
             TimelineStep(
@@ -134,8 +120,8 @@ def courier_progress(events: Sequence[Event]) -> list[CourierStep]:
         if event.type != EventType.COURIER_UPDATE:
             continue
         data = event.data
-        status = _int_or_none(data.get("status"))
-        at = parse_time(data.get("received")) or event.created_at
+        status = int_or_none(data.get("status"))
+        at = timestamp_or_none(data.get("received")) or event.created_at
         url = data.get("trackingURL")
         steps.append(
             CourierStep(
