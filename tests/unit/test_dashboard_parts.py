@@ -152,11 +152,13 @@ def _series(values: list[float | None], name: str = "ok") -> charts.Series:
 
 def test_bar_chart_is_an_accessible_escaped_svg() -> None:
     markup = charts.stacked_bar_chart(
-        chart_id="c1",
-        title="Outcomes <b>",
-        description="two bars",
-        labels=["12:00", "<script>"],
-        series=[_series([3, 0]), _series([1, 2], "fail")],
+        charts.ChartSpec(
+            chart_id="c1",
+            title="Outcomes <b>",
+            description="two bars",
+            labels=["12:00", "<script>"],
+            series=[_series([3, 0]), _series([1, 2], "fail")],
+        )
     )
     text = str(markup)
     assert 'role="img"' in text
@@ -170,20 +172,20 @@ def test_bar_chart_is_an_accessible_escaped_svg() -> None:
 def test_line_chart_breaks_at_gaps_and_says_when_empty() -> None:
     markup = str(
         charts.line_chart(
-            chart_id="c2",
-            title="Latency",
-            description="",
-            labels=["a", "b", "c", "d", "e"],
-            series=[_series([1, 2, None, 3, 4])],
-            unit="ms",
+            charts.ChartSpec(
+                chart_id="c2",
+                title="Latency",
+                description="",
+                labels=["a", "b", "c", "d", "e"],
+                series=[_series([1, 2, None, 3, 4])],
+                unit="ms",
+            )
         )
     )
     assert markup.count("<polyline") == 2
     assert markup.count("<circle") == 4
     empty = str(
-        charts.line_chart(
-            chart_id="c3", title="t", description="", labels=["a"], series=[_series([None])]
-        )
+        charts.line_chart(charts.ChartSpec("c3", "t", "", labels=["a"], series=[_series([None])]))
     )
     assert "Nothing in this period" in empty
 

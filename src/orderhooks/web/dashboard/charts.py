@@ -149,31 +149,34 @@ def _figure(title: str, svg: str, series: Sequence[Series]) -> Markup:
     return Markup(f'<figure class="chart-figure">{caption}{svg}{_legend(series)}</figure>')  # noqa: S704
 
 
-def stacked_bar_chart(
-    *,
-    chart_id: str,
-    title: str,
-    description: str,
-    labels: Sequence[str],
-    series: Sequence[Series],
-    unit: str = "",
-    empty_message: str = "Nothing in this period",
-) -> Markup:
+@dataclass(frozen=True, slots=True)
+class ChartSpec:
+    """What one chart shows, whichever marks draw it: the id and the text screen readers
+    get, one label per slot, the series over those slots and the note when all is empty."""
+
+    chart_id: str
+    title: str
+    description: str
+    labels: Sequence[str]
+    series: Sequence[Series]
+    unit: str = ""
+    empty_message: str = "Nothing in this period"
+
+
+def stacked_bar_chart(spec: ChartSpec) -> Markup:
     """Bars per label, the series stacked bottom-up in the order given."""
-    totals = [sum(s.values[i] or 0 for s in series) for i in range(len(labels))]
+    totals = [sum(s.values[i] or 0 for s in spec.series) for i in range(len(spec.labels))]
     largest = max(totals, default=0.0)
-    plot = _plot_for(largest, integer=True)
-    body = _axes(plot, labels, unit)
-    band = plot.width / max(1, len(labels))
+    plot, body, band = _chart_start(spec, largest, integer=True)
     bar_width = band * BAR_FILL_RATIO
-    for index, label in enumerate(labels):
+    for index, label in enumerate(spec.labels):
         if not totals[index]:
             continue
         x = plot.left + band * index + (band - bar_width) / 2
         base = 0.0
-        tip = escape(f"{label}: " + ", ".join(_tip_part(s, index, unit) for s in series))
+        tip = escape(f"{label}: " + ", ".join(_tip_part(s, index, spec.unit) for s in spec.series))
         body.append(f"<g><title>{tip}</title>")
-        for s in series:
+        for s in spec.series:
             value = s.values[index] or 0
             if value:
                 y_top, y_base = plot.y(base + value), plot.y(base)
@@ -184,9 +187,7 @@ def stacked_bar_chart(
                 )
                 base += value
         body.append("</g>")
-    if largest == 0:
-        body.append(_empty_note(plot, empty_message))
-    return _figure(title, _frame(chart_id, title, description, body), series)
+    return _chart_end(spec, plot, body, empty=largest == 0)
 
 
 def _tip_part(series: Series, index: int, unit: str) -> str:
@@ -195,24 +196,12 @@ def _tip_part(series: Series, index: int, unit: str) -> str:
     return f"{series.name} {shown}"
 
 
-def line_chart(
-    *,
-    chart_id: str,
-    title: str,
-    description: str,
-    labels: Sequence[str],
-    series: Sequence[Series],
-    unit: str = "",
-    empty_message: str = "Nothing in this period",
-) -> Markup:
+def line_chart(spec: ChartSpec) -> Markup:
     """One line per series; gaps where a value is None, a dot on every value."""
-    present = [v for s in series for v in s.values if v is not None]
-    largest = max(present, default=0.0)
-    plot = _plot_for(largest, integer=False)
-    body = _axes(plot, labels, unit)
-    band = plot.width / max(1, len(labels))
+    present = [v for s in spec.series for v in s.values if v is not None]
+    plot, body, band = _chart_start(spec, max(present, default=0.0), integer=False)
     # Drawn last to first, so that the first series (the median) is on top where they meet.
-    for s in reversed(series):
+    for s in reversed(spec.series):
         body.append(f'<g class="{escape(s.css_class)}">')
         for segment in _segments(s.values):
             points = " ".join(
@@ -225,15 +214,30 @@ def line_chart(
                 )
         for i, v in enumerate(s.values):
             if v is not None:
-                tip = escape(f"{labels[i]}: {s.name} {format_value(v, unit)}")
+                tip = escape(f"{spec.labels[i]}: {s.name} {format_value(v, spec.unit)}")
                 body.append(
                     f'<circle cx="{plot.left + band * (i + 0.5):.1f}" cy="{plot.y(v):.1f}" '
                     f'r="{POINT_RADIUS}" fill="{escape(s.colour)}"><title>{tip}</title></circle>'
                 )
         body.append("</g>")
-    if not present:
-        body.append(_empty_note(plot, empty_message))
-    return _figure(title, _frame(chart_id, title, description, body), series)
+    return _chart_end(spec, plot, body, empty=not present)
+
+
+def _chart_start(
+    spec: ChartSpec, largest: float, *, integer: bool
+) -> tuple[_Plot, list[str], float]:
+    """The plot scaled to `largest`, its axes as the first marks, and one label's band width."""
+    plot = _plot_for(largest, integer)
+    return plot, _axes(plot, spec.labels, spec.unit), plot.width / max(1, len(spec.labels))
+
+
+def _chart_end(spec: ChartSpec, plot: _Plot, body: list[str], *, empty: bool) -> Markup:
+    """The figure around the marks, with the empty note when there was nothing to draw."""
+    if empty:
+        body.append(_empty_note(plot, spec.empty_message))
+    return _figure(
+        spec.title, _frame(spec.chart_id, spec.title, spec.description, body), spec.series
+    )
 
 
 def _segments(values: Sequence[float | None]) -> list[list[tuple[int, float]]]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from markupsafe import Markup
 
 from orderhooks.store.base import OutcomeBucket
-from orderhooks.web.dashboard.charts import Series, line_chart, stacked_bar_chart
+from orderhooks.web.dashboard.charts import ChartSpec, Series, line_chart, stacked_bar_chart
 from orderhooks.web.dashboard.series import ChartRange, SeriesSummary, summarize
 
 OK_COLOUR = "#2e7d32"
@@ -50,24 +50,28 @@ def activity_panel(
         Series("p99", "series-p99", P99_COLOUR, [b.latency_ms_p99 for b in buckets]),
     ]
     outcomes = stacked_bar_chart(
-        chart_id=f"{prefix}-outcomes",
-        title=f"Attempt outcomes, {chart.label}",
-        description=(
-            f"{summary.succeeded} attempts delivered and {summary.failed} failed "
-            f"in the {chart.label.split(',')[0]}."
-        ),
-        labels=labels,
-        series=outcome_series,
-        empty_message="No attempts in this period",
+        ChartSpec(
+            chart_id=f"{prefix}-outcomes",
+            title=f"Attempt outcomes, {chart.label}",
+            description=(
+                f"{summary.succeeded} attempts delivered and {summary.failed} failed "
+                f"in the {chart.label.split(',')[0]}."
+            ),
+            labels=labels,
+            series=outcome_series,
+            empty_message="No attempts in this period",
+        )
     )
     latency = line_chart(
-        chart_id=f"{prefix}-latency",
-        title=f"Attempt latency percentiles, {chart.label}",
-        description="Median (p50), p95 and p99 of attempt durations, in milliseconds.",
-        labels=labels,
-        series=latency_series,
-        unit="ms",
-        empty_message="No attempts in this period",
+        ChartSpec(
+            chart_id=f"{prefix}-latency",
+            title=f"Attempt latency percentiles, {chart.label}",
+            description="Median (p50), p95 and p99 of attempt durations, in milliseconds.",
+            labels=labels,
+            series=latency_series,
+            unit="ms",
+            empty_message="No attempts in this period",
+        )
     )
     rows = [(label, b) for label, b in zip(labels, buckets, strict=True) if b.succeeded or b.failed]
     return ActivityPanel(chart, outcomes, latency, summary, rows)
