@@ -166,6 +166,15 @@ class Dashboard:
         )
         return HTMLResponse(html, status_code=status_code, headers=dict(self.headers))
 
+    def visitor_page(
+        self, template: str, *, title: str, status_code: int = 200, **context: Any
+    ) -> HTMLResponse:
+        """A page for a visitor without a session (signing in, opening a portal link): no
+        viewer, so no navigation."""
+        return self.render(
+            template, viewer=None, status_code=status_code, title=title, nav="", **context
+        )
+
     def error_page(self, viewer: Viewer | None, status_code: int, message: str) -> HTMLResponse:
         """An error page with `status_code`."""
         return self.render(

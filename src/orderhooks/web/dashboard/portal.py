@@ -31,14 +31,8 @@ _UNUSABLE = (
 
 
 def _unusable(dash: Dashboard, status_code: int) -> Response:
-    return dash.render(
-        "portal.html",
-        viewer=None,
-        status_code=status_code,
-        title="Portal link",
-        nav="",
-        message=_UNUSABLE,
-        token=None,
+    return dash.visitor_page(
+        "portal.html", title="Portal link", status_code=status_code, message=_UNUSABLE, token=None
     )
 
 
@@ -67,9 +61,7 @@ def portal_page(dash: Dashboard) -> Endpoint:
         status_code = _status_of(link, dash)
         if status_code != 200:
             return _unusable(dash, status_code)
-        return dash.render(
-            "portal.html", viewer=None, title="Portal link", nav="", message="", token=token
-        )
+        return dash.visitor_page("portal.html", title="Portal link", message="", token=token)
 
     return endpoint
 

@@ -38,12 +38,10 @@ def _signin_form(
     dash: Dashboard, request: Request, *, next_path: str, message: str = "", status_code: int = 200
 ) -> Response:
     nonce = dash.signer.new_signin_nonce()
-    response = dash.render(
+    response = dash.visitor_page(
         "signin.html",
-        viewer=None,
-        status_code=status_code,
         title="Sign in",
-        nav="",
+        status_code=status_code,
         message=message,
         next_path=next_path,
         signin_token=dash.signer.signin_token(nonce),
