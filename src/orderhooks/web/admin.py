@@ -39,7 +39,6 @@ AccountPath = Annotated[str, Path(min_length=1, max_length=128)]
     tags=["keys"],
     summary="Create an API key",
     status_code=201,
-    response_class=OrjsonResponse,
     responses=answers(
         201, KeyCreated, "Created; the key is shown this once", *AUTH_ERRORS, *BODY_ERRORS
     ),
@@ -59,7 +58,6 @@ async def create_key(request: Request, caller: AdminCaller) -> OrjsonResponse:
     "/v1/keys",
     tags=["keys"],
     summary="List API keys",
-    response_class=OrjsonResponse,
     responses=answers(
         200, KeyPage, "A page of keys (revoked ones marked), oldest first", *AUTH_ERRORS
     ),
@@ -77,7 +75,6 @@ async def list_keys(
     tags=["keys"],
     summary="Revoke an API key",
     status_code=204,
-    response_class=Response,
     responses=answers(204, None, "Revoked: the key is refused from now on", 404, *AUTH_ERRORS),
 )
 async def revoke_key(request: Request, keyId: str, caller: AdminCaller) -> Response:
@@ -92,7 +89,6 @@ async def revoke_key(request: Request, keyId: str, caller: AdminCaller) -> Respo
     "/v1/accounts/{account}/agreement",
     tags=["agreements"],
     summary="Record an account's agreement",
-    response_class=OrjsonResponse,
     responses=answers(
         200,
         AgreementOut,
@@ -126,7 +122,6 @@ async def put_agreement(
     "/v1/accounts/{account}/agreement",
     tags=["agreements"],
     summary="Read an account's agreement",
-    response_class=OrjsonResponse,
     responses=answers(200, AgreementOut, "The agreement", 404, *AUTH_ERRORS),
 )
 async def get_agreement(
@@ -146,7 +141,6 @@ async def get_agreement(
     "/v1/audit",
     tags=["audit"],
     summary="The audit trail",
-    response_class=OrjsonResponse,
     responses=answers(200, AuditPage, "A page of audit entries, newest first", *AUTH_ERRORS),
 )
 async def list_audit(
@@ -161,7 +155,6 @@ async def list_audit(
     "/v1/orders/{orderId}/erase",
     tags=["deliveries, events and orders"],
     summary="Erase an order's personal data",
-    response_class=OrjsonResponse,
     responses=answers(
         200, ErasureOut, "Erased from the stored order and its events", 404, *AUTH_ERRORS
     ),

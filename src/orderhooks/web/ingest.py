@@ -34,7 +34,6 @@ _INGEST_ERRORS = (*AUTH_ERRORS, *BODY_ERRORS)
     "/v1/orders",
     summary="Post a new order, or a newer version of a known one",
     status_code=202,
-    response_class=OrjsonResponse,
     responses={
         **answers(202, IngestAccepted, "Stored; the events created", *_INGEST_ERRORS),
         **answers(200, IngestAccepted, "A byte-identical repeat: nothing created"),
@@ -54,7 +53,6 @@ async def post_order(request: Request, caller: IngestCaller) -> OrjsonResponse:
     "/v1/orders/{orderId}/status",
     summary="Post a status update of a known order",
     status_code=202,
-    response_class=OrjsonResponse,
     responses={
         **answers(202, EventIds, "Stored; the events created", 404, *_INGEST_ERRORS),
         **answers(200, EventIds, "An exact repeat (same status and timeStamp)"),
@@ -72,7 +70,6 @@ async def post_status(request: Request, orderId: str, caller: IngestCaller) -> O
     "/v1/orders/{orderId}/courier",
     summary="Post a courier update of a known order",
     status_code=202,
-    response_class=OrjsonResponse,
     responses={
         **answers(202, EventIds, "Stored; the events created", 404, *_INGEST_ERRORS),
         **answers(200, EventIds, "A repeat: nothing created"),
@@ -90,7 +87,6 @@ async def post_courier(request: Request, orderId: str, caller: IngestCaller) -> 
     "/v1/events",
     summary="Post a batch of order events, all stored or none",
     status_code=202,
-    response_class=OrjsonResponse,
     responses=answers(202, EventIds, "Stored; every event created, in item order", *_INGEST_ERRORS),
     openapi_extra=json_body(ingest_docs.BATCH),
 )

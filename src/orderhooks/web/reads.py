@@ -36,7 +36,6 @@ IdQuery = Annotated[str | None, Query(max_length=128)]
 @router.get(
     "/v1/deliveries",
     summary="List deliveries",
-    response_class=OrjsonResponse,
     responses=answers(200, DeliveryPage, "A page of deliveries, newest first", *AUTH_ERRORS),
 )
 async def list_deliveries(
@@ -70,7 +69,6 @@ async def list_deliveries(
 @router.get(
     "/v1/deliveries/{deliveryId}",
     summary="Read a delivery with its event and attempts",
-    response_class=OrjsonResponse,
     responses=answers(200, DeliveryDetail, "The delivery", 404, *AUTH_ERRORS),
 )
 async def get_delivery(request: Request, deliveryId: str, caller: PartnerCaller) -> OrjsonResponse:
@@ -84,7 +82,6 @@ async def get_delivery(request: Request, deliveryId: str, caller: PartnerCaller)
     "/v1/deliveries/{deliveryId}/retry",
     summary="Attempt a delivery now",
     status_code=202,
-    response_class=OrjsonResponse,
     responses=answers(
         202,
         DeliveryOut,
@@ -110,7 +107,6 @@ async def retry_delivery(
 @router.get(
     "/v1/events",
     summary="List events",
-    response_class=OrjsonResponse,
     responses=answers(200, EventPage, "A page of events (envelopes), oldest first", *AUTH_ERRORS),
 )
 async def list_events(
@@ -139,7 +135,6 @@ async def list_events(
 @router.get(
     "/v1/events/{eventId}",
     summary="Read an event",
-    response_class=OrjsonResponse,
     responses=answers(200, EventOut, "The event's envelope", 404, *AUTH_ERRORS),
 )
 async def get_event(request: Request, eventId: str, caller: PartnerCaller) -> OrjsonResponse:
@@ -151,7 +146,6 @@ async def get_event(request: Request, eventId: str, caller: PartnerCaller) -> Or
 @router.get(
     "/v1/orders/{orderId}",
     summary="Read an order",
-    response_class=OrjsonResponse,
     responses=answers(
         200, OrderOut, "The order, its history, courier and events", 404, *AUTH_ERRORS
     ),

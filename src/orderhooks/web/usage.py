@@ -73,7 +73,6 @@ _USAGE_ANSWERS[200]["content"]["text/csv"] = {
 @router.get(
     "/v1/usage",
     summary="Usage and charges per account, month and type",
-    response_class=OrjsonResponse,
     responses=_USAGE_ANSWERS,
 )
 async def get_usage(

@@ -39,7 +39,6 @@ _BODY_OBJECT_ERRORS = (404, *AUTH_ERRORS, *BODY_ERRORS)
 @router.get(
     WEBHOOK_PATH + "/secret",
     summary="Read the webhook's current secret",
-    response_class=OrjsonResponse,
     responses=answers(200, SecretOut, "The newest signing secret", *_OBJECT_ERRORS),
 )
 async def get_secret(request: Request, webhookId: str, caller: PartnerCaller) -> OrjsonResponse:
@@ -52,7 +51,6 @@ async def get_secret(request: Request, webhookId: str, caller: PartnerCaller) ->
 @router.post(
     WEBHOOK_PATH + "/secret/rotate",
     summary="Rotate the webhook's secret",
-    response_class=OrjsonResponse,
     responses=answers(200, SecretOut, "The new secret", *_BODY_OBJECT_ERRORS),
     openapi_extra=json_body(SecretRotation, required=False),
 )
@@ -82,7 +80,6 @@ async def _set_state(
 @router.post(
     WEBHOOK_PATH + "/enable",
     summary="Enable a webhook",
-    response_class=OrjsonResponse,
     responses=answers(
         200, WebhookOut, "The webhook (awaiting_agreement without one)", *_BODY_OBJECT_ERRORS
     ),
@@ -95,7 +92,6 @@ async def enable_webhook(request: Request, webhookId: str, caller: PartnerCaller
 @router.post(
     WEBHOOK_PATH + "/disable",
     summary="Disable a webhook",
-    response_class=OrjsonResponse,
     responses=answers(200, WebhookOut, "The webhook, disabled (manual)", *_BODY_OBJECT_ERRORS),
 )
 async def disable_webhook(
@@ -109,7 +105,6 @@ async def disable_webhook(
     WEBHOOK_PATH + "/test",
     summary="Send a test event",
     status_code=202,
-    response_class=OrjsonResponse,
     responses=answers(202, DeliveryIdOut, "The test delivery is queued", *_BODY_OBJECT_ERRORS),
     openapi_extra=json_body(TestRequest, required=False, description="Defaults to order.new"),
 )
@@ -126,7 +121,6 @@ async def test_webhook(request: Request, webhookId: str, caller: PartnerCaller) 
 @router.post(
     WEBHOOK_PATH + "/recover",
     summary="Recover failed deliveries",
-    response_class=OrjsonResponse,
     responses=answers(200, RequeuedOut, "Failed deliveries back to pending", *_BODY_OBJECT_ERRORS),
     openapi_extra=json_body(RecoverRequest),
 )
@@ -144,7 +138,6 @@ async def recover_webhook(
 @router.post(
     WEBHOOK_PATH + "/replay",
     summary="Replay stored events",
-    response_class=OrjsonResponse,
     responses=answers(200, QueuedOut, "Replay deliveries created", *_BODY_OBJECT_ERRORS),
     openapi_extra=json_body(ReplayRequest),
 )
@@ -162,7 +155,6 @@ async def replay_webhook(request: Request, webhookId: str, caller: PartnerCaller
 @router.get(
     WEBHOOK_PATH + "/stats",
     summary="Delivery statistics of a webhook",
-    response_class=OrjsonResponse,
     responses=answers(200, StatsOut, "Counts, success rate, latency", *_OBJECT_ERRORS),
 )
 async def webhook_stats(request: Request, webhookId: str, caller: PartnerCaller) -> OrjsonResponse:

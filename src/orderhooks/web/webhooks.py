@@ -60,7 +60,6 @@ def _given_fields(spec: BaseModel) -> dict[str, Any]:
     "/v1/webhooks",
     summary="Create a webhook",
     status_code=201,
-    response_class=OrjsonResponse,
     responses=answers(
         201, WebhookCreated, "Created; the secret is shown this once", *AUTH_ERRORS, *BODY_ERRORS
     ),
@@ -86,7 +85,6 @@ async def create_webhook(request: Request, caller: PartnerCaller) -> OrjsonRespo
 @router.get(
     "/v1/webhooks",
     summary="List webhooks",
-    response_class=OrjsonResponse,
     responses=answers(200, WebhookPage, "A page of webhooks, oldest first", *AUTH_ERRORS),
 )
 async def list_webhooks(
@@ -109,7 +107,6 @@ async def list_webhooks(
 @router.get(
     WEBHOOK_PATH,
     summary="Read a webhook",
-    response_class=OrjsonResponse,
     responses=answers(200, WebhookOut, "The webhook", 404, *AUTH_ERRORS),
 )
 async def get_webhook(request: Request, webhookId: str, caller: PartnerCaller) -> OrjsonResponse:
@@ -121,7 +118,6 @@ async def get_webhook(request: Request, webhookId: str, caller: PartnerCaller) -
 @router.patch(
     WEBHOOK_PATH,
     summary="Change a webhook",
-    response_class=OrjsonResponse,
     responses=answers(200, WebhookOut, "The changed webhook", 404, *AUTH_ERRORS, *BODY_ERRORS),
     openapi_extra=json_body(WebhookPatch, description="Any subset of the webhook's fields"),
 )
@@ -144,7 +140,6 @@ async def patch_webhook(request: Request, webhookId: str, caller: PartnerCaller)
     WEBHOOK_PATH,
     summary="Delete a webhook",
     status_code=204,
-    response_class=Response,
     responses=answers(
         204, None, "Deleted; its pending deliveries are cancelled", 404, *AUTH_ERRORS
     ),
