@@ -22,7 +22,7 @@ from orderhooks.web.answer_models import (
     KeyPage,
 )
 from orderhooks.web.auth import AdminCaller, PartnerCaller
-from orderhooks.web.bodies import read_json
+from orderhooks.web.bodies import read_json, read_model
 from orderhooks.web.common import DEFAULT_PAGE_SIZE, Cursor, Limit
 from orderhooks.web.context import get_context
 from orderhooks.web.openapi import AUTH_ERRORS, BODY_ERRORS, answers, json_body
@@ -47,7 +47,7 @@ AccountPath = Annotated[str, Path(min_length=1, max_length=128)]
 async def create_key(request: Request, caller: AdminCaller) -> OrjsonResponse:
     """A new key; only its hash is stored, the plaintext is in this answer only."""
     ctx = get_context(request)
-    spec = validate_body(KeyCreate, await read_json(request, ctx.settings.max_body_bytes))
+    spec = await read_model(request, KeyCreate, ctx.settings.max_body_bytes)
     stored, plaintext = await keys.create_key(
         ctx.service, caller.actor, spec.role, spec.accounts, spec.name
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
 
 from orderhooks.domain.model import Webhook, WebhookState
@@ -34,6 +34,15 @@ WEBHOOK_PATH = "/v1/webhooks/{webhookId}"
 def as_json(ctx: ApiContext, webhook: Webhook) -> dict[str, Any]:
     """A webhook's JSON with the server's retry schedule as its default."""
     return webhook_json(webhook, ctx.settings.retry_schedule)
+
+
+async def _caller_webhook(request: Request, webhookId: str, caller: PartnerCaller) -> Webhook:
+    """The webhook `WEBHOOK_PATH` names; 404 when absent or not the caller's (the key is
+    checked first)."""
+    return await get_context(request).store.get_webhook(webhookId, caller.scope)
+
+
+CallerWebhook = Annotated[Webhook, Depends(_caller_webhook)]
 
 
 def _precheck_accounts(caller: Caller, body: Any) -> None:
@@ -109,10 +118,9 @@ async def list_webhooks(
     summary="Read a webhook",
     responses=answers(200, WebhookOut, "The webhook", 404, *AUTH_ERRORS),
 )
-async def get_webhook(request: Request, webhookId: str, caller: PartnerCaller) -> OrjsonResponse:
+async def get_webhook(request: Request, webhook: CallerWebhook) -> OrjsonResponse:
     """One webhook; 404 when absent or not the caller's."""
-    ctx = get_context(request)
-    return OrjsonResponse(as_json(ctx, await ctx.store.get_webhook(webhookId, caller.scope)))
+    return OrjsonResponse(as_json(get_context(request), webhook))
 
 
 @router.patch(
@@ -121,10 +129,11 @@ async def get_webhook(request: Request, webhookId: str, caller: PartnerCaller) -
     responses=answers(200, WebhookOut, "The changed webhook", 404, *AUTH_ERRORS, *BODY_ERRORS),
     openapi_extra=json_body(WebhookPatch, description="Any subset of the webhook's fields"),
 )
-async def patch_webhook(request: Request, webhookId: str, caller: PartnerCaller) -> OrjsonResponse:
+async def patch_webhook(
+    request: Request, webhook: CallerWebhook, caller: PartnerCaller
+) -> OrjsonResponse:
     """Change the given fields (sending nothing to the URL); the secret is rotated apart."""
     ctx = get_context(request)
-    webhook = await ctx.store.get_webhook(webhookId, caller.scope)
     body = await read_json(request, ctx.settings.max_body_bytes)
     _precheck_accounts(caller, body)
     patch = validate_body(WebhookPatch, body)
@@ -144,9 +153,9 @@ async def patch_webhook(request: Request, webhookId: str, caller: PartnerCaller)
         204, None, "Deleted; its pending deliveries are cancelled", 404, *AUTH_ERRORS
     ),
 )
-async def delete_webhook(request: Request, webhookId: str, caller: PartnerCaller) -> Response:
+async def delete_webhook(
+    request: Request, webhook: CallerWebhook, caller: PartnerCaller
+) -> Response:
     """Delete a webhook; its pending and delivering deliveries become `cancelled`."""
-    ctx = get_context(request)
-    webhook = await ctx.store.get_webhook(webhookId, caller.scope)
-    await operations.delete_webhook(ctx.service, caller.actor, webhook)
+    await operations.delete_webhook(get_context(request).service, caller.actor, webhook)
     return Response(status_code=204)
