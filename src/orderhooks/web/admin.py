@@ -23,7 +23,7 @@ from orderhooks.web.answer_models import (
 )
 from orderhooks.web.auth import AdminCaller, PartnerCaller
 from orderhooks.web.bodies import read_json, read_model
-from orderhooks.web.common import DEFAULT_PAGE_SIZE, Cursor, Limit
+from orderhooks.web.common import PageParams
 from orderhooks.web.context import get_context
 from orderhooks.web.openapi import AUTH_ERRORS, BODY_ERRORS, answers, json_body
 from orderhooks.web.request_models import AgreementBody, KeyCreate, validate_body
@@ -62,12 +62,10 @@ async def create_key(request: Request, caller: AdminCaller) -> OrjsonResponse:
         200, KeyPage, "A page of keys (revoked ones marked), oldest first", *AUTH_ERRORS
     ),
 )
-async def list_keys(
-    request: Request, caller: AdminCaller, limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None
-) -> OrjsonResponse:
+async def list_keys(request: Request, caller: AdminCaller, page: PageParams) -> OrjsonResponse:
     """Every key, without its plaintext or hash."""
     ctx = get_context(request)
-    return OrjsonResponse(page_json(await ctx.store.list_keys(limit, cursor), key_json))
+    return OrjsonResponse(page_json(await ctx.store.list_keys(page.limit, page.cursor), key_json))
 
 
 @router.delete(
@@ -143,12 +141,11 @@ async def get_agreement(
     summary="The audit trail",
     responses=answers(200, AuditPage, "A page of audit entries, newest first", *AUTH_ERRORS),
 )
-async def list_audit(
-    request: Request, caller: AdminCaller, limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None
-) -> OrjsonResponse:
+async def list_audit(request: Request, caller: AdminCaller, page: PageParams) -> OrjsonResponse:
     """Who created, changed, rotated, enabled, disabled or deleted what, and when."""
     ctx = get_context(request)
-    return OrjsonResponse(page_json(await ctx.store.list_audit(limit, cursor), audit_json))
+    entries = await ctx.store.list_audit(page.limit, page.cursor)
+    return OrjsonResponse(page_json(entries, audit_json))
 
 
 @router.post(

@@ -22,15 +22,13 @@ from orderhooks.web.answer_models import (
 )
 from orderhooks.web.auth import PartnerCaller
 from orderhooks.web.bodies import read_json
-from orderhooks.web.common import DEFAULT_PAGE_SIZE, Cursor, Limit, TimeQuery, time_range
+from orderhooks.web.common import IdQuery, PageParams, TimeQuery, time_range
 from orderhooks.web.context import get_context
 from orderhooks.web.openapi import AUTH_ERRORS, BODY_ERRORS, answers
 from orderhooks.web.request_models import SubscribedType
 from orderhooks.web.responses import OrjsonResponse
 
 router = APIRouter(tags=["deliveries, events and orders"])
-
-IdQuery = Annotated[str | None, Query(max_length=128)]
 
 
 @router.get(
@@ -41,11 +39,10 @@ IdQuery = Annotated[str | None, Query(max_length=128)]
 async def list_deliveries(
     request: Request,
     caller: PartnerCaller,
-    limit: Limit = DEFAULT_PAGE_SIZE,
-    cursor: Cursor = None,
-    webhookId: Annotated[str | None, Query(max_length=128)] = None,
+    page: PageParams,
+    webhookId: IdQuery = None,
     state: Annotated[DeliveryState | None, Query()] = None,
-    orderId: Annotated[str | None, Query(max_length=128)] = None,
+    orderId: IdQuery = None,
     eventType: Annotated[SubscribedType | None, Query()] = None,
     since: TimeQuery = None,
     until: TimeQuery = None,
@@ -62,8 +59,8 @@ async def list_deliveries(
         since=start,
         until=end,
     )
-    page = await ctx.store.list_deliveries(flt, limit, cursor)
-    return OrjsonResponse(page_json(page, delivery_json))
+    found = await ctx.store.list_deliveries(flt, page.limit, page.cursor)
+    return OrjsonResponse(page_json(found, delivery_json))
 
 
 @router.get(
@@ -112,8 +109,7 @@ async def retry_delivery(
 async def list_events(
     request: Request,
     caller: PartnerCaller,
-    limit: Limit = DEFAULT_PAGE_SIZE,
-    cursor: Cursor = None,
+    page: PageParams,
     orderId: IdQuery = None,
     type: Annotated[SubscribedType | None, Query()] = None,
     account: IdQuery = None,
@@ -128,8 +124,8 @@ async def list_events(
     flt = EventFilter(
         scope=caller.scope, order_id=orderId, type=type, account=account, since=start, until=end
     )
-    page = await ctx.store.list_events(flt, limit, cursor)
-    return OrjsonResponse(page_json(page, envelope))
+    found = await ctx.store.list_events(flt, page.limit, page.cursor)
+    return OrjsonResponse(page_json(found, envelope))
 
 
 @router.get(

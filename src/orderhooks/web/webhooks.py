@@ -20,7 +20,7 @@ from orderhooks.web.answer_json import page_json, webhook_json
 from orderhooks.web.answer_models import WebhookCreated, WebhookOut, WebhookPage
 from orderhooks.web.auth import Caller, PartnerCaller
 from orderhooks.web.bodies import read_json
-from orderhooks.web.common import DEFAULT_PAGE_SIZE, Cursor, Limit
+from orderhooks.web.common import IdQuery, PageParams
 from orderhooks.web.context import ApiContext, get_context
 from orderhooks.web.openapi import AUTH_ERRORS, BODY_ERRORS, answers, json_body
 from orderhooks.web.request_models import WebhookCreate, WebhookPatch, validate_body
@@ -99,9 +99,8 @@ async def create_webhook(request: Request, caller: PartnerCaller) -> OrjsonRespo
 async def list_webhooks(
     request: Request,
     caller: PartnerCaller,
-    limit: Limit = DEFAULT_PAGE_SIZE,
-    cursor: Cursor = None,
-    account: Annotated[str | None, Query(max_length=128)] = None,
+    page: PageParams,
+    account: IdQuery = None,
     state: Annotated[WebhookState | None, Query()] = None,
 ) -> OrjsonResponse:
     """The caller's webhooks, optionally of one account and in one state."""
@@ -109,8 +108,8 @@ async def list_webhooks(
     if account is not None:
         caller.require_accounts([account])
     flt = WebhookFilter(scope=caller.scope, account=account, state=state)
-    page = await ctx.store.list_webhooks(flt, limit, cursor)
-    return OrjsonResponse(page_json(page, lambda w: as_json(ctx, w)))
+    found = await ctx.store.list_webhooks(flt, page.limit, page.cursor)
+    return OrjsonResponse(page_json(found, lambda w: as_json(ctx, w)))
 
 
 @router.get(
