@@ -10,7 +10,9 @@ from __future__ import annotations
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from orderhooks.web.asgi_status import StatusNotingSend
 
 ATTEMPT_LATENCY_BUCKETS_SECONDS = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -146,20 +148,13 @@ class IngestLatencyMiddleware:
         if endpoint is None:
             await self._app(scope, receive, send)
             return
-        status = 500
+        noting_send = StatusNotingSend(send)
         started = time.perf_counter()
-
-        async def send_and_note_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
         try:
-            await self._app(scope, receive, send_and_note_status)
+            await self._app(scope, receive, noting_send)
         finally:
             self._metrics.ingest_latency.labels(
-                endpoint=endpoint, status_class=f"{status // 100}xx"
+                endpoint=endpoint, status_class=f"{noting_send.status // 100}xx"
             ).observe(time.perf_counter() - started)
 
 

@@ -22,8 +22,8 @@ from orderhooks.web.answer_models import (
     KeyPage,
 )
 from orderhooks.web.auth import AdminCaller, PartnerCaller
-from orderhooks.web.bodies import read_json
-from orderhooks.web.common import DEFAULT_PAGE_SIZE, Cursor, Limit
+from orderhooks.web.bodies import read_json, read_model
+from orderhooks.web.common import PageParams
 from orderhooks.web.context import get_context
 from orderhooks.web.openapi import AUTH_ERRORS, BODY_ERRORS, answers, json_body
 from orderhooks.web.request_models import AgreementBody, KeyCreate, validate_body
@@ -39,7 +39,6 @@ AccountPath = Annotated[str, Path(min_length=1, max_length=128)]
     tags=["keys"],
     summary="Create an API key",
     status_code=201,
-    response_class=OrjsonResponse,
     responses=answers(
         201, KeyCreated, "Created; the key is shown this once", *AUTH_ERRORS, *BODY_ERRORS
     ),
@@ -48,7 +47,7 @@ AccountPath = Annotated[str, Path(min_length=1, max_length=128)]
 async def create_key(request: Request, caller: AdminCaller) -> OrjsonResponse:
     """A new key; only its hash is stored, the plaintext is in this answer only."""
     ctx = get_context(request)
-    spec = validate_body(KeyCreate, await read_json(request, ctx.settings.max_body_bytes))
+    spec = await read_model(request, KeyCreate, ctx.settings.max_body_bytes)
     stored, plaintext = await keys.create_key(
         ctx.service, caller.actor, spec.role, spec.accounts, spec.name
     )
@@ -59,17 +58,14 @@ async def create_key(request: Request, caller: AdminCaller) -> OrjsonResponse:
     "/v1/keys",
     tags=["keys"],
     summary="List API keys",
-    response_class=OrjsonResponse,
     responses=answers(
         200, KeyPage, "A page of keys (revoked ones marked), oldest first", *AUTH_ERRORS
     ),
 )
-async def list_keys(
-    request: Request, caller: AdminCaller, limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None
-) -> OrjsonResponse:
+async def list_keys(request: Request, caller: AdminCaller, page: PageParams) -> OrjsonResponse:
     """Every key, without its plaintext or hash."""
     ctx = get_context(request)
-    return OrjsonResponse(page_json(await ctx.store.list_keys(limit, cursor), key_json))
+    return OrjsonResponse(page_json(await ctx.store.list_keys(page.limit, page.cursor), key_json))
 
 
 @router.delete(
@@ -77,7 +73,6 @@ async def list_keys(
     tags=["keys"],
     summary="Revoke an API key",
     status_code=204,
-    response_class=Response,
     responses=answers(204, None, "Revoked: the key is refused from now on", 404, *AUTH_ERRORS),
 )
 async def revoke_key(request: Request, keyId: str, caller: AdminCaller) -> Response:
@@ -92,7 +87,6 @@ async def revoke_key(request: Request, keyId: str, caller: AdminCaller) -> Respo
     "/v1/accounts/{account}/agreement",
     tags=["agreements"],
     summary="Record an account's agreement",
-    response_class=OrjsonResponse,
     responses=answers(
         200,
         AgreementOut,
@@ -126,7 +120,6 @@ async def put_agreement(
     "/v1/accounts/{account}/agreement",
     tags=["agreements"],
     summary="Read an account's agreement",
-    response_class=OrjsonResponse,
     responses=answers(200, AgreementOut, "The agreement", 404, *AUTH_ERRORS),
 )
 async def get_agreement(
@@ -146,22 +139,19 @@ async def get_agreement(
     "/v1/audit",
     tags=["audit"],
     summary="The audit trail",
-    response_class=OrjsonResponse,
     responses=answers(200, AuditPage, "A page of audit entries, newest first", *AUTH_ERRORS),
 )
-async def list_audit(
-    request: Request, caller: AdminCaller, limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None
-) -> OrjsonResponse:
+async def list_audit(request: Request, caller: AdminCaller, page: PageParams) -> OrjsonResponse:
     """Who created, changed, rotated, enabled, disabled or deleted what, and when."""
     ctx = get_context(request)
-    return OrjsonResponse(page_json(await ctx.store.list_audit(limit, cursor), audit_json))
+    entries = await ctx.store.list_audit(page.limit, page.cursor)
+    return OrjsonResponse(page_json(entries, audit_json))
 
 
 @router.post(
     "/v1/orders/{orderId}/erase",
     tags=["deliveries, events and orders"],
     summary="Erase an order's personal data",
-    response_class=OrjsonResponse,
     responses=answers(
         200, ErasureOut, "Erased from the stored order and its events", 404, *AUTH_ERRORS
     ),

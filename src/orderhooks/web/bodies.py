@@ -4,13 +4,17 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import Request
+from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
 from orderhooks.web.errors import ApiError
+from orderhooks.web.request_models import validate_body
+
+M = TypeVar("M", bound=BaseModel)
 
 # orjson reads up to 1024 levels but writes only 254; the store writes what we accept,
 # so deeper documents are refused here rather than failing after validation.
@@ -182,6 +186,13 @@ async def read_json(request: Request, limit: int, *, required: bool = True) -> A
         return (await read_json_bytes(request, limit))[1]
     raw = await read_body(request, limit)
     return NO_BODY if not raw else _parse_typed(request, raw)
+
+
+async def read_model(request: Request, model: type[M], limit: int, *, required: bool = True) -> M:
+    """The JSON body validated as `model` (422 naming each bad field); an empty body that
+    is not `required` is `model()`, its defaults."""
+    body = await read_json(request, limit, required=required)
+    return model() if body is NO_BODY else validate_body(model, body)
 
 
 def _parse_typed(request: Request, raw: bytes) -> Any:

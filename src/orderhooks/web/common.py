@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Query
+from pydantic import BaseModel
 
 from orderhooks.exceptions import FieldProblem, ValidationError
 from orderhooks.web.request_models import parse_rfc3339
@@ -26,6 +27,19 @@ TimeQuery = Annotated[
     str | None,
     Query(description="RFC 3339 timestamp", json_schema_extra={"format": "date-time"}),
 ]
+
+
+class PageQuery(BaseModel):
+    """The paging parameters of every list endpoint, taken as one `PageParams` argument
+    (FastAPI lists them where the argument stands, before the endpoint's filters)."""
+
+    limit: Limit = DEFAULT_PAGE_SIZE
+    cursor: Cursor = None
+
+
+PageParams = Annotated[PageQuery, Query()]
+# A filter naming one object or account by id.
+IdQuery = Annotated[str | None, Query(max_length=128)]
 
 
 def query_time(name: str, value: str | None) -> datetime | None:

@@ -48,7 +48,6 @@ _ANSWERS[200]["content"] = {"application/json": {"schema": ref(_EVENT_TYPE_LIST)
 @router.get(
     "/v1/event-types",
     summary="The event catalog: every event type and its JSON Schema",
-    response_class=OrjsonResponse,
     responses=_ANSWERS,
 )
 async def list_event_types(caller: AnyCaller) -> OrjsonResponse:

@@ -7,9 +7,14 @@ committed (docs/guarantees.md).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from fastapi import APIRouter, Request
 
+from orderhooks.metrics import INGEST_BATCH, INGEST_COURIER, INGEST_ORDER, INGEST_STATUS
 from orderhooks.service import ingest
+from orderhooks.service.context import ServiceContext
 from orderhooks.store.base import IngestResult
 from orderhooks.web import ingest_docs
 from orderhooks.web.answer_models import EventIds, IngestAccepted
@@ -31,10 +36,9 @@ _INGEST_ERRORS = (*AUTH_ERRORS, *BODY_ERRORS)
 
 
 @router.post(
-    "/v1/orders",
+    INGEST_ORDER,
     summary="Post a new order, or a newer version of a known one",
     status_code=202,
-    response_class=OrjsonResponse,
     responses={
         **answers(202, IngestAccepted, "Stored; the events created", *_INGEST_ERRORS),
         **answers(200, IngestAccepted, "A byte-identical repeat: nothing created"),
@@ -50,47 +54,66 @@ async def post_order(request: Request, caller: IngestCaller) -> OrjsonResponse:
     return OrjsonResponse(answer, status_code=200 if result.repeat else 202)
 
 
-@router.post(
-    "/v1/orders/{orderId}/status",
-    summary="Post a status update of a known order",
-    status_code=202,
-    response_class=OrjsonResponse,
-    responses={
-        **answers(202, EventIds, "Stored; the events created", 404, *_INGEST_ERRORS),
-        **answers(200, EventIds, "An exact repeat (same status and timeStamp)"),
-    },
-    openapi_extra=json_body(ingest_docs.STATUS_UPDATE),
+UpdateIngest = Callable[[ServiceContext, str, Any], Awaitable[IngestResult]]
+
+
+def _add_update_route(
+    path: str,
+    name: str,
+    summary: str,
+    description: str,
+    repeat: str,
+    body_schema: str,
+    ingest_update: UpdateIngest,
+) -> None:
+    """Declare one of the update endpoints of a known order (status, courier): they differ
+    only in the body they take and how the service validates it."""
+
+    async def post_update(request: Request, orderId: str, caller: IngestCaller) -> OrjsonResponse:
+        ctx = get_context(request)
+        update = await read_json(request, ctx.settings.max_body_bytes)
+        return _event_ids_answer(await ingest_update(ctx.service, orderId, update))
+
+    router.add_api_route(
+        path,
+        post_update,
+        methods=["POST"],
+        name=name,
+        summary=summary,
+        description=description,
+        status_code=202,
+        responses={
+            **answers(202, EventIds, "Stored; the events created", 404, *_INGEST_ERRORS),
+            **answers(200, EventIds, repeat),
+        },
+        openapi_extra=json_body(body_schema),
+    )
+
+
+_add_update_route(
+    INGEST_STATUS,
+    "post_status",
+    "Post a status update of a known order",
+    "Store a status update; an exact repeat creates nothing; unknown order 404.",
+    "An exact repeat (same status and timeStamp)",
+    ingest_docs.STATUS_UPDATE,
+    ingest.ingest_status,
 )
-async def post_status(request: Request, orderId: str, caller: IngestCaller) -> OrjsonResponse:
-    """Store a status update; an exact repeat creates nothing; unknown order 404."""
-    ctx = get_context(request)
-    update = await read_json(request, ctx.settings.max_body_bytes)
-    return _event_ids_answer(await ingest.ingest_status(ctx.service, orderId, update))
-
-
-@router.post(
-    "/v1/orders/{orderId}/courier",
-    summary="Post a courier update of a known order",
-    status_code=202,
-    response_class=OrjsonResponse,
-    responses={
-        **answers(202, EventIds, "Stored; the events created", 404, *_INGEST_ERRORS),
-        **answers(200, EventIds, "A repeat: nothing created"),
-    },
-    openapi_extra=json_body(ingest_docs.COURIER_UPDATE),
+_add_update_route(
+    INGEST_COURIER,
+    "post_courier",
+    "Post a courier update of a known order",
+    "Store a courier update; unknown order 404.",
+    "A repeat: nothing created",
+    ingest_docs.COURIER_UPDATE,
+    ingest.ingest_courier,
 )
-async def post_courier(request: Request, orderId: str, caller: IngestCaller) -> OrjsonResponse:
-    """Store a courier update; unknown order 404."""
-    ctx = get_context(request)
-    update = await read_json(request, ctx.settings.max_body_bytes)
-    return _event_ids_answer(await ingest.ingest_courier(ctx.service, orderId, update))
 
 
 @router.post(
-    "/v1/events",
+    INGEST_BATCH,
     summary="Post a batch of order events, all stored or none",
     status_code=202,
-    response_class=OrjsonResponse,
     responses=answers(202, EventIds, "Stored; every event created, in item order", *_INGEST_ERRORS),
     openapi_extra=json_body(ingest_docs.BATCH),
 )

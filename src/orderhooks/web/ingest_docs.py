@@ -97,38 +97,37 @@ _COURIER_UPDATE: dict[str, Any] = {
     },
 }
 
+
+def _batch_item(
+    event_type: str,
+    data_schema: str,
+    order_id: dict[str, Any] = _STR,
+    order_id_required: bool = True,
+) -> dict[str, Any]:
+    """One kind of batch item: its event type, its body (`data`) and its `orderId`."""
+    required = ["type", "orderId", "data"] if order_id_required else ["type", "data"]
+    return {
+        "type": "object",
+        "required": required,
+        "additionalProperties": False,
+        "properties": {
+            "type": {"const": event_type},
+            "orderId": order_id,
+            "data": {"$ref": f"#/components/schemas/{data_schema}"},
+        },
+    }
+
+
 _BATCH_ITEM: dict[str, Any] = {
     "oneOf": [
-        {
-            "type": "object",
-            "required": ["type", "data"],
-            "additionalProperties": False,
-            "properties": {
-                "type": {"const": "order.new"},
-                "orderId": {"type": "string", "description": "when given, equals data._id"},
-                "data": {"$ref": "#/components/schemas/Order"},
-            },
-        },
-        {
-            "type": "object",
-            "required": ["type", "orderId", "data"],
-            "additionalProperties": False,
-            "properties": {
-                "type": {"const": "order.status_update"},
-                "orderId": _STR,
-                "data": {"$ref": "#/components/schemas/StatusUpdate"},
-            },
-        },
-        {
-            "type": "object",
-            "required": ["type", "orderId", "data"],
-            "additionalProperties": False,
-            "properties": {
-                "type": {"const": "order.courier_update"},
-                "orderId": _STR,
-                "data": {"$ref": "#/components/schemas/CourierUpdate"},
-            },
-        },
+        _batch_item(
+            "order.new",
+            "Order",
+            {**_STR, "description": "when given, equals data._id"},
+            order_id_required=False,
+        ),
+        _batch_item("order.status_update", "StatusUpdate"),
+        _batch_item("order.courier_update", "CourierUpdate"),
     ]
 }
 

@@ -30,7 +30,6 @@ def _precheck_accounts(caller: Caller, body: object) -> None:
     tags=["portal links"],
     summary="Create a one-time link into the dashboard",
     status_code=201,
-    response_class=OrjsonResponse,
     responses=answers(
         201,
         PortalLinkCreated,

@@ -22,7 +22,7 @@ from orderhooks.web.answer_models import (
 )
 from orderhooks.web.auth import PartnerCaller
 from orderhooks.web.bodies import read_json
-from orderhooks.web.common import DEFAULT_PAGE_SIZE, Cursor, Limit, TimeQuery, time_range
+from orderhooks.web.common import IdQuery, PageParams, TimeQuery, time_range
 from orderhooks.web.context import get_context
 from orderhooks.web.openapi import AUTH_ERRORS, BODY_ERRORS, answers
 from orderhooks.web.request_models import SubscribedType
@@ -30,23 +30,19 @@ from orderhooks.web.responses import OrjsonResponse
 
 router = APIRouter(tags=["deliveries, events and orders"])
 
-IdQuery = Annotated[str | None, Query(max_length=128)]
-
 
 @router.get(
     "/v1/deliveries",
     summary="List deliveries",
-    response_class=OrjsonResponse,
     responses=answers(200, DeliveryPage, "A page of deliveries, newest first", *AUTH_ERRORS),
 )
 async def list_deliveries(
     request: Request,
     caller: PartnerCaller,
-    limit: Limit = DEFAULT_PAGE_SIZE,
-    cursor: Cursor = None,
-    webhookId: Annotated[str | None, Query(max_length=128)] = None,
+    page: PageParams,
+    webhookId: IdQuery = None,
     state: Annotated[DeliveryState | None, Query()] = None,
-    orderId: Annotated[str | None, Query(max_length=128)] = None,
+    orderId: IdQuery = None,
     eventType: Annotated[SubscribedType | None, Query()] = None,
     since: TimeQuery = None,
     until: TimeQuery = None,
@@ -63,14 +59,13 @@ async def list_deliveries(
         since=start,
         until=end,
     )
-    page = await ctx.store.list_deliveries(flt, limit, cursor)
-    return OrjsonResponse(page_json(page, delivery_json))
+    found = await ctx.store.list_deliveries(flt, page.limit, page.cursor)
+    return OrjsonResponse(page_json(found, delivery_json))
 
 
 @router.get(
     "/v1/deliveries/{deliveryId}",
     summary="Read a delivery with its event and attempts",
-    response_class=OrjsonResponse,
     responses=answers(200, DeliveryDetail, "The delivery", 404, *AUTH_ERRORS),
 )
 async def get_delivery(request: Request, deliveryId: str, caller: PartnerCaller) -> OrjsonResponse:
@@ -84,7 +79,6 @@ async def get_delivery(request: Request, deliveryId: str, caller: PartnerCaller)
     "/v1/deliveries/{deliveryId}/retry",
     summary="Attempt a delivery now",
     status_code=202,
-    response_class=OrjsonResponse,
     responses=answers(
         202,
         DeliveryOut,
@@ -110,14 +104,12 @@ async def retry_delivery(
 @router.get(
     "/v1/events",
     summary="List events",
-    response_class=OrjsonResponse,
     responses=answers(200, EventPage, "A page of events (envelopes), oldest first", *AUTH_ERRORS),
 )
 async def list_events(
     request: Request,
     caller: PartnerCaller,
-    limit: Limit = DEFAULT_PAGE_SIZE,
-    cursor: Cursor = None,
+    page: PageParams,
     orderId: IdQuery = None,
     type: Annotated[SubscribedType | None, Query()] = None,
     account: IdQuery = None,
@@ -132,14 +124,13 @@ async def list_events(
     flt = EventFilter(
         scope=caller.scope, order_id=orderId, type=type, account=account, since=start, until=end
     )
-    page = await ctx.store.list_events(flt, limit, cursor)
-    return OrjsonResponse(page_json(page, envelope))
+    found = await ctx.store.list_events(flt, page.limit, page.cursor)
+    return OrjsonResponse(page_json(found, envelope))
 
 
 @router.get(
     "/v1/events/{eventId}",
     summary="Read an event",
-    response_class=OrjsonResponse,
     responses=answers(200, EventOut, "The event's envelope", 404, *AUTH_ERRORS),
 )
 async def get_event(request: Request, eventId: str, caller: PartnerCaller) -> OrjsonResponse:
@@ -151,7 +142,6 @@ async def get_event(request: Request, eventId: str, caller: PartnerCaller) -> Or
 @router.get(
     "/v1/orders/{orderId}",
     summary="Read an order",
-    response_class=OrjsonResponse,
     responses=answers(
         200, OrderOut, "The order, its history, courier and events", 404, *AUTH_ERRORS
     ),

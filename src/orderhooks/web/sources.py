@@ -31,7 +31,6 @@ def source_statuses(request: Request) -> list[SourceStatus]:
 @router.get(
     "/v1/sources",
     summary="List the broker sources and their state",
-    response_class=OrjsonResponse,
     responses=answers(200, SourcePage, "The sources, in configuration order", *AUTH_ERRORS),
 )
 async def list_sources(request: Request, caller: AdminCaller) -> OrjsonResponse:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from opentelemetry.trace import SpanKind, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from orderhooks.web.asgi_status import StatusNotingSend
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 _SERVER_ERROR = 500
@@ -50,14 +52,7 @@ class RequestSpanMiddleware:
         with self._tracer.start_as_current_span(
             method, context=parent, kind=SpanKind.SERVER, attributes=attributes
         ) as span:
-            status = _SERVER_ERROR
-
-            async def noting_send(message: Message) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = int(message["status"])
-                await send(message)
-
+            noting_send = StatusNotingSend(send)
             try:
                 await self._app(scope, receive, noting_send)
             finally:
@@ -65,8 +60,8 @@ class RequestSpanMiddleware:
                 if template is not None:
                     span.update_name(f"{method} {template}")
                     span.set_attribute("http.route", template)
-                span.set_attribute("http.response.status_code", status)
-                if status >= _SERVER_ERROR:
+                span.set_attribute("http.response.status_code", noting_send.status)
+                if noting_send.status >= _SERVER_ERROR:
                     span.set_status(StatusCode.ERROR)
 
 

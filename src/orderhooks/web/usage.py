@@ -19,6 +19,7 @@ from orderhooks.service import usage
 from orderhooks.service.usage import PricedUsage
 from orderhooks.web.answer_models import UsageOut
 from orderhooks.web.auth import Caller, PartnerCaller
+from orderhooks.web.common import IdQuery
 from orderhooks.web.context import get_context
 from orderhooks.web.openapi import AUTH_ERRORS, answers
 from orderhooks.web.responses import OrjsonResponse
@@ -73,13 +74,12 @@ _USAGE_ANSWERS[200]["content"]["text/csv"] = {
 @router.get(
     "/v1/usage",
     summary="Usage and charges per account, month and type",
-    response_class=OrjsonResponse,
     responses=_USAGE_ANSWERS,
 )
 async def get_usage(
     request: Request,
     caller: PartnerCaller,
-    account: Annotated[str | None, Query(max_length=128)] = None,
+    account: IdQuery = None,
     from_: FromQuery = None,
     to: ToQuery = None,
     format: Annotated[Literal["json", "csv"], Query()] = "json",

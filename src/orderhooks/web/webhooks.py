@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
 
 from orderhooks.domain.model import Webhook, WebhookState
@@ -20,7 +20,7 @@ from orderhooks.web.answer_json import page_json, webhook_json
 from orderhooks.web.answer_models import WebhookCreated, WebhookOut, WebhookPage
 from orderhooks.web.auth import Caller, PartnerCaller
 from orderhooks.web.bodies import read_json
-from orderhooks.web.common import DEFAULT_PAGE_SIZE, Cursor, Limit
+from orderhooks.web.common import IdQuery, PageParams
 from orderhooks.web.context import ApiContext, get_context
 from orderhooks.web.openapi import AUTH_ERRORS, BODY_ERRORS, answers, json_body
 from orderhooks.web.request_models import WebhookCreate, WebhookPatch, validate_body
@@ -34,6 +34,15 @@ WEBHOOK_PATH = "/v1/webhooks/{webhookId}"
 def as_json(ctx: ApiContext, webhook: Webhook) -> dict[str, Any]:
     """A webhook's JSON with the server's retry schedule as its default."""
     return webhook_json(webhook, ctx.settings.retry_schedule)
+
+
+async def _caller_webhook(request: Request, webhookId: str, caller: PartnerCaller) -> Webhook:
+    """The webhook `WEBHOOK_PATH` names; 404 when absent or not the caller's (the key is
+    checked first)."""
+    return await get_context(request).store.get_webhook(webhookId, caller.scope)
+
+
+CallerWebhook = Annotated[Webhook, Depends(_caller_webhook)]
 
 
 def _precheck_accounts(caller: Caller, body: Any) -> None:
@@ -60,7 +69,6 @@ def _given_fields(spec: BaseModel) -> dict[str, Any]:
     "/v1/webhooks",
     summary="Create a webhook",
     status_code=201,
-    response_class=OrjsonResponse,
     responses=answers(
         201, WebhookCreated, "Created; the secret is shown this once", *AUTH_ERRORS, *BODY_ERRORS
     ),
@@ -86,15 +94,13 @@ async def create_webhook(request: Request, caller: PartnerCaller) -> OrjsonRespo
 @router.get(
     "/v1/webhooks",
     summary="List webhooks",
-    response_class=OrjsonResponse,
     responses=answers(200, WebhookPage, "A page of webhooks, oldest first", *AUTH_ERRORS),
 )
 async def list_webhooks(
     request: Request,
     caller: PartnerCaller,
-    limit: Limit = DEFAULT_PAGE_SIZE,
-    cursor: Cursor = None,
-    account: Annotated[str | None, Query(max_length=128)] = None,
+    page: PageParams,
+    account: IdQuery = None,
     state: Annotated[WebhookState | None, Query()] = None,
 ) -> OrjsonResponse:
     """The caller's webhooks, optionally of one account and in one state."""
@@ -102,33 +108,31 @@ async def list_webhooks(
     if account is not None:
         caller.require_accounts([account])
     flt = WebhookFilter(scope=caller.scope, account=account, state=state)
-    page = await ctx.store.list_webhooks(flt, limit, cursor)
-    return OrjsonResponse(page_json(page, lambda w: as_json(ctx, w)))
+    found = await ctx.store.list_webhooks(flt, page.limit, page.cursor)
+    return OrjsonResponse(page_json(found, lambda w: as_json(ctx, w)))
 
 
 @router.get(
     WEBHOOK_PATH,
     summary="Read a webhook",
-    response_class=OrjsonResponse,
     responses=answers(200, WebhookOut, "The webhook", 404, *AUTH_ERRORS),
 )
-async def get_webhook(request: Request, webhookId: str, caller: PartnerCaller) -> OrjsonResponse:
+async def get_webhook(request: Request, webhook: CallerWebhook) -> OrjsonResponse:
     """One webhook; 404 when absent or not the caller's."""
-    ctx = get_context(request)
-    return OrjsonResponse(as_json(ctx, await ctx.store.get_webhook(webhookId, caller.scope)))
+    return OrjsonResponse(as_json(get_context(request), webhook))
 
 
 @router.patch(
     WEBHOOK_PATH,
     summary="Change a webhook",
-    response_class=OrjsonResponse,
     responses=answers(200, WebhookOut, "The changed webhook", 404, *AUTH_ERRORS, *BODY_ERRORS),
     openapi_extra=json_body(WebhookPatch, description="Any subset of the webhook's fields"),
 )
-async def patch_webhook(request: Request, webhookId: str, caller: PartnerCaller) -> OrjsonResponse:
+async def patch_webhook(
+    request: Request, webhook: CallerWebhook, caller: PartnerCaller
+) -> OrjsonResponse:
     """Change the given fields (sending nothing to the URL); the secret is rotated apart."""
     ctx = get_context(request)
-    webhook = await ctx.store.get_webhook(webhookId, caller.scope)
     body = await read_json(request, ctx.settings.max_body_bytes)
     _precheck_accounts(caller, body)
     patch = validate_body(WebhookPatch, body)
@@ -144,14 +148,13 @@ async def patch_webhook(request: Request, webhookId: str, caller: PartnerCaller)
     WEBHOOK_PATH,
     summary="Delete a webhook",
     status_code=204,
-    response_class=Response,
     responses=answers(
         204, None, "Deleted; its pending deliveries are cancelled", 404, *AUTH_ERRORS
     ),
 )
-async def delete_webhook(request: Request, webhookId: str, caller: PartnerCaller) -> Response:
+async def delete_webhook(
+    request: Request, webhook: CallerWebhook, caller: PartnerCaller
+) -> Response:
     """Delete a webhook; its pending and delivering deliveries become `cancelled`."""
-    ctx = get_context(request)
-    webhook = await ctx.store.get_webhook(webhookId, caller.scope)
-    await operations.delete_webhook(ctx.service, caller.actor, webhook)
+    await operations.delete_webhook(get_context(request).service, caller.actor, webhook)
     return Response(status_code=204)
