@@ -1,6 +1,6 @@
 """The answers of the API as pydantic models, for the OpenAPI document only.
 
-Handlers build their JSON with `views`; these models describe it (docs/api.md), and a
+Handlers build their JSON with `answer_json`; these models describe it (docs/api.md), and a
 test checks real answers against the published schemas. Every field listed is always
 present; a nullable one is `null` when unset.
 """

@@ -51,7 +51,7 @@ def ref(model: type[BaseModel] | str) -> dict[str, str]:
 
 
 def _is_answer(model: type[BaseModel]) -> bool:
-    return model.__module__.endswith(".shapes")
+    return model.__module__.endswith(".answer_models")
 
 
 def register_raw(name: str, schema: dict[str, Any]) -> str:
