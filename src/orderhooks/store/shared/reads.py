@@ -29,6 +29,7 @@ from orderhooks.store.base import (
     OutcomeBucket,
     Page,
     QueueGauge,
+    TimeWindowFilter,
     WebhookFilter,
     WebhookStats,
 )
@@ -81,7 +82,7 @@ def visible(event: Event, scope: Scope) -> bool:
     return True
 
 
-def _window(tx: Tx, flt: EventFilter | DeliveryFilter, limit: int) -> dict[str, object]:
+def _window(tx: Tx, flt: TimeWindowFilter, limit: int) -> dict[str, object]:
     """The parameters every filtered list shares: creation range, scope, page size."""
     return {
         "since": micros_or_none(flt.since),
