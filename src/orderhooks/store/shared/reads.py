@@ -42,7 +42,7 @@ from orderhooks.store.shared.codec import (
     webhook_from_row,
 )
 from orderhooks.store.shared.core import StoreCore, reading
-from orderhooks.store.shared.tx import Row, Tx
+from orderhooks.store.shared.tx import Row, Tx, lookup
 from orderhooks.store.shared.values import (
     micros,
     micros_or_none,
@@ -110,7 +110,7 @@ class ReadOperations(StoreCore):
     @reading
     async def get_order(self, tx: Tx, order_id: str, scope: Scope) -> OrderView:
         """The order with its status history and events, oldest first."""
-        row = None if unstorable(order_id) else await tx.fetchrow("order_by_id", order_id=order_id)
+        row = await lookup(tx, "order_by_id", order_id=order_id)
         if row is None or not scope.allows(row["account"]):
             raise NotFound(f"order {order_id} not found")
         order = order_from_row(row)
@@ -123,7 +123,7 @@ class ReadOperations(StoreCore):
     @reading
     async def get_event(self, tx: Tx, event_id: str, scope: Scope) -> Event:
         """One event (test events included)."""
-        row = None if unstorable(event_id) else await tx.fetchrow("event_by_id", id=event_id)
+        row = await lookup(tx, "event_by_id", id=event_id)
         event = None if row is None else event_from_row(row)
         if event is None or not visible(event, scope):
             raise NotFound(f"event {event_id} not found")
@@ -150,7 +150,7 @@ class ReadOperations(StoreCore):
     @reading
     async def get_webhook(self, tx: Tx, webhook_id: str, scope: Scope) -> Webhook:
         """A live webhook the caller may see (all its accounts in scope)."""
-        row = None if unstorable(webhook_id) else await tx.fetchrow("webhook_by_id", id=webhook_id)
+        row = await lookup(tx, "webhook_by_id", id=webhook_id)
         if row is None:
             raise NotFound(f"webhook {webhook_id} not found")
         webhook = webhook_from_row(row, self.box)
@@ -202,9 +202,7 @@ class ReadOperations(StoreCore):
     @reading
     async def get_delivery(self, tx: Tx, delivery_id: str, scope: Scope) -> DeliveryView:
         """One delivery with its event and attempts, oldest first."""
-        row = (
-            None if unstorable(delivery_id) else await tx.fetchrow("delivery_by_id", id=delivery_id)
-        )
+        row = await lookup(tx, "delivery_by_id", id=delivery_id)
         if row is None or not scope.allows(row["account"]):
             raise NotFound(f"delivery {delivery_id} not found")
         event_row = await tx.fetchrow("event_by_id", id=row["event_id"])
@@ -221,9 +219,7 @@ class ReadOperations(StoreCore):
     async def webhook_stats(self, tx: Tx, webhook_id: str, now: datetime) -> WebhookStats:
         """Counts by state, success rate, latency percentiles of the last attempts, and the
         last success and failure."""
-        runtime = None
-        if not unstorable(webhook_id):
-            runtime = await tx.fetchrow("runtime_of_live_webhook", webhook_id=webhook_id)
+        runtime = await lookup(tx, "runtime_of_live_webhook", webhook_id=webhook_id)
         if runtime is None:
             raise NotFound(f"webhook {webhook_id} not found")
         counts = {state: 0 for state in DeliveryState}
