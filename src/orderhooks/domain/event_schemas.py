@@ -20,6 +20,7 @@ from orderhooks.domain.orders import (
     DISCOUNT_AMOUNT_FIELDS,
     DISCOUNT_TEXT_FIELDS,
     MAX_SUB_ITEM_DEPTH,
+    MONEY_FIELDS,
     ORDER_FLAG_FIELDS,
     ORDER_TEXT_FIELDS,
     ORDER_TIME_FIELDS,
@@ -107,17 +108,6 @@ def item_schema(depth: int = 0) -> Schema:
             "subItems": sub_items,
         }
     )
-
-
-MONEY_FIELDS = (
-    "taxTotal",
-    "serviceCharge",
-    "deliveryCost",
-    "bagFee",
-    "tip",
-    "driverTip",
-    "discountTotal",
-)
 
 
 def order_document_schema() -> Schema:

@@ -168,6 +168,15 @@ ADDRESS_TEXT_FIELDS = (
 PAYMENT_FIELDS = ("amount", "type", "due", "rebate")
 DISCOUNT_TEXT_FIELDS = ("type", "provider", "name", "channelDiscountCode", "referenceId")
 DISCOUNT_AMOUNT_FIELDS = ("value", "amount", "amountRestaurant", "amountChannel")
+MONEY_FIELDS = (  # the order's amounts besides its items, in minor units
+    "taxTotal",
+    "serviceCharge",
+    "deliveryCost",
+    "bagFee",
+    "tip",
+    "driverTip",
+    "discountTotal",
+)
 
 
 COORDINATES: Shape = _fields(_number, "latitude", "longitude")
@@ -234,17 +243,7 @@ ORDER: Shape = {
     "payment": Field(_object(PAYMENT)),
     "taxes": Field(_array(_object(TAX))),
     "discounts": Field(_array(_object(DISCOUNT))),
-    **_fields(
-        _int,
-        "taxTotal",
-        "numberOfCustomers",
-        "serviceCharge",
-        "deliveryCost",
-        "bagFee",
-        "tip",
-        "driverTip",
-        "discountTotal",
-    ),
+    **_fields(_int, "numberOfCustomers", *MONEY_FIELDS),
     "decimalDigits": Field(_integer(0, 9)),
 }
 
