@@ -58,8 +58,15 @@ LATENCY_SAMPLE = 1000  # attempts the latency percentiles of a webhook are taken
 MICROSECONDS_PER_SECOND = 1_000_000
 
 
-def page(rows: Sequence[Row], limit: int, convert: Callable[[Row], T]) -> Page[T]:
-    """A page from `limit + 1` fetched rows: the extra row only says there is more."""
+async def fetch_page(
+    tx: Tx, query: str, limit: int, convert: Callable[[Row], T], **params: object
+) -> Page[T]:
+    """A page of the named list query, which is given `limit + 1` as `limit`: the extra row
+    only says there is more. Empty, without asking the engine, when a parameter is
+    `unstorable` (no stored row can match it)."""
+    if unstorable(*params.values()):
+        return Page(items=[], next_cursor=None)
+    rows = await tx.fetch(query, limit=limit + 1, **params)
     items = [convert(row) for row in rows[:limit]]
     more = len(rows) > limit
     return Page(items=items, next_cursor=rows[limit - 1]["id"] if more and limit else None)
@@ -82,13 +89,12 @@ def visible(event: Event, scope: Scope) -> bool:
     return True
 
 
-def _window(tx: Tx, flt: TimeWindowFilter, limit: int) -> dict[str, object]:
-    """The parameters every filtered list shares: creation range, scope, page size."""
+def _window(tx: Tx, flt: TimeWindowFilter) -> dict[str, object]:
+    """The parameters every filtered list shares: creation range and scope."""
     return {
         "since": micros_or_none(flt.since),
         "until": micros_or_none(flt.until),
         "scope": scope_param(tx, flt.scope),
-        "limit": limit + 1,  # one more row says there is a next page
     }
 
 
@@ -134,18 +140,18 @@ class ReadOperations(StoreCore):
         self, tx: Tx, flt: EventFilter, limit: int, cursor: str | None
     ) -> Page[Event]:
         """Stored events, oldest first; test events are never listed (read them by id)."""
-        if unstorable(cursor, flt.order_id, flt.account):
-            return Page(items=[], next_cursor=None)
         query = "list_events_of_order" if flt.order_id is not None else "list_events"
-        rows = await tx.fetch(
+        return await fetch_page(
+            tx,
             query,
+            limit,
+            event_from_row,
             after=cursor or FIRST_ASCENDING,
             order_id=flt.order_id,
             type=None if flt.type is None else str(flt.type),
             account=flt.account,
-            **_window(tx, flt, limit),
+            **_window(tx, flt),
         )
-        return page(rows, limit, event_from_row)
 
     @reading
     async def get_webhook(self, tx: Tx, webhook_id: str, scope: Scope) -> Webhook:
@@ -163,41 +169,40 @@ class ReadOperations(StoreCore):
         self, tx: Tx, flt: WebhookFilter, limit: int, cursor: str | None
     ) -> Page[Webhook]:
         """Live webhooks, oldest first."""
-        if unstorable(cursor, flt.account):
-            return Page(items=[], next_cursor=None)
-        rows = await tx.fetch(
+        return await fetch_page(
+            tx,
             "list_webhooks",
+            limit,
+            lambda row: webhook_from_row(row, self.box),
             after=cursor or FIRST_ASCENDING,
             account=flt.account,
             state=None if flt.state is None else str(flt.state),
             scope=scope_param(tx, flt.scope),
-            limit=limit + 1,
         )
-        return page(rows, limit, lambda row: webhook_from_row(row, self.box))
 
     @reading
     async def list_deliveries(
         self, tx: Tx, flt: DeliveryFilter, limit: int, cursor: str | None
     ) -> Page[Delivery]:
         """Deliveries, newest first."""
-        if unstorable(cursor, flt.webhook_id, flt.order_id):
-            return Page(items=[], next_cursor=None)
         if flt.webhook_id is not None:
             query = "list_deliveries_of_webhook"
         elif flt.order_id is not None:
             query = "list_deliveries_of_order"
         else:
             query = "list_deliveries"
-        rows = await tx.fetch(
+        return await fetch_page(
+            tx,
             query,
+            limit,
+            delivery_from_row,
             before=cursor or FIRST_DESCENDING,
             webhook_id=flt.webhook_id,
             state=None if flt.state is None else str(flt.state),
             order_id=flt.order_id,
             event_type=None if flt.event_type is None else str(flt.event_type),
-            **_window(tx, flt, limit),
+            **_window(tx, flt),
         )
-        return page(rows, limit, delivery_from_row)
 
     @reading
     async def get_delivery(self, tx: Tx, delivery_id: str, scope: Scope) -> DeliveryView:
