@@ -270,9 +270,8 @@ class ReadOperations(StoreCore):
         if unstorable(webhook_id):
             return []
         bucket_us = bucket_seconds * MICROSECONDS_PER_SECOND
-        query = "outcome_series" if webhook_id is None else "outcome_series_of_webhook"
         rows = await tx.fetch(
-            query,
+            "outcome_series",
             webhook_id=webhook_id,
             since=micros(since),
             until=micros(until),
