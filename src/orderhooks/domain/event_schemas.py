@@ -13,7 +13,19 @@ from __future__ import annotations
 from typing import Any
 
 from orderhooks.domain.model import AttemptError, DisabledReason
-from orderhooks.domain.orders import MAX_SUB_ITEM_DEPTH
+from orderhooks.domain.orders import (
+    ADDRESS_TEXT_FIELDS,
+    COURIER_TEXT_FIELDS,
+    CUSTOMER_TEXT_FIELDS,
+    DISCOUNT_AMOUNT_FIELDS,
+    DISCOUNT_TEXT_FIELDS,
+    MAX_SUB_ITEM_DEPTH,
+    MONEY_FIELDS,
+    ORDER_FLAG_FIELDS,
+    ORDER_TEXT_FIELDS,
+    ORDER_TIME_FIELDS,
+    PAYMENT_FIELDS,
+)
 from orderhooks.domain.statuses import MAX_STATUS
 
 Schema = dict[str, Any]
@@ -50,38 +62,23 @@ def _named(schema: Schema, *names: str) -> dict[str, Schema]:
 
 
 COORDINATES = obj(_optional({"latitude": {"type": "number"}, "longitude": {"type": "number"}}))
-COURIER = obj(
-    _optional(
-        {**_named(STRING, "firstName", "lastName", "phoneNumber", "deliveryBy"), "status": STATUS}
-    )
-)
-CUSTOMER = obj(
-    _optional(_named(STRING, "name", "companyName", "phoneNumber", "email", "note", "tin"))
-)
+COURIER = obj(_optional({**_named(STRING, *COURIER_TEXT_FIELDS), "status": STATUS}))
+CUSTOMER = obj(_optional(_named(STRING, *CUSTOMER_TEXT_FIELDS)))
 DELIVERY_ADDRESS = obj(
     _optional(
         {
-            **_named(
-                STRING,
-                "street",
-                "streetNumber",
-                "postalCode",
-                "area",
-                "city",
-                "country",
-                "extraAddressInfo",
-            ),
+            **_named(STRING, *ADDRESS_TEXT_FIELDS),
             "coordinates": COORDINATES,
         }
     )
 )
-PAYMENT = obj(_optional(_named(INTEGER, "amount", "type", "due", "rebate")))
+PAYMENT = obj(_optional(_named(INTEGER, *PAYMENT_FIELDS)))
 TAX = obj(_optional({"name": STRING, "taxClassId": INTEGER, "total": INTEGER}))
 DISCOUNT = obj(
     _optional(
         {
-            **_named(STRING, "type", "provider", "name", "channelDiscountCode", "referenceId"),
-            **_named(INTEGER, "value", "amount", "amountRestaurant", "amountChannel"),
+            **_named(STRING, *DISCOUNT_TEXT_FIELDS),
+            **_named(INTEGER, *DISCOUNT_AMOUNT_FIELDS),
         }
     )
 )
@@ -113,17 +110,6 @@ def item_schema(depth: int = 0) -> Schema:
     )
 
 
-MONEY_FIELDS = (
-    "taxTotal",
-    "serviceCharge",
-    "deliveryCost",
-    "bagFee",
-    "tip",
-    "driverTip",
-    "discountTotal",
-)
-
-
 def order_document_schema() -> Schema:
     """`data` of `order.new`: the order document (Deliverect order model)."""
     known = {
@@ -140,27 +126,10 @@ def order_document_schema() -> Schema:
         "items": {"type": "array", "items": item_schema()},
     }
     optional = {
-        **_named(
-            STRING,
-            "channelOrderId",
-            "channelOrderDisplayId",
-            "posId",
-            "posReceiptId",
-            "posLocationId",
-            "by",
-            "note",
-            "table",
-        ),
-        **_named(
-            TIMESTAMP_TEXT,
-            "_created",
-            "_updated",
-            "pickupTime",
-            "deliveryTime",
-            "estimatedPickupTime",
-        ),
+        **_named(STRING, *ORDER_TEXT_FIELDS),
+        **_named(TIMESTAMP_TEXT, *ORDER_TIME_FIELDS),
         "statusHistory": {"type": "array", "items": STATUS_HISTORY_ENTRY},
-        **_named({"type": "boolean"}, "deliveryIsAsap", "orderIsAlreadyPaid", "testOrder"),
+        **_named({"type": "boolean"}, *ORDER_FLAG_FIELDS),
         "courier": COURIER,
         "customer": CUSTOMER,
         "deliveryAddress": DELIVERY_ADDRESS,

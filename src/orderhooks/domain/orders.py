@@ -140,30 +140,60 @@ def _fields(check: Check, *names: str) -> dict[str, Field]:
     return {name: Field(check) for name in names}
 
 
+# The names of fields of one kind, which the event catalog's schemas
+# (`orderhooks.domain.event_schemas`) list too: declared once so the two cannot drift.
+ORDER_TEXT_FIELDS = (
+    "channelOrderId",
+    "channelOrderDisplayId",
+    "posId",
+    "posReceiptId",
+    "posLocationId",
+    "by",
+    "note",
+    "table",
+)
+ORDER_TIME_FIELDS = ("_created", "_updated", "pickupTime", "deliveryTime", "estimatedPickupTime")
+ORDER_FLAG_FIELDS = ("deliveryIsAsap", "orderIsAlreadyPaid", "testOrder")
+COURIER_TEXT_FIELDS = ("firstName", "lastName", "phoneNumber", "deliveryBy")
+CUSTOMER_TEXT_FIELDS = ("name", "companyName", "phoneNumber", "email", "note", "tin")
+ADDRESS_TEXT_FIELDS = (
+    "street",
+    "streetNumber",
+    "postalCode",
+    "area",
+    "city",
+    "country",
+    "extraAddressInfo",
+)
+PAYMENT_FIELDS = ("amount", "type", "due", "rebate")
+DISCOUNT_TEXT_FIELDS = ("type", "provider", "name", "channelDiscountCode", "referenceId")
+DISCOUNT_AMOUNT_FIELDS = ("value", "amount", "amountRestaurant", "amountChannel")
+MONEY_FIELDS = (  # the order's amounts besides its items, in minor units
+    "taxTotal",
+    "serviceCharge",
+    "deliveryCost",
+    "bagFee",
+    "tip",
+    "driverTip",
+    "discountTotal",
+)
+
+
 COORDINATES: Shape = _fields(_number, "latitude", "longitude")
 COURIER: Shape = {
-    **_fields(_string, "firstName", "lastName", "phoneNumber", "deliveryBy"),
+    **_fields(_string, *COURIER_TEXT_FIELDS),
     "status": Field(_status),
 }
-CUSTOMER: Shape = _fields(_string, "name", "companyName", "phoneNumber", "email", "note", "tin")
+CUSTOMER: Shape = _fields(_string, *CUSTOMER_TEXT_FIELDS)
 DELIVERY_ADDRESS: Shape = {
-    **_fields(
-        _string,
-        "street",
-        "streetNumber",
-        "postalCode",
-        "area",
-        "city",
-        "country",
-        "extraAddressInfo",
-    ),
+    **_fields(_string, *ADDRESS_TEXT_FIELDS),
     "coordinates": Field(_object(COORDINATES)),
 }
-PAYMENT: Shape = _fields(_int, "amount", "type", "due", "rebate")
+PAYMENT: Shape = _fields(_int, *PAYMENT_FIELDS)
 TAX: Shape = {"name": Field(_string), "taxClassId": Field(_int), "total": Field(_int)}
 DISCOUNT: Shape = {
-    **_fields(_string, "type", "provider", "name", "channelDiscountCode", "referenceId"),
-    **_fields(_int, "value", "amount", "amountRestaurant", "amountChannel"),
+    **_fields(_string, *DISCOUNT_TEXT_FIELDS),
+    **_fields(_int, *DISCOUNT_AMOUNT_FIELDS),
 }
 STATUS_HISTORY_ENTRY: Shape = {
     "timeStamp": Field(_timestamp, required=True),
@@ -203,39 +233,17 @@ ORDER: Shape = {
     "status": Field(_status, required=True),
     "orderType": Field(_int, required=True),
     "items": Field(_array(_item_check(0)), required=True),
-    **_fields(
-        _string,
-        "channelOrderId",
-        "channelOrderDisplayId",
-        "posId",
-        "posReceiptId",
-        "posLocationId",
-        "by",
-        "note",
-        "table",
-    ),
-    **_fields(
-        _timestamp, "_created", "_updated", "pickupTime", "deliveryTime", "estimatedPickupTime"
-    ),
+    **_fields(_string, *ORDER_TEXT_FIELDS),
+    **_fields(_timestamp, *ORDER_TIME_FIELDS),
     "statusHistory": Field(_array(_object(STATUS_HISTORY_ENTRY))),
-    **_fields(_boolean, "deliveryIsAsap", "orderIsAlreadyPaid", "testOrder"),
+    **_fields(_boolean, *ORDER_FLAG_FIELDS),
     "courier": Field(_object(COURIER)),
     "customer": Field(_object(CUSTOMER)),
     "deliveryAddress": Field(_object(DELIVERY_ADDRESS)),
     "payment": Field(_object(PAYMENT)),
     "taxes": Field(_array(_object(TAX))),
     "discounts": Field(_array(_object(DISCOUNT))),
-    **_fields(
-        _int,
-        "taxTotal",
-        "numberOfCustomers",
-        "serviceCharge",
-        "deliveryCost",
-        "bagFee",
-        "tip",
-        "driverTip",
-        "discountTotal",
-    ),
+    **_fields(_int, "numberOfCustomers", *MONEY_FIELDS),
     "decimalDigits": Field(_integer(0, 9)),
 }
 

@@ -86,29 +86,33 @@ class Page(Generic[T]):
     next_cursor: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class EventFilter:
-    """Filters of `GET /v1/events`."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimeWindowFilter:
+    """What the filters of the event and delivery lists share: the caller's scope and a
+    creation time range, `since` included, `until` excluded (None: unbounded)."""
 
     scope: Scope = field(default_factory=Scope)
-    order_id: str | None = None
-    type: AnyEventType | None = None
-    account: str | None = None
     since: datetime | None = None
     until: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class DeliveryFilter:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventFilter(TimeWindowFilter):
+    """Filters of `GET /v1/events`."""
+
+    order_id: str | None = None
+    type: AnyEventType | None = None
+    account: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryFilter(TimeWindowFilter):
     """Filters of `GET /v1/deliveries`."""
 
-    scope: Scope = field(default_factory=Scope)
     webhook_id: str | None = None
     state: DeliveryState | None = None
     order_id: str | None = None
     event_type: AnyEventType | None = None
-    since: datetime | None = None
-    until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +195,7 @@ __all__ = [
     "Page",
     "QueueGauge",
     "StatusItem",
+    "TimeWindowFilter",
     "WebhookFilter",
     "WebhookStats",
 ]

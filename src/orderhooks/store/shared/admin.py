@@ -9,9 +9,9 @@ from orderhooks.exceptions import NotFound
 from orderhooks.store.base import Page
 from orderhooks.store.shared.codec import audit_from_row, audit_params, key_from_row, key_params
 from orderhooks.store.shared.core import StoreCore, reading, writing
-from orderhooks.store.shared.reads import FIRST_ASCENDING, FIRST_DESCENDING, page
-from orderhooks.store.shared.tx import Tx
-from orderhooks.store.shared.values import micros, unstorable
+from orderhooks.store.shared.reads import FIRST_ASCENDING, FIRST_DESCENDING, fetch_page
+from orderhooks.store.shared.tx import Tx, lookup
+from orderhooks.store.shared.values import micros
 
 
 class AdminOperations(StoreCore):
@@ -26,19 +26,20 @@ class AdminOperations(StoreCore):
     @reading
     async def key_by_hash(self, tx: Tx, key_hash: str) -> ApiKey | None:
         """The key (revoked ones included) whose hash this is."""
-        row = None if unstorable(key_hash) else await tx.fetchrow("key_by_hash", key_hash=key_hash)
+        row = await lookup(tx, "key_by_hash", key_hash=key_hash)
         return None if row is None else key_from_row(row)
 
     @reading
     async def list_keys(self, tx: Tx, limit: int, cursor: str | None) -> Page[ApiKey]:
         """Keys, oldest first (revoked ones included, marked)."""
-        rows = await tx.fetch("list_keys", after=cursor or FIRST_ASCENDING, limit=limit + 1)
-        return page(rows, limit, key_from_row)
+        return await fetch_page(
+            tx, "list_keys", limit, key_from_row, after=cursor or FIRST_ASCENDING
+        )
 
     @writing()
     async def revoke_key(self, tx: Tx, key_id: str, now: datetime) -> None:
         """Revoke a key (a second revoke keeps the first time); NotFound when absent."""
-        if unstorable(key_id) or await tx.fetchrow("key_by_id", id=key_id) is None:
+        if await lookup(tx, "key_by_id", id=key_id) is None:
             raise NotFound(f"key {key_id} not found")
         await tx.execute("revoke_key", id=key_id, revoked_at=micros(now))
 
@@ -55,8 +56,9 @@ class AdminOperations(StoreCore):
     @reading
     async def list_audit(self, tx: Tx, limit: int, cursor: str | None) -> Page[AuditEntry]:
         """The audit trail, newest first."""
-        rows = await tx.fetch("list_audit", before=cursor or FIRST_DESCENDING, limit=limit + 1)
-        return page(rows, limit, audit_from_row)
+        return await fetch_page(
+            tx, "list_audit", limit, audit_from_row, before=cursor or FIRST_DESCENDING
+        )
 
     async def purge(self, before: datetime, batch: int = 5000) -> int:
         """Delete finished deliveries and their attempts, then the events no delivery

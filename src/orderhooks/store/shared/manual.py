@@ -25,8 +25,8 @@ from orderhooks.store.shared.codec import (
 )
 from orderhooks.store.shared.core import StoreCore, writing
 from orderhooks.store.shared.heads import Queue, lock_orders, refresh_heads
-from orderhooks.store.shared.tx import Tx
-from orderhooks.store.shared.values import micros, micros_or_none, unstorable
+from orderhooks.store.shared.tx import Tx, lookup
+from orderhooks.store.shared.values import micros, micros_or_none
 from orderhooks.store.shared.webhooks import stored_webhook
 
 REPLAY_PAGE = 1000  # events read per statement while replaying
@@ -39,9 +39,7 @@ class ManualOperations(StoreCore):
     async def retry_delivery_now(self, tx: Tx, delivery_id: str, now: datetime) -> Delivery:
         """Make a pending delivery due now, or put a failed one back to pending with the
         whole schedule; Conflict for delivered, delivering or cancelled ones."""
-        row = (
-            None if unstorable(delivery_id) else await tx.fetchrow("delivery_by_id", id=delivery_id)
-        )
+        row = await lookup(tx, "delivery_by_id", id=delivery_id)
         if row is None:
             raise NotFound(f"delivery {delivery_id} not found")
         delivery = delivery_from_row(row)

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from orderhooks.domain.portal import PortalLink
 from orderhooks.store.shared.core import StoreCore, reading, writing
-from orderhooks.store.shared.tx import Row, Tx
+from orderhooks.store.shared.tx import Row, Tx, lookup
 from orderhooks.store.shared.values import (
     dumps,
     loads,
@@ -54,17 +54,13 @@ class PortalOperations(StoreCore):
     @reading
     async def portal_link_by_token(self, tx: Tx, token_hash: str) -> PortalLink | None:
         """The link whose token has this hash, used or not, expired or not."""
-        if unstorable(token_hash):
-            return None
-        row = await tx.fetchrow("portal_link_by_token", token_hash=token_hash)
+        row = await lookup(tx, "portal_link_by_token", token_hash=token_hash)
         return None if row is None else portal_link_from_row(row)
 
     @reading
     async def portal_link_by_id(self, tx: Tx, link_id: str) -> PortalLink | None:
         """The link with this id, if any."""
-        if unstorable(link_id):
-            return None
-        row = await tx.fetchrow("portal_link_by_id", id=link_id)
+        row = await lookup(tx, "portal_link_by_id", id=link_id)
         return None if row is None else portal_link_from_row(row)
 
     @writing()

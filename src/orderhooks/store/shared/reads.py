@@ -29,6 +29,7 @@ from orderhooks.store.base import (
     OutcomeBucket,
     Page,
     QueueGauge,
+    TimeWindowFilter,
     WebhookFilter,
     WebhookStats,
 )
@@ -41,7 +42,7 @@ from orderhooks.store.shared.codec import (
     webhook_from_row,
 )
 from orderhooks.store.shared.core import StoreCore, reading
-from orderhooks.store.shared.tx import Row, Tx
+from orderhooks.store.shared.tx import Row, Tx, lookup
 from orderhooks.store.shared.values import (
     micros,
     micros_or_none,
@@ -57,8 +58,15 @@ LATENCY_SAMPLE = 1000  # attempts the latency percentiles of a webhook are taken
 MICROSECONDS_PER_SECOND = 1_000_000
 
 
-def page(rows: Sequence[Row], limit: int, convert: Callable[[Row], T]) -> Page[T]:
-    """A page from `limit + 1` fetched rows: the extra row only says there is more."""
+async def fetch_page(
+    tx: Tx, query: str, limit: int, convert: Callable[[Row], T], **params: object
+) -> Page[T]:
+    """A page of the named list query, which is given `limit + 1` as `limit`: the extra row
+    only says there is more. Empty, without asking the engine, when a parameter is
+    `unstorable` (no stored row can match it)."""
+    if unstorable(*params.values()):
+        return Page(items=[], next_cursor=None)
+    rows = await tx.fetch(query, limit=limit + 1, **params)
     items = [convert(row) for row in rows[:limit]]
     more = len(rows) > limit
     return Page(items=items, next_cursor=rows[limit - 1]["id"] if more and limit else None)
@@ -81,13 +89,12 @@ def visible(event: Event, scope: Scope) -> bool:
     return True
 
 
-def _window(tx: Tx, flt: EventFilter | DeliveryFilter, limit: int) -> dict[str, object]:
-    """The parameters every filtered list shares: creation range, scope, page size."""
+def _window(tx: Tx, flt: TimeWindowFilter) -> dict[str, object]:
+    """The parameters every filtered list shares: creation range and scope."""
     return {
         "since": micros_or_none(flt.since),
         "until": micros_or_none(flt.until),
         "scope": scope_param(tx, flt.scope),
-        "limit": limit + 1,  # one more row says there is a next page
     }
 
 
@@ -109,7 +116,7 @@ class ReadOperations(StoreCore):
     @reading
     async def get_order(self, tx: Tx, order_id: str, scope: Scope) -> OrderView:
         """The order with its status history and events, oldest first."""
-        row = None if unstorable(order_id) else await tx.fetchrow("order_by_id", order_id=order_id)
+        row = await lookup(tx, "order_by_id", order_id=order_id)
         if row is None or not scope.allows(row["account"]):
             raise NotFound(f"order {order_id} not found")
         order = order_from_row(row)
@@ -122,7 +129,7 @@ class ReadOperations(StoreCore):
     @reading
     async def get_event(self, tx: Tx, event_id: str, scope: Scope) -> Event:
         """One event (test events included)."""
-        row = None if unstorable(event_id) else await tx.fetchrow("event_by_id", id=event_id)
+        row = await lookup(tx, "event_by_id", id=event_id)
         event = None if row is None else event_from_row(row)
         if event is None or not visible(event, scope):
             raise NotFound(f"event {event_id} not found")
@@ -133,23 +140,23 @@ class ReadOperations(StoreCore):
         self, tx: Tx, flt: EventFilter, limit: int, cursor: str | None
     ) -> Page[Event]:
         """Stored events, oldest first; test events are never listed (read them by id)."""
-        if unstorable(cursor, flt.order_id, flt.account):
-            return Page(items=[], next_cursor=None)
         query = "list_events_of_order" if flt.order_id is not None else "list_events"
-        rows = await tx.fetch(
+        return await fetch_page(
+            tx,
             query,
+            limit,
+            event_from_row,
             after=cursor or FIRST_ASCENDING,
             order_id=flt.order_id,
             type=None if flt.type is None else str(flt.type),
             account=flt.account,
-            **_window(tx, flt, limit),
+            **_window(tx, flt),
         )
-        return page(rows, limit, event_from_row)
 
     @reading
     async def get_webhook(self, tx: Tx, webhook_id: str, scope: Scope) -> Webhook:
         """A live webhook the caller may see (all its accounts in scope)."""
-        row = None if unstorable(webhook_id) else await tx.fetchrow("webhook_by_id", id=webhook_id)
+        row = await lookup(tx, "webhook_by_id", id=webhook_id)
         if row is None:
             raise NotFound(f"webhook {webhook_id} not found")
         webhook = webhook_from_row(row, self.box)
@@ -162,48 +169,45 @@ class ReadOperations(StoreCore):
         self, tx: Tx, flt: WebhookFilter, limit: int, cursor: str | None
     ) -> Page[Webhook]:
         """Live webhooks, oldest first."""
-        if unstorable(cursor, flt.account):
-            return Page(items=[], next_cursor=None)
-        rows = await tx.fetch(
+        return await fetch_page(
+            tx,
             "list_webhooks",
+            limit,
+            lambda row: webhook_from_row(row, self.box),
             after=cursor or FIRST_ASCENDING,
             account=flt.account,
             state=None if flt.state is None else str(flt.state),
             scope=scope_param(tx, flt.scope),
-            limit=limit + 1,
         )
-        return page(rows, limit, lambda row: webhook_from_row(row, self.box))
 
     @reading
     async def list_deliveries(
         self, tx: Tx, flt: DeliveryFilter, limit: int, cursor: str | None
     ) -> Page[Delivery]:
         """Deliveries, newest first."""
-        if unstorable(cursor, flt.webhook_id, flt.order_id):
-            return Page(items=[], next_cursor=None)
         if flt.webhook_id is not None:
             query = "list_deliveries_of_webhook"
         elif flt.order_id is not None:
             query = "list_deliveries_of_order"
         else:
             query = "list_deliveries"
-        rows = await tx.fetch(
+        return await fetch_page(
+            tx,
             query,
+            limit,
+            delivery_from_row,
             before=cursor or FIRST_DESCENDING,
             webhook_id=flt.webhook_id,
             state=None if flt.state is None else str(flt.state),
             order_id=flt.order_id,
             event_type=None if flt.event_type is None else str(flt.event_type),
-            **_window(tx, flt, limit),
+            **_window(tx, flt),
         )
-        return page(rows, limit, delivery_from_row)
 
     @reading
     async def get_delivery(self, tx: Tx, delivery_id: str, scope: Scope) -> DeliveryView:
         """One delivery with its event and attempts, oldest first."""
-        row = (
-            None if unstorable(delivery_id) else await tx.fetchrow("delivery_by_id", id=delivery_id)
-        )
+        row = await lookup(tx, "delivery_by_id", id=delivery_id)
         if row is None or not scope.allows(row["account"]):
             raise NotFound(f"delivery {delivery_id} not found")
         event_row = await tx.fetchrow("event_by_id", id=row["event_id"])
@@ -220,9 +224,7 @@ class ReadOperations(StoreCore):
     async def webhook_stats(self, tx: Tx, webhook_id: str, now: datetime) -> WebhookStats:
         """Counts by state, success rate, latency percentiles of the last attempts, and the
         last success and failure."""
-        runtime = None
-        if not unstorable(webhook_id):
-            runtime = await tx.fetchrow("runtime_of_live_webhook", webhook_id=webhook_id)
+        runtime = await lookup(tx, "runtime_of_live_webhook", webhook_id=webhook_id)
         if runtime is None:
             raise NotFound(f"webhook {webhook_id} not found")
         counts = {state: 0 for state in DeliveryState}
@@ -268,9 +270,8 @@ class ReadOperations(StoreCore):
         if unstorable(webhook_id):
             return []
         bucket_us = bucket_seconds * MICROSECONDS_PER_SECOND
-        query = "outcome_series" if webhook_id is None else "outcome_series_of_webhook"
         rows = await tx.fetch(
-            query,
+            "outcome_series",
             webhook_id=webhook_id,
             since=micros(since),
             until=micros(until),

@@ -75,17 +75,13 @@ def finished_at(outcome: Outcome) -> datetime:
 
 
 async def _record(
-    tx: Tx,
-    outcomes: Sequence[Outcome],
-    now: datetime,
-    webhooks: Mapping[str, Webhook],
-    disable_after_seconds: int,
-    emitter: Emitter,
+    tx: Tx, outcomes: Sequence[Outcome], disable_after_seconds: int, emitter: Emitter
 ) -> bool:
-    """Write the outcomes; returns whether some delivery finished (its queue may have a
-    new head)."""
+    """Write the outcomes at the emitter's time, among its live webhooks; returns whether
+    some delivery finished (its queue may have a new head)."""
     if not outcomes:
         return False
+    now, webhooks = emitter.now, emitter.live
     ids = sorted({o.delivery_id for o in outcomes})
     # Order locks first (the lock order every transaction follows), then the rows.
     await tx.fetch("lock_orders_of_deliveries", ids=tx.array(ids))
@@ -96,7 +92,7 @@ async def _record(
     await refresh_heads(tx, finished, webhooks)
     await _count_usage(tx, applied, rows)
     await _emit_failed_deliveries(applied, rows, emitter)
-    await _update_health(tx, known, now, webhooks, disable_after_seconds, emitter)
+    await _update_health(tx, known, disable_after_seconds, emitter)
     return bool(finished)
 
 
@@ -179,17 +175,13 @@ async def _emit_failed_deliveries(
 
 
 async def _update_health(
-    tx: Tx,
-    outcomes: Sequence[Outcome],
-    now: datetime,
-    webhooks: Mapping[str, Webhook],
-    disable_after_seconds: int,
-    emitter: Emitter,
+    tx: Tx, outcomes: Sequence[Outcome], disable_after_seconds: int, emitter: Emitter
 ) -> None:
     """Fold each attempt into its webhook's health; disable webhooks that are gone or
     have been failing too long. Each transition emits its operational event:
     `webhook.failing` when probing starts, `webhook.recovered` when a success ends it,
     `webhook.disabled` when this transaction disables the webhook."""
+    now, webhooks = emitter.now, emitter.live
     webhook_ids = sorted({o.webhook_id for o in outcomes if o.webhook_id in webhooks})
     if not webhook_ids:
         return
@@ -252,7 +244,7 @@ class RecordOperations(StoreCore):
         async def job(tx: Tx) -> tuple[bool, list[OperationalEventType]]:
             live = await self._catalog.load(tx)
             emitter = Emitter(tx, self._new_id, live, now)
-            done = await _record(tx, outcomes, now, live, self._disable_after_seconds, emitter)
+            done = await _record(tx, outcomes, self._disable_after_seconds, emitter)
             return done, emitter.emitted
 
         # A lost outcome only means its delivery is sent again (at least once); the

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
+from orderhooks.store.shared.values import unstorable
+
 T = TypeVar("T")
 
 
@@ -53,6 +55,14 @@ class Tx(Protocol):
         """The engine's form of a list parameter (JSON text on SQLite, an array on
         PostgreSQL)."""
         ...
+
+
+async def lookup(tx: Tx, query: str, /, **key: object) -> Row | None:
+    """The row the named query finds by `key`; None without asking the engine when a key
+    value is `unstorable` (no stored row can have it)."""
+    if unstorable(*key.values()):
+        return None
+    return await tx.fetchrow(query, **key)
 
 
 # A unit of work run inside one transaction; the engine owns begin and commit.

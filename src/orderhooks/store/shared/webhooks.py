@@ -28,13 +28,13 @@ from orderhooks.store.shared.codec import (
 from orderhooks.store.shared.core import StoreCore, reading, writing
 from orderhooks.store.shared.heads import lock_orders, refresh_heads
 from orderhooks.store.shared.opevents import emit_operational_event
-from orderhooks.store.shared.tx import Tx
+from orderhooks.store.shared.tx import Tx, lookup
 from orderhooks.store.shared.values import dumps, micros, micros_or_none, unstorable
 
 
 async def stored_webhook(tx: Tx, webhook_id: str, box: SecretBox) -> Webhook:
     """The live webhook with that id; NotFound when absent or deleted."""
-    row = None if unstorable(webhook_id) else await tx.fetchrow("webhook_by_id", id=webhook_id)
+    row = await lookup(tx, "webhook_by_id", id=webhook_id)
     if row is None:
         raise NotFound(f"webhook {webhook_id} not found")
     return webhook_from_row(row, box)
@@ -246,5 +246,5 @@ class WebhookOperations(StoreCore):
     @reading
     async def get_agreement(self, tx: Tx, account: str) -> Agreement | None:
         """The account's agreement, if recorded."""
-        row = None if unstorable(account) else await tx.fetchrow("agreement_of", account=account)
+        row = await lookup(tx, "agreement_of", account=account)
         return None if row is None else agreement_from_row(row)
