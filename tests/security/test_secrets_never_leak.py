@@ -153,7 +153,7 @@ def test_secrets_appear_only_in_create_rotate_and_secret_answers(seen: Observed)
 
 def test_deliveries_are_signed_with_the_current_secret(seen: Observed) -> None:
     """The receiver verifies every delivery with the newest secret (the chosen one)."""
-    from orderhooks.testing.receiver import signature_problem
+    from orderhooks.testing import signature_problem
 
     assert len(seen.deliveries) >= 3
     problems = [signature_problem(r, seen.secrets["chosen"]) for r in seen.deliveries]
