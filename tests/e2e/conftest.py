@@ -7,8 +7,7 @@ When a test fails, the end of the server's log is attached to the report.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Generator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -16,6 +15,7 @@ from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess
 from tests.support.api import Api
 from tests.support.data import unique
+from tests.support.processes import log_tails_on_failure
 
 LOG_TAIL_ON_FAILURE_CHARS = 6000
 
@@ -63,13 +63,9 @@ def account() -> str:
     return unique("acct")
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, Any, None]:
-    """Attach the tail of the server log to a failed test's report."""
-    outcome = yield
-    report = outcome.get_result()
-    process = getattr(item, "funcargs", {}).get("server")
-    if report.failed and isinstance(process, ServerProcess):
-        report.sections.append(("server log (tail)", process.log_tail(LOG_TAIL_ON_FAILURE_CHARS)))
+# The tail of the server log, in a failed test's report.
+pytest_runtest_makereport = log_tails_on_failure(
+    "server",
+    ServerProcess,
+    lambda process: [("server log (tail)", process.log_tail(LOG_TAIL_ON_FAILURE_CHARS))],
+)
