@@ -2,6 +2,7 @@
 
 A module sets `SERVER_ENV` (a dict of `ORDERHOOKS_*` variables) to configure its
 server; tests sharing it use their own accounts and webhooks, so they never interfere.
+`broker` runs a test once on a NATS stream and once on a RabbitMQ queue.
 When a test fails, the end of the server's log is attached to the report.
 """
 
@@ -13,6 +14,7 @@ import pytest
 
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess
+from tests.e2e.brokers import Broker, nats_stream, rabbit_queue
 from tests.support.api import Api
 from tests.support.data import unique
 from tests.support.processes import log_tails_on_failure
@@ -61,6 +63,14 @@ async def rx() -> AsyncIterator[Receiver]:
 def account() -> str:
     """An account no other test uses."""
     return unique("acct")
+
+
+@pytest.fixture(params=["nats", "rabbitmq"])
+async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
+    """A JetStream stream or a RabbitMQ queue of the test's own, for the tests every broker
+    source passes alike."""
+    async with nats_stream() if request.param == "nats" else rabbit_queue() as target:
+        yield target
 
 
 # The tail of the server log, in a failed test's report.

@@ -1,5 +1,6 @@
 """NATS JetStream sources, end to end: a real orderhooks process consuming a real stream
-and delivering to a real receiver (docs/operations.md)."""
+and delivering to a real receiver (docs/operations.md). What RabbitMQ sources do alike is
+in test_sources_brokers.py."""
 
 from __future__ import annotations
 
@@ -17,15 +18,10 @@ import pytest
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import LOOPBACK, free_port
 from tests.e2e.brokers import (
-    bad_messages,
     consuming,
-    dead_letter_all,
     nats_stream,
     order_life,
-    redelivery_creates_nothing,
-    sigkill_mid_stream,
     sources_of,
-    wait_consumed,
     wait_until,
 )
 from tests.e2e.support import assert_per_order
@@ -35,53 +31,6 @@ from tests.support.data import unique
 
 NATS_SERVER = "/usr/sbin/nats-server"
 WAIT_SECONDS = 60.0
-
-
-async def test_delivered_in_order_and_redelivery_creates_nothing(
-    tmp_path: Path, rx: Receiver
-) -> None:
-    account = unique("acct")
-    async with (
-        nats_stream() as stream,
-        consuming(tmp_path, stream.source_url(), rx, account) as run,
-    ):
-        lives = await redelivery_creates_nothing(stream, run, rx, account)
-        await asyncio.sleep(1)  # anything created twice would be delivered by now
-        assert_each_event_once(rx, lives)
-
-
-def assert_each_event_once(rx: Receiver, lives: list[list[dict[str, Any]]]) -> None:
-    """The receiver got each order's five events exactly once: one courier update each."""
-    accepted = rx.events(accepted_only=True)
-    assert len(rx.accepted()) == len(rx.delivered_ids()) == sum(len(life) for life in lives)
-    for life in lives:
-        order_id = life[0]["data"]["_id"]
-        types = [e["type"] for e in accepted if e["orderId"] == order_id]
-        assert sorted(types) == sorted(item["type"] for item in life), order_id
-
-
-async def test_bad_messages_are_dead_lettered_and_nothing_is_stored(
-    tmp_path: Path, rx: Receiver
-) -> None:
-    account = unique("acct")
-    env = {"ORDERHOOKS_MAX_BODY_BYTES": "500000"}
-    async with (
-        nats_stream() as stream,
-        consuming(tmp_path, stream.source_url(), rx, account, **env) as run,
-    ):
-        bad = bad_messages(account, 600_000)
-        await dead_letter_all(stream, run.client, rx, account, bad)
-        # Dead letters are in the stream the source reads, and are never consumed.
-        await wait_consumed(run.client, 2 * len(bad) + 1)
-        [source] = await sources_of(run.client)
-        assert source["deadLettered"] == len(bad)
-
-
-async def test_sigkill_mid_stream_delivers_every_order_after_restart(
-    tmp_path: Path, rx: Receiver
-) -> None:
-    async with nats_stream() as stream:
-        await sigkill_mid_stream(tmp_path, rx, stream)
 
 
 @pytest.fixture()

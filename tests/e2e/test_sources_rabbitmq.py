@@ -1,5 +1,6 @@
 """RabbitMQ sources, end to end: a real orderhooks process consuming a real queue and
-delivering to a real receiver (docs/operations.md)."""
+delivering to a real receiver (docs/operations.md). What NATS sources do alike is in
+test_sources_brokers.py."""
 
 from __future__ import annotations
 
@@ -9,14 +10,9 @@ from orderhooks.testing.receiver import Receiver
 from tests.cluster.pgproxy import PgProxy
 from tests.e2e.brokers import (
     RabbitQueue,
-    bad_messages,
     consuming,
-    dashboard_overview,
-    dead_letter_all,
     order_life,
     rabbit_queue,
-    redelivery_creates_nothing,
-    sigkill_mid_stream,
     sources_of,
     wait_until,
 )
@@ -26,38 +22,6 @@ from tests.support.data import unique
 
 WAIT_SECONDS = 60.0
 RABBIT_PORT = 5672
-
-
-async def test_delivered_in_order_and_redelivery_creates_nothing(
-    tmp_path: Path, rx: Receiver
-) -> None:
-    account = unique("acct")
-    async with (
-        rabbit_queue() as queue,
-        consuming(tmp_path, queue.source_url(), rx, account) as run,
-    ):
-        await redelivery_creates_nothing(queue, run, rx, account)
-        [source] = await sources_of(run.client)
-        assert source["url"] == queue.source_url().replace("guest:guest@", "guest@")
-        assert "guest:guest" not in run.server.log_text()
-        # The dashboard's overview shows the source to the operator.
-        page = await dashboard_overview(run.server.base_url, run.server.admin_key)
-        assert "Broker sources" in page and source["id"] in page
-        assert "guest:guest" not in page
-
-
-async def test_bad_messages_are_dead_lettered_and_nothing_is_stored(
-    tmp_path: Path, rx: Receiver
-) -> None:
-    account = unique("acct")
-    async with (
-        rabbit_queue() as queue,
-        consuming(tmp_path, queue.source_url(), rx, account) as run,
-    ):
-        bad = bad_messages(account, 10 * 1024 * 1024)
-        await dead_letter_all(queue, run.client, rx, account, bad)
-        metrics = expect(await run.client.get("/metrics"), 200)
-        assert 'outcome="dead_lettered"' in metrics
 
 
 async def test_broker_away_at_start_and_gone_midway_comes_back(
@@ -98,10 +62,3 @@ async def _away_and_back(
         assert_per_order(rx.accepted())
         # Connection errors and reconnects are logged without the password.
         assert "guest:guest" not in server.log_text()
-
-
-async def test_sigkill_mid_stream_delivers_every_order_after_restart(
-    tmp_path: Path, rx: Receiver
-) -> None:
-    async with rabbit_queue() as queue:
-        await sigkill_mid_stream(tmp_path, rx, queue)
