@@ -6,6 +6,7 @@ accounts, never billed (docs/events.md)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,7 @@ from orderhooks.domain.model import (
     Event,
     OperationalEventType,
     Scope,
+    Webhook,
     WebhookState,
 )
 from orderhooks.exceptions import NotFound
@@ -41,6 +43,11 @@ RECOVERED = OperationalEventType.WEBHOOK_RECOVERED
 DISABLED = OperationalEventType.WEBHOOK_DISABLED
 DELIVERY_FAILED = OperationalEventType.DELIVERY_FAILED
 LATER = NOW + timedelta(minutes=1)
+
+
+def about(hook: Webhook) -> dict[str, Any]:
+    """What every webhook.* event's data says of the webhook: its id, URL and accounts."""
+    return {"webhookId": hook.id, "url": hook.url, "accounts": list(hook.accounts)}
 
 
 async def op_events(store: Store, event_type: OperationalEventType) -> list[Event]:
@@ -71,9 +78,7 @@ async def test_failing_and_recovered_are_emitted_once_to_the_listeners(store: St
     [event] = await op_events(store, FAILING)
     assert event.account == "acc1" and event.order_id is None and event.sequence is None
     assert event.data == {
-        "webhookId": w.id,
-        "url": w.url,
-        "accounts": ["acc1"],
+        **about(w),
         "consecutiveFailures": 3,
         "lastError": "http_status",
         "lastStatusCode": 500,
@@ -94,9 +99,7 @@ async def test_failing_and_recovered_are_emitted_once_to_the_listeners(store: St
     await store.record([delivered(probe.delivery.id, w.id, 2)], LATER)
     [recovered] = await op_events(store, RECOVERED)
     assert recovered.data == {
-        "webhookId": w.id,
-        "url": w.url,
-        "accounts": ["acc1"],
+        **about(w),
         "failingSince": "2026-11-28T12:00:00.000000Z",
         "failedAttempts": 4,
     }
@@ -194,12 +197,7 @@ async def test_disabling_emits_once_by_hand_or_when_gone(store: Store) -> None:
     await store.set_webhook_state(w.id, WebhookState.DISABLED, None, NOW)
     await store.set_webhook_state(w.id, WebhookState.DISABLED, None, NOW)  # no transition
     [manual] = await op_events(store, DISABLED)
-    assert manual.data == {
-        "webhookId": w.id,
-        "url": w.url,
-        "accounts": ["acc1"],
-        "reason": "manual",
-    }
+    assert manual.data == {**about(w), "reason": "manual"}
 
     await store.ingest([new_order("o1")], NOW)
     [claim] = [c for c in await store.claim(NOW, 100, "w1") if c.webhook.id == gone.id]
