@@ -404,16 +404,26 @@ async def _count_requests(transport: FakeTransport, count: int) -> bool:
 # ---------------------------------------------------------------- recording and stopping
 
 
-async def test_outcomes_survive_a_failing_store(
-    store: Store, transport: FakeTransport, settings: Settings, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(("method", "orders"), [("record", 3), ("claim", 1)])
+async def test_delivery_survives_a_store_call_failing_twice(
+    store: Store,
+    transport: FakeTransport,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    method: str,
+    orders: int,
 ) -> None:
+    """Outcomes that could not be recorded are recorded late, a claim that failed is
+    tried again: every order is delivered, once, and the loop keeps running."""
     webhook, _ = await _webhook(store, "https://receiver.example/")
-    await _ingest_orders(store, 3)
-    failures = _fail_twice(monkeypatch, store, "record")
-    async with _running(Dispatcher(store, transport, settings)):
-        await _eventually(_all_in({DeliveryState.DELIVERED}, store, webhook.id, 3))
+    await _ingest_orders(store, orders)
+    failures = _fail_twice(monkeypatch, store, method)
+    worker = Dispatcher(store, transport, settings)
+    async with _running(worker):
+        await _eventually(_all_in({DeliveryState.DELIVERED}, store, webhook.id, orders))
+        assert worker.running
     assert len(failures) == 2
-    assert len(transport.requests) == 3  # recorded late, but never sent twice
+    assert len(transport.requests) == orders  # never sent twice
 
 
 async def test_stop_lets_attempts_in_flight_finish_and_records_them(
@@ -497,19 +507,6 @@ async def test_on_postgresql_orders_are_delivered_in_order_with_retries(
     assert _event_ids(requests) == [event_ids[0], event_ids[0], event_ids[1]]
     assert [r.headers["orderhooks-attempt"] for r in requests] == ["1", "2", "1"]
     assert all(verify(secret, dict(r.headers), r.body) for r in requests)
-
-
-async def test_a_failing_claim_is_retried_and_the_loop_survives(
-    store: Store, transport: FakeTransport, settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    webhook, _ = await _webhook(store, "https://receiver.example/")
-    await _ingest_orders(store, 1)
-    failures = _fail_twice(monkeypatch, store, "claim")
-    worker = Dispatcher(store, transport, settings)
-    async with _running(worker):
-        await _eventually(_all_in({DeliveryState.DELIVERED}, store, webhook.id, 1))
-        assert worker.running
-    assert len(failures) == 2
 
 
 @pytest.mark.parametrize("wake_up_channel", ["working", "broken"])
