@@ -26,5 +26,9 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 
 # The end of every process log, in a failed test's report.
 pytest_runtest_makereport = log_tails_on_failure(
-    "cluster", Cluster, lambda processes: processes.log_tails(LOG_TAIL_ON_FAILURE_CHARS)
+    "cluster",
+    Cluster,
+    lambda processes: [
+        (f"{name} (tail)", tail) for name, tail in processes.log_tails(LOG_TAIL_ON_FAILURE_CHARS)
+    ],
 )
