@@ -1,5 +1,6 @@
 """What every test folder shares: fresh PostgreSQL databases, and the `postgres` marker on
-every test that uses one (so that `make check` can leave them out)."""
+every test that uses one (so that `make check` can leave them out); a server's database
+on either engine."""
 
 from __future__ import annotations
 
@@ -38,6 +39,15 @@ def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
         pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_DSN}: {exc}")
     yield url
     _run_apart(drop_database(url))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The environment choosing a server's database: SQLite in its data dir (nothing set),
+    or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return {}
+    return {"ORDERHOOKS_DATABASE_URL": request.getfixturevalue("pg_url")}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-from orderhooks.testing.receiver import ReceivedRequest, Receiver, Reply
+from orderhooks.testing import ReceivedRequest, Receiver, Reply
 
 
 class TimedReceiver(Receiver):

@@ -3,13 +3,13 @@ their logs attached to the report of a failed test."""
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.cluster.cluster import Cluster
+from tests.support.processes import log_tails_on_failure
 
 LOG_TAIL_ON_FAILURE_CHARS = 4000
 
@@ -24,14 +24,11 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         processes.close()
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, Any, None]:
-    """Attach the end of every process log to a failed test's report."""
-    outcome = yield
-    report = outcome.get_result()
-    processes = getattr(item, "funcargs", {}).get("cluster")
-    if report.failed and isinstance(processes, Cluster):
-        for name, tail in processes.log_tails(LOG_TAIL_ON_FAILURE_CHARS):
-            report.sections.append((f"{name} (tail)", tail))
+# The end of every process log, in a failed test's report.
+pytest_runtest_makereport = log_tails_on_failure(
+    "cluster",
+    Cluster,
+    lambda processes: [
+        (f"{name} (tail)", tail) for name, tail in processes.log_tails(LOG_TAIL_ON_FAILURE_CHARS)
+    ],
+)

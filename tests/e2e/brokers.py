@@ -16,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import aio_pika
 import httpx
@@ -197,6 +197,26 @@ def source_server(tmp_path: Path, name: str, sources: str, **env: str) -> Server
     )
 
 
+class SourceRun(NamedTuple):
+    """A started orderhooks process consuming a source, a client of its API, and the
+    webhook that delivers the test account's events to the receiver."""
+
+    server: ServerProcess
+    client: httpx.AsyncClient
+    webhook: dict[str, Any]
+
+
+@contextlib.asynccontextmanager
+async def consuming(
+    tmp_path: Path, sources: str, rx: Receiver, account: str, **env: str
+) -> AsyncIterator[SourceRun]:
+    """Start `source_server(...)` on `sources` and make a webhook of `account` to `rx`."""
+    with source_server(tmp_path, "serve", sources, **env) as server:
+        async with server.async_client() as client:
+            webhook = await Api(client, server.admin_key).create_webhook(rx.url, [account])
+            yield SourceRun(server, client, webhook)
+
+
 async def sources_of(client: httpx.AsyncClient) -> list[dict[str, Any]]:
     """`GET /v1/sources`."""
     response = await client.get("/v1/sources")
@@ -352,6 +372,35 @@ async def deliver_again(broker: Broker, client: httpx.AsyncClient, messages: lis
     for message in messages:
         await broker.publish(message)
     await wait_consumed(client, 2 * len(messages))
+
+
+async def redelivery_creates_nothing(
+    broker: Broker, run: SourceRun, rx: Receiver, account: str
+) -> None:
+    """Six orders delivered in order (`deliver_lives`), then every message delivered again
+    (`deliver_again`): each event is stored and delivered once, each repeat counted a
+    duplicate, nothing dead-lettered, the source connected."""
+    lives = [order_life(account) for _ in range(6)]
+    messages = await deliver_lives(broker, rx, lives, run.webhook["secret"])
+    await deliver_again(broker, run.client, messages)
+    events = await events_of(run.client, account)
+    assert len(events) == sum(len(life) for life in lives)
+    assert await source_messages(run.client, "duplicate") == len(messages)
+    [source] = await sources_of(run.client)
+    assert source["state"] == "connected"
+    assert source["deadLettered"] == 0
+    await asyncio.sleep(1)  # anything created twice would be delivered by now
+    assert_each_event_once(rx, lives)
+
+
+def assert_each_event_once(rx: Receiver, lives: list[list[dict[str, Any]]]) -> None:
+    """The receiver got each order's five events exactly once: one courier update each."""
+    accepted = rx.events(accepted_only=True)
+    assert len(rx.accepted()) == len(rx.delivered_ids()) == sum(len(life) for life in lives)
+    for life in lives:
+        order_id = life[0]["data"]["_id"]
+        types = [e["type"] for e in accepted if e["orderId"] == order_id]
+        assert sorted(types) == sorted(item["type"] for item in life), order_id
 
 
 async def sigkill_mid_stream(tmp_path: Path, rx: Receiver, broker: Broker) -> None:

@@ -2,20 +2,22 @@
 
 A module sets `SERVER_ENV` (a dict of `ORDERHOOKS_*` variables) to configure its
 server; tests sharing it use their own accounts and webhooks, so they never interfere.
+`broker` runs a test once on a NATS stream and once on a RabbitMQ queue.
 When a test fails, the end of the server's log is attached to the report.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Generator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess
+from tests.e2e.brokers import Broker, nats_stream, rabbit_queue
 from tests.support.api import Api
 from tests.support.data import unique
+from tests.support.processes import log_tails_on_failure
 
 LOG_TAIL_ON_FAILURE_CHARS = 6000
 
@@ -63,13 +65,17 @@ def account() -> str:
     return unique("acct")
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, Any, None]:
-    """Attach the tail of the server log to a failed test's report."""
-    outcome = yield
-    report = outcome.get_result()
-    process = getattr(item, "funcargs", {}).get("server")
-    if report.failed and isinstance(process, ServerProcess):
-        report.sections.append(("server log (tail)", process.log_tail(LOG_TAIL_ON_FAILURE_CHARS)))
+@pytest.fixture(params=["nats", "rabbitmq"])
+async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
+    """A JetStream stream or a RabbitMQ queue of the test's own, for the tests every broker
+    source passes alike."""
+    async with nats_stream() if request.param == "nats" else rabbit_queue() as target:
+        yield target
+
+
+# The tail of the server log, in a failed test's report.
+pytest_runtest_makereport = log_tails_on_failure(
+    "server",
+    ServerProcess,
+    lambda process: [("server log (tail)", process.log_tail(LOG_TAIL_ON_FAILURE_CHARS))],
+)

@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from orderhooks.testing.receiver import ReceivedRequest
+from orderhooks.testing import ReceivedRequest
 from tests.support.api import Api
 from tests.support.data import new_order
 

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
-from orderhooks.testing.receiver import ReceivedRequest, Receiver
+from orderhooks.testing import ReceivedRequest, Receiver
 from orderhooks.testing.server import ServerProcess
 from tests.e2e.support import ingest_flow, units
 from tests.support.api import Api

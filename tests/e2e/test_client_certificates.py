@@ -34,11 +34,8 @@ def pki() -> Pki:
 
 @pytest.fixture
 def rx(pki: Pki) -> Iterator[Receiver]:
-    receiver = mtls_receiver(pki)
-    try:
+    with mtls_receiver(pki) as receiver:
         yield receiver
-    finally:
-        receiver.stop()
 
 
 def _create(api: httpx.Client, url: str, account: str, tls: Any) -> dict[str, Any]:

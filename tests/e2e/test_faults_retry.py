@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from orderhooks.testing.receiver import Receiver, signature_problem
+from orderhooks.testing import Receiver, signature_problem
 from orderhooks.testing.server import free_port
 from tests.e2e.support import states
 from tests.support.api import Api, expect

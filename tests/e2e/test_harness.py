@@ -16,7 +16,7 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from orderhooks.testing.receiver import Receiver, hex_signature
+from orderhooks.testing import Receiver, hex_signature
 from orderhooks.testing.server import free_port
 
 

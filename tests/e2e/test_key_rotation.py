@@ -11,7 +11,6 @@ warns that secrets are stored in plaintext.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -23,17 +22,8 @@ from tests.integration.cli_support import cli_env, run_cli
 from tests.support.data import ALL_TYPES, new_order, unique
 from tests.support.tls import new_encryption_key
 
-ENGINES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 DELIVERY_TIMEOUT = 30.0
 VARIABLE = "ORDERHOOKS_ENCRYPTION_KEYS"
-
-
-@pytest.fixture(params=ENGINES)
-def database_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
-    if request.param == "sqlite":
-        yield {}
-    else:
-        yield {"ORDERHOOKS_DATABASE_URL": request.getfixturevalue("pg_url")}
 
 
 def deliver_one(api: httpx.Client, rx: Receiver, account: str) -> None:

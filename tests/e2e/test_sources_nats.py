@@ -1,5 +1,6 @@
 """NATS JetStream sources, end to end: a real orderhooks process consuming a real stream
-and delivering to a real receiver (docs/operations.md)."""
+and delivering to a real receiver (docs/operations.md). What RabbitMQ sources do alike is
+in test_sources_brokers.py."""
 
 from __future__ import annotations
 
@@ -17,88 +18,19 @@ import pytest
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import LOOPBACK, free_port
 from tests.e2e.brokers import (
-    bad_messages,
-    dead_letter_all,
-    deliver_again,
-    deliver_lives,
-    events_of,
+    consuming,
     nats_stream,
     order_life,
-    sigkill_mid_stream,
-    source_messages,
-    source_server,
     sources_of,
-    wait_consumed,
     wait_until,
 )
 from tests.e2e.support import assert_per_order
-from tests.support.api import Api, expect
+from tests.support.api import expect
 from tests.support.data import new_order as make_order
 from tests.support.data import unique
 
 NATS_SERVER = "/usr/sbin/nats-server"
 WAIT_SECONDS = 60.0
-
-
-async def _webhook(api: Api, rx: Receiver, account: str) -> dict[str, Any]:
-    return await api.create_webhook(rx.url, [account])
-
-
-async def test_delivered_in_order_and_redelivery_creates_nothing(
-    tmp_path: Path, rx: Receiver
-) -> None:
-    account = unique("acct")
-    async with nats_stream() as stream:
-        lives = [order_life(account) for _ in range(6)]
-        with source_server(tmp_path, "serve", stream.source_url()) as server:
-            async with server.async_client() as client:
-                webhook = await _webhook(Api(client, server.admin_key), rx, account)
-                messages = await deliver_lives(stream, rx, lives, webhook["secret"])
-                # The broker delivering the messages again creates nothing new.
-                await deliver_again(stream, client, messages)
-                expected = sum(len(life) for life in lives)
-                events = await events_of(client, account)
-                assert len(events) == expected
-                [source] = await sources_of(client)
-                assert source["state"] == "connected"
-                assert source["deadLettered"] == 0
-                assert await source_messages(client, "duplicate") == len(messages)
-                await asyncio.sleep(1)  # anything created twice would be delivered by now
-                assert_each_event_once(rx, lives)
-
-
-def assert_each_event_once(rx: Receiver, lives: list[list[dict[str, Any]]]) -> None:
-    """The receiver got each order's five events exactly once: one courier update each."""
-    accepted = rx.events(accepted_only=True)
-    assert len(rx.accepted()) == len(rx.delivered_ids()) == sum(len(life) for life in lives)
-    for life in lives:
-        order_id = life[0]["data"]["_id"]
-        types = [e["type"] for e in accepted if e["orderId"] == order_id]
-        assert sorted(types) == sorted(item["type"] for item in life), order_id
-
-
-async def test_bad_messages_are_dead_lettered_and_nothing_is_stored(
-    tmp_path: Path, rx: Receiver
-) -> None:
-    account = unique("acct")
-    async with nats_stream() as stream:
-        env = {"ORDERHOOKS_MAX_BODY_BYTES": "500000"}
-        with source_server(tmp_path, "serve", stream.source_url(), **env) as server:
-            async with server.async_client() as client:
-                await _webhook(Api(client, server.admin_key), rx, account)
-                bad = bad_messages(account, 600_000)
-                await dead_letter_all(stream, client, rx, account, bad)
-                # Dead letters are in the stream the source reads, and are never consumed.
-                await wait_consumed(client, 2 * len(bad) + 1)
-                [source] = await sources_of(client)
-                assert source["deadLettered"] == len(bad)
-
-
-async def test_sigkill_mid_stream_delivers_every_order_after_restart(
-    tmp_path: Path, rx: Receiver
-) -> None:
-    async with nats_stream() as stream:
-        await sigkill_mid_stream(tmp_path, rx, stream)
 
 
 @pytest.fixture()
@@ -145,67 +77,65 @@ async def test_broker_down_at_start_and_gone_midway_comes_back(
     source = f"{url}/{stream_name}?subject=ohdown.>&durable=orderhooks"
     account = unique("acct")
     broker: subprocess.Popen[bytes] | None = None
-    with source_server(tmp_path, "serve", source) as server:
-        async with server.async_client() as client:
+    async with consuming(tmp_path, source, rx, account) as (_, client, webhook):
 
-            async def state_is(state: str) -> bool:
-                [s] = await sources_of(client)
-                return bool(s["state"] == state)
+        async def state_is(state: str) -> bool:
+            [s] = await sources_of(client)
+            return bool(s["state"] == state)
 
-            # The API serves while the broker is away.
-            webhook = await _webhook(Api(client, server.admin_key), rx, account)
-            [state] = await sources_of(client)
-            assert state["state"] == "reconnecting"
-            assert state["url"] == source
-            try:
-                broker = _start_nats(port, nats_server_dir)
-                await _publish_life(url, stream_name, order_life(account))
-                await wait_until(lambda: state_is("connected"), "the source connected")
-                await rx.wait_for(lambda: len(rx.delivered_ids()) >= 5, WAIT_SECONDS)
-                # Gone midway: the API keeps serving, the consumer reconnects by itself.
+        # The API serves while the broker is away.
+        [state] = await sources_of(client)
+        assert state["state"] == "reconnecting"
+        assert state["url"] == source
+        try:
+            broker = _start_nats(port, nats_server_dir)
+            await _publish_life(url, stream_name, order_life(account))
+            await wait_until(lambda: state_is("connected"), "the source connected")
+            await rx.wait_for(lambda: len(rx.delivered_ids()) >= 5, WAIT_SECONDS)
+            # Gone midway: the API keeps serving, the consumer reconnects by itself.
+            broker.terminate()
+            broker.wait(10)
+            await wait_until(lambda: state_is("reconnecting"), "the source reconnecting")
+            expect(await client.get("/v1/webhooks"), 200)
+            broker = _start_nats(port, nats_server_dir)  # same JetStream store
+            await _publish_life(url, stream_name, order_life(account))
+            await rx.wait_for(lambda: len(rx.delivered_ids()) >= 10, WAIT_SECONDS)
+            await wait_until(lambda: state_is("connected"), "the source connected again")
+            rx.verify_all(webhook["secret"])
+            assert_per_order(rx.accepted())
+        finally:
+            if broker is not None:
                 broker.terminate()
                 broker.wait(10)
-                await wait_until(lambda: state_is("reconnecting"), "the source reconnecting")
-                expect(await client.get("/v1/webhooks"), 200)
-                broker = _start_nats(port, nats_server_dir)  # same JetStream store
-                await _publish_life(url, stream_name, order_life(account))
-                await rx.wait_for(lambda: len(rx.delivered_ids()) >= 10, WAIT_SECONDS)
-                await wait_until(lambda: state_is("connected"), "the source connected again")
-                rx.verify_all(webhook["secret"])
-                assert_per_order(rx.accepted())
-            finally:
-                if broker is not None:
-                    broker.terminate()
-                    broker.wait(10)
-                shutil.rmtree(nats_server_dir, ignore_errors=True)
+            shutil.rmtree(nats_server_dir, ignore_errors=True)
 
 
 async def test_an_update_before_its_order_is_delivered_again_then_applied(
     tmp_path: Path, rx: Receiver
 ) -> None:
     account = unique("acct")
-    async with nats_stream() as stream:
-        with source_server(tmp_path, "serve", stream.source_url()) as server:
-            async with server.async_client() as client:
-                await _webhook(Api(client, server.admin_key), rx, account)
-                order = make_order(account)
-                update = {"status": 20, "timeStamp": "2026-12-04T10:00:00Z"}
-                await stream.publish(
-                    {"type": "order.status_update", "orderId": order["_id"], "data": update}
-                )
+    async with (
+        nats_stream() as stream,
+        consuming(tmp_path, stream.source_url(), rx, account) as run,
+    ):
+        order = make_order(account)
+        update = {"status": 20, "timeStamp": "2026-12-04T10:00:00Z"}
+        await stream.publish(
+            {"type": "order.status_update", "orderId": order["_id"], "data": update}
+        )
 
-                async def handed_back() -> bool:
-                    metrics = expect(await client.get("/metrics"), 200)
-                    return 'outcome="retried"' in metrics
+        async def handed_back() -> bool:
+            metrics = expect(await run.client.get("/metrics"), 200)
+            return 'outcome="retried"' in metrics
 
-                # Another process sharing the durable could be storing the order right now:
-                # the update is handed back to JetStream, not dead-lettered at once.
-                await wait_until(handed_back, "the update handed back")
-                await stream.publish({"type": "order.new", "data": order})
-                await rx.wait_for(lambda: len(rx.delivered_ids()) >= 2, WAIT_SECONDS)
-                assert [e["type"] for e in rx.events(accepted_only=True)] == [
-                    "order.new",
-                    "order.status_update",
-                ]
-                [source] = await sources_of(client)
-                assert source["deadLettered"] == 0
+        # Another process sharing the durable could be storing the order right now:
+        # the update is handed back to JetStream, not dead-lettered at once.
+        await wait_until(handed_back, "the update handed back")
+        await stream.publish({"type": "order.new", "data": order})
+        await rx.wait_for(lambda: len(rx.delivered_ids()) >= 2, WAIT_SECONDS)
+        assert [e["type"] for e in rx.events(accepted_only=True)] == [
+            "order.new",
+            "order.status_update",
+        ]
+        [source] = await sources_of(run.client)
+        assert source["deadLettered"] == 0

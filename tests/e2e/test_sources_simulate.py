@@ -7,13 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from orderhooks.testing.receiver import Receiver
-from tests.e2e.brokers import nats_stream, rabbit_queue, source_server, wait_consumed
+from tests.e2e.brokers import Broker, consuming, wait_consumed
 from tests.e2e.support import assert_per_order
-from tests.support.api import Api
-from tests.support.data import unique
 
 WAIT_SECONDS = 60.0
 
@@ -28,21 +24,16 @@ def _simulate(to: str, account: str) -> str:
     return done.stdout
 
 
-@pytest.mark.parametrize("broker", ["nats", "rabbitmq"])
 async def test_simulated_stream_through_a_broker_is_delivered(
-    tmp_path: Path, rx: Receiver, broker: str
+    tmp_path: Path, rx: Receiver, account: str, broker: Broker
 ) -> None:
-    account = unique("acct")
-    async with nats_stream() if broker == "nats" else rabbit_queue() as target:
-        url = target.source_url()
-        with source_server(tmp_path, "serve", url) as server:
-            async with server.async_client() as client:
-                webhook = await Api(client, server.admin_key).create_webhook(rx.url, [account])
-                output = _simulate(url, account)
-                assert "guest:guest" not in output
-                published = int(output.split("events posted")[1].split()[1])
-                assert published > 0
-                await wait_consumed(client, published)
-                await rx.wait_for(lambda: len(rx.delivered_ids()) >= published, WAIT_SECONDS)
-                rx.verify_all(webhook["secret"])
-                assert_per_order(rx.accepted())
+    url = broker.source_url()
+    async with consuming(tmp_path, url, rx, account) as (_, client, webhook):
+        output = _simulate(url, account)
+        assert "guest:guest" not in output
+        published = int(output.split("events posted")[1].split()[1])
+        assert published > 0
+        await wait_consumed(client, published)
+        await rx.wait_for(lambda: len(rx.delivered_ids()) >= published, WAIT_SECONDS)
+        rx.verify_all(webhook["secret"])
+        assert_per_order(rx.accepted())

@@ -13,9 +13,8 @@ import pytest
 
 from orderhooks.testing.receiver import Receiver
 from tests.cluster.pgproxy import LOOPBACK, PgProxy
-from tests.e2e.brokers import nats_stream, order_life, source_server, sources_of
+from tests.e2e.brokers import consuming, nats_stream, order_life, sources_of
 from tests.e2e.support import assert_per_order
-from tests.support.api import Api
 from tests.support.data import unique
 
 pytestmark = pytest.mark.postgres
@@ -39,26 +38,24 @@ async def test_consuming_pauses_while_the_store_is_away(
     async with nats_stream() as stream:
         with PgProxy(pg.hostname or LOOPBACK, pg.port or 5432) as proxy:
             env = {"ORDERHOOKS_DATABASE_URL": _through(proxy, pg_url)}
-            with source_server(tmp_path, "serve", stream.source_url(), **env) as server:
-                async with server.async_client() as client:
-                    await Api(client, server.admin_key).create_webhook(rx.url, [account])
-                    lives = [order_life(account) for _ in range(5)]
-                    proxy.cut()
-                    for life in lives:
-                        await stream.publish(life)
-                    await asyncio.sleep(OUTAGE_SECONDS)
-                    js = stream.connection.jetstream()
-                    consumer = await js.consumer_info(stream.name, "orderhooks")
-                    # Taken from the broker, held, and not acknowledged while it lasts.
-                    assert consumer.num_ack_pending + consumer.num_pending == len(lives)
-                    assert consumer.ack_floor.stream_seq == 0
-                    info = await js.stream_info(stream.name)
-                    assert info.state.messages == len(lives)  # no dead letter published
-                    assert rx.requests == []
-                    proxy.restore()
-                    expected = sum(len(life) for life in lives)
-                    await rx.wait_for(lambda: len(rx.delivered_ids()) >= expected, WAIT_SECONDS)
-                    assert_per_order(rx.accepted())
-                    [source] = await sources_of(client)
-                    assert source["deadLettered"] == 0
-                    assert source["consumed"] == len(lives)
+            async with consuming(tmp_path, stream.source_url(), rx, account, **env) as run:
+                lives = [order_life(account) for _ in range(5)]
+                proxy.cut()
+                for life in lives:
+                    await stream.publish(life)
+                await asyncio.sleep(OUTAGE_SECONDS)
+                js = stream.connection.jetstream()
+                consumer = await js.consumer_info(stream.name, "orderhooks")
+                # Taken from the broker, held, and not acknowledged while it lasts.
+                assert consumer.num_ack_pending + consumer.num_pending == len(lives)
+                assert consumer.ack_floor.stream_seq == 0
+                info = await js.stream_info(stream.name)
+                assert info.state.messages == len(lives)  # no dead letter published
+                assert rx.requests == []
+                proxy.restore()
+                expected = sum(len(life) for life in lives)
+                await rx.wait_for(lambda: len(rx.delivered_ids()) >= expected, WAIT_SECONDS)
+                assert_per_order(rx.accepted())
+                [source] = await sources_of(run.client)
+                assert source["deadLettered"] == 0
+                assert source["consumed"] == len(lives)

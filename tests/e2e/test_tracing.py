@@ -10,7 +10,8 @@ value refusing the start.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ SPAN_KIND_CLIENT = 3
 SAMPLED_FLAG = 0x01  # of the traceparent's trace flags
 # Spans leave the server within a tenth of a second of ending.
 FAST_EXPORT = {"OTEL_BSP_SCHEDULE_DELAY": "100"}
+PROPAGATION = {"ORDERHOOKS_TRACE_PROPAGATION": "true"}
 
 
 @pytest.fixture()
@@ -37,18 +39,16 @@ def collector() -> Iterator[Collector]:
         yield running
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine_env(request: pytest.FixtureRequest) -> dict[str, str]:
-    """The variables of the engine under test (a fresh PostgreSQL database for postgres)."""
-    if request.param == "postgres":
-        return {"ORDERHOOKS_DATABASE_URL": request.getfixturevalue("pg_url")}
-    return {}
-
-
-def traced_server(tmp_path: Path, endpoint: str, **env: str) -> ServerProcess:
-    """A server exporting spans to `endpoint`."""
+@contextlib.asynccontextmanager
+async def traced_server(
+    tmp_path: Path, endpoint: str, **env: str
+) -> AsyncIterator[tuple[ServerProcess, Api]]:
+    """A running server exporting spans to `endpoint`, and an admin client of its API."""
     variables = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, **FAST_EXPORT, **env}
-    return ServerProcess(tmp_path / "data", log_path=tmp_path / "server.log", env=variables)
+    server = ServerProcess(tmp_path / "data", log_path=tmp_path / "server.log", env=variables)
+    with server:
+        async with server.async_client() as client:
+            yield server, Api(client, server.admin_key)
 
 
 def linked_to(span: CollectedSpan, target: CollectedSpan) -> bool:
@@ -57,17 +57,14 @@ def linked_to(span: CollectedSpan, target: CollectedSpan) -> bool:
 
 
 async def test_attempts_link_to_their_ingest_across_a_restart(
-    tmp_path: Path, collector: Collector, engine_env: dict[str, str], account: str
+    tmp_path: Path, collector: Collector, database_env: dict[str, str], account: str
 ) -> None:
     rx = Receiver().start()
     rx.stop()  # down first: the first attempts fail, and delivery waits for a restart
-    server = traced_server(tmp_path, collector.url, **engine_env)
-    with server:
-        async with server.async_client() as client:
-            api = Api(client, server.admin_key)
-            hook = await api.create_webhook(rx.url, [account], retrySchedule=[1] * 20)
-            order = new_order(account)
-            [event_id] = await api.new_order(order)
+    async with traced_server(tmp_path, collector.url, **database_env) as (server, api):
+        hook = await api.create_webhook(rx.url, [account], retrySchedule=[1] * 20)
+        order = new_order(account)
+        [event_id] = await api.new_order(order)
         [ingest] = collector.wait_for_spans(INGEST, 1, orderhooks__event__ids=[event_id])
         failed = collector.wait_for_spans(ATTEMPT, 1, orderhooks__event__id=event_id)
         # A crash and a new process: the link comes from what the store kept.
@@ -115,13 +112,10 @@ def delivery_ids(spans: list[CollectedSpan]) -> list[str]:
 async def test_traceparent_is_sent_with_propagation_on(
     tmp_path: Path, collector: Collector, rx: Receiver, account: str
 ) -> None:
-    server = traced_server(tmp_path, collector.url, ORDERHOOKS_TRACE_PROPAGATION="true")
-    with server:
-        async with server.async_client() as client:
-            api = Api(client, server.admin_key)
-            await api.create_webhook(rx.url, [account])
-            [event_id] = await api.new_order(new_order(account))
-            await rx.wait_for_delivered({event_id})
+    async with traced_server(tmp_path, collector.url, **PROPAGATION) as (_, api):
+        await api.create_webhook(rx.url, [account])
+        [event_id] = await api.new_order(new_order(account))
+        await rx.wait_for_delivered({event_id})
         [attempt] = collector.wait_for_spans(ATTEMPT, 1, orderhooks__event__id=event_id)
     [request] = rx.requests
     version, trace_id, span_id, flags = request.headers["traceparent"].split("-")
@@ -133,15 +127,12 @@ async def test_delivery_works_while_the_collector_is_down(
     tmp_path: Path, rx: Receiver, account: str
 ) -> None:
     nothing_listens = f"http://127.0.0.1:{free_port()}"
-    server = traced_server(tmp_path, nothing_listens)
-    with server:
-        async with server.async_client() as client:
-            api = Api(client, server.admin_key)
-            await api.create_webhook(rx.url, [account])
-            ids: list[str] = []
-            for _ in range(5):
-                ids += await api.new_order(new_order(account))
-            await rx.wait_for_delivered(set(ids))
+    async with traced_server(tmp_path, nothing_listens) as (server, api):
+        await api.create_webhook(rx.url, [account])
+        ids: list[str] = []
+        for _ in range(5):
+            ids += await api.new_order(new_order(account))
+        await rx.wait_for_delivered(set(ids))
         # The last export at shutdown gives up within its short timeout.
         assert server.terminate() == 0
 
@@ -177,30 +168,27 @@ PLATFORM_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 async def test_an_incoming_traceparent_is_continued_and_a_bad_one_ignored(
     tmp_path: Path, collector: Collector, rx: Receiver, account: str
 ) -> None:
-    server = traced_server(tmp_path, collector.url)
-    with server:
-        async with server.async_client() as client:
-            api = Api(client, server.admin_key)
-            await api.create_webhook(rx.url, [account])
-            ids: list[str] = []
-            for value in HOSTILE_TRACEPARENTS:
-                response = await api.call(
-                    "POST",
-                    "/v1/orders",
-                    json_body=new_order(account),
-                    headers={"traceparent": value},
-                )
-                assert response.status_code == 202, response.text
-                ids += response.json()["eventIds"]
-            platform = f"00-{PLATFORM_TRACE_ID}-00f067aa0ba902b7-01"
+    async with traced_server(tmp_path, collector.url) as (_, api):
+        await api.create_webhook(rx.url, [account])
+        ids: list[str] = []
+        for value in HOSTILE_TRACEPARENTS:
             response = await api.call(
                 "POST",
                 "/v1/orders",
                 json_body=new_order(account),
-                headers={"traceparent": platform},
+                headers={"traceparent": value},
             )
-            [continued_id] = response.json()["eventIds"]
-            await rx.wait_for_delivered({*ids, continued_id})
+            assert response.status_code == 202, response.text
+            ids += response.json()["eventIds"]
+        platform = f"00-{PLATFORM_TRACE_ID}-00f067aa0ba902b7-01"
+        response = await api.call(
+            "POST",
+            "/v1/orders",
+            json_body=new_order(account),
+            headers={"traceparent": platform},
+        )
+        [continued_id] = response.json()["eventIds"]
+        await rx.wait_for_delivered({*ids, continued_id})
         ingests = collector.wait_for_spans(INGEST, len(ids) + 1)
     by_event = {span.attributes["orderhooks.event.ids"][0]: span for span in ingests}
     assert by_event[continued_id].trace_id == PLATFORM_TRACE_ID
@@ -213,16 +201,13 @@ async def test_an_incoming_traceparent_is_continued_and_a_bad_one_ignored(
 async def test_a_batch_attempt_links_to_the_ingest_of_each_event(
     tmp_path: Path, collector: Collector, rx: Receiver, account: str
 ) -> None:
-    server = traced_server(tmp_path, collector.url, ORDERHOOKS_TRACE_PROPAGATION="true")
-    with server:
-        async with server.async_client() as client:
-            api = Api(client, server.admin_key)
-            batch = {"maxEvents": 3, "maxWaitMs": 5000}
-            await api.create_webhook(rx.url, [account], batch=batch)
-            ids: list[str] = []
-            for _ in range(3):  # three ingests, three ingest spans
-                ids += await api.new_order(new_order(account))
-            await rx.wait_for(lambda: len(rx.accepted()) >= 1, what="the batch request")
+    async with traced_server(tmp_path, collector.url, **PROPAGATION) as (_, api):
+        batch = {"maxEvents": 3, "maxWaitMs": 5000}
+        await api.create_webhook(rx.url, [account], batch=batch)
+        ids: list[str] = []
+        for _ in range(3):  # three ingests, three ingest spans
+            ids += await api.new_order(new_order(account))
+        await rx.wait_for(lambda: len(rx.accepted()) >= 1, what="the batch request")
         [attempt] = collector.wait_for_spans(ATTEMPT, 1)
         ingests = collector.wait_for_spans(INGEST, 3)
     [request] = rx.requests

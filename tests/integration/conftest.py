@@ -4,17 +4,22 @@
 with the settings a module sets in `API_SETTINGS` (a dict of `Settings` fields).
 `spawn`: starts `python -m orderhooks ...` processes (integration/cli_support.py), every
 one of them killed by pid at the end of the test.
+`engine_url`, `make_store`, `store`: the store tests' stores, on SQLite and on PostgreSQL
+(integration/store_support.py); a module may define its own `store`.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from orderhooks.store.store import Store
 from tests.integration.api_support import LocalApi, running_api
 from tests.integration.cli_support import Spawner
+from tests.integration.store_support import StoreFactory, build_store
 
 
 @pytest.fixture()
@@ -34,3 +39,35 @@ def spawn(tmp_path: Path) -> Iterator[Spawner]:
         yield processes
     finally:
         processes.kill_all()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where the store under test lives: a tmp SQLite file or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'orderhooks.db'}"
+    url: str = request.getfixturevalue("pg_url")  # fails when PostgreSQL is unreachable
+    return url
+
+
+@pytest.fixture()
+async def make_store(engine_url: str) -> AsyncIterator[StoreFactory]:
+    """Open (and migrate) stores on the engine under test; all closed afterwards."""
+    opened: list[Store] = []
+
+    async def make(**options: Any) -> Store:
+        store = build_store(engine_url, **options)
+        await store.open()
+        await store.migrate()
+        opened.append(store)
+        return store
+
+    yield make
+    for store in reversed(opened):
+        await store.close()
+
+
+@pytest.fixture()
+async def store(make_store: StoreFactory) -> Store:
+    """An open, migrated store of the engine under test, without agreement checks."""
+    return await make_store()

@@ -1,10 +1,13 @@
 """Builders of the store tests (no tests here): orders, updates, webhooks, attempts and
-outcomes at a fixed time, for the contract suite on both engines and the engine tests."""
+outcomes at a fixed time, for the contract suite on both engines and the engine tests;
+the stores themselves, of either engine (the `make_store` fixture of integration/conftest.py)."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -12,13 +15,38 @@ import orjson
 from orderhooks.delivery.claims import Outcome
 from orderhooks.domain.ids import new_id
 from orderhooks.domain.model import Agreement, Attempt, AttemptError, DeliveryState, Webhook
-from orderhooks.store.base import NewOrderItem, StatusItem
+from orderhooks.store.base import DeliveryFilter, NewOrderItem, StatusItem
+from orderhooks.store.postgres import PostgresStore
+from orderhooks.store.sqlite import SQLiteStore
+from orderhooks.store.store import Store
 from tests.support import factories
 from tests.support.factories import ALL_TYPES, SECRET, order_document
 
 __all__ = ["ALL_TYPES", "SECRET"]  # the contract suite uses them beside the builders
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
+DISABLE_AFTER = 3600
+
+StoreFactory = Callable[..., Awaitable[Store]]  # the `make_store` fixture: options -> store
+
+
+def build_store(url: str, **options: Any) -> Store:
+    """An unopened store of the engine `url` names, without agreement checks unless
+    `options` say otherwise."""
+    values: dict[str, Any] = {
+        "require_agreement": False,
+        "disable_after_seconds": DISABLE_AFTER,
+    }
+    values.update(options)
+    if url.startswith("sqlite:///"):
+        return SQLiteStore(Path(url.removeprefix("sqlite:///")), **values)
+    return PostgresStore(url, pool_size=4, **values)
+
+
+async def deliveries_of(store: Store, webhook_id: str) -> list[Any]:
+    """Every delivery of a webhook, oldest first."""
+    page = await store.list_deliveries(DeliveryFilter(webhook_id=webhook_id), 500, None)
+    return list(reversed(page.items))
 
 
 def order(order_id: str = "o1", **overrides: Any) -> dict[str, Any]:

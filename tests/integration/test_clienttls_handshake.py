@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import socket
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -118,44 +118,59 @@ async def test_one_session_serves_webhooks_with_and_without_certificates(
     assert receiver.clients == ["partner-42", "partner-42"]
 
 
-async def test_the_receiver_refuses_a_request_without_a_client_certificate(
-    pki: Pki, receiver: TlsReceiver
-) -> None:
-    without = ssl.create_default_context(cadata=pki.ca.cert_pem)
-    with pytest.raises(aiohttp.ClientConnectionError):
-        await _post(receiver.url, without)
-    assert receiver.clients == []
+def _without_a_client_certificate(pki: Pki) -> ssl.SSLContext:
+    return ssl.create_default_context(cadata=pki.ca.cert_pem)
 
 
-async def test_the_receiver_refuses_a_certificate_from_another_authority(
-    pki: Pki, receiver: TlsReceiver
-) -> None:
+def _a_certificate_of_another_authority(pki: Pki) -> ssl.SSLContext | None:
     stranger = issue(make_ca("another CA"), "partner-42")
-    context = ClientTlsContexts().context_for("wh_1", _tls(pki, client=stranger))
-    assert context is not None
-    with pytest.raises(aiohttp.ClientConnectionError):
-        await _post(receiver.url, context)
-    assert receiver.clients == []
+    return ClientTlsContexts().context_for("wh_1", _tls(pki, client=stranger))
 
 
-async def test_the_ca_certificate_replaces_the_system_roots(
-    pki: Pki, receiver: TlsReceiver
-) -> None:
-    # Trusting another authority only, the receiver's certificate must not verify.
-    context = ClientTlsContexts().context_for("wh_1", _tls(pki, ca=make_ca("another CA")))
-    assert context is not None
-    with pytest.raises(aiohttp.ClientConnectorCertificateError):
-        await _post(receiver.url, context)
-    assert receiver.clients == []
+def _trusting_another_authority_only(pki: Pki) -> ssl.SSLContext | None:
+    # The CA certificate replaces the system roots: the receiver's must not verify.
+    return ClientTlsContexts().context_for("wh_1", _tls(pki, ca=make_ca("another CA")))
 
 
-async def test_without_a_ca_certificate_the_system_roots_do_not_know_the_test_ca(
-    pki: Pki, receiver: TlsReceiver
-) -> None:
+def _the_system_roots(pki: Pki) -> ssl.SSLContext | None:
+    # Without a CA certificate the system roots do not know the test CA.
     value = {"clientCertificate": pki.client.cert_pem, "clientKey": pki.client.key_pem}
-    tls = parse_client_tls(value, datetime.now(UTC))
-    context = ClientTlsContexts().context_for("wh_1", tls)
+    return ClientTlsContexts().context_for("wh_1", parse_client_tls(value, datetime.now(UTC)))
+
+
+@pytest.mark.parametrize(
+    ("context_of", "error"),
+    [
+        pytest.param(
+            _without_a_client_certificate,
+            aiohttp.ClientConnectionError,
+            id="no-client-certificate",
+        ),
+        pytest.param(
+            _a_certificate_of_another_authority,
+            aiohttp.ClientConnectionError,
+            id="client-certificate-of-another-ca",
+        ),
+        pytest.param(
+            _trusting_another_authority_only,
+            aiohttp.ClientConnectorCertificateError,
+            id="ca-certificate-replaces-system-roots",
+        ),
+        pytest.param(
+            _the_system_roots,
+            aiohttp.ClientConnectorCertificateError,
+            id="system-roots-do-not-know-test-ca",
+        ),
+    ],
+)
+async def test_no_request_gets_through_without_the_right_certificates(
+    pki: Pki,
+    receiver: TlsReceiver,
+    context_of: Callable[[Pki], ssl.SSLContext | None],
+    error: type[Exception],
+) -> None:
+    context = context_of(pki)
     assert context is not None
-    with pytest.raises(aiohttp.ClientConnectorCertificateError):
+    with pytest.raises(error):
         await _post(receiver.url, context)
     assert receiver.clients == []

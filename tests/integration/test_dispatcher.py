@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -15,7 +16,6 @@ import pytest
 from standardwebhooks import Webhook as StandardWebhook
 
 from orderhooks.config import Settings
-from orderhooks.delivery.claims import Outcome
 from orderhooks.delivery.dispatcher import Dispatcher
 from orderhooks.delivery.outbound import user_agent
 from orderhooks.delivery.signing import generate_secret, verify
@@ -88,9 +88,34 @@ async def dispatcher(
     store: Store, transport: FakeTransport, settings: Settings, metrics: Metrics
 ) -> AsyncIterator[Dispatcher]:
     worker = Dispatcher(store, transport, settings, metrics=metrics, worker_id="test-worker")
+    async with _running(worker):
+        yield worker
+
+
+@contextlib.asynccontextmanager
+async def _running(worker: Dispatcher) -> AsyncIterator[None]:
+    """`worker` started for the block, and stopped after it (draining for up to 2 s)."""
     await worker.start()
-    yield worker
-    await worker.stop(drain_timeout=2)
+    try:
+        yield
+    finally:
+        await worker.stop(drain_timeout=2)
+
+
+def _fail_twice(monkeypatch: pytest.MonkeyPatch, store: Store, method: str) -> list[Any]:
+    """Make the store's `method` raise StoreUnavailable on its first two calls; the list
+    gets the arguments of each failed call."""
+    real = getattr(store, method)
+    failures: list[Any] = []
+
+    async def flaky(*args: Any) -> Any:
+        if len(failures) < 2:
+            failures.append(args)
+            raise StoreUnavailable("database is down")
+        return await real(*args)
+
+    monkeypatch.setattr(store, method, flaky)
+    return failures
 
 
 async def _webhook(store: Store, url: str, **overrides: Any) -> tuple[Webhook, str]:
@@ -367,11 +392,8 @@ async def test_worker_concurrency_bounds_all_attempts(
         await _webhook(store, f"https://{name}.example/")
     await _ingest_orders(store, 10)
     worker = Dispatcher(store, transport, _settings(tmp_path, worker_concurrency=4))
-    await worker.start()
-    try:
+    async with _running(worker):
         await _eventually(lambda: _count_requests(transport, 30))
-    finally:
-        await worker.stop(drain_timeout=2)
     assert gate.max_in_flight == 4
 
 
@@ -382,29 +404,26 @@ async def _count_requests(transport: FakeTransport, count: int) -> bool:
 # ---------------------------------------------------------------- recording and stopping
 
 
-async def test_outcomes_survive_a_failing_store(
-    store: Store, transport: FakeTransport, settings: Settings, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(("method", "orders"), [("record", 3), ("claim", 1)])
+async def test_delivery_survives_a_store_call_failing_twice(
+    store: Store,
+    transport: FakeTransport,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    method: str,
+    orders: int,
 ) -> None:
+    """Outcomes that could not be recorded are recorded late, a claim that failed is
+    tried again: every order is delivered, once, and the loop keeps running."""
     webhook, _ = await _webhook(store, "https://receiver.example/")
-    await _ingest_orders(store, 3)
-    real_record = store.record
-    failures: list[int] = []
-
-    async def flaky_record(outcomes: list[Outcome], now: datetime) -> None:
-        if len(failures) < 2:
-            failures.append(len(outcomes))
-            raise StoreUnavailable("database is down")
-        await real_record(outcomes, now)
-
-    monkeypatch.setattr(store, "record", flaky_record)
+    await _ingest_orders(store, orders)
+    failures = _fail_twice(monkeypatch, store, method)
     worker = Dispatcher(store, transport, settings)
-    await worker.start()
-    try:
-        await _eventually(_all_in({DeliveryState.DELIVERED}, store, webhook.id, 3))
-    finally:
-        await worker.stop(drain_timeout=2)
+    async with _running(worker):
+        await _eventually(_all_in({DeliveryState.DELIVERED}, store, webhook.id, orders))
+        assert worker.running
     assert len(failures) == 2
-    assert len(transport.requests) == 3  # recorded late, but never sent twice
+    assert len(transport.requests) == orders  # never sent twice
 
 
 async def test_stop_lets_attempts_in_flight_finish_and_records_them(
@@ -488,31 +507,6 @@ async def test_on_postgresql_orders_are_delivered_in_order_with_retries(
     assert _event_ids(requests) == [event_ids[0], event_ids[0], event_ids[1]]
     assert [r.headers["orderhooks-attempt"] for r in requests] == ["1", "2", "1"]
     assert all(verify(secret, dict(r.headers), r.body) for r in requests)
-
-
-async def test_a_failing_claim_is_retried_and_the_loop_survives(
-    store: Store, transport: FakeTransport, settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    webhook, _ = await _webhook(store, "https://receiver.example/")
-    await _ingest_orders(store, 1)
-    real_claim = store.claim
-    failures: list[datetime] = []
-
-    async def flaky_claim(now: datetime, limit: int, worker_id: str) -> Any:
-        if len(failures) < 2:
-            failures.append(now)
-            raise StoreUnavailable("database is down")
-        return await real_claim(now, limit, worker_id)
-
-    monkeypatch.setattr(store, "claim", flaky_claim)
-    worker = Dispatcher(store, transport, settings)
-    await worker.start()
-    try:
-        await _eventually(_all_in({DeliveryState.DELIVERED}, store, webhook.id, 1))
-        assert worker.running
-    finally:
-        await worker.stop(drain_timeout=2)
-    assert len(failures) == 2
 
 
 @pytest.mark.parametrize("wake_up_channel", ["working", "broken"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -92,11 +93,24 @@ def _without_via(details: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in details.items() if name != "via"}
 
 
-async def _pending_delivery(api: Api, account: str, webhook_id: str) -> str:
+@dataclass(frozen=True)
+class Pending:
+    """An account of the test's own, a webhook of it, and one pending delivery."""
+
+    account: str
+    webhook: dict[str, Any]
+    delivery_id: str
+
+
+@pytest.fixture()
+async def pending(api: Api) -> Pending:
+    """A fresh account and webhook, and the pending delivery of one new order to it."""
+    account = unique("acct")
+    webhook = await api.make_webhook(account)
     await api.post_order(account)
-    answer = await api.call("GET", f"/v1/deliveries?webhookId={webhook_id}&state=pending")
+    answer = await api.call("GET", f"/v1/deliveries?webhookId={webhook['id']}&state=pending")
     [delivery] = answer.json()["data"]
-    return str(delivery["id"])
+    return Pending(account, webhook, str(delivery["id"]))
 
 
 async def test_a_test_event_is_audited_alike_from_the_api_and_the_dashboard(
@@ -115,11 +129,9 @@ async def test_a_test_event_is_audited_alike_from_the_api_and_the_dashboard(
 
 
 async def test_a_retry_is_audited_alike_from_the_api_and_the_dashboard(
-    api: Api, dashboard: Dashboard
+    api: Api, dashboard: Dashboard, pending: Pending
 ) -> None:
-    account = unique("acct")
-    webhook = await api.make_webhook(account)
-    delivery_id = await _pending_delivery(api, account, webhook["id"])
+    delivery_id = pending.delivery_id
     retried = await api.call("POST", f"/v1/deliveries/{delivery_id}/retry")
     assert retried.status_code == 202, retried.text
     await dashboard.act(f"/ui/deliveries/{delivery_id}", "retry")
@@ -131,12 +143,10 @@ async def test_a_retry_is_audited_alike_from_the_api_and_the_dashboard(
 
 
 async def test_recover_and_replay_details_are_the_same_from_the_api_and_the_dashboard(
-    api: Api, dashboard: Dashboard
+    api: Api, dashboard: Dashboard, pending: Pending
 ) -> None:
-    account = unique("acct")
-    webhook = await api.make_webhook(account)
+    webhook, delivery_id = pending.webhook, pending.delivery_id
     page = f"/ui/webhooks/{webhook['id']}"
-    delivery_id = await _pending_delivery(api, account, webhook["id"])
     await finish_delivery(api, delivery_id, 500)  # failed: the schedule is not used here
     recovered = await api.call(
         "POST",
@@ -170,12 +180,10 @@ async def test_recover_and_replay_details_are_the_same_from_the_api_and_the_dash
 
 
 async def test_usage_without_an_agreement_is_not_charged_in_the_api_nor_the_dashboard(
-    api: Api, dashboard: Dashboard
+    api: Api, dashboard: Dashboard, pending: Pending
 ) -> None:
-    account = unique("acct")
-    webhook = await api.make_webhook(account)
-    delivery_id = await _pending_delivery(api, account, webhook["id"])
-    await finish_delivery(api, delivery_id, 200)
+    account = pending.account
+    await finish_delivery(api, pending.delivery_id, 200)
 
     answer = await api.call("GET", f"/v1/usage?account={account}")
     [row] = answer.json()["data"]

@@ -3,12 +3,11 @@ ORDERHOOKS_SOURCES and never repeating the password (docs/operations.md)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.integration.cli_support import cli_env, run_cli
 
 
 @pytest.mark.parametrize(
@@ -20,16 +19,8 @@ import pytest
     ],
 )
 def test_a_bad_source_stops_serve_at_start(tmp_path: Path, sources: str) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERHOOKS_")}
-    env.update(ORDERHOOKS_DATA_DIR=str(tmp_path / "data"), ORDERHOOKS_SOURCES=sources)
-    done = subprocess.run(
-        [sys.executable, "-m", "orderhooks", "serve", "--port", "0"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    env = cli_env(tmp_path / "data", ORDERHOOKS_SOURCES=sources)
+    done = run_cli(["serve", "--port", "0"], env, timeout=60)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "ORDERHOOKS_SOURCES" in done.stderr
     assert "hunter2pw" not in done.stdout + done.stderr

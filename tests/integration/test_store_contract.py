@@ -1,7 +1,8 @@
 """The Store contract, run against both engines: SQLite on a file in tmp_path and
 PostgreSQL on a fresh database (the `pg_url` fixture fails, never skips, without it).
 
-The builders are integration/store_support.py's, shared with the other `test_store_*`
+The builders are integration/store_support.py's and the store fixtures (`engine_url`,
+`make_store`, `store`) integration/conftest.py's, shared with the other `test_store_*`
 modules.
 """
 
@@ -9,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,17 +40,19 @@ from orderhooks.store.base import (
     MessageKey,
     WebhookFilter,
 )
-from orderhooks.store.postgres import PostgresStore
 from orderhooks.store.shared.claim import CLAIMER_SEEN_SECONDS
 from orderhooks.store.sql import load_migrations
-from orderhooks.store.sqlite import SQLiteStore
 from orderhooks.store.store import Store as SqlStore
 from tests.integration.store_support import (
+    DISABLE_AFTER,
     NOW,
     SECRET,
+    StoreFactory,
     agreement,
     attempt,
+    build_store,
     delivered,
+    deliveries_of,
     failed,
     new_order,
     order,
@@ -59,71 +60,17 @@ from tests.integration.store_support import (
     webhook,
 )
 
-DISABLE_AFTER = 3600
 # Every migration the package ships, in order; both engines ship the same names.
 ALL_MIGRATIONS = [name for name, _ in load_migrations("sqlite")]
 assert [name for name, _ in load_migrations("postgres")] == ALL_MIGRATIONS
 assert ALL_MIGRATIONS[0] == "0001_initial"
 
-StoreFactory = Callable[..., Awaitable[SqlStore]]
-
-
-# ---------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Where the store under test lives: a tmp SQLite file or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'orderhooks.db'}"
-    url: str = request.getfixturevalue("pg_url")  # fails when PostgreSQL is unreachable
-    return url
-
-
-def build_store(url: str, **options: Any) -> SqlStore:
-    """An unopened store of the engine `url` names."""
-    values: dict[str, Any] = {
-        "require_agreement": False,
-        "disable_after_seconds": DISABLE_AFTER,
-    }
-    values.update(options)
-    if url.startswith("sqlite:///"):
-        return SQLiteStore(Path(url.removeprefix("sqlite:///")), **values)
-    return PostgresStore(url, pool_size=4, **values)
-
-
-@pytest.fixture()
-async def make_store(engine_url: str) -> AsyncIterator[StoreFactory]:
-    """Open (and migrate) stores on the engine under test; all closed afterwards."""
-    opened: list[SqlStore] = []
-
-    async def make(**options: Any) -> SqlStore:
-        store = build_store(engine_url, **options)
-        await store.open()
-        await store.migrate()
-        opened.append(store)
-        return store
-
-    yield make
-    for store in reversed(opened):
-        await store.close()
-
-
-@pytest.fixture()
-async def store(make_store: StoreFactory) -> SqlStore:
-    """An open, migrated store without agreement checks."""
-    return await make_store()
+# ---------------------------------------------------------------- helpers
 
 
 async def claim_ids(store: SqlStore, at: datetime = NOW, limit: int = 100) -> list[str]:
     """The delivery ids a claim at `at` leases."""
     return [c.delivery.id for c in await store.claim(at, limit, "w1")]
-
-
-async def deliveries_of(store: SqlStore, webhook_id: str) -> list[Any]:
-    """Every delivery of a webhook, oldest first."""
-    page = await store.list_deliveries(DeliveryFilter(webhook_id=webhook_id), 500, None)
-    return list(reversed(page.items))
 
 
 # ---------------------------------------------------------------- lifecycle and ingest

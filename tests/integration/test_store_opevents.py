@@ -5,9 +5,7 @@ accounts, never billed (docs/events.md)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,18 +19,19 @@ from orderhooks.domain.model import (
     Event,
     OperationalEventType,
     Scope,
+    Webhook,
     WebhookState,
 )
 from orderhooks.exceptions import NotFound
 from orderhooks.store.base import DeliveryFilter, EventFilter
-from orderhooks.store.postgres import PostgresStore
-from orderhooks.store.sqlite import SQLiteStore
 from orderhooks.store.store import Store
 from tests.integration.store_support import (
     ALL_TYPES,
     NOW,
+    StoreFactory,
     agreement,
     delivered,
+    deliveries_of,
     failed,
     new_order,
     webhook,
@@ -45,52 +44,15 @@ DISABLED = OperationalEventType.WEBHOOK_DISABLED
 DELIVERY_FAILED = OperationalEventType.DELIVERY_FAILED
 LATER = NOW + timedelta(minutes=1)
 
-StoreFactory = Callable[..., Awaitable[Store]]
 
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'orderhooks.db'}"
-    url: str = request.getfixturevalue("pg_url")  # fails when PostgreSQL is unreachable
-    return url
-
-
-@pytest.fixture()
-async def make_store(engine_url: str) -> AsyncIterator[StoreFactory]:
-    opened: list[Store] = []
-
-    async def make(**options: Any) -> Store:
-        values: dict[str, Any] = {"require_agreement": False, "disable_after_seconds": 3600}
-        values.update(options)
-        store: Store
-        if engine_url.startswith("sqlite:///"):
-            store = SQLiteStore(Path(engine_url.removeprefix("sqlite:///")), **values)
-        else:
-            store = PostgresStore(engine_url, pool_size=4, **values)
-        await store.open()
-        await store.migrate()
-        opened.append(store)
-        return store
-
-    yield make
-    for store in reversed(opened):
-        await store.close()
-
-
-@pytest.fixture()
-async def store(make_store: StoreFactory) -> Store:
-    return await make_store()
+def about(hook: Webhook) -> dict[str, Any]:
+    """What every webhook.* event's data says of the webhook: its id, URL and accounts."""
+    return {"webhookId": hook.id, "url": hook.url, "accounts": list(hook.accounts)}
 
 
 async def op_events(store: Store, event_type: OperationalEventType) -> list[Event]:
     page = await store.list_events(EventFilter(type=event_type), 100, None)
     return page.items
-
-
-async def deliveries_of(store: Store, webhook_id: str) -> list[Any]:
-    page = await store.list_deliveries(DeliveryFilter(webhook_id=webhook_id), 500, None)
-    return list(reversed(page.items))
 
 
 async def fail_three_times(store: Store, hook_id: str) -> list[str]:
@@ -116,9 +78,7 @@ async def test_failing_and_recovered_are_emitted_once_to_the_listeners(store: St
     [event] = await op_events(store, FAILING)
     assert event.account == "acc1" and event.order_id is None and event.sequence is None
     assert event.data == {
-        "webhookId": w.id,
-        "url": w.url,
-        "accounts": ["acc1"],
+        **about(w),
         "consecutiveFailures": 3,
         "lastError": "http_status",
         "lastStatusCode": 500,
@@ -139,9 +99,7 @@ async def test_failing_and_recovered_are_emitted_once_to_the_listeners(store: St
     await store.record([delivered(probe.delivery.id, w.id, 2)], LATER)
     [recovered] = await op_events(store, RECOVERED)
     assert recovered.data == {
-        "webhookId": w.id,
-        "url": w.url,
-        "accounts": ["acc1"],
+        **about(w),
         "failingSince": "2026-11-28T12:00:00.000000Z",
         "failedAttempts": 4,
     }
@@ -239,12 +197,7 @@ async def test_disabling_emits_once_by_hand_or_when_gone(store: Store) -> None:
     await store.set_webhook_state(w.id, WebhookState.DISABLED, None, NOW)
     await store.set_webhook_state(w.id, WebhookState.DISABLED, None, NOW)  # no transition
     [manual] = await op_events(store, DISABLED)
-    assert manual.data == {
-        "webhookId": w.id,
-        "url": w.url,
-        "accounts": ["acc1"],
-        "reason": "manual",
-    }
+    assert manual.data == {**about(w), "reason": "manual"}
 
     await store.ingest([new_order("o1")], NOW)
     [claim] = [c for c in await store.claim(NOW, 100, "w1") if c.webhook.id == gone.id]

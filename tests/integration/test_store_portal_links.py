@@ -5,16 +5,13 @@ expired, and ended early by `expire_portal_link`."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from orderhooks.domain.ids import new_id
 from orderhooks.domain.portal import PortalLink, generate_portal_token, hash_portal_token
 from orderhooks.store.postgres import PostgresStore
-from orderhooks.store.sqlite import SQLiteStore
 from orderhooks.store.store import Store
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -30,21 +27,6 @@ def _link(token: str, accounts: tuple[str, ...] = ("acct-a", "acct-b")) -> Porta
         created_at=NOW,
         expires_at=NOW + timedelta(hours=1),
     )
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """An open, migrated store of the engine under test."""
-    options = {"require_agreement": False, "disable_after_seconds": 3600}
-    opened: Store
-    if request.param == "sqlite":
-        opened = SQLiteStore(tmp_path / "orderhooks.db", **options)
-    else:
-        opened = PostgresStore(request.getfixturevalue("pg_url"), pool_size=4, **options)
-    await opened.open()
-    await opened.migrate()
-    yield opened
-    await opened.close()
 
 
 async def test_a_link_is_found_by_its_hash_and_consumed_once(store: Store) -> None:

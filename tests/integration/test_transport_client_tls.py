@@ -29,7 +29,7 @@ def pki() -> Pki:
 
 @pytest.fixture
 async def rx(pki: Pki) -> AsyncIterator[Receiver]:
-    receiver = mtls_receiver(pki)
+    receiver = mtls_receiver(pki).start()
     try:
         yield receiver
     finally:

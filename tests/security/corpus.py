@@ -47,6 +47,19 @@ def injection_ids() -> Iterator[Bad]:
         yield Bad(f"inject-batch-{n}", "POST", "/v1/events", dumps([item]), expect=(422,))
 
 
+# The routes with an id in their path: (name, method, path with `{}` for the id, body,
+# the statuses that may refuse a hostile id).
+ID_ROUTES: tuple[tuple[str, str, str, bytes | None, tuple[int, ...]], ...] = (
+    ("order", "GET", "/v1/orders/{}", None, (404, 414, 422)),
+    ("status", "POST", "/v1/orders/{}/status", dumps({"status": 20}), (404, 405, 414, 422)),
+    ("secret", "GET", "/v1/webhooks/{}/secret", None, (404, 414, 422)),
+    ("event", "GET", "/v1/events/{}", None, (404, 414, 422)),
+    ("retry", "POST", "/v1/deliveries/{}/retry", None, (404, 405, 414, 422)),
+    ("key", "DELETE", "/v1/keys/{}", None, (404, 414, 422)),
+    ("erase", "POST", "/v1/orders/{}/erase", None, (404, 405, 414, 422)),
+)
+
+
 def injection_paths() -> Iterator[Bad]:
     """Injection-looking, traversing, NUL and overlong path parameters: 404 (or 422)."""
     quoted = (
@@ -59,31 +72,8 @@ def injection_paths() -> Iterator[Bad]:
         "a" * LONG_ID_CHARS,
     )
     for n, segment in enumerate(quoted):
-        yield Bad(f"path-order-{n}", "GET", f"/v1/orders/{segment}", expect=(404, 414, 422))
-        yield Bad(
-            f"path-status-{n}",
-            "POST",
-            f"/v1/orders/{segment}/status",
-            dumps({"status": 20}),
-            expect=(404, 405, 414, 422),
-        )
-        yield Bad(
-            f"path-secret-{n}", "GET", f"/v1/webhooks/{segment}/secret", expect=(404, 414, 422)
-        )
-        yield Bad(f"path-event-{n}", "GET", f"/v1/events/{segment}", expect=(404, 414, 422))
-        yield Bad(
-            f"path-retry-{n}",
-            "POST",
-            f"/v1/deliveries/{segment}/retry",
-            expect=(404, 405, 414, 422),
-        )
-        yield Bad(f"path-key-{n}", "DELETE", f"/v1/keys/{segment}", expect=(404, 414, 422))
-        yield Bad(
-            f"path-erase-{n}",
-            "POST",
-            f"/v1/orders/{segment}/erase",
-            expect=(404, 405, 414, 422),
-        )
+        for name, method, path, content, expect in ID_ROUTES:
+            yield Bad(f"path-{name}-{n}", method, path.format(segment), content, expect=expect)
     yield Bad("path-webhook-delete", "DELETE", "/v1/webhooks/<webhook>%00", expect=(404,))
     yield Bad(
         "path-webhook-patch",

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from orderhooks.testing.receiver import ReceivedRequest, Receiver
+from orderhooks.testing import ReceivedRequest, Receiver
 from orderhooks.testing.server import free_port
 from tests.support.data import ALL_TYPES, new_order
 from tests.support.processes import terminate

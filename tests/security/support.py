@@ -1,8 +1,10 @@
 """Helpers of the hostile-input and secrecy suites: spoiling a valid body one field at a
-time, the error shape, and row counts read behind the app's back."""
+time, the error shape, row counts read behind the app's back, and the spellings of a
+webhook secret to search for."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import sqlite3
 from collections.abc import Iterable, Mapping
@@ -11,6 +13,8 @@ from typing import Any
 
 import asyncpg
 import httpx
+
+SECRET_PREFIX = "whsec_"
 
 # Tables whose row counts prove that a refused request stored nothing.
 COUNTED_TABLES = (
@@ -95,3 +99,17 @@ async def count_rows_pg(
         # Table names come from the constant above, never from input.
         counts[table] = int(await connection.fetchval(f"SELECT count(*) FROM {table}"))  # noqa: S608
     return counts
+
+
+def secret_forms(secret: str) -> list[str]:
+    """The spellings of a webhook secret to search for: as issued, its base64 part, and its
+    key bytes re-encoded."""
+    encoded = secret.removeprefix(SECRET_PREFIX)
+    raw = base64.b64decode(encoded)
+    return [
+        secret,
+        encoded,
+        encoded.rstrip("="),
+        base64.urlsafe_b64encode(raw).decode().rstrip("="),
+        raw.hex(),
+    ]

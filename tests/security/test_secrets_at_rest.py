@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -29,12 +28,11 @@ from orderhooks.testing.certificates import Issued
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess
 from tests.integration.cli_support import cli_env, run_cli
+from tests.security.support import secret_forms
 from tests.support.data import ALL_TYPES, new_order, unique
 from tests.support.tls import Pki, make_pki, mtls_receiver, new_encryption_key, tls_field
 
-ENGINES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 DELIVERY_TIMEOUT = 30.0
-SECRET_PREFIX = "whsec_"
 
 
 # ---------------------------------------------------------------- spellings
@@ -45,19 +43,6 @@ def text_forms(value: str) -> list[str]:
     raw = value.encode()
     b64 = base64.b64encode(raw).decode()
     return [value, b64, b64.rstrip("="), raw.hex()]
-
-
-def secret_forms(secret: str) -> list[str]:
-    """A signing secret as issued, its base64 part, and its key bytes re-encoded."""
-    encoded = secret.removeprefix(SECRET_PREFIX)
-    raw = base64.b64decode(encoded)
-    return [
-        secret,
-        encoded,
-        encoded.rstrip("="),
-        base64.urlsafe_b64encode(raw).decode().rstrip("="),
-        raw.hex(),
-    ]
 
 
 def key_forms(holder: Issued) -> list[str]:
@@ -169,34 +154,20 @@ def pki() -> Pki:
     return make_pki()
 
 
-@pytest.fixture(params=ENGINES)
-def database_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
-    """The server's database: SQLite in its data dir, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield {}
-    else:
-        yield {"ORDERHOOKS_DATABASE_URL": request.getfixturevalue("pg_url")}
-
-
 def test_no_secret_is_stored_in_any_spelling(
     tmp_path: Path, pki: Pki, database_env: dict[str, str]
 ) -> None:
     data_dir = tmp_path / "data"
     env = {"ORDERHOOKS_ENCRYPTION_KEYS": new_encryption_key(), **database_env}
-    rx = mtls_receiver(pki)
-    try:
-        with ServerProcess(data_dir, env=env) as server, server.client() as api:
-            stored = store_and_deliver(api, rx, pki)
-            if database_env:
-                blobs = {
-                    "postgresql": asyncio.run(
-                        every_text_value(database_env["ORDERHOOKS_DATABASE_URL"])
-                    )
-                }
-            else:
-                blobs = sqlite_blobs(tmp_path, data_dir, server)
-    finally:
-        rx.stop()
+    server = ServerProcess(data_dir, env=env)
+    with mtls_receiver(pki) as rx, server, server.client() as api:
+        stored = store_and_deliver(api, rx, pki)
+        if database_env:
+            blobs = {
+                "postgresql": asyncio.run(every_text_value(database_env["ORDERHOOKS_DATABASE_URL"]))
+            }
+        else:
+            blobs = sqlite_blobs(tmp_path, data_dir, server)
     everything = "".join(blobs.values())
     assert stored.url in everything, "the webhook is not where it was looked for"
     assert "enc:v1:" in everything, "no sealed value where the secrets were looked for"
@@ -226,8 +197,7 @@ def test_turning_encryption_on_leaves_no_plaintext_behind(tmp_path: Path, pki: P
     """Secrets stored without keys are in the file; after setting a key and `secrets
     reencrypt` (VACUUM, WAL emptied) none is left, and delivery goes on with them."""
     data_dir = tmp_path / "data"
-    rx = mtls_receiver(pki)
-    try:
+    with mtls_receiver(pki) as rx:
         with ServerProcess(data_dir) as server, server.client() as api:
             stored = store_and_deliver(api, rx, pki)
             server.terminate()
@@ -259,5 +229,3 @@ def test_turning_encryption_on_leaves_no_plaintext_behind(tmp_path: Path, pki: P
             assert order.status_code == 202, order.text
             rx.wait_for_sync(lambda: len(rx.accepted()) > rx_before, DELIVERY_TIMEOUT, "delivery")
         assert rx.verify_all(stored.signing_secret) > rx_before
-    finally:
-        rx.stop()

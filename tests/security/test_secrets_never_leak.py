@@ -9,7 +9,6 @@ base64 and hex, so that a re-encoded copy is found as well.
 
 from __future__ import annotations
 
-import base64
 import os
 import stat
 from collections.abc import Iterator
@@ -19,9 +18,9 @@ import pytest
 
 from orderhooks.domain.apikeys import hash_api_key
 from tests.security.leak_scenario import RECEIVER_TOKEN, Observed, Run, run_scenario
+from tests.security.support import SECRET_PREFIX, secret_forms
 
 KEY_PREFIX = "ohk_"
-SECRET_PREFIX = "whsec_"
 
 
 @pytest.fixture(scope="module")
@@ -33,20 +32,6 @@ def seen(tmp_path_factory: pytest.TempPathFactory) -> Observed:
 def key_forms(key: str) -> list[str]:
     """The spellings of an API key to search for."""
     return [key, key.removeprefix(KEY_PREFIX)]
-
-
-def secret_forms(secret: str) -> list[str]:
-    """The spellings of a webhook secret to search for: as issued, its base64 part, and its
-    key bytes re-encoded."""
-    encoded = secret.removeprefix(SECRET_PREFIX)
-    raw = base64.b64decode(encoded)
-    return [
-        secret,
-        encoded,
-        encoded.rstrip("="),
-        base64.urlsafe_b64encode(raw).decode().rstrip("="),
-        raw.hex(),
-    ]
 
 
 def logs(run: Run | None) -> str:
@@ -153,7 +138,7 @@ def test_secrets_appear_only_in_create_rotate_and_secret_answers(seen: Observed)
 
 def test_deliveries_are_signed_with_the_current_secret(seen: Observed) -> None:
     """The receiver verifies every delivery with the newest secret (the chosen one)."""
-    from orderhooks.testing.receiver import signature_problem
+    from orderhooks.testing import signature_problem
 
     assert len(seen.deliveries) >= 3
     problems = [signature_problem(r, seen.secrets["chosen"]) for r in seen.deliveries]

@@ -55,8 +55,9 @@ def receiver_context(pki: Pki) -> ssl.SSLContext:
 
 
 def mtls_receiver(pki: Pki) -> Receiver:
-    """A started HTTPS receiver on loopback that requires client certificates."""
-    return Receiver(port=free_port(), ssl_context=receiver_context(pki)).start()
+    """An HTTPS receiver on loopback that requires client certificates; not started
+    (`with mtls_receiver(pki) as rx:` runs it for the block)."""
+    return Receiver(port=free_port(), ssl_context=receiver_context(pki))
 
 
 def tls_field(client: Issued, ca: Issued | None) -> dict[str, Any]:

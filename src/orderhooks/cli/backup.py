@@ -18,14 +18,8 @@ from typing import Annotated
 
 import typer
 
-from orderhooks.cli.options import (
-    DatabaseUrl,
-    DataDir,
-    VersionFlag,
-    build_settings,
-    fail,
-    settings_or_exit,
-)
+from orderhooks.cli.options import STORE_SETTINGS, VersionFlag, fail, with_settings
+from orderhooks.config import Settings
 from orderhooks.exceptions import OrderhooksError
 
 BUSY_TIMEOUT_MS = 10_000  # the server's writer may hold the lock for one group commit
@@ -101,19 +95,16 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+@with_settings(STORE_SETTINGS)
 def backup(
+    settings: Settings,
     file: Annotated[Path, typer.Argument(help="Where to write the copy.", show_default=False)],
     force: Annotated[bool, typer.Option("--force", help="Overwrite FILE if it exists.")] = False,
-    database_url: DatabaseUrl = None,
-    data_dir: DataDir = None,
     version: VersionFlag = False,
 ) -> None:
     """Write a consistent copy of the SQLite database to FILE, while the server runs."""
     from orderhooks.store.sqlite import sqlite_path
 
-    settings = settings_or_exit(
-        lambda: build_settings(database_url=database_url, data_dir=data_dir)
-    )
     if settings.is_postgres:
         raise fail(POSTGRES_REFUSAL)
     url = settings.effective_database_url

@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from orderhooks.cli.options import (
-    DatabaseUrl,
-    DataDir,
-    VersionFlag,
-    build_settings,
-    fail,
-    run_async,
-    settings_or_exit,
-)
+from orderhooks.cli.options import STORE_SETTINGS, VersionFlag, fail, run_async, with_settings
 from orderhooks.config import Settings
 from orderhooks.domain.model import ApiKey, Role
 from orderhooks.exceptions import NotFound
@@ -44,29 +36,22 @@ def keys_callback(version: VersionFlag = False) -> None:
 
 async def _with_service(settings: Settings, work: Callable[[ServiceContext], Awaitable[T]]) -> T:
     # Imported here so that `--help` does not load the storage engines.
-    from orderhooks.cli.runner import open_migrated_store
+    from orderhooks.cli.runner import migrated_store
 
-    store = await open_migrated_store(settings)
-    try:
+    async with migrated_store(settings) as store:
         return await work(ServiceContext(store, settings))
-    finally:
-        await store.close()
-
-
-def _settings(database_url: str | None, data_dir: Any) -> Settings:
-    return settings_or_exit(lambda: build_settings(database_url=database_url, data_dir=data_dir))
 
 
 @keys_app.command("create")
+@with_settings(STORE_SETTINGS)
 def create(
+    settings: Settings,
     role: Annotated[Role, typer.Option(case_sensitive=False, help="admin, ingest or partner")],
     name: Annotated[str, typer.Option(help="What the key is for.")],
     account: Annotated[
         list[str] | None, typer.Option(help="An account a partner key may see (repeatable).")
     ] = None,
     json_output: Json = False,
-    database_url: DatabaseUrl = None,
-    data_dir: DataDir = None,
     version: VersionFlag = False,
 ) -> None:
     """Create a key and print it: the only time it is shown."""
@@ -75,7 +60,6 @@ def create(
         raise fail("a partner key needs at least one --account", 2)
     if not name.strip():
         raise fail("--name must not be empty", 2)
-    settings = _settings(database_url, data_dir)
 
     async def create_key(ctx: ServiceContext) -> tuple[ApiKey, str]:
         return await keys.create_key(ctx, CLI_ACTOR, role, accounts, name.strip())
@@ -90,14 +74,13 @@ def create(
 
 
 @keys_app.command("list")
+@with_settings(STORE_SETTINGS)
 def list_keys(
+    settings: Settings,
     json_output: Json = False,
-    database_url: DatabaseUrl = None,
-    data_dir: DataDir = None,
     version: VersionFlag = False,
 ) -> None:
     """List keys (never their secrets)."""
-    settings = _settings(database_url, data_dir)
 
     async def all_keys(ctx: ServiceContext) -> list[ApiKey]:
         found: list[ApiKey] = []
@@ -127,14 +110,13 @@ def list_keys(
 
 
 @keys_app.command("revoke")
+@with_settings(STORE_SETTINGS)
 def revoke(
+    settings: Settings,
     key_id: Annotated[str, typer.Argument(metavar="ID", help="The key's id (key_…).")],
-    database_url: DatabaseUrl = None,
-    data_dir: DataDir = None,
     version: VersionFlag = False,
 ) -> None:
     """Revoke a key: it stops working at once."""
-    settings = _settings(database_url, data_dir)
 
     async def revoke_key(ctx: ServiceContext) -> bool:
         try:

@@ -67,8 +67,9 @@ def setting_parameter(row: Setting) -> inspect.Parameter:
     )
 
 
-DatabaseUrl = Annotated[str | None, setting_option(SETTINGS_BY_NAME["database_url"])]
 DataDir = Annotated[Path | None, setting_option(SETTINGS_BY_NAME["data_dir"])]
+# The settings of the commands that open the store without running the service.
+STORE_SETTINGS = ("database_url", "data_dir")
 
 
 class LogLevelChoice(StrEnum):
@@ -87,8 +88,11 @@ LogLevel = Annotated[
 
 def build_settings(**flags: object) -> Settings:
     """The settings of the flags given (by attribute name; None = not given), else of the
-    environment."""
-    return load_settings(flags=flags)
+    environment; a bad value ends the command with a usage error naming the flag or variable."""
+    try:
+        return load_settings(flags=flags)
+    except ConfigError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
 
 
 def with_settings(
@@ -108,7 +112,7 @@ def with_settings(
         @functools.wraps(command)
         def run(**arguments: Any) -> T:
             flags = {row.name: arguments.pop(row.name) for row in rows}
-            settings = settings_or_exit(lambda: load_settings(flags=flags))
+            settings = build_settings(**flags)
             return command(settings=settings, **arguments)
 
         # typer reads the parameters from the signature and the annotations.
@@ -123,14 +127,6 @@ def fail(message: str, code: int = EXIT_FAILURE) -> typer.Exit:
     """Print `orderhooks: message` to stderr; the caller raises the returned Exit."""
     typer.echo(f"orderhooks: {message}", err=True)
     return typer.Exit(code)
-
-
-def settings_or_exit(factory: Callable[[], Settings]) -> Settings:
-    """Build settings; a configuration error ends the command with a usage error."""
-    try:
-        return factory()
-    except ConfigError as exc:
-        raise fail(str(exc), EXIT_USAGE) from None
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

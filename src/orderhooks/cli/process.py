@@ -8,6 +8,7 @@ from typing import Annotated, cast
 import typer
 
 from orderhooks.cli.options import (
+    STORE_SETTINGS,
     LogLevel,
     LogLevelChoice,
     VersionFlag,
@@ -56,7 +57,7 @@ def _process_command(role: str) -> Callable[..., None]:
     return command
 
 
-@with_settings(["database_url", "data_dir", "log_format"])
+@with_settings([*STORE_SETTINGS, "log_format"])
 def migrate(settings: Settings, version: VersionFlag = False) -> None:
     """Apply the database migrations not applied yet (idempotent; safe while running)."""
     configure_logging(settings.log_format)

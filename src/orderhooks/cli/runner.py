@@ -16,7 +16,7 @@ import importlib.util
 import os
 import signal
 import socket
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -65,6 +65,16 @@ async def open_migrated_store(settings: Settings) -> Store:
         await store.close()
         raise
     return store
+
+
+@contextlib.asynccontextmanager
+async def migrated_store(settings: Settings) -> AsyncIterator[Store]:
+    """The configured store, migrated, for one command's work; closed when the work ends."""
+    store = await open_migrated_store(settings)
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 async def check_stored_secrets(store: Store) -> None:

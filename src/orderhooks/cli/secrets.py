@@ -10,13 +10,11 @@ import typer
 
 from orderhooks.cli.options import (
     EXIT_USAGE,
-    DatabaseUrl,
-    DataDir,
+    STORE_SETTINGS,
     VersionFlag,
-    build_settings,
     fail,
     run_async,
-    settings_or_exit,
+    with_settings,
 )
 from orderhooks.config import Settings
 from orderhooks.secretbox import ENV_VAR
@@ -38,32 +36,22 @@ async def reencrypt_store(settings: Settings) -> ResealReport:
     """Check that every stored secret opens, reseal those not sealed with the first key,
     then (SQLite) rewrite the file and empty its WAL so that no older form remains."""
     # Imported here so that `--help` does not load the storage engines.
-    from orderhooks.cli.runner import open_migrated_store
+    from orderhooks.cli.runner import migrated_store
     from orderhooks.store.sqlite import SQLiteStore
 
-    store = await open_migrated_store(settings)
-    try:
+    async with migrated_store(settings) as store:
         await store.check_secrets()
         report = await store.reseal_secrets()
         if isinstance(store, SQLiteStore):
             await store.compact()
         return report
-    finally:
-        await store.close()
 
 
 @secrets_app.command("reencrypt")
-def reencrypt(
-    json_output: Json = False,
-    database_url: DatabaseUrl = None,
-    data_dir: DataDir = None,
-    version: VersionFlag = False,
-) -> None:
+@with_settings(STORE_SETTINGS)
+def reencrypt(settings: Settings, json_output: Json = False, version: VersionFlag = False) -> None:
     """Encrypt every stored webhook secret, header value and client key with the first
     key of ORDERHOOKS_ENCRYPTION_KEYS; safe to run again and while serving."""
-    settings = settings_or_exit(
-        lambda: build_settings(database_url=database_url, data_dir=data_dir)
-    )
     if not settings.encryption_keys:
         raise fail(f"{ENV_VAR} is not set: there is no key to encrypt with", EXIT_USAGE)
     report = run_async(lambda: reencrypt_store(settings))

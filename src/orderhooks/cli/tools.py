@@ -14,7 +14,6 @@ from orderhooks.cli.options import (
     build_settings,
     fail,
     run_async,
-    settings_or_exit,
 )
 
 
@@ -54,7 +53,7 @@ def _default_key(data_dir: Path | None) -> str | None:
     """ORDERHOOKS_ADMIN_KEY, else the key saved by the first start in the data dir."""
     from orderhooks.cli.runner import ADMIN_KEY_FILE
 
-    settings = settings_or_exit(lambda: build_settings(data_dir=data_dir))
+    settings = build_settings(data_dir=data_dir)
     if settings.admin_key:
         return settings.admin_key
     try:

@@ -32,14 +32,40 @@ def batch_item(event_type: str, order_id: str, body: dict[str, Any]) -> dict[str
     return item
 
 
-class NatsPublisher:
-    """Publishes to the source's JetStream stream, creating the stream when missing."""
+class BrokerPublisher:
+    """What the publishers share: one message per item, a failure counted and shown."""
 
     def __init__(self, source: SourceConfig, stats: SimulationStats) -> None:
         self._source = source
         self._stats = stats
-        self._subject = publish_subject(source.subject)
         self._connection: Any = None
+
+    async def open(self) -> None:
+        """Connect and make sure the source's stream or queue exists."""
+        raise NotImplementedError
+
+    async def _publish(self, data: bytes) -> None:
+        """Publish one message and wait for the broker to confirm it."""
+        raise NotImplementedError
+
+    async def send(self, event_type: str, order_id: str, body: dict[str, Any]) -> bool:
+        """Publish one item and wait for the broker's confirmation."""
+        try:
+            await self._publish(orjson.dumps(batch_item(event_type, order_id, body)))
+        except Exception as exc:  # any failure is counted and shown, the run goes on
+            self._stats.failed(f"{type(exc).__name__}: {exc}")
+            return False
+        self._stats.accepted(1)
+        return True
+
+    async def close(self) -> None:
+        """Close the connection."""
+        if self._connection is not None:
+            await self._connection.close()
+
+
+class NatsPublisher(BrokerPublisher):
+    """Publishes to the source's JetStream stream, creating the stream when missing."""
 
     async def open(self) -> None:
         """Connect; create the stream (capturing the source's subjects) if it is missing."""
@@ -54,30 +80,16 @@ class NatsPublisher:
         except nats.js.errors.NotFoundError:
             await js.add_stream(name=self._source.stream, subjects=[self._source.subject])
 
-    async def send(self, event_type: str, order_id: str, body: dict[str, Any]) -> bool:
-        """Publish one item and wait for JetStream to store it."""
-        data = orjson.dumps(batch_item(event_type, order_id, body))
-        try:
-            await self._connection.jetstream().publish(self._subject, data)
-        except Exception as exc:  # any failure is counted and shown, the run goes on
-            self._stats.failed(f"{type(exc).__name__}: {exc}")
-            return False
-        self._stats.accepted(1)
-        return True
-
-    async def close(self) -> None:
-        """Close the connection."""
-        if self._connection is not None:
-            await self._connection.close()
+    async def _publish(self, data: bytes) -> None:
+        """Publish to a subject of the stream and wait for JetStream to store it."""
+        await self._connection.jetstream().publish(publish_subject(self._source.subject), data)
 
 
-class AmqpPublisher:
+class AmqpPublisher(BrokerPublisher):
     """Publishes persistent messages to the source's queue, confirmed by RabbitMQ."""
 
     def __init__(self, source: SourceConfig, stats: SimulationStats) -> None:
-        self._source = source
-        self._stats = stats
-        self._connection: Any = None
+        super().__init__(source, stats)
         self._channel: Any = None
 
     async def open(self) -> None:
@@ -88,29 +100,17 @@ class AmqpPublisher:
         await declare_source_queue(self._connection, self._source.queue)
         self._channel = await self._connection.channel()
 
-    async def send(self, event_type: str, order_id: str, body: dict[str, Any]) -> bool:
-        """Publish one item and wait for the broker's confirmation."""
+    async def _publish(self, data: bytes) -> None:
+        """Publish a persistent message to the queue and wait for the broker's confirmation."""
         import aio_pika
 
-        data = orjson.dumps(batch_item(event_type, order_id, body))
         message = aio_pika.Message(
             data, content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT
         )
-        try:
-            await self._channel.default_exchange.publish(message, routing_key=self._source.queue)
-        except Exception as exc:  # any failure is counted and shown, the run goes on
-            self._stats.failed(f"{type(exc).__name__}: {exc}")
-            return False
-        self._stats.accepted(1)
-        return True
-
-    async def close(self) -> None:
-        """Close the connection."""
-        if self._connection is not None:
-            await self._connection.close()
+        await self._channel.default_exchange.publish(message, routing_key=self._source.queue)
 
 
-async def open_publisher(url: str, stats: SimulationStats) -> NatsPublisher | AmqpPublisher:
+async def open_publisher(url: str, stats: SimulationStats) -> BrokerPublisher:
     """A connected publisher for a source URL (ConfigError when the URL is unusable)."""
     source = parse_source(url)
     publisher = (NatsPublisher if source.kind == "nats" else AmqpPublisher)(source, stats)

@@ -31,17 +31,10 @@ from aiohttp import web
 
 from orderhooks.testing.lifecycle import Background
 from orderhooks.testing.recording import Behaviour, ReceivedRequest, Reply, ReplyKind
-from orderhooks.testing.signatures import hex_signature, signature_problem
+from orderhooks.testing.signatures import signature_problem
 
-__all__ = [
-    "Behaviour",
-    "ReceivedRequest",
-    "Receiver",
-    "Reply",
-    "ReplyKind",
-    "hex_signature",
-    "signature_problem",
-]
+# The recorded requests, replies and signature checks are exported by `orderhooks.testing`.
+__all__ = ["Receiver"]
 
 LOOPBACK = "127.0.0.1"
 DEFAULT_PATH = "/hook"
