@@ -25,12 +25,10 @@ SERVER_ENV = {"ORDERHOOKS_RETRY_SCHEDULE": "1,1", "ORDERHOOKS_RETRY_JITTER": "0"
 WAIT_SECONDS = 30.0
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def ops_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
+@pytest.fixture()
+def ops_server(tmp_path: Path, database_env: dict[str, str]) -> Iterator[ServerProcess]:
     """`orderhooks serve` with the short retry schedule, on the engine under test."""
-    env = dict(SERVER_ENV)
-    if request.param == "postgres":
-        env["ORDERHOOKS_DATABASE_URL"] = request.getfixturevalue("pg_url")
+    env = {**SERVER_ENV, **database_env}
     with ServerProcess(tmp_path / "data", log_path=tmp_path / "serve.log", env=env) as server:
         yield server
 

@@ -247,16 +247,8 @@ def _samples(exposition: str, name: str) -> list[Sample]:
     ]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine_env(request: pytest.FixtureRequest) -> dict[str, str]:
-    """The server's database: SQLite in its data dir, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return {}
-    return {"ORDERHOOKS_DATABASE_URL": request.getfixturevalue("pg_url")}
-
-
 def test_the_server_delivers_through_the_proxy_and_waits_out_its_outage(
-    tmp_path: Path, engine_env: dict[str, str]
+    tmp_path: Path, database_env: dict[str, str]
 ) -> None:
     """The proxy is down at first: attempts fail with proxy_error, for longer than
     ORDERHOOKS_DISABLE_AFTER, and the webhook stays active; once the proxy is up,
@@ -266,7 +258,7 @@ def test_the_server_delivers_through_the_proxy_and_waits_out_its_outage(
     proxy_dir.mkdir()
     later_proxy = TinyProxy(proxy_dir, port=free_port(), connect_ports=[])
     env = {
-        **engine_env,
+        **database_env,
         "ORDERHOOKS_EGRESS_PROXY": later_proxy.url,
         "ORDERHOOKS_DISABLE_AFTER": str(disable_after_seconds),
     }

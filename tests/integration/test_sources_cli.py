@@ -18,8 +18,9 @@ from tests.integration.cli_support import cli_env, run_cli
         "nats://user:hunter2pw@127.0.0.1:4222/ORDERS?subject=orders.>",
     ],
 )
-def test_a_bad_source_stops_serve_at_start(tmp_path: Path, sources: str) -> None:
-    env = cli_env(tmp_path / "data", ORDERHOOKS_SOURCES=sources)
+@pytest.mark.parametrize("log_format", ["console", "json"])
+def test_a_bad_source_stops_serve_at_start(tmp_path: Path, sources: str, log_format: str) -> None:
+    env = cli_env(tmp_path / "data", ORDERHOOKS_SOURCES=sources, ORDERHOOKS_LOG_FORMAT=log_format)
     done = run_cli(["serve", "--port", "0"], env, timeout=60)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "ORDERHOOKS_SOURCES" in done.stderr

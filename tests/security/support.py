@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-SECRET_PREFIX = "whsec_"
+from orderhooks.delivery.signing import SECRET_PREFIX
 
 # Tables whose row counts prove that a refused request stored nothing.
 COUNTED_TABLES = (

@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import TracebackType
 from typing import IO, Self
 
 import httpx
@@ -194,7 +195,17 @@ class ServerProcess(Background):
             self._log = None
 
     def stop(self) -> None:
-        """SIGKILL, as at the end of a `with` (a crash; `terminate` is the graceful stop)."""
+        """The graceful stop: SIGTERM and wait (`terminate`, which also gives the exit code)."""
+        self.terminate()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # The end of a `with` is a crash (SIGKILL): a test never waits for a drain it
+        # did not ask for, and what it checks must survive one.
         self.kill()
 
     # ------------------------------------------------------------ clients and logs

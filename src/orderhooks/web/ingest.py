@@ -58,6 +58,7 @@ UpdateIngest = Callable[[ServiceContext, str, Any], Awaitable[IngestResult]]
 
 
 def _add_update_route(
+    *,
     path: str,
     name: str,
     summary: str,
@@ -74,6 +75,7 @@ def _add_update_route(
         update = await read_json(request, ctx.settings.max_body_bytes)
         return _event_ids_answer(await ingest_update(ctx.service, orderId, update))
 
+    post_update.__name__ = post_update.__qualname__ = name  # as tracebacks and logs name it
     router.add_api_route(
         path,
         post_update,
@@ -91,22 +93,22 @@ def _add_update_route(
 
 
 _add_update_route(
-    INGEST_STATUS,
-    "post_status",
-    "Post a status update of a known order",
-    "Store a status update; an exact repeat creates nothing; unknown order 404.",
-    "An exact repeat (same status and timeStamp)",
-    ingest_docs.STATUS_UPDATE,
-    ingest.ingest_status,
+    path=INGEST_STATUS,
+    name="post_status",
+    summary="Post a status update of a known order",
+    description="Store a status update; an exact repeat creates nothing; unknown order 404.",
+    repeat="An exact repeat (same status and timeStamp)",
+    body_schema=ingest_docs.STATUS_UPDATE,
+    ingest_update=ingest.ingest_status,
 )
 _add_update_route(
-    INGEST_COURIER,
-    "post_courier",
-    "Post a courier update of a known order",
-    "Store a courier update; unknown order 404.",
-    "A repeat: nothing created",
-    ingest_docs.COURIER_UPDATE,
-    ingest.ingest_courier,
+    path=INGEST_COURIER,
+    name="post_courier",
+    summary="Post a courier update of a known order",
+    description="Store a courier update; unknown order 404.",
+    repeat="A repeat: nothing created",
+    body_schema=ingest_docs.COURIER_UPDATE,
+    ingest_update=ingest.ingest_courier,
 )
 
 
