@@ -1,7 +1,8 @@
 """Fixtures of the integration tests.
 
 `api`: the real app in this process on a fresh SQLite file (integration/api_support.py),
-with the settings a module sets in `API_SETTINGS` (a dict of `Settings` fields).
+with the settings a module sets in `API_SETTINGS` (a dict of `Settings` fields);
+`api_on_each_engine`: the same app once on SQLite and once on a fresh PostgreSQL database.
 `spawn`: starts `python -m orderhooks ...` processes (integration/cli_support.py), every
 one of them killed by pid at the end of the test.
 `engine_url`, `make_store`, `store`: the store tests' stores, on SQLite and on PostgreSQL
@@ -26,6 +27,18 @@ from tests.integration.store_support import StoreFactory, build_store
 async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[LocalApi]:
     """The app on a fresh, migrated SQLite store, with an admin key."""
     async with running_api(tmp_path, **getattr(request.module, "API_SETTINGS", {})) as app:
+        yield app
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def api_on_each_engine(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[LocalApi]:
+    """`api`, on a fresh SQLite file and on a fresh PostgreSQL database."""
+    settings = dict(getattr(request.module, "API_SETTINGS", {}))
+    if request.param == "postgres":
+        settings["database_url"] = request.getfixturevalue("pg_url")
+    async with running_api(tmp_path, **settings) as app:
         yield app
 
 

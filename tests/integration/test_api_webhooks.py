@@ -4,6 +4,7 @@ change, delete, secrets and rotation, enable and disable, test, recover, replay,
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from tests.support.api import Api
 from tests.support.data import ALL_TYPES, unique
 
 API_SETTINGS = {"max_webhooks_per_account": 3}
+RACE_ROUNDS = 5
 
 
 def create_body(account: str, **fields: Any) -> dict[str, Any]:
@@ -197,6 +199,41 @@ async def test_the_per_account_cap(api: Api) -> None:
     )
     assert moved.status_code == 422
     assert moved.json()["error"]["code"] == "limit_exceeded"
+
+
+@pytest.mark.parametrize("racers", ["patches", "patches and creates"])
+async def test_concurrent_changes_cannot_pass_the_per_account_cap(
+    api_on_each_engine: LocalApi, racers: str
+) -> None:
+    """The cap is counted in the transaction of the change, under a per-account lock:
+    of six concurrent requests that each would put one more webhook on an account with
+    one place left, one gets it; the others answer as over the cap (docs/api.md)."""
+    api, cap = api_on_each_engine, 3
+    for _ in range(RACE_ROUNDS):  # a race that is lost only sometimes is lost in one round
+        account = unique("acct")
+        for _ in range(cap - 1):
+            await api.make_webhook(account)
+        requests = []
+        for number in range(6):
+            if racers == "patches" or number % 2:
+                moved = await api.make_webhook(unique("acct"))
+                body = {"accounts": [*moved["accounts"], account]}
+                requests.append(api.call("PATCH", f"/v1/webhooks/{moved['id']}", json_body=body))
+            else:
+                requests.append(api.call("POST", "/v1/webhooks", json_body=create_body(account)))
+        answers = await asyncio.gather(*requests)
+
+        refused = [answer for answer in answers if answer.status_code == 422]
+        accepted = [answer.status_code for answer in answers if answer.status_code != 422]
+        assert len(refused) == 5 and accepted in ([200], [201]), [a.text for a in answers]
+        for answer in refused:
+            assert answer.json()["error"] == {
+                "code": "limit_exceeded",
+                "message": f"account '{account}' already has {cap} webhooks",
+                "details": [],
+            }
+        listed = await api.call("GET", f"/v1/webhooks?account={account}&limit=100")
+        assert len(listed.json()["data"]) == cap
 
 
 async def test_partner_creates_webhooks_only_on_its_accounts(api: Api) -> None:

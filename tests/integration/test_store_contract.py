@@ -927,15 +927,23 @@ async def test_keys_with_nul_characters_name_nothing(store: SqlStore) -> None:
 # ---------------------------------------------------------------- races
 
 
-async def test_concurrent_creates_cannot_pass_the_webhook_cap(store: SqlStore) -> None:
+@pytest.mark.parametrize("racers", ["creates", "updates"])
+async def test_concurrent_changes_cannot_pass_the_webhook_cap(store: SqlStore, racers: str) -> None:
     cap = 3
     for _ in range(cap - 1):
         await store.create_webhook(webhook(), max_per_account=cap)
     await store.create_webhook(webhook(accounts=("acc2",)), max_per_account=cap)
-    results = await asyncio.gather(
-        *(store.create_webhook(webhook(), max_per_account=cap) for _ in range(6)),
-        return_exceptions=True,
-    )
+    if racers == "creates":
+        changes = [store.create_webhook(webhook(), max_per_account=cap) for _ in range(6)]
+    else:  # six webhooks of another account, each changed to add acc1
+        others = [await store.create_webhook(webhook(accounts=("acc3",))) for _ in range(6)]
+        changes = [
+            store.update_webhook(
+                dataclasses.replace(other, accounts=("acc3", "acc1")), max_per_account=cap
+            )
+            for other in others
+        ]
+    results = await asyncio.gather(*changes, return_exceptions=True)
     refused = [r for r in results if isinstance(r, WebhookLimitReached)]
     assert len(refused) == 5 and len(results) - len(refused) == 1
     assert (

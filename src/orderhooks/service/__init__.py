@@ -10,7 +10,8 @@ Callers keep what is theirs: reading and validating their input (JSON bodies, fo
 flags), authorizing the caller, and shaping the answer (JSON, HTML, text).
 
     context.py      ServiceContext: what every operation needs
-    audit.py        Actor and the one way an audit entry is written
+    audit.py        Actor and the one way an audit entry is built (the store writes it
+                    in the transaction of the change it records)
     ingest.py       validated items -> Store.ingest -> results (API and broker sources)
     webhooks.py     create, patch, delete, enable/disable, rotate the secret
     deliveries.py   send a test event, retry now, recover failed, replay stored events

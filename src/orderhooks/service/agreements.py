@@ -7,7 +7,7 @@ from datetime import datetime
 
 from orderhooks.domain.model import ALL_ACCOUNTS, Agreement, EventType
 from orderhooks.exceptions import FieldProblem, ValidationError
-from orderhooks.service.audit import Actor, record_audit
+from orderhooks.service.audit import Actor, audit_entry
 from orderhooks.service.context import ServiceContext
 
 
@@ -36,7 +36,6 @@ async def record_agreement(
         currency=currency,
         per_thousand=dict(per_thousand),
     )
-    stored = await ctx.store.put_agreement(agreement, ctx.now())
-    details = {"signedBy": stored.signed_by, "currency": stored.currency}
-    await record_audit(ctx, actor, "agreement.recorded", ("account", account), details)
-    return stored
+    details = {"signedBy": agreement.signed_by, "currency": agreement.currency}
+    entry = audit_entry(ctx, actor, "agreement.recorded", ("account", account), details)
+    return await ctx.store.put_agreement(agreement, ctx.now(), audit=entry)

@@ -1,7 +1,10 @@
 """The audit trail: who changed what, and when. The one place an entry is built.
 
-Details never carry a secret, a key or a header value (static headers often carry the
-receiver's credentials), and name times in RFC 3339 UTC like every answer of the API.
+An operation builds the entry of its change and hands it to the store operation that
+makes the change, which writes both in one transaction (`store/shared/audit.py`): a
+change is never made without its entry. Details never carry a secret, a key or a header
+value (static headers often carry the receiver's credentials), and name times in RFC 3339
+UTC like every answer of the API.
 """
 
 from __future__ import annotations
@@ -37,17 +40,17 @@ def audit_time(moment: datetime | None) -> str | None:
     return None if moment is None else format_timestamp(moment)
 
 
-async def record_audit(
+def audit_entry(
     ctx: ServiceContext,
     actor: Actor,
     action: str,
     target: tuple[str, str],
     details: Mapping[str, Any] | None = None,
 ) -> AuditEntry:
-    """Append an entry to the audit trail and return it."""
+    """The entry of a change, for the store operation making the change to write."""
     target_type, target_id = target
     via = {} if actor.via is None else {"via": actor.via}
-    entry = AuditEntry(
+    return AuditEntry(
         id=new_id("aud"),
         at=ctx.now(),
         actor=actor.id,
@@ -56,5 +59,3 @@ async def record_audit(
         target_id=target_id,
         details={**via, **(details or {})},
     )
-    await ctx.store.add_audit(entry)
-    return entry

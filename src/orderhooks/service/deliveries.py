@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from orderhooks.domain.model import Delivery, EventType, Webhook
+from orderhooks.domain.model import AuditEntry, Delivery, EventType, Webhook
 from orderhooks.exceptions import FieldProblem, ValidationError
-from orderhooks.service.audit import Actor, audit_time, record_audit
+from orderhooks.service.audit import Actor, audit_entry, audit_time
 from orderhooks.service.context import ServiceContext
 from orderhooks.service.testevents import synthetic_event
 
@@ -26,17 +26,15 @@ async def send_test(
     the delivery's id."""
     now = ctx.now()
     event = synthetic_event(webhook, event_type, now)
-    delivery_id = await ctx.store.create_test_delivery(webhook, event, now)
     details = {"type": event_type.value}
-    await record_audit(ctx, actor, "webhook.tested", ("webhook", webhook.id), details)
-    return delivery_id
+    entry = audit_entry(ctx, actor, "webhook.tested", ("webhook", webhook.id), details)
+    return await ctx.store.create_test_delivery(webhook, event, now, audit=entry)
 
 
 async def retry_now(ctx: ServiceContext, actor: Actor, delivery_id: str) -> Delivery:
     """Make a pending or failed delivery due now (Conflict for the other states)."""
-    delivery = await ctx.store.retry_delivery_now(delivery_id, ctx.now())
-    await record_audit(ctx, actor, "delivery.retried", ("delivery", delivery_id))
-    return delivery
+    entry = audit_entry(ctx, actor, "delivery.retried", ("delivery", delivery_id))
+    return await ctx.store.retry_delivery_now(delivery_id, ctx.now(), audit=entry)
 
 
 async def recover(
@@ -45,10 +43,12 @@ async def recover(
     """Failed deliveries created in the range go back to pending with the whole schedule;
     returns how many."""
     check_range(since, until)
-    count = await ctx.store.recover_failed(webhook.id, since, until, ctx.now())
-    details = {"requeued": count, "since": audit_time(since), "until": audit_time(until)}
-    await record_audit(ctx, actor, "webhook.recovered", ("webhook", webhook.id), details)
-    return count
+
+    def recovered(count: int) -> AuditEntry:
+        details = {"requeued": count, "since": audit_time(since), "until": audit_time(until)}
+        return audit_entry(ctx, actor, "webhook.recovered", ("webhook", webhook.id), details)
+
+    return await ctx.store.recover_failed(webhook.id, since, until, ctx.now(), audit=recovered)
 
 
 async def replay(
@@ -63,12 +63,14 @@ async def replay(
     (of `event_types` only, when given); returns how many."""
     check_range(since, until)
     types = list(event_types) if event_types else None
-    count = await ctx.store.replay_events(webhook, since, until, types, ctx.now())
-    details = {
-        "queued": count,
-        "since": audit_time(since),
-        "until": audit_time(until),
-        "eventTypes": None if types is None else [t.value for t in types],
-    }
-    await record_audit(ctx, actor, "webhook.replayed", ("webhook", webhook.id), details)
-    return count
+
+    def replayed(count: int) -> AuditEntry:
+        details = {
+            "queued": count,
+            "since": audit_time(since),
+            "until": audit_time(until),
+            "eventTypes": None if types is None else [t.value for t in types],
+        }
+        return audit_entry(ctx, actor, "webhook.replayed", ("webhook", webhook.id), details)
+
+    return await ctx.store.replay_events(webhook, since, until, types, ctx.now(), audit=replayed)

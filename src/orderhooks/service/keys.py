@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from orderhooks.domain.apikeys import generate_api_key, hash_api_key
 from orderhooks.domain.ids import new_id
 from orderhooks.domain.model import ApiKey, Role
-from orderhooks.service.audit import Actor, record_audit
+from orderhooks.service.audit import Actor, audit_entry
 from orderhooks.service.context import ServiceContext
 
 
@@ -33,18 +33,16 @@ async def create_key(
 ) -> tuple[ApiKey, str]:
     """A new key and its plaintext, shown this once."""
     plaintext = generate_api_key()
-    stored = await ctx.store.create_key(
-        _new_key(role, accounts, name, hash_api_key(plaintext), ctx)
-    )
-    details = {"role": stored.role.value, "accounts": list(stored.accounts), "name": stored.name}
-    await record_audit(ctx, actor, "key.created", ("key", stored.id), details)
-    return stored, plaintext
+    key = _new_key(role, accounts, name, hash_api_key(plaintext), ctx)
+    details = {"role": key.role.value, "accounts": list(key.accounts), "name": key.name}
+    entry = audit_entry(ctx, actor, "key.created", ("key", key.id), details)
+    return await ctx.store.create_key(key, audit=entry), plaintext
 
 
 async def revoke_key(ctx: ServiceContext, actor: Actor, key_id: str) -> None:
     """Revoke a key (NotFound when there is none): it is refused from now on."""
-    await ctx.store.revoke_key(key_id, ctx.now())
-    await record_audit(ctx, actor, "key.revoked", ("key", key_id))
+    entry = audit_entry(ctx, actor, "key.revoked", ("key", key_id))
+    await ctx.store.revoke_key(key_id, ctx.now(), audit=entry)
 
 
 async def create_admin_key(ctx: ServiceContext, name: str) -> str:

@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from orderhooks.domain.ids import new_id
+from orderhooks.domain.model import AuditEntry
 from orderhooks.domain.portal import PortalLink, generate_portal_token, hash_portal_token
-from orderhooks.service.audit import Actor, audit_time, record_audit
+from orderhooks.service.audit import Actor, audit_entry, audit_time
 from orderhooks.service.context import ServiceContext
 
 ID_PREFIX = "plk"
@@ -33,18 +34,19 @@ async def create_portal_link(
         created_at=now,
         expires_at=now + timedelta(seconds=expires_in_seconds),
     )
-    stored = await ctx.store.create_portal_link(link)
-    details = {"accounts": list(stored.accounts), "expiresAt": audit_time(stored.expires_at)}
-    await record_audit(ctx, actor, "portal_link.created", ("portal_link", stored.id), details)
-    return stored, token
+    details = {"accounts": list(link.accounts), "expiresAt": audit_time(link.expires_at)}
+    entry = audit_entry(ctx, actor, "portal_link.created", ("portal_link", link.id), details)
+    return await ctx.store.create_portal_link(link, audit=entry), token
 
 
 async def open_portal_link(ctx: ServiceContext, token: str) -> PortalLink | None:
     """Use a link: the link when its token is known, unused and unexpired (it is used
     from now on), else None. Of two browsers opening one link at once, one gets it."""
-    link = await ctx.store.consume_portal_link(hash_portal_token(token), ctx.now())
-    if link is not None:
-        await record_audit(
-            ctx, Actor(link.id, via="portal"), "portal_link.opened", ("portal_link", link.id)
-        )
-    return link
+
+    def opened(link: PortalLink) -> AuditEntry:
+        # A token names its link only once the store has found it: the entry is made from
+        # the link the store consumed.
+        actor = Actor(link.id, via="portal")
+        return audit_entry(ctx, actor, "portal_link.opened", ("portal_link", link.id))
+
+    return await ctx.store.consume_portal_link(hash_portal_token(token), ctx.now(), audit=opened)

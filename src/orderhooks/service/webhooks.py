@@ -1,14 +1,15 @@
 """Webhook operations: create, patch, delete, enable and disable, rotate the secret.
 
-Every change is audited without secrets or header values. Callers authorize (which
-accounts the actor may name) and validate the shape of their input first; the checks
-that hold whatever the caller (the URL, the per-account cap, the secret's form) are here.
+Every change is audited without secrets or header values, in the change's transaction.
+Callers authorize (which accounts the actor may name) and validate the shape of their
+input first; the checks that hold whatever the caller (the URL, the per-account cap, the
+secret's form) are here, the cap counted by the store in the write's own transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,8 +28,8 @@ from orderhooks.domain.model import (
     Webhook,
     WebhookState,
 )
-from orderhooks.exceptions import FieldProblem, ValidationError, WebhookLimitReached
-from orderhooks.service.audit import Actor, record_audit
+from orderhooks.exceptions import FieldProblem, ValidationError
+from orderhooks.service.audit import Actor, audit_entry
 from orderhooks.service.context import ServiceContext
 
 MAX_TIMEOUT_SECONDS = 30
@@ -40,24 +41,6 @@ def check_webhook_url(ctx: ServiceContext, url: str) -> None:
     problem = check_url(url, ctx.settings.allowed_networks)
     if problem is not None:
         raise ValidationError([FieldProblem("url", problem)])
-
-
-async def check_webhook_cap(
-    ctx: ServiceContext, accounts: Iterable[str], already: Sequence[str] = ()
-) -> None:
-    """`WebhookLimitReached` when a new account of a webhook already has the most allowed."""
-    cap = ctx.settings.max_webhooks_per_account
-    for account in accounts:
-        if account not in already and await ctx.store.count_webhooks(account) >= cap:
-            raise WebhookLimitReached(account, cap)
-
-
-async def _insert_within_cap(ctx: ServiceContext, webhook: Webhook) -> Webhook:
-    """Insert a new webhook unless one of its accounts is at the cap."""
-    # The store counts in the insert's own transaction: two concurrent creates cannot
-    # both pass the cap.
-    cap = ctx.settings.max_webhooks_per_account
-    return await ctx.store.create_webhook(webhook, max_per_account=cap)
 
 
 def _json_name(field_name: str) -> str:
@@ -117,9 +100,12 @@ async def create_webhook(
             "updated_at": now,
         }
     )
-    stored = await _insert_within_cap(ctx, webhook)
-    details = {"host": _host(stored.url), "accounts": list(stored.accounts)}
-    await record_audit(ctx, actor, "webhook.created", ("webhook", stored.id), details)
+    details = {"host": _host(webhook.url), "accounts": list(webhook.accounts)}
+    entry = audit_entry(ctx, actor, "webhook.created", ("webhook", webhook.id), details)
+    # The store counts the accounts' webhooks in the insert's transaction, under a lock
+    # per account: concurrent creates and changes cannot pass the cap together.
+    cap = ctx.settings.max_webhooks_per_account
+    stored = await ctx.store.create_webhook(webhook, max_per_account=cap, audit=entry)
     return stored, secret
 
 
@@ -137,13 +123,14 @@ async def patch_webhook(
         changes = {**changes, "tls": await client_tls(ctx, changes["tls"], webhook.tls)}
     if "url" in changes or "tls" in changes:
         check_webhook_tls(changes.get("url", webhook.url), changes.get("tls", webhook.tls))
-    if "accounts" in changes:
-        await check_webhook_cap(ctx, changes["accounts"], already=webhook.accounts)
-    changed = sorted(changes)
-    stored = await ctx.store.update_webhook(replace(webhook, **changes, updated_at=ctx.now()))
-    fields = [_json_name(name) for name in changed]
-    await record_audit(ctx, actor, "webhook.updated", ("webhook", stored.id), {"fields": fields})
-    return stored
+    fields = [_json_name(name) for name in sorted(changes)]
+    entry = audit_entry(ctx, actor, "webhook.updated", ("webhook", webhook.id), {"fields": fields})
+    # The accounts new to the webhook are counted against the cap as a create counts them.
+    return await ctx.store.update_webhook(
+        replace(webhook, **changes, updated_at=ctx.now()),
+        max_per_account=ctx.settings.max_webhooks_per_account,
+        audit=entry,
+    )
 
 
 def _checked_batch(webhook: Webhook, changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -162,8 +149,8 @@ def _checked_batch(webhook: Webhook, changes: Mapping[str, Any]) -> dict[str, An
 
 async def delete_webhook(ctx: ServiceContext, actor: Actor, webhook: Webhook) -> None:
     """Delete a webhook; its pending and delivering deliveries become `cancelled`."""
-    await ctx.store.delete_webhook(webhook.id, ctx.now())
-    await record_audit(ctx, actor, "webhook.deleted", ("webhook", webhook.id))
+    entry = audit_entry(ctx, actor, "webhook.deleted", ("webhook", webhook.id))
+    await ctx.store.delete_webhook(webhook.id, ctx.now(), audit=entry)
 
 
 async def set_enabled(
@@ -172,10 +159,9 @@ async def set_enabled(
     """Enable (active, or awaiting agreement) or disable (`manual`) a webhook."""
     state = WebhookState.ACTIVE if enabled else WebhookState.DISABLED
     reason = None if enabled else DisabledReason.MANUAL
-    stored = await ctx.store.set_webhook_state(webhook.id, state, reason, ctx.now())
     action = "webhook.enabled" if enabled else "webhook.disabled"
-    await record_audit(ctx, actor, action, ("webhook", webhook.id))
-    return stored
+    entry = audit_entry(ctx, actor, action, ("webhook", webhook.id))
+    return await ctx.store.set_webhook_state(webhook.id, state, reason, ctx.now(), audit=entry)
 
 
 def rotated_secrets(
@@ -206,8 +192,8 @@ async def rotate_secret(
     new_secret = secret if secret is not None else generate_secret()
     now = ctx.now()
     secrets = rotated_secrets(webhook, new_secret, grace_seconds, now)
-    # Only the secrets are written: a PATCH racing this rotation cannot put the old ones back.
-    await ctx.store.set_webhook_secrets(webhook.id, secrets, now)
     details = {"gracePeriodSeconds": grace_seconds, "provided": secret is not None}
-    await record_audit(ctx, actor, "webhook.secret_rotated", ("webhook", webhook.id), details)
+    entry = audit_entry(ctx, actor, "webhook.secret_rotated", ("webhook", webhook.id), details)
+    # Only the secrets are written: a PATCH racing this rotation cannot put the old ones back.
+    await ctx.store.set_webhook_secrets(webhook.id, secrets, now, audit=entry)
     return new_secret

@@ -7,7 +7,8 @@ from datetime import datetime
 from orderhooks.domain.model import ApiKey, AuditEntry
 from orderhooks.exceptions import NotFound
 from orderhooks.store.base import Page
-from orderhooks.store.shared.codec import audit_from_row, audit_params, key_from_row, key_params
+from orderhooks.store.shared.audit import Audit, audited, write_audit
+from orderhooks.store.shared.codec import audit_from_row, key_from_row, key_params
 from orderhooks.store.shared.core import StoreCore, reading, writing
 from orderhooks.store.shared.reads import FIRST_ASCENDING, FIRST_DESCENDING, fetch_page
 from orderhooks.store.shared.tx import Tx, lookup
@@ -18,10 +19,12 @@ class AdminOperations(StoreCore):
     """Keys, audit and retention."""
 
     @writing()
-    async def create_key(self, tx: Tx, key: ApiKey) -> ApiKey:
+    async def create_key(
+        self, tx: Tx, key: ApiKey, *, audit: Audit[ApiKey] | None = None
+    ) -> ApiKey:
         """Store a key (its hash only)."""
         await tx.execute("insert_key", **key_params(key))
-        return key
+        return await audited(tx, key, audit)
 
     @reading
     async def key_by_hash(self, tx: Tx, key_hash: str) -> ApiKey | None:
@@ -37,11 +40,14 @@ class AdminOperations(StoreCore):
         )
 
     @writing()
-    async def revoke_key(self, tx: Tx, key_id: str, now: datetime) -> None:
+    async def revoke_key(
+        self, tx: Tx, key_id: str, now: datetime, *, audit: Audit[None] | None = None
+    ) -> None:
         """Revoke a key (a second revoke keeps the first time); NotFound when absent."""
         if await lookup(tx, "key_by_id", id=key_id) is None:
             raise NotFound(f"key {key_id} not found")
         await tx.execute("revoke_key", id=key_id, revoked_at=micros(now))
+        await audited(tx, None, audit)
 
     @reading
     async def count_keys(self, tx: Tx) -> int:
@@ -50,8 +56,8 @@ class AdminOperations(StoreCore):
 
     @writing()
     async def add_audit(self, tx: Tx, entry: AuditEntry) -> None:
-        """Append to the audit trail."""
-        await tx.execute("insert_audit", **audit_params(entry))
+        """Append to the audit trail (an audited change writes its entry itself)."""
+        await write_audit(tx, entry)
 
     @reading
     async def list_audit(self, tx: Tx, limit: int, cursor: str | None) -> Page[AuditEntry]:

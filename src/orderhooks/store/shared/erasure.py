@@ -15,6 +15,7 @@ from typing import Any
 from orderhooks.domain.model import EventType
 from orderhooks.domain.shaping import remove_personal_data
 from orderhooks.exceptions import NotFound
+from orderhooks.store.shared.audit import Audit, audited
 from orderhooks.store.shared.core import StoreCore, writing
 from orderhooks.store.shared.heads import lock_orders
 from orderhooks.store.shared.tx import Tx
@@ -30,7 +31,7 @@ class ErasureOperations(StoreCore):
     """Erasing an order's personal data."""
 
     @writing()
-    async def erase_order(self, tx: Tx, order_id: str) -> int:
+    async def erase_order(self, tx: Tx, order_id: str, *, audit: Audit[int] | None = None) -> int:
         """Remove the personal data from the stored order and its events; returns how many
         events changed. NotFound for an unknown order."""
         if unstorable(order_id):
@@ -60,4 +61,4 @@ class ErasureOperations(StoreCore):
                 changed.append({"id": event["id"], "data": dumps(erased)})
         if changed:
             await tx.executemany("erase_event", changed)
-        return len(changed)
+        return await audited(tx, len(changed), audit)

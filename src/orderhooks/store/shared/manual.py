@@ -17,6 +17,7 @@ from orderhooks.domain.model import (
 )
 from orderhooks.domain.routing import replay_selection
 from orderhooks.exceptions import Conflict, NotFound
+from orderhooks.store.shared.audit import Audit, audited
 from orderhooks.store.shared.codec import (
     delivery_from_row,
     event_from_row,
@@ -36,7 +37,9 @@ class ManualOperations(StoreCore):
     """Retry now, recover, replay, test: what operators and partners ask for by hand."""
 
     @writing(wake=True)
-    async def retry_delivery_now(self, tx: Tx, delivery_id: str, now: datetime) -> Delivery:
+    async def retry_delivery_now(
+        self, tx: Tx, delivery_id: str, now: datetime, *, audit: Audit[Delivery] | None = None
+    ) -> Delivery:
         """Make a pending delivery due now, or put a failed one back to pending with the
         whole schedule; Conflict for delivered, delivering or cancelled ones."""
         row = await lookup(tx, "delivery_by_id", id=delivery_id)
@@ -60,11 +63,18 @@ class ManualOperations(StoreCore):
             raise Conflict(f"delivery {delivery_id} is {delivery.state}")
         fresh = await tx.fetchrow("delivery_by_id", id=delivery_id)
         assert fresh is not None
-        return delivery_from_row(fresh)
+        return await audited(tx, delivery_from_row(fresh), audit)
 
     @writing(wake=True)
     async def recover_failed(
-        self, tx: Tx, webhook_id: str, since: datetime, until: datetime | None, now: datetime
+        self,
+        tx: Tx,
+        webhook_id: str,
+        since: datetime,
+        until: datetime | None,
+        now: datetime,
+        *,
+        audit: Audit[int] | None = None,
     ) -> int:
         """Failed deliveries of the webhook created in [since, until) go back to pending,
         due now, with the whole schedule; returns how many."""
@@ -80,7 +90,7 @@ class ManualOperations(StoreCore):
             if not row["test"] and row["order_id"] is not None  # operational: no queue
         ]
         await refresh_heads(tx, queues, webhooks)
-        return len(rows)
+        return await audited(tx, len(rows), audit)
 
     @writing(wake=True)
     async def replay_events(
@@ -91,6 +101,8 @@ class ManualOperations(StoreCore):
         until: datetime | None,
         event_types: Sequence[EventType] | None,
         now: datetime,
+        *,
+        audit: Audit[int] | None = None,
     ) -> int:
         """New `replay` deliveries, due now, of every stored non-test event created in
         [since, until) that the webhook's routing accepts (its state is ignored: a replay
@@ -128,11 +140,17 @@ class ManualOperations(StoreCore):
         if not ready and queues:
             await lock_orders(tx, [order_id for _, order_id in queues])
             await refresh_heads(tx, queues, {stored.id: stored})
-        return queued
+        return await audited(tx, queued, audit)
 
     @writing(wake=True)
     async def create_test_delivery(
-        self, tx: Tx, webhook: Webhook, event: Event, now: datetime
+        self,
+        tx: Tx,
+        webhook: Webhook,
+        event: Event,
+        now: datetime,
+        *,
+        audit: Audit[str] | None = None,
     ) -> str:
         """Store a synthetic test event and its delivery to `webhook`, due now; returns the
         delivery id. Test deliveries stand outside the per-order queues and are never
@@ -145,4 +163,4 @@ class ManualOperations(StoreCore):
             delivery_id, webhook.id, test_event, replay=False, ready=True, now=now
         )
         await tx.execute("insert_delivery", **params)
-        return delivery_id
+        return await audited(tx, delivery_id, audit)

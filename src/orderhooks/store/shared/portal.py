@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from orderhooks.domain.portal import PortalLink
+from orderhooks.store.shared.audit import Audit, audited
 from orderhooks.store.shared.core import StoreCore, reading, writing
 from orderhooks.store.shared.tx import Row, Tx, lookup
 from orderhooks.store.shared.values import (
@@ -46,10 +47,12 @@ class PortalOperations(StoreCore):
     """Create, look up and consume portal links."""
 
     @writing()
-    async def create_portal_link(self, tx: Tx, link: PortalLink) -> PortalLink:
+    async def create_portal_link(
+        self, tx: Tx, link: PortalLink, *, audit: Audit[PortalLink] | None = None
+    ) -> PortalLink:
         """Store a new link (its token's hash only)."""
         await tx.execute("insert_portal_link", **portal_link_params(link))
-        return link
+        return await audited(tx, link, audit)
 
     @reading
     async def portal_link_by_token(self, tx: Tx, token_hash: str) -> PortalLink | None:
@@ -65,14 +68,22 @@ class PortalOperations(StoreCore):
 
     @writing()
     async def consume_portal_link(
-        self, tx: Tx, token_hash: str, now: datetime
+        self,
+        tx: Tx,
+        token_hash: str,
+        now: datetime,
+        *,
+        audit: Audit[PortalLink] | None = None,
     ) -> PortalLink | None:
         """Mark the link used and return it, when it is unused and unexpired at `now`;
-        None otherwise. Of concurrent calls for one link, exactly one gets it."""
+        None otherwise (and nothing audited). Of concurrent calls for one link, exactly
+        one gets it."""
         if unstorable(token_hash):
             return None
         row = await tx.fetchrow("consume_portal_link", token_hash=token_hash, now=micros(now))
-        return None if row is None else portal_link_from_row(row)
+        if row is None:
+            return None
+        return await audited(tx, portal_link_from_row(row), audit)
 
     @writing()
     async def expire_portal_link(self, tx: Tx, link_id: str, at: datetime) -> bool:

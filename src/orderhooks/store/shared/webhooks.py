@@ -18,6 +18,7 @@ from orderhooks.domain.model import (
 from orderhooks.domain.opevents import OperationalEventType, webhook_disabled_data
 from orderhooks.exceptions import FieldProblem, NotFound, ValidationError, WebhookLimitReached
 from orderhooks.secretbox import SecretBox
+from orderhooks.store.shared.audit import Audit, audited
 from orderhooks.store.shared.catalog import accounts_agreed, bump_version, enabled_state
 from orderhooks.store.shared.codec import (
     agreement_from_row,
@@ -55,7 +56,7 @@ async def _count(tx: Tx, account: str) -> int:
 async def _check_cap(tx: Tx, accounts: Sequence[str], cap: int) -> None:
     """WebhookLimitReached when one more webhook would give an account more than `cap`;
     each account stays locked until the commit (PostgreSQL; SQLite has one writer), so
-    that concurrent creations are counted one after the other."""
+    that concurrent creations and changes are counted one after the other."""
     # An account PostgreSQL cannot store has no webhooks to count (`count_webhooks`).
     for account in sorted({a for a in accounts if not unstorable(a)}):
         await tx.fetch("lock_account", account=account)
@@ -79,12 +80,17 @@ class WebhookOperations(StoreCore):
 
     @writing()
     async def create_webhook(
-        self, tx: Tx, webhook: Webhook, *, max_per_account: int | None = None
+        self,
+        tx: Tx,
+        webhook: Webhook,
+        *,
+        max_per_account: int | None = None,
+        audit: Audit[Webhook] | None = None,
     ) -> Webhook:
         """Store a new webhook, active or awaiting an agreement (or disabled, if asked).
         With `max_per_account`, raises WebhookLimitReached instead when one of its
         accounts already has that many webhooks: counted in the same transaction, so
-        concurrent creations cannot pass the cap together."""
+        concurrent creations and changes cannot pass the cap together."""
         if max_per_account is not None:
             await _check_cap(tx, webhook.accounts, max_per_account)
         if webhook.state != WebhookState.DISABLED:
@@ -96,14 +102,26 @@ class WebhookOperations(StoreCore):
         await _write_accounts(tx, webhook)
         await tx.execute("insert_runtime", webhook_id=webhook.id)
         await bump_version(tx)
-        return await stored_webhook(tx, webhook.id, self.box)
+        return await audited(tx, await stored_webhook(tx, webhook.id, self.box), audit)
 
     @writing(wake=True)
-    async def update_webhook(self, tx: Tx, webhook: Webhook) -> Webhook:
+    async def update_webhook(
+        self,
+        tx: Tx,
+        webhook: Webhook,
+        *,
+        max_per_account: int | None = None,
+        audit: Audit[Webhook] | None = None,
+    ) -> Webhook:
         """Replace a webhook's configuration, all but its secrets (`set_webhook_secrets`).
         A disabled webhook stays disabled; any other is active or awaiting according to
-        the agreements of its (possibly new) accounts."""
+        the agreements of its (possibly new) accounts. With `max_per_account`, raises
+        WebhookLimitReached instead when an account it is new to already has that many
+        webhooks, counted as `create_webhook` counts."""
         stored = await stored_webhook(tx, webhook.id, self.box)
+        if max_per_account is not None:
+            added = [a for a in webhook.accounts if a not in stored.accounts]
+            await _check_cap(tx, added, max_per_account)
         state, reason, disabled_at = stored.state, stored.disabled_reason, stored.disabled_at
         if stored.state != WebhookState.DISABLED:
             state = await enabled_state(tx, webhook.accounts, self._require_agreement)
@@ -122,11 +140,17 @@ class WebhookOperations(StoreCore):
         if updated.ordering != stored.ordering:
             await _reorder(tx, updated)
         await bump_version(tx)
-        return await stored_webhook(tx, webhook.id, self.box)
+        return await audited(tx, await stored_webhook(tx, webhook.id, self.box), audit)
 
     @writing()
     async def set_webhook_secrets(
-        self, tx: Tx, webhook_id: str, secrets: tuple[SigningSecret, ...], now: datetime
+        self,
+        tx: Tx,
+        webhook_id: str,
+        secrets: tuple[SigningSecret, ...],
+        now: datetime,
+        *,
+        audit: Audit[Webhook] | None = None,
     ) -> Webhook:
         """Replace only the webhook's secrets (newest first) and its `updated_at`."""
         await stored_webhook(tx, webhook_id, self.box)
@@ -137,16 +161,19 @@ class WebhookOperations(StoreCore):
             updated_at=micros(now),
         )
         await bump_version(tx)
-        return await stored_webhook(tx, webhook_id, self.box)
+        return await audited(tx, await stored_webhook(tx, webhook_id, self.box), audit)
 
     @writing()
-    async def delete_webhook(self, tx: Tx, webhook_id: str, now: datetime) -> None:
+    async def delete_webhook(
+        self, tx: Tx, webhook_id: str, now: datetime, *, audit: Audit[None] | None = None
+    ) -> None:
         """Delete a webhook; its pending and delivering deliveries become `cancelled` and
         stay readable."""
         await stored_webhook(tx, webhook_id, self.box)
         await tx.execute("mark_webhook_deleted", id=webhook_id, deleted_at=micros(now))
         await tx.execute("cancel_deliveries", webhook_id=webhook_id)
         await bump_version(tx)
+        await audited(tx, None, audit)
 
     async def set_webhook_state(
         self,
@@ -154,6 +181,8 @@ class WebhookOperations(StoreCore):
         state: WebhookState,
         reason: DisabledReason | None,
         now: datetime,
+        *,
+        audit: Audit[Webhook] | None = None,
     ) -> Webhook:
         """Disable (with a reason, `manual` by default) or enable: active, or awaiting
         when an account has no agreement. Disabling an enabled webhook emits
@@ -162,6 +191,7 @@ class WebhookOperations(StoreCore):
         async def job(tx: Tx) -> tuple[Webhook, list[str]]:
             before = await stored_webhook(tx, webhook_id, self.box)
             stored = await self._set_state(tx, webhook_id, state, reason, now)
+            await audited(tx, stored, audit)
             if before.state == WebhookState.DISABLED or stored.state != WebhookState.DISABLED:
                 return stored, []
             live = (await self._catalog.load(tx)).values()
@@ -205,13 +235,15 @@ class WebhookOperations(StoreCore):
         return await stored_webhook(tx, webhook_id, self.box)
 
     async def count_webhooks(self, account: str) -> int:
-        """Webhooks (not deleted) installed on `account`, for the per-account cap."""
+        """Webhooks (not deleted) installed on `account`."""
         if unstorable(account):
             return 0
         return await self._read(lambda tx: _count(tx, account))
 
     @writing(wake=True)
-    async def put_agreement(self, tx: Tx, agreement: Agreement, now: datetime) -> Agreement:
+    async def put_agreement(
+        self, tx: Tx, agreement: Agreement, now: datetime, *, audit: Audit[Agreement] | None = None
+    ) -> Agreement:
         """Record an agreement; the account's awaiting webhooks whose accounts all agreed
         become active."""
         if unstorable(agreement.account, agreement.signed_by, agreement.currency):
@@ -241,7 +273,7 @@ class WebhookOperations(StoreCore):
                 activated += 1
         if activated:
             await bump_version(tx)
-        return agreement
+        return await audited(tx, agreement, audit)
 
     @reading
     async def get_agreement(self, tx: Tx, account: str) -> Agreement | None:
