@@ -28,4 +28,8 @@ class Background(ABC):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self.stop_at_exit()
+
+    def stop_at_exit(self) -> None:
+        """What the end of a `with` block does: `stop()`, unless the helper says otherwise."""
         self.stop()

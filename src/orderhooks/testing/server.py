@@ -21,7 +21,6 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Self
 
 import httpx
@@ -198,14 +197,9 @@ class ServerProcess(Background):
         """The graceful stop: SIGTERM and wait (`terminate`, which also gives the exit code)."""
         self.terminate()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        # The end of a `with` is a crash (SIGKILL): a test never waits for a drain it
-        # did not ask for, and what it checks must survive one.
+    def stop_at_exit(self) -> None:
+        """The end of a `with` is a crash (SIGKILL): a test never waits for a drain it did
+        not ask for, and what it checks must survive one."""
         self.kill()
 
     # ------------------------------------------------------------ clients and logs
