@@ -51,6 +51,11 @@ def _given(value: Any, default: Any) -> Any:
     return default if value is None else value
 
 
+def _given_time(value: Any, now: datetime) -> Any:
+    """`value`, or `now` formatted when it is not given (formatted only then)."""
+    return format_timestamp(now) if value is None else value
+
+
 def _event(
     order: OrderState,
     event_type: EventType,
@@ -158,7 +163,7 @@ def _version_status_data(before: OrderState, after: OrderState, now: datetime) -
         "location": after.location,
         "account": after.account,
         "status": after.status,
-        "timeStamp": _given(time_stamp, format_timestamp(now)),
+        "timeStamp": _given_time(time_stamp, now),
         "reason": "",
         "isIgnoredPOSStatus": False,
         "previousStatus": before.status,
@@ -229,7 +234,7 @@ def status_update_data(
         "location": current.location,
         "account": current.account,
         "status": update["status"],
-        "timeStamp": _given(update.get("timeStamp"), format_timestamp(now)),
+        "timeStamp": _given_time(update.get("timeStamp"), now),
         "reason": _given(update.get("reason"), ""),
         "isIgnoredPOSStatus": _given(update.get("isIgnoredPOSStatus"), False),
         "previousStatus": current.status,
@@ -308,7 +313,7 @@ def courier_update_data(
         "orderId": current.order_id,
         "location": current.location,
         "account": current.account,
-        "received": _given(update.get("received"), format_timestamp(now)),
+        "received": _given_time(update.get("received"), now),
         "status": courier_status_of(update),
         "courier": courier,
         "pickupTime": _given(update.get("pickupTime"), document.get("pickupTime")),
