@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib.util
 import os
 import signal
@@ -323,11 +324,22 @@ async def _run_with_store(
         if role in ("serve", "worker") and settings.sources:
             sources = _start_sources(app.state.orderhooks, settings)
             app.state.sources = sources
+        freeze_startup_objects()
         return await _serve_http(app, settings, role, signals, access_log)
     finally:
         if sources is not None:
             await sources.stop()  # before the store closes: a round in flight may finish
         await _shut_down(store, dispatcher, transport, retention, signals)
+
+
+def freeze_startup_objects() -> None:
+    """Take what start-up made (modules, the app and its routes, the catalog) out of the
+    cyclic garbage collector's reach: it lives as long as the process, and every full
+    collection walked all of it again while the ingest and delivery objects churned
+    (docs/benchmarks.md, issue 11: about 8 % of the serve process's CPU was the
+    collector)."""
+    gc.collect()
+    gc.freeze()
 
 
 async def open_transport(settings: Settings, role: ProcessRole) -> Transport:

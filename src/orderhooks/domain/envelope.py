@@ -15,10 +15,11 @@ from orderhooks.domain.shaping import shape_event, webhook_shaping
 def format_timestamp(moment: datetime) -> str:
     """RFC 3339 UTC with microseconds: `2026-11-28T12:00:00.123456Z`."""
     # A naive datetime is taken as UTC: every time in orderhooks is UTC.
-    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    utc = aware.astimezone(UTC)
-    # strftime's %Y does not zero-pad years before 1000 on Linux; RFC 3339 needs 4 digits.
-    return f"{utc.year:04d}-" + utc.strftime("%m-%dT%H:%M:%S.%fZ")
+    if moment.tzinfo is not None and moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    # isoformat pads the year to 4 digits and, with a timespec, always writes the
+    # microseconds; a third of strftime's cost (this runs for every envelope sent).
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def envelope(event: Event) -> dict[str, Any]:

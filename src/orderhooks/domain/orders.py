@@ -11,6 +11,7 @@ such as `items[0].subItems[1].price`, before one ValidationError is raised.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -122,18 +123,20 @@ def _array(item_check: Check, max_items: int = MAX_ARRAY_ITEMS) -> Check:
     return check
 
 
+_ABSENT = object()  # a field the body does not have (a present one may be null)
+
+
 def check_shape(body: Mapping[str, Any], shape: Shape, path: str, problems: Problems) -> None:
     """Check the known fields of `body` against `shape`, appending to `problems`."""
     for name, spec in shape.items():
-        field_path = _join(path, name)
-        if name not in body:
-            if spec.required:
-                problems.append(FieldProblem(field_path, "is required"))
-            continue
-        value = body[name]
+        value = body.get(name, _ABSENT)
         if value is None and not spec.required:
             continue
-        spec.check(value, field_path, problems)
+        if value is _ABSENT:
+            if spec.required:
+                problems.append(FieldProblem(_join(path, name), "is required"))
+            continue
+        spec.check(value, _join(path, name), problems)
 
 
 def _fields(check: Check, *names: str) -> dict[str, Field]:
@@ -203,15 +206,17 @@ STATUS_HISTORY_ENTRY: Shape = {
 }
 
 
+@functools.cache
 def _item_check(depth: int) -> Check:
-    """The check of an item whose `subItems` sit `depth` levels below the top-level items."""
+    """The check of an item whose `subItems` sit `depth` levels below the top-level items
+    (built once per depth, on first use: not again for every item checked)."""
 
     def sub_items(value: Any, path: str, problems: Problems) -> None:
         if depth >= MAX_SUB_ITEM_DEPTH and isinstance(value, list) and value:
             levels = MAX_SUB_ITEM_DEPTH
             problems.append(FieldProblem(path, f"nests more than {levels} levels of subItems"))
             return
-        _array(_item_check(depth + 1))(value, path, problems)
+        _sub_items_check(depth + 1)(value, path, problems)
 
     shape: Shape = {
         "plu": Field(_string, required=True),
@@ -222,6 +227,12 @@ def _item_check(depth: int) -> Check:
         "subItems": Field(sub_items),
     }
     return _object(shape)
+
+
+@functools.cache
+def _sub_items_check(depth: int) -> Check:
+    """The check of a `subItems` array whose items sit `depth` levels down."""
+    return _array(_item_check(depth))
 
 
 ORDER: Shape = {

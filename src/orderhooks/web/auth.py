@@ -151,9 +151,10 @@ def _refuse_nul(request: Request) -> None:
 def require_role(*roles: Role) -> Callable[..., Awaitable[Caller]]:
     """A dependency: the authenticated caller, 403 unless its role is one of `roles`."""
 
-    async def dependency(
-        request: Request, caller: Annotated[Caller, Depends(authenticate)]
-    ) -> Caller:
+    # One dependency with the credentials as its only sub-dependency, not one more on
+    # `authenticate`: each level FastAPI solves costs every request about 20 µs of CPU.
+    async def dependency(request: Request, credentials: Credentials) -> Caller:
+        caller = await authenticate(request, credentials)
         if caller.role not in roles:
             raise ApiError(403, f"the {caller.role.value} role may not call this endpoint")
         _refuse_nul(request)

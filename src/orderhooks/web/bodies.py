@@ -27,6 +27,7 @@ INT64_MAX = 2**63 - 1
 _DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
 _NINETEEN_DIGITS = b"0" * 19
 _NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
+_NOT_QUOTES_OR_BRACKETS = bytes(byte for byte in range(256) if byte not in b'"[]{}')
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _INNERMOST = re.compile(rb"\[\]|\{\}")
 
@@ -94,9 +95,16 @@ def _check_structure_fast(raw: bytes) -> bool:
         return False
     if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
         return True
-    # Without escapes every second quote closes a string: the even pieces are outside.
-    outside = _STRING.sub(b"", raw) if b"\\" in raw else b"".join(raw.split(b'"')[0::2])
-    brackets = outside.translate(None, _NOT_BRACKETS)
+    if b"\\" in raw:
+        brackets = _STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    else:
+        # Without escapes every second quote closes a string, so a bracket is inside one
+        # when an odd number of quotes comes before it. Keep only quotes and brackets, drop
+        # adjacent pairs of quotes (which changes no bracket's count), and the few quotes
+        # left enclose the brackets inside strings: the even pieces are outside. (Splitting
+        # the whole body at every quote cost more than parsing it.)
+        marks = raw.translate(None, _NOT_QUOTES_OR_BRACKETS).replace(b'""', b"")
+        brackets = b"".join(marks.split(b'"')[0::2])
     for _ in range(MAX_JSON_DEPTH):
         if not brackets:
             return True

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -33,16 +33,19 @@ class ApiContext:
     clock: Callable[[], datetime] = utc_now
     tracing: Tracing = TRACING_OFF
 
+    # What the operations of `orderhooks.service` need, from this API's parts: made once,
+    # not for every request.
+    service: ServiceContext = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        service = ServiceContext(
+            self.store, self.settings, self.clock, self.metrics, tracing=self.tracing
+        )
+        object.__setattr__(self, "service", service)
+
     def now(self) -> datetime:
         """The current time from this API's clock."""
         return self.clock()
-
-    @property
-    def service(self) -> ServiceContext:
-        """What the operations of `orderhooks.service` need, from this API's parts."""
-        return ServiceContext(
-            self.store, self.settings, self.clock, self.metrics, tracing=self.tracing
-        )
 
 
 def get_context(request: Request) -> ApiContext:

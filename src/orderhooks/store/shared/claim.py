@@ -17,7 +17,7 @@ from typing import TypeVar
 from orderhooks.delivery.claims import Claim
 from orderhooks.domain.batches import new_batch_id
 from orderhooks.domain.ids import IdFactory
-from orderhooks.domain.model import DeliveryState, OperationalEventType, Webhook, WebhookState
+from orderhooks.domain.model import OperationalEventType, Webhook, WebhookState
 from orderhooks.domain.opevents import RECEIVING_STATES
 from orderhooks.store.shared.batching import Request, due_batches
 from orderhooks.store.shared.codec import delivery_from_row, event_from_row
@@ -278,11 +278,7 @@ async def _claims(
         for request in rs:
             claims = []
             for row in request.rows:
-                delivery = dataclasses.replace(
-                    delivery_from_row(row),
-                    state=DeliveryState.DELIVERING,
-                    batch_id=request.batch_id,
-                )
+                delivery = delivery_from_row(row, leased=True, batch_id=request.batch_id)
                 claims.append(
                     Claim(
                         delivery=delivery,

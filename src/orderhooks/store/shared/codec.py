@@ -316,8 +316,9 @@ def health_params(webhook_id: str, health: WebhookHealth) -> dict[str, object]:
 # ---------------------------------------------------------------- deliveries
 
 
-def delivery_from_row(row: Row) -> Delivery:
-    """A Delivery from a `deliveries` row."""
+def delivery_from_row(row: Row, *, leased: bool = False, batch_id: str | None = None) -> Delivery:
+    """A Delivery from a `deliveries` row; with `leased`, as the claim that read the row
+    leaves it (`delivering`, in batch `batch_id`), without a second copy."""
     return Delivery(
         id=row["id"],
         webhook_id=row["webhook_id"],
@@ -326,7 +327,7 @@ def delivery_from_row(row: Row) -> Delivery:
         order_id=row["order_id"],
         account=row["account"],
         sequence=row["sequence"],
-        state=DeliveryState(row["state"]),
+        state=DeliveryState.DELIVERING if leased else DeliveryState(row["state"]),
         replay=bool(row["replay"]),
         test=bool(row["test"]),
         created_at=moment(row["created_at"]),
@@ -334,7 +335,7 @@ def delivery_from_row(row: Row) -> Delivery:
         delivered_at=moment_or_none(row["delivered_at"]),
         attempt_count=row["attempt_count"],
         schedule_position=row["schedule_position"],
-        batch_id=row["batch_id"],
+        batch_id=batch_id if leased else row["batch_id"],
     )
 
 

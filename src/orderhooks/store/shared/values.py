@@ -60,4 +60,6 @@ def unstorable(*values: object) -> bool:
 
 def month_of(when: datetime) -> str:
     """`YYYY-MM` of a UTC time: the usage month."""
-    return when.astimezone(UTC).strftime("%Y-%m")
+    utc = when.astimezone(UTC)
+    # As strftime's "%Y-%m" (whose year is not zero-padded), without its cost per delivery.
+    return f"{utc.year}-{utc.month:02d}"

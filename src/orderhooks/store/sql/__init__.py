@@ -53,11 +53,16 @@ class Query:
 
     def bind(self, values: Mapping[str, object]) -> tuple[object, ...]:
         """The values in placeholder order; every parameter must be given, and nothing else."""
-        if len(values) != len(self.parameters) or not all(p in values for p in self.parameters):
+        try:
+            # Runs for every row written: one pass, the checks only when it fails.
+            bound = tuple([values[p] for p in self.parameters])
+        except KeyError:
+            bound = None
+        if bound is None or len(values) != len(self.parameters):
             missing = sorted(set(self.parameters) - set(values))
             unknown = sorted(set(values) - set(self.parameters))
             raise TypeError(f"query {self.name!r}: missing {missing}, unknown {unknown}")
-        return tuple(values[p] for p in self.parameters)
+        return bound
 
 
 def _folder(engine: str) -> resources.abc.Traversable:
