@@ -21,7 +21,13 @@ from bench.drivers import run_scenario
 from bench.procs import REPO_ROOT
 from bench.receiver import find_nginx
 from bench.report import add_ratios, evaluate_targets, render_table, render_targets, write_results
-from bench.scenarios import DRAIN_LIMIT_SECONDS, SCENARIOS, STALL_SECONDS, RunContext
+from bench.scenarios import (
+    DRAIN_LIMIT_SECONDS,
+    SCENARIOS,
+    STALL_SECONDS,
+    RunContext,
+    paced_by_raw,
+)
 
 FULL_DURATION_SECONDS = 60.0
 QUICK_DURATION_SECONDS = 5.0
@@ -44,6 +50,7 @@ DEFAULT_ORDER = (
     "rabbitmq",
     "fanout5",
     "steady500",
+    "steady10",
     "postgres",
     "backlog",
 )
@@ -139,7 +146,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             started = time.monotonic()
             load_before = os.getloadavg()[0]
             try:
-                results[name] = run_scenario(ctx, SCENARIOS[name])
+                results[name] = run_scenario(ctx, paced_by_raw(SCENARIOS[name], results.get("raw")))
             except Exception as exc:  # one failed scenario must not lose the others' figures
                 results[name] = {
                     "error": f"{type(exc).__name__}: {exc}",

@@ -51,6 +51,22 @@ class Scenario:
     status_ratio: float = 0.4
     workers: int | None = None  # ORDERHOOKS_WORKERS of serve; None: its default (the CPUs)
     traced: bool = False  # OTEL_EXPORTER_OTLP_ENDPOINT set: every span exported
+    # When set, `rate` is this share of the raw ceiling measured earlier in the same run.
+    share_of_raw: float = 0.0
+
+
+# The steady rate when the run has no raw ceiling to take a share of (about 0.1× of it on
+# the faster machine of docs/benchmarks.md).
+FALLBACK_STEADY_RATE = 1000.0
+
+
+def paced_by_raw(scenario: Scenario, raw: dict[str, Any] | None) -> Scenario:
+    """The scenario with its open-loop rate set from the same run's raw ceiling."""
+    if not scenario.share_of_raw:
+        return scenario
+    ceiling = None if raw is None else raw.get("deliveries_per_s")
+    rate = scenario.share_of_raw * ceiling if ceiling else FALLBACK_STEADY_RATE
+    return replace(scenario, rate=rate)
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -103,6 +119,16 @@ SCENARIOS: dict[str, Scenario] = {
             64,
             rate=500.0,
             status_ratio=0.0,
+        ),
+        Scenario(
+            "steady10",
+            "SQLite, new orders at a steady 0.1× the raw ceiling of this run",
+            "sqlite",
+            "orders",
+            1,
+            64,
+            status_ratio=0.0,
+            share_of_raw=0.1,
         ),
         Scenario(
             "backlog", "SQLite, backlog built with the receiver down, then drained", "backlog"
