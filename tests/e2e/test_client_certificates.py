@@ -87,8 +87,13 @@ def test_the_receiver_gets_only_the_webhook_with_its_certificate(
         assert api.post("/v1/orders", json=new_order(account)).status_code == 202
         rx.wait_for_sync(lambda: len(rx.accepted()) == 3, WAIT_SECONDS, "both deliveries")
         assert {r.client_name for r in rx.requests} == {PARTNER_NAME}
-        deliveries = api.get("/v1/deliveries", params={"webhookId": roots_only["id"]}).json()
-        assert "delivered" in {d["state"] for d in deliveries["data"]}
+
+        def states() -> set[str]:
+            answer = api.get("/v1/deliveries", params={"webhookId": roots_only["id"]})
+            return {d["state"] for d in answer.json()["data"]}
+
+        # The receiver has answered; the outcome is recorded a moment later.
+        rx.wait_for_sync(lambda: "delivered" in states(), WAIT_SECONDS, "the outcome")
 
 
 def test_client_certificates_work_through_the_egress_proxy(
