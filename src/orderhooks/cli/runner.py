@@ -310,8 +310,6 @@ async def _run_with_store(
         if role in ("serve", "worker"):
             transport = await open_transport(settings, role)
             dispatcher = Dispatcher(store, transport, settings, metrics=metrics, tracing=tracing)
-            await dispatcher.start()
-            retention = asyncio.create_task(retention_loop(store, settings.retention_days))
         running = dispatcher
         app = create_app(
             settings,
@@ -321,10 +319,15 @@ async def _run_with_store(
             workers_running=(lambda: running.running) if running is not None else None,
             tracing=tracing,
         )
+        # Frozen before anything runs: what deliveries and broker rounds have in flight
+        # must stay within the collector's reach.
+        freeze_startup_objects()
+        if dispatcher is not None:
+            await dispatcher.start()
+            retention = asyncio.create_task(retention_loop(store, settings.retention_days))
         if role in ("serve", "worker") and settings.sources:
             sources = _start_sources(app.state.orderhooks, settings)
             app.state.sources = sources
-        freeze_startup_objects()
         return await _serve_http(app, settings, role, signals, access_log)
     finally:
         if sources is not None:

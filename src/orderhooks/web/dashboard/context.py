@@ -100,6 +100,8 @@ class Dashboard:
         self.settings = settings
         self.store = store
         self.clock = clock
+        # What the operations of `orderhooks.service` need, from the dashboard's parts.
+        self.service = ServiceContext(store, settings, clock)
         self.keys = KeyDirectory(store)
         self.templates = build_templates()
         self.headers = security_headers(settings.ui_frame_ancestors)
@@ -107,11 +109,6 @@ class Dashboard:
         # Sessions signed out before they expire, by nonce, so that a copied cookie dies
         # with the sign-out (in this process; other processes see it expire).
         self._ended: dict[str, int] = {}
-
-    @property
-    def service(self) -> ServiceContext:
-        """What the operations of `orderhooks.service` need, from the dashboard's parts."""
-        return ServiceContext(self.store, self.settings, self.clock)
 
     @property
     def signer(self) -> SessionSigner:
