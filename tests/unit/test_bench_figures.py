@@ -4,7 +4,8 @@ running for real is tests/integration/test_bench_smoke.py)."""
 from __future__ import annotations
 
 from bench.receiver import Arrival
-from bench.report import delivery_figures
+from bench.report import delivery_figures, evaluate_targets
+from bench.scenarios import FALLBACK_STEADY_RATE, SCENARIOS, paced_by_raw
 from bench.workload import Workload
 
 
@@ -40,3 +41,19 @@ def test_workload_ids_are_unique_and_updates_follow_the_flow() -> None:
         workload.acknowledged(batch.new_ids, batch.updates)
     assert statuses
     assert all(seq == sorted(seq) and len(set(seq)) == len(seq) for seq in statuses.values())
+
+
+def test_steady10_is_paced_at_a_tenth_of_the_same_runs_raw_ceiling() -> None:
+    steady = SCENARIOS["steady10"]
+    assert paced_by_raw(steady, {"deliveries_per_s": 10_000.0}).rate == 1000.0
+    assert paced_by_raw(steady, None).rate == FALLBACK_STEADY_RATE
+    assert paced_by_raw(SCENARIOS["steady500"], {"deliveries_per_s": 10_000.0}).rate == 500.0
+
+
+def test_the_latency_target_reads_steady10_when_it_ran() -> None:
+    results = {
+        "steady500": {"latency_ms_p99": 10.0, "of_raw_ceiling": 0.05},
+        "steady10": {"latency_ms_p99": 80.0, "of_raw_ceiling": 0.1},
+    }
+    [latency] = [t for t in evaluate_targets(results, 60.0) if "p99" in t["target"]]
+    assert latency["measured"] == "80.0 ms" and latency["met"] is False
