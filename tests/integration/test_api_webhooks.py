@@ -236,6 +236,40 @@ async def test_concurrent_changes_cannot_pass_the_per_account_cap(
         assert len(listed.json()["data"]) == cap
 
 
+RACING_PATCHES = (
+    {"description": "changed"},
+    {"timeoutSeconds": 7},
+    {"maxConcurrency": 3},
+    {"rateLimitPerSecond": 50},
+    {"locations": ["loc-racing"]},
+    {"headers": {"X-Racing": "yes"}},
+)
+
+
+async def test_concurrent_patches_lose_no_change(api_on_each_engine: LocalApi) -> None:
+    """Each PATCH is checked and written against the webhook as it read it: of concurrent
+    PATCHes of different fields, each one answers 200 and its field stands, or answers 409
+    and changed nothing; a change is never written over by another made from an older
+    reading (docs/api.md, webhooks)."""
+    api = api_on_each_engine
+    for _ in range(RACE_ROUNDS):
+        webhook = await api.make_webhook(unique("acct"))
+        path = f"/v1/webhooks/{webhook['id']}"
+        answers = await asyncio.gather(
+            *(api.call("PATCH", path, json_body=patch) for patch in RACING_PATCHES)
+        )
+        assert {a.status_code for a in answers} <= {200, 409}, [a.text for a in answers]
+        assert any(a.status_code == 200 for a in answers)
+        final = (await api.call("GET", path)).json()
+        for patch, answer in zip(RACING_PATCHES, answers, strict=True):
+            [(field, value)] = patch.items()
+            if answer.status_code == 200:
+                assert final[field] == value, (field, final[field])
+            else:
+                assert answer.json()["error"]["code"] == "conflict"
+                assert final[field] == webhook[field], (field, final[field])
+
+
 async def test_partner_creates_webhooks_only_on_its_accounts(api: Api) -> None:
     account = unique("acct")
     partner = await api.make_key("partner", [account])

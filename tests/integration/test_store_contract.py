@@ -32,7 +32,7 @@ from orderhooks.domain.model import (
     Webhook,
     WebhookState,
 )
-from orderhooks.exceptions import NotFound, UnknownOrder, WebhookLimitReached
+from orderhooks.exceptions import Conflict, NotFound, UnknownOrder, WebhookLimitReached
 from orderhooks.store.base import (
     CourierItem,
     DeliveryFilter,
@@ -956,6 +956,43 @@ async def test_concurrent_changes_cannot_pass_the_webhook_cap(store: SqlStore, r
     assert await store.count_webhooks("acc2") == 1
     page = await store.list_webhooks(WebhookFilter(account="acc1"), 100, None)
     assert len(page.items) == cap
+
+
+async def test_a_change_made_from_a_stale_reading_is_refused(store: SqlStore) -> None:
+    hook = await store.create_webhook(webhook())
+    read = await store.get_webhook(hook.id, Scope())
+    later = NOW + timedelta(minutes=1)
+    await store.set_webhook_state(hook.id, WebhookState.DISABLED, DisabledReason.MANUAL, later)
+    stale = dataclasses.replace(read, description="stale", updated_at=later)
+    with pytest.raises(Conflict):
+        await store.update_webhook(stale, unchanged_since=read.updated_at)
+    kept = await store.get_webhook(hook.id, Scope())
+    assert (kept.state, kept.description) == (WebhookState.DISABLED, read.description)
+    # From the current reading it goes through.
+    fresh = dataclasses.replace(kept, description="fresh", updated_at=later + timedelta(minutes=1))
+    changed = await store.update_webhook(fresh, unchanged_since=kept.updated_at)
+    assert (changed.state, changed.description) == (WebhookState.DISABLED, "fresh")
+
+
+async def test_of_changes_racing_from_one_reading_exactly_one_is_written(
+    store: SqlStore,
+) -> None:
+    hook = await store.create_webhook(webhook())
+    read = await store.get_webhook(hook.id, Scope())
+    later = NOW + timedelta(minutes=1)
+    changes = [
+        store.update_webhook(
+            dataclasses.replace(read, description=f"d{n}", updated_at=later),
+            unchanged_since=read.updated_at,
+        )
+        for n in range(6)
+    ]
+    results = await asyncio.gather(*changes, return_exceptions=True)
+    written = [r for r in results if not isinstance(r, BaseException)]
+    assert len(written) == 1, results
+    assert all(isinstance(r, Conflict) for r in results if r not in written)
+    stored = await store.get_webhook(hook.id, Scope())
+    assert stored.description == written[0].description
 
 
 async def test_a_change_racing_a_rotation_keeps_the_new_secrets(store: SqlStore) -> None:

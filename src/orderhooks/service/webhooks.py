@@ -113,7 +113,8 @@ async def patch_webhook(
     ctx: ServiceContext, actor: Actor, webhook: Webhook, changes: Mapping[str, Any]
 ) -> Webhook:
     """`webhook` with `changes` (Webhook field names; `tls` as JSON) applied; no change,
-    no write."""
+    no write. Conflict when another write changed the webhook after `webhook` was read:
+    the checks above were made against that reading, so nothing is written."""
     if not changes:
         return webhook
     if "url" in changes:
@@ -129,6 +130,7 @@ async def patch_webhook(
     return await ctx.store.update_webhook(
         replace(webhook, **changes, updated_at=ctx.now()),
         max_per_account=ctx.settings.max_webhooks_per_account,
+        unchanged_since=webhook.updated_at,
         audit=entry,
     )
 

@@ -125,7 +125,7 @@ async def get_webhook(request: Request, webhook: CallerWebhook) -> OrjsonRespons
 @router.patch(
     WEBHOOK_PATH,
     summary="Change a webhook",
-    responses=answers(200, WebhookOut, "The changed webhook", 404, *AUTH_ERRORS, *BODY_ERRORS),
+    responses=answers(200, WebhookOut, "The changed webhook", 404, 409, *AUTH_ERRORS, *BODY_ERRORS),
     openapi_extra=json_body(WebhookPatch, description="Any subset of the webhook's fields"),
 )
 async def patch_webhook(

@@ -16,7 +16,13 @@ from orderhooks.domain.model import (
     WebhookState,
 )
 from orderhooks.domain.opevents import OperationalEventType, webhook_disabled_data
-from orderhooks.exceptions import FieldProblem, NotFound, ValidationError, WebhookLimitReached
+from orderhooks.exceptions import (
+    Conflict,
+    FieldProblem,
+    NotFound,
+    ValidationError,
+    WebhookLimitReached,
+)
 from orderhooks.secretbox import SecretBox
 from orderhooks.store.shared.audit import Audit, audited
 from orderhooks.store.shared.catalog import accounts_agreed, bump_version, enabled_state
@@ -111,13 +117,17 @@ class WebhookOperations(StoreCore):
         webhook: Webhook,
         *,
         max_per_account: int | None = None,
+        unchanged_since: datetime | None = None,
         audit: Audit[Webhook] | None = None,
     ) -> Webhook:
         """Replace a webhook's configuration, all but its secrets (`set_webhook_secrets`).
         A disabled webhook stays disabled; any other is active or awaiting according to
         the agreements of its (possibly new) accounts. With `max_per_account`, raises
         WebhookLimitReached instead when an account it is new to already has that many
-        webhooks, counted as `create_webhook` counts."""
+        webhooks, counted as `create_webhook` counts. With `unchanged_since` (the
+        `updated_at` the change was made from), raises Conflict and writes nothing when
+        another write has changed the webhook since: no change is lost to a later one
+        made from the same reading."""
         stored = await stored_webhook(tx, webhook.id, self.box)
         if max_per_account is not None:
             added = [a for a in webhook.accounts if a not in stored.accounts]
@@ -135,7 +145,9 @@ class WebhookOperations(StoreCore):
         )
         params = webhook_params(updated, self.box)
         del params["secrets"]
-        await tx.execute("update_webhook", **params)
+        since = micros_or_none(unchanged_since)
+        if not await tx.execute("update_webhook", **params, unchanged_since=since):
+            raise Conflict(f"webhook {webhook.id} was changed meanwhile: read it again")
         await _write_accounts(tx, updated)
         if updated.ordering != stored.ordering:
             await _reorder(tx, updated)

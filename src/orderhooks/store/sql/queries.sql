@@ -209,7 +209,8 @@ VALUES (:id, :url, :description, :accounts, :event_types, :secrets, :locations,
 
 -- name: update_webhook
 -- Everything but the secrets, which only `set_webhook_secrets` writes: a change that
--- read the webhook before a rotation cannot put the old secrets back.
+-- read the webhook before a rotation cannot put the old secrets back. With
+-- `unchanged_since`, only while no other write has touched the webhook since it was read.
 UPDATE webhooks SET url = :url, description = :description, accounts = :accounts,
     event_types = :event_types, locations = :locations, channel_links = :channel_links,
     channels = :channels, new_order_trigger = :new_order_trigger,
@@ -222,7 +223,7 @@ UPDATE webhooks SET url = :url, description = :description, accounts = :accounts
     batch_max_events = :batch_max_events, batch_max_wait_ms = :batch_max_wait_ms,
     personal_data = :personal_data, field_paths = :field_paths,
     tls = :tls
-WHERE id = :id;
+WHERE id = :id AND (CAST(:unchanged_since AS BIGINT) IS NULL OR updated_at = :unchanged_since);
 
 -- name: set_webhook_secrets
 UPDATE webhooks SET secrets = :secrets, updated_at = :updated_at
