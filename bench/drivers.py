@@ -140,7 +140,7 @@ def run_postgres(ctx: RunContext, scenario: Scenario) -> dict[str, Any]:
         orderhooks = service.start_cluster(folder, database_url, workers=2, profile=ctx.profile)
         for path in _webhook_paths(scenario.fanout):
             orderhooks.create_webhook(receiver.url(path))
-        window = Window(orderhooks.pids, shared_server_pids("postgres"))
+        window = Window(orderhooks.pids, service.server_pids())
         fields = load_fields(scenario, ctx, orderhooks.base_url, orderhooks.admin_key)
         result = measure(ctx, scenario, folder, receiver, window, fields)
         result["note"] = "CPU: api + 2 workers; PostgreSQL's own CPU is shared_server_cpu_s_per_1k"

@@ -8,6 +8,7 @@ guard, and a known admin key. `--profile` wraps each in `bench.stackprof`.
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import uuid
 from collections.abc import Mapping
@@ -28,7 +29,8 @@ from bench.procs import (
 
 ADMIN_KEY = "bench-admin-" + uuid.uuid4().hex
 READY_TIMEOUT_SECONDS = 90.0
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+# Another server (e.g. a private cluster with pg_stat_statements) through BENCH_PG_ADMIN_URL.
+PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 ALL_EVENT_TYPES = ["order.new", "order.status_update", "order.courier_update"]
 WEBHOOK_MAX_CONCURRENCY = 64  # the API's ceiling; the default 8 would cap one receiver
 
@@ -147,6 +149,26 @@ async def _admin_sql(statement: str) -> None:
         await conn.execute(statement)
     finally:
         await conn.close()
+
+
+async def _server_pids() -> list[int]:
+    import asyncpg
+    import psutil
+
+    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+    try:
+        backend = psutil.Process(int(await conn.fetchval("SELECT pg_backend_pid()")))
+        postmaster = backend.parent()
+    finally:
+        await conn.close()
+    return [] if postmaster is None else [postmaster.pid]
+
+
+def server_pids() -> list[int]:
+    """The postmaster of the PostgreSQL server the run uses: its process tree (every
+    backend, those born during the window too) is that server's CPU alone, not that of
+    another cluster on the machine."""
+    return asyncio.run(_server_pids())
 
 
 def create_database() -> str:

@@ -68,8 +68,13 @@ VALUES (:id, :webhook_id, :event_id, :event_type, :order_id, :account, :sequence
         :replay, :test, :ready, :created_at, :next_attempt_at);
 
 -- name: busy_queues
+-- Through the orders' index, whatever the statistics say: `state || ''` keeps PostgreSQL
+-- from reading the state test as the predicate of `deliveries_queue`, whose every entry
+-- (the whole backlog) it would otherwise scan for want of statistics on `state`
+-- (docs/benchmarks.md, "Fourth round: PostgreSQL").
 SELECT DISTINCT webhook_id, order_id FROM deliveries
-WHERE order_id = ANY(:order_ids::text[]) AND state IN ('pending', 'delivering') AND test = FALSE;
+WHERE order_id = ANY(:order_ids::text[]) AND state || '' IN ('pending', 'delivering')
+  AND test = FALSE;
 
 -- ============================================================ claim
 
@@ -118,10 +123,13 @@ ORDER BY next_attempt_at
 LIMIT :limit;
 
 -- name: mark_delivering
--- `batch_id`: the batch the deliveries are sent in (null: each alone).
+-- `batch_id`: the batch the deliveries are sent in (null: each alone). By primary key,
+-- whatever the statistics say: written `state || ''`, the guard is not the predicate of
+-- the partial indexes on pending rows, which PostgreSQL would otherwise scan whole
+-- (every pending delivery) and intersect with the keys (as in `busy_queues`).
 UPDATE deliveries SET state = 'delivering', lease_expires_at = :lease_expires_at,
     leased_by = :leased_by, batch_id = :batch_id
-WHERE id = ANY(:ids::text[]) AND state = 'pending'
+WHERE id = ANY(:ids::text[]) AND state || '' = 'pending'
 RETURNING id;
 
 -- name: due_batches
