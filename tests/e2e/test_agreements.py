@@ -11,12 +11,11 @@ import pytest
 
 from orderhooks.testing.receiver import Receiver
 from tests.e2e.support import units
-from tests.support.api import Api, expect
+from tests.support.api import Api, expect, poll
 from tests.support.data import new_order
 
 SERVER_ENV = {"ORDERHOOKS_REQUIRE_AGREEMENT": "true"}
 QUIET_SECONDS = 1.5
-COUNTING_SECONDS = 3.0
 
 
 def agreement(per_thousand: dict[str, int]) -> dict[str, Any]:
@@ -107,7 +106,14 @@ async def test_usage_counts_units_once_and_prices_them(api: Api, account: str) -
             ),
             timeout=30,
         )
-        await asyncio.sleep(COUNTING_SECONDS)
+        # The test delivery's outcome (recorded a moment after the receiver answered) is
+        # in the usage it could wrongly count in once the delivery reads `delivered`.
+        await poll(
+            lambda: api.delivery(test_id),
+            lambda delivery: delivery["state"] == "delivered",
+            15.0,
+            "the test delivery recorded",
+        )
         rows = await api.usage(account)
         assert units(rows, "order.new") == 6, "test events and replays are not delivered units"
         assert units(rows, "order.status_update") == 4

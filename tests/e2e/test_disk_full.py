@@ -151,9 +151,11 @@ async def fill_until_refused(
     event ids acknowledged meanwhile and the id of the refused order."""
     # A short timeout keeps the lease short (timeout + 30 s): an attempt whose claim was
     # written before a SIGKILL is made again once its lease expires.
-    await api.create_webhook(rx.url, [account], retrySchedule=[1] * 20, timeoutSeconds=1)
+    hook = await api.create_webhook(rx.url, [account], retrySchedule=[1] * 20, timeoutSeconds=1)
     before = await api.new_order(new_order(account))
     await rx.wait_for_delivered(set(before))
+    # Its outcome is recorded a moment after the receiver answered: the disk fills after.
+    await api.wait_deliveries(hook["id"], lambda ds: _attempted(ds, "delivered", 1))
     filler = fill(disk)
     acknowledged, refusal, refused_id = await ingest_until_full(api, account)
     assert refusal["error"]["code"] == "storage_unavailable"

@@ -56,7 +56,12 @@ async def test_failing_webhook_is_disabled(api: Api, account: str, rx: Receiver)
         what="disabled as failing",
     )
     assert disabled["disabledReason"] == "failing"
-    await asyncio.sleep(0.5)  # an attempt in flight when it was disabled may still finish
+    # An attempt claimed before the webhook was disabled may still be in flight, or
+    # answered with its outcome not yet recorded: once no delivery is `delivering`, every
+    # request it will ever get has arrived (nothing is claimed for a disabled webhook).
+    await api.wait_deliveries(
+        hook["id"], lambda ds: states(ds) == {"pending": 2}, what="its deliveries wait"
+    )
     seen = len(rx.requests)
     await asyncio.sleep(SETTLE_SECONDS + 1)
     assert len(rx.requests) == seen, "a disabled webhook is not attempted"
@@ -74,6 +79,8 @@ async def test_a_recovering_webhook_stays_active(api: Api, account: str, rx: Rec
         ids += await api.new_order(new_order(account))
         await asyncio.sleep(1)
     await rx.wait_for_delivered(set(ids), timeout=20)
+    # The last outcome (a success) is recorded a moment after the receiver answered.
+    await api.wait_deliveries(hook["id"], lambda ds: states(ds) == {"delivered": 3})
     await asyncio.sleep(DISABLE_AFTER_SECONDS)
     assert (await api.webhook(hook["id"]))["state"] == "active"
     rx.verify_all(hook["secret"])

@@ -63,7 +63,9 @@ async def test_disabled_webhook_waits_and_resumes_in_order(
     assert (disabled["state"], disabled["disabledReason"]) == ("disabled", "manual")
     rx.healthy()
     while_disabled = await ingest_orders(api, account, 1, ())
-    await asyncio.sleep(0.3)
+    # The heads' failed attempts are recorded a moment after the receiver answered: once
+    # no delivery is `delivering`, nothing more is sent (nothing is claimed while disabled).
+    await api.wait_deliveries(hook["id"], lambda ds: states(ds) == {"pending": 6}, what="6 pending")
     seen = len(rx.requests)
     await asyncio.sleep(3)  # past the heads' retry time
     assert len(rx.requests) == seen, "a disabled webhook's pending deliveries wait"

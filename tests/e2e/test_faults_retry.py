@@ -19,7 +19,7 @@ import pytest
 from orderhooks.testing import Receiver, signature_problem
 from orderhooks.testing.server import free_port
 from tests.e2e.support import states
-from tests.support.api import Api, expect
+from tests.support.api import Api, expect, poll
 from tests.support.data import new_order
 
 # Arrival times are taken on another clock than the server's timers: allow this much.
@@ -161,6 +161,14 @@ async def fail_one_order(api: Api, rx: Receiver, hook_id: str, account: str) -> 
     await rx.wait_for(
         lambda: any(r.delivery_id == test_id for r in rx.accepted()), what="test delivery"
     )
+    # The success counts for the webhook's health once its outcome is recorded, a moment
+    # after the receiver answered.
+    await poll(
+        lambda: api.delivery(test_id),
+        lambda delivery: delivery["state"] == "delivered",
+        15.0,
+        "the test delivery recorded",
+    )
     return event_id
 
 
@@ -183,6 +191,12 @@ async def test_recover_a_time_range(api: Api, account: str, rx: Receiver) -> Non
     recovered = await api.client.post(f"/v1/webhooks/{hook['id']}/recover", json=body)
     assert expect(recovered, 200)["requeued"] == 2
     await rx.wait_for_delivered(set(early), timeout=20)
+    # Recorded a moment after the receiver answered; no attempt follows a recorded success.
+    await api.wait_deliveries(
+        hook["id"],
+        lambda ds: all(d["state"] == "delivered" for d in ds if d["eventId"] in early),
+        what="the recovered deliveries recorded",
+    )
     await asyncio.sleep(SETTLE_SECONDS)
     assert late not in rx.delivered_ids(), "outside the range: still failed"
     for event_id in early:

@@ -101,10 +101,21 @@ async def test_an_operations_webhook_hears_what_happens_to_another(
         }
 
         # Exactly one event per transition, one `delivery.failed` per failed delivery.
+        # Operational events have no order, so `webhook.disabled` may reach S before an
+        # earlier `delivery.failed`; and S's answer comes before its outcome is recorded.
+        # So wait until the store has recorded every event for S as delivered (each was
+        # answered by then): at least one per failed delivery of W, and the three
+        # transitions.
+        failed_ids = {d["id"] for d in settled if d["state"] == "failed"}
+        to_s = await api.wait_deliveries(
+            s["id"],
+            lambda ds: len(ds) >= len(failed_ids) + 3 and states(ds) == {"delivered": len(ds)},
+            WAIT_SECONDS,
+            "every delivery to S recorded as delivered",
+        )
         await ops.wait_for(
             lambda: all(r.accepted for r in ops.requests), WAIT_SECONDS, "all accepted"
         )
-        failed_ids = {d["id"] for d in settled if d["state"] == "failed"}
         reported = of_type(ops, "delivery.failed")
         assert {e["data"]["deliveryId"] for e in reported} == failed_ids
         assert len(reported) == len(failed_ids)
@@ -134,7 +145,6 @@ async def test_an_operations_webhook_hears_what_happens_to_another(
         # The stored events are listed by type; the deliveries to S are never billed.
         listed = await api.list_all("/v1/events", type="webhook.disabled", account=account)
         assert [e["id"] for e in listed] == [disabled["id"]]
-        to_s = await api.deliveries(s["id"])
         assert states(to_s) == {"delivered": len(to_s)}
         assert {d["orderId"] for d in to_s if d["eventType"] != "delivery.failed"} == {None}
         rows = await api.usage(account)

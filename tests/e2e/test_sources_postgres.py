@@ -15,7 +15,7 @@ from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess
 from tests.e2e.brokers import events_of, nats_stream, order_life, rabbit_queue
 from tests.e2e.support import assert_per_order
-from tests.support.api import Api
+from tests.support.api import Api, poll
 from tests.support.data import unique
 
 pytestmark = pytest.mark.postgres
@@ -30,6 +30,11 @@ def _messages(process: ServerProcess, outcome: str) -> int:
     text = httpx.get(f"{process.base_url}/metrics", timeout=10).text
     pattern = rf'^orderhooks_source_messages_total\{{[^}}]*outcome="{outcome}"[^}}]*\}} (\S+)$'
     return int(sum(float(v) for v in re.findall(pattern, text, re.M)))
+
+
+async def _ingested(*processes: ServerProcess) -> int:
+    """The `ingested` messages of every process, summed."""
+    return sum(_messages(process, "ingested") for process in processes)
 
 
 async def _two_processes_share(
@@ -70,6 +75,14 @@ async def _two_processes_share(
             event_ids = [e["id"] for e in rx.events(accepted_only=True)]
             assert len(set(event_ids)) == expected
             assert len(await events_of(client, account)) == expected
+            # A round is counted after its commit and acknowledgement, which may come
+            # after the receiver already has its events.
+            await poll(
+                lambda: _ingested(serve, worker),
+                lambda ingested: ingested >= messages,
+                WAIT_SECONDS,
+                f"{messages} messages counted as ingested",
+            )
         assert _messages(serve, "ingested") + _messages(worker, "ingested") == messages
         assert _messages(serve, "dead_lettered") + _messages(worker, "dead_lettered") == 0
 

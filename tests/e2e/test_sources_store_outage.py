@@ -13,7 +13,7 @@ import pytest
 
 from orderhooks.testing.receiver import Receiver
 from tests.cluster.pgproxy import LOOPBACK, PgProxy
-from tests.e2e.brokers import consuming, nats_stream, order_life, sources_of
+from tests.e2e.brokers import consuming, nats_stream, order_life, sources_of, wait_consumed
 from tests.e2e.support import assert_per_order
 from tests.support.data import unique
 
@@ -56,6 +56,9 @@ async def test_consuming_pauses_while_the_store_is_away(
                 expected = sum(len(life) for life in lives)
                 await rx.wait_for(lambda: len(rx.delivered_ids()) >= expected, WAIT_SECONDS)
                 assert_per_order(rx.accepted())
+                # A round is counted consumed after its commit and acknowledgement, which
+                # may come after the receiver already has its events.
+                await wait_consumed(run.client, len(lives))
                 [source] = await sources_of(run.client)
                 assert source["deadLettered"] == 0
                 assert source["consumed"] == len(lives)

@@ -62,11 +62,20 @@ async def test_attempts_link_to_their_ingest_across_a_restart(
     rx = Receiver().start()
     rx.stop()  # down first: the first attempts fail, and delivery waits for a restart
     async with traced_server(tmp_path, collector.url, **database_env) as (server, api):
-        hook = await api.create_webhook(rx.url, [account], retrySchedule=[1] * 20)
+        # Retries 2 s apart: the delivery waits in `pending` most of the time, for the crash.
+        hook = await api.create_webhook(rx.url, [account], retrySchedule=[2] * 20)
         order = new_order(account)
         [event_id] = await api.new_order(order)
         [ingest] = collector.wait_for_spans(INGEST, 1, orderhooks__event__ids=[event_id])
         failed = collector.wait_for_spans(ATTEMPT, 1, orderhooks__event__id=event_id)
+        # The span ends before the attempt's outcome is recorded: a crash in between would
+        # leave the delivery leased (timeoutSeconds + 30 s) past the wait below. So crash
+        # only once the failed attempt is recorded and the delivery waits for its retry.
+        await api.wait_deliveries(
+            hook["id"],
+            lambda ds: [(d["state"], d["attemptCount"] >= 1) for d in ds] == [("pending", True)],
+            what="the failed attempt recorded",
+        )
         # A crash and a new process: the link comes from what the store kept.
         server.restart()
         with rx:

@@ -115,6 +115,13 @@ def test_a_server_on_a_backup_delivers_what_the_backup_had_not_delivered(
             rx.wait_for_sync(
                 lambda: set(delivered_before) <= rx.delivered_ids(), WAIT_SECONDS, "delivered"
             )
+            # Recorded a moment after the receiver answered: stop it only then, so that
+            # these four are delivered in the copy (and their answers were not cut short).
+            rx.wait_for_sync(
+                lambda: _delivery_states(api, hook["id"]) == {"delivered": len(delivered_before)},
+                WAIT_SECONDS,
+                "the first deliveries recorded",
+            )
 
             rx.stop()  # the receiver is down: connections are refused
             pending = [event for _ in range(5) for event in _post_order(api, account)]

@@ -31,9 +31,14 @@ WAIT_SECONDS = 20.0
 def _traffic(api: httpx.Client, ok: Receiver, failing: Receiver) -> None:
     """Ingest on every endpoint (2xx and 4xx); one webhook delivering, one failing."""
     account = f"acct-{uuid.uuid4().hex[:8]}"
-    for rx in (ok, failing):
-        body = {"url": rx.url, "accounts": [account], "eventTypes": ["order.new"]}
-        assert api.post("/v1/webhooks", json=body).status_code == 201
+    hooks = []
+    # The failing webhook's next attempt is a minute away: its deliveries wait `pending`,
+    # which the queue gauges sample, from their first recorded failure to the scrape.
+    for rx, fields in ((ok, {}), (failing, {"retrySchedule": [60]})):
+        body = {"url": rx.url, "accounts": [account], "eventTypes": ["order.new"], **fields}
+        created = api.post("/v1/webhooks", json=body)
+        assert created.status_code == 201, created.text
+        hooks.append(created.json()["id"])
     order = new_order(account)
     assert api.post("/v1/orders", json=order).status_code == 202
     status = {"status": 20, "timeStamp": "2026-12-04T12:00:00Z"}
@@ -45,10 +50,27 @@ def _traffic(api: httpx.Client, ok: Receiver, failing: Receiver) -> None:
     assert api.post("/v1/orders", json={"_id": 5}).status_code == 422
     ok.wait_for_sync(lambda: len(ok.accepted()) >= 2, WAIT_SECONDS, "two deliveries")
     failing.wait_for_sync(lambda: len(failing.requests) >= 2, WAIT_SECONDS, "failed attempts")
+    # The attempt metrics count an answer once the server has it, and the queue gauges
+    # read the recorded states: both lag the receiver. Wait until the attempts are
+    # recorded, which is later still.
+    ok.wait_for_sync(
+        lambda: _recorded_attempts(api, hooks[0]) >= 2, WAIT_SECONDS, "deliveries recorded"
+    )
+    failing.wait_for_sync(
+        lambda: _recorded_attempts(api, hooks[1]) >= 2, WAIT_SECONDS, "failures recorded"
+    )
     # Disabling a webhook by hand emits an operational event (`webhook.disabled`).
     body = {"url": ok.url, "accounts": [account], "eventTypes": ["order.new"]}
     disabled = api.post("/v1/webhooks", json=body).json()["id"]
     assert api.post(f"/v1/webhooks/{disabled}/disable").status_code == 200
+
+
+def _recorded_attempts(api: httpx.Client, webhook_id: str) -> int:
+    """The attempts recorded for a webhook's deliveries (an attempt count moves only when
+    an outcome is recorded)."""
+    answer = api.get("/v1/deliveries", params={"webhookId": webhook_id})
+    assert answer.status_code == 200, answer.text
+    return sum(int(d["attemptCount"]) for d in answer.json()["data"])
 
 
 def _exported(text: str) -> tuple[set[str], set[str]]:

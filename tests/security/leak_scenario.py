@@ -241,6 +241,15 @@ class Scenario:
         )
         self.seen.deliveries = rx.accepted("/hook")
 
+        # The attempts are recorded a moment after the receiver answered: the deliveries
+        # read back later must show them, or what they carry would go unchecked.
+        def recorded() -> bool:
+            answer = partner.get("/v1/deliveries", params={"webhookId": webhook_id})
+            deliveries = answer.json()["data"]
+            return len(deliveries) >= 3 and all(d["state"] == "delivered" for d in deliveries)
+
+        rx.wait_for_sync(recorded, DELIVERY_TIMEOUT_SECONDS, "the 3 deliveries recorded")
+
     def provoke_errors(self, first: str) -> None:
         """Bad keys, and bodies carrying keys and secrets, each refused."""
         keys, found = self.seen.keys, self.seen.secrets
