@@ -1,5 +1,10 @@
 """RabbitMQ sources (AMQP 0-9-1): a queue consumed with a prefetch window and manual acks.
 
+aio-pika opens the connection, declares the queues and publishes dead letters; the
+messages themselves are consumed from its underlying aiormq channel, as aiormq hands
+them over: aio-pika's message wrapper and its extra task per message cost about a third
+of the client's CPU per message (docs/benchmarks.md, fourth round).
+
 Several processes consuming the same queue share its messages: RabbitMQ hands each
 message to one of them. Dead letters are published, body unchanged and with the
 `orderhooks-error` headers, to `<queue>.dead`, a durable queue orderhooks declares; a
@@ -14,12 +19,9 @@ from collections.abc import Sequence
 
 import aio_pika
 import aio_pika.exceptions
-from aio_pika.abc import (
-    AbstractChannel,
-    AbstractIncomingMessage,
-    AbstractQueue,
-    AbstractRobustConnection,
-)
+from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnection
+from aiormq.abc import AbstractChannel as UnderlyingChannel
+from aiormq.abc import DeliveredMessage
 
 from orderhooks.sources.config import SourceConfig
 from orderhooks.sources.consumer import BrokerLost, SourceMessage
@@ -63,20 +65,38 @@ class AmqpSession:
         self,
         connection: AbstractRobustConnection,
         channel: AbstractChannel,
+        underlying: UnderlyingChannel,
         queue: AbstractQueue,
         source: SourceConfig,
     ) -> None:
         self._connection = connection
         self._channel = channel
+        self._underlying = underlying
         self._queue = queue
         self._source = source
-        self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._inbox: list[DeliveredMessage] = []  # delivered, in delivery order
+        self._wanted = 1  # how many in the inbox end the current wait
+        self._enough = asyncio.Event()
         self._lag: int | None = queue.declaration_result.message_count
         self._lag_checked = asyncio.get_running_loop().time()
 
     async def start(self) -> None:
         """Start consuming into the session's inbox."""
-        await self._queue.consume(self._inbox.put, no_ack=False)
+        await self._underlying.basic_consume(self._source.queue, self._deliver, no_ack=False)
+
+    async def _deliver(self, message: DeliveredMessage) -> None:
+        self._inbox.append(message)
+        if len(self._inbox) >= self._wanted:
+            self._enough.set()
+
+    async def _wait_for(self, count: int, seconds: float) -> bool:
+        """Wait up to `seconds` until the inbox holds `count` messages; whether it does."""
+        if len(self._inbox) < count:
+            self._wanted = count
+            self._enough.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._enough.wait(), timeout=seconds)
+        return len(self._inbox) >= count
 
     def _check_open(self) -> None:
         if self._connection.is_closed or self._channel.is_closed:
@@ -84,36 +104,28 @@ class AmqpSession:
 
     async def fetch(self) -> list[SourceMessage]:
         """The messages delivered so far (up to ROUND_MAX_MESSAGES), waiting
-        FETCH_WAIT_SECONDS for the first."""
+        FETCH_WAIT_SECONDS for the first, then ROUND_LINGER_SECONDS for more."""
         self._check_open()
-        try:
-            first = await asyncio.wait_for(self._inbox.get(), timeout=FETCH_WAIT_SECONDS)
-        except TimeoutError:
+        if not await self._wait_for(1, FETCH_WAIT_SECONDS):
             self._check_open()
             return []
-        messages = [first]
-        deadline = asyncio.get_running_loop().time() + ROUND_LINGER_SECONDS
-        while len(messages) < ROUND_MAX_MESSAGES:
-            if self._inbox.empty():
-                left = deadline - asyncio.get_running_loop().time()
-                if left <= 0:
-                    break
-                with contextlib.suppress(TimeoutError):
-                    messages.append(await asyncio.wait_for(self._inbox.get(), timeout=left))
-                continue
-            messages.append(self._inbox.get_nowait())
-        return [SourceMessage(body=m.body, handle=m, subject=self._source.queue) for m in messages]
+        await self._wait_for(ROUND_MAX_MESSAGES, ROUND_LINGER_SECONDS)
+        taken = self._inbox[:ROUND_MAX_MESSAGES]
+        del self._inbox[:ROUND_MAX_MESSAGES]
+        queue = self._source.queue
+        return [SourceMessage(body=m.body, handle=m, subject=queue) for m in taken]
 
     async def dead_letter(self, message: SourceMessage, code: str, text: str) -> None:
         """Publish the body unchanged to `<queue>.dead`, confirmed by the broker."""
-        incoming = message.handle
-        assert isinstance(incoming, AbstractIncomingMessage)
-        headers = dict(incoming.headers or {})
+        delivered = message.handle
+        assert isinstance(delivered, DeliveredMessage)
+        properties = delivered.header.properties
+        headers = dict(properties.headers or {})
         headers.update({ERROR_HEADER: code, ERROR_MESSAGE_HEADER: text})
         dead = aio_pika.Message(
             body=message.body,
             headers=headers,
-            content_type=incoming.content_type,
+            content_type=properties.content_type,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
         exchange = self._channel.default_exchange
@@ -127,8 +139,8 @@ class AmqpSession:
         if not messages:
             return
         last = messages[-1].handle
-        assert isinstance(last, AbstractIncomingMessage)
-        await last.ack(multiple=True)
+        assert isinstance(last, DeliveredMessage) and last.delivery_tag is not None
+        await self._underlying.basic_ack(last.delivery_tag, multiple=True)
 
     async def retry_later(self, message: SourceMessage) -> bool:
         """Never: a classic queue does not count deliveries, so an update naming an unknown
@@ -164,7 +176,8 @@ class AmqpBroker:
             await channel.set_qos(prefetch_count=PREFETCH_MESSAGES)
             await channel.declare_queue(self._source.dead_letter_queue, durable=True)
             queue = await channel.declare_queue(self._source.queue, passive=True)
-            session = AmqpSession(connection, channel, queue, self._source)
+            underlying = await channel.get_underlay_channel()
+            session = AmqpSession(connection, channel, underlying, queue, self._source)
             await session.start()
         except BaseException:
             await connection.close()
