@@ -85,3 +85,17 @@ def test_broker_scenario_consumes_and_delivers_everything(tmp_path: Path, broker
     assert result["deliveries_per_s"] > 0
     names = {t["target"] for t in document["targets"]}
     assert f"{broker}: a broker source ingests at least as fast as batch100" in names
+
+
+def test_the_writer_benchmark_runs() -> None:
+    """`python -m bench.writer` (the SQLite writer alone) runs and reports its figures."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.writer", "--rounds", "2"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "writer CPU" in done.stdout and "write calls" in done.stdout, done.stdout

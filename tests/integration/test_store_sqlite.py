@@ -19,7 +19,7 @@ from orderhooks.store.base import DeliveryFilter
 from orderhooks.store.shared.tx import Tx
 from orderhooks.store.sql import compile_queries, load_migrations, load_queries
 from orderhooks.store.sqlite import SQLiteEngine, SQLiteStore, migration_statements
-from orderhooks.store.sqlite_io import MAX_UNSYNCED_SECONDS, SQLiteTx, Writer
+from orderhooks.store.sqlite_io import MAX_UNSYNCED_SECONDS, PAGE_SIZE, SQLiteTx, Writer
 from tests.integration.store_support import NOW, new_order, webhook
 
 CRASHING_INGESTER = textwrap.dedent(
@@ -151,6 +151,31 @@ async def test_pragmas_and_reads_beside_a_busy_writer(tmp_path: Path) -> None:
         await store.close()
 
 
+async def test_a_new_file_has_large_pages_and_an_existing_one_keeps_its_own(
+    tmp_path: Path,
+) -> None:
+    """New files get PAGE_SIZE pages; a file made with SQLite's default keeps them (the
+    pragma is a no-op once the file exists) and works as before."""
+    old = tmp_path / "old.db"
+    with closing(sqlite3.connect(old)) as conn:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("CREATE TABLE t (x)")
+        [default] = conn.execute("PRAGMA page_size").fetchone()
+    assert default != PAGE_SIZE
+    for path, expected in ((tmp_path / "new.db", PAGE_SIZE), (old, default)):
+        store = SQLiteStore(path, require_agreement=False, disable_after_seconds=60)
+        await store.open()
+        try:
+            await store.migrate()
+            await store.create_webhook(webhook())
+            await store.ingest([new_order("o1")], NOW)
+        finally:
+            await store.close()
+        with closing(sqlite3.connect(path)) as conn:
+            assert conn.execute("PRAGMA page_size").fetchone() == (expected,)
+            assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+
 def test_hot_queries_stay_on_their_indexes() -> None:
     conn = sqlite3.connect(":memory:")
     for _, script in load_migrations("sqlite"):
@@ -159,7 +184,7 @@ def test_hot_queries_stay_on_their_indexes() -> None:
     queries = compile_queries("sqlite")
     expected = {
         "due_heads": "deliveries_due",
-        "refresh_heads": "deliveries_queue",
+        "refresh_heads": "deliveries_order",
         "in_flight": "deliveries_webhook_state",
         "expire_leases": "deliveries_leases",
         "busy_queues": "deliveries_order",

@@ -27,14 +27,20 @@ RETURNING digest;
 
 -- name: refresh_heads
 -- The head of one (webhook, order) queue is its lowest pending or delivering sequence.
--- Delivering rows are set too (harmless, and right again if their lease expires); the
--- IN keeps both sides on deliveries_queue, a few rows, never the webhook's backlog.
-UPDATE deliveries SET ready = (sequence = (
-    SELECT MIN(q.sequence) FROM deliveries AS q
-    WHERE q.webhook_id = :webhook_id AND q.order_id = :order_id
+-- Delivering rows are set too (harmless, and right again if their lease expires). Only
+-- the rows whose flag changes are written: a write moves the row's deliveries_due entry.
+-- INDEXED BY: an order's deliveries are a few rows; by webhook and state (what the
+-- planner would pick without statistics) they are the webhook's backlog.
+UPDATE deliveries INDEXED BY deliveries_order SET ready = (sequence = (
+    SELECT MIN(q.sequence) FROM deliveries AS q INDEXED BY deliveries_order
+    WHERE q.order_id = :order_id AND q.webhook_id = :webhook_id
       AND q.state IN ('pending', 'delivering') AND q.test = 0))
-WHERE webhook_id = :webhook_id AND order_id = :order_id AND state IN ('pending',
-    'delivering') AND test = 0;
+WHERE order_id = :order_id AND webhook_id = :webhook_id
+  AND state IN ('pending', 'delivering') AND test = 0
+  AND ready IS NOT (sequence = (
+    SELECT MIN(q.sequence) FROM deliveries AS q INDEXED BY deliveries_order
+    WHERE q.order_id = :order_id AND q.webhook_id = :webhook_id
+      AND q.state IN ('pending', 'delivering') AND q.test = 0));
 
 -- ============================================================ claim
 
