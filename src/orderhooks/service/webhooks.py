@@ -34,6 +34,7 @@ from orderhooks.service.context import ServiceContext
 
 MAX_TIMEOUT_SECONDS = 30
 _WHSEC_FORM_PROBLEM = "must be whsec_ followed by standard base64 of 24 to 64 bytes"
+_TICK = timedelta(microseconds=1)  # the store keeps whole microseconds
 
 
 def check_webhook_url(ctx: ServiceContext, url: str) -> None:
@@ -128,7 +129,9 @@ async def patch_webhook(
     entry = audit_entry(ctx, actor, "webhook.updated", ("webhook", webhook.id), {"fields": fields})
     # The accounts new to the webhook are counted against the cap as a create counts them.
     return await ctx.store.update_webhook(
-        replace(webhook, **changes, updated_at=ctx.now()),
+        # Later than the reading, whatever the clock says: the next PATCH made from this
+        # reading is told apart from one made from the new webhook.
+        replace(webhook, **changes, updated_at=max(ctx.now(), webhook.updated_at + _TICK)),
         max_per_account=ctx.settings.max_webhooks_per_account,
         unchanged_since=webhook.updated_at,
         audit=entry,

@@ -4,26 +4,18 @@ Several processes naming the same durable share its messages: JetStream hands ea
 message to one of them. Dead letters go to `<subject>.dead`; a message whose subject
 ends in `.dead` is acknowledged and left alone (a filter such as `orders.>` matches its
 own dead letters). See docs/operations.md.
-
-nats-py creates and binds the durable; the messages are pulled with JetStream's own
-"next messages" requests answered on an inbox of the session's, whose callback only
-collects them: nats-py's `fetch` spent a task, a timeout and a UUID on every message,
-three times the CPU of the rest of the client (docs/benchmarks.md, fourth round).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Sequence
 
 import nats
+import nats.errors
 import nats.js.errors
-import orjson
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
-from nats.js.api import AckPolicy, ConsumerConfig, Header
+from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.client import JetStreamContext
 
 from orderhooks.logging import get_logger
@@ -32,10 +24,6 @@ from orderhooks.sources.consumer import BrokerLost, SourceMessage, describe_erro
 
 FETCH_BATCH_MESSAGES = 500  # at most this many messages per round (one transaction)
 FETCH_WAIT_SECONDS = 1.0  # how long a fetch waits for the first message
-ANSWER_WAIT_SECONDS = 5.0  # a request JetStream answers at once: how long before giving up
-# A pull request's end, as JetStream reports it: no messages now (404), expired (408).
-REQUEST_ENDED = frozenset({"404", "408"})
-HEARTBEAT = "100"
 CONNECT_TIMEOUT_SECONDS = 3
 ACK_WAIT_SECONDS = 30.0  # unacknowledged for this long: JetStream delivers again
 MAX_ACK_PENDING = 5000
@@ -77,76 +65,25 @@ class NatsSession:
         connection: Client,
         jetstream: JetStreamContext,
         subscription: JetStreamContext.PullSubscription,
-        source: SourceConfig,
     ) -> None:
         self._connection = connection
         self._jetstream = jetstream
         self._subscription = subscription
-        self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{source.stream}.{source.durable}"
-        self._inbox = connection.new_inbox()
-        self._inbox_subscription: Subscription | None = None
-        self._arrived: list[Msg] = []  # delivered, in delivery order, not yet fetched
-        self._wanted = 1  # how many arrived messages end the current request's wait
-        self._ended = asyncio.Event()
-        self._refused: str | None = None  # a status that ends consuming (409, ...)
         self._lag: int | None = None
-
-    async def start(self) -> None:
-        """Listen on the session's inbox, where the pull requests are answered."""
-        self._inbox_subscription = await self._connection.subscribe(self._inbox, cb=self._receive)
-
-    async def _receive(self, msg: Msg) -> None:
-        status = msg.headers.get(Header.STATUS) if msg.headers else None
-        if status is None:
-            self._arrived.append(msg)
-            if len(self._arrived) >= self._wanted:
-                self._ended.set()
-        elif status in REQUEST_ENDED:
-            self._ended.set()
-        elif status != HEARTBEAT:
-            # The durable was deleted, too many waiting requests, a leadership change:
-            # the loop reconnects, which binds (or creates) the durable again.
-            assert msg.headers is not None
-            self._refused = f"{status} {msg.headers.get(Header.DESCRIPTION, '')}".strip()
-            self._ended.set()
-
-    async def _pull(self, batch: int, wait: bool) -> None:
-        """Ask for up to `batch` messages: those available now (`wait` False, answered at
-        once), or the first to come within FETCH_WAIT_SECONDS. Returns when the request
-        ended, or when enough messages arrived (the first one, when waiting)."""
-        self._wanted = len(self._arrived) + (1 if wait else batch)
-        self._ended.clear()
-        request: dict[str, object] = {"batch": batch}
-        if wait:
-            request["expires"] = int(FETCH_WAIT_SECONDS * 1e9)
-        else:
-            request["no_wait"] = True
-        await self._connection.publish(self._next_subject, orjson.dumps(request), reply=self._inbox)
-        timeout = FETCH_WAIT_SECONDS if wait else ANSWER_WAIT_SECONDS
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ended.wait(), timeout=timeout)
-
-    def _check_open(self) -> None:
-        if self._connection.is_closed:
-            raise BrokerLost("the NATS connection is closed")
-        if self._refused is not None:
-            raise BrokerLost(f"JetStream refused the pull request: {self._refused}")
 
     async def fetch(self) -> list[SourceMessage]:
         """Up to FETCH_BATCH_MESSAGES messages, waiting FETCH_WAIT_SECONDS for the first."""
-        self._check_open()
-        if len(self._arrived) < FETCH_BATCH_MESSAGES:
-            await self._pull(FETCH_BATCH_MESSAGES - len(self._arrived), wait=False)
-        if not self._arrived:
-            self._check_open()
-            await self._pull(FETCH_BATCH_MESSAGES, wait=True)
-        self._check_open()
-        msgs = self._arrived[:FETCH_BATCH_MESSAGES]
-        del self._arrived[:FETCH_BATCH_MESSAGES]
-        if not msgs:
+        if self._connection.is_closed:
+            raise BrokerLost("the NATS connection is closed")
+        try:
+            msgs = await self._subscription.fetch(FETCH_BATCH_MESSAGES, timeout=FETCH_WAIT_SECONDS)
+        except nats.errors.TimeoutError:
+            if self._connection.is_closed:
+                raise BrokerLost("the NATS connection is closed") from None
             self._lag = None  # idle: ask the consumer itself
             return []
-        self._lag = msgs[-1].metadata.num_pending
+        if msgs:
+            self._lag = msgs[-1].metadata.num_pending
         return [
             SourceMessage(m.data, m, m.subject, skip=m.subject.endswith(DEAD_LETTER_SUFFIX))
             for m in msgs
@@ -216,9 +153,7 @@ class NatsBroker:
                 stream=self._source.stream,
                 config=config,
             )
-            session = NatsSession(connection, jetstream, subscription, self._source)
-            await session.start()
         except BaseException:
             await connection.close()
             raise
-        return session
+        return NatsSession(connection, jetstream, subscription)

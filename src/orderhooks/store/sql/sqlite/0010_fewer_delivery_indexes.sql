@@ -3,4 +3,4 @@
 -- (docs/benchmarks.md, "Fourth round: the SQLite writer"). `deliveries_queue` only
 -- served `refresh_heads`, which now seeks `deliveries_order`: an order's deliveries are
 -- a few rows, never a webhook's backlog.
-DROP INDEX deliveries_queue;
+DROP INDEX IF EXISTS deliveries_queue;
