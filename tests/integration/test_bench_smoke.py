@@ -19,20 +19,27 @@ from bench.receiver import find_nginx
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_bench(tmp_path: Path, *args: str) -> dict[str, Any]:
-    """Run `python -m bench` with `args`; returns the results document it wrote."""
-    results_dir = tmp_path / "results"
+def run_module(module: str, *args: str, timeout: float) -> str:
+    """Run `python -m module args` from the repository; asserts it succeeded and returns
+    what it printed."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--results-dir", str(results_dir), *args],
+        [sys.executable, "-m", module, *args],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=timeout,
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def run_bench(tmp_path: Path, *args: str) -> dict[str, Any]:
+    """Run `python -m bench` with `args`; returns the results document it wrote."""
+    results_dir = tmp_path / "results"
+    printed = run_module("bench", "--quick", "--results-dir", str(results_dir), *args, timeout=240)
     written = sorted(results_dir.glob("bench-*.json"))
-    assert len(written) == 1, done.stdout
+    assert len(written) == 1, printed
     document: dict[str, Any] = json.loads(written[0].read_text())
     return document
 
@@ -89,13 +96,5 @@ def test_broker_scenario_consumes_and_delivers_everything(tmp_path: Path, broker
 
 def test_the_writer_benchmark_runs() -> None:
     """`python -m bench.writer` (the SQLite writer alone) runs and reports its figures."""
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.writer", "--rounds", "2"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "writer CPU" in done.stdout and "write calls" in done.stdout, done.stdout
+    printed = run_module("bench.writer", "--rounds", "2", timeout=120)
+    assert "writer CPU" in printed and "write calls" in printed, printed
