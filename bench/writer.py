@@ -15,19 +15,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import os
-import random
 import shutil
 import tempfile
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
-from bench.workload import STATUS_FLOW, load_fixture
+from bench.stackprof import thread_cpu_seconds
+from bench.workload import Batch, Workload
 from orderhooks.delivery.claims import Claim, Outcome
 from orderhooks.delivery.signing import generate_secret
 from orderhooks.domain.model import (
@@ -39,7 +37,8 @@ from orderhooks.domain.model import (
     Webhook,
 )
 from orderhooks.store.base import IngestItem, NewOrderItem, StatusItem
-from orderhooks.store.sqlite import SQLiteEngine, SQLiteStore
+from orderhooks.store.sqlite import SQLiteStore
+from orderhooks.store.sqlite_io import WRITER_THREAD_NAME
 
 BATCH_SIZE = 100
 CLAIM_LIMIT = 64  # the bench webhook's maxConcurrency
@@ -48,45 +47,23 @@ WARM_UP_ROUNDS = 5
 WORKER_ID = "bench-writer"
 
 
-@dataclass
-class _Orders:
-    """Generates the items of ingest batches: new orders and their status updates."""
-
-    rng: random.Random
-    template: dict[str, object] = field(default_factory=lambda: load_fixture("new_order.json"))
-    count: int = 0
-    open_orders: deque[tuple[str, int]] = field(default_factory=deque)
-
-    def batch(self) -> list[IngestItem]:
-        """One batch; an order gets at most one status update per batch."""
-        items: list[IngestItem] = []
-        touched: set[str] = set()
-        for _ in range(BATCH_SIZE):
-            nxt = self.open_orders[0] if self.open_orders else None
-            if nxt and nxt[0] not in touched and self.rng.random() < STATUS_RATIO:
-                order_id, step = self.open_orders.popleft()
-                touched.add(order_id)
-                stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-                update = {"status": STATUS_FLOW[step], "timeStamp": stamp, "reason": ""}
-                items.append(StatusItem(order_id, update))
-                if step + 1 < len(STATUS_FLOW):
-                    self.open_orders.append((order_id, step + 1))
-                continue
-            self.count += 1
-            document = dict(self.template)
-            document["_id"] = f"w-{self.count}"
-            document["channelOrderId"] = f"WN-{self.count}"
-            document["account"] = f"acct-{self.count % 20:02d}"
-            document["status"] = 10
+def _store_items(batch: Batch) -> list[IngestItem]:
+    """The store's items for a batch body of the workload (as ingest would make them)."""
+    items: list[IngestItem] = []
+    updates = iter(batch.updates)
+    for item in batch.items:
+        document = item["data"]
+        if item["type"] == "order.new":
             body_hash = hashlib.sha256(orjson.dumps(document)).hexdigest()
             items.append(NewOrderItem(document, body_hash))
-            self.open_orders.append((str(document["_id"]), 0))
-        return items
+        else:
+            order_id, _ = next(updates)
+            items.append(StatusItem(order_id, document))
+    return items
 
 
-def _thread_cpu_seconds(native_id: int) -> float:
-    fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _writer_cpu_seconds() -> float:
+    return thread_cpu_seconds()[WRITER_THREAD_NAME]
 
 
 def _io() -> dict[str, int]:
@@ -111,13 +88,15 @@ def _delivered(claims: list[Claim], now: datetime) -> list[Outcome]:
 @dataclass
 class _Loop:
     store: SQLiteStore
-    orders: _Orders
+    workload: Workload
     outcomes: list[Outcome] = field(default_factory=list)
     ingested: int = 0
     delivered: int = 0
 
     async def ingest(self) -> None:
-        results = await self.store.ingest(self.orders.batch(), datetime.now(UTC))
+        batch = self.workload.batch(BATCH_SIZE)
+        results = await self.store.ingest(_store_items(batch), datetime.now(UTC))
+        self.workload.acknowledged(batch.new_ids, batch.updates)
         self.ingested += sum(len(r.event_ids) for r in results)
 
     async def claim_and_record(self) -> None:
@@ -153,17 +132,14 @@ async def run(rounds: int, seed: int) -> str:
             updated_at=now,
         )
         await store.create_webhook(hook)
-        loop = _Loop(store, _Orders(random.Random(seed)))
+        loop = _Loop(store, Workload("w", STATUS_RATIO, seed))
         for _ in range(WARM_UP_ROUNDS):
             await loop.round()
-        assert isinstance(store.engine, SQLiteEngine) and store.engine.writer is not None
-        thread = store.engine.writer._thread.native_id
-        assert thread is not None  # the writer thread runs
-        cpu0, io0, t0 = _thread_cpu_seconds(thread), _io(), time.monotonic()
+        cpu0, io0, t0 = _writer_cpu_seconds(), _io(), time.monotonic()
         events0, delivered0 = loop.ingested, loop.delivered
         for _ in range(rounds):
             await loop.round()
-        cpu, io1, wall = _thread_cpu_seconds(thread) - cpu0, _io(), time.monotonic() - t0
+        cpu, io1, wall = _writer_cpu_seconds() - cpu0, _io(), time.monotonic() - t0
         events, delivered = loop.ingested - events0, loop.delivered - delivered0
     finally:
         await store.close()

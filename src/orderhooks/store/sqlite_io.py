@@ -41,6 +41,7 @@ T = TypeVar("T")
 BUSY_TIMEOUT_MS = 10_000  # other processes (the CLI's `keys` command) may hold the lock
 MAX_GROUP_JOBS = 512  # jobs per group commit; a bound on how long one transaction runs
 READER_THREADS = 4
+WRITER_THREAD_NAME = "orderhooks-sqlite-writer"
 # The page size of a new file. An order document (2-3 KiB) is stored twice per event (the
 # order, the event's data): on 4 KiB pages most such rows take a page of their own, on
 # 8 KiB pages two or three share one, so a group commit writes fewer and fuller pages to
@@ -181,7 +182,7 @@ class Writer:
         self._path = path
         self._queries = queries
         self._queue: queue.SimpleQueue[_Queued | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="orderhooks-sqlite-writer")
+        self._thread = threading.Thread(target=self._run, name=WRITER_THREAD_NAME)
         self._opened = threading.Event()
         self._open_error: BaseException | None = None
         self._unsynced_since: float | None = None  # first commit not fsynced yet

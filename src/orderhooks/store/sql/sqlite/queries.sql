@@ -31,16 +31,15 @@ RETURNING digest;
 -- the rows whose flag changes are written: a write moves the row's deliveries_due entry.
 -- INDEXED BY: an order's deliveries are a few rows; by webhook and state (what the
 -- planner would pick without statistics) they are the webhook's backlog.
-UPDATE deliveries INDEXED BY deliveries_order SET ready = (sequence = (
+WITH head (first_sequence) AS (
     SELECT MIN(q.sequence) FROM deliveries AS q INDEXED BY deliveries_order
     WHERE q.order_id = :order_id AND q.webhook_id = :webhook_id
-      AND q.state IN ('pending', 'delivering') AND q.test = 0))
+      AND q.state IN ('pending', 'delivering') AND q.test = 0)
+UPDATE deliveries INDEXED BY deliveries_order
+SET ready = (sequence = (SELECT first_sequence FROM head))
 WHERE order_id = :order_id AND webhook_id = :webhook_id
   AND state IN ('pending', 'delivering') AND test = 0
-  AND ready IS NOT (sequence = (
-    SELECT MIN(q.sequence) FROM deliveries AS q INDEXED BY deliveries_order
-    WHERE q.order_id = :order_id AND q.webhook_id = :webhook_id
-      AND q.state IN ('pending', 'delivering') AND q.test = 0));
+  AND ready IS NOT (sequence = (SELECT first_sequence FROM head));
 
 -- ============================================================ claim
 
