@@ -1,7 +1,11 @@
 """The named queries: `:name` parameters compiled once per engine, SQLite's rewrites of
-the shared dialect, and the same parameters for a query name on both engines."""
+the shared dialect, and the same parameters for a query name on both engines; the
+migrations: the shared ones and an engine's own, in one order."""
 
 from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +14,7 @@ from orderhooks.store.sql import (
     compile_queries,
     compile_query,
     load_queries,
+    read_migrations,
     sqlite_dialect,
 )
 
@@ -63,3 +68,31 @@ def test_a_query_takes_the_same_parameters_on_both_engines() -> None:
     sqlite, postgres = compile_queries("sqlite"), compile_queries("postgres")
     for name in sqlite.keys() & postgres.keys():
         assert set(sqlite[name].parameters) == set(postgres[name].parameters), name
+
+
+def _write(folder: Path, files: dict[str, str]) -> Path:
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+def test_shared_and_own_migrations_come_in_one_order(tmp_path: Path) -> None:
+    shared = _write(tmp_path / "shared", {"0002_b.sql": "B", "queries.sql": "-- name: q"})
+    own = _write(tmp_path / "own", {"0001_a.sql": "A", "0003_c.sql": "C", "notes.txt": ""})
+    assert read_migrations(shared, own) == [("0001_a", "A"), ("0002_b", "B"), ("0003_c", "C")]
+
+
+def test_a_migration_name_stands_in_one_place_only(tmp_path: Path) -> None:
+    shared = _write(tmp_path / "shared", {"0001_a.sql": "A"})
+    own = _write(tmp_path / "own", {"0001_a.sql": "A"})
+    with pytest.raises(ValueError, match="0001_a"):
+        read_migrations(shared, own)
+
+
+def test_an_engine_writes_its_own_migration_only_where_the_engines_differ() -> None:
+    # A migration both engines run as written is one shared file (so the two cannot drift).
+    folders = [resources.files("orderhooks.store.sql").joinpath(engine) for engine in ENGINES]
+    sqlite, postgres = (dict(read_migrations(folder)) for folder in folders)
+    for name in sqlite.keys() & postgres.keys():
+        assert sqlite[name] != postgres[name], name

@@ -1,5 +1,6 @@
-"""Applying an engine's migrations (`store/sql/<engine>/NNNN_name.sql`) in order, each
-once, recorded in `schema_migrations`. How a script runs is the engine's business."""
+"""Applying an engine's migrations (`store/sql/NNNN_name.sql` and
+`store/sql/<engine>/NNNN_name.sql`) in order, each once, recorded in `schema_migrations`.
+How a script runs is the engine's business."""
 
 from __future__ import annotations
 

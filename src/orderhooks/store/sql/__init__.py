@@ -1,5 +1,10 @@
-"""The SQL of the store: numbered migrations per engine (`<engine>/NNNN_name.sql`) and
-named queries.
+"""The SQL of the store: numbered migrations (`NNNN_name.sql`) and named queries.
+
+Both are split the same way: what both engines run as written is in this folder, what an
+engine writes its own way in `<engine>/`. A migration both engines run unchanged is one
+file here (`0009_consumed_messages.sql`); one written per engine is a file in each
+engine's folder (`<engine>/0001_initial.sql`). A migration is recorded by its name alone
+(the file name without `.sql`), wherever it stands, and a name stands in one place only.
 
 `queries.sql` holds the queries both engines share, `<engine>/queries.sql` the ones an
 engine writes its own way (row locks, the claim lock, a few plans); a name is defined
@@ -126,8 +131,22 @@ def compile_queries(engine: str) -> dict[str, Query]:
     return {name: compile_query(name, sql, placeholder) for name, sql in queries.items()}
 
 
+def read_migrations(*folders: resources.abc.Traversable) -> list[tuple[str, str]]:
+    """The migrations (name, SQL) of the folders together, in order; ValueError when a
+    name stands in more than one of them."""
+    scripts: dict[str, str] = {}
+    for folder in folders:
+        for path in folder.iterdir():
+            if not _MIGRATION_FILE.match(path.name):
+                continue
+            name = path.name.removesuffix(".sql")
+            if name in scripts:
+                raise ValueError(f"migration {name!r} is written twice ({path.name})")
+            scripts[name] = path.read_text("utf-8")
+    return sorted(scripts.items())
+
+
 def load_migrations(engine: str) -> list[tuple[str, str]]:
-    """The migrations of an engine as (name, SQL), in order."""
-    folder = _folder(engine)
-    names = sorted(p.name for p in folder.iterdir() if _MIGRATION_FILE.match(p.name))
-    return [(name.removesuffix(".sql"), folder.joinpath(name).read_text("utf-8")) for name in names]
+    """The migrations of an engine as (name, SQL), in order: the shared ones and the
+    engine's own."""
+    return read_migrations(resources.files(__name__), _folder(engine))
