@@ -26,6 +26,7 @@ from bench.procs import (
     stop_process,
     wait_http_ok,
 )
+from orderhooks.testing import databases
 
 ADMIN_KEY = "bench-admin-" + uuid.uuid4().hex
 READY_TIMEOUT_SECONDS = 90.0
@@ -141,16 +142,6 @@ def start_cluster(
     return service
 
 
-async def _admin_sql(statement: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
 async def _server_pids() -> list[int]:
     import asyncpg
     import psutil
@@ -173,13 +164,9 @@ def server_pids() -> list[int]:
 
 def create_database() -> str:
     """A fresh PostgreSQL database for one run; returns its URL."""
-    name = f"oh_bench_{uuid.uuid4().hex[:12]}"
-    # The name is generated here from hex digits only; identifiers cannot be bound.
-    asyncio.run(_admin_sql(f'CREATE DATABASE "{name}"'))
-    return f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    return asyncio.run(databases.create_database(PG_ADMIN_URL, "oh_bench"))
 
 
 def drop_database(url: str) -> None:
     """Drop a database made by `create_database`."""
-    name = url.rsplit("/", 1)[1]
-    asyncio.run(_admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(databases.drop_database(PG_ADMIN_URL, url))
