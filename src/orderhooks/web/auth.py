@@ -63,6 +63,12 @@ class Caller:
             if account not in self.accounts:
                 raise ApiError(403, f"account {account!r} is not one of this key's accounts")
 
+    def require_body_accounts(self, body: object) -> None:
+        """403 when a JSON body's `accounts` names an account not the caller's, before the
+        rest of the body is validated (docs/api.md, authentication)."""
+        if isinstance(body, dict) and isinstance(body.get("accounts"), list):
+            self.require_accounts(a for a in body["accounts"] if isinstance(a, str))
+
 
 class KeyCache:
     """Key lookups by hash, cached briefly and bounded (see the module docstring)."""

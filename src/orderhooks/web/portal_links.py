@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from orderhooks.service import portal
 from orderhooks.web.answer_json import portal_link_json
 from orderhooks.web.answer_models import PortalLinkCreated
-from orderhooks.web.auth import Caller, PartnerCaller
+from orderhooks.web.auth import PartnerCaller
 from orderhooks.web.bodies import read_json
 from orderhooks.web.context import get_context
 from orderhooks.web.dashboard.portal import PORTAL_PATH
@@ -17,12 +17,6 @@ from orderhooks.web.request_models import PortalLinkCreate, validate_body
 from orderhooks.web.responses import OrjsonResponse
 
 router = APIRouter()
-
-
-def _precheck_accounts(caller: Caller, body: object) -> None:
-    """403 for another account's name before the rest of the body is validated."""
-    if isinstance(body, dict) and isinstance(body.get("accounts"), list):
-        caller.require_accounts(a for a in body["accounts"] if isinstance(a, str))
 
 
 @router.post(
@@ -44,7 +38,7 @@ async def create_portal_link(request: Request, caller: PartnerCaller) -> OrjsonR
     `expiresInSeconds` from now. A partner may name its own accounts only."""
     ctx = get_context(request)
     body = await read_json(request, ctx.settings.max_body_bytes)
-    _precheck_accounts(caller, body)
+    caller.require_body_accounts(body)
     spec = validate_body(PortalLinkCreate, body)
     caller.require_accounts(spec.accounts)
     link, token = await portal.create_portal_link(

@@ -18,7 +18,7 @@ from orderhooks.service import webhooks as operations
 from orderhooks.store.base import WebhookFilter
 from orderhooks.web.answer_json import page_json, webhook_json
 from orderhooks.web.answer_models import WebhookCreated, WebhookOut, WebhookPage
-from orderhooks.web.auth import Caller, PartnerCaller
+from orderhooks.web.auth import PartnerCaller
 from orderhooks.web.bodies import read_json
 from orderhooks.web.common import IdQuery, PageParams
 from orderhooks.web.context import ApiContext, get_context
@@ -43,13 +43,6 @@ async def _caller_webhook(request: Request, webhookId: str, caller: PartnerCalle
 
 
 CallerWebhook = Annotated[Webhook, Depends(_caller_webhook)]
-
-
-def _precheck_accounts(caller: Caller, body: Any) -> None:
-    """403 for foreign accounts before the rest of the body is validated (docs/api.md,
-    authentication)."""
-    if isinstance(body, dict) and isinstance(body.get("accounts"), list):
-        caller.require_accounts(a for a in body["accounts"] if isinstance(a, str))
 
 
 def _stored_value(value: Any) -> Any:
@@ -78,7 +71,7 @@ async def create_webhook(request: Request, caller: PartnerCaller) -> OrjsonRespo
     """Create a webhook (sending nothing to its URL); the answer carries its secret."""
     ctx = get_context(request)
     body = await read_json(request, ctx.settings.max_body_bytes)
-    _precheck_accounts(caller, body)
+    caller.require_body_accounts(body)
     spec = validate_body(WebhookCreate, body)
     caller.require_accounts(spec.accounts)
     fields = {
@@ -134,7 +127,7 @@ async def patch_webhook(
     """Change the given fields (sending nothing to the URL); the secret is rotated apart."""
     ctx = get_context(request)
     body = await read_json(request, ctx.settings.max_body_bytes)
-    _precheck_accounts(caller, body)
+    caller.require_body_accounts(body)
     patch = validate_body(WebhookPatch, body)
     if "accounts" in patch.model_fields_set:
         caller.require_accounts(patch.accounts)
