@@ -404,7 +404,10 @@ async def _count_requests(transport: FakeTransport, count: int) -> bool:
 # ---------------------------------------------------------------- recording and stopping
 
 
-@pytest.mark.parametrize(("method", "orders"), [("record", 3), ("claim", 1)])
+@pytest.mark.parametrize(
+    ("method", "orders", "in_turn"),
+    [("record_and_claim", 3, True), ("record", 3, False), ("claim", 1, True)],
+)
 async def test_delivery_survives_a_store_call_failing_twice(
     store: Store,
     transport: FakeTransport,
@@ -412,9 +415,15 @@ async def test_delivery_survives_a_store_call_failing_twice(
     monkeypatch: pytest.MonkeyPatch,
     method: str,
     orders: int,
+    in_turn: bool,
 ) -> None:
     """Outcomes that could not be recorded are recorded late, a claim that failed is
-    tried again: every order is delivered, once, and the loop keeps running."""
+    tried again: every order is delivered, once, and the loop keeps running. Outcomes
+    are written with the next claim where the store writes in turn (SQLite), by the
+    recorder alone elsewhere (PostgreSQL's way, here on SQLite)."""
+    assert store.writes_in_turn
+    if not in_turn:
+        monkeypatch.setattr(Store, "writes_in_turn", property(lambda _store: False))
     webhook, _ = await _webhook(store, "https://receiver.example/")
     await _ingest_orders(store, orders)
     failures = _fail_twice(monkeypatch, store, method)

@@ -240,6 +240,36 @@ async def test_claim_takes_only_the_head_of_each_order(store: SqlStore) -> None:
     assert (next_claim.event.order_id, next_claim.event.sequence) == ("o1", 2)
 
 
+async def test_record_and_claim_fills_what_its_outcomes_free(store: SqlStore) -> None:
+    """One transaction: the outcomes are written (attempt, state, usage), and the claim
+    after them sees the next event of a finished order and the slot it freed."""
+    hook = await store.create_webhook(webhook(max_concurrency=1))
+    await store.ingest([new_order("o1"), status("o1", 20), new_order("o2")], NOW)
+    [head] = await store.claim(NOW, 100, "w1")  # maxConcurrency 1: one in flight
+    assert (head.event.order_id, head.event.sequence) == ("o1", 1)
+    assert await claim_ids(store) == []  # the slot is taken
+    [following] = await store.record_and_claim(
+        [delivered(head.delivery.id, hook.id)], NOW, 100, "w1"
+    )
+    assert (following.event.order_id, following.event.sequence) in {("o1", 2), ("o2", 1)}
+    recorded = await store.get_delivery(head.delivery.id, Scope())
+    assert recorded.delivery.state == "delivered"
+    assert [a.status_code for a in recorded.attempts] == [200]
+    assert await claim_ids(store) == []  # the freed slot went to `following`
+    assert await store.record_and_claim([], NOW, 100, "w1") == []  # nothing to write: a claim
+
+
+async def test_record_and_claim_claims_nothing_for_a_webhook_its_outcome_disabled(
+    store: SqlStore,
+) -> None:
+    hook = await store.create_webhook(webhook())
+    await store.ingest([new_order("o1"), new_order("o2"), new_order("o3")], NOW)
+    [first, *_] = await store.claim(NOW, 2, "w1")
+    gone = failed(first.delivery.id, hook.id, disable=DisabledReason.GONE)
+    assert await store.record_and_claim([gone], NOW, 100, "w1") == []
+    assert (await store.get_webhook(hook.id, Scope())).state == WebhookState.DISABLED
+
+
 async def test_ordering_none_sends_in_parallel(store: SqlStore) -> None:
     await store.create_webhook(webhook(ordering=Ordering.NONE))
     await store.ingest([new_order("o1"), status("o1", 20), status("o1", 50)], NOW)

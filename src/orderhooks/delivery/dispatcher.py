@@ -8,7 +8,12 @@ may now be the head of its queue), or at most `IDLE_WAIT_CAP_SECONDS`, so that w
 released by other processes is picked up. The store enforces per-order order,
 `maxConcurrency`, rate limits and probing across the cluster; this loop only sends.
 
-Outcomes go to an `OutcomeRecorder`, which writes them in batches.
+Outcomes go to an `OutcomeRecorder`, which writes them in batches. Where the store
+writes in turn (SQLite's one writer), the claim loop writes them instead, in the
+transaction of its next claim (`Store.record_and_claim`): an attempt's slot is then
+freed and filled again in one write instead of two, each of which waits its turn
+behind the ingests. Elsewhere (PostgreSQL) the recorder writes them on its own, so that
+no worker holds the claim lock while its outcomes are written.
 """
 
 from __future__ import annotations
@@ -80,6 +85,7 @@ class Dispatcher:
         self._clock = clock if clock is not None else utc_now
         self._capacity = max(1, settings.worker_concurrency)
         self._recorder = OutcomeRecorder(store, self._clock, self.notify)
+        self._records_with_claims = store.writes_in_turn
         self._in_flight: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._stopping = False
@@ -110,7 +116,8 @@ class Dispatcher:
         """Start claiming and recording."""
         if self._claim_task is not None:
             return
-        self._record_task = asyncio.create_task(self._recorder.run(), name="outcome-recorder")
+        if not self._records_with_claims:
+            self._start_recorder()
         self._claim_task = asyncio.create_task(self._claim_loop(), name="claim-loop")
         log.info("delivery worker started", worker_id=self._worker_id, capacity=self._capacity)
 
@@ -125,6 +132,9 @@ class Dispatcher:
         deadline = loop.time() + max(0.0, drain_timeout)
         try:
             await _finish([self._claim_task], deadline - loop.time())
+            # From here the recorder writes every outcome (where the claim loop wrote
+            # them, those still queued and those of the attempts in flight).
+            self._start_recorder()
             abandoned = await _finish(list(self._in_flight), deadline - loop.time())
             if abandoned:
                 log.warning(
@@ -142,25 +152,35 @@ class Dispatcher:
             await _cancel([self._claim_task, self._record_task, *self._in_flight])
             log.info("delivery worker stopped", worker_id=self._worker_id)
 
+    def _start_recorder(self) -> None:
+        if self._record_task is None:
+            self._record_task = asyncio.create_task(self._recorder.run(), name="outcome-recorder")
+
     # ------------------------------------------------------------ the claim loop
 
     async def _claim_loop(self) -> None:
         backoff = CLAIM_RETRY_INITIAL_SECONDS
         while not self._stopping:
             free = self._capacity - len(self._in_flight)
-            if free <= 0:
-                # Full: a recorded outcome (every few tens of ms) wakes the loop again.
+            outcomes = self._recorder.batch() if self._records_with_claims else []
+            if free <= 0 and not outcomes:
+                # Full: a finished attempt (every few tens of ms) wakes the loop again.
                 self._wake.clear()
                 await self._sleep(IDLE_WAIT_CAP_SECONDS, with_store=False)
                 continue
             # Cleared before claiming, so that a wake-up during the claim is not lost.
             self._wake.clear()
-            limit = min(free, MAX_CLAIM_BATCH)
+            limit = min(max(free, 0), MAX_CLAIM_BATCH)
             claimed_at = self._clock()
             try:
-                claims = await self._store.claim(claimed_at, limit, self._worker_id)
+                claims = await self._record_and_claim(outcomes, claimed_at, limit)
             except Exception as exc:
-                log.warning("claiming deliveries failed", error=f"{type(exc).__name__}: {exc}")
+                # The outcomes stay queued: written with the next claim.
+                log.warning(
+                    "claiming deliveries failed",
+                    outcomes=len(outcomes),
+                    error=f"{type(exc).__name__}: {exc}",
+                )
                 await self._sleep(backoff, with_store=False)
                 backoff = min(backoff * 2, CLAIM_RETRY_MAX_SECONDS)
                 continue
@@ -171,6 +191,21 @@ class Dispatcher:
                 await self._idle(claimed_at)
             else:
                 await asyncio.sleep(0)  # more is due: let the attempts start, then claim again
+
+    async def _record_and_claim(
+        self, outcomes: Sequence[Outcome], now: datetime, limit: int
+    ) -> list[Claim]:
+        """Claim up to `limit` requests, after writing `outcomes` (the recorder's next
+        batch) in the same transaction."""
+        if not outcomes:
+            return await self._store.claim(now, limit, self._worker_id)
+        claims: list[Claim] = []
+        if limit > 0:
+            claims = await self._store.record_and_claim(outcomes, now, limit, self._worker_id)
+        else:
+            await self._store.record(outcomes, now)
+        self._recorder.recorded(len(outcomes))
+        return claims
 
     async def _idle(self, claimed_at: datetime) -> None:
         """Sleep until work may be claimable (never busy: at least a wake-up or a due time)."""
@@ -241,7 +276,7 @@ class Dispatcher:
             sent = await self._send(claim, body, None)
         if sent is not None:
             outcome, result = sent
-            self._recorder.add(outcome)
+            self._queue_outcome(outcome)
             self._observe(claim, outcome, result)
 
     async def _send(
@@ -272,7 +307,7 @@ class Dispatcher:
             return
         outcomes, result = sent
         for outcome in outcomes:
-            self._recorder.add(outcome)
+            self._queue_outcome(outcome)
         # One request: its attempt, latency and log line once; each event's outcome counted.
         self._observe(claims[0], outcomes[0], result)
         label = OUTCOME_LABELS.get(outcomes[0].next_state, "retry")
@@ -295,6 +330,11 @@ class Dispatcher:
         except Exception:
             log.exception("a batch attempt could not be made", batch_id=first.batch_id)
             return None
+
+    def _queue_outcome(self, outcome: Outcome) -> None:
+        self._recorder.add(outcome)
+        if self._records_with_claims:
+            self._wake.set()  # the claim loop writes it, and fills the slot it frees
 
     def _decide(self, claim: Claim, schedule_position: int, result: TransportResult) -> Decision:
         webhook = claim.webhook

@@ -5,6 +5,10 @@ was being written: batches grow with the load and cost no waiting when it is lig
 When the store fails, the outcomes stay queued and the write is retried with backoff: a
 delivery leaves `delivering` only through a recorded outcome (or, if this process dies
 first, through its lease), which is what makes delivery at least once.
+
+The dispatcher may also write a batch itself, in the transaction of its next claim
+(`batch`, then `recorded`; see `Dispatcher`): then `run` only writes what is left
+when the dispatcher stops.
 """
 
 from __future__ import annotations
@@ -64,6 +68,16 @@ class OutcomeRecorder:
         if len(self._outcomes) >= self._batch_max:
             self._batch_full.set()
 
+    def batch(self) -> list[Outcome]:
+        """The next batch to write, oldest first; they stay queued until `recorded`."""
+        return self._outcomes[: self._batch_max]
+
+    def recorded(self, count: int) -> None:
+        """The first `count` queued outcomes (a `batch`) are written."""
+        del self._outcomes[:count]
+        if len(self._outcomes) < self._batch_max:
+            self._batch_full.clear()
+
     def close(self) -> None:
         """Take no more outcomes: `run` returns once the queued ones are recorded."""
         self._closing = True
@@ -99,7 +113,7 @@ class OutcomeRecorder:
                 await self._batch_full.wait()
 
     async def _record_batch(self) -> bool:
-        batch = self._outcomes[: self._batch_max]
+        batch = self.batch()
         try:
             await self._store.record(batch, self._clock())
         except Exception as exc:
@@ -110,9 +124,7 @@ class OutcomeRecorder:
                 error=f"{type(exc).__name__}: {exc}",
             )
             return False
-        del self._outcomes[: len(batch)]
-        if len(self._outcomes) < self._batch_max:
-            self._batch_full.clear()
+        self.recorded(len(batch))
         return True
 
 

@@ -43,6 +43,8 @@ COMMAND_TIMEOUT_SECONDS = 60.0
 class PostgresEngine:
     """Transactions on a PostgreSQL database through an asyncpg pool."""
 
+    writes_in_turn = False  # many connections, of many processes, at the same time
+
     def __init__(self, dsn: str, *, pool_size: int, listen: bool = True) -> None:
         self._dsn = dsn
         self._pool_size = pool_size

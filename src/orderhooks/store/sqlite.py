@@ -45,6 +45,8 @@ def migration_statements(script: str) -> list[str]:
 class SQLiteEngine:
     """Transactions on one SQLite file: writes on the writer thread, reads on readers."""
 
+    writes_in_turn = True
+
     def __init__(self, path: Path, reader_threads: int = READER_THREADS) -> None:
         self.path = path
         self._queries = compile_queries("sqlite")

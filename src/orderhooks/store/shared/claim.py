@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from orderhooks.delivery.claims import Claim
+from orderhooks.delivery.claims import Claim, Outcome
 from orderhooks.domain.batches import new_batch_id
 from orderhooks.domain.ids import IdFactory
 from orderhooks.domain.model import OperationalEventType, Webhook, WebhookState
@@ -22,6 +22,7 @@ from orderhooks.domain.opevents import RECEIVING_STATES
 from orderhooks.store.shared.batching import Request, due_batches
 from orderhooks.store.shared.codec import delivery_from_row, event_from_row
 from orderhooks.store.shared.core import StoreCore, reading
+from orderhooks.store.shared.record import Emitter, write_outcomes
 from orderhooks.store.shared.tx import Row, Tx
 from orderhooks.store.shared.values import micros, moment_or_none
 
@@ -312,6 +313,38 @@ class ClaimOperations(StoreCore):
 
         # A lost lease only puts its deliveries back in `pending`: no fsync needed.
         return await self._write(job, durable=False)
+
+    async def record_and_claim(
+        self, outcomes: Sequence[Outcome], now: datetime, limit: int, worker_id: str
+    ) -> list[Claim]:
+        """`record(outcomes, now)`, then `claim(now, limit, worker_id)`, in one write
+        transaction: the claim sees what the outcomes freed (their slots, the next event
+        of their orders). One transaction instead of two halves the delivery worker's
+        waits on an engine that writes in turn (SQLite); on PostgreSQL the worker keeps
+        them apart, so that the claim lock is not held while the outcomes are written."""
+        if not outcomes:
+            return await self.claim(now, limit, worker_id)
+        rotation = next(self._rotation)
+
+        async def job(tx: Tx) -> tuple[list[OperationalEventType], list[Claim]]:
+            live = await self._catalog.load(tx)
+            emitter = Emitter(tx, self._new_id, live, now)
+            await write_outcomes(tx, outcomes, self._disable_after_seconds, emitter)
+            # Loaded again: a webhook the outcomes disabled is not claimed for.
+            live = await self._catalog.load(tx)
+            claims = await _claim(tx, live, now, limit, worker_id, rotation, self._new_id)
+            return emitter.emitted, claims
+
+        # Not durable, as each of the two alone (see `record` and `claim`).
+        emitted, claims = await self._write(job, durable=False)
+        self._emitted(emitted)
+        return claims
+
+    @property
+    def writes_in_turn(self) -> bool:
+        """Whether the engine runs this process's write transactions one after another
+        (SQLite): see `record_and_claim`."""
+        return self.engine.writes_in_turn
 
     @reading
     async def next_due_at(self, tx: Tx) -> datetime | None:

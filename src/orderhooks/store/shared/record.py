@@ -74,7 +74,7 @@ def finished_at(outcome: Outcome) -> datetime:
     return outcome.attempt.started_at + timedelta(milliseconds=outcome.attempt.duration_ms)
 
 
-async def _record(
+async def write_outcomes(
     tx: Tx, outcomes: Sequence[Outcome], disable_after_seconds: int, emitter: Emitter
 ) -> bool:
     """Write the outcomes at the emitter's time, among its live webhooks; returns whether
@@ -244,7 +244,7 @@ class RecordOperations(StoreCore):
         async def job(tx: Tx) -> tuple[bool, list[OperationalEventType]]:
             live = await self._catalog.load(tx)
             emitter = Emitter(tx, self._new_id, live, now)
-            done = await _record(tx, outcomes, self._disable_after_seconds, emitter)
+            done = await write_outcomes(tx, outcomes, self._disable_after_seconds, emitter)
             return done, emitter.emitted
 
         # A lost outcome only means its delivery is sent again (at least once); the

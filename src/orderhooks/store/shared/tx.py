@@ -72,6 +72,11 @@ Job = Callable[[Tx], Coroutine[Any, Any, T]]
 class Engine(Protocol):
     """What a database engine gives the store: connections and transactions."""
 
+    # Whether this process's write transactions run one after another on one connection
+    # (SQLite's writer thread): then one more statement in a transaction costs less than
+    # one more transaction, and holding a lock longer delays no other writer.
+    writes_in_turn: bool
+
     async def open(self, wake: Callable[[], None]) -> None:
         """Connect; `wake` is called when another process created work (if the engine
         can tell)."""
