@@ -10,9 +10,12 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from contextlib import closing
 from pathlib import Path
+
+import pytest
 
 from orderhooks.domain.model import OperationalEventType, Scope, WebhookState
 from orderhooks.store.base import DeliveryFilter
@@ -117,6 +120,46 @@ async def test_concurrent_ingests_share_commits(tmp_path: Path, monkeypatch) -> 
         assert sum(groups) == 300 and len(groups) < 300  # many ingests per fsync
         view = await store.get_order("o299", Scope())
         assert view.events[0].sequence == 1
+    finally:
+        await store.close()
+
+
+async def test_claims_queued_beside_ingests_commit_first_on_their_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jobs that queue up together are committed bookkeeping first (claims, outcomes: no
+    fsync), then the durable ones, so a delivery worker never waits for the ingests
+    queued beside its claim."""
+    groups: list[list[bool]] = []
+    original = Writer._commit_group
+
+    def noting(self: Writer, conn: sqlite3.Connection, tx: SQLiteTx, group: list) -> None:  # type: ignore[type-arg]
+        groups.append([item.durable for item in group])
+        original(self, conn, tx, group)
+
+    monkeypatch.setattr(Writer, "_commit_group", noting)
+    store = SQLiteStore(tmp_path / "oh.db", require_agreement=False, disable_after_seconds=60)
+    await store.open()
+    try:
+        await store.migrate()
+        await store.create_webhook(webhook(max_concurrency=64))
+        await store.ingest([new_order(f"early{i}") for i in range(10)], NOW)
+        started = threading.Event()
+
+        async def hold_the_writer(tx: Tx) -> None:
+            started.set()
+            time.sleep(0.3)  # everything below queues up meanwhile
+
+        holding = asyncio.create_task(store._write(hold_the_writer))
+        await asyncio.to_thread(started.wait)
+        groups.clear()
+        ingests = [store.ingest([new_order(f"o{i}")], NOW) for i in range(5)]
+        claims = [store.claim(NOW, 2, f"w{i}") for i in range(3)]
+        results = await asyncio.gather(*ingests, *claims)
+        await holding
+        assert groups[0] == [False, False, False]  # the claims, alone and first
+        assert groups[1] == [True] * 5  # then the ingests, in one durable commit
+        assert sum(len(claimed) for claimed in results[5:]) == 6
     finally:
         await store.close()
 

@@ -6,8 +6,9 @@ job's failure rolls back that job only) and commits once: with `synchronous=FULL
 commit is one fsync for the whole group, and no job is answered before it is on disk.
 Readers run on their own connections (WAL), so they never wait behind the writer.
 
-Delivery bookkeeping (claims and outcomes) is submitted with `durable=False`: a group made
-only of such jobs commits with `synchronous=NORMAL`, without its own fsync. The WAL is
+Delivery bookkeeping (claims and outcomes) is submitted with `durable=False`: it commits
+ahead of the durable jobs queued with it, in a group of its own (`bookkeeping_first`),
+with `synchronous=NORMAL`, without its own fsync. The WAL is
 written in order, so the next durable commit (an ingest) syncs those frames too, and the
 writer syncs on its own once they have waited `MAX_UNSYNCED_SECONDS`. A crash can lose
 only that short tail, which at-least-once delivery allows (docs/guarantees.md): a lost lease puts
@@ -166,6 +167,18 @@ class _Queued:
     outside: bool = False  # run alone, outside a transaction (VACUUM)
 
 
+def bookkeeping_first(group: list[_Queued]) -> list[list[_Queued]]:
+    """The transactions a group of queued jobs is committed in: the delivery bookkeeping
+    (claims and outcomes, the jobs that need no fsync) first and on its own, then the
+    rest. So a delivery worker waits for the group being written when its job arrived,
+    not for the ingests queued beside it and their fsync as well. Jobs queued together
+    were submitted concurrently (none waited for another), so any order is theirs."""
+    quick = [item for item in group if not item.durable]
+    if not quick or len(quick) == len(group):
+        return [group]
+    return [quick, [item for item in group if item.durable]]
+
+
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
     if future.done():  # the caller gave up waiting; the work is done all the same
         return
@@ -251,7 +264,8 @@ class Writer:
                         self._held = nxt
                         break
                     group.append(nxt)
-                self._commit_group(conn, tx, group)
+                for part in bookkeeping_first(group):
+                    self._commit_group(conn, tx, part)
             if self._held is not None:
                 held, self._held = self._held, None
                 self._settle_all([held], [self._run_outside(tx, held)])
