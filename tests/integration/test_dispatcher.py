@@ -480,6 +480,31 @@ async def test_stop_abandons_attempts_at_the_bound(
     assert await _states(store, webhook.id) == [DeliveryState.DELIVERING]
 
 
+async def test_stop_records_the_outcomes_of_a_claim_that_never_returns(
+    store: Store, transport: FakeTransport, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where outcomes are written with the next claim, a claim stuck at shutdown is ended
+    and the recorder writes the outcomes it held, within the drain bound."""
+    webhook, _ = await _webhook(store, "https://receiver.example/")
+    await _ingest_orders(store, 2)
+    stuck = asyncio.Event()
+
+    async def never_returns(*_args: Any) -> list[Any]:
+        stuck.set()
+        await asyncio.Event().wait()
+        return []
+
+    monkeypatch.setattr(store, "record_and_claim", never_returns)
+    worker = Dispatcher(store, transport, settings)
+    await worker.start()
+    await asyncio.wait_for(stuck.wait(), timeout=10)  # both answered, their outcomes held
+
+    await asyncio.wait_for(worker.stop(drain_timeout=0.3), timeout=10)
+
+    assert len(transport.requests) == 2
+    assert await _states(store, webhook.id) == [DeliveryState.DELIVERED] * 2
+
+
 async def test_notify_and_idle_wait_pick_up_new_work(
     store: Store, transport: FakeTransport, dispatcher: Dispatcher
 ) -> None:

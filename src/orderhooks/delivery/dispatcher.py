@@ -131,7 +131,10 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0.0, drain_timeout)
         try:
-            await _finish([self._claim_task], deadline - loop.time())
+            if await _finish([self._claim_task], deadline - loop.time()):
+                # Stuck in a claim (the store does not answer): ended here, so that it and
+                # the recorder never take the same queued outcomes.
+                await _cancel([self._claim_task])
             # From here the recorder writes every outcome (where the claim loop wrote
             # them, those still queued and those of the attempts in flight).
             self._start_recorder()
