@@ -98,15 +98,24 @@ def test_acknowledged_ingests_survive_kill_9(tmp_path: Path) -> None:
     asyncio.run(check())
 
 
-async def test_concurrent_ingests_share_commits(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    groups: list[int] = []
+@pytest.fixture()
+def committed_groups(monkeypatch: pytest.MonkeyPatch) -> list[list[bool]]:
+    """Each transaction the writer commits from now on, as its jobs' `durable` flags."""
+    groups: list[list[bool]] = []
     original = Writer._commit_group
 
-    def counting(self: Writer, conn: sqlite3.Connection, tx: SQLiteTx, group: list) -> None:  # type: ignore[type-arg]
-        groups.append(len(group))
+    def noting(self: Writer, conn: sqlite3.Connection, tx: SQLiteTx, group: list) -> None:  # type: ignore[type-arg]
+        groups.append([item.durable for item in group])
         original(self, conn, tx, group)
 
-    monkeypatch.setattr(Writer, "_commit_group", counting)
+    monkeypatch.setattr(Writer, "_commit_group", noting)
+    return groups
+
+
+async def test_concurrent_ingests_share_commits(
+    tmp_path: Path, committed_groups: list[list[bool]]
+) -> None:
+    groups = committed_groups
     store = SQLiteStore(tmp_path / "oh.db", require_agreement=False, disable_after_seconds=60)
     await store.open()
     try:
@@ -117,7 +126,7 @@ async def test_concurrent_ingests_share_commits(tmp_path: Path, monkeypatch) -> 
             *(store.ingest([new_order(f"o{i}")], NOW) for i in range(300))
         )
         assert all(r[0].created for r in results)
-        assert sum(groups) == 300 and len(groups) < 300  # many ingests per fsync
+        assert sum(map(len, groups)) == 300 and len(groups) < 300  # many ingests per fsync
         view = await store.get_order("o299", Scope())
         assert view.events[0].sequence == 1
     finally:
@@ -125,19 +134,12 @@ async def test_concurrent_ingests_share_commits(tmp_path: Path, monkeypatch) -> 
 
 
 async def test_claims_queued_beside_ingests_commit_first_on_their_own(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, committed_groups: list[list[bool]]
 ) -> None:
     """Jobs that queue up together are committed bookkeeping first (claims, outcomes: no
     fsync), then the durable ones, so a delivery worker never waits for the ingests
     queued beside its claim."""
-    groups: list[list[bool]] = []
-    original = Writer._commit_group
-
-    def noting(self: Writer, conn: sqlite3.Connection, tx: SQLiteTx, group: list) -> None:  # type: ignore[type-arg]
-        groups.append([item.durable for item in group])
-        original(self, conn, tx, group)
-
-    monkeypatch.setattr(Writer, "_commit_group", noting)
+    groups = committed_groups
     store = SQLiteStore(tmp_path / "oh.db", require_agreement=False, disable_after_seconds=60)
     await store.open()
     try:
@@ -155,11 +157,11 @@ async def test_claims_queued_beside_ingests_commit_first_on_their_own(
         groups.clear()
         ingests = [store.ingest([new_order(f"o{i}")], NOW) for i in range(5)]
         claims = [store.claim(NOW, 2, f"w{i}") for i in range(3)]
-        results = await asyncio.gather(*ingests, *claims)
+        _, claimed = await asyncio.gather(asyncio.gather(*ingests), asyncio.gather(*claims))
         await holding
         assert groups[0] == [False, False, False]  # the claims, alone and first
         assert groups[1] == [True] * 5  # then the ingests, in one durable commit
-        assert sum(len(claimed) for claimed in results[5:]) == 6
+        assert sum(map(len, claimed)) == 6
     finally:
         await store.close()
 
