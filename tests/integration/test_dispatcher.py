@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import sqlite3
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import closing
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -480,29 +484,49 @@ async def test_stop_abandons_attempts_at_the_bound(
     assert await _states(store, webhook.id) == [DeliveryState.DELIVERING]
 
 
-async def test_stop_records_the_outcomes_of_a_claim_that_never_returns(
-    store: Store, transport: FakeTransport, settings: Settings, monkeypatch: pytest.MonkeyPatch
+async def test_a_claim_cut_short_at_stop_writes_its_outcomes_once(
+    tmp_path: Path, store: Store, transport: FakeTransport, settings: Settings
 ) -> None:
-    """Where outcomes are written with the next claim, a claim stuck at shutdown is ended
-    and the recorder writes the outcomes it held, within the drain bound."""
+    """Where outcomes are written with the next claim: a claim still waiting for the
+    writer when the drain ends is cut short, but its write goes on; the recorder, which
+    writes the rest, must not write its outcomes a second time (one failed attempt is
+    one failure for the webhook's health)."""
+    answer = asyncio.Event()
+
+    async def fail_when_told(_request: OutboundRequest) -> Any:
+        await answer.wait()
+        return fake_result(500)
+
+    transport.responder = fail_when_told
     webhook, _ = await _webhook(store, "https://receiver.example/")
-    await _ingest_orders(store, 2)
-    stuck = asyncio.Event()
-
-    async def never_returns(*_args: Any) -> list[Any]:
-        stuck.set()
-        await asyncio.Event().wait()
-        return []
-
-    monkeypatch.setattr(store, "record_and_claim", never_returns)
+    await _ingest_orders(store, 1)
     worker = Dispatcher(store, transport, settings)
     await worker.start()
-    await asyncio.wait_for(stuck.wait(), timeout=10)  # both answered, their outcomes held
+    await _eventually(lambda: _count_requests(transport, 1))
+    writer_held = threading.Event()
 
-    await asyncio.wait_for(worker.stop(drain_timeout=0.3), timeout=10)
+    async def hold_the_writer(_tx: Any) -> None:
+        writer_held.set()
+        time.sleep(1.0)  # a long group, a VACUUM: the claim's write waits behind it
 
-    assert len(transport.requests) == 2
-    assert await _states(store, webhook.id) == [DeliveryState.DELIVERED] * 2
+    holding = asyncio.create_task(store._write(hold_the_writer))
+    await asyncio.to_thread(writer_held.wait)
+    answer.set()  # the 500's outcome goes to the claim loop, whose write now waits
+    await asyncio.sleep(0.1)
+    await asyncio.wait_for(worker.stop(drain_timeout=0.2), timeout=10)
+    await holding
+
+    async def nothing(_tx: Any) -> None:
+        return None
+
+    await store._write(nothing)  # queued after every write above: they are committed
+    with closing(sqlite3.connect(tmp_path / "orderhooks.db")) as conn:
+        (failures,) = conn.execute(
+            "SELECT consecutive_failures FROM webhook_runtime WHERE webhook_id = ?",
+            (webhook.id,),
+        ).fetchone()
+    assert failures == 1
+    assert len(transport.requests) == 1
 
 
 async def test_notify_and_idle_wait_pick_up_new_work(

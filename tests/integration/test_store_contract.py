@@ -32,7 +32,13 @@ from orderhooks.domain.model import (
     Webhook,
     WebhookState,
 )
-from orderhooks.exceptions import Conflict, NotFound, UnknownOrder, WebhookLimitReached
+from orderhooks.exceptions import (
+    Conflict,
+    NotFound,
+    StoreError,
+    UnknownOrder,
+    WebhookLimitReached,
+)
 from orderhooks.store.base import (
     CourierItem,
     DeliveryFilter,
@@ -40,6 +46,7 @@ from orderhooks.store.base import (
     MessageKey,
     WebhookFilter,
 )
+from orderhooks.store.shared import claim as claim_operations
 from orderhooks.store.shared.claim import CLAIMER_SEEN_SECONDS
 from orderhooks.store.sql import load_migrations
 from orderhooks.store.store import Store as SqlStore
@@ -241,17 +248,16 @@ async def test_claim_takes_only_the_head_of_each_order(store: SqlStore) -> None:
 
 
 async def test_record_and_claim_fills_what_its_outcomes_free(store: SqlStore) -> None:
-    """One transaction: the outcomes are written (attempt, state, usage), and the claim
-    after them sees the next event of a finished order and the slot it freed."""
+    """One transaction: the outcome is written (attempt, state), and the claim after it
+    sees the slot it freed and the next event of its order, now the head."""
     hook = await store.create_webhook(webhook(max_concurrency=1))
-    await store.ingest([new_order("o1"), status("o1", 20), new_order("o2")], NOW)
-    [head] = await store.claim(NOW, 100, "w1")  # maxConcurrency 1: one in flight
+    await store.ingest([new_order("o1"), status("o1", 20)], NOW)
+    [head] = await store.claim(NOW, 100, "w1")
     assert (head.event.order_id, head.event.sequence) == ("o1", 1)
-    assert await claim_ids(store) == []  # the slot is taken
-    [following] = await store.record_and_claim(
-        [delivered(head.delivery.id, hook.id)], NOW, 100, "w1"
-    )
-    assert (following.event.order_id, following.event.sequence) in {("o1", 2), ("o2", 1)}
+    assert await claim_ids(store) == []  # the slot is taken, the next event waits
+    outcome = delivered(head.delivery.id, hook.id)
+    [following] = await store.record_and_claim([outcome], NOW, 100, "w1")
+    assert (following.event.order_id, following.event.sequence) == ("o1", 2)
     recorded = await store.get_delivery(head.delivery.id, Scope())
     assert recorded.delivery.state == "delivered"
     assert [a.status_code for a in recorded.attempts] == [200]
@@ -268,6 +274,30 @@ async def test_record_and_claim_claims_nothing_for_a_webhook_its_outcome_disable
     gone = failed(first.delivery.id, hook.id, disable=DisabledReason.GONE)
     assert await store.record_and_claim([gone], NOW, 100, "w1") == []
     assert (await store.get_webhook(hook.id, Scope())).state == WebhookState.DISABLED
+
+
+async def test_a_failed_record_and_claim_leaves_routing_as_it_was(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole transaction rolls back, the disable its outcome made included, and
+    what this process knows of the webhooks with it: later ingests still route."""
+    hook = await store.create_webhook(webhook())
+    await store.ingest([new_order("o1"), new_order("o2")], NOW)
+    [first, *_] = await store.claim(NOW, 1, "w1")
+
+    async def failing_claim(*_args: object) -> list[object]:
+        raise StoreError("the claim failed")
+
+    monkeypatch.setattr(claim_operations, "_claim", failing_claim)
+    gone = failed(first.delivery.id, hook.id, disable=DisabledReason.GONE)
+    with pytest.raises(StoreError):
+        await store.record_and_claim([gone], NOW, 10, "w1")
+    monkeypatch.undo()
+    assert (await store.get_webhook(hook.id, Scope())).state == WebhookState.ACTIVE
+    other = await store.create_webhook(webhook())
+    await store.ingest([new_order("o3")], NOW)
+    assert len(await deliveries_of(store, other.id)) == 1
+    assert len(await deliveries_of(store, hook.id)) == 3
 
 
 async def test_ordering_none_sends_in_parallel(store: SqlStore) -> None:

@@ -19,6 +19,7 @@ no worker holds the claim lock while its outcomes are written.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import secrets
@@ -88,6 +89,7 @@ class Dispatcher:
         self._records_with_claims = store.writes_in_turn
         self._in_flight: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
+        self._stop_requested = asyncio.Event()
         self._stopping = False
         self._claim_task: asyncio.Task[None] | None = None
         self._record_task: asyncio.Task[None] | None = None
@@ -119,6 +121,8 @@ class Dispatcher:
         if not self._records_with_claims:
             self._start_recorder()
         self._claim_task = asyncio.create_task(self._claim_loop(), name="claim-loop")
+        # Should the claim loop end (stopping, or a fault), the recorder writes outcomes.
+        self._claim_task.add_done_callback(lambda _task: self._start_recorder())
         log.info("delivery worker started", worker_id=self._worker_id, capacity=self._capacity)
 
     async def stop(self, drain_timeout: float = 30) -> None:
@@ -127,13 +131,14 @@ class Dispatcher:
         if self._claim_task is None or self._stopping:
             return
         self._stopping = True
+        self._stop_requested.set()
         self._wake.set()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0.0, drain_timeout)
         try:
             if await _finish([self._claim_task], deadline - loop.time()):
-                # Stuck in a claim (the store does not answer): ended here, so that it and
-                # the recorder never take the same queued outcomes.
+                # Stuck in a claim (the store does not answer): ended here. The outcomes it
+                # took are its write's, committed or not: the recorder gets the others.
                 await _cancel([self._claim_task])
             # From here the recorder writes every outcome (where the claim loop wrote
             # them, those still queued and those of the attempts in flight).
@@ -165,7 +170,7 @@ class Dispatcher:
         backoff = CLAIM_RETRY_INITIAL_SECONDS
         while not self._stopping:
             free = self._capacity - len(self._in_flight)
-            outcomes = self._recorder.batch() if self._records_with_claims else []
+            outcomes = self._recorder.take() if self._records_with_claims else []
             if free <= 0 and not outcomes:
                 # Full: a finished attempt (every few tens of ms) wakes the loop again.
                 self._wake.clear()
@@ -178,13 +183,15 @@ class Dispatcher:
             try:
                 claims = await self._record_and_claim(outcomes, claimed_at, limit)
             except Exception as exc:
-                # The outcomes stay queued: written with the next claim.
+                self._recorder.put_back(outcomes)  # written with the next claim
                 log.warning(
                     "claiming deliveries failed",
                     outcomes=len(outcomes),
                     error=f"{type(exc).__name__}: {exc}",
                 )
-                await self._sleep(backoff, with_store=False)
+                # Not cut short by new outcomes or work: only a stop ends the backoff.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop_requested.wait(), backoff)
                 backoff = min(backoff * 2, CLAIM_RETRY_MAX_SECONDS)
                 continue
             backoff = CLAIM_RETRY_INITIAL_SECONDS
@@ -198,17 +205,14 @@ class Dispatcher:
     async def _record_and_claim(
         self, outcomes: Sequence[Outcome], now: datetime, limit: int
     ) -> list[Claim]:
-        """Claim up to `limit` requests, after writing `outcomes` (the recorder's next
-        batch) in the same transaction."""
+        """Claim up to `limit` requests, after writing `outcomes` (a batch taken from the
+        recorder) in the same transaction."""
         if not outcomes:
             return await self._store.claim(now, limit, self._worker_id)
-        claims: list[Claim] = []
         if limit > 0:
-            claims = await self._store.record_and_claim(outcomes, now, limit, self._worker_id)
-        else:
-            await self._store.record(outcomes, now)
-        self._recorder.recorded(len(outcomes))
-        return claims
+            return await self._store.record_and_claim(outcomes, now, limit, self._worker_id)
+        await self._store.record(outcomes, now)
+        return []
 
     async def _idle(self, claimed_at: datetime) -> None:
         """Sleep until work may be claimable (never busy: at least a wake-up or a due time)."""

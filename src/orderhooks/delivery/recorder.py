@@ -7,8 +7,9 @@ delivery leaves `delivering` only through a recorded outcome (or, if this proces
 first, through its lease), which is what makes delivery at least once.
 
 The dispatcher may also write a batch itself, in the transaction of its next claim
-(`batch`, then `recorded`; see `Dispatcher`): then `run` only writes what is left
-when the dispatcher stops.
+(`take`, then `put_back` if the write failed; see `Dispatcher`): then `run` only writes
+what is left when the dispatcher stops. A batch leaves the queue while it is written, so
+two writers never write the same outcomes.
 """
 
 from __future__ import annotations
@@ -55,11 +56,12 @@ class OutcomeRecorder:
         self._queued = asyncio.Event()
         self._batch_full = asyncio.Event()
         self._closing = False
+        self._writing = 0  # outcomes of the batch `run` is writing
 
     @property
     def pending(self) -> int:
-        """Outcomes not recorded yet."""
-        return len(self._outcomes)
+        """Outcomes not recorded yet: queued, or in the write of `run`."""
+        return len(self._outcomes) + self._writing
 
     def add(self, outcome: Outcome) -> None:
         """Queue one outcome for the next batch."""
@@ -68,15 +70,22 @@ class OutcomeRecorder:
         if len(self._outcomes) >= self._batch_max:
             self._batch_full.set()
 
-    def batch(self) -> list[Outcome]:
-        """The next batch to write, oldest first; they stay queued until `recorded`."""
-        return self._outcomes[: self._batch_max]
-
-    def recorded(self, count: int) -> None:
-        """The first `count` queued outcomes (a `batch`) are written."""
-        del self._outcomes[:count]
+    def take(self) -> list[Outcome]:
+        """The next batch to write, oldest first, out of the queue: `put_back` it unless
+        it was written."""
+        batch = self._outcomes[: self._batch_max]
+        del self._outcomes[: len(batch)]
         if len(self._outcomes) < self._batch_max:
             self._batch_full.clear()
+        return batch
+
+    def put_back(self, batch: list[Outcome]) -> None:
+        """A batch from `take` that could not be written: first in line again."""
+        self._outcomes[:0] = batch
+        if batch:
+            self._queued.set()
+        if len(self._outcomes) >= self._batch_max:
+            self._batch_full.set()
 
     def close(self) -> None:
         """Take no more outcomes: `run` returns once the queued ones are recorded."""
@@ -113,7 +122,8 @@ class OutcomeRecorder:
                 await self._batch_full.wait()
 
     async def _record_batch(self) -> bool:
-        batch = self.batch()
+        batch = self.take()
+        self._writing = len(batch)
         try:
             await self._store.record(batch, self._clock())
         except Exception as exc:
@@ -123,8 +133,10 @@ class OutcomeRecorder:
                 outcomes=len(batch),
                 error=f"{type(exc).__name__}: {exc}",
             )
+            self.put_back(batch)
             return False
-        self.recorded(len(batch))
+        finally:
+            self._writing = 0
         return True
 
 

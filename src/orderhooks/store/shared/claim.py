@@ -320,31 +320,29 @@ class ClaimOperations(StoreCore):
         """`record(outcomes, now)`, then `claim(now, limit, worker_id)`, in one write
         transaction: the claim sees what the outcomes freed (their slots, the next event
         of their orders). One transaction instead of two halves the delivery worker's
-        waits on an engine that writes in turn (SQLite); on PostgreSQL the worker keeps
-        them apart, so that the claim lock is not held while the outcomes are written."""
+        waits where the engine writes in turn (SQLite). PostgreSQL workers keep the two
+        apart, so that the claim lock, taken first here as in `claim`, is not held while
+        their outcomes are written."""
         if not outcomes:
             return await self.claim(now, limit, worker_id)
         rotation = next(self._rotation)
 
         async def job(tx: Tx) -> tuple[list[OperationalEventType], list[Claim]]:
+            await tx.execute("serialize_claims")  # the lock order of `claim`
             live = await self._catalog.load(tx)
             emitter = Emitter(tx, self._new_id, live, now)
             await write_outcomes(tx, outcomes, self._disable_after_seconds, emitter)
-            # Loaded again: a webhook the outcomes disabled is not claimed for.
-            live = await self._catalog.load(tx)
-            claims = await _claim(tx, live, now, limit, worker_id, rotation, self._new_id)
+            # Not reloaded after a disable: the catalog caches by version, and a version
+            # bumped in a transaction that is then rolled back would be cached wrongly.
+            claimable = {wid: w for wid, w in live.items() if wid not in emitter.disabled}
+            claims = await _claim(tx, claimable, now, limit, worker_id, rotation, self._new_id)
             return emitter.emitted, claims
 
-        # Not durable, as each of the two alone (see `record` and `claim`).
+        # Not durable, as each of the two alone (see `record` and `claim`). The claim
+        # itself is the wake-up a finished delivery would send this process's workers.
         emitted, claims = await self._write(job, durable=False)
         self._emitted(emitted)
         return claims
-
-    @property
-    def writes_in_turn(self) -> bool:
-        """Whether the engine runs this process's write transactions one after another
-        (SQLite): see `record_and_claim`."""
-        return self.engine.writes_in_turn
 
     @reading
     async def next_due_at(self, tx: Tx) -> datetime | None:

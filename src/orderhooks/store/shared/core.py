@@ -83,6 +83,12 @@ class StoreCore:
         """Raise StoreUnavailable unless the database answers."""
         await self.engine.ping()
 
+    @property
+    def writes_in_turn(self) -> bool:
+        """Whether the engine runs this process's write transactions one after another
+        (SQLite's writer): the delivery worker then writes outcomes with its claims."""
+        return self.engine.writes_in_turn
+
     # -- transactions
 
     async def _write(self, job: Job[T], *, wake: bool = False, durable: bool = True) -> T:
