@@ -47,6 +47,7 @@ from orderhooks.store.base import (
     WebhookFilter,
 )
 from orderhooks.store.shared import claim as claim_operations
+from orderhooks.store.shared import webhooks as webhook_operations
 from orderhooks.store.shared.claim import CLAIMER_SEEN_SECONDS
 from orderhooks.store.sql import load_migrations
 from orderhooks.store.store import Store as SqlStore
@@ -298,6 +299,27 @@ async def test_a_failed_record_and_claim_leaves_routing_as_it_was(
     await store.ingest([new_order("o3")], NOW)
     assert len(await deliveries_of(store, other.id)) == 1
     assert len(await deliveries_of(store, hook.id)) == 3
+
+
+async def test_a_failed_disable_leaves_routing_as_it_was(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disable whose transaction rolls back (here: its operational event cannot be
+    written) changes nothing, not even what this process knows of the webhooks."""
+    hook = await store.create_webhook(webhook())
+
+    async def failing_emit(*_args: object) -> None:
+        raise StoreError("the event could not be written")
+
+    monkeypatch.setattr(webhook_operations, "emit_operational_event", failing_emit)
+    with pytest.raises(StoreError):
+        await store.set_webhook_state(hook.id, WebhookState.DISABLED, None, NOW)
+    monkeypatch.undo()
+    assert (await store.get_webhook(hook.id, Scope())).state == WebhookState.ACTIVE
+    other = await store.create_webhook(webhook())
+    await store.ingest([new_order("o1")], NOW)
+    assert len(await deliveries_of(store, other.id)) == 1
+    assert len(await deliveries_of(store, hook.id)) == 1
 
 
 async def test_ordering_none_sends_in_parallel(store: SqlStore) -> None:

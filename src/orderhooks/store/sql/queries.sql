@@ -31,9 +31,6 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 -- name: webhooks_version
 SELECT value FROM meta WHERE name = 'webhooks_version';
 
--- name: bump_webhooks_version
-UPDATE meta SET value = value + 1 WHERE name = 'webhooks_version';
-
 -- name: live_webhooks
 SELECT * FROM webhooks WHERE deleted_at IS NULL ORDER BY id;
 

@@ -133,3 +133,9 @@ SELECT pg_advisory_xact_lock(7251003, hashtext(:account::text));
 -- A batch of `secrets reencrypt`, locked so that a concurrent change waits for it.
 SELECT id, secrets, headers, tls FROM webhooks WHERE id > :after ORDER BY id LIMIT :limit
 FOR UPDATE;
+
+-- name: bump_webhooks_version
+-- A new random value, not the next number: a transaction that bumped the version and was
+-- rolled back leaves no number for the next change to reuse, so a webhook list cached
+-- under it (read inside that transaction) is never taken for the committed one.
+UPDATE meta SET value = (random() * 4611686018427387904)::bigint WHERE name = 'webhooks_version';

@@ -106,3 +106,9 @@ SELECT :account WHERE 0;
 -- name: webhook_secrets_batch
 -- A batch of `secrets reencrypt` (the writer's transaction is the only one writing).
 SELECT id, secrets, headers, tls FROM webhooks WHERE id > :after ORDER BY id LIMIT :limit;
+
+-- name: bump_webhooks_version
+-- A new random value, not the next number: a transaction that bumped the version and was
+-- rolled back leaves no number for the next change to reuse, so a webhook list cached
+-- under it (read inside that transaction) is never taken for the committed one.
+UPDATE meta SET value = random() WHERE name = 'webhooks_version';
