@@ -466,16 +466,24 @@ async def test_stop_lets_attempts_in_flight_finish_and_records_them(
     )
 
 
+async def _one_attempt_in_flight(
+    store: Store, transport: FakeTransport, settings: Settings
+) -> tuple[Webhook, Dispatcher]:
+    """A started worker whose one attempt (one order, one webhook) the transport holds."""
+    webhook, _ = await _webhook(store, "https://receiver.example/")
+    await _ingest_orders(store, 1)
+    worker = Dispatcher(store, transport, settings)
+    await worker.start()
+    await _eventually(lambda: _count_requests(transport, 1))
+    return webhook, worker
+
+
 async def test_stop_abandons_attempts_at_the_bound(
     store: Store, transport: FakeTransport, settings: Settings
 ) -> None:
     gate = Gate()  # never released
     transport.responder = gate
-    webhook, _ = await _webhook(store, "https://stuck.example/")
-    await _ingest_orders(store, 1)
-    worker = Dispatcher(store, transport, settings)
-    await worker.start()
-    await _eventually(lambda: _count_requests(transport, 1))
+    webhook, worker = await _one_attempt_in_flight(store, transport, settings)
 
     await asyncio.wait_for(worker.stop(drain_timeout=0.2), timeout=10)
 
@@ -498,11 +506,7 @@ async def test_a_claim_cut_short_at_stop_writes_its_outcomes_once(
         return fake_result(500)
 
     transport.responder = fail_when_told
-    webhook, _ = await _webhook(store, "https://receiver.example/")
-    await _ingest_orders(store, 1)
-    worker = Dispatcher(store, transport, settings)
-    await worker.start()
-    await _eventually(lambda: _count_requests(transport, 1))
+    webhook, worker = await _one_attempt_in_flight(store, transport, settings)
     writer_held = threading.Event()
 
     async def hold_the_writer(_tx: Any) -> None:
