@@ -35,12 +35,16 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
+# Three test processes on two cores: most tests wait on servers and timers, not the CPU.
+# One file's tests stay in one process (--dist loadfile), sharing its module's servers.
+PYTEST_PARALLEL = -n 3 --dist loadfile
+
 test: $(STAMP) system-deps lint typecheck
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_PARALLEL)
 
 # Lint, types, and the unit and integration tests on SQLite: no PostgreSQL, nothing slow.
 check: $(STAMP) lint typecheck
-	$(BIN)/pytest -q -p no:cacheprovider -m "not postgres and not slow" tests/unit tests/integration
+	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_PARALLEL) -m "not postgres and not slow" tests/unit tests/integration
 
 bench: $(STAMP) system-deps
 	$(BIN)/python -m bench
