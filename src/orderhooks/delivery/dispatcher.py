@@ -207,12 +207,10 @@ class Dispatcher:
     ) -> list[Claim]:
         """Claim up to `limit` requests, after writing `outcomes` (a batch taken from the
         recorder) in the same transaction."""
-        if not outcomes:
-            return await self._store.claim(now, limit, self._worker_id)
-        if limit > 0:
-            return await self._store.record_and_claim(outcomes, now, limit, self._worker_id)
-        await self._store.record(outcomes, now)
-        return []
+        if outcomes and limit <= 0:
+            await self._store.record(outcomes, now)
+            return []
+        return await self._store.record_and_claim(outcomes, now, limit, self._worker_id)
 
     async def _idle(self, claimed_at: datetime) -> None:
         """Sleep until work may be claimable (never busy: at least a wake-up or a due time)."""

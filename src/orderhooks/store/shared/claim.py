@@ -332,8 +332,7 @@ class ClaimOperations(StoreCore):
             live = await self._catalog.load(tx)
             emitter = Emitter(tx, self._new_id, live, now)
             await write_outcomes(tx, outcomes, self._disable_after_seconds, emitter)
-            # Not reloaded after a disable: the catalog caches by version, and a version
-            # bumped in a transaction that is then rolled back would be cached wrongly.
+            # The outcomes' disables are known: no need to read the webhooks again.
             claimable = {wid: w for wid, w in live.items() if wid not in emitter.disabled}
             claims = await _claim(tx, claimable, now, limit, worker_id, rotation, self._new_id)
             return emitter.emitted, claims

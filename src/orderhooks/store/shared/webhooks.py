@@ -202,14 +202,11 @@ class WebhookOperations(StoreCore):
 
         async def job(tx: Tx) -> tuple[Webhook, list[str]]:
             before = await stored_webhook(tx, webhook_id, self.box)
-            # Read before the change bumps the webhooks' version: the catalog caches what
-            # it reads by version, and a version bumped here may be rolled back and then
-            # reused by the next change. (The event never goes to the webhook it is about.)
-            live = (await self._catalog.load(tx)).values()
             stored = await self._set_state(tx, webhook_id, state, reason, now)
             await audited(tx, stored, audit)
             if before.state == WebhookState.DISABLED or stored.state != WebhookState.DISABLED:
                 return stored, []
+            live = (await self._catalog.load(tx)).values()
             why = stored.disabled_reason or DisabledReason.MANUAL
             event_type = OperationalEventType.WEBHOOK_DISABLED
             data = webhook_disabled_data(before, why)
