@@ -62,3 +62,24 @@ async def _away_and_back(
         assert_per_order(rx.accepted())
         # Connection errors and reconnects are logged without the password.
         assert "guest:guest" not in server.log_text()
+
+
+async def test_a_queue_deleted_and_declared_again_is_consumed_again(
+    tmp_path: Path, rx: Receiver
+) -> None:
+    # RabbitMQ cancels the consumers of a deleted queue. Declared again at once (as a
+    # script changing its arguments would), the queue looks fine to every passive check:
+    # only the cancel itself tells orderhooks to consume anew.
+    account = unique("acct")
+    async with (
+        rabbit_queue() as queue,
+        consuming(tmp_path, queue.source_url(), rx, account) as (server, _client, _),
+    ):
+        await queue.publish(order_life(account))
+        await rx.wait_for(lambda: len(rx.delivered_ids()) >= 5, WAIT_SECONDS)
+        await queue.channel.queue_delete(queue.name)
+        await queue.channel.declare_queue(queue.name, durable=True)
+        await queue.publish(order_life(account))
+        await rx.wait_for(lambda: len(rx.delivered_ids()) >= 10, WAIT_SECONDS)
+        assert_per_order(rx.accepted())
+        assert "RabbitMQ cancelled the consumer" in server.log_text()

@@ -4,10 +4,12 @@ tests/e2e/test_sources_rabbitmq.py and test_sources_brokers.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 from typing import Any
 
 import aio_pika
+import pytest
 from aiormq.abc import DeliveredMessage
 from pamqp import commands as spec
 from pamqp.header import ContentHeader
@@ -15,18 +17,28 @@ from pamqp.header import ContentHeader
 from orderhooks.sources import amqp
 from orderhooks.sources.amqp import AmqpSession
 from orderhooks.sources.config import parse_source
+from orderhooks.sources.consumer import BrokerLost
 
 SOURCE = parse_source("amqp://guest:guest@127.0.0.1:5672/?queue=orders")
 
 
 class Underlying:
-    """The aiormq channel's two calls the session makes, recorded."""
+    """The aiormq channel's calls the session makes, recorded, and its cancel callbacks."""
 
     def __init__(self) -> None:
         self.acks: list[tuple[int, bool]] = []
+        self.on_consumer_cancel_callbacks: set[Any] = set()
 
-    async def basic_consume(self, queue: str, callback: Any, *, no_ack: bool) -> None:
+    async def basic_consume(
+        self, queue: str, callback: Any, *, no_ack: bool
+    ) -> spec.Basic.ConsumeOk:
         assert queue == "orders" and not no_ack
+        return spec.Basic.ConsumeOk(consumer_tag="ctag1.ours")
+
+    def broker_cancels(self, consumer_tag: str) -> None:
+        """What aiormq does when RabbitMQ sends Basic.Cancel on this channel."""
+        for callback in list(self.on_consumer_cancel_callbacks):
+            callback(spec.Basic.Cancel(consumer_tag=consumer_tag))
 
     async def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None:
         self.acks.append((delivery_tag, multiple))
@@ -99,3 +111,32 @@ async def test_a_dead_letter_keeps_the_body_and_headers_and_adds_the_error() -> 
         "orderhooks-error": "validation_error",
         "orderhooks-error-message": "data: must be an object",
     }
+
+
+async def test_a_consumer_cancelled_by_the_broker_ends_the_session(monkeypatch: Any) -> None:
+    # A queue deleted (and maybe declared again at once) cancels the consumer: nothing
+    # more arrives, so the session must end and the loop consume anew.
+    monkeypatch.setattr(amqp, "FETCH_WAIT_SECONDS", 5.0)
+    session, underlying, _ = _session()
+    await session.start()
+    await session._deliver(_delivered(1))
+    underlying.broker_cancels("ctag9.another-consumer")  # not this session's: no effect
+    [delivered] = await session.fetch()
+    underlying.broker_cancels("ctag1.ours")
+    await session.ack([delivered])  # what was delivered before is still acknowledged
+    assert underlying.acks == [(1, True)]
+    waiting = asyncio.get_running_loop().time()
+    with pytest.raises(BrokerLost, match="cancelled the consumer of queue 'orders'"):
+        await session.fetch()
+    assert asyncio.get_running_loop().time() - waiting < 1.0  # not after the whole wait
+
+
+async def test_a_cancel_during_a_wait_ends_it_at_once(monkeypatch: Any) -> None:
+    monkeypatch.setattr(amqp, "FETCH_WAIT_SECONDS", 5.0)
+    session, underlying, _ = _session()
+    await session.start()
+    fetching = asyncio.create_task(session.fetch())
+    await asyncio.sleep(0.05)
+    underlying.broker_cancels("ctag1.ours")
+    with pytest.raises(BrokerLost):
+        await asyncio.wait_for(fetching, 1.0)

@@ -8,7 +8,10 @@ of the client's CPU per message (docs/benchmarks.md, fourth round).
 Several processes consuming the same queue share its messages: RabbitMQ hands each
 message to one of them. Dead letters are published, body unchanged and with the
 `orderhooks-error` headers, to `<queue>.dead`, a durable queue orderhooks declares; a
-queue that does not exist yet is declared durable. See docs/operations.md.
+queue that does not exist yet is declared durable. When RabbitMQ cancels the consumer
+itself (the queue was deleted, perhaps declared again at once), the session counts as
+lost, so the consumer loop connects and consumes again instead of waiting on a consumer
+that no longer exists. See docs/operations.md.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import aio_pika.exceptions
 from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnection
 from aiormq.abc import AbstractChannel as UnderlyingChannel
 from aiormq.abc import DeliveredMessage
+from pamqp import commands as spec
 
 from orderhooks.sources.config import SourceConfig
 from orderhooks.sources.consumer import BrokerLost, SourceMessage
@@ -79,10 +83,21 @@ class AmqpSession:
         self._enough = asyncio.Event()
         self._lag: int | None = queue.declaration_result.message_count
         self._lag_checked = asyncio.get_running_loop().time()
+        self._consumer_tag: str | None = None
+        self._cancelled = False  # RabbitMQ cancelled the consumer
 
     async def start(self) -> None:
         """Start consuming into the session's inbox."""
-        await self._underlying.basic_consume(self._source.queue, self._deliver, no_ack=False)
+        self._underlying.on_consumer_cancel_callbacks.add(self._on_cancel)
+        ok = await self._underlying.basic_consume(self._source.queue, self._deliver, no_ack=False)
+        self._consumer_tag = ok.consumer_tag
+
+    def _on_cancel(self, frame: spec.Basic.Cancel) -> None:
+        """RabbitMQ cancelled a consumer of the channel: if it is this session's, nothing
+        more will be delivered, so the next `fetch` or `ack` ends the session."""
+        if frame.consumer_tag == self._consumer_tag:
+            self._cancelled = True
+            self._enough.set()  # a fetch waiting for messages notices at once
 
     async def _deliver(self, message: DeliveredMessage) -> None:
         self._inbox.append(message)
@@ -102,12 +117,17 @@ class AmqpSession:
         if self._connection.is_closed or self._channel.is_closed:
             raise BrokerLost("the RabbitMQ connection is closed")
 
+    def _check_consuming(self) -> None:
+        self._check_open()
+        if self._cancelled:
+            raise BrokerLost(f"RabbitMQ cancelled the consumer of queue {self._source.queue!r}")
+
     async def fetch(self) -> list[SourceMessage]:
         """The messages delivered so far (up to ROUND_MAX_MESSAGES), waiting
         FETCH_WAIT_SECONDS for the first, then ROUND_LINGER_SECONDS for more."""
-        self._check_open()
+        self._check_consuming()
         if not await self._wait_for(1, FETCH_WAIT_SECONDS):
-            self._check_open()
+            self._check_consuming()
             return []
         await self._wait_for(ROUND_MAX_MESSAGES, ROUND_LINGER_SECONDS)
         taken = self._inbox[:ROUND_MAX_MESSAGES]
