@@ -14,11 +14,14 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
+import orjson
 import pytest
 
 from orderhooks.domain.model import Scope
 from orderhooks.exceptions import StoreUnavailable
 from orderhooks.store.postgres import PostgresStore
+from orderhooks.store.sql import compile_queries
 from tests.integration.store_support import (
     NOW,
     delivered,
@@ -213,3 +216,61 @@ async def test_open_fails_cleanly_when_the_server_is_unreachable() -> None:
     with pytest.raises(StoreUnavailable):
         await store.ping()
     await store.close()
+
+
+# The claim path's queries, the record path's, and the busiest reads: the index each
+# uses on an empty database when sequential scans are ruled out. The plan is the generic
+# one, which is what a worker's prepared statements run with their own values.
+POSTGRES_QUERY_INDEXES = {
+    "due_heads": "deliveries_due",
+    "due_unbatched": "deliveries_due",
+    "due_operational_heads": "deliveries_due",
+    "due_batches": "deliveries_batch_due",
+    "batch_members": "deliveries_batch_due",
+    "refresh_heads": "deliveries_queue",
+    "in_flight": "deliveries_leases",
+    "expire_leases": "deliveries_leases",
+    "next_due_at": "deliveries_due",
+    "busy_queues": "deliveries_order",
+    "mark_delivering": "deliveries_pkey",
+    "deliveries_for_record": "deliveries_pkey",
+    "advance_delivery": "deliveries_pkey",
+    "queues_of_webhook": "deliveries_queue",
+    "finished_before": "deliveries_webhook_state",
+    "delivery_counts": "deliveries_webhook_state",
+    "list_deliveries_of_webhook": "deliveries_webhook",
+    "recent_durations": "attempts_webhook",
+}
+
+
+def _plan_nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return [node, *(n for child in node.get("Plans", []) for n in _plan_nodes(child))]
+
+
+async def test_hot_queries_stay_on_their_indexes(pg_url: str) -> None:
+    store = pg_store(pg_url, listen=False)
+    await store.open()
+    try:
+        await store.migrate()
+    finally:
+        await store.close()
+    queries = compile_queries("postgres")
+    conn = await asyncpg.connect(pg_url)
+    try:
+        # With sequential scans ruled out, a query no index can serve still shows one
+        # (as a disabled plan): so each assertion says an index fits the query's shape.
+        await conn.execute("SET enable_seqscan = off")
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        for name, index in POSTGRES_QUERY_INDEXES.items():
+            query = queries[name]
+            await conn.execute(f"PREPARE {name} AS {query.sql}")
+            nulls = ", ".join(["NULL"] * len(query.parameters))
+            execute = f"EXECUTE {name}({nulls})" if nulls else f"EXECUTE {name}"
+            explained = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {execute}")
+            nodes = _plan_nodes(orjson.loads(explained)[0]["Plan"])
+            indexes = {node.get("Index Name") for node in nodes}
+            scans = {node.get("Relation Name") for node in nodes if node["Node Type"] == "Seq Scan"}
+            assert index in indexes, f"{name}: {nodes}"
+            assert not scans, f"{name} scans {scans} whole: {nodes}"
+    finally:
+        await conn.close()
