@@ -157,6 +157,17 @@ async def test_an_unreachable_proxy_is_a_proxy_error(scheme: str) -> None:
     assert "egress proxy" in result.detail
 
 
+@pytest.mark.parametrize("scheme", ["http", "https"])
+async def test_a_proxy_name_that_does_not_resolve_is_a_proxy_error(scheme: str) -> None:
+    # The proxy's own name (the operator's) failing to resolve means the proxy cannot be
+    # reached: the operator's failure, which must not count against the webhook.
+    unresolvable = f"http://egress-proxy.invalid:{free_port()}"  # RFC 6761: never resolves
+    result = await send(post(f"{scheme}://{LOOPBACK}:{free_port()}/hook"), proxy=unresolvable)
+    assert result.error is AttemptError.PROXY_ERROR, result.detail
+    assert result.status_code is None
+    assert "egress proxy" in result.detail
+
+
 async def test_names_are_left_to_the_proxy_to_resolve(proxy: TinyProxy) -> None:
     # With no allowed networks, `localhost` resolves only to blocked addresses: without a
     # proxy the guard refuses it; through the proxy, the proxy's policy decides (this

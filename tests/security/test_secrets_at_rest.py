@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
+import sqlite3
 from pathlib import Path
 
 import asyncpg
@@ -229,3 +230,41 @@ def test_turning_encryption_on_leaves_no_plaintext_behind(tmp_path: Path, pki: P
             assert order.status_code == 202, order.text
             rx.wait_for_sync(lambda: len(rx.accepted()) > rx_before, DELIVERY_TIMEOUT, "delivery")
         assert rx.verify_all(stored.signing_secret) > rx_before
+
+
+def test_reencrypt_never_reports_success_while_a_reader_keeps_the_plaintext(
+    tmp_path: Path, pki: Pki
+) -> None:
+    """`secrets reencrypt` while the server serves and another connection holds a read
+    snapshot (a long dashboard query, a backup, an operator's sqlite3 shell): the
+    checkpoint cannot copy the resealed pages into the file, which keeps the plaintext.
+    The command must not report success then; run again without the reader, it does."""
+    data_dir = tmp_path / "data"
+    db = data_dir / "orderhooks.db"
+    key = new_encryption_key()
+    env = {"ORDERHOOKS_ENCRYPTION_KEYS": key}
+    with mtls_receiver(pki) as rx:
+        with ServerProcess(data_dir) as server, server.client() as api:
+            stored = store_and_deliver(api, rx, pki)
+            server.terminate()
+        with ServerProcess(data_dir, env=env) as server:
+            reader = sqlite3.connect(db)
+            try:
+                reader.execute("BEGIN")
+                assert reader.execute("SELECT count(*) FROM webhooks").fetchone()[0] == 1
+                held = run_cli(["secrets", "reencrypt"], cli_env(data_dir, **env))
+            finally:
+                reader.rollback()
+                reader.close()
+            left = leaks(as_text(db.read_bytes()), stored.secrets)
+            assert held.returncode != 0 or left == [], (
+                f"reencrypt reported success ({held.stdout.strip()}) while the database "
+                f"file still holds {left}"
+            )
+            if held.returncode != 0:
+                assert "run it again" in held.stderr, held.stderr
+            again = run_cli(["secrets", "reencrypt"], cli_env(data_dir, **env))
+            assert again.returncode == 0, again.stderr
+            for path in (db, Path(f"{db}-wal")):
+                if path.exists():
+                    assert leaks(as_text(path.read_bytes()), stored.secrets) == [], path.name

@@ -16,8 +16,9 @@ Failures map to `AttemptError` (docs/api.md)::
     refused, reset, DNS failure, bad response  CONNECTION_ERROR
     3xx (never followed)                       REDIRECT         (status recorded)
     any other non-2xx                          HTTP_STATUS      (status recorded)
-    the egress proxy cannot be reached, or     PROXY_ERROR      (not counted against
-      asks for credentials (407)                                 the webhook's health)
+    the egress proxy cannot be reached (its    PROXY_ERROR      (not counted against
+      name included), or asks for credentials                    the webhook's health)
+      (407)
     the egress proxy refuses the CONNECT       CONNECTION_ERROR (its status in `detail`)
 """
 
@@ -264,6 +265,10 @@ class AiohttpTransport:
             detail = f"the egress proxy answered CONNECT with {exc.status} {exc.message}"
             return _failure(error, started, detail)
         except aiohttp.ClientConnectorError as exc:
+            if self._proxy is not None and isinstance(exc, aiohttp.ClientConnectorDNSError):
+                # Through a proxy, only the proxy's own name is resolved here: it failing
+                # to resolve means the proxy cannot be reached.
+                return _failure(AttemptError.PROXY_ERROR, started, f"egress proxy: {exc}")
             if _is_blocked_error(exc):
                 return _failure(AttemptError.BLOCKED_ADDRESS, started, str(exc))
             return _failure(AttemptError.CONNECTION_ERROR, started, str(exc))

@@ -112,14 +112,24 @@ class SQLiteEngine:
     async def compact(self) -> None:
         """Rewrite the file without free pages (VACUUM), then empty the WAL, so that
         content replaced earlier is in neither. Through the writer, outside a
-        transaction."""
+        transaction. StoreError when a reader kept the checkpoint from finishing: the
+        file then still holds the old pages."""
         if self.writer is None:
             raise StoreUnavailable("the SQLite store is not open")
 
         async def job(tx: Tx) -> None:
             assert isinstance(tx, SQLiteTx)
             tx.connection.execute("VACUUM")
-            tx.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            # Waits (busy timeout) for readers of older snapshots; one still reading then
+            # keeps the rewritten pages out of the file, which holds the old ones.
+            busy = tx.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if busy:
+                raise StoreError(
+                    "the rewritten database could not be copied into its file: another "
+                    "connection kept reading an older snapshot (a long query, a backup, a "
+                    "sqlite3 shell), so the file may still hold values as they were before; "
+                    "run it again once that reader is done"
+                )
 
         await self.writer.submit_outside(job)
 
