@@ -230,3 +230,20 @@ async def test_a_batch_attempt_links_to_the_ingest_of_each_event(
     assert all(linked_to(attempt, ingest) for ingest in ingests)
     _, trace_id, span_id, _ = request.headers["traceparent"].split("-")
     assert (trace_id, span_id) == (attempt.trace_id, attempt.span_id)
+
+
+async def test_a_portal_link_token_never_reaches_a_span(
+    tmp_path: Path, collector: Collector, account: str
+) -> None:
+    async with traced_server(tmp_path, collector.url) as (_, api):
+        created = await api.call("POST", "/v1/portal-links", json_body={"accounts": [account]})
+        assert created.status_code == 201, created.text
+        url = created.json()["url"]
+        token = url.rsplit("/", 1)[1]
+        path = url[url.index("/ui/portal/") :]
+        looked = await api.call("GET", path)  # a link previewer fetching it: not used up
+        assert looked.status_code == 200, looked.text
+        # The dashboard's routes carry no template: the span is named by its method.
+        [span] = collector.wait_for_spans("GET", 1, url__path="/ui/portal/{token}")
+    assert span.attributes["http.response.status_code"] == 200
+    assert all(token not in str(s.attributes) for s in collector.spans())

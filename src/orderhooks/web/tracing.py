@@ -3,7 +3,9 @@
 The span is a SERVER span named after the method and, once routing has matched, the
 route's path template (`POST /v1/orders/{order_id}/status`), so that ids do not make
 every name unique. An incoming W3C `traceparent` (the order platform's own trace) is
-continued; the ingest span is made inside this one.
+continued; the ingest span is made inside this one. A path segment that is a portal
+link's token is replaced by `{token}` in `url.path`: a link that was fetched but not used
+yet must not be readable by whoever reads the traces (docs/security.md, portal links).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from opentelemetry.trace import SpanKind, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from orderhooks.domain.portal import TOKEN_PREFIX
 from orderhooks.web.asgi_status import StatusNotingSend
 
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -26,6 +29,15 @@ def _incoming_headers(scope: Scope) -> dict[str, str]:
         for name, value in scope.get("headers", ())
         if name.lower() in wanted
     }
+
+
+def traced_path(path: str) -> str:
+    """`path` as a span records it: portal link tokens replaced by `{token}`."""
+    if TOKEN_PREFIX not in path:
+        return path
+    return "/".join(
+        "{token}" if part.startswith(TOKEN_PREFIX) else part for part in path.split("/")
+    )
 
 
 def _route_template(scope: Scope) -> str | None:
@@ -48,7 +60,7 @@ class RequestSpanMiddleware:
             return
         method = str(scope["method"])
         parent = _PROPAGATOR.extract(_incoming_headers(scope))
-        attributes = {"http.request.method": method, "url.path": str(scope["path"])}
+        attributes = {"http.request.method": method, "url.path": traced_path(str(scope["path"]))}
         with self._tracer.start_as_current_span(
             method, context=parent, kind=SpanKind.SERVER, attributes=attributes
         ) as span:
