@@ -225,3 +225,10 @@ def test_backup_refuses_a_missing_database_and_the_database_itself(tmp_path: Pat
     itself = run_cli(["backup", "--force", str(database)], cli_env(data))
     assert itself.returncode == 1
     assert "must not be the database itself" in itself.stderr
+    # Nor the WAL beside it, which holds the latest commits of a running server.
+    wal = data / "orderhooks.db-wal"
+    wal.write_bytes(b"commits not yet checkpointed")
+    companion = run_cli(["backup", "--force", str(wal)], cli_env(data))
+    assert companion.returncode == 1
+    assert "must not be the database's own orderhooks.db-wal" in companion.stderr
+    assert wal.read_bytes() == b"commits not yet checkpointed"

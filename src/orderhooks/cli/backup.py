@@ -24,6 +24,8 @@ from orderhooks.exceptions import OrderhooksError
 
 BUSY_TIMEOUT_MS = 10_000  # the server's writer may hold the lock for one group commit
 PARTIAL_SUFFIX = ".partial"
+# The files SQLite keeps beside a database: overwriting one breaks the live database.
+COMPANION_SUFFIXES = ("-wal", "-shm", "-journal")
 POSTGRES_REFUSAL = (
     "backup copies SQLite databases only; back up PostgreSQL with pg_dump, or with "
     "base backups and WAL archiving for point-in-time recovery (see docs/operations.md)"
@@ -37,12 +39,17 @@ class BackupError(OrderhooksError):
 def backup_sqlite(source: Path, target: Path, *, force: bool = False) -> int:
     """Copy the database at `source` to `target` consistently; the copy's size in bytes.
 
-    Refuses an existing `target` unless `force`, and a `target` that is the source.
+    Refuses an existing `target` unless `force`, and a `target` that is the source or one
+    of the files SQLite keeps beside it (its WAL, its shared-memory index, its journal).
     """
     if not source.is_file():
         raise BackupError(f"no database at {source}")
-    if target.exists() and target.resolve() == source.resolve():
+    database = source.resolve()
+    if target.resolve() == database:
         raise BackupError("the backup file must not be the database itself")
+    companions = {database.with_name(database.name + suffix) for suffix in COMPANION_SUFFIXES}
+    if target.resolve() in companions:
+        raise BackupError(f"the backup file must not be the database's own {target.name}")
     if target.exists() and not force:
         raise BackupError(f"{target} exists; give --force to overwrite it")
     if target.is_dir():
