@@ -76,7 +76,8 @@ async def _reorder(tx: Tx, webhook: Webhook) -> None:
         await tx.execute("ready_all", webhook_id=webhook.id)
         return
     rows = await tx.fetch("queues_of_webhook", webhook_id=webhook.id)
-    queues = [(webhook.id, row["order_id"]) for row in rows]
+    # An operational event's delivery belongs to no order: it has no queue (always ready).
+    queues = [(webhook.id, row["order_id"]) for row in rows if row["order_id"] is not None]
     await lock_orders(tx, [order_id for _, order_id in queues])
     await refresh_heads(tx, queues, {webhook.id: webhook})
 
