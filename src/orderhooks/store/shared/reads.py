@@ -44,6 +44,7 @@ from orderhooks.store.shared.codec import (
 from orderhooks.store.shared.core import StoreCore, reading
 from orderhooks.store.shared.tx import Row, Tx, lookup
 from orderhooks.store.shared.values import (
+    loads,
     micros,
     micros_or_none,
     moment,
@@ -77,16 +78,21 @@ def scope_param(tx: Tx, scope: Scope) -> object:
     return None if scope.accounts is None else tx.array(sorted(scope.accounts))
 
 
-def visible(event: Event, scope: Scope) -> bool:
+async def visible(tx: Tx, event: Event, scope: Scope) -> bool:
     """Whether the caller may read `event`: an order event of one of its accounts; an
     operational event only when its accounts cover every account of the webhook the
     event is about (docs/events.md)."""
     if not scope.allows(event.account):
         return False
-    if isinstance(event.type, OperationalEventType):
-        accounts = event.data.get("accounts")
-        return isinstance(accounts, list) and scope.allows_all([str(a) for a in accounts])
-    return True
+    if not isinstance(event.type, OperationalEventType) or scope.accounts is None:
+        return True
+    accounts = event.data.get("accounts")
+    if not isinstance(accounts, list):
+        # `delivery.failed` names its webhook by id only: its accounts are read (those of
+        # a deleted webhook too).
+        row = await lookup(tx, "accounts_of_webhook", id=str(event.data.get("webhookId")))
+        accounts = [] if row is None else loads(row["accounts"])
+    return scope.allows_all([str(a) for a in accounts])
 
 
 def _window(tx: Tx, flt: TimeWindowFilter) -> dict[str, object]:
@@ -131,7 +137,7 @@ class ReadOperations(StoreCore):
         """One event (test events included)."""
         row = await lookup(tx, "event_by_id", id=event_id)
         event = None if row is None else event_from_row(row)
-        if event is None or not visible(event, scope):
+        if event is None or not await visible(tx, event, scope):
             raise NotFound(f"event {event_id} not found")
         return event
 
@@ -213,7 +219,7 @@ class ReadOperations(StoreCore):
         event_row = await tx.fetchrow("event_by_id", id=row["event_id"])
         assert event_row is not None  # deliveries reference their event
         event = event_from_row(event_row)
-        if not visible(event, scope):
+        if not await visible(tx, event, scope):
             raise NotFound(f"delivery {delivery_id} not found")
         attempts = [
             attempt_from_row(r) for r in await tx.fetch("attempts_of", delivery_id=delivery_id)

@@ -198,6 +198,10 @@ WHERE id = :id AND state <> 'disabled' AND deleted_at IS NULL;
 -- name: webhook_by_id
 SELECT * FROM webhooks WHERE id = :id AND deleted_at IS NULL;
 
+-- name: accounts_of_webhook
+-- Deleted webhooks too: an operational event about one stays readable.
+SELECT accounts FROM webhooks WHERE id = :id;
+
 -- name: insert_webhook
 INSERT INTO webhooks (id, url, description, accounts, event_types, secrets, locations,
                       channel_links, channels, new_order_trigger, status_filter,
