@@ -5,6 +5,7 @@ accounts, never billed (docs/events.md)."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
@@ -296,3 +297,37 @@ async def test_a_batching_webhook_takes_operational_events_in_its_batches(store:
     sent = [c for c in await store.claim(NOW, 100, "w1") if c.webhook.id == batching.id]
     assert {c.event.type for c in sent} == {"order.new", DELIVERY_FAILED}
     assert len({c.batch_id for c in sent}) == 1 and sent[0].batch_id is not None
+
+
+async def test_a_retried_batch_keeps_its_operational_events_in_place(store: Store) -> None:
+    """A batch with an operational event (no order) is retried with its events in the
+    order of its first attempt, on either engine (SQL sorts a missing order apart)."""
+    w = await store.create_webhook(webhook())
+    batching = await store.create_webhook(
+        webhook(
+            accounts=("*",),
+            event_types=(*ALL_TYPES, *OPS),
+            batch=BatchSettings(max_events=10, max_wait_ms=0),
+        )
+    )
+    await store.ingest([new_order("o1")], NOW)
+    first = await store.claim(NOW, 100, "w1")
+    [claim] = [c for c in first if c.webhook.id == w.id]
+    await store.record([failed(claim.delivery.id, w.id)], NOW)
+    await store.record([delivered(c.delivery.id, batching.id) for c in first if c != claim], NOW)
+    await store.ingest([new_order("o2")], NOW)
+    sent = [c for c in await store.claim(NOW, 100, "w1") if c.webhook.id == batching.id]
+    assert {c.event.type for c in sent} == {"order.new", DELIVERY_FAILED}
+    await store.record(
+        [
+            dataclasses.replace(
+                failed(c.delivery.id, batching.id, retry_at=LATER), batch_id=c.batch_id
+            )
+            for c in sent
+        ],
+        NOW,
+    )
+    retried = [c for c in await store.claim(LATER, 100, "w1") if c.webhook.id == batching.id]
+    assert [(c.delivery.id, c.batch_id) for c in retried] == [
+        (c.delivery.id, c.batch_id) for c in sent
+    ]
