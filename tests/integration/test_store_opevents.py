@@ -331,3 +331,66 @@ async def test_a_retried_batch_keeps_its_operational_events_in_place(store: Stor
     assert [(c.delivery.id, c.batch_id) for c in retried] == [
         (c.delivery.id, c.batch_id) for c in sent
     ]
+
+
+async def test_a_batching_webhook_awaiting_agreement_retries_under_one_batch_id(
+    make_store: StoreFactory,
+) -> None:
+    """Awaiting its agreement, a batching webhook is sent its operational events one per
+    request; a failed one is retried with the same `webhook-id` (its batch id), which
+    receivers deduplicate on."""
+    store = await make_store(require_agreement=True)
+    await store.put_agreement(agreement("acc1"), NOW)
+    w = await store.create_webhook(webhook())
+    waiting = await store.create_webhook(
+        webhook(
+            accounts=("acc1", "acc9"),
+            event_types=OPS,
+            batch=BatchSettings(max_events=10, max_wait_ms=0),
+        )
+    )
+    assert waiting.state == WebhookState.AWAITING_AGREEMENT
+    await store.set_webhook_state(w.id, WebhookState.DISABLED, None, NOW)
+    [first] = await store.claim(NOW, 100, "w1")
+    assert first.webhook.id == waiting.id and first.event.type == DISABLED
+    assert first.batch_id is not None
+    outcome = failed(first.delivery.id, waiting.id, retry_at=LATER)
+    await store.record([dataclasses.replace(outcome, batch_id=first.batch_id)], NOW)
+    [again] = await store.claim(LATER, 100, "w1")
+    assert (again.delivery.id, again.attempt) == (first.delivery.id, 2)
+    assert again.batch_id == first.batch_id
+
+
+async def test_an_operational_event_leaves_its_batch_when_its_webhook_awaits_agreement(
+    make_store: StoreFactory,
+) -> None:
+    """A batch of an operational event and an order event failed while its webhook was
+    active; the webhook then awaits an agreement: the operational event goes alone under
+    a batch id of its own, and the old id keeps naming only events it named."""
+    store = await make_store(require_agreement=True)
+    await store.put_agreement(agreement("acc1"), NOW)
+    w = await store.create_webhook(webhook())
+    hook = await store.create_webhook(
+        webhook(event_types=(*ALL_TYPES, *OPS), batch=BatchSettings(max_events=10, max_wait_ms=0))
+    )
+    await store.ingest([new_order("o1")], NOW)
+    first = await store.claim(NOW, 100, "w1")
+    [claim] = [c for c in first if c.webhook.id == w.id]
+    await store.record([failed(claim.delivery.id, w.id)], NOW)  # delivery.failed to hook
+    await store.record([delivered(c.delivery.id, hook.id) for c in first if c != claim], NOW)
+    await store.ingest([new_order("o2")], NOW)
+    batch = [c for c in await store.claim(NOW, 100, "w1") if c.webhook.id == hook.id]
+    assert {c.event.type for c in batch} == {"order.new", DELIVERY_FAILED}
+    [batch_id] = {c.batch_id for c in batch}
+    await store.record(
+        [
+            dataclasses.replace(failed(c.delivery.id, hook.id, retry_at=LATER), batch_id=batch_id)
+            for c in batch
+        ],
+        NOW,
+    )
+    stored = await store.get_webhook(hook.id, Scope())
+    await store.update_webhook(dataclasses.replace(stored, accounts=("acc1", "acc9")))
+    [alone] = [c for c in await store.claim(LATER, 100, "w1") if c.webhook.id == hook.id]
+    assert alone.event.type == DELIVERY_FAILED
+    assert alone.batch_id not in (None, batch_id)

@@ -13,6 +13,7 @@ the batch is delivered or failed (docs/guarantees.md).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from orderhooks.domain.batches import BatchSettings
@@ -57,6 +58,23 @@ async def _retried_batches(tx: Tx, webhook_id: str, slots: int, now_us: int) -> 
             await tx.execute("leave_batch", ids=tx.array(strays))
         if heads:
             requests.append(Request(heads, due["batch_id"]))
+    return requests
+
+
+async def sent_alone(tx: Tx, rows: Sequence[Row]) -> list[Request]:
+    """Batches of one delivery each (a batching webhook awaiting its agreement is sent its
+    operational events one per request). A retry keeps the batch id of its first attempt,
+    the `webhook-id` receivers deduplicate on; a delivery whose batch has other events
+    (formed while the webhook was active) leaves it for an id of its own instead."""
+    requests = []
+    for row in rows:
+        batch_id = row["batch_id"]
+        if batch_id is not None:
+            members = await tx.fetch("batch_members", batch_id=batch_id)
+            if any(member["id"] != row["id"] for member in members):
+                await tx.execute("leave_batch", ids=tx.array([row["id"]]))
+                batch_id = None
+        requests.append(Request((row,), batch_id))
     return requests
 
 
