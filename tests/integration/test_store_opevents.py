@@ -5,7 +5,9 @@ accounts, never billed (docs/events.md)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any
 
@@ -210,6 +212,39 @@ async def test_disabling_emits_once_by_hand_or_when_gone(store: Store) -> None:
     assert [d for d in await deliveries_of(store, w.id) if d.event_type in OPS] == []
     ops = [d.event_id for d in await deliveries_of(store, ops_all.id) if d.event_type in OPS]
     assert set(ops) >= {manual.id, events[1].id}
+
+
+RACE_ROUNDS = 100
+
+
+async def test_a_disable_by_hand_racing_a_410_emits_once(store: Store) -> None:
+    """A disable by hand and a recorded 410 of the same webhook, at about the same time
+    (PostgreSQL runs them side by side): one transition, one `webhook.disabled`."""
+    await store.create_webhook(webhook(accounts=("*",), event_types=OPS))
+
+    async def after(seconds: float, work: Awaitable[object]) -> None:
+        await asyncio.sleep(seconds)
+        await work
+
+    twice = []
+    for n in range(RACE_ROUNDS):
+        w = await store.create_webhook(webhook())
+        await store.ingest([new_order(f"o{n}")], NOW)
+        [claim] = [c for c in await store.claim(NOW, 100, "w1") if c.webhook.id == w.id]
+        gone = failed(claim.delivery.id, w.id, disable=DisabledReason.GONE)
+        pause = (n % 10) / 2000  # 0 to 4.5 ms, first one side, then the other
+        await asyncio.gather(
+            after(pause if n % 2 else 0, store.record([gone], NOW)),
+            after(
+                0 if n % 2 else pause,
+                store.set_webhook_state(w.id, WebhookState.DISABLED, None, NOW),
+            ),
+        )
+        told = await store.list_events(EventFilter(type=DISABLED), 5 * RACE_ROUNDS, None)
+        reasons = [e.data["reason"] for e in told.items if e.data["webhookId"] == w.id]
+        if len(reasons) != 1:
+            twice.append(reasons)
+    assert twice == []
 
 
 async def test_failing_too_long_emits_disabled(make_store: StoreFactory) -> None:

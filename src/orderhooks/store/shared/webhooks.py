@@ -202,6 +202,9 @@ class WebhookOperations(StoreCore):
         `webhook.disabled` in the same transaction (docs/events.md)."""
 
         async def job(tx: Tx) -> tuple[Webhook, list[str]]:
+            if state == WebhookState.DISABLED:
+                # Read as it is once a concurrent disable (a 410...) has committed.
+                await tx.fetch("lock_webhook", id=webhook_id)
             before = await stored_webhook(tx, webhook_id, self.box)
             stored = await self._set_state(tx, webhook_id, state, reason, now)
             await audited(tx, stored, audit)
