@@ -33,6 +33,7 @@ from orderhooks.store.base import (
     WebhookFilter,
     WebhookStats,
 )
+from orderhooks.store.shared.batching import body_order
 from orderhooks.store.shared.codec import (
     attempt_from_row,
     delivery_from_row,
@@ -93,6 +94,14 @@ async def visible(tx: Tx, event: Event, scope: Scope) -> bool:
         row = await lookup(tx, "accounts_of_webhook", id=str(event.data.get("webhookId")))
         accounts = [] if row is None else loads(row["accounts"])
     return scope.allows_all([str(a) for a in accounts])
+
+
+async def _batch_events(tx: Tx, batch_id: str) -> list[Event]:
+    """The events of a batch's deliveries, in the order of the batch's body."""
+    members = sorted(await tx.fetch("batch_deliveries", batch_id=batch_id), key=body_order)
+    event_ids = tx.array(sorted({member["event_id"] for member in members}))
+    events = {row["id"]: row for row in await tx.fetch("events_by_ids", ids=event_ids)}
+    return [event_from_row(events[m["event_id"]]) for m in members if m["event_id"] in events]
 
 
 def _window(tx: Tx, flt: TimeWindowFilter) -> dict[str, object]:
@@ -224,7 +233,10 @@ class ReadOperations(StoreCore):
         attempts = [
             attempt_from_row(r) for r in await tx.fetch("attempts_of", delivery_id=delivery_id)
         ]
-        return DeliveryView(delivery=delivery_from_row(row), event=event, attempts=attempts)
+        batch = [] if row["batch_id"] is None else await _batch_events(tx, row["batch_id"])
+        return DeliveryView(
+            delivery=delivery_from_row(row), event=event, attempts=attempts, batch=batch
+        )
 
     @reading
     async def webhook_stats(self, tx: Tx, webhook_id: str, now: datetime) -> WebhookStats:

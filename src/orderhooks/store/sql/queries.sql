@@ -138,6 +138,10 @@ GROUP BY batch_id
 ORDER BY MIN(next_attempt_at), batch_id
 LIMIT :limit;
 
+-- name: batch_deliveries
+-- Every delivery of a batch, whatever its state: the dashboard shows the batch body.
+SELECT * FROM deliveries WHERE batch_id = :batch_id;
+
 -- name: batch_members
 SELECT * FROM deliveries WHERE batch_id = :batch_id AND state = 'pending'
 ORDER BY order_id, sequence, id;
