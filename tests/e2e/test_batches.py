@@ -19,8 +19,10 @@ import pytest
 
 from orderhooks.testing import ReceivedRequest, Receiver
 from orderhooks.testing.server import ServerProcess
+from tests.e2e.shaping_support import dashboard_payload
 from tests.e2e.support import ingest_flow, units
 from tests.support.api import Api
+from tests.support.data import new_order
 
 BATCH = {"maxEvents": 4, "maxWaitMs": 200}
 
@@ -136,3 +138,22 @@ async def test_batches_on_postgres_with_two_workers(
 ) -> None:
     async with pg_cluster.async_client() as client:
         await run_flow(Api(client, pg_cluster.admin_key), rx, account, orders=8)
+
+
+async def test_the_dashboard_shows_the_batch_body_that_was_sent(
+    server: ServerProcess, api: Api, rx: Receiver, account: str
+) -> None:
+    """The delivery page shows the bytes sent (docs/dashboard.md): for an event sent in a
+    batch, the batch body, shaped, whose signatures the receiver checked."""
+    hook = await api.create_webhook(
+        rx.url, [account], batch={"maxEvents": 2, "maxWaitMs": 60_000}, fields=["items[].plu"]
+    )
+    ids = [event_id for _ in range(2) for event_id in await api.new_order(new_order(account))]
+    await rx.wait_for(lambda: set(ids) <= delivered_event_ids(rx), 30, "the batch delivered")
+    [sent] = rx.accepted()
+    delivery_ids = sent.headers["orderhooks-delivery-id"].split(",")
+    assert len(delivery_ids) == 2
+    rx.verify_all(hook["secret"])
+    for delivery_id in delivery_ids:
+        shown = await dashboard_payload(server.base_url, server.admin_key, delivery_id)
+        assert shown.encode() == sent.body

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.integration.api_support import (
+    LocalApi,
     finish_deliveries,
     finish_delivery,
     running_api,
@@ -183,6 +184,37 @@ async def test_retry_now(tmp_path: Path) -> None:
         assert conflict.status_code == 409
         assert conflict.json()["error"]["code"] == "conflict"
         assert (await api.call("POST", "/v1/deliveries/dlv_nope/retry")).status_code == 404
+
+
+async def test_a_delivery_failed_event_can_be_read_and_retried(
+    api_on_each_engine: LocalApi,
+) -> None:
+    # `delivery.failed` is about webhook W like the other operational events, but its data
+    # names W by id only, without W's accounts: it is read as the others are.
+    api, account, other = api_on_each_engine, unique("acct"), unique("acct")
+    await api.agree(account)
+    w = await api.make_webhook(account, eventTypes=["order.new"])
+    s = await api.make_webhook(account, eventTypes=["delivery.failed"])
+    order = await api.post_order(account)
+    [failing] = await api.deliveries(w["id"])
+    await finish_delivery(api, failing["id"], 500)
+    [told] = await api.deliveries(s["id"])
+    assert told["eventType"] == "delivery.failed"
+    mine, foreign = await api.make_key("partner", [account]), await api.make_key("partner", [other])
+    for key in ("admin", mine):
+        one = await api.call("GET", f"/v1/deliveries/{told['id']}", key)
+        assert one.status_code == 200, one.text
+        event = one.json()["event"]
+        assert event["type"] == "delivery.failed"
+        assert event["orderId"] == order["orderId"]
+        assert event["data"]["deliveryId"] == failing["id"]
+        read = await api.call("GET", f"/v1/events/{told['eventId']}", key)
+        assert read.status_code == 200, read.text
+        assert read.json() == event
+    for path in (f"/v1/deliveries/{told['id']}", f"/v1/events/{told['eventId']}"):
+        assert (await api.call("GET", path, foreign)).status_code == 404
+    retried = await api.call("POST", f"/v1/deliveries/{told['id']}/retry", mine)
+    assert retried.status_code == 202, retried.text
 
 
 async def test_events_list_filters_and_scope(traffic: Traffic) -> None:

@@ -297,6 +297,30 @@ async def test_patch_changes_only_the_given_fields(api: Api) -> None:
     assert secret.json()["secret"] == webhook["secret"]
 
 
+async def test_ordering_can_change_while_operational_events_wait(
+    api_on_each_engine: LocalApi,
+) -> None:
+    # An operational event's delivery belongs to no order: changing `ordering` re-evaluates
+    # the order queues only, beside it (no worker runs here, so both deliveries wait).
+    api, account = api_on_each_engine, unique("acct")
+    await api.agree(account)
+    types = ["order.new", "order.status_update", "webhook.disabled"]
+    listener = await api.make_webhook(account, eventTypes=types, ordering="none")
+    other = await api.make_webhook(account)
+    order_id = (await api.post_order(account))["orderId"]
+    await api.status(order_id, 20)
+    assert (await api.call("POST", f"/v1/webhooks/{other['id']}/disable")).status_code == 200
+    waiting = await api.deliveries(listener["id"], state="pending")
+    assert sorted(d["eventType"] for d in waiting) == sorted(types)
+    for ordering in ("per_order", "none"):
+        response = await api.call(
+            "PATCH", f"/v1/webhooks/{listener['id']}", json_body={"ordering": ordering}
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["ordering"] == ordering
+    assert await api.deliveries(listener["id"], state="pending") == waiting
+
+
 @pytest.mark.parametrize(
     "patch",
     [{"url": None}, {"url": "http://192.168.1.1/x"}, {"eventTypes": []}, {"state": "active"}],

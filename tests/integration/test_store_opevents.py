@@ -5,6 +5,9 @@ accounts, never billed (docs/events.md)."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any
 
@@ -211,6 +214,39 @@ async def test_disabling_emits_once_by_hand_or_when_gone(store: Store) -> None:
     assert set(ops) >= {manual.id, events[1].id}
 
 
+RACE_ROUNDS = 100
+
+
+async def test_a_disable_by_hand_racing_a_410_emits_once(store: Store) -> None:
+    """A disable by hand and a recorded 410 of the same webhook, at about the same time
+    (PostgreSQL runs them side by side): one transition, one `webhook.disabled`."""
+    await store.create_webhook(webhook(accounts=("*",), event_types=OPS))
+
+    async def after(seconds: float, work: Awaitable[object]) -> None:
+        await asyncio.sleep(seconds)
+        await work
+
+    twice = []
+    for n in range(RACE_ROUNDS):
+        w = await store.create_webhook(webhook())
+        await store.ingest([new_order(f"o{n}")], NOW)
+        [claim] = [c for c in await store.claim(NOW, 100, "w1") if c.webhook.id == w.id]
+        gone = failed(claim.delivery.id, w.id, disable=DisabledReason.GONE)
+        pause = (n % 10) / 2000  # 0 to 4.5 ms, first one side, then the other
+        await asyncio.gather(
+            after(pause if n % 2 else 0, store.record([gone], NOW)),
+            after(
+                0 if n % 2 else pause,
+                store.set_webhook_state(w.id, WebhookState.DISABLED, None, NOW),
+            ),
+        )
+        told = await store.list_events(EventFilter(type=DISABLED), 5 * RACE_ROUNDS, None)
+        reasons = [e.data["reason"] for e in told.items if e.data["webhookId"] == w.id]
+        if len(reasons) != 1:
+            twice.append(reasons)
+    assert twice == []
+
+
 async def test_failing_too_long_emits_disabled(make_store: StoreFactory) -> None:
     store = await make_store(disable_after_seconds=60)
     w = await store.create_webhook(webhook())
@@ -296,3 +332,100 @@ async def test_a_batching_webhook_takes_operational_events_in_its_batches(store:
     sent = [c for c in await store.claim(NOW, 100, "w1") if c.webhook.id == batching.id]
     assert {c.event.type for c in sent} == {"order.new", DELIVERY_FAILED}
     assert len({c.batch_id for c in sent}) == 1 and sent[0].batch_id is not None
+
+
+async def test_a_retried_batch_keeps_its_operational_events_in_place(store: Store) -> None:
+    """A batch with an operational event (no order) is retried with its events in the
+    order of its first attempt, on either engine (SQL sorts a missing order apart)."""
+    w = await store.create_webhook(webhook())
+    batching = await store.create_webhook(
+        webhook(
+            accounts=("*",),
+            event_types=(*ALL_TYPES, *OPS),
+            batch=BatchSettings(max_events=10, max_wait_ms=0),
+        )
+    )
+    await store.ingest([new_order("o1")], NOW)
+    first = await store.claim(NOW, 100, "w1")
+    [claim] = [c for c in first if c.webhook.id == w.id]
+    await store.record([failed(claim.delivery.id, w.id)], NOW)
+    await store.record([delivered(c.delivery.id, batching.id) for c in first if c != claim], NOW)
+    await store.ingest([new_order("o2")], NOW)
+    sent = [c for c in await store.claim(NOW, 100, "w1") if c.webhook.id == batching.id]
+    assert {c.event.type for c in sent} == {"order.new", DELIVERY_FAILED}
+    await store.record(
+        [
+            dataclasses.replace(
+                failed(c.delivery.id, batching.id, retry_at=LATER), batch_id=c.batch_id
+            )
+            for c in sent
+        ],
+        NOW,
+    )
+    retried = [c for c in await store.claim(LATER, 100, "w1") if c.webhook.id == batching.id]
+    assert [(c.delivery.id, c.batch_id) for c in retried] == [
+        (c.delivery.id, c.batch_id) for c in sent
+    ]
+
+
+async def test_a_batching_webhook_awaiting_agreement_retries_under_one_batch_id(
+    make_store: StoreFactory,
+) -> None:
+    """Awaiting its agreement, a batching webhook is sent its operational events one per
+    request; a failed one is retried with the same `webhook-id` (its batch id), which
+    receivers deduplicate on."""
+    store = await make_store(require_agreement=True)
+    await store.put_agreement(agreement("acc1"), NOW)
+    w = await store.create_webhook(webhook())
+    waiting = await store.create_webhook(
+        webhook(
+            accounts=("acc1", "acc9"),
+            event_types=OPS,
+            batch=BatchSettings(max_events=10, max_wait_ms=0),
+        )
+    )
+    assert waiting.state == WebhookState.AWAITING_AGREEMENT
+    await store.set_webhook_state(w.id, WebhookState.DISABLED, None, NOW)
+    [first] = await store.claim(NOW, 100, "w1")
+    assert first.webhook.id == waiting.id and first.event.type == DISABLED
+    assert first.batch_id is not None
+    outcome = failed(first.delivery.id, waiting.id, retry_at=LATER)
+    await store.record([dataclasses.replace(outcome, batch_id=first.batch_id)], NOW)
+    [again] = await store.claim(LATER, 100, "w1")
+    assert (again.delivery.id, again.attempt) == (first.delivery.id, 2)
+    assert again.batch_id == first.batch_id
+
+
+async def test_an_operational_event_leaves_its_batch_when_its_webhook_awaits_agreement(
+    make_store: StoreFactory,
+) -> None:
+    """A batch of an operational event and an order event failed while its webhook was
+    active; the webhook then awaits an agreement: the operational event goes alone under
+    a batch id of its own, and the old id keeps naming only events it named."""
+    store = await make_store(require_agreement=True)
+    await store.put_agreement(agreement("acc1"), NOW)
+    w = await store.create_webhook(webhook())
+    hook = await store.create_webhook(
+        webhook(event_types=(*ALL_TYPES, *OPS), batch=BatchSettings(max_events=10, max_wait_ms=0))
+    )
+    await store.ingest([new_order("o1")], NOW)
+    first = await store.claim(NOW, 100, "w1")
+    [claim] = [c for c in first if c.webhook.id == w.id]
+    await store.record([failed(claim.delivery.id, w.id)], NOW)  # delivery.failed to hook
+    await store.record([delivered(c.delivery.id, hook.id) for c in first if c != claim], NOW)
+    await store.ingest([new_order("o2")], NOW)
+    batch = [c for c in await store.claim(NOW, 100, "w1") if c.webhook.id == hook.id]
+    assert {c.event.type for c in batch} == {"order.new", DELIVERY_FAILED}
+    [batch_id] = {c.batch_id for c in batch}
+    await store.record(
+        [
+            dataclasses.replace(failed(c.delivery.id, hook.id, retry_at=LATER), batch_id=batch_id)
+            for c in batch
+        ],
+        NOW,
+    )
+    stored = await store.get_webhook(hook.id, Scope())
+    await store.update_webhook(dataclasses.replace(stored, accounts=("acc1", "acc9")))
+    [alone] = [c for c in await store.claim(LATER, 100, "w1") if c.webhook.id == hook.id]
+    assert alone.event.type == DELIVERY_FAILED
+    assert alone.batch_id not in (None, batch_id)

@@ -135,11 +135,13 @@ class OrderView:
 
 @dataclass(frozen=True, slots=True)
 class DeliveryView:
-    """One delivery with its event and attempts (oldest first)."""
+    """One delivery with its event and attempts (oldest first); `batch`: the events of
+    the batch it was last sent in, in body order (empty when it went alone)."""
 
     delivery: Delivery
     event: Event
     attempts: Sequence[Attempt]
+    batch: Sequence[Event] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ the batch is delivered or failed (docs/guarantees.md).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from orderhooks.domain.batches import BatchSettings
@@ -26,6 +27,14 @@ class Request:
 
     rows: tuple[Row, ...]
     batch_id: str | None
+
+
+def body_order(row: Row) -> tuple[str, int, str]:
+    """Where a delivery goes in its batch's body: an order's events in sequence order
+    (docs/events.md); an operational event, which has neither, first. Sorted here, not by
+    the engine (PostgreSQL puts a missing order last, SQLite first), so every attempt of
+    a batch carries its events in the same order."""
+    return (row["order_id"] or "", row["sequence"] or 0, row["id"])
 
 
 def ready_to_send(rows: tuple[Row, ...], batch: BatchSettings, now_us: int) -> bool:
@@ -43,12 +52,29 @@ async def _retried_batches(tx: Tx, webhook_id: str, slots: int, now_us: int) -> 
     requests = []
     for due in await tx.fetch("due_batches", webhook_id=webhook_id, now=now_us, limit=slots):
         members = await tx.fetch("batch_members", batch_id=due["batch_id"])
-        heads = tuple(row for row in members if row["ready"])
+        heads = tuple(sorted((row for row in members if row["ready"]), key=body_order))
         strays = [row["id"] for row in members if not row["ready"]]
         if strays:
             await tx.execute("leave_batch", ids=tx.array(strays))
         if heads:
             requests.append(Request(heads, due["batch_id"]))
+    return requests
+
+
+async def sent_alone(tx: Tx, rows: Sequence[Row]) -> list[Request]:
+    """Batches of one delivery each (a batching webhook awaiting its agreement is sent its
+    operational events one per request). A retry keeps the batch id of its first attempt,
+    the `webhook-id` receivers deduplicate on; a delivery whose batch has other events
+    (formed while the webhook was active) leaves it for an id of its own instead."""
+    requests = []
+    for row in rows:
+        batch_id = row["batch_id"]
+        if batch_id is not None:
+            members = await tx.fetch("batch_members", batch_id=batch_id)
+            if any(member["id"] != row["id"] for member in members):
+                await tx.execute("leave_batch", ids=tx.array([row["id"]]))
+                batch_id = None
+        requests.append(Request((row,), batch_id))
     return requests
 
 
@@ -68,10 +94,5 @@ async def due_batches(
         chunk = tuple(rows[start : start + batch.max_events])
         if not ready_to_send(chunk, batch, now_us):
             break  # the rest came due later still
-        # Within a batch, an order's events in sequence order (docs/events.md).
-        # (An operational event has neither: docs/events.md.)
-        ordered = tuple(
-            sorted(chunk, key=lambda row: (row["order_id"] or "", row["sequence"] or 0))
-        )
-        requests.append(Request(ordered, None))
+        requests.append(Request(tuple(sorted(chunk, key=body_order)), None))
     return requests

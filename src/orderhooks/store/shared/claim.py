@@ -19,7 +19,7 @@ from orderhooks.domain.batches import new_batch_id
 from orderhooks.domain.ids import IdFactory
 from orderhooks.domain.model import OperationalEventType, Webhook, WebhookState
 from orderhooks.domain.opevents import RECEIVING_STATES
-from orderhooks.store.shared.batching import Request, due_batches
+from orderhooks.store.shared.batching import Request, due_batches, sent_alone
 from orderhooks.store.shared.codec import delivery_from_row, event_from_row
 from orderhooks.store.shared.core import StoreCore, reading
 from orderhooks.store.shared.record import Emitter, write_outcomes
@@ -146,7 +146,9 @@ async def _requests(tx: Tx, webhook: Webhook, slots: int, now_us: int) -> list[R
             limit=slots,
             types=tx.array(OPERATIONAL_TYPES),
         )
-        return [Request((row,), None) for row in rows]
+        if webhook.batch is None:
+            return [Request((row,), None) for row in rows]
+        return await sent_alone(tx, rows)
     if webhook.batch is None:
         rows = await tx.fetch("due_heads", webhook_id=webhook.id, now=now_us, limit=slots)
         return [Request((row,), None) for row in rows]

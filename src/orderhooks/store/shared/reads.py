@@ -33,6 +33,7 @@ from orderhooks.store.base import (
     WebhookFilter,
     WebhookStats,
 )
+from orderhooks.store.shared.batching import body_order
 from orderhooks.store.shared.codec import (
     attempt_from_row,
     delivery_from_row,
@@ -44,6 +45,7 @@ from orderhooks.store.shared.codec import (
 from orderhooks.store.shared.core import StoreCore, reading
 from orderhooks.store.shared.tx import Row, Tx, lookup
 from orderhooks.store.shared.values import (
+    loads,
     micros,
     micros_or_none,
     moment,
@@ -77,16 +79,29 @@ def scope_param(tx: Tx, scope: Scope) -> object:
     return None if scope.accounts is None else tx.array(sorted(scope.accounts))
 
 
-def visible(event: Event, scope: Scope) -> bool:
+async def visible(tx: Tx, event: Event, scope: Scope) -> bool:
     """Whether the caller may read `event`: an order event of one of its accounts; an
     operational event only when its accounts cover every account of the webhook the
     event is about (docs/events.md)."""
     if not scope.allows(event.account):
         return False
-    if isinstance(event.type, OperationalEventType):
-        accounts = event.data.get("accounts")
-        return isinstance(accounts, list) and scope.allows_all([str(a) for a in accounts])
-    return True
+    if not isinstance(event.type, OperationalEventType) or scope.accounts is None:
+        return True
+    accounts = event.data.get("accounts")
+    if not isinstance(accounts, list):
+        # `delivery.failed` names its webhook by id only: its accounts are read (those of
+        # a deleted webhook too).
+        row = await lookup(tx, "accounts_of_webhook", id=str(event.data.get("webhookId")))
+        accounts = [] if row is None else loads(row["accounts"])
+    return scope.allows_all([str(a) for a in accounts])
+
+
+async def _batch_events(tx: Tx, batch_id: str) -> list[Event]:
+    """The events of a batch's deliveries, in the order of the batch's body."""
+    members = sorted(await tx.fetch("batch_deliveries", batch_id=batch_id), key=body_order)
+    event_ids = tx.array(sorted({member["event_id"] for member in members}))
+    events = {row["id"]: row for row in await tx.fetch("events_by_ids", ids=event_ids)}
+    return [event_from_row(events[m["event_id"]]) for m in members if m["event_id"] in events]
 
 
 def _window(tx: Tx, flt: TimeWindowFilter) -> dict[str, object]:
@@ -131,7 +146,7 @@ class ReadOperations(StoreCore):
         """One event (test events included)."""
         row = await lookup(tx, "event_by_id", id=event_id)
         event = None if row is None else event_from_row(row)
-        if event is None or not visible(event, scope):
+        if event is None or not await visible(tx, event, scope):
             raise NotFound(f"event {event_id} not found")
         return event
 
@@ -213,12 +228,15 @@ class ReadOperations(StoreCore):
         event_row = await tx.fetchrow("event_by_id", id=row["event_id"])
         assert event_row is not None  # deliveries reference their event
         event = event_from_row(event_row)
-        if not visible(event, scope):
+        if not await visible(tx, event, scope):
             raise NotFound(f"delivery {delivery_id} not found")
         attempts = [
             attempt_from_row(r) for r in await tx.fetch("attempts_of", delivery_id=delivery_id)
         ]
-        return DeliveryView(delivery=delivery_from_row(row), event=event, attempts=attempts)
+        batch = [] if row["batch_id"] is None else await _batch_events(tx, row["batch_id"])
+        return DeliveryView(
+            delivery=delivery_from_row(row), event=event, attempts=attempts, batch=batch
+        )
 
     @reading
     async def webhook_stats(self, tx: Tx, webhook_id: str, now: datetime) -> WebhookStats:

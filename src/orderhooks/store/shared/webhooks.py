@@ -76,7 +76,8 @@ async def _reorder(tx: Tx, webhook: Webhook) -> None:
         await tx.execute("ready_all", webhook_id=webhook.id)
         return
     rows = await tx.fetch("queues_of_webhook", webhook_id=webhook.id)
-    queues = [(webhook.id, row["order_id"]) for row in rows]
+    # An operational event's delivery belongs to no order: it has no queue (always ready).
+    queues = [(webhook.id, row["order_id"]) for row in rows if row["order_id"] is not None]
     await lock_orders(tx, [order_id for _, order_id in queues])
     await refresh_heads(tx, queues, {webhook.id: webhook})
 
@@ -201,6 +202,9 @@ class WebhookOperations(StoreCore):
         `webhook.disabled` in the same transaction (docs/events.md)."""
 
         async def job(tx: Tx) -> tuple[Webhook, list[str]]:
+            if state == WebhookState.DISABLED:
+                # Read as it is once a concurrent disable (a 410...) has committed.
+                await tx.fetch("lock_webhook", id=webhook_id)
             before = await stored_webhook(tx, webhook_id, self.box)
             stored = await self._set_state(tx, webhook_id, state, reason, now)
             await audited(tx, stored, audit)

@@ -138,6 +138,10 @@ GROUP BY batch_id
 ORDER BY MIN(next_attempt_at), batch_id
 LIMIT :limit;
 
+-- name: batch_deliveries
+-- Every delivery of a batch, whatever its state: the dashboard shows the batch body.
+SELECT * FROM deliveries WHERE batch_id = :batch_id;
+
 -- name: batch_members
 SELECT * FROM deliveries WHERE batch_id = :batch_id AND state = 'pending'
 ORDER BY order_id, sequence, id;
@@ -197,6 +201,10 @@ WHERE id = :id AND state <> 'disabled' AND deleted_at IS NULL;
 
 -- name: webhook_by_id
 SELECT * FROM webhooks WHERE id = :id AND deleted_at IS NULL;
+
+-- name: accounts_of_webhook
+-- Deleted webhooks too: an operational event about one stays readable.
+SELECT accounts FROM webhooks WHERE id = :id;
 
 -- name: insert_webhook
 INSERT INTO webhooks (id, url, description, accounts, event_types, secrets, locations,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from orderhooks.domain.batches import encode_batch
 from orderhooks.domain.envelope import encode_body, webhook_body
 from orderhooks.domain.model import (
     DeliveryState,
@@ -76,12 +77,16 @@ async def detail_page(dash: Dashboard, request: Request, viewer: Viewer) -> Resp
     view = await dash.store.get_delivery(request.path_params["delivery_id"], viewer.scope)
     webhook = await _webhook_of(dash, view.delivery.webhook_id)
     payload_format = webhook.payload_format if webhook else PayloadFormat.ENVELOPE
+    webhook_visible = webhook is not None and viewer.scope.allows_all(webhook.accounts)
     # Built the way the dispatcher builds it: the event shaped by the webhook's settings.
-    body = (
-        encode_body(view.event, payload_format)
-        if webhook is None
-        else webhook_body(view.event, webhook)
-    )
+    if webhook is None:
+        body = encode_body(view.event, payload_format)
+    elif view.delivery.batch_id is not None and view.batch and webhook_visible:
+        # Sent in a batch (whose other events the viewer may see): the batch body.
+        envelopes = [webhook_body(event, webhook) for event in view.batch]
+        body = encode_batch(view.delivery.batch_id, envelopes)
+    else:
+        body = webhook_body(view.event, webhook)
     return dash.render(
         "delivery.html",
         viewer=viewer,
@@ -90,7 +95,7 @@ async def detail_page(dash: Dashboard, request: Request, viewer: Viewer) -> Resp
         view=view,
         delivery=view.delivery,
         webhook=webhook,
-        webhook_visible=webhook is not None and viewer.scope.allows_all(webhook.accounts),
+        webhook_visible=webhook_visible,
         payload_format=payload_format,
         shaping=_shaping_note(webhook),
         payload=body.decode("utf-8", errors="replace"),

@@ -113,6 +113,12 @@ WHERE o.order_id IN (
 ORDER BY o.order_id
 FOR UPDATE OF o;
 
+-- name: lock_webhook
+-- A disable by hand waits for a transaction that disables the webhook meanwhile (a
+-- recorded 410, a failure streak) and then reads it disabled: one transition, one
+-- `webhook.disabled`. Taken before anything else the disable writes.
+SELECT id FROM webhooks WHERE id = :id FOR UPDATE;
+
 -- ============================================================ reads
 
 -- name: queue_gauges

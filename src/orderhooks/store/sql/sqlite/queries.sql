@@ -82,6 +82,10 @@ ORDER BY webhook_id;
 -- Nothing to lock: the single writer serialises every transaction.
 SELECT :webhook_id, :since, :until WHERE 0;
 
+-- name: lock_webhook
+-- Nothing to lock: the single writer serialises every transaction.
+SELECT :id WHERE 0;
+
 -- ============================================================ reads
 
 -- name: queue_gauges
