@@ -4,6 +4,7 @@ and a process that refuses to start with a bad value."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
@@ -47,6 +48,17 @@ async def test_the_setting_is_the_csp_of_every_page(tmp_path: Path) -> None:
             cookie = opened.headers["set-cookie"]
             assert cookie.startswith(f"{SESSION_COOKIE}=")
             assert "SameSite=none" in cookie and "Secure" in cookie and "Partitioned" in cookie
+
+            # Signing out deletes that cookie: a browser keeps a partitioned cookie apart,
+            # and deletes it only with the same attributes.
+            page = await browser.get("/ui")
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+            assert page.status_code == 200 and csrf is not None, page.text
+            out = await browser.post("/ui/signout", data={"csrf_token": csrf.group(1)})
+            assert out.status_code == 303
+            deleted = [c for c in out.headers.get_list("set-cookie") if "Max-Age=0" in c]
+            assert any("Partitioned" in c and "SameSite=none" in c for c in deleted), deleted
+            assert any("Partitioned" not in c for c in deleted), deleted  # a key's session
 
 
 async def test_self_alone_keeps_x_frame_options_sameorigin(tmp_path: Path) -> None:

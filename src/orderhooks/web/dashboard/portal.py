@@ -112,6 +112,18 @@ def _signed_in(dash: Dashboard, request: Request, link: PortalLink) -> Response:
     return response
 
 
+def forget_partitioned_session(dash: Dashboard, request: Request, response: Response) -> None:
+    """Where a portal link may have set a partitioned session cookie (framed by other
+    sites, over HTTPS), delete that one too: a browser keeps it apart from the
+    unpartitioned cookie of the same name, and deletes it only with the same attributes."""
+    if request.url.scheme != "https" or not framed_by_other_sites(dash.settings.ui_frame_ancestors):
+        return
+    response.delete_cookie(
+        SESSION_COOKIE, path=UI_PREFIX, secure=True, httponly=True, samesite="none"
+    )
+    _partition_last_cookie(response)
+
+
 def _partition_last_cookie(response: Response) -> None:
     """Add `Partitioned` (CHIPS) to the cookie just set: browsers that block third-party
     cookies keep a partitioned one for the site that frames the dashboard. Written by

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from orderhooks.web.dashboard.auth import SignInRefusal
 from orderhooks.web.dashboard.context import UI_PREFIX, Dashboard, redirect, safe_next
 from orderhooks.web.dashboard.guards import CSRF_FIELD, Endpoint, same_origin
+from orderhooks.web.dashboard.portal import forget_partitioned_session
 from orderhooks.web.dashboard.session import (
     SESSION_COOKIE,
     SESSION_LIFETIME_SECONDS,
@@ -133,6 +134,7 @@ def sign_out(dash: Dashboard) -> Endpoint:
             httponly=True,
             samesite="strict",
         )
+        forget_partitioned_session(dash, request, response)
         return response
 
     return endpoint
