@@ -6,13 +6,17 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from orderhooks.config import MAX_DISABLE_AFTER_SECONDS
 from orderhooks.config.kinds import MAX_RETRY_DELAY_SECONDS
 from orderhooks.testing.receiver import Receiver
 from tests.e2e.support import states
 from tests.support.api import Api
 from tests.support.data import new_order
 
-SERVER_ENV = {"ORDERHOOKS_RETRY_SCHEDULE": str(MAX_RETRY_DELAY_SECONDS)}
+SERVER_ENV = {
+    "ORDERHOOKS_RETRY_SCHEDULE": str(MAX_RETRY_DELAY_SECONDS),
+    "ORDERHOOKS_DISABLE_AFTER": str(MAX_DISABLE_AFTER_SECONDS),
+}
 
 
 async def test_a_failed_attempt_is_scheduled_after_the_longest_retry_wait(
@@ -33,3 +37,4 @@ async def test_a_failed_attempt_is_scheduled_after_the_longest_retry_wait(
     wait = datetime.fromisoformat(delivery["nextAttemptAt"]) - started
     assert timedelta(seconds=MAX_RETRY_DELAY_SECONDS - 60) < wait
     assert wait < timedelta(seconds=MAX_RETRY_DELAY_SECONDS + 60)
+    assert (await api.webhook(hook["id"]))["state"] == "active"

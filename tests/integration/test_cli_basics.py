@@ -152,6 +152,10 @@ REFUSAL_TIMEOUT_SECONDS = 20.0
         # started, and each failing delivery stayed in `delivering` for ever.
         (["serve"], {"ORDERHOOKS_RETRY_SCHEDULE": "5,1000000000000"}, "ORDERHOOKS_RETRY_SCHEDULE"),
         (["serve", "--retry-schedule", "604801"], {}, "--retry-schedule"),
+        # A span past what a timedelta holds failed the recording of every failed attempt:
+        # the claim loop retried it for ever and no delivery left `delivering`.
+        (["serve"], {"ORDERHOOKS_DISABLE_AFTER": "100000000000000"}, "ORDERHOOKS_DISABLE_AFTER"),
+        (["serve", "--disable-after", "3153600001"], {}, "--disable-after"),
     ],
 )
 def test_settings_past_their_bounds_are_refused_at_start(

@@ -42,10 +42,15 @@ class Kind(Generic[T]):
     flag_type: type = str
 
 
+def _bound(value: float) -> str:
+    # Whole numbers in full: `:g` alone writes 3153600000 as 3.1536e+09.
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 def _bounds(minimum: float, maximum: float | None) -> str:
     if maximum is None:
-        return f"at least {minimum:g}"
-    return f"{minimum:g} to {maximum:g}"
+        return f"at least {_bound(minimum)}"
+    return f"{_bound(minimum)} to {_bound(maximum)}"
 
 
 def integer(minimum: int = 0, maximum: int | None = None) -> Kind[int]:
