@@ -139,3 +139,29 @@ def test_bad_configuration_is_a_usage_error(
     assert result.returncode == 2
     assert message in result.stderr
     assert result.stdout == ""
+
+
+# Seconds a refused start takes at most; a server that started instead is killed then.
+REFUSAL_TIMEOUT_SECONDS = 20.0
+
+
+@pytest.mark.parametrize(
+    ("args", "variables", "message"),
+    [
+        # A wait past any date a datetime holds failed every retry decision: the server
+        # started, and each failing delivery stayed in `delivering` for ever.
+        (["serve"], {"ORDERHOOKS_RETRY_SCHEDULE": "5,1000000000000"}, "ORDERHOOKS_RETRY_SCHEDULE"),
+        (["serve", "--retry-schedule", "604801"], {}, "--retry-schedule"),
+        # A span past what a timedelta holds failed the recording of every failed attempt:
+        # the claim loop retried it for ever and no delivery left `delivering`.
+        (["serve"], {"ORDERHOOKS_DISABLE_AFTER": "100000000000000"}, "ORDERHOOKS_DISABLE_AFTER"),
+        (["serve", "--disable-after", "3153600001"], {}, "--disable-after"),
+    ],
+)
+def test_settings_past_their_bounds_are_refused_at_start(
+    tmp_path: Path, args: list[str], variables: dict[str, str], message: str
+) -> None:
+    result = run_cli(args, cli_env(tmp_path, **variables), timeout=REFUSAL_TIMEOUT_SECONDS)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stdout == ""

@@ -93,6 +93,21 @@ def test_receive_accepts_signed_requests_and_refuses_others(tmp_path: Path, spaw
     assert SECRET not in out and SECRET not in process.stderr()
 
 
+def test_receive_refuses_a_timestamp_too_large_for_a_float(tmp_path: Path, spawn: Spawner) -> None:
+    # `now - timestamp` turned the header's integer into a float: 400 digits overflowed it,
+    # and the receiver answered 500 instead of refusing the request.
+    port = free_port()
+    process = spawn(["receive", "--secret", SECRET, "--port", str(port)], cli_env(tmp_path))
+    process.wait_output("listening on")
+    body = envelope_body("evt_far")
+    headers = {**signed_headers(SECRET, "evt_far", body), "webhook-timestamp": "9" * 400}
+    far = http_post(f"http://127.0.0.1:{port}/hooks", data=body, headers=headers)
+    assert far.status_code == 401, far.text
+    assert "tolerance" in far.json()["error"]
+    process.wait_output("evt_far")
+    assert process.stop() == 0
+
+
 def test_receive_verifies_a_batch_once_and_prints_each_event(
     tmp_path: Path, spawn: Spawner
 ) -> None:

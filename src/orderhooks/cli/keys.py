@@ -13,11 +13,12 @@ from rich.table import Table
 from orderhooks.cli.options import STORE_SETTINGS, VersionFlag, fail, run_async, with_settings
 from orderhooks.config import Settings
 from orderhooks.domain.model import ApiKey, Role
-from orderhooks.exceptions import NotFound
+from orderhooks.exceptions import NotFound, ValidationError
 from orderhooks.service import keys
 from orderhooks.service.audit import CLI_ACTOR
 from orderhooks.service.context import ServiceContext
 from orderhooks.web.answer_json import key_json
+from orderhooks.web.request_models import KeyCreate, validate_body
 
 T = TypeVar("T")
 LIST_PAGE_SIZE = 500
@@ -60,6 +61,13 @@ def create(
         raise fail("a partner key needs at least one --account", 2)
     if not name.strip():
         raise fail("--name must not be empty", 2)
+    # The rules of `POST /v1/keys` (no `*`, no accounts on admin and ingest keys, lengths):
+    # a key made here can do no more than one the API would have made.
+    try:
+        validate_body(KeyCreate, {"role": role, "accounts": list(accounts), "name": name.strip()})
+    except ValidationError as exc:
+        reasons = "; ".join(f"{_flag(p.field)}: {p.message}" for p in exc.problems)
+        raise fail(reasons, 2) from None
 
     async def create_key(ctx: ServiceContext) -> tuple[ApiKey, str]:
         return await keys.create_key(ctx, CLI_ACTOR, role, accounts, name.strip())
@@ -71,6 +79,11 @@ def create(
         typer.echo(f"id:  {stored.id}")
         typer.echo(f"key: {plaintext}")
         typer.echo("Store the key now: it is not shown again.", err=True)
+
+
+def _flag(field: str) -> str:
+    """The option a field of `KeyCreate` comes from (`accounts[0]` from `--account`)."""
+    return "--account" if field.startswith("accounts") else f"--{field}"
 
 
 @keys_app.command("list")

@@ -61,7 +61,11 @@ def rejection_reason(
         sent_at = int(headers["webhook-timestamp"])
     except ValueError:
         return "webhook-timestamp is not an integer"
-    if abs(now.timestamp() - sent_at) > SIGNATURE_TOLERANCE_SECONDS:
+    try:
+        skew = abs(now.timestamp() - sent_at)
+    except OverflowError:  # an integer no float can hold: far outside any tolerance
+        return "webhook-timestamp outside the tolerance"
+    if skew > SIGNATURE_TOLERANCE_SECONDS:
         return "webhook-timestamp outside the tolerance"
     if not verify(secret, headers, body, SIGNATURE_TOLERANCE_SECONDS, now=now.timestamp()):
         return "signature does not match"

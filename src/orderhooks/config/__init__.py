@@ -81,6 +81,8 @@ DEFAULT_RETRY_SCHEDULE_SECONDS: tuple[int, ...] = (
 DEFAULT_RETRY_JITTER = 0.2
 DEFAULT_DELIVERY_TIMEOUT_SECONDS = 15
 DEFAULT_DISABLE_AFTER_SECONDS = 432_000  # 5 days without a success while failing
+# A century: longer spans than a timedelta holds failed every failed attempt's recording.
+MAX_DISABLE_AFTER_SECONDS = 100 * 365 * 86_400
 DEFAULT_MAX_BODY_BYTES = 1_048_576
 DEFAULT_RETENTION_DAYS = 30
 DEFAULT_HOST = "127.0.0.1"
@@ -250,7 +252,7 @@ class Settings:
     )
     disable_after_seconds: int = setting(
         "ORDERHOOKS_DISABLE_AFTER",
-        integer(),
+        integer(maximum=MAX_DISABLE_AFTER_SECONDS),
         default=DEFAULT_DISABLE_AFTER_SECONDS,
         help="Seconds without a success before a failing webhook is disabled.",
     )

@@ -23,6 +23,8 @@ from orderhooks.sources.config import SourceConfig, parse_sources
 T = TypeVar("T")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# The longest wait of a retry schedule, the server's or a webhook's: seven days.
+MAX_RETRY_DELAY_SECONDS = 7 * 86_400
 
 
 @dataclass(frozen=True)
@@ -40,10 +42,15 @@ class Kind(Generic[T]):
     flag_type: type = str
 
 
+def _bound(value: float) -> str:
+    # Whole numbers in full: `:g` alone writes 3153600000 as 3.1536e+09.
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 def _bounds(minimum: float, maximum: float | None) -> str:
     if maximum is None:
-        return f"at least {minimum:g}"
-    return f"{minimum:g} to {maximum:g}"
+        return f"at least {_bound(minimum)}"
+    return f"{_bound(minimum)} to {_bound(maximum)}"
 
 
 def integer(minimum: int = 0, maximum: int | None = None) -> Kind[int]:
@@ -112,6 +119,10 @@ def _parse_seconds_list(text: str) -> tuple[int, ...]:
         raise ValueError(f"must be comma-separated seconds, got {text!r}") from None
     if any(value < 0 for value in values):
         raise ValueError(f"must not have negative entries, got {text!r}")
+    # A wait too long for a date to hold would fail every retry decision (the delivery
+    # stuck in `delivering`); a webhook's own schedule has the same bound.
+    if any(value > MAX_RETRY_DELAY_SECONDS for value in values):
+        raise ValueError(f"must not have entries over {MAX_RETRY_DELAY_SECONDS}, got {text!r}")
     return values
 
 
@@ -215,7 +226,7 @@ BOOLEAN: Kind[bool] = Kind(
 )
 SECONDS_LIST: Kind[tuple[int, ...]] = Kind(
     _parse_seconds_list,
-    "seconds (integers, at least 0), comma-separated",
+    f"seconds (integers, 0 to {MAX_RETRY_DELAY_SECONDS:,}), comma-separated",
     "SECONDS,…",
     ("1,2", "30"),
     show=_show_list,
