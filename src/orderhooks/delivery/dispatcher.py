@@ -30,15 +30,13 @@ from typing import Any
 
 from orderhooks.clock import utc_now
 from orderhooks.config import Settings
-from orderhooks.delivery import retry
 from orderhooks.delivery.claims import Claim, Outcome, requests_of
 from orderhooks.delivery.outbound import BodyCache, build_batch_request, build_request
+from orderhooks.delivery.outcomes import decide, observe, outcome_label, outcome_of
 from orderhooks.delivery.recorder import OutcomeRecorder
 from orderhooks.delivery.retry import Decision
 from orderhooks.delivery.transport import Transport, TransportResult
 from orderhooks.domain.batches import encode_batch
-from orderhooks.domain.health import counts_toward_health
-from orderhooks.domain.model import Attempt, DeliveryState
 from orderhooks.logging import get_logger
 from orderhooks.metrics import Metrics
 from orderhooks.store import Store
@@ -50,8 +48,6 @@ CLAIM_RETRY_INITIAL_SECONDS = 0.1
 CLAIM_RETRY_MAX_SECONDS = 5.0
 # After the in-flight attempts, their outcomes get at least this long to be written.
 FINAL_RECORD_SECONDS = 5.0
-
-OUTCOME_LABELS = {DeliveryState.DELIVERED: "delivered", DeliveryState.FAILED: "failed"}
 
 log = get_logger("orderhooks.delivery")
 
@@ -282,7 +278,7 @@ class Dispatcher:
         if sent is not None:
             outcome, result = sent
             self._queue_outcome(outcome)
-            self._observe(claim, outcome, result)
+            observe(self._metrics, claim, outcome, result)
 
     async def _send(
         self, claim: Claim, body: bytes, trace_parent: str | None
@@ -314,8 +310,8 @@ class Dispatcher:
         for outcome in outcomes:
             self._queue_outcome(outcome)
         # One request: its attempt, latency and log line once; each event's outcome counted.
-        self._observe(claims[0], outcomes[0], result)
-        label = OUTCOME_LABELS.get(outcomes[0].next_state, "retry")
+        observe(self._metrics, claims[0], outcomes[0], result)
+        label = outcome_label(outcomes[0])
         self._metrics.deliveries.labels(outcome=label).inc(len(outcomes) - 1)
 
     async def _send_batch(
@@ -331,7 +327,7 @@ class Dispatcher:
             # One decision, so that the events are retried together, at one time.
             position = max(c.delivery.schedule_position for c in claims)
             decision = self._decide(first, position, result)
-            return [self._outcome(c, started_at, result, decision) for c in claims], result
+            return [outcome_of(c, started_at, result, decision) for c in claims], result
         except Exception:
             log.exception("a batch attempt could not be made", batch_id=first.batch_id)
             return None
@@ -342,76 +338,20 @@ class Dispatcher:
             self._wake.set()  # the claim loop writes it, and fills the slot it frees
 
     def _decide(self, claim: Claim, schedule_position: int, result: TransportResult) -> Decision:
-        webhook = claim.webhook
-        schedule = (
-            webhook.retry_schedule
-            if webhook.retry_schedule is not None
-            else self._settings.retry_schedule
-        )
-        return retry.decide(
-            status_code=result.status_code,
-            error=result.error,
-            response_headers=result.response_headers,
-            schedule_position=schedule_position,
-            schedule=schedule,
-            jitter=self._settings.retry_jitter,
+        settings = self._settings
+        return decide(
+            claim,
+            schedule_position,
+            result,
+            default_schedule=settings.retry_schedule,
+            jitter=settings.retry_jitter,
             now=self._clock(),
             rng=self._rng,
         )
 
-    def _outcome(
-        self,
-        claim: Claim,
-        started_at: datetime,
-        result: TransportResult,
-        decision: Decision | None = None,
-    ) -> Outcome:
-        webhook = claim.webhook
-        if decision is None:
-            decision = self._decide(claim, claim.delivery.schedule_position, result)
-        attempt = Attempt(
-            delivery_id=claim.delivery.id,
-            attempt=claim.attempt,
-            started_at=started_at,
-            duration_ms=result.duration_ms,
-            status_code=result.status_code,
-            response_body=result.response_excerpt,
-            error=result.error,
-        )
-        return Outcome(
-            delivery_id=claim.delivery.id,
-            webhook_id=webhook.id,
-            attempt=attempt,
-            next_state=decision.state,
-            next_attempt_at=decision.next_attempt_at,
-            schedule_position=decision.schedule_position,
-            disable=decision.disable,
-            batch_id=claim.batch_id,
-        )
-
-    def _observe(self, claim: Claim, outcome: Outcome, result: TransportResult) -> None:
-        label = OUTCOME_LABELS.get(outcome.next_state, "retry")
-        self._metrics.deliveries.labels(outcome=label).inc()
-        if counts_toward_health(result.error):
-            self._metrics.webhook_attempts.labels(webhook_id=claim.webhook.id, outcome=label).inc()
-        else:
-            self._metrics.proxy_errors.inc()
-        self._metrics.attempt_latency.observe(result.duration_ms / 1000)
-        if outcome.next_state is DeliveryState.DELIVERED:
-            return
-        # Ids, status and error only: never the body, headers or secrets.
-        log.info(
-            "delivery attempt failed",
-            webhook_id=claim.webhook.id,
-            delivery_id=claim.delivery.id,
-            batch_id=claim.batch_id,
-            attempt=claim.attempt,
-            status_code=result.status_code,
-            error=str(result.error) if result.error else None,
-            detail=result.detail or None,
-            next_state=str(outcome.next_state),
-            disable=str(outcome.disable) if outcome.disable else None,
-        )
+    def _outcome(self, claim: Claim, started_at: datetime, result: TransportResult) -> Outcome:
+        decision = self._decide(claim, claim.delivery.schedule_position, result)
+        return outcome_of(claim, started_at, result, decision)
 
 
 async def _finish(tasks: Sequence[asyncio.Task[None] | None], seconds: float) -> int:
