@@ -22,6 +22,8 @@ from orderhooks.domain.statuses import MAX_STATUS
 from orderhooks.exceptions import FieldProblem, ValidationError
 
 MAX_STRING_CHARS = 10_000
+# What a webhook's `channels` filter names, and what PostgreSQL stores (32 bits).
+MAX_CHANNEL = 2**31 - 1
 MAX_ARRAY_ITEMS = 1_000
 MAX_SUB_ITEM_DEPTH = 5  # levels of `subItems` below a top-level item
 MAX_TIMESTAMP_CHARS = 64
@@ -240,7 +242,7 @@ ORDER: Shape = {
     "account": Field(_string, required=True),
     "location": Field(_string, required=True),
     "channelLink": Field(_string, required=True),
-    "channel": Field(_int, required=True),
+    "channel": Field(_integer(0, MAX_CHANNEL), required=True),
     "status": Field(_status, required=True),
     "orderType": Field(_int, required=True),
     "items": Field(_array(_item_check(0)), required=True),

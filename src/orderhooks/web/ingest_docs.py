@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from orderhooks.domain.orders import MAX_CHANNEL
 from orderhooks.service import ingest
 from orderhooks.web.openapi import register_raw
 
@@ -51,7 +52,7 @@ _ORDER: dict[str, Any] = {
         "account": _STR,
         "location": _STR,
         "channelLink": _STR,
-        "channel": _INT,
+        "channel": {"type": "integer", "minimum": 0, "maximum": MAX_CHANNEL},
         "status": _STATUS,
         "orderType": _INT,
         "items": {"type": "array", "items": {"$ref": "#/components/schemas/OrderItem"}},
