@@ -829,6 +829,26 @@ async def test_replay_sends_each_webhook_only_the_order_new_meant_for_it(
     assert sequences == {plain.id: [1], triggered.id: [2]}
 
 
+async def test_replay_after_the_order_new_meant_for_a_webhook_sends_no_other(
+    store: SqlStore,
+) -> None:
+    # The order.new a trigger chose lies before the range: a later one, made for another
+    # webhook's higher trigger, is not the one meant for it (its receiver would see the
+    # order as new twice, under two event ids it cannot deduplicate).
+    triggered = await store.create_webhook(
+        webhook(event_types=(EventType.NEW,), new_order_trigger=20)
+    )
+    await store.ingest([new_order("o1"), status("o1", 20)], NOW)  # its order.new: seq 2
+    higher = await store.create_webhook(webhook(event_types=(EventType.NEW,), new_order_trigger=50))
+    await store.ingest([status("o1", 50)], NOW + timedelta(hours=1))  # higher's: seq 4
+    later = NOW + timedelta(minutes=30)
+    assert await store.replay_events(triggered, later, None, None, NOW) == 0
+    assert await store.replay_events(higher, later, None, None, NOW) == 1
+    assert await store.replay_events(triggered, NOW, None, None, NOW) == 1
+    replays = [d.sequence for d in await deliveries_of(store, triggered.id) if d.replay]
+    assert replays == [2]
+
+
 async def test_test_deliveries_are_not_listed_or_billed(store: SqlStore) -> None:
     hook = await store.create_webhook(webhook())
     await store.ingest([new_order("o1")], NOW)
