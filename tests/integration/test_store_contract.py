@@ -721,6 +721,33 @@ async def test_agreements_gate_webhooks(make_store: StoreFactory) -> None:
     assert enabled.state == WebhookState.AWAITING_AGREEMENT
 
 
+async def test_the_agreement_requirement_is_applied_to_stored_webhooks(
+    make_store: StoreFactory,
+) -> None:
+    required = await make_store(require_agreement=True)
+    await required.put_agreement(agreement("acc1"), NOW)
+    agreed = await required.create_webhook(webhook())
+    waiting = await required.create_webhook(webhook(accounts=("acc2",)))
+    off = await required.create_webhook(webhook(accounts=("acc2",)))
+    await required.set_webhook_state(off.id, WebhookState.DISABLED, None, NOW)
+    free = await make_store(require_agreement=False)  # the same database, restarted so
+
+    async def states(store: SqlStore) -> list[WebhookState]:
+        return [(await store.get_webhook(w.id, Scope())).state for w in (agreed, waiting, off)]
+
+    assert await free.apply_agreement_requirement(NOW) == 1
+    assert await states(free) == [WebhookState.ACTIVE, WebhookState.ACTIVE, WebhookState.DISABLED]
+    await free.ingest([new_order("o1", account="acc2")], NOW)
+    assert len(await deliveries_of(free, waiting.id)) == 1
+    assert await required.apply_agreement_requirement(NOW) == 1
+    assert await required.apply_agreement_requirement(NOW) == 0
+    assert await states(required) == [
+        WebhookState.ACTIVE,
+        WebhookState.AWAITING_AGREEMENT,
+        WebhookState.DISABLED,
+    ]
+
+
 async def test_update_recomputes_state_and_ordering(make_store: StoreFactory) -> None:
     store = await make_store(require_agreement=True)
     await store.put_agreement(agreement("acc1"), NOW)
