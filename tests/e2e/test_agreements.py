@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from orderhooks.testing.receiver import Receiver
+from orderhooks.testing.server import ServerProcess
 from tests.e2e.support import units
 from tests.support.api import Api, expect, poll
 from tests.support.data import new_order
@@ -120,3 +122,34 @@ async def test_usage_counts_units_once_and_prices_them(api: Api, account: str) -
         assert units(rows, "order.new", "replayed") == 3
         flaky.verify_all(flaky_hook["secret"])
         steady.verify_all(steady_hook["secret"])
+
+
+async def test_the_agreement_requirement_applies_to_existing_webhooks_at_start(
+    tmp_path: Path, account: str, rx: Receiver
+) -> None:
+    # Webhooks made while agreements were required kept `awaiting_agreement` after a
+    # restart with ORDERHOOKS_REQUIRE_AGREEMENT=false, and got nothing; ones made without
+    # the requirement stayed `active` without an agreement once it was turned on.
+    data = tmp_path / "data"
+
+    def server(required: str) -> ServerProcess:
+        env = {"ORDERHOOKS_REQUIRE_AGREEMENT": required}
+        return ServerProcess(data, log_path=tmp_path / f"serve-{required}.log", env=env)
+
+    with server("true") as first:
+        async with first.async_client() as client:
+            hook = await Api(client, first.admin_key).create_webhook(rx.url, [account])
+    assert hook["state"] == "awaiting_agreement"
+    with server("false") as second:
+        async with second.async_client() as client:
+            api = Api(client, second.admin_key)
+            assert (await api.webhook(hook["id"]))["state"] == "active"
+            ids = await api.new_order(new_order(account))
+            await rx.wait_for_delivered(set(ids))
+    with server("true") as third:
+        async with third.async_client() as client:
+            api = Api(client, third.admin_key)
+            assert (await api.webhook(hook["id"]))["state"] == "awaiting_agreement"
+            assert await api.new_order(new_order(account))
+            await asyncio.sleep(QUIET_SECONDS)
+            assert len(rx.requests) == 1, "nothing is sent without the agreement"

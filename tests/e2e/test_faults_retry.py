@@ -73,6 +73,29 @@ async def test_longer_schedule_wins_over_retry_after(api: Api, account: str, rx:
     assert gap >= 3 - CLOCK_SLACK_SECONDS, f"retried {gap:.2f} s later; the schedule says 3 s"
 
 
+@pytest.mark.parametrize("retry_after", ["1" + "0" * 400, "9" * 5000])
+async def test_a_retry_after_too_large_for_a_number_waits_the_cap(
+    api: Api, account: str, rx: Receiver, retry_after: str
+) -> None:
+    # Digits beyond a float (or beyond Python's 4,300-digit conversion limit) raised while
+    # the attempt's outcome was decided: the outcome was never recorded, the delivery
+    # stayed `delivering` and its lease sent it again and again, past its schedule.
+    rx.throttle(429, retry_after=retry_after)
+    hook = await api.create_webhook(rx.url, [account])
+    await api.new_order(new_order(account))
+    [delivery] = await api.wait_deliveries(
+        hook["id"],
+        lambda ds: [(d["state"], d["attemptCount"]) for d in ds] == [("pending", 1)],
+        timeout=10,
+        what="the first attempt recorded",
+    )
+    detail = await api.delivery(delivery["id"])
+    assert [(a["statusCode"], a["error"]) for a in detail["attempts"]] == [(429, "http_status")]
+    started = datetime.fromisoformat(detail["attempts"][0]["startedAt"])
+    waited = datetime.fromisoformat(delivery["nextAttemptAt"]) - started
+    assert timedelta(hours=23, minutes=59) < waited <= timedelta(hours=24, seconds=5)
+
+
 async def test_failed_after_the_last_attempt(api: Api, account: str, rx: Receiver) -> None:
     rx.answer(500)
     hook = await api.create_webhook(rx.url, [account])  # the server's schedule: 1,1,1

@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from orderhooks.domain.model import ALL_ACCOUNTS
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess
 from tests.e2e.support import assert_per_order, ingest_flow
-from tests.support.api import Api
+from tests.support.api import Api, expect, poll
+from tests.support.data import new_order
 
 pytestmark = pytest.mark.postgres
 
@@ -67,3 +71,29 @@ async def test_api_and_worker_apart_on_postgres(
             async with worker.async_client() as worker_client:
                 assert (await worker_client.get("/healthz")).status_code == 200
                 assert (await worker_client.get("/v1/webhooks")).status_code == 404
+
+
+async def test_an_account_too_long_to_index_cannot_stall_recording(
+    pg_server: ServerProcess, account: str, rx: Receiver
+) -> None:
+    # Usage is keyed by account, and a PostgreSQL index entry holds at most 2,704 bytes: a
+    # delivered event of an order whose account was 5,000 characters failed the outcome's
+    # transaction, and with it every outcome recorded after it, again and again (other
+    # webhooks' deliveries stayed `delivering`, were sent again, and were never counted).
+    async with pg_server.async_client() as client:
+        api = Api(client, pg_server.admin_key)
+        hook = await api.create_webhook(rx.url, [ALL_ACCOUNTS], eventTypes=["order.new"])
+        long_order = new_order(secrets.token_hex(2500))
+        refused = await api.call("POST", "/v1/orders", json_body=long_order)
+        await api.agree(account)
+        [event_id] = (await api.post_order(account))["eventIds"]
+
+        async def delivery() -> dict[str, Any]:
+            page = expect(await api.call("GET", f"/v1/deliveries?webhookId={hook['id']}"), 200)
+            return {d["eventId"]: d for d in page["data"]}.get(event_id, {})
+
+        await poll(delivery, lambda d: d.get("state") == "delivered", 15, "the delivery")
+        usage = expect(await api.call("GET", f"/v1/usage?account={account}"), 200)
+        assert [(row["eventType"], row["delivered"]) for row in usage["data"]] == [("order.new", 1)]
+        assert refused.status_code == 422, refused.text
+        assert [d["field"] for d in refused.json()["error"]["details"]] == ["account"]

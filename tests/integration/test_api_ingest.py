@@ -294,3 +294,34 @@ async def test_an_empty_body_is_422(api: Api, ingest_key: str) -> None:
     response = await api.call("POST", "/v1/orders", ingest_key)
     assert response.status_code == 422
     assert error_of(response)["details"][0]["field"] == "body"
+
+
+@pytest.mark.parametrize("channel", [2**31, 2**62, -1])
+async def test_a_channel_outside_what_webhooks_filter_on_is_422_on_each_engine(
+    api_on_each_engine: Api, channel: int
+) -> None:
+    # A webhook's `channels` filter takes 0 to 2^31 - 1, and PostgreSQL stores a channel in
+    # 32 bits: a bigger one answered 500 there (and 202 on SQLite).
+    api = api_on_each_engine
+    document = new_order(unique("acct"), order_id=unique("ord"), channel=channel)
+    response = await api.call("POST", "/v1/orders", json_body=document)
+    assert response.status_code == 422, response.text
+    assert [d["field"] for d in error_of(response)["details"]] == ["channel"]
+    assert (await api.call("GET", f"/v1/orders/{document['_id']}")).status_code == 404
+    largest = new_order(unique("acct"), order_id=unique("ord"), channel=2**31 - 1)
+    assert (await api.call("POST", "/v1/orders", json_body=largest)).status_code == 202
+
+
+async def test_an_account_is_at_most_128_characters_on_each_engine(
+    api_on_each_engine: Api,
+) -> None:
+    # As long as keys, webhooks and agreements name accounts; PostgreSQL's usage index
+    # could not hold a much longer one (tests/e2e/test_postgres.py).
+    api = api_on_each_engine
+    too_long = new_order("a" * 129, order_id=unique("ord"))
+    response = await api.call("POST", "/v1/orders", json_body=too_long)
+    assert response.status_code == 422, response.text
+    assert [d["field"] for d in error_of(response)["details"]] == ["account"]
+    assert (await api.call("GET", f"/v1/orders/{too_long['_id']}")).status_code == 404
+    longest = new_order("a" * 128, order_id=unique("ord"))
+    assert (await api.call("POST", "/v1/orders", json_body=longest)).status_code == 202

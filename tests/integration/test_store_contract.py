@@ -721,6 +721,33 @@ async def test_agreements_gate_webhooks(make_store: StoreFactory) -> None:
     assert enabled.state == WebhookState.AWAITING_AGREEMENT
 
 
+async def test_the_agreement_requirement_is_applied_to_stored_webhooks(
+    make_store: StoreFactory,
+) -> None:
+    required = await make_store(require_agreement=True)
+    await required.put_agreement(agreement("acc1"), NOW)
+    agreed = await required.create_webhook(webhook())
+    waiting = await required.create_webhook(webhook(accounts=("acc2",)))
+    off = await required.create_webhook(webhook(accounts=("acc2",)))
+    await required.set_webhook_state(off.id, WebhookState.DISABLED, None, NOW)
+    free = await make_store(require_agreement=False)  # the same database, restarted so
+
+    async def states(store: SqlStore) -> list[WebhookState]:
+        return [(await store.get_webhook(w.id, Scope())).state for w in (agreed, waiting, off)]
+
+    assert await free.apply_agreement_requirement(NOW) == 1
+    assert await states(free) == [WebhookState.ACTIVE, WebhookState.ACTIVE, WebhookState.DISABLED]
+    await free.ingest([new_order("o1", account="acc2")], NOW)
+    assert len(await deliveries_of(free, waiting.id)) == 1
+    assert await required.apply_agreement_requirement(NOW) == 1
+    assert await required.apply_agreement_requirement(NOW) == 0
+    assert await states(required) == [
+        WebhookState.ACTIVE,
+        WebhookState.AWAITING_AGREEMENT,
+        WebhookState.DISABLED,
+    ]
+
+
 async def test_update_recomputes_state_and_ordering(make_store: StoreFactory) -> None:
     store = await make_store(require_agreement=True)
     await store.put_agreement(agreement("acc1"), NOW)
@@ -827,6 +854,26 @@ async def test_replay_sends_each_webhook_only_the_order_new_meant_for_it(
         replays = [d for d in await deliveries_of(store, hook.id) if d.replay]
         sequences[hook.id] = [d.sequence for d in replays]
     assert sequences == {plain.id: [1], triggered.id: [2]}
+
+
+async def test_replay_after_the_order_new_meant_for_a_webhook_sends_no_other(
+    store: SqlStore,
+) -> None:
+    # The order.new a trigger chose lies before the range: a later one, made for another
+    # webhook's higher trigger, is not the one meant for it (its receiver would see the
+    # order as new twice, under two event ids it cannot deduplicate).
+    triggered = await store.create_webhook(
+        webhook(event_types=(EventType.NEW,), new_order_trigger=20)
+    )
+    await store.ingest([new_order("o1"), status("o1", 20)], NOW)  # its order.new: seq 2
+    higher = await store.create_webhook(webhook(event_types=(EventType.NEW,), new_order_trigger=50))
+    await store.ingest([status("o1", 50)], NOW + timedelta(hours=1))  # higher's: seq 4
+    later = NOW + timedelta(minutes=30)
+    assert await store.replay_events(triggered, later, None, None, NOW) == 0
+    assert await store.replay_events(higher, later, None, None, NOW) == 1
+    assert await store.replay_events(triggered, NOW, None, None, NOW) == 1
+    replays = [d.sequence for d in await deliveries_of(store, triggered.id) if d.replay]
+    assert replays == [2]
 
 
 async def test_test_deliveries_are_not_listed_or_billed(store: SqlStore) -> None:

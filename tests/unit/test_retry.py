@@ -84,6 +84,9 @@ def test_jitter_stays_within_its_band(position: int, jitter: float, seed: int) -
         ("120", 120.0),
         (" 0 ", 0.0),
         ("999999", float(RETRY_AFTER_CAP_SECONDS)),
+        ("1" + "0" * 400, float(RETRY_AFTER_CAP_SECONDS)),  # beyond a float
+        ("9" * 5000, float(RETRY_AFTER_CAP_SECONDS)),  # beyond int()'s digit limit
+        ("0" * 5000 + "7", 7.0),
         ("Sat, 28 Nov 2026 12:10:00 GMT", 600.0),
         ("Sat, 28 Nov 2026 11:00:00 GMT", 0.0),  # in the past: no wait
         ("Mon, 30 Nov 2026 12:00:00 GMT", float(RETRY_AFTER_CAP_SECONDS)),

@@ -307,6 +307,8 @@ async def _run_with_store(
     sources: SourceSet | None = None
     try:
         await ensure_admin_key(store, settings, utc_now())
+        # ORDERHOOKS_REQUIRE_AGREEMENT may have changed since the webhooks were written.
+        await store.apply_agreement_requirement(utc_now())
         if role in ("serve", "worker"):
             transport = await open_transport(settings, role)
             dispatcher = Dispatcher(store, transport, settings, metrics=metrics, tracing=tracing)

@@ -36,7 +36,12 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
         return None
     text = value.strip()
     if text.isascii() and text.isdigit():
-        seconds = float(int(text))
+        # Any number of digits: more than the cap has (leading zeros aside) is the cap,
+        # never converted (a float overflows, and Python refuses 4,300 digits and more).
+        digits = text.lstrip("0") or "0"
+        if len(digits) > len(str(RETRY_AFTER_CAP_SECONDS)):
+            return float(RETRY_AFTER_CAP_SECONDS)
+        seconds = float(int(digits))
     else:
         try:
             moment = parsedate_to_datetime(text)

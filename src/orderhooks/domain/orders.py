@@ -22,6 +22,11 @@ from orderhooks.domain.statuses import MAX_STATUS
 from orderhooks.exceptions import FieldProblem, ValidationError
 
 MAX_STRING_CHARS = 10_000
+# What a webhook's `channels` filter names, and what PostgreSQL stores (32 bits).
+MAX_CHANNEL = 2**31 - 1
+# What keys, webhooks, agreements and usage name an account by; PostgreSQL indexes it
+# (the usage key), and an index entry cannot hold thousands of characters.
+MAX_ACCOUNT_CHARS = 128
 MAX_ARRAY_ITEMS = 1_000
 MAX_SUB_ITEM_DEPTH = 5  # levels of `subItems` below a top-level item
 MAX_TIMESTAMP_CHARS = 64
@@ -76,6 +81,13 @@ def _string(value: Any, path: str, problems: Problems) -> None:
         problems.append(FieldProblem(path, "must be a string"))
     elif len(value) > MAX_STRING_CHARS:
         problems.append(FieldProblem(path, f"must be at most {MAX_STRING_CHARS} characters"))
+
+
+def _account(value: Any, path: str, problems: Problems) -> None:
+    if not isinstance(value, str):
+        problems.append(FieldProblem(path, "must be a string"))
+    elif len(value) > MAX_ACCOUNT_CHARS:
+        problems.append(FieldProblem(path, f"must be at most {MAX_ACCOUNT_CHARS} characters"))
 
 
 def _order_id(value: Any, path: str, problems: Problems) -> None:
@@ -237,10 +249,10 @@ def _sub_items_check(depth: int) -> Check:
 
 ORDER: Shape = {
     "_id": Field(_order_id, required=True),
-    "account": Field(_string, required=True),
+    "account": Field(_account, required=True),
     "location": Field(_string, required=True),
     "channelLink": Field(_string, required=True),
-    "channel": Field(_int, required=True),
+    "channel": Field(_integer(0, MAX_CHANNEL), required=True),
     "status": Field(_status, required=True),
     "orderType": Field(_int, required=True),
     "items": Field(_array(_item_check(0)), required=True),

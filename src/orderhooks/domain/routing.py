@@ -94,7 +94,8 @@ def replay_selection(
     """The stored events (oldest first) that a replay sends to `webhook`: those it wants,
     and of each order's `order.new` events only the one meant for it: the arrival (sequence
     1) without a trigger, else the first at or past its trigger. `orders_with_new` carries
-    the orders whose `order.new` is already chosen across pages; it is updated."""
+    the orders whose `order.new` is already chosen, on earlier pages or before the range;
+    it is updated."""
     selected = []
     for event in events:
         if not wants(webhook, event):

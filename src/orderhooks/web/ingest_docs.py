@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from orderhooks.domain.orders import MAX_ACCOUNT_CHARS, MAX_CHANNEL
 from orderhooks.service import ingest
 from orderhooks.web.openapi import register_raw
 
@@ -48,10 +49,10 @@ _ORDER: dict[str, Any] = {
     ],
     "properties": {
         "_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
-        "account": _STR,
+        "account": {"type": "string", "maxLength": MAX_ACCOUNT_CHARS},
         "location": _STR,
         "channelLink": _STR,
-        "channel": _INT,
+        "channel": {"type": "integer", "minimum": 0, "maximum": MAX_CHANNEL},
         "status": _STATUS,
         "orderType": _INT,
         "items": {"type": "array", "items": {"$ref": "#/components/schemas/OrderItem"}},

@@ -39,6 +39,7 @@ from orderhooks.domain.model import (
     Role,
     any_event_type,
 )
+from orderhooks.domain.orders import MAX_CHANNEL
 from orderhooks.exceptions import FieldProblem, ValidationError
 from orderhooks.service.webhooks import MAX_TIMEOUT_SECONDS as WEBHOOK_MAX_TIMEOUT_SECONDS
 
@@ -223,7 +224,7 @@ class WebhookPatch(StrictBody):
     accounts: list[Name] = Field(default_factory=list, min_length=1, max_length=MAX_LIST_ITEMS)
     locations: list[Name] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
     channel_links: list[Name] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
-    channels: list[Annotated[int, Field(ge=0, le=2**31 - 1)]] = Field(
+    channels: list[Annotated[int, Field(ge=0, le=MAX_CHANNEL)]] = Field(
         default_factory=list, max_length=MAX_LIST_ITEMS
     )
     event_types: list[SubscribedType] = Field(

@@ -15,7 +15,7 @@ from orderhooks.domain.model import (
     Ordering,
     Webhook,
 )
-from orderhooks.domain.routing import replay_selection
+from orderhooks.domain.routing import replay_selection, wants, wants_new_order
 from orderhooks.exceptions import Conflict, NotFound
 from orderhooks.store.shared.audit import Audit, audited
 from orderhooks.store.shared.codec import (
@@ -31,6 +31,34 @@ from orderhooks.store.shared.values import micros, micros_or_none
 from orderhooks.store.shared.webhooks import stored_webhook
 
 REPLAY_PAGE = 1000  # events read per statement while replaying
+
+
+async def _chosen_before(
+    tx: Tx, webhook: Webhook, since_us: int, events: Sequence[Event], chosen: set[str]
+) -> None:
+    """Add to `chosen` the orders of `events` whose `order.new` meant for a webhook with a
+    trigger was created before the replay's range: a later one (made for another
+    webhook's higher trigger) is not meant for it. Without a trigger, the arrival is
+    meant, which `replay_selection` knows by its sequence."""
+    if webhook.new_order_trigger is None:
+        return
+    orders = sorted(
+        {
+            e.order_id
+            for e in events
+            if e.type == EventType.NEW and e.order_id is not None and e.order_id not in chosen
+        }
+    )
+    if not orders:
+        return
+    rows = await tx.fetch("order_news_before", order_ids=tx.array(orders), before=since_us)
+    for earlier in map(event_from_row, rows):
+        if (
+            earlier.order_id is not None
+            and wants(webhook, earlier)
+            and wants_new_order(webhook, earlier)
+        ):
+            chosen.add(earlier.order_id)
 
 
 class ManualOperations(StoreCore):
@@ -126,7 +154,8 @@ class ManualOperations(StoreCore):
         ):
             cursor = (rows[-1]["created_at"], rows[-1]["id"])
             # Operational events are never replayed: they belong to no order.
-            order_events = (e for e in map(event_from_row, rows) if e.sequence is not None)
+            order_events = [e for e in map(event_from_row, rows) if e.sequence is not None]
+            await _chosen_before(tx, stored, micros(since), order_events, orders_with_new)
             events = replay_selection(stored, order_events, orders_with_new)
             params = [
                 new_delivery_params(

@@ -250,6 +250,32 @@ class WebhookOperations(StoreCore):
         await bump_version(tx)
         return await stored_webhook(tx, webhook_id, self.box)
 
+    @writing(wake=True)
+    async def apply_agreement_requirement(self, tx: Tx, now: datetime) -> int:
+        """Put every live webhook that is not disabled in the state the agreements give
+        under this store's `require_agreement` (the setting may have changed since the
+        webhook was last written): awaiting ones become active when every account is
+        treated as agreed, active ones awaiting when an account has no agreement. Returns
+        how many changed."""
+        changed = 0
+        for webhook in (await self._catalog.load(tx)).values():
+            if webhook.state == WebhookState.DISABLED:
+                continue
+            state = await enabled_state(tx, webhook.accounts, self._require_agreement)
+            if state != webhook.state:
+                await tx.execute(
+                    "set_webhook_state",
+                    id=webhook.id,
+                    state=str(state),
+                    disabled_reason=None,
+                    disabled_at=None,
+                    updated_at=micros(now),
+                )
+                changed += 1
+        if changed:
+            await bump_version(tx)
+        return changed
+
     async def count_webhooks(self, account: str) -> int:
         """Webhooks (not deleted) installed on `account`."""
         if unstorable(account):

@@ -341,6 +341,12 @@ WHERE (created_at, id) > (:after_created_at::bigint, :after_id::text)
 ORDER BY created_at, id
 LIMIT :limit;
 
+-- name: order_news_before
+-- The order.new events of these orders created before a replay's range.
+SELECT * FROM events
+WHERE order_id = ANY(:order_ids::text[]) AND type = 'order.new' AND test = FALSE
+  AND created_at < :before;
+
 -- ============================================================ reads
 
 -- name: order_by_id
