@@ -37,6 +37,14 @@ def test_a_slow_rate_still_allows_one_request_and_says_how_long_to_wait() -> Non
     assert limiter.acquire("key_1") is None
 
 
+@pytest.mark.parametrize("rate", [1e-6, 1e-320])
+def test_a_rate_too_small_for_its_wait_answers_a_day(rate: float) -> None:
+    # 1 / 1e-320 is no float: the wait must still be a number for Retry-After.
+    limiter = KeyRateLimiter(rate, ManualClock())
+    assert limiter.acquire("key_1") is None
+    assert limiter.acquire("key_1") == 86_400
+
+
 def test_refused_requests_take_no_token() -> None:
     clock = ManualClock()
     limiter = KeyRateLimiter(2, clock)

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 # Buckets of keys idle this long are forgotten, so memory stays bounded by active keys.
 IDLE_BUCKET_SECONDS = 300.0
 MIN_RETRY_AFTER_SECONDS = 1
+# A rate so small that one token takes longer (or a wait no float holds) still answers a
+# number: a day, after which the client may as well try again.
+MAX_RETRY_AFTER_SECONDS = 86_400
 
 
 @dataclass(slots=True)
@@ -34,7 +37,8 @@ class KeyRateLimiter:
         return self.rate > 0
 
     def acquire(self, key_id: str) -> int | None:
-        """Take one token for `key_id`: None when allowed, else the seconds to wait (>= 1)."""
+        """Take one token for `key_id`: None when allowed, else the seconds to wait (1 to
+        MAX_RETRY_AFTER_SECONDS)."""
         if not self.enabled:
             return None
         now = self._clock()
@@ -47,7 +51,7 @@ class KeyRateLimiter:
         if bucket.tokens >= 1.0:
             bucket.tokens -= 1.0
             return None
-        wait = (1.0 - bucket.tokens) / self.rate
+        wait = min((1.0 - bucket.tokens) / self.rate, MAX_RETRY_AFTER_SECONDS)
         return max(MIN_RETRY_AFTER_SECONDS, math.ceil(wait))
 
     def _sweep(self, now: float) -> None:
