@@ -325,3 +325,18 @@ async def test_an_account_is_at_most_128_characters_on_each_engine(
     assert (await api.call("GET", f"/v1/orders/{too_long['_id']}")).status_code == 404
     longest = new_order("a" * 128, order_id=unique("ord"))
     assert (await api.call("POST", "/v1/orders", json_body=longest)).status_code == 202
+
+
+async def test_an_order_of_every_account_is_refused(api: Api) -> None:
+    # "*" names every account in webhooks and keys; as an order's account it could never
+    # be delivered where agreements are required (none can be recorded for it).
+    order = new_order("*", order_id=unique("ord"))
+    response = await api.call("POST", "/v1/orders", json_body=order)
+    assert response.status_code == 422, response.text
+    assert [(d["field"], d["message"]) for d in error_of(response)["details"]] == [
+        ("account", '"*" is not an account')
+    ]
+    batch = {"events": [{"type": "order.new", "data": order}]}
+    refused = await api.call("POST", "/v1/events", json_body=batch)
+    assert refused.status_code == 422, refused.text
+    assert (await api.call("GET", f"/v1/orders/{order['_id']}")).status_code == 404

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from orderhooks.domain.model import ALL_ACCOUNTS
 from orderhooks.domain.statuses import MAX_STATUS
 from orderhooks.exceptions import FieldProblem, ValidationError
 
@@ -88,6 +89,10 @@ def _account(value: Any, path: str, problems: Problems) -> None:
         problems.append(FieldProblem(path, "must be a string"))
     elif len(value) > MAX_ACCOUNT_CHARS:
         problems.append(FieldProblem(path, f"must be at most {MAX_ACCOUNT_CHARS} characters"))
+    elif value == ALL_ACCOUNTS:
+        # It names every account in webhooks and keys: no agreement can be recorded for
+        # it, so an order of "*" could never be delivered where agreements are required.
+        problems.append(FieldProblem(path, '"*" is not an account'))
 
 
 def _order_id(value: Any, path: str, problems: Problems) -> None:
