@@ -57,7 +57,12 @@ def test_the_api_and_the_dashboard_agree_on_every_row() -> None:
 def test_month_range_defaults_to_this_month_and_refuses_reversed_or_long_spans() -> None:
     assert usage.month_range(None, None, NOW) == ["2026-11"]
     assert usage.month_range("2025-12", "2026-02", NOW) == ["2025-12", "2026-01", "2026-02"]
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError) as reversed_range:
         usage.month_range("2026-02", "2026-01", NOW)
+    assert [p.field for p in reversed_range.value.problems] == ["to"]
+    # `from` after this month with no `to`: the field the client sent is the one named.
+    with pytest.raises(ValidationError) as future:
+        usage.month_range("2027-01", None, NOW)
+    assert [p.field for p in future.value.problems] == ["from"]
     with pytest.raises(ValidationError):
         usage.month_range("2000-01", "2026-01", NOW)

@@ -84,7 +84,11 @@ def month_range(first: str | None, last: str | None, now: datetime) -> list[str]
     end = last or f"{now.year:04d}-{now.month:02d}"
     start = first or end
     if _month_index(start) > _month_index(end):
-        raise ValidationError([FieldProblem("to", "must not be before from")])
+        if last is None:  # `to` was not given: name the field the client sent
+            problem = FieldProblem("from", "must not be after to (the current month by default)")
+        else:
+            problem = FieldProblem("to", "must not be before from")
+        raise ValidationError([problem])
     if _month_index(end) - _month_index(start) >= MAX_MONTHS:
         raise ValidationError([FieldProblem("from", f"at most {MAX_MONTHS} months at once")])
     return months_between(start, end)
