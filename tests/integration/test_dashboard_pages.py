@@ -1,0 +1,63 @@
+"""The dashboard's pages and forms on the real app and a real SQLite store, signed in
+through the sign-in form as a browser is: what a browser can send never answers 500, and
+the figures and filters agree with the API."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+
+from tests.integration.api_support import LocalApi
+from tests.support.data import unique
+
+
+def visitor(api: LocalApi) -> httpx.AsyncClient:
+    """A browser-like client of the same app, without a session (it keeps cookies)."""
+    return httpx.AsyncClient(transport=api.client._transport, base_url=str(api.client.base_url))
+
+
+@asynccontextmanager
+async def signed_in(api: LocalApi, key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser-like client of the same app, signed in to the dashboard with `key`."""
+    async with visitor(api) as client:
+        form = await client.get("/ui")
+        token = re.search(r'name="signin_token" value="([^"]+)"', form.text)
+        assert form.status_code == 200 and token is not None, form.text
+        data = {"signin_token": token[1], "api_key": key}
+        answer = await client.post("/ui/signin", data=data)
+        assert answer.status_code == 303, answer.text
+        yield client
+
+
+def csrf_of(page: httpx.Response) -> str:
+    """The CSRF token of a dashboard page's forms."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found is not None, page.text
+    return found[1]
+
+
+async def test_a_non_ascii_form_token_is_refused_not_an_error(api: LocalApi) -> None:
+    """A form posted with a CSRF token of non-ASCII characters is refused (403) like any
+    other wrong token; comparing it must not fail (it answered 500)."""
+    account = unique("acct")
+    await api.agree(account)
+    webhook = await api.make_webhook(account)
+    async with signed_in(api, api.admin_key) as browser:
+        url = f"/ui/webhooks/{webhook['id']}/disable"
+        answer = await browser.post(url, data={"csrf_token": "jéton"})
+        assert answer.status_code == 403, answer.text
+        answer = await browser.post("/ui/signout", data={"csrf_token": "jéton"})
+        assert answer.status_code == 403, answer.text
+    assert (await api.webhook(webhook["id"]))["state"] == "active"
+
+    # The sign-in form's token is compared the same way.
+    async with visitor(api) as anonymous:
+        await anonymous.get("/ui")  # the nonce cookie
+        answer = await anonymous.post(
+            "/ui/signin", data={"signin_token": "jéton", "api_key": api.admin_key}
+        )
+        assert answer.status_code == 403, answer.text
+        assert "orderhooks_session" not in answer.headers.get("set-cookie", "")
