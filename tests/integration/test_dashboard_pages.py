@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 
+from orderhooks.domain.model import Scope
 from tests.integration.api_support import LocalApi
 from tests.support.data import unique
 
@@ -61,3 +62,27 @@ async def test_a_non_ascii_form_token_is_refused_not_an_error(api: LocalApi) -> 
         )
         assert answer.status_code == 403, answer.text
         assert "orderhooks_session" not in answer.headers.get("set-cookie", "")
+
+
+async def test_digits_that_are_not_decimal_are_ignored_not_an_error(api: LocalApi) -> None:
+    """Query values and form fields made of characters Python calls digits but cannot
+    read as a number (such as superscript two) are treated as any other bad value."""
+    account = unique("acct")
+    await api.agree(account)
+    webhook = await api.make_webhook(account)
+    async with signed_in(api, api.admin_key) as browser:
+        page = await browser.get(
+            f"/ui/webhooks/{webhook['id']}", params={"notice": "recovered", "count": "²"}
+        )
+        assert page.status_code == 200, page.text
+        assert "0 failed deliveries went back to pending." in page.text
+
+        usage = await browser.get("/ui/usage", params={"month": "2026-0²"})
+        assert usage.status_code == 200, usage.text
+
+        rotate = await browser.post(
+            f"/ui/webhooks/{webhook['id']}/rotate",
+            data={"csrf_token": csrf_of(page), "grace_seconds": "²"},
+        )
+        assert rotate.status_code == 422, rotate.text
+    assert len((await api.store.get_webhook(webhook["id"], Scope())).secrets) == 1
