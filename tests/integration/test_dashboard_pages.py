@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 import httpx
 
 from orderhooks.domain.model import Scope
-from tests.integration.api_support import LocalApi
+from tests.integration.api_support import LocalApi, finish_delivery
 from tests.support.data import unique
 
 
@@ -86,3 +86,31 @@ async def test_digits_that_are_not_decimal_are_ignored_not_an_error(api: LocalAp
         )
         assert rotate.status_code == 422, rotate.text
     assert len((await api.store.get_webhook(webhook["id"], Scope())).secrets) == 1
+
+
+def delivery_ids(page: httpx.Response) -> set[str]:
+    """The delivery ids a page links to."""
+    return set(re.findall(r'href="/ui/deliveries/(dlv_[0-9A-Za-z]+)"', page.text))
+
+
+async def test_deliveries_filter_by_an_operational_event_type(api: LocalApi) -> None:
+    """`/ui/deliveries?type=delivery.failed` lists the deliveries of that type, as
+    `GET /v1/deliveries?eventType=delivery.failed` does; the filter was dropped (the page
+    listed every delivery) and the form offered the order types only."""
+    account = unique("acct")
+    await api.agree(account)
+    orders_hook = await api.make_webhook(account)
+    alerts_hook = await api.make_webhook(account, eventTypes=["delivery.failed"])
+    await api.post_order(account)
+    [failing] = await api.deliveries(orders_hook["id"])
+    await finish_delivery(api, failing["id"], 500)
+    alerts = await api.deliveries(alerts_hook["id"])
+    assert [d["eventType"] for d in alerts] == ["delivery.failed"]
+    listed = await api.list_all("/v1/deliveries", eventType="delivery.failed")
+    assert {d["id"] for d in listed} == {alerts[0]["id"]}
+
+    async with signed_in(api, api.admin_key) as browser:
+        page = await browser.get("/ui/deliveries", params={"type": "delivery.failed"})
+        assert page.status_code == 200, page.text
+        assert delivery_ids(page) == {alerts[0]["id"]}
+        assert '<option value="delivery.failed" selected>' in page.text
