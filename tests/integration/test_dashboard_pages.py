@@ -12,6 +12,7 @@ import httpx
 
 from orderhooks.domain.model import Scope
 from tests.integration.api_support import LocalApi, finish_delivery
+from tests.support.api import expect
 from tests.support.data import unique
 
 
@@ -114,3 +115,24 @@ async def test_deliveries_filter_by_an_operational_event_type(api: LocalApi) -> 
         assert page.status_code == 200, page.text
         assert delivery_ids(page) == {alerts[0]["id"]}
         assert '<option value="delivery.failed" selected>' in page.text
+
+
+async def test_overview_shows_a_partners_failures_on_a_webhook_it_shares(api: LocalApi) -> None:
+    """A partner's failed delivery to a webhook installed on its account and another one
+    (so not on its webhook list) is among the overview's recent failures, as
+    `GET /v1/deliveries?state=failed` lists it for that key; the overview said none."""
+    mine, theirs = unique("acct-a"), unique("acct-b")
+    for account in (mine, theirs):
+        await api.agree(account)
+    shared = await api.create_webhook("https://receiver.example.com/hook", [mine, theirs])
+    partner = await api.make_key("partner", [mine])
+    await api.post_order(mine)
+    [failing] = await api.deliveries(shared["id"])
+    await finish_delivery(api, failing["id"], 500)
+    answer = await api.call("GET", "/v1/deliveries", partner, params={"state": "failed"})
+    assert [d["id"] for d in expect(answer, 200)["data"]] == [failing["id"]]
+
+    async with signed_in(api, partner) as browser:
+        overview = await browser.get("/ui")
+        assert overview.status_code == 200, overview.text
+        assert delivery_ids(overview) == {failing["id"]}
