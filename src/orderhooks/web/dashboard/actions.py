@@ -22,7 +22,7 @@ from orderhooks.service import deliveries, webhooks
 from orderhooks.web.dashboard.auth import Viewer
 from orderhooks.web.dashboard.context import UI_PREFIX, Dashboard, redirect
 from orderhooks.web.dashboard.guards import ActionHandler
-from orderhooks.web.dashboard.params import parse_form_time
+from orderhooks.web.dashboard.params import is_number, parse_form_time
 from orderhooks.web.dashboard.webhooks import ROTATION_GRACE_CHOICES
 
 
@@ -72,7 +72,7 @@ async def rotate(dash: Dashboard, request: Request, viewer: Viewer, form: FormDa
     webhook = await _webhook(dash, request, viewer)
     raw_grace = str(form.get("grace_seconds", ""))
     allowed = {seconds for seconds, _ in ROTATION_GRACE_CHOICES}
-    if not raw_grace.isdigit() or int(raw_grace) not in allowed:
+    if not is_number(raw_grace) or int(raw_grace) not in allowed:
         raise ValidationError([FieldProblem("grace_seconds", "is not one of the choices")])
     grace = int(raw_grace)
     secret = await webhooks.rotate_secret(dash.service, viewer.actor, webhook, grace)

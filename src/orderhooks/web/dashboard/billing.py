@@ -97,7 +97,7 @@ def recent_months(now: datetime, count: int = MONTHS_OFFERED) -> list[str]:
 
 def is_month(value: str) -> bool:
     """Whether `value` is a `YYYY-MM` month."""
-    if len(value) != 7 or value[4] != "-":
+    if len(value) != 7 or value[4] != "-" or not value.isascii():
         return False
     year, month = value[:4], value[5:]
     return year.isdigit() and month.isdigit() and 1 <= int(month) <= 12

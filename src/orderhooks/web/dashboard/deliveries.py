@@ -8,8 +8,10 @@ from starlette.responses import Response
 from orderhooks.domain.batches import encode_batch
 from orderhooks.domain.envelope import encode_body, webhook_body
 from orderhooks.domain.model import (
+    AnyEventType,
     DeliveryState,
     EventType,
+    OperationalEventType,
     PayloadFormat,
     PersonalData,
     Scope,
@@ -24,6 +26,15 @@ from orderhooks.web.dashboard.params import enum_param, notice, text_param
 
 DELIVERIES_PER_PAGE = 50
 RETRYABLE_STATES = frozenset({DeliveryState.PENDING, DeliveryState.FAILED})
+# Every type a delivery can have: the order types and the operational ones.
+DELIVERED_TYPES: list[AnyEventType] = [*EventType, *OperationalEventType]
+
+
+def _event_type(request: Request) -> AnyEventType | None:
+    """The `type` filter: an order or operational event type; None otherwise."""
+    return enum_param(request, "type", EventType) or enum_param(
+        request, "type", OperationalEventType
+    )
 
 
 async def list_page(dash: Dashboard, request: Request, viewer: Viewer) -> Response:
@@ -33,7 +44,7 @@ async def list_page(dash: Dashboard, request: Request, viewer: Viewer) -> Respon
         webhook_id=text_param(request, "webhook"),
         state=enum_param(request, "state", DeliveryState),
         order_id=text_param(request, "order"),
-        event_type=enum_param(request, "type", EventType),
+        event_type=_event_type(request),
     )
     cursor = text_param(request, "cursor")
     found = await dash.store.list_deliveries(flt, DELIVERIES_PER_PAGE, cursor)
@@ -45,7 +56,7 @@ async def list_page(dash: Dashboard, request: Request, viewer: Viewer) -> Respon
         deliveries=found.items,
         flt=flt,
         states=list(DeliveryState),
-        event_types=list(EventType),
+        event_types=DELIVERED_TYPES,
         cursor=cursor,
         next_cursor=found.next_cursor,
     )

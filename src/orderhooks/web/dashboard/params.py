@@ -41,13 +41,19 @@ def enum_param(request: Request, name: str, enum: type[E]) -> E | None:
         return None
 
 
+def is_number(value: str) -> bool:
+    """Whether `value` is a whole number in ASCII digits: `str.isdigit` is also true of
+    characters `int` cannot read, such as "²"."""
+    return value.isascii() and value.isdigit()
+
+
 def notice(request: Request) -> str | None:
     """The message of the `notice` code in the query string, if any."""
     template = NOTICES.get(request.query_params.get("notice", ""))
     if template is None:
         return None
     raw = request.query_params.get("count", "0")
-    count = int(raw) if raw.isdigit() else 0
+    count = int(raw) if is_number(raw) else 0
     return template.format(
         count=count,
         deliveries="delivery" if count == 1 else "deliveries",

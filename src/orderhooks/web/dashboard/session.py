@@ -41,6 +41,15 @@ class Session:
     nonce: str
 
 
+def _same(presented: str, expected: str) -> bool:
+    """Whether a token a browser sent is the expected one, in constant time. Compared as
+    bytes: `hmac.compare_digest` refuses str with non-ASCII characters with a TypeError,
+    and anyone can post such a token."""
+    return hmac.compare_digest(
+        presented.encode("utf-8", "surrogateescape"), expected.encode("ascii")
+    )
+
+
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
@@ -96,7 +105,7 @@ class SessionSigner:
         if len(parts) != 5 or parts[0] != TOKEN_VERSION:
             return None
         body, mac = ".".join(parts[:4]), parts[4]
-        if not hmac.compare_digest(mac, self._mac("session", body)):
+        if not _same(mac, self._mac("session", body)):
             return None
         try:
             expires_at = int(parts[2])
@@ -112,7 +121,7 @@ class SessionSigner:
 
     def check_csrf(self, session: Session, presented: str | None) -> bool:
         """Whether a form carried the CSRF token of its session."""
-        return bool(presented) and hmac.compare_digest(str(presented), self.csrf_token(session))
+        return bool(presented) and _same(str(presented), self.csrf_token(session))
 
     def new_signin_nonce(self) -> str:
         """A random nonce for the sign-in form, set as a cookie beside the form."""
@@ -126,4 +135,4 @@ class SessionSigner:
         """Whether the sign-in form came from our page (its field matches its cookie)."""
         if not nonce or not presented:
             return False
-        return hmac.compare_digest(str(presented), self.signin_token(nonce))
+        return _same(str(presented), self.signin_token(nonce))

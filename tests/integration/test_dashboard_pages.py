@@ -1,0 +1,138 @@
+"""The dashboard's pages and forms on the real app and a real SQLite store, signed in
+through the sign-in form as a browser is: what a browser can send never answers 500, and
+the figures and filters agree with the API."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+
+from orderhooks.domain.model import Scope
+from tests.integration.api_support import LocalApi, finish_delivery
+from tests.support.api import expect
+from tests.support.data import unique
+
+
+def visitor(api: LocalApi) -> httpx.AsyncClient:
+    """A browser-like client of the same app, without a session (it keeps cookies)."""
+    return httpx.AsyncClient(transport=api.client._transport, base_url=str(api.client.base_url))
+
+
+@asynccontextmanager
+async def signed_in(api: LocalApi, key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser-like client of the same app, signed in to the dashboard with `key`."""
+    async with visitor(api) as client:
+        form = await client.get("/ui")
+        token = re.search(r'name="signin_token" value="([^"]+)"', form.text)
+        assert form.status_code == 200 and token is not None, form.text
+        data = {"signin_token": token[1], "api_key": key}
+        answer = await client.post("/ui/signin", data=data)
+        assert answer.status_code == 303, answer.text
+        yield client
+
+
+def csrf_of(page: httpx.Response) -> str:
+    """The CSRF token of a dashboard page's forms."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found is not None, page.text
+    return found[1]
+
+
+async def test_a_non_ascii_form_token_is_refused_not_an_error(api: LocalApi) -> None:
+    """A form posted with a CSRF token of non-ASCII characters is refused (403) like any
+    other wrong token; comparing it must not fail (it answered 500)."""
+    account = unique("acct")
+    await api.agree(account)
+    webhook = await api.make_webhook(account)
+    async with signed_in(api, api.admin_key) as browser:
+        url = f"/ui/webhooks/{webhook['id']}/disable"
+        answer = await browser.post(url, data={"csrf_token": "jéton"})
+        assert answer.status_code == 403, answer.text
+        answer = await browser.post("/ui/signout", data={"csrf_token": "jéton"})
+        assert answer.status_code == 403, answer.text
+    assert (await api.webhook(webhook["id"]))["state"] == "active"
+
+    # The sign-in form's token is compared the same way.
+    async with visitor(api) as anonymous:
+        await anonymous.get("/ui")  # the nonce cookie
+        answer = await anonymous.post(
+            "/ui/signin", data={"signin_token": "jéton", "api_key": api.admin_key}
+        )
+        assert answer.status_code == 403, answer.text
+        assert "orderhooks_session" not in answer.headers.get("set-cookie", "")
+
+
+async def test_digits_that_are_not_decimal_are_ignored_not_an_error(api: LocalApi) -> None:
+    """Query values and form fields made of characters Python calls digits but cannot
+    read as a number (such as superscript two) are treated as any other bad value."""
+    account = unique("acct")
+    await api.agree(account)
+    webhook = await api.make_webhook(account)
+    async with signed_in(api, api.admin_key) as browser:
+        page = await browser.get(
+            f"/ui/webhooks/{webhook['id']}", params={"notice": "recovered", "count": "²"}
+        )
+        assert page.status_code == 200, page.text
+        assert "0 failed deliveries went back to pending." in page.text
+
+        usage = await browser.get("/ui/usage", params={"month": "2026-0²"})
+        assert usage.status_code == 200, usage.text
+
+        rotate = await browser.post(
+            f"/ui/webhooks/{webhook['id']}/rotate",
+            data={"csrf_token": csrf_of(page), "grace_seconds": "²"},
+        )
+        assert rotate.status_code == 422, rotate.text
+    assert len((await api.store.get_webhook(webhook["id"], Scope())).secrets) == 1
+
+
+def delivery_ids(page: httpx.Response) -> set[str]:
+    """The delivery ids a page links to."""
+    return set(re.findall(r'href="/ui/deliveries/(dlv_[0-9A-Za-z]+)"', page.text))
+
+
+async def test_deliveries_filter_by_an_operational_event_type(api: LocalApi) -> None:
+    """`/ui/deliveries?type=delivery.failed` lists the deliveries of that type, as
+    `GET /v1/deliveries?eventType=delivery.failed` does; the filter was dropped (the page
+    listed every delivery) and the form offered the order types only."""
+    account = unique("acct")
+    await api.agree(account)
+    orders_hook = await api.make_webhook(account)
+    alerts_hook = await api.make_webhook(account, eventTypes=["delivery.failed"])
+    await api.post_order(account)
+    [failing] = await api.deliveries(orders_hook["id"])
+    await finish_delivery(api, failing["id"], 500)
+    alerts = await api.deliveries(alerts_hook["id"])
+    assert [d["eventType"] for d in alerts] == ["delivery.failed"]
+    listed = await api.list_all("/v1/deliveries", eventType="delivery.failed")
+    assert {d["id"] for d in listed} == {alerts[0]["id"]}
+
+    async with signed_in(api, api.admin_key) as browser:
+        page = await browser.get("/ui/deliveries", params={"type": "delivery.failed"})
+        assert page.status_code == 200, page.text
+        assert delivery_ids(page) == {alerts[0]["id"]}
+        assert '<option value="delivery.failed" selected>' in page.text
+
+
+async def test_overview_shows_a_partners_failures_on_a_webhook_it_shares(api: LocalApi) -> None:
+    """A partner's failed delivery to a webhook installed on its account and another one
+    (so not on its webhook list) is among the overview's recent failures, as
+    `GET /v1/deliveries?state=failed` lists it for that key; the overview said none."""
+    mine, theirs = unique("acct-a"), unique("acct-b")
+    for account in (mine, theirs):
+        await api.agree(account)
+    shared = await api.create_webhook("https://receiver.example.com/hook", [mine, theirs])
+    partner = await api.make_key("partner", [mine])
+    await api.post_order(mine)
+    [failing] = await api.deliveries(shared["id"])
+    await finish_delivery(api, failing["id"], 500)
+    answer = await api.call("GET", "/v1/deliveries", partner, params={"state": "failed"})
+    assert [d["id"] for d in expect(answer, 200)["data"]] == [failing["id"]]
+
+    async with signed_in(api, partner) as browser:
+        overview = await browser.get("/ui")
+        assert overview.status_code == 200, overview.text
+        assert delivery_ids(overview) == {failing["id"]}
