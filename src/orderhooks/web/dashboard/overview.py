@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from starlette.requests import Request
 from starlette.responses import Response
 
-from orderhooks.domain.model import Delivery, DeliveryState, Webhook
+from orderhooks.domain.model import ALL_ACCOUNTS, Delivery, DeliveryState, Webhook
 from orderhooks.store.base import DeliveryFilter, WebhookFilter, WebhookStats
 from orderhooks.web.dashboard.auth import Viewer
 from orderhooks.web.dashboard.context import Dashboard
@@ -20,6 +20,8 @@ from orderhooks.web.sources import source_statuses
 OVERVIEW_WEBHOOKS = 100  # health is computed for this many webhooks; the list page pages on
 ATTENTION_ROWS = 10
 RECENT_FAILURES = 10
+# A partner's accounts whose shared webhooks the overview checks for failures one by one.
+MAX_ACCOUNTS_CHECKED = 20
 
 
 async def health_rows(
@@ -41,15 +43,40 @@ async def _recent_failures(
     complete: bool,
 ) -> Sequence[Delivery]:
     """The newest failed deliveries; not even asked for when the stats of every webhook
-    say there are none (a state filter across all webhooks is the costly kind).
-
-    Only an admin's list holds every live webhook: a partner's deliveries also go to
-    webhooks installed on its accounts and others, which its list leaves out."""
+    that may carry the viewer's deliveries say there are none (a state filter across all
+    webhooks is the costly kind: no index serves it)."""
     failed = any(stats.counts.get(DeliveryState.FAILED, 0) for _, _, stats in rows)
-    if complete and viewer.is_admin and not failed:
+    if complete and not failed and not await _shared_webhooks_failed(dash, viewer, rows):
         return []
     flt = DeliveryFilter(scope=viewer.scope, state=DeliveryState.FAILED)
     return (await dash.store.list_deliveries(flt, RECENT_FAILURES, None)).items
+
+
+async def _shared_webhooks_failed(
+    dash: Dashboard, viewer: Viewer, rows: Sequence[tuple[Webhook, Health, WebhookStats]]
+) -> bool:
+    """Whether a webhook outside the viewer's list, yet carrying its deliveries, has failed
+    ones. An admin's list holds every live webhook. A partner's leaves out the webhooks
+    installed on one of its accounts and another one, and those on every account (`*`):
+    its deliveries go to them too. Read by account, which an index serves; a partner of
+    very many accounts is answered by the failure query itself (True)."""
+    accounts = viewer.scope.accounts
+    if accounts is None:
+        return False
+    if len(accounts) > MAX_ACCOUNTS_CHECKED:
+        return True
+    listed = {hook.id for hook, _, _ in rows}
+    others: dict[str, Webhook] = {}
+    for account in sorted(accounts | {ALL_ACCOUNTS}):
+        found = await dash.store.list_webhooks(
+            WebhookFilter(account=account), OVERVIEW_WEBHOOKS, None
+        )
+        if found.next_cursor is not None:
+            return True  # too many to check one by one
+        others.update((h.id, h) for h in found.items if h.id not in listed)
+    now = dash.clock()
+    stats = await asyncio.gather(*(dash.store.webhook_stats(i, now) for i in others))
+    return any(s.counts.get(DeliveryState.FAILED, 0) for s in stats)
 
 
 async def overview_page(dash: Dashboard, request: Request, viewer: Viewer) -> Response:
