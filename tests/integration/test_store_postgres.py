@@ -18,13 +18,15 @@ import asyncpg
 import orjson
 import pytest
 
-from orderhooks.domain.model import Scope
-from orderhooks.exceptions import StoreUnavailable
+from orderhooks.domain.model import DeliveryState, Scope
+from orderhooks.exceptions import NotFound, StoreUnavailable
 from orderhooks.store.postgres import PostgresStore
 from orderhooks.store.sql import compile_queries
 from tests.integration.store_support import (
     NOW,
     delivered,
+    deliveries_of,
+    failed,
     new_order,
     status,
     webhook,
@@ -274,3 +276,55 @@ async def test_hot_queries_stay_on_their_indexes(pg_url: str) -> None:
             assert not scans, f"{name} scans {scans} whole: {nodes}"
     finally:
         await conn.close()
+
+
+async def test_retention_never_deletes_a_delivery_requeued_while_it_purges(
+    two_processes: tuple[PostgresStore, PostgresStore], pg_url: str
+) -> None:
+    # A failed delivery of an old event, read as finished by a purge, and a retry now of
+    # it from another process: the retry is either refused (the delivery is purged) or
+    # answered with a pending delivery that stays and is sent, never both.
+    api, worker = two_processes
+    hook = await api.create_webhook(webhook())
+    await api.ingest([new_order("old1")], NOW - timedelta(days=40))
+    [claim] = await worker.claim(NOW, 10, "w1")
+    await worker.record([failed(claim.delivery.id, hook.id)], NOW)
+    blocker = await asyncpg.connect(pg_url)
+    try:
+        # Holds the purge between its read of the finished deliveries and its deletes.
+        hold = blocker.transaction()
+        await hold.start()
+        await blocker.execute(
+            "SELECT 1 FROM attempts WHERE delivery_id = $1 FOR UPDATE", claim.delivery.id
+        )
+        purge = asyncio.create_task(worker.purge(NOW - timedelta(days=30)))
+        await _eventually(lambda: _lock_waits(blocker, 1))
+        retry = asyncio.create_task(api.retry_delivery_now(claim.delivery.id, NOW))
+        # The retry either commits now, or waits for the purge to commit.
+        await _eventually(lambda: _done_or_waiting(retry, blocker))
+        await hold.rollback()
+        await purge
+        retried = await asyncio.gather(retry, return_exceptions=True)
+    finally:
+        await blocker.close()
+    remaining = await deliveries_of(api, hook.id)
+    if isinstance(retried[0], NotFound):
+        assert remaining == []
+    else:
+        assert retried[0].state == DeliveryState.PENDING
+        assert [(d.id, d.state) for d in remaining] == [(claim.delivery.id, DeliveryState.PENDING)]
+        [again] = await worker.claim(NOW, 10, "w1")
+        assert again.delivery.id == claim.delivery.id
+
+
+async def _lock_waits(conn: asyncpg.Connection, count: int) -> None:
+    waiting = await conn.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock'"
+    )
+    assert waiting >= count
+
+
+async def _done_or_waiting(task: asyncio.Task[Any], conn: asyncpg.Connection) -> None:
+    if not task.done():
+        await _lock_waits(conn, 2)

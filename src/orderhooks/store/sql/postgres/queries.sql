@@ -145,3 +145,16 @@ FOR UPDATE;
 -- rolled back leaves no number for the next change to reuse, so a webhook list cached
 -- under it (read inside that transaction) is never taken for the committed one.
 UPDATE meta SET value = (random() * 4611686018427387904)::bigint WHERE name = 'webhooks_version';
+
+-- ============================================================ retention
+
+-- name: finished_before
+-- Seeks in deliveries_webhook_state per webhook and finished state (deleted webhooks too).
+-- Locked until the purge commits: a retry or recover that puts one back to `pending`
+-- meanwhile would otherwise see its delivery deleted. A row another transaction is
+-- changing right now is left for the next purge.
+SELECT id FROM deliveries
+WHERE webhook_id IN (SELECT id FROM webhooks)
+  AND state IN ('delivered', 'failed', 'cancelled') AND created_at < :before
+LIMIT :limit
+FOR UPDATE SKIP LOCKED;
