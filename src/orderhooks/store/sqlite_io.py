@@ -208,7 +208,14 @@ class Writer:
         self._opened.wait()
         if self._open_error is not None:
             self._thread.join()
-            raise StoreError(f"cannot open {self._path}: {self._open_error}")
+            folder = self._path.parent
+            why = (
+                f" ({folder} is not writable: SQLite creates {self._path.name}-wal and"
+                f" {self._path.name}-shm beside the database)"
+                if not os.access(folder, os.W_OK)
+                else ""
+            )
+            raise StoreError(f"cannot open {self._path}: {self._open_error}{why}")
 
     def stop(self) -> None:
         """Commit what is queued, then close the connection and end the thread."""
