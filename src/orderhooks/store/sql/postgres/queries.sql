@@ -12,7 +12,11 @@ SELECT pg_notify('orderhooks_work', '');
 -- name: relaxed_commit
 -- Delivery bookkeeping (claims, outcomes) need not wait for the WAL flush: the WAL writer
 -- flushes it within wal_writer_delay, and a later synchronous commit flushes it first.
-SET LOCAL synchronous_commit = off;
+-- A claim holds the cluster's claim lock: should its worker stop talking in the middle
+-- (a frozen process or VM, a silent network partition), the server ends the transaction
+-- after 10 s idle instead of keeping every worker from claiming until TCP gives up.
+-- Two statements: this one runs without parameters, in one round trip.
+SET LOCAL synchronous_commit = off; SET LOCAL idle_in_transaction_session_timeout = '10s';
 
 -- name: lock_migrations
 -- Session lock: one `migrate` at a time, whatever other processes run.
