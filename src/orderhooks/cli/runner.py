@@ -422,7 +422,19 @@ async def _shut_down(
             if transport is not None:
                 await transport.close()
         finally:
-            await store.close()
+            await _close_store(store, signals)
+
+
+async def _close_store(store: Store, signals: ShutdownSignals) -> None:
+    """Close the store; a second signal (before or during) stops waiting on a database
+    server that does not answer: its connections are dropped instead."""
+    closing = asyncio.ensure_future(store.close())
+    forced = asyncio.ensure_future(signals.forced.wait())
+    await asyncio.wait({closing, forced}, return_when=asyncio.FIRST_COMPLETED)
+    forced.cancel()
+    if not closing.done():
+        store.abort()
+    await closing
 
 
 async def _drain(dispatcher: Dispatcher, signals: ShutdownSignals) -> None:

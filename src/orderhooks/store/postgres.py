@@ -86,6 +86,14 @@ class PostgresEngine:
             with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
                 await asyncio.wait_for(pool.close(), COMMAND_TIMEOUT_SECONDS)
 
+    def abort(self) -> None:
+        """Drop the pool's connections at once: a `close` waiting on a server that does
+        not answer (for up to COMMAND_TIMEOUT_SECONDS) returns now."""
+        if self._listener is not None:
+            self._listener.cancel()
+        if self._pool is not None:
+            self._pool.terminate()
+
     async def migrate(self) -> list[str]:
         """Apply the migrations not applied yet, under a session advisory lock so that
         concurrent `migrate` runs in other processes wait and then find nothing to do."""

@@ -75,6 +75,9 @@ class SQLiteEngine:
         if writer is not None:
             await asyncio.to_thread(writer.stop)
 
+    def abort(self) -> None:
+        """Nothing to drop: closing waits only for the local file's last commit."""
+
     async def migrate(self) -> list[str]:
         """Apply the migrations not applied yet, in one transaction."""
 
