@@ -328,3 +328,57 @@ async def _lock_waits(conn: asyncpg.Connection, count: int) -> None:
 async def _done_or_waiting(task: asyncio.Task[Any], conn: asyncpg.Connection) -> None:
     if not task.done():
         await _lock_waits(conn, 2)
+
+
+# The server's CommandComplete of a COMMIT: the transaction is committed once it is sent.
+COMMIT_COMPLETE = b"C\x00\x00\x00\x0bCOMMIT\x00"
+
+
+class CommitCutter(Relay):
+    """A relay that, once armed, closes the connection right after relaying a COMMIT's
+    completion: the transaction is committed, and the connection breaks on its way back
+    to the pool (asyncpg resets a connection it releases)."""
+
+    def __init__(self, upstream_port: int) -> None:
+        super().__init__(upstream_port)
+        self.armed = False
+        self.cuts = 0
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        self._writers.update((writer, up_writer))
+
+        async def down() -> None:
+            with contextlib.suppress(OSError):
+                while data := await up_reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+                    if self.armed and COMMIT_COMPLETE in data:
+                        self.armed = False
+                        self.cuts += 1
+                        up_writer.close()
+                        break
+            writer.close()
+
+        await asyncio.gather(self._pipe(reader, up_writer), down())
+
+
+async def test_a_commit_whose_connection_breaks_on_release_still_answers(pg_url: str) -> None:
+    base, database = pg_url.rsplit("/", 1)
+    host_port = base.rsplit("@", 1)[-1]
+    relay = CommitCutter(int(host_port.rsplit(":", 1)[-1]))
+    await relay.start()
+    store = pg_store(f"{base.replace(host_port, f'127.0.0.1:{relay.port}')}/{database}")
+    await store.open()
+    try:
+        await store.migrate()
+        relay.armed = True
+        # Committed: answering an error would make the client post it again.
+        [result] = await store.ingest([new_order("o1")], NOW)
+        assert relay.cuts == 1
+        assert result.created
+        view = await store.get_order("o1", Scope())  # on a fresh connection
+        assert view.order.order_id == "o1"
+    finally:
+        await store.close()
+        await relay.cut()

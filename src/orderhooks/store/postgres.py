@@ -177,7 +177,10 @@ class PostgresEngine:
             try:
                 await pool.release(conn)
             except (*CONNECTION_ERRORS, asyncpg.PostgresError):
-                conn.terminate()
+                # asyncpg terminated the connection already when its reset failed, and
+                # the proxy then refuses every call: a second terminate would raise.
+                with contextlib.suppress(*CONNECTION_ERRORS):
+                    conn.terminate()
 
     async def _transaction(
         self, conn: asyncpg.Connection, job: Job[T], *, readonly: bool, durable: bool = True
