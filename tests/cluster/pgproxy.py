@@ -3,7 +3,9 @@
 The tests share one PostgreSQL server with every other test, so they must never stop
 it. Pointed at this proxy instead, orderhooks sees what a restart looks like from the
 client side: `cut()` drops every open connection and refuses new ones (connection
-refused), `restore()` accepts them again on the same port. It runs its own event loop
+refused), `restore()` accepts them again on the same port. `freeze()` plays a server
+that stops answering without closing anything (a frozen host, a silent partition):
+nothing is forwarded any more and new connections hang. It runs its own event loop
 in a daemon thread, like the test receiver, so the test's loop may block freely.
 """
 
@@ -31,6 +33,7 @@ class PgProxy(Background):
         self._thread = threading.Thread(target=self._loop.run_forever, name="pgproxy", daemon=True)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._frozen = asyncio.Event()
         self.port = 0
         self.connections = 0  # accepted since start, for the test's figures
 
@@ -46,6 +49,10 @@ class PgProxy(Background):
     def cut(self) -> None:
         """Drop every open connection and refuse new ones, as a stopped server would."""
         self._call(self._cut())
+
+    def freeze(self) -> None:
+        """Forward nothing more, in either direction, and let new connections hang."""
+        self._loop.call_soon_threadsafe(self._frozen.set)
 
     def restore(self) -> None:
         """Accept connections again on the same port."""
@@ -76,6 +83,9 @@ class PgProxy(Background):
             await server.wait_closed()
 
     async def _accept(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        if self._frozen.is_set():
+            self._writers.add(client_w)  # aborted by `cut`, never answered before
+            return
         try:
             server_r, server_w = await asyncio.open_connection(*self._target)
         except OSError:
@@ -84,17 +94,23 @@ class PgProxy(Background):
         self.connections += 1
         self._writers.update((client_w, server_w))
         try:
-            await asyncio.gather(_pipe(client_r, server_w), _pipe(server_r, client_w))
+            await asyncio.gather(
+                _pipe(client_r, server_w, self._frozen), _pipe(server_r, client_w, self._frozen)
+            )
         finally:
             for writer in (client_w, server_w):
                 self._writers.discard(writer)
                 writer.transport.abort()
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Copy one direction until either side closes."""
+async def _pipe(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, frozen: asyncio.Event
+) -> None:
+    """Copy one direction until either side closes; once `frozen`, drop what comes."""
     with contextlib.suppress(OSError, asyncio.IncompleteReadError):
         while chunk := await reader.read(PIPE_CHUNK_BYTES):
+            if frozen.is_set():
+                continue
             writer.write(chunk)
             await writer.drain()
     writer.transport.abort()

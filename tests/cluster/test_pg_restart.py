@@ -10,6 +10,9 @@ Run with `pytest -s tests/cluster/test_pg_restart.py` to see the figures.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
 import time
 import uuid
 from dataclasses import dataclass
@@ -42,6 +45,10 @@ TERMINATE_ROUNDS = 6
 TERMINATE_EVERY_SECONDS = 0.5  # six rounds over three seconds
 OUTAGE_SECONDS = 3.0
 READY_DEADLINE_SECONDS = 30.0
+SECOND_SIGNAL_AFTER_SECONDS = 1.0
+# Cut short: the claim in flight gives up within its pool's timeouts, then the process
+# drops its connections instead of closing them with a server that does not answer.
+FORCED_EXIT_SECONDS = 20.0
 
 
 @dataclass
@@ -242,3 +249,29 @@ async def test_outage_answers_503_and_delivery_resumes(pg_url: str, cluster: Clu
         )
         for process in (worker, api_process):
             assert process.terminate() == 0, process.log_tail()
+
+
+async def test_a_second_sigterm_does_not_wait_on_a_frozen_database(
+    pg_url: str, cluster: Cluster
+) -> None:
+    # A database host that stops answering (no reset, no refusal): closing the pool
+    # gracefully would wait up to the query timeout. The second signal stops at once.
+    target = urlsplit(pg_url)
+    with PgProxy(target.hostname or LOOPBACK, target.port or 5432) as proxy:
+        worker = cluster.add(
+            "worker", "worker", cluster_env(with_address(pg_url, LOOPBACK, proxy.port))
+        )
+        await cluster.start([worker])
+        proxy.freeze()
+        await wait_readiness(worker, 503, "worker /readyz 503 once the database is frozen")
+        assert worker.pid is not None and worker.process is not None
+        os.kill(worker.pid, signal.SIGTERM)
+        await asyncio.sleep(SECOND_SIGNAL_AFTER_SECONDS)
+        signalled = time.monotonic()
+        os.kill(worker.pid, signal.SIGTERM)
+        try:
+            code = await asyncio.to_thread(worker.process.wait, FORCED_EXIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running {FORCED_EXIT_SECONDS} s after the second SIGTERM")
+        print(f"\nexited {time.monotonic() - signalled:.1f} s after the second SIGTERM")
+        assert code == 0, worker.log_tail()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import stat
+import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -232,3 +233,32 @@ def test_sigterm_drains_the_attempt_in_flight(tmp_path: Path, spawn: Spawner) ->
         assert again.stop() == 0
     finally:
         receiver.close()
+
+
+@pytest.mark.parametrize("command", ["serve", "worker", "migrate"])
+def test_a_data_dir_that_cannot_be_made_is_a_clear_error(tmp_path: Path, command: str) -> None:
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("not a directory\n")
+    for data_dir in (in_the_way, in_the_way / "data"):
+        env = cli_env(data_dir, ORDERHOOKS_ADMIN_KEY=ENV_ADMIN_KEY, ORDERHOOKS_PORT="0")
+        done = run_cli([command], env)
+        assert done.returncode == 2  # a configuration error (docs/cli.md)
+        assert "Traceback" not in done.stderr, done.stderr
+        assert "ORDERHOOKS_DATA_DIR" in done.stderr and str(data_dir) in done.stderr, done.stderr
+
+
+def test_a_read_only_data_dir_is_a_clear_error(tmp_path: Path) -> None:
+    # A read-only file system (the tests run as root, whom modes do not stop): SQLite
+    # cannot create its write-ahead log beside the database.
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=4m,ro", "tmpfs", str(data_dir)]
+    subprocess.run(mount, check=True, capture_output=True)
+    try:
+        env = cli_env(data_dir, ORDERHOOKS_ADMIN_KEY=ENV_ADMIN_KEY, ORDERHOOKS_PORT="0")
+        done = run_cli(["serve"], env)
+    finally:
+        subprocess.run(["umount", str(data_dir)], check=True, capture_output=True)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "not writable" in done.stderr and str(data_dir) in done.stderr, done.stderr

@@ -18,13 +18,15 @@ import asyncpg
 import orjson
 import pytest
 
-from orderhooks.domain.model import Scope
-from orderhooks.exceptions import StoreUnavailable
+from orderhooks.domain.model import DeliveryState, Scope
+from orderhooks.exceptions import NotFound, StoreUnavailable
 from orderhooks.store.postgres import PostgresStore
 from orderhooks.store.sql import compile_queries
 from tests.integration.store_support import (
     NOW,
     delivered,
+    deliveries_of,
+    failed,
     new_order,
     status,
     webhook,
@@ -274,3 +276,109 @@ async def test_hot_queries_stay_on_their_indexes(pg_url: str) -> None:
             assert not scans, f"{name} scans {scans} whole: {nodes}"
     finally:
         await conn.close()
+
+
+async def test_retention_never_deletes_a_delivery_requeued_while_it_purges(
+    two_processes: tuple[PostgresStore, PostgresStore], pg_url: str
+) -> None:
+    # A failed delivery of an old event, read as finished by a purge, and a retry now of
+    # it from another process: the retry is either refused (the delivery is purged) or
+    # answered with a pending delivery that stays and is sent, never both.
+    api, worker = two_processes
+    hook = await api.create_webhook(webhook())
+    await api.ingest([new_order("old1")], NOW - timedelta(days=40))
+    [claim] = await worker.claim(NOW, 10, "w1")
+    await worker.record([failed(claim.delivery.id, hook.id)], NOW)
+    blocker = await asyncpg.connect(pg_url)
+    try:
+        # Holds the purge between its read of the finished deliveries and its deletes.
+        hold = blocker.transaction()
+        await hold.start()
+        await blocker.execute(
+            "SELECT 1 FROM attempts WHERE delivery_id = $1 FOR UPDATE", claim.delivery.id
+        )
+        purge = asyncio.create_task(worker.purge(NOW - timedelta(days=30)))
+        await _eventually(lambda: _lock_waits(blocker, 1))
+        retry = asyncio.create_task(api.retry_delivery_now(claim.delivery.id, NOW))
+        # The retry either commits now, or waits for the purge to commit.
+        await _eventually(lambda: _done_or_waiting(retry, blocker))
+        await hold.rollback()
+        await purge
+        retried = await asyncio.gather(retry, return_exceptions=True)
+    finally:
+        await blocker.close()
+    remaining = await deliveries_of(api, hook.id)
+    if isinstance(retried[0], NotFound):
+        assert remaining == []
+    else:
+        assert retried[0].state == DeliveryState.PENDING
+        assert [(d.id, d.state) for d in remaining] == [(claim.delivery.id, DeliveryState.PENDING)]
+        [again] = await worker.claim(NOW, 10, "w1")
+        assert again.delivery.id == claim.delivery.id
+
+
+async def _lock_waits(conn: asyncpg.Connection, count: int) -> None:
+    waiting = await conn.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock'"
+    )
+    assert waiting >= count
+
+
+async def _done_or_waiting(task: asyncio.Task[Any], conn: asyncpg.Connection) -> None:
+    if not task.done():
+        await _lock_waits(conn, 2)
+
+
+# The server's CommandComplete of a COMMIT: the transaction is committed once it is sent.
+COMMIT_COMPLETE = b"C\x00\x00\x00\x0bCOMMIT\x00"
+
+
+class CommitCutter(Relay):
+    """A relay that, once armed, closes the connection right after relaying a COMMIT's
+    completion: the transaction is committed, and the connection breaks on its way back
+    to the pool (asyncpg resets a connection it releases)."""
+
+    def __init__(self, upstream_port: int) -> None:
+        super().__init__(upstream_port)
+        self.armed = False
+        self.cuts = 0
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        self._writers.update((writer, up_writer))
+
+        async def down() -> None:
+            with contextlib.suppress(OSError):
+                while data := await up_reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+                    if self.armed and COMMIT_COMPLETE in data:
+                        self.armed = False
+                        self.cuts += 1
+                        up_writer.close()
+                        break
+            writer.close()
+
+        await asyncio.gather(self._pipe(reader, up_writer), down())
+
+
+async def test_a_commit_whose_connection_breaks_on_release_still_answers(pg_url: str) -> None:
+    base, database = pg_url.rsplit("/", 1)
+    host_port = base.rsplit("@", 1)[-1]
+    relay = CommitCutter(int(host_port.rsplit(":", 1)[-1]))
+    await relay.start()
+    store = pg_store(f"{base.replace(host_port, f'127.0.0.1:{relay.port}')}/{database}")
+    await store.open()
+    try:
+        await store.migrate()
+        relay.armed = True
+        # Committed: answering an error would make the client post it again.
+        [result] = await store.ingest([new_order("o1")], NOW)
+        assert relay.cuts == 1
+        assert result.created
+        view = await store.get_order("o1", Scope())  # on a fresh connection
+        assert view.order.order_id == "o1"
+    finally:
+        await store.close()
+        await relay.cut()

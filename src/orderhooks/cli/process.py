@@ -61,10 +61,10 @@ def _process_command(role: str) -> Callable[..., None]:
 def migrate(settings: Settings, version: VersionFlag = False) -> None:
     """Apply the database migrations not applied yet (idempotent; safe while running)."""
     configure_logging(settings.log_format)
-    from orderhooks.store import open_store
+    from orderhooks.store import make_data_dir, open_store
 
     async def apply() -> list[str]:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_data_dir(settings.data_dir)
         store = open_store(settings)
         await store.open()
         try:

@@ -38,7 +38,7 @@ from orderhooks.service import keys
 from orderhooks.service.context import ServiceContext
 from orderhooks.service.ingest import ingest_items
 from orderhooks.sources.runtime import SourceSet, start_sources
-from orderhooks.store import Store, open_store
+from orderhooks.store import Store, make_data_dir, open_store
 from orderhooks.store.base import IngestItem, IngestResult, MessageKey
 from orderhooks.tracing import Tracing, configure_tracing
 from orderhooks.web.app import ProcessRole, create_app
@@ -57,7 +57,7 @@ log = get_logger("orderhooks.runner")
 
 async def open_migrated_store(settings: Settings) -> Store:
     """Create the data dir, open the configured store and bring its schema up to date."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_data_dir(settings.data_dir)
     store = open_store(settings)
     await store.open()
     try:
@@ -422,7 +422,19 @@ async def _shut_down(
             if transport is not None:
                 await transport.close()
         finally:
-            await store.close()
+            await _close_store(store, signals)
+
+
+async def _close_store(store: Store, signals: ShutdownSignals) -> None:
+    """Close the store; a second signal (before or during) stops waiting on a database
+    server that does not answer: its connections are dropped instead."""
+    closing = asyncio.ensure_future(store.close())
+    forced = asyncio.ensure_future(signals.forced.wait())
+    await asyncio.wait({closing, forced}, return_when=asyncio.FIRST_COMPLETED)
+    forced.cancel()
+    if not closing.done():
+        store.abort()
+    await closing
 
 
 async def _drain(dispatcher: Dispatcher, signals: ShutdownSignals) -> None:

@@ -6,10 +6,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from orderhooks.config import Settings
 from orderhooks.exceptions import ConfigError
 from orderhooks.secretbox import SecretBox
 from orderhooks.store.store import Store
+
+
+def make_data_dir(data_dir: Path) -> None:
+    """Create the data dir if needed; a ConfigError naming ORDERHOOKS_DATA_DIR when it
+    cannot be (a file in the way, a read-only file system, no permission)."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError(f"ORDERHOOKS_DATA_DIR {data_dir} is a file, not a directory") from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(f"ORDERHOOKS_DATA_DIR {data_dir} cannot be created: {reason}") from None
 
 
 def open_store(settings: Settings) -> Store:
@@ -38,4 +52,4 @@ def open_store(settings: Settings) -> Store:
     raise ConfigError(f"unsupported database URL {url!r}: use sqlite:///… or postgresql://…")
 
 
-__all__ = ["Store", "open_store"]
+__all__ = ["Store", "make_data_dir", "open_store"]

@@ -86,6 +86,14 @@ class PostgresEngine:
             with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
                 await asyncio.wait_for(pool.close(), COMMAND_TIMEOUT_SECONDS)
 
+    def abort(self) -> None:
+        """Drop the pool's connections at once: a `close` waiting on a server that does
+        not answer (for up to COMMAND_TIMEOUT_SECONDS) returns now."""
+        if self._listener is not None:
+            self._listener.cancel()
+        if self._pool is not None:
+            self._pool.terminate()
+
     async def migrate(self) -> list[str]:
         """Apply the migrations not applied yet, under a session advisory lock so that
         concurrent `migrate` runs in other processes wait and then find nothing to do."""
@@ -169,7 +177,10 @@ class PostgresEngine:
             try:
                 await pool.release(conn)
             except (*CONNECTION_ERRORS, asyncpg.PostgresError):
-                conn.terminate()
+                # asyncpg terminated the connection already when its reset failed, and
+                # the proxy then refuses every call: a second terminate would raise.
+                with contextlib.suppress(*CONNECTION_ERRORS):
+                    conn.terminate()
 
     async def _transaction(
         self, conn: asyncpg.Connection, job: Job[T], *, readonly: bool, durable: bool = True

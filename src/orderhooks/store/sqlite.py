@@ -57,7 +57,10 @@ class SQLiteEngine:
     async def open(self, wake: Callable[[], None]) -> None:
         """Create the file if needed and start the writer and reader threads. (Only
         this process writes work to the file: nothing else to listen to.)"""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folder of {self.path}: {exc.strerror}") from None
         writer = Writer(self.path, self._queries)
         await asyncio.to_thread(writer.start)
         self.writer = writer
@@ -71,6 +74,9 @@ class SQLiteEngine:
             await asyncio.to_thread(readers.close)
         if writer is not None:
             await asyncio.to_thread(writer.stop)
+
+    def abort(self) -> None:
+        """Nothing to drop: closing waits only for the local file's last commit."""
 
     async def migrate(self) -> list[str]:
         """Apply the migrations not applied yet, in one transaction."""

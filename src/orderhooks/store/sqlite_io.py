@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from orderhooks.exceptions import Conflict, StorageFull, StoreError
+from orderhooks.exceptions import Conflict, StorageFull, StoreError, StoreUnavailable
 from orderhooks.store.shared.tx import Job, Row
 from orderhooks.store.sql import Query
 
@@ -94,6 +94,9 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 
 
 SQLITE_FULL = 13  # the primary result code: "database or disk is full"
+# "database is locked": another connection (a `sqlite3` shell, a CLI command) held the
+# file's lock for longer than the busy timeout.
+SQLITE_BUSY_CODES = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED
 PRIMARY_CODE_MASK = 0xFF  # extended result codes keep the primary one in their low byte
 
 
@@ -105,12 +108,21 @@ def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
 
 
+def is_locked(exc: sqlite3.Error) -> bool:
+    """Whether an SQLite error means that another connection holds the lock."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & PRIMARY_CODE_MASK in SQLITE_BUSY_CODES
+
+
 def translate(exc: sqlite3.Error) -> Exception:
     """The orderhooks error for an SQLite error."""
     if isinstance(exc, sqlite3.IntegrityError):
         return Conflict(f"the change clashes with stored data: {exc}")
     if is_disk_full(exc):
         return StorageFull(f"SQLite cannot write, the disk is full: {exc}")
+    if is_locked(exc):
+        # An outage like an unreachable server: the same request may succeed later.
+        return StoreUnavailable(f"SQLite is locked by another connection: {exc}")
     return StoreError(f"SQLite failed: {exc}")
 
 
@@ -208,7 +220,14 @@ class Writer:
         self._opened.wait()
         if self._open_error is not None:
             self._thread.join()
-            raise StoreError(f"cannot open {self._path}: {self._open_error}")
+            folder = self._path.parent
+            why = (
+                f" ({folder} is not writable: SQLite creates {self._path.name}-wal and"
+                f" {self._path.name}-shm beside the database)"
+                if not os.access(folder, os.W_OK)
+                else ""
+            )
+            raise StoreError(f"cannot open {self._path}: {self._open_error}{why}")
 
     def stop(self) -> None:
         """Commit what is queued, then close the connection and end the thread."""

@@ -75,6 +75,10 @@ class StoreCore:
         """Release connections; pending writes are committed first."""
         await self.engine.close()
 
+    def abort(self) -> None:
+        """Make a `close` in progress stop waiting on the database server."""
+        self.engine.abort()
+
     async def migrate(self) -> list[str]:
         """Apply the migrations not applied yet; idempotent; returns the names applied."""
         return await self.engine.migrate()

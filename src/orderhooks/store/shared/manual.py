@@ -90,7 +90,8 @@ class ManualOperations(StoreCore):
         else:
             raise Conflict(f"delivery {delivery_id} is {delivery.state}")
         fresh = await tx.fetchrow("delivery_by_id", id=delivery_id)
-        assert fresh is not None
+        if fresh is None:  # purged by the retention meanwhile
+            raise NotFound(f"delivery {delivery_id} not found")
         return await audited(tx, delivery_from_row(fresh), audit)
 
     @writing(wake=True)

@@ -86,6 +86,12 @@ class Engine(Protocol):
         """Release connections; pending writes are committed first."""
         ...
 
+    def abort(self) -> None:
+        """Stop waiting on the database server: a `close` in progress returns without
+        closing its connections gracefully (a second signal; a no-op where closing
+        waits on nothing remote)."""
+        ...
+
     async def migrate(self) -> list[str]:
         """Apply the migrations not applied yet; returns the names applied."""
         ...

@@ -494,13 +494,6 @@ ORDER BY bucket;
 
 -- ============================================================ retention
 
--- name: finished_before
--- Seeks in deliveries_webhook_state per webhook and finished state (deleted webhooks too).
-SELECT id FROM deliveries
-WHERE webhook_id IN (SELECT id FROM webhooks)
-  AND state IN ('delivered', 'failed', 'cancelled') AND created_at < :before
-LIMIT :limit;
-
 -- name: orphan_events_before
 SELECT e.id FROM events AS e
 WHERE e.created_at < :before

@@ -12,7 +12,11 @@ SELECT pg_notify('orderhooks_work', '');
 -- name: relaxed_commit
 -- Delivery bookkeeping (claims, outcomes) need not wait for the WAL flush: the WAL writer
 -- flushes it within wal_writer_delay, and a later synchronous commit flushes it first.
-SET LOCAL synchronous_commit = off;
+-- A claim holds the cluster's claim lock: should its worker stop talking in the middle
+-- (a frozen process or VM, a silent network partition), the server ends the transaction
+-- after 10 s idle instead of keeping every worker from claiming until TCP gives up.
+-- Two statements: this one runs without parameters, in one round trip.
+SET LOCAL synchronous_commit = off; SET LOCAL idle_in_transaction_session_timeout = '10s';
 
 -- name: lock_migrations
 -- Session lock: one `migrate` at a time, whatever other processes run.
@@ -145,3 +149,16 @@ FOR UPDATE;
 -- rolled back leaves no number for the next change to reuse, so a webhook list cached
 -- under it (read inside that transaction) is never taken for the committed one.
 UPDATE meta SET value = (random() * 4611686018427387904)::bigint WHERE name = 'webhooks_version';
+
+-- ============================================================ retention
+
+-- name: finished_before
+-- Seeks in deliveries_webhook_state per webhook and finished state (deleted webhooks too).
+-- Locked until the purge commits: a retry or recover that puts one back to `pending`
+-- meanwhile would otherwise see its delivery deleted. A row another transaction is
+-- changing right now is left for the next purge.
+SELECT id FROM deliveries
+WHERE webhook_id IN (SELECT id FROM webhooks)
+  AND state IN ('delivered', 'failed', 'cancelled') AND created_at < :before
+LIMIT :limit
+FOR UPDATE SKIP LOCKED;

@@ -116,3 +116,13 @@ SELECT id, secrets, headers, tls FROM webhooks WHERE id > :after ORDER BY id LIM
 -- rolled back leaves no number for the next change to reuse, so a webhook list cached
 -- under it (read inside that transaction) is never taken for the committed one.
 UPDATE meta SET value = random() WHERE name = 'webhooks_version';
+
+-- ============================================================ retention
+
+-- name: finished_before
+-- Seeks in deliveries_webhook_state per webhook and finished state (deleted webhooks too).
+-- (The writer's transaction is the only one writing: nothing requeues them meanwhile.)
+SELECT id FROM deliveries
+WHERE webhook_id IN (SELECT id FROM webhooks)
+  AND state IN ('delivered', 'failed', 'cancelled') AND created_at < :before
+LIMIT :limit;
