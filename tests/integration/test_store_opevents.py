@@ -314,10 +314,10 @@ async def test_agreements_do_not_gate_operational_events(make_store: StoreFactor
     assert claim.webhook.id == waiting.id and claim.event.type == DISABLED
 
 
-async def test_a_batching_webhook_takes_operational_events_in_its_batches(store: Store) -> None:
-    """An operational event and an order event due together go in one batch (the
-    operational one has no order to sort by)."""
-    w = await store.create_webhook(webhook())
+async def plain_and_batching(store: Store) -> tuple[Webhook, Webhook]:
+    """A plain webhook, and one of every account that batches order and operational
+    events (up to 10, sent as soon as they are due)."""
+    plain = await store.create_webhook(webhook())
     batching = await store.create_webhook(
         webhook(
             accounts=("*",),
@@ -325,6 +325,13 @@ async def test_a_batching_webhook_takes_operational_events_in_its_batches(store:
             batch=BatchSettings(max_events=10, max_wait_ms=0),
         )
     )
+    return plain, batching
+
+
+async def test_a_batching_webhook_takes_operational_events_in_its_batches(store: Store) -> None:
+    """An operational event and an order event due together go in one batch (the
+    operational one has no order to sort by)."""
+    w, batching = await plain_and_batching(store)
     await store.ingest([new_order("o1")], NOW)  # one delivery to each
     [claim] = [c for c in await store.claim(NOW, 100, "w1") if c.webhook.id == w.id]
     await store.record([failed(claim.delivery.id, w.id)], NOW)
@@ -337,14 +344,7 @@ async def test_a_batching_webhook_takes_operational_events_in_its_batches(store:
 async def test_a_retried_batch_keeps_its_operational_events_in_place(store: Store) -> None:
     """A batch with an operational event (no order) is retried with its events in the
     order of its first attempt, on either engine (SQL sorts a missing order apart)."""
-    w = await store.create_webhook(webhook())
-    batching = await store.create_webhook(
-        webhook(
-            accounts=("*",),
-            event_types=(*ALL_TYPES, *OPS),
-            batch=BatchSettings(max_events=10, max_wait_ms=0),
-        )
-    )
+    w, batching = await plain_and_batching(store)
     await store.ingest([new_order("o1")], NOW)
     first = await store.claim(NOW, 100, "w1")
     [claim] = [c for c in first if c.webhook.id == w.id]

@@ -82,6 +82,18 @@ async def _reorder(tx: Tx, webhook: Webhook) -> None:
     await refresh_heads(tx, queues, {webhook.id: webhook})
 
 
+async def _set_enabled_state(tx: Tx, webhook_id: str, state: WebhookState, now: datetime) -> None:
+    """Set a webhook that is not disabled to `state` (active or awaiting its agreement)."""
+    await tx.execute(
+        "set_webhook_state",
+        id=webhook_id,
+        state=str(state),
+        disabled_reason=None,
+        disabled_at=None,
+        updated_at=micros(now),
+    )
+
+
 class WebhookOperations(StoreCore):
     """Creating, changing, enabling and deleting webhooks; agreements."""
 
@@ -263,14 +275,7 @@ class WebhookOperations(StoreCore):
                 continue
             state = await enabled_state(tx, webhook.accounts, self._require_agreement)
             if state != webhook.state:
-                await tx.execute(
-                    "set_webhook_state",
-                    id=webhook.id,
-                    state=str(state),
-                    disabled_reason=None,
-                    disabled_at=None,
-                    updated_at=micros(now),
-                )
+                await _set_enabled_state(tx, webhook.id, state, now)
                 changed += 1
         if changed:
             await bump_version(tx)
@@ -304,14 +309,7 @@ class WebhookOperations(StoreCore):
         for row in await tx.fetch("awaiting_webhooks_of", account=agreement.account):
             webhook = webhook_from_row(row, self.box)
             if await accounts_agreed(tx, webhook.accounts, self._require_agreement):
-                await tx.execute(
-                    "set_webhook_state",
-                    id=webhook.id,
-                    state=str(WebhookState.ACTIVE),
-                    disabled_reason=None,
-                    disabled_at=None,
-                    updated_at=micros(now),
-                )
+                await _set_enabled_state(tx, webhook.id, WebhookState.ACTIVE, now)
                 activated += 1
         if activated:
             await bump_version(tx)
