@@ -51,6 +51,7 @@ class PostgresEngine:
         self._listen = listen
         self._queries = compile_queries("postgres")
         self._pool: Any = None
+        self._closing: Any = None  # the pool `close` is closing, until it is closed
         self._listener: asyncio.Task[None] | None = None
         self._notifier = Notifier(self._notify)
 
@@ -83,16 +84,22 @@ class PostgresEngine:
             self._listener = None
         if self._pool is not None:
             pool, self._pool = self._pool, None
-            with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
-                await asyncio.wait_for(pool.close(), COMMAND_TIMEOUT_SECONDS)
+            self._closing = pool  # for `abort`, while the close waits on the server
+            try:
+                with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
+                    await asyncio.wait_for(pool.close(), COMMAND_TIMEOUT_SECONDS)
+            finally:
+                self._closing = None
 
     def abort(self) -> None:
         """Drop the pool's connections at once: a `close` waiting on a server that does
-        not answer (for up to COMMAND_TIMEOUT_SECONDS) returns now."""
+        not answer (for up to COMMAND_TIMEOUT_SECONDS) returns now, whether it has begun
+        closing the pool or not."""
         if self._listener is not None:
             self._listener.cancel()
-        if self._pool is not None:
-            self._pool.terminate()
+        for pool in (self._pool, self._closing):
+            if pool is not None:
+                pool.terminate()
 
     async def migrate(self) -> list[str]:
         """Apply the migrations not applied yet, under a session advisory lock so that
