@@ -18,7 +18,7 @@ import asyncpg
 import orjson
 import pytest
 
-from orderhooks.domain.model import DeliveryState, Scope
+from orderhooks.domain.model import DeliveryState, Scope, WebhookState
 from orderhooks.exceptions import NotFound, StoreUnavailable
 from orderhooks.store.postgres import PostgresStore
 from orderhooks.store.sql import compile_queries
@@ -382,3 +382,33 @@ async def test_a_commit_whose_connection_breaks_on_release_still_answers(pg_url:
     finally:
         await store.close()
         await relay.cut()
+
+
+async def test_a_start_applying_the_agreement_setting_never_undoes_a_disable(
+    pg_url: str,
+) -> None:
+    # A process starting with ORDERHOOKS_REQUIRE_AGREEMENT=false activates the webhooks
+    # awaiting their agreement; a worker disabling one of them meanwhile (a 410) wins.
+    first = pg_store(pg_url, require_agreement=True)
+    starting = pg_store(pg_url, require_agreement=False, listen=False)
+    await first.open()
+    await first.migrate()
+    await starting.open()
+    conn = await asyncpg.connect(pg_url)
+    try:
+        waiting = await first.create_webhook(webhook())
+        assert waiting.state == WebhookState.AWAITING_AGREEMENT
+        async with conn.transaction():
+            await conn.execute(
+                "UPDATE webhooks SET state = 'disabled', disabled_reason = 'gone' WHERE id = $1",
+                waiting.id,
+            )
+            applying = asyncio.create_task(starting.apply_agreement_requirement(NOW))
+            await asyncio.sleep(0.5)  # it read the webhook awaiting, and waits for the row
+        assert await applying == 0
+        after = await first.get_webhook(waiting.id, Scope())
+        assert (after.state, after.disabled_reason) == (WebhookState.DISABLED, "gone")
+    finally:
+        await conn.close()
+        await starting.close()
+        await first.close()

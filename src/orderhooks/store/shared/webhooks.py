@@ -82,15 +82,11 @@ async def _reorder(tx: Tx, webhook: Webhook) -> None:
     await refresh_heads(tx, queues, {webhook.id: webhook})
 
 
-async def _set_enabled_state(tx: Tx, webhook_id: str, state: WebhookState, now: datetime) -> None:
-    """Set a webhook that is not disabled to `state` (active or awaiting its agreement)."""
-    await tx.execute(
-        "set_webhook_state",
-        id=webhook_id,
-        state=str(state),
-        disabled_reason=None,
-        disabled_at=None,
-        updated_at=micros(now),
+async def _set_enabled_state(tx: Tx, webhook_id: str, state: WebhookState, now: datetime) -> int:
+    """Set a webhook to `state` (active or awaiting its agreement) unless it was disabled
+    or deleted meanwhile; 1 when it changed, else 0."""
+    return await tx.execute(
+        "set_enabled_state", id=webhook_id, state=str(state), updated_at=micros(now)
     )
 
 
@@ -275,8 +271,7 @@ class WebhookOperations(StoreCore):
                 continue
             state = await enabled_state(tx, webhook.accounts, self._require_agreement)
             if state != webhook.state:
-                await _set_enabled_state(tx, webhook.id, state, now)
-                changed += 1
+                changed += await _set_enabled_state(tx, webhook.id, state, now)
         if changed:
             await bump_version(tx)
         return changed
@@ -309,8 +304,7 @@ class WebhookOperations(StoreCore):
         for row in await tx.fetch("awaiting_webhooks_of", account=agreement.account):
             webhook = webhook_from_row(row, self.box)
             if await accounts_agreed(tx, webhook.accounts, self._require_agreement):
-                await _set_enabled_state(tx, webhook.id, WebhookState.ACTIVE, now)
-                activated += 1
+                activated += await _set_enabled_state(tx, webhook.id, WebhookState.ACTIVE, now)
         if activated:
             await bump_version(tx)
         return await audited(tx, agreement, audit)

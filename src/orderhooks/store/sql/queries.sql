@@ -267,6 +267,12 @@ UPDATE webhooks SET state = :state, disabled_reason = :disabled_reason,
     disabled_at = :disabled_at, updated_at = :updated_at
 WHERE id = :id;
 
+-- name: set_enabled_state
+-- Active, or awaiting its agreement: never for a webhook disabled or deleted meanwhile
+-- (on PostgreSQL this waits for such a change, then finds the row no longer matches).
+UPDATE webhooks SET state = :state, updated_at = :updated_at
+WHERE id = :id AND state <> 'disabled' AND deleted_at IS NULL;
+
 -- name: upsert_agreement
 INSERT INTO agreements (account, signed_by, signed_at, currency, per_thousand, recorded_at)
 VALUES (:account, :signed_by, :signed_at, :currency, :per_thousand, :recorded_at)
