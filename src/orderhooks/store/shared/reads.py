@@ -239,6 +239,18 @@ class ReadOperations(StoreCore):
         )
 
     @reading
+    async def any_failed(self, tx: Tx, webhook_ids: Sequence[str], accounts: Sequence[str]) -> bool:
+        """Whether one of these webhooks holds a failed delivery of one of these accounts."""
+        if not webhook_ids or not accounts:
+            return False
+        row = await tx.fetchrow(
+            "any_failed_of",
+            webhook_ids=tx.array(sorted(webhook_ids)),
+            accounts=tx.array(sorted(accounts)),
+        )
+        return row is not None
+
+    @reading
     async def webhook_stats(self, tx: Tx, webhook_id: str, now: datetime) -> WebhookStats:
         """Counts by state, success rate, latency percentiles of the last attempts, and the
         last success and failure."""

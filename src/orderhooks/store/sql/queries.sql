@@ -415,6 +415,15 @@ WHERE w.id > :after AND w.deleted_at IS NULL
 ORDER BY w.id
 LIMIT :limit;
 
+-- name: any_failed_of
+-- Whether these webhooks hold a failed delivery of these accounts: the dashboard's
+-- overview asks it before the costly failure list (deliveries_webhook_state serves
+-- each webhook's failed rows).
+SELECT 1 FROM deliveries
+WHERE webhook_id = ANY(:webhook_ids::text[]) AND state = 'failed'
+  AND account = ANY(:accounts::text[])
+LIMIT 1;
+
 -- name: list_deliveries
 -- A partner key lists an operational event's delivery only when its accounts cover the
 -- receiving webhook's (and so the webhook the event is about): the same rule in the two
