@@ -136,7 +136,8 @@ class OrderView:
 @dataclass(frozen=True, slots=True)
 class DeliveryView:
     """One delivery with its event and attempts (oldest first); `batch`: the events of
-    the batch it was last sent in, in body order (empty when it went alone)."""
+    the batch it was last sent in, in body order (empty when it went alone, or when not
+    asked for: `get_delivery(with_batch=True)`)."""
 
     delivery: Delivery
     event: Event

@@ -220,8 +220,12 @@ class ReadOperations(StoreCore):
         )
 
     @reading
-    async def get_delivery(self, tx: Tx, delivery_id: str, scope: Scope) -> DeliveryView:
-        """One delivery with its event and attempts, oldest first."""
+    async def get_delivery(
+        self, tx: Tx, delivery_id: str, scope: Scope, *, with_batch: bool = False
+    ) -> DeliveryView:
+        """One delivery with its event and attempts, oldest first; `with_batch`: and the
+        events of the batch it was last sent in (up to a batch's maximum, for the
+        dashboard's body: the API's answer does not show them)."""
         row = await lookup(tx, "delivery_by_id", id=delivery_id)
         if row is None or not scope.allows(row["account"]):
             raise NotFound(f"delivery {delivery_id} not found")
@@ -233,7 +237,8 @@ class ReadOperations(StoreCore):
         attempts = [
             attempt_from_row(r) for r in await tx.fetch("attempts_of", delivery_id=delivery_id)
         ]
-        batch = [] if row["batch_id"] is None else await _batch_events(tx, row["batch_id"])
+        batch_id = row["batch_id"] if with_batch else None
+        batch = [] if batch_id is None else await _batch_events(tx, batch_id)
         return DeliveryView(
             delivery=delivery_from_row(row), event=event, attempts=attempts, batch=batch
         )

@@ -85,7 +85,9 @@ def _shaping_note(webhook: Webhook | None) -> str:
 
 async def detail_page(dash: Dashboard, request: Request, viewer: Viewer) -> Response:
     """GET /ui/deliveries/{id}: the bytes sent and every attempt."""
-    view = await dash.store.get_delivery(request.path_params["delivery_id"], viewer.scope)
+    view = await dash.store.get_delivery(
+        request.path_params["delivery_id"], viewer.scope, with_batch=True
+    )
     webhook = await _webhook_of(dash, view.delivery.webhook_id)
     payload_format = webhook.payload_format if webhook else PayloadFormat.ENVELOPE
     webhook_visible = webhook is not None and viewer.scope.allows_all(webhook.accounts)
