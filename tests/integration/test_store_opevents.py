@@ -429,3 +429,9 @@ async def test_an_operational_event_leaves_its_batch_when_its_webhook_awaits_agr
     [alone] = [c for c in await store.claim(LATER, 100, "w1") if c.webhook.id == hook.id]
     assert alone.event.type == DELIVERY_FAILED
     assert alone.batch_id not in (None, batch_id)
+    # The old batch is dissolved: its order event waits outside any batch, to go under a
+    # new id too (the old one named both events).
+    waiting = [d for d in await deliveries_of(store, hook.id) if d.id != alone.delivery.id]
+    assert [(d.event_type, d.batch_id) for d in waiting if d.state == "pending"] == [
+        ("order.new", None)
+    ]

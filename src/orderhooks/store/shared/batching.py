@@ -64,15 +64,22 @@ async def _retried_batches(tx: Tx, webhook_id: str, slots: int, now_us: int) -> 
 async def sent_alone(tx: Tx, rows: Sequence[Row]) -> list[Request]:
     """Batches of one delivery each (a batching webhook awaiting its agreement is sent its
     operational events one per request). A retry keeps the batch id of its first attempt,
-    the `webhook-id` receivers deduplicate on; a delivery whose batch has other events
-    (formed while the webhook was active) leaves it for an id of its own instead."""
+    the `webhook-id` receivers deduplicate on, when that batch held it alone. A batch that
+    held more (formed while the webhook was active) is dissolved: every delivery still in
+    it leaves, and each is sent under a new id, so that no batch id ever names another
+    set of events."""
     requests = []
+    dissolved: set[str] = set()
     for row in rows:
         batch_id = row["batch_id"]
-        if batch_id is not None:
+        if batch_id in dissolved:
+            batch_id = None
+        elif batch_id is not None:
             members = await tx.fetch("batch_members", batch_id=batch_id)
             if any(member["id"] != row["id"] for member in members):
-                await tx.execute("leave_batch", ids=tx.array([row["id"]]))
+                ids = [member["id"] for member in members] + [row["id"]]
+                await tx.execute("leave_batch", ids=tx.array(sorted(set(ids))))
+                dissolved.add(batch_id)
                 batch_id = None
         requests.append(Request((row,), batch_id))
     return requests
