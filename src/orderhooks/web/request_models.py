@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from orderhooks.config.kinds import MAX_RETRY_DELAY_SECONDS
 from orderhooks.delivery.outbound import RESERVED_HEADERS
 from orderhooks.domain import portal, shaping
 from orderhooks.domain.batches import MAX_BATCH_EVENTS, MAX_BATCH_WAIT_MS, MIN_BATCH_EVENTS
@@ -46,7 +47,6 @@ from orderhooks.service.webhooks import MAX_TIMEOUT_SECONDS as WEBHOOK_MAX_TIMEO
 MAX_TIMEOUT_SECONDS = WEBHOOK_MAX_TIMEOUT_SECONDS
 MAX_CONCURRENCY = 64
 MAX_RETRY_ENTRIES = 20
-MAX_RETRY_DELAY_SECONDS = 7 * 86_400
 MAX_GRACE_PERIOD_SECONDS = 30 * 86_400
 DEFAULT_GRACE_PERIOD_SECONDS = 86_400
 MAX_STATUS = 999

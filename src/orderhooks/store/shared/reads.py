@@ -244,15 +244,12 @@ class ReadOperations(StoreCore):
         )
 
     @reading
-    async def any_failed(self, tx: Tx, webhook_ids: Sequence[str], accounts: Sequence[str]) -> bool:
-        """Whether one of these webhooks holds a failed delivery of one of these accounts."""
-        if not webhook_ids or not accounts:
+    async def any_failed(self, tx: Tx, accounts: Sequence[str]) -> bool:
+        """Whether a delivery of one of these accounts has failed (to any webhook, deleted
+        ones included)."""
+        if not accounts:
             return False
-        row = await tx.fetchrow(
-            "any_failed_of",
-            webhook_ids=tx.array(sorted(webhook_ids)),
-            accounts=tx.array(sorted(accounts)),
-        )
+        row = await tx.fetchrow("any_failed_of", accounts=tx.array(sorted(accounts)))
         return row is not None
 
     @reading

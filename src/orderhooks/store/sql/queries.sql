@@ -416,12 +416,15 @@ ORDER BY w.id
 LIMIT :limit;
 
 -- name: any_failed_of
--- Whether these webhooks hold a failed delivery of these accounts: the dashboard's
--- overview asks it before the costly failure list (deliveries_webhook_state serves
--- each webhook's failed rows).
+-- Whether a failed delivery of these accounts exists: the dashboard's overview asks it
+-- before the costly failure list. It looks only at the webhooks that can carry them
+-- (installed on one of the accounts, or on every account), each through
+-- deliveries_webhook_state.
 SELECT 1 FROM deliveries
-WHERE webhook_id = ANY(:webhook_ids::text[]) AND state = 'failed'
-  AND account = ANY(:accounts::text[])
+WHERE webhook_id IN (
+    SELECT a.webhook_id FROM webhook_accounts AS a
+    WHERE a.account = ANY(:accounts::text[]) OR a.account = '*')
+  AND state = 'failed' AND account = ANY(:accounts::text[])
 LIMIT 1;
 
 -- name: list_deliveries
