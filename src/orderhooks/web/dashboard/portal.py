@@ -94,9 +94,7 @@ def _signed_in(dash: Dashboard, request: Request, link: PortalLink) -> Response:
     expires_at = int(link.expires_at.timestamp())  # whole seconds, never after expiresAt
     max_age = max(0, min(expires_at - int(now.timestamp()), MAX_EXPIRES_IN_SECONDS))
     https = request.url.scheme == "https"
-    # A page framed by another site only gets its cookie back when the cookie is
-    # SameSite=None (which browsers accept over HTTPS only), partitioned per top site.
-    cross_site = https and framed_by_other_sites(dash.settings.ui_frame_ancestors)
+    cross_site = _cross_site(dash, request)
     response = redirect(UI_PREFIX)
     response.set_cookie(
         SESSION_COOKIE,
@@ -112,11 +110,18 @@ def _signed_in(dash: Dashboard, request: Request, link: PortalLink) -> Response:
     return response
 
 
+def _cross_site(dash: Dashboard, request: Request) -> bool:
+    """Whether a portal session's cookie is the cross-site kind: a page framed by another
+    site only gets its cookie back when the cookie is SameSite=None (which browsers accept
+    over HTTPS only), partitioned per top site."""
+    return request.url.scheme == "https" and framed_by_other_sites(dash.settings.ui_frame_ancestors)
+
+
 def forget_partitioned_session(dash: Dashboard, request: Request, response: Response) -> None:
     """Where a portal link may have set a partitioned session cookie (framed by other
     sites, over HTTPS), delete that one too: a browser keeps it apart from the
     unpartitioned cookie of the same name, and deletes it only with the same attributes."""
-    if request.url.scheme != "https" or not framed_by_other_sites(dash.settings.ui_frame_ancestors):
+    if not _cross_site(dash, request):
         return
     response.delete_cookie(
         SESSION_COOKIE, path=UI_PREFIX, secure=True, httponly=True, samesite="none"
