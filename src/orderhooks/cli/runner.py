@@ -409,6 +409,11 @@ async def _shut_down(
     retention: asyncio.Task[None] | None,
     signals: ShutdownSignals,
 ) -> None:
+    # A second signal, at any step, drops the store's connections: a transaction
+    # cancelled on a database host that stopped answering goes back to its pool only
+    # once the server has heard the cancel, which it never does, and every step below
+    # (the purge, the drain, the close) would wait on it.
+    aborting = asyncio.ensure_future(_abort_when_forced(store, signals))
     # In this order: nothing may still use the transport or the store when they close.
     try:
         if retention is not None:
@@ -422,19 +427,17 @@ async def _shut_down(
             if transport is not None:
                 await transport.close()
         finally:
-            await _close_store(store, signals)
+            try:
+                await store.close()
+            finally:
+                aborting.cancel()
 
 
-async def _close_store(store: Store, signals: ShutdownSignals) -> None:
-    """Close the store; a second signal (before or during) stops waiting on a database
-    server that does not answer: its connections are dropped instead."""
-    closing = asyncio.ensure_future(store.close())
-    forced = asyncio.ensure_future(signals.forced.wait())
-    await asyncio.wait({closing, forced}, return_when=asyncio.FIRST_COMPLETED)
-    forced.cancel()
-    if not closing.done():
-        store.abort()
-    await closing
+async def _abort_when_forced(store: Store, signals: ShutdownSignals) -> None:
+    """On the second signal (or at once, if it came already), stop waiting on the
+    database server: the store's connections are dropped."""
+    await signals.forced.wait()
+    store.abort()
 
 
 async def _drain(dispatcher: Dispatcher, signals: ShutdownSignals) -> None:

@@ -94,7 +94,8 @@ class PostgresEngine:
     def abort(self) -> None:
         """Drop the pool's connections at once: a `close` waiting on a server that does
         not answer (for up to COMMAND_TIMEOUT_SECONDS) returns now, whether it has begun
-        closing the pool or not."""
+        closing the pool or not, and so does a cancelled transaction whose connection
+        waits to hear that the server got the cancel."""
         if self._listener is not None:
             self._listener.cancel()
         for pool in (self._pool, self._closing):

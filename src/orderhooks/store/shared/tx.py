@@ -88,8 +88,8 @@ class Engine(Protocol):
 
     def abort(self) -> None:
         """Stop waiting on the database server: a `close` in progress returns without
-        closing its connections gracefully (a second signal; a no-op where closing
-        waits on nothing remote)."""
+        closing its connections gracefully, and so do cancelled transactions (a second
+        signal; a no-op where nothing waits on a remote server)."""
         ...
 
     async def migrate(self) -> list[str]:
