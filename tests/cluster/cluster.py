@@ -150,3 +150,17 @@ async def deliveries_leased_by_pid(database_url: str, pid: int) -> int:
     finally:
         await conn.close()
     return int(count or 0)
+
+
+async def attempts_timed_out(database_url: str, webhook_ids: list[str]) -> int:
+    """Attempts of these webhooks recorded as timeouts: the receiver may have answered
+    2xx after the worker gave up, so each may arrive again, from a live worker too."""
+    conn = await asyncpg.connect(database_url, timeout=5)
+    try:
+        count = await conn.fetchval(
+            "SELECT count(*) FROM attempts WHERE error = 'timeout' AND webhook_id = ANY($1)",
+            webhook_ids,
+        )
+    finally:
+        await conn.close()
+    return int(count or 0)

@@ -29,6 +29,7 @@ from tests.cluster.checks import (
 )
 from tests.cluster.cluster import (
     Cluster,
+    attempts_timed_out,
     cluster_env,
     deliveries_leased_by_pid,
     leases_by_pid,
@@ -269,15 +270,16 @@ async def test_three_workers_one_killed_keep_every_guarantee(
             elapsed = time.monotonic() - started
             for hook in hooks:
                 await wait_all_recorded(api, hook)
-
-        figures = check_guarantees(hooks, stranded)
+        timed_out = await attempts_timed_out(pg_url, [hook.webhook_id for hook in hooks])
+        figures = check_guarantees(hooks, stranded, timed_out)
 
     survivors = [w for w in workers if w is not victim]
     per_worker = [delivered_attempts(w) for w in survivors]
     print(
         f"\nscale-out: {ingested} events, {len(hooks)} webhooks, {WORKERS} workers "
         f"(one SIGKILLed), elapsed {elapsed:.1f} s\n"
-        f"  stranded at kill: {stranded}; delivered attempts per surviving worker: {per_worker}"
+        f"  stranded at kill: {stranded}; attempts timed out: {timed_out}; "
+        f"delivered attempts per surviving worker: {per_worker}"
     )
     for line in figures:
         print("  " + line)
@@ -290,7 +292,7 @@ async def test_three_workers_one_killed_keep_every_guarantee(
         assert process.terminate() == 0, process.log_tail()
 
 
-def check_guarantees(hooks: list[Hook], stranded: int) -> list[str]:
+def check_guarantees(hooks: list[Hook], stranded: int, timed_out: int) -> list[str]:
     """Assert delivery, order, concurrency and duplicates per webhook; the figures."""
     figures = []
     total_duplicates = 0
@@ -316,13 +318,16 @@ def check_guarantees(hooks: list[Hook], stranded: int) -> list[str]:
             f"max concurrency seen {rx.max_in_flight}/{hook.max_concurrency}"
         )
     # Only what the killed worker held (sent, or answered but not yet recorded) may
-    # arrive twice; live workers never send a delivery that another one holds. The lease
-    # snapshot is read just after the kill and can race the victim's last commits (seen
-    # once on a clean-clone CI run: 11 duplicates for 10 leases in the snapshot), so one
-    # delivery per webhook is allowed beyond it, as docs/guarantees.md allows re-sending what
-    # finished within the last commit interval.
-    assert total_duplicates <= stranded + len(hooks), (
-        f"{total_duplicates} duplicates, but the killed worker held only {stranded} deliveries"
+    # arrive twice, and an attempt recorded as a timeout (the receiver's 2xx came after
+    # the 1 s timeout: on a loaded machine, a live worker retries it); live workers never
+    # send a delivery that another one holds. The lease snapshot is read just after the
+    # kill and can race the victim's last commits (seen once on a clean-clone CI run: 11
+    # duplicates for 10 leases in the snapshot), so one delivery per webhook is allowed
+    # beyond it, as docs/guarantees.md allows re-sending what finished within the last
+    # commit interval.
+    assert total_duplicates <= stranded + timed_out + len(hooks), (
+        f"{total_duplicates} duplicates, but the killed worker held only {stranded} "
+        f"deliveries and {timed_out} attempts timed out"
     )
     # What the killed worker held counted against maxConcurrency like any attempt.
     assert stranded <= sum(hook.max_concurrency for hook in hooks)
