@@ -74,10 +74,12 @@ async def test_the_network_guard_works_in_the_senders(rx: Receiver) -> None:
 async def test_a_killed_sender_is_replaced_and_its_requests_sent_again(
     pool: SenderPool, rx: Receiver
 ) -> None:
-    rx.slow(0.5)
+    # Answers slow enough that four attempts are surely in flight together, even on a
+    # loaded machine (0.5 s was not: each was answered before the fourth arrived).
+    rx.slow(2.0)
     before = pool.pids
     assert len(before) == 2
-    attempts = [asyncio.ensure_future(pool.send(request(rx.url, timeout=1.0))) for _ in range(6)]
+    attempts = [asyncio.ensure_future(pool.send(request(rx.url, timeout=5.0))) for _ in range(6)]
     await rx.wait_for(lambda: rx.in_flight >= 4, what="attempts in flight in both senders")
     os.kill(before[0], signal.SIGKILL)
     results = await asyncio.wait_for(asyncio.gather(*attempts), 20)
