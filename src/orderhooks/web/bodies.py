@@ -29,6 +29,9 @@ _NINETEEN_DIGITS = b"0" * 19
 _NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
 _NOT_QUOTES_OR_BRACKETS = bytes(byte for byte in range(256) if byte not in b'"[]{}')
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+# An integer literal of 19 digits or more (with the strings removed): not part of a
+# fraction or an exponent, and not followed by one.
+_LONG_INTEGER = re.compile(rb"(?<![\d.eE+-])-?\d{19,}(?![\d.eE])")
 _INNERMOST = re.compile(rb"\[\]|\{\}")
 
 NO_BODY = object()  # sentinel: the request carried no body at all
@@ -79,6 +82,21 @@ def is_json_content_type(value: str | None) -> bool:
     return value.split(";", 1)[0].strip().lower() == "application/json"
 
 
+def _has_long_digit_run(raw: bytes) -> bool:
+    """Whether 19 digits follow each other anywhere in `raw` (in a string or not)."""
+    return _NINETEEN_DIGITS in raw.translate(_DIGITS_AS_ZERO)
+
+
+def _check_integer_literals(raw: bytes) -> None:
+    """Refuse integer literals outside signed 64 bits, read from the bytes: orjson reads
+    one beyond 2**64 - 1 as a float (99999999999999999999999 becomes 1e+23), which the
+    walk of the parsed value cannot tell from a float the body wrote, and which would be
+    stored and sent as another number than the one posted."""
+    for literal in _LONG_INTEGER.finditer(_STRING.sub(b"", raw)):
+        if not INT64_MIN <= int(literal[0]) <= INT64_MAX:
+            raise ApiError(400, "a number is outside the 64-bit integer range")
+
+
 def _check_structure_fast(raw: bytes) -> bool:
     """Whether a document orjson parsed is surely within both limits, judged from its
     bytes at C speed (walking every value cost three times the parse on a batch of 100
@@ -91,7 +109,7 @@ def _check_structure_fast(raw: bytes) -> bool:
       containers, balanced, and each pass of one `re.sub` removes the innermost level
       (a pair that becomes adjacent only after a removal is not matched in that pass).
     """
-    if _NINETEEN_DIGITS in raw.translate(_DIGITS_AS_ZERO):
+    if _has_long_digit_run(raw):
         return False
     if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
         return True
@@ -161,6 +179,8 @@ def parse_json(raw: bytes) -> Any:
         raise ApiError(400, f"malformed JSON: {exc.msg}") from None
     if not _check_structure_fast(raw):
         _check_structure(value)
+        if _has_long_digit_run(raw):
+            _check_integer_literals(raw)
     # JSON can only carry a NUL escaped; neither engine can store one in text, and no
     # order field needs one. The cheap byte test keeps the walk off the common path.
     if b"\\u0000" in raw:
