@@ -190,6 +190,27 @@ async def test_a_batch_naming_an_unknown_order_stores_nothing(api: Api, ingest_k
     assert (await api.call("GET", "/v1/orders/d-1")).status_code == 404
 
 
+async def test_a_nul_in_a_batch_item_is_named_by_its_index(api: Api, ingest_key: str) -> None:
+    # The NUL check runs on the parsed body before the batch is looked at: it named the
+    # item's value `[1].data.note`, without the `index` every other batch problem has.
+    account = unique("acct")
+    batch = [
+        {"type": "order.new", "data": new_order(account, order_id="n-1")},
+        {"type": "order.status_update", "orderId": "n-1", "data": {"status": 20, "note": "a\0"}},
+    ]
+    response = await api.call("POST", "/v1/events", ingest_key, json_body=batch)
+    assert response.status_code == 422, response.text
+    assert error_of(response)["details"] == [
+        {"index": 1, "field": "data.note", "message": "must not contain NUL characters"}
+    ]
+    assert (await api.call("GET", "/v1/orders/n-1")).status_code == 404
+    batch[1] = "a\0"
+    response = await api.call("POST", "/v1/events", ingest_key, json_body=batch)
+    assert error_of(response)["details"] == [
+        {"index": 1, "field": "item", "message": "must not contain NUL characters"}
+    ]
+
+
 @pytest.mark.parametrize(
     "body",
     [[], {"type": "order.new"}, [{"type": "order.new", "data": {}}] * 1001, "x"],

@@ -11,6 +11,7 @@ from fastapi import Request
 from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
+from orderhooks.exceptions import FieldProblem
 from orderhooks.web.errors import ApiError
 from orderhooks.web.request_models import validate_body
 
@@ -33,6 +34,10 @@ _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 # fraction or an exponent, and not followed by one.
 _LONG_INTEGER = re.compile(rb"(?<![\d.eE+-])-?\d{19,}(?![\d.eE])")
 _INNERMOST = re.compile(rb"\[\]|\{\}")
+
+# The path of a value inside an item of an array body (a batch): `[3].data.note`.
+_ITEM_PATH = re.compile(r"\[(\d+)\]\.?(.*)", re.DOTALL)
+_NUL_MESSAGE = "must not contain NUL characters"
 
 NO_BODY = object()  # sentinel: the request carried no body at all
 # Closing the connection after a 413 stops the server from reading (and discarding) the
@@ -170,6 +175,16 @@ def _nul_field(value: Any, path: str = "") -> str | None:
     return None
 
 
+def _nul_problem(field: str) -> FieldProblem:
+    """The problem of a NUL at `field`; inside an item of an array body (a batch, the only
+    one), named by the item's `index` and the path within it, as every batch problem is
+    (docs/api.md, ingest)."""
+    item = _ITEM_PATH.fullmatch(field)
+    if item is None:
+        return FieldProblem(field, _NUL_MESSAGE)
+    return FieldProblem(item[2] or "item", _NUL_MESSAGE, int(item[1]))
+
+
 def parse_json(raw: bytes) -> Any:
     """Parse JSON strictly (valid UTF-8, no NaN, bounded depth, no NUL characters); 400 when
     malformed, 422 naming the field for a NUL."""
@@ -186,10 +201,8 @@ def parse_json(raw: bytes) -> Any:
     if b"\\u0000" in raw:
         field = _nul_field(value)
         if field is not None:
-            message = "must not contain NUL characters"
-            raise ApiError(
-                422, f"{field}: {message}", details=[{"field": field, "message": message}]
-            )
+            problem = _nul_problem(field)
+            raise ApiError(422, f"{field}: {_NUL_MESSAGE}", details=[problem.as_dict()])
     return value
 
 
