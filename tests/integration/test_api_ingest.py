@@ -3,6 +3,7 @@ repeats, validation, and the body rules of docs/api.md."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -243,6 +244,25 @@ async def test_a_body_must_be_application_json(api: Api, ingest_key: str) -> Non
     headers = {"content-type": "application/json; charset=utf-8"}
     response = await api.call("POST", "/v1/orders", ingest_key, content=raw, headers=headers)
     assert response.status_code == 202
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "GZIP", "gzip, identity"])
+async def test_a_compressed_body_is_415_and_stores_nothing(
+    api: Api, ingest_key: str, encoding: str
+) -> None:
+    # No content coding is decoded: a gzip body answered 400 "malformed JSON: str is not
+    # valid UTF-8", and a plain body labelled gzip was stored as if unlabelled.
+    document = new_order(unique("acct"), order_id=unique("ord"))
+    raw = json.dumps(document).encode()
+    for body in (gzip.compress(raw), raw):
+        headers = {"content-type": "application/json", "content-encoding": encoding}
+        response = await api.call("POST", "/v1/orders", ingest_key, content=body, headers=headers)
+        assert response.status_code == 415, response.text
+        assert error_of(response)["code"] == "unsupported_media_type"
+    assert (await api.call("GET", f"/v1/orders/{document['_id']}")).status_code == 404
+    headers = {"content-type": "application/json", "content-encoding": "identity"}
+    response = await api.call("POST", "/v1/orders", ingest_key, content=raw, headers=headers)
+    assert response.status_code == 202, response.text
 
 
 async def test_a_body_over_the_limit_is_413_by_content_length(api: Api, ingest_key: str) -> None:

@@ -236,7 +236,17 @@ async def read_model(request: Request, model: type[M], limit: int, *, required: 
     return model() if body is NO_BODY else validate_body(model, body)
 
 
+def _is_plain_content_encoding(value: str | None) -> bool:
+    """Whether a Content-Encoding header leaves the body as it is (absent or `identity`)."""
+    return value is None or value.strip().lower() in ("", "identity")
+
+
 def _parse_typed(request: Request, raw: bytes) -> Any:
     if not is_json_content_type(request.headers.get("content-type")):
         raise ApiError(415, "the body must be application/json")
+    # No content coding is decoded: a gzip body would be read as (malformed) JSON, and a
+    # plain one labelled gzip as if the label were not there (RFC 9110: 415 for a coding
+    # the server does not take).
+    if not _is_plain_content_encoding(request.headers.get("content-encoding")):
+        raise ApiError(415, "the body must not be compressed: send it without Content-Encoding")
     return parse_json(raw)
