@@ -400,3 +400,19 @@ async def test_an_order_of_every_account_is_refused(api: Api) -> None:
     refused = await api.call("POST", "/v1/events", json_body=batch)
     assert refused.status_code == 422, refused.text
     assert (await api.call("GET", f"/v1/orders/{order['_id']}")).status_code == 404
+
+
+async def test_the_openapi_document_names_only_the_answers_each_update_can_give(
+    api: Api, ingest_key: str
+) -> None:
+    # A courier update is never a repeat (docs/api.md): the document promised a 200 "A
+    # repeat: nothing created" that no courier update answers.
+    paths = (await api.call("GET", "/openapi.json", None)).json()["paths"]
+    assert set(paths["/v1/orders/{orderId}/status"]["post"]["responses"]) >= {"200", "202"}
+    courier = paths["/v1/orders/{orderId}/courier"]["post"]["responses"]
+    assert "202" in courier and "200" not in courier
+    order = await api.post_order(unique("acct"))
+    path = f"/v1/orders/{order['orderId']}/courier"
+    for _ in range(2):
+        response = await api.call("POST", path, ingest_key, json_body={"status": 83})
+        assert response.status_code == 202, response.text
