@@ -136,3 +136,27 @@ async def test_overview_shows_a_partners_failures_on_a_webhook_it_shares(api: Lo
         overview = await browser.get("/ui")
         assert overview.status_code == 200, overview.text
         assert delivery_ids(overview) == {failing["id"]}
+
+
+async def test_an_order_with_times_utc_cannot_hold_shows_them_as_unknown(api: LocalApi) -> None:
+    """An order page whose status history or courier updates carry a valid ISO 8601 time
+    that falls outside the years 1-9999 in UTC (ingest accepts it) answered 500: showing
+    the time converted it to UTC."""
+    account = unique("acct")
+    order = await api.post_order(
+        account,
+        statusHistory=[
+            {"timeStamp": "0001-01-01T00:00:00+01:00", "status": 1},
+            {"timeStamp": "2026-11-28T12:00:00Z", "status": 10},
+        ],
+    )
+    order_id = order["orderId"]
+    await api.status(order_id, 20, timeStamp="9999-12-31T23:59:59-01:00")
+    courier = {"status": 83, "received": "9999-12-31T23:00:00-02:00"}
+    path = f"/v1/orders/{order_id}/courier"
+    expect(await api.call("POST", path, json_body=courier), 202)
+    async with signed_in(api, api.admin_key) as browser:
+        page = await browser.get(f"/ui/orders/{order_id}")
+        assert page.status_code == 200, page.text
+        assert "Accepted (20)" in page.text
+        assert "En route to pickup (83)" in page.text

@@ -50,6 +50,15 @@ def test_depth_limit_is_exact_with_brackets_and_escapes_in_strings(
         (b"[9223372036854775808]", False),
         (b"[18446744073709551615]", False),
         (b'{"phone": "12345678901234567890"}', True),  # digits in a string: walked, kept
+        # Beyond 2**64 - 1 orjson reads an integer as a float: refused from the literal.
+        (b"[18446744073709551616]", False),
+        (b'{"a": 99999999999999999999999}', False),
+        (b"[-9223372036854775809]", False),
+        (b'["x", -99999999999999999999999]', False),
+        (b'{"12345678901234567890123": "99999999999999999999999"}', True),
+        (b"[1.12345678901234567890123, 12345678901234567890123.5]", True),  # floats
+        (b"[1e-12345678901234567890, 1E-12345678901234567890]", True),
+        (b'["\\\\", 99999999999999999999999]', False),  # after a string with an escape
     ],
 )
 def test_integers_outside_64_bits_are_refused(raw: bytes, accepted: bool) -> None:

@@ -34,3 +34,13 @@ def test_a_timestamp_without_an_offset_needs_a_zone() -> None:
     assert timestamp_or_none("2026-11-28T12:00:00", naive_zone=UTC) == datetime(
         2026, 11, 28, 12, tzinfo=UTC
     )
+
+
+@pytest.mark.parametrize(
+    "value", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "0001-01-01T00:30:00+00:45"]
+)
+def test_a_timestamp_outside_the_years_utc_can_hold_is_none(value: str) -> None:
+    # Valid ISO 8601, accepted by ingest; in UTC it is in year 0 or 10000, which the
+    # dashboard's order page failed on (500) when it showed it.
+    assert timestamp_or_none(value) is None
+    assert timestamp_or_none("0001-01-01T00:00:00Z") == datetime(1, 1, 1, tzinfo=UTC)

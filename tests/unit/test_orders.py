@@ -272,7 +272,42 @@ def test_timestamps_must_parse_as_iso_8601(path: str, bad: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    "good", ["2026-11-28T12:00:00Z", "2026-11-28T12:00:00.123456Z", "2026-11-28T13:00:00+01:00"]
+    "bad",
+    [
+        "2026-11-28x12:00:00Z",
+        "2026-11-28\n12:00:00Z",
+        "2026-11-28\u00e912:00Z",
+        "2026-11-28512:00",
+        "2026-11-28_12",
+        "2026-11-28T12:00:00+01:00:30",
+        "2026-11-28T12:00:00.5+01:00:30.25",
+        " 2026-11-28T12:00:00Z",
+    ],
+)
+def test_what_python_reads_but_is_no_iso_8601_time_is_refused(bad: str) -> None:
+    # datetime.fromisoformat takes any character between date and time, and offsets with
+    # seconds; such strings were accepted and passed on to receivers as times.
+    assert problems(validate_order, order_document(pickupTime=bad)) == {
+        "pickupTime": "must be an ISO 8601 timestamp"
+    }
+    assert problems(validate_status_update, {"status": 20, "timeStamp": bad}) == {
+        "timeStamp": "must be an ISO 8601 timestamp"
+    }
+
+
+@pytest.mark.parametrize(
+    "good",
+    [
+        "2026-11-28T12:00:00Z",
+        "2026-11-28T12:00:00.123456Z",
+        "2026-11-28T13:00:00+01:00",
+        "2026-11-28t12:00:00Z",
+        "2026-11-28 12:00:00Z",
+        "2026-11-28T12:00:00,5-0130",
+        "2026-11-28",
+        "20261128T120000Z",
+        "2026-W48-6T12:00+01",
+    ],
 )
 def test_iso_8601_forms_that_pass(good: str) -> None:
     assert validate_order(order_document(pickupTime=good))["pickupTime"] == good

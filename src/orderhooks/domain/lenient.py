@@ -3,7 +3,7 @@ envelope): a missing or malformed value is None, never an error."""
 
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 
 
 def int_or_none(value: object) -> int | None:
@@ -15,7 +15,9 @@ def timestamp_or_none(value: object, *, naive_zone: tzinfo | None = None) -> dat
     """An ISO 8601 timestamp, or None when `value` is not a string or not a time.
 
     A time without an offset is read in `naive_zone` when one is given; without one it is
-    None, since the moment it names is unknown.
+    None, since the moment it names is unknown. A time whose moment in UTC falls outside
+    the years 1 to 9999 (`0001-01-01T00:00:00+01:00`) is None too: it is a valid ISO 8601
+    string that ingest accepts, but nothing could show it in UTC.
     """
     if not isinstance(value, str):
         return None
@@ -24,5 +26,11 @@ def timestamp_or_none(value: object, *, naive_zone: tzinfo | None = None) -> dat
     except ValueError:
         return None
     if moment.tzinfo is None:
-        return None if naive_zone is None else moment.replace(tzinfo=naive_zone)
+        if naive_zone is None:
+            return None
+        moment = moment.replace(tzinfo=naive_zone)
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        return None
     return moment

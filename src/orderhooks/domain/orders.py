@@ -32,6 +32,11 @@ MAX_ARRAY_ITEMS = 1_000
 MAX_SUB_ITEM_DEPTH = 5  # levels of `subItems` below a top-level item
 MAX_TIMESTAMP_CHARS = 64
 ORDER_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# The characters and separators of an ISO 8601 time: a date, then optionally `T` (or, as
+# RFC 3339 allows, `t` or a space), a time of day and an offset in hours and minutes.
+# Python's `datetime.fromisoformat`, which checks the values, also takes any character
+# between date and time ("2026-11-28x12:00", a newline) and offsets with seconds.
+_ISO_8601_SHAPE = re.compile(r"[0-9W-]+(?:[Tt ][0-9:.,]+(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?")
 
 Problems = list[FieldProblem]
 Check = Callable[[Any, str, Problems], None]
@@ -106,7 +111,7 @@ def _timestamp(value: Any, path: str, problems: Problems) -> None:
         return
     try:
         # Python 3.11 reads the ISO 8601 forms sources send, `Z` suffix included.
-        if len(value) > MAX_TIMESTAMP_CHARS:
+        if len(value) > MAX_TIMESTAMP_CHARS or not _ISO_8601_SHAPE.fullmatch(value):
             raise ValueError(value)
         datetime.fromisoformat(value)
     except ValueError:

@@ -11,6 +11,7 @@ from fastapi import Request
 from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
+from orderhooks.exceptions import FieldProblem
 from orderhooks.web.errors import ApiError
 from orderhooks.web.request_models import validate_body
 
@@ -29,7 +30,14 @@ _NINETEEN_DIGITS = b"0" * 19
 _NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
 _NOT_QUOTES_OR_BRACKETS = bytes(byte for byte in range(256) if byte not in b'"[]{}')
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+# An integer literal of 19 digits or more (with the strings removed): not part of a
+# fraction or an exponent, and not followed by one.
+_LONG_INTEGER = re.compile(rb"(?<![\d.eE+-])-?\d{19,}(?![\d.eE])")
 _INNERMOST = re.compile(rb"\[\]|\{\}")
+
+# The path of a value inside an item of an array body (a batch): `[3].data.note`.
+_ITEM_PATH = re.compile(r"\[(\d+)\]\.?(.*)", re.DOTALL)
+_NUL_MESSAGE = "must not contain NUL characters"
 
 NO_BODY = object()  # sentinel: the request carried no body at all
 # Closing the connection after a 413 stops the server from reading (and discarding) the
@@ -79,6 +87,21 @@ def is_json_content_type(value: str | None) -> bool:
     return value.split(";", 1)[0].strip().lower() == "application/json"
 
 
+def _has_long_digit_run(raw: bytes) -> bool:
+    """Whether 19 digits follow each other anywhere in `raw` (in a string or not)."""
+    return _NINETEEN_DIGITS in raw.translate(_DIGITS_AS_ZERO)
+
+
+def _check_integer_literals(raw: bytes) -> None:
+    """Refuse integer literals outside signed 64 bits, read from the bytes: orjson reads
+    one beyond 2**64 - 1 as a float (99999999999999999999999 becomes 1e+23), which the
+    walk of the parsed value cannot tell from a float the body wrote, and which would be
+    stored and sent as another number than the one posted."""
+    for literal in _LONG_INTEGER.finditer(_STRING.sub(b"", raw)):
+        if not INT64_MIN <= int(literal[0]) <= INT64_MAX:
+            raise ApiError(400, "a number is outside the 64-bit integer range")
+
+
 def _check_structure_fast(raw: bytes) -> bool:
     """Whether a document orjson parsed is surely within both limits, judged from its
     bytes at C speed (walking every value cost three times the parse on a batch of 100
@@ -91,7 +114,7 @@ def _check_structure_fast(raw: bytes) -> bool:
       containers, balanced, and each pass of one `re.sub` removes the innermost level
       (a pair that becomes adjacent only after a removal is not matched in that pass).
     """
-    if _NINETEEN_DIGITS in raw.translate(_DIGITS_AS_ZERO):
+    if _has_long_digit_run(raw):
         return False
     if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
         return True
@@ -152,6 +175,16 @@ def _nul_field(value: Any, path: str = "") -> str | None:
     return None
 
 
+def _nul_problem(field: str) -> FieldProblem:
+    """The problem of a NUL at `field`; inside an item of an array body (a batch, the only
+    one), named by the item's `index` and the path within it, as every batch problem is
+    (docs/api.md, ingest)."""
+    item = _ITEM_PATH.fullmatch(field)
+    if item is None:
+        return FieldProblem(field, _NUL_MESSAGE)
+    return FieldProblem(item[2] or "item", _NUL_MESSAGE, int(item[1]))
+
+
 def parse_json(raw: bytes) -> Any:
     """Parse JSON strictly (valid UTF-8, no NaN, bounded depth, no NUL characters); 400 when
     malformed, 422 naming the field for a NUL."""
@@ -161,15 +194,15 @@ def parse_json(raw: bytes) -> Any:
         raise ApiError(400, f"malformed JSON: {exc.msg}") from None
     if not _check_structure_fast(raw):
         _check_structure(value)
+        if _has_long_digit_run(raw):
+            _check_integer_literals(raw)
     # JSON can only carry a NUL escaped; neither engine can store one in text, and no
     # order field needs one. The cheap byte test keeps the walk off the common path.
     if b"\\u0000" in raw:
         field = _nul_field(value)
         if field is not None:
-            message = "must not contain NUL characters"
-            raise ApiError(
-                422, f"{field}: {message}", details=[{"field": field, "message": message}]
-            )
+            problem = _nul_problem(field)
+            raise ApiError(422, f"{field}: {_NUL_MESSAGE}", details=[problem.as_dict()])
     return value
 
 
@@ -203,7 +236,17 @@ async def read_model(request: Request, model: type[M], limit: int, *, required: 
     return model() if body is NO_BODY else validate_body(model, body)
 
 
+def _is_plain_content_encoding(value: str | None) -> bool:
+    """Whether a Content-Encoding header leaves the body as it is (absent or `identity`)."""
+    return value is None or value.strip().lower() in ("", "identity")
+
+
 def _parse_typed(request: Request, raw: bytes) -> Any:
     if not is_json_content_type(request.headers.get("content-type")):
         raise ApiError(415, "the body must be application/json")
+    # No content coding is decoded: a gzip body would be read as (malformed) JSON, and a
+    # plain one labelled gzip as if the label were not there (RFC 9110: 415 for a coding
+    # the server does not take).
+    if not _is_plain_content_encoding(request.headers.get("content-encoding")):
+        raise ApiError(415, "the body must not be compressed: send it without Content-Encoding")
     return parse_json(raw)

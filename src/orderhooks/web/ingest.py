@@ -63,12 +63,13 @@ def _add_update_route(
     name: str,
     summary: str,
     description: str,
-    repeat: str,
+    repeat: str | None,
     body_schema: str,
     ingest_update: UpdateIngest,
 ) -> None:
     """Declare one of the update endpoints of a known order (status, courier): they differ
-    only in the body they take and how the service validates it."""
+    only in the body they take, how the service validates it, and whether a repeat
+    answers 200 (`repeat` describes it; None where the endpoint has no repeats)."""
 
     async def post_update(request: Request, orderId: str, caller: IngestCaller) -> OrjsonResponse:
         ctx = get_context(request)
@@ -86,7 +87,7 @@ def _add_update_route(
         status_code=202,
         responses={
             **answers(202, EventIds, "Stored; the events created", 404, *_INGEST_ERRORS),
-            **answers(200, EventIds, repeat),
+            **(answers(200, EventIds, repeat) if repeat is not None else {}),
         },
         openapi_extra=json_body(body_schema),
     )
@@ -105,8 +106,9 @@ _add_update_route(
     path=INGEST_COURIER,
     name="post_courier",
     summary="Post a courier update of a known order",
-    description="Store a courier update; unknown order 404.",
-    repeat="A repeat: nothing created",
+    description="Store a courier update; unknown order 404. Every courier update creates an "
+    "event: there is no repeat detection.",
+    repeat=None,
     body_schema=ingest_docs.COURIER_UPDATE,
     ingest_update=ingest.ingest_courier,
 )

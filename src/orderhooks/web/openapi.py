@@ -30,7 +30,7 @@ _ERROR_DESCRIPTIONS = {
     404: "No such object, or not visible to this key",
     409: "Conflicts with the stored state",
     413: "The body is larger than ORDERHOOKS_MAX_BODY_BYTES",
-    415: "The body is not application/json",
+    415: "The body is not application/json, or is compressed (Content-Encoding)",
     422: "Validation failed; `details` name the fields",
     429: "Rate limit of this key exceeded; see Retry-After",
     503: "Not ready: the database cannot be reached, or cannot write (disk full)",
