@@ -634,6 +634,27 @@ async def test_a_failed_batch_is_retried_whole_with_its_id(store: SqlStore) -> N
     assert [(r.event_type, r.delivered) for r in rows] == [(EventType.NEW, 3)]
 
 
+async def test_a_batch_holds_deliveries_at_one_point_of_their_schedule(store: SqlStore) -> None:
+    """A delivery that failed alone twice before its webhook started batching is down to
+    its last attempt: it never shares a batch (one decision for all) with a fresh one."""
+    hook = await store.create_webhook(webhook(retry_schedule=(60, 60)))
+    await store.ingest([new_order("o1")], NOW)
+    due = NOW
+    for number in (1, 2):
+        [claim] = await store.claim(due, 10, "w1")
+        retry_at = due + timedelta(seconds=60)
+        outcome = failed(claim.delivery.id, hook.id, number, retry_at=retry_at, position=number)
+        await store.record([outcome], due)
+        due = retry_at
+    stored = await store.get_webhook(hook.id, Scope())
+    await store.update_webhook(dataclasses.replace(stored, batch=BatchSettings(10, 0)))
+    await store.ingest([new_order("o2"), new_order("o3")], due)
+    batches = await batches_of(store, due)
+    assert sorted(
+        [(c.event.order_id, c.delivery.schedule_position) for c in batch] for batch in batches
+    ) == [[("o1", 2)], [("o2", 0), ("o3", 0)]]
+
+
 async def test_an_expired_lease_sends_the_same_batch_again(store: SqlStore) -> None:
     await store.create_webhook(batching(2, 0, timeout_seconds=5))
     await store.ingest([new_order("o1"), new_order("o2")], NOW)
