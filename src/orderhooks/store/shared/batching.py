@@ -95,11 +95,26 @@ async def due_batches(
     free = slots - len(requests)
     if free <= 0:
         return requests
-    rows = await tx.fetch(
-        "due_unbatched", webhook_id=webhook_id, now=now_us, limit=free * batch.max_events
-    )
+    limit = free * batch.max_events
+    rows = await tx.fetch("due_unbatched", webhook_id=webhook_id, now=now_us, limit=limit)
+    groups = _by_schedule_position(rows)
+    if len(rows) == limit and len(groups) > 1:
+        # The rows of one point may have crowded out enough of another's to fill a batch:
+        # each point read on its own (rare: points differ only for a while).
+        groups = [
+            list(
+                await tx.fetch(
+                    "due_unbatched_at",
+                    webhook_id=webhook_id,
+                    now=now_us,
+                    position=group[0]["schedule_position"],
+                    limit=limit,
+                )
+            )
+            for group in groups
+        ]
     formed = []
-    for group in _by_schedule_position(rows):
+    for group in groups:
         for start in range(0, len(group), batch.max_events):
             chunk = tuple(group[start : start + batch.max_events])
             if not ready_to_send(chunk, batch, now_us):
