@@ -449,3 +449,32 @@ async def test_an_ingest_racing_a_change_of_ordering_marks_by_the_new_one(pg_url
         await conn.close()
         await ingesting.close()
         await first.close()
+
+
+async def test_a_change_of_ordering_never_stalls_ingest_behind_a_silent_holder(
+    pg_url: str,
+) -> None:
+    # A transaction marking heads (an ingest) in a process that stopped talking holds the
+    # ordering lock: a change of ordering gives up (unavailable, may be sent again)
+    # instead of waiting for it, and ingests queued behind that change go on.
+    store = pg_store(pg_url)
+    await store.open()
+    await store.migrate()
+    silent = await asyncpg.connect(pg_url)
+    try:
+        hook = await store.create_webhook(webhook())
+        stored = await store.get_webhook(hook.id, Scope())
+        async with silent.transaction():
+            await silent.execute("SELECT pg_advisory_xact_lock_shared(7251004)")
+            change = dataclasses.replace(stored, ordering=Ordering.NONE)
+            patch = asyncio.create_task(store.update_webhook(change))
+            await asyncio.sleep(0.5)  # the change waits for the lock
+            ingest = asyncio.create_task(store.ingest([new_order("o1")], NOW))
+            with pytest.raises(StoreUnavailable):
+                await asyncio.wait_for(patch, timeout=30)
+            [result] = await asyncio.wait_for(ingest, timeout=30)
+            assert result.created
+        assert (await store.get_webhook(hook.id, Scope())).ordering == Ordering.PER_ORDER
+    finally:
+        await silent.close()
+        await store.close()

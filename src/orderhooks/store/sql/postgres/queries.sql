@@ -73,7 +73,12 @@ WHERE d.webhook_id = :webhook_id AND d.order_id = :order_id AND d.state IN ('pen
 SELECT pg_advisory_xact_lock_shared(7251004);
 
 -- name: lock_ordering
-SELECT pg_advisory_xact_lock(7251004);
+-- Waits 2 s at most: while it waits, every later `share_ordering` (every ingest) waits
+-- behind it, so a transaction holding the lock in a process that stopped talking must
+-- not stall them all; the change then fails as unavailable, and may be sent again.
+-- Three statements without parameters, in one round trip.
+SET LOCAL lock_timeout = '2s'; SELECT pg_advisory_xact_lock(7251004);
+SET LOCAL lock_timeout TO DEFAULT;
 
 -- name: serialize_claims
 -- One claim at a time in the whole cluster, so slot counts, probing and rate limits
