@@ -388,3 +388,29 @@ async def test_partner_never_hears_about_another_accounts_webhook(world: World) 
         response = await api.call("GET", f"/v1/deliveries/{delivery['id']}", world.keys[caller])
         assert response.status_code == 404
     assert (await api.call("GET", f"/v1/events/{event['id']}")).status_code == 200
+
+
+@ENGINES
+async def test_a_partner_reads_operational_deliveries_only_to_webhooks_it_sees(
+    world: World,
+) -> None:
+    """The operator's all-accounts webhook is told about the partner's webhook: the
+    partner's key does not list that delivery, nor read it (its attempts hold what the
+    operator's receiver answered), nor retry it; the operator's key does."""
+    api, partner = world.api, world.keys["partner"]
+    watched = await api.make_webhook(world.account, partner, eventTypes=["order.new"])
+    operator = await api.make_webhook(
+        world.account, accounts=["*"], eventTypes=["webhook.disabled"]
+    )
+    assert (
+        await api.call("POST", f"/v1/webhooks/{watched['id']}/disable", partner)
+    ).status_code == 200
+    [told] = (await api.call("GET", f"/v1/deliveries?webhookId={operator['id']}")).json()["data"]
+    listed = await api.call("GET", "/v1/deliveries?limit=500", partner)
+    assert told["id"] not in {d["id"] for d in listed.json()["data"]}
+    for method, path in (
+        ("GET", f"/v1/deliveries/{told['id']}"),
+        ("POST", f"/v1/deliveries/{told['id']}/retry"),
+    ):
+        assert (await api.call(method, path, partner)).status_code == 404
+    assert (await api.call("GET", f"/v1/deliveries/{told['id']}")).status_code == 200

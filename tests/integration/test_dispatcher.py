@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import closing
+from dataclasses import replace
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -20,12 +21,15 @@ import pytest
 from standardwebhooks import Webhook as StandardWebhook
 
 from orderhooks.config import Settings
+from orderhooks.delivery.claims import Outcome
 from orderhooks.delivery.dispatcher import Dispatcher
 from orderhooks.delivery.outbound import user_agent
 from orderhooks.delivery.signing import generate_secret, verify
 from orderhooks.delivery.transport import FakeTransport, OutboundRequest, fake_result
+from orderhooks.domain.batches import BatchSettings
 from orderhooks.domain.ids import new_id
 from orderhooks.domain.model import (
+    Attempt,
     AttemptError,
     DeliveryState,
     DisabledReason,
@@ -273,6 +277,37 @@ async def test_retries_follow_the_schedule_then_fail(
     assert (attempts[2].started_at - attempts[1].started_at).total_seconds() >= 0.95
     assert _counter(metrics, "retry") == 2
     assert _counter(metrics, "failed") == 1
+
+
+async def test_a_fresh_event_keeps_its_schedule_beside_one_on_its_last_attempt(
+    store: Store, transport: FakeTransport, settings: Settings, metrics: Metrics
+) -> None:
+    """An event that failed twice before its webhook started batching has one attempt
+    left; an event posted then, to the same failing receiver, still gets all three of
+    its own (docs/events.md, batches: retried by the schedule)."""
+    url = "https://batching-late.example/"
+    webhook, _ = await _webhook(store, url, retry_schedule=(0, 0))
+    await _ingest_orders(store, 1, prefix="old")
+    for number in (1, 2):
+        now = _now()
+        [claim] = await store.claim(now, 10, "setup")
+        attempt = Attempt(claim.delivery.id, number, now, 5, 500, "", AttemptError.HTTP_STATUS)
+        outcome = Outcome(
+            claim.delivery.id, webhook.id, attempt, DeliveryState.PENDING, now, number
+        )
+        await store.record([outcome], now)
+    stored = await store.get_webhook(webhook.id, EVERYONE)
+    await store.update_webhook(replace(stored, batch=BatchSettings(10, 0)))
+    await _ingest_orders(store, 1, prefix="new")
+    transport.script(url, [fake_result(500)] * 10)
+
+    worker = Dispatcher(store, transport, settings, metrics=metrics, worker_id="test-worker")
+    async with _running(worker):
+        await _eventually(_all_in({DeliveryState.FAILED}, store, webhook.id, 2))
+
+    page = await store.list_deliveries(DeliveryFilter(webhook_id=webhook.id), 10, None)
+    by_order = {d.order_id: d.attempt_count for d in page.items}
+    assert by_order == {"old-0": 3, "new-0": 3}
 
 
 async def test_a_retry_that_succeeds_delivers(

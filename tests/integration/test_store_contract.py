@@ -634,6 +634,51 @@ async def test_a_failed_batch_is_retried_whole_with_its_id(store: SqlStore) -> N
     assert [(r.event_type, r.delivered) for r in rows] == [(EventType.NEW, 3)]
 
 
+async def test_a_batch_holds_deliveries_at_one_point_of_their_schedule(store: SqlStore) -> None:
+    """A delivery that failed alone twice before its webhook started batching is down to
+    its last attempt: it never shares a batch (one decision for all) with a fresh one."""
+    hook = await store.create_webhook(webhook(retry_schedule=(60, 60)))
+    await store.ingest([new_order("o1")], NOW)
+    due = NOW
+    for number in (1, 2):
+        [claim] = await store.claim(due, 10, "w1")
+        retry_at = due + timedelta(seconds=60)
+        outcome = failed(claim.delivery.id, hook.id, number, retry_at=retry_at, position=number)
+        await store.record([outcome], due)
+        due = retry_at
+    stored = await store.get_webhook(hook.id, Scope())
+    await store.update_webhook(dataclasses.replace(stored, batch=BatchSettings(10, 0)))
+    await store.ingest([new_order("o2"), new_order("o3")], due)
+    batches = await batches_of(store, due)
+    assert sorted(
+        [(c.event.order_id, c.delivery.schedule_position) for c in batch] for batch in batches
+    ) == [[("o1", 2)], [("o2", 0), ("o3", 0)]]
+
+
+async def test_a_full_batch_goes_at_once_beside_deliveries_at_another_point(
+    store: SqlStore,
+) -> None:
+    """`maxEvents` fresh deliveries are due: their batch goes now, even though one that
+    failed before (due earlier, at another point of its schedule) takes part of what the
+    claim reads; that one waits for company of its own point, `maxWaitMs` at most."""
+    hook = await store.create_webhook(webhook(max_concurrency=1))
+    await store.ingest([new_order("o1")], NOW)
+    [claim] = await store.claim(NOW, 10, "w1")
+    await store.record([failed(claim.delivery.id, hook.id, retry_at=NOW, position=1)], NOW)
+    stored = await store.get_webhook(hook.id, Scope())
+    await store.update_webhook(dataclasses.replace(stored, batch=BatchSettings(2, 60_000)))
+    later = NOW + timedelta(seconds=1)
+    await store.ingest([new_order("o2"), new_order("o3")], later)
+    [batch] = await batches_of(store, later)
+    assert [c.event.order_id for c in batch] == ["o2", "o3"]
+    await store.record(
+        [in_batch(delivered(c.delivery.id, hook.id), c.batch_id) for c in batch], later
+    )
+    assert await batches_of(store, NOW + timedelta(seconds=59)) == []
+    [alone] = await batches_of(store, NOW + timedelta(seconds=60))
+    assert [c.event.order_id for c in alone] == ["o1"]
+
+
 async def test_an_expired_lease_sends_the_same_batch_again(store: SqlStore) -> None:
     await store.create_webhook(batching(2, 0, timeout_seconds=5))
     await store.ingest([new_order("o1"), new_order("o2")], NOW)

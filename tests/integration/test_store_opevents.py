@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from orderhooks.delivery.recorder import OutcomeRecorder
 from orderhooks.domain.batches import BatchSettings
 from orderhooks.domain.envelope import envelope
 from orderhooks.domain.ids import new_id
@@ -339,6 +340,29 @@ async def test_a_batching_webhook_takes_operational_events_in_its_batches(store:
     sent = [c for c in await store.claim(NOW, 100, "w1") if c.webhook.id == batching.id]
     assert {c.event.type for c in sent} == {"order.new", DELIVERY_FAILED}
     assert len({c.batch_id for c in sent}) == 1 and sent[0].batch_id is not None
+
+
+async def test_a_batch_is_one_failed_attempt_whatever_the_recorders_write_size(
+    store: Store,
+) -> None:
+    """Two failed batch requests are two failed attempts: no `webhook.failing` (which
+    takes three), even when a batch has more events than one write of the recorder
+    takes (there 2; in service 500, a batch's maximum, behind other outcomes)."""
+    w = await store.create_webhook(
+        webhook(event_types=ALL_TYPES, batch=BatchSettings(max_events=10, max_wait_ms=0))
+    )
+    await store.create_webhook(webhook(accounts=("*",), event_types=(FAILING,)))
+    await store.ingest([new_order(f"o{n}") for n in range(3)], NOW)
+    for due, retry_at in ((NOW, LATER), (LATER, LATER + timedelta(minutes=1))):
+        batch = await store.claim(due, 100, "w1")
+        assert len(batch) == 3 and {c.webhook.id for c in batch} == {w.id}
+        recorder = OutcomeRecorder(store, lambda: NOW, lambda: None, batch_max=2)
+        for claim in batch:
+            outcome = failed(claim.delivery.id, w.id, claim.attempt, retry_at=retry_at)
+            recorder.add(dataclasses.replace(outcome, batch_id=claim.batch_id))
+        recorder.close()
+        await asyncio.wait_for(recorder.run(), timeout=10)  # returns once all is written
+    assert await op_events(store, FAILING) == []
 
 
 async def test_a_retried_batch_keeps_its_operational_events_in_place(store: Store) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -18,7 +19,7 @@ import asyncpg
 import orjson
 import pytest
 
-from orderhooks.domain.model import DeliveryState, Scope, WebhookState
+from orderhooks.domain.model import DeliveryState, Ordering, Scope, WebhookState
 from orderhooks.exceptions import NotFound, StoreUnavailable
 from orderhooks.store.postgres import PostgresStore
 from orderhooks.store.sql import compile_queries
@@ -412,3 +413,68 @@ async def test_a_start_applying_the_agreement_setting_never_undoes_a_disable(
         await conn.close()
         await starting.close()
         await first.close()
+
+
+async def test_an_ingest_racing_a_change_of_ordering_marks_by_the_new_one(pg_url: str) -> None:
+    # An ingest read the webhook under `per_order` and waits for its order's row; a PATCH
+    # to `none` meanwhile makes every waiting delivery ready. The status update the
+    # ingest then writes must be sent too: left not ready under `none`, nothing ever
+    # made it ready, and the acknowledged event was never sent.
+    first, ingesting = pg_store(pg_url), pg_store(pg_url, listen=False)
+    await first.open()
+    await first.migrate()
+    await ingesting.open()
+    conn = await asyncpg.connect(pg_url)
+    try:
+        hook = await first.create_webhook(webhook())
+        await first.ingest([new_order("o1")], NOW)
+        await ingesting.ingest([new_order("o0")], NOW)  # it has read the webhooks once
+        stored = await first.get_webhook(hook.id, Scope())
+        async with conn.transaction():
+            await conn.execute("SELECT 1 FROM orders WHERE order_id = 'o1' FOR UPDATE")
+            update = asyncio.create_task(ingesting.ingest([status("o1", 20)], NOW))
+            await asyncio.sleep(0.5)  # it read the webhooks, and waits for the order's row
+            change = dataclasses.replace(stored, ordering=Ordering.NONE)
+            patch = asyncio.create_task(first.update_webhook(change))
+            await asyncio.sleep(0.5)
+        await update
+        await patch
+        claims = await first.claim(NOW, 100, "w1")
+        assert sorted((c.event.order_id, c.event.sequence) for c in claims) == [
+            ("o0", 1),
+            ("o1", 1),
+            ("o1", 2),
+        ]
+    finally:
+        await conn.close()
+        await ingesting.close()
+        await first.close()
+
+
+async def test_a_change_of_ordering_never_stalls_ingest_behind_a_silent_holder(
+    pg_url: str,
+) -> None:
+    # A transaction marking heads (an ingest) in a process that stopped talking holds the
+    # ordering lock: a change of ordering gives up (unavailable, may be sent again)
+    # instead of waiting for it, and ingests queued behind that change go on.
+    store = pg_store(pg_url)
+    await store.open()
+    await store.migrate()
+    silent = await asyncpg.connect(pg_url)
+    try:
+        hook = await store.create_webhook(webhook())
+        stored = await store.get_webhook(hook.id, Scope())
+        async with silent.transaction():
+            await silent.execute("SELECT pg_advisory_xact_lock_shared(7251004)")
+            change = dataclasses.replace(stored, ordering=Ordering.NONE)
+            patch = asyncio.create_task(store.update_webhook(change))
+            await asyncio.sleep(0.5)  # the change waits for the lock
+            ingest = asyncio.create_task(store.ingest([new_order("o1")], NOW))
+            with pytest.raises(StoreUnavailable):
+                await asyncio.wait_for(patch, timeout=30)
+            [result] = await asyncio.wait_for(ingest, timeout=30)
+            assert result.created
+        assert (await store.get_webhook(hook.id, Scope())).ordering == Ordering.PER_ORDER
+    finally:
+        await silent.close()
+        await store.close()

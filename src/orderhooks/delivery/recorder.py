@@ -72,9 +72,17 @@ class OutcomeRecorder:
 
     def take(self) -> list[Outcome]:
         """The next batch to write, oldest first, out of the queue: `put_back` it unless
-        it was written."""
-        batch = self._outcomes[: self._batch_max]
-        del self._outcomes[: len(batch)]
+        it was written. The outcomes of one batched request are never split between two
+        writes: each write counts them as one attempt for the webhook's health."""
+        end = min(self._batch_max, len(self._outcomes))
+        last = self._outcomes[end - 1].batch_id if end else None
+        # A request's outcomes are queued side by side (see `Dispatcher._attempt_batch`).
+        while last is not None and end < len(self._outcomes):
+            if self._outcomes[end].batch_id != last:
+                break
+            end += 1
+        batch = self._outcomes[:end]
+        del self._outcomes[:end]
         if len(self._outcomes) < self._batch_max:
             self._batch_full.clear()
         return batch

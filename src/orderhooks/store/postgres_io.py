@@ -63,6 +63,8 @@ def translate(exc: BaseException) -> Exception:
         return StorageFull(f"PostgreSQL cannot write, its disk is full: {exc}")
     if isinstance(exc, CONNECTION_ERRORS):
         return StoreUnavailable(f"PostgreSQL is unavailable: {exc}")
+    if isinstance(exc, asyncpg.LockNotAvailableError):  # a lock_timeout ran out
+        return StoreUnavailable(f"PostgreSQL could not take a lock in time: {exc}")
     if isinstance(exc, asyncpg.UniqueViolationError):
         return Conflict(f"the change clashes with stored data: {exc}")
     return StoreError(f"PostgreSQL failed: {exc}")

@@ -89,17 +89,49 @@ async def due_batches(
     tx: Tx, webhook_id: str, batch: BatchSettings, slots: int, now_us: int
 ) -> list[Request]:
     """Up to `slots` batches of the webhook to send now: the ones being retried first,
-    then new ones of its due heads, `maxEvents` at most each, earliest due first."""
+    then new ones of its due heads, `maxEvents` at most each, of deliveries at one point
+    of their retry schedule, earliest due first."""
     requests = await _retried_batches(tx, webhook_id, slots, now_us)
     free = slots - len(requests)
     if free <= 0:
         return requests
-    rows = await tx.fetch(
-        "due_unbatched", webhook_id=webhook_id, now=now_us, limit=free * batch.max_events
-    )
-    for start in range(0, len(rows), batch.max_events):
-        chunk = tuple(rows[start : start + batch.max_events])
-        if not ready_to_send(chunk, batch, now_us):
-            break  # the rest came due later still
-        requests.append(Request(tuple(sorted(chunk, key=body_order)), None))
+    limit = free * batch.max_events
+    rows = await tx.fetch("due_unbatched", webhook_id=webhook_id, now=now_us, limit=limit)
+    groups = _by_schedule_position(rows)
+    if len(rows) == limit and len(groups) > 1:
+        # The rows of one point may have crowded out enough of another's to fill a batch:
+        # each point read on its own (rare: points differ only for a while).
+        groups = [
+            list(
+                await tx.fetch(
+                    "due_unbatched_at",
+                    webhook_id=webhook_id,
+                    now=now_us,
+                    position=group[0]["schedule_position"],
+                    limit=limit,
+                )
+            )
+            for group in groups
+        ]
+    formed = []
+    for group in groups:
+        for start in range(0, len(group), batch.max_events):
+            chunk = tuple(group[start : start + batch.max_events])
+            if not ready_to_send(chunk, batch, now_us):
+                break  # the rest of this group came due later still
+            formed.append(chunk)
+    formed.sort(key=lambda chunk: (chunk[0]["next_attempt_at"], chunk[0]["id"]))
+    requests.extend(Request(tuple(sorted(chunk, key=body_order)), None) for chunk in formed[:free])
     return requests
+
+
+def _by_schedule_position(rows: Sequence[Row]) -> list[list[Row]]:
+    """The rows (earliest due first) grouped by how far along their retry schedule they
+    are, each group earliest due first. Only deliveries at the same point ride together:
+    the batch's one outcome is decided at that point for all of them, so none is failed
+    for good before its own schedule is used up (one that failed alone before joined
+    fresh ones, say after its webhook started batching, and took them down with it)."""
+    groups: dict[int, list[Row]] = {}
+    for row in rows:
+        groups.setdefault(int(row["schedule_position"]), []).append(row)
+    return list(groups.values())

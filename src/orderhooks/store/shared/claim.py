@@ -22,6 +22,7 @@ from orderhooks.domain.opevents import RECEIVING_STATES
 from orderhooks.store.shared.batching import Request, due_batches, sent_alone
 from orderhooks.store.shared.codec import delivery_from_row, event_from_row
 from orderhooks.store.shared.core import StoreCore, reading
+from orderhooks.store.shared.heads import share_ordering
 from orderhooks.store.shared.record import Emitter, write_outcomes
 from orderhooks.store.shared.tx import Row, Tx
 from orderhooks.store.shared.values import micros, moment_or_none
@@ -331,6 +332,7 @@ class ClaimOperations(StoreCore):
 
         async def job(tx: Tx) -> tuple[list[OperationalEventType], list[Claim]]:
             await tx.execute("serialize_claims")  # the lock order of `claim`
+            await share_ordering(tx)  # the outcomes refresh heads by the ordering read now
             live = await self._catalog.load(tx)
             emitter = Emitter(tx, self._new_id, live, now)
             await write_outcomes(tx, outcomes, self._disable_after_seconds, emitter)

@@ -30,6 +30,19 @@ def ordered_queues(queues: Iterable[Queue], webhooks: Mapping[str, Webhook]) -> 
     )
 
 
+async def share_ordering(tx: Tx) -> None:
+    """Before reading the webhooks' `ordering` to mark heads: a change of it waits for
+    this transaction, and this one for a change in progress (PostgreSQL; SQLite has one
+    writer). Taken first, after the claim lock only."""
+    await tx.execute("share_ordering")
+
+
+async def lock_ordering(tx: Tx) -> None:
+    """Before changing a webhook's `ordering`: waits for the transactions marking heads
+    by the old one (see `share_ordering`)."""
+    await tx.execute("lock_ordering")
+
+
 async def lock_orders(tx: Tx, order_ids: Iterable[str]) -> None:
     """Lock the orders' rows in sorted order (PostgreSQL; a plain read on SQLite)."""
     ordered = sorted(set(order_ids))

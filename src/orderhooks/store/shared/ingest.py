@@ -25,7 +25,7 @@ from orderhooks.store.shared.codec import (
     order_params,
 )
 from orderhooks.store.shared.core import StoreCore, writing
-from orderhooks.store.shared.heads import Queue
+from orderhooks.store.shared.heads import Queue, share_ordering
 from orderhooks.store.shared.tx import Tx
 from orderhooks.store.shared.values import micros, unstorable
 
@@ -147,6 +147,8 @@ class IngestOperations(StoreCore):
         before are skipped and create nothing (`IngestResult.duplicate`), whatever the
         repeat rules say, so a redelivered courier update is not applied twice.
         """
+        # The new deliveries are marked ready by their webhooks' ordering, read now.
+        await share_ordering(tx)
         active = await self._catalog.active(tx)
         order_ids = [item_order_id(item) for item in items]
         keys: list[MessageKey | None] = [None] * len(items)

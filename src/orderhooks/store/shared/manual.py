@@ -25,7 +25,7 @@ from orderhooks.store.shared.codec import (
     new_delivery_params,
 )
 from orderhooks.store.shared.core import StoreCore, writing
-from orderhooks.store.shared.heads import Queue, lock_orders, refresh_heads
+from orderhooks.store.shared.heads import Queue, lock_orders, refresh_heads, share_ordering
 from orderhooks.store.shared.tx import Tx, lookup
 from orderhooks.store.shared.values import micros, micros_or_none
 from orderhooks.store.shared.webhooks import stored_webhook
@@ -77,6 +77,7 @@ class ManualOperations(StoreCore):
         if delivery.state == DeliveryState.PENDING:
             await tx.execute("make_due", id=delivery_id, next_attempt_at=micros(now))
         elif delivery.state == DeliveryState.FAILED:
+            await share_ordering(tx)
             webhooks = await self._catalog.load(tx)
             if delivery.webhook_id not in webhooks:
                 raise Conflict(f"the webhook of delivery {delivery_id} was deleted")
@@ -107,6 +108,7 @@ class ManualOperations(StoreCore):
     ) -> int:
         """Failed deliveries of the webhook created in [since, until) go back to pending,
         due now, with the whole schedule; returns how many."""
+        await share_ordering(tx)
         webhooks = await self._catalog.load(tx)
         if webhook_id not in webhooks:
             raise NotFound(f"webhook {webhook_id} not found")
@@ -136,6 +138,7 @@ class ManualOperations(StoreCore):
         """New `replay` deliveries, due now, of every stored non-test event created in
         [since, until) that the webhook's routing accepts (its state is ignored: a replay
         is explicit); returns how many."""
+        await share_ordering(tx)
         stored = await stored_webhook(tx, webhook.id, self.box)
         accounts = None if ALL_ACCOUNTS in stored.accounts else tx.array(sorted(stored.accounts))
         types = None if not event_types else tx.array(sorted(str(t) for t in event_types))

@@ -35,7 +35,7 @@ from orderhooks.store.shared.codec import (
     health_params,
 )
 from orderhooks.store.shared.core import StoreCore
-from orderhooks.store.shared.heads import Queue, refresh_heads
+from orderhooks.store.shared.heads import Queue, refresh_heads, share_ordering
 from orderhooks.store.shared.opevents import emit_operational_event
 from orderhooks.store.shared.tx import Row, Tx
 from orderhooks.store.shared.values import micros, month_of
@@ -242,6 +242,7 @@ class RecordOperations(StoreCore):
             return
 
         async def job(tx: Tx) -> tuple[bool, list[OperationalEventType]]:
+            await share_ordering(tx)  # the heads are refreshed by the ordering read now
             live = await self._catalog.load(tx)
             emitter = Emitter(tx, self._new_id, live, now)
             done = await write_outcomes(tx, outcomes, self._disable_after_seconds, emitter)

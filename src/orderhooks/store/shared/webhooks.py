@@ -33,7 +33,7 @@ from orderhooks.store.shared.codec import (
     webhook_params,
 )
 from orderhooks.store.shared.core import StoreCore, reading, writing
-from orderhooks.store.shared.heads import lock_orders, refresh_heads
+from orderhooks.store.shared.heads import lock_ordering, lock_orders, refresh_heads
 from orderhooks.store.shared.opevents import emit_operational_event
 from orderhooks.store.shared.tx import Tx, lookup
 from orderhooks.store.shared.values import dumps, micros, micros_or_none, unstorable
@@ -138,6 +138,10 @@ class WebhookOperations(StoreCore):
         another write has changed the webhook since: no change is lost to a later one
         made from the same reading."""
         stored = await stored_webhook(tx, webhook.id, self.box)
+        if webhook.ordering != stored.ordering:
+            # Waits for the transactions marking heads by the old ordering (`_reorder`
+            # then sees their deliveries); later ones read the new ordering.
+            await lock_ordering(tx)
         if max_per_account is not None:
             added = [a for a in webhook.accounts if a not in stored.accounts]
             await _check_cap(tx, added, max_per_account)

@@ -157,6 +157,14 @@ WHERE webhook_id = :webhook_id AND ready = TRUE AND state = 'pending' AND next_a
 ORDER BY next_attempt_at, id
 LIMIT :limit;
 
+-- name: due_unbatched_at
+-- The same, at one point of their retry schedule only (a batch holds one point).
+SELECT * FROM deliveries
+WHERE webhook_id = :webhook_id AND ready = TRUE AND state = 'pending' AND next_attempt_at <= :now
+  AND batch_id IS NULL AND schedule_position = :position
+ORDER BY next_attempt_at, id
+LIMIT :limit;
+
 -- name: events_by_ids
 SELECT * FROM events WHERE id = ANY(:ids::text[]);
 

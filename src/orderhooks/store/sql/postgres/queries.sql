@@ -1,8 +1,8 @@
 -- Named queries only the PostgreSQL engine writes its own way (the rest: ../queries.sql).
 -- Lists are arrays. Parameters tested with IS NULL carry a cast so their type is known.
--- Lock order of every transaction: the claim lock, account locks (sorted), consumed
--- message keys (sorted), order rows (sorted), delivery rows (sorted), webhook_runtime
--- rows (sorted); deadlocks left over are retried.
+-- Lock order of every transaction: the claim lock, the ordering lock, account locks
+-- (sorted), consumed message keys (sorted), order rows (sorted), delivery rows (sorted),
+-- webhook_runtime rows (sorted); deadlocks left over are retried.
 
 -- ============================================================ lifecycle
 
@@ -63,6 +63,22 @@ WHERE d.webhook_id = :webhook_id AND d.order_id = :order_id AND d.state IN ('pen
   AND NOT d.test AND d.ready IS DISTINCT FROM (d.sequence = head.sequence);
 
 -- ============================================================ claim
+
+-- name: share_ordering
+-- Taken by every transaction that marks queue heads (`ready`) by the webhooks' `ordering`
+-- (ingest, outcomes, retry, recover, replay) before it reads the webhooks; a change of a
+-- webhook's `ordering` takes it exclusively (`lock_ordering`). So the change waits for
+-- them to commit, and they read the new ordering after it: none marks a delivery by an
+-- ordering that no longer holds (under `none`, one left not ready is never sent).
+SELECT pg_advisory_xact_lock_shared(7251004);
+
+-- name: lock_ordering
+-- Waits 2 s at most: while it waits, every later `share_ordering` (every ingest) waits
+-- behind it, so a transaction holding the lock in a process that stopped talking must
+-- not stall them all; the change then fails as unavailable, and may be sent again.
+-- Three statements without parameters, in one round trip.
+SET LOCAL lock_timeout = '2s'; SELECT pg_advisory_xact_lock(7251004);
+SET LOCAL lock_timeout TO DEFAULT;
 
 -- name: serialize_claims
 -- One claim at a time in the whole cluster, so slot counts, probing and rate limits

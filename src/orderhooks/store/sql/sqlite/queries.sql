@@ -43,6 +43,14 @@ WHERE order_id = :order_id AND webhook_id = :webhook_id
 
 -- ============================================================ claim
 
+-- name: share_ordering
+-- The single writer already serialises a change of `ordering` with the transactions that
+-- mark queue heads by it.
+SELECT 1;
+
+-- name: lock_ordering
+SELECT 1;
+
 -- name: serialize_claims
 -- The single writer already serialises claims.
 SELECT 1;
