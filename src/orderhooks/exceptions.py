@@ -6,6 +6,7 @@
     ├── ConfigError            bad configuration; the process refuses to start
     │   └── SecretUnreadable   stored ciphertext that no key of ORDERHOOKS_ENCRYPTION_KEYS opens
     ├── ValidationError        client input breaks the contract (HTTP 422), carries field details
+    │   └── OrderAccountChanged   a newer version of a known order names another account
     ├── NotFound               no such object, or not visible to the caller (HTTP 404)
     │   └── UnknownOrder       an ingested update names an unknown order (404, with its index)
     ├── Conflict               the request clashes with stored state (HTTP 409)
@@ -63,6 +64,18 @@ class ValidationError(OrderhooksError):
 
     def __str__(self) -> str:
         return self.message + "".join(f"; {p.field}: {p.message}" for p in self.problems)
+
+
+class OrderAccountChanged(ValidationError):
+    """A newer version of a known order names another account (an order never moves
+    between accounts); `index` is the item's position in its ingest batch."""
+
+    def __init__(self, order_id: str, account: str, index: int) -> None:
+        problem = FieldProblem("account", f"must be {account!r}, the account of the order", index)
+        super().__init__([problem], f"order {order_id!r} belongs to account {account!r}")
+        self.order_id = order_id
+        self.account = account
+        self.index = index
 
 
 class NotFound(OrderhooksError):

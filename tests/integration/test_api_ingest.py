@@ -416,3 +416,33 @@ async def test_the_openapi_document_names_only_the_answers_each_update_can_give(
     for _ in range(2):
         response = await api.call("POST", path, ingest_key, json_body={"status": 83})
         assert response.status_code == 202, response.text
+
+
+async def test_a_newer_version_cannot_move_an_order_to_another_account(
+    api_on_each_engine: Api,
+) -> None:
+    # An order's account is whose data it is: a version naming another account moved the
+    # order, and with it its earlier events, into that account's view (its partner read
+    # them in GET /v1/orders/{id}) while the first account's partner lost the order.
+    api = api_on_each_engine
+    account, other = unique("acct"), unique("acct")
+    order_id = unique("ord")
+    created = await api.call("POST", "/v1/orders", json_body=new_order(account, order_id=order_id))
+    assert created.status_code == 202, created.text
+    moved = new_order(other, order_id=order_id, status=20)
+    response = await api.call("POST", "/v1/orders", json_body=moved)
+    assert response.status_code == 422, response.text
+    assert [d["field"] for d in error_of(response)["details"]] == ["account"]
+    batch = [
+        {"type": "order.status_update", "orderId": order_id, "data": {"status": 30}},
+        {"type": "order.new", "data": moved},
+    ]
+    refused = await api.call("POST", "/v1/events", json_body=batch)
+    assert refused.status_code == 422, refused.text
+    assert [(d["index"], d["field"]) for d in error_of(refused)["details"]] == [(1, "data.account")]
+    view = (await api.call("GET", f"/v1/orders/{order_id}")).json()
+    assert (view["account"], view["status"]) == (account, 10)
+    assert [e["type"] for e in view["events"]] == ["order.new"]
+    # A newer version of the same account is still taken.
+    newer = new_order(account, order_id=order_id, status=20)
+    assert (await api.call("POST", "/v1/orders", json_body=newer)).status_code == 202

@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
 from orderhooks.config import load_settings
+from orderhooks.domain.model import Scope
 from orderhooks.exceptions import ConfigError, StoreUnavailable, UnknownOrder
 from orderhooks.metrics import Metrics
 from orderhooks.sources.config import parse_source, parse_sources
@@ -30,6 +33,7 @@ from orderhooks.store.base import (
     NewOrderItem,
     StatusItem,
 )
+from orderhooks.store.sqlite import SQLiteStore
 from tests.support.data import courier_body
 from tests.support.data import new_order as make_order
 
@@ -297,3 +301,38 @@ async def test_stopping_during_an_outage_acknowledges_nothing() -> None:
     consumer.stop()
     await asyncio.wait_for(task, 10)
     assert session.acked == [] and session.dead == []
+
+
+async def test_a_message_moving_an_order_to_another_account_is_dead_lettered(
+    tmp_path: Path,
+) -> None:
+    """A newer version naming another account can never be accepted: its message goes to
+    the dead letters (not retried forever, not stored), the rest of the round is stored."""
+    store = SQLiteStore(
+        tmp_path / "orderhooks.db", require_agreement=False, disable_after_seconds=86_400
+    )
+    await store.open()
+    await store.migrate()
+    try:
+
+        async def ingest(
+            items: Sequence[IngestItem], keys: Sequence[MessageKey]
+        ) -> list[IngestResult]:
+            return await store.ingest(items, datetime.now(UTC), message_keys=keys)
+
+        order = make_order("acct-1")
+        moved = make_order("acct-2", order_id=order["_id"], status=20)
+        update = {"type": "order.status_update", "orderId": order["_id"], "data": {"status": 30}}
+        session = ScriptedSession([])
+        consumer = _consumer(session, ingest)
+        assert await consumer.handle_round(
+            session, [_message({"type": "order.new", "data": order})]
+        )
+        messages = [_message({"type": "order.new", "data": moved}), _message(update)]
+        assert await consumer.handle_round(session, messages)
+        assert session.dead == [(messages[0].body, "validation_error")]
+        assert len(session.acked) == 3
+        view = await store.get_order(order["_id"], Scope())
+        assert (view.order.account, view.order.status) == ("acct-1", 30)
+    finally:
+        await store.close()

@@ -21,7 +21,13 @@ from orderhooks.domain.orders import (
     validate_order,
     validate_status_update,
 )
-from orderhooks.exceptions import FieldProblem, NotFound, UnknownOrder, ValidationError
+from orderhooks.exceptions import (
+    FieldProblem,
+    NotFound,
+    OrderAccountChanged,
+    UnknownOrder,
+    ValidationError,
+)
 from orderhooks.service.context import ServiceContext
 from orderhooks.store.base import (
     CourierItem,
@@ -107,6 +113,10 @@ async def _ingest_one(ctx: ServiceContext, item: IngestItem) -> IngestResult:
         [result] = await ingest_items(ctx, [item])
     except UnknownOrder as exc:
         raise NotFound(f"unknown order {exc.order_id!r}") from None
+    except OrderAccountChanged as exc:
+        # The body is the order itself: the field is named as in the body, without index.
+        problems = [FieldProblem(p.field, p.message) for p in exc.problems]
+        raise ValidationError(problems, exc.message) from None
     return result
 
 
@@ -207,11 +217,14 @@ def batch_items(body: Any) -> list[IngestItem]:
 
 async def ingest_batch(ctx: ServiceContext, body: Any) -> list[str]:
     """A batch of items (a parsed JSON array), all stored or none; the ids of every event
-    created, in item order. An unknown order makes its item invalid (422 naming the index)."""
+    created, in item order. An unknown order, or a newer version of an order naming another
+    account, makes its item invalid (422 naming the index)."""
     items = batch_items(body)
     try:
         results = await ingest_items(ctx, items)
     except UnknownOrder as exc:
         problem = FieldProblem("orderId", "unknown order", index=exc.index)
         raise ValidationError([problem], message=f"unknown order {exc.order_id!r}") from None
+    except OrderAccountChanged as exc:
+        raise ValidationError(_prefixed(exc.problems, exc.index), exc.message) from None
     return [event_id for result in results for event_id in result.event_ids]

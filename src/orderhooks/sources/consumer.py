@@ -24,11 +24,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from orderhooks.exceptions import StoreError, UnknownOrder
+from orderhooks.exceptions import OrderAccountChanged, StoreError, UnknownOrder
 from orderhooks.logging import get_logger
 from orderhooks.metrics import Metrics
 from orderhooks.sources.config import SourceConfig
-from orderhooks.sources.messages import MessageRejected, message_items, unknown_order_rejection
+from orderhooks.sources.messages import (
+    MessageRejected,
+    account_changed_rejection,
+    message_items,
+    unknown_order_rejection,
+)
 from orderhooks.store.base import IngestItem, IngestResult, MessageKey
 
 SourceState = Literal["connected", "reconnecting"]
@@ -243,8 +248,9 @@ class SourceConsumer:
         """Store every pending message's items in one call. A message naming an unknown
         order is left out: handed back for a later delivery while the broker allows (its
         order may be in a message another process is storing right now), else
-        dead-lettered. Returns the messages handed back and how many of those stored
-        were ingested before (duplicates); None when stopped first."""
+        dead-lettered; one moving an order to another account is dead-lettered. Returns
+        the messages handed back and how many of those stored were ingested before
+        (duplicates); None when stopped first."""
         attempt = 0
         retried: list[SourceMessage] = []
         while pending:
@@ -260,6 +266,12 @@ class SourceConsumer:
                     retried.append(entry.message)
                     continue
                 rejected = unknown_order_rejection(exc.order_id, local_index, entry.single)
+                await self._dead_letter(session, entry.message, rejected)
+            except OrderAccountChanged as exc:
+                # Never acceptable, whenever it comes back: dead-lettered at once.
+                entry, local_index = _owner(pending, exc.index)
+                pending.remove(entry)
+                rejected = account_changed_rejection(exc, local_index, entry.single)
                 await self._dead_letter(session, entry.message, rejected)
             except Exception as exc:
                 # Unavailable or failing: wait and try the same messages again; nothing is

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from orderhooks.exceptions import FieldProblem, ValidationError
+from orderhooks.exceptions import FieldProblem, OrderAccountChanged, ValidationError
 from orderhooks.service.ingest import batch_items
 from orderhooks.store.base import IngestItem
 from orderhooks.web.bodies import parse_json
@@ -75,3 +75,11 @@ def unknown_order_rejection(order_id: str, item_index: int, single: bool) -> Mes
     """The rejection of a message whose update names an order the store does not know."""
     where = "orderId" if single else f"[{item_index}].orderId"
     return MessageRejected(UNKNOWN_ORDER, _one_line(f"{where}: unknown order {order_id!r}"))
+
+
+def account_changed_rejection(
+    exc: OrderAccountChanged, item_index: int, single: bool
+) -> MessageRejected:
+    """The rejection of a message whose newer order version names another account."""
+    problems = [FieldProblem(f"data.{p.field}", p.message, item_index) for p in exc.problems]
+    return MessageRejected(VALIDATION_ERROR, rejection_text(ValidationError(problems), single))

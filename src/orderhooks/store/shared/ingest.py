@@ -9,7 +9,7 @@ from datetime import datetime
 from orderhooks.domain import ingest as planner
 from orderhooks.domain.ids import IdFactory
 from orderhooks.domain.model import Ordering, OrderState, Webhook
-from orderhooks.exceptions import UnknownOrder
+from orderhooks.exceptions import OrderAccountChanged, UnknownOrder
 from orderhooks.store.base import (
     CourierItem,
     IngestItem,
@@ -85,6 +85,8 @@ def _plan(
     new_id: IdFactory,
 ) -> planner.IngestPlan:
     if isinstance(item, NewOrderItem):
+        if current is not None and item.document["account"] != current.account:
+            raise OrderAccountChanged(current.order_id, current.account, index)
         return planner.plan_new_order(current, item.document, item.body_hash, webhooks, now, new_id)
     if current is None:
         raise UnknownOrder(item.order_id, index)
@@ -138,7 +140,8 @@ class IngestOperations(StoreCore):
 
         Events and deliveries are planned by `orderhooks.domain.ingest`. All or nothing:
         raises UnknownOrder (with the item index) and stores nothing when an update names
-        an order that neither the store nor an earlier item knows. Wakes the delivery
+        an order that neither the store nor an earlier item knows, and OrderAccountChanged
+        when a newer version of a known order names another account. Wakes the delivery
         workers after commit. `trace_parent` (the ingest span's W3C traceparent) is
         stored with every event, for the delivery attempts' span links.
 
