@@ -446,3 +446,29 @@ async def test_a_newer_version_cannot_move_an_order_to_another_account(
     # A newer version of the same account is still taken.
     newer = new_order(account, order_id=order_id, status=20)
     assert (await api.call("POST", "/v1/orders", json_body=newer)).status_code == 202
+
+
+@pytest.mark.parametrize("kind", ["status", "courier"])
+async def test_an_update_of_an_unknown_order_is_404_whatever_its_body(
+    api: Api, ingest_key: str, kind: str
+) -> None:
+    # docs/api.md, authentication: an object that does not exist is 404 before the body
+    # is read and validated (413, 415, 400, 422 come after).
+    path = f"/v1/orders/{unique('ghost')}/{kind}"
+    bodies: list[dict[str, Any]] = [
+        {"json_body": {}},
+        {"json_body": {"status": "20"}},
+        {"content": b"{not json", "headers": {"content-type": "application/json"}},
+        {"content": b"status=20", "headers": {"content-type": "text/plain"}},
+        {},
+        {"content": b"x" * (MAX_BODY + 1), "headers": {"content-type": "application/json"}},
+    ]
+    for body in bodies:
+        response = await api.call("POST", path, ingest_key, **body)
+        assert response.status_code == 404, (body, response.text)
+        assert error_of(response)["code"] == "not_found"
+    order = await api.post_order(unique("acct"))
+    known = await api.call(
+        "POST", f"/v1/orders/{order['orderId']}/{kind}", ingest_key, json_body={"status": "20"}
+    )
+    assert known.status_code == 422, known.text

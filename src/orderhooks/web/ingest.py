@@ -7,20 +7,22 @@ committed (docs/guarantees.md).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
 
+from orderhooks.exceptions import NotFound, ValidationError
 from orderhooks.metrics import INGEST_BATCH, INGEST_COURIER, INGEST_ORDER, INGEST_STATUS
 from orderhooks.service import ingest
 from orderhooks.service.context import ServiceContext
 from orderhooks.store.base import IngestResult
 from orderhooks.web import ingest_docs
 from orderhooks.web.answer_models import EventIds, IngestAccepted
-from orderhooks.web.auth import IngestCaller
+from orderhooks.web.auth import Caller, IngestCaller
 from orderhooks.web.bodies import read_json, read_json_bytes
-from orderhooks.web.context import get_context
+from orderhooks.web.context import ApiContext, get_context
+from orderhooks.web.errors import ApiError
 from orderhooks.web.openapi import AUTH_ERRORS, BODY_ERRORS, answers, json_body
 from orderhooks.web.responses import OrjsonResponse
 
@@ -57,6 +59,18 @@ async def post_order(request: Request, caller: IngestCaller) -> OrjsonResponse:
 UpdateIngest = Callable[[ServiceContext, str, Any], Awaitable[IngestResult]]
 
 
+async def _require_order(
+    ctx: ApiContext, order_id: str, caller: Caller, headers: Mapping[str, str] | None = None
+) -> None:
+    """404 when the order is unknown: an update's body is judged only for a known order
+    (docs/api.md, authentication). Asked only once a body is refused, so that a valid
+    update costs no read more than the ingest's own."""
+    try:
+        await ctx.store.get_order(order_id, caller.scope)
+    except NotFound:
+        raise ApiError(404, f"unknown order {order_id!r}", headers=headers) from None
+
+
 def _add_update_route(
     *,
     path: str,
@@ -73,8 +87,17 @@ def _add_update_route(
 
     async def post_update(request: Request, orderId: str, caller: IngestCaller) -> OrjsonResponse:
         ctx = get_context(request)
-        update = await read_json(request, ctx.settings.max_body_bytes)
-        return _event_ids_answer(await ingest_update(ctx.service, orderId, update))
+        try:
+            update = await read_json(request, ctx.settings.max_body_bytes)
+            return _event_ids_answer(await ingest_update(ctx.service, orderId, update))
+        except ApiError as exc:
+            if exc.status >= 500:
+                raise
+            await _require_order(ctx, orderId, caller, exc.headers)
+            raise
+        except ValidationError:
+            await _require_order(ctx, orderId, caller)
+            raise
 
     post_update.__name__ = post_update.__qualname__ = name  # as tracebacks and logs name it
     router.add_api_route(
