@@ -459,3 +459,28 @@ async def test_an_operational_event_leaves_its_batch_when_its_webhook_awaits_agr
     assert [(d.event_type, d.batch_id) for d in waiting if d.state == "pending"] == [
         ("order.new", None)
     ]
+
+
+async def test_a_partner_never_sees_an_operational_delivery_to_a_webhook_not_its_own(
+    store: Store,
+) -> None:
+    """The delivery of an operational event about acc1's webhook to an all-accounts
+    webhook (the operator's) is outside acc1's scope: not listed, not read, and not in
+    acc1's activity series (its attempts and latencies are the operator's receiver's)."""
+    w = await store.create_webhook(webhook())
+    ops_all = await store.create_webhook(webhook(accounts=("*",), event_types=OPS))
+    await store.set_webhook_state(w.id, WebhookState.DISABLED, None, NOW)
+    [claim] = await store.claim(NOW, 100, "w1")
+    assert claim.webhook.id == ops_all.id
+    await store.record([delivered(claim.delivery.id, ops_all.id)], NOW)
+    acc1 = Scope(frozenset({"acc1"}))
+    assert (await store.get_event(claim.delivery.event_id, acc1)).type == DISABLED
+    assert (await store.list_deliveries(DeliveryFilter(scope=acc1), 100, None)).items == []
+    with pytest.raises(NotFound):
+        await store.get_delivery(claim.delivery.id, acc1)
+    window = (NOW, NOW + timedelta(hours=1), 60)
+    assert await store.outcome_series(acc1, None, *window) == []
+    assert await store.outcome_series(acc1, ops_all.id, *window) == []
+    [bucket] = await store.outcome_series(Scope(), None, *window)
+    assert bucket.succeeded == 1
+    assert (await store.get_delivery(claim.delivery.id, Scope())).delivery.id == claim.delivery.id

@@ -504,6 +504,11 @@ WITH picked AS (
         SELECT id FROM webhooks WHERE :webhook_id::text IS NULL OR id = :webhook_id)
       AND a.started_at >= :since AND a.started_at < :until
       AND (:scope::text[] IS NULL OR d.account = ANY(:scope::text[]))
+      -- An operational event's delivery counts for a partner only to a webhook all of
+      -- whose accounts are its own, as list_deliveries lists it.
+      AND (:scope::text[] IS NULL OR d.sequence IS NOT NULL OR NOT EXISTS (
+          SELECT 1 FROM webhook_accounts AS wa
+          WHERE wa.webhook_id = d.webhook_id AND wa.account <> ALL(:scope::text[])))
 ), ranked AS (
     SELECT bucket, duration, ok,
         ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY duration) AS position,
