@@ -477,4 +477,33 @@ async def test_a_change_of_ordering_never_stalls_ingest_behind_a_silent_holder(
         assert (await store.get_webhook(hook.id, Scope())).ordering == Ordering.PER_ORDER
     finally:
         await silent.close()
+
+
+async def test_usage_rows_are_in_the_same_order_whatever_the_database_collation(
+    pg_url: str,
+) -> None:
+    """`GET /v1/usage` lists rows by account, month and type in code point order, as on
+    SQLite and on the dashboard; a database created with a language's collation (the
+    default of many PostgreSQL installations, such as en_US.UTF-8) sorted accounts by
+    that language's rules instead (`alpha` before `Bravo`)."""
+    store = pg_store(pg_url)
+    await store.open()
+    await store.migrate()
+    try:
+        connection = await asyncpg.connect(pg_url)
+        try:
+            # What a database whose default collation is a language's gives the column.
+            await connection.execute(
+                'ALTER TABLE usage ALTER COLUMN account TYPE TEXT COLLATE "en-US-x-icu"'
+            )
+            await connection.executemany(
+                "INSERT INTO usage (account, month, event_type, delivered, replayed)"
+                " VALUES ($1, '2026-11', 'order.new', 1, 0)",
+                [("alpha",), ("Bravo",), ("acct-b",), ("acct_a",)],
+            )
+        finally:
+            await connection.close()
+        rows = await store.usage(None, ["2026-11"])
+        assert [row.account for row in rows] == sorted(["alpha", "Bravo", "acct-b", "acct_a"])
+    finally:
         await store.close()

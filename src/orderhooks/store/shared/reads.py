@@ -338,10 +338,13 @@ class ReadOperations(StoreCore):
     async def usage(
         self, tx: Tx, accounts: Sequence[str] | None, months: Sequence[str]
     ) -> list[UsageRow]:
-        """Usage rows of the accounts (None: all) and months."""
+        """Usage rows of the accounts (None: all) and months, by account, month and event
+        type in code point order: sorted here, since a PostgreSQL database's collation (a
+        language's, on many installations) would order accounts by that language's rules."""
         param = None
         if accounts is not None:
             param = tx.array(sorted({a for a in accounts if not unstorable(a)}))
         wanted = sorted({m for m in months if not unstorable(m)})
         rows = await tx.fetch("usage_rows", accounts=param, months=tx.array(wanted))
-        return [usage_from_row(row) for row in rows]
+        found = [usage_from_row(row) for row in rows]
+        return sorted(found, key=lambda row: (row.account, row.month, row.event_type.value))
