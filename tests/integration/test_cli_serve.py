@@ -262,3 +262,24 @@ def test_a_read_only_data_dir_is_a_clear_error(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "Traceback" not in done.stderr, done.stderr
     assert "not writable" in done.stderr and str(data_dir) in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    "admin_key",
+    ["clé-d’accès ключ", "admin-key-from-a-secret-file\n", "  spaced admin key  "],
+    ids=["non-ascii", "trailing-newline", "surrounding-spaces"],
+)
+def test_any_admin_key_from_the_environment_can_be_presented(
+    tmp_path: Path, spawn: Spawner, admin_key: str
+) -> None:
+    """ORDERHOOKS_ADMIN_KEY may be any non-empty string (docs/cli.md): one with characters
+    beyond ASCII works as a client sends it (UTF-8 in the header), and one with whitespace
+    around it (a secret file's newline) as the header carries it, without that whitespace,
+    which HTTP drops."""
+    process, base = start_serve(spawn, tmp_path / "data", ORDERHOOKS_ADMIN_KEY=admin_key)
+    header = b"Bearer " + admin_key.strip().encode("utf-8")
+    keys = http_get(f"{base}/v1/keys", headers={"authorization": header})
+    assert keys.status_code == 200, keys.text
+    assert [k["role"] for k in keys.json()["data"]] == ["admin"]
+    assert http_get(f"{base}/v1/keys", headers={"authorization": "Bearer wrong"}).status_code == 401
+    assert process.stop() == 0

@@ -29,7 +29,7 @@ from orderhooks.delivery.dispatcher import Dispatcher
 from orderhooks.delivery.netguard import NetworkGuard
 from orderhooks.delivery.senders import SenderPool, sender_config
 from orderhooks.delivery.transport import AiohttpTransport, Transport
-from orderhooks.domain.apikeys import hash_api_key
+from orderhooks.domain.apikeys import hash_api_key, presented_key
 from orderhooks.domain.model import Role
 from orderhooks.exceptions import OrderhooksError
 from orderhooks.logging import get_logger
@@ -118,12 +118,14 @@ async def ensure_admin_key(store: Store, settings: Settings, now: datetime) -> s
     """Make sure an admin can sign in (docs/api.md, authentication); returns a key created now, if
     any.
 
-    With `ORDERHOOKS_ADMIN_KEY`, that exact key is stored as admin. Without it, the
+    With `ORDERHOOKS_ADMIN_KEY`, that key is stored as admin, as a client can present it
+    (without the whitespace around it, which HTTP drops). Without it, the
     first start with no keys at all creates one, prints it once on standard output on
     a line of its own and writes it to `<data dir>/admin.key`.
     """
-    if settings.admin_key:
-        key_hash = hash_api_key(settings.admin_key)
+    admin_key = presented_key(settings.admin_key or "")
+    if admin_key:
+        key_hash = hash_api_key(admin_key)
         existing = await store.key_by_hash(key_hash)
         if existing is None:
             await _create_env_admin_key(_at(store, settings, now), key_hash)

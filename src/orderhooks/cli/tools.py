@@ -52,10 +52,11 @@ def receive(
 def _default_key(data_dir: Path | None) -> str | None:
     """ORDERHOOKS_ADMIN_KEY, else the key saved by the first start in the data dir."""
     from orderhooks.cli.runner import ADMIN_KEY_FILE
+    from orderhooks.domain.apikeys import presented_key
 
     settings = build_settings(data_dir=data_dir)
-    if settings.admin_key:
-        return settings.admin_key
+    if settings.admin_key and presented_key(settings.admin_key):
+        return presented_key(settings.admin_key)
     try:
         return (settings.data_dir / ADMIN_KEY_FILE).read_text(encoding="utf-8").strip() or None
     except OSError:

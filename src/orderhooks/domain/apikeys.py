@@ -18,3 +18,22 @@ def hash_api_key(plaintext: str) -> str:
     """The stored form of a key. Keys are high-entropy random strings, so one SHA-256 is
     enough; a slow hash would only slow every request down."""
     return hashlib.sha256(plaintext.encode("utf-8")).hexdigest()
+
+
+def presented_key(configured: str) -> str:
+    """A configured key (`ORDERHOOKS_ADMIN_KEY`) as a client can present it: HTTP drops the
+    whitespace around a header value, so a key kept with a newline (a secret file's) or
+    spaces around it is the key without them."""
+    return configured.strip()
+
+
+def header_key(credentials: str) -> str:
+    """The key of an `Authorization` header as the client wrote it. Header bytes arrive
+    read as Latin-1; clients send text as UTF-8, so bytes that read as UTF-8 are taken
+    so (a key beyond ASCII), others as they came."""
+    if credentials.isascii():
+        return credentials
+    try:
+        return credentials.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return credentials

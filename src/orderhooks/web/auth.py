@@ -19,7 +19,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from orderhooks.domain.apikeys import hash_api_key
+from orderhooks.domain.apikeys import hash_api_key, header_key
 from orderhooks.domain.model import ALL_ACCOUNTS, ApiKey, Role, Scope
 from orderhooks.service.audit import Actor
 from orderhooks.store import Store
@@ -133,7 +133,7 @@ async def authenticate(request: Request, credentials: Credentials) -> Caller:
     if credentials is None or not credentials.credentials:
         raise _unauthenticated("an API key is required: Authorization: Bearer <key>")
     ctx = get_context(request)
-    key = await ctx.keys.lookup(credentials.credentials)
+    key = await ctx.keys.lookup(header_key(credentials.credentials))
     if key is None or key.revoked_at is not None:
         raise _unauthenticated("the API key is not valid")
     wait = ctx.limiter.acquire(key.id)
