@@ -25,6 +25,7 @@ from orderhooks.store.postgres import PostgresStore
 from orderhooks.store.sql import compile_queries
 from tests.integration.store_support import (
     NOW,
+    agreement,
     delivered,
     deliveries_of,
     failed,
@@ -507,3 +508,78 @@ async def test_usage_rows_are_in_the_same_order_whatever_the_database_collation(
         assert [row.account for row in rows] == sorted(["alpha", "Bravo", "acct-b", "acct_a"])
     finally:
         await store.close()
+
+
+AGREEMENT_RACE_ROUNDS = 60
+
+
+async def test_an_agreement_recorded_while_a_webhook_is_created_or_enabled_activates_it(
+    pg_url: str,
+) -> None:
+    """One process records an account's agreement while another creates (or enables) a
+    webhook on it: whichever commits last, the webhook ends up active. Before, the
+    webhook's transaction could read "no agreement" while the agreement's could not yet
+    see the webhook, leaving it awaiting an agreement that exists."""
+    first = pg_store(pg_url, require_agreement=True)
+    second = pg_store(pg_url, require_agreement=True)
+    await first.open()
+    await second.open()
+    await first.migrate()
+    try:
+        stuck = []
+        for n in range(AGREEMENT_RACE_ROUNDS):
+            account = f"race-{n}"
+            pause = (n % 10) / 2000  # 0 to 4.5 ms, first one side, then the other
+            if n % 2:
+                hook = await first.create_webhook(
+                    webhook(accounts=(account,), state=WebhookState.DISABLED)
+                )
+                change = first.set_webhook_state(hook.id, WebhookState.ACTIVE, None, NOW)
+            else:
+                hook = webhook(accounts=(account,))
+                change = first.create_webhook(hook, max_per_account=100)
+            await asyncio.gather(
+                _after(pause if n % 3 else 0, change),
+                _after(0 if n % 3 else pause, second.put_agreement(agreement(account), NOW)),
+            )
+            state = (await first.get_webhook(hook.id, Scope())).state
+            if state != WebhookState.ACTIVE:
+                stuck.append((n, state))
+        assert stuck == []
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def _after(seconds: float, work: Any) -> Any:
+    await asyncio.sleep(seconds)
+    return await work
+
+
+async def test_two_agreements_recorded_at_once_activate_the_webhook_needing_both(
+    pg_url: str,
+) -> None:
+    """A webhook on two accounts awaits both agreements; recorded at the same time by two
+    processes, neither may miss the other's: the webhook ends up active."""
+    first = pg_store(pg_url, require_agreement=True)
+    second = pg_store(pg_url, require_agreement=True)
+    await first.open()
+    await second.open()
+    await first.migrate()
+    try:
+        stuck = []
+        for n in range(AGREEMENT_RACE_ROUNDS // 3):
+            accounts = (f"left-{n}", f"right-{n}")
+            hook = await first.create_webhook(webhook(accounts=accounts))
+            pause = (n % 10) / 2000
+            await asyncio.gather(
+                _after(pause if n % 2 else 0, first.put_agreement(agreement(accounts[0]), NOW)),
+                _after(0 if n % 2 else pause, second.put_agreement(agreement(accounts[1]), NOW)),
+            )
+            state = (await first.get_webhook(hook.id, Scope())).state
+            if state != WebhookState.ACTIVE:
+                stuck.append((n, state))
+        assert stuck == []
+    finally:
+        await first.close()
+        await second.close()

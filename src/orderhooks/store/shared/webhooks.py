@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from orderhooks.domain.model import (
+    ALL_ACCOUNTS,
     Agreement,
     DisabledReason,
     Ordering,
@@ -70,6 +71,16 @@ async def _check_cap(tx: Tx, accounts: Sequence[str], cap: int) -> None:
             raise WebhookLimitReached(account, cap)
 
 
+async def _lock_accounts(tx: Tx, accounts: Sequence[str]) -> None:
+    """Hold the accounts' locks until the commit (PostgreSQL; SQLite has one writer), in
+    one order: a webhook's state is computed from its accounts' agreements, and an
+    agreement activates the webhooks awaiting it, so the two must not run side by side
+    (each would miss the other's uncommitted write, leaving a webhook awaiting an
+    agreement that exists)."""
+    for account in sorted({a for a in accounts if a != ALL_ACCOUNTS and not unstorable(a)}):
+        await tx.fetch("lock_account", account=account)
+
+
 async def _reorder(tx: Tx, webhook: Webhook) -> None:
     """Recompute the heads of every queue of a webhook whose `ordering` changed."""
     if webhook.ordering == Ordering.NONE:
@@ -109,6 +120,7 @@ class WebhookOperations(StoreCore):
         if max_per_account is not None:
             await _check_cap(tx, webhook.accounts, max_per_account)
         if webhook.state != WebhookState.DISABLED:
+            await _lock_accounts(tx, webhook.accounts)
             state = await enabled_state(tx, webhook.accounts, self._require_agreement)
             webhook = dataclasses.replace(
                 webhook, state=state, disabled_reason=None, disabled_at=None
@@ -147,6 +159,7 @@ class WebhookOperations(StoreCore):
             await _check_cap(tx, added, max_per_account)
         state, reason, disabled_at = stored.state, stored.disabled_reason, stored.disabled_at
         if stored.state != WebhookState.DISABLED:
+            await _lock_accounts(tx, webhook.accounts)
             state = await enabled_state(tx, webhook.accounts, self._require_agreement)
             reason, disabled_at = None, None
         updated = dataclasses.replace(
@@ -246,6 +259,7 @@ class WebhookOperations(StoreCore):
             new_state, new_reason = WebhookState.DISABLED, reason or DisabledReason.MANUAL
             disabled_at: datetime | None = now
         else:
+            await _lock_accounts(tx, stored.accounts)
             new_state = await enabled_state(tx, stored.accounts, self._require_agreement)
             new_reason, disabled_at = None, None
             if stored.state == WebhookState.DISABLED:
@@ -295,6 +309,7 @@ class WebhookOperations(StoreCore):
         if unstorable(agreement.account, agreement.signed_by, agreement.currency):
             problem = FieldProblem("account", "must not contain NUL characters")
             raise ValidationError([problem], "an agreement must not contain NUL characters")
+        await _lock_accounts(tx, [agreement.account])
         await tx.execute(
             "upsert_agreement",
             account=agreement.account,
@@ -307,6 +322,9 @@ class WebhookOperations(StoreCore):
         activated = 0
         for row in await tx.fetch("awaiting_webhooks_of", account=agreement.account):
             webhook = webhook_from_row(row, self.box)
+            # Its other accounts too: an agreement recorded for one of them at the same
+            # time must not miss this one, nor this one that.
+            await _lock_accounts(tx, webhook.accounts)
             if await accounts_agreed(tx, webhook.accounts, self._require_agreement):
                 activated += await _set_enabled_state(tx, webhook.id, WebhookState.ACTIVE, now)
         if activated:
