@@ -583,3 +583,39 @@ async def test_two_agreements_recorded_at_once_activate_the_webhook_needing_both
     finally:
         await first.close()
         await second.close()
+
+
+DELETE_RACE_ROUNDS = 20
+
+
+async def test_no_delivery_stays_pending_for_a_webhook_deleted_during_an_ingest(
+    pg_url: str,
+) -> None:
+    """One process ingests orders while another deletes the webhook they go to: every
+    delivery of the deleted webhook ends `cancelled` (docs/api.md, DELETE), none is left
+    `pending` for a webhook nothing will ever send to."""
+    first, second = pg_store(pg_url), pg_store(pg_url)
+    await first.open()
+    await second.open()
+    await first.migrate()
+    try:
+        left = []
+        for n in range(DELETE_RACE_ROUNDS):
+            hook = await first.create_webhook(webhook())
+            await first.ingest([new_order(f"warm-{n}")], NOW)  # the catalog is loaded
+            pause = (n % 10) / 2000
+            await asyncio.gather(
+                _after(0, first.ingest([new_order(f"race-{n}-{i}") for i in range(20)], NOW)),
+                _after(pause, second.delete_webhook(hook.id, NOW)),
+            )
+            pending = [
+                d.id
+                for d in await deliveries_of(first, hook.id)
+                if d.state in (DeliveryState.PENDING, DeliveryState.DELIVERING)
+            ]
+            if pending:
+                left.append((n, len(pending)))
+        assert left == []
+    finally:
+        await first.close()
+        await second.close()

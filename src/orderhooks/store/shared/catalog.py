@@ -41,6 +41,20 @@ class WebhookCatalog:
         return [w for w in webhooks.values() if w.state == WebhookState.ACTIVE]
 
 
+async def deleted_among(tx: Tx, webhook_ids: Iterable[str]) -> set[str]:
+    """Which of these webhooks are deleted, read under their share locks, held until the
+    commit. Asked before deliveries to them are written: a delete (which holds its webhook
+    exclusively) then either waits for this transaction and cancels what it wrote, or
+    committed first and is seen here, so that no delivery is left pending for a deleted
+    webhook (PostgreSQL; SQLite's single writer runs them one after the other anyway)."""
+    ids = sorted(set(webhook_ids))
+    if not ids:
+        return set()
+    await tx.fetch("share_webhooks", ids=tx.array(ids))
+    rows = await tx.fetch("deleted_webhooks_among", ids=tx.array(ids))
+    return {row["id"] for row in rows}
+
+
 async def bump_version(tx: Tx) -> None:
     """Record that a webhook's configuration or state changed."""
     await tx.execute("bump_webhooks_version")

@@ -18,6 +18,7 @@ from orderhooks.store.base import (
     NewOrderItem,
     StatusItem,
 )
+from orderhooks.store.shared.catalog import deleted_among
 from orderhooks.store.shared.codec import (
     event_params,
     new_delivery_params,
@@ -191,4 +192,8 @@ async def _write(tx: Tx, writes: _Writes) -> None:
     await tx.executemany("insert_order", [order_params(o) for o in writes.inserted_orders.values()])
     await tx.executemany("update_order", [order_params(o) for o in writes.updated_orders.values()])
     await tx.executemany("insert_event", writes.events)
-    await tx.executemany("insert_delivery", writes.deliveries)
+    # A webhook deleted since the catalog was read gets none (its delete cancelled the rest).
+    gone = await deleted_among(tx, {str(d["webhook_id"]) for d in writes.deliveries})
+    await tx.executemany(
+        "insert_delivery", [d for d in writes.deliveries if d["webhook_id"] not in gone]
+    )

@@ -18,6 +18,7 @@ from orderhooks.domain.model import (
 from orderhooks.domain.routing import replay_selection, wants, wants_new_order
 from orderhooks.exceptions import Conflict, NotFound
 from orderhooks.store.shared.audit import Audit, audited
+from orderhooks.store.shared.catalog import deleted_among
 from orderhooks.store.shared.codec import (
     delivery_from_row,
     event_from_row,
@@ -79,7 +80,8 @@ class ManualOperations(StoreCore):
         elif delivery.state == DeliveryState.FAILED:
             await share_ordering(tx)
             webhooks = await self._catalog.load(tx)
-            if delivery.webhook_id not in webhooks:
+            gone = await deleted_among(tx, [delivery.webhook_id])
+            if delivery.webhook_id not in webhooks or gone:
                 raise Conflict(f"the webhook of delivery {delivery_id} was deleted")
             # An operational event's delivery has no order, and no queue to keep.
             order_id = delivery.order_id
@@ -110,7 +112,7 @@ class ManualOperations(StoreCore):
         due now, with the whole schedule; returns how many."""
         await share_ordering(tx)
         webhooks = await self._catalog.load(tx)
-        if webhook_id not in webhooks:
+        if webhook_id not in webhooks or await deleted_among(tx, [webhook_id]):
             raise NotFound(f"webhook {webhook_id} not found")
         window = {"webhook_id": webhook_id, "since": micros(since), "until": micros_or_none(until)}
         await tx.fetch("lock_orders_of_failed", **window)
@@ -140,6 +142,8 @@ class ManualOperations(StoreCore):
         is explicit); returns how many."""
         await share_ordering(tx)
         stored = await stored_webhook(tx, webhook.id, self.box)
+        if await deleted_among(tx, [stored.id]):
+            raise NotFound(f"webhook {stored.id} not found")
         accounts = None if ALL_ACCOUNTS in stored.accounts else tx.array(sorted(stored.accounts))
         types = None if not event_types else tx.array(sorted(str(t) for t in event_types))
         ready = stored.ordering == Ordering.NONE
@@ -189,6 +193,8 @@ class ManualOperations(StoreCore):
         delivery id. Test deliveries stand outside the per-order queues and are never
         billed."""
         await stored_webhook(tx, webhook.id, self.box)
+        if await deleted_among(tx, [webhook.id]):
+            raise NotFound(f"webhook {webhook.id} not found")
         test_event = dataclasses.replace(event, test=True)
         await tx.execute("insert_event", **event_params(test_event))
         delivery_id = self._new_id("dlv")

@@ -16,6 +16,7 @@ from orderhooks.domain.opevents import (
     operational_event,
     route_operational_event,
 )
+from orderhooks.store.shared.catalog import deleted_among
 from orderhooks.store.shared.tx import Tx
 from orderhooks.store.shared.values import dumps, micros
 
@@ -75,7 +76,9 @@ async def emit_operational_event(
     to every webhook the routing rule picks among `webhooks` (never `about` itself)."""
     event = operational_event(new_id("evt"), event_type, about, data, now)
     await tx.execute("insert_event", **_event_params(event))
-    receivers = route_operational_event(event_type, about, webhooks)
+    routed = route_operational_event(event_type, about, webhooks)
+    gone = await deleted_among(tx, [r.id for r in routed])
+    receivers = [r for r in routed if r.id not in gone]
     await tx.executemany(
         "insert_delivery", [_delivery_params(new_id("dlv"), r, event, now) for r in receivers]
     )

@@ -208,6 +208,9 @@ class WebhookOperations(StoreCore):
         """Delete a webhook; its pending and delivering deliveries become `cancelled` and
         stay readable."""
         await stored_webhook(tx, webhook_id, self.box)
+        # Taken before any write: the transactions writing deliveries of this webhook finish
+        # first (and their deliveries are cancelled below), later ones read it deleted.
+        await tx.fetch("hold_webhook", id=webhook_id)
         await tx.execute("mark_webhook_deleted", id=webhook_id, deleted_at=micros(now))
         await tx.execute("cancel_deliveries", webhook_id=webhook_id)
         await bump_version(tx)

@@ -210,6 +210,9 @@ WHERE id = :id AND state <> 'disabled' AND deleted_at IS NULL;
 -- name: webhook_by_id
 SELECT * FROM webhooks WHERE id = :id AND deleted_at IS NULL;
 
+-- name: deleted_webhooks_among
+SELECT id FROM webhooks WHERE id = ANY(:ids::text[]) AND deleted_at IS NOT NULL;
+
 -- name: accounts_of_webhook
 -- Deleted webhooks too: an operational event about one stays readable.
 SELECT accounts FROM webhooks WHERE id = :id;

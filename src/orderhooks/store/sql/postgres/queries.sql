@@ -139,6 +139,18 @@ FOR UPDATE OF o;
 -- `webhook.disabled`. Taken before anything else the disable writes.
 SELECT id FROM webhooks WHERE id = :id FOR UPDATE;
 
+-- name: hold_webhook
+-- A delete waits for the transactions writing deliveries of the webhook (which hold
+-- share_webhooks) and keeps new ones waiting until it commits: then they read it deleted.
+SELECT pg_advisory_xact_lock(7251005, hashtext(:id::text));
+
+-- name: share_webhooks
+-- Taken, in one order, before deliveries of these webhooks are written; the transaction
+-- then reads which of them were deleted meanwhile (deleted_webhooks_among, a statement
+-- of its own, so that it sees a delete committed while this one waited).
+SELECT pg_advisory_xact_lock_shared(7251005, hashtext(id))
+FROM unnest(:ids::text[]) AS id ORDER BY id;
+
 -- ============================================================ reads
 
 -- name: queue_gauges

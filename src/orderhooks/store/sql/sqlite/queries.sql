@@ -94,6 +94,14 @@ SELECT :webhook_id, :since, :until WHERE 0;
 -- Nothing to lock: the single writer serialises every transaction.
 SELECT :id WHERE 0;
 
+-- name: hold_webhook
+-- Nothing to lock: the single writer serialises every transaction.
+SELECT :id WHERE 0;
+
+-- name: share_webhooks
+-- Nothing to lock: the single writer serialises every transaction.
+SELECT :ids WHERE 0;
+
 -- ============================================================ reads
 
 -- name: queue_gauges
