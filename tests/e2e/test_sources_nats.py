@@ -15,6 +15,8 @@ import nats.js.errors
 import orjson
 import pytest
 
+from orderhooks.sources.config import parse_source
+from orderhooks.sources.nats import NatsBroker
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import LOOPBACK, free_port
 from tests.e2e.brokers import (
@@ -66,6 +68,17 @@ async def _publish_life(url: str, stream_name: str, life: list[dict[str, Any]]) 
     for item in life:
         await js.publish("ohdown.orders", orjson.dumps(item))
     await connection.close()
+
+
+async def test_connecting_to_a_server_that_is_not_there_fails() -> None:
+    # The consumer loop owns reconnecting: a connect that retried by itself forever kept
+    # the loop from logging "source unreachable", held a stopping process for the
+    # sources' stop timeout, and hung `simulate --to` (the bound below only guards that).
+    port = free_port()
+    source = parse_source(f"nats://{LOOPBACK}:{port}/NOBODY?subject=nobody.>&durable=d")
+    with pytest.raises(Exception) as caught:
+        await asyncio.wait_for(NatsBroker(source).connect(), WAIT_SECONDS)
+    assert not isinstance(caught.value, TimeoutError)
 
 
 async def test_broker_down_at_start_and_gone_midway_comes_back(

@@ -43,11 +43,16 @@ async def connect_nats(source: SourceConfig) -> Client:
     async def on_error(exc: Exception) -> None:
         log.debug("nats client error", source=source.id, error=describe_error(exc, source.secrets))
 
+    # nats-py tries a first connection again and again, never giving up, while a
+    # server's tries stay within max_reconnect_attempts: 0 puts no bound on them. 1 with
+    # no wait gives up after a second try at once, so an unreachable server is an error
+    # here, which the consumer logs, waits on with its own backoff, and can stop during.
     return await nats.connect(
         servers=[source.connect_url],
         allow_reconnect=False,
         connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        max_reconnect_attempts=0,
+        max_reconnect_attempts=1,
+        reconnect_time_wait=0,
         error_cb=on_error,
     )
 
