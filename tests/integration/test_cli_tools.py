@@ -210,3 +210,24 @@ def test_simulate_fails_when_most_requests_fail(tmp_path: Path, spawn: Spawner) 
     assert result.returncode == 1
     assert "401" in result.stdout
     assert server.stop() == 0
+
+
+@pytest.mark.parametrize(
+    "to",
+    [
+        "amqp://guest:hunter2pw@127.0.0.1:{port}/?queue=orders",
+        "nats://user:hunter2pw@127.0.0.1:{port}/ORDERS?subject=orders.>&durable=d",
+    ],
+)
+def test_simulate_to_a_broker_that_is_not_there_says_so_in_one_line(
+    tmp_path: Path, to: str
+) -> None:
+    url = to.format(port=free_port())
+    result = run_cli(["simulate", "--to", url, "--duration", "1"], cli_env(tmp_path / "data"))
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    # The last line says why (aiormq logs its own line before it).
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("orderhooks: PublisherUnavailable: cannot publish to ")
+    assert "127.0.0.1" in line
+    assert "hunter2pw" not in result.stdout + result.stderr

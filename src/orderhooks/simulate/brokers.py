@@ -8,12 +8,15 @@ before its next step, so an order's events reach the broker in order.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import orjson
 
+from orderhooks.exceptions import OrderhooksError
 from orderhooks.simulate.posting import SimulationStats
 from orderhooks.sources.config import SourceConfig, parse_source
+from orderhooks.sources.consumer import describe_error
 
 SIMULATED_SUBJECT_PART = "simulated"  # stands for the wildcards of a subject filter
 
@@ -30,6 +33,10 @@ def batch_item(event_type: str, order_id: str, body: dict[str, Any]) -> dict[str
     if event_type != "order.new":
         item["orderId"] = order_id
     return item
+
+
+class PublisherUnavailable(OrderhooksError):
+    """The broker of `simulate --to` could not be connected to or set up."""
 
 
 class BrokerPublisher:
@@ -114,5 +121,13 @@ async def open_publisher(url: str, stats: SimulationStats) -> BrokerPublisher:
     """A connected publisher for a source URL (ConfigError when the URL is unusable)."""
     source = parse_source(url)
     publisher = (NatsPublisher if source.kind == "nats" else AmqpPublisher)(source, stats)
-    await publisher.open()
+    try:
+        await publisher.open()
+    except Exception as exc:
+        # One line for the command, never a traceback: the client's errors may repeat
+        # the URL, so the password is blotted out.
+        with contextlib.suppress(Exception):
+            await publisher.close()
+        reason = describe_error(exc, source.secrets)
+        raise PublisherUnavailable(f"cannot publish to {source.display_url}: {reason}") from None
     return publisher
