@@ -336,3 +336,26 @@ async def test_a_message_moving_an_order_to_another_account_is_dead_lettered(
         assert (view.order.account, view.order.status) == ("acct-1", 30)
     finally:
         await store.close()
+
+
+async def test_nothing_is_dead_lettered_in_a_round_the_store_did_not_take() -> None:
+    # A bad message beside a good one, while the store is away: its dead letter would be
+    # published again when the round, never acknowledged, is delivered again.
+    good = _message({"type": "order.new", "data": make_order("a")})
+    session = ScriptedSession([[SourceMessage(b"{", None, "orders.x"), good]])
+    attempts = 0
+
+    async def ingest(items: Sequence[IngestItem], keys: Sequence[MessageKey]) -> list[IngestResult]:
+        nonlocal attempts
+        attempts += 1
+        raise StoreUnavailable("down")
+
+    consumer = _consumer(session, ingest)
+    task = asyncio.create_task(consumer.run())
+    while attempts < 2:
+        await asyncio.sleep(0.01)
+    assert session.dead == []
+    consumer.stop()
+    await asyncio.wait_for(task, 10)
+    assert session.acked == [] and session.dead == []
+    assert consumer.status.dead_lettered == 0

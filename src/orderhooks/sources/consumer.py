@@ -1,8 +1,8 @@
 """The consumer loop every broker source shares: fetch, validate, ingest, then acknowledge.
 
 One round takes what a fetch returned (up to a batch of messages), checks each message on
-its own, dead-letters those that can never be accepted, stores all the others in ONE
-ingest call (one transaction), and only then acknowledges every message of the round.
+its own, stores all those that can be accepted in ONE ingest call (one transaction), then
+dead-letters the others, and only then acknowledges every message of the round.
 A crash anywhere before the acknowledgement lets the broker deliver the messages again.
 Each message's key (the source and the SHA-256 of its body) is recorded in the ingest's
 own transaction, and a message whose key is recorded already creates nothing: it is
@@ -208,9 +208,12 @@ class SourceConsumer:
                 self.metrics.source_lag.labels(source=self.source_id).set(lag)
 
     async def handle_round(self, session: BrokerSession, messages: Sequence[SourceMessage]) -> bool:
-        """Validate, dead-letter, ingest and acknowledge one fetch; False when stopped
-        before the messages could be stored (they are left unacknowledged)."""
+        """Validate, ingest, dead-letter and acknowledge one fetch; False when stopped
+        before the messages could be stored (they are left unacknowledged, and nothing is
+        dead-lettered: the broker delivers the round again, and its dead letters would be
+        published twice)."""
         pending: list[_Pending] = []
+        rejected: list[tuple[SourceMessage, MessageRejected]] = []
         skipped = 0
         repeated = 0  # the same body twice in this round: the first one counts
         seen: set[MessageKey] = set()
@@ -224,15 +227,17 @@ class SourceConsumer:
                 continue
             try:
                 items, single = message_items(message.body, self.max_message_bytes)
-            except MessageRejected as rejected:
-                await self._dead_letter(session, message, rejected)
+            except MessageRejected as rejection:
+                rejected.append((message, rejection))
                 continue
             seen.add(key)
             pending.append(_Pending(message, items, single, key))
-        stored = await self._ingest_all(session, pending)
+        stored = await self._ingest_all(session, pending, rejected)
         if stored is None:
             return False
         retried, duplicates = stored
+        for bad, reason in rejected:
+            await self._dead_letter(session, bad, reason)
         done = [m for m in messages if not any(m is r for r in retried)]
         await session.ack(done)
         self.status.consumed += len(done)
@@ -243,14 +248,17 @@ class SourceConsumer:
         return True
 
     async def _ingest_all(
-        self, session: BrokerSession, pending: list[_Pending]
+        self,
+        session: BrokerSession,
+        pending: list[_Pending],
+        rejected: list[tuple[SourceMessage, MessageRejected]],
     ) -> tuple[list[SourceMessage], int] | None:
         """Store every pending message's items in one call. A message naming an unknown
         order is left out: handed back for a later delivery while the broker allows (its
-        order may be in a message another process is storing right now), else
-        dead-lettered; one moving an order to another account is dead-lettered. Returns
-        the messages handed back and how many of those stored were ingested before
-        (duplicates); None when stopped first."""
+        order may be in a message another process is storing right now), else added to
+        `rejected`, as is one moving an order to another account: they are dead-lettered
+        once the round is stored. Returns the messages handed back and how many of those
+        stored were ingested before (duplicates); None when stopped first."""
         attempt = 0
         retried: list[SourceMessage] = []
         while pending:
@@ -265,14 +273,14 @@ class SourceConsumer:
                 if await session.retry_later(entry.message):
                     retried.append(entry.message)
                     continue
-                rejected = unknown_order_rejection(exc.order_id, local_index, entry.single)
-                await self._dead_letter(session, entry.message, rejected)
+                rejection = unknown_order_rejection(exc.order_id, local_index, entry.single)
+                rejected.append((entry.message, rejection))
             except OrderAccountChanged as exc:
-                # Never acceptable, whenever it comes back: dead-lettered at once.
+                # Never acceptable, whenever it comes back: dead-lettered with the round.
                 entry, local_index = _owner(pending, exc.index)
                 pending.remove(entry)
-                rejected = account_changed_rejection(exc, local_index, entry.single)
-                await self._dead_letter(session, entry.message, rejected)
+                rejection = account_changed_rejection(exc, local_index, entry.single)
+                rejected.append((entry.message, rejection))
             except Exception as exc:
                 # Unavailable or failing: wait and try the same messages again; nothing is
                 # acknowledged or dead-lettered meanwhile (docs/guarantees.md). An error that
