@@ -14,6 +14,7 @@ from tests.e2e.brokers import (
     order_life,
     rabbit_queue,
     sources_of,
+    wait_consumed,
     wait_until,
 )
 from tests.e2e.support import assert_per_order
@@ -83,3 +84,22 @@ async def test_a_queue_deleted_and_declared_again_is_consumed_again(
         await rx.wait_for(lambda: len(rx.delivered_ids()) >= 10, WAIT_SECONDS)
         assert_per_order(rx.accepted())
         assert "RabbitMQ cancelled the consumer" in server.log_text()
+
+
+async def test_a_dead_letter_queue_deleted_while_consuming_is_declared_again(
+    tmp_path: Path, rx: Receiver
+) -> None:
+    # Unroutable, a dead letter came back from RabbitMQ as returned, not refused: the
+    # original was acknowledged and the message was gone.
+    account = unique("acct")
+    async with (
+        rabbit_queue() as queue,
+        consuming(tmp_path, queue.source_url(), rx, account) as (_, client, _),
+    ):
+        await queue.publish(order_life(account))  # one message, an array
+        await rx.wait_for(lambda: len(rx.delivered_ids()) >= 5, WAIT_SECONDS)
+        await queue.channel.queue_delete(f"{queue.name}.dead")
+        await queue.publish(b"{")
+        await wait_consumed(client, 2)
+        [(body, headers)] = await queue.dead_letters(1)
+        assert body == b"{" and headers["orderhooks-error"] == "bad_request"

@@ -62,6 +62,13 @@ async def declare_source_queue(connection: AbstractRobustConnection, name: str) 
             await probe.close()
 
 
+def _returned(confirmation: object) -> bool:
+    """Whether a mandatory publish came back from RabbitMQ unrouted (basic.return)."""
+    return isinstance(confirmation, DeliveredMessage) and isinstance(
+        confirmation.delivery, spec.Basic.Return
+    )
+
+
 class AmqpSession:
     """One connection consuming one queue."""
 
@@ -136,7 +143,8 @@ class AmqpSession:
         return [SourceMessage(body=m.body, handle=m, subject=queue) for m in taken]
 
     async def dead_letter(self, message: SourceMessage, code: str, text: str) -> None:
-        """Publish the body unchanged to `<queue>.dead`, confirmed by the broker."""
+        """Publish the body unchanged to `<queue>.dead`, confirmed by the broker, and
+        routed to it: the queue is declared again when it was deleted meanwhile."""
         delivered = message.handle
         assert isinstance(delivered, DeliveredMessage)
         properties = delivered.header.properties
@@ -149,7 +157,14 @@ class AmqpSession:
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
         exchange = self._channel.default_exchange
-        await exchange.publish(dead, routing_key=self._source.dead_letter_queue)
+        queue = self._source.dead_letter_queue
+        if _returned(await exchange.publish(dead, routing_key=queue)):
+            # No queue took it: `<queue>.dead` was deleted since the session declared it.
+            # RabbitMQ hands an unroutable message back instead of refusing it, and the
+            # original would then be acknowledged with its dead letter lost.
+            await self._channel.declare_queue(queue, durable=True)
+            if _returned(await exchange.publish(dead, routing_key=queue)):
+                raise BrokerLost(f"RabbitMQ routed no dead letter to queue {queue!r}")
 
     async def ack(self, messages: Sequence[SourceMessage]) -> None:
         """Acknowledge the round with one frame: the last message with `multiple`, which
