@@ -165,3 +165,15 @@ def test_settings_past_their_bounds_are_refused_at_start(
     assert result.returncode == 2
     assert message in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("command", [["keys", "list"], ["migrate"], ["backup", "copy.db"]])
+def test_a_database_url_with_a_bad_port_is_a_usage_error_without_its_password(
+    tmp_path: Path, command: list[str]
+) -> None:
+    url = "postgresql://postgres:hunter2pw@127.0.0.1:notaport/oh"
+    done = run_cli([*command, "--database-url", url], cli_env(tmp_path / "data"))
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("orderhooks: --database-url must be")
+    assert "hunter2pw" not in done.stdout + done.stderr

@@ -218,3 +218,38 @@ def test_bad_values_are_refused_with_the_variable_named(name: str, value: str) -
     with pytest.raises(ConfigError, match=f"^{name} must") as refused:
         load_settings({name: value})
     assert value in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "postgresql://postgres:hunter2pw@127.0.0.1:notaport/oh",
+        "postgresql://postgres:hunter2pw@127.0.0.1:99999/oh",
+        "postgresql://postgres:hunter2pw@[::1/oh",
+        "postgresql://postgres:hunter2pw@h1:5432,h2:x/oh",
+        "mysql://root:hunter2pw@127.0.0.1/oh",
+        "sqlite://hunter2pw.db",
+        "sqlite:///",
+    ],
+)
+def test_a_database_url_that_cannot_be_used_is_refused_without_its_password(value: str) -> None:
+    # It used to pass, and then fail as a traceback (a bad port) or as an error quoting
+    # the URL, password and all, without naming the variable.
+    with pytest.raises(ConfigError, match=r"^ORDERHOOKS_DATABASE_URL must") as refused:
+        load_settings({"ORDERHOOKS_DATABASE_URL": value})
+    assert "hunter2pw" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "sqlite:///orderhooks.db",
+        "sqlite:////var/lib/orderhooks/orderhooks.db",
+        "postgresql://postgres@127.0.0.1/oh",
+        "postgres://user:p%40ss@[::1]:5433/oh?sslmode=disable",
+        "postgresql://user@h1:5432,h2:5433,[::1]/oh",
+        "postgresql:///oh?host=/var/run/postgresql",
+    ],
+)
+def test_database_urls_of_both_engines_are_taken_as_they_are(value: str) -> None:
+    assert load_settings({"ORDERHOOKS_DATABASE_URL": value}).database_url == value

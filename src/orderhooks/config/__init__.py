@@ -42,6 +42,7 @@ from typing import Any, TypeVar, overload
 
 from orderhooks.config.kinds import (
     BOOLEAN,
+    DATABASE_URL,
     ENCRYPTION_KEYS,
     FRAME_ANCESTORS,
     NETWORKS,
@@ -204,7 +205,7 @@ class Settings:
 
     database_url: str = setting(
         "ORDERHOOKS_DATABASE_URL",
-        URL,
+        DATABASE_URL,
         default="",
         default_text="`sqlite:///<data dir>/orderhooks.db`",
         help="The database: sqlite:///path or postgresql://user:password@host:5432/name.",

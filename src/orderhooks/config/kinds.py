@@ -156,6 +156,47 @@ def parse_egress_proxy(text: str) -> str:
     return str(url.with_path(""))
 
 
+SQLITE_PREFIX = "sqlite:///"
+POSTGRES_PREFIXES = ("postgresql://", "postgres://")
+_DATABASE_URL_FORMS = "sqlite:///path or postgresql://user:password@host:5432/name"
+
+
+def parse_database_url(text: str) -> str:
+    """A `sqlite:///path` or `postgresql://…` URL, kept as it is. Refused here rather than
+    when the store opens: a bad port was a traceback there. Messages never quote the URL,
+    which may hold a password."""
+    if text.startswith(SQLITE_PREFIX):
+        if not text.removeprefix(SQLITE_PREFIX):
+            raise ValueError("must name a file: sqlite:///path")
+        return text
+    if not text.startswith(POSTGRES_PREFIXES):
+        scheme = text.partition("://")[0] if "://" in text else ""
+        got = f", got scheme {scheme!r}" if scheme and scheme.isalnum() else ""
+        raise ValueError(f"must be {_DATABASE_URL_FORMS}{got}")
+    netloc = text.partition("://")[2].split("/", 1)[0].split("?", 1)[0]
+    hosts = netloc.rpartition("@")[2]  # several hosts (h1:5432,h2:5433) are allowed
+    if hosts and not all(_valid_host_port(part) for part in hosts.split(",")):
+        raise ValueError("must be a postgresql:// URL with valid hosts and ports (1 to 65535)")
+    return text
+
+
+def _valid_host_port(part: str) -> bool:
+    if part.startswith("["):
+        host, bracket, port = part[1:].partition("]")
+        if not bracket or not host:
+            return False
+        if port and not port.startswith(":"):
+            return False
+        port = port[1:]
+    else:
+        host, _, port = part.partition(":")
+        if not host or "[" in part or "]" in part:
+            return False
+    if not port:
+        return True
+    return port.isascii() and port.isdigit() and 0 < int(port) <= 65535
+
+
 def _parse_sources(text: str) -> tuple[SourceConfig, ...]:
     try:
         return parse_sources(text)
@@ -215,6 +256,12 @@ def _show_list(values: Sequence[object]) -> str:
 
 TEXT: Kind[str] = Kind(str, "text", "TEXT", ("first", "second"))
 URL: Kind[str] = Kind(str, "URL", "URL", ("sqlite:///first.db", "postgresql://127.0.0.1/second"))
+DATABASE_URL: Kind[str] = Kind(
+    parse_database_url,
+    "`sqlite:///path` or `postgresql://…` URL",
+    "URL",
+    ("sqlite:///first.db", "postgresql://127.0.0.1/second"),
+)
 PATH: Kind[Path] = Kind(Path, "path", "PATH", ("/srv/first", "/srv/second"), flag_type=Path)
 BOOLEAN: Kind[bool] = Kind(
     _parse_boolean,
