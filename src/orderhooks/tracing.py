@@ -210,7 +210,11 @@ def check_environment(env: Mapping[str, str]) -> None:
         if value:
             parts = urlsplit(value)
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ConfigError(f"{name} must be an http:// or https:// URL, not {value!r}")
+                # Never the value itself: a URL may carry credentials (user:token@).
+                shown = f"{parts.scheme}://"
+                wrong = parts.scheme not in ("http", "https") and value.startswith(shown)
+                got = f", not {shown}" if parts.scheme and wrong else ""
+                raise ConfigError(f"{name} must be an http:// or https:// URL with a host{got}")
     for name in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
         value = env.get(name, "").strip()
         if value and value != SUPPORTED_PROTOCOL:

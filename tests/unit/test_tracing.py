@@ -72,6 +72,20 @@ def test_a_bad_value_names_its_variable(name: str, value: str) -> None:
         check_environment({**ENDPOINT, name: value})
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "grpc://user:hunter2pw@collector:4317",
+        "http://user:hunter2pw@:4318",
+        "user:hunter2pw@collector:4318",
+    ],
+)
+def test_a_bad_endpoint_is_refused_without_its_credentials(value: str) -> None:
+    with pytest.raises(ConfigError, match="OTEL_EXPORTER_OTLP_ENDPOINT") as refused:
+        check_environment({"OTEL_EXPORTER_OTLP_ENDPOINT": value})
+    assert "hunter2pw" not in str(refused.value)
+
+
 @pytest.mark.parametrize("ratio", ["lots", "1.5", "-0.1"])
 def test_a_sampler_ratio_must_be_a_fraction(ratio: str) -> None:
     env = {**ENDPOINT, "OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": ratio}
