@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import sqlite3
+import stat
 import threading
 import uuid
 from pathlib import Path
@@ -232,3 +233,18 @@ def test_backup_refuses_a_missing_database_and_the_database_itself(tmp_path: Pat
     assert companion.returncode == 1
     assert "must not be the database's own orderhooks.db-wal" in companion.stderr
     assert wal.read_bytes() == b"commits not yet checkpointed"
+
+
+def test_a_backup_is_no_more_readable_than_its_database(tmp_path: Path) -> None:
+    # The copy holds what the database holds (webhook secrets, header credentials when
+    # no encryption key is set): a database kept to its owner was copied readable by all.
+    data = tmp_path / "data"
+    data.mkdir()
+    database = data / "orderhooks.db"
+    with contextlib.closing(sqlite3.connect(database)) as db, db:
+        db.execute("CREATE TABLE marker (value TEXT)")
+    database.chmod(0o600)
+    target = tmp_path / "copy.db"
+    result = run_cli(["backup", str(target)], cli_env(data))
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600

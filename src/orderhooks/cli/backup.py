@@ -3,8 +3,9 @@
 The copy is made with SQLite's online backup API on a connection of its own, in one
 step: that step reads one snapshot under a read transaction, what is still in the WAL
 included, while the server's writer goes on committing (in WAL mode a reader never
-blocks the writer). The copy is written next to FILE, checked, fsynced, and only then
-renamed to FILE, so FILE is never a half-written database. PostgreSQL has its own tools
+blocks the writer). The copy is written next to FILE (with the database's permissions),
+checked, fsynced, and only then renamed to FILE, so FILE is never a half-written
+database. PostgreSQL has its own tools
 (docs/operations.md).
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import stat
 from pathlib import Path
 from typing import Annotated
 
@@ -58,7 +60,7 @@ def backup_sqlite(source: Path, target: Path, *, force: bool = False) -> int:
         raise BackupError(f"no directory {target.parent}")
     partial = target.with_name(target.name + PARTIAL_SUFFIX)
     try:
-        _copy(source, partial)
+        _copy(source, partial, stat.S_IMODE(database.stat().st_mode))
         _fsync(partial)
         os.replace(partial, target)
         _fsync(target.parent)
@@ -70,10 +72,17 @@ def backup_sqlite(source: Path, target: Path, *, force: bool = False) -> int:
     return target.stat().st_size
 
 
-def _copy(source: Path, partial: Path) -> None:
-    """The online backup into `partial`, as one self-contained file, checked."""
+def _copy(source: Path, partial: Path, mode: int) -> None:
+    """The online backup into `partial`, as one self-contained file, checked. `partial`
+    is created with the database's permissions (never wider): the copy holds what the
+    database holds, webhook secrets and header credentials included."""
     with contextlib.suppress(FileNotFoundError):
         partial.unlink()
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        os.fchmod(fd, mode)  # exactly the database's, whatever the umask
+    finally:
+        os.close(fd)
     src = sqlite3.connect(source, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
     try:
         src.execute("PRAGMA query_only = ON")
