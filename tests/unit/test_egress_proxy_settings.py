@@ -33,6 +33,7 @@ def test_http_proxy_urls_are_accepted(raw: str, url: str) -> None:
         "egress:3128",
         "http://:3128",
         "http://egress:99999",
+        "http://egress:0",  # nothing listens there: every delivery would fail
         "http://egress:port",
         "http://egress:3128/path",
         "http://egress:3128?x=1",

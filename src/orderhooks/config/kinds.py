@@ -149,8 +149,8 @@ def parse_egress_proxy(text: str) -> str:
         raise ValueError("must be an http://host:port URL") from None
     if url.scheme != "http":
         raise ValueError(f"must be an http:// proxy URL, got scheme {url.scheme!r}")
-    if not url.raw_host or port is None:
-        raise ValueError("must be http://host:port")
+    if not url.raw_host or port is None or port == 0:
+        raise ValueError("must be http://host:port, with a port from 1 to 65535")
     if url.raw_path not in ("", "/") or url.raw_query_string or url.fragment:
         raise ValueError("must be http://host:port, with nothing after the port")
     return str(url.with_path(""))
