@@ -14,8 +14,10 @@ import nats
 import nats.js.errors
 import orjson
 import pytest
+from nats.js.api import AckPolicy, ConsumerConfig
 
 from orderhooks.sources.config import parse_source
+from orderhooks.sources.consumer import BrokerLost
 from orderhooks.sources.nats import NatsBroker
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import LOOPBACK, free_port
@@ -79,6 +81,39 @@ async def test_connecting_to_a_server_that_is_not_there_fails() -> None:
     with pytest.raises(Exception) as caught:
         await asyncio.wait_for(NatsBroker(source).connect(), WAIT_SECONDS)
     assert not isinstance(caught.value, TimeoutError)
+
+
+@pytest.mark.parametrize(
+    ("filter_part", "ack_policy"),
+    [("new", AckPolicy.EXPLICIT), (">", AckPolicy.NONE), (">", AckPolicy.ALL)],
+)
+async def test_an_existing_durable_that_does_not_match_the_source_is_refused(
+    filter_part: str, ack_policy: AckPolicy
+) -> None:
+    # An existing durable was used as it was: one filtering another subject (the URL's
+    # `subject` changed since it was made) silently consumed other messages, and one
+    # acknowledging on delivery (none) or cumulatively (all) let messages go before they
+    # were stored, or when an earlier one was handed back.
+    async with nats_stream() as stream:
+        config = ConsumerConfig(
+            durable_name="taken",
+            filter_subject=f"{stream.prefix}.{filter_part}",
+            ack_policy=ack_policy,
+        )
+        await stream.connection.jetstream().add_consumer(stream.name, config=config)
+        source = parse_source(stream.source_url(durable="taken"))
+        with pytest.raises(BrokerLost, match="taken"):
+            await NatsBroker(source).connect()
+
+
+async def test_an_existing_durable_that_matches_the_source_is_used() -> None:
+    async with nats_stream() as stream:
+        config = ConsumerConfig(
+            durable_name="kept", filter_subject=f"{stream.prefix}.>", ack_policy=AckPolicy.EXPLICIT
+        )
+        await stream.connection.jetstream().add_consumer(stream.name, config=config)
+        session = await NatsBroker(parse_source(stream.source_url(durable="kept"))).connect()
+        await session.close()
 
 
 async def test_broker_down_at_start_and_gone_midway_comes_back(

@@ -146,6 +146,7 @@ class NatsBroker:
         connection = await connect_nats(self._source)
         try:
             jetstream = connection.jetstream()
+            await self._check_existing_durable(jetstream)
             config = ConsumerConfig(
                 durable_name=self._source.durable,
                 ack_policy=AckPolicy.EXPLICIT,
@@ -162,3 +163,33 @@ class NatsBroker:
             await connection.close()
             raise
         return NatsSession(connection, jetstream, subscription)
+
+    async def _check_existing_durable(self, jetstream: JetStreamContext) -> None:
+        """BrokerLost when the durable exists but is not the one the source describes:
+        the client would bind to it as it is, consuming another filter's messages, or
+        acknowledging messages before they are stored (ack policy `none`, or `all`, which
+        acknowledges every earlier message, handed-back ones included)."""
+        source = self._source
+        try:
+            info = await jetstream.consumer_info(source.stream, source.durable)
+        except nats.js.errors.NotFoundError:
+            return  # created below
+        existing = info.config
+        filters = [f for f in existing.filter_subjects or [existing.filter_subject] if f]
+        fix = (
+            f"delete it (nats consumer rm {source.stream} {source.durable}) or name another "
+            "durable in ORDERHOOKS_SOURCES"
+        )
+        if filters != [source.subject]:
+            shown = ", ".join(repr(f) for f in filters) or "every subject"
+            raise BrokerLost(
+                f"JetStream durable {source.durable!r} of stream {source.stream!r} filters "
+                f"{shown}, not {source.subject!r}: {fix}"
+            )
+        # The client hands the policy back as the enum or as its text.
+        policy = str(getattr(existing.ack_policy, "value", existing.ack_policy))
+        if policy != AckPolicy.EXPLICIT.value:
+            raise BrokerLost(
+                f"JetStream durable {source.durable!r} of stream {source.stream!r} "
+                f"acknowledges {policy!r}, not 'explicit' (each message once stored): {fix}"
+            )
