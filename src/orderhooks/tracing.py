@@ -54,6 +54,11 @@ KNOWN_SAMPLERS = frozenset(
     }
 )
 RATIO_SAMPLERS = frozenset({"traceidratio", "parentbased_traceidratio"})
+# The batch span processor's defaults (the SDK's, as the specification sets them).
+BSP_SCHEDULE_DELAY_MS = 5000
+BSP_EXPORT_TIMEOUT_MS = 30000
+BSP_MAX_QUEUE_SIZE = 2048
+BSP_MAX_EXPORT_BATCH_SIZE = 512
 
 SPAN_INGEST = "orderhooks.ingest"
 SPAN_ATTEMPT = "orderhooks.delivery.attempt"
@@ -225,6 +230,7 @@ def check_environment(env: Mapping[str, str]) -> None:
     sampler = env.get("OTEL_TRACES_SAMPLER", "").strip().lower()
     if sampler and sampler not in KNOWN_SAMPLERS:
         raise ConfigError("OTEL_TRACES_SAMPLER must be one of " + ", ".join(sorted(KNOWN_SAMPLERS)))
+    _check_batch_processor(env)
     argument = env.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
     if argument and sampler in RATIO_SAMPLERS:
         try:
@@ -233,6 +239,33 @@ def check_environment(env: Mapping[str, str]) -> None:
             ratio = -1.0
         if not 0.0 <= ratio <= 1.0:
             raise ConfigError("OTEL_TRACES_SAMPLER_ARG must be a ratio from 0 to 1")
+
+
+def _whole_number(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise ConfigError(f"{name} must be a whole number of at least {minimum}")
+    return value
+
+
+def _check_batch_processor(env: Mapping[str, str]) -> None:
+    """The `OTEL_BSP_*` values the SDK would refuse from deep inside the start (a
+    traceback) or log a traceback for and replace by its default."""
+    _whole_number(env, "OTEL_BSP_SCHEDULE_DELAY", BSP_SCHEDULE_DELAY_MS, 1)
+    _whole_number(env, "OTEL_BSP_EXPORT_TIMEOUT", BSP_EXPORT_TIMEOUT_MS, 0)
+    queue = _whole_number(env, "OTEL_BSP_MAX_QUEUE_SIZE", BSP_MAX_QUEUE_SIZE, 1)
+    batch = _whole_number(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", BSP_MAX_EXPORT_BATCH_SIZE, 1)
+    if batch > queue:
+        raise ConfigError(
+            f"OTEL_BSP_MAX_EXPORT_BATCH_SIZE must be at most the queue size "
+            f"(OTEL_BSP_MAX_QUEUE_SIZE, {queue}), not {batch}"
+        )
 
 
 def configure_tracing(env: Mapping[str, str] | None = None) -> Tracing:

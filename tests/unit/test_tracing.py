@@ -86,6 +86,37 @@ def test_a_bad_endpoint_is_refused_without_its_credentials(value: str) -> None:
     assert "hunter2pw" not in str(refused.value)
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("OTEL_BSP_SCHEDULE_DELAY", "-5"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "0"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "lots"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "0"),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "5000"),  # more than the queue's 2048
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "1.5"),
+        ("OTEL_BSP_EXPORT_TIMEOUT", "soon"),
+    ],
+)
+def test_a_bad_batch_processor_value_names_its_variable(name: str, value: str) -> None:
+    # The SDK raised these from deep inside the start (a traceback, exit code 1), or
+    # logged a traceback and went on with its default.
+    with pytest.raises(ConfigError, match=f"^{name} must"):
+        check_environment({**ENDPOINT, name: value})
+
+
+def test_a_batch_as_large_as_a_larger_queue_is_fine() -> None:
+    check_environment(
+        {
+            **ENDPOINT,
+            "OTEL_BSP_MAX_QUEUE_SIZE": "8192",
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "4096",
+            "OTEL_BSP_SCHEDULE_DELAY": "1000",
+            "OTEL_BSP_EXPORT_TIMEOUT": "0",
+        }
+    )
+
+
 @pytest.mark.parametrize("ratio", ["lots", "1.5", "-0.1"])
 def test_a_sampler_ratio_must_be_a_fraction(ratio: str) -> None:
     env = {**ENDPOINT, "OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": ratio}
