@@ -7,8 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from orderhooks.simulate.brokers import open_publisher
+from orderhooks.simulate.posting import SimulationStats
 from orderhooks.testing.receiver import Receiver
-from tests.e2e.brokers import Broker, consuming, wait_consumed
+from tests.e2e.brokers import Broker, consuming, rabbit_queue, wait_consumed
 from tests.e2e.support import assert_per_order
 
 WAIT_SECONDS = 60.0
@@ -37,3 +39,18 @@ async def test_simulated_stream_through_a_broker_is_delivered(
         await rx.wait_for(lambda: len(rx.delivered_ids()) >= published, WAIT_SECONDS)
         rx.verify_all(webhook["secret"])
         assert_per_order(rx.accepted())
+
+
+async def test_a_message_the_queue_no_longer_takes_is_counted_as_failed() -> None:
+    # Its queue deleted during the run, a message published to it came back from
+    # RabbitMQ as unroutable, and the simulator counted it as accepted.
+    async with rabbit_queue() as queue:
+        stats = SimulationStats()
+        publisher = await open_publisher(queue.source_url(), stats)
+        try:
+            assert await publisher.send("order.new", "o1", {"_id": "o1"})
+            await queue.channel.queue_delete(queue.name)
+            assert not await publisher.send("order.new", "o2", {"_id": "o2"})
+        finally:
+            await publisher.close()
+    assert stats.requests_failed == 1 and "unroutable" in stats.last_error

@@ -114,7 +114,14 @@ class AmqpPublisher(BrokerPublisher):
         message = aio_pika.Message(
             data, content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT
         )
-        await self._channel.default_exchange.publish(message, routing_key=self._source.queue)
+        from orderhooks.sources.amqp import unrouted
+
+        confirmation = await self._channel.default_exchange.publish(
+            message, routing_key=self._source.queue
+        )
+        if unrouted(confirmation):
+            # RabbitMQ hands back what no queue takes (the queue was deleted meanwhile).
+            raise LookupError(f"unroutable: no queue {self._source.queue!r} took the message")
 
 
 async def open_publisher(url: str, stats: SimulationStats) -> BrokerPublisher:

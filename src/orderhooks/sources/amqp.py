@@ -62,7 +62,7 @@ async def declare_source_queue(connection: AbstractRobustConnection, name: str) 
             await probe.close()
 
 
-def _returned(confirmation: object) -> bool:
+def unrouted(confirmation: object) -> bool:
     """Whether a mandatory publish came back from RabbitMQ unrouted (basic.return)."""
     return isinstance(confirmation, DeliveredMessage) and isinstance(
         confirmation.delivery, spec.Basic.Return
@@ -158,12 +158,12 @@ class AmqpSession:
         )
         exchange = self._channel.default_exchange
         queue = self._source.dead_letter_queue
-        if _returned(await exchange.publish(dead, routing_key=queue)):
+        if unrouted(await exchange.publish(dead, routing_key=queue)):
             # No queue took it: `<queue>.dead` was deleted since the session declared it.
             # RabbitMQ hands an unroutable message back instead of refusing it, and the
             # original would then be acknowledged with its dead letter lost.
             await self._channel.declare_queue(queue, durable=True)
-            if _returned(await exchange.publish(dead, routing_key=queue)):
+            if unrouted(await exchange.publish(dead, routing_key=queue)):
                 raise BrokerLost(f"RabbitMQ routed no dead letter to queue {queue!r}")
 
     async def ack(self, messages: Sequence[SourceMessage]) -> None:
