@@ -820,6 +820,26 @@ async def test_update_recomputes_state_and_ordering(make_store: StoreFactory) ->
     assert await store.count_webhooks("acc9") == 1 and await store.count_webhooks("acc1") == 0
 
 
+async def test_ordering_none_releases_an_event_in_flight_that_lost_its_place(
+    store: SqlStore,
+) -> None:
+    # The order's second event is in flight when its failed first one is retried: the
+    # first is the head again. The webhook then drops per-order order; the second's
+    # attempt fails and it must still be sent again (docs/api.md, PATCH `ordering`).
+    hook = await store.create_webhook(webhook(retry_schedule=()))
+    await store.ingest([new_order("o1"), status("o1", 20)], NOW)
+    [first] = await store.claim(NOW, 10, "w1")
+    await store.record([failed(first.delivery.id, hook.id)], NOW)
+    [second] = await store.claim(NOW, 10, "w1")
+    await store.retry_delivery_now(first.delivery.id, NOW)
+    stored = await store.get_webhook(hook.id, Scope())
+    await store.update_webhook(dataclasses.replace(stored, ordering=Ordering.NONE))
+    later = NOW + timedelta(seconds=1)
+    await store.record([failed(second.delivery.id, hook.id, retry_at=later)], NOW)
+    claimed = {c.delivery.id for c in await store.claim(later, 10, "w1")}
+    assert claimed == {first.delivery.id, second.delivery.id}
+
+
 async def test_delete_cancels_unfinished_deliveries(store: SqlStore) -> None:
     hook = await store.create_webhook(webhook())
     await store.ingest([new_order("o1"), status("o1", 20), new_order("o2")], NOW)

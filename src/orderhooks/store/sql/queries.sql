@@ -305,8 +305,11 @@ WHERE a.account = :account AND w.deleted_at IS NULL;
 SELECT * FROM agreements WHERE account = :account;
 
 -- name: ready_all
-UPDATE deliveries SET ready = TRUE WHERE webhook_id = :webhook_id AND state = 'pending'
-    AND ready = FALSE;
+-- Delivering rows too: one that a requeued or replayed earlier event displaced as its
+-- order's head comes back `pending` after a failed attempt or an expired lease, and
+-- under `ordering: none` nothing would ever mark it ready again.
+UPDATE deliveries SET ready = TRUE WHERE webhook_id = :webhook_id
+    AND state IN ('pending', 'delivering') AND ready = FALSE;
 
 -- name: queues_of_webhook
 SELECT DISTINCT order_id FROM deliveries
