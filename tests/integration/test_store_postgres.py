@@ -19,7 +19,8 @@ import asyncpg
 import orjson
 import pytest
 
-from orderhooks.domain.model import DeliveryState, Ordering, Scope, WebhookState
+from orderhooks.domain.ids import new_id
+from orderhooks.domain.model import AuditEntry, DeliveryState, Ordering, Scope, WebhookState
 from orderhooks.exceptions import NotFound, StoreUnavailable
 from orderhooks.store.postgres import PostgresStore
 from orderhooks.store.sql import compile_queries
@@ -619,3 +620,45 @@ async def test_no_delivery_stays_pending_for_a_webhook_deleted_during_an_ingest(
     finally:
         await first.close()
         await second.close()
+
+
+async def _connected(store: PostgresStore, connections: int) -> None:
+    """The store's pool holds that many connections: a transaction below that waits for
+    one being opened may wait long when the server is busy (other databases created
+    and dropped)."""
+    await asyncio.gather(*(store.ping() for _ in range(connections)))
+
+
+async def test_a_claim_never_leases_an_event_that_lost_its_place_meanwhile(pg_url: str) -> None:
+    # The order's second event is its head, and a claim reads it so, while a retry of the
+    # failed first event (still uncommitted) makes the first the head again. The claim
+    # must not send the second: the retried first goes before it (docs/guarantees.md).
+    store = pg_store(pg_url)
+    await store.open()
+    await store.migrate()
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await _connected(store, 3)
+        hook = await store.create_webhook(webhook(retry_schedule=()))
+        await store.ingest([new_order("o1"), status("o1", 20)], NOW)
+        [first] = await store.claim(NOW, 10, "w1")
+        await store.record([failed(first.delivery.id, hook.id)], NOW)
+        entry = AuditEntry(new_id("aud"), NOW, "admin", "delivery.retried", "delivery", "d")
+        async with conn.transaction():
+            # The retry's last write, its audit entry, waits here: its changes are made.
+            await conn.execute("LOCK TABLE audit IN EXCLUSIVE MODE")
+            retry = asyncio.create_task(
+                store.retry_delivery_now(first.delivery.id, NOW, audit=entry)
+            )
+            await _eventually(lambda: _lock_waits(conn, 1))
+            claim = asyncio.create_task(store.claim(NOW, 10, "w2"))
+            await _eventually(lambda: _lock_waits(conn, 2))
+        await retry
+        # The claim that read the second event as the head leases nothing; the next one
+        # leases the retried first, alone: never both in flight.
+        leased = [c.delivery.id for c in await claim]
+        leased += [c.delivery.id for c in await store.claim(NOW, 10, "w2")]
+        assert leased == [first.delivery.id]
+    finally:
+        await conn.close()
+        await store.close()

@@ -124,9 +124,12 @@ LIMIT :limit;
 -- whatever the statistics say: written `state || ''`, the guard is not the predicate of
 -- the partial indexes on pending rows, which PostgreSQL would otherwise scan whole
 -- (every pending delivery) and intersect with the keys (as in `busy_queues`).
+-- `ready` is checked again too: on PostgreSQL a retry, recover or replay committed
+-- since the claim read its heads may have put an earlier event of the order first (the
+-- row is then re-read as that commit left it, and must stay behind it).
 UPDATE deliveries SET state = 'delivering', lease_expires_at = :lease_expires_at,
     leased_by = :leased_by, batch_id = :batch_id
-WHERE id = ANY(:ids::text[]) AND state || '' = 'pending'
+WHERE id = ANY(:ids::text[]) AND state || '' = 'pending' AND ready = TRUE
 RETURNING id;
 
 -- name: due_batches
