@@ -311,3 +311,41 @@ async def test_secret_rotation_without_grace(api: Api, account: str, rx: Receive
     assert signature_problem(request, chosen) is None
     assert signature_problem(request, hook["secret"], hex_secret=chosen) is not None
     rx.verify_all(chosen)
+
+
+async def test_retry_now_and_a_test_event_go_at_once_while_the_webhook_is_probed(
+    api: Api, account: str, rx: Receiver
+) -> None:
+    # Three failed attempts in a row: the webhook is probed, and its next probe is the
+    # first failed delivery's retry, an hour away. The receiver is fixed; a retry now and
+    # a test event are sent now, not at that probe (docs/guarantees.md, manual control).
+    rx.answer(500)
+    hook = await api.create_webhook(rx.url, [account], retrySchedule=[3600])
+    for _ in range(3):
+        await api.new_order(new_order(account))
+    failed = await api.wait_deliveries(
+        hook["id"],
+        lambda ds: len(ds) == 3 and all(d["attemptCount"] == 1 for d in ds),
+        what="three failed attempts",
+    )
+    rx.healthy()
+    retried = failed[0]
+    expect(await api.client.post(f"/v1/deliveries/{retried['id']}/retry"), 202)
+    await rx.wait_for_delivered({retried["eventId"]}, timeout=15)
+
+    rx.answer(500)
+    for _ in range(3):
+        await api.new_order(new_order(account))
+    await api.wait_deliveries(
+        hook["id"],
+        lambda ds: sum(d["attemptCount"] == 1 and d["state"] == "pending" for d in ds) == 5,
+        what="three more failed attempts",
+    )
+    rx.healthy()
+    test = expect(await api.client.post(f"/v1/webhooks/{hook['id']}/test"), 202)
+    await rx.wait_for(
+        lambda: any(r.delivery_id == test["deliveryId"] for r in rx.accepted()),
+        what="the test event",
+        timeout=15,
+    )
+    rx.verify_all(hook["secret"])

@@ -39,6 +39,7 @@ from orderhooks.exceptions import (
     UnknownOrder,
     WebhookLimitReached,
 )
+from orderhooks.service.testevents import synthetic_event
 from orderhooks.store.base import (
     CourierItem,
     DeliveryFilter,
@@ -458,6 +459,25 @@ async def test_final_failures_probe_the_backlog_without_cool_down(store: SqlStor
     assert await claim_ids(store) == []  # one at a time
     await store.record([failed(probe[0], hook.id)], NOW)
     assert len(await claim_ids(store)) == 1
+
+
+async def test_a_delivery_made_due_by_hand_probes_a_failing_webhook_now(
+    store: SqlStore,
+) -> None:
+    hook = await store.create_webhook(webhook(retry_schedule=(3600,)))
+    await store.ingest([new_order(f"o{i}") for i in range(3)], NOW)
+    claims = await store.claim(NOW, 3, "w1")
+    later = NOW + timedelta(hours=1)
+    await store.record([failed(c.delivery.id, hook.id, retry_at=later) for c in claims], NOW)
+    assert await claim_ids(store) == []  # probed, at the retry an hour away
+    retried = await store.retry_delivery_now(claims[0].delivery.id, NOW)
+    assert await store.next_due_at() == NOW
+    assert await claim_ids(store) == [retried.id]
+    await store.record([failed(retried.id, hook.id, number=2, retry_at=later)], NOW)
+    assert await claim_ids(store) == []
+    synthetic = synthetic_event(hook, EventType.NEW, NOW)
+    test_id = await store.create_test_delivery(hook, synthetic, NOW)
+    assert await claim_ids(store) == [test_id]
 
 
 async def test_rate_limit_holds_in_the_database(store: SqlStore) -> None:

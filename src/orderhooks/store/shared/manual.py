@@ -62,6 +62,14 @@ async def _chosen_before(
             chosen.add(earlier.order_id)
 
 
+async def _probe_now(tx: Tx, webhook_id: str, now: datetime) -> None:
+    """A delivery to `webhook_id` was made due now by hand: when the webhook is probed, its
+    next probe is due now too. Otherwise it would go at the probe time of the webhook's
+    last failed delivery, hours away maybe, and a receiver fixed meanwhile would wait for
+    it; a probe that succeeds releases the rest at once."""
+    await tx.execute("probe_now", webhook_id=webhook_id, now=micros(now))
+
+
 class ManualOperations(StoreCore):
     """Retry now, recover, replay, test: what operators and partners ask for by hand."""
 
@@ -92,6 +100,7 @@ class ManualOperations(StoreCore):
                 await refresh_heads(tx, [(delivery.webhook_id, order_id)], webhooks)
         else:
             raise Conflict(f"delivery {delivery_id} is {delivery.state}")
+        await _probe_now(tx, delivery.webhook_id, now)
         fresh = await tx.fetchrow("delivery_by_id", id=delivery_id)
         if fresh is None:  # purged by the retention meanwhile
             raise NotFound(f"delivery {delivery_id} not found")
@@ -123,6 +132,8 @@ class ManualOperations(StoreCore):
             if not row["test"] and row["order_id"] is not None  # operational: no queue
         ]
         await refresh_heads(tx, queues, webhooks)
+        if rows:
+            await _probe_now(tx, webhook_id, now)
         return await audited(tx, len(rows), audit)
 
     @writing(wake=True)
@@ -202,4 +213,5 @@ class ManualOperations(StoreCore):
             delivery_id, webhook.id, test_event, replay=False, ready=True, now=now
         )
         await tx.execute("insert_delivery", **params)
+        await _probe_now(tx, webhook.id, now)
         return await audited(tx, delivery_id, audit)

@@ -354,6 +354,12 @@ WHERE webhook_id = :webhook_id AND state = 'failed' AND created_at >= :since
   AND (:until::bigint IS NULL OR created_at < :until)
 RETURNING order_id, test;
 
+-- name: probe_now
+-- A delivery made due by hand (retry now, recover, a test event) to a webhook being
+-- probed: the next probe is due now, not at its schedule's time (docs/guarantees.md).
+UPDATE webhook_runtime SET probe_at = :now
+WHERE webhook_id = :webhook_id AND probing = TRUE AND probe_at > :now;
+
 -- name: replay_candidates
 SELECT * FROM events
 WHERE (created_at, id) > (:after_created_at::bigint, :after_id::text)
