@@ -349,3 +349,24 @@ async def test_retry_now_and_a_test_event_go_at_once_while_the_webhook_is_probed
         timeout=15,
     )
     rx.verify_all(hook["secret"])
+
+
+async def test_a_probed_webhook_moved_to_another_url_is_sent_there_at_once(
+    api: Api, account: str, rx: Receiver
+) -> None:
+    # The old endpoint failed three times in a row: the webhook is probed, its next probe
+    # an hour away. Pointed at a receiver that works, it delivers there now.
+    async with Receiver() as broken:
+        broken.answer(500)
+        hook = await api.create_webhook(broken.url, [account], retrySchedule=[3600])
+        ids = [event_id for _ in range(3) for event_id in await api.new_order(new_order(account))]
+        await api.wait_deliveries(
+            hook["id"],
+            lambda ds: len(ds) == 3 and all(d["attemptCount"] == 1 for d in ds),
+            what="three failed attempts",
+        )
+    expect(await api.client.patch(f"/v1/webhooks/{hook['id']}", json={"url": rx.url}), 200)
+    [late] = await api.new_order(new_order(account))
+    await rx.wait_for_delivered({late}, timeout=15)
+    assert set(rx.delivered_ids()) <= {late, *ids}
+    rx.verify_all(hook["secret"])

@@ -480,6 +480,19 @@ async def test_a_delivery_made_due_by_hand_probes_a_failing_webhook_now(
     assert await claim_ids(store) == [test_id]
 
 
+async def test_a_new_url_is_probed_now(store: SqlStore) -> None:
+    hook = await store.create_webhook(webhook(retry_schedule=(3600,)))
+    await store.ingest([new_order(f"o{i}") for i in range(4)], NOW)
+    claims = await store.claim(NOW, 3, "w1")
+    later = NOW + timedelta(hours=1)
+    await store.record([failed(c.delivery.id, hook.id, retry_at=later) for c in claims], NOW)
+    assert await claim_ids(store) == []  # probed, at the retry an hour away
+    stored = await store.get_webhook(hook.id, Scope())
+    moved = dataclasses.replace(stored, url="https://elsewhere.example.com/hook", updated_at=NOW)
+    await store.update_webhook(moved)
+    assert len(await claim_ids(store)) == 1  # one probe, of the new endpoint, now
+
+
 async def test_rate_limit_holds_in_the_database(store: SqlStore) -> None:
     await store.create_webhook(webhook(rate_limit_per_second=2.0))
     await store.ingest([new_order(f"o{i}") for i in range(10)], NOW)

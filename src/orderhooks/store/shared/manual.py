@@ -29,7 +29,7 @@ from orderhooks.store.shared.core import StoreCore, writing
 from orderhooks.store.shared.heads import Queue, lock_orders, refresh_heads, share_ordering
 from orderhooks.store.shared.tx import Tx, lookup
 from orderhooks.store.shared.values import micros, micros_or_none
-from orderhooks.store.shared.webhooks import stored_webhook
+from orderhooks.store.shared.webhooks import probe_now, stored_webhook
 
 REPLAY_PAGE = 1000  # events read per statement while replaying
 
@@ -62,14 +62,6 @@ async def _chosen_before(
             chosen.add(earlier.order_id)
 
 
-async def _probe_now(tx: Tx, webhook_id: str, now: datetime) -> None:
-    """A delivery to `webhook_id` was made due now by hand: when the webhook is probed, its
-    next probe is due now too. Otherwise it would go at the probe time of the webhook's
-    last failed delivery, hours away maybe, and a receiver fixed meanwhile would wait for
-    it; a probe that succeeds releases the rest at once."""
-    await tx.execute("probe_now", webhook_id=webhook_id, now=micros(now))
-
-
 class ManualOperations(StoreCore):
     """Retry now, recover, replay, test: what operators and partners ask for by hand."""
 
@@ -100,7 +92,7 @@ class ManualOperations(StoreCore):
                 await refresh_heads(tx, [(delivery.webhook_id, order_id)], webhooks)
         else:
             raise Conflict(f"delivery {delivery_id} is {delivery.state}")
-        await _probe_now(tx, delivery.webhook_id, now)
+        await probe_now(tx, delivery.webhook_id, now)
         fresh = await tx.fetchrow("delivery_by_id", id=delivery_id)
         if fresh is None:  # purged by the retention meanwhile
             raise NotFound(f"delivery {delivery_id} not found")
@@ -133,7 +125,7 @@ class ManualOperations(StoreCore):
         ]
         await refresh_heads(tx, queues, webhooks)
         if rows:
-            await _probe_now(tx, webhook_id, now)
+            await probe_now(tx, webhook_id, now)
         return await audited(tx, len(rows), audit)
 
     @writing(wake=True)
@@ -213,5 +205,5 @@ class ManualOperations(StoreCore):
             delivery_id, webhook.id, test_event, replay=False, ready=True, now=now
         )
         await tx.execute("insert_delivery", **params)
-        await _probe_now(tx, webhook.id, now)
+        await probe_now(tx, webhook.id, now)
         return await audited(tx, delivery_id, audit)

@@ -93,6 +93,14 @@ async def _reorder(tx: Tx, webhook: Webhook) -> None:
     await refresh_heads(tx, queues, {webhook.id: webhook})
 
 
+async def probe_now(tx: Tx, webhook_id: str, now: datetime) -> None:
+    """When the webhook is probed, make its next probe due `now`: a delivery was made due
+    by hand, or the webhook was pointed at another URL. The probe would otherwise wait for
+    the schedule's retry of the last failed delivery, hours away maybe, while the receiver
+    may be fine now; a probe that succeeds releases the rest at once."""
+    await tx.execute("probe_now", webhook_id=webhook_id, now=micros(now))
+
+
 async def _set_enabled_state(tx: Tx, webhook_id: str, state: WebhookState, now: datetime) -> int:
     """Set a webhook to `state` (active or awaiting its agreement) unless it was disabled
     or deleted meanwhile; 1 when it changed, else 0."""
@@ -177,6 +185,9 @@ class WebhookOperations(StoreCore):
         await _write_accounts(tx, updated)
         if updated.ordering != stored.ordering:
             await _reorder(tx, updated)
+        if updated.url != stored.url:
+            # The failures that made it probed were another endpoint's.
+            await probe_now(tx, webhook.id, updated.updated_at)
         await bump_version(tx)
         return await audited(tx, await stored_webhook(tx, webhook.id, self.box), audit)
 

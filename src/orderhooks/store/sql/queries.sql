@@ -355,8 +355,9 @@ WHERE webhook_id = :webhook_id AND state = 'failed' AND created_at >= :since
 RETURNING order_id, test;
 
 -- name: probe_now
--- A delivery made due by hand (retry now, recover, a test event) to a webhook being
--- probed: the next probe is due now, not at its schedule's time (docs/guarantees.md).
+-- A webhook being probed is probed now, not at its schedule's time: a delivery to it
+-- was made due by hand (retry now, recover, a test event), or its URL changed
+-- (docs/guarantees.md).
 UPDATE webhook_runtime SET probe_at = :now
 WHERE webhook_id = :webhook_id AND probing = TRUE AND probe_at > :now;
 
