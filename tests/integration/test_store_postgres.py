@@ -661,4 +661,36 @@ async def test_a_claim_never_leases_an_event_that_lost_its_place_meanwhile(pg_ur
         assert leased == [first.delivery.id]
     finally:
         await conn.close()
+async def _account_lock_held(conn: asyncpg.Connection, account: str) -> bool:
+    """Whether another session holds the account's lock (`lock_account`)."""
+    held = await conn.fetchval(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        " AND classid = 7251003 AND objsubid = 2 AND pid <> pg_backend_pid()"
+        " AND objid::text::bigint = (hashtext($1)::bigint & 4294967295)",
+        account,
+    )
+    return bool(held)
+
+
+async def test_an_agreement_takes_the_account_locks_in_their_sorted_order(pg_url: str) -> None:
+    """Account locks are taken sorted (the lock order atop postgres/queries.sql). The
+    agreement of `acct-b` for a webhook awaiting `acct-a` and `acct-b` must not hold
+    `acct-b` while it waits for `acct-a`: an agreement of `acct-a` recorded at the same
+    time, holding `acct-a` and waiting for `acct-b`, would deadlock with it."""
+    store = pg_store(pg_url, require_agreement=True)
+    await store.open()
+    await store.migrate()
+    holder = await asyncpg.connect(pg_url)
+    try:
+        hook = await store.create_webhook(webhook(accounts=("acct-a", "acct-b")))
+        async with holder.transaction():
+            await holder.execute("SELECT pg_advisory_xact_lock(7251003, hashtext('acct-a'))")
+            recording = asyncio.create_task(store.put_agreement(agreement("acct-b"), NOW))
+            await _eventually(lambda: _lock_waits(holder, 1))
+            held_while_waiting = await _account_lock_held(holder, "acct-b")
+        await recording
+        assert not held_while_waiting
+        assert (await store.get_webhook(hook.id, Scope())).state == WebhookState.AWAITING_AGREEMENT
+    finally:
+        await holder.close()
         await store.close()

@@ -323,7 +323,12 @@ class WebhookOperations(StoreCore):
         if unstorable(agreement.account, agreement.signed_by, agreement.currency):
             problem = FieldProblem("account", "must not contain NUL characters")
             raise ValidationError([problem], "an agreement must not contain NUL characters")
-        await _lock_accounts(tx, [agreement.account])
+        # Every account of the webhooks it may activate, with its own, locked in one
+        # sorted pass (the lock order): taken one webhook at a time, an agreement of
+        # another of their accounts recorded at the same time would deadlock with it.
+        awaiting = await tx.fetch("awaiting_webhooks_of", account=agreement.account)
+        others = [a for row in awaiting for a in webhook_from_row(row, self.box).accounts]
+        await _lock_accounts(tx, [agreement.account, *others])
         await tx.execute(
             "upsert_agreement",
             account=agreement.account,
@@ -337,7 +342,8 @@ class WebhookOperations(StoreCore):
         for row in await tx.fetch("awaiting_webhooks_of", account=agreement.account):
             webhook = webhook_from_row(row, self.box)
             # Its other accounts too: an agreement recorded for one of them at the same
-            # time must not miss this one, nor this one that.
+            # time must not miss this one, nor this one that. Held already, but for a
+            # webhook created since the first read.
             await _lock_accounts(tx, webhook.accounts)
             if await accounts_agreed(tx, webhook.accounts, self._require_agreement):
                 activated += await _set_enabled_state(tx, webhook.id, WebhookState.ACTIVE, now)
