@@ -694,3 +694,30 @@ async def test_an_agreement_takes_the_account_locks_in_their_sorted_order(pg_url
     finally:
         await holder.close()
         await store.close()
+
+
+async def test_a_change_adding_an_account_takes_the_account_locks_in_their_sorted_order(
+    pg_url: str,
+) -> None:
+    """A change within the per-account cap that adds `acct-c` to a webhook on `acct-a`
+    must not hold `acct-c` while it waits for `acct-a` (a creation on both accounts,
+    holding `acct-a` and waiting for `acct-c`, would deadlock with it)."""
+    store = pg_store(pg_url)
+    await store.open()
+    await store.migrate()
+    holder = await asyncpg.connect(pg_url)
+    try:
+        hook = await store.create_webhook(webhook(accounts=("acct-a",)))
+        stored = await store.get_webhook(hook.id, Scope())
+        change = dataclasses.replace(stored, accounts=("acct-a", "acct-c"))
+        async with holder.transaction():
+            await holder.execute("SELECT pg_advisory_xact_lock(7251003, hashtext('acct-a'))")
+            updating = asyncio.create_task(store.update_webhook(change, max_per_account=10))
+            await _eventually(lambda: _lock_waits(holder, 1))
+            held_while_waiting = await _account_lock_held(holder, "acct-c")
+        await updating
+        assert not held_while_waiting
+        assert (await store.get_webhook(hook.id, Scope())).accounts == ("acct-a", "acct-c")
+    finally:
+        await holder.close()
+        await store.close()

@@ -71,14 +71,19 @@ async def _check_cap(tx: Tx, accounts: Sequence[str], cap: int) -> None:
             raise WebhookLimitReached(account, cap)
 
 
+async def _lock_account_keys(tx: Tx, accounts: Sequence[str]) -> None:
+    """Take the accounts' locks (`lock_account`) in sorted order, the lock order."""
+    for account in sorted({a for a in accounts if not unstorable(a)}):
+        await tx.fetch("lock_account", account=account)
+
+
 async def _lock_accounts(tx: Tx, accounts: Sequence[str]) -> None:
     """Hold the accounts' locks until the commit (PostgreSQL; SQLite has one writer), in
     one order: a webhook's state is computed from its accounts' agreements, and an
     agreement activates the webhooks awaiting it, so the two must not run side by side
     (each would miss the other's uncommitted write, leaving a webhook awaiting an
     agreement that exists)."""
-    for account in sorted({a for a in accounts if a != ALL_ACCOUNTS and not unstorable(a)}):
-        await tx.fetch("lock_account", account=account)
+    await _lock_account_keys(tx, [a for a in accounts if a != ALL_ACCOUNTS])
 
 
 async def _reorder(tx: Tx, webhook: Webhook) -> None:
@@ -162,11 +167,17 @@ class WebhookOperations(StoreCore):
             # Waits for the transactions marking heads by the old ordering (`_reorder`
             # then sees their deliveries); later ones read the new ordering.
             await lock_ordering(tx)
+        added = [a for a in webhook.accounts if a not in stored.accounts]
+        enabled = stored.state != WebhookState.DISABLED
+        # The accounts counted for the cap and those whose agreements give the state, in
+        # one sorted pass (the lock order); the steps below find them held.
+        counted = added if max_per_account is not None else []
+        stated = [a for a in webhook.accounts if a != ALL_ACCOUNTS] if enabled else []
+        await _lock_account_keys(tx, [*counted, *stated])
         if max_per_account is not None:
-            added = [a for a in webhook.accounts if a not in stored.accounts]
             await _check_cap(tx, added, max_per_account)
         state, reason, disabled_at = stored.state, stored.disabled_reason, stored.disabled_at
-        if stored.state != WebhookState.DISABLED:
+        if enabled:
             await _lock_accounts(tx, webhook.accounts)
             state = await enabled_state(tx, webhook.accounts, self._require_agreement)
             reason, disabled_at = None, None
