@@ -20,7 +20,15 @@ import orjson
 import pytest
 
 from orderhooks.domain.ids import new_id
-from orderhooks.domain.model import AuditEntry, DeliveryState, Ordering, Scope, WebhookState
+from orderhooks.domain.model import (
+    AuditEntry,
+    DeliveryState,
+    EventType,
+    OperationalEventType,
+    Ordering,
+    Scope,
+    WebhookState,
+)
 from orderhooks.exceptions import NotFound, StoreUnavailable
 from orderhooks.store.postgres import PostgresStore
 from orderhooks.store.sql import compile_queries
@@ -661,6 +669,8 @@ async def test_a_claim_never_leases_an_event_that_lost_its_place_meanwhile(pg_ur
         assert leased == [first.delivery.id]
     finally:
         await conn.close()
+
+
 async def _account_lock_held(conn: asyncpg.Connection, account: str) -> bool:
     """Whether another session holds the account's lock (`lock_account`)."""
     held = await conn.fetchval(
@@ -718,6 +728,104 @@ async def test_a_change_adding_an_account_takes_the_account_locks_in_their_sorte
         await updating
         assert not held_while_waiting
         assert (await store.get_webhook(hook.id, Scope())).accounts == ("acct-a", "acct-c")
+    finally:
+        await holder.close()
+        await store.close()
+
+
+async def _hold_webhook(conn: asyncpg.Connection, webhook_id: str) -> None:
+    """What a delete of the webhook takes first (`hold_webhook`), in `conn`'s transaction."""
+    await conn.execute("SELECT pg_advisory_xact_lock(7251005, hashtext($1))", webhook_id)
+
+
+async def _row_locked(pg_url: str, sql: str, *args: Any) -> bool:
+    """Whether another transaction holds a lock on the row `sql` (FOR UPDATE NOWAIT) reads."""
+    conn = await asyncpg.connect(pg_url)
+    try:
+        async with conn.transaction():
+            await conn.fetch(sql, *args)
+        return False
+    except asyncpg.LockNotAvailableError:
+        return True
+    finally:
+        await conn.close()
+
+
+async def test_a_disable_waits_for_a_deleted_receiver_before_it_locks_anything(
+    pg_url: str,
+) -> None:
+    """A disable's `webhook.disabled` goes to the operator's webhook: it takes that
+    webhook's share lock before anything a delete of it goes on to lock (the lock order
+    atop postgres/queries.sql). It took it last, holding the webhooks' version that the
+    delete, holding the lock, then bumps: the two deadlocked."""
+    store = pg_store(pg_url)
+    await store.open()
+    await store.migrate()
+    holder = await asyncpg.connect(pg_url)
+    try:
+        operator = await store.create_webhook(
+            webhook(accounts=("*",), event_types=(OperationalEventType.WEBHOOK_DISABLED,))
+        )
+        partner = await store.create_webhook(webhook())
+        async with holder.transaction():
+            await _hold_webhook(holder, operator.id)
+            disabling = asyncio.create_task(
+                store.set_webhook_state(partner.id, WebhookState.DISABLED, None, NOW)
+            )
+            await _eventually(lambda: _lock_waits(holder, 1))
+            version_locked = await _row_locked(
+                pg_url, "SELECT 1 FROM meta WHERE name = 'webhooks_version' FOR UPDATE NOWAIT"
+            )
+        assert (await disabling).state == WebhookState.DISABLED
+        assert not version_locked
+        [sent] = await deliveries_of(store, operator.id)
+        assert sent.state == DeliveryState.PENDING
+    finally:
+        await holder.close()
+        await store.close()
+
+
+async def test_outcomes_wait_for_a_deleted_receiver_before_they_lock_deliveries(
+    pg_url: str,
+) -> None:
+    """Outcomes whose `delivery.failed` goes to the operator's webhook, written beside an
+    outcome of that webhook's own delivery, take its share lock before the delivery rows:
+    a delete of it, holding the lock, goes on to cancel its deliveries. Taken last, the
+    outcomes held the delivery the delete waited for: the two deadlocked."""
+    store = pg_store(pg_url)
+    await store.open()
+    await store.migrate()
+    holder = await asyncpg.connect(pg_url)
+    try:
+        operator = await store.create_webhook(
+            webhook(
+                accounts=("*",),
+                event_types=(EventType.NEW, OperationalEventType.DELIVERY_FAILED),
+            )
+        )
+        partner = await store.create_webhook(webhook())
+        await store.ingest([new_order("o1")], NOW)
+        claims = {c.delivery.webhook_id: c.delivery.id for c in await store.claim(NOW, 10, "w1")}
+        outcomes = [
+            delivered(claims[operator.id], operator.id),
+            failed(claims[partner.id], partner.id),
+        ]
+        async with holder.transaction():
+            await _hold_webhook(holder, operator.id)
+            recording = asyncio.create_task(store.record(outcomes, NOW))
+            await _eventually(lambda: _lock_waits(holder, 1))
+            delivery_locked = await _row_locked(
+                pg_url,
+                "SELECT 1 FROM deliveries WHERE id = $1 FOR UPDATE NOWAIT",
+                claims[operator.id],
+            )
+        await recording
+        assert not delivery_locked
+        states = sorted((d.event_type, d.state) for d in await deliveries_of(store, operator.id))
+        assert states == [
+            (OperationalEventType.DELIVERY_FAILED, DeliveryState.PENDING),
+            (EventType.NEW, DeliveryState.DELIVERED),
+        ]
     finally:
         await holder.close()
         await store.close()

@@ -175,6 +175,13 @@ def covers_accounts(receiver: Webhook, about: Webhook) -> bool:
     return set(about.accounts) <= set(receiver.accounts)
 
 
+def may_receive_operational_events(webhook: Webhook) -> bool:
+    """Whether `route_operational_event` may pick the webhook for some event type."""
+    return webhook.state in RECEIVING_STATES and any(
+        lists_type(webhook, event_type) for event_type in OperationalEventType
+    )
+
+
 def route_operational_event(
     event_type: OperationalEventType, about: Webhook, webhooks: Iterable[Webhook]
 ) -> list[Webhook]:

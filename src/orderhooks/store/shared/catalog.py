@@ -41,16 +41,24 @@ class WebhookCatalog:
         return [w for w in webhooks.values() if w.state == WebhookState.ACTIVE]
 
 
+async def share_webhooks(tx: Tx, webhook_ids: Iterable[str]) -> list[str]:
+    """Take the webhooks' share locks, held until the commit, in sorted order; returns
+    the ids, sorted (PostgreSQL; SQLite's single writer needs none)."""
+    ids = sorted(set(webhook_ids))
+    if ids:
+        await tx.fetch("share_webhooks", ids=tx.array(ids))
+    return ids
+
+
 async def deleted_among(tx: Tx, webhook_ids: Iterable[str]) -> set[str]:
     """Which of these webhooks are deleted, read under their share locks, held until the
     commit. Asked before deliveries to them are written: a delete (which holds its webhook
     exclusively) then either waits for this transaction and cancels what it wrote, or
     committed first and is seen here, so that no delivery is left pending for a deleted
     webhook (PostgreSQL; SQLite's single writer runs them one after the other anyway)."""
-    ids = sorted(set(webhook_ids))
+    ids = await share_webhooks(tx, webhook_ids)
     if not ids:
         return set()
-    await tx.fetch("share_webhooks", ids=tx.array(ids))
     rows = await tx.fetch("deleted_webhooks_among", ids=tx.array(ids))
     return {row["id"] for row in rows}
 

@@ -334,7 +334,7 @@ class ClaimOperations(StoreCore):
             await tx.execute("serialize_claims")  # the lock order of `claim`
             await share_ordering(tx)  # the outcomes refresh heads by the ordering read now
             live = await self._catalog.load(tx)
-            emitter = Emitter(tx, self._new_id, live, now)
+            emitter = await Emitter.start(tx, self._new_id, live, now)
             await write_outcomes(tx, outcomes, self._disable_after_seconds, emitter)
             # The outcomes' disables are known: no need to read the webhooks again.
             claimable = {wid: w for wid, w in live.items() if wid not in emitter.disabled}

@@ -13,10 +13,11 @@ from orderhooks.domain.model import Webhook
 from orderhooks.domain.opevents import (
     OperationalEvent,
     OperationalEventType,
+    may_receive_operational_events,
     operational_event,
     route_operational_event,
 )
-from orderhooks.store.shared.catalog import deleted_among
+from orderhooks.store.shared.catalog import deleted_among, share_webhooks
 from orderhooks.store.shared.tx import Tx
 from orderhooks.store.shared.values import dumps, micros
 
@@ -61,6 +62,16 @@ def _delivery_params(
         "created_at": created,
         "next_attempt_at": created,
     }
+
+
+async def share_receivers(tx: Tx, webhooks: Iterable[Webhook]) -> None:
+    """Take the share locks of every webhook among `webhooks` that an operational event
+    may go to, before any webhook, delivery or runtime row is locked (the lock order atop
+    postgres/queries.sql). `emit_operational_event` then finds its receivers' locks held:
+    taken only there, after such rows, a transaction waited for a delete of a receiver
+    that itself waited for those rows (the version row a disable bumped, the deliveries an
+    outcome wrote), and PostgreSQL broke the deadlock after `deadlock_timeout`."""
+    await share_webhooks(tx, [w.id for w in webhooks if may_receive_operational_events(w)])
 
 
 async def emit_operational_event(

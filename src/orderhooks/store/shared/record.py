@@ -36,7 +36,7 @@ from orderhooks.store.shared.codec import (
 )
 from orderhooks.store.shared.core import StoreCore
 from orderhooks.store.shared.heads import Queue, refresh_heads, share_ordering
-from orderhooks.store.shared.opevents import emit_operational_event
+from orderhooks.store.shared.opevents import emit_operational_event, share_receivers
 from orderhooks.store.shared.tx import Row, Tx
 from orderhooks.store.shared.values import micros, month_of
 
@@ -58,6 +58,15 @@ class Emitter:
     now: datetime
     disabled: set[str] = field(default_factory=set)
     emitted: list[OperationalEventType] = field(default_factory=list)
+
+    @classmethod
+    async def start(
+        cls, tx: Tx, new_id: Callable[[str], str], live: Mapping[str, Webhook], now: datetime
+    ) -> Emitter:
+        """The emitter of a transaction that has locked no row yet: the webhooks its
+        events may go to are share-locked now (`share_receivers`, the lock order)."""
+        await share_receivers(tx, live.values())
+        return cls(tx, new_id, live, now)
 
     async def emit(
         self, event_type: OperationalEventType, about: Webhook, data: Mapping[str, Any]
@@ -244,7 +253,7 @@ class RecordOperations(StoreCore):
         async def job(tx: Tx) -> tuple[bool, list[OperationalEventType]]:
             await share_ordering(tx)  # the heads are refreshed by the ordering read now
             live = await self._catalog.load(tx)
-            emitter = Emitter(tx, self._new_id, live, now)
+            emitter = await Emitter.start(tx, self._new_id, live, now)
             done = await write_outcomes(tx, outcomes, self._disable_after_seconds, emitter)
             return done, emitter.emitted
 

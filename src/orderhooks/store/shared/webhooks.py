@@ -35,7 +35,7 @@ from orderhooks.store.shared.codec import (
 )
 from orderhooks.store.shared.core import StoreCore, reading, writing
 from orderhooks.store.shared.heads import lock_ordering, lock_orders, refresh_heads
-from orderhooks.store.shared.opevents import emit_operational_event
+from orderhooks.store.shared.opevents import emit_operational_event, share_receivers
 from orderhooks.store.shared.tx import Tx, lookup
 from orderhooks.store.shared.values import dumps, micros, micros_or_none, unstorable
 
@@ -252,7 +252,11 @@ class WebhookOperations(StoreCore):
         `webhook.disabled` in the same transaction (docs/events.md)."""
 
         async def job(tx: Tx) -> tuple[Webhook, list[str]]:
+            live: list[Webhook] = []
             if state == WebhookState.DISABLED:
+                # The receivers of its `webhook.disabled` first (the lock order).
+                live = list((await self._catalog.load(tx)).values())
+                await share_receivers(tx, live)
                 # Read as it is once a concurrent disable (a 410...) has committed.
                 await tx.fetch("lock_webhook", id=webhook_id)
             before = await stored_webhook(tx, webhook_id, self.box)
@@ -260,7 +264,6 @@ class WebhookOperations(StoreCore):
             await audited(tx, stored, audit)
             if before.state == WebhookState.DISABLED or stored.state != WebhookState.DISABLED:
                 return stored, []
-            live = (await self._catalog.load(tx)).values()
             why = stored.disabled_reason or DisabledReason.MANUAL
             event_type = OperationalEventType.WEBHOOK_DISABLED
             data = webhook_disabled_data(before, why)

@@ -1,8 +1,9 @@
 -- Named queries only the PostgreSQL engine writes its own way (the rest: ../queries.sql).
 -- Lists are arrays. Parameters tested with IS NULL carry a cast so their type is known.
 -- Lock order of every transaction: the claim lock, the ordering lock, account locks
--- (sorted), consumed message keys (sorted), order rows (sorted), delivery rows (sorted),
--- webhook_runtime rows (sorted); deadlocks left over are retried.
+-- (sorted), consumed message keys (sorted), order rows (sorted), webhook locks (sorted;
+-- see share_webhooks), delivery rows (sorted), webhook_runtime rows (sorted); deadlocks
+-- left over are retried.
 
 -- ============================================================ lifecycle
 
@@ -147,7 +148,10 @@ SELECT pg_advisory_xact_lock(7251005, hashtext(:id::text));
 -- name: share_webhooks
 -- Taken, in one order, before deliveries of these webhooks are written; the transaction
 -- then reads which of them were deleted meanwhile (deleted_webhooks_among, a statement
--- of its own, so that it sees a delete committed while this one waited).
+-- of its own, so that it sees a delete committed while this one waited). Taken before
+-- any webhook, delivery or runtime row or the webhooks' version is locked: a delete
+-- holding hold_webhook goes on to lock those. (A delete locks no order row, so they may
+-- be shared before order rows too: by retry, recover, replay and the outcomes.)
 SELECT pg_advisory_xact_lock_shared(7251005, hashtext(id))
 FROM unnest(:ids::text[]) AS id ORDER BY id;
 
