@@ -443,10 +443,12 @@ async def test_an_ingest_racing_a_change_of_ordering_marks_by_the_new_one(pg_url
         async with conn.transaction():
             await conn.execute("SELECT 1 FROM orders WHERE order_id = 'o1' FOR UPDATE")
             update = asyncio.create_task(ingesting.ingest([status("o1", 20)], NOW))
-            await asyncio.sleep(0.5)  # it read the webhooks, and waits for the order's row
+            # It read the webhooks (holding the ordering lock), and waits for the order's row.
+            await _eventually(lambda: _lock_waits(conn, 1))
             change = dataclasses.replace(stored, ordering=Ordering.NONE)
             patch = asyncio.create_task(first.update_webhook(change))
-            await asyncio.sleep(0.5)
+            # The change waits for the ingest: released at once, within its 2 s bound.
+            await _eventually(lambda: _lock_waits(conn, 2))
         await update
         await patch
         claims = await first.claim(NOW, 100, "w1")
@@ -478,7 +480,7 @@ async def test_a_change_of_ordering_never_stalls_ingest_behind_a_silent_holder(
             await silent.execute("SELECT pg_advisory_xact_lock_shared(7251004)")
             change = dataclasses.replace(stored, ordering=Ordering.NONE)
             patch = asyncio.create_task(store.update_webhook(change))
-            await asyncio.sleep(0.5)  # the change waits for the lock
+            await _eventually(lambda: _lock_waits(silent, 1))  # the change waits for the lock
             ingest = asyncio.create_task(store.ingest([new_order("o1")], NOW))
             with pytest.raises(StoreUnavailable):
                 await asyncio.wait_for(patch, timeout=30)
