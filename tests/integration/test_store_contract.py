@@ -712,6 +712,35 @@ async def test_a_full_batch_goes_at_once_beside_deliveries_at_another_point(
     assert [c.event.order_id for c in alone] == ["o1"]
 
 
+async def test_a_full_batch_goes_at_once_beside_deliveries_at_two_other_points(
+    store: SqlStore,
+) -> None:
+    """`maxEvents` fresh deliveries are due behind two that failed before, each at a point
+    of its schedule of its own: those two fill what the claim reads first, and the fresh
+    ones, at a point it did not see, must still go now as a full batch."""
+    hook = await store.create_webhook(webhook(max_concurrency=1))
+    await store.ingest([new_order("o1")], NOW)
+    first, second = NOW + timedelta(seconds=1), NOW + timedelta(seconds=2)
+    [claim] = await store.claim(NOW, 10, "w1")
+    await store.record([failed(claim.delivery.id, hook.id, retry_at=first, position=1)], NOW)
+    [claim] = await store.claim(first, 10, "w1")
+    await store.record([failed(claim.delivery.id, hook.id, 2, retry_at=second, position=2)], first)
+    # A success between the failures: the webhook is not probed (three in a row).
+    await store.ingest([new_order("o0")], first)
+    [claim] = await store.claim(first, 10, "w1")
+    await store.record([delivered(claim.delivery.id, hook.id)], first)
+    await store.ingest([new_order("o2")], first)
+    [claim] = await store.claim(first, 10, "w1")
+    assert claim.event.order_id == "o2"
+    await store.record([failed(claim.delivery.id, hook.id, retry_at=second, position=1)], first)
+    stored = await store.get_webhook(hook.id, Scope())
+    await store.update_webhook(dataclasses.replace(stored, batch=BatchSettings(2, 60_000)))
+    later = NOW + timedelta(seconds=3)
+    await store.ingest([new_order("o3"), new_order("o4")], later)
+    [batch] = await batches_of(store, later)
+    assert [c.event.order_id for c in batch] == ["o3", "o4"]
+
+
 async def test_an_expired_lease_sends_the_same_batch_again(store: SqlStore) -> None:
     await store.create_webhook(batching(2, 0, timeout_seconds=5))
     await store.ingest([new_order("o1"), new_order("o2")], NOW)

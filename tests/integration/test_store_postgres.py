@@ -237,6 +237,7 @@ async def test_open_fails_cleanly_when_the_server_is_unreachable() -> None:
 POSTGRES_QUERY_INDEXES = {
     "due_heads": "deliveries_due",
     "due_unbatched": "deliveries_due",
+    "due_unbatched_at": "deliveries_due",
     "due_operational_heads": "deliveries_due",
     "due_batches": "deliveries_batch_due",
     "batch_members": "deliveries_batch_due",

@@ -100,19 +100,20 @@ async def due_batches(
     groups = _by_schedule_position(rows)
     if len(rows) == limit and len(groups) > 1:
         # The rows of one point may have crowded out enough of another's to fill a batch:
-        # each point read on its own (rare: points differ only for a while).
-        groups = [
-            list(
-                await tx.fetch(
-                    "due_unbatched_at",
-                    webhook_id=webhook_id,
-                    now=now_us,
-                    position=group[0]["schedule_position"],
-                    limit=limit,
-                )
+        # each point read on its own (rare: points differ only for a while). Fresh
+        # deliveries too, whose point the read may not have reached at all.
+        positions = sorted({int(group[0]["schedule_position"]) for group in groups} | {0})
+        groups = []
+        for position in positions:
+            found = await tx.fetch(
+                "due_unbatched_at",
+                webhook_id=webhook_id,
+                now=now_us,
+                position=position,
+                limit=limit,
             )
-            for group in groups
-        ]
+            if found:
+                groups.append(list(found))
     formed = []
     for group in groups:
         for start in range(0, len(group), batch.max_events):
