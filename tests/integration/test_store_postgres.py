@@ -738,7 +738,8 @@ async def test_a_change_adding_an_account_takes_the_account_locks_in_their_sorte
 
 async def _hold_webhook(conn: asyncpg.Connection, webhook_id: str) -> None:
     """What a delete of the webhook takes first (`hold_webhook`), in `conn`'s transaction."""
-    await conn.execute("SELECT pg_advisory_xact_lock(7251005, hashtext($1))", webhook_id)
+    hold = compile_queries("postgres")["hold_webhook"]
+    await conn.execute(hold.sql, *hold.bind({"id": webhook_id}))
 
 
 async def _row_locked(pg_url: str, sql: str, *args: Any) -> bool:
@@ -832,3 +833,29 @@ async def test_outcomes_wait_for_a_deleted_receiver_before_they_lock_deliveries(
     finally:
         await holder.close()
         await store.close()
+
+
+async def test_the_webhook_locks_of_a_wide_ingest_stay_few(pg_url: str) -> None:
+    """Every transaction writing deliveries share-locks their webhooks: one lock per
+    webhook let a batch going to thousands of webhooks (80 accounts with 100 each, within
+    ORDERHOOKS_MAX_WEBHOOKS_PER_ACCOUNT) fill PostgreSQL's shared lock table, sized by
+    max_locks_per_transaction (64) per connection: three such ingests at once failed "out of
+    shared memory", and with them whatever else needed a lock. The locks are taken by
+    bucket of webhook ids, 64 at most."""
+    store = pg_store(pg_url, listen=False)
+    await store.open()
+    await store.migrate()
+    await store.close()
+    share = compile_queries("postgres")["share_webhooks"]
+    conn = await asyncpg.connect(pg_url)
+    try:
+        async with conn.transaction():
+            ids = [f"wh_{n:05d}" for n in range(2000)]
+            await conn.fetch(share.sql, *share.bind({"ids": ids}))
+            held = await conn.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                " AND classid = 7251005 AND pid = pg_backend_pid()"
+            )
+        assert held <= 64
+    finally:
+        await conn.close()

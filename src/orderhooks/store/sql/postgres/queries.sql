@@ -143,7 +143,9 @@ SELECT id FROM webhooks WHERE id = :id FOR UPDATE;
 -- name: hold_webhook
 -- A delete waits for the transactions writing deliveries of the webhook (which hold
 -- share_webhooks) and keeps new ones waiting until it commits: then they read it deleted.
-SELECT pg_advisory_xact_lock(7251005, hashtext(:id::text));
+-- The lock is its bucket's (see share_webhooks): writers to the bucket's other webhooks
+-- wait for the delete too, for as long as it runs.
+SELECT pg_advisory_xact_lock(7251005, hashtext(:id::text) & 63);
 
 -- name: share_webhooks
 -- Taken, in one order, before deliveries of these webhooks are written; the transaction
@@ -152,8 +154,12 @@ SELECT pg_advisory_xact_lock(7251005, hashtext(:id::text));
 -- any webhook, delivery or runtime row or the webhooks' version is locked: a delete
 -- holding hold_webhook goes on to lock those. (A delete locks no order row, so they may
 -- be shared before order rows too: by retry, recover, replay and the outcomes.)
-SELECT pg_advisory_xact_lock_shared(7251005, hashtext(id))
-FROM unnest(:ids::text[]) AS id ORDER BY id;
+-- One lock per bucket of webhook ids, 64 buckets: one per webhook, a batch going to
+-- thousands of them filled the shared lock table (max_locks_per_transaction, 64, per
+-- connection), and every transaction needing a lock then failed "out of shared memory".
+SELECT pg_advisory_xact_lock_shared(7251005, bucket)
+FROM (SELECT DISTINCT hashtext(id) & 63 AS bucket FROM unnest(:ids::text[]) AS id) AS b
+ORDER BY bucket;
 
 -- ============================================================ reads
 
