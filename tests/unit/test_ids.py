@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from orderhooks.domain.ids import IdGenerator, id_time, new_id
+from orderhooks.domain.ids import IdGenerator, id_time, is_id, new_id
 
 ID_RE = re.compile(r"evt_[0-9A-HJKMNP-TV-Z]{26}")
 
@@ -98,3 +98,14 @@ def test_later_ids_sort_after_earlier_ones_across_milliseconds() -> None:
     first = new_id("evt")
     time.sleep(0.002)
     assert new_id("evt") > first
+
+
+def test_is_id_takes_only_ids_of_the_prefix() -> None:
+    made = new_id("wh")
+    assert is_id(made, "wh")
+    assert not is_id(made, "evt")
+    assert not is_id(made.lower(), "wh")
+    assert not is_id(made + "0", "wh")
+    assert not is_id("wh_" + "U" * 26, "wh")  # U is not in the Crockford alphabet
+    assert not is_id("zzz", "wh")
+    assert not is_id("", "wh")

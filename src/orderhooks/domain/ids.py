@@ -77,6 +77,18 @@ def new_id(prefix: str) -> str:
     return _default_generator(prefix)
 
 
+def is_id(value: str, prefix: str) -> bool:
+    """Whether `value` has the shape of an id `new_id(prefix)` makes: the prefix, `_` and
+    26 upper-case Crockford base32 characters."""
+    head, separator, body = value.partition("_")
+    return (
+        head == prefix
+        and separator == "_"
+        and len(body) == ID_BODY_LENGTH
+        and all(char in _DECODE for char in body)
+    )
+
+
 def id_time(identifier: str) -> datetime:
     """The creation time (to the millisecond, UTC) encoded in an id made by `new_id`."""
     body = identifier.rsplit("_", 1)[-1]

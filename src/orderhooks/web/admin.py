@@ -65,7 +65,8 @@ async def create_key(request: Request, caller: AdminCaller) -> OrjsonResponse:
 async def list_keys(request: Request, caller: AdminCaller, page: PageParams) -> OrjsonResponse:
     """Every key, without its plaintext or hash."""
     ctx = get_context(request)
-    return OrjsonResponse(page_json(await ctx.store.list_keys(page.limit, page.cursor), key_json))
+    keys = await ctx.store.list_keys(page.limit, page.position("key"))
+    return OrjsonResponse(page_json(keys, key_json))
 
 
 @router.delete(
@@ -144,7 +145,7 @@ async def get_agreement(
 async def list_audit(request: Request, caller: AdminCaller, page: PageParams) -> OrjsonResponse:
     """Who created, changed, rotated, enabled, disabled or deleted what, and when."""
     ctx = get_context(request)
-    entries = await ctx.store.list_audit(page.limit, page.cursor)
+    entries = await ctx.store.list_audit(page.limit, page.position("aud"))
     return OrjsonResponse(page_json(entries, audit_json))
 
 

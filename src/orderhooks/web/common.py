@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Query
 from pydantic import BaseModel
 
+from orderhooks.domain.ids import is_id
 from orderhooks.exceptions import FieldProblem, ValidationError
 from orderhooks.web.request_models import parse_rfc3339
 
@@ -35,6 +36,14 @@ class PageQuery(BaseModel):
 
     limit: Limit = DEFAULT_PAGE_SIZE
     cursor: Cursor = None
+
+    def position(self, prefix: str) -> str | None:
+        """The cursor, checked to be the id of an item of a list of `prefix` ids (what
+        `nextCursor` holds); 422 naming `cursor` otherwise. Any other string would be taken
+        as a position and answer everything or nothing."""
+        if self.cursor is None or is_id(self.cursor, prefix):
+            return self.cursor
+        raise ValidationError([FieldProblem("cursor", "must be the nextCursor of this list")])
 
 
 PageParams = Annotated[PageQuery, Query()]

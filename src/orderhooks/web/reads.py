@@ -59,7 +59,7 @@ async def list_deliveries(
         since=start,
         until=end,
     )
-    found = await ctx.store.list_deliveries(flt, page.limit, page.cursor)
+    found = await ctx.store.list_deliveries(flt, page.limit, page.position("dlv"))
     return OrjsonResponse(page_json(found, delivery_json))
 
 
@@ -124,7 +124,7 @@ async def list_events(
     flt = EventFilter(
         scope=caller.scope, order_id=orderId, type=type, account=account, since=start, until=end
     )
-    found = await ctx.store.list_events(flt, page.limit, page.cursor)
+    found = await ctx.store.list_events(flt, page.limit, page.position("evt"))
     return OrjsonResponse(page_json(found, envelope))
 
 

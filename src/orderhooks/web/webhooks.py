@@ -101,7 +101,7 @@ async def list_webhooks(
     if account is not None:
         caller.require_accounts([account])
     flt = WebhookFilter(scope=caller.scope, account=account, state=state)
-    found = await ctx.store.list_webhooks(flt, page.limit, page.cursor)
+    found = await ctx.store.list_webhooks(flt, page.limit, page.position("wh"))
     return OrjsonResponse(page_json(found, lambda w: as_json(ctx, w)))
 
 

@@ -22,7 +22,7 @@ from orderhooks.store.base import DeliveryFilter
 from orderhooks.web.dashboard.auth import Viewer
 from orderhooks.web.dashboard.context import Dashboard
 from orderhooks.web.dashboard.formatting import pretty_body
-from orderhooks.web.dashboard.params import enum_param, notice, text_param
+from orderhooks.web.dashboard.params import cursor_param, enum_param, notice, text_param
 
 DELIVERIES_PER_PAGE = 50
 RETRYABLE_STATES = frozenset({DeliveryState.PENDING, DeliveryState.FAILED})
@@ -46,7 +46,7 @@ async def list_page(dash: Dashboard, request: Request, viewer: Viewer) -> Respon
         order_id=text_param(request, "order"),
         event_type=_event_type(request),
     )
-    cursor = text_param(request, "cursor")
+    cursor = cursor_param(request, "dlv")
     found = await dash.store.list_deliveries(flt, DELIVERIES_PER_PAGE, cursor)
     return dash.render(
         "deliveries.html",

@@ -9,6 +9,8 @@ from typing import TypeVar
 
 from starlette.requests import Request
 
+from orderhooks.domain.ids import is_id
+
 E = TypeVar("E", bound=StrEnum)
 
 MAX_PARAM_LENGTH = 200
@@ -30,6 +32,13 @@ def text_param(request: Request, name: str) -> str | None:
     """A query parameter, stripped; None when absent, empty or absurdly long."""
     value = request.query_params.get(name, "").strip()
     return value if value and len(value) <= MAX_PARAM_LENGTH else None
+
+
+def cursor_param(request: Request, prefix: str) -> str | None:
+    """The `cursor` of a list of `prefix` ids (a `Next page` link's); None, the first page,
+    when it is not such an id."""
+    value = text_param(request, "cursor")
+    return value if value is not None and is_id(value, prefix) else None
 
 
 def enum_param(request: Request, name: str, enum: type[E]) -> E | None:

@@ -15,7 +15,7 @@ from orderhooks.web.dashboard.context import Dashboard
 from orderhooks.web.dashboard.health import webhook_health
 from orderhooks.web.dashboard.overview import health_rows
 from orderhooks.web.dashboard.panels import activity_panel
-from orderhooks.web.dashboard.params import enum_param, form_time, notice, text_param
+from orderhooks.web.dashboard.params import cursor_param, enum_param, form_time, notice, text_param
 from orderhooks.web.dashboard.series import CHART_RANGES, chart_range, load_series
 
 WEBHOOKS_PER_PAGE = 50
@@ -30,7 +30,7 @@ async def list_page(dash: Dashboard, request: Request, viewer: Viewer) -> Respon
     """GET /ui/webhooks: every webhook the viewer may see, with its health."""
     state = enum_param(request, "state", WebhookState)
     account = text_param(request, "account")
-    cursor = text_param(request, "cursor")
+    cursor = cursor_param(request, "wh")
     flt = WebhookFilter(scope=viewer.scope, account=account, state=state)
     hooks = await dash.store.list_webhooks(flt, WEBHOOKS_PER_PAGE, cursor)
     rows = await health_rows(dash, hooks.items)
@@ -56,7 +56,7 @@ async def detail_page(dash: Dashboard, request: Request, viewer: Viewer) -> Resp
     webhook = await store.get_webhook(request.path_params["webhook_id"], viewer.scope)
     chart = chart_range(request.query_params.get("range"))
     state = enum_param(request, "state", DeliveryState)
-    cursor = text_param(request, "cursor")
+    cursor = cursor_param(request, "dlv")
     flt = DeliveryFilter(scope=viewer.scope, webhook_id=webhook.id, state=state)
     stats, buckets, recent = await asyncio.gather(
         store.webhook_stats(webhook.id, now),
