@@ -167,6 +167,27 @@ def test_settings_past_their_bounds_are_refused_at_start(
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize(
+    ("args", "variables", "message"),
+    [
+        (["migrate"], {"ORDERHOOKS_PORT": "٨٠٨٠"}, "ORDERHOOKS_PORT must be an integer"),
+        (["migrate"], {"ORDERHOOKS_MAX_BODY_BYTES": "1_000"}, "ORDERHOOKS_MAX_BODY_BYTES must"),
+        (["serve", "--port", " 0"], {}, "--port must be an integer"),
+        (["serve"], {"ORDERHOOKS_PORT": "+0"}, "ORDERHOOKS_PORT must be an integer"),
+    ],
+)
+def test_integer_settings_that_are_not_plain_decimal_digits_are_refused_at_start(
+    tmp_path: Path, args: list[str], variables: dict[str, str], message: str
+) -> None:
+    """int() took underscores, a sign, surrounding whitespace and other scripts' digits:
+    `ORDERHOOKS_PORT=٨٠٨٠` listened on 8080."""
+    env = cli_env(tmp_path, ORDERHOOKS_HOST="127.0.0.1", **variables)
+    result = run_cli(args, env, timeout=REFUSAL_TIMEOUT_SECONDS)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
 @pytest.mark.parametrize("command", [["keys", "list"], ["migrate"], ["backup", "copy.db"]])
 def test_a_database_url_with_a_bad_port_is_a_usage_error_without_its_password(
     tmp_path: Path, command: list[str]

@@ -220,6 +220,30 @@ def test_bad_values_are_refused_with_the_variable_named(name: str, value: str) -
     assert value in str(refused.value)
 
 
+# int() read these as numbers: underscores, a sign, surrounding whitespace, and the
+# digits of other scripts (`٨٠٨٠` was port 8080).
+NOT_PLAIN_DECIMAL = ["1_000", "+80", " 80", "80 ", "80\n", "\t80", "٨٠٨٠", "８０", "0x50"]
+
+
+@pytest.mark.parametrize("value", NOT_PLAIN_DECIMAL)
+@pytest.mark.parametrize(
+    "name", ["ORDERHOOKS_PORT", "ORDERHOOKS_MAX_BODY_BYTES", "ORDERHOOKS_RETENTION_DAYS"]
+)
+def test_integers_take_plain_decimal_digits_only(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{name} must be an integer") as refused:
+        load_settings({name: value})
+    assert repr(value) in str(refused.value)
+
+
+def test_an_integer_flag_takes_plain_decimal_digits_only() -> None:
+    with pytest.raises(ConfigError, match=r"^--port must be an integer"):
+        load_settings({}, {"port": "+80"})
+    assert load_settings({}, {"port": "8081"}).port == 8081
+    assert load_settings({"ORDERHOOKS_RETENTION_DAYS": "007"}).retention_days == 7
+    with pytest.raises(ConfigError, match=r"^ORDERHOOKS_RETENTION_DAYS must be at least 0"):
+        load_settings({"ORDERHOOKS_RETENTION_DAYS": "-1"})
+
+
 @pytest.mark.parametrize(
     "value",
     [

@@ -25,6 +25,7 @@ T = TypeVar("T")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # The longest wait of a retry schedule, the server's or a webhook's: seven days.
 MAX_RETRY_DELAY_SECONDS = 7 * 86_400
+DECIMAL_INTEGER = re.compile(r"-?[0-9]+")  # ASCII only: `\d` takes every script's digits
 
 
 @dataclass(frozen=True)
@@ -53,12 +54,21 @@ def _bounds(minimum: float, maximum: float | None) -> str:
     return f"{_bound(minimum)} to {_bound(maximum)}"
 
 
+def decimal_integer(text: str) -> int:
+    """ASCII decimal digits, with a leading minus for a negative number, as an int;
+    ValueError for anything else. int() alone would also take underscores (`1_000`), a
+    plus sign, surrounding whitespace and the digits of other scripts (`٨٠٨٠`)."""
+    if DECIMAL_INTEGER.fullmatch(text) is None:
+        raise ValueError(f"not a decimal integer: {text!r}")
+    return int(text)
+
+
 def integer(minimum: int = 0, maximum: int | None = None) -> Kind[int]:
-    """A whole number from `minimum` to `maximum`."""
+    """A whole number from `minimum` to `maximum`, in plain decimal digits."""
 
     def parse(text: str) -> int:
         try:
-            value = int(text)
+            value = decimal_integer(text)
         except ValueError:
             raise ValueError(f"must be an integer, got {text!r}") from None
         if value < minimum:
