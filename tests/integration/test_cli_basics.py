@@ -188,6 +188,20 @@ def test_integer_settings_that_are_not_plain_decimal_digits_are_refused_at_start
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize("value", [",", " ", "5,,60"])
+def test_a_retry_schedule_with_an_empty_entry_is_refused_at_start(
+    tmp_path: Path, value: str
+) -> None:
+    """`,` and spaces were read as a schedule of no waits: no retries at all, silently."""
+    env = cli_env(
+        tmp_path, ORDERHOOKS_HOST="127.0.0.1", ORDERHOOKS_PORT="0", ORDERHOOKS_RETRY_SCHEDULE=value
+    )
+    result = run_cli(["serve"], env, timeout=REFUSAL_TIMEOUT_SECONDS)
+    assert result.returncode == 2, result.stderr
+    assert "ORDERHOOKS_RETRY_SCHEDULE must" in result.stderr
+    assert result.stdout == ""
+
+
 @pytest.mark.parametrize("command", [["keys", "list"], ["migrate"], ["backup", "copy.db"]])
 def test_a_database_url_with_a_bad_port_is_a_usage_error_without_its_password(
     tmp_path: Path, command: list[str]

@@ -277,3 +277,28 @@ def test_a_database_url_that_cannot_be_used_is_refused_without_its_password(valu
 )
 def test_database_urls_of_both_engines_are_taken_as_they_are(value: str) -> None:
     assert load_settings({"ORDERHOOKS_DATABASE_URL": value}).database_url == value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        ",",  # these read as no retries at all
+        " ",
+        ",,",
+        "5,,60",
+        "5,60,",
+        ",5",
+        "5,1_000",
+        "5,+60",
+        "5,٦٠",
+    ],
+)
+def test_a_retry_schedule_has_a_wait_in_every_entry(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"^ORDERHOOKS_RETRY_SCHEDULE must") as refused:
+        load_settings({"ORDERHOOKS_RETRY_SCHEDULE": value})
+    assert repr(value) in str(refused.value)
+
+
+def test_a_retry_schedule_takes_waits_of_decimal_seconds() -> None:
+    assert load_settings({"ORDERHOOKS_RETRY_SCHEDULE": "0"}).retry_schedule == (0,)
+    assert load_settings({"ORDERHOOKS_RETRY_SCHEDULE": "5, 60"}).retry_schedule == (5, 60)

@@ -123,8 +123,10 @@ def _parse_boolean(text: str) -> bool:
 
 
 def _parse_seconds_list(text: str) -> tuple[int, ...]:
+    # Every entry a wait: an empty variable is unset, so `,` or spaces read as no waits
+    # would silently mean no retries at all, and `5,,60` is a typo, not two waits.
     try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
+        values = tuple(decimal_integer(part.strip(" ")) for part in text.split(","))
     except ValueError:
         raise ValueError(f"must be comma-separated seconds, got {text!r}") from None
     if any(value < 0 for value in values):
