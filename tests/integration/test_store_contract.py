@@ -1271,7 +1271,7 @@ async def test_a_change_racing_a_rotation_keeps_the_new_secrets(store: SqlStore)
     stale = await store.get_webhook(hook.id, Scope())  # a PATCH read it before the rotation
     rotated = (SigningSecret("whsec_new"), SigningSecret(SECRET, NOW + timedelta(hours=1)))
     later = NOW + timedelta(minutes=1)
-    after = await store.set_webhook_secrets(hook.id, rotated, later)
+    after = await store.rotate_webhook_secrets(hook.id, lambda _: rotated, later)
     assert after.secrets == rotated and after.updated_at == later
     changed = await store.update_webhook(dataclasses.replace(stale, description="patched"))
     assert changed.description == "patched" and changed.secrets == rotated
@@ -1280,7 +1280,7 @@ async def test_a_change_racing_a_rotation_keeps_the_new_secrets(store: SqlStore)
         secrets = (SigningSecret(f"whsec_{n}"),)
         await asyncio.gather(
             store.update_webhook(dataclasses.replace(stale, description=f"d{n}")),
-            store.set_webhook_secrets(hook.id, secrets, later),
+            store.rotate_webhook_secrets(hook.id, lambda _, s=secrets: s, later),
         )
         assert (await store.get_webhook(hook.id, Scope())).secrets == secrets
     # The claim's cached webhooks see the new secrets at once.
@@ -1288,7 +1288,24 @@ async def test_a_change_racing_a_rotation_keeps_the_new_secrets(store: SqlStore)
     [claim] = await store.claim(NOW, 10, "w1")
     assert claim.webhook.secrets == (SigningSecret("whsec_4"),)
     with pytest.raises(NotFound):
-        await store.set_webhook_secrets("wh_missing", rotated, later)
+        await store.rotate_webhook_secrets("wh_missing", lambda _: rotated, later)
+
+
+async def test_rotations_at_once_each_rotate_the_secrets_the_previous_one_left(
+    store: SqlStore,
+) -> None:
+    hook = await store.create_webhook(webhook())
+    later = NOW + timedelta(minutes=1)
+    await asyncio.gather(
+        *(
+            store.rotate_webhook_secrets(
+                hook.id, lambda current, n=n: (SigningSecret(f"whsec_{n}"), *current.secrets), later
+            )
+            for n in range(6)
+        )
+    )
+    stored = (await store.get_webhook(hook.id, Scope())).secrets
+    assert sorted(s.secret for s in stored) == sorted([SECRET, *(f"whsec_{n}" for n in range(6))])
 
 
 # ---------------------------------------------------------------- shaping and erasure

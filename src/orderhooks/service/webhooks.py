@@ -196,9 +196,15 @@ async def rotate_secret(
         raise ValidationError([FieldProblem("secret", _WHSEC_FORM_PROBLEM)])
     new_secret = secret if secret is not None else generate_secret()
     now = ctx.now()
-    secrets = rotated_secrets(webhook, new_secret, grace_seconds, now)
     details = {"gracePeriodSeconds": grace_seconds, "provided": secret is not None}
     entry = audit_entry(ctx, actor, "webhook.secret_rotated", ("webhook", webhook.id), details)
     # Only the secrets are written: a PATCH racing this rotation cannot put the old ones back.
-    await ctx.store.set_webhook_secrets(webhook.id, secrets, now, audit=entry)
+    # They are rotated from the stored ones, not from `webhook` (the caller's reading): a
+    # rotation committed since keeps its new secret through the grace period.
+    await ctx.store.rotate_webhook_secrets(
+        webhook.id,
+        lambda current: rotated_secrets(current, new_secret, grace_seconds, now),
+        now,
+        audit=entry,
+    )
     return new_secret

@@ -4,7 +4,7 @@ secrets, enabling, deletion."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from orderhooks.domain.model import (
@@ -154,7 +154,7 @@ class WebhookOperations(StoreCore):
         unchanged_since: datetime | None = None,
         audit: Audit[Webhook] | None = None,
     ) -> Webhook:
-        """Replace a webhook's configuration, all but its secrets (`set_webhook_secrets`).
+        """Replace a webhook's configuration, all but its secrets (`rotate_webhook_secrets`).
         A disabled webhook stays disabled; any other is active or awaiting according to
         the agreements of its (possibly new) accounts. With `max_per_account`, raises
         WebhookLimitReached instead when an account it is new to already has that many
@@ -203,21 +203,25 @@ class WebhookOperations(StoreCore):
         return await audited(tx, await stored_webhook(tx, webhook.id, self.box), audit)
 
     @writing()
-    async def set_webhook_secrets(
+    async def rotate_webhook_secrets(
         self,
         tx: Tx,
         webhook_id: str,
-        secrets: tuple[SigningSecret, ...],
+        rotate: Callable[[Webhook], tuple[SigningSecret, ...]],
         now: datetime,
         *,
         audit: Audit[Webhook] | None = None,
     ) -> Webhook:
-        """Replace only the webhook's secrets (newest first) and its `updated_at`."""
-        await stored_webhook(tx, webhook_id, self.box)
+        """Replace only the webhook's secrets, by `rotate` of the webhook as stored (newest
+        first), and its `updated_at`."""
+        # Read under the row's lock: a rotation committed meanwhile is in the reading, so
+        # its new secret is kept, never written over by secrets from an older reading.
+        await tx.fetch("lock_webhook", id=webhook_id)
+        current = await stored_webhook(tx, webhook_id, self.box)
         await tx.execute(
             "set_webhook_secrets",
             id=webhook_id,
-            secrets=secrets_param(webhook_id, secrets, self.box),
+            secrets=secrets_param(webhook_id, rotate(current), self.box),
             updated_at=micros(now),
         )
         await bump_version(tx)

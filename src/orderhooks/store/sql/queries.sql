@@ -235,7 +235,7 @@ VALUES (:id, :url, :description, :accounts, :event_types, :secrets, :locations,
         :batch_max_events, :batch_max_wait_ms, :personal_data, :field_paths, :tls);
 
 -- name: update_webhook
--- Everything but the secrets, which only `set_webhook_secrets` writes: a change that
+-- Everything but the secrets, which only `rotate_webhook_secrets` writes: a change that
 -- read the webhook before a rotation cannot put the old secrets back. With
 -- `unchanged_since`, only while no other write has touched the webhook since it was read.
 UPDATE webhooks SET url = :url, description = :description, accounts = :accounts,

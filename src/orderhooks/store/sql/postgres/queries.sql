@@ -137,7 +137,8 @@ FOR UPDATE OF o;
 -- name: lock_webhook
 -- A disable by hand waits for a transaction that disables the webhook meanwhile (a
 -- recorded 410, a failure streak) and then reads it disabled: one transition, one
--- `webhook.disabled`. Taken before anything else the disable writes.
+-- `webhook.disabled`. A rotation waits for one committing meanwhile and then reads its
+-- secrets, which it keeps. Taken before anything else the disable or rotation writes.
 SELECT id FROM webhooks WHERE id = :id FOR UPDATE;
 
 -- name: hold_webhook
