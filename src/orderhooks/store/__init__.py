@@ -10,15 +10,17 @@ from pathlib import Path
 
 from orderhooks.config import Settings
 from orderhooks.exceptions import ConfigError
+from orderhooks.private_files import make_private_dir
 from orderhooks.secretbox import SecretBox
 from orderhooks.store.store import Store
 
 
 def make_data_dir(data_dir: Path) -> None:
-    """Create the data dir if needed; a ConfigError naming ORDERHOOKS_DATA_DIR when it
-    cannot be (a file in the way, a read-only file system, no permission)."""
+    """Create the data dir if needed (0700: it holds the secrets); a ConfigError naming
+    ORDERHOOKS_DATA_DIR when it cannot be (a file in the way, a read-only file system, no
+    permission)."""
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(data_dir)
     except FileExistsError:
         raise ConfigError(f"ORDERHOOKS_DATA_DIR {data_dir} is a file, not a directory") from None
     except OSError as exc:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar, Unpack
 
 from orderhooks.exceptions import StoreError, StoreUnavailable
+from orderhooks.private_files import create_private_file, make_private_dir
 from orderhooks.store.shared.core import StoreOptions
 from orderhooks.store.shared.migrations import apply_migrations, record_migration
 from orderhooks.store.shared.tx import Job, Tx
@@ -55,12 +57,19 @@ class SQLiteEngine:
         self._readers: Readers | None = None
 
     async def open(self, wake: Callable[[], None]) -> None:
-        """Create the file if needed and start the writer and reader threads. (Only
-        this process writes work to the file: nothing else to listen to.)"""
+        """Create the file if needed (0600 in a 0700 folder: it holds the secrets; SQLite
+        gives its -wal and -shm the file's mode) and start the writer and reader threads.
+        (Only this process writes work to the file: nothing else to listen to.)"""
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.path.parent)
         except OSError as exc:
             raise StoreError(f"cannot create the folder of {self.path}: {exc.strerror}") from None
+        try:
+            create_private_file(self.path)
+        except OSError as exc:
+            folder = self.path.parent
+            why = "" if os.access(folder, os.W_OK) else f" ({folder} is not writable)"
+            raise StoreError(f"cannot create {self.path}: {exc.strerror}{why}") from None
         writer = Writer(self.path, self._queries)
         await asyncio.to_thread(writer.start)
         self.writer = writer

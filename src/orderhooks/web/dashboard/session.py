@@ -20,6 +20,8 @@ from pathlib import Path
 
 import structlog
 
+from orderhooks.private_files import make_private_dir
+
 SESSION_COOKIE = "orderhooks_session"
 SIGNIN_COOKIE = "orderhooks_signin"
 SESSION_LIFETIME_SECONDS = 8 * 3600
@@ -59,7 +61,7 @@ def load_session_secret(data_dir: Path) -> bytes:
     process when the data dir cannot hold it."""
     path = data_dir / SECRET_FILE_NAME
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(data_dir)
         try:
             # O_EXCL: two processes starting together must not write two secrets.
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
