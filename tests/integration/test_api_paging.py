@@ -23,7 +23,6 @@ LISTS = {
 NOT_CURSORS = [
     "zzz",  # sorted after every id: newest-first lists answered everything
     "~",
-    "",
     "0",  # sorted before every id: oldest-first lists answered everything
     "wh_",
     "wh_01JD",
@@ -56,6 +55,16 @@ async def test_a_list_pages_through_its_next_cursors(
     cursor = {"limit": 1, "cursor": first["nextCursor"]}
     second = expect(await api.call("GET", path, params=cursor), 200)
     assert [item["id"] for item in second["data"]] != [item["id"] for item in first["data"]]
+
+
+@pytest.mark.parametrize("path", LISTS)
+async def test_an_empty_cursor_is_the_first_page(api_on_each_engine: LocalApi, path: str) -> None:
+    """A client that sends `cursor=` while it has no nextCursor yet gets the first page."""
+    api = api_on_each_engine
+    await two_of_each(api)
+    first = expect(await api.call("GET", path, params={"limit": 2}), 200)
+    empty = expect(await api.call("GET", path, params={"limit": 2, "cursor": ""}), 200)
+    assert [item["id"] for item in empty["data"]] == [item["id"] for item in first["data"]]
 
 
 @pytest.mark.parametrize("path", LISTS)

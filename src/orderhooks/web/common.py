@@ -40,8 +40,11 @@ class PageQuery(BaseModel):
     def position(self, prefix: str) -> str | None:
         """The cursor, checked to be the id of an item of a list of `prefix` ids (what
         `nextCursor` holds); 422 naming `cursor` otherwise. Any other string would be taken
-        as a position and answer everything or nothing."""
-        if self.cursor is None or is_id(self.cursor, prefix):
+        as a position and answer everything or nothing. An empty cursor is the first page,
+        for a client that sends `cursor=` before it has a nextCursor."""
+        if not self.cursor:
+            return None
+        if is_id(self.cursor, prefix):
             return self.cursor
         raise ValidationError([FieldProblem("cursor", "must be the nextCursor of this list")])
 
