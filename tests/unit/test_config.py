@@ -235,6 +235,19 @@ def test_integers_take_plain_decimal_digits_only(name: str, value: str) -> None:
     assert repr(value) in str(refused.value)
 
 
+@pytest.mark.parametrize("value", [*NOT_PLAIN_DECIMAL, "0.5_0", " 0.5", "٠.٥", "inf", "nan", "."])
+@pytest.mark.parametrize("name", ["ORDERHOOKS_RETRY_JITTER", "ORDERHOOKS_RATE_LIMIT_PER_KEY"])
+def test_numbers_take_plain_decimal_notation_only(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{name} must be a number") as refused:
+        load_settings({name: value})
+    assert repr(value) in str(refused.value)
+
+
+@pytest.mark.parametrize("value", ["0", "0.5", ".5", "1.", "5e-1", "1E0"])
+def test_numbers_in_decimal_notation_are_read(value: str) -> None:
+    assert load_settings({"ORDERHOOKS_RETRY_JITTER": value}).retry_jitter == float(value)
+
+
 def test_an_integer_flag_takes_plain_decimal_digits_only() -> None:
     with pytest.raises(ConfigError, match=r"^--port must be an integer"):
         load_settings({}, {"port": "+80"})

@@ -26,6 +26,9 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # The longest wait of a retry schedule, the server's or a webhook's: seven days.
 MAX_RETRY_DELAY_SECONDS = 7 * 86_400
 DECIMAL_INTEGER = re.compile(r"-?[0-9]+")  # ASCII only: `\d` takes every script's digits
+# A decimal number as written in a configuration: digits with an optional fraction and
+# exponent (`0.5`, `.25`, `1e-3`), ASCII only.
+DECIMAL_NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -85,10 +88,11 @@ def number(minimum: float = 0.0, maximum: float | None = None) -> Kind[float]:
     """A finite decimal number from `minimum` to `maximum`."""
 
     def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise ValueError(f"must be a number, got {text!r}") from None
+        # float() alone would also take underscores, surrounding whitespace, other
+        # scripts' digits and the words inf and nan.
+        if DECIMAL_NUMBER.fullmatch(text) is None:
+            raise ValueError(f"must be a number, got {text!r}")
+        value = float(text)
         if not math.isfinite(value) or value < minimum:
             raise ValueError(f"must be a number of at least {minimum:g}, got {text!r}")
         if maximum is not None and value > maximum:
