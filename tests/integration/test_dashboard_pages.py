@@ -160,3 +160,52 @@ async def test_an_order_with_times_utc_cannot_hold_shows_them_as_unknown(api: Lo
         assert page.status_code == 200, page.text
         assert "Accepted (20)" in page.text
         assert "En route to pickup (83)" in page.text
+
+
+def is_dashboard_page(answer: httpx.Response) -> bool:
+    """Whether an answer is an HTML page of the dashboard, with its security headers."""
+    return answer.headers.get("content-type", "").startswith("text/html") and (
+        "frame-ancestors" in answer.headers.get("content-security-policy", "")
+    )
+
+
+async def test_errors_under_ui_are_html_pages_not_api_json(api: LocalApi) -> None:
+    """An unknown address under /ui, a method a page does not take, and a form the server
+    cannot read answer a dashboard error page, not the API's error JSON; the API keeps
+    its JSON (they all answered `{"error": …}` in the browser)."""
+    account = unique("acct")
+    await api.agree(account)
+    webhook = await api.make_webhook(account)
+    async with signed_in(api, api.admin_key) as browser:
+        page = await browser.get(f"/ui/webhooks/{webhook['id']}")
+        csrf = csrf_of(page)
+
+        unknown = await browser.get("/ui/no-such-page")
+        assert unknown.status_code == 404 and is_dashboard_page(unknown), unknown.text
+        # An order id with a slash, looked up through the search form, is such an address.
+        search = await browser.get("/ui/orders", params={"order_id": "a/b"}, follow_redirects=True)
+        assert search.status_code == 404 and is_dashboard_page(search), search.text
+
+        wrong_method = await browser.post("/ui/webhooks", data={"csrf_token": csrf})
+        assert wrong_method.status_code == 405 and is_dashboard_page(wrong_method)
+        assert "GET" in wrong_method.headers["allow"]
+
+        crowded = {"csrf_token": csrf, **{f"field{i}": "x" for i in range(60)}}
+        answer = await browser.post(f"/ui/webhooks/{webhook['id']}/disable", data=crowded)
+        assert answer.status_code == 400 and is_dashboard_page(answer), answer.text
+        upload = await browser.post(
+            f"/ui/webhooks/{webhook['id']}/disable",
+            data={"csrf_token": csrf},
+            files={"file": ("a.txt", b"x")},
+        )
+        assert upload.status_code == 400 and is_dashboard_page(upload), upload.text
+    assert (await api.webhook(webhook["id"]))["state"] == "active"
+
+    async with visitor(api) as anonymous:
+        crowded_signin = await anonymous.post(
+            "/ui/signin", data={f"field{i}": "x" for i in range(20)}
+        )
+        assert crowded_signin.status_code == 400 and is_dashboard_page(crowded_signin)
+        api_answer = await anonymous.get("/v1/no-such-endpoint")
+        assert api_answer.status_code == 404
+        assert api_answer.json()["error"]["code"] == "not_found"
