@@ -209,3 +209,37 @@ async def test_errors_under_ui_are_html_pages_not_api_json(api: LocalApi) -> Non
         api_answer = await anonymous.get("/v1/no-such-endpoint")
         assert api_answer.status_code == 404
         assert api_answer.json()["error"]["code"] == "not_found"
+
+
+def queue_depth(overview: httpx.Response) -> int:
+    """The overview's "Queue depth" figure."""
+    found = re.search(r'Queue depth</span><span class="card-value">([0-9,]+)<', overview.text)
+    assert found is not None, overview.text
+    return int(found[1].replace(",", ""))
+
+
+async def test_a_partners_queue_depth_counts_the_pending_deliveries_it_may_list(
+    api: LocalApi,
+) -> None:
+    """The overview's queue depth for a partner is the number of its pending deliveries,
+    as `GET /v1/deliveries?state=pending` lists them for that key: those to a webhook it
+    shares with another account count (the other account's do not). It counted only the
+    webhooks on the partner's list, so the shared webhook's delivery was missing."""
+    mine, theirs = unique("acct-a"), unique("acct-b")
+    for account in (mine, theirs):
+        await api.agree(account)
+    await api.make_webhook(mine)
+    await api.make_webhook(theirs)
+    await api.create_webhook("https://receiver.example.com/hook", [mine, theirs])
+    partner = await api.make_key("partner", [mine])
+    await api.post_order(mine)
+    await api.post_order(theirs)
+    answer = await api.call("GET", "/v1/deliveries", partner, params={"state": "pending"})
+    pending = expect(answer, 200)["data"]
+    assert len(pending) == 2  # to its own webhook and to the shared one
+    everything = await api.list_all("/v1/deliveries", state="pending")
+
+    async with signed_in(api, partner) as browser:
+        assert queue_depth(await browser.get("/ui")) == len(pending)
+    async with signed_in(api, api.admin_key) as browser:
+        assert queue_depth(await browser.get("/ui")) == len(everything) == 4

@@ -451,6 +451,20 @@ WHERE webhook_id IN (
   AND state = 'failed' AND account = ANY(:accounts::text[])
 LIMIT 1;
 
+-- name: pending_of_accounts
+-- The pending deliveries a partner of these accounts may list (list_deliveries' rule:
+-- an operational event's only to a webhook all of whose accounts are among them), how
+-- many and the oldest: the dashboard's queue depth for a partner. Through the webhooks
+-- that can carry them, each a range of deliveries_webhook_state, as any_failed_of.
+SELECT COUNT(*) AS pending, MIN(created_at) AS oldest FROM deliveries
+WHERE webhook_id IN (
+    SELECT a.webhook_id FROM webhook_accounts AS a
+    WHERE a.account = ANY(:accounts::text[]) OR a.account = '*')
+  AND state = 'pending' AND account = ANY(:accounts::text[])
+  AND (sequence IS NOT NULL OR NOT EXISTS (
+      SELECT 1 FROM webhook_accounts AS wa
+      WHERE wa.webhook_id = deliveries.webhook_id AND wa.account <> ALL(:accounts::text[])));
+
 -- name: list_deliveries
 -- A partner key lists an operational event's delivery only when its accounts cover the
 -- receiving webhook's (and so the webhook the event is about): the same rule in the two

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from orderhooks.domain.model import Delivery, DeliveryState, Webhook
-from orderhooks.store.base import DeliveryFilter, WebhookFilter, WebhookStats
+from orderhooks.store.base import DeliveryFilter, PendingSummary, WebhookFilter, WebhookStats
 from orderhooks.web.dashboard.auth import Viewer
 from orderhooks.web.dashboard.context import Dashboard
 from orderhooks.web.dashboard.health import Health, trouble_first, webhook_health
@@ -56,20 +56,29 @@ async def _recent_failures(
     return (await dash.store.list_deliveries(flt, RECENT_FAILURES, None)).items
 
 
+async def _queue(dash: Dashboard, viewer: Viewer) -> PendingSummary:
+    """The pending deliveries the viewer may list, as `GET /v1/deliveries?state=pending`
+    lists them: every one for an admin; a partner's also to webhooks its list leaves out
+    (shared with other accounts), never another account's."""
+    accounts = viewer.scope.accounts
+    if accounts is not None:
+        return await dash.store.pending_of(sorted(accounts))
+    gauges = await dash.store.queue_gauges()
+    oldest = min((g.oldest_pending_at for g in gauges if g.oldest_pending_at), default=None)
+    return PendingSummary(sum(g.pending for g in gauges), oldest)
+
+
 async def overview_page(dash: Dashboard, request: Request, viewer: Viewer) -> Response:
     """GET /ui."""
     store, scope, now = dash.store, viewer.scope, dash.clock()
     chart = CHART_RANGES["1h"]
     hooks = await store.list_webhooks(WebhookFilter(scope=scope), OVERVIEW_WEBHOOKS, None)
     # Independent reads run together: the page takes as long as the slowest one.
-    rows, gauges, buckets = await asyncio.gather(
+    rows, queue, buckets = await asyncio.gather(
         health_rows(dash, hooks.items),
-        store.queue_gauges(),
+        _queue(dash, viewer),
         load_series(store, scope, None, chart, now),
     )
-    visible = {h.id for h in hooks.items}
-    mine = [g for g in gauges if viewer.is_admin or g.webhook_id in visible]
-    oldest = min((g.oldest_pending_at for g in mine if g.oldest_pending_at), default=None)
     failures = await _recent_failures(dash, viewer, rows, complete=hooks.next_cursor is None)
     return dash.render(
         "overview.html",
@@ -77,8 +86,8 @@ async def overview_page(dash: Dashboard, request: Request, viewer: Viewer) -> Re
         title="Overview",
         nav="overview",
         panel=activity_panel(buckets, chart, prefix="overview"),
-        pending=sum(g.pending for g in mine),
-        oldest_pending_at=oldest,
+        pending=queue.pending,
+        oldest_pending_at=queue.oldest_pending_at,
         webhook_count=len(hooks.items),
         more_webhooks=hooks.next_cursor is not None,
         active_count=sum(1 for _, health, _ in rows if health.level in ("ok", "idle")),
