@@ -243,3 +243,20 @@ async def test_a_partners_queue_depth_counts_the_pending_deliveries_it_may_list(
         assert queue_depth(await browser.get("/ui")) == len(pending)
     async with signed_in(api, api.admin_key) as browser:
         assert queue_depth(await browser.get("/ui")) == len(everything) == 4
+
+
+async def test_sign_out_from_another_site_is_refused(api: LocalApi) -> None:
+    """Sign-out is a form like the others: with an `Origin` of another site it is refused
+    (403) and the session stays, even with the right token (it signed the user out)."""
+    async with signed_in(api, api.admin_key) as browser:
+        csrf = csrf_of(await browser.get("/ui"))
+        foreign = await browser.post(
+            "/ui/signout", data={"csrf_token": csrf}, headers={"Origin": "https://evil.example"}
+        )
+        assert foreign.status_code == 403 and is_dashboard_page(foreign), foreign.text
+        assert (await browser.get("/ui/webhooks")).status_code == 200  # still signed in
+        own = await browser.post(
+            "/ui/signout", data={"csrf_token": csrf}, headers={"Origin": "http://orderhooks.test"}
+        )
+        assert own.status_code == 303
+        assert (await browser.get("/ui/webhooks")).status_code == 303  # to the sign-in page

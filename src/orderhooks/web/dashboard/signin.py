@@ -116,15 +116,19 @@ def sign_in(dash: Dashboard) -> Endpoint:
 
 
 def sign_out(dash: Dashboard) -> Endpoint:
-    """POST /ui/signout: forget the session (the form carries the CSRF token)."""
+    """POST /ui/signout: forget the session (the form carries the CSRF token and comes
+    from this site, as every form)."""
 
     async def endpoint(request: Request) -> Response:
         viewer = await dash.viewer(request)
         if viewer is not None:
             form = await request.form(max_files=0, max_fields=10)
             token = form.get(CSRF_FIELD)
-            if not isinstance(token, str) or not dash.signer.check_csrf(viewer.session, token):
-                return dash.error_page(viewer, 403, "This form has expired. Please try again.")
+            valid = isinstance(token, str) and dash.signer.check_csrf(viewer.session, token)
+            if not valid or not same_origin(request):
+                return dash.error_page(
+                    viewer, 403, "This form has expired or did not come from this dashboard."
+                )
             dash.end_session(viewer.session)
         response = redirect(UI_PREFIX)
         response.delete_cookie(
