@@ -260,3 +260,26 @@ async def test_sign_out_from_another_site_is_refused(api: LocalApi) -> None:
         )
         assert own.status_code == 303
         assert (await browser.get("/ui/webhooks")).status_code == 303  # to the sign-in page
+
+
+async def test_a_form_posted_after_the_session_ended_leads_back_to_its_page(
+    api: LocalApi,
+) -> None:
+    """A form posted once the session has ended (here its key was revoked) goes to the
+    sign-in page, which then leads back to the page of the form, not to the form's
+    address (a POST-only address: the browser landed on an error page) and without
+    acting."""
+    account = unique("acct")
+    await api.agree(account)
+    webhook = await api.make_webhook(account)
+    partner = await api.make_key("partner", [account])
+    page_path = f"/ui/webhooks/{webhook['id']}"
+    async with signed_in(api, partner) as browser:
+        csrf = csrf_of(await browser.get(page_path))
+        await api.call("DELETE", f"/v1/keys/{api.key_ids[partner]}")
+        ended = await browser.post(f"{page_path}/disable", data={"csrf_token": csrf})
+        assert ended.status_code == 303
+        assert ended.headers["location"] == f"/ui?next={page_path.replace('/', '%2F')}"
+        signin = await browser.get(ended.headers["location"])
+        assert f'name="next" value="{page_path}"' in signin.text, signin.text
+    assert (await api.webhook(webhook["id"]))["state"] == "active"
