@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 import httpx
 
 from orderhooks.domain.model import Scope
-from tests.integration.api_support import LocalApi, finish_delivery
+from tests.integration.api_support import LocalApi, finish_deliveries, finish_delivery
 from tests.support.api import expect
 from tests.support.data import unique
 
@@ -283,3 +283,26 @@ async def test_a_form_posted_after_the_session_ended_leads_back_to_its_page(
         signin = await browser.get(ended.headers["location"])
         assert f'name="next" value="{page_path}"' in signin.text, signin.text
     assert (await api.webhook(webhook["id"]))["state"] == "active"
+
+
+async def test_overview_shows_failures_of_a_deleted_webhook_to_an_admin(api: LocalApi) -> None:
+    """A failed delivery stays failed, and listed by `GET /v1/deliveries?state=failed`,
+    after its webhook is deleted; the admin's overview lists it among the recent failures
+    too (it said none: it looked at the stats of the live webhooks only)."""
+    account = unique("acct")
+    await api.agree(account)
+    webhook = await api.make_webhook(account)
+    await api.make_webhook(account)  # a live webhook without failures
+    await api.post_order(account)
+    deliveries = {d["webhookId"]: d for d in await api.list_all("/v1/deliveries")}
+    failing = deliveries[webhook["id"]]
+    others = {d["id"]: 200 for d in deliveries.values() if d["id"] != failing["id"]}
+    await finish_deliveries(api, {failing["id"]: 500, **others})
+    assert (await api.call("DELETE", f"/v1/webhooks/{webhook['id']}")).status_code == 204
+    listed = await api.list_all("/v1/deliveries", state="failed")
+    assert [d["id"] for d in listed] == [failing["id"]]
+
+    async with signed_in(api, api.admin_key) as browser:
+        overview = await browser.get("/ui")
+        assert overview.status_code == 200, overview.text
+        assert delivery_ids(overview) == {failing["id"]}

@@ -271,6 +271,18 @@ async def test_any_failed_looks_at_these_accounts_only(store: SqlStore) -> None:
     assert await store.any_failed(["acc9", "acc1"])
     assert not await store.any_failed(["acc9"])  # another account
     assert not await store.any_failed([])
+    assert await store.any_failed(None)  # any account
+
+
+async def test_any_failed_of_any_account_counts_deleted_webhooks(store: SqlStore) -> None:
+    hook = await store.create_webhook(webhook())
+    await store.ingest([new_order("o1")], NOW)
+    assert not await store.any_failed(None)
+    [claim] = await store.claim(NOW, 100, "w1")
+    await store.record([failed(claim.delivery.id, hook.id)], NOW)
+    assert await store.any_failed(None)
+    await store.delete_webhook(hook.id, NOW)
+    assert await store.any_failed(None)  # its failed delivery stays failed
 
 
 async def test_pending_of_counts_what_these_accounts_may_list(store: SqlStore) -> None:

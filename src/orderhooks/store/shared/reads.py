@@ -257,9 +257,11 @@ class ReadOperations(StoreCore):
         )
 
     @reading
-    async def any_failed(self, tx: Tx, accounts: Sequence[str]) -> bool:
-        """Whether a delivery of one of these accounts has failed (to any webhook, deleted
-        ones included)."""
+    async def any_failed(self, tx: Tx, accounts: Sequence[str] | None) -> bool:
+        """Whether a delivery of one of these accounts (None: of any account) has failed
+        (to any webhook, deleted ones included)."""
+        if accounts is None:
+            return await tx.fetchrow("any_failed_anywhere") is not None
         if not accounts:
             return False
         row = await tx.fetchrow("any_failed_of", accounts=tx.array(sorted(accounts)))

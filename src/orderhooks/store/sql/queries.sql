@@ -451,6 +451,14 @@ WHERE webhook_id IN (
   AND state = 'failed' AND account = ANY(:accounts::text[])
 LIMIT 1;
 
+-- name: any_failed_anywhere
+-- Whether any failed delivery exists, to a live or a deleted webhook (its failed
+-- deliveries stay): the admin's overview asks it, one seek in deliveries_webhook_state
+-- per webhook.
+SELECT 1 FROM deliveries
+WHERE webhook_id IN (SELECT id FROM webhooks) AND state = 'failed'
+LIMIT 1;
+
 -- name: pending_of_accounts
 -- The pending deliveries a partner of these accounts may list (list_deliveries' rule:
 -- an operational event's only to a webhook all of whose accounts are among them), how

@@ -37,18 +37,17 @@ async def _recent_failures(
     dash: Dashboard,
     viewer: Viewer,
     rows: Sequence[tuple[Webhook, Health, WebhookStats]],
-    *,
-    complete: bool,
 ) -> Sequence[Delivery]:
     """The newest failed deliveries; not even asked for when there are none (a state
     filter across all webhooks is the costly kind: no index serves it). An admin's list
-    holds every live webhook, so their stats tell. A partner's deliveries also go to
-    webhooks its list leaves out (installed on one of its accounts and another, or on
-    every account), so the store is asked, through an index."""
+    holds every live webhook, so a failure in their stats tells there are some; else the
+    store is asked, through an index, as deleted webhooks keep their failed deliveries.
+    A partner's deliveries also go to webhooks its list leaves out (installed on one of
+    its accounts and another, or on every account), so the store is asked too."""
     accounts = viewer.scope.accounts
     if accounts is None:
         failed = any(stats.counts.get(DeliveryState.FAILED, 0) for _, _, stats in rows)
-        if complete and not failed:
+        if not failed and not await dash.store.any_failed(None):
             return []
     elif not await dash.store.any_failed(sorted(accounts)):
         return []
@@ -79,7 +78,7 @@ async def overview_page(dash: Dashboard, request: Request, viewer: Viewer) -> Re
         _queue(dash, viewer),
         load_series(store, scope, None, chart, now),
     )
-    failures = await _recent_failures(dash, viewer, rows, complete=hooks.next_cursor is None)
+    failures = await _recent_failures(dash, viewer, rows)
     return dash.render(
         "overview.html",
         viewer=viewer,
