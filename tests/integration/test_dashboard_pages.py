@@ -306,3 +306,37 @@ async def test_overview_shows_failures_of_a_deleted_webhook_to_an_admin(api: Loc
         overview = await browser.get("/ui")
         assert overview.status_code == 200, overview.text
         assert delivery_ids(overview) == {failing["id"]}
+
+
+async def test_a_form_larger_than_any_dashboard_form_is_refused_unread(api: LocalApi) -> None:
+    """A form body larger than any form of the dashboard is refused (413, an HTML page)
+    on every form, the sign-in form (open to anyone) included: it was read whole into
+    memory, however large, then judged."""
+    account = unique("acct")
+    await api.agree(account)
+    webhook = await api.make_webhook(account)
+    padding = "x" * (1024 * 1024)
+    async with visitor(api) as anonymous:
+        await anonymous.get("/ui")  # the sign-in form's nonce cookie
+        for path in ("/ui/signin", "/ui/portal"):
+            answer = await anonymous.post(path, data={"api_key": api.admin_key, "pad": padding})
+            assert answer.status_code == 413 and is_dashboard_page(answer), (path, answer.text)
+            assert "orderhooks_session" not in answer.headers.get("set-cookie", "")
+
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: read up to the limit
+            for _ in range(64):
+                yield b"pad=" + b"x" * 16 * 1024 + b"&"
+
+        streamed = await anonymous.post(
+            "/ui/signin",
+            content=chunks(),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert streamed.status_code == 413 and is_dashboard_page(streamed), streamed.text
+    async with signed_in(api, api.admin_key) as browser:
+        csrf = csrf_of(await browser.get(f"/ui/webhooks/{webhook['id']}"))
+        for path in (f"/ui/webhooks/{webhook['id']}/disable", "/ui/signout"):
+            answer = await browser.post(path, data={"csrf_token": csrf, "pad": padding})
+            assert answer.status_code == 413 and is_dashboard_page(answer), (path, answer.text)
+        assert (await browser.get("/ui/webhooks")).status_code == 200  # still signed in
+    assert (await api.webhook(webhook["id"]))["state"] == "active"

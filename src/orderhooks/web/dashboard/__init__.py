@@ -25,6 +25,7 @@ _HTTP_ERROR_MESSAGES = {
     400: "The form could not be read. Go back, reload the page and try again.",
     404: "Nothing here, or nothing this key may see.",
     405: "This address does not take that kind of request.",
+    413: "The form is larger than any form of this dashboard.",
 }
 
 
