@@ -340,3 +340,27 @@ async def test_a_form_larger_than_any_dashboard_form_is_refused_unread(api: Loca
             assert answer.status_code == 413 and is_dashboard_page(answer), (path, answer.text)
         assert (await browser.get("/ui/webhooks")).status_code == 200  # still signed in
     assert (await api.webhook(webhook["id"]))["state"] == "active"
+
+
+async def test_a_failed_delivery_of_a_deleted_webhook_offers_no_retry(api: LocalApi) -> None:
+    """A failed delivery whose webhook was deleted cannot be retried (the API answers
+    409), so its page offers no "Retry now" button (it did, and the button led to an
+    error page); the form posted anyway is refused with a 409 page."""
+    account = unique("acct")
+    await api.agree(account)
+    webhook = await api.make_webhook(account)
+    await api.post_order(account)
+    [failing] = await api.deliveries(webhook["id"])
+    await finish_delivery(api, failing["id"], 500)
+    assert (await api.call("DELETE", f"/v1/webhooks/{webhook['id']}")).status_code == 204
+    retried = await api.call("POST", f"/v1/deliveries/{failing['id']}/retry")
+    assert retried.status_code == 409, retried.text
+
+    async with signed_in(api, api.admin_key) as browser:
+        page = await browser.get(f"/ui/deliveries/{failing['id']}")
+        assert page.status_code == 200, page.text
+        assert "Retry now" not in page.text
+        answer = await browser.post(
+            f"/ui/deliveries/{failing['id']}/retry", data={"csrf_token": csrf_of(page)}
+        )
+        assert answer.status_code == 409 and is_dashboard_page(answer), answer.text

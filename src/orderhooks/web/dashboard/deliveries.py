@@ -115,6 +115,7 @@ async def detail_page(dash: Dashboard, request: Request, viewer: Viewer) -> Resp
         payload_pretty=pretty_body(body),
         payload_bytes=len(body),
         attempts=list(view.attempts),
-        can_retry=view.delivery.state in RETRYABLE_STATES,
+        # A deleted webhook's deliveries cannot be retried (the operation answers 409).
+        can_retry=webhook is not None and view.delivery.state in RETRYABLE_STATES,
         notice=notice(request),
     )
