@@ -364,3 +364,26 @@ async def test_a_failed_delivery_of_a_deleted_webhook_offers_no_retry(api: Local
             f"/ui/deliveries/{failing['id']}/retry", data={"csrf_token": csrf_of(page)}
         )
         assert answer.status_code == 409 and is_dashboard_page(answer), answer.text
+
+
+async def test_pages_answer_an_html_page_while_the_database_is_unreachable(
+    api: LocalApi,
+) -> None:
+    """With the database out of reach, a dashboard page (whose session cannot be looked
+    up) and the sign-in form answer a 503 page of the dashboard; they answered the API's
+    error JSON. The API itself keeps its JSON."""
+    async with signed_in(api, api.admin_key) as browser, visitor(api) as anonymous:
+        form = await anonymous.get("/ui")
+        token = re.search(r'name="signin_token" value="([^"]+)"', form.text)
+        assert token is not None
+        await api.store.close()  # the store now answers StoreUnavailable, as when unreachable
+        for path in ("/ui", "/ui/webhooks"):
+            page = await browser.get(path)
+            assert page.status_code == 503 and is_dashboard_page(page), (path, page.text)
+        signin = await anonymous.post(
+            "/ui/signin", data={"signin_token": token[1], "api_key": api.admin_key}
+        )
+        assert signin.status_code == 503 and is_dashboard_page(signin), signin.text
+        answer = await api.call("GET", "/v1/webhooks")
+        assert answer.status_code == 503
+        assert answer.json()["error"]["code"] == "unavailable"
