@@ -387,3 +387,14 @@ async def test_pages_answer_an_html_page_while_the_database_is_unreachable(
         answer = await api.call("GET", "/v1/webhooks")
         assert answer.status_code == 503
         assert answer.json()["error"]["code"] == "unavailable"
+
+
+async def test_the_usage_page_names_the_month_it_shows(api: LocalApi) -> None:
+    """A month in the address older than the twelve the form offers is the one shown, and
+    the form says so; it showed that month's usage (or "Nothing delivered") under a form
+    naming the current month."""
+    async with signed_in(api, api.admin_key) as browser:
+        page = await browser.get("/ui/usage", params={"month": "2020-01"})
+        assert page.status_code == 200, page.text
+        assert '<option value="2020-01" selected>' in page.text
+        assert page.text.count(" selected>") == 1
