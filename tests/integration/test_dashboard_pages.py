@@ -398,3 +398,30 @@ async def test_the_usage_page_names_the_month_it_shows(api: LocalApi) -> None:
         assert page.status_code == 200, page.text
         assert '<option value="2020-01" selected>' in page.text
         assert page.text.count(" selected>") == 1
+
+
+async def test_delivery_lists_link_only_to_webhooks_the_viewer_may_open(api: LocalApi) -> None:
+    """A partner's deliveries to a webhook it shares with another account are listed (as
+    the API lists them), but that webhook's page is not the partner's (404), nor is a
+    deleted webhook's anyone's: the lists name such a webhook without linking to it (the
+    link led to an error page); its own webhook stays a link."""
+    mine, theirs = unique("acct-a"), unique("acct-b")
+    for account in (mine, theirs):
+        await api.agree(account)
+    own = await api.make_webhook(mine)
+    shared = await api.create_webhook("https://receiver.example.com/hook", [mine, theirs])
+    partner = await api.make_key("partner", [mine])
+    await api.post_order(mine)
+    async with signed_in(api, partner) as browser:
+        page = await browser.get("/ui/deliveries")
+        assert page.status_code == 200, page.text
+        assert f'href="/ui/webhooks/{own["id"]}"' in page.text
+        assert shared["id"] in page.text
+        assert f'href="/ui/webhooks/{shared["id"]}"' not in page.text
+        assert (await browser.get(f"/ui/webhooks/{shared['id']}")).status_code == 404
+    assert (await api.call("DELETE", f"/v1/webhooks/{own['id']}")).status_code == 204
+    async with signed_in(api, api.admin_key) as browser:
+        page = await browser.get("/ui/deliveries")
+        assert own["id"] in page.text
+        assert f'href="/ui/webhooks/{own["id"]}"' not in page.text
+        assert f'href="/ui/webhooks/{shared["id"]}"' in page.text

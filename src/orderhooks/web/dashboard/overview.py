@@ -12,6 +12,7 @@ from orderhooks.domain.model import Delivery, DeliveryState, Webhook
 from orderhooks.store.base import DeliveryFilter, PendingSummary, WebhookFilter, WebhookStats
 from orderhooks.web.dashboard.auth import Viewer
 from orderhooks.web.dashboard.context import Dashboard
+from orderhooks.web.dashboard.deliveries import openable_webhooks
 from orderhooks.web.dashboard.health import Health, trouble_first, webhook_health
 from orderhooks.web.dashboard.panels import activity_panel
 from orderhooks.web.dashboard.series import CHART_RANGES, load_series
@@ -79,6 +80,7 @@ async def overview_page(dash: Dashboard, request: Request, viewer: Viewer) -> Re
         load_series(store, scope, None, chart, now),
     )
     failures = await _recent_failures(dash, viewer, rows)
+    openable = await openable_webhooks(store, scope, failures)
     return dash.render(
         "overview.html",
         viewer=viewer,
@@ -92,6 +94,7 @@ async def overview_page(dash: Dashboard, request: Request, viewer: Viewer) -> Re
         active_count=sum(1 for _, health, _ in rows if health.level in ("ok", "idle")),
         attention=[row for row in rows if row[1].rank < 2][:ATTENTION_ROWS],
         failures=failures,
+        openable=openable,
         # Broker sources are the operator's: shown to admins only, never with credentials.
         sources=[s.as_json() for s in source_statuses(request)] if viewer.is_admin else [],
     )
