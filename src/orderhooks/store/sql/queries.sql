@@ -462,8 +462,9 @@ LIMIT 1;
 -- name: pending_of_accounts
 -- The pending deliveries a partner of these accounts may list (list_deliveries' rule:
 -- an operational event's only to a webhook all of whose accounts are among them), how
--- many and the oldest: the dashboard's queue depth for a partner. Through the webhooks
--- that can carry them, each a range of deliveries_webhook_state, as any_failed_of.
+-- many and the oldest: the dashboard's queue depth for a partner. Pending rows only,
+-- through an index: deliveries_webhook_state per webhook that can carry them on SQLite,
+-- the pending-only deliveries_due on PostgreSQL.
 SELECT COUNT(*) AS pending, MIN(created_at) AS oldest FROM deliveries
 WHERE webhook_id IN (
     SELECT a.webhook_id FROM webhook_accounts AS a
