@@ -71,3 +71,25 @@ def test_auto_refresh_brings_new_deliveries_in(world: World, page: Page) -> None
 
     wait_until(refreshed, "the new delivery to appear without reloading")
     assert page.url.endswith(f"?webhook={webhook['id']}")
+
+
+def test_auto_refresh_leads_to_sign_in_once_the_session_ends(world: World, page: Page) -> None:
+    """When the session behind an auto-refreshing page ends (here its key is revoked),
+    the next refresh leads to the sign-in page, which then leads back to the page; the
+    page kept showing its last figures as if they were live, for ever."""
+    created = world.api.post(
+        "/v1/keys", json={"role": "partner", "accounts": [world.account_a], "name": "Wall"}
+    )
+    assert created.status_code == 201
+    page.clock.install()
+    sign_in(page, world.base_url, created.json()["key"])
+    page.goto(f"{world.base_url}/ui/webhooks")
+    assert page.get_by_label("Auto-refresh").is_checked()
+    assert world.api.delete(f"/v1/keys/{created.json()['id']}").status_code == 204
+
+    def on_sign_in_page() -> bool:
+        page.clock.run_for(16_000)
+        return page.get_by_label("API key").count() == 1
+
+    wait_until(on_sign_in_page, "the sign-in page after the session ended")
+    assert page.url == f"{world.base_url}/ui?next=%2Fui%2Fwebhooks"

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 import httpx
 
 from orderhooks.domain.model import Scope
-from tests.integration.api_support import LocalApi, finish_delivery
+from tests.integration.api_support import LocalApi, finish_deliveries, finish_delivery
 from tests.support.api import expect
 from tests.support.data import unique
 
@@ -160,3 +160,268 @@ async def test_an_order_with_times_utc_cannot_hold_shows_them_as_unknown(api: Lo
         assert page.status_code == 200, page.text
         assert "Accepted (20)" in page.text
         assert "En route to pickup (83)" in page.text
+
+
+def is_dashboard_page(answer: httpx.Response) -> bool:
+    """Whether an answer is an HTML page of the dashboard, with its security headers."""
+    return answer.headers.get("content-type", "").startswith("text/html") and (
+        "frame-ancestors" in answer.headers.get("content-security-policy", "")
+    )
+
+
+async def test_errors_under_ui_are_html_pages_not_api_json(api: LocalApi) -> None:
+    """An unknown address under /ui, a method a page does not take, and a form the server
+    cannot read answer a dashboard error page, not the API's error JSON; the API keeps
+    its JSON (they all answered `{"error": …}` in the browser)."""
+    account = unique("acct")
+    await api.agree(account)
+    webhook = await api.make_webhook(account)
+    async with signed_in(api, api.admin_key) as browser:
+        page = await browser.get(f"/ui/webhooks/{webhook['id']}")
+        csrf = csrf_of(page)
+
+        unknown = await browser.get("/ui/no-such-page")
+        assert unknown.status_code == 404 and is_dashboard_page(unknown), unknown.text
+        # An order id with a slash, looked up through the search form, is such an address.
+        search = await browser.get("/ui/orders", params={"order_id": "a/b"}, follow_redirects=True)
+        assert search.status_code == 404 and is_dashboard_page(search), search.text
+
+        wrong_method = await browser.post("/ui/webhooks", data={"csrf_token": csrf})
+        assert wrong_method.status_code == 405 and is_dashboard_page(wrong_method)
+        assert "GET" in wrong_method.headers["allow"]
+
+        crowded = {"csrf_token": csrf, **{f"field{i}": "x" for i in range(60)}}
+        answer = await browser.post(f"/ui/webhooks/{webhook['id']}/disable", data=crowded)
+        assert answer.status_code == 400 and is_dashboard_page(answer), answer.text
+        upload = await browser.post(
+            f"/ui/webhooks/{webhook['id']}/disable",
+            data={"csrf_token": csrf},
+            files={"file": ("a.txt", b"x")},
+        )
+        assert upload.status_code == 400 and is_dashboard_page(upload), upload.text
+    assert (await api.webhook(webhook["id"]))["state"] == "active"
+
+    async with visitor(api) as anonymous:
+        crowded_signin = await anonymous.post(
+            "/ui/signin", data={f"field{i}": "x" for i in range(20)}
+        )
+        assert crowded_signin.status_code == 400 and is_dashboard_page(crowded_signin)
+        api_answer = await anonymous.get("/v1/no-such-endpoint")
+        assert api_answer.status_code == 404
+        assert api_answer.json()["error"]["code"] == "not_found"
+
+
+def queue_depth(overview: httpx.Response) -> int:
+    """The overview's "Queue depth" figure."""
+    found = re.search(r'Queue depth</span><span class="card-value">([0-9,]+)<', overview.text)
+    assert found is not None, overview.text
+    return int(found[1].replace(",", ""))
+
+
+async def test_a_partners_queue_depth_counts_the_pending_deliveries_it_may_list(
+    api: LocalApi,
+) -> None:
+    """The overview's queue depth for a partner is the number of its pending deliveries,
+    as `GET /v1/deliveries?state=pending` lists them for that key: those to a webhook it
+    shares with another account count (the other account's do not). It counted only the
+    webhooks on the partner's list, so the shared webhook's delivery was missing."""
+    mine, theirs = unique("acct-a"), unique("acct-b")
+    for account in (mine, theirs):
+        await api.agree(account)
+    await api.make_webhook(mine)
+    await api.make_webhook(theirs)
+    await api.create_webhook("https://receiver.example.com/hook", [mine, theirs])
+    partner = await api.make_key("partner", [mine])
+    await api.post_order(mine)
+    await api.post_order(theirs)
+    answer = await api.call("GET", "/v1/deliveries", partner, params={"state": "pending"})
+    pending = expect(answer, 200)["data"]
+    assert len(pending) == 2  # to its own webhook and to the shared one
+    everything = await api.list_all("/v1/deliveries", state="pending")
+
+    async with signed_in(api, partner) as browser:
+        assert queue_depth(await browser.get("/ui")) == len(pending)
+    async with signed_in(api, api.admin_key) as browser:
+        assert queue_depth(await browser.get("/ui")) == len(everything) == 4
+
+
+async def test_sign_out_from_another_site_is_refused(api: LocalApi) -> None:
+    """Sign-out is a form like the others: with an `Origin` of another site it is refused
+    (403) and the session stays, even with the right token (it signed the user out)."""
+    async with signed_in(api, api.admin_key) as browser:
+        csrf = csrf_of(await browser.get("/ui"))
+        foreign = await browser.post(
+            "/ui/signout", data={"csrf_token": csrf}, headers={"Origin": "https://evil.example"}
+        )
+        assert foreign.status_code == 403 and is_dashboard_page(foreign), foreign.text
+        assert (await browser.get("/ui/webhooks")).status_code == 200  # still signed in
+        own = await browser.post(
+            "/ui/signout", data={"csrf_token": csrf}, headers={"Origin": "http://orderhooks.test"}
+        )
+        assert own.status_code == 303
+        assert (await browser.get("/ui/webhooks")).status_code == 303  # to the sign-in page
+
+
+async def test_a_form_posted_after_the_session_ended_leads_back_to_its_page(
+    api: LocalApi,
+) -> None:
+    """A form posted once the session has ended (here its key was revoked) goes to the
+    sign-in page, which then leads back to the page of the form, not to the form's
+    address (a POST-only address: the browser landed on an error page) and without
+    acting."""
+    account = unique("acct")
+    await api.agree(account)
+    webhook = await api.make_webhook(account)
+    partner = await api.make_key("partner", [account])
+    page_path = f"/ui/webhooks/{webhook['id']}"
+    async with signed_in(api, partner) as browser:
+        csrf = csrf_of(await browser.get(page_path))
+        await api.call("DELETE", f"/v1/keys/{api.key_ids[partner]}")
+        ended = await browser.post(f"{page_path}/disable", data={"csrf_token": csrf})
+        assert ended.status_code == 303
+        assert ended.headers["location"] == f"/ui?next={page_path.replace('/', '%2F')}"
+        signin = await browser.get(ended.headers["location"])
+        assert f'name="next" value="{page_path}"' in signin.text, signin.text
+    assert (await api.webhook(webhook["id"]))["state"] == "active"
+
+
+async def test_overview_shows_failures_of_a_deleted_webhook_to_an_admin(api: LocalApi) -> None:
+    """A failed delivery stays failed, and listed by `GET /v1/deliveries?state=failed`,
+    after its webhook is deleted; the admin's overview lists it among the recent failures
+    too (it said none: it looked at the stats of the live webhooks only)."""
+    account = unique("acct")
+    await api.agree(account)
+    webhook = await api.make_webhook(account)
+    await api.make_webhook(account)  # a live webhook without failures
+    await api.post_order(account)
+    deliveries = {d["webhookId"]: d for d in await api.list_all("/v1/deliveries")}
+    failing = deliveries[webhook["id"]]
+    others = {d["id"]: 200 for d in deliveries.values() if d["id"] != failing["id"]}
+    await finish_deliveries(api, {failing["id"]: 500, **others})
+    assert (await api.call("DELETE", f"/v1/webhooks/{webhook['id']}")).status_code == 204
+    listed = await api.list_all("/v1/deliveries", state="failed")
+    assert [d["id"] for d in listed] == [failing["id"]]
+
+    async with signed_in(api, api.admin_key) as browser:
+        overview = await browser.get("/ui")
+        assert overview.status_code == 200, overview.text
+        assert delivery_ids(overview) == {failing["id"]}
+
+
+async def test_a_form_larger_than_any_dashboard_form_is_refused_unread(api: LocalApi) -> None:
+    """A form body larger than any form of the dashboard is refused (413, an HTML page)
+    on every form, the sign-in form (open to anyone) included: it was read whole into
+    memory, however large, then judged."""
+    account = unique("acct")
+    await api.agree(account)
+    webhook = await api.make_webhook(account)
+    padding = "x" * (1024 * 1024)
+    async with visitor(api) as anonymous:
+        await anonymous.get("/ui")  # the sign-in form's nonce cookie
+        for path in ("/ui/signin", "/ui/portal"):
+            answer = await anonymous.post(path, data={"api_key": api.admin_key, "pad": padding})
+            assert answer.status_code == 413 and is_dashboard_page(answer), (path, answer.text)
+            assert "orderhooks_session" not in answer.headers.get("set-cookie", "")
+
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: read up to the limit
+            for _ in range(64):
+                yield b"pad=" + b"x" * 16 * 1024 + b"&"
+
+        streamed = await anonymous.post(
+            "/ui/signin",
+            content=chunks(),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert streamed.status_code == 413 and is_dashboard_page(streamed), streamed.text
+    async with signed_in(api, api.admin_key) as browser:
+        csrf = csrf_of(await browser.get(f"/ui/webhooks/{webhook['id']}"))
+        for path in (f"/ui/webhooks/{webhook['id']}/disable", "/ui/signout"):
+            answer = await browser.post(path, data={"csrf_token": csrf, "pad": padding})
+            assert answer.status_code == 413 and is_dashboard_page(answer), (path, answer.text)
+        assert (await browser.get("/ui/webhooks")).status_code == 200  # still signed in
+    assert (await api.webhook(webhook["id"]))["state"] == "active"
+
+
+async def test_a_failed_delivery_of_a_deleted_webhook_offers_no_retry(api: LocalApi) -> None:
+    """A failed delivery whose webhook was deleted cannot be retried (the API answers
+    409), so its page offers no "Retry now" button (it did, and the button led to an
+    error page); the form posted anyway is refused with a 409 page."""
+    account = unique("acct")
+    await api.agree(account)
+    webhook = await api.make_webhook(account)
+    await api.post_order(account)
+    [failing] = await api.deliveries(webhook["id"])
+    await finish_delivery(api, failing["id"], 500)
+    assert (await api.call("DELETE", f"/v1/webhooks/{webhook['id']}")).status_code == 204
+    retried = await api.call("POST", f"/v1/deliveries/{failing['id']}/retry")
+    assert retried.status_code == 409, retried.text
+
+    async with signed_in(api, api.admin_key) as browser:
+        page = await browser.get(f"/ui/deliveries/{failing['id']}")
+        assert page.status_code == 200, page.text
+        assert "Retry now" not in page.text
+        answer = await browser.post(
+            f"/ui/deliveries/{failing['id']}/retry", data={"csrf_token": csrf_of(page)}
+        )
+        assert answer.status_code == 409 and is_dashboard_page(answer), answer.text
+
+
+async def test_pages_answer_an_html_page_while_the_database_is_unreachable(
+    api: LocalApi,
+) -> None:
+    """With the database out of reach, a dashboard page (whose session cannot be looked
+    up) and the sign-in form answer a 503 page of the dashboard; they answered the API's
+    error JSON. The API itself keeps its JSON."""
+    async with signed_in(api, api.admin_key) as browser, visitor(api) as anonymous:
+        form = await anonymous.get("/ui")
+        token = re.search(r'name="signin_token" value="([^"]+)"', form.text)
+        assert token is not None
+        await api.store.close()  # the store now answers StoreUnavailable, as when unreachable
+        for path in ("/ui", "/ui/webhooks"):
+            page = await browser.get(path)
+            assert page.status_code == 503 and is_dashboard_page(page), (path, page.text)
+        signin = await anonymous.post(
+            "/ui/signin", data={"signin_token": token[1], "api_key": api.admin_key}
+        )
+        assert signin.status_code == 503 and is_dashboard_page(signin), signin.text
+        answer = await api.call("GET", "/v1/webhooks")
+        assert answer.status_code == 503
+        assert answer.json()["error"]["code"] == "unavailable"
+
+
+async def test_the_usage_page_names_the_month_it_shows(api: LocalApi) -> None:
+    """A month in the address older than the twelve the form offers is the one shown, and
+    the form says so; it showed that month's usage (or "Nothing delivered") under a form
+    naming the current month."""
+    async with signed_in(api, api.admin_key) as browser:
+        page = await browser.get("/ui/usage", params={"month": "2020-01"})
+        assert page.status_code == 200, page.text
+        assert '<option value="2020-01" selected>' in page.text
+        assert page.text.count(" selected>") == 1
+
+
+async def test_delivery_lists_link_only_to_webhooks_the_viewer_may_open(api: LocalApi) -> None:
+    """A partner's deliveries to a webhook it shares with another account are listed (as
+    the API lists them), but that webhook's page is not the partner's (404), nor is a
+    deleted webhook's anyone's: the lists name such a webhook without linking to it (the
+    link led to an error page); its own webhook stays a link."""
+    mine, theirs = unique("acct-a"), unique("acct-b")
+    for account in (mine, theirs):
+        await api.agree(account)
+    own = await api.make_webhook(mine)
+    shared = await api.create_webhook("https://receiver.example.com/hook", [mine, theirs])
+    partner = await api.make_key("partner", [mine])
+    await api.post_order(mine)
+    async with signed_in(api, partner) as browser:
+        page = await browser.get("/ui/deliveries")
+        assert page.status_code == 200, page.text
+        assert f'href="/ui/webhooks/{own["id"]}"' in page.text
+        assert shared["id"] in page.text
+        assert f'href="/ui/webhooks/{shared["id"]}"' not in page.text
+        assert (await browser.get(f"/ui/webhooks/{shared['id']}")).status_code == 404
+    assert (await api.call("DELETE", f"/v1/webhooks/{own['id']}")).status_code == 204
+    async with signed_in(api, api.admin_key) as browser:
+        page = await browser.get("/ui/deliveries")
+        assert own["id"] in page.text
+        assert f'href="/ui/webhooks/{own["id"]}"' not in page.text
+        assert f'href="/ui/webhooks/{shared["id"]}"' in page.text

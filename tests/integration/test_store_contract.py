@@ -45,6 +45,7 @@ from orderhooks.store.base import (
     DeliveryFilter,
     EventFilter,
     MessageKey,
+    PendingSummary,
     WebhookFilter,
 )
 from orderhooks.store.shared import claim as claim_operations
@@ -270,6 +271,36 @@ async def test_any_failed_looks_at_these_accounts_only(store: SqlStore) -> None:
     assert await store.any_failed(["acc9", "acc1"])
     assert not await store.any_failed(["acc9"])  # another account
     assert not await store.any_failed([])
+    assert await store.any_failed(None)  # any account
+
+
+async def test_any_failed_of_any_account_counts_deleted_webhooks(store: SqlStore) -> None:
+    hook = await store.create_webhook(webhook())
+    await store.ingest([new_order("o1")], NOW)
+    assert not await store.any_failed(None)
+    [claim] = await store.claim(NOW, 100, "w1")
+    await store.record([failed(claim.delivery.id, hook.id)], NOW)
+    assert await store.any_failed(None)
+    await store.delete_webhook(hook.id, NOW)
+    assert await store.any_failed(None)  # its failed delivery stays failed
+
+
+async def test_pending_of_counts_what_these_accounts_may_list(store: SqlStore) -> None:
+    """The dashboard's queue depth for a partner: its pending deliveries to its own
+    webhooks and to one it shares with another account, never the other account's."""
+    own = await store.create_webhook(webhook(accounts=("acc1",)))
+    await store.create_webhook(webhook(accounts=("acc1", "acc2")))
+    await store.create_webhook(webhook(accounts=("acc2",)))
+    await store.ingest([new_order("o1"), new_order("o2", account="acc2")], NOW)
+    assert await store.pending_of(["acc1"]) == PendingSummary(2, NOW)
+    assert await store.pending_of(["acc2"]) == PendingSummary(2, NOW)
+    assert await store.pending_of(["acc1", "acc2"]) == PendingSummary(4, NOW)
+    claims = await store.claim(NOW, 100, "w1")  # in flight, no longer pending
+    [mine] = [c for c in claims if c.webhook.id == own.id]
+    await store.record([delivered(mine.delivery.id, own.id)], NOW)
+    assert await store.pending_of(["acc1"]) == PendingSummary(0, None)
+    assert await store.pending_of(["acc9"]) == PendingSummary(0, None)
+    assert await store.pending_of([]) == PendingSummary(0, None)
 
 
 async def test_record_and_claim_fills_what_its_outcomes_free(store: SqlStore) -> None:

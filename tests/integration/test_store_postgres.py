@@ -254,6 +254,8 @@ POSTGRES_QUERY_INDEXES = {
     "delivery_counts": "deliveries_webhook_state",
     "list_deliveries_of_webhook": "deliveries_webhook",
     "recent_durations": "attempts_webhook",
+    "any_failed_anywhere": "deliveries_webhook_state",
+    "pending_of_accounts": "deliveries_due",  # pending rows only (a partial index)
 }
 
 

@@ -236,6 +236,8 @@ def test_hot_queries_stay_on_their_indexes() -> None:
         "finished_before": "deliveries_webhook_state",
         "list_deliveries_of_webhook": "deliveries_webhook",
         "next_due_at": "deliveries_due",
+        "any_failed_anywhere": "deliveries_webhook_state",
+        "pending_of_accounts": "deliveries_webhook_state",
     }
     for name, index in expected.items():
         query = queries[name]

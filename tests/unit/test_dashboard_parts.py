@@ -301,6 +301,16 @@ def test_money_in_minor_units() -> None:
     assert formatting.percent(1.0) == "100 %"
 
 
+def test_a_rate_short_of_all_or_above_none_is_never_rounded_to_it() -> None:
+    """One failure in 3,000 deliveries is not a 100 % success rate (the API says
+    0.99967), nor is one success in 3,000 a 0 % one; it was rounded to both."""
+    assert formatting.percent(2999 / 3000) == "> 99.9 %"
+    assert formatting.percent(1 / 3000) == "< 0.1 %"
+    assert formatting.percent(0.9994) == "99.9 %"
+    assert formatting.percent(0.0) == "0 %"
+    assert formatting.percent(None) == "—"
+
+
 def test_usage_is_priced_by_agreement_and_totalled() -> None:
     agreement = Agreement(
         "a", "Ana", NOW, "EUR", {EventType.NEW: 500, EventType.STATUS_UPDATE: 100}

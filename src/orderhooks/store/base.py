@@ -168,6 +168,14 @@ class QueueGauge:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingSummary:
+    """How many deliveries wait, and since when the oldest (None when none waits)."""
+
+    pending: int
+    oldest_pending_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class OutcomeBucket:
     """Attempts that started in [start, start + bucket): how they ended, how long they took.
 

@@ -28,6 +28,7 @@ from orderhooks.store.base import (
     OrderView,
     OutcomeBucket,
     Page,
+    PendingSummary,
     QueueGauge,
     TimeWindowFilter,
     WebhookFilter,
@@ -256,13 +257,25 @@ class ReadOperations(StoreCore):
         )
 
     @reading
-    async def any_failed(self, tx: Tx, accounts: Sequence[str]) -> bool:
-        """Whether a delivery of one of these accounts has failed (to any webhook, deleted
-        ones included)."""
+    async def any_failed(self, tx: Tx, accounts: Sequence[str] | None) -> bool:
+        """Whether a delivery of one of these accounts (None: of any account) has failed
+        (to any webhook, deleted ones included)."""
+        if accounts is None:
+            return await tx.fetchrow("any_failed_anywhere") is not None
         if not accounts:
             return False
         row = await tx.fetchrow("any_failed_of", accounts=tx.array(sorted(accounts)))
         return row is not None
+
+    @reading
+    async def pending_of(self, tx: Tx, accounts: Sequence[str]) -> PendingSummary:
+        """The pending deliveries a partner of these accounts may list (to any of its
+        webhooks, those it shares with other accounts included): how many, and the oldest."""
+        if not accounts:
+            return PendingSummary(0, None)
+        row = await tx.fetchrow("pending_of_accounts", accounts=tx.array(sorted(accounts)))
+        assert row is not None  # an aggregate answers one row
+        return PendingSummary(int(row["pending"]), moment_or_none(row["oldest"]))
 
     @reading
     async def webhook_stats(self, tx: Tx, webhook_id: str, now: datetime) -> WebhookStats:

@@ -451,6 +451,29 @@ WHERE webhook_id IN (
   AND state = 'failed' AND account = ANY(:accounts::text[])
 LIMIT 1;
 
+-- name: any_failed_anywhere
+-- Whether any failed delivery exists, to a live or a deleted webhook (its failed
+-- deliveries stay): the admin's overview asks it, one seek in deliveries_webhook_state
+-- per webhook.
+SELECT 1 FROM deliveries
+WHERE webhook_id IN (SELECT id FROM webhooks) AND state = 'failed'
+LIMIT 1;
+
+-- name: pending_of_accounts
+-- The pending deliveries a partner of these accounts may list (list_deliveries' rule:
+-- an operational event's only to a webhook all of whose accounts are among them), how
+-- many and the oldest: the dashboard's queue depth for a partner. Pending rows only,
+-- through an index: deliveries_webhook_state per webhook that can carry them on SQLite,
+-- the pending-only deliveries_due on PostgreSQL.
+SELECT COUNT(*) AS pending, MIN(created_at) AS oldest FROM deliveries
+WHERE webhook_id IN (
+    SELECT a.webhook_id FROM webhook_accounts AS a
+    WHERE a.account = ANY(:accounts::text[]) OR a.account = '*')
+  AND state = 'pending' AND account = ANY(:accounts::text[])
+  AND (sequence IS NOT NULL OR NOT EXISTS (
+      SELECT 1 FROM webhook_accounts AS wa
+      WHERE wa.webhook_id = deliveries.webhook_id AND wa.account <> ALL(:accounts::text[])));
+
 -- name: list_deliveries
 -- A partner key lists an operational event's delivery only when its accounts cover the
 -- receiving webhook's (and so the webhook the event is about): the same rule in the two

@@ -190,9 +190,14 @@ def redirect(location: str) -> RedirectResponse:
 
 
 def sign_in_redirect(request: Request) -> Response:
-    """Send a visitor without a session to the sign-in page, remembering where they were."""
+    """Send a visitor without a session to the sign-in page, remembering where they were:
+    the page itself, or for a form posted once the session ended, the page of the form
+    (`/ui/webhooks/{id}` for `/ui/webhooks/{id}/disable`: a form's address takes POST only,
+    and the form is not sent again)."""
     target = request.url.path
-    if request.url.query:
+    if request.method not in ("GET", "HEAD"):
+        target = target.rsplit("/", 1)[0] or UI_PREFIX
+    elif request.url.query:
         target += "?" + request.url.query
     return redirect(f"{UI_PREFIX}?next={quote(target, safe='')}")
 

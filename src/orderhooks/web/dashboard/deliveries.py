@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -9,6 +12,7 @@ from orderhooks.domain.batches import encode_batch
 from orderhooks.domain.envelope import encode_body, webhook_body
 from orderhooks.domain.model import (
     AnyEventType,
+    Delivery,
     DeliveryState,
     EventType,
     OperationalEventType,
@@ -18,6 +22,7 @@ from orderhooks.domain.model import (
     Webhook,
 )
 from orderhooks.exceptions import NotFound
+from orderhooks.store import Store
 from orderhooks.store.base import DeliveryFilter
 from orderhooks.web.dashboard.auth import Viewer
 from orderhooks.web.dashboard.context import Dashboard
@@ -48,6 +53,7 @@ async def list_page(dash: Dashboard, request: Request, viewer: Viewer) -> Respon
     )
     cursor = cursor_param(request, "dlv")
     found = await dash.store.list_deliveries(flt, DELIVERIES_PER_PAGE, cursor)
+    openable = await openable_webhooks(dash.store, viewer.scope, found.items)
     return dash.render(
         "deliveries.html",
         viewer=viewer,
@@ -59,7 +65,24 @@ async def list_page(dash: Dashboard, request: Request, viewer: Viewer) -> Respon
         event_types=DELIVERED_TYPES,
         cursor=cursor,
         next_cursor=found.next_cursor,
+        openable=openable,
     )
+
+
+async def openable_webhooks(
+    store: Store, scope: Scope, deliveries: Sequence[Delivery]
+) -> frozenset[str]:
+    """The webhooks of `deliveries` whose page the viewer may open: live, and all of whose
+    accounts are the viewer's (a partner also lists its deliveries to others)."""
+
+    async def one(webhook_id: str) -> str | None:
+        try:
+            return (await store.get_webhook(webhook_id, scope)).id
+        except NotFound:
+            return None
+
+    ids = sorted({d.webhook_id for d in deliveries})
+    return frozenset(found for found in await asyncio.gather(*map(one, ids)) if found)
 
 
 async def _webhook_of(dash: Dashboard, webhook_id: str) -> Webhook | None:
@@ -115,6 +138,7 @@ async def detail_page(dash: Dashboard, request: Request, viewer: Viewer) -> Resp
         payload_pretty=pretty_body(body),
         payload_bytes=len(body),
         attempts=list(view.attempts),
-        can_retry=view.delivery.state in RETRYABLE_STATES,
+        # A deleted webhook's deliveries cannot be retried (the operation answers 409).
+        can_retry=webhook is not None and view.delivery.state in RETRYABLE_STATES,
         notice=notice(request),
     )

@@ -62,10 +62,15 @@ def milliseconds(value: float | None) -> str:
 
 
 def percent(rate: float | None) -> str:
-    """`99.5 %` of a fraction."""
+    """`99.5 %` of a fraction; a rate short of 1 that rounds to 100 reads `> 99.9 %`, and
+    one above 0 that rounds to 0 reads `< 0.1 %`: a failure is never hidden by rounding."""
     if rate is None:
         return "—"
     shown = f"{rate * 100:.1f}"
+    if shown == "100.0" and rate < 1:
+        return "> 99.9 %"
+    if shown == "0.0" and rate > 0:
+        return "< 0.1 %"
     return f"{shown.removesuffix('.0')} %"
 
 

@@ -11,8 +11,10 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Message
 
 from orderhooks.exceptions import (
     Conflict,
@@ -30,6 +32,30 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 CSRF_FIELD = "csrf_token"
 MAX_FORM_FIELDS = 50
+# Far above the largest form of the dashboard (a replay form is well under 1 KiB).
+MAX_FORM_BYTES = 64 * 1024
+
+
+async def read_form(request: Request, *, max_fields: int) -> FormData:
+    """The fields of a posted form, read only up to MAX_FORM_BYTES: a larger body is
+    refused (413) before it is held in memory, whether it declares its length or not.
+    An unreadable form (a file, too many fields, broken multipart) is a 400."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+        raise HTTPException(413)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_FORM_BYTES:
+            raise HTTPException(413)
+        chunks.append(chunk)
+    body = b"".join(chunks)
+
+    async def replay() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return await Request(request.scope, replay).form(max_files=0, max_fields=max_fields)
 
 
 async def _guarded(
@@ -79,7 +105,7 @@ def action(dash: Dashboard, handler: ActionHandler) -> Endpoint:
         viewer = await dash.viewer(request)
         if viewer is None:
             return sign_in_redirect(request)
-        form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
+        form = await read_form(request, max_fields=MAX_FORM_FIELDS)
         token = form.get(CSRF_FIELD)
         valid = isinstance(token, str) and dash.signer.check_csrf(viewer.session, token)
         if not valid or not same_origin(request):

@@ -9,9 +9,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from orderhooks.domain.model import Delivery, DeliveryState, Webhook
-from orderhooks.store.base import DeliveryFilter, WebhookFilter, WebhookStats
+from orderhooks.store.base import DeliveryFilter, PendingSummary, WebhookFilter, WebhookStats
 from orderhooks.web.dashboard.auth import Viewer
 from orderhooks.web.dashboard.context import Dashboard
+from orderhooks.web.dashboard.deliveries import openable_webhooks
 from orderhooks.web.dashboard.health import Health, trouble_first, webhook_health
 from orderhooks.web.dashboard.panels import activity_panel
 from orderhooks.web.dashboard.series import CHART_RANGES, load_series
@@ -37,23 +38,34 @@ async def _recent_failures(
     dash: Dashboard,
     viewer: Viewer,
     rows: Sequence[tuple[Webhook, Health, WebhookStats]],
-    *,
-    complete: bool,
 ) -> Sequence[Delivery]:
     """The newest failed deliveries; not even asked for when there are none (a state
     filter across all webhooks is the costly kind: no index serves it). An admin's list
-    holds every live webhook, so their stats tell. A partner's deliveries also go to
-    webhooks its list leaves out (installed on one of its accounts and another, or on
-    every account), so the store is asked, through an index."""
+    holds every live webhook, so a failure in their stats tells there are some; else the
+    store is asked, through an index, as deleted webhooks keep their failed deliveries.
+    A partner's deliveries also go to webhooks its list leaves out (installed on one of
+    its accounts and another, or on every account), so the store is asked too."""
     accounts = viewer.scope.accounts
     if accounts is None:
         failed = any(stats.counts.get(DeliveryState.FAILED, 0) for _, _, stats in rows)
-        if complete and not failed:
+        if not failed and not await dash.store.any_failed(None):
             return []
     elif not await dash.store.any_failed(sorted(accounts)):
         return []
     flt = DeliveryFilter(scope=viewer.scope, state=DeliveryState.FAILED)
     return (await dash.store.list_deliveries(flt, RECENT_FAILURES, None)).items
+
+
+async def _queue(dash: Dashboard, viewer: Viewer) -> PendingSummary:
+    """The pending deliveries the viewer may list, as `GET /v1/deliveries?state=pending`
+    lists them: every one for an admin; a partner's also to webhooks its list leaves out
+    (shared with other accounts), never another account's."""
+    accounts = viewer.scope.accounts
+    if accounts is not None:
+        return await dash.store.pending_of(sorted(accounts))
+    gauges = await dash.store.queue_gauges()
+    oldest = min((g.oldest_pending_at for g in gauges if g.oldest_pending_at), default=None)
+    return PendingSummary(sum(g.pending for g in gauges), oldest)
 
 
 async def overview_page(dash: Dashboard, request: Request, viewer: Viewer) -> Response:
@@ -62,28 +74,27 @@ async def overview_page(dash: Dashboard, request: Request, viewer: Viewer) -> Re
     chart = CHART_RANGES["1h"]
     hooks = await store.list_webhooks(WebhookFilter(scope=scope), OVERVIEW_WEBHOOKS, None)
     # Independent reads run together: the page takes as long as the slowest one.
-    rows, gauges, buckets = await asyncio.gather(
+    rows, queue, buckets = await asyncio.gather(
         health_rows(dash, hooks.items),
-        store.queue_gauges(),
+        _queue(dash, viewer),
         load_series(store, scope, None, chart, now),
     )
-    visible = {h.id for h in hooks.items}
-    mine = [g for g in gauges if viewer.is_admin or g.webhook_id in visible]
-    oldest = min((g.oldest_pending_at for g in mine if g.oldest_pending_at), default=None)
-    failures = await _recent_failures(dash, viewer, rows, complete=hooks.next_cursor is None)
+    failures = await _recent_failures(dash, viewer, rows)
+    openable = await openable_webhooks(store, scope, failures)
     return dash.render(
         "overview.html",
         viewer=viewer,
         title="Overview",
         nav="overview",
         panel=activity_panel(buckets, chart, prefix="overview"),
-        pending=sum(g.pending for g in mine),
-        oldest_pending_at=oldest,
+        pending=queue.pending,
+        oldest_pending_at=queue.oldest_pending_at,
         webhook_count=len(hooks.items),
         more_webhooks=hooks.next_cursor is not None,
         active_count=sum(1 for _, health, _ in rows if health.level in ("ok", "idle")),
         attention=[row for row in rows if row[1].rank < 2][:ATTENTION_ROWS],
         failures=failures,
+        openable=openable,
         # Broker sources are the operator's: shown to admins only, never with credentials.
         sources=[s.as_json() for s in source_statuses(request)] if viewer.is_admin else [],
     )

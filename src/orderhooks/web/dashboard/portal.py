@@ -17,7 +17,7 @@ from orderhooks.domain.portal import MAX_EXPIRES_IN_SECONDS, PortalLink, hash_po
 from orderhooks.exceptions import StoreUnavailable
 from orderhooks.service.portal import open_portal_link
 from orderhooks.web.dashboard.context import UI_PREFIX, Dashboard, framed_by_other_sites, redirect
-from orderhooks.web.dashboard.guards import Endpoint, same_origin
+from orderhooks.web.dashboard.guards import Endpoint, read_form, same_origin
 from orderhooks.web.dashboard.session import SESSION_COOKIE
 
 TOKEN_FIELD = "portal_token"  # noqa: S105 - a form field name, not a secret
@@ -70,7 +70,7 @@ def open_portal(dash: Dashboard) -> Endpoint:
     """POST /ui/portal: use the link once and start its session."""
 
     async def endpoint(request: Request) -> Response:
-        form = await request.form(max_files=0, max_fields=5)
+        form = await read_form(request, max_fields=5)
         token = form.get(TOKEN_FIELD)
         if not same_origin(request):
             return dash.error_page(None, 403, "This form did not come from this dashboard.")

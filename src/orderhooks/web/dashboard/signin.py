@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from orderhooks.web.dashboard.auth import SignInRefusal
 from orderhooks.web.dashboard.context import UI_PREFIX, Dashboard, redirect, safe_next
-from orderhooks.web.dashboard.guards import CSRF_FIELD, Endpoint, same_origin
+from orderhooks.web.dashboard.guards import CSRF_FIELD, Endpoint, read_form, same_origin
 from orderhooks.web.dashboard.portal import forget_partitioned_session
 from orderhooks.web.dashboard.session import (
     SESSION_COOKIE,
@@ -72,7 +72,7 @@ def sign_in(dash: Dashboard) -> Endpoint:
     """POST /ui/signin: check the key, start a session, go where the user was heading."""
 
     async def endpoint(request: Request) -> Response:
-        form = await request.form(max_files=0, max_fields=10)
+        form = await read_form(request, max_fields=10)
         next_path = safe_next(str(form.get("next") or ""))
         presented = form.get(SIGNIN_FIELD)
         nonce = request.cookies.get(SIGNIN_COOKIE)
@@ -116,15 +116,19 @@ def sign_in(dash: Dashboard) -> Endpoint:
 
 
 def sign_out(dash: Dashboard) -> Endpoint:
-    """POST /ui/signout: forget the session (the form carries the CSRF token)."""
+    """POST /ui/signout: forget the session (the form carries the CSRF token and comes
+    from this site, as every form)."""
 
     async def endpoint(request: Request) -> Response:
         viewer = await dash.viewer(request)
         if viewer is not None:
-            form = await request.form(max_files=0, max_fields=10)
+            form = await read_form(request, max_fields=10)
             token = form.get(CSRF_FIELD)
-            if not isinstance(token, str) or not dash.signer.check_csrf(viewer.session, token):
-                return dash.error_page(viewer, 403, "This form has expired. Please try again.")
+            valid = isinstance(token, str) and dash.signer.check_csrf(viewer.session, token)
+            if not valid or not same_origin(request):
+                return dash.error_page(
+                    viewer, 403, "This form has expired or did not come from this dashboard."
+                )
             dash.end_session(viewer.session)
         response = redirect(UI_PREFIX)
         response.delete_cookie(

@@ -47,7 +47,8 @@ async def usage_page(dash: Dashboard, request: Request, viewer: Viewer) -> Respo
         nav="usage",
         lines=lines,
         totals=account_totals(lines),
-        months=offered,
+        # A month from the address that the form does not offer is still the one shown.
+        months=offered if chosen in (*offered, ALL_RECENT_MONTHS) else [*offered, chosen],
         month=chosen,
         all_months=ALL_RECENT_MONTHS,
         account=account or "",

@@ -19,8 +19,14 @@
     if (!toggle.checked || document.hidden) {
       return;
     }
-    fetch(window.location.href, { credentials: "same-origin", redirect: "error" })
+    fetch(window.location.href, { credentials: "same-origin", redirect: "manual" })
       .then(function (response) {
+        if (response.type === "opaqueredirect") {
+          // Only a page without a session redirects: load it for real, so the sign-in
+          // page shows (and leads back here) instead of figures that no longer change.
+          window.location.reload();
+          return null;
+        }
         return response.ok ? response.text() : null;
       })
       .then(function (html) {
@@ -43,7 +49,7 @@
         });
       })
       .catch(function () {
-        // A failed refresh (server restarting, session expired) leaves the page as it was.
+        // A failed refresh (server restarting) leaves the page as it was.
       });
   }
 
