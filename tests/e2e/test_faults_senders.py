@@ -11,6 +11,7 @@ import psutil
 import pytest
 
 from orderhooks.testing.receiver import Receiver
+from orderhooks.testing.recording import Reply, ReplyKind
 from orderhooks.testing.server import ServerProcess
 from tests.e2e.support import assert_per_order
 from tests.support.api import Api, poll
@@ -103,3 +104,25 @@ async def test_sigterm_drains_and_stops_every_sender(
     assert not [pid for pid in senders if psutil.pid_exists(pid)], "every sender exited"
     assert rx.delivered_ids() >= set(ids), "the attempts in flight finished"
     assert rx.abandoned() == [], "no attempt was cut short"
+
+
+async def test_a_resend_after_a_sender_died_is_signed_afresh(
+    api: Api, server: ServerProcess, account: str, rx: Receiver
+) -> None:
+    # webhook-timestamp is the Unix time of each attempt (docs/events.md, signatures): the
+    # copy a dead sender's request gets, a timeout later, is signed when it is sent.
+    senders = await wait_senders(server, SENDERS)
+    rx.fail_first(1, failure=Reply(ReplyKind.BLACK_HOLE))  # the first copy is never answered
+    hook = await api.create_webhook(rx.url, [account], timeoutSeconds=TIMEOUT_SECONDS)
+    [event_id] = await api.new_order(new_order(account))
+    await rx.wait_for(lambda: rx.in_flight == 1, what="the first copy in flight")
+    for pid in senders:
+        os.kill(pid, signal.SIGKILL)
+
+    await rx.wait_for_delivered({event_id}, timeout=WAIT_DELIVERED_SECONDS)
+    first, second = rx.requests[:2]
+    assert first.webhook_id == second.webhook_id == event_id
+    assert int(second.headers["webhook-timestamp"]) > int(first.headers["webhook-timestamp"]), (
+        "the resend carried the first copy's timestamp and signature"
+    )
+    rx.verify_all(hook["secret"])

@@ -128,6 +128,10 @@ def _signed_request(
     )
     headers.update(described)
     _set_traceparent(headers, trace_parent)
+
+    def resign(at: datetime) -> OutboundRequest:
+        return _signed_request(webhook, message_id, body, at, described, trace_parent)
+
     return OutboundRequest(
         url=webhook.url,
         body=body,
@@ -135,6 +139,7 @@ def _signed_request(
         timeout_seconds=float(webhook.timeout_seconds),
         client_tls=webhook.tls,
         webhook_id=webhook.id,
+        resign=resign,
     )
 
 

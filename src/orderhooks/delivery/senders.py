@@ -14,7 +14,7 @@ event loop travels in one frame).
 
 A sender that dies (a crash, SIGKILL) loses nothing: each request it had not answered
 goes to another sender (or to its replacement) as soon as that attempt's timeout is
-over, not after its lease (timeout + 30 s). Until then its delivery keeps its
+over, not after its lease (timeout + 30 s), signed afresh. Until then its delivery keeps its
 `maxConcurrency` slot, as an attempt that timed out would: the receiver may still be
 working on the first copy. The second copy is what at-least-once delivery allows
 (docs/guarantees.md). The pool starts a replacement at once, or with a backoff when
@@ -39,6 +39,7 @@ from typing import Any
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from orderhooks.clock import utc_now
 from orderhooks.delivery.transport import OutboundRequest, TransportResult
 from orderhooks.domain.model import AttemptError, ClientTls
 from orderhooks.logging import get_logger
@@ -224,10 +225,14 @@ class SenderPool:
             sender.outbox = []
 
     def _reassign(self, requests: Iterable[tuple[int, OutboundRequest]]) -> None:
+        """Send again what a dead sender had not answered, or what waited for a sender:
+        signed afresh, as `webhook-timestamp` is the time of each attempt."""
+        now = utc_now()
         for request_id, request in requests:
             future = self._futures.get(request_id)
             if future is not None and not future.done():
-                self._assign(request_id, request)
+                resigned = request.resign(now) if request.resign is not None else request
+                self._assign(request_id, resigned)
 
     # ------------------------------------------------------------ one sender's life
 

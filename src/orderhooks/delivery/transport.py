@@ -31,6 +31,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 import aiohttp
@@ -66,6 +67,11 @@ class OutboundRequest:
     timeout_seconds: float
     client_tls: ClientTls | None = None  # the webhook's client certificate, if any
     webhook_id: str = ""  # whose client certificate (the key of the context cache)
+    # The same request signed at another time (a fresh webhook-timestamp): what a copy
+    # sent later, after a sender process died, goes out as. Never crosses a process.
+    resign: Callable[[datetime], OutboundRequest] | None = field(
+        default=None, compare=False, repr=False
+    )
 
 
 @dataclass(frozen=True, slots=True)
