@@ -4,6 +4,7 @@ nothing and the parent brings it back; SIGTERM drains and stops every process.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 
@@ -126,3 +127,37 @@ async def test_a_resend_after_a_sender_died_is_signed_afresh(
         "the resend carried the first copy's timestamp and signature"
     )
     rx.verify_all(hook["secret"])
+
+
+async def test_a_hung_sender_is_replaced_and_its_requests_sent_again(
+    api: Api, server: ServerProcess, account: str, rx: Receiver
+) -> None:
+    # A sender that stops (SIGSTOP) keeps its channel open: nothing ever comes back from
+    # it, so its attempts would hold their slots, and their orders, for ever.
+    senders = await wait_senders(server, SENDERS)
+    rx.slow(0.5)  # keeps attempts in flight in both senders
+    hook = await api.create_webhook(
+        rx.url, [account], maxConcurrency=MAX_CONCURRENCY, timeoutSeconds=TIMEOUT_SECONDS
+    )
+    acknowledged: list[str] = []
+    for _ in range(8):
+        acknowledged += await api.new_order(new_order(account))
+    await rx.wait_for(lambda: rx.in_flight >= 2, what="attempts in flight")
+    os.kill(senders[0], signal.SIGSTOP)
+    try:
+        for _ in range(8):  # some go to the stopped sender too (the least busy one)
+            acknowledged += await api.new_order(new_order(account))
+        # What the stopped sender sent reached the receiver, but its answer never came
+        # back: only the server's own record shows the attempt was finished.
+        await api.wait_deliveries(
+            hook["id"],
+            lambda ds: len(ds) == len(acknowledged) and {d["state"] for d in ds} == {"delivered"},
+            timeout=WAIT_DELIVERED_SECONDS,
+            what="every delivery recorded as delivered",
+        )
+        after = await wait_senders(server, SENDERS)
+        assert senders[0] not in after, "the hung sender was replaced"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(senders[0], signal.SIGKILL)
+    assert "sender process hung; killing it" in server.log_text()
