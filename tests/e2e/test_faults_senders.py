@@ -161,3 +161,31 @@ async def test_a_hung_sender_is_replaced_and_its_requests_sent_again(
         with contextlib.suppress(ProcessLookupError):
             os.kill(senders[0], signal.SIGKILL)
     assert "sender process hung; killing it" in server.log_text()
+
+
+@pytest.mark.slow
+async def test_no_copy_sent_again_outlasts_the_lease(
+    api: Api, server: ServerProcess, account: str, rx: Receiver
+) -> None:
+    # The webhook's longest timeout: a copy sent again after a hung sender is killed (its
+    # timeout and 5 s later) could not end before the lease (timeout + 30 s), and the
+    # claim after the lease would send one of its own beside it.
+    senders = await wait_senders(server, SENDERS)
+    rx.slow(40)  # every copy waits until the sender gives up on it
+    hook = await api.create_webhook(rx.url, [account], maxConcurrency=1, timeoutSeconds=30)
+    await api.new_order(new_order(account))
+    await rx.wait_for(lambda: rx.in_flight == 1, what="the first copy in flight")
+    for pid in senders:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        await api.wait_deliveries(
+            hook["id"],
+            lambda ds: ds[0]["attemptCount"] >= 1,
+            timeout=120,
+            what="an attempt recorded",
+        )
+    finally:
+        for pid in senders:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert rx.max_in_flight == 1, "two copies of the delivery were in flight at once"

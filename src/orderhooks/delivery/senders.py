@@ -14,21 +14,23 @@ event loop travels in one frame).
 
 A sender that dies (a crash, SIGKILL) loses nothing: each request it had not answered
 goes to another sender (or to its replacement) as soon as that attempt's timeout is
-over, not after its lease (timeout + 30 s), signed afresh. Until then its delivery keeps its
-`maxConcurrency` slot, as an attempt that timed out would: the receiver may still be
-working on the first copy. The second copy is what at-least-once delivery allows
-(docs/guarantees.md). A sender that hangs (SIGSTOP, stuck) keeps its channel open: one
-that has not answered a request `HUNG_GRACE_SECONDS` after its timeout is killed, and
-is then a sender that died. The pool starts a replacement at once, or with a backoff when
-senders keep dying. Senders ignore SIGTERM and SIGINT: the parent drains its
-attempts first, then closes the channels, and a sender exits when its channel closes
-(so it also exits when the parent dies).
+over, not after its lease (timeout + 30 s), signed afresh; one that could not be
+answered before the lease ends is given up (`AttemptAbandoned`) and left to it. Until
+then its delivery keeps its `maxConcurrency` slot, as an attempt that timed out would:
+the receiver may still be working on the first copy. The second copy is what
+at-least-once delivery allows (docs/guarantees.md). A sender that hangs (SIGSTOP, stuck) keeps
+its channel open: one that has not answered a request `HUNG_GRACE_SECONDS` after its
+timeout is killed, and is then a sender that died. The pool starts a replacement at
+once, or with a backoff when senders keep dying. Senders ignore SIGTERM and SIGINT: the
+parent drains its attempts first, then closes the channels, and a sender exits when its
+channel closes (so it also exits when the parent dies).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import pickle
@@ -37,12 +39,13 @@ import struct
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from orderhooks.clock import utc_now
-from orderhooks.delivery.transport import OutboundRequest, TransportResult
+from orderhooks.delivery.transport import AttemptAbandoned, OutboundRequest, TransportResult
 from orderhooks.domain.model import AttemptError, ClientTls
 from orderhooks.logging import get_logger
 
@@ -58,6 +61,9 @@ EXIT_WAIT_SECONDS = 5.0
 # (stopped, or stuck): it is killed, and its requests go to another sender.
 HUNG_GRACE_SECONDS = 5.0
 START_TIMEOUT_SECONDS = 30.0
+# A copy sent again must be answered, and its outcome written, this long before the
+# delivery's lease ends.
+RESEND_MARGIN_SECONDS = 2.0
 HUNG_CHECK_SECONDS = 1.0
 SENDER_MODULE = "orderhooks.delivery.sender"
 
@@ -241,13 +247,25 @@ class SenderPool:
 
     def _reassign(self, requests: Iterable[tuple[int, OutboundRequest]]) -> None:
         """Send again what a dead sender had not answered, or what waited for a sender:
-        signed afresh, as `webhook-timestamp` is the time of each attempt."""
+        signed afresh, as `webhook-timestamp` is the time of each attempt. One that could
+        still be in flight when its delivery's lease ends is given up instead (the lease
+        brings the delivery back): else the claim after the lease sends a copy of its
+        own, and the two are in flight at once."""
         now = utc_now()
         for request_id, request in requests:
             future = self._futures.get(request_id)
-            if future is not None and not future.done():
-                resigned = request.resign(now) if request.resign is not None else request
-                self._assign(request_id, resigned)
+            if future is None or future.done():
+                continue
+            lease = request.lease_expires_at
+            if (
+                lease is not None
+                and now + timedelta(seconds=request.timeout_seconds + RESEND_MARGIN_SECONDS) > lease
+            ):
+                future.set_exception(AttemptAbandoned("no time left in the lease to send it again"))
+                continue
+            if request.resign is not None:
+                request = dataclasses.replace(request.resign(now), lease_expires_at=lease)
+            self._assign(request_id, request)
 
     # ------------------------------------------------------------ one sender's life
 

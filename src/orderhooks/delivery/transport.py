@@ -72,6 +72,9 @@ class OutboundRequest:
     resign: Callable[[datetime], OutboundRequest] | None = field(
         default=None, compare=False, repr=False
     )
+    # When the delivery's lease ends (its claim's): after it the delivery may be claimed
+    # and sent again, so no copy of this request may still be in flight then.
+    lease_expires_at: datetime | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,11 @@ class TransportResult:
     error: AttemptError | None
     duration_ms: int
     detail: str = ""
+
+
+class AttemptAbandoned(Exception):
+    """The transport gave the request up without an answer (a copy sent now could not
+    end before the delivery's lease): the lease brings the delivery back."""
 
 
 class Transport(Protocol):
