@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import signal
@@ -120,3 +121,22 @@ async def test_a_copy_that_could_outlast_the_lease_is_not_sent(rx: Receiver) -> 
     finally:
         await senders.close()
     assert len(rx.requests) == 1, "no second copy was sent"
+
+
+async def test_close_ends_a_stopped_sender_with_requests_unsent(rx: Receiver) -> None:
+    # A sender stopped (SIGSTOP) reads nothing: what the parent wrote to it stays in the
+    # parent's buffer, and closing the channel waited for that buffer to drain, for ever.
+    senders = SenderPool(1, LOOPBACK_ONLY)
+    await senders.start()
+    [pid] = senders.pids
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        body = b"x" * 1_000_000
+        attempts = [asyncio.ensure_future(senders.send(request(rx.url, body))) for _ in range(20)]
+        await asyncio.sleep(0)  # written to the channel
+        await asyncio.wait_for(senders.close(), 30)
+        assert all(attempt.cancelled() for attempt in attempts)
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)

@@ -219,8 +219,7 @@ class SenderPool:
         for future in self._futures.values():
             if not future.done():
                 future.cancel()
-        for sender in self._senders:
-            await self._stop(sender)
+        await asyncio.gather(*(self._stop(sender) for sender in self._senders))
 
     # ------------------------------------------------------------ assigning work
 
@@ -390,8 +389,14 @@ class SenderPool:
     async def _stop(self, sender: _Sender) -> None:
         if sender.writer is not None:
             sender.writer.close()
-            with contextlib.suppress(OSError):
-                await sender.writer.wait_closed()
+            try:
+                # A closing channel first writes out what is buffered, which a sender
+                # that reads nothing (stopped, hung) never takes: then it is cut.
+                await asyncio.wait_for(sender.writer.wait_closed(), EXIT_WAIT_SECONDS)
+            except TimeoutError:
+                sender.writer.transport.abort()
+            except OSError:
+                pass
         if sender.reader_task is not None:
             sender.reader_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
