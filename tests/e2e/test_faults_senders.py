@@ -189,3 +189,28 @@ async def test_no_copy_sent_again_outlasts_the_lease(
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     assert rx.max_in_flight == 1, "two copies of the delivery were in flight at once"
+
+
+async def test_a_batch_in_flight_in_a_killed_sender_is_sent_again_signed_afresh(
+    api: Api, server: ServerProcess, account: str, rx: Receiver
+) -> None:
+    senders = await wait_senders(server, SENDERS)
+    rx.fail_first(1, failure=Reply(ReplyKind.BLACK_HOLE))  # the first batch hangs
+    hook = await api.create_webhook(
+        rx.url, [account], timeoutSeconds=TIMEOUT_SECONDS, batch={"maxEvents": 4, "maxWaitMs": 200}
+    )
+    acknowledged: list[str] = []
+    for _ in range(4):
+        acknowledged += await api.new_order(new_order(account))
+    await rx.wait_for(lambda: rx.in_flight == 1, what="the first batch in flight")
+    for pid in senders:
+        os.kill(pid, signal.SIGKILL)
+
+    def delivered() -> set[str]:
+        return {event["id"] for body in rx.events(accepted_only=True) for event in body["events"]}
+
+    await rx.wait_for(lambda: delivered() >= set(acknowledged), timeout=WAIT_DELIVERED_SECONDS)
+    first, second = rx.requests[:2]
+    assert first.webhook_id == second.webhook_id and first.body == second.body
+    assert int(second.headers["webhook-timestamp"]) > int(first.headers["webhook-timestamp"])
+    rx.verify_all(hook["secret"])
