@@ -214,3 +214,21 @@ async def test_a_batch_in_flight_in_a_killed_sender_is_sent_again_signed_afresh(
     assert first.webhook_id == second.webhook_id and first.body == second.body
     assert int(second.headers["webhook-timestamp"]) > int(first.headers["webhook-timestamp"])
     rx.verify_all(hook["secret"])
+
+
+async def test_a_second_sigterm_stops_every_process_at_once(
+    api: Api, server: ServerProcess, account: str, rx: Receiver
+) -> None:
+    senders = await wait_senders(server, SENDERS)
+    rx.black_hole()
+    await api.create_webhook(rx.url, [account], timeoutSeconds=30)
+    for _ in range(3):
+        await api.new_order(new_order(account))
+    await rx.wait_for(lambda: rx.in_flight == 3, what="3 attempts in flight")
+    os.kill(senders[0], signal.SIGSTOP)  # one of them will not exit by itself either
+    assert server.process is not None
+    server.process.send_signal(signal.SIGTERM)
+    await rx.wait_for(lambda: "shutting down" in server.log_text(), what="the drain")
+    code = await asyncio.to_thread(server.terminate, 10)  # well within the 30 s drain
+    assert code == 0, f"exit code {code} after two signals"
+    assert not [pid for pid in senders if psutil.pid_exists(pid)], "every sender exited"
