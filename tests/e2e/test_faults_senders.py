@@ -4,6 +4,7 @@ nothing and the parent brings it back; SIGTERM drains and stops every process.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 
@@ -11,6 +12,7 @@ import psutil
 import pytest
 
 from orderhooks.testing.receiver import Receiver
+from orderhooks.testing.recording import Reply, ReplyKind
 from orderhooks.testing.server import ServerProcess
 from tests.e2e.support import assert_per_order
 from tests.support.api import Api, poll
@@ -103,3 +105,130 @@ async def test_sigterm_drains_and_stops_every_sender(
     assert not [pid for pid in senders if psutil.pid_exists(pid)], "every sender exited"
     assert rx.delivered_ids() >= set(ids), "the attempts in flight finished"
     assert rx.abandoned() == [], "no attempt was cut short"
+
+
+async def test_a_resend_after_a_sender_died_is_signed_afresh(
+    api: Api, server: ServerProcess, account: str, rx: Receiver
+) -> None:
+    # webhook-timestamp is the Unix time of each attempt (docs/events.md, signatures): the
+    # copy a dead sender's request gets, a timeout later, is signed when it is sent.
+    senders = await wait_senders(server, SENDERS)
+    rx.fail_first(1, failure=Reply(ReplyKind.BLACK_HOLE))  # the first copy is never answered
+    hook = await api.create_webhook(rx.url, [account], timeoutSeconds=TIMEOUT_SECONDS)
+    [event_id] = await api.new_order(new_order(account))
+    await rx.wait_for(lambda: rx.in_flight == 1, what="the first copy in flight")
+    for pid in senders:
+        os.kill(pid, signal.SIGKILL)
+
+    await rx.wait_for_delivered({event_id}, timeout=WAIT_DELIVERED_SECONDS)
+    first, second = rx.requests[:2]
+    assert first.webhook_id == second.webhook_id == event_id
+    assert int(second.headers["webhook-timestamp"]) > int(first.headers["webhook-timestamp"]), (
+        "the resend carried the first copy's timestamp and signature"
+    )
+    rx.verify_all(hook["secret"])
+
+
+async def test_a_hung_sender_is_replaced_and_its_requests_sent_again(
+    api: Api, server: ServerProcess, account: str, rx: Receiver
+) -> None:
+    # A sender that stops (SIGSTOP) keeps its channel open: nothing ever comes back from
+    # it, so its attempts would hold their slots, and their orders, for ever.
+    senders = await wait_senders(server, SENDERS)
+    rx.slow(0.5)  # keeps attempts in flight in both senders
+    hook = await api.create_webhook(
+        rx.url, [account], maxConcurrency=MAX_CONCURRENCY, timeoutSeconds=TIMEOUT_SECONDS
+    )
+    acknowledged: list[str] = []
+    for _ in range(8):
+        acknowledged += await api.new_order(new_order(account))
+    await rx.wait_for(lambda: rx.in_flight >= 2, what="attempts in flight")
+    os.kill(senders[0], signal.SIGSTOP)
+    try:
+        for _ in range(8):  # some go to the stopped sender too (the least busy one)
+            acknowledged += await api.new_order(new_order(account))
+        # What the stopped sender sent reached the receiver, but its answer never came
+        # back: only the server's own record shows the attempt was finished.
+        await api.wait_deliveries(
+            hook["id"],
+            lambda ds: len(ds) == len(acknowledged) and {d["state"] for d in ds} == {"delivered"},
+            timeout=WAIT_DELIVERED_SECONDS,
+            what="every delivery recorded as delivered",
+        )
+        after = await wait_senders(server, SENDERS)
+        assert senders[0] not in after, "the hung sender was replaced"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(senders[0], signal.SIGKILL)
+    assert "sender process hung; killing it" in server.log_text()
+
+
+@pytest.mark.slow
+async def test_no_copy_sent_again_outlasts_the_lease(
+    api: Api, server: ServerProcess, account: str, rx: Receiver
+) -> None:
+    # The webhook's longest timeout: a copy sent again after a hung sender is killed (its
+    # timeout and 5 s later) could not end before the lease (timeout + 30 s), and the
+    # claim after the lease would send one of its own beside it.
+    senders = await wait_senders(server, SENDERS)
+    rx.slow(40)  # every copy waits until the sender gives up on it
+    hook = await api.create_webhook(rx.url, [account], maxConcurrency=1, timeoutSeconds=30)
+    await api.new_order(new_order(account))
+    await rx.wait_for(lambda: rx.in_flight == 1, what="the first copy in flight")
+    for pid in senders:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        await api.wait_deliveries(
+            hook["id"],
+            lambda ds: ds[0]["attemptCount"] >= 1,
+            timeout=120,
+            what="an attempt recorded",
+        )
+    finally:
+        for pid in senders:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert rx.max_in_flight == 1, "two copies of the delivery were in flight at once"
+
+
+async def test_a_batch_in_flight_in_a_killed_sender_is_sent_again_signed_afresh(
+    api: Api, server: ServerProcess, account: str, rx: Receiver
+) -> None:
+    senders = await wait_senders(server, SENDERS)
+    rx.fail_first(1, failure=Reply(ReplyKind.BLACK_HOLE))  # the first batch hangs
+    hook = await api.create_webhook(
+        rx.url, [account], timeoutSeconds=TIMEOUT_SECONDS, batch={"maxEvents": 4, "maxWaitMs": 200}
+    )
+    acknowledged: list[str] = []
+    for _ in range(4):
+        acknowledged += await api.new_order(new_order(account))
+    await rx.wait_for(lambda: rx.in_flight == 1, what="the first batch in flight")
+    for pid in senders:
+        os.kill(pid, signal.SIGKILL)
+
+    def delivered() -> set[str]:
+        return {event["id"] for body in rx.events(accepted_only=True) for event in body["events"]}
+
+    await rx.wait_for(lambda: delivered() >= set(acknowledged), timeout=WAIT_DELIVERED_SECONDS)
+    first, second = rx.requests[:2]
+    assert first.webhook_id == second.webhook_id and first.body == second.body
+    assert int(second.headers["webhook-timestamp"]) > int(first.headers["webhook-timestamp"])
+    rx.verify_all(hook["secret"])
+
+
+async def test_a_second_sigterm_stops_every_process_at_once(
+    api: Api, server: ServerProcess, account: str, rx: Receiver
+) -> None:
+    senders = await wait_senders(server, SENDERS)
+    rx.black_hole()
+    await api.create_webhook(rx.url, [account], timeoutSeconds=30)
+    for _ in range(3):
+        await api.new_order(new_order(account))
+    await rx.wait_for(lambda: rx.in_flight == 3, what="3 attempts in flight")
+    os.kill(senders[0], signal.SIGSTOP)  # one of them will not exit by itself either
+    assert server.process is not None
+    server.process.send_signal(signal.SIGTERM)
+    await rx.wait_for(lambda: "shutting down" in server.log_text(), what="the drain")
+    code = await asyncio.to_thread(server.terminate, 10)  # well within the 30 s drain
+    assert code == 0, f"exit code {code} after two signals"
+    assert not [pid for pid in senders if psutil.pid_exists(pid)], "every sender exited"

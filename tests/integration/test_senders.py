@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import os
 import signal
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import psutil
 import pytest
 
+from orderhooks.clock import utc_now
 from orderhooks.delivery.senders import (
     SenderConfig,
     SenderPool,
 )
-from orderhooks.delivery.transport import OutboundRequest
+from orderhooks.delivery.transport import AttemptAbandoned, OutboundRequest
 from orderhooks.domain.model import AttemptError
 from orderhooks.testing.receiver import Receiver
 
@@ -97,3 +101,42 @@ async def test_close_ends_every_sender() -> None:
     pids = senders.pids
     await senders.close()
     assert not [pid for pid in pids if psutil.pid_exists(pid)]
+
+
+async def test_a_copy_that_could_outlast_the_lease_is_not_sent(rx: Receiver) -> None:
+    # Sent again once the timeout is over, a copy would still be in flight when the
+    # delivery's lease ends and the claim sends one of its own: it is given up instead.
+    rx.black_hole()
+    senders = SenderPool(1, LOOPBACK_ONLY)
+    await senders.start()
+    try:
+        [pid] = senders.pids
+        lease = utc_now() + timedelta(seconds=4)
+        sent = dataclasses.replace(request(rx.url, timeout=2.0), lease_expires_at=lease)
+        attempt = asyncio.ensure_future(senders.send(sent))
+        await rx.wait_for(lambda: rx.in_flight == 1, what="the first copy in flight")
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(AttemptAbandoned):
+            await asyncio.wait_for(attempt, 20)
+    finally:
+        await senders.close()
+    assert len(rx.requests) == 1, "no second copy was sent"
+
+
+async def test_close_ends_a_stopped_sender_with_requests_unsent(rx: Receiver) -> None:
+    # A sender stopped (SIGSTOP) reads nothing: what the parent wrote to it stays in the
+    # parent's buffer, and closing the channel waited for that buffer to drain, for ever.
+    senders = SenderPool(1, LOOPBACK_ONLY)
+    await senders.start()
+    [pid] = senders.pids
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        body = b"x" * 1_000_000
+        attempts = [asyncio.ensure_future(senders.send(request(rx.url, body))) for _ in range(20)]
+        await asyncio.sleep(0)  # written to the channel
+        await asyncio.wait_for(senders.close(), 30)
+        assert all(attempt.cancelled() for attempt in attempts)
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)

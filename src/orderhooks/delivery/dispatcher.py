@@ -35,7 +35,7 @@ from orderhooks.delivery.outbound import BodyCache, build_batch_request, build_r
 from orderhooks.delivery.outcomes import decide, observe, outcome_label, outcome_of
 from orderhooks.delivery.recorder import OutcomeRecorder
 from orderhooks.delivery.retry import Decision
-from orderhooks.delivery.transport import Transport, TransportResult
+from orderhooks.delivery.transport import AttemptAbandoned, Transport, TransportResult
 from orderhooks.domain.batches import encode_batch
 from orderhooks.logging import get_logger
 from orderhooks.metrics import Metrics
@@ -290,6 +290,13 @@ class Dispatcher:
             request = build_request(claim, body, started_at, trace_parent=trace_parent)
             result = await self._transport.send(request)
             return self._outcome(claim, started_at, result), result
+        except AttemptAbandoned as exc:
+            log.warning(
+                "a delivery attempt was abandoned; its lease will bring it back",
+                delivery_id=claim.delivery.id,
+                reason=str(exc),
+            )
+            return None
         except Exception:
             log.exception("a delivery attempt could not be made", delivery_id=claim.delivery.id)
             return None
@@ -328,6 +335,13 @@ class Dispatcher:
             position = max(c.delivery.schedule_position for c in claims)
             decision = self._decide(first, position, result)
             return [outcome_of(c, started_at, result, decision) for c in claims], result
+        except AttemptAbandoned as exc:
+            log.warning(
+                "a batch attempt was abandoned; its leases will bring it back",
+                batch_id=first.batch_id,
+                reason=str(exc),
+            )
+            return None
         except Exception:
             log.exception("a batch attempt could not be made", batch_id=first.batch_id)
             return None

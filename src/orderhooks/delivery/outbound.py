@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.metadata
 from collections.abc import Mapping, Sequence
@@ -83,7 +84,8 @@ def build_request(
         HEADER_DELIVERY_ID: claim.delivery.id,
         HEADER_ATTEMPT: str(claim.attempt),
     }
-    return _signed_request(claim.webhook, claim.event.id, body, now, described, trace_parent)
+    request = _signed_request(claim.webhook, claim.event.id, body, now, described, trace_parent)
+    return dataclasses.replace(request, lease_expires_at=claim.lease_expires_at)
 
 
 def build_batch_request(
@@ -102,7 +104,9 @@ def build_batch_request(
         HEADER_ATTEMPT: str(max(claim.attempt for claim in claims)),
     }
     message_id = first.batch_id or first.delivery.id
-    return _signed_request(first.webhook, message_id, body, now, described, trace_parent)
+    request = _signed_request(first.webhook, message_id, body, now, described, trace_parent)
+    lease = min(claim.lease_expires_at for claim in claims)
+    return dataclasses.replace(request, lease_expires_at=lease)
 
 
 def _signed_request(
@@ -128,6 +132,10 @@ def _signed_request(
     )
     headers.update(described)
     _set_traceparent(headers, trace_parent)
+
+    def resign(at: datetime) -> OutboundRequest:
+        return _signed_request(webhook, message_id, body, at, described, trace_parent)
+
     return OutboundRequest(
         url=webhook.url,
         body=body,
@@ -135,6 +143,7 @@ def _signed_request(
         timeout_seconds=float(webhook.timeout_seconds),
         client_tls=webhook.tls,
         webhook_id=webhook.id,
+        resign=resign,
     )
 
 

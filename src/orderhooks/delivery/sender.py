@@ -1,9 +1,11 @@
 """One sender process: `python -m orderhooks.delivery.sender <fd>` (see `senders.py`).
 
-Reads its `SenderConfig`, then frames of requests from the socket `fd`, sends each one
-with an `AiohttpTransport` (the same guarded, pooled transport one process uses) and
-writes the results back, a frame per loop turn. It exits when the channel closes: the
-parent closes it after draining, or died. SIGTERM and SIGINT are the parent's to act on.
+Reads its `SenderConfig` and answers with an empty frame (ready: the parent counts its
+requests' timeouts from there), then reads frames of requests from the socket `fd`,
+sends each one with an `AiohttpTransport` (the same guarded, pooled transport one
+process uses) and writes the results back, a frame per loop turn. It exits when the
+channel closes: the parent closes it after draining, or died. SIGTERM and SIGINT are
+the parent's to act on.
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ async def serve_channel(fd: int) -> None:
     guard = NetworkGuard(parse_network_list(",".join(config.allowed_networks)))
     transport = AiohttpTransport(guard, limit=config.limit, proxy=config.proxy)
     replies = _Replies(writer)
+    writer.write(encode_frame([]))  # ready: the parent counts timeouts from here
     in_flight: set[asyncio.Task[None]] = set()
 
     async def attempt(message: RequestMessage) -> None:

@@ -14,19 +14,23 @@ event loop travels in one frame).
 
 A sender that dies (a crash, SIGKILL) loses nothing: each request it had not answered
 goes to another sender (or to its replacement) as soon as that attempt's timeout is
-over, not after its lease (timeout + 30 s). Until then its delivery keeps its
-`maxConcurrency` slot, as an attempt that timed out would: the receiver may still be
-working on the first copy. The second copy is what at-least-once delivery allows
-(docs/guarantees.md). The pool starts a replacement at once, or with a backoff when
-senders keep dying. Senders ignore SIGTERM and SIGINT: the parent drains its
-attempts first, then closes the channels, and a sender exits when its channel closes
-(so it also exits when the parent dies).
+over, not after its lease (timeout + 30 s), signed afresh; one that could not be
+answered before the lease ends is given up (`AttemptAbandoned`) and left to it. Until
+then its delivery keeps its `maxConcurrency` slot, as an attempt that timed out would:
+the receiver may still be working on the first copy. The second copy is what
+at-least-once delivery allows (docs/guarantees.md). A sender that hangs (SIGSTOP, stuck) keeps
+its channel open: one that has not answered a request `HUNG_GRACE_SECONDS` after its
+timeout is killed, and is then a sender that died. The pool starts a replacement at
+once, or with a backoff when senders keep dying. Senders ignore SIGTERM and SIGINT: the
+parent drains its attempts first, then closes the channels, and a sender exits when its
+channel closes (so it also exits when the parent dies).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import pickle
@@ -35,11 +39,13 @@ import struct
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from orderhooks.delivery.transport import OutboundRequest, TransportResult
+from orderhooks.clock import utc_now
+from orderhooks.delivery.transport import AttemptAbandoned, OutboundRequest, TransportResult
 from orderhooks.domain.model import AttemptError, ClientTls
 from orderhooks.logging import get_logger
 
@@ -50,6 +56,15 @@ RESTART_BACKOFF_MAX_SECONDS = 5.0
 # A sender that stayed up this long was healthy: its next crash restarts it at once.
 HEALTHY_UPTIME_SECONDS = 10.0
 EXIT_WAIT_SECONDS = 5.0
+# A sender answers each request by the end of its timeout (the transport's own bound on
+# the whole attempt). One this late, or not ready this long after its start, is hung
+# (stopped, or stuck): it is killed, and its requests go to another sender.
+HUNG_GRACE_SECONDS = 5.0
+START_TIMEOUT_SECONDS = 30.0
+# A copy sent again must be answered, and its outcome written, this long before the
+# delivery's lease ends.
+RESEND_MARGIN_SECONDS = 2.0
+HUNG_CHECK_SECONDS = 1.0
 SENDER_MODULE = "orderhooks.delivery.sender"
 
 log = get_logger("orderhooks.delivery")
@@ -142,6 +157,7 @@ class _Sender:
     # Unanswered requests, with the loop time their attempt's timeout ends.
     pending: dict[int, tuple[OutboundRequest, float]] = field(default_factory=dict)
     started_at: float = 0.0
+    ready_at: float | None = None  # when its first frame (that it is ready) arrived
     backoff: float = RESTART_BACKOFF_INITIAL_SECONDS
     outbox: list[RequestMessage] = field(default_factory=list)
 
@@ -164,6 +180,7 @@ class SenderPool:
         self._waiting: list[tuple[int, OutboundRequest]] = []  # no sender alive right now
         self._restarts: set[asyncio.Task[None]] = set()
         self._flush_scheduled = False
+        self._watchdog: asyncio.Task[None] | None = None
 
     @property
     def pids(self) -> list[int]:
@@ -174,6 +191,7 @@ class SenderPool:
         """Start every sender process."""
         for sender in self._senders:
             await self._start(sender)
+        self._watchdog = asyncio.create_task(self._watch(), name="sender-watchdog")
 
     async def send(self, request: OutboundRequest) -> TransportResult:
         """Hand the request to the least busy sender and wait for its result."""
@@ -191,14 +209,17 @@ class SenderPool:
     async def close(self) -> None:
         """Close every channel and wait for the senders to exit (killing laggards)."""
         self._closing = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
         for task in list(self._restarts):
             task.cancel()
         await asyncio.gather(*self._restarts, return_exceptions=True)
         for future in self._futures.values():
             if not future.done():
                 future.cancel()
-        for sender in self._senders:
-            await self._stop(sender)
+        await asyncio.gather(*(self._stop(sender) for sender in self._senders))
 
     # ------------------------------------------------------------ assigning work
 
@@ -224,10 +245,26 @@ class SenderPool:
             sender.outbox = []
 
     def _reassign(self, requests: Iterable[tuple[int, OutboundRequest]]) -> None:
+        """Send again what a dead sender had not answered, or what waited for a sender:
+        signed afresh, as `webhook-timestamp` is the time of each attempt. One that could
+        still be in flight when its delivery's lease ends is given up instead (the lease
+        brings the delivery back): else the claim after the lease sends a copy of its
+        own, and the two are in flight at once."""
+        now = utc_now()
         for request_id, request in requests:
             future = self._futures.get(request_id)
-            if future is not None and not future.done():
-                self._assign(request_id, request)
+            if future is None or future.done():
+                continue
+            lease = request.lease_expires_at
+            if (
+                lease is not None
+                and now + timedelta(seconds=request.timeout_seconds + RESEND_MARGIN_SECONDS) > lease
+            ):
+                future.set_exception(AttemptAbandoned("no time left in the lease to send it again"))
+                continue
+            if request.resign is not None:
+                request = dataclasses.replace(request.resign(now), lease_expires_at=lease)
+            self._assign(request_id, request)
 
     # ------------------------------------------------------------ one sender's life
 
@@ -251,6 +288,7 @@ class SenderPool:
         writer.write(encode_frame([self._config]))
         sender.writer = writer
         sender.started_at = asyncio.get_running_loop().time()
+        sender.ready_at = None
         sender.reader_task = asyncio.create_task(
             self._read_results(sender, reader), name=f"sender-{sender.number}"
         )
@@ -261,7 +299,10 @@ class SenderPool:
     async def _read_results(self, sender: _Sender, reader: asyncio.StreamReader) -> None:
         try:
             while True:
-                for message in await read_frame(reader):
+                messages = await read_frame(reader)
+                if sender.ready_at is None:
+                    self._ready(sender)
+                for message in messages:
                     request_id, result = result_from_message(message)
                     sender.pending.pop(request_id, None)
                     future = self._futures.get(request_id)
@@ -271,6 +312,41 @@ class SenderPool:
             pass  # the channel closed: the sender exited or died
         if not self._closing:
             self._lost(sender)
+
+    def _ready(self, sender: _Sender) -> None:
+        """The sender's first frame (empty) arrived: it starts on its requests now, so
+        none of them can end before its timeout counted from here."""
+        now = asyncio.get_running_loop().time()
+        sender.ready_at = now
+        for request_id, (request, deadline) in list(sender.pending.items()):
+            sender.pending[request_id] = (request, max(deadline, now + request.timeout_seconds))
+
+    async def _watch(self) -> None:
+        """Kill a sender that is hung: a stopped process keeps its channel open, so
+        nothing else would ever notice, and its requests would hold their deliveries'
+        slots and orders for ever. Its channel then closes, as when it dies."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(HUNG_CHECK_SECONDS)
+            now = loop.time()
+            for sender in self._senders:
+                process = sender.process
+                if process is None or process.returncode is not None or not sender.alive:
+                    continue
+                if sender.ready_at is None:
+                    hung = now - sender.started_at > START_TIMEOUT_SECONDS
+                else:
+                    late = now - HUNG_GRACE_SECONDS
+                    hung = any(deadline < late for _, deadline in sender.pending.values())
+                if hung:
+                    log.warning(
+                        "sender process hung; killing it",
+                        sender=sender.number,
+                        pid=process.pid,
+                        requests=len(sender.pending),
+                    )
+                    with contextlib.suppress(ProcessLookupError):
+                        process.kill()
 
     def _lost(self, sender: _Sender) -> None:
         """A sender died: its unanswered requests go elsewhere now, and it comes back."""
@@ -313,8 +389,14 @@ class SenderPool:
     async def _stop(self, sender: _Sender) -> None:
         if sender.writer is not None:
             sender.writer.close()
-            with contextlib.suppress(OSError):
-                await sender.writer.wait_closed()
+            try:
+                # A closing channel first writes out what is buffered, which a sender
+                # that reads nothing (stopped, hung) never takes: then it is cut.
+                await asyncio.wait_for(sender.writer.wait_closed(), EXIT_WAIT_SECONDS)
+            except TimeoutError:
+                sender.writer.transport.abort()
+            except OSError:
+                pass
         if sender.reader_task is not None:
             sender.reader_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -31,6 +31,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 import aiohttp
@@ -66,6 +67,14 @@ class OutboundRequest:
     timeout_seconds: float
     client_tls: ClientTls | None = None  # the webhook's client certificate, if any
     webhook_id: str = ""  # whose client certificate (the key of the context cache)
+    # The same request signed at another time (a fresh webhook-timestamp): what a copy
+    # sent later, after a sender process died, goes out as. Never crosses a process.
+    resign: Callable[[datetime], OutboundRequest] | None = field(
+        default=None, compare=False, repr=False
+    )
+    # When the delivery's lease ends (its claim's): after it the delivery may be claimed
+    # and sent again, so no copy of this request may still be in flight then.
+    lease_expires_at: datetime | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +91,11 @@ class TransportResult:
     error: AttemptError | None
     duration_ms: int
     detail: str = ""
+
+
+class AttemptAbandoned(Exception):
+    """The transport gave the request up without an answer (a copy sent now could not
+    end before the delivery's lease): the lease brings the delivery back."""
 
 
 class Transport(Protocol):
