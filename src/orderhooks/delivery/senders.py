@@ -59,7 +59,7 @@ EXIT_WAIT_SECONDS = 5.0
 # A sender answers each request by the end of its timeout (the transport's own bound on
 # the whole attempt). One this late, or not ready this long after its start, is hung
 # (stopped, or stuck): it is killed, and its requests go to another sender.
-HUNG_GRACE_SECONDS = 5.0
+HUNG_GRACE_SECONDS = 10.0  # generous: a sender starved of CPU on a loaded host is not hung
 START_TIMEOUT_SECONDS = 30.0
 # A copy sent again must be answered, and its outcome written, this long before the
 # delivery's lease ends.
