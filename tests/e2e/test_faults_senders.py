@@ -58,14 +58,20 @@ async def wait_senders(server: ServerProcess, count: int) -> list[int]:
     return await poll(fetch, lambda pids: len(pids) == count, 30, f"{count} sender processes")
 
 
+async def slowed_webhook(api: Api, rx: Receiver, account: str, seconds: float) -> dict[str, object]:
+    """A webhook on `rx`, which answers after `seconds`: attempts stay in flight in both
+    senders."""
+    rx.slow(seconds)
+    return await api.create_webhook(
+        rx.url, [account], maxConcurrency=MAX_CONCURRENCY, timeoutSeconds=TIMEOUT_SECONDS
+    )
+
+
 async def test_sigkill_of_a_sender_loses_nothing_and_it_comes_back(
     api: Api, server: ServerProcess, account: str, rx: Receiver
 ) -> None:
     before = await wait_senders(server, SENDERS)
-    rx.slow(0.05)  # keeps requests in flight in both senders
-    hook = await api.create_webhook(
-        rx.url, [account], maxConcurrency=MAX_CONCURRENCY, timeoutSeconds=TIMEOUT_SECONDS
-    )
+    hook = await slowed_webhook(api, rx, account, 0.05)
     acknowledged: list[str] = []
     order_ids: list[str] = []
     for _ in range(ORDERS):
@@ -135,10 +141,7 @@ async def test_a_hung_sender_is_replaced_and_its_requests_sent_again(
     # A sender that stops (SIGSTOP) keeps its channel open: nothing ever comes back from
     # it, so its attempts would hold their slots, and their orders, for ever.
     senders = await wait_senders(server, SENDERS)
-    rx.slow(0.5)  # keeps attempts in flight in both senders
-    hook = await api.create_webhook(
-        rx.url, [account], maxConcurrency=MAX_CONCURRENCY, timeoutSeconds=TIMEOUT_SECONDS
-    )
+    hook = await slowed_webhook(api, rx, account, 0.5)
     acknowledged: list[str] = []
     for _ in range(8):
         acknowledged += await api.new_order(new_order(account))

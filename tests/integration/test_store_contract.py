@@ -492,15 +492,22 @@ async def test_final_failures_probe_the_backlog_without_cool_down(store: SqlStor
     assert len(await claim_ids(store)) == 1
 
 
-async def test_a_delivery_made_due_by_hand_probes_a_failing_webhook_now(
-    store: SqlStore,
-) -> None:
+async def probed_webhook(store: SqlStore, orders: int) -> tuple[Webhook, list[Any], datetime]:
+    """A webhook whose first three deliveries (of `orders`) failed at NOW: it is probed,
+    its next probe an hour away. The webhook, those claims, and that hour."""
     hook = await store.create_webhook(webhook(retry_schedule=(3600,)))
-    await store.ingest([new_order(f"o{i}") for i in range(3)], NOW)
+    await store.ingest([new_order(f"o{i}") for i in range(orders)], NOW)
     claims = await store.claim(NOW, 3, "w1")
     later = NOW + timedelta(hours=1)
     await store.record([failed(c.delivery.id, hook.id, retry_at=later) for c in claims], NOW)
     assert await claim_ids(store) == []  # probed, at the retry an hour away
+    return hook, claims, later
+
+
+async def test_a_delivery_made_due_by_hand_probes_a_failing_webhook_now(
+    store: SqlStore,
+) -> None:
+    hook, claims, later = await probed_webhook(store, orders=3)
     retried = await store.retry_delivery_now(claims[0].delivery.id, NOW)
     assert await store.next_due_at() == NOW
     assert await claim_ids(store) == [retried.id]
@@ -512,12 +519,7 @@ async def test_a_delivery_made_due_by_hand_probes_a_failing_webhook_now(
 
 
 async def test_a_new_url_is_probed_now(store: SqlStore) -> None:
-    hook = await store.create_webhook(webhook(retry_schedule=(3600,)))
-    await store.ingest([new_order(f"o{i}") for i in range(4)], NOW)
-    claims = await store.claim(NOW, 3, "w1")
-    later = NOW + timedelta(hours=1)
-    await store.record([failed(c.delivery.id, hook.id, retry_at=later) for c in claims], NOW)
-    assert await claim_ids(store) == []  # probed, at the retry an hour away
+    hook, _, _ = await probed_webhook(store, orders=4)
     stored = await store.get_webhook(hook.id, Scope())
     moved = dataclasses.replace(stored, url="https://elsewhere.example.com/hook", updated_at=NOW)
     await store.update_webhook(moved)
@@ -593,6 +595,12 @@ def batching(max_events: int, max_wait_ms: int, **overrides: Any) -> Any:
 def in_batch(outcome: Outcome, batch_id: str | None) -> Outcome:
     """The outcome as the dispatcher reports it for a delivery sent in a batch."""
     return dataclasses.replace(outcome, batch_id=batch_id)
+
+
+async def start_batching(store: SqlStore, webhook_id: str, batch: BatchSettings) -> None:
+    """PATCH the webhook to batch its deliveries."""
+    stored = await store.get_webhook(webhook_id, Scope())
+    await store.update_webhook(dataclasses.replace(stored, batch=batch))
 
 
 async def batches_of(store: SqlStore, at: datetime, limit: int = 100) -> list[list[Any]]:
@@ -710,8 +718,7 @@ async def test_a_batch_holds_deliveries_at_one_point_of_their_schedule(store: Sq
         outcome = failed(claim.delivery.id, hook.id, number, retry_at=retry_at, position=number)
         await store.record([outcome], due)
         due = retry_at
-    stored = await store.get_webhook(hook.id, Scope())
-    await store.update_webhook(dataclasses.replace(stored, batch=BatchSettings(10, 0)))
+    await start_batching(store, hook.id, BatchSettings(10, 0))
     await store.ingest([new_order("o2"), new_order("o3")], due)
     batches = await batches_of(store, due)
     assert sorted(
@@ -729,8 +736,7 @@ async def test_a_full_batch_goes_at_once_beside_deliveries_at_another_point(
     await store.ingest([new_order("o1")], NOW)
     [claim] = await store.claim(NOW, 10, "w1")
     await store.record([failed(claim.delivery.id, hook.id, retry_at=NOW, position=1)], NOW)
-    stored = await store.get_webhook(hook.id, Scope())
-    await store.update_webhook(dataclasses.replace(stored, batch=BatchSettings(2, 60_000)))
+    await start_batching(store, hook.id, BatchSettings(2, 60_000))
     later = NOW + timedelta(seconds=1)
     await store.ingest([new_order("o2"), new_order("o3")], later)
     [batch] = await batches_of(store, later)
@@ -764,8 +770,7 @@ async def test_a_full_batch_goes_at_once_beside_deliveries_at_two_other_points(
     [claim] = await store.claim(first, 10, "w1")
     assert claim.event.order_id == "o2"
     await store.record([failed(claim.delivery.id, hook.id, retry_at=second, position=1)], first)
-    stored = await store.get_webhook(hook.id, Scope())
-    await store.update_webhook(dataclasses.replace(stored, batch=BatchSettings(2, 60_000)))
+    await start_batching(store, hook.id, BatchSettings(2, 60_000))
     later = NOW + timedelta(seconds=3)
     await store.ingest([new_order("o3"), new_order("o4")], later)
     [batch] = await batches_of(store, later)

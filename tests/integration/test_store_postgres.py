@@ -58,18 +58,47 @@ def pg_store(url: str, **options: Any) -> PostgresStore:
     return PostgresStore(url, **values)
 
 
+@contextlib.asynccontextmanager
+async def migrated_store(url: str, **options: Any) -> AsyncIterator[PostgresStore]:
+    """A store standing for one orderhooks process, open on a migrated database."""
+    store = pg_store(url, **options)
+    await store.open()
+    try:
+        await store.migrate()
+        yield store
+    finally:
+        await store.close()
+
+
+@contextlib.asynccontextmanager
+async def side_connection(url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of the test's own, to hold locks or look at the server's."""
+    conn = await asyncpg.connect(url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def two_stores(
+    url: str, **options: Any
+) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
+    """Two stores standing for two processes on one database, migrated."""
+    async with migrated_store(url, **options) as first:
+        second = pg_store(url, **options)
+        await second.open()
+        try:
+            yield first, second
+        finally:
+            await second.close()
+
+
 @pytest.fixture()
 async def two_processes(pg_url: str) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
     """Two stores on one fresh database, migrated."""
-    first, second = pg_store(pg_url), pg_store(pg_url)
-    await first.open()
-    await second.open()
-    await first.migrate()
-    try:
-        yield first, second
-    finally:
-        await first.close()
-        await second.close()
+    async with two_stores(pg_url) as stores:
+        yield stores
 
 
 async def test_concurrent_migrations_apply_once(pg_url: str) -> None:
@@ -501,10 +530,7 @@ async def test_usage_rows_are_in_the_same_order_whatever_the_database_collation(
     SQLite and on the dashboard; a database created with a language's collation (the
     default of many PostgreSQL installations, such as en_US.UTF-8) sorted accounts by
     that language's rules instead (`alpha` before `Bravo`)."""
-    store = pg_store(pg_url)
-    await store.open()
-    await store.migrate()
-    try:
+    async with migrated_store(pg_url) as store:
         connection = await asyncpg.connect(pg_url)
         try:
             # What a database whose default collation is a language's gives the column.
@@ -520,8 +546,6 @@ async def test_usage_rows_are_in_the_same_order_whatever_the_database_collation(
             await connection.close()
         rows = await store.usage(None, ["2026-11"])
         assert [row.account for row in rows] == sorted(["alpha", "Bravo", "acct-b", "acct_a"])
-    finally:
-        await store.close()
 
 
 AGREEMENT_RACE_ROUNDS = 60
@@ -534,12 +558,7 @@ async def test_an_agreement_recorded_while_a_webhook_is_created_or_enabled_activ
     webhook on it: whichever commits last, the webhook ends up active. Before, the
     webhook's transaction could read "no agreement" while the agreement's could not yet
     see the webhook, leaving it awaiting an agreement that exists."""
-    first = pg_store(pg_url, require_agreement=True)
-    second = pg_store(pg_url, require_agreement=True)
-    await first.open()
-    await second.open()
-    await first.migrate()
-    try:
+    async with two_stores(pg_url, require_agreement=True) as (first, second):
         stuck = []
         for n in range(AGREEMENT_RACE_ROUNDS):
             account = f"race-{n}"
@@ -560,9 +579,6 @@ async def test_an_agreement_recorded_while_a_webhook_is_created_or_enabled_activ
             if state != WebhookState.ACTIVE:
                 stuck.append((n, state))
         assert stuck == []
-    finally:
-        await first.close()
-        await second.close()
 
 
 async def _after(seconds: float, work: Any) -> Any:
@@ -575,12 +591,7 @@ async def test_two_agreements_recorded_at_once_activate_the_webhook_needing_both
 ) -> None:
     """A webhook on two accounts awaits both agreements; recorded at the same time by two
     processes, neither may miss the other's: the webhook ends up active."""
-    first = pg_store(pg_url, require_agreement=True)
-    second = pg_store(pg_url, require_agreement=True)
-    await first.open()
-    await second.open()
-    await first.migrate()
-    try:
+    async with two_stores(pg_url, require_agreement=True) as (first, second):
         stuck = []
         for n in range(AGREEMENT_RACE_ROUNDS // 3):
             accounts = (f"left-{n}", f"right-{n}")
@@ -594,9 +605,6 @@ async def test_two_agreements_recorded_at_once_activate_the_webhook_needing_both
             if state != WebhookState.ACTIVE:
                 stuck.append((n, state))
         assert stuck == []
-    finally:
-        await first.close()
-        await second.close()
 
 
 DELETE_RACE_ROUNDS = 20
@@ -608,11 +616,7 @@ async def test_no_delivery_stays_pending_for_a_webhook_deleted_during_an_ingest(
     """One process ingests orders while another deletes the webhook they go to: every
     delivery of the deleted webhook ends `cancelled` (docs/api.md, DELETE), none is left
     `pending` for a webhook nothing will ever send to."""
-    first, second = pg_store(pg_url), pg_store(pg_url)
-    await first.open()
-    await second.open()
-    await first.migrate()
-    try:
+    async with two_stores(pg_url) as (first, second):
         left = []
         for n in range(DELETE_RACE_ROUNDS):
             hook = await first.create_webhook(webhook())
@@ -630,9 +634,6 @@ async def test_no_delivery_stays_pending_for_a_webhook_deleted_during_an_ingest(
             if pending:
                 left.append((n, len(pending)))
         assert left == []
-    finally:
-        await first.close()
-        await second.close()
 
 
 async def _connected(store: PostgresStore, connections: int) -> None:
@@ -692,11 +693,10 @@ async def test_an_agreement_takes_the_account_locks_in_their_sorted_order(pg_url
     agreement of `acct-b` for a webhook awaiting `acct-a` and `acct-b` must not hold
     `acct-b` while it waits for `acct-a`: an agreement of `acct-a` recorded at the same
     time, holding `acct-a` and waiting for `acct-b`, would deadlock with it."""
-    store = pg_store(pg_url, require_agreement=True)
-    await store.open()
-    await store.migrate()
-    holder = await asyncpg.connect(pg_url)
-    try:
+    async with (
+        migrated_store(pg_url, require_agreement=True) as store,
+        side_connection(pg_url) as holder,
+    ):
         hook = await store.create_webhook(webhook(accounts=("acct-a", "acct-b")))
         async with holder.transaction():
             await holder.execute("SELECT pg_advisory_xact_lock(7251003, hashtext('acct-a'))")
@@ -706,9 +706,6 @@ async def test_an_agreement_takes_the_account_locks_in_their_sorted_order(pg_url
         await recording
         assert not held_while_waiting
         assert (await store.get_webhook(hook.id, Scope())).state == WebhookState.AWAITING_AGREEMENT
-    finally:
-        await holder.close()
-        await store.close()
 
 
 async def test_a_change_adding_an_account_takes_the_account_locks_in_their_sorted_order(
@@ -717,11 +714,7 @@ async def test_a_change_adding_an_account_takes_the_account_locks_in_their_sorte
     """A change within the per-account cap that adds `acct-c` to a webhook on `acct-a`
     must not hold `acct-c` while it waits for `acct-a` (a creation on both accounts,
     holding `acct-a` and waiting for `acct-c`, would deadlock with it)."""
-    store = pg_store(pg_url)
-    await store.open()
-    await store.migrate()
-    holder = await asyncpg.connect(pg_url)
-    try:
+    async with migrated_store(pg_url) as store, side_connection(pg_url) as holder:
         hook = await store.create_webhook(webhook(accounts=("acct-a",)))
         stored = await store.get_webhook(hook.id, Scope())
         change = dataclasses.replace(stored, accounts=("acct-a", "acct-c"))
@@ -733,9 +726,6 @@ async def test_a_change_adding_an_account_takes_the_account_locks_in_their_sorte
         await updating
         assert not held_while_waiting
         assert (await store.get_webhook(hook.id, Scope())).accounts == ("acct-a", "acct-c")
-    finally:
-        await holder.close()
-        await store.close()
 
 
 async def _hold_webhook(conn: asyncpg.Connection, webhook_id: str) -> None:
@@ -764,11 +754,7 @@ async def test_a_disable_waits_for_a_deleted_receiver_before_it_locks_anything(
     webhook's share lock before anything a delete of it goes on to lock (the lock order
     atop postgres/queries.sql). It took it last, holding the webhooks' version that the
     delete, holding the lock, then bumps: the two deadlocked."""
-    store = pg_store(pg_url)
-    await store.open()
-    await store.migrate()
-    holder = await asyncpg.connect(pg_url)
-    try:
+    async with migrated_store(pg_url) as store, side_connection(pg_url) as holder:
         operator = await store.create_webhook(
             webhook(accounts=("*",), event_types=(OperationalEventType.WEBHOOK_DISABLED,))
         )
@@ -786,9 +772,6 @@ async def test_a_disable_waits_for_a_deleted_receiver_before_it_locks_anything(
         assert not version_locked
         [sent] = await deliveries_of(store, operator.id)
         assert sent.state == DeliveryState.PENDING
-    finally:
-        await holder.close()
-        await store.close()
 
 
 async def test_outcomes_wait_for_a_deleted_receiver_before_they_lock_deliveries(
@@ -798,11 +781,7 @@ async def test_outcomes_wait_for_a_deleted_receiver_before_they_lock_deliveries(
     outcome of that webhook's own delivery, take its share lock before the delivery rows:
     a delete of it, holding the lock, goes on to cancel its deliveries. Taken last, the
     outcomes held the delivery the delete waited for: the two deadlocked."""
-    store = pg_store(pg_url)
-    await store.open()
-    await store.migrate()
-    holder = await asyncpg.connect(pg_url)
-    try:
+    async with migrated_store(pg_url) as store, side_connection(pg_url) as holder:
         operator = await store.create_webhook(
             webhook(
                 accounts=("*",),
@@ -832,9 +811,6 @@ async def test_outcomes_wait_for_a_deleted_receiver_before_they_lock_deliveries(
             (OperationalEventType.DELIVERY_FAILED, DeliveryState.PENDING),
             (EventType.NEW, DeliveryState.DELIVERED),
         ]
-    finally:
-        await holder.close()
-        await store.close()
 
 
 async def test_the_webhook_locks_of_a_wide_ingest_stay_few(pg_url: str) -> None:

@@ -200,6 +200,11 @@ def test_flags_override_and_none_keeps_the_environment() -> None:
         ("ORDERHOOKS_RETRY_JITTER", "-0.1"),
         ("ORDERHOOKS_RETRY_SCHEDULE", "5,soon"),
         ("ORDERHOOKS_RETRY_SCHEDULE", "5,-1"),
+        # A wait in every entry: the first three read as no retries at all.
+        *(
+            ("ORDERHOOKS_RETRY_SCHEDULE", schedule)
+            for schedule in [",", " ", ",,", "5,,60", "5,60,", ",5", "5,1_000", "5,+60", "5,٦٠"]
+        ),
         ("ORDERHOOKS_ALLOWED_NETWORKS", "10.0.0.0/33"),
         ("ORDERHOOKS_REQUIRE_AGREEMENT", "maybe"),
         ("ORDERHOOKS_DELIVERY_TIMEOUT", "0"),
@@ -290,26 +295,6 @@ def test_a_database_url_that_cannot_be_used_is_refused_without_its_password(valu
 )
 def test_database_urls_of_both_engines_are_taken_as_they_are(value: str) -> None:
     assert load_settings({"ORDERHOOKS_DATABASE_URL": value}).database_url == value
-
-
-@pytest.mark.parametrize(
-    "value",
-    [
-        ",",  # these read as no retries at all
-        " ",
-        ",,",
-        "5,,60",
-        "5,60,",
-        ",5",
-        "5,1_000",
-        "5,+60",
-        "5,٦٠",
-    ],
-)
-def test_a_retry_schedule_has_a_wait_in_every_entry(value: str) -> None:
-    with pytest.raises(ConfigError, match=r"^ORDERHOOKS_RETRY_SCHEDULE must") as refused:
-        load_settings({"ORDERHOOKS_RETRY_SCHEDULE": value})
-    assert repr(value) in str(refused.value)
 
 
 def test_a_retry_schedule_takes_waits_of_decimal_seconds() -> None:
