@@ -11,6 +11,7 @@ import signal
 import psutil
 import pytest
 
+from orderhooks.delivery.senders import HUNG_GRACE_SECONDS
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.recording import Reply, ReplyKind
 from orderhooks.testing.server import ServerProcess
@@ -25,7 +26,14 @@ MAX_CONCURRENCY = 4
 # before its lease (timeout + 30 s) would bring it back: the wait below is shorter.
 TIMEOUT_SECONDS = 3
 WAIT_DELIVERED_SECONDS = 20.0
+# A stopped sender is killed only HUNG_GRACE_SECONDS after the timeout of the oldest
+# request it holds (one handed to it before the stop), and its requests go out then: most
+# of WAIT_DELIVERED_SECONDS is spent before the first resend, too little is left for a
+# loaded host. A wait, not a bound: passing tests never reach it.
+WAIT_AFTER_HANG_SECONDS = TIMEOUT_SECONDS + HUNG_GRACE_SECONDS + WAIT_DELIVERED_SECONDS * 2
 ORDERS = 40
+SECOND_SIGTERM_EXIT_SECONDS = 20.0
+BATCH_WAIT_NEVER_MS = 60_000  # the longest wait: longer than any test here
 STATUS_FLOW = (20, 50, 70, 90)
 
 
@@ -155,7 +163,7 @@ async def test_a_hung_sender_is_replaced_and_its_requests_sent_again(
         await api.wait_deliveries(
             hook["id"],
             lambda ds: len(ds) == len(acknowledged) and {d["state"] for d in ds} == {"delivered"},
-            timeout=WAIT_DELIVERED_SECONDS,
+            timeout=WAIT_AFTER_HANG_SECONDS,
             what="every delivery recorded as delivered",
         )
         after = await wait_senders(server, SENDERS)
@@ -171,8 +179,8 @@ async def test_no_copy_sent_again_outlasts_the_lease(
     api: Api, server: ServerProcess, account: str, rx: Receiver
 ) -> None:
     # The webhook's longest timeout: a copy sent again after a hung sender is killed (its
-    # timeout and 5 s later) could not end before the lease (timeout + 30 s), and the
-    # claim after the lease would send one of its own beside it.
+    # timeout and HUNG_GRACE_SECONDS later) could not end before the lease (timeout + 30 s),
+    # and the claim after the lease would send one of its own beside it.
     senders = await wait_senders(server, SENDERS)
     rx.slow(40)  # every copy waits until the sender gives up on it
     hook = await api.create_webhook(rx.url, [account], maxConcurrency=1, timeoutSeconds=30)
@@ -199,8 +207,14 @@ async def test_a_batch_in_flight_in_a_killed_sender_is_sent_again_signed_afresh(
 ) -> None:
     senders = await wait_senders(server, SENDERS)
     rx.fail_first(1, failure=Reply(ReplyKind.BLACK_HOLE))  # the first batch hangs
+    # The batch goes when its 4 events are due, never by its wait: a wait as short as the
+    # four ingests on a loaded host sends a partial first batch, and requests[1] is then
+    # the rest of the events rather than the copy sent again.
     hook = await api.create_webhook(
-        rx.url, [account], timeoutSeconds=TIMEOUT_SECONDS, batch={"maxEvents": 4, "maxWaitMs": 200}
+        rx.url,
+        [account],
+        timeoutSeconds=TIMEOUT_SECONDS,
+        batch={"maxEvents": 4, "maxWaitMs": BATCH_WAIT_NEVER_MS},
     )
     acknowledged: list[str] = []
     for _ in range(4):
@@ -232,6 +246,9 @@ async def test_a_second_sigterm_stops_every_process_at_once(
     assert server.process is not None
     server.process.send_signal(signal.SIGTERM)
     await rx.wait_for(lambda: "shutting down" in server.log_text(), what="the drain")
-    code = await asyncio.to_thread(server.terminate, 10)  # well within the 30 s drain
+    # The stopped sender alone takes EXIT_WAIT_SECONDS (5 s) before it is killed: 10 s left
+    # a loaded host 5 s for the rest of the exit. 20 s is still short of the 30 s drain
+    # that a second signal must cut.
+    code = await asyncio.to_thread(server.terminate, SECOND_SIGTERM_EXIT_SECONDS)
     assert code == 0, f"exit code {code} after two signals"
     assert not [pid for pid in senders if psutil.pid_exists(pid)], "every sender exited"
