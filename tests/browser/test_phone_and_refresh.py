@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from playwright.sync_api import Browser, Page
+from playwright.sync_api import Error as PlaywrightError
 
 from tests.browser.conftest import World
 from tests.browser.helpers import PHONE, deliveries_of, shoot, sign_in, wait_until
@@ -88,8 +89,13 @@ def test_auto_refresh_leads_to_sign_in_once_the_session_ends(world: World, page:
     assert world.api.delete(f"/v1/keys/{created.json()['id']}").status_code == 204
 
     def on_sign_in_page() -> bool:
-        page.clock.run_for(16_000)
-        return page.get_by_label("API key").count() == 1
+        # The reload may be navigating while the clock runs or the page is read: then
+        # the page's context is gone for a moment, and the next look tells.
+        try:
+            page.clock.run_for(16_000)
+            return page.get_by_label("API key").count() == 1
+        except PlaywrightError:
+            return False
 
     wait_until(on_sign_in_page, "the sign-in page after the session ended")
     assert page.url == f"{world.base_url}/ui?next=%2Fui%2Fwebhooks"
