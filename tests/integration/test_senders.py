@@ -140,3 +140,34 @@ async def test_close_ends_a_stopped_sender_with_requests_unsent(rx: Receiver) ->
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+async def test_a_sender_whose_restart_fails_in_an_unforeseen_way_is_started_again(
+    rx: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only OSError was retried: any other error from a start ended the restart, and that
+    # sender never came back.
+    senders = SenderPool(1, LOOPBACK_ONLY)
+    await senders.start()
+    try:
+        [first] = senders.pids
+        real_start = SenderPool._start
+        failures = [RuntimeError("an unforeseen failure")]
+
+        async def failing_once(pool: SenderPool, sender: object) -> None:
+            if failures:
+                raise failures.pop()
+            await real_start(pool, sender)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(SenderPool, "_start", failing_once)
+        os.kill(first, signal.SIGKILL)
+        for _ in range(100):
+            if senders.pids and senders.pids != [first]:
+                break
+            await asyncio.sleep(0.1)
+        assert not failures, "the restart was tried"
+        assert senders.pids and senders.pids != [first], "the sender came back"
+        result = await asyncio.wait_for(senders.send(request(rx.url)), 20)
+        assert result.status_code == 200
+    finally:
+        await senders.close()

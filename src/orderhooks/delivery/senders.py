@@ -381,8 +381,8 @@ class SenderPool:
             try:
                 await self._start(sender)
                 return
-            except OSError as exc:
-                log.error("could not start a sender process", error=str(exc))
+            except Exception as exc:  # whatever it was, the sender must come back
+                log.error("could not start a sender process", error=repr(exc))
                 await asyncio.sleep(sender.backoff)
                 sender.backoff = min(sender.backoff * 2, RESTART_BACKOFF_MAX_SECONDS)
 
