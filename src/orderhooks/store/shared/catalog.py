@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from orderhooks.domain.model import ALL_ACCOUNTS, Webhook, WebhookState
+from orderhooks.exceptions import NotFound
 from orderhooks.secretbox import SecretBox
 from orderhooks.store.shared.codec import webhook_from_row
 from orderhooks.store.shared.tx import Tx
@@ -61,6 +62,13 @@ async def deleted_among(tx: Tx, webhook_ids: Iterable[str]) -> set[str]:
         return set()
     rows = await tx.fetch("deleted_webhooks_among", ids=tx.array(ids))
     return {row["id"] for row in rows}
+
+
+async def refuse_deleted(tx: Tx, webhook_id: str) -> None:
+    """NotFound when the webhook is deleted, read under its share lock (`deleted_among`):
+    before a delivery to it is written by hand."""
+    if await deleted_among(tx, [webhook_id]):
+        raise NotFound(f"webhook {webhook_id} not found")
 
 
 async def bump_version(tx: Tx) -> None:

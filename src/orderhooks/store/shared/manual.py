@@ -18,7 +18,7 @@ from orderhooks.domain.model import (
 from orderhooks.domain.routing import replay_selection, wants, wants_new_order
 from orderhooks.exceptions import Conflict, NotFound
 from orderhooks.store.shared.audit import Audit, audited
-from orderhooks.store.shared.catalog import deleted_among
+from orderhooks.store.shared.catalog import deleted_among, refuse_deleted
 from orderhooks.store.shared.codec import (
     delivery_from_row,
     event_from_row,
@@ -113,8 +113,9 @@ class ManualOperations(StoreCore):
         due now, with the whole schedule; returns how many."""
         await share_ordering(tx)
         webhooks = await self._catalog.load(tx)
-        if webhook_id not in webhooks or await deleted_among(tx, [webhook_id]):
+        if webhook_id not in webhooks:
             raise NotFound(f"webhook {webhook_id} not found")
+        await refuse_deleted(tx, webhook_id)
         window = {"webhook_id": webhook_id, "since": micros(since), "until": micros_or_none(until)}
         await tx.fetch("lock_orders_of_failed", **window)
         rows = await tx.fetch("recover_failed", **window, now=micros(now))
@@ -145,8 +146,7 @@ class ManualOperations(StoreCore):
         is explicit); returns how many."""
         await share_ordering(tx)
         stored = await stored_webhook(tx, webhook.id, self.box)
-        if await deleted_among(tx, [stored.id]):
-            raise NotFound(f"webhook {stored.id} not found")
+        await refuse_deleted(tx, stored.id)
         accounts = None if ALL_ACCOUNTS in stored.accounts else tx.array(sorted(stored.accounts))
         types = None if not event_types else tx.array(sorted(str(t) for t in event_types))
         ready = stored.ordering == Ordering.NONE
@@ -196,8 +196,7 @@ class ManualOperations(StoreCore):
         delivery id. Test deliveries stand outside the per-order queues and are never
         billed."""
         await stored_webhook(tx, webhook.id, self.box)
-        if await deleted_among(tx, [webhook.id]):
-            raise NotFound(f"webhook {webhook.id} not found")
+        await refuse_deleted(tx, webhook.id)
         test_event = dataclasses.replace(event, test=True)
         await tx.execute("insert_event", **event_params(test_event))
         delivery_id = self._new_id("dlv")
