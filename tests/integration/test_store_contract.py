@@ -608,6 +608,22 @@ async def batches_of(store: SqlStore, at: datetime, limit: int = 100) -> list[li
     return requests_of(await store.claim(at, limit, "w1"))
 
 
+FULL_BATCH_WAIT_MS = 60_000  # `maxWaitMs` of the full-batch tests: longer than they run
+
+
+async def assert_full_batch_goes_now(
+    store: SqlStore, webhook_id: str, at: datetime, order_ids: list[str]
+) -> list[Any]:
+    """The webhook starts batching by `len(order_ids)` events (`FULL_BATCH_WAIT_MS`), and
+    that many fresh orders come in at `at`: a claim then leases them at once, as one batch
+    (its claims), whatever else is due."""
+    await start_batching(store, webhook_id, BatchSettings(len(order_ids), FULL_BATCH_WAIT_MS))
+    await store.ingest([new_order(order_id) for order_id in order_ids], at)
+    [batch] = await batches_of(store, at)
+    assert [c.event.order_id for c in batch] == order_ids
+    return batch
+
+
 async def failed_batch(
     store: SqlStore, max_events: int, retry_at: datetime
 ) -> tuple[Webhook, list[Any]]:
@@ -736,16 +752,14 @@ async def test_a_full_batch_goes_at_once_beside_deliveries_at_another_point(
     await store.ingest([new_order("o1")], NOW)
     [claim] = await store.claim(NOW, 10, "w1")
     await store.record([failed(claim.delivery.id, hook.id, retry_at=NOW, position=1)], NOW)
-    await start_batching(store, hook.id, BatchSettings(2, 60_000))
     later = NOW + timedelta(seconds=1)
-    await store.ingest([new_order("o2"), new_order("o3")], later)
-    [batch] = await batches_of(store, later)
-    assert [c.event.order_id for c in batch] == ["o2", "o3"]
+    batch = await assert_full_batch_goes_now(store, hook.id, later, ["o2", "o3"])
     await store.record(
         [in_batch(delivered(c.delivery.id, hook.id), c.batch_id) for c in batch], later
     )
-    assert await batches_of(store, NOW + timedelta(seconds=59)) == []
-    [alone] = await batches_of(store, NOW + timedelta(seconds=60))
+    waited = NOW + timedelta(milliseconds=FULL_BATCH_WAIT_MS)
+    assert await batches_of(store, waited - timedelta(seconds=1)) == []
+    [alone] = await batches_of(store, waited)
     assert [c.event.order_id for c in alone] == ["o1"]
 
 
@@ -770,11 +784,7 @@ async def test_a_full_batch_goes_at_once_beside_deliveries_at_two_other_points(
     [claim] = await store.claim(first, 10, "w1")
     assert claim.event.order_id == "o2"
     await store.record([failed(claim.delivery.id, hook.id, retry_at=second, position=1)], first)
-    await start_batching(store, hook.id, BatchSettings(2, 60_000))
-    later = NOW + timedelta(seconds=3)
-    await store.ingest([new_order("o3"), new_order("o4")], later)
-    [batch] = await batches_of(store, later)
-    assert [c.event.order_id for c in batch] == ["o3", "o4"]
+    await assert_full_batch_goes_now(store, hook.id, NOW + timedelta(seconds=3), ["o3", "o4"])
 
 
 async def test_an_expired_lease_sends_the_same_batch_again(store: SqlStore) -> None:
