@@ -1051,6 +1051,33 @@ async def test_replay_after_the_order_new_meant_for_a_webhook_sends_no_other(
     assert replays == [2]
 
 
+async def test_a_replay_of_a_pending_event_waits_behind_it(store: SqlStore) -> None:
+    # The replay has the sequence of the delivery still pending: one queue, one head.
+    hook = await store.create_webhook(webhook())
+    await store.ingest([new_order("o1"), status("o1", 20)], NOW)
+    assert await store.replay_events(hook, NOW, None, None, NOW) == 2
+    [first] = await store.claim(NOW, 10, "w1")
+    assert (first.event.sequence, first.delivery.replay) == (1, False)
+    assert await claim_ids(store) == []  # not the replay of sequence 1 beside it
+    await store.record([delivered(first.delivery.id, hook.id)], NOW)
+    [second] = await store.claim(NOW, 10, "w1")
+    assert (second.event.sequence, second.delivery.replay) == (1, True)
+    await store.record([delivered(second.delivery.id, hook.id)], NOW)
+    [third] = await store.claim(NOW, 10, "w1")
+    assert (third.event.sequence, third.delivery.replay) == (2, False)
+
+
+async def test_a_replay_of_an_event_in_flight_waits_for_its_outcome(store: SqlStore) -> None:
+    hook = await store.create_webhook(webhook())
+    await store.ingest([new_order("o1")], NOW)
+    [first] = await store.claim(NOW, 10, "w1")
+    assert await store.replay_events(hook, NOW, None, None, NOW) == 1
+    assert await claim_ids(store) == []
+    await store.record([failed(first.delivery.id, hook.id)], NOW)
+    [replayed] = await store.claim(NOW, 10, "w1")
+    assert (replayed.event.id, replayed.delivery.replay) == (first.event.id, True)
+
+
 async def test_test_deliveries_are_not_listed_or_billed(store: SqlStore) -> None:
     hook = await store.create_webhook(webhook())
     await store.ingest([new_order("o1")], NOW)
