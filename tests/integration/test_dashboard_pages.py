@@ -476,3 +476,26 @@ async def test_an_unexpected_failure_under_ui_is_the_dashboards_500_page(tmp_pat
         answer = await api.call("GET", "/v1/usage")
         assert answer.status_code == 500
         assert answer.json()["error"]["code"] == "internal_error"
+
+
+async def test_static_files_are_served_with_nosniff(api: LocalApi) -> None:
+    """The dashboard's stylesheet and scripts carry `X-Content-Type-Options: nosniff`
+    as its pages do (a browser then runs a script only when it is served as one), on a
+    full answer and on a 304 to a conditional request alike; they had no such header."""
+    for name, media_type in (
+        ("dashboard.css", "text/css"),
+        ("refresh.js", "text/javascript"),
+        ("portal.js", "text/javascript"),
+    ):
+        answer = await api.client.get(f"/ui/static/{name}")
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"].startswith(media_type)
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        again = await api.client.get(
+            f"/ui/static/{name}", headers={"if-none-match": answer.headers["etag"]}
+        )
+        assert again.status_code == 304
+        assert again.headers["x-content-type-options"] == "nosniff"
+    missing = await api.client.get("/ui/static/missing.js")
+    assert missing.status_code == 404
+    assert missing.headers["x-content-type-options"] == "nosniff"
