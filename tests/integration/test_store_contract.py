@@ -841,6 +841,38 @@ async def test_retry_now_in_a_batch(store: SqlStore) -> None:
     assert recovered[0].batch_id not in (None, batch[0].batch_id)
 
 
+def taking(outcome: Outcome, duration_ms: int) -> Outcome:
+    """The outcome of an attempt that took `duration_ms`."""
+    return dataclasses.replace(
+        outcome, attempt=dataclasses.replace(outcome.attempt, duration_ms=duration_ms)
+    )
+
+
+async def test_latency_counts_a_batch_request_once(store: SqlStore) -> None:
+    # The receiver answered two requests: three events in 300 ms, then one in 10 ms. Each
+    # event's delivery records the attempt, but latency is the request's: two samples.
+    hook = await store.create_webhook(batching(3, 0))
+    await store.ingest([new_order(f"o{i}") for i in range(4)], NOW)
+    big, small = sorted(await batches_of(store, NOW), key=len, reverse=True)
+    assert (len(big), len(small)) == (3, 1)
+    await store.record(
+        [in_batch(taking(delivered(c.delivery.id, hook.id), 300), c.batch_id) for c in big]
+        + [in_batch(taking(delivered(c.delivery.id, hook.id), 10), c.batch_id) for c in small],
+        NOW,
+    )
+    stats = await store.webhook_stats(hook.id, NOW)
+    assert stats.counts[DeliveryState.DELIVERED] == 4 and stats.success_rate == 1.0
+    assert (stats.latency_ms_p50, stats.latency_ms_p99) == (10.0, 300.0)
+    [bucket] = await store.outcome_series(Scope(), hook.id, NOW, NOW + timedelta(hours=1), 60)
+    assert (bucket.succeeded, bucket.failed) == (4, 0)  # outcomes: each event's attempt
+    assert (bucket.latency_ms_p50, bucket.latency_ms_p99) == (10.0, 300.0)
+    # A partner sees the requests that carried its events, each once.
+    [mine] = await store.outcome_series(
+        Scope(frozenset({"acc1"})), None, NOW, NOW + timedelta(hours=1), 60
+    )
+    assert (mine.succeeded, mine.latency_ms_p50, mine.latency_ms_p99) == (4, 10.0, 300.0)
+
+
 async def test_batch_settings_are_stored_and_patched(store: SqlStore) -> None:
     hook = await store.create_webhook(batching(50, 1_000))
     assert (await store.get_webhook(hook.id, Scope())).batch == BatchSettings(50, 1_000)
