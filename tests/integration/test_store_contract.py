@@ -851,6 +851,38 @@ async def test_retry_now_in_a_batch(store: SqlStore) -> None:
     assert recovered[0].batch_id not in (None, batch[0].batch_id)
 
 
+def taking(outcome: Outcome, duration_ms: int) -> Outcome:
+    """The outcome of an attempt that took `duration_ms`."""
+    return dataclasses.replace(
+        outcome, attempt=dataclasses.replace(outcome.attempt, duration_ms=duration_ms)
+    )
+
+
+async def test_latency_counts_a_batch_request_once(store: SqlStore) -> None:
+    # The receiver answered two requests: three events in 300 ms, then one in 10 ms. Each
+    # event's delivery records the attempt, but latency is the request's: two samples.
+    hook = await store.create_webhook(batching(3, 0))
+    await store.ingest([new_order(f"o{i}") for i in range(4)], NOW)
+    big, small = sorted(await batches_of(store, NOW), key=len, reverse=True)
+    assert (len(big), len(small)) == (3, 1)
+    await store.record(
+        [in_batch(taking(delivered(c.delivery.id, hook.id), 300), c.batch_id) for c in big]
+        + [in_batch(taking(delivered(c.delivery.id, hook.id), 10), c.batch_id) for c in small],
+        NOW,
+    )
+    stats = await store.webhook_stats(hook.id, NOW)
+    assert stats.counts[DeliveryState.DELIVERED] == 4 and stats.success_rate == 1.0
+    assert (stats.latency_ms_p50, stats.latency_ms_p99) == (10.0, 300.0)
+    [bucket] = await store.outcome_series(Scope(), hook.id, NOW, NOW + timedelta(hours=1), 60)
+    assert (bucket.succeeded, bucket.failed) == (4, 0)  # outcomes: each event's attempt
+    assert (bucket.latency_ms_p50, bucket.latency_ms_p99) == (10.0, 300.0)
+    # A partner sees the requests that carried its events, each once.
+    [mine] = await store.outcome_series(
+        Scope(frozenset({"acc1"})), None, NOW, NOW + timedelta(hours=1), 60
+    )
+    assert (mine.succeeded, mine.latency_ms_p50, mine.latency_ms_p99) == (4, 10.0, 300.0)
+
+
 async def test_batch_settings_are_stored_and_patched(store: SqlStore) -> None:
     hook = await store.create_webhook(batching(50, 1_000))
     assert (await store.get_webhook(hook.id, Scope())).batch == BatchSettings(50, 1_000)
@@ -1059,6 +1091,33 @@ async def test_replay_after_the_order_new_meant_for_a_webhook_sends_no_other(
     assert await store.replay_events(triggered, NOW, None, None, NOW) == 1
     replays = [d.sequence for d in await deliveries_of(store, triggered.id) if d.replay]
     assert replays == [2]
+
+
+async def test_a_replay_of_a_pending_event_waits_behind_it(store: SqlStore) -> None:
+    # The replay has the sequence of the delivery still pending: one queue, one head.
+    hook = await store.create_webhook(webhook())
+    await store.ingest([new_order("o1"), status("o1", 20)], NOW)
+    assert await store.replay_events(hook, NOW, None, None, NOW) == 2
+    [first] = await store.claim(NOW, 10, "w1")
+    assert (first.event.sequence, first.delivery.replay) == (1, False)
+    assert await claim_ids(store) == []  # not the replay of sequence 1 beside it
+    await store.record([delivered(first.delivery.id, hook.id)], NOW)
+    [second] = await store.claim(NOW, 10, "w1")
+    assert (second.event.sequence, second.delivery.replay) == (1, True)
+    await store.record([delivered(second.delivery.id, hook.id)], NOW)
+    [third] = await store.claim(NOW, 10, "w1")
+    assert (third.event.sequence, third.delivery.replay) == (2, False)
+
+
+async def test_a_replay_of_an_event_in_flight_waits_for_its_outcome(store: SqlStore) -> None:
+    hook = await store.create_webhook(webhook())
+    await store.ingest([new_order("o1")], NOW)
+    [first] = await store.claim(NOW, 10, "w1")
+    assert await store.replay_events(hook, NOW, None, None, NOW) == 1
+    assert await claim_ids(store) == []
+    await store.record([failed(first.delivery.id, hook.id)], NOW)
+    [replayed] = await store.claim(NOW, 10, "w1")
+    assert (replayed.event.id, replayed.delivery.replay) == (first.event.id, True)
 
 
 async def test_test_deliveries_are_not_listed_or_billed(store: SqlStore) -> None:

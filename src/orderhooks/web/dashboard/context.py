@@ -46,6 +46,12 @@ _BASE_HEADERS: Mapping[str, str] = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
+# The stylesheet and scripts under /ui/static: the same for everyone, so cacheable and
+# never framed, but a browser must take them only as the type they are served with.
+ASSET_HEADERS: Mapping[str, str] = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 
 
 def security_headers(frame_ancestors: str) -> dict[str, str]:
