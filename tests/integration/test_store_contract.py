@@ -1120,6 +1120,18 @@ async def test_a_replay_of_an_event_in_flight_waits_for_its_outcome(store: SqlSt
     assert (replayed.event.id, replayed.delivery.replay) == (first.event.id, True)
 
 
+async def test_a_replay_of_a_pending_event_never_rides_in_its_batch(store: SqlStore) -> None:
+    # Both are due, and a batch has room for both: only the head of the queue joins it.
+    hook = await store.create_webhook(batching(10, 0))
+    await store.ingest([new_order("o1")], NOW)
+    assert await store.replay_events(hook, NOW, None, None, NOW) == 1
+    [[first]] = await batches_of(store, NOW)
+    assert first.delivery.replay is False
+    await store.record([in_batch(delivered(first.delivery.id, hook.id), first.batch_id)], NOW)
+    [[second]] = await batches_of(store, NOW)
+    assert (second.event.id, second.delivery.replay) == (first.event.id, True)
+
+
 async def test_test_deliveries_are_not_listed_or_billed(store: SqlStore) -> None:
     hook = await store.create_webhook(webhook())
     await store.ingest([new_order("o1")], NOW)
