@@ -1120,6 +1120,24 @@ async def test_a_replay_of_an_event_in_flight_waits_for_its_outcome(store: SqlSt
     assert (replayed.event.id, replayed.delivery.replay) == (first.event.id, True)
 
 
+async def test_a_failed_delivery_retried_while_its_replay_is_in_flight_waits_for_it(
+    store: SqlStore,
+) -> None:
+    # The first delivery was created earlier, but the replay is the one on the wire: the
+    # same event is never sent twice at once, whichever of the two came back first.
+    hook = await store.create_webhook(webhook())
+    await store.ingest([new_order("o1")], NOW)
+    [first] = await store.claim(NOW, 10, "w1")
+    await store.record([failed(first.delivery.id, hook.id)], NOW)
+    assert await store.replay_events(hook, NOW, None, None, NOW) == 1
+    [replayed] = await store.claim(NOW, 10, "w1")
+    assert replayed.delivery.replay is True
+    await store.retry_delivery_now(first.delivery.id, NOW)
+    assert await claim_ids(store) == []
+    await store.record([delivered(replayed.delivery.id, hook.id)], NOW)
+    assert await claim_ids(store) == [first.delivery.id]
+
+
 async def test_a_replay_of_a_pending_event_never_rides_in_its_batch(store: SqlStore) -> None:
     # Both are due, and a batch has room for both: only the head of the queue joins it.
     hook = await store.create_webhook(batching(10, 0))

@@ -49,16 +49,18 @@ RETURNING digest;
 
 -- name: refresh_heads
 -- The head of one (webhook, order) queue is its pending or delivering delivery of the
--- lowest sequence, the earliest created (lowest id) among equals: a replay of an event
--- whose first delivery is still waiting has its sequence, and queues behind it. Rows
--- already right are left alone (delivering rows are kept right too, for when their
+-- lowest sequence. Among equals (an event and its replays) the one in flight stays the
+-- head, else the earliest created (lowest id): a replay of an event whose first
+-- delivery is still waiting queues behind it, and a failed first delivery retried while
+-- its replay is in flight waits for that one, so one event is never sent twice at once.
+-- Rows already right are left alone (delivering rows are kept right too, for when their
 -- lease expires).
 WITH head AS (
     SELECT id FROM deliveries
     WHERE webhook_id = :webhook_id AND order_id = :order_id AND state IN ('pending',
         'delivering')
       AND NOT test
-    ORDER BY sequence, id LIMIT 1
+    ORDER BY sequence, CASE WHEN state = 'delivering' THEN 0 ELSE 1 END, id LIMIT 1
 )
 UPDATE deliveries AS d SET ready = (d.id = head.id)
 FROM head
