@@ -1138,6 +1138,46 @@ async def test_a_failed_delivery_retried_while_its_replay_is_in_flight_waits_for
     assert await claim_ids(store) == [first.delivery.id]
 
 
+async def per_order_with_an_event_twice_in_flight(store: SqlStore) -> tuple[Any, Any, Any]:
+    """A webhook under `ordering: none` sends an event and its replay at once (the first
+    at NOW, the replay 10 s later), then turns to `per_order` with both in flight."""
+    hook = await store.create_webhook(webhook(ordering=Ordering.NONE))
+    await store.ingest([new_order("o1")], NOW)
+    [first] = await store.claim(NOW, 10, "w1")
+    assert await store.replay_events(hook, NOW, None, None, NOW) == 1
+    [replayed] = await store.claim(NOW + timedelta(seconds=10), 10, "w1")
+    assert replayed.event.id == first.event.id
+    stored = await store.get_webhook(hook.id, Scope())
+    await store.update_webhook(dataclasses.replace(stored, ordering=Ordering.PER_ORDER))
+    return hook, first, replayed
+
+
+async def test_an_event_back_from_a_failed_attempt_waits_for_its_replay_in_flight(
+    store: SqlStore,
+) -> None:
+    # Found by test_store_order_model.py. Once the webhook keeps per-order order, one
+    # event is never sent twice at once: the one whose attempt failed waits for the
+    # other's outcome, though it was created first.
+    hook, first, replayed = await per_order_with_an_event_twice_in_flight(store)
+    later = NOW + timedelta(seconds=11)
+    await store.record([failed(first.delivery.id, hook.id, retry_at=later)], later)
+    assert await claim_ids(store, later) == []
+    await store.record([delivered(replayed.delivery.id, hook.id)], later)
+    assert await claim_ids(store, later) == [first.delivery.id]
+
+
+async def test_an_event_whose_lease_ran_out_waits_for_its_replay_in_flight(
+    store: SqlStore,
+) -> None:
+    # The same when the first attempt's process died: its lease ends before the replay's.
+    hook, first, replayed = await per_order_with_an_event_twice_in_flight(store)
+    expired = first.lease_expires_at + timedelta(seconds=1)
+    assert expired < replayed.lease_expires_at
+    assert await claim_ids(store, expired) == []
+    await store.record([delivered(replayed.delivery.id, hook.id)], expired)
+    assert await claim_ids(store, expired) == [first.delivery.id]
+
+
 async def test_a_replay_of_a_pending_event_never_rides_in_its_batch(store: SqlStore) -> None:
     # Both are due, and a batch has room for both: only the head of the queue joins it.
     hook = await store.create_webhook(batching(10, 0))

@@ -17,12 +17,12 @@ from typing import TypeVar
 from orderhooks.delivery.claims import Claim, Outcome
 from orderhooks.domain.batches import new_batch_id
 from orderhooks.domain.ids import IdFactory
-from orderhooks.domain.model import OperationalEventType, Webhook, WebhookState
+from orderhooks.domain.model import OperationalEventType, Ordering, Webhook, WebhookState
 from orderhooks.domain.opevents import RECEIVING_STATES
 from orderhooks.store.shared.batching import Request, due_batches, sent_alone
 from orderhooks.store.shared.codec import delivery_from_row, event_from_row
 from orderhooks.store.shared.core import StoreCore, reading
-from orderhooks.store.shared.heads import share_ordering
+from orderhooks.store.shared.heads import lock_orders, refresh_heads, share_ordering
 from orderhooks.store.shared.record import Emitter, write_outcomes
 from orderhooks.store.shared.tx import Row, Tx
 from orderhooks.store.shared.values import micros, moment_or_none
@@ -156,6 +156,36 @@ async def _requests(tx: Tx, webhook: Webhook, slots: int, now_us: int) -> list[R
     return await due_batches(tx, webhook.id, webhook.batch, slots, now_us)
 
 
+async def _expire_leases(tx: Tx, webhooks: Mapping[str, Webhook], now_us: int) -> None:
+    """Attempts whose process died: due again, as the head they were (a batch: the
+    batch). Their queues' heads are refreshed too, under the orders' locks taken before
+    any row is written (the lock order of `record_and_claim`): another delivery of the
+    same event may still be in flight (an event and its replay both sent while the
+    webhook's ordering was `none`, then turned to `per_order`), and that one is the head
+    then, so that one event is not sent twice at once (docs/guarantees.md). Rare (a
+    process died): a claim with no lease run out only reads."""
+    rows = await tx.fetch("expiring_queues", now=now_us)
+    queues = sorted({(r["webhook_id"], r["order_id"]) for r in rows if r["webhook_id"] in webhooks})
+    if queues:
+        await share_ordering(tx)
+        await lock_orders(tx, [order_id for _, order_id in queues])
+    await tx.execute("expire_leases", now=now_us)
+    if not queues:
+        return
+    # The ordering as it is now that changes of it wait for this transaction: the
+    # catalog may have been read before one committed.
+    ids = sorted({webhook_id for webhook_id, _ in queues})
+    fresh = {
+        row["id"]: Ordering(row["ordering"])
+        for row in await tx.fetch("orderings_of", ids=tx.array(ids))
+    }
+    current = {
+        webhook_id: dataclasses.replace(webhooks[webhook_id], ordering=ordering)
+        for webhook_id, ordering in fresh.items()
+    }
+    await refresh_heads(tx, queues, current)
+
+
 async def _claim(
     tx: Tx,
     webhooks: Mapping[str, Webhook],
@@ -169,8 +199,7 @@ async def _claim(
     turns the order webhooks are served in."""
     now_us = micros(now)
     await tx.execute("serialize_claims")
-    # Attempts whose process died: due again, as the head they were (a batch: the batch).
-    await tx.execute("expire_leases", now=now_us)
+    await _expire_leases(tx, webhooks, now_us)
     # A webhook awaiting its accounts' agreements is sent operational events only:
     # agreements do not gate them (docs/events.md).
     active = [w for w in webhooks.values() if w.state in RECEIVING_STATES]

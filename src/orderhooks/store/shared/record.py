@@ -99,8 +99,8 @@ async def write_outcomes(
     await tx.executemany(
         "insert_attempt", [attempt_params(o.attempt, o.webhook_id, o.batch_id) for o in known]
     )
-    applied, finished = await _advance(tx, known, rows, now)
-    await refresh_heads(tx, finished, webhooks)
+    applied, finished, retried = await _advance(tx, known, rows, now)
+    await refresh_heads(tx, finished | retried, webhooks)
     await _count_usage(tx, applied, rows)
     await _emit_failed_deliveries(applied, rows, emitter)
     await _update_health(tx, known, disable_after_seconds, emitter)
@@ -109,15 +109,22 @@ async def write_outcomes(
 
 async def _advance(
     tx: Tx, outcomes: Sequence[Outcome], rows: Mapping[str, Row], now: datetime
-) -> tuple[list[Outcome], set[Queue]]:
+) -> tuple[list[Outcome], set[Queue], set[Queue]]:
     """Move each delivery still `delivering` to its outcome's state; returns the outcomes
-    applied and the queues whose delivery finished. A delivery that left `delivering`
-    meanwhile (cancelled by a delete, or already recorded) keeps its state: the attempt
-    is recorded, the delivery is not resurrected."""
+    applied, the queues whose delivery finished and those whose delivery is back in
+    `pending` for another attempt. A delivery that left `delivering` meanwhile
+    (cancelled by a delete, or already recorded) keeps its state: the attempt is
+    recorded, the delivery is not resurrected.
+
+    A delivery back in `pending` refreshes its queue too: another delivery of its event
+    may be in flight (an event and its replay both sent while the webhook's ordering
+    was `none`, then turned to `per_order`), and that one is the head now, so the same
+    event is not sent twice at once (docs/guarantees.md, "Per-order order")."""
     state = {delivery_id: row["state"] for delivery_id, row in rows.items()}
     applied: list[Outcome] = []
     updates: list[dict[str, object]] = []
     finished: set[Queue] = set()
+    retried: set[Queue] = set()
     for outcome in outcomes:
         row = rows[outcome.delivery_id]
         if state[outcome.delivery_id] != DeliveryState.DELIVERING:
@@ -138,10 +145,10 @@ async def _advance(
                 "schedule_position": outcome.schedule_position,
             }
         )
-        if done and not row["test"] and row["order_id"] is not None:
-            finished.add((row["webhook_id"], row["order_id"]))
+        if not row["test"] and row["order_id"] is not None:
+            (finished if done else retried).add((row["webhook_id"], row["order_id"]))
     await tx.executemany("advance_delivery", updates)
-    return applied, finished
+    return applied, finished, retried
 
 
 async def _count_usage(tx: Tx, applied: Sequence[Outcome], rows: Mapping[str, Row]) -> None:

@@ -75,9 +75,20 @@ WHERE order_id = ANY(:order_ids::text[]) AND state || '' IN ('pending', 'deliver
 
 -- ============================================================ claim
 
+-- name: expiring_queues
+-- The (webhook, order) queues of the deliveries `expire_leases` puts back (operational
+-- events have no order): their heads are refreshed after it.
+SELECT DISTINCT webhook_id, order_id FROM deliveries
+WHERE state = 'delivering' AND lease_expires_at <= :now AND test = FALSE
+  AND order_id IS NOT NULL;
+
 -- name: expire_leases
 UPDATE deliveries SET state = 'pending', lease_expires_at = NULL, leased_by = NULL
 WHERE state = 'delivering' AND lease_expires_at <= :now;
+
+-- name: orderings_of
+-- Read under `share_ordering`: the catalog may have been read before a change of it.
+SELECT id, ordering FROM webhooks WHERE id = ANY(:ids::text[]) AND deleted_at IS NULL;
 
 -- name: in_flight
 -- One index seek per live webhook, never a scan of the backlog. Requests, not
