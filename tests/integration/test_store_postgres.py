@@ -650,6 +650,39 @@ async def test_a_claim_never_leases_an_event_that_lost_its_place_meanwhile(pg_ur
         assert leased == [first.delivery.id]
 
 
+async def test_a_failed_delivery_retried_while_its_replay_is_being_claimed_waits_for_it(
+    pg_url: str,
+) -> None:
+    # Found by test_store_order_model.py. A claim has marked the replay `delivering` and
+    # not committed yet when a retry of the event's failed first delivery refreshes the
+    # order's queue: read as of before the claim's commit, the replay was pending and the
+    # first (created earlier) became the head beside the replay in flight. The refresh
+    # must see the claim's mark: one event is never sent twice at once.
+    async with migrated_store(pg_url) as store, side_connection(pg_url) as conn:
+        await _connected(store, 3)
+        # A rate limit makes the claim write the webhook's tokens after marking.
+        hook = await store.create_webhook(webhook(rate_limit_per_second=10))
+        await store.ingest([new_order("o1")], NOW)
+        [first] = await store.claim(NOW, 10, "w1")
+        await store.record([failed(first.delivery.id, hook.id)], NOW)
+        assert await store.replay_events(hook, NOW, None, None, NOW) == 1
+        async with conn.transaction():
+            # The claim's last write, the tokens, waits here: the replay is marked.
+            await conn.execute(
+                "SELECT 1 FROM webhook_runtime WHERE webhook_id = $1 FOR UPDATE", hook.id
+            )
+            claim = asyncio.create_task(store.claim(NOW, 10, "w1"))
+            await _eventually(lambda: _lock_waits(conn, 1))
+            retry = asyncio.create_task(store.retry_delivery_now(first.delivery.id, NOW))
+            await _eventually(lambda: _lock_waits(conn, 2))
+        [replayed] = await claim
+        await retry
+        assert replayed.delivery.replay is True
+        assert [c.delivery.id for c in await store.claim(NOW, 10, "w2")] == []
+        await store.record([delivered(replayed.delivery.id, hook.id)], NOW)
+        assert [c.delivery.id for c in await store.claim(NOW, 10, "w2")] == [first.delivery.id]
+
+
 async def _account_lock_held(conn: asyncpg.Connection, account: str) -> bool:
     """Whether another session holds the account's lock (`lock_account`)."""
     held = await conn.fetchval(

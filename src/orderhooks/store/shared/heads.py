@@ -6,7 +6,10 @@ one sequence, an event and its replays, the one in flight, else the earliest cre
 so that one event is never sent twice at once) may be sent; the `ready` column marks
 heads so that the claim never searches. Every transaction that
 changes a queue refreshes it, holding the order's lock (`lock_orders` on PostgreSQL;
-SQLite has one writer), so that two transactions never both miss a new head.
+SQLite has one writer), so that two transactions never both miss a new head. A claim
+marks a head `delivering` without that lock; on PostgreSQL the refresh locks the
+queue's rows and chooses among them as locked, so it sees a claim committed meanwhile
+(the head rule looks at which delivery of a sequence is in flight).
 """
 
 from __future__ import annotations

@@ -55,11 +55,20 @@ RETURNING digest;
 -- its replay is in flight waits for that one, so one event is never sent twice at once.
 -- Rows already right are left alone (delivering rows are kept right too, for when their
 -- lease expires).
-WITH head AS (
-    SELECT id FROM deliveries
+-- The queue's rows are locked first, and the head chosen among them as locked: a claim
+-- marks a row `delivering` without the order's lock, and read as of this statement's
+-- start, a replay being claimed (not committed yet) would still be pending, and its
+-- event's first delivery, retried now, would become the head beside it in flight.
+-- FOR UPDATE waits for that claim and returns the row as it committed it.
+WITH queue AS MATERIALIZED (
+    SELECT id, sequence, state FROM deliveries
     WHERE webhook_id = :webhook_id AND order_id = :order_id AND state IN ('pending',
         'delivering')
       AND NOT test
+    FOR UPDATE
+),
+head AS (
+    SELECT id FROM queue
     ORDER BY sequence, CASE WHEN state = 'delivering' THEN 0 ELSE 1 END, id LIMIT 1
 )
 UPDATE deliveries AS d SET ready = (d.id = head.id)
