@@ -160,7 +160,8 @@ def parse_egress_proxy(text: str) -> str:
 
     try:
         url = Yarl(text.strip())
-        port = url.port
+        # The port as written: `port` would give http's 80 for a URL without one.
+        port = url.explicit_port
     except ValueError:
         raise ValueError("must be an http://host:port URL") from None
     if url.scheme != "http":
