@@ -330,8 +330,10 @@ def _parse_encryption_keys(text: str) -> tuple[SealingKey, ...]:
     try:
         return parse_keys(text)
     except ConfigError as exc:
-        # The caller names the variable; the message never holds a key.
-        raise ValueError(str(exc).removeprefix(f"{ENCRYPTION_ENV_VAR}: ")) from None
+        # The caller names the variable (parse_keys names it too, with or without a
+        # colon: named once); the message never holds a key.
+        message = str(exc).removeprefix(ENCRYPTION_ENV_VAR).removeprefix(":").lstrip()
+        raise ValueError(message) from None
 
 
 ENCRYPTION_KEYS: Kind[tuple[SealingKey, ...]] = Kind(
