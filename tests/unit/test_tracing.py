@@ -105,6 +105,37 @@ def test_a_bad_batch_processor_value_names_its_variable(name: str, value: str) -
         check_environment({**ENDPOINT, name: value})
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "-1"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "0"),
+        ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "nan"),
+        ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "inf"),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli"),
+        ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "zip"),
+    ],
+)
+def test_a_bad_export_value_names_its_variable(name: str, value: str) -> None:
+    # The SDK took a timeout that is not a number for its own 10 s, and a negative one
+    # failed every export; an unknown compression became none. Each with a warning at most.
+    with pytest.raises(ConfigError, match=f"^{name} must"):
+        check_environment({**ENDPOINT, name: value})
+
+
+def test_good_export_values_pass() -> None:
+    check_environment(
+        {
+            **ENDPOINT,
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "0.5",
+            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "10",
+            "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION": "None",
+        }
+    )
+
+
 def test_a_batch_as_large_as_a_larger_queue_is_fine() -> None:
     check_environment(
         {
