@@ -86,6 +86,9 @@ DEFAULT_DISABLE_AFTER_SECONDS = 432_000  # 5 days without a success while failin
 MAX_DISABLE_AFTER_SECONDS = 100 * 365 * 86_400
 DEFAULT_MAX_BODY_BYTES = 1_048_576
 DEFAULT_RETENTION_DAYS = 30
+# A century, as for ORDERHOOKS_DISABLE_AFTER: millions of days reach before the first
+# date a datetime holds, and every purge failed (0 is the way to keep everything).
+MAX_RETENTION_DAYS = 100 * 365
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 MAX_PORT = 65535
@@ -292,7 +295,7 @@ class Settings:
     )
     retention_days: int = setting(
         "ORDERHOOKS_RETENTION_DAYS",
-        integer(),
+        integer(maximum=MAX_RETENTION_DAYS),
         default=DEFAULT_RETENTION_DAYS,
         help="Finished deliveries, their attempts and events older than this many days "
         "are purged; 0 keeps everything.",
