@@ -81,6 +81,7 @@ DEFAULT_RETRY_SCHEDULE_SECONDS: tuple[int, ...] = (
 )
 DEFAULT_RETRY_JITTER = 0.2
 DEFAULT_DELIVERY_TIMEOUT_SECONDS = 15
+MAX_DELIVERY_TIMEOUT_SECONDS = 30  # a webhook's `timeoutSeconds` is 1 to 30 (docs/api.md)
 DEFAULT_DISABLE_AFTER_SECONDS = 432_000  # 5 days without a success while failing
 # A century: longer spans than a timedelta holds failed every failed attempt's recording.
 MAX_DISABLE_AFTER_SECONDS = 100 * 365 * 86_400
@@ -250,7 +251,7 @@ class Settings:
     )
     delivery_timeout_seconds: int = setting(
         "ORDERHOOKS_DELIVERY_TIMEOUT",
-        integer(minimum=1),
+        integer(minimum=1, maximum=MAX_DELIVERY_TIMEOUT_SECONDS),
         default=DEFAULT_DELIVERY_TIMEOUT_SECONDS,
         help="Seconds a receiver has to answer; the default of new webhooks.",
     )
