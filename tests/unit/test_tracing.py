@@ -124,6 +124,26 @@ def test_a_bad_export_value_names_its_variable(name: str, value: str) -> None:
         check_environment({**ENDPOINT, name: value})
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "x-honeycomb-team:hunter2secret",  # a colon for the `=`
+        "authorization=Bearer hunter2secret,x-team",  # a second entry without `=`
+        "=hunter2secret",  # no name
+        'api-key="hunter2secret"',  # quotes are not allowed in a value
+    ],
+)
+@pytest.mark.parametrize(
+    "name", ["OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"]
+)
+def test_a_bad_header_list_names_its_variable_and_never_its_values(name: str, value: str) -> None:
+    # The SDK dropped such an entry with a warning that quoted it, credential included,
+    # into the log, and every export then went without it.
+    with pytest.raises(ConfigError, match=f"^{name} must") as refused:
+        check_environment({**ENDPOINT, name: value})
+    assert "hunter2secret" not in str(refused.value)
+
+
 def test_good_export_values_pass() -> None:
     check_environment(
         {
@@ -132,6 +152,8 @@ def test_good_export_values_pass() -> None:
             "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "10",
             "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
             "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION": "None",
+            "OTEL_EXPORTER_OTLP_HEADERS": "x-honeycomb-team=abc%20d, authorization=Bearer x==,",
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS": " api-key = k ",
         }
     )
 
