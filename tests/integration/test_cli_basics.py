@@ -156,6 +156,12 @@ REFUSAL_TIMEOUT_SECONDS = 20.0
         # the claim loop retried it for ever and no delivery left `delivering`.
         (["serve"], {"ORDERHOOKS_DISABLE_AFTER": "100000000000000"}, "ORDERHOOKS_DISABLE_AFTER"),
         (["serve", "--disable-after", "3153600001"], {}, "--disable-after"),
+        # Days past what a date holds failed every purge: the server started, then logged
+        # "retention purge failed" at start and every hour.
+        (["serve"], {"ORDERHOOKS_RETENTION_DAYS": "1000000"}, "ORDERHOOKS_RETENTION_DAYS"),
+        (["serve", "--retention-days", "36501"], {}, "--retention-days"),
+        # A webhook waits 30 s at most: more was taken silently, new webhooks got 30.
+        (["serve"], {"ORDERHOOKS_DELIVERY_TIMEOUT": "60"}, "ORDERHOOKS_DELIVERY_TIMEOUT"),
     ],
 )
 def test_settings_past_their_bounds_are_refused_at_start(

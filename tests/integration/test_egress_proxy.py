@@ -9,6 +9,7 @@ tests use the HTTP receiver.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import ssl
 import time
@@ -33,12 +34,14 @@ from tests.integration.egress_support import (
     TinyProxy,
     make_authority,
     recorder,
+    unanswering_port,
 )
 from tests.support.data import new_order
 
 LOOPBACK_ALLOWED = (ipaddress.ip_network("127.0.0.0/8"),)
 WAIT_SECONDS = 20.0
 ATTEMPT_TIMEOUT_SECONDS = 5.0
+SHORT_TIMEOUT = 1.0  # for attempts that are meant to run out of time
 ALL_TYPES = ["order.new", "order.status_update", "order.courier_update"]
 
 
@@ -166,6 +169,34 @@ async def test_a_proxy_name_that_does_not_resolve_is_a_proxy_error(scheme: str) 
     assert result.error is AttemptError.PROXY_ERROR, result.detail
     assert result.status_code is None
     assert "egress proxy" in result.detail
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+async def test_a_proxy_that_never_accepts_the_connection_is_a_proxy_error(scheme: str) -> None:
+    # A proxy host that is down behind a firewall: connecting hangs until the attempt's
+    # timeout. That is the operator's failure as much as a refused connection is, and must
+    # not be a `timeout` counted against the webhook (docs/security.md, "The egress proxy").
+    with unanswering_port() as port:
+        request = dataclasses.replace(
+            post(f"{scheme}://{LOOPBACK}:{free_port()}/hook"), timeout_seconds=SHORT_TIMEOUT
+        )
+        result = await send(request, proxy=f"http://{LOOPBACK}:{port}")
+    assert result.error is AttemptError.PROXY_ERROR, result.detail
+    assert result.status_code is None
+    assert "egress proxy" in result.detail
+
+
+async def test_a_receiver_that_never_accepts_behind_the_proxy_is_a_timeout(
+    proxy: TinyProxy,
+) -> None:
+    # The proxy is there and takes the request; the receiver behind it does not answer:
+    # that is the receiver's timeout, counted against its webhook as without a proxy.
+    with unanswering_port() as port:
+        request = dataclasses.replace(
+            post(f"http://{LOOPBACK}:{port}/hook"), timeout_seconds=SHORT_TIMEOUT
+        )
+        result = await send(request, proxy=proxy.url)
+    assert result.error is AttemptError.TIMEOUT, result.detail
 
 
 async def test_names_are_left_to_the_proxy_to_resolve(proxy: TinyProxy) -> None:

@@ -81,11 +81,15 @@ DEFAULT_RETRY_SCHEDULE_SECONDS: tuple[int, ...] = (
 )
 DEFAULT_RETRY_JITTER = 0.2
 DEFAULT_DELIVERY_TIMEOUT_SECONDS = 15
+MAX_DELIVERY_TIMEOUT_SECONDS = 30  # a webhook's `timeoutSeconds` is 1 to 30 (docs/api.md)
 DEFAULT_DISABLE_AFTER_SECONDS = 432_000  # 5 days without a success while failing
 # A century: longer spans than a timedelta holds failed every failed attempt's recording.
 MAX_DISABLE_AFTER_SECONDS = 100 * 365 * 86_400
 DEFAULT_MAX_BODY_BYTES = 1_048_576
 DEFAULT_RETENTION_DAYS = 30
+# A century, as for ORDERHOOKS_DISABLE_AFTER: millions of days reach before the first
+# date a datetime holds, and every purge failed (0 is the way to keep everything).
+MAX_RETENTION_DAYS = 100 * 365
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 MAX_PORT = 65535
@@ -247,7 +251,7 @@ class Settings:
     )
     delivery_timeout_seconds: int = setting(
         "ORDERHOOKS_DELIVERY_TIMEOUT",
-        integer(minimum=1),
+        integer(minimum=1, maximum=MAX_DELIVERY_TIMEOUT_SECONDS),
         default=DEFAULT_DELIVERY_TIMEOUT_SECONDS,
         help="Seconds a receiver has to answer; the default of new webhooks.",
     )
@@ -292,7 +296,7 @@ class Settings:
     )
     retention_days: int = setting(
         "ORDERHOOKS_RETENTION_DAYS",
-        integer(),
+        integer(maximum=MAX_RETENTION_DAYS),
         default=DEFAULT_RETENTION_DAYS,
         help="Finished deliveries, their attempts and events older than this many days "
         "are purged; 0 keeps everything.",
