@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 import httpx
 
 from orderhooks.domain.model import Scope
+from orderhooks.web.dashboard.session import SESSION_COOKIE
 from tests.integration.api_support import LocalApi, finish_deliveries, finish_delivery
 from tests.support.api import expect
 from tests.support.data import unique
@@ -260,6 +261,42 @@ async def test_sign_out_from_another_site_is_refused(api: LocalApi) -> None:
         )
         assert own.status_code == 303
         assert (await browser.get("/ui/webhooks")).status_code == 303  # to the sign-in page
+
+
+async def test_an_origin_that_is_not_a_url_is_refused_not_an_error(api: LocalApi) -> None:
+    """A form whose `Origin` cannot be parsed (an unbalanced IPv6 bracket, as in
+    `http://[`) did not come from a page of this site: sign-in, the portal form and a
+    signed-in action answer 403 and do nothing (parsing it answered 500)."""
+    account = unique("acct")
+    await api.agree(account)
+    webhook = await api.make_webhook(account)
+    link = await api.call("POST", "/v1/portal-links", json_body={"accounts": [account]})
+    token = expect(link, 201)["url"].rsplit("/", 1)[1]
+    for origin in ("http://[", "http://[::1", "http://a]b"):
+        headers = {"Origin": origin}
+        async with visitor(api) as anonymous:
+            form = await anonymous.get("/ui")
+            signin_token = re.search(r'name="signin_token" value="([^"]+)"', form.text)
+            assert signin_token is not None, form.text
+            data = {"signin_token": signin_token[1], "api_key": api.admin_key}
+            signin = await anonymous.post("/ui/signin", data=data, headers=headers)
+            assert signin.status_code == 403 and is_dashboard_page(signin), signin.text
+            assert SESSION_COOKIE not in signin.headers.get("set-cookie", "")
+            portal = await anonymous.post(
+                "/ui/portal", data={"portal_token": token}, headers=headers
+            )
+            assert portal.status_code == 403 and is_dashboard_page(portal), portal.text
+        async with signed_in(api, api.admin_key) as browser:
+            page = await browser.get(f"/ui/webhooks/{webhook['id']}")
+            disable = await browser.post(
+                f"/ui/webhooks/{webhook['id']}/disable",
+                data={"csrf_token": csrf_of(page)},
+                headers=headers,
+            )
+            assert disable.status_code == 403 and is_dashboard_page(disable), disable.text
+    assert (await api.webhook(webhook["id"]))["state"] == "active"
+    async with visitor(api) as anonymous:  # the link was not used up
+        assert (await anonymous.post("/ui/portal", data={"portal_token": token})).status_code == 303
 
 
 async def test_a_form_posted_after_the_session_ended_leads_back_to_its_page(

@@ -92,7 +92,11 @@ def same_origin(request: Request) -> bool:
     if origin is None or origin == "null":
         # Without Origin (older clients), the CSRF token alone decides.
         return origin is None
-    parts = urlsplit(origin)
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        # An unbalanced IPv6 bracket (`http://[`): no page of this site sends that.
+        return False
     # Behind a reverse proxy the browser's host may arrive as X-Forwarded-Host.
     hosts = {request.headers.get("host", ""), request.headers.get("x-forwarded-host", "")}
     return parts.netloc in hosts - {""} and parts.scheme in ("http", "https")
