@@ -90,6 +90,29 @@ async def test_digits_that_are_not_decimal_are_ignored_not_an_error(api: LocalAp
     assert len((await api.store.get_webhook(webhook["id"], Scope())).secrets) == 1
 
 
+async def test_numbers_too_long_to_read_are_ignored_not_an_error(api: LocalApi) -> None:
+    """A `count` in a page's address, or a rotation's `grace_seconds`, of more digits than
+    Python reads into an int (4,300) is a bad value like any other: the page shows a count
+    of 0 and the rotation is refused with 422 (both answered 500)."""
+    account = unique("acct")
+    await api.agree(account)
+    webhook = await api.make_webhook(account)
+    digits = "9" * 5000
+    async with signed_in(api, api.admin_key) as browser:
+        page = await browser.get(
+            f"/ui/webhooks/{webhook['id']}", params={"notice": "replayed", "count": digits}
+        )
+        assert page.status_code == 200, page.text
+        assert "0 events queued for replay." in page.text
+
+        rotate = await browser.post(
+            f"/ui/webhooks/{webhook['id']}/rotate",
+            data={"csrf_token": csrf_of(page), "grace_seconds": digits},
+        )
+        assert rotate.status_code == 422 and is_dashboard_page(rotate), rotate.text
+    assert len((await api.store.get_webhook(webhook["id"], Scope())).secrets) == 1
+
+
 def delivery_ids(page: httpx.Response) -> set[str]:
     """The delivery ids a page links to."""
     return set(re.findall(r'href="/ui/deliveries/(dlv_[0-9A-Za-z]+)"', page.text))
