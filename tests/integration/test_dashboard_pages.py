@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+from starlette.types import Message
 
 from orderhooks.domain.model import Scope
 from orderhooks.web.dashboard.session import SESSION_COOKIE
@@ -320,6 +321,49 @@ async def test_an_origin_that_is_not_a_url_is_refused_not_an_error(api: LocalApi
     assert (await api.webhook(webhook["id"]))["state"] == "active"
     async with visitor(api) as anonymous:  # the link was not used up
         assert (await anonymous.post("/ui/portal", data={"portal_token": token})).status_code == 303
+
+
+async def test_a_form_whose_client_went_away_is_a_plain_refusal(api: LocalApi) -> None:
+    """A browser that disconnects before it has sent the whole form (sign-in, the portal
+    form, an action) gets a 400 page, as the API's bodies do, not a 500 logged as an
+    unexpected error with its traceback (a closed tab is not a bug of the server)."""
+    app = api.client._transport.app  # type: ignore[attr-defined]
+    for path in ("/ui/signin", "/ui/portal"):
+        sent: list[Message] = []
+        received = iter(
+            [
+                {"type": "http.request", "body": b"api_key=ohk_", "more_body": True},
+                {"type": "http.disconnect"},
+            ]
+        )
+
+        async def receive() -> Message:
+            return next(received)  # noqa: B023
+
+        async def send(message: Message) -> None:
+            sent.append(message)  # noqa: B023
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "root_path": "",
+            "query_string": b"",
+            "headers": [
+                (b"host", b"orderhooks.test"),
+                (b"content-type", b"application/x-www-form-urlencoded"),
+                (b"content-length", b"100"),
+            ],
+            "client": ("127.0.0.1", 1),
+            "server": ("orderhooks.test", 80),
+        }
+        await app(scope, receive, send)
+        assert sent[0]["type"] == "http.response.start"
+        assert sent[0]["status"] == 400, sent
 
 
 async def test_a_form_posted_after_the_session_ended_leads_back_to_its_page(
