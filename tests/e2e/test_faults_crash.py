@@ -126,9 +126,7 @@ async def test_sigterm_drains_attempts_in_flight(
 ) -> None:
     rx.slow(SLOW_ANSWER_SECONDS)
     hook = await api.create_webhook(rx.url, [account], timeoutSeconds=10)
-    ids: list[str] = []
-    for _ in range(3):
-        ids += await api.new_order(new_order(account))
+    await api.new_orders(account, 3)
     await rx.wait_for(lambda: rx.in_flight == 3, what="3 attempts in flight")
 
     started = time.monotonic()

@@ -37,9 +37,7 @@ async def test_bad_webhooks_do_not_delay_a_healthy_one(api: Api, account: str) -
             await api.create_webhook(refused_url, [account], timeoutSeconds=2),
         ]
         healthy_hook = await api.create_webhook(healthy.url, [account])
-        backlog: list[str] = []
-        for _ in range(BACKLOG_ORDERS):
-            backlog += await api.new_order(new_order(account))
+        backlog = await api.new_orders(account, BACKLOG_ORDERS)
         await hole.wait_for(lambda: hole.in_flight == SLOW_CONCURRENCY, what="hole busy")
         await slow.wait_for(lambda: slow.in_flight == SLOW_CONCURRENCY, what="slow busy")
         await healthy.wait_for_delivered(set(backlog))

@@ -321,8 +321,7 @@ async def test_retry_now_and_a_test_event_go_at_once_while_the_webhook_is_probed
     # a test event are sent now, not at that probe (docs/guarantees.md, manual control).
     rx.answer(500)
     hook = await api.create_webhook(rx.url, [account], retrySchedule=[3600])
-    for _ in range(3):
-        await api.new_order(new_order(account))
+    await api.new_orders(account, 3)
     failed = await api.wait_deliveries(
         hook["id"],
         lambda ds: len(ds) == 3 and all(d["attemptCount"] == 1 for d in ds),
@@ -334,8 +333,7 @@ async def test_retry_now_and_a_test_event_go_at_once_while_the_webhook_is_probed
     await rx.wait_for_delivered({retried["eventId"]}, timeout=15)
 
     rx.answer(500)
-    for _ in range(3):
-        await api.new_order(new_order(account))
+    await api.new_orders(account, 3)
     await api.wait_deliveries(
         hook["id"],
         lambda ds: sum(d["attemptCount"] == 1 and d["state"] == "pending" for d in ds) == 5,

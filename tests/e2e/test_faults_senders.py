@@ -109,9 +109,7 @@ async def test_sigterm_drains_and_stops_every_sender(
     senders = await wait_senders(server, SENDERS)
     rx.slow(1.0)
     await api.create_webhook(rx.url, [account], timeoutSeconds=10)
-    ids: list[str] = []
-    for _ in range(3):
-        ids += await api.new_order(new_order(account))
+    ids = await api.new_orders(account, 3)
     await rx.wait_for(lambda: rx.in_flight == 3, what="3 attempts in flight")
 
     code = await asyncio.to_thread(server.terminate)
@@ -150,14 +148,12 @@ async def test_a_hung_sender_is_replaced_and_its_requests_sent_again(
     # it, so its attempts would hold their slots, and their orders, for ever.
     senders = await wait_senders(server, SENDERS)
     hook = await slowed_webhook(api, rx, account, 0.5)
-    acknowledged: list[str] = []
-    for _ in range(8):
-        acknowledged += await api.new_order(new_order(account))
+    acknowledged = await api.new_orders(account, 8)
     await rx.wait_for(lambda: rx.in_flight >= 2, what="attempts in flight")
     os.kill(senders[0], signal.SIGSTOP)
     try:
-        for _ in range(8):  # some go to the stopped sender too (the least busy one)
-            acknowledged += await api.new_order(new_order(account))
+        # Some go to the stopped sender too (the least busy one).
+        acknowledged += await api.new_orders(account, 8)
         # What the stopped sender sent reached the receiver, but its answer never came
         # back: only the server's own record shows the attempt was finished.
         await api.wait_deliveries(
@@ -216,9 +212,7 @@ async def test_a_batch_in_flight_in_a_killed_sender_is_sent_again_signed_afresh(
         timeoutSeconds=TIMEOUT_SECONDS,
         batch={"maxEvents": 4, "maxWaitMs": BATCH_WAIT_NEVER_MS},
     )
-    acknowledged: list[str] = []
-    for _ in range(4):
-        acknowledged += await api.new_order(new_order(account))
+    acknowledged = await api.new_orders(account, 4)
     await rx.wait_for(lambda: rx.in_flight == 1, what="the first batch in flight")
     for pid in senders:
         os.kill(pid, signal.SIGKILL)
@@ -239,8 +233,7 @@ async def test_a_second_sigterm_stops_every_process_at_once(
     senders = await wait_senders(server, SENDERS)
     rx.black_hole()
     await api.create_webhook(rx.url, [account], timeoutSeconds=30)
-    for _ in range(3):
-        await api.new_order(new_order(account))
+    await api.new_orders(account, 3)
     await rx.wait_for(lambda: rx.in_flight == 3, what="3 attempts in flight")
     os.kill(senders[0], signal.SIGSTOP)  # one of them will not exit by itself either
     assert server.process is not None

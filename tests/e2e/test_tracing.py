@@ -138,9 +138,7 @@ async def test_delivery_works_while_the_collector_is_down(
     nothing_listens = f"http://127.0.0.1:{free_port()}"
     async with traced_server(tmp_path, nothing_listens) as (server, api):
         await api.create_webhook(rx.url, [account])
-        ids: list[str] = []
-        for _ in range(5):
-            ids += await api.new_order(new_order(account))
+        ids = await api.new_orders(account, 5)
         await rx.wait_for_delivered(set(ids))
         # The last export at shutdown gives up within its short timeout.
         assert server.terminate() == 0

@@ -1,20 +1,26 @@
 """The harness of the `test_api_*` suites (no tests here): the real app from `create_app`
-on a real SQLite file, driven in-process through `httpx.ASGITransport`.
+on a real SQLite file, driven in-process through `httpx.ASGITransport`, or over HTTP
+through a real uvicorn server on loopback (`running_api(..., served=True)`).
 
 The `api` fixture of integration/conftest.py runs it with the module's `API_SETTINGS`;
-`running_api(tmp_path, ...)` makes one of a test's own. Keys are made through the API
-itself, so authentication is exercised exactly as in production.
+`running_api(tmp_path, ...)` makes one of a test's own (on a store of its own making
+with `make_store`). Keys are made through the API itself, so authentication is
+exercised exactly as in production.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import uvicorn
+from starlette.types import ASGIApp
 
 from orderhooks.config import Settings
 from orderhooks.delivery.claims import Outcome
@@ -52,13 +58,51 @@ def api_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
+class _TestServer(uvicorn.Server):
+    """uvicorn's server, leaving the signals to pytest."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Install no signal handler."""
+        yield
+
+
+@asynccontextmanager
+async def serving(app: ASGIApp) -> AsyncIterator[str]:
+    """`app` behind a real uvicorn server on a free loopback port, in this event loop;
+    yields its base URL and stops the server afterwards."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="off"
+    )
+    server = _TestServer(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()  # raises what stopped it
+                raise AssertionError("the test server stopped before it started")
+            await asyncio.sleep(0.01)
+        host, port = server.servers[0].sockets[0].getsockname()[:2]
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
 @asynccontextmanager
 async def running_api(
-    tmp_path: Path, role: str = "api", **overrides: Any
+    tmp_path: Path,
+    role: str = "api",
+    *,
+    make_store: Callable[[Settings], Store] = open_store,
+    served: bool = False,
+    **overrides: Any,
 ) -> AsyncIterator[LocalApi]:
-    """The app on a fresh, migrated SQLite store, with an admin key in the store."""
+    """The app on a fresh, migrated store (`make_store(settings)`: by default SQLite in
+    `tmp_path`), with an admin key in the store; `served`: over HTTP, through a real
+    server on loopback."""
     settings = api_settings(tmp_path, **overrides)
-    store = open_store(settings)
+    store = make_store(settings)
     await store.open()
     await store.migrate()
     admin_key = generate_api_key()
@@ -68,10 +112,15 @@ async def running_api(
     )
     metrics = Metrics()
     app = create_app(settings, store, role=role, metrics=metrics)  # type: ignore[arg-type]
-    transport = httpx.ASGITransport(app=app)
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://orderhooks.test") as c:
-            yield LocalApi(c, admin_key, store, settings, metrics)
+        async with contextlib.AsyncExitStack() as stack:
+            if served:
+                client = httpx.AsyncClient(base_url=await stack.enter_async_context(serving(app)))
+            else:
+                transport = httpx.ASGITransport(app=app)
+                client = httpx.AsyncClient(transport=transport, base_url="http://orderhooks.test")
+            async with client as c:
+                yield LocalApi(c, admin_key, store, settings, metrics)
     finally:
         await store.close()
 

@@ -5,22 +5,34 @@ the figures and filters agree with the API."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
+import structlog
 from starlette.types import Message
 
-from orderhooks.domain.model import Scope
+from orderhooks.config import Settings
+from orderhooks.domain.model import Scope, UsageRow
+from orderhooks.store.sqlite import SQLiteStore, sqlite_path
 from orderhooks.web.dashboard.session import SESSION_COOKIE
-from tests.integration.api_support import LocalApi, finish_deliveries, finish_delivery
+from tests.integration.api_support import (
+    LocalApi,
+    finish_deliveries,
+    finish_delivery,
+    running_api,
+)
 from tests.support.api import expect
 from tests.support.data import unique
 
 
 def visitor(api: LocalApi) -> httpx.AsyncClient:
     """A browser-like client of the same app, without a session (it keeps cookies)."""
-    return httpx.AsyncClient(transport=api.client._transport, base_url=str(api.client.base_url))
+    base_url = str(api.client.base_url)
+    if isinstance(api.client._transport, httpx.ASGITransport):
+        return httpx.AsyncClient(transport=api.client._transport, base_url=base_url)
+    return httpx.AsyncClient(base_url=base_url)  # a real server: a connection pool of its own
 
 
 @asynccontextmanager
@@ -529,3 +541,65 @@ async def test_delivery_lists_link_only_to_webhooks_the_viewer_may_open(api: Loc
         assert own["id"] in page.text
         assert f'href="/ui/webhooks/{own["id"]}"' not in page.text
         assert f'href="/ui/webhooks/{shared["id"]}"' in page.text
+
+
+class UsageReadFails(SQLiteStore):
+    """A store whose usage read fails with an error no handler knows: a bug."""
+
+    async def usage(self, accounts: Sequence[str] | None, months: Sequence[str]) -> list[UsageRow]:
+        raise RuntimeError("the usage read is broken")
+
+
+def usage_read_fails(settings: Settings) -> SQLiteStore:
+    """`UsageReadFails` on the settings' SQLite file."""
+    return UsageReadFails(
+        sqlite_path(settings.effective_database_url),
+        require_agreement=settings.require_agreement,
+        disable_after_seconds=settings.disable_after_seconds,
+    )
+
+
+async def test_an_unexpected_failure_under_ui_is_the_dashboards_500_page(tmp_path: Path) -> None:
+    """A page that fails in a way nothing expected answers the dashboard's HTML error page
+    (500, with the pages' headers), not the API's error JSON; the failure is logged. The
+    API's answer to the same failure stays the error JSON."""
+    async with running_api(tmp_path, make_store=usage_read_fails, served=True) as api:
+        async with signed_in(api, api.admin_key) as browser:
+            with structlog.testing.capture_logs() as logs:
+                page = await browser.get("/ui/usage")
+        assert page.status_code == 500, page.text
+        assert page.headers["content-type"].startswith("text/html"), page.text
+        assert "Something went wrong on the server; it was logged." in page.text
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert page.headers["cache-control"] == "no-store"
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        [entry] = [e for e in logs if e["event"] == "unexpected_error"]
+        assert entry["path"] == "/ui/usage" and entry["log_level"] == "error"
+        assert isinstance(entry["exc_info"], RuntimeError)
+
+        answer = await api.call("GET", "/v1/usage")
+        assert answer.status_code == 500
+        assert answer.json()["error"]["code"] == "internal_error"
+
+
+async def test_static_files_are_served_with_nosniff(api: LocalApi) -> None:
+    """The dashboard's stylesheet and scripts carry `X-Content-Type-Options: nosniff`
+    as its pages do (a browser then runs a script only when it is served as one), on a
+    full answer and on a 304 to a conditional request alike; they had no such header."""
+    for name, media_type in (
+        ("dashboard.css", "text/css"),
+        ("refresh.js", "text/javascript"),
+        ("portal.js", "text/javascript"),
+    ):
+        answer = await api.client.get(f"/ui/static/{name}")
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"].startswith(media_type)
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        again = await api.client.get(
+            f"/ui/static/{name}", headers={"if-none-match": answer.headers["etag"]}
+        )
+        assert again.status_code == 304
+        assert again.headers["x-content-type-options"] == "nosniff"
+    missing = await api.client.get("/ui/static/missing.js")
+    assert missing.status_code == 404
+    assert missing.headers["x-content-type-options"] == "nosniff"

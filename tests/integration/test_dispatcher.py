@@ -116,11 +116,11 @@ def _fail_twice(monkeypatch: pytest.MonkeyPatch, store: Store, method: str) -> l
     real = getattr(store, method)
     failures: list[Any] = []
 
-    async def flaky(*args: Any) -> Any:
+    async def flaky(*args: Any, **kwargs: Any) -> Any:
         if len(failures) < 2:
             failures.append(args)
             raise StoreUnavailable("database is down")
-        return await real(*args)
+        return await real(*args, **kwargs)
 
     monkeypatch.setattr(store, method, flaky)
     return failures
@@ -144,9 +144,9 @@ async def _webhook(store: Store, url: str, **overrides: Any) -> tuple[Webhook, s
     return created, secret
 
 
-def _order(order_id: str) -> NewOrderItem:
+def _order(order_id: str, account: str = ACCOUNT) -> NewOrderItem:
     document = sample("new_order")
-    document.update({"_id": order_id, "account": ACCOUNT})
+    document.update({"_id": order_id, "account": account})
     raw = orjson.dumps(document)
     return NewOrderItem(validate_order(document), hashlib.sha256(raw).hexdigest())
 
@@ -422,14 +422,15 @@ async def test_max_concurrency_of_each_webhook_is_never_exceeded(
     assert transport.max_in_flight["https://wide.example/"] == 5
 
 
-async def test_worker_concurrency_bounds_all_attempts(
+async def test_worker_concurrency_bounds_the_attempts_of_one_webhook(
     tmp_path: Path, store: Store, transport: FakeTransport
 ) -> None:
+    """A webhook with attempts in flight takes further ones from the shared capacity
+    only: its own slot is for when it has none."""
     gate = Gate(delay=0.03)
     transport.responder = gate
-    for name in ("a", "b", "c"):
-        await _webhook(store, f"https://{name}.example/")
-    await _ingest_orders(store, 10)
+    await _webhook(store, "https://a.example/", max_concurrency=20)
+    await _ingest_orders(store, 30)
     worker = Dispatcher(store, transport, _settings(tmp_path, worker_concurrency=4))
     async with _running(worker):
         await _eventually(lambda: _count_requests(transport, 30))
@@ -438,6 +439,72 @@ async def test_worker_concurrency_bounds_all_attempts(
 
 async def _count_requests(transport: FakeTransport, count: int) -> bool:
     return len(transport.requests) >= count
+
+
+class SlowHosts:
+    """A responder that holds the requests to `slow.example` hosts until released and
+    answers the others at once, counting every request in flight."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.held = 0
+        self.max_in_flight = 0
+        self.in_flight = 0
+
+    async def __call__(self, request: OutboundRequest) -> Any:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if "slow.example" in request.url:
+                self.held += 1
+                await self.release.wait()
+            else:
+                await asyncio.sleep(0)
+            return fake_result(200)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_a_full_worker_still_sends_to_a_webhook_with_nothing_in_flight(
+    tmp_path: Path, store: Store, transport: FakeTransport
+) -> None:
+    hosts = SlowHosts()
+    transport.responder = hosts
+    await _webhook(store, "https://slow.example/", max_concurrency=2)
+    await _ingest_orders(store, 4, prefix="slow")
+    worker = Dispatcher(store, transport, _settings(tmp_path, worker_concurrency=2))
+    async with _running(worker):
+        await _eventually(lambda: _is(hosts.held == 2))  # every shared slot held
+        healthy, _ = await _webhook(store, "https://healthy.example/", accounts=("acc2",))
+        for round_number in range(3):  # its own slot, again once each attempt ended
+            await store.ingest([_order(f"healthy-{round_number}", "acc2")], _now())
+            delivered = _all_in({DeliveryState.DELIVERED}, store, healthy.id, round_number + 1)
+            await _eventually(delivered)
+        assert hosts.held == 2 and worker.in_flight == 2
+        hosts.release.set()
+    assert hosts.max_in_flight == 3
+
+
+async def test_own_slots_stop_at_twice_the_worker_concurrency(
+    tmp_path: Path, store: Store, transport: FakeTransport
+) -> None:
+    hosts = SlowHosts()
+    transport.responder = hosts
+    for number in range(6):
+        await _webhook(store, f"https://slow.example/{number}", max_concurrency=2)
+    await _ingest_orders(store, 2)
+    worker = Dispatcher(store, transport, _settings(tmp_path, worker_concurrency=2))
+    async with _running(worker):
+        await _eventually(lambda: _is(hosts.held == 4))
+        await asyncio.sleep(0.3)  # time enough for a claim that would pass the bound
+        assert hosts.held == 4 and worker.in_flight == 4
+        hosts.release.set()
+        await _eventually(lambda: _count_requests(transport, 12))
+    assert hosts.max_in_flight == 4
+
+
+async def _is(value: bool) -> bool:
+    return value
 
 
 # ---------------------------------------------------------------- recording and stopping
@@ -617,9 +684,9 @@ async def test_an_idle_worker_does_not_spin(
     claims: list[int] = []
     real_claim = store.claim
 
-    async def counting_claim(now: datetime, limit: int, worker_id: str) -> Any:
+    async def counting_claim(now: datetime, limit: int, worker_id: str, **kwargs: Any) -> Any:
         claims.append(limit)
-        return await real_claim(now, limit, worker_id)
+        return await real_claim(now, limit, worker_id, **kwargs)
 
     async def broken_wait(timeout: float) -> None:
         raise StoreUnavailable("the notification channel is down")

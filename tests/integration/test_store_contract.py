@@ -414,6 +414,135 @@ async def test_each_webhook_gets_its_own_slice(store: SqlStore) -> None:
     assert {c.webhook.id for c in claims} == {busy.id, quiet.id}
 
 
+# A worker whose shared capacity is full claims for its webhooks' own slots: one request
+# each, for the webhooks with no attempt in flight on it (docs/guarantees.md, Isolation).
+
+
+async def own_slots(
+    store: SqlStore,
+    busy: set[str],
+    at: datetime = NOW,
+    limit: int = 100,
+    worker_id: str = "w1",
+) -> list[list[Any]]:
+    """What an own-slot claim of `worker_id` at `at` leases, request by request, when it
+    has attempts in flight for the webhooks `busy`."""
+    return requests_of(await store.claim(at, limit, worker_id, one_each_except=busy))
+
+
+async def test_own_slots_take_one_request_each_for_webhooks_not_in_flight(
+    store: SqlStore,
+) -> None:
+    full = await store.create_webhook(webhook(max_concurrency=10))
+    first = await store.create_webhook(webhook(max_concurrency=10))
+    second = await store.create_webhook(webhook(max_concurrency=10))
+    await store.ingest([new_order(f"o{i}") for i in range(5)], NOW)
+    requests = await own_slots(store, {full.id})
+    assert sorted(r[0].webhook.id for r in requests) == sorted([first.id, second.id])
+    assert all(len(r) == 1 for r in requests)
+    # Each in flight now: nothing more of its own; the limit caps the claim too.
+    assert await own_slots(store, {full.id, first.id, second.id}) == []
+    [alone] = await own_slots(store, {full.id}, limit=1)
+    assert alone[0].webhook.id in {first.id, second.id}
+    # The shared claim afterwards takes the rest, as ever.
+    assert len(await claim_ids(store)) == 15 - 3
+
+
+async def test_own_slots_keep_max_concurrency_across_workers_and_probing(
+    store: SqlStore,
+) -> None:
+    narrow = await store.create_webhook(webhook(max_concurrency=1))
+    await store.ingest([new_order("o1"), new_order("o2")], NOW)
+    [taken] = await store.claim(NOW, 100, "w2")  # another worker holds its one slot
+    assert await own_slots(store, set()) == []
+    await store.record([delivered(taken.delivery.id, narrow.id)], NOW)
+    [[own]] = await own_slots(store, set())
+    assert own.webhook.id == narrow.id and own.event.order_id == "o2"
+
+
+async def test_own_slots_take_no_share_of_a_webhook_from_the_other_workers(
+    store: SqlStore,
+) -> None:
+    """A full worker claiming its own slots is not one more worker sharing the slots of
+    a webhook: the workers with free capacity keep all the rest."""
+    hook = await store.create_webhook(webhook(max_concurrency=10))
+    await store.ingest([new_order(f"o{i}") for i in range(40)], NOW)
+    [[own]] = await own_slots(store, set(), worker_id="full")
+    assert own.webhook.id == hook.id
+    assert len(await claim_ids(store)) == 9, "every slot but the full worker's one"
+
+
+async def test_own_slots_wait_for_a_probe_time(store: SqlStore) -> None:
+    _, _, later = await probed_webhook(store, orders=5)
+    assert await own_slots(store, set()) == []
+    assert len(await own_slots(store, set(), at=later)) == 1
+    assert await own_slots(store, set(), at=later) == []  # one probe at a time
+
+
+async def test_own_slots_spend_the_rate_limit(store: SqlStore) -> None:
+    await store.create_webhook(webhook(rate_limit_per_second=1.0))
+    await store.ingest([new_order(f"o{i}") for i in range(5)], NOW)
+    assert len(await claim_ids(store)) == 1  # the token of this second
+    assert await own_slots(store, set(), worker_id="w2") == []
+    assert len(await own_slots(store, set(), at=NOW + timedelta(seconds=1))) == 1
+
+
+async def test_an_own_slot_of_a_batching_webhook_is_one_batch(store: SqlStore) -> None:
+    hook = await store.create_webhook(batching(3, 0))
+    await store.ingest([new_order(f"o{i}") for i in range(5)], NOW)
+    [batch] = await own_slots(store, set())
+    assert len(batch) == 3 and len({c.batch_id for c in batch}) == 1
+    assert all(c.webhook.id == hook.id for c in batch)
+
+
+async def test_own_slots_write_nothing_when_every_webhook_is_in_flight(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full worker is woken by every ingest and finished attempt: while every webhook
+    it knows of has an attempt in flight on it, its own-slot claims cost no transaction."""
+    hook = await store.create_webhook(webhook())
+    await store.ingest([new_order("o1"), new_order("o2")], NOW)
+    assert len(await claim_ids(store, limit=1)) == 1
+    writes: list[object] = []
+    real_write = store.engine.write
+
+    async def counting_write(*args: Any, **kwargs: Any) -> Any:
+        writes.append(args)
+        return await real_write(*args, **kwargs)
+
+    monkeypatch.setattr(store.engine, "write", counting_write)
+    assert await own_slots(store, {hook.id}) == []
+    assert writes == []
+    assert len(await own_slots(store, set())) == 1  # not in flight: a claim, as ever
+    assert len(writes) == 1
+
+
+async def test_own_slots_see_a_webhook_another_process_created_within_a_second(
+    make_store: StoreFactory,
+) -> None:
+    """A webhook created by another process is seen by an own-slot claim once what the
+    worker knew of the webhooks is `OWN_SLOTS_CATALOG_SECONDS` old, even when every
+    webhook it knew of has an attempt in flight on it."""
+    worker, api = await make_store(), await make_store()
+    full = await worker.create_webhook(webhook())
+    await worker.ingest([new_order("o1")], NOW)
+    assert len(await claim_ids(worker)) == 1  # every webhook it knows of is in flight
+    healthy = await api.create_webhook(webhook(accounts=("acc2",)))
+    await api.ingest([new_order("o2", account="acc2")], NOW)
+    await asyncio.sleep(claim_operations.OWN_SLOTS_CATALOG_SECONDS)
+    [[own]] = await own_slots(worker, {full.id})
+    assert own.webhook.id == healthy.id
+
+
+async def test_record_and_claim_fills_own_slots_after_its_outcomes(store: SqlStore) -> None:
+    hook = await store.create_webhook(webhook(max_concurrency=1))
+    await store.ingest([new_order("o1"), status("o1", 20)], NOW)
+    [head] = await store.claim(NOW, 100, "w1")
+    outcome = delivered(head.delivery.id, hook.id)
+    [following] = await store.record_and_claim([outcome], NOW, 100, "w1", one_each_except=set())
+    assert (following.event.order_id, following.event.sequence) == ("o1", 2)
+
+
 async def test_disabled_and_awaiting_webhooks_are_not_claimed(store: SqlStore) -> None:
     hook = await store.create_webhook(webhook())
     await store.ingest([new_order("o1")], NOW)
@@ -608,6 +737,22 @@ async def batches_of(store: SqlStore, at: datetime, limit: int = 100) -> list[li
     return requests_of(await store.claim(at, limit, "w1"))
 
 
+FULL_BATCH_WAIT_MS = 60_000  # `maxWaitMs` of the full-batch tests: longer than they run
+
+
+async def assert_full_batch_goes_now(
+    store: SqlStore, webhook_id: str, at: datetime, order_ids: list[str]
+) -> list[Any]:
+    """The webhook starts batching by `len(order_ids)` events (`FULL_BATCH_WAIT_MS`), and
+    that many fresh orders come in at `at`: a claim then leases them at once, as one batch
+    (its claims), whatever else is due."""
+    await start_batching(store, webhook_id, BatchSettings(len(order_ids), FULL_BATCH_WAIT_MS))
+    await store.ingest([new_order(order_id) for order_id in order_ids], at)
+    [batch] = await batches_of(store, at)
+    assert [c.event.order_id for c in batch] == order_ids
+    return batch
+
+
 async def failed_batch(
     store: SqlStore, max_events: int, retry_at: datetime
 ) -> tuple[Webhook, list[Any]]:
@@ -736,16 +881,14 @@ async def test_a_full_batch_goes_at_once_beside_deliveries_at_another_point(
     await store.ingest([new_order("o1")], NOW)
     [claim] = await store.claim(NOW, 10, "w1")
     await store.record([failed(claim.delivery.id, hook.id, retry_at=NOW, position=1)], NOW)
-    await start_batching(store, hook.id, BatchSettings(2, 60_000))
     later = NOW + timedelta(seconds=1)
-    await store.ingest([new_order("o2"), new_order("o3")], later)
-    [batch] = await batches_of(store, later)
-    assert [c.event.order_id for c in batch] == ["o2", "o3"]
+    batch = await assert_full_batch_goes_now(store, hook.id, later, ["o2", "o3"])
     await store.record(
         [in_batch(delivered(c.delivery.id, hook.id), c.batch_id) for c in batch], later
     )
-    assert await batches_of(store, NOW + timedelta(seconds=59)) == []
-    [alone] = await batches_of(store, NOW + timedelta(seconds=60))
+    waited = NOW + timedelta(milliseconds=FULL_BATCH_WAIT_MS)
+    assert await batches_of(store, waited - timedelta(seconds=1)) == []
+    [alone] = await batches_of(store, waited)
     assert [c.event.order_id for c in alone] == ["o1"]
 
 
@@ -770,11 +913,7 @@ async def test_a_full_batch_goes_at_once_beside_deliveries_at_two_other_points(
     [claim] = await store.claim(first, 10, "w1")
     assert claim.event.order_id == "o2"
     await store.record([failed(claim.delivery.id, hook.id, retry_at=second, position=1)], first)
-    await start_batching(store, hook.id, BatchSettings(2, 60_000))
-    later = NOW + timedelta(seconds=3)
-    await store.ingest([new_order("o3"), new_order("o4")], later)
-    [batch] = await batches_of(store, later)
-    assert [c.event.order_id for c in batch] == ["o3", "o4"]
+    await assert_full_batch_goes_now(store, hook.id, NOW + timedelta(seconds=3), ["o3", "o4"])
 
 
 async def test_an_expired_lease_sends_the_same_batch_again(store: SqlStore) -> None:
@@ -839,6 +978,38 @@ async def test_retry_now_in_a_batch(store: SqlStore) -> None:
     [recovered] = await batches_of(store, NOW)
     assert [c.delivery.id for c in recovered] == [batch[0].delivery.id]
     assert recovered[0].batch_id not in (None, batch[0].batch_id)
+
+
+def taking(outcome: Outcome, duration_ms: int) -> Outcome:
+    """The outcome of an attempt that took `duration_ms`."""
+    return dataclasses.replace(
+        outcome, attempt=dataclasses.replace(outcome.attempt, duration_ms=duration_ms)
+    )
+
+
+async def test_latency_counts_a_batch_request_once(store: SqlStore) -> None:
+    # The receiver answered two requests: three events in 300 ms, then one in 10 ms. Each
+    # event's delivery records the attempt, but latency is the request's: two samples.
+    hook = await store.create_webhook(batching(3, 0))
+    await store.ingest([new_order(f"o{i}") for i in range(4)], NOW)
+    big, small = sorted(await batches_of(store, NOW), key=len, reverse=True)
+    assert (len(big), len(small)) == (3, 1)
+    await store.record(
+        [in_batch(taking(delivered(c.delivery.id, hook.id), 300), c.batch_id) for c in big]
+        + [in_batch(taking(delivered(c.delivery.id, hook.id), 10), c.batch_id) for c in small],
+        NOW,
+    )
+    stats = await store.webhook_stats(hook.id, NOW)
+    assert stats.counts[DeliveryState.DELIVERED] == 4 and stats.success_rate == 1.0
+    assert (stats.latency_ms_p50, stats.latency_ms_p99) == (10.0, 300.0)
+    [bucket] = await store.outcome_series(Scope(), hook.id, NOW, NOW + timedelta(hours=1), 60)
+    assert (bucket.succeeded, bucket.failed) == (4, 0)  # outcomes: each event's attempt
+    assert (bucket.latency_ms_p50, bucket.latency_ms_p99) == (10.0, 300.0)
+    # A partner sees the requests that carried its events, each once.
+    [mine] = await store.outcome_series(
+        Scope(frozenset({"acc1"})), None, NOW, NOW + timedelta(hours=1), 60
+    )
+    assert (mine.succeeded, mine.latency_ms_p50, mine.latency_ms_p99) == (4, 10.0, 300.0)
 
 
 async def test_batch_settings_are_stored_and_patched(store: SqlStore) -> None:
@@ -1049,6 +1220,63 @@ async def test_replay_after_the_order_new_meant_for_a_webhook_sends_no_other(
     assert await store.replay_events(triggered, NOW, None, None, NOW) == 1
     replays = [d.sequence for d in await deliveries_of(store, triggered.id) if d.replay]
     assert replays == [2]
+
+
+async def test_a_replay_of_a_pending_event_waits_behind_it(store: SqlStore) -> None:
+    # The replay has the sequence of the delivery still pending: one queue, one head.
+    hook = await store.create_webhook(webhook())
+    await store.ingest([new_order("o1"), status("o1", 20)], NOW)
+    assert await store.replay_events(hook, NOW, None, None, NOW) == 2
+    [first] = await store.claim(NOW, 10, "w1")
+    assert (first.event.sequence, first.delivery.replay) == (1, False)
+    assert await claim_ids(store) == []  # not the replay of sequence 1 beside it
+    await store.record([delivered(first.delivery.id, hook.id)], NOW)
+    [second] = await store.claim(NOW, 10, "w1")
+    assert (second.event.sequence, second.delivery.replay) == (1, True)
+    await store.record([delivered(second.delivery.id, hook.id)], NOW)
+    [third] = await store.claim(NOW, 10, "w1")
+    assert (third.event.sequence, third.delivery.replay) == (2, False)
+
+
+async def test_a_replay_of_an_event_in_flight_waits_for_its_outcome(store: SqlStore) -> None:
+    hook = await store.create_webhook(webhook())
+    await store.ingest([new_order("o1")], NOW)
+    [first] = await store.claim(NOW, 10, "w1")
+    assert await store.replay_events(hook, NOW, None, None, NOW) == 1
+    assert await claim_ids(store) == []
+    await store.record([failed(first.delivery.id, hook.id)], NOW)
+    [replayed] = await store.claim(NOW, 10, "w1")
+    assert (replayed.event.id, replayed.delivery.replay) == (first.event.id, True)
+
+
+async def test_a_failed_delivery_retried_while_its_replay_is_in_flight_waits_for_it(
+    store: SqlStore,
+) -> None:
+    # The first delivery was created earlier, but the replay is the one on the wire: the
+    # same event is never sent twice at once, whichever of the two came back first.
+    hook = await store.create_webhook(webhook())
+    await store.ingest([new_order("o1")], NOW)
+    [first] = await store.claim(NOW, 10, "w1")
+    await store.record([failed(first.delivery.id, hook.id)], NOW)
+    assert await store.replay_events(hook, NOW, None, None, NOW) == 1
+    [replayed] = await store.claim(NOW, 10, "w1")
+    assert replayed.delivery.replay is True
+    await store.retry_delivery_now(first.delivery.id, NOW)
+    assert await claim_ids(store) == []
+    await store.record([delivered(replayed.delivery.id, hook.id)], NOW)
+    assert await claim_ids(store) == [first.delivery.id]
+
+
+async def test_a_replay_of_a_pending_event_never_rides_in_its_batch(store: SqlStore) -> None:
+    # Both are due, and a batch has room for both: only the head of the queue joins it.
+    hook = await store.create_webhook(batching(10, 0))
+    await store.ingest([new_order("o1")], NOW)
+    assert await store.replay_events(hook, NOW, None, None, NOW) == 1
+    [[first]] = await batches_of(store, NOW)
+    assert first.delivery.replay is False
+    await store.record([in_batch(delivered(first.delivery.id, hook.id), first.batch_id)], NOW)
+    [[second]] = await batches_of(store, NOW)
+    assert (second.event.id, second.delivery.replay) == (first.event.id, True)
 
 
 async def test_test_deliveries_are_not_listed_or_billed(store: SqlStore) -> None:

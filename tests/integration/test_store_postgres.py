@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import orjson
@@ -59,15 +59,29 @@ def pg_store(url: str, **options: Any) -> PostgresStore:
 
 
 @contextlib.asynccontextmanager
-async def migrated_store(url: str, **options: Any) -> AsyncIterator[PostgresStore]:
-    """A store standing for one orderhooks process, open on a migrated database."""
+async def open_store(url: str, **options: Any) -> AsyncIterator[PostgresStore]:
+    """A store standing for one orderhooks process, open; closed afterwards."""
     store = pg_store(url, **options)
     await store.open()
     try:
-        await store.migrate()
         yield store
     finally:
         await store.close()
+
+
+@contextlib.asynccontextmanager
+async def migrated_store(url: str, **options: Any) -> AsyncIterator[PostgresStore]:
+    """A store standing for one orderhooks process, open on a migrated database."""
+    async with open_store(url, **options) as store:
+        await store.migrate()
+        yield store
+
+
+async def migrate(url: str) -> None:
+    """Migrate the database, as a process that then stops would: for the tests that
+    look at it through a connection of their own."""
+    async with migrated_store(url, listen=False):
+        pass
 
 
 @contextlib.asynccontextmanager
@@ -85,13 +99,8 @@ async def two_stores(
     url: str, **options: Any
 ) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
     """Two stores standing for two processes on one database, migrated."""
-    async with migrated_store(url, **options) as first:
-        second = pg_store(url, **options)
-        await second.open()
-        try:
-            yield first, second
-        finally:
-            await second.close()
+    async with migrated_store(url, **options) as first, open_store(url, **options) as second:
+        yield first, second
 
 
 @pytest.fixture()
@@ -202,17 +211,30 @@ class Relay:
         writer.close()
 
 
-async def test_survives_the_server_going_away(pg_url: str) -> None:
-    base, database = pg_url.rsplit("/", 1)
+R = TypeVar("R", bound=Relay)
+
+
+@contextlib.asynccontextmanager
+async def relayed(url: str, relay_type: type[R]) -> AsyncIterator[tuple[R, str]]:
+    """A relay of `relay_type` started in front of the server of `url`, and the URL of the
+    same database through it; the relay is cut afterwards."""
+    base, database = url.rsplit("/", 1)
     host_port = base.rsplit("@", 1)[-1]
-    relay = Relay(int(host_port.rsplit(":", 1)[-1]))
+    relay = relay_type(int(host_port.rsplit(":", 1)[-1]))
     await relay.start()
-    relayed = f"{base.replace(host_port, f'127.0.0.1:{relay.port}')}/{database}"
-    store, other = pg_store(relayed), pg_store(pg_url)
-    await store.open()
-    await other.open()
     try:
-        await store.migrate()
+        yield relay, f"{base.replace(host_port, f'127.0.0.1:{relay.port}')}/{database}"
+    finally:
+        with contextlib.suppress(Exception):
+            await relay.cut()
+
+
+async def test_survives_the_server_going_away(pg_url: str) -> None:
+    async with (
+        relayed(pg_url, Relay) as (relay, relayed_url),
+        migrated_store(relayed_url) as store,
+        open_store(pg_url) as other,
+    ):
         hook = await store.create_webhook(webhook())
         await relay.cut()
         with pytest.raises(StoreUnavailable):
@@ -227,11 +249,6 @@ async def test_survives_the_server_going_away(pg_url: str) -> None:
         await store.record([delivered(claim.delivery.id, hook.id)], NOW)
         # The listener reconnected too: another process's ingest wakes this one.
         await _eventually(lambda: _woken_by(other, store))
-    finally:
-        await store.close()
-        await other.close()
-        with contextlib.suppress(Exception):
-            await relay.cut()
 
 
 async def _woken_by(source: PostgresStore, target: PostgresStore) -> None:
@@ -293,15 +310,9 @@ def _plan_nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 async def test_hot_queries_stay_on_their_indexes(pg_url: str) -> None:
-    store = pg_store(pg_url, listen=False)
-    await store.open()
-    try:
-        await store.migrate()
-    finally:
-        await store.close()
+    await migrate(pg_url)
     queries = compile_queries("postgres")
-    conn = await asyncpg.connect(pg_url)
-    try:
+    async with side_connection(pg_url) as conn:
         # With sequential scans ruled out, a query no index can serve still shows one
         # (as a disabled plan): so each assertion says an index fits the query's shape.
         await conn.execute("SET enable_seqscan = off")
@@ -317,8 +328,6 @@ async def test_hot_queries_stay_on_their_indexes(pg_url: str) -> None:
             scans = {node.get("Relation Name") for node in nodes if node["Node Type"] == "Seq Scan"}
             assert index in indexes, f"{name}: {nodes}"
             assert not scans, f"{name} scans {scans} whole: {nodes}"
-    finally:
-        await conn.close()
 
 
 async def test_retention_never_deletes_a_delivery_requeued_while_it_purges(
@@ -332,8 +341,7 @@ async def test_retention_never_deletes_a_delivery_requeued_while_it_purges(
     await api.ingest([new_order("old1")], NOW - timedelta(days=40))
     [claim] = await worker.claim(NOW, 10, "w1")
     await worker.record([failed(claim.delivery.id, hook.id)], NOW)
-    blocker = await asyncpg.connect(pg_url)
-    try:
+    async with side_connection(pg_url) as blocker:
         # Holds the purge between its read of the finished deliveries and its deletes.
         hold = blocker.transaction()
         await hold.start()
@@ -348,8 +356,6 @@ async def test_retention_never_deletes_a_delivery_requeued_while_it_purges(
         await hold.rollback()
         await purge
         retried = await asyncio.gather(retry, return_exceptions=True)
-    finally:
-        await blocker.close()
     remaining = await deliveries_of(api, hook.id)
     if isinstance(retried[0], NotFound):
         assert remaining == []
@@ -407,14 +413,10 @@ class CommitCutter(Relay):
 
 
 async def test_a_commit_whose_connection_breaks_on_release_still_answers(pg_url: str) -> None:
-    base, database = pg_url.rsplit("/", 1)
-    host_port = base.rsplit("@", 1)[-1]
-    relay = CommitCutter(int(host_port.rsplit(":", 1)[-1]))
-    await relay.start()
-    store = pg_store(f"{base.replace(host_port, f'127.0.0.1:{relay.port}')}/{database}")
-    await store.open()
-    try:
-        await store.migrate()
+    async with (
+        relayed(pg_url, CommitCutter) as (relay, relayed_url),
+        migrated_store(relayed_url) as store,
+    ):
         relay.armed = True
         # Committed: answering an error would make the client post it again.
         [result] = await store.ingest([new_order("o1")], NOW)
@@ -422,9 +424,6 @@ async def test_a_commit_whose_connection_breaks_on_release_still_answers(pg_url:
         assert result.created
         view = await store.get_order("o1", Scope())  # on a fresh connection
         assert view.order.order_id == "o1"
-    finally:
-        await store.close()
-        await relay.cut()
 
 
 async def test_a_start_applying_the_agreement_setting_never_undoes_a_disable(
@@ -432,13 +431,11 @@ async def test_a_start_applying_the_agreement_setting_never_undoes_a_disable(
 ) -> None:
     # A process starting with ORDERHOOKS_REQUIRE_AGREEMENT=false activates the webhooks
     # awaiting their agreement; a worker disabling one of them meanwhile (a 410) wins.
-    first = pg_store(pg_url, require_agreement=True)
-    starting = pg_store(pg_url, require_agreement=False, listen=False)
-    await first.open()
-    await first.migrate()
-    await starting.open()
-    conn = await asyncpg.connect(pg_url)
-    try:
+    async with (
+        migrated_store(pg_url, require_agreement=True) as first,
+        open_store(pg_url, require_agreement=False, listen=False) as starting,
+        side_connection(pg_url) as conn,
+    ):
         waiting = await first.create_webhook(webhook())
         assert waiting.state == WebhookState.AWAITING_AGREEMENT
         async with conn.transaction():
@@ -451,10 +448,6 @@ async def test_a_start_applying_the_agreement_setting_never_undoes_a_disable(
         assert await applying == 0
         after = await first.get_webhook(waiting.id, Scope())
         assert (after.state, after.disabled_reason) == (WebhookState.DISABLED, "gone")
-    finally:
-        await conn.close()
-        await starting.close()
-        await first.close()
 
 
 async def test_an_ingest_racing_a_change_of_ordering_marks_by_the_new_one(pg_url: str) -> None:
@@ -462,12 +455,11 @@ async def test_an_ingest_racing_a_change_of_ordering_marks_by_the_new_one(pg_url
     # to `none` meanwhile makes every waiting delivery ready. The status update the
     # ingest then writes must be sent too: left not ready under `none`, nothing ever
     # made it ready, and the acknowledged event was never sent.
-    first, ingesting = pg_store(pg_url), pg_store(pg_url, listen=False)
-    await first.open()
-    await first.migrate()
-    await ingesting.open()
-    conn = await asyncpg.connect(pg_url)
-    try:
+    async with (
+        migrated_store(pg_url) as first,
+        open_store(pg_url, listen=False) as ingesting,
+        side_connection(pg_url) as conn,
+    ):
         hook = await first.create_webhook(webhook())
         await first.ingest([new_order("o1")], NOW)
         await ingesting.ingest([new_order("o0")], NOW)  # it has read the webhooks once
@@ -489,10 +481,6 @@ async def test_an_ingest_racing_a_change_of_ordering_marks_by_the_new_one(pg_url
             ("o1", 1),
             ("o1", 2),
         ]
-    finally:
-        await conn.close()
-        await ingesting.close()
-        await first.close()
 
 
 async def test_a_change_of_ordering_never_stalls_ingest_behind_a_silent_holder(
@@ -501,11 +489,7 @@ async def test_a_change_of_ordering_never_stalls_ingest_behind_a_silent_holder(
     # A transaction marking heads (an ingest) in a process that stopped talking holds the
     # ordering lock: a change of ordering gives up (unavailable, may be sent again)
     # instead of waiting for it, and ingests queued behind that change go on.
-    store = pg_store(pg_url)
-    await store.open()
-    await store.migrate()
-    silent = await asyncpg.connect(pg_url)
-    try:
+    async with migrated_store(pg_url) as store, side_connection(pg_url) as silent:
         hook = await store.create_webhook(webhook())
         stored = await store.get_webhook(hook.id, Scope())
         async with silent.transaction():
@@ -519,8 +503,6 @@ async def test_a_change_of_ordering_never_stalls_ingest_behind_a_silent_holder(
             [result] = await asyncio.wait_for(ingest, timeout=30)
             assert result.created
         assert (await store.get_webhook(hook.id, Scope())).ordering == Ordering.PER_ORDER
-    finally:
-        await silent.close()
 
 
 async def test_usage_rows_are_in_the_same_order_whatever_the_database_collation(
@@ -531,8 +513,7 @@ async def test_usage_rows_are_in_the_same_order_whatever_the_database_collation(
     default of many PostgreSQL installations, such as en_US.UTF-8) sorted accounts by
     that language's rules instead (`alpha` before `Bravo`)."""
     async with migrated_store(pg_url) as store:
-        connection = await asyncpg.connect(pg_url)
-        try:
+        async with side_connection(pg_url) as connection:
             # What a database whose default collation is a language's gives the column.
             await connection.execute(
                 'ALTER TABLE usage ALTER COLUMN account TYPE TEXT COLLATE "en-US-x-icu"'
@@ -542,8 +523,6 @@ async def test_usage_rows_are_in_the_same_order_whatever_the_database_collation(
                 " VALUES ($1, '2026-11', 'order.new', 1, 0)",
                 [("alpha",), ("Bravo",), ("acct-b",), ("acct_a",)],
             )
-        finally:
-            await connection.close()
         rows = await store.usage(None, ["2026-11"])
         assert [row.account for row in rows] == sorted(["alpha", "Bravo", "acct-b", "acct_a"])
 
@@ -647,11 +626,7 @@ async def test_a_claim_never_leases_an_event_that_lost_its_place_meanwhile(pg_ur
     # The order's second event is its head, and a claim reads it so, while a retry of the
     # failed first event (still uncommitted) makes the first the head again. The claim
     # must not send the second: the retried first goes before it (docs/guarantees.md).
-    store = pg_store(pg_url)
-    await store.open()
-    await store.migrate()
-    conn = await asyncpg.connect(pg_url)
-    try:
+    async with migrated_store(pg_url) as store, side_connection(pg_url) as conn:
         await _connected(store, 3)
         hook = await store.create_webhook(webhook(retry_schedule=()))
         await store.ingest([new_order("o1"), status("o1", 20)], NOW)
@@ -673,8 +648,6 @@ async def test_a_claim_never_leases_an_event_that_lost_its_place_meanwhile(pg_ur
         leased = [c.delivery.id for c in await claim]
         leased += [c.delivery.id for c in await store.claim(NOW, 10, "w2")]
         assert leased == [first.delivery.id]
-    finally:
-        await conn.close()
 
 
 async def _account_lock_held(conn: asyncpg.Connection, account: str) -> bool:
@@ -736,15 +709,13 @@ async def _hold_webhook(conn: asyncpg.Connection, webhook_id: str) -> None:
 
 async def _row_locked(pg_url: str, sql: str, *args: Any) -> bool:
     """Whether another transaction holds a lock on the row `sql` (FOR UPDATE NOWAIT) reads."""
-    conn = await asyncpg.connect(pg_url)
-    try:
-        async with conn.transaction():
-            await conn.fetch(sql, *args)
+    async with side_connection(pg_url) as conn:
+        try:
+            async with conn.transaction():
+                await conn.fetch(sql, *args)
+        except asyncpg.LockNotAvailableError:
+            return True
         return False
-    except asyncpg.LockNotAvailableError:
-        return True
-    finally:
-        await conn.close()
 
 
 async def test_a_disable_waits_for_a_deleted_receiver_before_it_locks_anything(
@@ -820,13 +791,9 @@ async def test_the_webhook_locks_of_a_wide_ingest_stay_few(pg_url: str) -> None:
     max_locks_per_transaction (64) per connection: three such ingests at once failed "out of
     shared memory", and with them whatever else needed a lock. The locks are taken by
     bucket of webhook ids, 64 at most."""
-    store = pg_store(pg_url, listen=False)
-    await store.open()
-    await store.migrate()
-    await store.close()
+    await migrate(pg_url)
     share = compile_queries("postgres")["share_webhooks"]
-    conn = await asyncpg.connect(pg_url)
-    try:
+    async with side_connection(pg_url) as conn:
         async with conn.transaction():
             ids = [f"wh_{n:05d}" for n in range(2000)]
             await conn.fetch(share.sql, *share.bind({"ids": ids}))
@@ -835,5 +802,3 @@ async def test_the_webhook_locks_of_a_wide_ingest_stay_few(pg_url: str) -> None:
                 " AND classid = 7251005 AND pid = pg_backend_pid()"
             )
         assert held <= 64
-    finally:
-        await conn.close()

@@ -141,6 +141,13 @@ class Api:
         assert body["orderId"] == order["_id"]
         return list(body["eventIds"])
 
+    async def new_orders(self, account: str, count: int) -> list[str]:
+        """POST `count` new orders of `account`, one after the other; their event ids."""
+        ids: list[str] = []
+        for _ in range(count):
+            ids += await self.new_order(new_order(account))
+        return ids
+
     async def status(self, order_id: str, status: int, **extra: Any) -> list[str]:
         """POST a status update; its event ids (202)."""
         body = {"status": status, "timeStamp": iso_now(), **extra}

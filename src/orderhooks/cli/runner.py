@@ -25,7 +25,7 @@ import uvicorn
 
 from orderhooks.clock import utc_now
 from orderhooks.config import Settings
-from orderhooks.delivery.dispatcher import Dispatcher
+from orderhooks.delivery.dispatcher import Dispatcher, in_flight_bound
 from orderhooks.delivery.netguard import NetworkGuard
 from orderhooks.delivery.senders import SenderPool, sender_config
 from orderhooks.delivery.transport import AiohttpTransport, Transport
@@ -351,11 +351,15 @@ def freeze_startup_objects() -> None:
 
 async def open_transport(settings: Settings, role: ProcessRole) -> Transport:
     """This process's transport: `serve` with `ORDERHOOKS_WORKERS` above 1 sends through
-    that many minus one sender processes, every other process sends itself."""
+    that many minus one sender processes, every other process sends itself. Its pool
+    (each sender's) allows as many connections as the dispatcher may have attempts in
+    flight, own slots included: a lower limit would queue the own slots' requests behind
+    the slow ones again."""
+    limit = in_flight_bound(settings.worker_concurrency)
     if role == "serve" and settings.workers > 1:
         config = sender_config(
             settings.allowed_networks,
-            settings.worker_concurrency,
+            limit,
             settings.egress_proxy,
             settings.log_format,
         )
@@ -368,7 +372,7 @@ async def open_transport(settings: Settings, role: ProcessRole) -> Transport:
         return pool
     return AiohttpTransport(
         NetworkGuard(settings.allowed_networks),
-        limit=settings.worker_concurrency,
+        limit=limit,
         proxy=settings.egress_proxy,
     )
 

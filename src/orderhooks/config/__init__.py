@@ -92,7 +92,7 @@ MAX_PORT = 65535
 DEFAULT_DATA_DIR = "./orderhooks-data"
 DEFAULT_MAX_WEBHOOKS_PER_ACCOUNT = 100
 MAX_WORKERS = 64  # processes of one `serve`
-DEFAULT_WORKER_CONCURRENCY = 512  # requests in flight per worker process, all webhooks
+DEFAULT_WORKER_CONCURRENCY = 512  # requests in flight per worker process, shared
 DEFAULT_DB_POOL_SIZE = 10
 
 
@@ -307,7 +307,8 @@ class Settings:
         "ORDERHOOKS_WORKER_CONCURRENCY",
         integer(minimum=1),
         default=DEFAULT_WORKER_CONCURRENCY,
-        help="Requests in flight per worker process, all webhooks together.",
+        help="Requests in flight per worker process, shared by all webhooks; a webhook with "
+        "none in flight on it may have one more (at most twice this in all).",
     )
     workers: int = setting(
         "ORDERHOOKS_WORKERS",

@@ -11,18 +11,20 @@
     UnknownOrder (a NotFound)   404, naming the batch index
     RequestValidationError      422 naming the query or path parameter
     Starlette HTTPException     404, 405 (with Allow) in the same shape
-    anything else               logged, 500 in the same shape
+    anything else               logged, 500 in the same shape (or the page an
+                                `add_internal_error_page` hook gives for its path)
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orderhooks.exceptions import (
@@ -157,17 +159,27 @@ async def _http_exception(_: Request, exc: Exception) -> OrjsonResponse:
     return error_response(exc.status_code, code, message, (), exc.headers)
 
 
-def _internal(request: Request, exc: BaseException, kind: str) -> OrjsonResponse:
+# The answer to an unexpected exception of a request, or None for the error JSON.
+InternalErrorPage = Callable[[Request], Response | None]
+
+
+def _log_internal(request: Request, exc: BaseException, kind: str) -> None:
     # Only the method, path and exception are logged: headers and bodies may carry keys.
     log.error(kind, method=request.method, path=request.url.path, exc_info=exc)
+
+
+def _internal(request: Request, exc: BaseException, kind: str) -> OrjsonResponse:
+    _log_internal(request, exc, kind)
     return error_response(500, "internal_error", "internal error")
 
 
 class CatchAllMiddleware:
-    """Answers any exception no handler took with the error JSON (500), logged once."""
+    """Answers any exception no handler took with a 500, logged once: the error JSON, or
+    the first page one of `pages` gives for the request (the dashboard's, under /ui)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, pages: Sequence[InternalErrorPage] = ()) -> None:
         self.app = app
+        self.pages = pages
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the app; turn an escaped exception into a 500 unless the answer started."""
@@ -187,8 +199,23 @@ class CatchAllMiddleware:
         except Exception as exc:
             if started:
                 raise
-            response = _internal(Request(scope), exc, "unexpected_error")
+            request = Request(scope)
+            _log_internal(request, exc, "unexpected_error")
+            response = self._page(request)
+            if response is None:
+                response = error_response(500, "internal_error", "internal error")
             await response(scope, receive, send)
+
+    def _page(self, request: Request) -> Response | None:
+        for page in self.pages:
+            try:
+                answer = page(request)
+            except Exception as exc:  # a page that cannot be made: the JSON still answers
+                _log_internal(request, exc, "error_page_failed")
+                return None
+            if answer is not None:
+                return answer
+        return None
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -198,4 +225,14 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OrderhooksError, _orderhooks_error)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
-    app.add_middleware(CatchAllMiddleware)
+    # Filled by `add_internal_error_page`, read by the middleware at each failure.
+    pages: list[InternalErrorPage] = []
+    app.state.internal_error_pages = pages
+    app.add_middleware(CatchAllMiddleware, pages=pages)
+
+
+def add_internal_error_page(app: FastAPI, page: InternalErrorPage) -> None:
+    """Let `page` answer the unexpected exceptions of the requests it takes (it returns
+    None for the others, which keep the error JSON); the exception is logged either way."""
+    pages: list[InternalErrorPage] = app.state.internal_error_pages
+    pages.append(page)

@@ -366,8 +366,10 @@ def new_delivery_params(
     }
 
 
-def attempt_params(attempt: Attempt, webhook_id: str) -> dict[str, object]:
-    """The parameters of `insert_attempt`."""
+def attempt_params(
+    attempt: Attempt, webhook_id: str, batch_id: str | None = None
+) -> dict[str, object]:
+    """The parameters of `insert_attempt`; `batch_id`: the batch it was made in."""
     return {
         "delivery_id": attempt.delivery_id,
         "attempt": attempt.attempt,
@@ -377,6 +379,7 @@ def attempt_params(attempt: Attempt, webhook_id: str) -> dict[str, object]:
         "status_code": attempt.status_code,
         "response_body": attempt.response_body,
         "error": None if attempt.error is None else str(attempt.error),
+        "batch_id": batch_id,
     }
 
 

@@ -1,8 +1,10 @@
 """Per-order queue heads: which pending deliveries the claim may take.
 
 A (webhook, order) queue is the webhook's pending and delivering deliveries of one
-order. Under `ordering: per_order` only its head (lowest sequence) may be sent; the
-`ready` column marks heads so that the claim never searches. Every transaction that
+order. Under `ordering: per_order` only its head (lowest sequence; among deliveries of
+one sequence, an event and its replays, the one in flight, else the earliest created,
+so that one event is never sent twice at once) may be sent; the `ready` column marks
+heads so that the claim never searches. Every transaction that
 changes a queue refreshes it, holding the order's lock (`lock_orders` on PostgreSQL;
 SQLite has one writer), so that two transactions never both miss a new head.
 """

@@ -7,7 +7,7 @@ start after "" and descending ones before "~", which sort before and after every
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -57,7 +57,7 @@ from orderhooks.store.shared.values import (
 T = TypeVar("T")
 FIRST_ASCENDING = ""  # sorts before every id
 FIRST_DESCENDING = "~"  # sorts after every id (ASCII order; PostgreSQL ids use COLLATE "C")
-LATENCY_SAMPLE = 1000  # attempts the latency percentiles of a webhook are taken from
+LATENCY_SAMPLE = 1000  # last attempts whose requests the latency percentiles are taken from
 MICROSECONDS_PER_SECOND = 1_000_000
 
 
@@ -124,6 +124,22 @@ def _window(tx: Tx, flt: TimeWindowFilter) -> dict[str, object]:
         "until": micros_or_none(flt.until),
         "scope": scope_param(tx, flt.scope),
     }
+
+
+def request_durations(rows: Iterable[Row]) -> list[int]:
+    """The durations of the requests among attempt rows: a batch request recorded an
+    attempt on each of its deliveries (same batch id and start), and counts once."""
+    seen: set[tuple[str, int]] = set()
+    durations = []
+    for row in rows:
+        batch_id = row["batch_id"]
+        if batch_id is not None:
+            request = (batch_id, row["started_at"])
+            if request in seen:
+                continue
+            seen.add(request)
+        durations.append(int(row["duration_ms"]))
+    return durations
 
 
 def percentile(sorted_values: Sequence[int], fraction: float) -> float | None:
@@ -289,7 +305,7 @@ class ReadOperations(StoreCore):
             counts[DeliveryState(row["state"])] = row["n"]
         done = counts[DeliveryState.DELIVERED] + counts[DeliveryState.FAILED]
         rows = await tx.fetch("recent_durations", webhook_id=webhook_id, limit=LATENCY_SAMPLE)
-        durations = sorted(int(row["duration_ms"]) for row in rows)
+        durations = sorted(request_durations(rows))
         return WebhookStats(
             counts=counts,
             success_rate=counts[DeliveryState.DELIVERED] / done if done else None,

@@ -96,7 +96,9 @@ async def write_outcomes(
     await tx.fetch("lock_orders_of_deliveries", ids=tx.array(ids))
     rows = {row["id"]: row for row in await tx.fetch("deliveries_for_record", ids=tx.array(ids))}
     known = [o for o in outcomes if o.delivery_id in rows]
-    await tx.executemany("insert_attempt", [attempt_params(o.attempt, o.webhook_id) for o in known])
+    await tx.executemany(
+        "insert_attempt", [attempt_params(o.attempt, o.webhook_id, o.batch_id) for o in known]
+    )
     applied, finished = await _advance(tx, known, rows, now)
     await refresh_heads(tx, finished, webhooks)
     await _count_usage(tx, applied, rows)

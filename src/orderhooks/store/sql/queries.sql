@@ -177,9 +177,9 @@ SELECT * FROM events WHERE id = ANY(:ids::text[]);
 -- A lease that expired while its attempt was still running gives the same attempt
 -- number twice; the first one recorded stays.
 INSERT INTO attempts (delivery_id, attempt, webhook_id, started_at, duration_ms, status_code,
-                      response_body, error)
+                      response_body, error, batch_id)
 VALUES (:delivery_id, :attempt, :webhook_id, :started_at, :duration_ms, :status_code,
-        :response_body, :error)
+        :response_body, :error, :batch_id)
 ON CONFLICT (delivery_id, attempt) DO NOTHING;
 
 -- name: advance_delivery
@@ -396,7 +396,9 @@ WHERE r.webhook_id = :webhook_id AND w.deleted_at IS NULL;
 SELECT state, COUNT(*) AS n FROM deliveries WHERE webhook_id = :webhook_id GROUP BY state;
 
 -- name: recent_durations
-SELECT duration_ms FROM attempts WHERE webhook_id = :webhook_id ORDER BY started_at DESC LIMIT :limit;
+-- The webhook's last attempts; `webhook_stats` takes each batch request among them once.
+SELECT duration_ms, batch_id, started_at FROM attempts WHERE webhook_id = :webhook_id
+ORDER BY started_at DESC LIMIT :limit;
 
 -- name: events_of_order
 SELECT * FROM events WHERE order_id = :order_id AND test = FALSE ORDER BY sequence, id;
@@ -533,11 +535,13 @@ ORDER BY account, month, event_type;
 -- Attempts started in [:since, :until) in buckets of :bucket_us microseconds, with
 -- nearest-rank percentiles (rank ceil(p * n)) picked from window ranks, so no row leaves
 -- the engine. Of one webhook, or (:webhook_id null) of all, deleted ones too: either way
--- one seek in attempts_webhook per webhook.
+-- one seek in attempts_webhook per webhook. Outcomes count each delivery's attempt; the
+-- percentiles count each request once (a batch's attempts share its id and start).
 WITH picked AS (
     SELECT a.started_at / :bucket_us AS bucket, a.duration_ms AS duration,
         CASE WHEN a.error IS NULL AND a.status_code BETWEEN 200 AND 299 THEN 1 ELSE 0 END
-            AS ok
+            AS ok,
+        a.webhook_id, a.batch_id, a.started_at
     FROM attempts AS a JOIN deliveries AS d ON d.id = a.delivery_id
     WHERE a.webhook_id IN (
         SELECT id FROM webhooks WHERE :webhook_id::text IS NULL OR id = :webhook_id)
@@ -548,19 +552,29 @@ WITH picked AS (
       AND (:scope::text[] IS NULL OR d.sequence IS NOT NULL OR NOT EXISTS (
           SELECT 1 FROM webhook_accounts AS wa
           WHERE wa.webhook_id = d.webhook_id AND wa.account <> ALL(:scope::text[])))
+), requests AS (
+    SELECT bucket, duration FROM picked WHERE batch_id IS NULL
+    UNION ALL
+    SELECT bucket, MIN(duration) FROM picked WHERE batch_id IS NOT NULL
+    GROUP BY bucket, webhook_id, batch_id, started_at
 ), ranked AS (
-    SELECT bucket, duration, ok,
+    SELECT bucket, duration,
         ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY duration) AS position,
         COUNT(*) OVER (PARTITION BY bucket) AS n
-    FROM picked
+    FROM requests
+), latency AS (
+    SELECT bucket,
+        MAX(CASE WHEN position = (50 * n + 99) / 100 THEN duration END) AS p50,
+        MAX(CASE WHEN position = (95 * n + 99) / 100 THEN duration END) AS p95,
+        MAX(CASE WHEN position = (99 * n + 99) / 100 THEN duration END) AS p99
+    FROM ranked
+    GROUP BY bucket
 )
-SELECT bucket, SUM(ok) AS succeeded, COUNT(*) - SUM(ok) AS failed,
-    MAX(CASE WHEN position = (50 * n + 99) / 100 THEN duration END) AS p50,
-    MAX(CASE WHEN position = (95 * n + 99) / 100 THEN duration END) AS p95,
-    MAX(CASE WHEN position = (99 * n + 99) / 100 THEN duration END) AS p99
-FROM ranked
-GROUP BY bucket
-ORDER BY bucket;
+SELECT o.bucket, o.succeeded, o.failed, latency.p50, latency.p95, latency.p99
+FROM (SELECT bucket, SUM(ok) AS succeeded, COUNT(*) - SUM(ok) AS failed
+      FROM picked GROUP BY bucket) AS o
+JOIN latency ON latency.bucket = o.bucket
+ORDER BY o.bucket;
 
 -- ============================================================ retention
 

@@ -22,6 +22,7 @@ from orderhooks.exceptions import OrderhooksError
 from orderhooks.store import Store
 from orderhooks.web.dashboard.context import UI_PREFIX, Dashboard
 from orderhooks.web.dashboard.routes import dashboard_routes
+from orderhooks.web.errors import add_internal_error_page
 
 # What a browser is told when a request under /ui is refused outside a page's handler:
 # by the framework (an unknown address, a method, an unreadable form) or by the store
@@ -49,7 +50,8 @@ def is_dashboard_path(path: str) -> bool:
 def _html_error_pages(app: FastAPI, dash: Dashboard) -> None:
     """Answer the refusals that reach the app's error handlers from under /ui with the
     dashboard's error page, with the status (and `Allow`, `Retry-After`) the API's
-    handler gives them; the API's error JSON stays everywhere else."""
+    handler gives them, and the unexpected exceptions with its 500 page; the API's error
+    JSON stays everywhere else."""
     for exc_class in (HTTPException, OrderhooksError):
         api_handler = cast(HttpErrorHandler, app.exception_handlers[exc_class])
 
@@ -69,6 +71,14 @@ def _html_error_pages(app: FastAPI, dash: Dashboard) -> None:
             return page
 
         app.add_exception_handler(exc_class, handler)
+
+    def unexpected(request: Request) -> Response | None:
+        # An exception no handler knows (a bug), already logged by the catch-all.
+        if not is_dashboard_path(request.url.path):
+            return None
+        return dash.error_page(None, 500, _ERROR_MESSAGES[500])
+
+    add_internal_error_page(app, unexpected)
 
 
 def mount_dashboard(

@@ -41,11 +41,14 @@ _CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors {ancestors}; base-uri 'none'"
 )
-_BASE_HEADERS: Mapping[str, str] = {
-    "Cache-Control": "no-store",
+# The stylesheet and scripts under /ui/static: the same for everyone, so cacheable and
+# never framed, but a browser must take them only as the type they are served with.
+ASSET_HEADERS: Mapping[str, str] = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
+# Every page has the assets' headers (one list, so the two cannot drift) and no caching.
+_BASE_HEADERS: Mapping[str, str] = {"Cache-Control": "no-store", **ASSET_HEADERS}
 
 
 def security_headers(frame_ancestors: str) -> dict[str, str]:

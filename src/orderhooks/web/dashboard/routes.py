@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from orderhooks.web.dashboard import (
     actions,
@@ -16,8 +18,19 @@ from orderhooks.web.dashboard import (
     usage,
     webhooks,
 )
-from orderhooks.web.dashboard.context import STATIC_DIR, UI_PREFIX, Dashboard
+from orderhooks.web.dashboard.context import ASSET_HEADERS, STATIC_DIR, UI_PREFIX, Dashboard
 from orderhooks.web.dashboard.guards import action, page
+
+
+class DashboardAssets(StaticFiles):
+    """The dashboard's static files, with `ASSET_HEADERS` on every answer (a 304 too); a
+    missing file is the dashboard's 404 page, which has the pages' headers."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        """The file's answer, with the asset headers."""
+        response = await super().get_response(path, scope)
+        response.headers.update(ASSET_HEADERS)
+        return response
 
 
 def dashboard_routes(dash: Dashboard) -> list[BaseRoute]:
@@ -52,5 +65,5 @@ def dashboard_routes(dash: Dashboard) -> list[BaseRoute]:
             action(dash, actions.retry_delivery),
             methods=["POST"],
         ),
-        Mount(f"{ui}/static", app=StaticFiles(directory=STATIC_DIR), name="dashboard-static"),
+        Mount(f"{ui}/static", app=DashboardAssets(directory=STATIC_DIR), name="dashboard-static"),
     ]

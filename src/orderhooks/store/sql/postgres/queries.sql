@@ -48,20 +48,25 @@ ON CONFLICT DO NOTHING
 RETURNING digest;
 
 -- name: refresh_heads
--- The head of one (webhook, order) queue is its lowest pending or delivering sequence;
--- rows already right are left alone (delivering rows are kept right too, for when their
+-- The head of one (webhook, order) queue is its pending or delivering delivery of the
+-- lowest sequence. Among equals (an event and its replays) the one in flight stays the
+-- head, else the earliest created (lowest id): a replay of an event whose first
+-- delivery is still waiting queues behind it, and a failed first delivery retried while
+-- its replay is in flight waits for that one, so one event is never sent twice at once.
+-- Rows already right are left alone (delivering rows are kept right too, for when their
 -- lease expires).
 WITH head AS (
-    SELECT MIN(sequence) AS sequence FROM deliveries
+    SELECT id FROM deliveries
     WHERE webhook_id = :webhook_id AND order_id = :order_id AND state IN ('pending',
         'delivering')
       AND NOT test
+    ORDER BY sequence, CASE WHEN state = 'delivering' THEN 0 ELSE 1 END, id LIMIT 1
 )
-UPDATE deliveries AS d SET ready = (d.sequence = head.sequence)
+UPDATE deliveries AS d SET ready = (d.id = head.id)
 FROM head
 WHERE d.webhook_id = :webhook_id AND d.order_id = :order_id AND d.state IN ('pending',
     'delivering')
-  AND NOT d.test AND d.ready IS DISTINCT FROM (d.sequence = head.sequence);
+  AND NOT d.test AND d.ready IS DISTINCT FROM (d.id = head.id);
 
 -- ============================================================ claim
 

@@ -26,20 +26,25 @@ ON CONFLICT DO NOTHING
 RETURNING digest;
 
 -- name: refresh_heads
--- The head of one (webhook, order) queue is its lowest pending or delivering sequence.
+-- The head of one (webhook, order) queue is its pending or delivering delivery of the
+-- lowest sequence. Among equals (an event and its replays) the one in flight stays the
+-- head, else the earliest created (lowest id): a replay of an event whose first
+-- delivery is still waiting queues behind it, and a failed first delivery retried while
+-- its replay is in flight waits for that one, so one event is never sent twice at once.
 -- Delivering rows are set too (harmless, and right again if their lease expires). Only
 -- the rows whose flag changes are written: a write moves the row's deliveries_due entry.
 -- INDEXED BY: an order's deliveries are a few rows; by webhook and state (what the
 -- planner would pick without statistics) they are the webhook's backlog.
-WITH head (first_sequence) AS (
-    SELECT MIN(q.sequence) FROM deliveries AS q INDEXED BY deliveries_order
+WITH head (first_id) AS (
+    SELECT q.id FROM deliveries AS q INDEXED BY deliveries_order
     WHERE q.order_id = :order_id AND q.webhook_id = :webhook_id
-      AND q.state IN ('pending', 'delivering') AND q.test = 0)
+      AND q.state IN ('pending', 'delivering') AND q.test = 0
+    ORDER BY q.sequence, CASE WHEN q.state = 'delivering' THEN 0 ELSE 1 END, q.id LIMIT 1)
 UPDATE deliveries INDEXED BY deliveries_order
-SET ready = (sequence = (SELECT first_sequence FROM head))
+SET ready = (id = (SELECT first_id FROM head))
 WHERE order_id = :order_id AND webhook_id = :webhook_id
   AND state IN ('pending', 'delivering') AND test = 0
-  AND ready IS NOT (sequence = (SELECT first_sequence FROM head));
+  AND ready IS NOT (id = (SELECT first_id FROM head));
 
 -- ============================================================ claim
 
