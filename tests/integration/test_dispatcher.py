@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import pytest
@@ -501,6 +502,59 @@ async def test_own_slots_stop_at_twice_the_worker_concurrency(
         hosts.release.set()
         await _eventually(lambda: _count_requests(transport, 12))
     assert hosts.max_in_flight == 4
+
+
+class HeldHosts:
+    """A responder that holds the requests to each host until that host is released,
+    counting each host's requests in flight."""
+
+    def __init__(self) -> None:
+        self.released: dict[str, asyncio.Event] = {}
+        self.in_flight: dict[str, int] = {}
+
+    def release(self, host: str) -> None:
+        self._gate(host).set()
+
+    def release_all(self) -> None:
+        for gate in self.released.values():
+            gate.set()
+
+    def _gate(self, host: str) -> asyncio.Event:
+        return self.released.setdefault(host, asyncio.Event())
+
+    async def __call__(self, request: OutboundRequest) -> Any:
+        host = str(urlsplit(request.url).hostname)
+        self.in_flight[host] = self.in_flight.get(host, 0) + 1
+        try:
+            await self._gate(host).wait()
+            return fake_result(200)
+        finally:
+            self.in_flight[host] -= 1
+
+
+async def test_attempts_in_own_slots_do_not_take_the_shared_capacity(
+    tmp_path: Path, store: Store, transport: FakeTransport
+) -> None:
+    """The own slots are beside the shared capacity: once the attempts that filled it
+    end, all of it is free again for any webhook, while an attempt that went out in an
+    own slot still runs (it held a shared slot, and `next` got one request only)."""
+    hosts = HeldHosts()
+    transport.responder = hosts
+    await _webhook(store, "https://first.example/", max_concurrency=2)
+    await _ingest_orders(store, 2)
+    worker = Dispatcher(store, transport, _settings(tmp_path, worker_concurrency=2))
+    async with _running(worker):
+        await _eventually(lambda: _is(hosts.in_flight.get("first.example") == 2))
+        await _webhook(store, "https://own.example/", accounts=("acc2",))
+        await store.ingest([_order("own-0", "acc2")], _now())
+        await _eventually(lambda: _is(hosts.in_flight.get("own.example") == 1))
+        hosts.release("first.example")
+        await _eventually(lambda: _is(hosts.in_flight["first.example"] == 0))
+        await _webhook(store, "https://next.example/", accounts=("acc3",), max_concurrency=2)
+        await store.ingest([_order(f"next-{i}", "acc3") for i in range(2)], _now())
+        await _eventually(lambda: _is(hosts.in_flight.get("next.example") == 2))
+        assert hosts.in_flight["own.example"] == 1 and worker.in_flight == 3
+        hosts.release_all()
 
 
 async def _is(value: bool) -> bool:

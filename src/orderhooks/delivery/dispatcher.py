@@ -97,6 +97,9 @@ class Dispatcher:
         self._recorder = OutcomeRecorder(store, self._clock, self.notify)
         self._records_with_claims = store.writes_in_turn
         self._in_flight: set[asyncio.Task[None]] = set()
+        # The attempts among them that went out in the webhooks' own slots: counted apart,
+        # so that they never take the shared capacity (nor the shared attempts the own slots).
+        self._in_own_slots: set[asyncio.Task[None]] = set()
         # Requests in flight by webhook id: those with none may take an own slot.
         self._busy: dict[str, int] = {}
         self._wake = asyncio.Event()
@@ -183,7 +186,8 @@ class Dispatcher:
             limit, one_each_except = self._room()
             outcomes = self._recorder.take() if self._records_with_claims else []
             if limit <= 0 and not outcomes:
-                # At the bound: a finished attempt (every few tens of ms) wakes the loop.
+                # Shared and own slots full: a finished attempt (every few tens of ms) wakes
+                # the loop.
                 self._wake.clear()
                 await self._sleep(IDLE_WAIT_CAP_SECONDS, with_store=False)
                 continue
@@ -206,7 +210,7 @@ class Dispatcher:
                 continue
             backoff = CLAIM_RETRY_INITIAL_SECONDS
             requests = requests_of(claims)
-            self._dispatch(requests)
+            self._dispatch(requests, own_slots=one_each_except is not None)
             if one_each_except is not None:
                 # Full: every webhook that could use its own slot has it. A finished attempt,
                 # new work or the cap wakes the loop (a due time waits for one of them).
@@ -218,14 +222,14 @@ class Dispatcher:
 
     def _room(self) -> tuple[int, frozenset[str] | None]:
         """How many requests to claim now, and for which webhooks: from the free shared
-        capacity for any (None); once it is full, from the own slots left under the
-        bound, one each for the webhooks with no attempt in flight here (the set leaves
-        out the others); at the bound, none."""
-        in_flight = len(self._in_flight)
-        free = self._capacity - in_flight
+        capacity for any (None); once it is full, from the free own slots (as many as the
+        shared capacity), one each for the webhooks with no attempt in flight here (the
+        set leaves out the others); when both are full, none."""
+        in_own_slots = len(self._in_own_slots)
+        free = self._capacity - (len(self._in_flight) - in_own_slots)
         if free > 0:
             return min(free, MAX_CLAIM_BATCH), None
-        own = self._bound - in_flight
+        own = self._bound - self._capacity - in_own_slots
         if own > 0:
             return min(own, MAX_CLAIM_BATCH), frozenset(self._busy)
         return 0, None
@@ -283,7 +287,8 @@ class Dispatcher:
         finally:
             await _cancel(waiters)
 
-    def _dispatch(self, requests: Sequence[Sequence[Claim]]) -> None:
+    def _dispatch(self, requests: Sequence[Sequence[Claim]], *, own_slots: bool) -> None:
+        """Start one attempt per request, in the webhooks' own slots when `own_slots`."""
         bodies = BodyCache()
         for claims in requests:
             claim = claims[0]
@@ -299,15 +304,19 @@ class Dispatcher:
             except Exception:
                 log.exception("encoding a delivery body failed", delivery_id=claim.delivery.id)
                 continue  # left to its lease, as if this process had died
-            self._track(asyncio.create_task(attempt), claim.webhook.id)
+            self._track(asyncio.create_task(attempt), claim.webhook.id, own_slot=own_slots)
 
-    def _track(self, task: asyncio.Task[None], webhook_id: str) -> None:
-        """Count the attempt in flight, in all and for its webhook, until it ends."""
+    def _track(self, task: asyncio.Task[None], webhook_id: str, *, own_slot: bool) -> None:
+        """Count the attempt in flight, in all, in the own slots when `own_slot`, and for
+        its webhook, until it ends (however it ends: a done callback)."""
         self._in_flight.add(task)
+        if own_slot:
+            self._in_own_slots.add(task)
         self._busy[webhook_id] = self._busy.get(webhook_id, 0) + 1
 
         def done(finished: asyncio.Task[None]) -> None:
             self._in_flight.discard(finished)
+            self._in_own_slots.discard(finished)
             left = self._busy[webhook_id] - 1
             if left:
                 self._busy[webhook_id] = left

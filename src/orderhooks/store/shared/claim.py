@@ -36,7 +36,9 @@ CLAIMER_SEEN_SECONDS = 5
 CLAIMER_FORGET_SECONDS = 60
 # A claim for a worker's own slots that no webhook of the catalog, checked this recently,
 # could use is not made: a full worker is woken by every ingest and finished attempt.
-# A webhook created by another process meanwhile waits this long at most.
+# A webhook created or enabled by another process meanwhile is seen once the catalog is
+# this old: its deliveries wait that long plus the full worker's sleep after the skipped
+# claim (the dispatcher's IDLE_WAIT_CAP_SECONDS at most), 2 s in all.
 OWN_SLOTS_CATALOG_SECONDS = 1.0
 U = TypeVar("U")
 
