@@ -119,6 +119,8 @@ P256_OID = bytes.fromhex("06082a8648ce3d030107")  # 1.2.840.10045.3.1.7, the cur
 UNKNOWN_CURVE_OID = bytes.fromhex("06082a8648ce3d03011c")  # ...3.1.28: no such curve
 V3, V73 = bytes.fromhex("a003020102"), bytes.fromhex("a003020148")  # [0] INTEGER version
 ED25519_OID, ED448_OID = bytes.fromhex("06032b6570"), bytes.fromhex("06032b6571")
+# 2.5.29.19 and 2.5.29.37, the extensions basic constraints and extended key usage.
+BASIC_CONSTRAINTS_OID, USAGE_OID = bytes.fromhex("0603551d13"), bytes.fromhex("0603551d25")
 
 
 def _damaged_tls(pki: Pki) -> dict[str, tuple[dict[str, Any], str]]:
@@ -139,6 +141,8 @@ def _damaged_tls(pki: Pki) -> dict[str, tuple[dict[str, Any], str]]:
     )
     assert P256_OID in cert_der and P256_OID in key_der and ED25519_OID in ed25519_der
     unknown_curve_cert = _pem("CERTIFICATE", cert_der.replace(P256_OID, UNKNOWN_CURVE_OID))
+    assert cert_der.count(BASIC_CONSTRAINTS_OID) == 1 and cert_der.count(USAGE_OID) == 1
+    twice_usage_cert = _pem("CERTIFICATE", cert_der.replace(BASIC_CONSTRAINTS_OID, USAGE_OID))
     assert V3 in cert_der
     return {
         # A version X.509 does not have (v3 is 2).
@@ -151,6 +155,11 @@ def _damaged_tls(pki: Pki) -> dict[str, tuple[dict[str, Any], str]]:
         ),
         # An empty extended key usage: the certificate loads, its extensions do not.
         "empty usage": (tls_field(issue(ca, "client", usages=()), None), "tls.clientCertificate"),
+        # One extension twice (extended key usage): its extensions do not load either.
+        "extension twice": (
+            {"clientCertificate": twice_usage_cert, "clientKey": client_key},
+            "tls.clientCertificate",
+        ),
         # The public key of the certificate is on a curve nobody knows.
         "certificate curve": (
             {"clientCertificate": unknown_curve_cert, "clientKey": client_key},

@@ -196,7 +196,8 @@ def _readable(certificate: x509.Certificate) -> bool:
     try:
         certificate.public_key()
         certificate.extensions  # noqa: B018
-    except (ValueError, UnsupportedAlgorithm):
+    except (ValueError, UnsupportedAlgorithm, x509.DuplicateExtension):
+        # DuplicateExtension: one extension twice (not a ValueError).
         return False
     return True
 
