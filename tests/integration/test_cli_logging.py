@@ -33,8 +33,15 @@ SCRIPT = textwrap.dedent(
         fail("ohk_in_a_local")
     except RuntimeError:
         log.exception("it failed")
+    try:
+        raise LookupError("no portal link ohp_in_a_message")
+    except LookupError:
+        log.exception("lookup failed", tried=["ohk_in_a_list"], seen={"link": "ohp_in_a_map"})
     """
 )
+# Credentials that only the renderer spells out: a traceback's message, texts inside a
+# list or a mapping.
+RENDERED_ONLY = ("ohp_in_a_message", "ohk_in_a_list", "ohp_in_a_map")
 
 
 def _run(log_format: str) -> subprocess.CompletedProcess[str]:
@@ -58,6 +65,7 @@ def test_json_logs_are_one_object_per_line_without_secrets() -> None:
         "authorization seen",
         "Uvicorn running on http://127.0.0.1:1",
         "it failed",
+        "lookup failed",
     ]
     stored = records[0]
     assert stored["key_id"] == "key_01"
@@ -66,7 +74,8 @@ def test_json_logs_are_one_object_per_line_without_secrets() -> None:
     assert records[2]["logger"] == "uvicorn.error" and records[2]["level"] == "info"
     assert "RuntimeError: boom" in records[3]["exception"]
     assert all("timestamp" in r for r in records)
-    for secret in ("ohk_plaintext", "whsec_abc", "ohk_other", "ohk_in_a_local"):
+    assert records[4]["tried"] == [f"ohk_{REDACTED}"]
+    for secret in ("ohk_plaintext", "whsec_abc", "ohk_other", "ohk_in_a_local", *RENDERED_ONLY):
         assert secret not in result.stderr
 
 
@@ -74,8 +83,10 @@ def test_console_logs_are_readable_lines_without_secrets() -> None:
     result = _run("console")
     assert result.returncode == 0, result.stderr
     assert "key stored" in result.stderr and "Uvicorn running on" in result.stderr
-    assert "RuntimeError" in result.stderr
-    for secret in ("ohk_plaintext", "whsec_abc", "ohk_other", "ohk_in_a_local"):
+    assert "RuntimeError" in result.stderr and f"LookupError: no portal link ohp_{REDACTED}" in (
+        result.stderr
+    )
+    for secret in ("ohk_plaintext", "whsec_abc", "ohk_other", "ohk_in_a_local", *RENDERED_ONLY):
         assert secret not in result.stderr
 
 
