@@ -298,6 +298,8 @@ def _check_exporter(env: Mapping[str, str]) -> None:
         entries = _HEADER_SEPARATOR.split(env.get(name, ""))
         for position, entry in enumerate(entries, start=1):
             # The SDK drops a bad entry with a warning that quotes it, credential and all.
+            # It strips each entry first (a secret file's newline, a tab): so does this.
+            entry = entry.strip()
             if entry and not _HEADER_ENTRY.fullmatch(entry):
                 raise ConfigError(
                     f"{name} must be name=value entries separated by commas; entry "

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.util.re import parse_env_headers
 
 from orderhooks.delivery.claims import Claim
 from orderhooks.delivery.outbound import build_request
@@ -142,6 +143,14 @@ def test_a_bad_header_list_names_its_variable_and_never_its_values(name: str, va
     with pytest.raises(ConfigError, match=f"^{name} must") as refused:
         check_environment({**ENDPOINT, name: value})
     assert "hunter2secret" not in str(refused.value)
+
+
+@pytest.mark.parametrize("value", ["api-key=k\n", "api-key=k\r\n", "\tapi-key=k\t,a=b\n"])
+def test_header_entries_the_sdk_strips_pass(value: str) -> None:
+    # A header list read from a secret file ends with its newline; the SDK strips each
+    # entry and sends the header, so the start must not be refused for it.
+    assert parse_env_headers(value, liberal=True)["api-key"] == "k"
+    check_environment({**ENDPOINT, "OTEL_EXPORTER_OTLP_HEADERS": value})
 
 
 def test_good_export_values_pass() -> None:
