@@ -26,7 +26,12 @@ from orderhooks.delivery.claims import Outcome
 from orderhooks.delivery.dispatcher import Dispatcher
 from orderhooks.delivery.outbound import user_agent
 from orderhooks.delivery.signing import generate_secret, verify
-from orderhooks.delivery.transport import FakeTransport, OutboundRequest, fake_result
+from orderhooks.delivery.transport import (
+    AttemptAbandoned,
+    FakeTransport,
+    OutboundRequest,
+    fake_result,
+)
 from orderhooks.domain.batches import BatchSettings
 from orderhooks.domain.ids import new_id
 from orderhooks.domain.model import (
@@ -554,6 +559,39 @@ async def test_attempts_in_own_slots_do_not_take_the_shared_capacity(
         await store.ingest([_order(f"next-{i}", "acc3") for i in range(2)], _now())
         await _eventually(lambda: _is(hosts.in_flight.get("next.example") == 2))
         assert hosts.in_flight["own.example"] == 1 and worker.in_flight == 3
+        hosts.release_all()
+
+
+@pytest.mark.parametrize(
+    "failure", [AttemptAbandoned("the sender died"), RuntimeError("a bug in the send")]
+)
+async def test_an_attempt_ending_without_an_outcome_gives_its_own_slot_back(
+    tmp_path: Path, store: Store, transport: FakeTransport, failure: Exception
+) -> None:
+    """The count of a webhook's attempts in flight, which decides its own slot, drops
+    however an attempt ends: one abandoned, or one whose send raised, records nothing
+    (its lease brings the delivery back), and a count left behind would keep the
+    webhook out of its own slot for good while the shared capacity stays full."""
+    hosts = HeldHosts()
+    failed: list[str] = []
+
+    async def respond(request: OutboundRequest) -> Any:
+        if "own.example" in request.url and not failed:
+            failed.append(request.url)
+            raise failure
+        return await hosts(request)
+
+    transport.responder = respond
+    await _webhook(store, "https://first.example/", max_concurrency=1)
+    await _ingest_orders(store, 1)
+    worker = Dispatcher(store, transport, _settings(tmp_path, worker_concurrency=1))
+    async with _running(worker):
+        await _eventually(lambda: _is(hosts.in_flight.get("first.example") == 1))
+        await _webhook(store, "https://own.example/", accounts=("acc2",))
+        await store.ingest([_order(f"own-{i}", "acc2") for i in range(2)], _now())
+        # The first went in the own slot and failed; the second takes the slot again.
+        await _eventually(lambda: _is(hosts.in_flight.get("own.example") == 1))
+        assert len(failed) == 1 and worker.in_flight == 2
         hosts.release_all()
 
 
