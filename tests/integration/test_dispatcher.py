@@ -22,6 +22,7 @@ import pytest
 from standardwebhooks import Webhook as StandardWebhook
 
 from orderhooks.config import Settings
+from orderhooks.delivery import dispatcher as dispatcher_module
 from orderhooks.delivery.claims import Outcome
 from orderhooks.delivery.dispatcher import Dispatcher
 from orderhooks.delivery.outbound import user_agent
@@ -592,6 +593,29 @@ async def test_an_attempt_ending_without_an_outcome_gives_its_own_slot_back(
         # The first went in the own slot and failed; the second takes the slot again.
         await _eventually(lambda: _is(hosts.in_flight.get("own.example") == 1))
         assert len(failed) == 1 and worker.in_flight == 2
+        hosts.release_all()
+
+
+async def test_own_slots_past_one_claim_batch_are_claimed_at_once(
+    tmp_path: Path, store: Store, transport: FakeTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An own-slot claim cut short by MAX_CLAIM_BATCH (own slots are as many as the
+    worker's concurrency, 512 by default) claims again at once, as a shared claim does,
+    instead of sleeping until a wake-up that may not come (here: none within the test)."""
+    monkeypatch.setattr(dispatcher_module, "MAX_CLAIM_BATCH", 1)
+    monkeypatch.setattr(dispatcher_module, "IDLE_WAIT_CAP_SECONDS", 60.0)
+    hosts = HeldHosts()
+    transport.responder = hosts
+    await _webhook(store, "https://first.example/", max_concurrency=2)
+    await _ingest_orders(store, 2)
+    worker = Dispatcher(store, transport, _settings(tmp_path, worker_concurrency=2))
+    async with _running(worker):
+        await _eventually(lambda: _is(hosts.in_flight.get("first.example") == 2))
+        for name in ("a", "b"):
+            await _webhook(store, f"https://{name}.example/", accounts=(f"acc-{name}",))
+        await store.ingest([_order("a-0", "acc-a"), _order("b-0", "acc-b")], _now())
+        await _eventually(lambda: _is(worker.in_flight == 4))
+        assert hosts.in_flight.get("a.example") == 1 and hosts.in_flight.get("b.example") == 1
         hosts.release_all()
 
 

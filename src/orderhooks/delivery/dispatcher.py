@@ -211,14 +211,14 @@ class Dispatcher:
             backoff = CLAIM_RETRY_INITIAL_SECONDS
             requests = requests_of(claims)
             self._dispatch(requests, own_slots=one_each_except is not None)
-            if one_each_except is not None:
+            if len(requests) >= limit:
+                await asyncio.sleep(0)  # more is due: let the attempts start, then claim again
+            elif one_each_except is not None:
                 # Full: every webhook that could use its own slot has it. A finished attempt,
                 # new work or the cap wakes the loop (a due time waits for one of them).
                 await self._sleep(IDLE_WAIT_CAP_SECONDS, with_store=True)
-            elif len(requests) < limit:
-                await self._idle(claimed_at)
             else:
-                await asyncio.sleep(0)  # more is due: let the attempts start, then claim again
+                await self._idle(claimed_at)
 
     def _room(self) -> tuple[int, frozenset[str] | None]:
         """How many requests to claim now, and for which webhooks: from the free shared
