@@ -21,7 +21,7 @@ import typer
 
 from orderhooks import package_version
 from orderhooks.config import SETTINGS, SETTINGS_BY_NAME, Setting, Settings, load_settings
-from orderhooks.exceptions import ConfigError, OrderhooksError
+from orderhooks.exceptions import ConfigError, OrderhooksError, StartError
 
 T = TypeVar("T")
 
@@ -150,6 +150,8 @@ def run_async(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
             return runner.run(work())
     except ConfigError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
+    except StartError as exc:
+        raise fail(str(exc)) from None
     except OrderhooksError as exc:
         raise fail(f"{type(exc).__name__}: {exc}") from None
     except KeyboardInterrupt:
