@@ -326,6 +326,10 @@ def test_the_server_delivers_through_the_proxy_and_waits_out_its_outage(
         state = api.get(f"/v1/webhooks/{hook['id']}").json()
         assert state["state"] == "active", state
         assert rx.requests == []
+        # Failed attempts all the same: the stats say so (lastFailureAt stayed null).
+        stats = api.get(f"/v1/webhooks/{hook['id']}/stats").json()
+        assert stats["lastFailureAt"] is not None, stats
+        assert stats["lastSuccessAt"] is None, stats
         metrics = httpx.get(f"{server.base_url}/metrics", timeout=10).text
         [proxy_errors] = _samples(metrics, "orderhooks_egress_proxy_errors_total")
         assert proxy_errors.value >= len(errors)
@@ -337,6 +341,8 @@ def test_the_server_delivers_through_the_proxy_and_waits_out_its_outage(
             rx.wait_for_sync(lambda: set(events) <= rx.delivered_ids(), WAIT_SECONDS, "delivered")
         finally:
             later_proxy.stop()
+        stats = api.get(f"/v1/webhooks/{hook['id']}/stats").json()
+        assert stats["lastSuccessAt"] is not None, stats
         assert all("tinyproxy" in r.headers.get("via", "") for r in rx.requests)
         rx.verify_all(hook["secret"])
         assert f"POST {rx.url}" in later_proxy.log()

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar, overload
@@ -395,21 +395,28 @@ FLAG_SETTINGS: tuple[Setting, ...] = tuple(row for row in SETTINGS if row.has_fl
 
 
 def load_settings(
-    env: Mapping[str, str] | None = None, flags: Mapping[str, object] | None = None
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[str, object] | None = None,
+    names: Iterable[str] | None = None,
 ) -> Settings:
     """Settings from the flags given, else the `ORDERHOOKS_*` variables, else the defaults.
 
     `flags` maps attribute names to what the command line gave (None or "" = not given;
     text, or the converted value of a `Path` or on/off flag). A given flag wins and its
     variable is not read. Empty variables count as unset.
+
+    `names` are the settings to read (all when None); the others keep their defaults and
+    their variables are not read, so that a bad value of a setting a command does not use
+    cannot stop it (a broken ORDERHOOKS_ENCRYPTION_KEYS must not block a backup).
     """
     env = os.environ if env is None else env
     flags = flags or {}
-    unknown = set(flags) - {row.name for row in SETTINGS if row.has_flag}
+    rows = SETTINGS if names is None else tuple(SETTINGS_BY_NAME[name] for name in names)
+    unknown = set(flags) - {row.name for row in rows if row.has_flag}
     if unknown:
-        raise TypeError(f"not settings: {sorted(unknown)}")
+        raise TypeError(f"not settings read here: {sorted(unknown)}")
     values: dict[str, object] = {}
-    for row in SETTINGS:
+    for row in rows:
         given = flags.get(row.name)
         if isinstance(given, bool) and row.is_switch:
             values[row.name] = given
