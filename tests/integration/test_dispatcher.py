@@ -619,14 +619,30 @@ async def test_own_slots_past_one_claim_batch_are_claimed_at_once(
         hosts.release_all()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def engine(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[Store, Settings]]:
+    """A migrated store on SQLite in tmp_path, or on a fresh PostgreSQL database, and the
+    settings it was opened with (a worker concurrency of 1)."""
+    url = "" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    settings = _settings(tmp_path, database_url=url, worker_concurrency=1)
+    opened = open_store(settings)
+    await opened.open()
+    await opened.migrate()
+    yield opened, settings
+    await opened.close()
+
+
 async def test_a_full_worker_claims_its_own_slots_at_most_once_an_interval(
-    tmp_path: Path, store: Store, transport: FakeTransport, monkeypatch: pytest.MonkeyPatch
+    engine: tuple[Store, Settings], transport: FakeTransport, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every ingest wakes a full worker; with a webhook in the catalog that could take an
     own slot (the usual case), each wake-up made a whole own-slot claim (on PostgreSQL
     under the cluster's claim lock). Now a burst of wake-ups costs one claim per
     OWN_SLOTS_CLAIM_INTERVAL_SECONDS, and a healthy webhook still gets its events while
     the slow one holds the shared capacity."""
+    store, settings = engine
     interval = 0.5
     monkeypatch.setattr(dispatcher_module, "OWN_SLOTS_CLAIM_INTERVAL_SECONDS", interval)
     own_slot_claims: list[float] = []
@@ -643,7 +659,7 @@ async def test_a_full_worker_claims_its_own_slots_at_most_once_an_interval(
     await _webhook(store, "https://slow.example/", max_concurrency=1)
     healthy, _ = await _webhook(store, "https://healthy.example/", accounts=("acc2",))
     await _ingest_orders(store, 1, prefix="slow")
-    worker = Dispatcher(store, transport, _settings(tmp_path, worker_concurrency=1))
+    worker = Dispatcher(store, transport, settings)
     async with _running(worker):
         await _eventually(lambda: _is(hosts.held == 1))
         await _eventually(lambda: _is(len(own_slot_claims) >= 1))  # found healthy idle
