@@ -619,6 +619,67 @@ async def test_own_slots_past_one_claim_batch_are_claimed_at_once(
         hosts.release_all()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def engine(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[Store, Settings]]:
+    """A migrated store on SQLite in tmp_path, or on a fresh PostgreSQL database, and the
+    settings it was opened with (a worker concurrency of 1)."""
+    url = "" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    settings = _settings(tmp_path, database_url=url, worker_concurrency=1)
+    opened = open_store(settings)
+    await opened.open()
+    await opened.migrate()
+    yield opened, settings
+    await opened.close()
+
+
+async def test_a_full_worker_claims_its_own_slots_at_most_once_an_interval(
+    engine: tuple[Store, Settings], transport: FakeTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every ingest wakes a full worker; with a webhook in the catalog that could take an
+    own slot (the usual case), each wake-up made a whole own-slot claim (on PostgreSQL
+    under the cluster's claim lock). Now a burst of wake-ups costs one claim per
+    OWN_SLOTS_CLAIM_INTERVAL_SECONDS, and a healthy webhook still gets its events while
+    the slow one holds the shared capacity."""
+    store, settings = engine
+    interval = 0.5
+    monkeypatch.setattr(dispatcher_module, "OWN_SLOTS_CLAIM_INTERVAL_SECONDS", interval)
+    own_slot_claims: list[float] = []
+    real_record_and_claim = store.record_and_claim
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("one_each_except") is not None:
+            own_slot_claims.append(time.monotonic())
+        return await real_record_and_claim(*args, **kwargs)
+
+    monkeypatch.setattr(store, "record_and_claim", counting)
+    hosts = SlowHosts()
+    transport.responder = hosts
+    await _webhook(store, "https://slow.example/", max_concurrency=1)
+    healthy, _ = await _webhook(store, "https://healthy.example/", accounts=("acc2",))
+    await _ingest_orders(store, 1, prefix="slow")
+    worker = Dispatcher(store, transport, settings)
+    async with _running(worker):
+        await _eventually(lambda: _is(hosts.held == 1))
+        await _eventually(lambda: _is(len(own_slot_claims) >= 1))  # found healthy idle
+        burst = 40
+        before = len(own_slot_claims)
+        started = time.monotonic()
+        for number in range(burst):  # each ingest wakes the worker
+            await _ingest_orders(store, 1, prefix=f"burst-{number}")
+            await asyncio.sleep(0.005)
+        elapsed = time.monotonic() - started
+        during = len(own_slot_claims) - before
+        # One when the burst began (the interval since the last may be over), one per
+        # interval after it: however many wake-ups there were.
+        assert during <= elapsed / interval + 2, (during, elapsed)
+        await store.ingest([_order("healthy-0", "acc2")], _now())
+        await _eventually(_all_in({DeliveryState.DELIVERED}, store, healthy.id, 1))
+        assert hosts.held == 1 and worker.in_flight == 1
+        hosts.release.set()
+
+
 async def _is(value: bool) -> bool:
     return value
 

@@ -12,7 +12,12 @@ Each webhook also has one slot of its own (docs/guarantees.md, "Isolation"): onc
 shared capacity is full, the loop goes on claiming, one request each, for the webhooks
 with no attempt in flight here, so that slow webhooks holding the whole capacity do not
 delay the others. At most `worker_concurrency` attempts more go out that way: never more
-than `in_flight_bound` in all, which the transport's connection pool allows.
+than `in_flight_bound` in all, which the transport's connection pool allows. Such a claim
+is a whole claim (on PostgreSQL under the cluster's claim lock) made for a worker that is
+already full: after one that left own slots free, the next waits
+`OWN_SLOTS_CLAIM_INTERVAL_SECONDS`, however many ingests wake the loop meanwhile, unless a
+webhook of this worker has no attempt in flight any more (its next event may take its own
+slot) or an outcome is to be written with it.
 
 Outcomes go to an `OutcomeRecorder`, which writes them in batches. Where the store
 writes in turn (SQLite's one writer), the claim loop writes them instead, in the
@@ -54,6 +59,11 @@ CLAIM_RETRY_INITIAL_SECONDS = 0.1
 CLAIM_RETRY_MAX_SECONDS = 5.0
 # After the in-flight attempts, their outcomes get at least this long to be written.
 FINAL_RECORD_SECONDS = 5.0
+# A full worker's claims for the webhooks' own slots, after one that filled fewer than it
+# asked for, are this far apart at least (ingests alone do not cut the wait short): the
+# most an event of a webhook with nothing in flight on a full worker waits past its
+# wake-up, besides a claim already running (docs/guarantees.md, "Isolation").
+OWN_SLOTS_CLAIM_INTERVAL_SECONDS = 0.2
 
 log = get_logger("orderhooks.delivery")
 
@@ -102,6 +112,9 @@ class Dispatcher:
         self._in_own_slots: set[asyncio.Task[None]] = set()
         # Requests in flight by webhook id: those with none may take an own slot.
         self._busy: dict[str, int] = {}
+        # When the last own-slot claim that left own slots free ended (loop time), and the
+        # webhooks it left out: the next one waits (`_own_slots_pause`).
+        self._own_slots_claimed: tuple[float, frozenset[str]] | None = None
         self._wake = asyncio.Event()
         self._stop_requested = asyncio.Event()
         self._stopping = False
@@ -191,6 +204,13 @@ class Dispatcher:
                 self._wake.clear()
                 await self._sleep(IDLE_WAIT_CAP_SECONDS, with_store=False)
                 continue
+            pause = 0.0 if outcomes else self._own_slots_pause(one_each_except)
+            if pause > 0:
+                # Woken (an ingest, most often) too soon after an own-slot claim that found
+                # nothing more: claim once the interval is over, or sooner if room frees.
+                self._wake.clear()
+                await self._sleep(pause, with_store=True)
+                continue
             # Cleared before claiming, so that a wake-up during the claim is not lost.
             self._wake.clear()
             claimed_at = self._clock()
@@ -211,11 +231,14 @@ class Dispatcher:
             backoff = CLAIM_RETRY_INITIAL_SECONDS
             requests = requests_of(claims)
             self._dispatch(requests, own_slots=one_each_except is not None)
+            self._own_slots_claimed = None
             if len(requests) >= limit:
                 await asyncio.sleep(0)  # more is due: let the attempts start, then claim again
             elif one_each_except is not None:
                 # Full: every webhook that could use its own slot has it. A finished attempt,
-                # new work or the cap wakes the loop (a due time waits for one of them).
+                # new work or the cap wakes the loop (a due time waits for one of them, so
+                # up to IDLE_WAIT_CAP_SECONDS: next_due_at is that of the busy webhooks).
+                self._own_slots_claimed = (asyncio.get_running_loop().time(), one_each_except)
                 await self._sleep(IDLE_WAIT_CAP_SECONDS, with_store=True)
             else:
                 await self._idle(claimed_at)
@@ -233,6 +256,19 @@ class Dispatcher:
         if own > 0:
             return min(own, MAX_CLAIM_BATCH), frozenset(self._busy)
         return 0, None
+
+    def _own_slots_pause(self, one_each_except: frozenset[str] | None) -> float:
+        """How long an own-slot claim for the webhooks not in `one_each_except` waits
+        still: the rest of `OWN_SLOTS_CLAIM_INTERVAL_SECONDS` after the last one, when that
+        one left own slots free and every webhook it left out is in flight here still;
+        else (a shared claim, or a webhook whose attempts all ended since) none."""
+        last = self._own_slots_claimed
+        if one_each_except is None or last is None:
+            return 0.0
+        ended_at, left_out = last
+        if not left_out <= one_each_except:
+            return 0.0
+        return ended_at + OWN_SLOTS_CLAIM_INTERVAL_SECONDS - asyncio.get_running_loop().time()
 
     async def _record_and_claim(
         self,
@@ -449,6 +485,7 @@ async def _cancel(tasks: Sequence[asyncio.Future[Any] | None]) -> None:
 __all__ = [
     "IDLE_WAIT_CAP_SECONDS",
     "MAX_CLAIM_BATCH",
+    "OWN_SLOTS_CLAIM_INTERVAL_SECONDS",
     "Dispatcher",
     "default_worker_id",
     "in_flight_bound",
