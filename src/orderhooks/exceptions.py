@@ -5,6 +5,7 @@
     OrderhooksError
     ├── ConfigError            bad configuration; the process refuses to start
     │   └── SecretUnreadable   stored ciphertext that no key of ORDERHOOKS_ENCRYPTION_KEYS opens
+    ├── StartError             the process cannot start serving: its address cannot be had
     ├── ValidationError        client input breaks the contract (HTTP 422), carries field details
     │   └── OrderAccountChanged   a newer version of a known order names another account
     ├── NotFound               no such object, or not visible to the caller (HTTP 404)
@@ -37,6 +38,11 @@ class ConfigError(OrderhooksError):
 
 class SecretUnreadable(ConfigError):
     """A stored secret does not open with any key of `ORDERHOOKS_ENCRYPTION_KEYS`."""
+
+
+class StartError(OrderhooksError):
+    """The process cannot start serving (a port in use, a host that does not resolve);
+    its message is a sentence for the operator."""
 
 
 @dataclass(frozen=True, slots=True)

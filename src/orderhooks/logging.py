@@ -6,12 +6,17 @@ standard library (uvicorn, aiohttp, asyncpg) go through the same pipeline, so a
 process writes one format only.
 
 Keys and secrets are never logged (docs/api.md, authentication): a processor masks every field whose
-name says it holds one, whoever logs it, and tracebacks never show local variables.
+name says it holds one, whoever logs it, another masks API keys, portal link tokens and
+webhook secrets wherever they appear in a text (the access log's request line shows the
+path and query as requested), the written line is masked so once more (what only the
+renderer spells out: the console's traceback, texts inside lists and mappings), and
+tracebacks never show local variables.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any, Literal, TextIO
@@ -27,6 +32,10 @@ REDACTED = "[redacted]"
 SECRET_FIELD_MARKERS = ("key", "secret", "token", "password", "authorization", "cookie")
 # Fields that contain a marker but name an identifier or a count, not a credential.
 SAFE_FIELDS = frozenset({"key_id", "keys", "event"})
+# API keys (`ohk_`), portal link tokens (`ohp_`) and webhook secrets (`whsec_`), as they are
+# spelled in a text; the prefix is kept, so a line still says what was there.
+CREDENTIAL_PATTERN = re.compile(r"\b(ohk_|ohp_)[A-Za-z0-9_-]+|\b(whsec_)[A-Za-z0-9+/=%]+")
+CREDENTIAL_MARKS = ("ohk_", "ohp_", "whsec_")
 # Libraries that talk too much at info for a service log.
 QUIET_LOGGERS = ("asyncio", "aiohttp.access", "multipart", "hpack")
 
@@ -42,6 +51,27 @@ def redact_secrets(logger: WrappedLogger, method_name: str, event_dict: EventDic
         if any(marker in lowered for marker in SECRET_FIELD_MARKERS):
             event_dict[name] = REDACTED
     return event_dict
+
+
+def _masked(match: re.Match[str]) -> str:
+    return f"{match.group(1) or match.group(2)}{REDACTED}"
+
+
+def mask_credentials(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """Mask keys, portal tokens and secrets inside the record's texts (its message first)."""
+    for name, value in event_dict.items():
+        if isinstance(value, str) and ("oh" in value or "whsec_" in value):
+            event_dict[name] = CREDENTIAL_PATTERN.sub(_masked, value)
+    return event_dict
+
+
+def mask_rendered(logger: WrappedLogger, method_name: str, rendered: Any) -> Any:
+    """Mask keys, portal tokens and secrets in the line as written: the console renderer
+    formats a traceback itself, after every processor, and no processor looks inside a
+    list or a mapping."""
+    if isinstance(rendered, str) and any(mark in rendered for mark in CREDENTIAL_MARKS):
+        return CREDENTIAL_PATTERN.sub(_masked, rendered)
+    return rendered
 
 
 def _drop_color_message(
@@ -90,6 +120,8 @@ def configure_logging(
     ]
     if fmt == "json":
         shared.append(structlog.processors.format_exc_info)
+    # Last, so that the formatted message and a formatted traceback are searched too.
+    shared.append(mask_credentials)
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,
@@ -105,6 +137,7 @@ def configure_logging(
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             _renderer(fmt, out),
+            mask_rendered,
         ],
     )
     handler = logging.StreamHandler(out)

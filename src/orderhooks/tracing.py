@@ -19,7 +19,9 @@ drops spans, it never slows or fails an ingest or a delivery. The spans
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -57,6 +59,15 @@ RATIO_SAMPLERS = frozenset({"traceidratio", "parentbased_traceidratio"})
 # The batch span processor's defaults (the SDK's, as the specification sets them).
 BSP_SCHEDULE_DELAY_MS = 5000
 BSP_EXPORT_TIMEOUT_MS = 30000
+# One entry of OTEL_EXPORTER_OTLP_HEADERS as the SDK takes it (its liberal form: a name of
+# token characters, `=`, a value of printable ASCII without `"`, `,`, `;` or `\`).
+_HEADER_ENTRY = re.compile(
+    r"[ \t]*[\x21\x23-\x27\x2a\x2b\x2d\x2e\x30-\x39\x41-\x5a\x5e-\x7a\x7c\x7e]+[ \t]*="
+    r"[\x20\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*"
+)
+_HEADER_SEPARATOR = re.compile(r"[ \t]*,[ \t]*")
+# What the OTLP/HTTP exporter compresses with (OTEL_EXPORTER_OTLP_COMPRESSION).
+EXPORT_COMPRESSIONS = ("none", "gzip", "deflate")
 BSP_MAX_QUEUE_SIZE = 2048
 BSP_MAX_EXPORT_BATCH_SIZE = 512
 
@@ -231,6 +242,7 @@ def check_environment(env: Mapping[str, str]) -> None:
     if sampler and sampler not in KNOWN_SAMPLERS:
         raise ConfigError("OTEL_TRACES_SAMPLER must be one of " + ", ".join(sorted(KNOWN_SAMPLERS)))
     _check_batch_processor(env)
+    _check_exporter(env)
     argument = env.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
     if argument and sampler in RATIO_SAMPLERS:
         try:
@@ -266,6 +278,37 @@ def _check_batch_processor(env: Mapping[str, str]) -> None:
             f"OTEL_BSP_MAX_EXPORT_BATCH_SIZE must be at most the queue size "
             f"(OTEL_BSP_MAX_QUEUE_SIZE, {queue}), not {batch}"
         )
+
+
+def _check_exporter(env: Mapping[str, str]) -> None:
+    """The export timeout, headers and compression, which the SDK would replace by its
+    defaults (a timeout that is not a number, an unknown compression), drop (a header
+    entry it cannot read) or use to fail every export (a timeout of 0 or less), with a
+    warning at most."""
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"):
+        text = env.get(name, "").strip()
+        if text:
+            try:
+                seconds = float(text)
+            except ValueError:
+                seconds = -1.0
+            if not (0.0 < seconds < math.inf):
+                raise ConfigError(f"{name} must be a number of seconds above 0")
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"):
+        entries = _HEADER_SEPARATOR.split(env.get(name, ""))
+        for position, entry in enumerate(entries, start=1):
+            # The SDK drops a bad entry with a warning that quotes it, credential and all.
+            # It strips each entry first (a secret file's newline, a tab): so does this.
+            entry = entry.strip()
+            if entry and not _HEADER_ENTRY.fullmatch(entry):
+                raise ConfigError(
+                    f"{name} must be name=value entries separated by commas; entry "
+                    f"{position} is not (values URL-encoded, without quotes)"
+                )
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION"):
+        text = env.get(name, "").strip().lower()
+        if text and text not in EXPORT_COMPRESSIONS:
+            raise ConfigError(f"{name} must be one of " + ", ".join(EXPORT_COMPRESSIONS))
 
 
 def configure_tracing(env: Mapping[str, str] | None = None) -> Tracing:

@@ -10,6 +10,7 @@ import contextlib
 from typing import Any
 from urllib.parse import urlsplit
 
+import asyncpg
 import pytest
 
 from orderhooks.store.postgres import PostgresEngine
@@ -37,7 +38,7 @@ async def test_an_abort_ends_a_transaction_cancelled_on_a_frozen_host(pg_url: st
 
         running = asyncio.create_task(engine.write(job, durable=True))
         await asyncio.wait_for(started.wait(), 5)
-        await asyncio.sleep(0.2)  # the query is on the server
+        await _running_on_the_server(pg_url, SLEEP_SQL)
         proxy.freeze()
         running.cancel()
         # The cancel alone leaves it waiting (for as long as the host stays frozen).
@@ -48,3 +49,22 @@ async def test_an_abort_ends_a_transaction_cancelled_on_a_frozen_host(pg_url: st
         with contextlib.suppress(asyncio.CancelledError):
             await running
         await asyncio.wait_for(engine.close(), ABORT_SECONDS)
+
+
+async def _running_on_the_server(pg_url: str, sql: str) -> None:
+    """Wait (10 s at most) until the server runs `sql`, seen past the proxy: a fixed pause
+    was too short on a loaded machine."""
+    conn = await asyncpg.connect(pg_url, timeout=5)
+    try:
+        for _ in range(100):
+            running = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND state = 'active' AND query = $1",
+                sql,
+            )
+            if running:
+                return
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
+    raise AssertionError(f"the server never ran {sql!r}")

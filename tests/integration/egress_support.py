@@ -10,7 +10,7 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +23,9 @@ from tests.support.processes import terminate
 
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT_SECONDS = 10.0
+# A listener with a backlog of 0 holds one or two pending connections: a few more fill it.
+BACKLOG_FILLERS = 4
+BACKLOG_SETTLE_SECONDS = 0.2
 
 
 # ---------------------------------------------------------------- tinyproxy
@@ -104,6 +107,34 @@ class TinyProxy:
             return self.log_path.read_text(errors="replace")
         except FileNotFoundError:
             return ""
+
+
+# ---------------------------------------------------------------- a host that drops connections
+
+
+@contextlib.contextmanager
+def unanswering_port(port: int | None = None) -> Iterator[int]:
+    """A loopback port whose connections never complete, as on a host that is down
+    behind a firewall dropping packets: a listener that never accepts, its backlog
+    filled, so the kernel drops every further SYN and a connect waits until it gives up."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    fillers: list[socket.socket] = []
+    try:
+        listener.bind((LOOPBACK, port or 0))
+        listener.listen(0)
+        bound = int(listener.getsockname()[1])
+        for _ in range(BACKLOG_FILLERS):
+            filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            filler.setblocking(False)
+            fillers.append(filler)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect((LOOPBACK, bound))
+        time.sleep(BACKLOG_SETTLE_SECONDS)
+        yield bound
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
 
 
 # ---------------------------------------------------------------- certificates

@@ -334,6 +334,23 @@ async def test_authentication_role_and_scope_come_before_the_body(
     assert response.status_code == expected, response.text
 
 
+async def test_partner_naming_all_accounts_is_forbidden_in_words_that_fit(world: World) -> None:
+    """403 wherever a partner names `*`; the message speaks of what was asked, which is not
+    always a webhook (a usage query, an events filter, a portal link)."""
+    partner = world.keys["partner"]
+    calls = [
+        ("POST", "/v1/webhooks", {"url": "https://example.com/", "accounts": ["*"]}),
+        ("GET", "/v1/usage?account=*", None),
+        ("GET", "/v1/events?account=*", None),
+        ("POST", "/v1/portal-links", {"accounts": ["*"]}),
+    ]
+    for method, path, body in calls:
+        response = await world.api.call(method, path, partner, json_body=body)
+        assert response.status_code == 403, (path, response.text)
+        message = response.json()["error"]["message"]
+        assert "all accounts" in message and "webhook" not in message, (path, message)
+
+
 async def test_partner_naming_a_foreign_account_in_a_body_is_forbidden(world: World) -> None:
     """403 for a foreign account even when the rest of the body is invalid too."""
     body = {"url": "ftp://nope", "accounts": [world.other_account, world.account]}

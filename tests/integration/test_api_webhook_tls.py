@@ -4,10 +4,13 @@ SQLite file with ORDERHOOKS_ENCRYPTION_KEYS set."""
 
 from __future__ import annotations
 
+import base64
 import sqlite3
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from orderhooks.domain.model import Scope
 from orderhooks.secretbox import parse_keys
@@ -105,6 +108,100 @@ async def test_a_certificate_for_servers_only_is_refused(api: LocalApi) -> None:
     body = _body(unique("acct"), tls_field(server_only, ca))
     refused = expect(await api.call("POST", "/v1/webhooks", json_body=body), 422)
     assert [d["field"] for d in refused["error"]["details"]] == ["tls.clientCertificate"]
+
+
+def _pem(kind: str, der: bytes) -> str:
+    body = base64.encodebytes(der).decode()
+    return f"-----BEGIN {kind}-----\n{body}-----END {kind}-----\n"
+
+
+P256_OID = bytes.fromhex("06082a8648ce3d030107")  # 1.2.840.10045.3.1.7, the curve P-256
+UNKNOWN_CURVE_OID = bytes.fromhex("06082a8648ce3d03011c")  # ...3.1.28: no such curve
+V3, V73 = bytes.fromhex("a003020102"), bytes.fromhex("a003020148")  # [0] INTEGER version
+ED25519_OID, ED448_OID = bytes.fromhex("06032b6570"), bytes.fromhex("06032b6571")
+# 2.5.29.19 and 2.5.29.37, the extensions basic constraints and extended key usage.
+BASIC_CONSTRAINTS_OID, USAGE_OID = bytes.fromhex("0603551d13"), bytes.fromhex("0603551d25")
+
+
+def _damaged_tls(pki: Pki) -> dict[str, tuple[dict[str, Any], str]]:
+    """`tls` values whose PEM parses but whose contents OpenSSL or cryptography cannot
+    use, each with the field it must be refused for."""
+    ca = make_ca()
+    client_key = pki.client.key_pem
+    cert_der = pki.client.certificate.public_bytes(serialization.Encoding.DER)
+    key_der = pki.client.key.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    ed25519_der = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    assert P256_OID in cert_der and P256_OID in key_der and ED25519_OID in ed25519_der
+    unknown_curve_cert = _pem("CERTIFICATE", cert_der.replace(P256_OID, UNKNOWN_CURVE_OID))
+    assert cert_der.count(BASIC_CONSTRAINTS_OID) == 1 and cert_der.count(USAGE_OID) == 1
+    twice_usage_cert = _pem("CERTIFICATE", cert_der.replace(BASIC_CONSTRAINTS_OID, USAGE_OID))
+    assert V3 in cert_der
+    return {
+        # A version X.509 does not have (v3 is 2).
+        "certificate version": (
+            {
+                "clientCertificate": _pem("CERTIFICATE", cert_der.replace(V3, V73, 1)),
+                "clientKey": client_key,
+            },
+            "tls.clientCertificate",
+        ),
+        # An empty extended key usage: the certificate loads, its extensions do not.
+        "empty usage": (tls_field(issue(ca, "client", usages=()), None), "tls.clientCertificate"),
+        # One extension twice (extended key usage): its extensions do not load either.
+        "extension twice": (
+            {"clientCertificate": twice_usage_cert, "clientKey": client_key},
+            "tls.clientCertificate",
+        ),
+        # The public key of the certificate is on a curve nobody knows.
+        "certificate curve": (
+            {"clientCertificate": unknown_curve_cert, "clientKey": client_key},
+            "tls.clientCertificate",
+        ),
+        "authority curve": (
+            {**tls_field(pki.client, None), "caCertificate": unknown_curve_cert},
+            "tls.caCertificate",
+        ),
+        "key curve": (
+            {
+                "clientCertificate": pki.client.cert_pem,
+                "clientKey": _pem("PRIVATE KEY", key_der.replace(P256_OID, UNKNOWN_CURVE_OID)),
+            },
+            "tls.clientKey",
+        ),
+        # An Ed25519 key labelled as Ed448 (which OpenSSL fails on without a reason).
+        "key type": (
+            {
+                "clientCertificate": pki.client.cert_pem,
+                "clientKey": _pem("PRIVATE KEY", ed25519_der.replace(ED25519_OID, ED448_OID)),
+            },
+            "tls.clientKey",
+        ),
+    }
+
+
+async def test_damaged_certificates_and_keys_are_422_not_500(api: LocalApi, pki: Pki) -> None:
+    """Certificates and keys that parse as PEM but whose insides cannot be read (an empty
+    extended key usage, an unknown curve, a key of one type labelled as another) are
+    refused with 422 naming the field on create and PATCH, and change nothing (they
+    answered 500)."""
+    account = unique("acct")
+    webhook = await api.create_webhook("https://receiver.example.com/hook", [account])
+    path = f"/v1/webhooks/{webhook['id']}"
+    for case, (tls, field) in _damaged_tls(pki).items():
+        created = expect(await api.call("POST", "/v1/webhooks", json_body=_body(account, tls)), 422)
+        assert [d["field"] for d in created["error"]["details"]] == [field], case
+        patched = expect(await api.call("PATCH", path, json_body={"tls": tls}), 422)
+        assert [d["field"] for d in patched["error"]["details"]] == [field], case
+    assert [w["id"] for w in await api.list_all("/v1/webhooks", account=account)] == [webhook["id"]]
+    assert (await api.webhook(webhook["id"]))["tls"] is None
 
 
 async def test_an_unreadable_stored_secret_is_503_never_500(api: LocalApi) -> None:

@@ -124,6 +124,14 @@ INVALID_FIELDS = [
     ("url", "http://[::1]:8080/hook"),
     ("url", "http://169.254.169.254/latest/meta-data"),
     ("url", 5),
+    ("url", " https://receiver.example.com/hook"),
+    ("url", "https://receiver.example.com/hook "),
+    ("url", "https://receiver.example.com/a b"),
+    ("url", "https://receiver.example.com:443 /hook"),
+    ("url", "https://receiver.example.com/ho\tok"),
+    ("url", "https://receiver.example.com/\x7f"),
+    ("url", "https://receiver.example.com/\u2028"),
+    ("url", "https://receiver.example.com/\u00a0"),
     ("headers", {"webhook-signature": "v1,forged"}),
     ("headers", {"Content-Type": "text/plain"}),
     ("headers", {"X-Number": 5}),
@@ -323,7 +331,13 @@ async def test_ordering_can_change_while_operational_events_wait(
 
 @pytest.mark.parametrize(
     "patch",
-    [{"url": None}, {"url": "http://192.168.1.1/x"}, {"eventTypes": []}, {"state": "active"}],
+    [
+        {"url": None},
+        {"url": "http://192.168.1.1/x"},
+        {"url": "https://receiver.example.com/a\tb"},
+        {"eventTypes": []},
+        {"state": "active"},
+    ],
 )
 async def test_invalid_patches_change_nothing(api: Api, patch: dict[str, Any]) -> None:
     webhook = await api.make_webhook(unique("acct"))

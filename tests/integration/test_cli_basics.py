@@ -156,6 +156,12 @@ REFUSAL_TIMEOUT_SECONDS = 20.0
         # the claim loop retried it for ever and no delivery left `delivering`.
         (["serve"], {"ORDERHOOKS_DISABLE_AFTER": "100000000000000"}, "ORDERHOOKS_DISABLE_AFTER"),
         (["serve", "--disable-after", "3153600001"], {}, "--disable-after"),
+        # Days past what a date holds failed every purge: the server started, then logged
+        # "retention purge failed" at start and every hour.
+        (["serve"], {"ORDERHOOKS_RETENTION_DAYS": "1000000"}, "ORDERHOOKS_RETENTION_DAYS"),
+        (["serve", "--retention-days", "36501"], {}, "--retention-days"),
+        # A webhook waits 30 s at most: more was taken silently, new webhooks got 30.
+        (["serve"], {"ORDERHOOKS_DELIVERY_TIMEOUT": "60"}, "ORDERHOOKS_DELIVERY_TIMEOUT"),
     ],
 )
 def test_settings_past_their_bounds_are_refused_at_start(
@@ -170,8 +176,8 @@ def test_settings_past_their_bounds_are_refused_at_start(
 @pytest.mark.parametrize(
     ("args", "variables", "message"),
     [
-        (["migrate"], {"ORDERHOOKS_PORT": "٨٠٨٠"}, "ORDERHOOKS_PORT must be an integer"),
-        (["migrate"], {"ORDERHOOKS_MAX_BODY_BYTES": "1_000"}, "ORDERHOOKS_MAX_BODY_BYTES must"),
+        (["serve"], {"ORDERHOOKS_PORT": "٨٠٨٠"}, "ORDERHOOKS_PORT must be an integer"),
+        (["serve"], {"ORDERHOOKS_MAX_BODY_BYTES": "1_000"}, "ORDERHOOKS_MAX_BODY_BYTES must"),
         (["serve", "--port", " 0"], {}, "--port must be an integer"),
         (["serve"], {"ORDERHOOKS_PORT": "+0"}, "ORDERHOOKS_PORT must be an integer"),
     ],
@@ -212,3 +218,62 @@ def test_a_database_url_with_a_bad_port_is_a_usage_error_without_its_password(
     assert "Traceback" not in done.stderr
     assert done.stderr.startswith("orderhooks: --database-url must be")
     assert "hunter2pw" not in done.stdout + done.stderr
+
+
+# Values of settings that migrate, keys, backup and secrets reencrypt do not use.
+UNRELATED_BAD_SETTINGS = {
+    "ORDERHOOKS_ENCRYPTION_KEYS": "not-a-key",
+    "ORDERHOOKS_PORT": "eighty",
+    "ORDERHOOKS_HOST": "",
+    "ORDERHOOKS_RETRY_SCHEDULE": "5,soon",
+    "ORDERHOOKS_REQUIRE_AGREEMENT": "maybe",
+    "ORDERHOOKS_EGRESS_PROXY": "socks5://127.0.0.1:1080",
+    "ORDERHOOKS_WORKERS": "0",
+}
+A_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+
+
+def test_commands_that_do_not_use_a_setting_run_whatever_its_value(tmp_path: Path) -> None:
+    """A broken ORDERHOOKS_ENCRYPTION_KEYS (or port, schedule…) stopped `backup`, `migrate`
+    and `keys` with exit 2, though they never use it: an emergency backup was blocked by a
+    setting of the server (docs/configuration.md: each command reads its own settings)."""
+    data_dir = tmp_path / "data"
+    env = cli_env(data_dir, **UNRELATED_BAD_SETTINGS)
+    migrated = run_cli(["migrate"], env)
+    assert migrated.returncode == 0, migrated.stderr
+    created = run_cli(["keys", "create", "--role", "ingest", "--name", "x", "--json"], env)
+    assert created.returncode == 0, created.stderr
+    key_id = json.loads(created.stdout)["id"]
+    listed = run_cli(["keys", "list", "--json"], env)
+    assert listed.returncode == 0, listed.stderr
+    assert [k["id"] for k in json.loads(listed.stdout)] == [key_id]
+    revoked = run_cli(["keys", "revoke", key_id], env)
+    assert revoked.returncode == 0, revoked.stderr
+    backed_up = run_cli(["backup", str(tmp_path / "copy.db")], env)
+    assert backed_up.returncode == 0, backed_up.stderr
+    assert (tmp_path / "copy.db").is_file()
+    # secrets reencrypt uses the keys, but not the port.
+    resealed = run_cli(
+        ["secrets", "reencrypt"],
+        {**env, "ORDERHOOKS_ENCRYPTION_KEYS": A_KEY},
+    )
+    assert resealed.returncode == 0, resealed.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "variables", "message"),
+    [
+        (["migrate"], {"ORDERHOOKS_LOG_FORMAT": "xml"}, "ORDERHOOKS_LOG_FORMAT"),
+        (["migrate"], {"ORDERHOOKS_DATABASE_URL": "mysql://x"}, "ORDERHOOKS_DATABASE_URL"),
+        (["keys", "list"], {"ORDERHOOKS_DATABASE_URL": "mysql://x"}, "ORDERHOOKS_DATABASE_URL"),
+        (["backup", "copy.db"], {"ORDERHOOKS_DATABASE_URL": "x"}, "ORDERHOOKS_DATABASE_URL"),
+        (["secrets", "reencrypt"], {"ORDERHOOKS_ENCRYPTION_KEYS": "x"}, "ORDERHOOKS_ENCRYP"),
+    ],
+)
+def test_a_bad_value_of_a_setting_the_command_uses_is_still_a_usage_error(
+    tmp_path: Path, args: list[str], variables: dict[str, str], message: str
+) -> None:
+    result = run_cli(args, cli_env(tmp_path / "data", **variables))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"orderhooks: {message}")
+    assert not (tmp_path / "data").exists()  # refused before anything was made

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import socket
 import stat
 import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -100,7 +103,7 @@ def test_serve_is_ready_holds_its_port_and_stops_with_exit_0_on_sigterm(
         ["serve", "--port", port], cli_env(tmp_path / "other", ORDERHOOKS_ADMIN_KEY=ENV_ADMIN_KEY)
     )
     assert second.popen.wait(timeout=60) == 1  # the port is taken: a clean failure
-    assert "could not start" in second.stderr()
+    assert f"orderhooks: cannot listen on 127.0.0.1:{port}" in second.stderr()
 
     assert process.stop(signal.SIGTERM) == 0
     with pytest.raises(requests.ConnectionError):
@@ -283,3 +286,75 @@ def test_any_admin_key_from_the_environment_can_be_presented(
     assert [k["role"] for k in keys.json()["data"]] == ["admin"]
     assert http_get(f"{base}/v1/keys", headers={"authorization": "Bearer wrong"}).status_code == 401
     assert process.stop() == 0
+
+
+def _session_members(session_id: int) -> list[int]:
+    """The live processes of a session (a process started with `start_new_session`)."""
+    members = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        # After the command's name: state, ppid, pgrp, session. Zombies hold nothing.
+        if fields[0] != "Z" and int(fields[3]) == session_id:
+            members.append(int(stat_file.parent.name))
+    return members
+
+
+def _run_in_own_session(args: list[str], env: dict[str, str]) -> tuple[int, str, list[int]]:
+    """Run `orderhooks ARGS` to its end in a session of its own; its exit code, its
+    standard error and the processes of its session still alive after it exited."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orderhooks", *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+    left = _session_members(process.pid)
+    for pid in left:  # the test's own session: kill what the process left behind
+        os.kill(pid, signal.SIGKILL)
+    return process.returncode, stderr, left
+
+
+@pytest.mark.parametrize("role", ["serve", "api", "worker"])
+def test_a_port_in_use_is_a_clear_error_and_nothing_is_left_running(
+    tmp_path: Path, role: str
+) -> None:
+    """A taken port ended the start with exit 1 and uvicorn's log line only, after the
+    sender processes and the delivery worker had started (and could have sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = cli_env(tmp_path / "data", ORDERHOOKS_WORKERS="3")
+        code, stderr, left = _run_in_own_session(
+            [role, "--host", "127.0.0.1", "--port", str(port)], env
+        )
+    assert code == 1, stderr
+    [line] = [line for line in stderr.splitlines() if line.startswith("orderhooks: ")]
+    assert line.startswith(f"orderhooks: cannot listen on 127.0.0.1:{port}"), line
+    assert "in use" in line.lower()
+    assert left == []
+    assert "sender process started" not in stderr
+    assert "delivery worker started" not in stderr
+
+
+def test_a_host_that_does_not_resolve_is_a_clear_error(tmp_path: Path) -> None:
+    env = cli_env(tmp_path / "data", ORDERHOOKS_WORKERS="2")
+    args = ["serve", "--host", "no-such-host.invalid", "--port", str(free_port())]
+    code, stderr, left = _run_in_own_session(args, env)
+    assert code == 1, stderr
+    [line] = [line for line in stderr.splitlines() if line.startswith("orderhooks: ")]
+    assert line.startswith("orderhooks: cannot listen on no-such-host.invalid:"), line
+    assert "Traceback" not in stderr
+    assert left == []

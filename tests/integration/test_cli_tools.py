@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import re
+import socket
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -137,6 +138,19 @@ def test_receive_refuses_a_malformed_secret(tmp_path: Path) -> None:
     result = run_cli(["receive", "--secret", "not-a-secret"], cli_env(tmp_path))
     assert result.returncode == 2
     assert "whsec_" in result.stderr
+
+
+def test_receive_on_a_port_in_use_is_one_orderhooks_line(tmp_path: Path) -> None:
+    # docs/cli.md: a failure is exit 1 with its message prefixed `orderhooks:`, as serve's
+    # is; the receiver wrote `orderhooks receive:`.
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        result = run_cli(["receive", "--secret", SECRET, "--port", str(port)], cli_env(tmp_path))
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"orderhooks: cannot listen on 127.0.0.1:{port}"), line
 
 
 def _events(base: str, account: str, key: str = ADMIN_KEY) -> list[dict[str, object]]:

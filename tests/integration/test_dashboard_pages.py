@@ -11,10 +11,12 @@ from pathlib import Path
 
 import httpx
 import structlog
+from starlette.types import Message
 
 from orderhooks.config import Settings
 from orderhooks.domain.model import Scope, UsageRow
 from orderhooks.store.sqlite import SQLiteStore, sqlite_path
+from orderhooks.web.dashboard.session import SESSION_COOKIE
 from tests.integration.api_support import (
     LocalApi,
     finish_deliveries,
@@ -98,6 +100,29 @@ async def test_digits_that_are_not_decimal_are_ignored_not_an_error(api: LocalAp
             data={"csrf_token": csrf_of(page), "grace_seconds": "²"},
         )
         assert rotate.status_code == 422, rotate.text
+    assert len((await api.store.get_webhook(webhook["id"], Scope())).secrets) == 1
+
+
+async def test_numbers_too_long_to_read_are_ignored_not_an_error(api: LocalApi) -> None:
+    """A `count` in a page's address, or a rotation's `grace_seconds`, of more digits than
+    Python reads into an int (4,300) is a bad value like any other: the page shows a count
+    of 0 and the rotation is refused with 422 (both answered 500)."""
+    account = unique("acct")
+    await api.agree(account)
+    webhook = await api.make_webhook(account)
+    digits = "9" * 5000
+    async with signed_in(api, api.admin_key) as browser:
+        page = await browser.get(
+            f"/ui/webhooks/{webhook['id']}", params={"notice": "replayed", "count": digits}
+        )
+        assert page.status_code == 200, page.text
+        assert "0 events queued for replay." in page.text
+
+        rotate = await browser.post(
+            f"/ui/webhooks/{webhook['id']}/rotate",
+            data={"csrf_token": csrf_of(page), "grace_seconds": digits},
+        )
+        assert rotate.status_code == 422 and is_dashboard_page(rotate), rotate.text
     assert len((await api.store.get_webhook(webhook["id"], Scope())).secrets) == 1
 
 
@@ -272,6 +297,85 @@ async def test_sign_out_from_another_site_is_refused(api: LocalApi) -> None:
         )
         assert own.status_code == 303
         assert (await browser.get("/ui/webhooks")).status_code == 303  # to the sign-in page
+
+
+async def test_an_origin_that_is_not_a_url_is_refused_not_an_error(api: LocalApi) -> None:
+    """A form whose `Origin` cannot be parsed (an unbalanced IPv6 bracket, as in
+    `http://[`) did not come from a page of this site: sign-in, the portal form and a
+    signed-in action answer 403 and do nothing (parsing it answered 500)."""
+    account = unique("acct")
+    await api.agree(account)
+    webhook = await api.make_webhook(account)
+    link = await api.call("POST", "/v1/portal-links", json_body={"accounts": [account]})
+    token = expect(link, 201)["url"].rsplit("/", 1)[1]
+    for origin in ("http://[", "http://[::1", "http://a]b"):
+        headers = {"Origin": origin}
+        async with visitor(api) as anonymous:
+            form = await anonymous.get("/ui")
+            signin_token = re.search(r'name="signin_token" value="([^"]+)"', form.text)
+            assert signin_token is not None, form.text
+            data = {"signin_token": signin_token[1], "api_key": api.admin_key}
+            signin = await anonymous.post("/ui/signin", data=data, headers=headers)
+            assert signin.status_code == 403 and is_dashboard_page(signin), signin.text
+            assert SESSION_COOKIE not in signin.headers.get("set-cookie", "")
+            portal = await anonymous.post(
+                "/ui/portal", data={"portal_token": token}, headers=headers
+            )
+            assert portal.status_code == 403 and is_dashboard_page(portal), portal.text
+        async with signed_in(api, api.admin_key) as browser:
+            page = await browser.get(f"/ui/webhooks/{webhook['id']}")
+            disable = await browser.post(
+                f"/ui/webhooks/{webhook['id']}/disable",
+                data={"csrf_token": csrf_of(page)},
+                headers=headers,
+            )
+            assert disable.status_code == 403 and is_dashboard_page(disable), disable.text
+    assert (await api.webhook(webhook["id"]))["state"] == "active"
+    async with visitor(api) as anonymous:  # the link was not used up
+        assert (await anonymous.post("/ui/portal", data={"portal_token": token})).status_code == 303
+
+
+async def test_a_form_whose_client_went_away_is_a_plain_refusal(api: LocalApi) -> None:
+    """A browser that disconnects before it has sent the whole form (sign-in, the portal
+    form, an action) gets a 400 page, as the API's bodies do, not a 500 logged as an
+    unexpected error with its traceback (a closed tab is not a bug of the server)."""
+    app = api.client._transport.app  # type: ignore[attr-defined]
+    for path in ("/ui/signin", "/ui/portal"):
+        sent: list[Message] = []
+        received = iter(
+            [
+                {"type": "http.request", "body": b"api_key=ohk_", "more_body": True},
+                {"type": "http.disconnect"},
+            ]
+        )
+
+        async def receive() -> Message:
+            return next(received)  # noqa: B023
+
+        async def send(message: Message) -> None:
+            sent.append(message)  # noqa: B023
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "root_path": "",
+            "query_string": b"",
+            "headers": [
+                (b"host", b"orderhooks.test"),
+                (b"content-type", b"application/x-www-form-urlencoded"),
+                (b"content-length", b"100"),
+            ],
+            "client": ("127.0.0.1", 1),
+            "server": ("orderhooks.test", 80),
+        }
+        await app(scope, receive, send)
+        assert sent[0]["type"] == "http.response.start"
+        assert sent[0]["status"] == 400, sent
 
 
 async def test_a_form_posted_after_the_session_ended_leads_back_to_its_page(

@@ -15,17 +15,24 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import pytest
 from standardwebhooks import Webhook as StandardWebhook
 
 from orderhooks.config import Settings
+from orderhooks.delivery import dispatcher as dispatcher_module
 from orderhooks.delivery.claims import Outcome
 from orderhooks.delivery.dispatcher import Dispatcher
 from orderhooks.delivery.outbound import user_agent
 from orderhooks.delivery.signing import generate_secret, verify
-from orderhooks.delivery.transport import FakeTransport, OutboundRequest, fake_result
+from orderhooks.delivery.transport import (
+    AttemptAbandoned,
+    FakeTransport,
+    OutboundRequest,
+    fake_result,
+)
 from orderhooks.domain.batches import BatchSettings
 from orderhooks.domain.ids import new_id
 from orderhooks.domain.model import (
@@ -116,11 +123,11 @@ def _fail_twice(monkeypatch: pytest.MonkeyPatch, store: Store, method: str) -> l
     real = getattr(store, method)
     failures: list[Any] = []
 
-    async def flaky(*args: Any) -> Any:
+    async def flaky(*args: Any, **kwargs: Any) -> Any:
         if len(failures) < 2:
             failures.append(args)
             raise StoreUnavailable("database is down")
-        return await real(*args)
+        return await real(*args, **kwargs)
 
     monkeypatch.setattr(store, method, flaky)
     return failures
@@ -144,9 +151,9 @@ async def _webhook(store: Store, url: str, **overrides: Any) -> tuple[Webhook, s
     return created, secret
 
 
-def _order(order_id: str) -> NewOrderItem:
+def _order(order_id: str, account: str = ACCOUNT) -> NewOrderItem:
     document = sample("new_order")
-    document.update({"_id": order_id, "account": ACCOUNT})
+    document.update({"_id": order_id, "account": account})
     raw = orjson.dumps(document)
     return NewOrderItem(validate_order(document), hashlib.sha256(raw).hexdigest())
 
@@ -422,14 +429,15 @@ async def test_max_concurrency_of_each_webhook_is_never_exceeded(
     assert transport.max_in_flight["https://wide.example/"] == 5
 
 
-async def test_worker_concurrency_bounds_all_attempts(
+async def test_worker_concurrency_bounds_the_attempts_of_one_webhook(
     tmp_path: Path, store: Store, transport: FakeTransport
 ) -> None:
+    """A webhook with attempts in flight takes further ones from the shared capacity
+    only: its own slot is for when it has none."""
     gate = Gate(delay=0.03)
     transport.responder = gate
-    for name in ("a", "b", "c"):
-        await _webhook(store, f"https://{name}.example/")
-    await _ingest_orders(store, 10)
+    await _webhook(store, "https://a.example/", max_concurrency=20)
+    await _ingest_orders(store, 30)
     worker = Dispatcher(store, transport, _settings(tmp_path, worker_concurrency=4))
     async with _running(worker):
         await _eventually(lambda: _count_requests(transport, 30))
@@ -438,6 +446,242 @@ async def test_worker_concurrency_bounds_all_attempts(
 
 async def _count_requests(transport: FakeTransport, count: int) -> bool:
     return len(transport.requests) >= count
+
+
+class SlowHosts:
+    """A responder that holds the requests to `slow.example` hosts until released and
+    answers the others at once, counting every request in flight."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.held = 0
+        self.max_in_flight = 0
+        self.in_flight = 0
+
+    async def __call__(self, request: OutboundRequest) -> Any:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if "slow.example" in request.url:
+                self.held += 1
+                await self.release.wait()
+            else:
+                await asyncio.sleep(0)
+            return fake_result(200)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_a_full_worker_still_sends_to_a_webhook_with_nothing_in_flight(
+    tmp_path: Path, store: Store, transport: FakeTransport
+) -> None:
+    hosts = SlowHosts()
+    transport.responder = hosts
+    await _webhook(store, "https://slow.example/", max_concurrency=2)
+    await _ingest_orders(store, 4, prefix="slow")
+    worker = Dispatcher(store, transport, _settings(tmp_path, worker_concurrency=2))
+    async with _running(worker):
+        await _eventually(lambda: _is(hosts.held == 2))  # every shared slot held
+        healthy, _ = await _webhook(store, "https://healthy.example/", accounts=("acc2",))
+        for round_number in range(3):  # its own slot, again once each attempt ended
+            await store.ingest([_order(f"healthy-{round_number}", "acc2")], _now())
+            delivered = _all_in({DeliveryState.DELIVERED}, store, healthy.id, round_number + 1)
+            await _eventually(delivered)
+        assert hosts.held == 2 and worker.in_flight == 2
+        hosts.release.set()
+    assert hosts.max_in_flight == 3
+
+
+async def test_own_slots_stop_at_twice_the_worker_concurrency(
+    tmp_path: Path, store: Store, transport: FakeTransport
+) -> None:
+    hosts = SlowHosts()
+    transport.responder = hosts
+    for number in range(6):
+        await _webhook(store, f"https://slow.example/{number}", max_concurrency=2)
+    await _ingest_orders(store, 2)
+    worker = Dispatcher(store, transport, _settings(tmp_path, worker_concurrency=2))
+    async with _running(worker):
+        await _eventually(lambda: _is(hosts.held == 4))
+        await asyncio.sleep(0.3)  # time enough for a claim that would pass the bound
+        assert hosts.held == 4 and worker.in_flight == 4
+        hosts.release.set()
+        await _eventually(lambda: _count_requests(transport, 12))
+    assert hosts.max_in_flight == 4
+
+
+class HeldHosts:
+    """A responder that holds the requests to each host until that host is released,
+    counting each host's requests in flight."""
+
+    def __init__(self) -> None:
+        self.released: dict[str, asyncio.Event] = {}
+        self.in_flight: dict[str, int] = {}
+
+    def release(self, host: str) -> None:
+        self._gate(host).set()
+
+    def release_all(self) -> None:
+        for gate in self.released.values():
+            gate.set()
+
+    def _gate(self, host: str) -> asyncio.Event:
+        return self.released.setdefault(host, asyncio.Event())
+
+    async def __call__(self, request: OutboundRequest) -> Any:
+        host = str(urlsplit(request.url).hostname)
+        self.in_flight[host] = self.in_flight.get(host, 0) + 1
+        try:
+            await self._gate(host).wait()
+            return fake_result(200)
+        finally:
+            self.in_flight[host] -= 1
+
+
+async def test_attempts_in_own_slots_do_not_take_the_shared_capacity(
+    tmp_path: Path, store: Store, transport: FakeTransport
+) -> None:
+    """The own slots are beside the shared capacity: once the attempts that filled it
+    end, all of it is free again for any webhook, while an attempt that went out in an
+    own slot still runs (it held a shared slot, and `next` got one request only)."""
+    hosts = HeldHosts()
+    transport.responder = hosts
+    await _webhook(store, "https://first.example/", max_concurrency=2)
+    await _ingest_orders(store, 2)
+    worker = Dispatcher(store, transport, _settings(tmp_path, worker_concurrency=2))
+    async with _running(worker):
+        await _eventually(lambda: _is(hosts.in_flight.get("first.example") == 2))
+        await _webhook(store, "https://own.example/", accounts=("acc2",))
+        await store.ingest([_order("own-0", "acc2")], _now())
+        await _eventually(lambda: _is(hosts.in_flight.get("own.example") == 1))
+        hosts.release("first.example")
+        await _eventually(lambda: _is(hosts.in_flight["first.example"] == 0))
+        await _webhook(store, "https://next.example/", accounts=("acc3",), max_concurrency=2)
+        await store.ingest([_order(f"next-{i}", "acc3") for i in range(2)], _now())
+        await _eventually(lambda: _is(hosts.in_flight.get("next.example") == 2))
+        assert hosts.in_flight["own.example"] == 1 and worker.in_flight == 3
+        hosts.release_all()
+
+
+@pytest.mark.parametrize(
+    "failure", [AttemptAbandoned("the sender died"), RuntimeError("a bug in the send")]
+)
+async def test_an_attempt_ending_without_an_outcome_gives_its_own_slot_back(
+    tmp_path: Path, store: Store, transport: FakeTransport, failure: Exception
+) -> None:
+    """The count of a webhook's attempts in flight, which decides its own slot, drops
+    however an attempt ends: one abandoned, or one whose send raised, records nothing
+    (its lease brings the delivery back), and a count left behind would keep the
+    webhook out of its own slot for good while the shared capacity stays full."""
+    hosts = HeldHosts()
+    failed: list[str] = []
+
+    async def respond(request: OutboundRequest) -> Any:
+        if "own.example" in request.url and not failed:
+            failed.append(request.url)
+            raise failure
+        return await hosts(request)
+
+    transport.responder = respond
+    await _webhook(store, "https://first.example/", max_concurrency=1)
+    await _ingest_orders(store, 1)
+    worker = Dispatcher(store, transport, _settings(tmp_path, worker_concurrency=1))
+    async with _running(worker):
+        await _eventually(lambda: _is(hosts.in_flight.get("first.example") == 1))
+        await _webhook(store, "https://own.example/", accounts=("acc2",))
+        await store.ingest([_order(f"own-{i}", "acc2") for i in range(2)], _now())
+        # The first went in the own slot and failed; the second takes the slot again.
+        await _eventually(lambda: _is(hosts.in_flight.get("own.example") == 1))
+        assert len(failed) == 1 and worker.in_flight == 2
+        hosts.release_all()
+
+
+async def test_own_slots_past_one_claim_batch_are_claimed_at_once(
+    tmp_path: Path, store: Store, transport: FakeTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An own-slot claim cut short by MAX_CLAIM_BATCH (own slots are as many as the
+    worker's concurrency, 512 by default) claims again at once, as a shared claim does,
+    instead of sleeping until a wake-up that may not come (here: none within the test)."""
+    monkeypatch.setattr(dispatcher_module, "MAX_CLAIM_BATCH", 1)
+    monkeypatch.setattr(dispatcher_module, "IDLE_WAIT_CAP_SECONDS", 60.0)
+    hosts = HeldHosts()
+    transport.responder = hosts
+    await _webhook(store, "https://first.example/", max_concurrency=2)
+    await _ingest_orders(store, 2)
+    worker = Dispatcher(store, transport, _settings(tmp_path, worker_concurrency=2))
+    async with _running(worker):
+        await _eventually(lambda: _is(hosts.in_flight.get("first.example") == 2))
+        for name in ("a", "b"):
+            await _webhook(store, f"https://{name}.example/", accounts=(f"acc-{name}",))
+        await store.ingest([_order("a-0", "acc-a"), _order("b-0", "acc-b")], _now())
+        await _eventually(lambda: _is(worker.in_flight == 4))
+        assert hosts.in_flight.get("a.example") == 1 and hosts.in_flight.get("b.example") == 1
+        hosts.release_all()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def engine(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[Store, Settings]]:
+    """A migrated store on SQLite in tmp_path, or on a fresh PostgreSQL database, and the
+    settings it was opened with (a worker concurrency of 1)."""
+    url = "" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    settings = _settings(tmp_path, database_url=url, worker_concurrency=1)
+    opened = open_store(settings)
+    await opened.open()
+    await opened.migrate()
+    yield opened, settings
+    await opened.close()
+
+
+async def test_a_full_worker_claims_its_own_slots_at_most_once_an_interval(
+    engine: tuple[Store, Settings], transport: FakeTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every ingest wakes a full worker; with a webhook in the catalog that could take an
+    own slot (the usual case), each wake-up made a whole own-slot claim (on PostgreSQL
+    under the cluster's claim lock). Now a burst of wake-ups costs one claim per
+    OWN_SLOTS_CLAIM_INTERVAL_SECONDS, and a healthy webhook still gets its events while
+    the slow one holds the shared capacity."""
+    store, settings = engine
+    interval = 0.5
+    monkeypatch.setattr(dispatcher_module, "OWN_SLOTS_CLAIM_INTERVAL_SECONDS", interval)
+    own_slot_claims: list[float] = []
+    real_record_and_claim = store.record_and_claim
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("one_each_except") is not None:
+            own_slot_claims.append(time.monotonic())
+        return await real_record_and_claim(*args, **kwargs)
+
+    monkeypatch.setattr(store, "record_and_claim", counting)
+    hosts = SlowHosts()
+    transport.responder = hosts
+    await _webhook(store, "https://slow.example/", max_concurrency=1)
+    healthy, _ = await _webhook(store, "https://healthy.example/", accounts=("acc2",))
+    await _ingest_orders(store, 1, prefix="slow")
+    worker = Dispatcher(store, transport, settings)
+    async with _running(worker):
+        await _eventually(lambda: _is(hosts.held == 1))
+        await _eventually(lambda: _is(len(own_slot_claims) >= 1))  # found healthy idle
+        burst = 40
+        before = len(own_slot_claims)
+        started = time.monotonic()
+        for number in range(burst):  # each ingest wakes the worker
+            await _ingest_orders(store, 1, prefix=f"burst-{number}")
+            await asyncio.sleep(0.005)
+        elapsed = time.monotonic() - started
+        during = len(own_slot_claims) - before
+        # One when the burst began (the interval since the last may be over), one per
+        # interval after it: however many wake-ups there were.
+        assert during <= elapsed / interval + 2, (during, elapsed)
+        await store.ingest([_order("healthy-0", "acc2")], _now())
+        await _eventually(_all_in({DeliveryState.DELIVERED}, store, healthy.id, 1))
+        assert hosts.held == 1 and worker.in_flight == 1
+        hosts.release.set()
+
+
+async def _is(value: bool) -> bool:
+    return value
 
 
 # ---------------------------------------------------------------- recording and stopping
@@ -617,9 +861,9 @@ async def test_an_idle_worker_does_not_spin(
     claims: list[int] = []
     real_claim = store.claim
 
-    async def counting_claim(now: datetime, limit: int, worker_id: str) -> Any:
+    async def counting_claim(now: datetime, limit: int, worker_id: str, **kwargs: Any) -> Any:
         claims.append(limit)
-        return await real_claim(now, limit, worker_id)
+        return await real_claim(now, limit, worker_id, **kwargs)
 
     async def broken_wait(timeout: float) -> None:
         raise StoreUnavailable("the notification channel is down")

@@ -9,6 +9,7 @@ tests use the HTTP receiver.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import ssl
 import time
@@ -33,12 +34,14 @@ from tests.integration.egress_support import (
     TinyProxy,
     make_authority,
     recorder,
+    unanswering_port,
 )
 from tests.support.data import new_order
 
 LOOPBACK_ALLOWED = (ipaddress.ip_network("127.0.0.0/8"),)
 WAIT_SECONDS = 20.0
 ATTEMPT_TIMEOUT_SECONDS = 5.0
+SHORT_TIMEOUT = 1.0  # for attempts that are meant to run out of time
 ALL_TYPES = ["order.new", "order.status_update", "order.courier_update"]
 
 
@@ -168,6 +171,34 @@ async def test_a_proxy_name_that_does_not_resolve_is_a_proxy_error(scheme: str) 
     assert "egress proxy" in result.detail
 
 
+@pytest.mark.parametrize("scheme", ["http", "https"])
+async def test_a_proxy_that_never_accepts_the_connection_is_a_proxy_error(scheme: str) -> None:
+    # A proxy host that is down behind a firewall: connecting hangs until the attempt's
+    # timeout. That is the operator's failure as much as a refused connection is, and must
+    # not be a `timeout` counted against the webhook (docs/security.md, "The egress proxy").
+    with unanswering_port() as port:
+        request = dataclasses.replace(
+            post(f"{scheme}://{LOOPBACK}:{free_port()}/hook"), timeout_seconds=SHORT_TIMEOUT
+        )
+        result = await send(request, proxy=f"http://{LOOPBACK}:{port}")
+    assert result.error is AttemptError.PROXY_ERROR, result.detail
+    assert result.status_code is None
+    assert "egress proxy" in result.detail
+
+
+async def test_a_receiver_that_never_accepts_behind_the_proxy_is_a_timeout(
+    proxy: TinyProxy,
+) -> None:
+    # The proxy is there and takes the request; the receiver behind it does not answer:
+    # that is the receiver's timeout, counted against its webhook as without a proxy.
+    with unanswering_port() as port:
+        request = dataclasses.replace(
+            post(f"http://{LOOPBACK}:{port}/hook"), timeout_seconds=SHORT_TIMEOUT
+        )
+        result = await send(request, proxy=proxy.url)
+    assert result.error is AttemptError.TIMEOUT, result.detail
+
+
 async def test_names_are_left_to_the_proxy_to_resolve(proxy: TinyProxy) -> None:
     # With no allowed networks, `localhost` resolves only to blocked addresses: without a
     # proxy the guard refuses it; through the proxy, the proxy's policy decides (this
@@ -295,6 +326,10 @@ def test_the_server_delivers_through_the_proxy_and_waits_out_its_outage(
         state = api.get(f"/v1/webhooks/{hook['id']}").json()
         assert state["state"] == "active", state
         assert rx.requests == []
+        # Failed attempts all the same: the stats say so (lastFailureAt stayed null).
+        stats = api.get(f"/v1/webhooks/{hook['id']}/stats").json()
+        assert stats["lastFailureAt"] is not None, stats
+        assert stats["lastSuccessAt"] is None, stats
         metrics = httpx.get(f"{server.base_url}/metrics", timeout=10).text
         [proxy_errors] = _samples(metrics, "orderhooks_egress_proxy_errors_total")
         assert proxy_errors.value >= len(errors)
@@ -306,6 +341,8 @@ def test_the_server_delivers_through_the_proxy_and_waits_out_its_outage(
             rx.wait_for_sync(lambda: set(events) <= rx.delivered_ids(), WAIT_SECONDS, "delivered")
         finally:
             later_proxy.stop()
+        stats = api.get(f"/v1/webhooks/{hook['id']}/stats").json()
+        assert stats["lastSuccessAt"] is not None, stats
         assert all("tinyproxy" in r.headers.get("via", "") for r in rx.requests)
         rx.verify_all(hook["secret"])
         assert f"POST {rx.url}" in later_proxy.log()

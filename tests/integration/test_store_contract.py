@@ -414,6 +414,135 @@ async def test_each_webhook_gets_its_own_slice(store: SqlStore) -> None:
     assert {c.webhook.id for c in claims} == {busy.id, quiet.id}
 
 
+# A worker whose shared capacity is full claims for its webhooks' own slots: one request
+# each, for the webhooks with no attempt in flight on it (docs/guarantees.md, Isolation).
+
+
+async def own_slots(
+    store: SqlStore,
+    busy: set[str],
+    at: datetime = NOW,
+    limit: int = 100,
+    worker_id: str = "w1",
+) -> list[list[Any]]:
+    """What an own-slot claim of `worker_id` at `at` leases, request by request, when it
+    has attempts in flight for the webhooks `busy`."""
+    return requests_of(await store.claim(at, limit, worker_id, one_each_except=busy))
+
+
+async def test_own_slots_take_one_request_each_for_webhooks_not_in_flight(
+    store: SqlStore,
+) -> None:
+    full = await store.create_webhook(webhook(max_concurrency=10))
+    first = await store.create_webhook(webhook(max_concurrency=10))
+    second = await store.create_webhook(webhook(max_concurrency=10))
+    await store.ingest([new_order(f"o{i}") for i in range(5)], NOW)
+    requests = await own_slots(store, {full.id})
+    assert sorted(r[0].webhook.id for r in requests) == sorted([first.id, second.id])
+    assert all(len(r) == 1 for r in requests)
+    # Each in flight now: nothing more of its own; the limit caps the claim too.
+    assert await own_slots(store, {full.id, first.id, second.id}) == []
+    [alone] = await own_slots(store, {full.id}, limit=1)
+    assert alone[0].webhook.id in {first.id, second.id}
+    # The shared claim afterwards takes the rest, as ever.
+    assert len(await claim_ids(store)) == 15 - 3
+
+
+async def test_own_slots_keep_max_concurrency_across_workers_and_probing(
+    store: SqlStore,
+) -> None:
+    narrow = await store.create_webhook(webhook(max_concurrency=1))
+    await store.ingest([new_order("o1"), new_order("o2")], NOW)
+    [taken] = await store.claim(NOW, 100, "w2")  # another worker holds its one slot
+    assert await own_slots(store, set()) == []
+    await store.record([delivered(taken.delivery.id, narrow.id)], NOW)
+    [[own]] = await own_slots(store, set())
+    assert own.webhook.id == narrow.id and own.event.order_id == "o2"
+
+
+async def test_own_slots_take_no_share_of_a_webhook_from_the_other_workers(
+    store: SqlStore,
+) -> None:
+    """A full worker claiming its own slots is not one more worker sharing the slots of
+    a webhook: the workers with free capacity keep all the rest."""
+    hook = await store.create_webhook(webhook(max_concurrency=10))
+    await store.ingest([new_order(f"o{i}") for i in range(40)], NOW)
+    [[own]] = await own_slots(store, set(), worker_id="full")
+    assert own.webhook.id == hook.id
+    assert len(await claim_ids(store)) == 9, "every slot but the full worker's one"
+
+
+async def test_own_slots_wait_for_a_probe_time(store: SqlStore) -> None:
+    _, _, later = await probed_webhook(store, orders=5)
+    assert await own_slots(store, set()) == []
+    assert len(await own_slots(store, set(), at=later)) == 1
+    assert await own_slots(store, set(), at=later) == []  # one probe at a time
+
+
+async def test_own_slots_spend_the_rate_limit(store: SqlStore) -> None:
+    await store.create_webhook(webhook(rate_limit_per_second=1.0))
+    await store.ingest([new_order(f"o{i}") for i in range(5)], NOW)
+    assert len(await claim_ids(store)) == 1  # the token of this second
+    assert await own_slots(store, set(), worker_id="w2") == []
+    assert len(await own_slots(store, set(), at=NOW + timedelta(seconds=1))) == 1
+
+
+async def test_an_own_slot_of_a_batching_webhook_is_one_batch(store: SqlStore) -> None:
+    hook = await store.create_webhook(batching(3, 0))
+    await store.ingest([new_order(f"o{i}") for i in range(5)], NOW)
+    [batch] = await own_slots(store, set())
+    assert len(batch) == 3 and len({c.batch_id for c in batch}) == 1
+    assert all(c.webhook.id == hook.id for c in batch)
+
+
+async def test_own_slots_write_nothing_when_every_webhook_is_in_flight(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full worker is woken by every ingest and finished attempt: while every webhook
+    it knows of has an attempt in flight on it, its own-slot claims cost no transaction."""
+    hook = await store.create_webhook(webhook())
+    await store.ingest([new_order("o1"), new_order("o2")], NOW)
+    assert len(await claim_ids(store, limit=1)) == 1
+    writes: list[object] = []
+    real_write = store.engine.write
+
+    async def counting_write(*args: Any, **kwargs: Any) -> Any:
+        writes.append(args)
+        return await real_write(*args, **kwargs)
+
+    monkeypatch.setattr(store.engine, "write", counting_write)
+    assert await own_slots(store, {hook.id}) == []
+    assert writes == []
+    assert len(await own_slots(store, set())) == 1  # not in flight: a claim, as ever
+    assert len(writes) == 1
+
+
+async def test_own_slots_see_a_webhook_another_process_created_within_a_second(
+    make_store: StoreFactory,
+) -> None:
+    """A webhook created by another process is seen by an own-slot claim once what the
+    worker knew of the webhooks is `OWN_SLOTS_CATALOG_SECONDS` old, even when every
+    webhook it knew of has an attempt in flight on it."""
+    worker, api = await make_store(), await make_store()
+    full = await worker.create_webhook(webhook())
+    await worker.ingest([new_order("o1")], NOW)
+    assert len(await claim_ids(worker)) == 1  # every webhook it knows of is in flight
+    healthy = await api.create_webhook(webhook(accounts=("acc2",)))
+    await api.ingest([new_order("o2", account="acc2")], NOW)
+    await asyncio.sleep(claim_operations.OWN_SLOTS_CATALOG_SECONDS)
+    [[own]] = await own_slots(worker, {full.id})
+    assert own.webhook.id == healthy.id
+
+
+async def test_record_and_claim_fills_own_slots_after_its_outcomes(store: SqlStore) -> None:
+    hook = await store.create_webhook(webhook(max_concurrency=1))
+    await store.ingest([new_order("o1"), status("o1", 20)], NOW)
+    [head] = await store.claim(NOW, 100, "w1")
+    outcome = delivered(head.delivery.id, hook.id)
+    [following] = await store.record_and_claim([outcome], NOW, 100, "w1", one_each_except=set())
+    assert (following.event.order_id, following.event.sequence) == ("o1", 2)
+
+
 async def test_disabled_and_awaiting_webhooks_are_not_claimed(store: SqlStore) -> None:
     hook = await store.create_webhook(webhook())
     await store.ingest([new_order("o1")], NOW)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -45,6 +46,9 @@ from tests.integration.store_support import (
 from tests.integration.test_store_contract import ALL_MIGRATIONS
 
 pytestmark = pytest.mark.postgres
+
+# How long a change of ordering waits for the ordering lock (lock_ordering, postgres/queries.sql).
+ORDERING_LOCK_SECONDS = 2.0
 
 
 def pg_store(url: str, **options: Any) -> PostgresStore:
@@ -258,14 +262,15 @@ async def _woken_by(source: PostgresStore, target: PostgresStore) -> None:
     await asyncio.wait_for(waiter, 2)  # TimeoutError (tried again) unless NOTIFY arrived
 
 
-async def _eventually(check: Any, attempts: int = 40) -> None:
+async def _eventually(check: Any, attempts: int = 40, pause: float = 0.25) -> Any:
+    """What `check` returns once it stops failing (unavailable, an assertion, a timeout);
+    its failure after `attempts` tries."""
     for _ in range(attempts - 1):
         try:
-            await check()
-            return
+            return await check()
         except (StoreUnavailable, AssertionError, TimeoutError):
-            await asyncio.sleep(0.25)
-    await check()
+            await asyncio.sleep(pause)
+    return await check()
 
 
 async def test_open_fails_cleanly_when_the_server_is_unreachable() -> None:
@@ -349,10 +354,11 @@ async def test_retention_never_deletes_a_delivery_requeued_while_it_purges(
             "SELECT 1 FROM attempts WHERE delivery_id = $1 FOR UPDATE", claim.delivery.id
         )
         purge = asyncio.create_task(worker.purge(NOW - timedelta(days=30)))
-        await _eventually(lambda: _lock_waits(blocker, 1))
+        holder = blocker.get_server_pid()
+        purging = await _eventually(lambda: _waiting(blocker, purge, holder))
         retry = asyncio.create_task(api.retry_delivery_now(claim.delivery.id, NOW))
         # The retry either commits now, or waits for the purge to commit.
-        await _eventually(lambda: _done_or_waiting(retry, blocker))
+        await _eventually(lambda: _waiting(blocker, retry, (holder, purging), may_end=True))
         await hold.rollback()
         await purge
         retried = await asyncio.gather(retry, return_exceptions=True)
@@ -366,17 +372,87 @@ async def test_retention_never_deletes_a_delivery_requeued_while_it_purges(
         assert again.delivery.id == claim.delivery.id
 
 
-async def _lock_waits(conn: asyncpg.Connection, count: int) -> None:
-    waiting = await conn.fetchval(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-        "AND wait_event_type = 'Lock'"
+class EndedEarly(Exception):
+    """The operation a test waits to see blocked ended first; `__cause__` is its error."""
+
+
+async def _waiting(
+    conn: asyncpg.Connection,
+    task: asyncio.Task[Any],
+    behind: int | tuple[int, ...],
+    *,
+    lock: str | None = None,
+    for_less_than: float | None = None,
+    may_end: bool = False,
+) -> int | None:
+    """The pid of the session, not in `behind` (pids), waiting for a lock one of them holds
+    or waits for first: the one running `task`. AssertionError while there is none yet.
+
+    Raises EndedEarly at once if `task` ended (its error as the cause) instead of letting
+    the test time out blindly, unless it `may_end` (then None). `lock`: the wait's kind
+    (`advisory`, `transactionid`...). `for_less_than`: seconds the wait may have lasted,
+    for a wait bounded by a lock_timeout that must not run out before the test acts.
+
+    `conn` may be in a transaction (the one holding the lock): PostgreSQL reads
+    pg_stat_activity once per transaction and shows the same sessions and queries until
+    its end (only the wait columns are live), so a session connected after the first
+    read (a pool opening a connection for the waiting operation, its others busy) was
+    never seen. The snapshot is discarded before every look.
+    """
+    if task.done():
+        if task.cancelled() or task.exception() is None:
+            if may_end:
+                return None
+            raise EndedEarly(f"{task.get_name()} ended without waiting for a lock")
+        raise EndedEarly(f"{task.get_name()} failed before it was seen waiting") from (
+            task.exception()
+        )
+    holders = [behind] if isinstance(behind, int) else list(behind)
+    await conn.execute("SELECT pg_stat_clear_snapshot()")
+    rows = await conn.fetch(
+        "SELECT pid, wait_event, left(query, 80) AS query,"
+        " extract(epoch FROM clock_timestamp() - query_start)::float8 AS waited"
+        " FROM pg_stat_activity WHERE datname = current_database()"
+        " AND wait_event_type = 'Lock' AND pg_blocking_pids(pid) && $1::int[]",
+        holders,
     )
-    assert waiting >= count
+    waiters = [
+        r for r in rows if r["pid"] not in holders and (lock is None or r["wait_event"] == lock)
+    ]
+    assert waiters, f"nothing waits behind {holders} yet: {[dict(r) for r in rows]}"
+    assert len(waiters) == 1, f"more than one waits behind {holders}: {waiters}"
+    [waiter] = waiters
+    if for_less_than is not None:
+        assert waiter["waited"] < for_less_than, f"waiting too long already: {dict(waiter)}"
+    return int(waiter["pid"])
 
 
-async def _done_or_waiting(task: asyncio.Task[Any], conn: asyncpg.Connection) -> None:
-    if not task.done():
-        await _lock_waits(conn, 2)
+async def _seen_waiting(
+    conn: asyncpg.Connection,
+    start: Any,
+    behind: int,
+    *,
+    bound: float,
+    lock: str,
+    tries: int = 10,
+) -> tuple[asyncio.Task[Any], int]:
+    """Start `start()` (an operation waiting `bound` s at most for a lock, then failing as
+    unavailable) until it is seen waiting behind `behind` for less than half its bound,
+    so that the test, acting then, acts before the bound runs out; the task and the pid
+    of its session. On a loaded machine the test may look only after the bound ran out:
+    that try is given up and the operation started again."""
+    for attempt in range(1, tries + 1):
+        task = asyncio.create_task(start())
+        look = functools.partial(_waiting, conn, task, behind, lock=lock, for_less_than=bound / 2)
+        try:
+            pid = await _eventually(look, attempts=int(bound * 20) + 20, pause=0.05)
+        except EndedEarly as ended:
+            # Given up at its bound before the test saw it waiting: tried again.
+            if attempt == tries or not isinstance(ended.__cause__, StoreUnavailable):
+                raise
+            continue
+        return task, pid
+    raise AssertionError("unreachable")
 
 
 # The server's CommandComplete of a COMMIT: the transaction is committed once it is sent.
@@ -444,7 +520,8 @@ async def test_a_start_applying_the_agreement_setting_never_undoes_a_disable(
                 waiting.id,
             )
             applying = asyncio.create_task(starting.apply_agreement_requirement(NOW))
-            await asyncio.sleep(0.5)  # it read the webhook awaiting, and waits for the row
+            # It read the webhook awaiting, and waits for the row.
+            await _eventually(lambda: _waiting(conn, applying, conn.get_server_pid()))
         assert await applying == 0
         after = await first.get_webhook(waiting.id, Scope())
         assert (after.state, after.disabled_reason) == (WebhookState.DISABLED, "gone")
@@ -468,11 +545,16 @@ async def test_an_ingest_racing_a_change_of_ordering_marks_by_the_new_one(pg_url
             await conn.execute("SELECT 1 FROM orders WHERE order_id = 'o1' FOR UPDATE")
             update = asyncio.create_task(ingesting.ingest([status("o1", 20)], NOW))
             # It read the webhooks (holding the ordering lock), and waits for the order's row.
-            await _eventually(lambda: _lock_waits(conn, 1))
+            ingest = await _eventually(lambda: _waiting(conn, update, conn.get_server_pid()))
             change = dataclasses.replace(stored, ordering=Ordering.NONE)
-            patch = asyncio.create_task(first.update_webhook(change))
             # The change waits for the ingest: released at once, within its 2 s bound.
-            await _eventually(lambda: _lock_waits(conn, 2))
+            patch, _ = await _seen_waiting(
+                conn,
+                lambda: first.update_webhook(change),
+                ingest,
+                bound=ORDERING_LOCK_SECONDS,
+                lock="advisory",
+            )
         await update
         await patch
         claims = await first.claim(NOW, 100, "w1")
@@ -495,8 +577,14 @@ async def test_a_change_of_ordering_never_stalls_ingest_behind_a_silent_holder(
         async with silent.transaction():
             await silent.execute("SELECT pg_advisory_xact_lock_shared(7251004)")
             change = dataclasses.replace(stored, ordering=Ordering.NONE)
-            patch = asyncio.create_task(store.update_webhook(change))
-            await _eventually(lambda: _lock_waits(silent, 1))  # the change waits for the lock
+            # The change waits for the lock; the ingest then queues behind it.
+            patch, _ = await _seen_waiting(
+                silent,
+                lambda: store.update_webhook(change),
+                silent.get_server_pid(),
+                bound=ORDERING_LOCK_SECONDS,
+                lock="advisory",
+            )
             ingest = asyncio.create_task(store.ingest([new_order("o1")], NOW))
             with pytest.raises(StoreUnavailable):
                 await asyncio.wait_for(patch, timeout=30)
@@ -639,9 +727,10 @@ async def test_a_claim_never_leases_an_event_that_lost_its_place_meanwhile(pg_ur
             retry = asyncio.create_task(
                 store.retry_delivery_now(first.delivery.id, NOW, audit=entry)
             )
-            await _eventually(lambda: _lock_waits(conn, 1))
+            holder = conn.get_server_pid()
+            retrying = await _eventually(lambda: _waiting(conn, retry, holder))
             claim = asyncio.create_task(store.claim(NOW, 10, "w2"))
-            await _eventually(lambda: _lock_waits(conn, 2))
+            await _eventually(lambda: _waiting(conn, claim, (holder, retrying)))
         await retry
         # The claim that read the second event as the head leases nothing; the next one
         # leases the retried first, alone: never both in flight.
@@ -672,9 +761,10 @@ async def test_a_failed_delivery_retried_while_its_replay_is_being_claimed_waits
                 "SELECT 1 FROM webhook_runtime WHERE webhook_id = $1 FOR UPDATE", hook.id
             )
             claim = asyncio.create_task(store.claim(NOW, 10, "w1"))
-            await _eventually(lambda: _lock_waits(conn, 1))
+            holder = conn.get_server_pid()
+            claiming = await _eventually(lambda: _waiting(conn, claim, holder))
             retry = asyncio.create_task(store.retry_delivery_now(first.delivery.id, NOW))
-            await _eventually(lambda: _lock_waits(conn, 2))
+            await _eventually(lambda: _waiting(conn, retry, (holder, claiming)))
         [replayed] = await claim
         await retry
         assert replayed.delivery.replay is True
@@ -707,7 +797,7 @@ async def test_an_agreement_takes_the_account_locks_in_their_sorted_order(pg_url
         async with holder.transaction():
             await holder.execute("SELECT pg_advisory_xact_lock(7251003, hashtext('acct-a'))")
             recording = asyncio.create_task(store.put_agreement(agreement("acct-b"), NOW))
-            await _eventually(lambda: _lock_waits(holder, 1))
+            await _eventually(lambda: _waiting(holder, recording, holder.get_server_pid()))
             held_while_waiting = await _account_lock_held(holder, "acct-b")
         await recording
         assert not held_while_waiting
@@ -727,7 +817,7 @@ async def test_a_change_adding_an_account_takes_the_account_locks_in_their_sorte
         async with holder.transaction():
             await holder.execute("SELECT pg_advisory_xact_lock(7251003, hashtext('acct-a'))")
             updating = asyncio.create_task(store.update_webhook(change, max_per_account=10))
-            await _eventually(lambda: _lock_waits(holder, 1))
+            await _eventually(lambda: _waiting(holder, updating, holder.get_server_pid()))
             held_while_waiting = await _account_lock_held(holder, "acct-c")
         await updating
         assert not held_while_waiting
@@ -768,7 +858,7 @@ async def test_a_disable_waits_for_a_deleted_receiver_before_it_locks_anything(
             disabling = asyncio.create_task(
                 store.set_webhook_state(partner.id, WebhookState.DISABLED, None, NOW)
             )
-            await _eventually(lambda: _lock_waits(holder, 1))
+            await _eventually(lambda: _waiting(holder, disabling, holder.get_server_pid()))
             version_locked = await _row_locked(
                 pg_url, "SELECT 1 FROM meta WHERE name = 'webhooks_version' FOR UPDATE NOWAIT"
             )
@@ -802,7 +892,7 @@ async def test_outcomes_wait_for_a_deleted_receiver_before_they_lock_deliveries(
         async with holder.transaction():
             await _hold_webhook(holder, operator.id)
             recording = asyncio.create_task(store.record(outcomes, NOW))
-            await _eventually(lambda: _lock_waits(holder, 1))
+            await _eventually(lambda: _waiting(holder, recording, holder.get_server_pid()))
             delivery_locked = await _row_locked(
                 pg_url,
                 "SELECT 1 FROM deliveries WHERE id = $1 FOR UPDATE NOWAIT",

@@ -71,3 +71,22 @@ async def test_proxy_errors_do_not_count_against_the_webhook(
     assert after.disabled_reason is None
     # Not probing either: every due delivery is claimed again, not a single probe.
     assert len(await store.claim(later + timedelta(seconds=1), 10, "w1")) == 4
+
+
+async def test_a_proxy_error_is_the_webhooks_last_failure_in_its_stats(any_store: Store) -> None:
+    """Proxy errors left the health record untouched, so the stats showed no failure at all
+    (lastFailureAt null) while every attempt failed and the success rate was 0. They are
+    failed attempts all the same (docs/api.md): the last failure, without probing."""
+    store = any_store
+    hook = await store.create_webhook(webhook(ordering=Ordering.NONE))
+    await store.ingest([new_order(f"o{i}") for i in range(3)], NOW)
+    claims = await store.claim(NOW, 10, "w1")
+    later = NOW + timedelta(seconds=DISABLE_AFTER)
+    failed = [_failed_attempt(c.delivery.id, hook.id, AttemptError.PROXY_ERROR, 1) for c in claims]
+    await store.record(failed, later)
+
+    stats = await store.webhook_stats(hook.id, later)
+    assert stats.last_failure_at == later
+    assert stats.last_success_at is None
+    # Still not probing: every due delivery is claimed again, not a single probe.
+    assert len(await store.claim(later + timedelta(seconds=1), 10, "w1")) == 3

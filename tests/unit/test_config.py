@@ -154,6 +154,7 @@ def test_encryption_keys_have_no_flag() -> None:
             "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=,not base64!",
             "key 2 is not standard base64",
         ),
+        ("   ", "is set but empty"),
     ],
 )
 def test_a_bad_encryption_key_names_the_variable_and_never_the_key(
@@ -162,6 +163,7 @@ def test_a_bad_encryption_key_names_the_variable_and_never_the_key(
     with pytest.raises(ConfigError, match=f"^ORDERHOOKS_ENCRYPTION_KEYS {message}") as caught:
         load_settings({"ORDERHOOKS_ENCRYPTION_KEYS": value})
     assert "c2hvcnQ" not in str(caught.value) and "AAECAw" not in str(caught.value)
+    assert str(caught.value).count("ORDERHOOKS_ENCRYPTION_KEYS") == 1, "named once"
 
 
 def test_variables_are_read() -> None:

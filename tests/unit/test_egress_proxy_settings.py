@@ -34,6 +34,10 @@ def test_http_proxy_urls_are_accepted(raw: str, url: str) -> None:
         "http://:3128",
         "http://egress:99999",
         "http://egress:0",  # nothing listens there: every delivery would fail
+        # No port: not port 80 by default, which proxies seldom listen on (3128, 8888).
+        "http://egress",
+        "http://egress:",
+        "http://user:pass@egress/",
         "http://egress:port",
         "http://egress:3128/path",
         "http://egress:3128?x=1",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from orderhooks.domain.health import (
     PROBE_AFTER_CONSECUTIVE_FAILURES,
     WebhookHealth,
     after_attempt,
+    after_uncounted_failure,
 )
 from orderhooks.domain.model import DisabledReason
 
@@ -92,3 +94,11 @@ def test_a_success_never_disables() -> None:
     old = WebhookHealth(consecutive_failures=100, failing_since=T0 - timedelta(days=30))
     _, disable = after_attempt(old, True, T0, None, FIVE_DAYS)
     assert disable is None
+
+
+def test_an_uncounted_failure_is_the_last_failure_and_changes_nothing_else() -> None:
+    sick, _ = fail(fail(WebhookHealth(last_success_at=T0), T0)[0], T0 + timedelta(minutes=1))
+    later = T0 + timedelta(days=10)
+    health = after_uncounted_failure(sick, later)
+    assert health == dataclasses.replace(sick, last_failure_at=later)
+    assert after_uncounted_failure(WebhookHealth(), later) == WebhookHealth(last_failure_at=later)

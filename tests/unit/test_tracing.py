@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.util.re import parse_env_headers
 
 from orderhooks.delivery.claims import Claim
 from orderhooks.delivery.outbound import build_request
@@ -103,6 +104,67 @@ def test_a_bad_batch_processor_value_names_its_variable(name: str, value: str) -
     # logged a traceback and went on with its default.
     with pytest.raises(ConfigError, match=f"^{name} must"):
         check_environment({**ENDPOINT, name: value})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "-1"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "0"),
+        ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "nan"),
+        ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "inf"),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli"),
+        ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "zip"),
+    ],
+)
+def test_a_bad_export_value_names_its_variable(name: str, value: str) -> None:
+    # The SDK took a timeout that is not a number for its own 10 s, and a negative one
+    # failed every export; an unknown compression became none. Each with a warning at most.
+    with pytest.raises(ConfigError, match=f"^{name} must"):
+        check_environment({**ENDPOINT, name: value})
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "x-honeycomb-team:hunter2secret",  # a colon for the `=`
+        "authorization=Bearer hunter2secret,x-team",  # a second entry without `=`
+        "=hunter2secret",  # no name
+        'api-key="hunter2secret"',  # quotes are not allowed in a value
+    ],
+)
+@pytest.mark.parametrize(
+    "name", ["OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"]
+)
+def test_a_bad_header_list_names_its_variable_and_never_its_values(name: str, value: str) -> None:
+    # The SDK dropped such an entry with a warning that quoted it, credential included,
+    # into the log, and every export then went without it.
+    with pytest.raises(ConfigError, match=f"^{name} must") as refused:
+        check_environment({**ENDPOINT, name: value})
+    assert "hunter2secret" not in str(refused.value)
+
+
+@pytest.mark.parametrize("value", ["api-key=k\n", "api-key=k\r\n", "\tapi-key=k\t,a=b\n"])
+def test_header_entries_the_sdk_strips_pass(value: str) -> None:
+    # A header list read from a secret file ends with its newline; the SDK strips each
+    # entry and sends the header, so the start must not be refused for it.
+    assert parse_env_headers(value, liberal=True)["api-key"] == "k"
+    check_environment({**ENDPOINT, "OTEL_EXPORTER_OTLP_HEADERS": value})
+
+
+def test_good_export_values_pass() -> None:
+    check_environment(
+        {
+            **ENDPOINT,
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "0.5",
+            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "10",
+            "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION": "None",
+            "OTEL_EXPORTER_OTLP_HEADERS": "x-honeycomb-team=abc%20d, authorization=Bearer x==,",
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS": " api-key = k ",
+        }
+    )
 
 
 def test_a_batch_as_large_as_a_larger_queue_is_fine() -> None:

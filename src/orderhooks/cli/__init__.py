@@ -1,7 +1,9 @@
-"""The command line (docs/cli.md): `orderhooks serve|api|worker|migrate|keys|receive|simulate`.
+"""The command line (docs/cli.md): `orderhooks serve|api|worker|migrate|keys|secrets|
+backup|receive|simulate`.
 
 `main` is the console script. Each command lives in a small module: `process` (the
-service itself and migrations), `keys`, `tools` (the local receiver and the simulator);
+service itself and migrations), `keys`, `secrets` (re-encryption), `backup`, `tools` (the
+local receiver and the simulator);
 `options` holds the flags shared by all and how they become Settings.
 """
 

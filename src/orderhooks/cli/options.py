@@ -12,7 +12,7 @@ import functools
 import importlib.util
 import inspect
 import sys
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -21,7 +21,7 @@ import typer
 
 from orderhooks import package_version
 from orderhooks.config import SETTINGS, SETTINGS_BY_NAME, Setting, Settings, load_settings
-from orderhooks.exceptions import ConfigError, OrderhooksError
+from orderhooks.exceptions import ConfigError, OrderhooksError, StartError
 
 T = TypeVar("T")
 
@@ -68,7 +68,8 @@ def setting_parameter(row: Setting) -> inspect.Parameter:
 
 
 DataDir = Annotated[Path | None, setting_option(SETTINGS_BY_NAME["data_dir"])]
-# The settings of the commands that open the store without running the service.
+# The settings of the commands that open the store without running the service: all
+# they read (docs/configuration.md).
 STORE_SETTINGS = ("database_url", "data_dir")
 
 
@@ -86,23 +87,26 @@ LogLevel = Annotated[
 ]
 
 
-def build_settings(**flags: object) -> Settings:
-    """The settings of the flags given (by attribute name; None = not given), else of the
-    environment; a bad value ends the command with a usage error naming the flag or variable."""
+def build_settings(names: Sequence[str] | None = None, /, **flags: object) -> Settings:
+    """The settings `names` (all when None) from the flags given (by attribute name; None =
+    not given), else from the environment; the others keep their defaults unread. A bad
+    value ends the command with a usage error naming the flag or variable."""
     try:
-        return load_settings(flags=flags)
+        return load_settings(flags=flags, names=names)
     except ConfigError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
 
 
 def with_settings(
-    names: Iterable[str] | None = None,
+    names: Sequence[str] | None = None,
 ) -> Callable[[Callable[..., T]], Callable[..., T]]:
-    """Give a command the flags of the settings `names` (all when None) in place of its
-    `settings` parameter, which receives the environment's settings with those flags laid
-    over them; a bad value ends the command with a usage error naming the flag or variable."""
+    """Give a command the settings `names` (all when None) in its `settings` parameter: the
+    environment's, with the flags of those that have one laid over them. Only these are
+    read (docs/configuration.md): a bad value of one ends the command with a usage error
+    naming the flag or variable, a bad value of another setting does not concern it."""
     chosen = SETTINGS if names is None else tuple(SETTINGS_BY_NAME[name] for name in names)
     rows = tuple(row for row in chosen if row.has_flag)
+    read = None if names is None else tuple(names)
 
     def decorate(command: Callable[..., T]) -> Callable[..., T]:
         own = inspect.signature(command, eval_str=True).parameters.values()
@@ -112,7 +116,7 @@ def with_settings(
         @functools.wraps(command)
         def run(**arguments: Any) -> T:
             flags = {row.name: arguments.pop(row.name) for row in rows}
-            settings = build_settings(**flags)
+            settings = build_settings(read, **flags)
             return command(settings=settings, **arguments)
 
         # typer reads the parameters from the signature and the annotations.
@@ -146,6 +150,8 @@ def run_async(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
             return runner.run(work())
     except ConfigError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
+    except StartError as exc:
+        raise fail(str(exc)) from None
     except OrderhooksError as exc:
         raise fail(f"{type(exc).__name__}: {exc}") from None
     except KeyboardInterrupt:

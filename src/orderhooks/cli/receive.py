@@ -226,7 +226,7 @@ async def run_receiver(secret: str, host: str, port: int, status: int, console: 
         await site.start()
     except OSError as exc:
         await runner.cleanup()
-        print(f"orderhooks receive: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
+        print(f"orderhooks: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
         return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,6 +1,7 @@
 """The process runner: one `orderhooks serve`, `api` or `worker` process from start to exit.
 
-Start: data dir, store, migrations, the admin key (docs/api.md, authentication), the delivery
+Start: data dir, store, migrations, the admin key (docs/api.md, authentication), the
+listening sockets (an address that cannot be had stops the start here), the delivery
 workers (serve, worker), the HTTP server, the retention loop. Stop, on SIGTERM or SIGINT:
 the HTTP server stops accepting and finishes the requests in flight, then the
 dispatcher drains its attempts in flight (bounded) and records their outcomes, then
@@ -23,15 +24,16 @@ from pathlib import Path
 
 import uvicorn
 
+from orderhooks.cli.listen import LISTEN_BACKLOG, close_listeners, open_listeners
 from orderhooks.clock import utc_now
 from orderhooks.config import Settings
-from orderhooks.delivery.dispatcher import Dispatcher
+from orderhooks.delivery.dispatcher import Dispatcher, in_flight_bound
 from orderhooks.delivery.netguard import NetworkGuard
 from orderhooks.delivery.senders import SenderPool, sender_config
 from orderhooks.delivery.transport import AiohttpTransport, Transport
 from orderhooks.domain.apikeys import hash_api_key, presented_key
 from orderhooks.domain.model import Role
-from orderhooks.exceptions import OrderhooksError
+from orderhooks.exceptions import OrderhooksError, StartError
 from orderhooks.logging import get_logger
 from orderhooks.metrics import Metrics
 from orderhooks.service import keys
@@ -47,7 +49,6 @@ from orderhooks.web.context import ApiContext
 DRAIN_TIMEOUT_SECONDS = 30.0  # bound on finishing delivery attempts in flight at shutdown
 HTTP_GRACEFUL_SHUTDOWN_SECONDS = 30  # bound on finishing HTTP requests in flight
 RETENTION_INTERVAL_SECONDS = 3600.0
-EXIT_START_FAILED = 1
 ADMIN_KEY_FILE = "admin.key"
 ENV_ADMIN_KEY_NAME = "admin (ORDERHOOKS_ADMIN_KEY)"
 FIRST_ADMIN_KEY_NAME = "admin (first start)"
@@ -254,6 +255,7 @@ def uvicorn_config(app: object, settings: Settings, access_log: bool = False) ->
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
         http="httptools" if importlib.util.find_spec("httptools") else "h11",
         timeout_graceful_shutdown=HTTP_GRACEFUL_SHUTDOWN_SECONDS,
+        backlog=LISTEN_BACKLOG,
         server_header=False,
     )
 
@@ -307,10 +309,14 @@ async def _run_with_store(
     transport: Transport | None = None
     retention: asyncio.Task[None] | None = None
     sources: SourceSet | None = None
+    listeners: list[socket.socket] = []
     try:
         await ensure_admin_key(store, settings, utc_now())
         # ORDERHOOKS_REQUIRE_AGREEMENT may have changed since the webhooks were written.
         await store.apply_agreement_requirement(utc_now())
+        # Before anything runs: an address that cannot be had stops the start here, with
+        # no sender, delivery worker or source started (they could have sent already).
+        listeners = open_listeners(settings.host, settings.port)
         if role in ("serve", "worker"):
             transport = await open_transport(settings, role)
             dispatcher = Dispatcher(store, transport, settings, metrics=metrics, tracing=tracing)
@@ -332,8 +338,9 @@ async def _run_with_store(
         if role in ("serve", "worker") and settings.sources:
             sources = _start_sources(app.state.orderhooks, settings)
             app.state.sources = sources
-        return await _serve_http(app, settings, role, signals, access_log)
+        return await _serve_http(app, settings, role, signals, access_log, listeners)
     finally:
+        close_listeners(listeners)  # uvicorn closed them if it served: no new connections
         if sources is not None:
             await sources.stop()  # before the store closes: a round in flight may finish
         await _shut_down(store, dispatcher, transport, retention, signals)
@@ -351,11 +358,15 @@ def freeze_startup_objects() -> None:
 
 async def open_transport(settings: Settings, role: ProcessRole) -> Transport:
     """This process's transport: `serve` with `ORDERHOOKS_WORKERS` above 1 sends through
-    that many minus one sender processes, every other process sends itself."""
+    that many minus one sender processes, every other process sends itself. Its pool
+    (each sender's) allows as many connections as the dispatcher may have attempts in
+    flight, own slots included: a lower limit would queue the own slots' requests behind
+    the slow ones again."""
+    limit = in_flight_bound(settings.worker_concurrency)
     if role == "serve" and settings.workers > 1:
         config = sender_config(
             settings.allowed_networks,
-            settings.worker_concurrency,
+            limit,
             settings.egress_proxy,
             settings.log_format,
         )
@@ -368,7 +379,7 @@ async def open_transport(settings: Settings, role: ProcessRole) -> Transport:
         return pool
     return AiohttpTransport(
         NetworkGuard(settings.allowed_networks),
-        limit=settings.worker_concurrency,
+        limit=limit,
         proxy=settings.egress_proxy,
     )
 
@@ -385,8 +396,15 @@ def _start_sources(ctx: ApiContext, settings: Settings) -> SourceSet:
 
 
 async def _serve_http(
-    app: object, settings: Settings, role: ProcessRole, signals: ShutdownSignals, access_log: bool
+    app: object,
+    settings: Settings,
+    role: ProcessRole,
+    signals: ShutdownSignals,
+    access_log: bool,
+    listeners: list[socket.socket],
 ) -> int:
+    """Serve HTTP on the `listeners` until a signal stops the server; its exit code."""
+
     def started(url: str) -> None:
         engine = "postgresql" if settings.is_postgres else "sqlite"
         log.info("orderhooks started", role=role, url=url, database=engine)
@@ -396,11 +414,10 @@ async def _serve_http(
     if signals.requested.is_set():
         return 0
     try:
-        await server.serve()
+        await server.serve(sockets=listeners)
     except SystemExit:
-        # uvicorn exits this way when it cannot bind or the app fails to start.
-        log.error("the HTTP server could not start", host=settings.host, port=settings.port)
-        return EXIT_START_FAILED
+        # uvicorn exits this way when the app fails to start (its log says why).
+        raise StartError("the HTTP server could not start: see the log above") from None
     return 0
 
 

@@ -48,7 +48,7 @@ async def reencrypt_store(settings: Settings) -> ResealReport:
 
 
 @secrets_app.command("reencrypt")
-@with_settings(STORE_SETTINGS)
+@with_settings([*STORE_SETTINGS, "encryption_keys"])
 def reencrypt(settings: Settings, json_output: Json = False, version: VersionFlag = False) -> None:
     """Encrypt every stored webhook secret, header value and client key with the first
     key of ORDERHOOKS_ENCRYPTION_KEYS; safe to run again and while serving."""

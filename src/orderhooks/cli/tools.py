@@ -54,7 +54,7 @@ def _default_key(data_dir: Path | None) -> str | None:
     from orderhooks.cli.runner import ADMIN_KEY_FILE
     from orderhooks.domain.apikeys import presented_key
 
-    settings = build_settings(data_dir=data_dir)
+    settings = build_settings(("admin_key", "data_dir"), data_dir=data_dir)
     if settings.admin_key and presented_key(settings.admin_key):
         return presented_key(settings.admin_key)
     try:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar, overload
@@ -81,18 +81,22 @@ DEFAULT_RETRY_SCHEDULE_SECONDS: tuple[int, ...] = (
 )
 DEFAULT_RETRY_JITTER = 0.2
 DEFAULT_DELIVERY_TIMEOUT_SECONDS = 15
+MAX_DELIVERY_TIMEOUT_SECONDS = 30  # a webhook's `timeoutSeconds` is 1 to 30 (docs/api.md)
 DEFAULT_DISABLE_AFTER_SECONDS = 432_000  # 5 days without a success while failing
 # A century: longer spans than a timedelta holds failed every failed attempt's recording.
 MAX_DISABLE_AFTER_SECONDS = 100 * 365 * 86_400
 DEFAULT_MAX_BODY_BYTES = 1_048_576
 DEFAULT_RETENTION_DAYS = 30
+# A century, as for ORDERHOOKS_DISABLE_AFTER: millions of days reach before the first
+# date a datetime holds, and every purge failed (0 is the way to keep everything).
+MAX_RETENTION_DAYS = 100 * 365
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 MAX_PORT = 65535
 DEFAULT_DATA_DIR = "./orderhooks-data"
 DEFAULT_MAX_WEBHOOKS_PER_ACCOUNT = 100
 MAX_WORKERS = 64  # processes of one `serve`
-DEFAULT_WORKER_CONCURRENCY = 512  # requests in flight per worker process, all webhooks
+DEFAULT_WORKER_CONCURRENCY = 512  # requests in flight per worker process, shared
 DEFAULT_DB_POOL_SIZE = 10
 
 
@@ -247,7 +251,7 @@ class Settings:
     )
     delivery_timeout_seconds: int = setting(
         "ORDERHOOKS_DELIVERY_TIMEOUT",
-        integer(minimum=1),
+        integer(minimum=1, maximum=MAX_DELIVERY_TIMEOUT_SECONDS),
         default=DEFAULT_DELIVERY_TIMEOUT_SECONDS,
         help="Seconds a receiver has to answer; the default of new webhooks.",
     )
@@ -292,7 +296,7 @@ class Settings:
     )
     retention_days: int = setting(
         "ORDERHOOKS_RETENTION_DAYS",
-        integer(),
+        integer(maximum=MAX_RETENTION_DAYS),
         default=DEFAULT_RETENTION_DAYS,
         help="Finished deliveries, their attempts and events older than this many days "
         "are purged; 0 keeps everything.",
@@ -307,7 +311,8 @@ class Settings:
         "ORDERHOOKS_WORKER_CONCURRENCY",
         integer(minimum=1),
         default=DEFAULT_WORKER_CONCURRENCY,
-        help="Requests in flight per worker process, all webhooks together.",
+        help="Requests in flight per worker process, shared by all webhooks; a webhook with "
+        "none in flight on it may have one more (at most twice this in all).",
     )
     workers: int = setting(
         "ORDERHOOKS_WORKERS",
@@ -390,21 +395,28 @@ FLAG_SETTINGS: tuple[Setting, ...] = tuple(row for row in SETTINGS if row.has_fl
 
 
 def load_settings(
-    env: Mapping[str, str] | None = None, flags: Mapping[str, object] | None = None
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[str, object] | None = None,
+    names: Iterable[str] | None = None,
 ) -> Settings:
     """Settings from the flags given, else the `ORDERHOOKS_*` variables, else the defaults.
 
     `flags` maps attribute names to what the command line gave (None or "" = not given;
     text, or the converted value of a `Path` or on/off flag). A given flag wins and its
     variable is not read. Empty variables count as unset.
+
+    `names` are the settings to read (all when None); the others keep their defaults and
+    their variables are not read, so that a bad value of a setting a command does not use
+    cannot stop it (a broken ORDERHOOKS_ENCRYPTION_KEYS must not block a backup).
     """
     env = os.environ if env is None else env
     flags = flags or {}
-    unknown = set(flags) - {row.name for row in SETTINGS if row.has_flag}
+    rows = SETTINGS if names is None else tuple(SETTINGS_BY_NAME[name] for name in names)
+    unknown = set(flags) - {row.name for row in rows if row.has_flag}
     if unknown:
-        raise TypeError(f"not settings: {sorted(unknown)}")
+        raise TypeError(f"not settings read here: {sorted(unknown)}")
     values: dict[str, object] = {}
-    for row in SETTINGS:
+    for row in rows:
         given = flags.get(row.name)
         if isinstance(given, bool) and row.is_switch:
             values[row.name] = given

@@ -160,7 +160,8 @@ def parse_egress_proxy(text: str) -> str:
 
     try:
         url = Yarl(text.strip())
-        port = url.port
+        # The port as written: `port` would give http's 80 for a URL without one.
+        port = url.explicit_port
     except ValueError:
         raise ValueError("must be an http://host:port URL") from None
     if url.scheme != "http":
@@ -329,8 +330,10 @@ def _parse_encryption_keys(text: str) -> tuple[SealingKey, ...]:
     try:
         return parse_keys(text)
     except ConfigError as exc:
-        # The caller names the variable; the message never holds a key.
-        raise ValueError(str(exc).removeprefix(f"{ENCRYPTION_ENV_VAR}: ")) from None
+        # The caller names the variable (parse_keys names it too, with or without a
+        # colon: named once); the message never holds a key.
+        message = str(exc).removeprefix(ENCRYPTION_ENV_VAR).removeprefix(":").lstrip()
+        raise ValueError(message) from None
 
 
 ENCRYPTION_KEYS: Kind[tuple[SealingKey, ...]] = Kind(

@@ -40,6 +40,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography import x509
+from cryptography.exceptions import InternalError, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
@@ -167,7 +168,10 @@ def _certificates(
         return []
     try:
         certificates = x509.load_pem_x509_certificates(text.encode())
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
+        problems.append(FieldProblem(where, "is not a valid PEM certificate"))
+        return []
+    if not all(map(_readable, certificates)):
         problems.append(FieldProblem(where, "is not a valid PEM certificate"))
         return []
     found = len(problems)
@@ -184,6 +188,18 @@ def _certificates(
             FieldProblem(where, "is not for client authentication (extended key usage)")
         )
     return certificates if len(problems) == found else []
+
+
+def _readable(certificate: x509.Certificate) -> bool:
+    """Whether the parts of a certificate read lazily, its public key and extensions,
+    can be read: a damaged one loads, then raises when they are first used."""
+    try:
+        certificate.public_key()
+        certificate.extensions  # noqa: B018
+    except (ValueError, UnsupportedAlgorithm, x509.DuplicateExtension):
+        # DuplicateExtension: one extension twice (not a ValueError).
+        return False
+    return True
 
 
 def _allows_client_auth(certificate: x509.Certificate) -> bool:
@@ -229,8 +245,14 @@ def _private_key(
     except TypeError:
         problems.append(FieldProblem(where, "is protected by a passphrase; send it without one"))
         return None
-    except ValueError:
+    except (ValueError, InternalError):
+        # InternalError: OpenSSL failed on it without saying why (an Ed25519 key labelled
+        # as Ed448, for one).
         problems.append(FieldProblem(where, "is not a valid PEM private key"))
+        return None
+    except UnsupportedAlgorithm:
+        # An algorithm or curve OpenSSL does not know (or a damaged identifier of one).
+        problems.append(FieldProblem(where, f"is a key of an unknown type; use {SUPPORTED_KEYS}"))
         return None
     problem = _key_type_problem(key)
     if problem is None and isinstance(key, rsa.RSAPrivateKey):

@@ -1,12 +1,23 @@
 """The delivery worker: claims due deliveries, sends them, records what happened.
 
 One claim loop asks the store for as much work as this process has free capacity
-(`worker_concurrency` attempts in flight), starts one task per attempt, and sleeps
-until work may be claimable again: the next due time, a wake-up from the store (an
-ingest, an enable, a retry) or from a recorded outcome (the next event of that order
-may now be the head of its queue), or at most `IDLE_WAIT_CAP_SECONDS`, so that work
-released by other processes is picked up. The store enforces per-order order,
+(`worker_concurrency` attempts in flight, shared by every webhook), starts one task per
+attempt, and sleeps until work may be claimable again: the next due time, a wake-up from
+the store (an ingest, an enable, a retry) or from a recorded outcome (the next event of
+that order may now be the head of its queue), or at most `IDLE_WAIT_CAP_SECONDS`, so
+that work released by other processes is picked up. The store enforces per-order order,
 `maxConcurrency`, rate limits and probing across the cluster; this loop only sends.
+
+Each webhook also has one slot of its own (docs/guarantees.md, "Isolation"): once the
+shared capacity is full, the loop goes on claiming, one request each, for the webhooks
+with no attempt in flight here, so that slow webhooks holding the whole capacity do not
+delay the others. At most `worker_concurrency` attempts more go out that way: never more
+than `in_flight_bound` in all, which the transport's connection pool allows. Such a claim
+is a whole claim (on PostgreSQL under the cluster's claim lock) made for a worker that is
+already full: after one that left own slots free, the next waits
+`OWN_SLOTS_CLAIM_INTERVAL_SECONDS`, however many ingests wake the loop meanwhile, unless a
+webhook of this worker has no attempt in flight any more (its next event may take its own
+slot) or an outcome is to be written with it.
 
 Outcomes go to an `OutcomeRecorder`, which writes them in batches. Where the store
 writes in turn (SQLite's one writer), the claim loop writes them instead, in the
@@ -48,8 +59,19 @@ CLAIM_RETRY_INITIAL_SECONDS = 0.1
 CLAIM_RETRY_MAX_SECONDS = 5.0
 # After the in-flight attempts, their outcomes get at least this long to be written.
 FINAL_RECORD_SECONDS = 5.0
+# A full worker's claims for the webhooks' own slots, after one that filled fewer than it
+# asked for, are this far apart at least (ingests alone do not cut the wait short): the
+# most an event of a webhook with nothing in flight on a full worker waits past its
+# wake-up, besides a claim already running (docs/guarantees.md, "Isolation").
+OWN_SLOTS_CLAIM_INTERVAL_SECONDS = 0.2
 
 log = get_logger("orderhooks.delivery")
+
+
+def in_flight_bound(worker_concurrency: int) -> int:
+    """The most attempts a worker holds in flight: its shared capacity, and as many again
+    in the webhooks' own slots (one each, for webhooks with nothing else in flight on it)."""
+    return 2 * max(1, worker_concurrency)
 
 
 def default_worker_id() -> str:
@@ -81,9 +103,18 @@ class Dispatcher:
         self._rng = rng if rng is not None else random.Random()
         self._clock = clock if clock is not None else utc_now
         self._capacity = max(1, settings.worker_concurrency)
+        self._bound = in_flight_bound(settings.worker_concurrency)
         self._recorder = OutcomeRecorder(store, self._clock, self.notify)
         self._records_with_claims = store.writes_in_turn
         self._in_flight: set[asyncio.Task[None]] = set()
+        # The attempts among them that went out in the webhooks' own slots: counted apart,
+        # so that they never take the shared capacity (nor the shared attempts the own slots).
+        self._in_own_slots: set[asyncio.Task[None]] = set()
+        # Requests in flight by webhook id: those with none may take an own slot.
+        self._busy: dict[str, int] = {}
+        # When the last own-slot claim that left own slots free ended (loop time), and the
+        # webhooks it left out: the next one waits (`_own_slots_pause`).
+        self._own_slots_claimed: tuple[float, frozenset[str]] | None = None
         self._wake = asyncio.Event()
         self._stop_requested = asyncio.Event()
         self._stopping = False
@@ -165,19 +196,26 @@ class Dispatcher:
     async def _claim_loop(self) -> None:
         backoff = CLAIM_RETRY_INITIAL_SECONDS
         while not self._stopping:
-            free = self._capacity - len(self._in_flight)
+            limit, one_each_except = self._room()
             outcomes = self._recorder.take() if self._records_with_claims else []
-            if free <= 0 and not outcomes:
-                # Full: a finished attempt (every few tens of ms) wakes the loop again.
+            if limit <= 0 and not outcomes:
+                # Shared and own slots full: a finished attempt (every few tens of ms) wakes
+                # the loop.
                 self._wake.clear()
                 await self._sleep(IDLE_WAIT_CAP_SECONDS, with_store=False)
                 continue
+            pause = 0.0 if outcomes else self._own_slots_pause(one_each_except)
+            if pause > 0:
+                # Woken (an ingest, most often) too soon after an own-slot claim that found
+                # nothing more: claim once the interval is over, or sooner if room frees.
+                self._wake.clear()
+                await self._sleep(pause, with_store=True)
+                continue
             # Cleared before claiming, so that a wake-up during the claim is not lost.
             self._wake.clear()
-            limit = min(max(free, 0), MAX_CLAIM_BATCH)
             claimed_at = self._clock()
             try:
-                claims = await self._record_and_claim(outcomes, claimed_at, limit)
+                claims = await self._record_and_claim(outcomes, claimed_at, limit, one_each_except)
             except Exception as exc:
                 self._recorder.put_back(outcomes)  # written with the next claim
                 log.warning(
@@ -192,21 +230,62 @@ class Dispatcher:
                 continue
             backoff = CLAIM_RETRY_INITIAL_SECONDS
             requests = requests_of(claims)
-            self._dispatch(requests)
-            if len(requests) < limit:
-                await self._idle(claimed_at)
-            else:
+            self._dispatch(requests, own_slots=one_each_except is not None)
+            self._own_slots_claimed = None
+            if len(requests) >= limit:
                 await asyncio.sleep(0)  # more is due: let the attempts start, then claim again
+            elif one_each_except is not None:
+                # Full: every webhook that could use its own slot has it. A finished attempt,
+                # new work or the cap wakes the loop (a due time waits for one of them, so
+                # up to IDLE_WAIT_CAP_SECONDS: next_due_at is that of the busy webhooks).
+                self._own_slots_claimed = (asyncio.get_running_loop().time(), one_each_except)
+                await self._sleep(IDLE_WAIT_CAP_SECONDS, with_store=True)
+            else:
+                await self._idle(claimed_at)
+
+    def _room(self) -> tuple[int, frozenset[str] | None]:
+        """How many requests to claim now, and for which webhooks: from the free shared
+        capacity for any (None); once it is full, from the free own slots (as many as the
+        shared capacity), one each for the webhooks with no attempt in flight here (the
+        set leaves out the others); when both are full, none."""
+        in_own_slots = len(self._in_own_slots)
+        free = self._capacity - (len(self._in_flight) - in_own_slots)
+        if free > 0:
+            return min(free, MAX_CLAIM_BATCH), None
+        own = self._bound - self._capacity - in_own_slots
+        if own > 0:
+            return min(own, MAX_CLAIM_BATCH), frozenset(self._busy)
+        return 0, None
+
+    def _own_slots_pause(self, one_each_except: frozenset[str] | None) -> float:
+        """How long an own-slot claim for the webhooks not in `one_each_except` waits
+        still: the rest of `OWN_SLOTS_CLAIM_INTERVAL_SECONDS` after the last one, when that
+        one left own slots free and every webhook it left out is in flight here still;
+        else (a shared claim, or a webhook whose attempts all ended since) none."""
+        last = self._own_slots_claimed
+        if one_each_except is None or last is None:
+            return 0.0
+        ended_at, left_out = last
+        if not left_out <= one_each_except:
+            return 0.0
+        return ended_at + OWN_SLOTS_CLAIM_INTERVAL_SECONDS - asyncio.get_running_loop().time()
 
     async def _record_and_claim(
-        self, outcomes: Sequence[Outcome], now: datetime, limit: int
+        self,
+        outcomes: Sequence[Outcome],
+        now: datetime,
+        limit: int,
+        one_each_except: frozenset[str] | None,
     ) -> list[Claim]:
-        """Claim up to `limit` requests, after writing `outcomes` (a batch taken from the
+        """Claim up to `limit` requests (one each for the webhooks not in
+        `one_each_except`, when given), after writing `outcomes` (a batch taken from the
         recorder) in the same transaction."""
         if outcomes and limit <= 0:
             await self._store.record(outcomes, now)
             return []
-        return await self._store.record_and_claim(outcomes, now, limit, self._worker_id)
+        return await self._store.record_and_claim(
+            outcomes, now, limit, self._worker_id, one_each_except=one_each_except
+        )
 
     async def _idle(self, claimed_at: datetime) -> None:
         """Sleep until work may be claimable (never busy: at least a wake-up or a due time)."""
@@ -244,7 +323,8 @@ class Dispatcher:
         finally:
             await _cancel(waiters)
 
-    def _dispatch(self, requests: Sequence[Sequence[Claim]]) -> None:
+    def _dispatch(self, requests: Sequence[Sequence[Claim]], *, own_slots: bool) -> None:
+        """Start one attempt per request, in the webhooks' own slots when `own_slots`."""
         bodies = BodyCache()
         for claims in requests:
             claim = claims[0]
@@ -260,9 +340,26 @@ class Dispatcher:
             except Exception:
                 log.exception("encoding a delivery body failed", delivery_id=claim.delivery.id)
                 continue  # left to its lease, as if this process had died
-            task = asyncio.create_task(attempt)
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
+            self._track(asyncio.create_task(attempt), claim.webhook.id, own_slot=own_slots)
+
+    def _track(self, task: asyncio.Task[None], webhook_id: str, *, own_slot: bool) -> None:
+        """Count the attempt in flight, in all, in the own slots when `own_slot`, and for
+        its webhook, until it ends (however it ends: a done callback)."""
+        self._in_flight.add(task)
+        if own_slot:
+            self._in_own_slots.add(task)
+        self._busy[webhook_id] = self._busy.get(webhook_id, 0) + 1
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._in_flight.discard(finished)
+            self._in_own_slots.discard(finished)
+            left = self._busy[webhook_id] - 1
+            if left:
+                self._busy[webhook_id] = left
+            else:
+                del self._busy[webhook_id]
+
+        task.add_done_callback(done)
 
     # ------------------------------------------------------------ one attempt
 
@@ -385,4 +482,11 @@ async def _cancel(tasks: Sequence[asyncio.Future[Any] | None]) -> None:
     await asyncio.gather(*futures, return_exceptions=True)
 
 
-__all__ = ["IDLE_WAIT_CAP_SECONDS", "MAX_CLAIM_BATCH", "Dispatcher", "default_worker_id"]
+__all__ = [
+    "IDLE_WAIT_CAP_SECONDS",
+    "MAX_CLAIM_BATCH",
+    "OWN_SLOTS_CLAIM_INTERVAL_SECONDS",
+    "Dispatcher",
+    "default_worker_id",
+    "in_flight_bound",
+]

@@ -158,9 +158,18 @@ def _parse_ipv4_part(part: str) -> int | None:
     return None
 
 
+# Unicode categories no URL holds unescaped: controls (C0, DEL, C1), spaces, line and
+# paragraph separators.
+_NOT_IN_URLS = frozenset({"Cc", "Zs", "Zl", "Zp"})
+
+
 def check_url(url: str, allowed_networks: Sequence[IPNetwork]) -> str | None:
     """Why `url` may not be a webhook URL (scheme, host, or a literal blocked address),
     or None when it may. Names are not resolved here; the transport checks them."""
+    if any(unicodedata.category(c) in _NOT_IN_URLS for c in url):
+        # The parser would strip or escape these, so the URL called would not be the
+        # one stored and shown (a leading space, a tab, DEL, a line separator).
+        return "must be a valid URL: no whitespace or control characters"
     try:
         parsed = URL(url)
         port = parsed.port

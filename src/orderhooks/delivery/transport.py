@@ -17,8 +17,10 @@ Failures map to `AttemptError` (docs/api.md)::
     3xx (never followed)                       REDIRECT         (status recorded)
     any other non-2xx                          HTTP_STATUS      (status recorded)
     the egress proxy cannot be reached (its    PROXY_ERROR      (not counted against
-      name included), or asks for credentials                    the webhook's health)
-      (407)
+      name included: refused, or a connection  the webhook's health)
+      to it still not made when the attempt
+      runs out of time), or asks for
+      credentials (407)
     the egress proxy refuses the CONNECT       CONNECTION_ERROR (its status in `detail`)
 """
 
@@ -32,6 +34,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Protocol
 
 import aiohttp
@@ -53,6 +56,11 @@ DNS_CACHE_SECONDS = 10
 KEEPALIVE_SECONDS = 4
 URL_CACHE_SIZE = 4096
 PROXY_AUTHENTICATION_REQUIRED = 407
+# An attempt that runs out of time while its connection is still being opened through
+# the egress proxy checks, with one connection of its own bounded by this, whether the
+# proxy takes connections at all: a proxy host that is down behind a firewall drops them
+# (no refusal comes), and that is the operator's failure, not the receiver's timeout.
+PROXY_PROBE_SECONDS = 1.0
 
 EMPTY_HEADERS: Mapping[str, str] = CIMultiDictProxy(CIMultiDict())
 
@@ -108,6 +116,37 @@ class Transport(Protocol):
     async def close(self) -> None:
         """Release connections."""
         ...
+
+
+@dataclass(slots=True)
+class _Connecting:
+    """Whether one request opened a new connection, and whether that finished (through
+    a proxy: the connection to the proxy, and for https the tunnel and the handshake)."""
+
+    started: bool = False
+    ended: bool = False
+
+
+async def _connection_started(
+    session: aiohttp.ClientSession, context: SimpleNamespace, params: object
+) -> None:
+    if isinstance(context.trace_request_ctx, _Connecting):
+        context.trace_request_ctx.started = True
+
+
+async def _connection_ended(
+    session: aiohttp.ClientSession, context: SimpleNamespace, params: object
+) -> None:
+    if isinstance(context.trace_request_ctx, _Connecting):
+        context.trace_request_ctx.ended = True
+
+
+def _connection_tracing() -> aiohttp.TraceConfig:
+    """Marks each request's `_Connecting` as its new connection starts and ends."""
+    config = aiohttp.TraceConfig()
+    config.on_connection_create_start.append(_connection_started)
+    config.on_connection_create_end.append(_connection_ended)
+    return config
 
 
 class BlockedAddressError(OSError):
@@ -200,7 +239,20 @@ class AiohttpTransport:
             trust_env=False,
             skip_auto_headers=("Accept-Encoding",),
             timeout=aiohttp.ClientTimeout(total=None),
+            trace_configs=[_connection_tracing()] if self._proxy is not None else None,
         )
+
+    async def _proxy_takes_connections(self) -> bool:
+        """Whether a TCP connection to the egress proxy opens within PROXY_PROBE_SECONDS."""
+        assert self._proxy is not None
+        proxy = URL(self._proxy)
+        try:
+            async with asyncio.timeout(PROXY_PROBE_SECONDS):
+                _, writer = await asyncio.open_connection(proxy.raw_host, proxy.port)
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        return True
 
     def _target(self, url: str) -> _Target:
         target = self._targets.get(url)
@@ -245,6 +297,7 @@ class AiohttpTransport:
         if self._session is None:
             self._session = self._open_session()
         status: int | None = None
+        connecting = _Connecting()
         try:
             async with asyncio.timeout(request.timeout_seconds):
                 async with self._session.post(
@@ -254,6 +307,7 @@ class AiohttpTransport:
                     allow_redirects=False,
                     proxy=self._proxy,
                     ssl=ssl_context,
+                    trace_request_ctx=connecting,
                 ) as response:
                     status = response.status
                     if self._proxy is not None and status == PROXY_AUTHENTICATION_REQUIRED:
@@ -264,6 +318,14 @@ class AiohttpTransport:
                         response.close()
                     return _answer(status, excerpt, response.headers, started)
         except TimeoutError:
+            if (
+                self._proxy is not None
+                and connecting.started
+                and not connecting.ended
+                and not await self._proxy_takes_connections()
+            ):
+                detail = f"egress proxy: no connection to it within {request.timeout_seconds:g} s"
+                return _failure(AttemptError.PROXY_ERROR, started, detail)
             detail = f"no complete answer within {request.timeout_seconds:g} s"
             return _failure(AttemptError.TIMEOUT, started, detail, status)
         except aiohttp.ClientProxyConnectionError as exc:

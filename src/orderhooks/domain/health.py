@@ -31,8 +31,15 @@ class WebhookHealth:
 def counts_toward_health(error: AttemptError | None) -> bool:
     """Whether an attempt says something about the webhook's endpoint. An egress proxy
     that cannot be reached is the operator's failure: it neither starts probing nor
-    counts toward disabling the webhook (docs/security.md)."""
+    counts toward disabling the webhook (docs/security.md); see `after_uncounted_failure`."""
     return error is not AttemptError.PROXY_ERROR
+
+
+def after_uncounted_failure(health: WebhookHealth, now: datetime) -> WebhookHealth:
+    """The health after a failed attempt that does not count toward it (a `proxy_error`):
+    it is still the webhook's last failure, as its stats show it (docs/api.md), but the
+    run of failures, probing and disabling are left as they were."""
+    return dataclasses.replace(health, last_failure_at=now)
 
 
 def _failing_too_long(health: WebhookHealth, now: datetime, disable_after_seconds: int) -> bool:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from orderhooks.config import MAX_DELIVERY_TIMEOUT_SECONDS
 from orderhooks.delivery.clienttls import check_tls_url, parse_client_tls
 from orderhooks.delivery.netguard import check_url
 from orderhooks.delivery.signing import generate_secret, is_valid_secret
@@ -32,7 +33,7 @@ from orderhooks.exceptions import FieldProblem, ValidationError
 from orderhooks.service.audit import Actor, audit_entry
 from orderhooks.service.context import ServiceContext
 
-MAX_TIMEOUT_SECONDS = 30
+MAX_TIMEOUT_SECONDS = MAX_DELIVERY_TIMEOUT_SECONDS
 _WHSEC_FORM_PROBLEM = "must be whsec_ followed by standard base64 of 24 to 64 bytes"
 _TICK = timedelta(microseconds=1)  # the store keeps whole microseconds
 
@@ -86,9 +87,7 @@ async def create_webhook(
     if "tls" in given:
         given["tls"] = await client_tls(ctx, given["tls"])
         check_webhook_tls(fields["url"], given["tls"])
-    given.setdefault(
-        "timeout_seconds", min(ctx.settings.delivery_timeout_seconds, MAX_TIMEOUT_SECONDS)
-    )
+    given.setdefault("timeout_seconds", ctx.settings.delivery_timeout_seconds)
     secret = generate_secret()
     webhook = Webhook(
         **{

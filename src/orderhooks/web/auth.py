@@ -59,7 +59,7 @@ class Caller:
             return
         for account in accounts:
             if account == ALL_ACCOUNTS:
-                raise ApiError(403, "only an admin key may install a webhook on all accounts")
+                raise ApiError(403, 'only an admin key may name all accounts ("*")')
             if account not in self.accounts:
                 raise ApiError(403, f"account {account!r} is not one of this key's accounts")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Iterable, Mapping
 
 from orderhooks.domain.model import ALL_ACCOUNTS, Webhook, WebhookState
@@ -21,20 +23,33 @@ class WebhookCatalog:
     def __init__(self, box: SecretBox) -> None:
         self._box = box
         self._snapshot: tuple[int, Mapping[str, Webhook]] | None = None
+        self._checked_at = -math.inf  # time.monotonic() of the last version read
 
     async def load(self, tx: Tx) -> Mapping[str, Webhook]:
         """The live webhooks as of this transaction."""
         # The version is read before the rows: a change committed in between leaves an
         # older version next to newer rows, which only costs one extra reload.
         version = int(await tx.fetchval("webhooks_version"))
+        checked_at = time.monotonic()
         snapshot = self._snapshot
         if snapshot is not None and snapshot[0] == version:
+            self._checked_at = checked_at
             return snapshot[1]
         rows = await tx.fetch("live_webhooks")
         webhooks = {row["id"]: webhook_from_row(row, self._box) for row in rows}
         # One assignment, so threads reading the catalog see the old or the new snapshot.
         self._snapshot = (version, webhooks)
+        self._checked_at = checked_at
         return webhooks
+
+    def recent(self, max_age_seconds: float) -> Mapping[str, Webhook] | None:
+        """The live webhooks as last loaded, without a query, when a transaction of this
+        process checked them at most `max_age_seconds` ago; None otherwise. Another
+        process's change may be missing, for that long at most."""
+        snapshot = self._snapshot
+        if snapshot is None or time.monotonic() - self._checked_at > max_age_seconds:
+            return None
+        return snapshot[1]
 
     async def active(self, tx: Tx) -> list[Webhook]:
         """The live webhooks in state `active`, oldest first."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -30,9 +30,16 @@ from orderhooks.store.shared.values import micros, moment_or_none
 LEASE_GRACE_SECONDS = 30  # a lease outlives the attempt's timeout by this much
 OPERATIONAL_TYPES = sorted(t.value for t in OperationalEventType)
 # A worker that claimed within this window shares the slots. A worker with free capacity
-# claims at least once a second (the dispatcher's idle cap); one that is full needs none.
+# claims at least once a second (the dispatcher's idle cap); one that is full needs none:
+# its claims for the webhooks' own slots (one request each) take no share and note nothing.
 CLAIMER_SEEN_SECONDS = 5
 CLAIMER_FORGET_SECONDS = 60
+# A claim for a worker's own slots that no webhook of the catalog, checked this recently,
+# could use is not made: a full worker is woken by every ingest and finished attempt.
+# A webhook created or enabled by another process meanwhile is seen once the catalog is
+# this old: its deliveries wait that long plus the full worker's sleep after the skipped
+# claim (the dispatcher's IDLE_WAIT_CAP_SECONDS at most), 2 s in all.
+OWN_SLOTS_CATALOG_SECONDS = 1.0
 U = TypeVar("U")
 
 
@@ -117,11 +124,15 @@ async def _claimers(tx: Tx, worker_id: str, now_us: int) -> int:
     return max(1, int(count or 0))
 
 
-async def _budgets(tx: Tx, active: Sequence[Webhook], now_us: int, worker_id: str) -> list[Budget]:
+async def _budgets(
+    tx: Tx, active: Sequence[Webhook], now_us: int, worker_id: str, *, shared: bool = True
+) -> list[Budget]:
+    """The webhooks' budgets, narrowed to this worker's share when `shared` (a claim of
+    the worker's shared capacity; a claim of its own slots takes no share)."""
     rows = await tx.fetch("in_flight", worker_id=worker_id)
     in_flight = {row["webhook_id"]: row["n"] for row in rows}
     mine = {row["webhook_id"]: int(row["mine"] or 0) for row in rows}
-    claimers = await _claimers(tx, worker_id, now_us)
+    claimers = await _claimers(tx, worker_id, now_us) if shared else 1
     runtime_rows = await tx.fetch("runtime_of", webhook_ids=tx.array([w.id for w in active]))
     runtime = {row["webhook_id"]: row for row in runtime_rows}
     budgets = [
@@ -194,18 +205,27 @@ async def _claim(
     worker_id: str,
     rotation: int,
     new_id: IdFactory,
+    one_each_except: Collection[str] | None = None,
 ) -> list[Claim]:
     """Lease up to `limit` requests of due heads (a batch is one request); `rotation`
-    turns the order webhooks are served in."""
+    turns the order webhooks are served in. With `one_each_except`, at most one request
+    each, for the webhooks not in it (a worker's own slots, `ClaimOperations.claim`)."""
     now_us = micros(now)
     await tx.execute("serialize_claims")
     await _expire_leases(tx, webhooks, now_us)
     # A webhook awaiting its accounts' agreements is sent operational events only:
     # agreements do not gate them (docs/events.md).
     active = [w for w in webhooks.values() if w.state in RECEIVING_STATES]
+    if one_each_except is not None:
+        active = [w for w in active if w.id not in one_each_except]
     if limit <= 0 or not active:
         return []
-    budgets = await _budgets(tx, active, now_us, worker_id)
+    if one_each_except is None:
+        budgets = await _budgets(tx, active, now_us, worker_id)
+    else:
+        # Within the budget still: maxConcurrency, probing and the rate limit hold as ever.
+        budgets = await _budgets(tx, active, now_us, worker_id, shared=False)
+        budgets = [dataclasses.replace(b, slots=1) for b in budgets]
     if not budgets:
         return []
     start = rotation % len(budgets)
@@ -332,31 +352,55 @@ async def _claims(
 class ClaimOperations(StoreCore):
     """The delivery queue's side of a worker: what to send now, and when to look again."""
 
-    async def claim(self, now: datetime, limit: int, worker_id: str) -> list[Claim]:
+    async def claim(
+        self,
+        now: datetime,
+        limit: int,
+        worker_id: str,
+        *,
+        one_each_except: Collection[str] | None = None,
+    ) -> list[Claim]:
         """Lease up to `limit` requests of due deliveries (a batch counts as one, its
         claims share a `batch_id`), honouring per-order order, each webhook's
         maxConcurrency and rate limit across the cluster, and probing of failing
-        webhooks. Deliveries whose lease expired count as due again."""
+        webhooks. Deliveries whose lease expired count as due again.
+
+        With `one_each_except` (the webhooks the worker has attempts in flight for), the
+        claim fills the worker's own slots once its shared capacity is full: at most one
+        request each, for the webhooks not in it (docs/guarantees.md, "Isolation"). It
+        takes no share of a webhook's slots from the other workers (`fair_share`), and
+        is not made at all (no transaction) while every webhook this process read in the
+        last `OWN_SLOTS_CATALOG_SECONDS` is in it."""
+        if one_each_except is not None and self._none_outside(one_each_except):
+            return []
         rotation = next(self._rotation)
 
         async def job(tx: Tx) -> list[Claim]:
             live = await self._catalog.load(tx)
-            return await _claim(tx, live, now, limit, worker_id, rotation, self._new_id)
+            return await _claim(
+                tx, live, now, limit, worker_id, rotation, self._new_id, one_each_except
+            )
 
         # A lost lease only puts its deliveries back in `pending`: no fsync needed.
         return await self._write(job, durable=False)
 
     async def record_and_claim(
-        self, outcomes: Sequence[Outcome], now: datetime, limit: int, worker_id: str
+        self,
+        outcomes: Sequence[Outcome],
+        now: datetime,
+        limit: int,
+        worker_id: str,
+        *,
+        one_each_except: Collection[str] | None = None,
     ) -> list[Claim]:
-        """`record(outcomes, now)`, then `claim(now, limit, worker_id)`, in one write
-        transaction: the claim sees what the outcomes freed (their slots, the next event
-        of their orders). One transaction instead of two halves the delivery worker's
-        waits where the engine writes in turn (SQLite). PostgreSQL workers keep the two
-        apart, so that the claim lock, taken first here as in `claim`, is not held while
-        their outcomes are written."""
+        """`record(outcomes, now)`, then `claim(now, limit, worker_id, one_each_except=…)`,
+        in one write transaction: the claim sees what the outcomes freed (their slots,
+        the next event of their orders). One transaction instead of two halves the
+        delivery worker's waits where the engine writes in turn (SQLite). PostgreSQL
+        workers keep the two apart, so that the claim lock, taken first here as in
+        `claim`, is not held while their outcomes are written."""
         if not outcomes:
-            return await self.claim(now, limit, worker_id)
+            return await self.claim(now, limit, worker_id, one_each_except=one_each_except)
         rotation = next(self._rotation)
 
         async def job(tx: Tx) -> tuple[list[OperationalEventType], list[Claim]]:
@@ -367,7 +411,9 @@ class ClaimOperations(StoreCore):
             await write_outcomes(tx, outcomes, self._disable_after_seconds, emitter)
             # The outcomes' disables are known: no need to read the webhooks again.
             claimable = {wid: w for wid, w in live.items() if wid not in emitter.disabled}
-            claims = await _claim(tx, claimable, now, limit, worker_id, rotation, self._new_id)
+            claims = await _claim(
+                tx, claimable, now, limit, worker_id, rotation, self._new_id, one_each_except
+            )
             return emitter.emitted, claims
 
         # Not durable, as each of the two alone (see `record` and `claim`). The claim
@@ -375,6 +421,14 @@ class ClaimOperations(StoreCore):
         emitted, claims = await self._write(job, durable=False)
         self._emitted(emitted)
         return claims
+
+    def _none_outside(self, webhook_ids: Collection[str]) -> bool:
+        """Whether every webhook that may be sent to is among `webhook_ids`, as the catalog
+        checked in the last `OWN_SLOTS_CATALOG_SECONDS` has it (False when it is older)."""
+        live = self._catalog.recent(OWN_SLOTS_CATALOG_SECONDS)
+        if live is None:
+            return False
+        return all(w.id in webhook_ids for w in live.values() if w.state in RECEIVING_STATES)
 
     @reading
     async def next_due_at(self, tx: Tx) -> datetime | None:

@@ -11,7 +11,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from orderhooks.delivery.claims import Outcome
-from orderhooks.domain.health import WebhookHealth, after_attempt, counts_toward_health
+from orderhooks.domain.health import (
+    WebhookHealth,
+    after_attempt,
+    after_uncounted_failure,
+    counts_toward_health,
+)
 from orderhooks.domain.model import (
     DeliveryState,
     DisabledReason,
@@ -195,10 +200,11 @@ async def _emit_failed_deliveries(
 async def _update_health(
     tx: Tx, outcomes: Sequence[Outcome], disable_after_seconds: int, emitter: Emitter
 ) -> None:
-    """Fold each attempt into its webhook's health; disable webhooks that are gone or
-    have been failing too long. Each transition emits its operational event:
-    `webhook.failing` when probing starts, `webhook.recovered` when a success ends it,
-    `webhook.disabled` when this transaction disables the webhook."""
+    """Fold each attempt into its webhook's health (a `proxy_error` only as the last
+    failure); disable webhooks that are gone or have been failing too long. Each
+    transition emits its operational event: `webhook.failing` when probing starts,
+    `webhook.recovered` when a success ends it, `webhook.disabled` when this transaction
+    disables the webhook."""
     now, webhooks = emitter.now, emitter.live
     webhook_ids = sorted({o.webhook_id for o in outcomes if o.webhook_id in webhooks})
     if not webhook_ids:
@@ -208,7 +214,10 @@ async def _update_health(
     disable: dict[str, DisabledReason] = {}
     batches: set[str] = set()
     for outcome in outcomes:
-        if outcome.webhook_id not in health or not counts_toward_health(outcome.attempt.error):
+        if outcome.webhook_id not in health:
+            continue
+        if not counts_toward_health(outcome.attempt.error):
+            health[outcome.webhook_id] = after_uncounted_failure(health[outcome.webhook_id], now)
             continue
         # A batch is one request: its outcomes are one attempt for the webhook's health.
         if outcome.batch_id is not None:

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Message
 
@@ -45,11 +45,16 @@ async def read_form(request: Request, *, max_fields: int) -> FormData:
         raise HTTPException(413)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_FORM_BYTES:
-            raise HTTPException(413)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_FORM_BYTES:
+                raise HTTPException(413)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # Nobody is left to answer; a plain refusal keeps it out of the error log, as the
+        # API's bodies do (web/bodies.py).
+        raise HTTPException(400, "the client disconnected before sending the whole form") from None
     body = b"".join(chunks)
 
     async def replay() -> Message:
@@ -92,7 +97,11 @@ def same_origin(request: Request) -> bool:
     if origin is None or origin == "null":
         # Without Origin (older clients), the CSRF token alone decides.
         return origin is None
-    parts = urlsplit(origin)
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        # An unbalanced IPv6 bracket (`http://[`): no page of this site sends that.
+        return False
     # Behind a reverse proxy the browser's host may arrive as X-Forwarded-Host.
     hosts = {request.headers.get("host", ""), request.headers.get("x-forwarded-host", "")}
     return parts.netloc in hosts - {""} and parts.scheme in ("http", "https")

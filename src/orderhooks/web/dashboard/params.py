@@ -14,6 +14,7 @@ from orderhooks.domain.ids import is_id
 E = TypeVar("E", bound=StrEnum)
 
 MAX_PARAM_LENGTH = 200
+MAX_NUMBER_DIGITS = 18  # any such number fits a signed 64-bit integer
 FORM_TIME_FORMAT = "%Y-%m-%dT%H:%M"
 
 # What a page says after an action redirected to it; the query names a code, never text.
@@ -51,9 +52,10 @@ def enum_param(request: Request, name: str, enum: type[E]) -> E | None:
 
 
 def is_number(value: str) -> bool:
-    """Whether `value` is a whole number in ASCII digits: `str.isdigit` is also true of
-    characters `int` cannot read, such as "²"."""
-    return value.isascii() and value.isdigit()
+    """Whether `value` is a whole number in ASCII digits, at most MAX_NUMBER_DIGITS of
+    them: `str.isdigit` is also true of characters `int` cannot read, such as "²", and
+    `int` refuses more than 4,300 digits (no count or choice of the dashboard has 19)."""
+    return len(value) <= MAX_NUMBER_DIGITS and value.isascii() and value.isdigit()
 
 
 def notice(request: Request) -> str | None:
