@@ -232,6 +232,7 @@ def test_hot_queries_stay_on_their_indexes() -> None:
         "refresh_heads": "deliveries_order",
         "in_flight": "deliveries_webhook_state",
         "expire_leases": "deliveries_leases",
+        "expiring_queues": "deliveries_leases",
         "busy_queues": "deliveries_order",
         "finished_before": "deliveries_webhook_state",
         "list_deliveries_of_webhook": "deliveries_webhook",

@@ -176,7 +176,13 @@ async def _expire_leases(tx: Tx, webhooks: Mapping[str, Webhook], now_us: int) -
     then, so that one event is not sent twice at once (docs/guarantees.md). Rare (a
     process died): a claim with no lease run out only reads."""
     rows = await tx.fetch("expiring_queues", now=now_us)
-    queues = sorted({(r["webhook_id"], r["order_id"]) for r in rows if r["webhook_id"] in webhooks})
+    queues = sorted(
+        {
+            (r["webhook_id"], r["order_id"])
+            for r in rows
+            if r["webhook_id"] in webhooks and not r["test"] and r["order_id"] is not None
+        }
+    )
     if queues:
         await share_ordering(tx)
         await lock_orders(tx, [order_id for _, order_id in queues])

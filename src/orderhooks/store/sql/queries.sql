@@ -76,11 +76,13 @@ WHERE order_id = ANY(:order_ids::text[]) AND state || '' IN ('pending', 'deliver
 -- ============================================================ claim
 
 -- name: expiring_queues
--- The (webhook, order) queues of the deliveries `expire_leases` puts back (operational
--- events have no order): their heads are refreshed after it.
-SELECT DISTINCT webhook_id, order_id FROM deliveries
-WHERE state = 'delivering' AND lease_expires_at <= :now AND test = FALSE
-  AND order_id IS NOT NULL;
+-- The deliveries `expire_leases` puts back, for the (webhook, order) queues whose heads
+-- are refreshed after it (the caller leaves out tests and operational events, which have
+-- no order). Run before every claim: the very predicate of `expire_leases`, so that
+-- SQLite reads the small `deliveries_leases` index; with `test` or `order_id` in the
+-- WHERE, or a DISTINCT, it scanned every delivery through another index.
+SELECT webhook_id, order_id, test FROM deliveries
+WHERE state = 'delivering' AND lease_expires_at <= :now;
 
 -- name: expire_leases
 UPDATE deliveries SET state = 'pending', lease_expires_at = NULL, leased_by = NULL
