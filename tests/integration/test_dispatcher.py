@@ -405,13 +405,17 @@ class Gate:
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         self.started.set()
         try:
-            if self.delay:
-                await asyncio.sleep(self.delay)
-            else:
-                await self.release.wait()
+            await self.hold(request)
             return fake_result(200)
         finally:
             self.in_flight -= 1
+
+    async def hold(self, request: OutboundRequest) -> None:
+        """Keep the request until its answer is due: `delay`, else until released."""
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        else:
+            await self.release.wait()
 
 
 async def test_max_concurrency_of_each_webhook_is_never_exceeded(
@@ -448,28 +452,20 @@ async def _count_requests(transport: FakeTransport, count: int) -> bool:
     return len(transport.requests) >= count
 
 
-class SlowHosts:
+class SlowHosts(Gate):
     """A responder that holds the requests to `slow.example` hosts until released and
     answers the others at once, counting every request in flight."""
 
     def __init__(self) -> None:
-        self.release = asyncio.Event()
+        super().__init__()
         self.held = 0
-        self.max_in_flight = 0
-        self.in_flight = 0
 
-    async def __call__(self, request: OutboundRequest) -> Any:
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            if "slow.example" in request.url:
-                self.held += 1
-                await self.release.wait()
-            else:
-                await asyncio.sleep(0)
-            return fake_result(200)
-        finally:
-            self.in_flight -= 1
+    async def hold(self, request: OutboundRequest) -> None:
+        if "slow.example" in request.url:
+            self.held += 1
+            await self.release.wait()
+        else:
+            await asyncio.sleep(0)
 
 
 async def test_a_full_worker_still_sends_to_a_webhook_with_nothing_in_flight(

@@ -141,15 +141,21 @@ class Reader:
         if self.pg is not None:
             await self.pg.close()
 
-    async def deliveries(self, webhook_ids: Sequence[str]) -> dict[str, Row]:
+    async def _rows(
+        self, pg_query: str, sqlite_query: str, webhook_ids: Sequence[str]
+    ) -> list[tuple[Any, ...]]:
+        """The rows of the engine's query for these webhooks, read beside the store."""
         ids = sorted(webhook_ids)
         if self.pg is not None:
-            rows = [tuple(r) for r in await self.pg.fetch(PG_QUERY, ids)]
-        else:
-            path = self.url.removeprefix("sqlite:///")
-            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-                rows = db.execute(SQLITE_QUERY, (json.dumps(ids),)).fetchall()
-            db.close()
+            return [tuple(r) for r in await self.pg.fetch(pg_query, ids)]
+        path = self.url.removeprefix("sqlite:///")
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            rows = db.execute(sqlite_query, (json.dumps(ids),)).fetchall()
+        db.close()
+        return rows
+
+    async def deliveries(self, webhook_ids: Sequence[str]) -> dict[str, Row]:
+        rows = await self._rows(PG_QUERY, SQLITE_QUERY, webhook_ids)
         out = {}
         for r in rows:
             row = Row(*r)
@@ -161,14 +167,7 @@ class Reader:
 
     async def probing(self, webhook_ids: Sequence[str]) -> dict[str, int | None]:
         """The probed webhooks among these, with their probe times."""
-        ids = sorted(webhook_ids)
-        if self.pg is not None:
-            rows = [tuple(r) for r in await self.pg.fetch(PG_PROBING, ids)]
-        else:
-            path = self.url.removeprefix("sqlite:///")
-            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-                rows = db.execute(SQLITE_PROBING, (json.dumps(ids),)).fetchall()
-            db.close()
+        rows = await self._rows(PG_PROBING, SQLITE_PROBING, webhook_ids)
         return {webhook_id: probe_at for webhook_id, probing, probe_at in rows if probing}
 
 
