@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import importlib.metadata
 from collections.abc import Mapping, Sequence
@@ -84,8 +83,9 @@ def build_request(
         HEADER_DELIVERY_ID: claim.delivery.id,
         HEADER_ATTEMPT: str(claim.attempt),
     }
-    request = _signed_request(claim.webhook, claim.event.id, body, now, described, trace_parent)
-    return dataclasses.replace(request, lease_expires_at=claim.lease_expires_at)
+    return _signed_request(
+        claim.webhook, claim.event.id, body, now, described, trace_parent, claim.lease_expires_at
+    )
 
 
 def build_batch_request(
@@ -104,9 +104,8 @@ def build_batch_request(
         HEADER_ATTEMPT: str(max(claim.attempt for claim in claims)),
     }
     message_id = first.batch_id or first.delivery.id
-    request = _signed_request(first.webhook, message_id, body, now, described, trace_parent)
     lease = min(claim.lease_expires_at for claim in claims)
-    return dataclasses.replace(request, lease_expires_at=lease)
+    return _signed_request(first.webhook, message_id, body, now, described, trace_parent, lease)
 
 
 def _signed_request(
@@ -116,10 +115,12 @@ def _signed_request(
     now: datetime,
     described: Mapping[str, str],
     trace_parent: str | None,
+    lease_expires_at: datetime,
 ) -> OutboundRequest:
     """One POST of `body` to `webhook`: its static headers (never a reserved one), the
     content type, the user agent, the signatures over `message_id`, the headers that
-    describe the request, and the traceparent when given."""
+    describe the request, and the traceparent when given; it can be signed again at
+    another time (`resign`) for the same lease."""
     headers = {
         name: value
         for name, value in webhook.headers.items()
@@ -134,7 +135,9 @@ def _signed_request(
     _set_traceparent(headers, trace_parent)
 
     def resign(at: datetime) -> OutboundRequest:
-        return _signed_request(webhook, message_id, body, at, described, trace_parent)
+        return _signed_request(
+            webhook, message_id, body, at, described, trace_parent, lease_expires_at
+        )
 
     return OutboundRequest(
         url=webhook.url,
@@ -144,6 +147,7 @@ def _signed_request(
         client_tls=webhook.tls,
         webhook_id=webhook.id,
         resign=resign,
+        lease_expires_at=lease_expires_at,
     )
 
 

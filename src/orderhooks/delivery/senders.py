@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import itertools
 import logging
 import pickle
@@ -263,7 +262,7 @@ class SenderPool:
                 future.set_exception(AttemptAbandoned("no time left in the lease to send it again"))
                 continue
             if request.resign is not None:
-                request = dataclasses.replace(request.resign(now), lease_expires_at=lease)
+                request = request.resign(now)
             self._assign(request_id, request)
 
     # ------------------------------------------------------------ one sender's life
