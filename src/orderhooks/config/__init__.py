@@ -20,7 +20,7 @@ Adding a setting is a one-row change:
            "ORDERHOOKS_EGRESS_PROXY", TEXT, default=None, help="Proxy for outgoing requests."
        )
 
-   with a kind of `orderhooks.config.kinds` (`TEXT`, `URL`, `PATH`, `BOOLEAN`,
+   with a kind of `orderhooks.config.kinds` (`TEXT`, `DATABASE_URL`, `PATH`, `BOOLEAN`,
    `integer(minimum, maximum)`, `number(minimum, maximum)`, `choice(...)`, `SECONDS_LIST`,
    `NETWORKS`) or a new `Kind` there, and `default_text=` when the docs should state the
    default in words.
@@ -51,7 +51,6 @@ from orderhooks.config.kinds import (
     SECONDS_LIST,
     SOURCES,
     TEXT,
-    URL,
     Kind,
     Network,
     choice,
@@ -447,7 +446,6 @@ __all__ = [
     "SETTINGS",
     "SETTINGS_BY_NAME",
     "TEXT",
-    "URL",
     "Kind",
     "Network",
     "Setting",

@@ -272,7 +272,6 @@ def _show_list(values: Sequence[object]) -> str:
 
 
 TEXT: Kind[str] = Kind(str, "text", "TEXT", ("first", "second"))
-URL: Kind[str] = Kind(str, "URL", "URL", ("sqlite:///first.db", "postgresql://127.0.0.1/second"))
 DATABASE_URL: Kind[str] = Kind(
     parse_database_url,
     "`sqlite:///path` or `postgresql://…` URL",

@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from orderhooks.config import MAX_DELIVERY_TIMEOUT_SECONDS
 from orderhooks.delivery.clienttls import check_tls_url, parse_client_tls
 from orderhooks.delivery.netguard import check_url
 from orderhooks.delivery.signing import generate_secret, is_valid_secret
@@ -33,7 +32,6 @@ from orderhooks.exceptions import FieldProblem, ValidationError
 from orderhooks.service.audit import Actor, audit_entry
 from orderhooks.service.context import ServiceContext
 
-MAX_TIMEOUT_SECONDS = MAX_DELIVERY_TIMEOUT_SECONDS
 _WHSEC_FORM_PROBLEM = "must be whsec_ followed by standard base64 of 24 to 64 bytes"
 _TICK = timedelta(microseconds=1)  # the store keeps whole microseconds
 

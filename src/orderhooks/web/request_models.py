@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from orderhooks.config import MAX_DELIVERY_TIMEOUT_SECONDS
 from orderhooks.config.kinds import MAX_RETRY_DELAY_SECONDS
 from orderhooks.delivery.outbound import RESERVED_HEADERS
 from orderhooks.domain import portal, shaping
@@ -42,9 +43,7 @@ from orderhooks.domain.model import (
 )
 from orderhooks.domain.orders import MAX_CHANNEL
 from orderhooks.exceptions import FieldProblem, ValidationError
-from orderhooks.service.webhooks import MAX_TIMEOUT_SECONDS as WEBHOOK_MAX_TIMEOUT_SECONDS
 
-MAX_TIMEOUT_SECONDS = WEBHOOK_MAX_TIMEOUT_SECONDS
 MAX_CONCURRENCY = 64
 MAX_RETRY_ENTRIES = 20
 MAX_GRACE_PERIOD_SECONDS = 30 * 86_400
@@ -235,7 +234,7 @@ class WebhookPatch(StrictBody):
     courier_status_filter: list[Status] = Field(default_factory=list, max_length=MAX_STATUS + 1)
     payload_format: Annotated[PayloadFormat, Field(strict=False)] = PayloadFormat.ENVELOPE
     headers: dict[str, str] = Field(default_factory=dict)
-    timeout_seconds: int = Field(15, ge=1, le=MAX_TIMEOUT_SECONDS)
+    timeout_seconds: int = Field(15, ge=1, le=MAX_DELIVERY_TIMEOUT_SECONDS)
     retry_schedule: list[Annotated[int, Field(ge=0, le=MAX_RETRY_DELAY_SECONDS)]] | None = Field(
         None, max_length=MAX_RETRY_ENTRIES
     )
