@@ -61,12 +61,12 @@ async def _count(tx: Tx, account: str) -> int:
 
 
 async def _check_cap(tx: Tx, accounts: Sequence[str], cap: int) -> None:
-    """WebhookLimitReached when one more webhook would give an account more than `cap`;
-    each account stays locked until the commit (PostgreSQL; SQLite has one writer), so
-    that concurrent creations and changes are counted one after the other."""
+    """WebhookLimitReached when one more webhook would give an account more than `cap`.
+    The caller holds the accounts' locks (`_lock_account_keys`) until the commit
+    (PostgreSQL; SQLite has one writer), so that concurrent creations and changes are
+    counted one after the other."""
     # An account PostgreSQL cannot store has no webhooks to count (`count_webhooks`).
     for account in sorted({a for a in accounts if not unstorable(a)}):
-        await tx.fetch("lock_account", account=account)
         if await _count(tx, account) >= cap:
             raise WebhookLimitReached(account, cap)
 
@@ -75,6 +75,12 @@ async def _lock_account_keys(tx: Tx, accounts: Sequence[str]) -> None:
     """Take the accounts' locks (`lock_account`) in sorted order, the lock order."""
     for account in sorted({a for a in accounts if not unstorable(a)}):
         await tx.fetch("lock_account", account=account)
+
+
+def _agreement_accounts(webhook: Webhook, enabled: bool) -> list[str]:
+    """The accounts whose agreements give the webhook's state (`_lock_accounts`): none
+    for a webhook that stays disabled."""
+    return [a for a in webhook.accounts if a != ALL_ACCOUNTS] if enabled else []
 
 
 async def _lock_accounts(tx: Tx, accounts: Sequence[str]) -> None:
@@ -130,10 +136,14 @@ class WebhookOperations(StoreCore):
         With `max_per_account`, raises WebhookLimitReached instead when one of its
         accounts already has that many webhooks: counted in the same transaction, so
         concurrent creations and changes cannot pass the cap together."""
+        enabled = webhook.state != WebhookState.DISABLED
+        # The accounts counted for the cap and those whose agreements give the state, in
+        # one sorted pass (the lock order).
+        counted = webhook.accounts if max_per_account is not None else []
+        await _lock_account_keys(tx, [*counted, *_agreement_accounts(webhook, enabled)])
         if max_per_account is not None:
             await _check_cap(tx, webhook.accounts, max_per_account)
-        if webhook.state != WebhookState.DISABLED:
-            await _lock_accounts(tx, webhook.accounts)
+        if enabled:
             state = await enabled_state(tx, webhook.accounts, self._require_agreement)
             webhook = dataclasses.replace(
                 webhook, state=state, disabled_reason=None, disabled_at=None
@@ -170,15 +180,13 @@ class WebhookOperations(StoreCore):
         added = [a for a in webhook.accounts if a not in stored.accounts]
         enabled = stored.state != WebhookState.DISABLED
         # The accounts counted for the cap and those whose agreements give the state, in
-        # one sorted pass (the lock order); the steps below find them held.
+        # one sorted pass (the lock order).
         counted = added if max_per_account is not None else []
-        stated = [a for a in webhook.accounts if a != ALL_ACCOUNTS] if enabled else []
-        await _lock_account_keys(tx, [*counted, *stated])
+        await _lock_account_keys(tx, [*counted, *_agreement_accounts(webhook, enabled)])
         if max_per_account is not None:
             await _check_cap(tx, added, max_per_account)
         state, reason, disabled_at = stored.state, stored.disabled_reason, stored.disabled_at
         if enabled:
-            await _lock_accounts(tx, webhook.accounts)
             state = await enabled_state(tx, webhook.accounts, self._require_agreement)
             reason, disabled_at = None, None
         updated = dataclasses.replace(
