@@ -22,10 +22,11 @@ from orderhooks.exceptions import OrderhooksError
 from orderhooks.store import Store
 from orderhooks.web.dashboard.context import UI_PREFIX, Dashboard
 from orderhooks.web.dashboard.routes import dashboard_routes
-from orderhooks.web.errors import add_internal_error_page
+from orderhooks.web.errors import ApiError, add_internal_error_page
 
 # What a browser is told when a request under /ui is refused outside a page's handler:
-# by the framework (an unknown address, a method, an unreadable form) or by the store
+# by the framework (an unknown address, a method, an unreadable form), at the HTTP edge
+# (a form too large, a client gone: `read_body`) or by the store
 # (unreachable while the session is looked up).
 _ERROR_MESSAGES = {
     400: "The form could not be read. Go back, reload the page and try again.",
@@ -52,7 +53,7 @@ def _html_error_pages(app: FastAPI, dash: Dashboard) -> None:
     dashboard's error page, with the status (and `Allow`, `Retry-After`) the API's
     handler gives them, and the unexpected exceptions with its 500 page; the API's error
     JSON stays everywhere else."""
-    for exc_class in (HTTPException, OrderhooksError):
+    for exc_class in (HTTPException, OrderhooksError, ApiError):
         api_handler = cast(HttpErrorHandler, app.exception_handlers[exc_class])
 
         async def handler(

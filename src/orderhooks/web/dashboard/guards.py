@@ -11,8 +11,7 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from starlette.datastructures import FormData
-from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message
 
@@ -23,6 +22,7 @@ from orderhooks.exceptions import (
     StoreUnavailable,
     ValidationError,
 )
+from orderhooks.web.bodies import read_body
 from orderhooks.web.dashboard.auth import Viewer
 from orderhooks.web.dashboard.context import Dashboard, sign_in_redirect
 
@@ -37,25 +37,11 @@ MAX_FORM_BYTES = 64 * 1024
 
 
 async def read_form(request: Request, *, max_fields: int) -> FormData:
-    """The fields of a posted form, read only up to MAX_FORM_BYTES: a larger body is
-    refused (413) before it is held in memory, whether it declares its length or not.
-    An unreadable form (a file, too many fields, broken multipart) is a 400."""
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > MAX_FORM_BYTES:
-        raise HTTPException(413)
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_FORM_BYTES:
-                raise HTTPException(413)
-            chunks.append(chunk)
-    except ClientDisconnect:
-        # Nobody is left to answer; a plain refusal keeps it out of the error log, as the
-        # API's bodies do (web/bodies.py).
-        raise HTTPException(400, "the client disconnected before sending the whole form") from None
-    body = b"".join(chunks)
+    """The fields of a posted form, read as an API body is (`read_body`): refused (413)
+    past MAX_FORM_BYTES before it is held in memory, whether it declares its length or
+    not, and a plain 400 when the client went away. An unreadable form (a file, too many
+    fields, broken multipart) is a 400."""
+    body = await read_body(request, MAX_FORM_BYTES)
 
     async def replay() -> Message:
         return {"type": "http.request", "body": body, "more_body": False}
