@@ -73,7 +73,7 @@ def test_add_reencrypt_remove_keeps_delivering_signed(
         with server, server.client() as api:
             deliver_one(api, rx, account)
             server.terminate()
-        assert "secrets at rest encrypted" in server.log_text()
+        assert "secrets at rest encrypted" in server.run_log_text()
         assert rx.verify_all(secret) == 3
 
         # Only the removed key, or no key: refused, naming the variable, never a key.

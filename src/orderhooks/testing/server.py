@@ -80,6 +80,7 @@ class ServerProcess(Background):
         self.extra_env = dict(env or {})
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._run_starts_at = 0  # where the latest run's output begins in the log file
 
     @property
     def base_url(self) -> str:
@@ -113,6 +114,7 @@ class ServerProcess(Background):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
+        self._run_starts_at = self._log.tell()
         self._log.write(f"\n==== start {' '.join(self.command)} at {time.time():.3f}\n".encode())
         self._log.flush()
         # The command is this interpreter and the orderhooks module: no untrusted input.
@@ -226,6 +228,18 @@ class ServerProcess(Background):
             self._log.flush()
         try:
             return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def run_log_text(self) -> str:
+        """What the latest run alone wrote: a line an earlier run wrote (its "shutting
+        down", say) must not pass for this run's."""
+        if self._log is not None:
+            self._log.flush()
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(self._run_starts_at)
+                return log.read().decode(errors="replace")
         except FileNotFoundError:
             return ""
 
