@@ -40,6 +40,17 @@ RESERVED_HEADERS = frozenset(
         "transfer-encoding",
         "connection",
         "host",
+        # Hop-by-hop and negotiation headers: `Expect: 100-continue` makes the client
+        # wait for an interim answer that many receivers never send (the attempt then
+        # times out), `Upgrade` asks to leave HTTP/1.1, `Proxy-Authorization` belongs to
+        # the egress proxy's URL.
+        "expect",
+        "keep-alive",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
     }
 )
 
