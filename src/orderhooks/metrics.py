@@ -8,6 +8,7 @@ only these names (a test checks them against a running server).
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -53,6 +54,7 @@ class Metrics:
             ["webhook_id", "outcome"],
             registry=self.registry,
         )
+        self._webhook_series: set[tuple[str, str]] = set()  # its labels, to drop them
         self.proxy_errors = Counter(
             "orderhooks_egress_proxy_errors",
             "Attempts that failed because the egress proxy could not be reached "
@@ -111,6 +113,23 @@ class Metrics:
             "on serve and worker, the delivery workers run), else 0.",
             registry=self.registry,
         )
+
+    def count_webhook_attempt(self, webhook_id: str, outcome: str) -> None:
+        """Count one attempt in its webhook's series (`orderhooks_webhook_attempts`)."""
+        self.webhook_attempts.labels(webhook_id=webhook_id, outcome=outcome).inc()
+        self._webhook_series.add((webhook_id, outcome))
+
+    def counted_webhooks(self) -> frozenset[str]:
+        """The webhooks that have attempt series in this process."""
+        return frozenset(webhook_id for webhook_id, _ in self._webhook_series)
+
+    def forget_webhooks_but(self, live: Collection[str]) -> None:
+        """Drop the attempt series of the webhooks not in `live` (deleted since): a
+        process that runs for months must not keep a series for every webhook it ever
+        sent to."""
+        for series in [s for s in self._webhook_series if s[0] not in live]:
+            self.webhook_attempts.remove(*series)
+            self._webhook_series.discard(series)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of this registry."""

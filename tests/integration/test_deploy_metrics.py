@@ -28,8 +28,9 @@ HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 WAIT_SECONDS = 20.0
 
 
-def _traffic(api: httpx.Client, ok: Receiver, failing: Receiver) -> None:
-    """Ingest on every endpoint (2xx and 4xx); one webhook delivering, one failing."""
+def _traffic(api: httpx.Client, ok: Receiver, failing: Receiver) -> list[str]:
+    """Ingest on every endpoint (2xx and 4xx); one webhook delivering, one failing (their
+    ids)."""
     account = f"acct-{uuid.uuid4().hex[:8]}"
     hooks = []
     # The failing webhook's next attempt is a minute away: its deliveries wait `pending`,
@@ -63,6 +64,7 @@ def _traffic(api: httpx.Client, ok: Receiver, failing: Receiver) -> None:
     body = {"url": ok.url, "accounts": [account], "eventTypes": ["order.new"]}
     disabled = api.post("/v1/webhooks", json=body).json()["id"]
     assert api.post(f"/v1/webhooks/{disabled}/disable").status_code == 200
+    return hooks
 
 
 def _recorded_attempts(api: httpx.Client, webhook_id: str) -> int:
@@ -71,6 +73,16 @@ def _recorded_attempts(api: httpx.Client, webhook_id: str) -> int:
     answer = api.get("/v1/deliveries", params={"webhookId": webhook_id})
     assert answer.status_code == 200, answer.text
     return sum(int(d["attemptCount"]) for d in answer.json()["data"])
+
+
+def _attempts_of(text: str, webhook_id: str) -> bool:
+    """Whether the exposition has a sample of the webhook's attempt series."""
+    return any(
+        sample.labels.get("webhook_id") == webhook_id
+        for family in text_string_to_metric_families(text)
+        if family.name == "orderhooks_webhook_attempts"
+        for sample in family.samples
+    )
 
 
 def _exported(text: str) -> tuple[set[str], set[str]]:
@@ -96,9 +108,14 @@ def test_every_metric_deploy_reads_is_exported(tmp_path: Path) -> None:
         server.client() as api,
     ):
         failing.answer(500)
-        _traffic(api, ok, failing)
+        delivering, deleted = _traffic(api, ok, failing)
         scrape = httpx.get(f"{server.base_url}/metrics", timeout=10)
+        # A deleted webhook's attempt series go at the next scrape; the others stay.
+        assert api.delete(f"/v1/webhooks/{deleted}").status_code == 204
+        after = httpx.get(f"{server.base_url}/metrics", timeout=10).text
     assert scrape.status_code == 200
+    assert {_attempts_of(scrape.text, hook) for hook in (delivering, deleted)} == {True}
+    assert _attempts_of(after, delivering) and not _attempts_of(after, deleted)
     declared, sampled = _exported(scrape.text)
 
     referenced = referenced_metrics()

@@ -1372,6 +1372,13 @@ async def test_pages_filters_and_scopes(store: SqlStore) -> None:
     assert {d.order_id for d in acc2.items} == {"x1"}
 
 
+async def test_live_webhook_ids_leave_out_the_deleted(store: SqlStore) -> None:
+    kept, deleted = [await store.create_webhook(webhook()) for _ in range(2)]
+    assert await store.live_webhook_ids() == {kept.id, deleted.id}
+    await store.delete_webhook(deleted.id, NOW)
+    assert await store.live_webhook_ids() == {kept.id}
+
+
 async def test_stats_gauges_and_wake_up(store: SqlStore) -> None:
     hook = await store.create_webhook(webhook(ordering=Ordering.NONE))
     waiter = asyncio.create_task(store.wait_for_work(60))

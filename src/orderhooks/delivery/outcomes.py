@@ -87,7 +87,7 @@ def observe(metrics: Metrics, claim: Claim, outcome: Outcome, result: TransportR
     label = outcome_label(outcome)
     metrics.deliveries.labels(outcome=label).inc()
     if counts_toward_health(result.error):
-        metrics.webhook_attempts.labels(webhook_id=claim.webhook.id, outcome=label).inc()
+        metrics.count_webhook_attempt(claim.webhook.id, label)
     else:
         metrics.proxy_errors.inc()
     metrics.attempt_latency.observe(result.duration_ms / 1000)

@@ -80,11 +80,14 @@ def ops_router(role: str, workers_running: Callable[[], bool] | None) -> APIRout
         },
     )
     async def metrics(request: Request) -> Response:
-        """The Prometheus text exposition; queue gauges are read from the store now."""
+        """The Prometheus text exposition; queue gauges are read from the store now, and
+        the attempt series of webhooks deleted since are dropped."""
         ctx = get_context(request)
         store_answered = True
         try:
             refresh_queue_gauges(ctx.metrics, await ctx.store.queue_gauges(), ctx.now())
+            if ctx.metrics.counted_webhooks():
+                ctx.metrics.forget_webhooks_but(await ctx.store.live_webhook_ids())
         except Exception as exc:
             # A scrape still answers with the counters when the store is down.
             log.warning("queue_gauges_failed", error=type(exc).__name__)

@@ -317,6 +317,12 @@ class ReadOperations(StoreCore):
         )
 
     @reading
+    async def live_webhook_ids(self, tx: Tx) -> frozenset[str]:
+        """The ids of the webhooks not deleted (the catalog: one version read when no
+        webhook changed since it was loaded)."""
+        return frozenset(await self._catalog.load(tx))
+
+    @reading
     async def queue_gauges(self, tx: Tx) -> list[QueueGauge]:
         """Pending depth and oldest pending creation time per webhook."""
         return [
