@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -29,6 +30,7 @@ from tests.integration.cli_support import (
 from tests.support.data import new_order
 
 ENV_ADMIN_KEY = "test-admin-key-from-env"
+IDLE_CONNECTION_SECONDS = 6.0  # past uvicorn's default keep-alive (5 s)
 
 
 def _log_records(stderr: str) -> list[dict[str, object]]:
@@ -98,7 +100,19 @@ def test_serve_is_ready_holds_its_port_and_stops_with_exit_0_on_sigterm(
     metrics = http_get(f"{base}/metrics")
     assert metrics.status_code == 200 and "orderhooks_" in metrics.text
 
-    port = base.rsplit(":", 1)[1]
+    # An idle connection outlives the 5 s after which httpx's pool drops its own: a client
+    # never reuses one that the server is closing at that moment.
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        for pause in (0.0, IDLE_CONNECTION_SECONDS):
+            time.sleep(pause)
+            connection.request("GET", "/healthz")  # on the same socket: no reconnecting
+            answer = connection.getresponse()
+            assert answer.status == 200 and answer.read() == b'{"status":"ok"}'
+    finally:
+        connection.close()
+
     second = spawn(
         ["serve", "--port", port], cli_env(tmp_path / "other", ORDERHOOKS_ADMIN_KEY=ENV_ADMIN_KEY)
     )

@@ -48,6 +48,12 @@ from orderhooks.web.context import ApiContext
 
 DRAIN_TIMEOUT_SECONDS = 30.0  # bound on finishing delivery attempts in flight at shutdown
 HTTP_GRACEFUL_SHUTDOWN_SECONDS = 30  # bound on finishing HTTP requests in flight
+# How long an idle client connection stays open. uvicorn's default, 5 s, is also the
+# idle timeout of httpx's pool: a client reusing a connection at that moment sends its
+# request as the server closes it, and gets no answer (an ingest it must retry without
+# knowing). Longer than the usual client pools and load balancers (60 s) keep theirs, so
+# the client always gives up on an idle connection first.
+HTTP_KEEP_ALIVE_SECONDS = 75
 RETENTION_INTERVAL_SECONDS = 3600.0
 ADMIN_KEY_FILE = "admin.key"
 ENV_ADMIN_KEY_NAME = "admin (ORDERHOOKS_ADMIN_KEY)"
@@ -255,6 +261,7 @@ def uvicorn_config(app: object, settings: Settings, access_log: bool = False) ->
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
         http="httptools" if importlib.util.find_spec("httptools") else "h11",
         timeout_graceful_shutdown=HTTP_GRACEFUL_SHUTDOWN_SECONDS,
+        timeout_keep_alive=HTTP_KEEP_ALIVE_SECONDS,
         backlog=LISTEN_BACKLOG,
         server_header=False,
     )
