@@ -54,7 +54,8 @@ class Metrics:
             ["webhook_id", "outcome"],
             registry=self.registry,
         )
-        self._webhook_series: set[tuple[str, str]] = set()  # its labels, to drop them
+        # Its label values (webhook id, outcome) in use, so that a webhook's can be dropped.
+        self._webhook_series: set[tuple[str, str]] = set()
         self.proxy_errors = Counter(
             "orderhooks_egress_proxy_errors",
             "Attempts that failed because the egress proxy could not be reached "

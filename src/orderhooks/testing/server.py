@@ -224,21 +224,19 @@ class ServerProcess(Background):
 
     def log_text(self) -> str:
         """Everything the process (and its earlier runs) wrote to stdout and stderr."""
-        if self._log is not None:
-            self._log.flush()
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+        return self._read_log(0)
 
     def run_log_text(self) -> str:
         """What the latest run alone wrote: a line an earlier run wrote (its "shutting
         down", say) must not pass for this run's."""
+        return self._read_log(self._run_starts_at)
+
+    def _read_log(self, offset: int) -> str:
         if self._log is not None:
             self._log.flush()
         try:
             with self.log_path.open("rb") as log:
-                log.seek(self._run_starts_at)
+                log.seek(offset)
                 return log.read().decode(errors="replace")
         except FileNotFoundError:
             return ""
