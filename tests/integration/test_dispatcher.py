@@ -541,6 +541,20 @@ class HeldHosts:
             self.in_flight[host] -= 1
 
 
+@contextlib.asynccontextmanager
+async def _full_worker(
+    tmp_path: Path, store: Store, transport: FakeTransport, hosts: HeldHosts, capacity: int
+) -> AsyncIterator[Dispatcher]:
+    """A running worker of `capacity` whose shared slots all hold requests to
+    `first.example` (its webhook, and as many orders), which `hosts` keeps waiting."""
+    await _webhook(store, "https://first.example/", max_concurrency=capacity)
+    await _ingest_orders(store, capacity)
+    worker = Dispatcher(store, transport, _settings(tmp_path, worker_concurrency=capacity))
+    async with _running(worker):
+        await _eventually(lambda: _is(hosts.in_flight.get("first.example") == capacity))
+        yield worker
+
+
 async def test_attempts_in_own_slots_do_not_take_the_shared_capacity(
     tmp_path: Path, store: Store, transport: FakeTransport
 ) -> None:
@@ -549,11 +563,7 @@ async def test_attempts_in_own_slots_do_not_take_the_shared_capacity(
     own slot still runs (it held a shared slot, and `next` got one request only)."""
     hosts = HeldHosts()
     transport.responder = hosts
-    await _webhook(store, "https://first.example/", max_concurrency=2)
-    await _ingest_orders(store, 2)
-    worker = Dispatcher(store, transport, _settings(tmp_path, worker_concurrency=2))
-    async with _running(worker):
-        await _eventually(lambda: _is(hosts.in_flight.get("first.example") == 2))
+    async with _full_worker(tmp_path, store, transport, hosts, 2) as worker:
         await _webhook(store, "https://own.example/", accounts=("acc2",))
         await store.ingest([_order("own-0", "acc2")], _now())
         await _eventually(lambda: _is(hosts.in_flight.get("own.example") == 1))
@@ -586,11 +596,7 @@ async def test_an_attempt_ending_without_an_outcome_gives_its_own_slot_back(
         return await hosts(request)
 
     transport.responder = respond
-    await _webhook(store, "https://first.example/", max_concurrency=1)
-    await _ingest_orders(store, 1)
-    worker = Dispatcher(store, transport, _settings(tmp_path, worker_concurrency=1))
-    async with _running(worker):
-        await _eventually(lambda: _is(hosts.in_flight.get("first.example") == 1))
+    async with _full_worker(tmp_path, store, transport, hosts, 1) as worker:
         await _webhook(store, "https://own.example/", accounts=("acc2",))
         await store.ingest([_order(f"own-{i}", "acc2") for i in range(2)], _now())
         # The first went in the own slot and failed; the second takes the slot again.
@@ -609,11 +615,7 @@ async def test_own_slots_past_one_claim_batch_are_claimed_at_once(
     monkeypatch.setattr(dispatcher_module, "IDLE_WAIT_CAP_SECONDS", 60.0)
     hosts = HeldHosts()
     transport.responder = hosts
-    await _webhook(store, "https://first.example/", max_concurrency=2)
-    await _ingest_orders(store, 2)
-    worker = Dispatcher(store, transport, _settings(tmp_path, worker_concurrency=2))
-    async with _running(worker):
-        await _eventually(lambda: _is(hosts.in_flight.get("first.example") == 2))
+    async with _full_worker(tmp_path, store, transport, hosts, 2) as worker:
         for name in ("a", "b"):
             await _webhook(store, f"https://{name}.example/", accounts=(f"acc-{name}",))
         await store.ingest([_order("a-0", "acc-a"), _order("b-0", "acc-b")], _now())

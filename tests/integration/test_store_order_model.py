@@ -302,6 +302,21 @@ class Walk:
             if self.waits.get(head.id):
                 self.fail(f"replay {head.id} is head before {self.waits[head.id]}: {shown}")
 
+    def check_max_concurrency(self, after: dict[str, Row], when: str) -> None:
+        """No webhook has more requests (a batch is one) in flight than its
+        `maxConcurrency`."""
+        for hook in self.hooks.values():
+            flying = {
+                r.batch_id or r.id
+                for r in after.values()
+                if r.webhook_id == hook.id and r.state == "delivering"
+            }
+            if len(flying) > hook.max_concurrency:
+                self.fail(
+                    f"{hook.id} has {len(flying)} requests in flight{when}, "
+                    f"maxConcurrency {hook.max_concurrency}"
+                )
+
     def check_claims(
         self, before: dict[str, Row], claims: Sequence[Claim], after: dict[str, Row]
     ) -> None:
@@ -357,17 +372,7 @@ class Walk:
                     self.fail(f"{d.id} and {e.id}, one event, in flight at once")
                 if e.sequence == d.sequence and e.id in self.waits.get(d.id, ()):
                     self.fail(f"replay {d.id} sent before {e.id} of its event finished")
-        for hook in self.hooks.values():
-            flying = {
-                r.batch_id or r.id
-                for r in after.values()
-                if r.webhook_id == hook.id and r.state == "delivering"
-            }
-            if len(flying) > hook.max_concurrency:
-                self.fail(
-                    f"{hook.id} has {len(flying)} requests in flight, "
-                    f"maxConcurrency {hook.max_concurrency}"
-                )
+        self.check_max_concurrency(after, "")
         for c in claims:
             if after[c.delivery.id].state != "delivering":
                 self.fail(f"{c.delivery.id} claimed but {after[c.delivery.id].state}")
@@ -673,14 +678,7 @@ class Walk:
                         f"{d.id} (seq {d.sequence}) claimed in a round while {e.id} "
                         f"(seq {e.sequence}, {e.state}) of {d.order_id} waited throughout"
                     )
-        for hook in self.hooks.values():
-            flying = {
-                r.batch_id or r.id
-                for r in after.values()
-                if r.webhook_id == hook.id and r.state == "delivering"
-            }
-            if len(flying) > hook.max_concurrency:
-                self.fail(f"{hook.id}: {len(flying)} requests in flight after a round")
+        self.check_max_concurrency(after, " after a round")
 
     async def step(self) -> None:
         if self.rounds and self.rng.random() < 0.25:
