@@ -12,7 +12,7 @@ import pytest
 
 from orderhooks.testing.receiver import Receiver
 from tests.e2e.support import assert_per_order, states
-from tests.support.api import Api, expect
+from tests.support.api import Api, expect, poll
 from tests.support.data import new_order
 
 SETTLE_SECONDS = 1.5
@@ -49,6 +49,33 @@ async def test_delete_cancels_pending_deliveries(api: Api, account: str, rx: Rec
     await asyncio.sleep(SETTLE_SECONDS)
     assert len(rx.requests) == 3, "nothing is sent for a deleted webhook"
     rx.verify_all(hook["secret"])
+    # Nothing is due any more: a cancelled delivery has no next attempt (docs/api.md).
+    assert {d["nextAttemptAt"] for d in deliveries} == {None}
+
+
+async def test_delete_during_an_attempt_counts_that_attempt(
+    api: Api, account: str, rx: Receiver
+) -> None:
+    """A delivery cancelled while its attempt was in flight keeps that attempt, and its
+    `attemptCount` counts it (docs/api.md, a delivery)."""
+    rx.slow(1.5)
+    hook = await api.create_webhook(rx.url, [account])
+    await api.new_order(new_order(account))
+    await rx.wait_for(lambda: rx.in_flight == 1, what="the attempt in flight")
+    assert (await api.client.delete(f"/v1/webhooks/{hook['id']}")).status_code == 204
+    await rx.wait_for(lambda: len(rx.accepted()) == 1, what="the attempt answered")
+    [listed] = await api.wait_deliveries(
+        hook["id"], lambda ds: len(ds) == 1, what="the cancelled delivery"
+    )
+    one = await poll(
+        lambda: api.delivery(listed["id"]),
+        lambda d: len(d["attempts"]) == 1,
+        timeout=10,
+        what="the attempt recorded",
+    )
+    assert one["state"] == "cancelled"
+    assert one["attemptCount"] == 1 == one["attempts"][0]["attempt"]
+    assert one["nextAttemptAt"] is None and one["deliveredAt"] is None
 
 
 @pytest.mark.slow

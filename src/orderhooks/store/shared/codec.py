@@ -318,7 +318,10 @@ def health_params(webhook_id: str, health: WebhookHealth) -> dict[str, object]:
 
 def delivery_from_row(row: Row, *, leased: bool = False, batch_id: str | None = None) -> Delivery:
     """A Delivery from a `deliveries` row; with `leased`, as the claim that read the row
-    leaves it (`delivering`, in batch `batch_id`), without a second copy."""
+    leaves it (`delivering`, in batch `batch_id`), without a second copy. A cancelled one
+    has no next attempt (rows cancelled before `cancel_deliveries` cleared it kept one)."""
+    state = DeliveryState.DELIVERING if leased else DeliveryState(row["state"])
+    cancelled = state == DeliveryState.CANCELLED
     return Delivery(
         id=row["id"],
         webhook_id=row["webhook_id"],
@@ -327,11 +330,11 @@ def delivery_from_row(row: Row, *, leased: bool = False, batch_id: str | None = 
         order_id=row["order_id"],
         account=row["account"],
         sequence=row["sequence"],
-        state=DeliveryState.DELIVERING if leased else DeliveryState(row["state"]),
+        state=state,
         replay=bool(row["replay"]),
         test=bool(row["test"]),
         created_at=moment(row["created_at"]),
-        next_attempt_at=moment_or_none(row["next_attempt_at"]),
+        next_attempt_at=None if cancelled else moment_or_none(row["next_attempt_at"]),
         delivered_at=moment_or_none(row["delivered_at"]),
         attempt_count=row["attempt_count"],
         schedule_position=row["schedule_position"],

@@ -119,7 +119,8 @@ async def _advance(
     applied, the queues whose delivery finished and those whose delivery is back in
     `pending` for another attempt. A delivery that left `delivering` meanwhile
     (cancelled by a delete, or already recorded) keeps its state: the attempt is
-    recorded, the delivery is not resurrected.
+    recorded, the delivery is not resurrected; a cancelled one counts the attempt in its
+    `attempt_count`, as its attempts list shows it.
 
     A delivery back in `pending` refreshes its queue too: another delivery of its event
     may be in flight (an event and its replay both sent while the webhook's ordering
@@ -132,6 +133,10 @@ async def _advance(
     retried: set[Queue] = set()
     for outcome in outcomes:
         row = rows[outcome.delivery_id]
+        if state[outcome.delivery_id] == DeliveryState.CANCELLED:
+            if outcome.attempt.attempt > row["attempt_count"]:
+                updates.append(_cancelled_attempt(row, outcome.attempt.attempt))
+            continue
         if state[outcome.delivery_id] != DeliveryState.DELIVERING:
             continue
         state[outcome.delivery_id] = outcome.next_state
@@ -154,6 +159,19 @@ async def _advance(
             (finished if done else retried).add((row["webhook_id"], row["order_id"]))
     await tx.executemany("advance_delivery", updates)
     return applied, finished, retried
+
+
+def _cancelled_attempt(row: Row, attempt: int) -> dict[str, object]:
+    """The `advance_delivery` parameters that leave a cancelled delivery as it is, but for
+    the attempt that was in flight when its webhook was deleted."""
+    return {
+        "id": row["id"],
+        "state": str(DeliveryState.CANCELLED),
+        "next_attempt_at": None,
+        "delivered_at": None,
+        "attempt_count": attempt,
+        "schedule_position": row["schedule_position"],
+    }
 
 
 async def _count_usage(tx: Tx, applied: Sequence[Outcome], rows: Mapping[str, Row]) -> None:

@@ -332,8 +332,9 @@ SELECT DISTINCT order_id FROM deliveries
 WHERE webhook_id = :webhook_id AND state IN ('pending', 'delivering') AND test = FALSE;
 
 -- name: cancel_deliveries
-UPDATE deliveries SET state = 'cancelled', ready = FALSE, lease_expires_at = NULL,
-    leased_by = NULL
+-- Never attempted again: no next attempt is due (`nextAttemptAt` null, as once finished).
+UPDATE deliveries SET state = 'cancelled', ready = FALSE, next_attempt_at = NULL,
+    lease_expires_at = NULL, leased_by = NULL
 WHERE webhook_id = :webhook_id AND state IN ('pending', 'delivering');
 
 -- name: reset_health
