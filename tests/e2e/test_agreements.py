@@ -7,6 +7,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -55,6 +56,23 @@ async def test_webhook_waits_for_the_agreement(api: Api, account: str, rx: Recei
     )
     assert [e["sequence"] for e in rx.events() if e["orderId"] == before["_id"]] == [3]
     rx.verify_all(hook["secret"])
+
+
+async def test_an_account_with_a_slash_can_agree(api: Api, account: str, rx: Receiver) -> None:
+    """An account is any string an order names (docs/events.md), so its agreement can be
+    recorded and read with the account percent-encoded in the path, `/` included."""
+    named = f"{account}/eu"
+    hook = await api.create_webhook(rx.url, [named])
+    assert hook["state"] == "awaiting_agreement"
+    path = f"/v1/accounts/{quote(named, safe='')}/agreement"
+    recorded = expect(await api.client.put(path, json=agreement(PRICES)), 200)
+    assert recorded["account"] == named
+    assert expect(await api.client.get(path), 200) == recorded
+    await api.wait_webhook(hook["id"], lambda w: w["state"] == "active", what="active")
+    ids = await api.new_order(new_order(named))
+    await rx.wait_for_delivered(set(ids))
+    partner = await api.make_key("partner", [named])
+    assert expect(await api.call("GET", path, partner), 200) == recorded
 
 
 @pytest.mark.slow

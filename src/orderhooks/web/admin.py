@@ -85,7 +85,7 @@ async def revoke_key(request: Request, keyId: str, caller: AdminCaller) -> Respo
 
 
 @router.put(
-    "/v1/accounts/{account}/agreement",
+    "/v1/accounts/{account:path}/agreement",
     tags=["agreements"],
     summary="Record an account's agreement",
     responses=answers(
@@ -118,7 +118,7 @@ async def put_agreement(
 
 
 @router.get(
-    "/v1/accounts/{account}/agreement",
+    "/v1/accounts/{account:path}/agreement",
     tags=["agreements"],
     summary="Read an account's agreement",
     responses=answers(200, AgreementOut, "The agreement", 404, *AUTH_ERRORS),
