@@ -28,3 +28,30 @@ async def test_only_an_admin_may_erase(api: Api, account: str) -> None:
     expect(await api.call("POST", path, generate_api_key()), 401)
     stored = expect(await api.call("GET", f"/v1/orders/{order['_id']}"), 200)
     assert stored["document"]["customer"] == order["customer"], "a refused erasure erased"
+
+
+async def test_an_erasure_with_an_invalid_body_erases_nothing(api: Api, account: str) -> None:
+    """Erase takes no body, like enable, disable and retry: an empty request needs no
+    content type, and a body that is not valid JSON (400) or not JSON (415) is refused
+    before anything is erased (docs/api.md, errors); an unknown order stays 404."""
+    order = personal_order(account)
+    await api.new_order(order)
+    path = f"/v1/orders/{order['_id']}/erase"
+    refused = [
+        (b"{not json", "application/json", 400),
+        (b"customer=all", "text/plain", 415),
+    ]
+    for body, content_type, status in refused:
+        response = await api.call(
+            "POST", path, content=body, headers={"content-type": content_type}
+        )
+        assert response.status_code == status, response.text
+        stored = expect(await api.call("GET", f"/v1/orders/{order['_id']}"), 200)
+        assert stored["document"]["customer"] == order["customer"], "a refused erasure erased"
+    unknown = f"/v1/orders/{order['_id']}x/erase"
+    missing = await api.call("POST", unknown, content=b"{", headers={"content-type": "text/x"})
+    assert missing.status_code == 404, missing.text
+    erased = expect(await api.call("POST", path), 200)
+    assert erased["orderId"] == order["_id"] and erased["events"] == 1
+    stored = expect(await api.call("GET", f"/v1/orders/{order['_id']}"), 200)
+    assert "customer" not in stored["document"]

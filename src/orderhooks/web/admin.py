@@ -154,7 +154,12 @@ async def list_audit(request: Request, caller: AdminCaller, page: PageParams) ->
     tags=["deliveries, events and orders"],
     summary="Erase an order's personal data",
     responses=answers(
-        200, ErasureOut, "Erased from the stored order and its events", 404, *AUTH_ERRORS
+        200,
+        ErasureOut,
+        "Erased from the stored order and its events",
+        404,
+        *AUTH_ERRORS,
+        *BODY_ERRORS,
     ),
 )
 async def erase_order(request: Request, orderId: str, caller: AdminCaller) -> OrjsonResponse:
@@ -162,5 +167,9 @@ async def erase_order(request: Request, orderId: str, caller: AdminCaller) -> Or
     it: whatever is sent from now on (pending deliveries, retries, replays) carries the
     erased data. What was delivered before is the receiver's to erase."""
     ctx = get_context(request)
+    await ctx.store.get_order(orderId, caller.scope)  # 404 comes before the body's checks
+    # No body is expected; an empty request needs no content type, and a body that is not
+    # acceptable JSON is refused (400, 413, 415) before anything is erased.
+    await read_json(request, ctx.settings.max_body_bytes, required=False)
     changed = await orders.erase_order(ctx.service, caller.actor, orderId)
     return OrjsonResponse({"orderId": orderId, "events": changed})
