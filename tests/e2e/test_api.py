@@ -248,3 +248,21 @@ async def test_partner_key_is_scoped(api: Api, server: ServerProcess, rx: Receiv
         assert refused.status_code == 403
         expect(await partner.get("/v1/usage", params={"account": mine}), 200)
         assert (await partner.get("/v1/keys")).status_code == 403
+
+
+async def test_a_wrong_method_names_every_method_of_the_path(api: Api, account: str) -> None:
+    """405 carries `Allow` with every method the path takes (docs/api.md, errors), not only
+    those of the first endpoint that matched it."""
+    hook = await api.make_webhook(account)
+    cases = {
+        "/v1/webhooks": {"GET", "POST"},
+        f"/v1/webhooks/{hook['id']}": {"GET", "PATCH", "DELETE"},
+        f"/v1/accounts/{account}/agreement": {"GET", "PUT"},
+        "/v1/keys": {"GET", "POST"},
+        f"/v1/webhooks/{hook['id']}/enable": {"POST"},
+    }
+    for path, allowed in cases.items():
+        wrong = await api.call("OPTIONS", path)
+        assert wrong.status_code == 405, (path, wrong.text)
+        assert wrong.json()["error"]["code"] == "method_not_allowed"
+        assert set(wrong.headers["allow"].split(", ")) == allowed, path

@@ -30,7 +30,7 @@ from orderhooks.web import (
 from orderhooks.web.auth import KeyCache
 from orderhooks.web.context import ApiContext
 from orderhooks.web.dashboard import mount_dashboard
-from orderhooks.web.errors import install_error_handlers
+from orderhooks.web.errors import index_route_methods, install_error_handlers
 from orderhooks.web.openapi import install_openapi
 from orderhooks.web.ops import ops_router
 from orderhooks.web.ratelimit import KeyRateLimiter
@@ -78,20 +78,26 @@ def create_app(
         tracing=tracing,
     )
     install_error_handlers(app)
-    app.include_router(ops_router(role, workers_running))
+    routers = [ops_router(role, workers_running)]
     if is_api:
-        for module in (
-            ingest,
-            webhooks,
-            webhook_actions,
-            reads,
-            admin,
-            usage,
-            event_types,
-            sources,
-            portal_links,
-        ):
-            app.include_router(module.router)
+        routers += [
+            module.router
+            for module in (
+                ingest,
+                webhooks,
+                webhook_actions,
+                reads,
+                admin,
+                usage,
+                event_types,
+                sources,
+                portal_links,
+            )
+        ]
+    for router in routers:
+        app.include_router(router)
+    index_route_methods(app, routers)
+    if is_api:
         install_openapi(app)
         app.add_middleware(IngestLatencyMiddleware, metrics=metrics)
         mount_dashboard(app, settings=settings, store=store)

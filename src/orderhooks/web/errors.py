@@ -10,19 +10,21 @@
                                 SecretUnreadable 503 (secrets_unavailable)
     UnknownOrder (a NotFound)   404, naming the batch index
     RequestValidationError      422 naming the query or path parameter
-    Starlette HTTPException     404, 405 (with Allow) in the same shape
+    Starlette HTTPException     404, 405 (with Allow: every method of the path) in the same shape
     anything else               logged, 500 in the same shape (or the page an
                                 `add_internal_error_page` hook gives for its path)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from http import HTTPStatus
+from re import Pattern
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -147,7 +149,33 @@ async def _request_validation(_: Request, exc: Exception) -> OrjsonResponse:
     return error_response(422, "validation_error", "the request is invalid", details)
 
 
-async def _http_exception(_: Request, exc: Exception) -> OrjsonResponse:
+def index_route_methods(app: FastAPI, routers: Iterable[APIRouter]) -> None:
+    """Remember which methods each path of `routers` takes, for the `Allow` of a 405.
+    Starlette names the methods of the first route that matched the path only, and a
+    path served by several routes (`GET` and `POST /v1/webhooks`) takes more."""
+    app.state.route_methods = [
+        (route.path_regex, frozenset(route.methods or ()))
+        for router in routers
+        for route in router.routes
+        if isinstance(route, APIRoute)
+    ]
+
+
+def _allowed_methods(request: Request) -> str | None:
+    """The `Allow` of a 405: every method of the routes whose path matches the request's
+    (None when `index_route_methods` was not called, or no indexed path matches)."""
+    indexed: Sequence[tuple[Pattern[str], frozenset[str]]] = getattr(
+        request.app.state, "route_methods", ()
+    )
+    path = request.scope["path"]
+    root = request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    methods = {m for regex, route_methods in indexed if regex.match(path) for m in route_methods}
+    return ", ".join(sorted(methods)) if methods else None
+
+
+async def _http_exception(request: Request, exc: Exception) -> OrjsonResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _CODES_BY_STATUS.get(exc.status_code, "error")
     try:
@@ -156,7 +184,13 @@ async def _http_exception(_: Request, exc: Exception) -> OrjsonResponse:
         message = "error"
     if isinstance(exc.detail, str) and exc.detail and exc.detail.lower() != message:
         message = exc.detail
-    return error_response(exc.status_code, code, message, (), exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        allowed = _allowed_methods(request)
+        if allowed is not None:
+            headers = {k: v for k, v in headers.items() if k.lower() != "allow"}
+            headers["Allow"] = allowed
+    return error_response(exc.status_code, code, message, (), headers)
 
 
 # The answer to an unexpected exception of a request, or None for the error JSON.
