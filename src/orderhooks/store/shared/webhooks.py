@@ -295,10 +295,6 @@ class WebhookOperations(StoreCore):
         now: datetime,
     ) -> Webhook:
         stored = await stored_webhook(tx, webhook_id, self.box)
-        if state == WebhookState.DISABLED and stored.state == WebhookState.DISABLED:
-            # Already disabled: when and why it was (a 410, `failing`, by hand) stand, as
-            # they do when the automatic disable finds it disabled (`disable_webhook`).
-            return stored
         if state == WebhookState.DISABLED:
             new_state, new_reason = WebhookState.DISABLED, reason or DisabledReason.MANUAL
             disabled_at: datetime | None = now
