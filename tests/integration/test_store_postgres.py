@@ -126,6 +126,51 @@ async def test_concurrent_migrations_apply_once(pg_url: str) -> None:
             await store.close()
 
 
+async def _wait_for_a_lock_request_on(conn: asyncpg.Connection, table: str) -> None:
+    """Return once some session waits for a lock on `table`."""
+    query = "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted AND relation = $1::regclass)"
+    for _ in range(200):
+        if await conn.fetchval(query, table):
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail(f"nobody asked for a lock on {table} in 10 s")
+
+
+async def test_a_migration_gives_way_to_queries_while_a_long_transaction_holds_its_table(
+    pg_url: str,
+) -> None:
+    """docs/operations.md, "Migrations and upgrades": a migration waiting for a table's
+    lock must not queue every other query of that table behind it for as long as some
+    long transaction holds the table; it gives way and tries again."""
+    await migrate(pg_url)
+    last = ALL_MIGRATIONS[-1]
+    async with side_connection(pg_url) as setup:
+        # Undo the last migration, as if the database were one version behind.
+        await setup.execute("ALTER TABLE attempts DROP COLUMN batch_id")
+        await setup.execute("DELETE FROM schema_migrations WHERE name = $1", last)
+    async with side_connection(pg_url) as holder, side_connection(pg_url) as reader:
+        long_transaction = holder.transaction()
+        await long_transaction.start()
+        await holder.fetchval("SELECT count(*) FROM attempts")  # holds the table until commit
+        async with open_store(pg_url, listen=False) as store:
+            migrating = asyncio.create_task(store.migrate())
+            try:
+                await _wait_for_a_lock_request_on(reader, "attempts")
+                # Queued behind the migration's lock request, this read would wait for the
+                # long transaction; the migration gives way after its lock timeout instead.
+                assert await reader.fetchval("SELECT count(*) FROM attempts", timeout=8) == 0
+                assert not migrating.done()
+                await long_transaction.commit()
+                assert await asyncio.wait_for(migrating, timeout=15) == [last]
+            finally:
+                migrating.cancel()
+    async with side_connection(pg_url) as check:
+        assert await check.fetchval(
+            "SELECT count(*) FROM information_schema.columns "
+            "WHERE table_name = 'attempts' AND column_name = 'batch_id'"
+        )
+
+
 async def test_two_claimers_never_share_a_delivery_or_exceed_concurrency(
     two_processes: tuple[PostgresStore, PostgresStore],
 ) -> None:
