@@ -219,6 +219,24 @@ async def test_notify_wakes_workers_of_other_processes(
     await asyncio.wait_for(waiter, 10)  # long before its 60 s timeout
 
 
+async def test_a_process_is_not_woken_again_by_its_own_notify(
+    two_processes: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """Its ingest wakes its own workers at once; its NOTIFY is for the other processes.
+    Taking its own NOTIFY too ran one more claim per ingest for nothing."""
+    first, second = two_processes
+    await first.create_webhook(webhook())
+    await asyncio.sleep(0.5)  # both listeners connected
+    await first.wait_for_work(0)  # forget wake-ups from start-up
+    await second.wait_for_work(0)
+    await first.ingest([new_order("o1")], NOW)
+    await asyncio.wait_for(first.wait_for_work(60), 1)  # woken in the process, at once
+    await asyncio.wait_for(second.wait_for_work(60), 10)  # woken by the NOTIFY
+    started = asyncio.get_running_loop().time()
+    await first.wait_for_work(2)  # no second wake-up: the full wait
+    assert asyncio.get_running_loop().time() - started >= 1.9
+
+
 class Relay:
     """A TCP relay to the PostgreSQL server that can be cut and restored, as a server
     restart looks to its clients."""

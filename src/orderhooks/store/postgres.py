@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar, Unpack
@@ -65,6 +66,7 @@ class PostgresEngine:
         self._closing: Any = None  # the pool `close` is closing, until it is closed
         self._listener: asyncio.Task[None] | None = None
         self._notifier = Notifier(self._notify)
+        self._sender = secrets.token_hex(8)  # names this process's NOTIFYs
 
     async def open(self, wake: Callable[[], None]) -> None:
         """Create the pool (raises StoreUnavailable when the server cannot be reached)
@@ -82,7 +84,7 @@ class PostgresEngine:
         self._notifier.start()
         if self._listen:
             self._listener = asyncio.create_task(
-                listen_forever(self._dsn, wake), name="orderhooks-pg-listen"
+                listen_forever(self._dsn, wake, self._sender), name="orderhooks-pg-listen"
             )
 
     async def close(self) -> None:
@@ -186,8 +188,9 @@ class PostgresEngine:
 
     async def _notify(self) -> None:
         pool = self._require_pool()
+        query = self._queries["notify_work"]
         async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
-            await conn.execute(self._queries["notify_work"].sql)
+            await conn.execute(query.sql, *query.bind({"sender": self._sender}))
 
     async def _run(self, job: Job[T], *, readonly: bool, durable: bool = True) -> T:
         """Run a job in one transaction, again when PostgreSQL rolled it back for a

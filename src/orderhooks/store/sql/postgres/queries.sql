@@ -8,7 +8,9 @@
 -- ============================================================ lifecycle
 
 -- name: notify_work
-SELECT pg_notify('orderhooks_work', '');
+-- The payload names the sending process, whose own listener skips it (its workers were
+-- woken in the process already).
+SELECT pg_notify('orderhooks_work', :sender::text);
 
 -- name: relaxed_commit
 -- Delivery bookkeeping (claims, outcomes) need not wait for the WAL flush: the WAL writer
