@@ -185,3 +185,32 @@ async def test_a_failing_webhook_disabled_and_enabled_again_is_told_recovered(
         assert recovered["data"]["failingSince"] == failing["data"]["since"]
         assert recovered["data"]["failedAttempts"] == 0
         assert len(of_type(ops, "webhook.failing")) == 1
+
+
+async def test_delivery_failed_events_are_listed_by_their_order(
+    ops_server: ServerProcess, rx: Receiver
+) -> None:
+    """`GET /v1/events?type=delivery.failed&orderId=…` finds the `delivery.failed` events
+    whose envelope carries that `orderId` (docs/api.md), and only those."""
+    account = unique("acct")
+    async with ops_server.async_client() as client, Receiver() as ops:
+        api = Api(client, ops_server.admin_key)
+        rx.answer(500)
+        await api.create_webhook(rx.url, [account], eventTypes=ORDER_TYPES, retrySchedule=[])
+        await api.create_webhook(ops.url, [account], eventTypes=OPS)
+        orders = [new_order(account) for _ in range(2)]
+        for order in orders:
+            await api.new_order(order)
+        await ops.wait_for(
+            lambda: len(of_type(ops, "delivery.failed")) == 2, WAIT_SECONDS, "two failed"
+        )
+        sent = {e["orderId"]: e["id"] for e in of_type(ops, "delivery.failed")}
+        for order in orders:
+            listed = await api.list_all(
+                "/v1/events", type="delivery.failed", orderId=order["_id"], account=account
+            )
+            assert [(e["id"], e["orderId"]) for e in listed] == [(sent[order["_id"]], order["_id"])]
+        assert await api.list_all("/v1/events", type="delivery.failed", orderId="nope") == []
+        assert (
+            await api.list_all("/v1/events", type="webhook.failing", orderId=orders[0]["_id"]) == []
+        )
