@@ -143,11 +143,12 @@ async def test_a_migration_gives_way_to_queries_while_a_long_transaction_holds_i
     lock must not queue every other query of that table behind it for as long as some
     long transaction holds the table; it gives way and tries again."""
     await migrate(pg_url)
-    last = ALL_MIGRATIONS[-1]
+    undone = "0011_attempt_batches"  # adds attempts.batch_id
+    assert undone in ALL_MIGRATIONS
     async with side_connection(pg_url) as setup:
-        # Undo the last migration, as if the database were one version behind.
+        # Undo that migration, as if the database had not had it yet.
         await setup.execute("ALTER TABLE attempts DROP COLUMN batch_id")
-        await setup.execute("DELETE FROM schema_migrations WHERE name = $1", last)
+        await setup.execute("DELETE FROM schema_migrations WHERE name = $1", undone)
     async with side_connection(pg_url) as holder, side_connection(pg_url) as reader:
         long_transaction = holder.transaction()
         await long_transaction.start()
@@ -161,7 +162,7 @@ async def test_a_migration_gives_way_to_queries_while_a_long_transaction_holds_i
                 assert await reader.fetchval("SELECT count(*) FROM attempts", timeout=8) == 0
                 assert not migrating.done()
                 await long_transaction.commit()
-                assert await asyncio.wait_for(migrating, timeout=15) == [last]
+                assert await asyncio.wait_for(migrating, timeout=15) == [undone]
             finally:
                 migrating.cancel()
     async with side_connection(pg_url) as check:
