@@ -9,7 +9,7 @@ import pytest
 
 from orderhooks.testing.receiver import Receiver
 from tests.e2e.support import states
-from tests.support.api import Api
+from tests.support.api import Api, expect
 from tests.support.data import new_order
 
 SERVER_ENV = {"ORDERHOOKS_DISABLE_AFTER": "3"}
@@ -41,6 +41,26 @@ async def test_410_disables_the_webhook_and_fails_the_delivery(
     assert len(rx.requests) == 1, "a disabled webhook gets nothing"
     assert len(await api.deliveries(hook["id"])) == 1, "nor new deliveries"
     rx.verify_all(hook["secret"])
+
+
+async def test_disabling_a_webhook_disabled_as_gone_keeps_why_and_when(
+    api: Api, account: str, rx: Receiver
+) -> None:
+    """Disabling a disabled webhook changes nothing (docs/guarantees.md): the reason the
+    receiver gave (410 Gone) and when it was disabled stay what partners were told."""
+    rx.gone()
+    hook = await api.create_webhook(rx.url, [account])
+    await api.new_order(new_order(account))
+    gone = await api.wait_webhook(hook["id"], lambda w: w["state"] == "disabled", what="gone")
+    assert gone["disabledReason"] == "gone"
+    again = expect(await api.call("POST", f"/v1/webhooks/{hook['id']}/disable"), 200)
+    assert (again["state"], again["disabledReason"], again["disabledAt"]) == (
+        "disabled",
+        "gone",
+        gone["disabledAt"],
+    )
+    stored = await api.webhook(hook["id"])
+    assert (stored["disabledReason"], stored["disabledAt"]) == ("gone", gone["disabledAt"])
 
 
 @pytest.mark.slow

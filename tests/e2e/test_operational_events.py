@@ -149,3 +149,68 @@ async def test_an_operations_webhook_hears_what_happens_to_another(
         assert {d["orderId"] for d in to_s if d["eventType"] != "delivery.failed"} == {None}
         rows = await api.usage(account)
         assert {r["eventType"] for r in rows} <= set(ORDER_TYPES)
+
+
+async def test_a_failing_webhook_disabled_and_enabled_again_is_told_recovered(
+    ops_server: ServerProcess, rx: Receiver
+) -> None:
+    """`webhook.recovered` is the first success after `webhook.failing`, also when the
+    webhook was disabled and enabled in between (enable starts its failure count afresh,
+    but the failing it was announced as is still open until a success closes it)."""
+    account = unique("acct")
+    async with ops_server.async_client() as client, Receiver() as ops:
+        api = Api(client, ops_server.admin_key)
+        rx.answer(500)
+        w = await api.create_webhook(rx.url, [account], eventTypes=ORDER_TYPES)
+        await api.create_webhook(ops.url, [account], eventTypes=OPS)
+        await api.new_order(new_order(account))
+        await ops.wait_for(lambda: of_type(ops, "webhook.failing"), WAIT_SECONDS, "failing")
+        [failing] = of_type(ops, "webhook.failing")
+
+        # The partner disables W, fixes its receiver and enables it again.
+        expect(await api.call("POST", f"/v1/webhooks/{w['id']}/disable"), 200)
+        await ops.wait_for(lambda: of_type(ops, "webhook.disabled"), WAIT_SECONDS, "disabled")
+        rx.healthy()
+        expect(await api.call("POST", f"/v1/webhooks/{w['id']}/enable"), 200)
+        [order_id] = [(await api.post_order(account))["orderId"]]
+        await rx.wait_for(
+            lambda: any(r.accepted and r.json["orderId"] == order_id for r in rx.requests),
+            WAIT_SECONDS,
+            "the new order delivered to W",
+        )
+
+        await ops.wait_for(lambda: of_type(ops, "webhook.recovered"), WAIT_SECONDS, "recovered")
+        [recovered] = of_type(ops, "webhook.recovered")
+        assert recovered["data"]["webhookId"] == w["id"]
+        assert recovered["data"]["failingSince"] == failing["data"]["since"]
+        assert recovered["data"]["failedAttempts"] == 0
+        assert len(of_type(ops, "webhook.failing")) == 1
+
+
+async def test_delivery_failed_events_are_listed_by_their_order(
+    ops_server: ServerProcess, rx: Receiver
+) -> None:
+    """`GET /v1/events?type=delivery.failed&orderId=…` finds the `delivery.failed` events
+    whose envelope carries that `orderId` (docs/api.md), and only those."""
+    account = unique("acct")
+    async with ops_server.async_client() as client, Receiver() as ops:
+        api = Api(client, ops_server.admin_key)
+        rx.answer(500)
+        await api.create_webhook(rx.url, [account], eventTypes=ORDER_TYPES, retrySchedule=[])
+        await api.create_webhook(ops.url, [account], eventTypes=OPS)
+        orders = [new_order(account) for _ in range(2)]
+        for order in orders:
+            await api.new_order(order)
+        await ops.wait_for(
+            lambda: len(of_type(ops, "delivery.failed")) == 2, WAIT_SECONDS, "two failed"
+        )
+        sent = {e["orderId"]: e["id"] for e in of_type(ops, "delivery.failed")}
+        for order in orders:
+            listed = await api.list_all(
+                "/v1/events", type="delivery.failed", orderId=order["_id"], account=account
+            )
+            assert [(e["id"], e["orderId"]) for e in listed] == [(sent[order["_id"]], order["_id"])]
+        assert await api.list_all("/v1/events", type="delivery.failed", orderId="nope") == []
+        assert (
+            await api.list_all("/v1/events", type="webhook.failing", orderId=orders[0]["_id"]) == []
+        )

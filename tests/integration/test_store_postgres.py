@@ -126,6 +126,52 @@ async def test_concurrent_migrations_apply_once(pg_url: str) -> None:
             await store.close()
 
 
+async def _wait_for_a_lock_request_on(conn: asyncpg.Connection, table: str) -> None:
+    """Return once some session waits for a lock on `table`."""
+    query = "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted AND relation = $1::regclass)"
+    for _ in range(200):
+        if await conn.fetchval(query, table):
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail(f"nobody asked for a lock on {table} in 10 s")
+
+
+async def test_a_migration_gives_way_to_queries_while_a_long_transaction_holds_its_table(
+    pg_url: str,
+) -> None:
+    """docs/operations.md, "Migrations and upgrades": a migration waiting for a table's
+    lock must not queue every other query of that table behind it for as long as some
+    long transaction holds the table; it gives way and tries again."""
+    await migrate(pg_url)
+    undone = "0011_attempt_batches"  # adds attempts.batch_id
+    assert undone in ALL_MIGRATIONS
+    async with side_connection(pg_url) as setup:
+        # Undo that migration, as if the database had not had it yet.
+        await setup.execute("ALTER TABLE attempts DROP COLUMN batch_id")
+        await setup.execute("DELETE FROM schema_migrations WHERE name = $1", undone)
+    async with side_connection(pg_url) as holder, side_connection(pg_url) as reader:
+        long_transaction = holder.transaction()
+        await long_transaction.start()
+        await holder.fetchval("SELECT count(*) FROM attempts")  # holds the table until commit
+        async with open_store(pg_url, listen=False) as store:
+            migrating = asyncio.create_task(store.migrate())
+            try:
+                await _wait_for_a_lock_request_on(reader, "attempts")
+                # Queued behind the migration's lock request, this read would wait for the
+                # long transaction; the migration gives way after its lock timeout instead.
+                assert await reader.fetchval("SELECT count(*) FROM attempts", timeout=8) == 0
+                assert not migrating.done()
+                await long_transaction.commit()
+                assert await asyncio.wait_for(migrating, timeout=15) == [undone]
+            finally:
+                migrating.cancel()
+    async with side_connection(pg_url) as check:
+        assert await check.fetchval(
+            "SELECT count(*) FROM information_schema.columns "
+            "WHERE table_name = 'attempts' AND column_name = 'batch_id'"
+        )
+
+
 async def test_two_claimers_never_share_a_delivery_or_exceed_concurrency(
     two_processes: tuple[PostgresStore, PostgresStore],
 ) -> None:
@@ -172,6 +218,24 @@ async def test_notify_wakes_workers_of_other_processes(
     await asyncio.sleep(0.1)
     await first.ingest([new_order("o1")], NOW)
     await asyncio.wait_for(waiter, 10)  # long before its 60 s timeout
+
+
+async def test_a_process_is_not_woken_again_by_its_own_notify(
+    two_processes: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """Its ingest wakes its own workers at once; its NOTIFY is for the other processes.
+    Taking its own NOTIFY too ran one more claim per ingest for nothing."""
+    first, second = two_processes
+    await first.create_webhook(webhook())
+    await asyncio.sleep(0.5)  # both listeners connected
+    await first.wait_for_work(0)  # forget wake-ups from start-up
+    await second.wait_for_work(0)
+    await first.ingest([new_order("o1")], NOW)
+    await asyncio.wait_for(first.wait_for_work(60), 1)  # woken in the process, at once
+    await asyncio.wait_for(second.wait_for_work(60), 10)  # woken by the NOTIFY
+    started = asyncio.get_running_loop().time()
+    await first.wait_for_work(2)  # no second wake-up: the full wait
+    assert asyncio.get_running_loop().time() - started >= 1.9
 
 
 class Relay:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from datetime import timedelta
 from typing import Any
@@ -80,6 +81,19 @@ def test_recovery_is_the_first_success_after_failing() -> None:
     two_failures = fail(fail(WebhookHealth(), 0), 1)
     success, _ = after_attempt(two_failures, True, NOW, None, 432000)
     assert not recovers(two_failures, success), "never failing, so never recovered"
+
+
+def test_recovery_after_failing_survives_a_disable_and_enable() -> None:
+    failing = fail(fail(fail(WebhookHealth(), 0), 1), 2)
+    # What enabling a disabled webhook does to its health (`reset_health`).
+    enabled = dataclasses.replace(
+        failing, consecutive_failures=0, failing_since=None, probing=False, probe_at=None
+    )
+    healthy, _ = after_attempt(enabled, True, NOW + timedelta(minutes=9), None, 432000)
+    assert recovers(enabled, healthy)
+    assert webhook_recovered_data(W, enabled)["failingSince"] == "2026-11-28T12:00:00.123456Z"
+    again, _ = after_attempt(healthy, True, NOW + timedelta(minutes=10), None, 432000)
+    assert not recovers(healthy, again)
 
 
 # ---------------------------------------------------------------- data

@@ -18,6 +18,11 @@ class WebhookHealth:
     While `probing`, the claim gives the webhook at most one attempt in flight, the
     earliest due delivery, and only once `probe_at` has passed; the other deliveries
     wait without spending attempts. One success ends probing.
+
+    `failing_reported_since` is the `since` of the `webhook.failing` announced for the
+    current run of failures, until a success closes it with `webhook.recovered`. Enabling
+    a disabled webhook starts its failure count afresh but leaves this as it is: the
+    first success after a `webhook.failing` is announced however the webhook got there.
     """
 
     consecutive_failures: int = 0
@@ -26,6 +31,7 @@ class WebhookHealth:
     last_failure_at: datetime | None = None
     probing: bool = False
     probe_at: datetime | None = None
+    failing_reported_since: datetime | None = None
 
 
 def counts_toward_health(error: AttemptError | None) -> bool:
@@ -68,6 +74,7 @@ def after_attempt(
             probing=False,
             probe_at=None,
             last_success_at=now,
+            failing_reported_since=None,
         )
         return healthy, None
     failures = health.consecutive_failures + 1
@@ -78,13 +85,18 @@ def after_attempt(
         # that delivery has just failed for good, the next waiting delivery takes over as
         # the probe at once and walks its own schedule.
         probe_at = retry_at if retry_at is not None else now
+    failing_since = health.failing_since if health.failing_since is not None else now
+    reported = health.failing_reported_since
+    if probing and not health.probing:
+        reported = failing_since  # probing starts: `webhook.failing` is announced now
     failing = dataclasses.replace(
         health,
         consecutive_failures=failures,
-        failing_since=health.failing_since if health.failing_since is not None else now,
+        failing_since=failing_since,
         last_failure_at=now,
         probing=probing,
         probe_at=probe_at,
+        failing_reported_since=reported,
     )
     if _failing_too_long(failing, now, disable_after_seconds):
         return failing, DisabledReason.FAILING

@@ -58,8 +58,9 @@ def starts_failing(before: WebhookHealth, after: WebhookHealth) -> bool:
 
 
 def recovers(before: WebhookHealth, after: WebhookHealth) -> bool:
-    """Whether an attempt ended probing with a success: emit `webhook.recovered`."""
-    return before.probing and not after.probing and after.consecutive_failures == 0
+    """Whether an attempt was the first success after `webhook.failing` (also when the
+    webhook was disabled and enabled since): emit `webhook.recovered`."""
+    return before.failing_reported_since is not None and after.failing_reported_since is None
 
 
 # ---------------------------------------------------------------- data
@@ -91,10 +92,11 @@ def webhook_failing_data(
 
 
 def webhook_recovered_data(webhook: Webhook, before: WebhookHealth) -> dict[str, Any]:
-    """`data` of `webhook.recovered`: `before` is the health just before the success."""
+    """`data` of `webhook.recovered`: `before` is the health just before the success
+    (its failure count starts afresh when the webhook is enabled again)."""
     return {
         **_about(webhook),
-        "failingSince": _time(before.failing_since),
+        "failingSince": _time(before.failing_reported_since),
         "failedAttempts": before.consecutive_failures,
     }
 

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import secrets
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar, Unpack
 
 import asyncpg
 
 from orderhooks.exceptions import StoreUnavailable
+from orderhooks.logging import get_logger
 from orderhooks.store.postgres_io import (
     CONNECT_TIMEOUT_SECONDS,
     CONNECTION_ERRORS,
@@ -38,6 +42,14 @@ MAX_TRANSACTION_RUNS = 5  # a deadlock or a lost race for a new order runs it ag
 ACQUIRE_TIMEOUT_SECONDS = 10.0
 PING_TIMEOUT_SECONDS = 5.0
 COMMAND_TIMEOUT_SECONDS = 60.0
+# A migration that changes a table waits at most this long for the table's lock, then
+# gives way and tries again: while it waits in the lock queue, every query on that
+# table waits behind it, so a long transaction elsewhere would stop the whole cluster.
+MIGRATION_LOCK_TIMEOUT_MS = 2_000
+MIGRATION_RETRY_SECONDS = (1.0, 2.0, 5.0)  # pauses between tries, the last one repeated
+MIGRATION_GIVE_UP_SECONDS = 600.0
+
+log = get_logger("orderhooks.store")
 
 
 class PostgresEngine:
@@ -54,6 +66,7 @@ class PostgresEngine:
         self._closing: Any = None  # the pool `close` is closing, until it is closed
         self._listener: asyncio.Task[None] | None = None
         self._notifier = Notifier(self._notify)
+        self._sender = secrets.token_hex(8)  # names this process's NOTIFYs
 
     async def open(self, wake: Callable[[], None]) -> None:
         """Create the pool (raises StoreUnavailable when the server cannot be reached)
@@ -71,7 +84,7 @@ class PostgresEngine:
         self._notifier.start()
         if self._listen:
             self._listener = asyncio.create_task(
-                listen_forever(self._dsn, wake), name="orderhooks-pg-listen"
+                listen_forever(self._dsn, wake, self._sender), name="orderhooks-pg-listen"
             )
 
     async def close(self) -> None:
@@ -119,9 +132,30 @@ class PostgresEngine:
 
     async def _apply_migrations(self, conn: Any, tx: PgTx) -> list[str]:
         async def step(name: str, script: str) -> None:
-            async with conn.transaction():
-                await conn.execute(script)
-                await record_migration(tx, name)
+            started = time.monotonic()
+            for tries in itertools.count(1):
+                try:
+                    async with conn.transaction():
+                        await conn.execute(f"SET LOCAL lock_timeout = {MIGRATION_LOCK_TIMEOUT_MS}")
+                        await conn.execute(script)
+                        await record_migration(tx, name)
+                    return
+                except asyncpg.LockNotAvailableError:
+                    waited = time.monotonic() - started
+                    if waited >= MIGRATION_GIVE_UP_SECONDS:
+                        raise StoreUnavailable(
+                            f"migration {name} could not lock its tables in {waited:.0f} s "
+                            f"({tries} tries): a long transaction holds them "
+                            "(see pg_stat_activity)"
+                        ) from None
+                    pause = MIGRATION_RETRY_SECONDS[min(tries, len(MIGRATION_RETRY_SECONDS)) - 1]
+                    log.warning(
+                        "migration waits for a table lock held by another transaction",
+                        migration=name,
+                        tries=tries,
+                        retry_in_s=pause,
+                    )
+                    await asyncio.sleep(pause)
 
         return await apply_migrations(tx, "postgres", step)
 
@@ -154,8 +188,9 @@ class PostgresEngine:
 
     async def _notify(self) -> None:
         pool = self._require_pool()
+        query = self._queries["notify_work"]
         async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
-            await conn.execute(self._queries["notify_work"].sql)
+            await conn.execute(query.sql, *query.bind({"sender": self._sender}))
 
     async def _run(self, job: Job[T], *, readonly: bool, durable: bool = True) -> T:
         """Run a job in one transaction, again when PostgreSQL rolled it back for a

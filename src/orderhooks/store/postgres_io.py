@@ -166,10 +166,11 @@ class Notifier:
             await self._send()
 
 
-async def listen_forever(dsn: str, on_notify: Callable[[], None]) -> None:
+async def listen_forever(dsn: str, on_notify: Callable[[], None], sender: str) -> None:
     """Keep one connection LISTENing on the work channel, reconnecting whenever it is
-    lost; `on_notify` runs for every notification and after every (re)connect, since
-    notifications sent while nobody listened are lost."""
+    lost; `on_notify` runs for every notification another process sent (not `sender`,
+    this one) and after every (re)connect, since notifications sent while nobody
+    listened are lost."""
     while True:
         try:
             conn = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT_SECONDS)
@@ -177,7 +178,7 @@ async def listen_forever(dsn: str, on_notify: Callable[[], None]) -> None:
             await asyncio.sleep(LISTEN_RETRY_SECONDS)
             continue
         try:
-            await _listen(conn, on_notify)
+            await _listen(conn, on_notify, sender)
         except (*CONNECTION_ERRORS, asyncpg.PostgresError):
             pass
         finally:
@@ -186,10 +187,15 @@ async def listen_forever(dsn: str, on_notify: Callable[[], None]) -> None:
         await asyncio.sleep(LISTEN_RETRY_SECONDS)
 
 
-async def _listen(conn: Any, on_notify: Callable[[], None]) -> None:
+async def _listen(conn: Any, on_notify: Callable[[], None], sender: str) -> None:
     lost = asyncio.Event()
     conn.add_termination_listener(lambda _conn: lost.set())
-    await conn.add_listener(WORK_CHANNEL, lambda *_args: on_notify())
+
+    def notified(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        if payload != sender:
+            on_notify()
+
+    await conn.add_listener(WORK_CHANNEL, notified)
     on_notify()
     while not conn.is_closed():
         try:

@@ -297,6 +297,7 @@ def health_from_row(row: Row) -> WebhookHealth:
         last_failure_at=moment_or_none(row["last_failure_at"]),
         probing=bool(row["probing"]),
         probe_at=moment_or_none(row["probe_at"]),
+        failing_reported_since=moment_or_none(row["failing_reported_since"]),
     )
 
 
@@ -310,6 +311,7 @@ def health_params(webhook_id: str, health: WebhookHealth) -> dict[str, object]:
         "last_failure_at": micros_or_none(health.last_failure_at),
         "probing": health.probing,
         "probe_at": micros_or_none(health.probe_at),
+        "failing_reported_since": micros_or_none(health.failing_reported_since),
     }
 
 

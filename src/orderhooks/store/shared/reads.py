@@ -185,6 +185,9 @@ class ReadOperations(StoreCore):
     ) -> Page[Event]:
         """Stored events, oldest first; test events are never listed (read them by id)."""
         query = "list_events_of_order" if flt.order_id is not None else "list_events"
+        if flt.order_id is not None and flt.type == OperationalEventType.DELIVERY_FAILED:
+            # Outside every order's queue, they name their order in their data only.
+            query = "list_failed_delivery_events_of_order"
         return await fetch_page(
             tx,
             query,

@@ -295,9 +295,14 @@ class WebhookOperations(StoreCore):
         now: datetime,
     ) -> Webhook:
         stored = await stored_webhook(tx, webhook_id, self.box)
-        if state == WebhookState.DISABLED:
+        if state == WebhookState.DISABLED and stored.state == WebhookState.DISABLED:
+            # Already disabled: why and since when stay what `webhook.disabled` told.
+            new_state = WebhookState.DISABLED
+            new_reason = stored.disabled_reason or reason or DisabledReason.MANUAL
+            disabled_at: datetime | None = stored.disabled_at
+        elif state == WebhookState.DISABLED:
             new_state, new_reason = WebhookState.DISABLED, reason or DisabledReason.MANUAL
-            disabled_at: datetime | None = now
+            disabled_at = now
         else:
             await _lock_accounts(tx, stored.accounts)
             new_state = await enabled_state(tx, stored.accounts, self._require_agreement)

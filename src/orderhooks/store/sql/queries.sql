@@ -212,7 +212,8 @@ SET delivered = usage.delivered + excluded.delivered,
 UPDATE webhook_runtime SET consecutive_failures = :consecutive_failures,
     failing_since = :failing_since,
     last_success_at = :last_success_at, last_failure_at = :last_failure_at,
-        probing = :probing, probe_at = :probe_at
+        probing = :probing, probe_at = :probe_at,
+        failing_reported_since = :failing_reported_since
 WHERE webhook_id = :webhook_id;
 
 -- name: disable_webhook
@@ -338,6 +339,8 @@ UPDATE deliveries SET state = 'cancelled', ready = FALSE, next_attempt_at = NULL
 WHERE webhook_id = :webhook_id AND state IN ('pending', 'delivering');
 
 -- name: reset_health
+-- `failing_reported_since` stays: a `webhook.failing` announced before the webhook was
+-- disabled is still closed by its first success, with `webhook.recovered`.
 UPDATE webhook_runtime SET consecutive_failures = 0, failing_since = NULL, probing = FALSE,
     probe_at = NULL
 WHERE webhook_id = :webhook_id;

@@ -8,7 +8,9 @@
 -- ============================================================ lifecycle
 
 -- name: notify_work
-SELECT pg_notify('orderhooks_work', '');
+-- The payload names the sending process, whose own listener skips it (its workers were
+-- woken in the process already).
+SELECT pg_notify('orderhooks_work', :sender::text);
 
 -- name: relaxed_commit
 -- Delivery bookkeeping (claims, outcomes) need not wait for the WAL flush: the WAL writer
@@ -215,3 +217,20 @@ WHERE webhook_id IN (SELECT id FROM webhooks)
   AND state IN ('delivered', 'failed', 'cancelled') AND created_at < :before
 LIMIT :limit
 FOR UPDATE SKIP LOCKED;
+
+-- ============================================================ reads
+
+-- name: list_failed_delivery_events_of_order
+-- The `delivery.failed` events (`:type`) of one order, for admin keys only (a partner key
+-- never lists operational events). Their rows have no order_id (they stand outside every
+-- per-order queue): their order is the one their data names, which their envelope
+-- carries as `orderId`.
+SELECT * FROM events
+WHERE type = :type AND id > :after AND test = FALSE
+  AND data::jsonb ->> 'orderId' = :order_id::text
+  AND (:account::text IS NULL OR account = :account)
+  AND (:since::bigint IS NULL OR created_at >= :since)
+  AND (:until::bigint IS NULL OR created_at < :until)
+  AND :scope::text[] IS NULL
+ORDER BY id
+LIMIT :limit;

@@ -147,3 +147,20 @@ SELECT id FROM deliveries
 WHERE webhook_id IN (SELECT id FROM webhooks)
   AND state IN ('delivered', 'failed', 'cancelled') AND created_at < :before
 LIMIT :limit;
+
+-- ============================================================ reads
+
+-- name: list_failed_delivery_events_of_order
+-- The `delivery.failed` events (`:type`) of one order, for admin keys only (a partner key
+-- never lists operational events). Their rows have no order_id (they stand outside every
+-- per-order queue): their order is the one their data names, which their envelope
+-- carries as `orderId`.
+SELECT * FROM events INDEXED BY events_type
+WHERE type = :type AND id > :after AND test = 0
+  AND data ->> 'orderId' = :order_id
+  AND (:account IS NULL OR account = :account)
+  AND (:since IS NULL OR created_at >= :since)
+  AND (:until IS NULL OR created_at < :until)
+  AND :scope IS NULL
+ORDER BY id
+LIMIT :limit;
