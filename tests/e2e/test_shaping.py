@@ -232,6 +232,28 @@ async def test_patch_changes_the_shaping_of_later_sends(
     rx.verify_all(hook["secret"])
 
 
+async def test_the_dashboard_shows_the_bytes_sent_after_a_patch_of_the_shaping(
+    api: Api, server: ServerProcess, account: str, rx: Receiver
+) -> None:
+    """docs/dashboard.md: the delivery page shows the body its last attempt sent, shaped
+    as it was then, not as the webhook's settings would shape it now."""
+    hook = await api.create_webhook(rx.url, [account], eventTypes=["order.new"])
+    first = await api.new_order(personal_order(account))
+    await rx.wait_for_delivered(set(first))
+    sent = next(r for r in rx.accepted() if r.webhook_id == first[0])
+    reshaped = {"personalData": "exclude", "fields": ["items[].plu"], "payloadFormat": "raw"}
+    expect(await api.call("PATCH", f"/v1/webhooks/{hook['id']}", json_body=reshaped), 200)
+    shown = await dashboard_payload(server.base_url, server.admin_key, sent.delivery_id)
+    assert shown.encode() == sent.body
+    # A delivery sent after the PATCH shows its own, reshaped bytes.
+    later = await api.new_order(personal_order(account))
+    await rx.wait_for_delivered(set(later))
+    resent = next(r for r in rx.accepted() if r.webhook_id == later[0])
+    assert "customer" not in resent.json
+    shown = await dashboard_payload(server.base_url, server.admin_key, resent.delivery_id)
+    assert shown.encode() == resent.body
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [

@@ -15,6 +15,7 @@ from orderhooks.delivery import retry
 from orderhooks.delivery.claims import Claim, Outcome
 from orderhooks.delivery.retry import Decision
 from orderhooks.delivery.transport import TransportResult
+from orderhooks.domain.envelope import body_settings
 from orderhooks.domain.health import counts_toward_health
 from orderhooks.domain.model import Attempt, DeliveryState
 from orderhooks.logging import get_logger
@@ -67,6 +68,7 @@ def outcome_of(
         status_code=result.status_code,
         response_body=result.response_excerpt,
         error=result.error,
+        body_settings=body_settings(claim.webhook),
     )
     return Outcome(
         delivery_id=claim.delivery.id,

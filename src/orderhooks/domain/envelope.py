@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from orderhooks.domain.model import Event, PayloadFormat, Webhook
+from orderhooks.domain.model import Event, PayloadFormat, PersonalData, Webhook
 from orderhooks.domain.shaping import shape_event, webhook_shaping
 
 
@@ -61,3 +63,37 @@ def webhook_body(event: Event, webhook: Webhook) -> bytes:
     `fields` and `personalData` (docs/events.md, "Payload shaping"), in its payload format.
     The stored event is not changed."""
     return encode_body(shape_event(event, webhook_shaping(webhook)), webhook.payload_format)
+
+
+def body_settings(webhook: Webhook) -> str:
+    """The settings that shape `webhook`'s bodies (payload format, `personalData`,
+    `fields`) as JSON text, which each attempt records: with the stored event they give
+    again the exact bytes that attempt sent (`with_body_settings`)."""
+    return _body_settings(webhook.payload_format, webhook.personal_data, webhook.fields)
+
+
+@functools.lru_cache(maxsize=4096)
+def _body_settings(
+    payload_format: PayloadFormat, personal_data: PersonalData, fields: tuple[str, ...] | None
+) -> str:
+    settings = {
+        "payloadFormat": payload_format.value,
+        "personalData": personal_data.value,
+        "fields": None if fields is None else list(fields),
+    }
+    return orjson.dumps(settings).decode()
+
+
+def with_body_settings(webhook: Webhook, recorded: str | None) -> Webhook:
+    """`webhook` shaping its bodies as an attempt that recorded `recorded` did (as it is
+    now when nothing was recorded: attempts made before orderhooks recorded them)."""
+    if recorded is None:
+        return webhook
+    settings = orjson.loads(recorded)
+    fields = settings["fields"]
+    return dataclasses.replace(
+        webhook,
+        payload_format=PayloadFormat(settings["payloadFormat"]),
+        personal_data=PersonalData(settings["personalData"]),
+        fields=None if fields is None else tuple(fields),
+    )

@@ -282,6 +282,9 @@ class Attempt:
     status_code: int | None
     response_body: str
     error: AttemptError | None
+    # What shaped the body it sent (`envelope.body_settings`); None on attempts made
+    # before orderhooks recorded it.
+    body_settings: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -385,6 +385,7 @@ def attempt_params(
         "response_body": attempt.response_body,
         "error": None if attempt.error is None else str(attempt.error),
         "batch_id": batch_id,
+        "body_settings": attempt.body_settings,
     }
 
 
@@ -399,6 +400,7 @@ def attempt_from_row(row: Row) -> Attempt:
         status_code=row["status_code"],
         response_body=row["response_body"],
         error=None if error is None else AttemptError(error),
+        body_settings=row["body_settings"],
     )
 
 

@@ -190,9 +190,9 @@ SELECT * FROM events WHERE id = ANY(:ids::text[]);
 -- A lease that expired while its attempt was still running gives the same attempt
 -- number twice; the first one recorded stays.
 INSERT INTO attempts (delivery_id, attempt, webhook_id, started_at, duration_ms, status_code,
-                      response_body, error, batch_id)
+                      response_body, error, batch_id, body_settings)
 VALUES (:delivery_id, :attempt, :webhook_id, :started_at, :duration_ms, :status_code,
-        :response_body, :error, :batch_id)
+        :response_body, :error, :batch_id, :body_settings)
 ON CONFLICT (delivery_id, attempt) DO NOTHING;
 
 -- name: advance_delivery

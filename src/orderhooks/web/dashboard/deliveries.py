@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from orderhooks.domain.batches import encode_batch
-from orderhooks.domain.envelope import encode_body, webhook_body
+from orderhooks.domain.envelope import encode_body, webhook_body, with_body_settings
 from orderhooks.domain.model import (
     AnyEventType,
     Delivery,
@@ -111,10 +111,13 @@ async def detail_page(dash: Dashboard, request: Request, viewer: Viewer) -> Resp
     view = await dash.store.get_delivery(
         request.path_params["delivery_id"], viewer.scope, with_batch=True
     )
-    webhook = await _webhook_of(dash, view.delivery.webhook_id)
+    current = await _webhook_of(dash, view.delivery.webhook_id)
+    webhook_visible = current is not None and viewer.scope.allows_all(current.accounts)
+    # Built the way the dispatcher built it: the event shaped by the settings its last
+    # attempt was sent with (before any attempt, by those the next send will use).
+    sent_with = view.attempts[-1].body_settings if view.attempts else None
+    webhook = None if current is None else with_body_settings(current, sent_with)
     payload_format = webhook.payload_format if webhook else PayloadFormat.ENVELOPE
-    webhook_visible = webhook is not None and viewer.scope.allows_all(webhook.accounts)
-    # Built the way the dispatcher builds it: the event shaped by the webhook's settings.
     if webhook is None:
         body = encode_body(view.event, payload_format)
     elif view.delivery.batch_id is not None and view.batch and webhook_visible:
