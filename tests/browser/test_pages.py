@@ -16,7 +16,7 @@ from tests.browser.helpers import (
     wait_until,
 )
 from tests.support.api import expect
-from tests.support.data import PER_THOUSAND
+from tests.support.data import PER_THOUSAND, unique
 
 pytestmark = pytest.mark.browser
 
@@ -68,6 +68,22 @@ def test_webhooks_list_and_detail(world: World, page: Page) -> None:
     assert page.get_by_role("img", name="Attempt outcomes, last 7 days, per 6 hours").is_visible()
     page.get_by_role("link", name="delivered", exact=True).click()
     assert "state=delivered" in page.url
+
+
+def test_webhook_page_shows_how_a_webhook_batches(world: World, page: Page) -> None:
+    """The configuration is whole: a batched webhook shows its batch settings (they
+    decide what a receiver gets per request), an unbatched one says so."""
+    batched = world.create_webhook(
+        unique("acct-batch"), description="Batched BI", batch={"maxEvents": 50, "maxWaitMs": 2000}
+    )
+    sign_in(page, world.base_url, world.admin_key)
+    page.goto(f"{world.base_url}/ui/webhooks/{batched['id']}")
+    config = page.locator("dl.config").inner_text()
+    assert "Batching\nup to 50 events per request, sent once the oldest has waited 2,000 ms" in (
+        config
+    )
+    page.goto(f"{world.base_url}/ui/webhooks/{world.hook_a['id']}")
+    assert "Batching\nnone: one event per request" in page.locator("dl.config").inner_text()
 
 
 def test_delivery_page_shows_the_exact_bytes_the_receiver_got(world: World, page: Page) -> None:
