@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page
 
-from tests.browser.conftest import World
+from orderhooks.testing.server import ServerProcess
+from tests.browser.conftest import SERVER_ENV, World
 from tests.browser.helpers import (
     deliveries_of,
     labelled_controls_missing,
@@ -16,7 +18,7 @@ from tests.browser.helpers import (
     wait_until,
 )
 from tests.support.api import expect
-from tests.support.data import PER_THOUSAND
+from tests.support.data import PER_THOUSAND, new_order, unique
 
 pytestmark = pytest.mark.browser
 
@@ -41,6 +43,39 @@ def test_overview_shows_activity_queue_and_failures(world: World, page: Page) ->
     assert outcomes.locator("rect.series-ok").count() >= 1
     _check_page(page, "03-overview")
     assert errors == []
+
+
+def test_overview_names_a_failing_webhook_beyond_the_first_hundred(
+    tmp_path: Path, page: Page
+) -> None:
+    """The overview's webhooks that need attention are found among every webhook: with
+    more than 100 (the cap is per account), a failing one created last is named, and the
+    overview does not say that every webhook is healthy."""
+    with ServerProcess(tmp_path / "data", env=SERVER_ENV) as server, server.client() as api:
+        quiet = unique("acct-quiet")
+        for number in range(100):
+            url = f"http://127.0.0.1:9/{number}"
+            body = {"url": url, "accounts": [quiet], "eventTypes": ["order.new"]}
+            expect(api.post("/v1/webhooks", json=body), 201)
+        loud = unique("acct-loud")
+        body = {
+            "url": "http://127.0.0.1:9/down",
+            "accounts": [loud],
+            "eventTypes": ["order.new"],
+            "description": "Endpoint that is down",
+        }
+        failing = expect(api.post("/v1/webhooks", json=body), 201)
+        expect(api.post("/v1/orders", json=new_order(loud)), 202)
+
+        def failed_once() -> bool:
+            stats = expect(api.get(f"/v1/webhooks/{failing['id']}/stats"), 200)
+            return stats["lastFailureAt"] is not None
+
+        wait_until(failed_once, "the failing webhook's first failed attempt")
+        sign_in(page, server.base_url, server.admin_key)
+        attention = page.get_by_role("table", name="Webhooks in trouble, worst first")
+        assert attention.get_by_role("link", name="Endpoint that is down").is_visible()
+        assert page.get_by_text("Every webhook is healthy").count() == 0
 
 
 def test_webhooks_list_and_detail(world: World, page: Page) -> None:
@@ -68,6 +103,22 @@ def test_webhooks_list_and_detail(world: World, page: Page) -> None:
     assert page.get_by_role("img", name="Attempt outcomes, last 7 days, per 6 hours").is_visible()
     page.get_by_role("link", name="delivered", exact=True).click()
     assert "state=delivered" in page.url
+
+
+def test_webhook_page_shows_how_a_webhook_batches(world: World, page: Page) -> None:
+    """The configuration is whole: a batched webhook shows its batch settings (they
+    decide what a receiver gets per request), an unbatched one says so."""
+    batched = world.create_webhook(
+        unique("acct-batch"), description="Batched BI", batch={"maxEvents": 50, "maxWaitMs": 2000}
+    )
+    sign_in(page, world.base_url, world.admin_key)
+    page.goto(f"{world.base_url}/ui/webhooks/{batched['id']}")
+    config = page.locator("dl.config").inner_text()
+    assert "Batching\nup to 50 events per request, sent once the oldest has waited 2,000 ms" in (
+        config
+    )
+    page.goto(f"{world.base_url}/ui/webhooks/{world.hook_a['id']}")
+    assert "Batching\nnone: one event per request" in page.locator("dl.config").inner_text()
 
 
 def test_delivery_page_shows_the_exact_bytes_the_receiver_got(world: World, page: Page) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page
 
+from orderhooks.testing.server import ServerProcess
 from tests.browser.conftest import World
 from tests.browser.helpers import labelled_controls_missing, shoot, sign_in
 
@@ -92,3 +95,18 @@ def test_revoking_the_key_ends_its_sessions(world: World, page: Page) -> None:
     assert world.api.delete(f"/v1/keys/{created.json()['id']}").status_code == 204
     page.goto(f"{world.base_url}/ui/webhooks")
     assert page.get_by_label("API key").is_visible()
+
+
+def test_a_long_admin_key_signs_in_as_it_authenticates_the_api(tmp_path: Path, page: Page) -> None:
+    """ORDERHOOKS_ADMIN_KEY is any non-empty string, used verbatim: one longer than 512
+    characters (a generated secret of 1,024) opens the API, so it opens the dashboard."""
+    long_key = "ohk_" + "k7" * 510
+    with ServerProcess(tmp_path / "data", admin_key=long_key) as server:
+        assert httpx.get(f"{server.base_url}/v1/keys", headers=server.headers()).status_code == 200
+        page.goto(f"{server.base_url}/ui")
+        page.get_by_label("API key").fill(long_key)
+        with page.expect_response(f"{server.base_url}/ui/signin") as answer:
+            page.get_by_role("button", name="Sign in").click()
+        assert answer.value.status == 303
+        page.wait_for_url(f"{server.base_url}/ui")
+        assert page.get_by_role("heading", name="Overview", level=1).is_visible()

@@ -303,6 +303,38 @@ async def test_pending_of_counts_what_these_accounts_may_list(store: SqlStore) -
     assert await store.pending_of([]) == PendingSummary(0, None)
 
 
+async def test_webhooks_in_trouble_are_the_callers_that_look_worst(store: SqlStore) -> None:
+    """The dashboard overview's candidates for "needs attention", among all of a caller's
+    webhooks: disabled for cause or whose latest attempt failed (never those that are
+    healthy, idle or disabled by hand), the disabled and failing before the rest."""
+    healthy = await store.create_webhook(webhook())
+    failing = await store.create_webhook(webhook())
+    shared = await store.create_webhook(webhook(accounts=("acc1", "acc2")))
+    await store.create_webhook(webhook())  # idle: no attempt yet
+    await store.ingest([new_order("o1")], NOW)
+    claims = {c.webhook.id: c.delivery.id for c in await store.claim(NOW, 100, "w1")}
+    outcomes = [
+        delivered(claims[healthy.id], healthy.id),
+        failed(claims[failing.id], failing.id),
+        failed(claims[shared.id], shared.id),
+    ]
+    await store.record(outcomes, NOW)
+    manual = await store.create_webhook(webhook())
+    await store.set_webhook_state(manual.id, WebhookState.DISABLED, DisabledReason.MANUAL, NOW)
+    gone = await store.create_webhook(webhook())
+    await store.set_webhook_state(gone.id, WebhookState.DISABLED, DisabledReason.GONE, NOW)
+
+    async def in_trouble(scope: Scope, limit: int = 10) -> list[str]:
+        return [hook.id for hook in await store.webhooks_in_trouble(scope, limit)]
+
+    assert await in_trouble(Scope()) == [failing.id, shared.id, gone.id]
+    assert await in_trouble(Scope(frozenset({"acc1"}))) == [failing.id, gone.id]
+    assert await in_trouble(Scope(frozenset({"acc2"}))) == []
+    assert await in_trouble(Scope(), limit=1) == [failing.id]
+    await store.delete_webhook(failing.id, NOW)
+    assert await in_trouble(Scope()) == [shared.id, gone.id]
+
+
 async def test_record_and_claim_fills_what_its_outcomes_free(store: SqlStore) -> None:
     """One transaction: the outcome is written (attempt, state), and the claim after it
     sees the slot it freed and the next event of its order, now the head."""

@@ -228,6 +228,14 @@ class ReadOperations(StoreCore):
         )
 
     @reading
+    async def webhooks_in_trouble(self, tx: Tx, scope: Scope, limit: int) -> list[Webhook]:
+        """Up to `limit` live webhooks the caller may see that may be in trouble (disabled
+        for failing or a gone endpoint, awaiting an agreement, or whose latest attempt
+        failed), those disabled or failing first, then the oldest."""
+        rows = await tx.fetch("webhooks_in_trouble", scope=scope_param(tx, scope), limit=limit)
+        return [webhook_from_row(row, self.box) for row in rows]
+
+    @reading
     async def list_deliveries(
         self, tx: Tx, flt: DeliveryFilter, limit: int, cursor: str | None
     ) -> Page[Delivery]:

@@ -458,6 +458,24 @@ WHERE w.id > :after AND w.deleted_at IS NULL
 ORDER BY w.id
 LIMIT :limit;
 
+-- name: webhooks_in_trouble
+-- Live webhooks the caller may see (all their accounts in scope) that may be in trouble:
+-- disabled for failing or for a gone endpoint, awaiting an agreement, or active with a
+-- latest attempt that failed. The dashboard's overview words and ranks them
+-- (web/dashboard/health.py); it asks here so that a webhook beyond its first page of
+-- webhooks is not missed. Those that look worst first, then the oldest.
+SELECT w.* FROM webhooks AS w LEFT JOIN webhook_runtime AS r ON r.webhook_id = w.id
+WHERE w.deleted_at IS NULL
+  AND (:scope::text[] IS NULL OR NOT EXISTS (
+      SELECT 1 FROM webhook_accounts AS a
+      WHERE a.webhook_id = w.id AND a.account <> ALL(:scope::text[])))
+  AND ((w.state = 'disabled' AND w.disabled_reason IN ('failing', 'gone'))
+       OR w.state = 'awaiting_agreement'
+       OR (w.state = 'active' AND r.last_failure_at IS NOT NULL
+           AND (r.last_success_at IS NULL OR r.last_failure_at > r.last_success_at)))
+ORDER BY CASE WHEN w.state = 'awaiting_agreement' THEN 1 ELSE 0 END, w.id
+LIMIT :limit;
+
 -- name: any_failed_of
 -- Whether a failed delivery of these accounts exists: the dashboard's overview asks it
 -- before the costly failure list. It looks only at the webhooks that can carry them

@@ -18,8 +18,11 @@ from orderhooks.web.dashboard.panels import activity_panel
 from orderhooks.web.dashboard.series import CHART_RANGES, load_series
 from orderhooks.web.sources import source_statuses
 
-OVERVIEW_WEBHOOKS = 100  # health is computed for this many webhooks; the list page pages on
+OVERVIEW_WEBHOOKS = 100  # the webhooks counted on the overview; the list page pages on
 ATTENTION_ROWS = 10
+# Webhooks that may be in trouble, of all the viewer's, whose health is worked out to
+# pick the worst ATTENTION_ROWS (the store gives those disabled or failing first).
+TROUBLE_CANDIDATES = 50
 RECENT_FAILURES = 10
 
 
@@ -72,10 +75,16 @@ async def overview_page(dash: Dashboard, request: Request, viewer: Viewer) -> Re
     """GET /ui."""
     store, scope, now = dash.store, viewer.scope, dash.clock()
     chart = CHART_RANGES["1h"]
-    hooks = await store.list_webhooks(WebhookFilter(scope=scope), OVERVIEW_WEBHOOKS, None)
+    hooks, troubled = await asyncio.gather(
+        store.list_webhooks(WebhookFilter(scope=scope), OVERVIEW_WEBHOOKS, None),
+        # Trouble is looked for among every webhook, not only the first OVERVIEW_WEBHOOKS.
+        store.webhooks_in_trouble(scope, TROUBLE_CANDIDATES),
+    )
+    counted = {hook.id for hook in hooks.items}
+    extra = [hook for hook in troubled if hook.id not in counted]
     # Independent reads run together: the page takes as long as the slowest one.
     rows, queue, buckets = await asyncio.gather(
-        health_rows(dash, hooks.items),
+        health_rows(dash, [*hooks.items, *extra]),
         _queue(dash, viewer),
         load_series(store, scope, None, chart, now),
     )
@@ -91,7 +100,9 @@ async def overview_page(dash: Dashboard, request: Request, viewer: Viewer) -> Re
         oldest_pending_at=queue.oldest_pending_at,
         webhook_count=len(hooks.items),
         more_webhooks=hooks.next_cursor is not None,
-        active_count=sum(1 for _, health, _ in rows if health.level in ("ok", "idle")),
+        active_count=sum(
+            1 for hook, health, _ in rows if hook.id in counted and health.level in ("ok", "idle")
+        ),
         attention=[row for row in rows if row[1].rank < 2][:ATTENTION_ROWS],
         failures=failures,
         openable=openable,
