@@ -285,6 +285,25 @@ async def test_any_failed_of_any_account_counts_deleted_webhooks(store: SqlStore
     assert await store.any_failed(None)  # its failed delivery stays failed
 
 
+async def test_a_partners_failed_and_pending_deliveries_stay_found_after_a_patch_of_accounts(
+    store: SqlStore,
+) -> None:
+    """The overview's checks find what `list_deliveries` lists for a partner: deliveries
+    of its account stay its own on a webhook that no longer carries the account."""
+    hook = await store.create_webhook(webhook(accounts=("acc1",)))
+    await store.ingest([new_order("o1"), new_order("o2")], NOW)
+    [claim] = await store.claim(NOW, 1, "w1")  # the other stays pending
+    await store.record([failed(claim.delivery.id, hook.id)], NOW)
+    stored = await store.get_webhook(hook.id, Scope())
+    await store.update_webhook(dataclasses.replace(stored, accounts=("acc2",)))
+    partner = Scope(accounts=frozenset({"acc1"}))
+    listed = await store.list_deliveries(DeliveryFilter(scope=partner), 10, None)
+    assert len(listed.items) == 2, "the API still lists both to acc1"
+    assert await store.any_failed(["acc1"])
+    assert (await store.pending_of(["acc1"])).pending == 1
+    assert not await store.any_failed(["acc2"])
+
+
 async def test_pending_of_counts_what_these_accounts_may_list(store: SqlStore) -> None:
     """The dashboard's queue depth for a partner: its pending deliveries to its own
     webhooks and to one it shares with another account, never the other account's."""

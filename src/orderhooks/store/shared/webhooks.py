@@ -49,11 +49,11 @@ async def stored_webhook(tx: Tx, webhook_id: str, box: SecretBox) -> Webhook:
 
 
 async def _write_accounts(tx: Tx, webhook: Webhook) -> None:
+    """The webhook's accounts now, and in its history (which keeps the ones it loses)."""
     await tx.execute("delete_webhook_accounts", webhook_id=webhook.id)
-    await tx.executemany(
-        "insert_webhook_account",
-        [{"webhook_id": webhook.id, "account": a} for a in sorted(set(webhook.accounts))],
-    )
+    rows = [{"webhook_id": webhook.id, "account": a} for a in sorted(set(webhook.accounts))]
+    await tx.executemany("insert_webhook_account", rows)
+    await tx.executemany("remember_webhook_account", rows)
 
 
 async def _count(tx: Tx, account: str) -> int:

@@ -287,6 +287,10 @@ DELETE FROM webhook_accounts WHERE webhook_id = :webhook_id;
 -- name: insert_webhook_account
 INSERT INTO webhook_accounts (webhook_id, account) VALUES (:webhook_id, :account);
 
+-- name: remember_webhook_account
+INSERT INTO webhook_account_history (webhook_id, account) VALUES (:webhook_id, :account)
+ON CONFLICT (webhook_id, account) DO NOTHING;
+
 -- name: mark_webhook_deleted
 UPDATE webhooks SET deleted_at = :deleted_at, updated_at = :deleted_at WHERE id = :id;
 
@@ -479,11 +483,11 @@ LIMIT :limit;
 -- name: any_failed_of
 -- Whether a failed delivery of these accounts exists: the dashboard's overview asks it
 -- before the costly failure list. It looks only at the webhooks that can carry them
--- (installed on one of the accounts, or on every account), each through
+-- (installed on one of the accounts, or on every account, now or before), each through
 -- deliveries_webhook_state.
 SELECT 1 FROM deliveries
 WHERE webhook_id IN (
-    SELECT a.webhook_id FROM webhook_accounts AS a
+    SELECT a.webhook_id FROM webhook_account_history AS a
     WHERE a.account = ANY(:accounts::text[]) OR a.account = '*')
   AND state = 'failed' AND account = ANY(:accounts::text[])
 LIMIT 1;
@@ -500,11 +504,12 @@ LIMIT 1;
 -- The pending deliveries a partner of these accounts may list (list_deliveries' rule:
 -- an operational event's only to a webhook all of whose accounts are among them), how
 -- many and the oldest: the dashboard's queue depth for a partner. Pending rows only,
--- through an index: deliveries_webhook_state per webhook that can carry them on SQLite,
--- the pending-only deliveries_due on PostgreSQL.
+-- through an index: deliveries_webhook_state per webhook that can carry them (now or
+-- before: webhook_account_history) on SQLite, the pending-only deliveries_due on
+-- PostgreSQL.
 SELECT COUNT(*) AS pending, MIN(created_at) AS oldest FROM deliveries
 WHERE webhook_id IN (
-    SELECT a.webhook_id FROM webhook_accounts AS a
+    SELECT a.webhook_id FROM webhook_account_history AS a
     WHERE a.account = ANY(:accounts::text[]) OR a.account = '*')
   AND state = 'pending' AND account = ANY(:accounts::text[])
   AND (sequence IS NOT NULL OR NOT EXISTS (
