@@ -255,10 +255,10 @@ async def test_a_wrong_method_names_every_method_of_the_path(api: Api, account: 
     those of the first endpoint that matched it."""
     hook = await api.make_webhook(account)
     cases = {
-        "/v1/webhooks": {"GET", "POST"},
-        f"/v1/webhooks/{hook['id']}": {"GET", "PATCH", "DELETE"},
-        f"/v1/accounts/{account}/agreement": {"GET", "PUT"},
-        "/v1/keys": {"GET", "POST"},
+        "/v1/webhooks": {"GET", "HEAD", "POST"},
+        f"/v1/webhooks/{hook['id']}": {"GET", "HEAD", "PATCH", "DELETE"},
+        f"/v1/accounts/{account}/agreement": {"GET", "HEAD", "PUT"},
+        "/v1/keys": {"GET", "HEAD", "POST"},
         f"/v1/webhooks/{hook['id']}/enable": {"POST"},
     }
     for path, allowed in cases.items():
@@ -266,3 +266,24 @@ async def test_a_wrong_method_names_every_method_of_the_path(api: Api, account: 
         assert wrong.status_code == 405, (path, wrong.text)
         assert wrong.json()["error"]["code"] == "method_not_allowed"
         assert set(wrong.headers["allow"].split(", ")) == allowed, path
+
+
+async def test_head_answers_as_get_without_the_body(api: Api, server: ServerProcess) -> None:
+    """Load balancers probe with HEAD: every path that takes GET takes HEAD, with GET's
+    status and headers and no body (RFC 9110)."""
+    async with httpx.AsyncClient(base_url=server.base_url) as client:
+        for path in ("/healthz", "/readyz", "/openapi.json"):
+            got = await client.get(path)
+            head = await client.head(path)
+            assert head.status_code == got.status_code == 200, path
+            assert head.content == b"", path
+            assert head.headers["content-length"] == got.headers["content-length"], path
+            assert head.headers["content-type"] == got.headers["content-type"], path
+        assert (await client.head("/v1/webhooks")).status_code == 401  # no key: as GET
+    keyed = await api.call("HEAD", "/v1/webhooks")
+    assert keyed.status_code == 200 and keyed.content == b""
+    assert (
+        keyed.headers["content-length"]
+        == (await api.call("GET", "/v1/webhooks")).headers["content-length"]
+    )
+    assert (await api.call("HEAD", "/v1/no-such-path")).status_code == 404

@@ -31,6 +31,7 @@ from orderhooks.web.auth import KeyCache
 from orderhooks.web.context import ApiContext
 from orderhooks.web.dashboard import mount_dashboard
 from orderhooks.web.errors import index_route_methods, install_error_handlers
+from orderhooks.web.head import HeadAsGetMiddleware
 from orderhooks.web.openapi import install_openapi
 from orderhooks.web.ops import ops_router
 from orderhooks.web.ratelimit import KeyRateLimiter
@@ -101,6 +102,7 @@ def create_app(
         install_openapi(app)
         app.add_middleware(IngestLatencyMiddleware, metrics=metrics)
         mount_dashboard(app, settings=settings, store=store)
+    app.add_middleware(HeadAsGetMiddleware)
     if tracing.enabled:
         # Added last, so it is the outermost layer: the span covers the whole request.
         app.add_middleware(RequestSpanMiddleware, tracer=tracing.tracer)

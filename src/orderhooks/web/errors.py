@@ -172,6 +172,8 @@ def _allowed_methods(request: Request) -> str | None:
     if root and path.startswith(root):
         path = path[len(root) :]
     methods = {m for regex, route_methods in indexed if regex.match(path) for m in route_methods}
+    if "GET" in methods:
+        methods.add("HEAD")  # answered as GET without the body (web/head.py)
     return ", ".join(sorted(methods)) if methods else None
 
 
