@@ -208,11 +208,21 @@ def test_turning_encryption_on_leaves_no_plaintext_behind(tmp_path: Path, pki: P
         assert "enc:v1:" not in before
 
         key = new_encryption_key()
+        dry = run_cli(
+            ["secrets", "reencrypt", "--dry-run"],
+            cli_env(data_dir, ORDERHOOKS_ENCRYPTION_KEYS=key),
+        )
+        assert dry.returncode == 0, dry.stderr
+        counted = re.search(r"would reseal ([1-9]\d*) values in 1 webhooks", dry.stdout)
+        assert counted and "nothing written" in dry.stdout, dry.stdout
+        assert leaks(as_text(db.read_bytes()), stored.secrets), "a dry run writes nothing"
+        assert "enc:v1:" not in as_text(db.read_bytes())
+
         result = run_cli(
             ["secrets", "reencrypt"], cli_env(data_dir, ORDERHOOKS_ENCRYPTION_KEYS=key)
         )
         assert result.returncode == 0, result.stderr
-        assert re.search(r"resealed [1-9]\d* values in 1 webhooks", result.stdout), result.stdout
+        assert f"resealed {counted.group(1)} values in 1 webhooks" in result.stdout, result.stdout
         again = run_cli(["secrets", "reencrypt"], cli_env(data_dir, ORDERHOOKS_ENCRYPTION_KEYS=key))
         assert again.returncode == 0 and "resealed 0 values in 0 webhooks" in again.stdout
 

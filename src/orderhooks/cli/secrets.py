@@ -25,6 +25,10 @@ secrets_app = typer.Typer(
 )
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+DryRun = Annotated[
+    bool,
+    typer.Option("--dry-run", help="Check and count what would be re-encrypted; write nothing."),
+]
 
 
 @secrets_app.callback()
@@ -32,40 +36,50 @@ def secrets_callback(version: VersionFlag = False) -> None:
     """Manage the encryption of stored secrets."""
 
 
-async def reencrypt_store(settings: Settings) -> ResealReport:
+async def reencrypt_store(settings: Settings, *, dry_run: bool = False) -> ResealReport:
     """Check that every stored secret opens, reseal those not sealed with the first key,
-    then (SQLite) rewrite the file and empty its WAL so that no older form remains."""
+    then (SQLite) rewrite the file and empty its WAL so that no older form remains. With
+    `dry_run`, check and count only."""
     # Imported here so that `--help` does not load the storage engines.
     from orderhooks.cli.runner import migrated_store
     from orderhooks.store.sqlite import SQLiteStore
 
     async with migrated_store(settings) as store:
         await store.check_secrets()
-        report = await store.reseal_secrets()
-        if isinstance(store, SQLiteStore):
+        report = await store.reseal_secrets(dry_run=dry_run)
+        if isinstance(store, SQLiteStore) and not dry_run:
             await store.compact()
         return report
 
 
 @secrets_app.command("reencrypt")
 @with_settings([*STORE_SETTINGS, "encryption_keys"])
-def reencrypt(settings: Settings, json_output: Json = False, version: VersionFlag = False) -> None:
+def reencrypt(
+    settings: Settings,
+    json_output: Json = False,
+    dry_run: DryRun = False,
+    version: VersionFlag = False,
+) -> None:
     """Encrypt every stored webhook secret, header value and client key with the first
     key of ORDERHOOKS_ENCRYPTION_KEYS; safe to run again and while serving."""
     if not settings.encryption_keys:
         raise fail(f"{ENV_VAR} is not set: there is no key to encrypt with", EXIT_USAGE)
-    report = run_async(lambda: reencrypt_store(settings))
+    report = run_async(lambda: reencrypt_store(settings, dry_run=dry_run))
     if json_output:
+        answer = {"webhooks": report.webhooks, "values": report.values, "keyId": report.key_id}
+        if dry_run:
+            answer["dryRun"] = True
+        typer.echo(orjson.dumps(answer).decode())
+    elif dry_run:
         typer.echo(
-            orjson.dumps(
-                {"webhooks": report.webhooks, "values": report.values, "keyId": report.key_id}
-            ).decode()
+            f"would reseal {report.values} values in {report.webhooks} webhooks with key "
+            f"{report.key_id}; every stored secret decrypts; nothing written"
         )
-        return
-    typer.echo(
-        f"resealed {report.values} values in {report.webhooks} webhooks; every stored "
-        f"secret is sealed with key {report.key_id}"
-    )
+    else:
+        typer.echo(
+            f"resealed {report.values} values in {report.webhooks} webhooks; every stored "
+            f"secret is sealed with key {report.key_id}"
+        )
 
 
 __all__ = ["reencrypt_store", "secrets_app"]

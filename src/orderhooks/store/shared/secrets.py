@@ -123,10 +123,11 @@ class SecretOperations(StoreCore):
 
         return await self._read(job)
 
-    async def reseal_secrets(self) -> ResealReport:
+    async def reseal_secrets(self, *, dry_run: bool = False) -> ResealReport:
         """Seal every stored secret not sealed with the first key with it (deleted
         webhooks included), a batch of webhooks per transaction, each batch locked
-        against concurrent changes; idempotent. Needs keys."""
+        against concurrent changes; idempotent. Needs keys. With `dry_run`, count what
+        it would reseal, in read transactions, and write nothing."""
         if not self.box.encrypts:
             raise SecretUnreadable(f"{ENV_VAR} is not set: there is no key to encrypt with")
         webhooks = values = 0
@@ -139,14 +140,15 @@ class SecretOperations(StoreCore):
                 for row in rows:
                     stale = [s for s, _ in _stored_values(row) if self.box.needs_reseal(s)]
                     if stale:
-                        params = _resealed(row, self._reseal_if_needed)
-                        await tx.execute("reseal_webhook", **params)
+                        if not dry_run:
+                            params = _resealed(row, self._reseal_if_needed)
+                            await tx.execute("reseal_webhook", **params)
                         changed_rows += 1
                         changed_values += len(stale)
                 last = rows[-1]["id"] if len(rows) == RESEAL_BATCH else None
                 return last, changed_rows, changed_values
 
-            last, rows_done, values_done = await self._write(batch)
+            last, rows_done, values_done = await (self._read if dry_run else self._write)(batch)
             webhooks += rows_done
             values += values_done
             if last is None:
