@@ -18,6 +18,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from orderhooks.config import Settings
+from orderhooks.domain.model import Scope
 from orderhooks.domain.portal import hash_portal_token
 from orderhooks.store import open_store
 from tests.browser.conftest import World
@@ -44,7 +45,7 @@ def _end_link_now(world: World, url: str) -> None:
         try:
             link = await store.portal_link_by_token(hash_portal_token(url.rsplit("/", 1)[1]))
             assert link is not None
-            assert await store.expire_portal_link(link.id, datetime.now(UTC))
+            await store.expire_portal_link(link.id, datetime.now(UTC), Scope())
         finally:
             await store.close()
 

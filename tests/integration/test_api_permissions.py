@@ -61,6 +61,11 @@ class World:
                 "POST", "/v1/keys", json_body={"role": "ingest", "name": unique("k")}
             )
             values["fresh_key"] = response.json()["id"]
+        if "{fresh_portal_link}" in template:
+            response = await self.api.call(
+                "POST", "/v1/portal-links", json_body={"accounts": [self.account]}
+            )
+            values["fresh_portal_link"] = response.json()["id"]
         return template.format(**values)
 
 
@@ -197,6 +202,7 @@ MATRIX = [
     Row("GET", "/v1/sources", ADMIN_ONLY),
     # portal links: a partner for its own accounts only
     Row("POST", "/v1/portal-links", (201, 403, 201, 403), lambda w: {"accounts": [w.account]}),
+    Row("DELETE", "/v1/portal-links/{fresh_portal_link}", (204, 403, 204, 404)),
 ]
 OPEN_ENDPOINTS = ("/healthz", "/readyz", "/metrics", "/openapi.json")
 
@@ -299,6 +305,7 @@ def test_matrix_covers_every_documented_operation(tmp_path: Path) -> None:
         "{webhook}": "{webhookId}",
         "{delivery}": "{deliveryId}",
         "{fresh_key}": "{keyId}",
+        "{fresh_portal_link}": "{linkId}",
     }
     normalised = set()
     for method, path in covered:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from orderhooks.domain.model import Scope
 from orderhooks.domain.portal import hash_portal_token
 from orderhooks.web.dashboard.session import SESSION_COOKIE
 from tests.integration.api_support import LocalApi
@@ -45,14 +46,14 @@ async def test_create_answers_the_url_and_expiry_and_stores_only_a_hash(api: Loc
     before = datetime.now(UTC)
     response = await api.call("POST", LINKS, json_body={"accounts": [account]})
     body = expect(response, 201)
-    assert set(body) == {"url", "expiresAt"}
+    assert set(body) == {"id", "url", "expiresAt"}
     token = URL.match(body["url"]).group(1)  # type: ignore[union-attr]
     expires_at = datetime.fromisoformat(body["expiresAt"].replace("Z", "+00:00"))
     assert before + timedelta(seconds=3600) <= expires_at <= datetime.now(UTC) + timedelta(hours=1)
 
     link = await api.store.portal_link_by_token(hashlib.sha256(token.encode()).hexdigest())
     assert link is not None and link.accounts == (account,) and link.used_at is None
-    assert link.expires_at == expires_at
+    assert link.expires_at == expires_at and link.id == body["id"]
     audit = (await api.store.list_audit(10, None)).items[0]
     assert (audit.action, audit.target_id) == ("portal_link.created", link.id)
     assert audit.details["accounts"] == [account]
@@ -178,7 +179,7 @@ async def test_expiry_ends_the_session_and_refuses_the_link(api: LocalApi) -> No
         assert "Overview" in (await browser.get("/ui")).text
         link = await api.store.portal_link_by_token(hash_portal_token(token))
         assert link is not None
-        assert await api.store.expire_portal_link(link.id, datetime.now(UTC))
+        await api.store.expire_portal_link(link.id, datetime.now(UTC), Scope())
         after = await browser.get("/ui")
         assert after.status_code == 200 and "Sign in to orderhooks" in after.text
         assert (await browser.get("/ui/webhooks")).status_code == 303
@@ -186,7 +187,9 @@ async def test_expiry_ends_the_session_and_refuses_the_link(api: LocalApi) -> No
     unused = await _link(api, [account], expiresInSeconds=60)
     unused_link = await api.store.portal_link_by_token(hash_portal_token(unused))
     assert unused_link is not None
-    await api.store.expire_portal_link(unused_link.id, datetime.now(UTC) - timedelta(seconds=1))
+    await api.store.expire_portal_link(
+        unused_link.id, datetime.now(UTC) - timedelta(seconds=1), Scope()
+    )
     async with _browser(api) as browser:
         assert (await browser.get(f"/ui/portal/{unused}")).status_code == 410
         refused = await _open(browser, unused)
@@ -213,3 +216,41 @@ async def test_concurrent_opens_of_one_link_sign_in_one_browser(api: LocalApi) -
         for b in browsers:
             await b.aclose()
     assert sorted(a.status_code for a in answers) == [303] + [410] * 7
+
+
+async def test_revoking_a_link_ends_its_session_and_refuses_it(api: LocalApi) -> None:
+    """docs/api.md, "Portal links": DELETE ends a link now, opened or not."""
+    account = unique("acct")
+    opened = expect(await api.call("POST", LINKS, json_body={"accounts": [account]}), 201)
+    async with _browser(api) as browser:
+        assert (await _open(browser, opened["url"].rsplit("/", 1)[1])).status_code == 303
+        assert "Overview" in (await browser.get("/ui")).text
+        assert (await api.call("DELETE", f"{LINKS}/{opened['id']}")).status_code == 204
+        after = await browser.get("/ui")
+        assert after.status_code == 200 and "Sign in to orderhooks" in after.text
+    audit = (await api.store.list_audit(10, None)).items[0]
+    assert (audit.action, audit.target_id) == ("portal_link.revoked", opened["id"])
+
+    unused = expect(await api.call("POST", LINKS, json_body={"accounts": [account]}), 201)
+    assert (await api.call("DELETE", f"{LINKS}/{unused['id']}")).status_code == 204
+    async with _browser(api) as browser:
+        refused = await _open(browser, unused["url"].rsplit("/", 1)[1])
+        assert refused.status_code == 410 and SESSION_COOKIE not in browser.cookies
+    # Again: still ended, still 204; an unknown id is 404.
+    assert (await api.call("DELETE", f"{LINKS}/{unused['id']}")).status_code == 204
+    assert (await api.call("DELETE", f"{LINKS}/plk_missing")).status_code == 404
+
+
+async def test_a_partner_revokes_only_the_links_of_its_own_accounts(api: LocalApi) -> None:
+    account = unique("acct")
+    link = expect(await api.call("POST", LINKS, json_body={"accounts": [account]}), 201)
+    stranger = await api.make_key("partner", [unique("acct")])
+    owner = await api.make_key("partner", [account])
+    ingest = await api.make_key("ingest")
+    assert (await api.call("DELETE", f"{LINKS}/{link['id']}", stranger)).status_code == 404
+    assert (await api.call("DELETE", f"{LINKS}/{link['id']}", ingest)).status_code == 403
+    stored = await api.store.portal_link_by_id(link["id"])
+    assert stored is not None and stored.usable(datetime.now(UTC)), "refused: nothing ended"
+    assert (await api.call("DELETE", f"{LINKS}/{link['id']}", owner)).status_code == 204
+    ended = await api.store.portal_link_by_id(link["id"])
+    assert ended is not None and not ended.usable(datetime.now(UTC))

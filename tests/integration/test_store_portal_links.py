@@ -10,7 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from orderhooks.domain.ids import new_id
+from orderhooks.domain.model import Scope
 from orderhooks.domain.portal import PortalLink, generate_portal_token, hash_portal_token
+from orderhooks.exceptions import NotFound
 from orderhooks.store.postgres import PostgresStore
 from orderhooks.store.store import Store
 
@@ -57,15 +59,27 @@ async def test_an_expired_link_is_not_consumed(store: Store) -> None:
 async def test_expire_ends_a_link_early_never_later(store: Store) -> None:
     token = generate_portal_token()
     link = await store.create_portal_link(_link(token))
-    assert await store.expire_portal_link(link.id, NOW + timedelta(days=3))
+    kept = await store.expire_portal_link(link.id, NOW + timedelta(days=3), Scope())
+    assert kept.expires_at == link.expires_at
     assert (await store.portal_link_by_id(link.id)).expires_at == link.expires_at  # type: ignore[union-attr]
-    assert await store.expire_portal_link(link.id, NOW + timedelta(minutes=5))
+    returned = await store.expire_portal_link(link.id, NOW + timedelta(minutes=5), Scope())
     ended = await store.portal_link_by_id(link.id)
     assert ended is not None and ended.expires_at == NOW + timedelta(minutes=5)
+    assert returned == ended
     assert not ended.usable(NOW + timedelta(minutes=5))
     later = NOW + timedelta(minutes=6)
     assert await store.consume_portal_link(hash_portal_token(token), later) is None
-    assert not await store.expire_portal_link("plk_missing", NOW)
+    with pytest.raises(NotFound):
+        await store.expire_portal_link("plk_missing", NOW, Scope())
+
+
+async def test_expire_is_refused_outside_the_scope_as_unknown(store: Store) -> None:
+    link = await store.create_portal_link(_link(generate_portal_token()))
+    with pytest.raises(NotFound):
+        await store.expire_portal_link(link.id, NOW, Scope(frozenset({"someone-else"})))
+    assert (await store.portal_link_by_id(link.id)).expires_at == link.expires_at  # type: ignore[union-attr]
+    mine = Scope(frozenset(link.accounts))
+    assert (await store.expire_portal_link(link.id, NOW, mine)).expires_at == NOW
 
 
 async def test_concurrent_consumes_have_one_winner(store: Store) -> None:

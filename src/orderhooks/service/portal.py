@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from orderhooks.domain.ids import new_id
-from orderhooks.domain.model import AuditEntry
+from orderhooks.domain.model import AuditEntry, Scope
 from orderhooks.domain.portal import PortalLink, generate_portal_token, hash_portal_token
 from orderhooks.service.audit import Actor, audit_entry, audit_time
 from orderhooks.service.context import ServiceContext
@@ -50,3 +50,10 @@ async def open_portal_link(ctx: ServiceContext, token: str) -> PortalLink | None
         return audit_entry(ctx, actor, "portal_link.opened", ("portal_link", link.id))
 
     return await ctx.store.consume_portal_link(hash_portal_token(token), ctx.now(), audit=opened)
+
+
+async def revoke_portal_link(ctx: ServiceContext, actor: Actor, link_id: str, scope: Scope) -> None:
+    """End a link now (NotFound unless its accounts are all within `scope`): unused, it
+    can no longer be opened; opened, its dashboard session ends at the next request."""
+    entry = audit_entry(ctx, actor, "portal_link.revoked", ("portal_link", link_id))
+    await ctx.store.expire_portal_link(link_id, ctx.now(), scope, audit=entry)

@@ -202,5 +202,6 @@ def stats_json(webhook_id: str, stats: WebhookStats) -> dict[str, Any]:
 
 
 def portal_link_json(link: PortalLink, url: str) -> dict[str, Any]:
-    """A new portal link: its URL (with the token, shown this once) and its expiry."""
-    return {"url": url, "expiresAt": timestamp(link.expires_at)}
+    """A new portal link: its id (to revoke it), its URL (with the token, shown this
+    once) and its expiry."""
+    return {"id": link.id, "url": url, "expiresAt": timestamp(link.expires_at)}

@@ -360,6 +360,7 @@ class SourcePage(Shape):
 class PortalLinkCreated(Shape):
     """A one-time link into the dashboard; its token is in this answer only."""
 
+    id: str = Field(description="`plk_…`: names the link in the audit trail and to revoke it")
     url: str
     expiresAt: str = Timestamp
 

@@ -3,7 +3,7 @@ URL that opens a partner's view of some accounts in the dashboard, without a key
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from orderhooks.service import portal
 from orderhooks.web.answer_json import portal_link_json
@@ -46,3 +46,24 @@ async def create_portal_link(request: Request, caller: PartnerCaller) -> OrjsonR
     )
     url = f"{str(request.base_url).rstrip('/')}{PORTAL_PATH}/{token}"
     return OrjsonResponse(portal_link_json(link, url), status_code=201)
+
+
+@router.delete(
+    "/v1/portal-links/{linkId}",
+    tags=["portal links"],
+    summary="Revoke a portal link",
+    status_code=204,
+    responses=answers(
+        204,
+        None,
+        "Revoked: the link can no longer be opened, and its dashboard session has ended",
+        404,
+        *AUTH_ERRORS,
+    ),
+)
+async def revoke_portal_link(request: Request, linkId: str, caller: PartnerCaller) -> Response:
+    """End a link now, used or not (a leaked link, a partner that should no longer look).
+    A partner may revoke the links of its own accounts only; others are 404."""
+    ctx = get_context(request)
+    await portal.revoke_portal_link(ctx.service, caller.actor, linkId, caller.scope)
+    return Response(status_code=204)

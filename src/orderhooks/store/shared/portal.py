@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 
+from orderhooks.domain.model import Scope
 from orderhooks.domain.portal import PortalLink
+from orderhooks.exceptions import NotFound
 from orderhooks.store.shared.audit import Audit, audited
 from orderhooks.store.shared.core import StoreCore, reading, writing
 from orderhooks.store.shared.tx import Row, Tx, lookup
@@ -86,9 +89,21 @@ class PortalOperations(StoreCore):
         return await audited(tx, portal_link_from_row(row), audit)
 
     @writing()
-    async def expire_portal_link(self, tx: Tx, link_id: str, at: datetime) -> bool:
+    async def expire_portal_link(
+        self,
+        tx: Tx,
+        link_id: str,
+        at: datetime,
+        scope: Scope,
+        *,
+        audit: Audit[PortalLink] | None = None,
+    ) -> PortalLink:
         """End a link, and the session it opened, at `at` (never later than its own
-        expiry); whether the link exists."""
-        if unstorable(link_id):
-            return False
-        return await tx.execute("expire_portal_link", id=link_id, at=micros(at)) > 0
+        expiry); NotFound when there is no such link of accounts all within `scope`."""
+        row = None if unstorable(link_id) else await lookup(tx, "portal_link_by_id", id=link_id)
+        link = None if row is None else portal_link_from_row(row)
+        if link is None or not scope.allows_all(link.accounts):
+            raise NotFound(f"portal link {link_id} not found")
+        await tx.execute("expire_portal_link", id=link_id, at=micros(at))
+        ended = dataclasses.replace(link, expires_at=min(link.expires_at, at))
+        return await audited(tx, ended, audit)
