@@ -73,6 +73,11 @@ async def test_an_account_with_a_slash_can_agree(api: Api, account: str, rx: Rec
     await rx.wait_for_delivered(set(ids))
     partner = await api.make_key("partner", [named])
     assert expect(await api.call("GET", path, partner), 200) == recorded
+    # Any text: a line break too (the fuzzer found that a `path` parameter stops at one).
+    broken = f"{account}\nline"
+    path = f"/v1/accounts/{quote(broken, safe='')}/agreement"
+    assert expect(await api.client.put(path, json=agreement(PRICES)), 200)["account"] == broken
+    assert expect(await api.client.get(path), 200)["account"] == broken
 
 
 @pytest.mark.slow

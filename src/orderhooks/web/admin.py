@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
+from starlette.convertors import Convertor, register_url_convertor
 
 from orderhooks.exceptions import NotFound
 from orderhooks.service import agreements, keys, orders
@@ -30,6 +31,24 @@ from orderhooks.web.request_models import AgreementBody, KeyCreate, validate_bod
 from orderhooks.web.responses import OrjsonResponse
 
 router = APIRouter()
+
+
+class AccountConvertor(Convertor[str]):
+    """An account in a path: any text an order may name, `/` and line breaks included
+    (sent percent-encoded; Starlette's `path` stops at a line break)."""
+
+    regex = r"[\s\S]+"
+
+    def convert(self, value: str) -> str:
+        """The account as it was decoded from the path."""
+        return value
+
+    def to_string(self, value: str) -> str:
+        """The account as it goes into a path."""
+        return value
+
+
+register_url_convertor("account", AccountConvertor())
 
 AccountPath = Annotated[str, Path(min_length=1, max_length=128)]
 
@@ -85,7 +104,7 @@ async def revoke_key(request: Request, keyId: str, caller: AdminCaller) -> Respo
 
 
 @router.put(
-    "/v1/accounts/{account:path}/agreement",
+    "/v1/accounts/{account:account}/agreement",
     tags=["agreements"],
     summary="Record an account's agreement",
     responses=answers(
@@ -118,7 +137,7 @@ async def put_agreement(
 
 
 @router.get(
-    "/v1/accounts/{account:path}/agreement",
+    "/v1/accounts/{account:account}/agreement",
     tags=["agreements"],
     summary="Read an account's agreement",
     responses=answers(200, AgreementOut, "The agreement", 404, *AUTH_ERRORS),
