@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from orderhooks.metrics import Metrics
 from orderhooks.sources.config import SourceConfig
@@ -41,8 +42,11 @@ class SourceSet:
         """Each source's state and counters, in configuration order."""
         return [consumer.status for consumer in self.consumers]
 
-    async def stop(self, wait_seconds: float = STOP_TIMEOUT_SECONDS) -> None:
-        """Let each consumer finish its round (bounded), then cancel what is left.
+    async def stop(
+        self, wait_seconds: float = STOP_TIMEOUT_SECONDS, cut_short: asyncio.Event | None = None
+    ) -> None:
+        """Let each consumer finish its round (bounded, and no longer once `cut_short` is
+        set: a second signal), then cancel what is left.
 
         Messages not yet acknowledged go back to their broker, to be delivered again.
         """
@@ -50,7 +54,18 @@ class SourceSet:
             consumer.stop()
         if not self.tasks:
             return
-        _, pending = await asyncio.wait(self.tasks, timeout=wait_seconds)
+        # asyncio.wait leaves the tasks running when it is itself cancelled.
+        waits: set[asyncio.Future[Any]] = {
+            asyncio.ensure_future(asyncio.wait(self.tasks, timeout=wait_seconds))
+        }
+        if cut_short is not None:
+            waits.add(asyncio.ensure_future(cut_short.wait()))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        pending = [task for task in self.tasks if not task.done()]
         for task in pending:
             task.cancel()
         for task in self.tasks:
