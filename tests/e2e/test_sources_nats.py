@@ -14,7 +14,7 @@ import nats
 import nats.js.errors
 import orjson
 import pytest
-from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy
 
 from orderhooks.sources.config import parse_source
 from orderhooks.sources.consumer import BrokerLost
@@ -114,6 +114,34 @@ async def test_an_existing_durable_that_matches_the_source_is_used() -> None:
         await stream.connection.jetstream().add_consumer(stream.name, config=config)
         session = await NatsBroker(parse_source(stream.source_url(durable="kept"))).connect()
         await session.close()
+
+
+async def test_a_work_queue_stream_handing_the_source_its_own_dead_letters_is_refused() -> None:
+    # Skipping a dead letter acknowledges it, and a work queue deletes what is
+    # acknowledged (no other consumer may read it there): with a filter matching
+    # `<subject>.dead`, every dead letter was stored, then deleted by its own source.
+    async with nats_stream(retention=RetentionPolicy.WORK_QUEUE) as stream:
+        source = parse_source(stream.source_url())
+        with pytest.raises(BrokerLost, match="work queue"):
+            await NatsBroker(source).connect()
+
+
+async def test_dead_letters_stay_in_a_work_queue_stream_filtered_without_them(
+    tmp_path: Path, rx: Receiver
+) -> None:
+    account = unique("acct")
+    async with (
+        nats_stream(retention=RetentionPolicy.WORK_QUEUE) as stream,
+        consuming(tmp_path, stream.source_url(wildcard="*"), rx, account) as run,
+    ):
+        await stream.publish(b"this is not JSON")
+        await stream.publish({"type": "order.new", "data": make_order(account)})
+        await rx.wait_for(lambda: len(rx.delivered_ids()) >= 1, WAIT_SECONDS)
+        [(body, headers)] = await stream.dead_letters(1)
+        assert body == b"this is not JSON"
+        assert headers["orderhooks-error"] == "bad_request"
+        [source] = await sources_of(run.client)
+        assert (source["state"], source["deadLettered"]) == ("connected", 1)
 
 
 async def test_broker_down_at_start_and_gone_midway_comes_back(

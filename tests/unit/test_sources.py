@@ -26,6 +26,7 @@ from orderhooks.sources.consumer import (
     describe_error,
 )
 from orderhooks.sources.messages import MessageRejected, message_items
+from orderhooks.sources.nats import takes_own_dead_letters
 from orderhooks.store.base import (
     IngestItem,
     IngestResult,
@@ -107,6 +108,27 @@ def test_messages_are_checked_like_a_batch() -> None:
         "validation_error"
     )
     assert _rejected(b"[" + b" " * 100 + b"]", max_bytes=50) == "payload_too_large"
+
+
+@pytest.mark.parametrize(
+    ("filter_subject", "stream_subjects", "takes"),
+    [
+        ("orders.>", ["orders.>"], True),
+        ("orders.>", [">"], True),
+        ("orders.>", ["*.>"], True),
+        ("orders.>", ["orders.new", "orders.new.dead"], True),
+        ("orders.*", ["orders.>"], False),  # orders.new.dead has a token more
+        ("orders.new", ["orders.>"], False),
+        ("orders.>", ["orders.new", "orders.status"], False),  # dead letters not stored
+        ("orders.>", ["orders.*.dead"], False),  # their messages not stored
+        ("orders.>", ["orders.new", "orders.old.dead"], False),
+        ("orders.>", ["shop.>"], False),
+    ],
+)
+def test_which_filters_take_their_own_dead_letters(
+    filter_subject: str, stream_subjects: list[str], takes: bool
+) -> None:
+    assert takes_own_dead_letters(filter_subject, stream_subjects) is takes
 
 
 def test_backoff_doubles_up_to_its_ceiling() -> None:

@@ -3,7 +3,8 @@
 Several processes naming the same durable share its messages: JetStream hands each
 message to one of them. Dead letters go to `<subject>.dead`; a message whose subject
 ends in `.dead` is acknowledged and left alone (a filter such as `orders.>` matches its
-own dead letters). See docs/operations.md.
+own dead letters), so a work-queue stream, which deletes what is acknowledged, is refused
+when the filter would take its own dead letters. See docs/operations.md.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy
 from nats.js.client import JetStreamContext
 
 from orderhooks.logging import get_logger
@@ -60,6 +61,49 @@ async def connect_nats(source: SourceConfig) -> Client:
 def dead_letter_subject(subject: str) -> str:
     """Where a message of `subject` goes when it can never be accepted."""
     return subject + DEAD_LETTER_SUFFIX
+
+
+def _token_literals(pattern: Sequence[str], length: int) -> list[str | None] | None:
+    """What each token of a subject of `length` tokens must be for the subject `pattern`
+    (split into tokens) to match it (None: anything), or None when no such subject can."""
+    if pattern[-1] == ">":
+        head = pattern[:-1]
+        if length <= len(head):
+            return None
+        return [None if t == "*" else t for t in head] + [None] * (length - len(head))
+    if len(pattern) != length:
+        return None
+    return [None if t == "*" else t for t in pattern]
+
+
+def _can_meet(*constraints: Sequence[str | None]) -> bool:
+    """Whether one subject can satisfy every constraint of `_token_literals`."""
+    columns = zip(*constraints, strict=True)  # one per token of the subject
+    return all(len({t for t in tokens if t is not None}) <= 1 for tokens in columns)
+
+
+def takes_own_dead_letters(filter_subject: str, stream_subjects: Sequence[str]) -> bool:
+    """Whether a consumer filtering `filter_subject`, on a stream capturing
+    `stream_subjects`, can be handed the dead letter of a message it consumed: a subject
+    S that the filter matches and the stream captures, whose `S.dead` the stream captures
+    and the filter matches too (only a filter ending in `>` matches both)."""
+    wanted = filter_subject.split(".")
+    patterns = [subject.split(".") for subject in stream_subjects]
+    longest = max([len(wanted), *(len(p) for p in patterns)])
+    for length in range(1, longest + 2):
+        message = _token_literals(wanted, length)
+        dead = _token_literals(wanted, length + 1)
+        if message is None or dead is None or dead[-1] not in (None, "dead"):
+            continue
+        stored = [c for p in patterns if (c := _token_literals(p, length)) is not None]
+        stored_dead = [
+            c[:-1]
+            for p in patterns
+            if (c := _token_literals(p, length + 1)) is not None and c[-1] in (None, "dead")
+        ]
+        if any(_can_meet(message, dead[:-1], a, b) for a in stored for b in stored_dead):
+            return True
+    return False
 
 
 class NatsSession:
@@ -147,6 +191,7 @@ class NatsBroker:
         try:
             jetstream = connection.jetstream()
             await self._check_existing_durable(jetstream)
+            await self._check_dead_letters_stay(jetstream)
             config = ConsumerConfig(
                 durable_name=self._source.durable,
                 ack_policy=AckPolicy.EXPLICIT,
@@ -192,4 +237,21 @@ class NatsBroker:
             raise BrokerLost(
                 f"JetStream durable {source.durable!r} of stream {source.stream!r} "
                 f"acknowledges {policy!r}, not 'explicit' (each message once stored): {fix}"
+            )
+
+    async def _check_dead_letters_stay(self, jetstream: JetStreamContext) -> None:
+        """BrokerLost when the stream is a work queue that would hand the source its own
+        dead letters: acknowledging one to skip it deletes it from a work queue (which
+        lets no other consumer read it), so every dead letter would be lost."""
+        source = self._source
+        config = (await jetstream.stream_info(source.stream)).config
+        retention = str(getattr(config.retention, "value", config.retention))
+        if retention != RetentionPolicy.WORK_QUEUE.value:
+            return
+        if takes_own_dead_letters(source.subject, config.subjects or []):
+            raise BrokerLost(
+                f"JetStream stream {source.stream!r} is a work queue and subject "
+                f"{source.subject!r} matches its own dead letters (<subject>.dead), which "
+                "skipping would delete: filter without '>' (such as 'orders.*') or use a "
+                "stream with limits retention"
             )
