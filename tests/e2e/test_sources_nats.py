@@ -144,6 +144,37 @@ async def test_dead_letters_stay_in_a_work_queue_stream_filtered_without_them(
         assert (source["state"], source["deadLettered"]) == ("connected", 1)
 
 
+async def test_a_body_too_large_to_dead_letter_with_its_headers_is_dead_lettered_empty(
+    tmp_path: Path, rx: Receiver
+) -> None:
+    # Republished unchanged with the two headers, a body this close to the server's
+    # max_payload went over it: the server refused the dead letter each time, so the
+    # message, and the others of its round, were delivered again every 30 s, for good.
+    account = unique("acct")
+    async with (
+        nats_stream() as stream,
+        consuming(tmp_path, stream.source_url(), rx, account) as run,
+    ):
+        big = b"x" * (stream.connection.max_payload - 40)
+        await stream.publish(big)
+        await stream.publish({"type": "order.new", "data": make_order(account)})
+
+        async def all_acknowledged() -> bool:
+            [source] = await sources_of(run.client)
+            return bool(source["consumed"] >= 2 and source["deadLettered"] == 1)
+
+        # Sooner than JetStream's 30 s before it delivers an unacknowledged message again
+        # (the dead letter, stored in the stream and skipped, counts as consumed too).
+        await wait_until(all_acknowledged, "both messages acknowledged", timeout=20)
+        [(body, headers)] = await stream.dead_letters(1)
+        assert body == b""
+        assert headers["orderhooks-error"] == "bad_request"
+        where = headers["orderhooks-error-message"]
+        assert f"the body ({len(big)} bytes) does not fit" in where, where
+        assert f"message 1 of stream {stream.name}" in where, where
+        await rx.wait_for(lambda: len(rx.delivered_ids()) >= 1, WAIT_SECONDS)
+
+
 async def test_broker_down_at_start_and_gone_midway_comes_back(
     tmp_path: Path, rx: Receiver, nats_server_dir: Path
 ) -> None:

@@ -9,7 +9,7 @@ when the filter would take its own dead letters. See docs/operations.md.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import nats
 import nats.errors
@@ -61,6 +61,12 @@ async def connect_nats(source: SourceConfig) -> Client:
 def dead_letter_subject(subject: str) -> str:
     """Where a message of `subject` goes when it can never be accepted."""
     return subject + DEAD_LETTER_SUFFIX
+
+
+def header_bytes(headers: Mapping[str, str]) -> int:
+    """The size of `headers` in a NATS message (HPUB), which counts toward max_payload."""
+    lines = b"".join(f"{k}: {v}\r\n".encode() for k, v in headers.items())
+    return len(b"NATS/1.0\r\n") + len(lines) + len(b"\r\n")
 
 
 def _token_literals(pattern: Sequence[str], length: int) -> list[str | None] | None:
@@ -140,13 +146,29 @@ class NatsSession:
 
     async def dead_letter(self, message: SourceMessage, code: str, text: str) -> None:
         """Publish the body unchanged to `<subject>.dead`, stored by JetStream when a stream
-        captures that subject, else as a plain NATS message."""
+        captures that subject, else as a plain NATS message.
+
+        A body that leaves no room for the headers within the server's max_payload is
+        not sent: the server would close the connection on the dead letter each time the
+        message came back, so it would never be acknowledged. That dead letter is empty
+        and its message header says which stream sequence holds the body.
+        """
         headers = {ERROR_HEADER: code, ERROR_MESSAGE_HEADER: text}
+        body = message.body
+        if header_bytes(headers) + len(body) > self._connection.max_payload:
+            msg = message.handle
+            assert isinstance(msg, Msg)
+            where = msg.metadata.sequence.stream
+            headers[ERROR_MESSAGE_HEADER] = (
+                f"{text}; the body ({len(body)} bytes) does not fit in a dead letter with "
+                f"these headers: it is message {where} of stream {msg.metadata.stream}"
+            )
+            body = b""
         subject = dead_letter_subject(message.subject)
         try:
-            await self._jetstream.publish(subject, message.body, headers=headers)
+            await self._jetstream.publish(subject, body, headers=headers)
         except nats.js.errors.NoStreamResponseError:
-            await self._connection.publish(subject, message.body, headers=headers)
+            await self._connection.publish(subject, body, headers=headers)
             await self._connection.flush()
 
     async def ack(self, messages: Sequence[SourceMessage]) -> None:
