@@ -107,16 +107,24 @@ class NatsStream:
 
 @contextlib.asynccontextmanager
 async def nats_stream(
-    server: str = NATS_URL, retention: RetentionPolicy = RetentionPolicy.LIMITS
+    server: str = NATS_URL,
+    retention: RetentionPolicy = RetentionPolicy.LIMITS,
+    max_msg_size: int | None = None,
 ) -> AsyncIterator[NatsStream]:
-    """A fresh stream on `server` (limits retention unless told), deleted afterwards."""
+    """A fresh stream on `server` (limits retention and no size limit of its own unless
+    told), deleted afterwards."""
     try:
         connection = await nats.connect(servers=[server], connect_timeout=5)
     except Exception as exc:
         raise AssertionError(f"NATS is not reachable at {server}: {exc}") from exc
     stream = NatsStream(connection, unique_name("OHTEST").upper(), unique_name("ohtest"))
     js = connection.jetstream()
-    config = StreamConfig(name=stream.name, subjects=[f"{stream.prefix}.>"], retention=retention)
+    config = StreamConfig(
+        name=stream.name,
+        subjects=[f"{stream.prefix}.>"],
+        retention=retention,
+        max_msg_size=max_msg_size,
+    )
     await js.add_stream(config)
     try:
         yield stream

@@ -144,18 +144,24 @@ async def test_dead_letters_stay_in_a_work_queue_stream_filtered_without_them(
         assert (source["state"], source["deadLettered"]) == ("connected", 1)
 
 
+STREAM_MAX_MESSAGE_BYTES = 1000
+
+
+@pytest.mark.parametrize("limit", ["max_payload", "max_msg_size"])
 async def test_a_body_too_large_to_dead_letter_with_its_headers_is_dead_lettered_empty(
-    tmp_path: Path, rx: Receiver
+    tmp_path: Path, rx: Receiver, limit: str
 ) -> None:
     # Republished unchanged with the two headers, a body this close to the server's
-    # max_payload went over it: the server refused the dead letter each time, so the
-    # message, and the others of its round, were delivered again every 30 s, for good.
+    # max_payload (or to the stream's max_msg_size) went over it: the dead letter was
+    # refused each time, so the message, and the others of its round, were delivered
+    # again every 30 s, for good.
     account = unique("acct")
+    size_limit = STREAM_MAX_MESSAGE_BYTES if limit == "max_msg_size" else None
     async with (
-        nats_stream() as stream,
+        nats_stream(max_msg_size=size_limit) as stream,
         consuming(tmp_path, stream.source_url(), rx, account) as run,
     ):
-        big = b"x" * (stream.connection.max_payload - 40)
+        big = b"x" * ((size_limit or stream.connection.max_payload) - 40)
         await stream.publish(big)
         await stream.publish({"type": "order.new", "data": make_order(account)})
 

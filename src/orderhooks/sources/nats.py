@@ -33,6 +33,7 @@ MAX_ACK_PENDING = 5000
 UNKNOWN_ORDER_DELIVERIES = 5
 UNKNOWN_ORDER_RETRY_SECONDS = 1.0
 ERROR_HEADER = "orderhooks-error"
+STREAM_MESSAGE_TOO_LARGE = 10054  # JetStream's error code: over the stream's max_msg_size
 ERROR_MESSAGE_HEADER = "orderhooks-error-message"
 
 log = get_logger("orderhooks.sources.nats")
@@ -61,6 +62,21 @@ async def connect_nats(source: SourceConfig) -> Client:
 def dead_letter_subject(subject: str) -> str:
     """Where a message of `subject` goes when it can never be accepted."""
     return subject + DEAD_LETTER_SUFFIX
+
+
+def _without_body(message: SourceMessage, headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers of a dead letter sent without its body: where the body is."""
+    msg = message.handle
+    assert isinstance(msg, Msg)
+    where = f"message {msg.metadata.sequence.stream} of stream {msg.metadata.stream}"
+    text = headers[ERROR_MESSAGE_HEADER]
+    return {
+        **headers,
+        ERROR_MESSAGE_HEADER: (
+            f"{text}; the body ({len(message.body)} bytes) does not fit in a dead letter "
+            f"with these headers: it is {where}"
+        ),
+    }
 
 
 def header_bytes(headers: Mapping[str, str]) -> int:
@@ -148,22 +164,26 @@ class NatsSession:
         """Publish the body unchanged to `<subject>.dead`, stored by JetStream when a stream
         captures that subject, else as a plain NATS message.
 
-        A body that leaves no room for the headers within the server's max_payload is
-        not sent: the server would close the connection on the dead letter each time the
-        message came back, so it would never be acknowledged. That dead letter is empty
-        and its message header says which stream sequence holds the body.
+        A body that leaves no room for the headers within the server's max_payload, or
+        within the max_msg_size of the stream storing the dead letter, is not sent: the
+        dead letter would be refused each time the message came back, so the message
+        would never be acknowledged. That dead letter is empty, and its message header
+        says which stream sequence holds the body.
         """
         headers = {ERROR_HEADER: code, ERROR_MESSAGE_HEADER: text}
-        body = message.body
-        if header_bytes(headers) + len(body) > self._connection.max_payload:
-            msg = message.handle
-            assert isinstance(msg, Msg)
-            where = msg.metadata.sequence.stream
-            headers[ERROR_MESSAGE_HEADER] = (
-                f"{text}; the body ({len(body)} bytes) does not fit in a dead letter with "
-                f"these headers: it is message {where} of stream {msg.metadata.stream}"
-            )
-            body = b""
+        if header_bytes(headers) + len(message.body) > self._connection.max_payload:
+            await self._publish_dead(message, b"", _without_body(message, headers))
+            return
+        try:
+            await self._publish_dead(message, message.body, headers)
+        except nats.js.errors.BadRequestError as exc:
+            if exc.err_code != STREAM_MESSAGE_TOO_LARGE:
+                raise
+            await self._publish_dead(message, b"", _without_body(message, headers))
+
+    async def _publish_dead(
+        self, message: SourceMessage, body: bytes, headers: dict[str, str]
+    ) -> None:
         subject = dead_letter_subject(message.subject)
         try:
             await self._jetstream.publish(subject, body, headers=headers)
