@@ -408,7 +408,13 @@ def _start_sources(ctx: ApiContext, settings: Settings) -> SourceSet:
     ) -> list[IngestResult]:
         return await ingest_items(ctx.service, items, message_keys)
 
-    return start_sources(settings.sources, ingest, ctx.metrics, settings.max_body_bytes)
+    return start_sources(
+        settings.sources,
+        ingest,
+        ctx.metrics,
+        settings.max_body_bytes,
+        store_check=ctx.service.store.ping,
+    )
 
 
 async def _serve_http(

@@ -39,6 +39,8 @@ from orderhooks.store.base import IngestItem, IngestResult, MessageKey
 SourceState = Literal["connected", "reconnecting"]
 # Stores items in one transaction; the second argument is each item's message key.
 IngestCall = Callable[[Sequence[IngestItem], Sequence[MessageKey]], Awaitable[list[IngestResult]]]
+# Raises StoreError unless the store answers.
+StoreCheck = Callable[[], Awaitable[None]]
 
 RECONNECT_FIRST = 0.5  # seconds before the second connection attempt, doubling
 RECONNECT_MAX = 5.0  # seconds between connection attempts at most
@@ -149,6 +151,7 @@ class SourceConsumer:
     ingest: IngestCall
     metrics: Metrics
     max_message_bytes: int
+    store_check: StoreCheck | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _failures: int = 0  # failed connects and lost sessions since a session last worked
 
@@ -278,10 +281,16 @@ class SourceConsumer:
         stored were ingested before (duplicates); None when stopped first."""
         attempt = 0
         retried: list[SourceMessage] = []
-        while pending:
+        # A round with nothing to store still dead-letters only once the store answers:
+        # nothing is dead-lettered or acknowledged while it is unavailable.
+        check_only = not pending and bool(rejected) and self.store_check is not None
+        while pending or check_only:
             items = [item for entry in pending for item in entry.items]
             keys = [entry.key for entry in pending for _ in entry.items]
             try:
+                if check_only and self.store_check is not None:
+                    await self.store_check()
+                    return retried, 0
                 results = await self.ingest(items, keys)
                 return retried, _duplicates(pending, results)
             except UnknownOrder as exc:

@@ -16,6 +16,7 @@ from orderhooks.sources.consumer import (
     IngestCall,
     SourceConsumer,
     SourceStatus,
+    StoreCheck,
 )
 
 
@@ -74,9 +75,14 @@ class SourceSet:
 
 
 def start_sources(
-    sources: Sequence[SourceConfig], ingest: IngestCall, metrics: Metrics, max_message_bytes: int
+    sources: Sequence[SourceConfig],
+    ingest: IngestCall,
+    metrics: Metrics,
+    max_message_bytes: int,
+    store_check: StoreCheck | None = None,
 ) -> SourceSet:
-    """Start one consumer task per source."""
+    """Start one consumer task per source; `store_check` gates the rounds that have
+    nothing to store (only dead letters)."""
     consumers = [
         SourceConsumer(
             broker=broker_for(source),
@@ -84,6 +90,7 @@ def start_sources(
             ingest=ingest,
             metrics=metrics,
             max_message_bytes=max_message_bytes,
+            store_check=store_check,
         )
         for source in sources
     ]
