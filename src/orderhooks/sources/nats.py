@@ -33,8 +33,8 @@ MAX_ACK_PENDING = 5000
 UNKNOWN_ORDER_DELIVERIES = 5
 UNKNOWN_ORDER_RETRY_SECONDS = 1.0
 ERROR_HEADER = "orderhooks-error"
-STREAM_MESSAGE_TOO_LARGE = 10054  # JetStream's error code: over the stream's max_msg_size
 ERROR_MESSAGE_HEADER = "orderhooks-error-message"
+STREAM_MESSAGE_TOO_LARGE = 10054  # JetStream's error code: over the stream's max_msg_size
 
 log = get_logger("orderhooks.sources.nats")
 
