@@ -58,6 +58,9 @@ async def _away_and_back(
         proxy.cut()  # gone midway: the API keeps serving
         await wait_until(lambda: state_is("reconnecting"), "the source reconnecting")
         expect(await client.get("/v1/webhooks"), 200)
+        # No broker reports a lag meanwhile: null, not the last one seen.
+        [away] = await sources_of(client)
+        assert away["lag"] is None, away
         await queue.publish(second)
         proxy.restore()
         await rx.wait_for(lambda: len(rx.delivered_ids()) >= 10, WAIT_SECONDS)

@@ -352,6 +352,10 @@ class SourceConsumer:
 
     def _set_state(self, state: SourceState) -> None:
         self.status.state = state
+        if state == "reconnecting":
+            # No broker reports a lag while the source is away (`GET /v1/sources` shows
+            # null); the gauge keeps the last one seen (docs/operations.md, "Metrics").
+            self.status.lag = None
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
