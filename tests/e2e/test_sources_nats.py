@@ -126,6 +126,49 @@ async def test_a_work_queue_stream_handing_the_source_its_own_dead_letters_is_re
             await NatsBroker(source).connect()
 
 
+RESTRICTED_CONFIG = """
+listen: {host}:{port}
+jetstream {{ store_dir: "{store}" }}
+accounts {{
+  A {{
+    jetstream: enabled
+    users: [
+      {{user: admin, password: admin}}
+      {{user: consumer, password: pw,
+        permissions: {{publish: {{allow: [">"], deny: ["$JS.API.STREAM.INFO.>"]}}}}}}
+    ]
+  }}
+}}
+"""
+
+
+async def test_a_user_not_allowed_to_read_the_stream_configuration_still_consumes(
+    tmp_path: Path, rx: Receiver, nats_server_dir: Path
+) -> None:
+    # The work-queue check reads the stream's configuration, which a user may not be
+    # allowed to: the source then consumes unchecked, as it did before the check.
+    port = free_port()
+    config = tmp_path / "nats.conf"
+    store = nats_server_dir / "js"
+    config.write_text(RESTRICTED_CONFIG.format(host=LOOPBACK, port=port, store=store))
+    broker = subprocess.Popen(
+        [NATS_SERVER, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    account = unique("acct")
+    try:
+        await _publish_life(f"nats://admin:admin@{LOOPBACK}:{port}", "OHDOWN", [])
+        source = f"nats://consumer:pw@{LOOPBACK}:{port}/OHDOWN?subject=ohdown.>&durable=oh"
+        async with consuming(tmp_path, source, rx, account):
+            await _publish_life(
+                f"nats://admin:admin@{LOOPBACK}:{port}", "OHDOWN", order_life(account)
+            )
+            await rx.wait_for(lambda: len(rx.delivered_ids()) >= 5, WAIT_SECONDS)
+    finally:
+        broker.terminate()
+        broker.wait(10)
+        shutil.rmtree(nats_server_dir, ignore_errors=True)
+
+
 async def test_dead_letters_stay_in_a_work_queue_stream_filtered_without_them(
     tmp_path: Path, rx: Receiver
 ) -> None:

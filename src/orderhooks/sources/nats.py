@@ -286,7 +286,19 @@ class NatsBroker:
         dead letters: acknowledging one to skip it deletes it from a work queue (which
         lets no other consumer read it), so every dead letter would be lost."""
         source = self._source
-        config = (await jetstream.stream_info(source.stream)).config
+        try:
+            config = (await jetstream.stream_info(source.stream)).config
+        except nats.js.errors.NotFoundError:
+            raise
+        except nats.errors.Error as exc:
+            # A user allowed to consume but not to read the stream's configuration: the
+            # durable works as before, unchecked.
+            log.info(
+                "stream configuration not readable: retention not checked",
+                source=source.id,
+                error=describe_error(exc, source.secrets),
+            )
+            return
         retention = str(getattr(config.retention, "value", config.retention))
         if retention != RetentionPolicy.WORK_QUEUE.value:
             return
