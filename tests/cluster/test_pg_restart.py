@@ -31,6 +31,7 @@ from tests.cluster.checks import (
 )
 from tests.cluster.cluster import Cluster, cluster_env, terminate_backends, with_address
 from tests.cluster.pgproxy import LOOPBACK, PgProxy
+from tests.e2e.brokers import nats_stream
 from tests.support.api import Api, expect, poll
 from tests.support.data import courier_body, iso_now, new_order, unique
 
@@ -49,6 +50,9 @@ SECOND_SIGNAL_AFTER_SECONDS = 1.0
 # Cut short: the claim in flight gives up within its pool's timeouts, then the process
 # drops its connections instead of closing them with a server that does not answer.
 FORCED_EXIT_SECONDS = 20.0
+SOURCE_INGEST_STARTED_SECONDS = 2.0
+# Below the 10 s a source's round is given at a graceful stop: the second signal ends it.
+SOURCE_FORCED_EXIT_SECONDS = 8.0
 
 
 @dataclass
@@ -282,3 +286,52 @@ async def test_a_second_sigterm_does_not_wait_on_a_frozen_database(
             pytest.fail(f"still running {FORCED_EXIT_SECONDS} s after the second SIGTERM")
         print(f"\nexited {time.monotonic() - signalled:.1f} s after the second SIGTERM")
         assert code == 0, worker.log_tail()
+
+
+async def test_a_second_sigterm_does_not_wait_on_a_source_ingest_to_a_frozen_database(
+    pg_url: str, cluster: Cluster
+) -> None:
+    # A broker source's round is stored while the database host stops answering: its
+    # ingest waits on the frozen connection. The first SIGTERM gives the round its bounded
+    # wait, then cancels it, and a cancelled query on a frozen host waits for good; the
+    # second signal must cut that wait short too, as it does the delivery workers'.
+    target = urlsplit(pg_url)
+    with PgProxy(target.hostname or LOOPBACK, target.port or 5432) as proxy:
+        async with nats_stream() as stream:
+            env = cluster_env(
+                with_address(pg_url, LOOPBACK, proxy.port),
+                ORDERHOOKS_SOURCES=stream.source_url(),
+            )
+            worker = cluster.add("worker", "worker", env)
+            await cluster.start([worker])
+            await wait_source_connected(worker)
+            proxy.freeze()
+            await stream.publish({"type": "order.new", "data": new_order(unique("acct"))})
+
+            async def log() -> str:
+                return worker.run_log_text()
+
+            await asyncio.sleep(SOURCE_INGEST_STARTED_SECONDS)  # the round's ingest waits
+            assert worker.pid is not None and worker.process is not None
+            os.kill(worker.pid, signal.SIGTERM)
+            await poll(log, lambda text: "shutting down" in text, READY_DEADLINE_SECONDS, "stop")
+            await asyncio.sleep(SECOND_SIGNAL_AFTER_SECONDS)
+            signalled = time.monotonic()
+            os.kill(worker.pid, signal.SIGTERM)
+            try:
+                code = await asyncio.to_thread(worker.process.wait, SOURCE_FORCED_EXIT_SECONDS)
+            except subprocess.TimeoutExpired:
+                bound = SOURCE_FORCED_EXIT_SECONDS
+                pytest.fail(f"still running {bound} s after the second SIGTERM")
+            print(f"\nexited {time.monotonic() - signalled:.1f} s after the second SIGTERM")
+            assert code == 0, worker.log_tail()
+
+
+async def wait_source_connected(process: ServerProcess) -> None:
+    """Wait until the log of `process` says its source connected (a worker has no
+    `GET /v1/sources`)."""
+
+    async def log() -> str:
+        return process.run_log_text()
+
+    await poll(log, lambda text: "source connected" in text, READY_DEADLINE_SECONDS, "source")

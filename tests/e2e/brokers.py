@@ -23,7 +23,7 @@ import httpx
 import nats
 import orjson
 from nats.aio.client import Client
-from nats.js.api import StreamConfig
+from nats.js.api import RetentionPolicy, StreamConfig
 
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess
@@ -71,9 +71,12 @@ class NatsStream:
         """The subject orders are published on."""
         return f"{self.prefix}.orders"
 
-    def source_url(self, durable: str = "orderhooks", server: str = NATS_URL) -> str:
-        """The `ORDERHOOKS_SOURCES` entry consuming this stream."""
-        return f"{server}/{self.name}?subject={self.prefix}.>&durable={durable}"
+    def source_url(
+        self, durable: str = "orderhooks", server: str = NATS_URL, wildcard: str = ">"
+    ) -> str:
+        """The `ORDERHOOKS_SOURCES` entry consuming this stream (filtering `<prefix>.>`,
+        or `<prefix>.*` with `wildcard="*"`)."""
+        return f"{server}/{self.name}?subject={self.prefix}.{wildcard}&durable={durable}"
 
     async def publish(self, body: bytes | Any) -> None:
         """Publish one message (bytes as they are, anything else as JSON), stored."""
@@ -103,15 +106,26 @@ class NatsStream:
 
 
 @contextlib.asynccontextmanager
-async def nats_stream(server: str = NATS_URL) -> AsyncIterator[NatsStream]:
-    """A fresh stream on `server`, deleted afterwards."""
+async def nats_stream(
+    server: str = NATS_URL,
+    retention: RetentionPolicy = RetentionPolicy.LIMITS,
+    max_msg_size: int | None = None,
+) -> AsyncIterator[NatsStream]:
+    """A fresh stream on `server` (limits retention and no size limit of its own unless
+    told), deleted afterwards."""
     try:
         connection = await nats.connect(servers=[server], connect_timeout=5)
     except Exception as exc:
         raise AssertionError(f"NATS is not reachable at {server}: {exc}") from exc
     stream = NatsStream(connection, unique_name("OHTEST").upper(), unique_name("ohtest"))
     js = connection.jetstream()
-    await js.add_stream(StreamConfig(name=stream.name, subjects=[f"{stream.prefix}.>"]))
+    config = StreamConfig(
+        name=stream.name,
+        subjects=[f"{stream.prefix}.>"],
+        retention=retention,
+        max_msg_size=max_msg_size,
+    )
+    await js.add_stream(config)
     try:
         yield stream
     finally:

@@ -14,7 +14,7 @@ import nats
 import nats.js.errors
 import orjson
 import pytest
-from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy
 
 from orderhooks.sources.config import parse_source
 from orderhooks.sources.consumer import BrokerLost
@@ -114,6 +114,114 @@ async def test_an_existing_durable_that_matches_the_source_is_used() -> None:
         await stream.connection.jetstream().add_consumer(stream.name, config=config)
         session = await NatsBroker(parse_source(stream.source_url(durable="kept"))).connect()
         await session.close()
+
+
+async def test_a_work_queue_stream_handing_the_source_its_own_dead_letters_is_refused() -> None:
+    # Skipping a dead letter acknowledges it, and a work queue deletes what is
+    # acknowledged (no other consumer may read it there): with a filter matching
+    # `<subject>.dead`, every dead letter was stored, then deleted by its own source.
+    async with nats_stream(retention=RetentionPolicy.WORK_QUEUE) as stream:
+        source = parse_source(stream.source_url())
+        with pytest.raises(BrokerLost, match="work queue"):
+            await NatsBroker(source).connect()
+
+
+RESTRICTED_CONFIG = """
+listen: {host}:{port}
+jetstream {{ store_dir: "{store}" }}
+accounts {{
+  A {{
+    jetstream: enabled
+    users: [
+      {{user: admin, password: admin}}
+      {{user: consumer, password: pw,
+        permissions: {{publish: {{allow: [">"], deny: ["$JS.API.STREAM.INFO.>"]}}}}}}
+    ]
+  }}
+}}
+"""
+
+
+async def test_a_user_not_allowed_to_read_the_stream_configuration_still_consumes(
+    tmp_path: Path, rx: Receiver, nats_server_dir: Path
+) -> None:
+    # The work-queue check reads the stream's configuration, which a user may not be
+    # allowed to: the source then consumes unchecked, as it did before the check.
+    port = free_port()
+    config = tmp_path / "nats.conf"
+    store = nats_server_dir / "js"
+    config.write_text(RESTRICTED_CONFIG.format(host=LOOPBACK, port=port, store=store))
+    broker = subprocess.Popen(
+        [NATS_SERVER, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    account = unique("acct")
+    try:
+        await _publish_life(f"nats://admin:admin@{LOOPBACK}:{port}", "OHDOWN", [])
+        source = f"nats://consumer:pw@{LOOPBACK}:{port}/OHDOWN?subject=ohdown.>&durable=oh"
+        async with consuming(tmp_path, source, rx, account):
+            await _publish_life(
+                f"nats://admin:admin@{LOOPBACK}:{port}", "OHDOWN", order_life(account)
+            )
+            await rx.wait_for(lambda: len(rx.delivered_ids()) >= 5, WAIT_SECONDS)
+    finally:
+        broker.terminate()
+        broker.wait(10)
+        shutil.rmtree(nats_server_dir, ignore_errors=True)
+
+
+async def test_dead_letters_stay_in_a_work_queue_stream_filtered_without_them(
+    tmp_path: Path, rx: Receiver
+) -> None:
+    account = unique("acct")
+    async with (
+        nats_stream(retention=RetentionPolicy.WORK_QUEUE) as stream,
+        consuming(tmp_path, stream.source_url(wildcard="*"), rx, account) as run,
+    ):
+        await stream.publish(b"this is not JSON")
+        await stream.publish({"type": "order.new", "data": make_order(account)})
+        await rx.wait_for(lambda: len(rx.delivered_ids()) >= 1, WAIT_SECONDS)
+        [(body, headers)] = await stream.dead_letters(1)
+        assert body == b"this is not JSON"
+        assert headers["orderhooks-error"] == "bad_request"
+        [source] = await sources_of(run.client)
+        assert (source["state"], source["deadLettered"]) == ("connected", 1)
+
+
+STREAM_MAX_MESSAGE_BYTES = 1000
+
+
+@pytest.mark.parametrize("limit", ["max_payload", "max_msg_size"])
+async def test_a_body_too_large_to_dead_letter_with_its_headers_is_dead_lettered_empty(
+    tmp_path: Path, rx: Receiver, limit: str
+) -> None:
+    # Republished unchanged with the two headers, a body this close to the server's
+    # max_payload (or to the stream's max_msg_size) went over it: the dead letter was
+    # refused each time, so the message, and the others of its round, were delivered
+    # again every 30 s, for good.
+    account = unique("acct")
+    size_limit = STREAM_MAX_MESSAGE_BYTES if limit == "max_msg_size" else None
+    async with (
+        nats_stream(max_msg_size=size_limit) as stream,
+        consuming(tmp_path, stream.source_url(), rx, account) as run,
+    ):
+        big = b"x" * ((size_limit or stream.connection.max_payload) - 40)
+        await stream.publish(big)
+        await stream.publish({"type": "order.new", "data": make_order(account)})
+
+        async def all_acknowledged() -> bool:
+            [source] = await sources_of(run.client)
+            return bool(source["consumed"] >= 2 and source["deadLettered"] == 1)
+
+        # Sooner than JetStream's 30 s before it delivers an unacknowledged message again
+        # (the dead letter, stored in the stream and skipped, counts as consumed too).
+        await wait_until(all_acknowledged, "both messages acknowledged", timeout=20)
+        [(body, headers)] = await stream.dead_letters(1)
+        assert body == b""
+        assert headers["orderhooks-error"] == "bad_request"
+        where = headers["orderhooks-error-message"]
+        assert f"the body ({len(big)} bytes) does not fit" in where, where
+        assert f"message 1 of stream {stream.name}" in where, where
+        await rx.wait_for(lambda: len(rx.delivered_ids()) >= 1, WAIT_SECONDS)
 
 
 async def test_broker_down_at_start_and_gone_midway_comes_back(

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import aio_pika
+
 from orderhooks.testing.receiver import Receiver
 from tests.cluster.pgproxy import PgProxy
 from tests.e2e.brokers import (
@@ -56,6 +58,9 @@ async def _away_and_back(
         proxy.cut()  # gone midway: the API keeps serving
         await wait_until(lambda: state_is("reconnecting"), "the source reconnecting")
         expect(await client.get("/v1/webhooks"), 200)
+        # No broker reports a lag meanwhile: null, not the last one seen.
+        [away] = await sources_of(client)
+        assert away["lag"] is None, away
         await queue.publish(second)
         proxy.restore()
         await rx.wait_for(lambda: len(rx.delivered_ids()) >= 10, WAIT_SECONDS)
@@ -103,3 +108,43 @@ async def test_a_dead_letter_queue_deleted_while_consuming_is_declared_again(
         await wait_consumed(client, 2)
         [(body, headers)] = await queue.dead_letters(1)
         assert body == b"{" and headers["orderhooks-error"] == "bad_request"
+
+
+class WireBytes(str):
+    """A header value sent as a long string of raw bytes that are not UTF-8, as clients
+    such as pika send a bytes value: orderhooks' AMQP client reads it back as bytes."""
+
+    raw: bytes
+
+    def __new__(cls, raw: bytes) -> WireBytes:
+        value = super().__new__(cls, raw.decode("latin-1"))
+        value.raw = raw
+        return value
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        """The raw bytes, whatever the encoding asked for."""
+        return self.raw
+
+
+async def test_a_header_that_is_not_utf8_does_not_stop_the_dead_letter(
+    tmp_path: Path, rx: Receiver
+) -> None:
+    # The original headers are kept on the dead letter, but one read back as bytes could
+    # not be written again: the publish failed, the consumer reconnected and the message
+    # came back, for good, with the other messages of its round never acknowledged.
+    account = unique("acct")
+    digest = b"\xff\xfe\x00binary"
+    async with (
+        rabbit_queue() as queue,
+        consuming(tmp_path, queue.source_url(), rx, account) as (_, client, _),
+    ):
+        headers = {"digest": WireBytes(digest), "nested": {"digest": WireBytes(digest)}}
+        bad = aio_pika.Message(b"{", headers=headers)
+        await queue.channel.default_exchange.publish(bad, routing_key=queue.name)
+        await queue.publish(order_life(account))
+        await wait_consumed(client, 2)
+        [(body, kept)] = await queue.dead_letters(1)
+        assert body == b"{" and kept["orderhooks-error"] == "bad_request"
+        assert bytes(kept["digest"]) == digest
+        assert bytes(kept["nested"]["digest"]) == digest
+        await rx.wait_for(lambda: len(rx.delivered_ids()) >= 5, WAIT_SECONDS)

@@ -62,3 +62,32 @@ async def test_consuming_pauses_while_the_store_is_away(
                 [source] = await sources_of(run.client)
                 assert source["deadLettered"] == 0
                 assert source["consumed"] == len(lives)
+
+
+async def test_a_round_of_bad_messages_waits_for_the_store_too(
+    tmp_path: Path, rx: Receiver, pg_url: str
+) -> None:
+    # A round with nothing to store never touched the store: its messages were
+    # dead-lettered and acknowledged while the database was away.
+    pg = urlsplit(pg_url)
+    account = unique("acct")
+    bad = [b"this is not JSON", b"{"]
+    async with nats_stream() as stream:
+        with PgProxy(pg.hostname or LOOPBACK, pg.port or 5432) as proxy:
+            env = {"ORDERHOOKS_DATABASE_URL": _through(proxy, pg_url)}
+            async with consuming(tmp_path, stream.source_url(), rx, account, **env) as run:
+                proxy.cut()
+                for body in bad:
+                    await stream.publish(body)
+                await asyncio.sleep(OUTAGE_SECONDS)
+                js = stream.connection.jetstream()
+                consumer = await js.consumer_info(stream.name, "orderhooks")
+                assert consumer.ack_floor.stream_seq == 0
+                info = await js.stream_info(stream.name)
+                assert info.state.messages == len(bad)  # no dead letter published
+                proxy.restore()
+                dead = await stream.dead_letters(len(bad))
+                assert sorted(body for body, _ in dead) == sorted(bad)
+                await wait_consumed(run.client, len(bad))
+                [source] = await sources_of(run.client)
+                assert source["deadLettered"] == len(bad)

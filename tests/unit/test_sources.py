@@ -19,6 +19,7 @@ from orderhooks.exceptions import ConfigError, StoreUnavailable, UnknownOrder
 from orderhooks.metrics import Metrics
 from orderhooks.sources.config import parse_source, parse_sources
 from orderhooks.sources.consumer import (
+    BrokerLost,
     SourceConsumer,
     SourceMessage,
     SourceStatus,
@@ -26,6 +27,7 @@ from orderhooks.sources.consumer import (
     describe_error,
 )
 from orderhooks.sources.messages import MessageRejected, message_items
+from orderhooks.sources.nats import takes_own_dead_letters
 from orderhooks.store.base import (
     IngestItem,
     IngestResult,
@@ -107,6 +109,27 @@ def test_messages_are_checked_like_a_batch() -> None:
         "validation_error"
     )
     assert _rejected(b"[" + b" " * 100 + b"]", max_bytes=50) == "payload_too_large"
+
+
+@pytest.mark.parametrize(
+    ("filter_subject", "stream_subjects", "takes"),
+    [
+        ("orders.>", ["orders.>"], True),
+        ("orders.>", [">"], True),
+        ("orders.>", ["*.>"], True),
+        ("orders.>", ["orders.new", "orders.new.dead"], True),
+        ("orders.*", ["orders.>"], False),  # orders.new.dead has a token more
+        ("orders.new", ["orders.>"], False),
+        ("orders.>", ["orders.new", "orders.status"], False),  # dead letters not stored
+        ("orders.>", ["orders.*.dead"], False),  # their messages not stored
+        ("orders.>", ["orders.new", "orders.old.dead"], False),
+        ("orders.>", ["shop.>"], False),
+    ],
+)
+def test_which_filters_take_their_own_dead_letters(
+    filter_subject: str, stream_subjects: list[str], takes: bool
+) -> None:
+    assert takes_own_dead_letters(filter_subject, stream_subjects) is takes
 
 
 def test_backoff_doubles_up_to_its_ceiling() -> None:
@@ -287,6 +310,46 @@ async def test_an_unexpected_ingest_error_pauses_with_backoff_then_resumes() -> 
     assert session.dead == [] and consumer.status.state == "connected"
     consumer.stop()
     await asyncio.wait_for(task, 5)
+
+
+class LostAtOnceBroker:
+    """A broker that accepts every connection and loses each session at its first fetch
+    (a connection dropped at once, or a round that fails the same way every time)."""
+
+    def __init__(self) -> None:
+        self.connects = 0
+
+    async def connect(self) -> ScriptedSession:
+        self.connects += 1
+        await asyncio.sleep(0)  # as a real connect does, lets the loop run others
+        session = ScriptedSession([])
+
+        async def fetch() -> list[SourceMessage]:
+            raise BrokerLost("gone again")
+
+        session.fetch = fetch  # type: ignore[method-assign]
+        return session
+
+
+async def test_a_session_lost_at_once_is_opened_again_with_backoff() -> None:
+    # Only a failed connect waited: a session lost right after it connected was opened
+    # again at once, so a message that failed its round the same way every time had the
+    # consumer reconnect (and log) as fast as the broker answered.
+    broker = LostAtOnceBroker()
+    consumer = SourceConsumer(
+        broker, SourceStatus(parse_source(NATS)), _never_called, Metrics(), 1_000_000
+    )
+    task = asyncio.create_task(consumer.run())
+    await asyncio.sleep(1.2)  # 0.5 s, then 1 s (+-20 %): three connects at most
+    consumer.stop()
+    await asyncio.wait_for(task, 5)
+    assert 2 <= broker.connects <= 3, broker.connects
+
+
+async def _never_called(
+    items: Sequence[IngestItem], keys: Sequence[MessageKey]
+) -> list[IngestResult]:
+    raise AssertionError("nothing to ingest")
 
 
 async def test_stopping_during_an_outage_acknowledges_nothing() -> None:

@@ -348,9 +348,18 @@ async def _run_with_store(
         return await _serve_http(app, settings, role, signals, access_log, listeners)
     finally:
         close_listeners(listeners)  # uvicorn closed them if it served: no new connections
-        if sources is not None:
-            await sources.stop()  # before the store closes: a round in flight may finish
-        await _shut_down(store, dispatcher, transport, retention, signals)
+        # A second signal, at any step, drops the store's connections: a transaction
+        # cancelled on a database host that stopped answering goes back to its pool only
+        # once the server has heard the cancel, which it never does, and every step below
+        # (a source's round, the purge, the drain, the close) would wait on it.
+        aborting = asyncio.ensure_future(_abort_when_forced(store, signals))
+        try:
+            if sources is not None:
+                # Before the store closes: a round in flight may finish.
+                await sources.stop(cut_short=signals.forced)
+            await _shut_down(store, dispatcher, transport, retention, signals)
+        finally:
+            aborting.cancel()
 
 
 def freeze_startup_objects() -> None:
@@ -399,7 +408,13 @@ def _start_sources(ctx: ApiContext, settings: Settings) -> SourceSet:
     ) -> list[IngestResult]:
         return await ingest_items(ctx.service, items, message_keys)
 
-    return start_sources(settings.sources, ingest, ctx.metrics, settings.max_body_bytes)
+    return start_sources(
+        settings.sources,
+        ingest,
+        ctx.metrics,
+        settings.max_body_bytes,
+        store_check=ctx.service.store.ping,
+    )
 
 
 async def _serve_http(
@@ -435,12 +450,8 @@ async def _shut_down(
     retention: asyncio.Task[None] | None,
     signals: ShutdownSignals,
 ) -> None:
-    # A second signal, at any step, drops the store's connections: a transaction
-    # cancelled on a database host that stopped answering goes back to its pool only
-    # once the server has heard the cancel, which it never does, and every step below
-    # (the purge, the drain, the close) would wait on it.
-    aborting = asyncio.ensure_future(_abort_when_forced(store, signals))
     # In this order: nothing may still use the transport or the store when they close.
+    # (A second signal drops the store's connections meanwhile: see the caller.)
     try:
         if retention is not None:
             retention.cancel()
@@ -453,10 +464,7 @@ async def _shut_down(
             if transport is not None:
                 await transport.close()
         finally:
-            try:
-                await store.close()
-            finally:
-                aborting.cancel()
+            await store.close()
 
 
 async def _abort_when_forced(store: Store, signals: ShutdownSignals) -> None:

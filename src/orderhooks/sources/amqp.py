@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import aio_pika
 import aio_pika.exceptions
@@ -60,6 +61,28 @@ async def declare_source_queue(connection: AbstractRobustConnection, name: str) 
     finally:
         with contextlib.suppress(Exception):
             await probe.close()
+
+
+def _writable(value: object) -> object:
+    """A header value as the client can write it again: a string that was not UTF-8 is
+    read back as bytes, which the client cannot write; it is kept, the same bytes, as a
+    byte array. Inside tables and arrays too."""
+    if isinstance(value, bytes):
+        return bytearray(value)
+    if isinstance(value, dict):
+        return writable_headers(value)
+    if isinstance(value, list):
+        return [_writable(item) for item in value]
+    return value
+
+
+def writable_headers(headers: Mapping[Any, object]) -> dict[str, Any]:
+    """A message's headers, to be kept on its dead letter: a dead letter the client
+    could not write would never be published, and its message never acknowledged."""
+    return {
+        key if isinstance(key, str) else bytes(key).decode("utf-8", "replace"): _writable(value)
+        for key, value in headers.items()
+    }
 
 
 def unrouted(confirmation: object) -> bool:
@@ -148,7 +171,7 @@ class AmqpSession:
         delivered = message.handle
         assert isinstance(delivered, DeliveredMessage)
         properties = delivered.header.properties
-        headers = dict(properties.headers or {})
+        headers = writable_headers(properties.headers or {})
         headers.update({ERROR_HEADER: code, ERROR_MESSAGE_HEADER: text})
         dead = aio_pika.Message(
             body=message.body,

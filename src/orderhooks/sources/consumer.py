@@ -39,6 +39,8 @@ from orderhooks.store.base import IngestItem, IngestResult, MessageKey
 SourceState = Literal["connected", "reconnecting"]
 # Stores items in one transaction; the second argument is each item's message key.
 IngestCall = Callable[[Sequence[IngestItem], Sequence[MessageKey]], Awaitable[list[IngestResult]]]
+# Raises StoreError unless the store answers.
+StoreCheck = Callable[[], Awaitable[None]]
 
 RECONNECT_FIRST = 0.5  # seconds before the second connection attempt, doubling
 RECONNECT_MAX = 5.0  # seconds between connection attempts at most
@@ -149,7 +151,9 @@ class SourceConsumer:
     ingest: IngestCall
     metrics: Metrics
     max_message_bytes: int
+    store_check: StoreCheck | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _failures: int = 0  # failed connects and lost sessions since a session last worked
 
     @property
     def source_id(self) -> str:
@@ -161,8 +165,12 @@ class SourceConsumer:
         self._stopping.set()
 
     async def run(self) -> None:
-        """Connect, consume, reconnect with backoff; until stopped."""
-        attempt = 0
+        """Connect, consume, reconnect with backoff; until stopped.
+
+        The backoff grows with every failed connect and every lost session, and starts
+        over once a session has done a round (or waited idle): a session lost at once,
+        every time, must not have the loop reconnect as fast as the broker answers.
+        """
         while not self._stopping.is_set():
             try:
                 session = await self.broker.connect()
@@ -170,38 +178,50 @@ class SourceConsumer:
                 raise
             except Exception as exc:
                 self._set_state("reconnecting")
-                delay = backoff_delay(attempt, RECONNECT_FIRST, RECONNECT_MAX)
+                delay = self._next_delay()
                 log.warning(
                     "source unreachable",
                     source=self.source_id,
                     error=self._describe(exc),
                     retry_in=round(delay, 2),
                 )
-                attempt += 1
                 await self._sleep(delay)
                 continue
-            attempt = 0
             self._set_state("connected")
             log.info("source connected", source=self.source_id, url=self.status.config.display_url)
+            delay = 0.0
             try:
                 await self._consume(session)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self._set_state("reconnecting")
+                delay = self._next_delay()
                 log.warning(
-                    "source connection lost", source=self.source_id, error=self._describe(exc)
+                    "source connection lost",
+                    source=self.source_id,
+                    error=self._describe(exc),
+                    retry_in=round(delay, 2),
                 )
             finally:
                 with contextlib.suppress(Exception):
                     await session.close()
+            if delay:
+                await self._sleep(delay)
         self._set_state("reconnecting")
+
+    def _next_delay(self) -> float:
+        """The wait before the next connect, longer after each failure in a row."""
+        delay = backoff_delay(self._failures, RECONNECT_FIRST, RECONNECT_MAX)
+        self._failures += 1
+        return delay
 
     async def _consume(self, session: BrokerSession) -> None:
         while not self._stopping.is_set():
             messages = await session.fetch()
             if messages and not await self.handle_round(session, messages):
                 return  # stopped while the store was unavailable: nothing acknowledged
+            self._failures = 0  # a round done, or an idle wait: the session works
             lag = await session.lag()
             self.status.lag = lag
             if lag is not None:
@@ -261,10 +281,16 @@ class SourceConsumer:
         stored were ingested before (duplicates); None when stopped first."""
         attempt = 0
         retried: list[SourceMessage] = []
-        while pending:
+        # A round with nothing to store still dead-letters only once the store answers:
+        # nothing is dead-lettered or acknowledged while it is unavailable.
+        check_only = not pending and bool(rejected) and self.store_check is not None
+        while pending or check_only:
             items = [item for entry in pending for item in entry.items]
             keys = [entry.key for entry in pending for _ in entry.items]
             try:
+                if check_only and self.store_check is not None:
+                    await self.store_check()
+                    return retried, 0
                 results = await self.ingest(items, keys)
                 return retried, _duplicates(pending, results)
             except UnknownOrder as exc:
@@ -326,6 +352,10 @@ class SourceConsumer:
 
     def _set_state(self, state: SourceState) -> None:
         self.status.state = state
+        if state == "reconnecting":
+            # No broker reports a lag while the source is away (`GET /v1/sources` shows
+            # null); the gauge keeps the last one seen (docs/operations.md, "Metrics").
+            self.status.lag = None
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -3,19 +3,20 @@
 Several processes naming the same durable share its messages: JetStream hands each
 message to one of them. Dead letters go to `<subject>.dead`; a message whose subject
 ends in `.dead` is acknowledged and left alone (a filter such as `orders.>` matches its
-own dead letters). See docs/operations.md.
+own dead letters), so a work-queue stream, which deletes what is acknowledged, is refused
+when the filter would take its own dead letters. See docs/operations.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy
 from nats.js.client import JetStreamContext
 
 from orderhooks.logging import get_logger
@@ -33,6 +34,7 @@ UNKNOWN_ORDER_DELIVERIES = 5
 UNKNOWN_ORDER_RETRY_SECONDS = 1.0
 ERROR_HEADER = "orderhooks-error"
 ERROR_MESSAGE_HEADER = "orderhooks-error-message"
+STREAM_MESSAGE_TOO_LARGE = 10054  # JetStream's error code: over the stream's max_msg_size
 
 log = get_logger("orderhooks.sources.nats")
 
@@ -60,6 +62,70 @@ async def connect_nats(source: SourceConfig) -> Client:
 def dead_letter_subject(subject: str) -> str:
     """Where a message of `subject` goes when it can never be accepted."""
     return subject + DEAD_LETTER_SUFFIX
+
+
+def _without_body(message: SourceMessage, headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers of a dead letter sent without its body: where the body is."""
+    msg = message.handle
+    assert isinstance(msg, Msg)
+    where = f"message {msg.metadata.sequence.stream} of stream {msg.metadata.stream}"
+    text = headers[ERROR_MESSAGE_HEADER]
+    return {
+        **headers,
+        ERROR_MESSAGE_HEADER: (
+            f"{text}; the body ({len(message.body)} bytes) does not fit in a dead letter "
+            f"with these headers: it is {where}"
+        ),
+    }
+
+
+def header_bytes(headers: Mapping[str, str]) -> int:
+    """The size of `headers` in a NATS message (HPUB), which counts toward max_payload."""
+    lines = b"".join(f"{k}: {v}\r\n".encode() for k, v in headers.items())
+    return len(b"NATS/1.0\r\n") + len(lines) + len(b"\r\n")
+
+
+def _token_literals(pattern: Sequence[str], length: int) -> list[str | None] | None:
+    """What each token of a subject of `length` tokens must be for the subject `pattern`
+    (split into tokens) to match it (None: anything), or None when no such subject can."""
+    if pattern[-1] == ">":
+        head = pattern[:-1]
+        if length <= len(head):
+            return None
+        return [None if t == "*" else t for t in head] + [None] * (length - len(head))
+    if len(pattern) != length:
+        return None
+    return [None if t == "*" else t for t in pattern]
+
+
+def _can_meet(*constraints: Sequence[str | None]) -> bool:
+    """Whether one subject can satisfy every constraint of `_token_literals`."""
+    columns = zip(*constraints, strict=True)  # one per token of the subject
+    return all(len({t for t in tokens if t is not None}) <= 1 for tokens in columns)
+
+
+def takes_own_dead_letters(filter_subject: str, stream_subjects: Sequence[str]) -> bool:
+    """Whether a consumer filtering `filter_subject`, on a stream capturing
+    `stream_subjects`, can be handed the dead letter of a message it consumed: a subject
+    S that the filter matches and the stream captures, whose `S.dead` the stream captures
+    and the filter matches too (only a filter ending in `>` matches both)."""
+    wanted = filter_subject.split(".")
+    patterns = [subject.split(".") for subject in stream_subjects]
+    longest = max([len(wanted), *(len(p) for p in patterns)])
+    for length in range(1, longest + 2):
+        message = _token_literals(wanted, length)
+        dead = _token_literals(wanted, length + 1)
+        if message is None or dead is None or dead[-1] not in (None, "dead"):
+            continue
+        stored = [c for p in patterns if (c := _token_literals(p, length)) is not None]
+        stored_dead = [
+            c[:-1]
+            for p in patterns
+            if (c := _token_literals(p, length + 1)) is not None and c[-1] in (None, "dead")
+        ]
+        if any(_can_meet(message, dead[:-1], a, b) for a in stored for b in stored_dead):
+            return True
+    return False
 
 
 class NatsSession:
@@ -96,13 +162,33 @@ class NatsSession:
 
     async def dead_letter(self, message: SourceMessage, code: str, text: str) -> None:
         """Publish the body unchanged to `<subject>.dead`, stored by JetStream when a stream
-        captures that subject, else as a plain NATS message."""
+        captures that subject, else as a plain NATS message.
+
+        A body that leaves no room for the headers within the server's max_payload, or
+        within the max_msg_size of the stream storing the dead letter, is not sent: the
+        dead letter would be refused each time the message came back, so the message
+        would never be acknowledged. That dead letter is empty, and its message header
+        says which stream sequence holds the body.
+        """
         headers = {ERROR_HEADER: code, ERROR_MESSAGE_HEADER: text}
+        if header_bytes(headers) + len(message.body) > self._connection.max_payload:
+            await self._publish_dead(message, b"", _without_body(message, headers))
+            return
+        try:
+            await self._publish_dead(message, message.body, headers)
+        except nats.js.errors.BadRequestError as exc:
+            if exc.err_code != STREAM_MESSAGE_TOO_LARGE:
+                raise
+            await self._publish_dead(message, b"", _without_body(message, headers))
+
+    async def _publish_dead(
+        self, message: SourceMessage, body: bytes, headers: dict[str, str]
+    ) -> None:
         subject = dead_letter_subject(message.subject)
         try:
-            await self._jetstream.publish(subject, message.body, headers=headers)
+            await self._jetstream.publish(subject, body, headers=headers)
         except nats.js.errors.NoStreamResponseError:
-            await self._connection.publish(subject, message.body, headers=headers)
+            await self._connection.publish(subject, body, headers=headers)
             await self._connection.flush()
 
     async def ack(self, messages: Sequence[SourceMessage]) -> None:
@@ -147,6 +233,7 @@ class NatsBroker:
         try:
             jetstream = connection.jetstream()
             await self._check_existing_durable(jetstream)
+            await self._check_dead_letters_stay(jetstream)
             config = ConsumerConfig(
                 durable_name=self._source.durable,
                 ack_policy=AckPolicy.EXPLICIT,
@@ -192,4 +279,33 @@ class NatsBroker:
             raise BrokerLost(
                 f"JetStream durable {source.durable!r} of stream {source.stream!r} "
                 f"acknowledges {policy!r}, not 'explicit' (each message once stored): {fix}"
+            )
+
+    async def _check_dead_letters_stay(self, jetstream: JetStreamContext) -> None:
+        """BrokerLost when the stream is a work queue that would hand the source its own
+        dead letters: acknowledging one to skip it deletes it from a work queue (which
+        lets no other consumer read it), so every dead letter would be lost."""
+        source = self._source
+        try:
+            config = (await jetstream.stream_info(source.stream)).config
+        except nats.js.errors.NotFoundError:
+            raise
+        except nats.errors.Error as exc:
+            # A user allowed to consume but not to read the stream's configuration: the
+            # durable works as before, unchecked.
+            log.info(
+                "stream configuration not readable: retention not checked",
+                source=source.id,
+                error=describe_error(exc, source.secrets),
+            )
+            return
+        retention = str(getattr(config.retention, "value", config.retention))
+        if retention != RetentionPolicy.WORK_QUEUE.value:
+            return
+        if takes_own_dead_letters(source.subject, config.subjects or []):
+            raise BrokerLost(
+                f"JetStream stream {source.stream!r} is a work queue and subject "
+                f"{source.subject!r} matches its own dead letters (<subject>.dead), which "
+                "skipping would delete: filter without '>' (such as 'orders.*') or use a "
+                "stream with limits retention"
             )

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from orderhooks.metrics import Metrics
 from orderhooks.sources.config import SourceConfig
@@ -15,6 +16,7 @@ from orderhooks.sources.consumer import (
     IngestCall,
     SourceConsumer,
     SourceStatus,
+    StoreCheck,
 )
 
 
@@ -41,8 +43,11 @@ class SourceSet:
         """Each source's state and counters, in configuration order."""
         return [consumer.status for consumer in self.consumers]
 
-    async def stop(self, wait_seconds: float = STOP_TIMEOUT_SECONDS) -> None:
-        """Let each consumer finish its round (bounded), then cancel what is left.
+    async def stop(
+        self, wait_seconds: float = STOP_TIMEOUT_SECONDS, cut_short: asyncio.Event | None = None
+    ) -> None:
+        """Let each consumer finish its round (bounded, and no longer once `cut_short` is
+        set: a second signal), then cancel what is left.
 
         Messages not yet acknowledged go back to their broker, to be delivered again.
         """
@@ -50,7 +55,18 @@ class SourceSet:
             consumer.stop()
         if not self.tasks:
             return
-        _, pending = await asyncio.wait(self.tasks, timeout=wait_seconds)
+        # asyncio.wait leaves the tasks running when it is itself cancelled.
+        waits: set[asyncio.Future[Any]] = {
+            asyncio.ensure_future(asyncio.wait(self.tasks, timeout=wait_seconds))
+        }
+        if cut_short is not None:
+            waits.add(asyncio.ensure_future(cut_short.wait()))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        pending = [task for task in self.tasks if not task.done()]
         for task in pending:
             task.cancel()
         for task in self.tasks:
@@ -59,9 +75,14 @@ class SourceSet:
 
 
 def start_sources(
-    sources: Sequence[SourceConfig], ingest: IngestCall, metrics: Metrics, max_message_bytes: int
+    sources: Sequence[SourceConfig],
+    ingest: IngestCall,
+    metrics: Metrics,
+    max_message_bytes: int,
+    store_check: StoreCheck | None = None,
 ) -> SourceSet:
-    """Start one consumer task per source."""
+    """Start one consumer task per source; `store_check` gates the rounds that have
+    nothing to store (only dead letters)."""
     consumers = [
         SourceConsumer(
             broker=broker_for(source),
@@ -69,6 +90,7 @@ def start_sources(
             ingest=ingest,
             metrics=metrics,
             max_message_bytes=max_message_bytes,
+            store_check=store_check,
         )
         for source in sources
     ]
