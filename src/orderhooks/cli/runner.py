@@ -348,18 +348,7 @@ async def _run_with_store(
         return await _serve_http(app, settings, role, signals, access_log, listeners)
     finally:
         close_listeners(listeners)  # uvicorn closed them if it served: no new connections
-        # A second signal, at any step, drops the store's connections: a transaction
-        # cancelled on a database host that stopped answering goes back to its pool only
-        # once the server has heard the cancel, which it never does, and every step below
-        # (a source's round, the purge, the drain, the close) would wait on it.
-        aborting = asyncio.ensure_future(_abort_when_forced(store, signals))
-        try:
-            if sources is not None:
-                # Before the store closes: a round in flight may finish.
-                await sources.stop(cut_short=signals.forced)
-            await _shut_down(store, dispatcher, transport, retention, signals)
-        finally:
-            aborting.cancel()
+        await _shut_down(store, dispatcher, transport, retention, signals, sources)
 
 
 def freeze_startup_objects() -> None:
@@ -449,10 +438,18 @@ async def _shut_down(
     transport: Transport | None,
     retention: asyncio.Task[None] | None,
     signals: ShutdownSignals,
+    sources: SourceSet | None = None,
 ) -> None:
+    # A second signal, at any step, drops the store's connections: a transaction
+    # cancelled on a database host that stopped answering goes back to its pool only
+    # once the server has heard the cancel, which it never does, and every step below
+    # (a source's round, the purge, the drain, the close) would wait on it.
+    aborting = asyncio.ensure_future(_abort_when_forced(store, signals))
     # In this order: nothing may still use the transport or the store when they close.
-    # (A second signal drops the store's connections meanwhile: see the caller.)
     try:
+        if sources is not None:
+            # Before the store closes: a round in flight may finish.
+            await sources.stop(cut_short=signals.forced)
         if retention is not None:
             retention.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -464,7 +461,10 @@ async def _shut_down(
             if transport is not None:
                 await transport.close()
         finally:
-            await store.close()
+            try:
+                await store.close()
+            finally:
+                aborting.cancel()
 
 
 async def _abort_when_forced(store: Store, signals: ShutdownSignals) -> None:
