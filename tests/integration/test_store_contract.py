@@ -325,7 +325,8 @@ async def test_pending_of_counts_what_these_accounts_may_list(store: SqlStore) -
 async def test_webhooks_in_trouble_are_the_callers_that_look_worst(store: SqlStore) -> None:
     """The dashboard overview's candidates for "needs attention", among all of a caller's
     webhooks: disabled for cause or whose latest attempt failed (never those that are
-    healthy, idle or disabled by hand), the disabled and failing before the rest."""
+    healthy, idle or disabled by hand), the disabled for cause first, then the failing
+    by their run of failed attempts."""
     healthy = await store.create_webhook(webhook())
     failing = await store.create_webhook(webhook())
     shared = await store.create_webhook(webhook(accounts=("acc1", "acc2")))
@@ -346,12 +347,17 @@ async def test_webhooks_in_trouble_are_the_callers_that_look_worst(store: SqlSto
     async def in_trouble(scope: Scope, limit: int = 10) -> list[str]:
         return [hook.id for hook in await store.webhooks_in_trouble(scope, limit)]
 
-    assert await in_trouble(Scope()) == [failing.id, shared.id, gone.id]
-    assert await in_trouble(Scope(frozenset({"acc1"}))) == [failing.id, gone.id]
+    assert await in_trouble(Scope()) == [gone.id, failing.id, shared.id]
+    assert await in_trouble(Scope(frozenset({"acc1"}))) == [gone.id, failing.id]
     assert await in_trouble(Scope(frozenset({"acc2"}))) == []
-    assert await in_trouble(Scope(), limit=1) == [failing.id]
+    assert await in_trouble(Scope(), limit=1) == [gone.id]
+    # A longer run of failures comes first.
+    await store.ingest([new_order("o2", account="acc2")], NOW)
+    [again] = [c for c in await store.claim(NOW, 100, "w1") if c.webhook.id == shared.id]
+    await store.record([failed(again.delivery.id, shared.id)], NOW)
+    assert await in_trouble(Scope()) == [gone.id, shared.id, failing.id]
     await store.delete_webhook(failing.id, NOW)
-    assert await in_trouble(Scope()) == [shared.id, gone.id]
+    assert await in_trouble(Scope()) == [gone.id, shared.id]
 
 
 async def test_record_and_claim_fills_what_its_outcomes_free(store: SqlStore) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import orjson
 import pytest
 from cryptography.hazmat.primitives import serialization
 
@@ -278,3 +279,30 @@ def test_reencrypt_never_reports_success_while_a_reader_keeps_the_plaintext(
             for path in (db, Path(f"{db}-wal")):
                 if path.exists():
                     assert leaks(as_text(path.read_bytes()), stored.secrets) == [], path.name
+
+
+def test_a_dry_run_counts_what_reencrypt_reseals_and_writes_nothing(
+    tmp_path: Path, database_env: dict[str, str]
+) -> None:
+    """docs/cli.md, `secrets reencrypt --dry-run`, on both engines: the counts of the run
+    that follows, and nothing resealed by the dry run itself."""
+    data_dir = tmp_path / "data"
+    with ServerProcess(data_dir, env=dict(database_env)) as server, server.client() as api:
+        body = {
+            "url": "https://receiver.example/hook",
+            "accounts": [unique("acct")],
+            "eventTypes": ALL_TYPES,
+            "headers": {"X-Api-Key": unique("hv")},
+        }
+        assert api.post("/v1/webhooks", json=body).status_code == 201
+    env = cli_env(data_dir, ORDERHOOKS_ENCRYPTION_KEYS=new_encryption_key(), **database_env)
+    dry = run_cli(["secrets", "reencrypt", "--dry-run", "--json"], env)
+    assert dry.returncode == 0, dry.stderr
+    counted = orjson.loads(dry.stdout)
+    assert counted["dryRun"] is True and counted["webhooks"] == 1, counted
+    assert counted["values"] == 2, "the signing secret and the header value"
+    again = run_cli(["secrets", "reencrypt", "--dry-run", "--json"], env)
+    assert orjson.loads(again.stdout) == counted, "the dry run resealed nothing"
+    done = run_cli(["secrets", "reencrypt", "--json"], env)
+    assert done.returncode == 0, done.stderr
+    assert orjson.loads(done.stdout) == {k: v for k, v in counted.items() if k != "dryRun"}

@@ -6,10 +6,17 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 from types import MappingProxyType
 
-from orderhooks.domain.envelope import encode_body, envelope, format_timestamp
-from orderhooks.domain.model import EventType, PayloadFormat
+from orderhooks.domain.envelope import (
+    body_settings,
+    encode_body,
+    envelope,
+    format_timestamp,
+    webhook_body,
+    with_body_settings,
+)
+from orderhooks.domain.model import EventType, PayloadFormat, PersonalData
 from tests.support.data import ENVELOPE_KEYS
-from tests.support.factories import event
+from tests.support.factories import event, webhook
 
 FIXED = event(
     id="evt_01M8H0DJG0ABCDEFGHJKMNPQRS",
@@ -82,3 +89,21 @@ def test_the_body_round_trips_through_a_json_parser() -> None:
     assert parsed["data"] == FIXED.data
     assert parsed["type"] == "order.status_update"
     assert parsed["sequence"] == 3
+
+
+def test_recorded_body_settings_give_the_same_body_again() -> None:
+    """An attempt records what shaped its body; applied to the webhook as it is later,
+    they build the bytes that attempt sent (docs/dashboard.md, the delivery page)."""
+    shaped = webhook(
+        payload_format=PayloadFormat.RAW,
+        personal_data=PersonalData.EXCLUDE,
+        fields=("items[].plu",),
+    )
+    plain = webhook()
+    assert body_settings(plain) == "", "the defaults cost nothing to record"
+    for sent_with, now in ((shaped, plain), (plain, shaped)):
+        recorded = body_settings(sent_with)
+        rebuilt = webhook_body(event(), with_body_settings(now, recorded))
+        assert rebuilt == webhook_body(event(), sent_with)
+        assert rebuilt != webhook_body(event(), now)
+    assert with_body_settings(shaped, None) == shaped, "nothing recorded: as it is now"

@@ -45,9 +45,12 @@ async def reencrypt_store(settings: Settings, *, dry_run: bool = False) -> Resea
     from orderhooks.store.sqlite import SQLiteStore
 
     async with migrated_store(settings) as store:
-        await store.check_secrets()
-        report = await store.reseal_secrets(dry_run=dry_run)
-        if isinstance(store, SQLiteStore) and not dry_run:
+        checked = await store.check_secrets()
+        if dry_run:  # what the check found is what a run would reseal
+            values = checked.plaintext + checked.stale
+            return ResealReport(checked.webhooks_to_reseal, values, checked.key_ids[0])
+        report = await store.reseal_secrets()
+        if isinstance(store, SQLiteStore):
             await store.compact()
         return report
 

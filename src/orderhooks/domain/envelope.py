@@ -65,10 +65,14 @@ def webhook_body(event: Event, webhook: Webhook) -> bytes:
     return encode_body(shape_event(event, webhook_shaping(webhook)), webhook.payload_format)
 
 
+DEFAULT_BODY_SETTINGS = ""  # envelope, personal data included, every field
+
+
 def body_settings(webhook: Webhook) -> str:
     """The settings that shape `webhook`'s bodies (payload format, `personalData`,
-    `fields`) as JSON text, which each attempt records: with the stored event they give
-    again the exact bytes that attempt sent (`with_body_settings`)."""
+    `fields`) as JSON text, which each attempt records ("" for the defaults, as most
+    webhooks have them): with the stored event they give again the exact bytes that
+    attempt sent (`with_body_settings`)."""
     return _body_settings(webhook.payload_format, webhook.personal_data, webhook.fields)
 
 
@@ -76,6 +80,12 @@ def body_settings(webhook: Webhook) -> str:
 def _body_settings(
     payload_format: PayloadFormat, personal_data: PersonalData, fields: tuple[str, ...] | None
 ) -> str:
+    if (payload_format, personal_data, fields) == (
+        PayloadFormat.ENVELOPE,
+        PersonalData.INCLUDE,
+        None,
+    ):
+        return DEFAULT_BODY_SETTINGS
     settings = {
         "payloadFormat": payload_format.value,
         "personalData": personal_data.value,
@@ -89,6 +99,13 @@ def with_body_settings(webhook: Webhook, recorded: str | None) -> Webhook:
     now when nothing was recorded: attempts made before orderhooks recorded them)."""
     if recorded is None:
         return webhook
+    if recorded == DEFAULT_BODY_SETTINGS:
+        return dataclasses.replace(
+            webhook,
+            payload_format=PayloadFormat.ENVELOPE,
+            personal_data=PersonalData.INCLUDE,
+            fields=None,
+        )
     settings = orjson.loads(recorded)
     fields = settings["fields"]
     return dataclasses.replace(

@@ -48,6 +48,9 @@ COMMAND_TIMEOUT_SECONDS = 60.0
 MIGRATION_LOCK_TIMEOUT_MS = 2_000
 MIGRATION_RETRY_SECONDS = (1.0, 2.0, 5.0)  # pauses between tries, the last one repeated
 MIGRATION_GIVE_UP_SECONDS = 600.0
+# A migration's script is not bound by COMMAND_TIMEOUT_SECONDS: building an index on a
+# large table takes longer, and every process migrates at start.
+MIGRATION_SCRIPT_TIMEOUT_SECONDS = 6 * 3600.0
 
 log = get_logger("orderhooks.store")
 
@@ -136,8 +139,10 @@ class PostgresEngine:
             for tries in itertools.count(1):
                 try:
                     async with conn.transaction():
-                        await conn.execute(f"SET LOCAL lock_timeout = {MIGRATION_LOCK_TIMEOUT_MS}")
-                        await conn.execute(script)
+                        await tx.fetchval(
+                            "migration_lock_timeout", lock_timeout=f"{MIGRATION_LOCK_TIMEOUT_MS}ms"
+                        )
+                        await conn.execute(script, timeout=MIGRATION_SCRIPT_TIMEOUT_SECONDS)
                         await record_migration(tx, name)
                     return
                 except asyncpg.LockNotAvailableError:

@@ -35,6 +35,7 @@ class SecretsReport:
     plaintext: int  # stored unencrypted
     stale: int  # sealed, but not with the first key
     key_ids: tuple[str, ...]  # the configured keys, the sealing one first
+    webhooks_to_reseal: int = 0  # webhooks holding a plaintext or stale value
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +87,10 @@ def _resealed(row: Row, reseal: Callable[[str, str], str]) -> dict[str, object]:
 def check_rows(rows: list[Row], box: SecretBox) -> SecretsReport:
     """Open every secret of `rows`; SecretUnreadable (naming the variable, the keys
     missing and how many values need them, never a value) when one does not open."""
-    values = plaintext = stale = 0
+    values = plaintext = stale = webhooks_to_reseal = 0
     unreadable = _Unreadable()
     for row in rows:
+        before = plaintext + stale
         for stored, context in _stored_values(row):
             values += 1
             try:
@@ -102,6 +104,8 @@ def check_rows(rows: list[Row], box: SecretBox) -> SecretsReport:
                 plaintext += 1
             elif box.needs_reseal(stored):
                 stale += 1
+        if plaintext + stale > before:
+            webhooks_to_reseal += 1
     if unreadable.count:
         needed = ", ".join(f"{k} ({n} values)" for k, n in sorted(unreadable.keys.items()))
         raise SecretUnreadable(
@@ -109,7 +113,7 @@ def check_rows(rows: list[Row], box: SecretBox) -> SecretsReport:
             f"(configured key ids: {', '.join(box.key_ids) or 'none'}; needed: {needed}). "
             f"Add the missing key to {ENV_VAR}; first problem: {unreadable.first}"
         )
-    return SecretsReport(values, plaintext, stale, box.key_ids)
+    return SecretsReport(values, plaintext, stale, box.key_ids, webhooks_to_reseal)
 
 
 class SecretOperations(StoreCore):
@@ -123,11 +127,10 @@ class SecretOperations(StoreCore):
 
         return await self._read(job)
 
-    async def reseal_secrets(self, *, dry_run: bool = False) -> ResealReport:
+    async def reseal_secrets(self) -> ResealReport:
         """Seal every stored secret not sealed with the first key with it (deleted
         webhooks included), a batch of webhooks per transaction, each batch locked
-        against concurrent changes; idempotent. Needs keys. With `dry_run`, count what
-        it would reseal, in read transactions, and write nothing."""
+        against concurrent changes; idempotent. Needs keys."""
         if not self.box.encrypts:
             raise SecretUnreadable(f"{ENV_VAR} is not set: there is no key to encrypt with")
         webhooks = values = 0
@@ -140,15 +143,14 @@ class SecretOperations(StoreCore):
                 for row in rows:
                     stale = [s for s, _ in _stored_values(row) if self.box.needs_reseal(s)]
                     if stale:
-                        if not dry_run:
-                            params = _resealed(row, self._reseal_if_needed)
-                            await tx.execute("reseal_webhook", **params)
+                        params = _resealed(row, self._reseal_if_needed)
+                        await tx.execute("reseal_webhook", **params)
                         changed_rows += 1
                         changed_values += len(stale)
                 last = rows[-1]["id"] if len(rows) == RESEAL_BATCH else None
                 return last, changed_rows, changed_values
 
-            last, rows_done, values_done = await (self._read if dry_run else self._write)(batch)
+            last, rows_done, values_done = await self._write(batch)
             webhooks += rows_done
             values += values_done
             if last is None:

@@ -467,7 +467,8 @@ LIMIT :limit;
 -- disabled for failing or for a gone endpoint, awaiting an agreement, or active with a
 -- latest attempt that failed. The dashboard's overview words and ranks them
 -- (web/dashboard/health.py); it asks here so that a webhook beyond its first page of
--- webhooks is not missed. Those that look worst first, then the oldest.
+-- webhooks is not missed. Those that look worst first (disabled for cause, then active
+-- ones by their run of failures, then awaiting), then the oldest.
 SELECT w.* FROM webhooks AS w LEFT JOIN webhook_runtime AS r ON r.webhook_id = w.id
 WHERE w.deleted_at IS NULL
   AND (:scope::text[] IS NULL OR NOT EXISTS (
@@ -477,7 +478,8 @@ WHERE w.deleted_at IS NULL
        OR w.state = 'awaiting_agreement'
        OR (w.state = 'active' AND r.last_failure_at IS NOT NULL
            AND (r.last_success_at IS NULL OR r.last_failure_at > r.last_success_at)))
-ORDER BY CASE WHEN w.state = 'awaiting_agreement' THEN 1 ELSE 0 END, w.id
+ORDER BY CASE w.state WHEN 'disabled' THEN 0 WHEN 'active' THEN 1 ELSE 2 END,
+    COALESCE(r.consecutive_failures, 0) DESC, w.id
 LIMIT :limit;
 
 -- name: any_failed_of

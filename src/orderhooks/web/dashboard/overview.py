@@ -47,7 +47,8 @@ async def _recent_failures(
     holds every live webhook, so a failure in their stats tells there are some; else the
     store is asked, through an index, as deleted webhooks keep their failed deliveries.
     A partner's deliveries also go to webhooks its list leaves out (installed on one of
-    its accounts and another, or on every account), so the store is asked too."""
+    its accounts and another, or on every account, or on one of its accounts before a
+    PATCH), so the store is asked too."""
     accounts = viewer.scope.accounts
     if accounts is None:
         failed = any(stats.counts.get(DeliveryState.FAILED, 0) for _, _, stats in rows)

@@ -7,6 +7,10 @@
 
 -- ============================================================ lifecycle
 
+-- name: migration_lock_timeout
+-- How long a migration's statements wait for a lock, for its transaction only.
+SELECT set_config('lock_timeout', :lock_timeout::text, TRUE);
+
 -- name: notify_work
 -- The payload names the sending process, whose own listener skips it (its workers were
 -- woken in the process already).
