@@ -6,6 +6,8 @@ stopped (docs/operations.md)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -13,7 +15,15 @@ import pytest
 
 from orderhooks.testing.receiver import Receiver
 from tests.cluster.pgproxy import LOOPBACK, PgProxy
-from tests.e2e.brokers import consuming, nats_stream, order_life, sources_of, wait_consumed
+from tests.e2e.brokers import (
+    NatsStream,
+    SourceRun,
+    consuming,
+    nats_stream,
+    order_life,
+    sources_of,
+    wait_consumed,
+)
 from tests.e2e.support import assert_per_order
 from tests.support.data import unique
 
@@ -30,38 +40,48 @@ def _through(proxy: PgProxy, pg_url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}{LOOPBACK}:{proxy.port}"))
 
 
-async def test_consuming_pauses_while_the_store_is_away(
-    tmp_path: Path, rx: Receiver, pg_url: str
-) -> None:
+@contextlib.asynccontextmanager
+async def consuming_through_a_proxy(
+    tmp_path: Path, rx: Receiver, pg_url: str, account: str
+) -> AsyncIterator[tuple[NatsStream, PgProxy, SourceRun]]:
+    """A fresh stream, and a server consuming it whose PostgreSQL connections go through
+    a proxy the test can cut: (stream, proxy, the running server)."""
     pg = urlsplit(pg_url)
-    account = unique("acct")
     async with nats_stream() as stream:
         with PgProxy(pg.hostname or LOOPBACK, pg.port or 5432) as proxy:
             env = {"ORDERHOOKS_DATABASE_URL": _through(proxy, pg_url)}
             async with consuming(tmp_path, stream.source_url(), rx, account, **env) as run:
-                lives = [order_life(account) for _ in range(5)]
-                proxy.cut()
-                for life in lives:
-                    await stream.publish(life)
-                await asyncio.sleep(OUTAGE_SECONDS)
-                js = stream.connection.jetstream()
-                consumer = await js.consumer_info(stream.name, "orderhooks")
-                # Taken from the broker, held, and not acknowledged while it lasts.
-                assert consumer.num_ack_pending + consumer.num_pending == len(lives)
-                assert consumer.ack_floor.stream_seq == 0
-                info = await js.stream_info(stream.name)
-                assert info.state.messages == len(lives)  # no dead letter published
-                assert rx.requests == []
-                proxy.restore()
-                expected = sum(len(life) for life in lives)
-                await rx.wait_for(lambda: len(rx.delivered_ids()) >= expected, WAIT_SECONDS)
-                assert_per_order(rx.accepted())
-                # A round is counted consumed after its commit and acknowledgement, which
-                # may come after the receiver already has its events.
-                await wait_consumed(run.client, len(lives))
-                [source] = await sources_of(run.client)
-                assert source["deadLettered"] == 0
-                assert source["consumed"] == len(lives)
+                yield stream, proxy, run
+
+
+async def test_consuming_pauses_while_the_store_is_away(
+    tmp_path: Path, rx: Receiver, pg_url: str
+) -> None:
+    account = unique("acct")
+    async with consuming_through_a_proxy(tmp_path, rx, pg_url, account) as (stream, proxy, run):
+        lives = [order_life(account) for _ in range(5)]
+        proxy.cut()
+        for life in lives:
+            await stream.publish(life)
+        await asyncio.sleep(OUTAGE_SECONDS)
+        js = stream.connection.jetstream()
+        consumer = await js.consumer_info(stream.name, "orderhooks")
+        # Taken from the broker, held, and not acknowledged while it lasts.
+        assert consumer.num_ack_pending + consumer.num_pending == len(lives)
+        assert consumer.ack_floor.stream_seq == 0
+        info = await js.stream_info(stream.name)
+        assert info.state.messages == len(lives)  # no dead letter published
+        assert rx.requests == []
+        proxy.restore()
+        expected = sum(len(life) for life in lives)
+        await rx.wait_for(lambda: len(rx.delivered_ids()) >= expected, WAIT_SECONDS)
+        assert_per_order(rx.accepted())
+        # A round is counted consumed after its commit and acknowledgement, which
+        # may come after the receiver already has its events.
+        await wait_consumed(run.client, len(lives))
+        [source] = await sources_of(run.client)
+        assert source["deadLettered"] == 0
+        assert source["consumed"] == len(lives)
 
 
 async def test_a_round_of_bad_messages_waits_for_the_store_too(
@@ -69,25 +89,21 @@ async def test_a_round_of_bad_messages_waits_for_the_store_too(
 ) -> None:
     # A round with nothing to store never touched the store: its messages were
     # dead-lettered and acknowledged while the database was away.
-    pg = urlsplit(pg_url)
     account = unique("acct")
     bad = [b"this is not JSON", b"{"]
-    async with nats_stream() as stream:
-        with PgProxy(pg.hostname or LOOPBACK, pg.port or 5432) as proxy:
-            env = {"ORDERHOOKS_DATABASE_URL": _through(proxy, pg_url)}
-            async with consuming(tmp_path, stream.source_url(), rx, account, **env) as run:
-                proxy.cut()
-                for body in bad:
-                    await stream.publish(body)
-                await asyncio.sleep(OUTAGE_SECONDS)
-                js = stream.connection.jetstream()
-                consumer = await js.consumer_info(stream.name, "orderhooks")
-                assert consumer.ack_floor.stream_seq == 0
-                info = await js.stream_info(stream.name)
-                assert info.state.messages == len(bad)  # no dead letter published
-                proxy.restore()
-                dead = await stream.dead_letters(len(bad))
-                assert sorted(body for body, _ in dead) == sorted(bad)
-                await wait_consumed(run.client, len(bad))
-                [source] = await sources_of(run.client)
-                assert source["deadLettered"] == len(bad)
+    async with consuming_through_a_proxy(tmp_path, rx, pg_url, account) as (stream, proxy, run):
+        proxy.cut()
+        for body in bad:
+            await stream.publish(body)
+        await asyncio.sleep(OUTAGE_SECONDS)
+        js = stream.connection.jetstream()
+        consumer = await js.consumer_info(stream.name, "orderhooks")
+        assert consumer.ack_floor.stream_seq == 0
+        info = await js.stream_info(stream.name)
+        assert info.state.messages == len(bad)  # no dead letter published
+        proxy.restore()
+        dead = await stream.dead_letters(len(bad))
+        assert sorted(body for body, _ in dead) == sorted(bad)
+        await wait_consumed(run.client, len(bad))
+        [source] = await sources_of(run.client)
+        assert source["deadLettered"] == len(bad)
