@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -54,22 +55,27 @@ async def consuming_through_a_proxy(
                 yield stream, proxy, run
 
 
+async def publish_while_cut(stream: NatsStream, proxy: PgProxy, messages: Sequence[Any]) -> Any:
+    """Cut the database off, publish `messages`, give the source time to take them; what
+    the broker then knows of the source's consumer."""
+    proxy.cut()
+    for message in messages:
+        await stream.publish(message)
+    await asyncio.sleep(OUTAGE_SECONDS)
+    return await stream.connection.jetstream().consumer_info(stream.name, "orderhooks")
+
+
 async def test_consuming_pauses_while_the_store_is_away(
     tmp_path: Path, rx: Receiver, pg_url: str
 ) -> None:
     account = unique("acct")
     async with consuming_through_a_proxy(tmp_path, rx, pg_url, account) as (stream, proxy, run):
         lives = [order_life(account) for _ in range(5)]
-        proxy.cut()
-        for life in lives:
-            await stream.publish(life)
-        await asyncio.sleep(OUTAGE_SECONDS)
-        js = stream.connection.jetstream()
-        consumer = await js.consumer_info(stream.name, "orderhooks")
+        consumer = await publish_while_cut(stream, proxy, lives)
         # Taken from the broker, held, and not acknowledged while it lasts.
         assert consumer.num_ack_pending + consumer.num_pending == len(lives)
         assert consumer.ack_floor.stream_seq == 0
-        info = await js.stream_info(stream.name)
+        info = await stream.connection.jetstream().stream_info(stream.name)
         assert info.state.messages == len(lives)  # no dead letter published
         assert rx.requests == []
         proxy.restore()
@@ -92,14 +98,9 @@ async def test_a_round_of_bad_messages_waits_for_the_store_too(
     account = unique("acct")
     bad = [b"this is not JSON", b"{"]
     async with consuming_through_a_proxy(tmp_path, rx, pg_url, account) as (stream, proxy, run):
-        proxy.cut()
-        for body in bad:
-            await stream.publish(body)
-        await asyncio.sleep(OUTAGE_SECONDS)
-        js = stream.connection.jetstream()
-        consumer = await js.consumer_info(stream.name, "orderhooks")
+        consumer = await publish_while_cut(stream, proxy, bad)
         assert consumer.ack_floor.stream_seq == 0
-        info = await js.stream_info(stream.name)
+        info = await stream.connection.jetstream().stream_info(stream.name)
         assert info.state.messages == len(bad)  # no dead letter published
         proxy.restore()
         dead = await stream.dead_letters(len(bad))
