@@ -115,8 +115,9 @@ def issue(
     not_after: datetime | None = None,
 ) -> Issued:
     """A certificate signed by `ca`: for a server at the IP `server_address` (and the host
-    names `dns_names`), else for a client. `usages` overrides the extended key usage;
-    `key` defaults to a new P-256 key."""
+    names `dns_names`), else for a client. `usages` overrides the extended key usage (an
+    empty one makes a damaged certificate, whose extension holds no usage); `key`
+    defaults to a new P-256 key."""
     key = key or ec.generate_private_key(ec.SECP256R1())
     start, end = _validity(not_before, not_after)
     if usages is None:
@@ -134,13 +135,21 @@ def issue(
         .not_valid_before(start)
         .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
+        .add_extension(_extended_key_usage(usages), critical=False)
     )
     if server_address is not None:
         names: list[x509.GeneralName] = [x509.DNSName(name) for name in dns_names]
         names.append(x509.IPAddress(ipaddress.ip_address(server_address)))
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     return Issued(builder.sign(ca.key, hashes.SHA256()), key)
+
+
+def _extended_key_usage(usages: tuple[x509.ObjectIdentifier, ...]) -> x509.ExtensionType:
+    """The extended key usage extension; with no usage, its raw form (an empty DER
+    sequence), which newer `cryptography` releases no longer build from the typed one."""
+    if usages:
+        return x509.ExtendedKeyUsage(list(usages))
+    return x509.UnrecognizedExtension(x509.oid.ExtensionOID.EXTENDED_KEY_USAGE, b"\x30\x00")
 
 
 __all__ = ["Issued", "issue", "make_ca"]
