@@ -172,6 +172,38 @@ async def test_a_migration_gives_way_to_queries_while_a_long_transaction_holds_i
         )
 
 
+async def test_migrations_0012_and_0014_fill_their_columns_from_an_existing_database(
+    pg_url: str,
+) -> None:
+    """As on SQLite (test_store_sqlite.py): 0012 marks the webhooks being probed as
+    announced failing since their run began, 0014 records the accounts webhooks have."""
+    async with migrated_store(pg_url, listen=False) as store:
+        probed = await store.create_webhook(webhook(accounts=("acc1", "acc2")))
+        calm = await store.create_webhook(webhook())
+    async with side_connection(pg_url) as conn:
+        await conn.execute(
+            "UPDATE webhook_runtime SET probing = TRUE, failing_since = 7 WHERE webhook_id = $1",
+            probed.id,
+        )
+        await conn.execute("ALTER TABLE webhook_runtime DROP COLUMN failing_reported_since")
+        await conn.execute("DROP TABLE webhook_account_history")
+        await conn.execute(
+            "DELETE FROM schema_migrations WHERE name = ANY($1::text[])",
+            ["0012_failing_reported", "0014_webhook_account_history"],
+        )
+    async with open_store(pg_url, listen=False) as store:
+        assert await store.migrate() == ["0012_failing_reported", "0014_webhook_account_history"]
+    async with side_connection(pg_url) as conn:
+        rows = await conn.fetch("SELECT webhook_id, failing_reported_since FROM webhook_runtime")
+        assert {r["webhook_id"]: r["failing_reported_since"] for r in rows} == {
+            probed.id: 7,
+            calm.id: None,
+        }
+        history = await conn.fetch("SELECT webhook_id, account FROM webhook_account_history")
+        expected = sorted([(probed.id, "acc1"), (probed.id, "acc2"), (calm.id, "acc1")])
+        assert sorted((r["webhook_id"], r["account"]) for r in history) == expected
+
+
 async def test_two_claimers_never_share_a_delivery_or_exceed_concurrency(
     two_processes: tuple[PostgresStore, PostgresStore],
 ) -> None:

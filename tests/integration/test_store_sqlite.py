@@ -322,3 +322,45 @@ async def test_the_operational_events_migration_keeps_an_existing_database(
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         nulls = conn.execute("SELECT COUNT(*) FROM events WHERE order_id IS NULL").fetchone()
         assert nulls == (1,)
+
+
+async def test_migrations_0012_and_0014_fill_their_columns_from_an_existing_database(
+    tmp_path: Path,
+) -> None:
+    """A database from before them: 0012 marks the webhooks being probed as announced
+    failing since their run of failures began, 0014 records the accounts webhooks have."""
+    path = tmp_path / "oh.db"
+    store = SQLiteStore(path, require_agreement=False, disable_after_seconds=3600)
+    await store.open()
+    await store.migrate()
+    probed = await store.create_webhook(webhook(accounts=("acc1", "acc2")))
+    calm = await store.create_webhook(webhook())
+    await store.close()
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        # Back to the schema before 0012 and 0014, one webhook being probed.
+        conn.execute(
+            "UPDATE webhook_runtime SET probing = 1, failing_since = 7 WHERE webhook_id = ?",
+            (probed.id,),
+        )
+        conn.execute("ALTER TABLE webhook_runtime DROP COLUMN failing_reported_since")
+        conn.execute("DROP TABLE webhook_account_history")
+        conn.execute(
+            "DELETE FROM schema_migrations WHERE name IN "
+            "('0012_failing_reported', '0014_webhook_account_history')"
+        )
+    store = SQLiteStore(path, require_agreement=False, disable_after_seconds=3600)
+    await store.open()
+    try:
+        assert await store.migrate() == ["0012_failing_reported", "0014_webhook_account_history"]
+    finally:
+        await store.close()
+    with closing(sqlite3.connect(path)) as conn:
+        reported = dict(
+            conn.execute("SELECT webhook_id, failing_reported_since FROM webhook_runtime")
+        )
+        assert reported == {probed.id: 7, calm.id: None}
+        history = conn.execute(
+            "SELECT webhook_id, account FROM webhook_account_history ORDER BY 1, 2"
+        ).fetchall()
+        expected = sorted([(probed.id, "acc1"), (probed.id, "acc2"), (calm.id, "acc1")])
+        assert sorted(history) == expected
