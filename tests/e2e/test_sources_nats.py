@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,17 +39,28 @@ WAIT_SECONDS = 60.0
 
 
 @pytest.fixture()
-def nats_server_dir(tmp_path: Path) -> Path:
+def nats_server_dir(tmp_path: Path) -> Iterator[Path]:
+    """Where a test's own nats-server keeps its JetStream store; removed afterwards."""
     assert Path(NATS_SERVER).exists(), f"{NATS_SERVER} is not installed"
-    return tmp_path / "nats"
+    yield tmp_path / "nats"
+    shutil.rmtree(tmp_path / "nats", ignore_errors=True)
 
 
-def _start_nats(port: int, store_dir: Path) -> subprocess.Popen[bytes]:
+def _start_nats(*options: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [NATS_SERVER, "-a", LOOPBACK, "-p", str(port), "-js", "-sd", str(store_dir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        [NATS_SERVER, *options], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
+
+
+def _jetstream_on(port: int, store_dir: Path) -> tuple[str, ...]:
+    """The options of a nats-server with JetStream on loopback `port`."""
+    return ("-a", LOOPBACK, "-p", str(port), "-js", "-sd", str(store_dir))
+
+
+def _stop_nats(broker: subprocess.Popen[bytes] | None) -> None:
+    if broker is not None:
+        broker.terminate()
+        broker.wait(10)
 
 
 async def _publish_life(url: str, stream_name: str, life: list[dict[str, Any]]) -> None:
@@ -151,9 +163,7 @@ async def test_a_user_not_allowed_to_read_the_stream_configuration_still_consume
     config = tmp_path / "nats.conf"
     store = nats_server_dir / "js"
     config.write_text(RESTRICTED_CONFIG.format(host=LOOPBACK, port=port, store=store))
-    broker = subprocess.Popen(
-        [NATS_SERVER, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    broker = _start_nats("-c", str(config))
     account = unique("acct")
     try:
         await _publish_life(f"nats://admin:admin@{LOOPBACK}:{port}", "OHDOWN", [])
@@ -164,9 +174,7 @@ async def test_a_user_not_allowed_to_read_the_stream_configuration_still_consume
             )
             await rx.wait_for(lambda: len(rx.delivered_ids()) >= 5, WAIT_SECONDS)
     finally:
-        broker.terminate()
-        broker.wait(10)
-        shutil.rmtree(nats_server_dir, ignore_errors=True)
+        _stop_nats(broker)
 
 
 async def test_dead_letters_stay_in_a_work_queue_stream_filtered_without_them(
@@ -244,26 +252,22 @@ async def test_broker_down_at_start_and_gone_midway_comes_back(
         assert state["state"] == "reconnecting"
         assert state["url"] == source
         try:
-            broker = _start_nats(port, nats_server_dir)
+            broker = _start_nats(*_jetstream_on(port, nats_server_dir))
             await _publish_life(url, stream_name, order_life(account))
             await wait_until(lambda: state_is("connected"), "the source connected")
             await rx.wait_for(lambda: len(rx.delivered_ids()) >= 5, WAIT_SECONDS)
             # Gone midway: the API keeps serving, the consumer reconnects by itself.
-            broker.terminate()
-            broker.wait(10)
+            _stop_nats(broker)
             await wait_until(lambda: state_is("reconnecting"), "the source reconnecting")
             expect(await client.get("/v1/webhooks"), 200)
-            broker = _start_nats(port, nats_server_dir)  # same JetStream store
+            broker = _start_nats(*_jetstream_on(port, nats_server_dir))  # same store
             await _publish_life(url, stream_name, order_life(account))
             await rx.wait_for(lambda: len(rx.delivered_ids()) >= 10, WAIT_SECONDS)
             await wait_until(lambda: state_is("connected"), "the source connected again")
             rx.verify_all(webhook["secret"])
             assert_per_order(rx.accepted())
         finally:
-            if broker is not None:
-                broker.terminate()
-                broker.wait(10)
-            shutil.rmtree(nats_server_dir, ignore_errors=True)
+            _stop_nats(broker)
 
 
 async def test_an_update_before_its_order_is_delivered_again_then_applied(

@@ -4,6 +4,7 @@ beside a busy writer, and claim queries that stay on their indexes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sqlite3
@@ -12,6 +13,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
 
@@ -287,6 +289,17 @@ async def test_bookkeeping_commits_relaxed_and_durable_writes_stay_full(tmp_path
         await store.close()
 
 
+@contextlib.asynccontextmanager
+async def opened(path: Path) -> AsyncIterator[SQLiteStore]:
+    """The store of the SQLite file `path`, open (not migrated) until the block ends."""
+    store = SQLiteStore(path, require_agreement=False, disable_after_seconds=3600)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
 async def test_the_operational_events_migration_keeps_an_existing_database(
     tmp_path: Path,
 ) -> None:
@@ -303,9 +316,7 @@ async def test_the_operational_events_migration_keeps_an_existing_database(
             "INSERT INTO events VALUES ('evt_old', 'order.new', 'o0', 'acc1', 'loc1', 'cl1', 7,"
             " 1, 0, '{\"kept\": true}', 10, 0)"
         )
-    store = SQLiteStore(path, require_agreement=False, disable_after_seconds=3600)
-    await store.open()
-    try:
+    async with opened(path) as store:
         await store.migrate()  # 0001 is there; 0002 ... apply only what is new
         hook = await store.create_webhook(webhook())
         ops = await store.create_webhook(webhook(event_types=tuple(OperationalEventType)))
@@ -316,8 +327,6 @@ async def test_the_operational_events_migration_keeps_an_existing_database(
         assert delivery.order_id is None and delivery.sequence is None
         old = await store.get_event("evt_old", Scope())
         assert (old.order_id, old.sequence, old.data) == ("o0", 1, {"kept": True})
-    finally:
-        await store.close()
     with closing(sqlite3.connect(path)) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         nulls = conn.execute("SELECT COUNT(*) FROM events WHERE order_id IS NULL").fetchone()
@@ -330,12 +339,10 @@ async def test_migrations_0012_and_0014_fill_their_columns_from_an_existing_data
     """A database from before them: 0012 marks the webhooks being probed as announced
     failing since their run of failures began, 0014 records the accounts webhooks have."""
     path = tmp_path / "oh.db"
-    store = SQLiteStore(path, require_agreement=False, disable_after_seconds=3600)
-    await store.open()
-    await store.migrate()
-    probed = await store.create_webhook(webhook(accounts=("acc1", "acc2")))
-    calm = await store.create_webhook(webhook())
-    await store.close()
+    async with opened(path) as store:
+        await store.migrate()
+        probed = await store.create_webhook(webhook(accounts=("acc1", "acc2")))
+        calm = await store.create_webhook(webhook())
     with closing(sqlite3.connect(path, isolation_level=None)) as conn:
         # Back to the schema before 0012 and 0014, one webhook being probed.
         conn.execute(
@@ -348,12 +355,8 @@ async def test_migrations_0012_and_0014_fill_their_columns_from_an_existing_data
             "DELETE FROM schema_migrations WHERE name IN "
             "('0012_failing_reported', '0014_webhook_account_history')"
         )
-    store = SQLiteStore(path, require_agreement=False, disable_after_seconds=3600)
-    await store.open()
-    try:
+    async with opened(path) as store:
         assert await store.migrate() == ["0012_failing_reported", "0014_webhook_account_history"]
-    finally:
-        await store.close()
     with closing(sqlite3.connect(path)) as conn:
         reported = dict(
             conn.execute("SELECT webhook_id, failing_reported_since FROM webhook_runtime")

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import uvicorn
 
+from orderhooks.aio import until_done_or_set
 from orderhooks.cli.listen import LISTEN_BACKLOG, close_listeners, open_listeners
 from orderhooks.clock import utc_now
 from orderhooks.config import Settings
@@ -477,11 +478,4 @@ async def _abort_when_forced(store: Store, signals: ShutdownSignals) -> None:
 async def _drain(dispatcher: Dispatcher, signals: ShutdownSignals) -> None:
     """Let the attempts in flight finish and their outcomes be recorded (bounded); a
     second signal gives up on them: their leases expire and they are attempted again."""
-    drain = asyncio.ensure_future(dispatcher.stop(drain_timeout=DRAIN_TIMEOUT_SECONDS))
-    forced = asyncio.ensure_future(signals.forced.wait())
-    await asyncio.wait({drain, forced}, return_when=asyncio.FIRST_COMPLETED)
-    forced.cancel()
-    if not drain.done():
-        drain.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await drain
+    await until_done_or_set(dispatcher.stop(drain_timeout=DRAIN_TIMEOUT_SECONDS), signals.forced)

@@ -65,7 +65,12 @@ def webhook_body(event: Event, webhook: Webhook) -> bytes:
     return encode_body(shape_event(event, webhook_shaping(webhook)), webhook.payload_format)
 
 
-DEFAULT_BODY_SETTINGS = ""  # envelope, personal data included, every field
+DEFAULT_BODY_SETTINGS = ""  # how an attempt records the defaults below
+_DEFAULT_SHAPE: tuple[PayloadFormat, PersonalData, tuple[str, ...] | None] = (
+    PayloadFormat.ENVELOPE,
+    PersonalData.INCLUDE,
+    None,  # every field
+)
 
 
 def body_settings(webhook: Webhook) -> str:
@@ -80,11 +85,7 @@ def body_settings(webhook: Webhook) -> str:
 def _body_settings(
     payload_format: PayloadFormat, personal_data: PersonalData, fields: tuple[str, ...] | None
 ) -> str:
-    if (payload_format, personal_data, fields) == (
-        PayloadFormat.ENVELOPE,
-        PersonalData.INCLUDE,
-        None,
-    ):
+    if (payload_format, personal_data, fields) == _DEFAULT_SHAPE:
         return DEFAULT_BODY_SETTINGS
     settings = {
         "payloadFormat": payload_format.value,
@@ -99,18 +100,12 @@ def with_body_settings(webhook: Webhook, recorded: str | None) -> Webhook:
     now when nothing was recorded: attempts made before orderhooks recorded them)."""
     if recorded is None:
         return webhook
-    if recorded == DEFAULT_BODY_SETTINGS:
-        return dataclasses.replace(
-            webhook,
-            payload_format=PayloadFormat.ENVELOPE,
-            personal_data=PersonalData.INCLUDE,
-            fields=None,
-        )
-    settings = orjson.loads(recorded)
-    fields = settings["fields"]
+    payload_format, personal_data, fields = _DEFAULT_SHAPE
+    if recorded != DEFAULT_BODY_SETTINGS:
+        settings = orjson.loads(recorded)
+        payload_format = PayloadFormat(settings["payloadFormat"])
+        personal_data = PersonalData(settings["personalData"])
+        fields = None if settings["fields"] is None else tuple(settings["fields"])
     return dataclasses.replace(
-        webhook,
-        payload_format=PayloadFormat(settings["payloadFormat"]),
-        personal_data=PersonalData(settings["personalData"]),
-        fields=None if fields is None else tuple(fields),
+        webhook, payload_format=payload_format, personal_data=personal_data, fields=fields
     )

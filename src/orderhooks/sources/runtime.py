@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from orderhooks.aio import until_done_or_set
 from orderhooks.metrics import Metrics
 from orderhooks.sources.config import SourceConfig
 from orderhooks.sources.consumer import (
@@ -55,17 +55,8 @@ class SourceSet:
             consumer.stop()
         if not self.tasks:
             return
-        # asyncio.wait leaves the tasks running when it is itself cancelled.
-        waits: set[asyncio.Future[Any]] = {
-            asyncio.ensure_future(asyncio.wait(self.tasks, timeout=wait_seconds))
-        }
-        if cut_short is not None:
-            waits.add(asyncio.ensure_future(cut_short.wait()))
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiting in waits:
-                waiting.cancel()
+        # Cut short, asyncio.wait is cancelled, and leaves the tasks running: cancelled below.
+        await until_done_or_set(asyncio.wait(self.tasks, timeout=wait_seconds), cut_short)
         pending = [task for task in self.tasks if not task.done()]
         for task in pending:
             task.cancel()

@@ -231,7 +231,8 @@ class ReadOperations(StoreCore):
     async def webhooks_in_trouble(self, tx: Tx, scope: Scope, limit: int) -> list[Webhook]:
         """Up to `limit` live webhooks the caller may see that may be in trouble (disabled
         for failing or a gone endpoint, awaiting an agreement, or whose latest attempt
-        failed), those disabled or failing first, then the oldest."""
+        failed): those disabled for cause first, then the active ones by their run of
+        failures, then those awaiting, each group oldest first."""
         rows = await tx.fetch("webhooks_in_trouble", scope=scope_param(tx, scope), limit=limit)
         return [webhook_from_row(row, self.box) for row in rows]
 

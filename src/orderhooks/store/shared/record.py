@@ -135,7 +135,7 @@ async def _advance(
         row = rows[outcome.delivery_id]
         if state[outcome.delivery_id] == DeliveryState.CANCELLED:
             if outcome.attempt.attempt > row["attempt_count"]:
-                updates.append(_cancelled_attempt(row, outcome.attempt.attempt))
+                updates.append(_cancelled_update(row, outcome.attempt.attempt))
             continue
         if state[outcome.delivery_id] != DeliveryState.DELIVERING:
             continue
@@ -161,7 +161,7 @@ async def _advance(
     return applied, finished, retried
 
 
-def _cancelled_attempt(row: Row, attempt: int) -> dict[str, object]:
+def _cancelled_update(row: Row, attempt: int) -> dict[str, object]:
     """The `advance_delivery` parameters that leave a cancelled delivery as it is, but for
     the attempt that was in flight when its webhook was deleted."""
     return {
