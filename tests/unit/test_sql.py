@@ -1,6 +1,7 @@
 """The named queries: `:name` parameters compiled once per engine, SQLite's rewrites of
-the shared dialect, and the same parameters for a query name on both engines; the
-migrations: the shared ones and an engine's own, in one order."""
+the shared dialect, the same parameters for a query name on both engines, and fragments
+included where queries name them; the migrations: the shared ones and an engine's own,
+in one order."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from orderhooks.store.sql import (
     compile_query,
     load_queries,
     read_migrations,
+    read_queries,
     sqlite_dialect,
 )
 
@@ -96,3 +98,28 @@ def test_an_engine_writes_its_own_migration_only_where_the_engines_differ() -> N
     sqlite, postgres = (dict(read_migrations(folder)) for folder in folders)
     for name in sqlite.keys() & postgres.keys():
         assert sqlite[name] != postgres[name], name
+
+
+def test_a_fragment_stands_in_each_query_that_includes_it_as_written() -> None:
+    shared = (
+        "-- fragment: page\n-- Why it is shared.\n  AND b = :b\nORDER BY id\nLIMIT :limit\n\n"
+        "-- name: q\nSELECT * FROM t\nWHERE a = :a\n  -- include: page\n"
+    )
+    own = "-- name: r\nSELECT * FROM u\nWHERE c = :c\n  -- include: page\n"
+    assert read_queries(("shared", shared), ("own", own)) == {
+        "q": "SELECT * FROM t\nWHERE a = :a\n  AND b = :b\nORDER BY id\nLIMIT :limit",
+        "r": "SELECT * FROM u\nWHERE c = :c\n  AND b = :b\nORDER BY id\nLIMIT :limit",
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("-- name: q\nSELECT 1\n-- include: nowhere\n", "unknown fragment 'nowhere'"),
+        ("-- fragment: f\nAND a\n-- fragment: f\nAND b\n", "fragment 'f' is defined twice"),
+        ("-- fragment: f\n-- include: g\n-- fragment: g\nAND b\n", "fragment 'f' includes"),
+    ],
+)
+def test_a_fragment_is_known_defined_once_and_includes_none(text: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        read_queries(("queries.sql", text))

@@ -11,6 +11,13 @@ engine writes its own way (row locks, the claim lock, a few plans); a name is de
 once per engine. Each block begins with a `-- name: <name>` line; the text up to the
 next such line is the query (comment lines dropped).
 
+A piece of SQL that several queries share to the letter (the filters and paging of the
+delivery lists) is written once, in a block that begins with `-- fragment: <name>`, and
+stands in each of them as a line `-- include: <name>`: the include line is replaced by
+the fragment's lines as written (comment lines dropped), before anything else is done
+with the query. A fragment is not a query, includes no other fragment, and a fragment
+name, like a query name, is defined once per engine.
+
 Parameters are named (`:name`). The shared queries are written in PostgreSQL's dialect,
 kept to what SQLite runs too after two rewrites that `compile_queries` makes for it:
 
@@ -33,7 +40,9 @@ from importlib import resources
 
 ENGINES = ("sqlite", "postgres")
 SHARED_FILE = "queries.sql"
-_NAME_LINE = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+# The line that begins a block: a query (`name`) or a piece of queries (`fragment`).
+_BLOCK_LINE = re.compile(r"^-- (name|fragment): (\w+)\s*$", re.MULTILINE)
+_INCLUDE_LINE = re.compile(r"^[ \t]*-- include: (\w+)[ \t]*$", re.MULTILINE)
 _MIGRATION_FILE = re.compile(r"^\d{4}_\w+\.sql$")
 # A string literal (left alone) or a named parameter; `::type` casts are neither.
 _PARAMETER = re.compile(r"'(?:[^']|'')*'|(?<![:\w]):([A-Za-z_]\w*)")
@@ -76,28 +85,59 @@ def _folder(engine: str) -> resources.abc.Traversable:
     return resources.files(__name__).joinpath(engine)
 
 
-def _parse(text: str, origin: str, into: dict[str, str]) -> None:
-    parts = _NAME_LINE.split(text)
-    # parts: [preamble, name1, body1, name2, body2, ...]
-    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+def _parse(text: str, origin: str, queries: dict[str, str], fragments: dict[str, str]) -> None:
+    """Add the blocks of `text` as written: queries still with their include lines."""
+    parts = _BLOCK_LINE.split(text)
+    # parts: [preamble, kind1, name1, body1, kind2, name2, body2, ...]
+    for kind, name, body in zip(parts[1::3], parts[2::3], parts[3::3], strict=True):
+        into = queries if kind == "name" else fragments
         if name in into:
-            raise ValueError(f"query {name!r} is defined twice ({origin})")
-        into[name] = _strip_comment_lines(body).strip().rstrip(";")
+            raise ValueError(f"{kind} {name!r} is defined twice ({origin})")
+        into[name] = body
 
 
 def _strip_comment_lines(body: str) -> str:
     return "\n".join(line for line in body.splitlines() if not line.lstrip().startswith("--"))
 
 
+def _fragment_lines(name: str, body: str) -> str:
+    """A fragment's SQL as it stands in a query: its lines as written, without comment
+    lines and the blank lines around them."""
+    if _INCLUDE_LINE.search(body):
+        raise ValueError(f"fragment {name!r} includes another fragment")
+    return _strip_comment_lines(body).strip("\n")
+
+
+def _query_text(name: str, body: str, fragments: Mapping[str, str]) -> str:
+    """A query's SQL: its include lines replaced by their fragments, comment lines dropped."""
+
+    def include(match: re.Match[str]) -> str:
+        fragment = match.group(1)
+        if fragment not in fragments:
+            raise ValueError(f"query {name!r} includes an unknown fragment {fragment!r}")
+        return fragments[fragment]
+
+    return _strip_comment_lines(_INCLUDE_LINE.sub(include, body)).strip().rstrip(";")
+
+
+def read_queries(*files: tuple[str, str]) -> dict[str, str]:
+    """The named queries of query files (each as its origin, for errors, and its text)
+    together, their fragments included; ValueError when a name is defined twice or a
+    fragment is unknown."""
+    queries: dict[str, str] = {}
+    fragments: dict[str, str] = {}
+    for origin, text in files:
+        _parse(text, origin, queries, fragments)
+    pieces = {name: _fragment_lines(name, body) for name, body in fragments.items()}
+    return {name: _query_text(name, body, pieces) for name, body in queries.items()}
+
+
 def load_queries(engine: str) -> dict[str, str]:
     """The named queries of an engine, with their `:name` parameters: the shared ones
     and the engine's own."""
-    queries: dict[str, str] = {}
     shared = resources.files(__name__).joinpath(SHARED_FILE).read_text(encoding="utf-8")
-    _parse(shared, SHARED_FILE, queries)
     own = _folder(engine).joinpath(SHARED_FILE).read_text(encoding="utf-8")
-    _parse(own, f"{engine}/{SHARED_FILE} and {SHARED_FILE}", queries)
-    return queries
+    return read_queries((SHARED_FILE, shared), (f"{engine}/{SHARED_FILE} and {SHARED_FILE}", own))
 
 
 def compile_query(name: str, sql: str, placeholder: str) -> Query:

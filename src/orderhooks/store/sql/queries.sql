@@ -1,13 +1,14 @@
 -- Named queries both engines run. Each block starts with `-- name: <name>`; parameters
--- are named (`:name`), always bound, never formatted in. Written in PostgreSQL's dialect,
--- kept to what SQLite runs too once `store.sql` has rewritten two things for it at load:
--- list parameters (`= ANY(:ids::text[])`, `<> ALL(:ids::text[])`) become IN / NOT IN
--- over json_each, and parameter casts (`:until::bigint`, which PostgreSQL needs to type
--- a parameter only tested with IS NULL) are dropped. Booleans are written `= TRUE` and
--- `= FALSE`: SQLite reads 1 and 0 (an equality its indexes can use), PostgreSQL
--- simplifies them to the plain column. What an engine writes its own way (row locks,
--- the claim lock, a few plans) is in `<engine>/queries.sql`; a name is defined once per
--- engine.
+-- are named (`:name`), always bound, never formatted in. SQL that several queries share
+-- to the letter is a `-- fragment: <name>` block, standing in each of them where a line
+-- `-- include: <name>` names it. Written in PostgreSQL's dialect, kept to what SQLite
+-- runs too once `store.sql` has rewritten two things for it at load: list parameters
+-- (`= ANY(:ids::text[])`, `<> ALL(:ids::text[])`) become IN / NOT IN over json_each,
+-- and parameter casts (`:until::bigint`, which PostgreSQL needs to type a parameter
+-- only tested with IS NULL) are dropped. Booleans are written `= TRUE` and `= FALSE`:
+-- SQLite reads 1 and 0 (an equality its indexes can use), PostgreSQL simplifies them to
+-- the plain column. What an engine writes its own way (row locks, the claim lock, a few
+-- plans) is in `<engine>/queries.sql`; a name is defined once per engine.
 
 -- ============================================================ lifecycle
 
@@ -518,54 +519,44 @@ WHERE webhook_id IN (
       SELECT 1 FROM webhook_accounts AS wa
       WHERE wa.webhook_id = deliveries.webhook_id AND wa.account <> ALL(:accounts::text[])));
 
+-- fragment: delivery_list_page
+-- What every delivery list does after the filters it seeks by: the other filters, then
+-- a page, newest first. A partner key lists an operational event's delivery only when
+-- its accounts cover the receiving webhook's (and so the webhook the event is about).
+  AND (:event_type::text IS NULL OR event_type = :event_type)
+  AND (:since::bigint IS NULL OR created_at >= :since)
+  AND (:until::bigint IS NULL OR created_at < :until)
+  AND (:scope::text[] IS NULL OR account = ANY(:scope::text[]))
+  AND (:scope::text[] IS NULL OR sequence IS NOT NULL OR NOT EXISTS (
+      SELECT 1 FROM webhook_accounts AS a
+      WHERE a.webhook_id = deliveries.webhook_id AND a.account <> ALL(:scope::text[])))
+ORDER BY id DESC
+LIMIT :limit
+
 -- name: list_deliveries
--- A partner key lists an operational event's delivery only when its accounts cover the
--- receiving webhook's (and so the webhook the event is about): the same rule in the two
--- lists below.
 SELECT * FROM deliveries
 WHERE id < :before
   AND (:webhook_id::text IS NULL OR webhook_id = :webhook_id)
   AND (:state::text IS NULL OR state = :state)
   AND (:order_id::text IS NULL OR order_id = :order_id)
-  AND (:event_type::text IS NULL OR event_type = :event_type)
-  AND (:since::bigint IS NULL OR created_at >= :since)
-  AND (:until::bigint IS NULL OR created_at < :until)
-  AND (:scope::text[] IS NULL OR account = ANY(:scope::text[]))
-  AND (:scope::text[] IS NULL OR sequence IS NOT NULL OR NOT EXISTS (
-      SELECT 1 FROM webhook_accounts AS a
-      WHERE a.webhook_id = deliveries.webhook_id AND a.account <> ALL(:scope::text[])))
-ORDER BY id DESC
-LIMIT :limit;
+  -- include: delivery_list_page
 
 -- name: list_deliveries_of_webhook
+-- A query of its own so that the webhook is a seek in deliveries_webhook (webhook_id, id),
+-- which the optional filter of list_deliveries is not.
 SELECT * FROM deliveries
 WHERE webhook_id = :webhook_id::text AND id < :before
   AND (:state::text IS NULL OR state = :state)
   AND (:order_id::text IS NULL OR order_id = :order_id)
-  AND (:event_type::text IS NULL OR event_type = :event_type)
-  AND (:since::bigint IS NULL OR created_at >= :since)
-  AND (:until::bigint IS NULL OR created_at < :until)
-  AND (:scope::text[] IS NULL OR account = ANY(:scope::text[]))
-  AND (:scope::text[] IS NULL OR sequence IS NOT NULL OR NOT EXISTS (
-      SELECT 1 FROM webhook_accounts AS a
-      WHERE a.webhook_id = deliveries.webhook_id AND a.account <> ALL(:scope::text[])))
-ORDER BY id DESC
-LIMIT :limit;
+  -- include: delivery_list_page
 
 -- name: list_deliveries_of_order
+-- Likewise, a seek in deliveries_order (order_id, id).
 SELECT * FROM deliveries
 WHERE order_id = :order_id::text AND id < :before
   AND (:webhook_id::text IS NULL OR webhook_id = :webhook_id)
   AND (:state::text IS NULL OR state = :state)
-  AND (:event_type::text IS NULL OR event_type = :event_type)
-  AND (:since::bigint IS NULL OR created_at >= :since)
-  AND (:until::bigint IS NULL OR created_at < :until)
-  AND (:scope::text[] IS NULL OR account = ANY(:scope::text[]))
-  AND (:scope::text[] IS NULL OR sequence IS NOT NULL OR NOT EXISTS (
-      SELECT 1 FROM webhook_accounts AS a
-      WHERE a.webhook_id = deliveries.webhook_id AND a.account <> ALL(:scope::text[])))
-ORDER BY id DESC
-LIMIT :limit;
+  -- include: delivery_list_page
 
 -- name: usage_rows
 SELECT * FROM usage
