@@ -8,6 +8,7 @@ header values (static headers often carry the receiver's credentials).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -16,11 +17,11 @@ from pydantic import BaseModel
 from orderhooks.domain.model import Webhook, WebhookState
 from orderhooks.service import webhooks as operations
 from orderhooks.store.base import WebhookFilter
-from orderhooks.web.answer_json import page_json, webhook_json
+from orderhooks.web.answer_json import webhook_json
 from orderhooks.web.answer_models import WebhookCreated, WebhookOut, WebhookPage
 from orderhooks.web.auth import PartnerCaller
 from orderhooks.web.bodies import read_json
-from orderhooks.web.common import IdQuery, PageParams
+from orderhooks.web.common import IdQuery, PageParams, page_answer
 from orderhooks.web.context import ApiContext, get_context
 from orderhooks.web.openapi import AUTH_ERRORS, BODY_ERRORS, answers, json_body
 from orderhooks.web.request_models import WebhookCreate, WebhookPatch, validate_body
@@ -101,8 +102,9 @@ async def list_webhooks(
     if account is not None:
         caller.require_accounts([account])
     flt = WebhookFilter(scope=caller.scope, account=account, state=state)
-    found = await ctx.store.list_webhooks(flt, page.limit, page.position("wh"))
-    return OrjsonResponse(page_json(found, lambda w: as_json(ctx, w)))
+    return await page_answer(
+        page, "wh", partial(ctx.store.list_webhooks, flt), lambda w: as_json(ctx, w)
+    )
 
 
 @router.get(
