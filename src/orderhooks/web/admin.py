@@ -14,7 +14,7 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from orderhooks.exceptions import NotFound
 from orderhooks.service import agreements, keys, orders
-from orderhooks.web.answer_json import agreement_json, audit_json, key_json, page_json
+from orderhooks.web.answer_json import agreement_json, audit_json, key_json
 from orderhooks.web.answer_models import (
     AgreementOut,
     AuditPage,
@@ -24,7 +24,7 @@ from orderhooks.web.answer_models import (
 )
 from orderhooks.web.auth import AdminCaller, PartnerCaller
 from orderhooks.web.bodies import read_json, read_model
-from orderhooks.web.common import PageParams
+from orderhooks.web.common import PageParams, page_answer
 from orderhooks.web.context import get_context
 from orderhooks.web.openapi import AUTH_ERRORS, BODY_ERRORS, answers, json_body
 from orderhooks.web.request_models import AgreementBody, KeyCreate, validate_body
@@ -83,9 +83,7 @@ async def create_key(request: Request, caller: AdminCaller) -> OrjsonResponse:
 )
 async def list_keys(request: Request, caller: AdminCaller, page: PageParams) -> OrjsonResponse:
     """Every key, without its plaintext or hash."""
-    ctx = get_context(request)
-    keys = await ctx.store.list_keys(page.limit, page.position("key"))
-    return OrjsonResponse(page_json(keys, key_json))
+    return await page_answer(page, "key", get_context(request).store.list_keys, key_json)
 
 
 @router.delete(
@@ -163,9 +161,7 @@ async def get_agreement(
 )
 async def list_audit(request: Request, caller: AdminCaller, page: PageParams) -> OrjsonResponse:
     """Who created, changed, rotated, enabled, disabled or deleted what, and when."""
-    ctx = get_context(request)
-    entries = await ctx.store.list_audit(page.limit, page.position("aud"))
-    return OrjsonResponse(page_json(entries, audit_json))
+    return await page_answer(page, "aud", get_context(request).store.list_audit, audit_json)
 
 
 @router.post(

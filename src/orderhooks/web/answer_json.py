@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from enum import Enum
 from typing import Any, TypeVar
+
+from pydantic.alias_generators import to_camel
 
 from orderhooks.delivery.clienttls import client_tls_json
 from orderhooks.domain.envelope import envelope, format_timestamp
@@ -75,36 +78,64 @@ def webhook_json(webhook: Webhook, default_schedule: Sequence[int]) -> dict[str,
     }
 
 
+def _field_json(value: object) -> object:
+    """A field's value as the API writes it: a moment in RFC 3339, an enum by its value, a
+    tuple as a list, a mapping as a plain dict; anything else as it is."""
+    if isinstance(value, datetime):
+        return format_timestamp(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
+
+
+class FieldsJson:
+    """The JSON of a flat domain value: the fields named, in that order, each under its
+    camelCase name and written by `_field_json`. Only the named fields go out: a field
+    added to the value later, or a secret, is never answered by accident."""
+
+    def __init__(self, *names: str) -> None:
+        self._keys = tuple((name, to_camel(name)) for name in names)
+
+    def __call__(self, value: object) -> dict[str, Any]:
+        """`value`'s named fields as JSON."""
+        return {key: _field_json(getattr(value, name)) for name, key in self._keys}
+
+
+_DELIVERY_JSON = FieldsJson(
+    "id",
+    "webhook_id",
+    "event_id",
+    "event_type",
+    "order_id",
+    "account",
+    "sequence",
+    "state",
+    "replay",
+    "test",
+    "created_at",
+    "next_attempt_at",
+    "delivered_at",
+    "attempt_count",
+)
+_ATTEMPT_JSON = FieldsJson(
+    "attempt", "started_at", "duration_ms", "status_code", "response_body", "error"
+)
+_KEY_JSON = FieldsJson("id", "role", "accounts", "name", "created_at", "revoked_at")
+_AUDIT_JSON = FieldsJson("id", "at", "actor", "action", "target_type", "target_id", "details")
+
+
 def delivery_json(delivery: Delivery) -> dict[str, Any]:
     """One delivery, without its event and attempts."""
-    return {
-        "id": delivery.id,
-        "webhookId": delivery.webhook_id,
-        "eventId": delivery.event_id,
-        "eventType": delivery.event_type.value,
-        "orderId": delivery.order_id,
-        "account": delivery.account,
-        "sequence": delivery.sequence,
-        "state": delivery.state.value,
-        "replay": delivery.replay,
-        "test": delivery.test,
-        "createdAt": timestamp(delivery.created_at),
-        "nextAttemptAt": timestamp(delivery.next_attempt_at),
-        "deliveredAt": timestamp(delivery.delivered_at),
-        "attemptCount": delivery.attempt_count,
-    }
+    return _DELIVERY_JSON(delivery)
 
 
 def attempt_json(attempt: Attempt) -> dict[str, Any]:
     """One attempt; `responseBody` is at most the first 2 KiB the store kept."""
-    return {
-        "attempt": attempt.attempt,
-        "startedAt": timestamp(attempt.started_at),
-        "durationMs": attempt.duration_ms,
-        "statusCode": attempt.status_code,
-        "responseBody": attempt.response_body,
-        "error": None if attempt.error is None else attempt.error.value,
-    }
+    return _ATTEMPT_JSON(attempt)
 
 
 def delivery_view_json(view: DeliveryView) -> dict[str, Any]:
@@ -149,14 +180,7 @@ def order_view_json(view: OrderView) -> dict[str, Any]:
 
 def key_json(key: ApiKey) -> dict[str, Any]:
     """A key as listed: never the plaintext, never the hash."""
-    return {
-        "id": key.id,
-        "role": key.role.value,
-        "accounts": list(key.accounts),
-        "name": key.name,
-        "createdAt": timestamp(key.created_at),
-        "revokedAt": timestamp(key.revoked_at),
-    }
+    return _KEY_JSON(key)
 
 
 def agreement_json(agreement: Agreement) -> dict[str, Any]:
@@ -174,15 +198,7 @@ def agreement_json(agreement: Agreement) -> dict[str, Any]:
 
 def audit_json(entry: AuditEntry) -> dict[str, Any]:
     """One audit entry."""
-    return {
-        "id": entry.id,
-        "at": timestamp(entry.at),
-        "actor": entry.actor,
-        "action": entry.action,
-        "targetType": entry.target_type,
-        "targetId": entry.target_id,
-        "details": dict(entry.details),
-    }
+    return _AUDIT_JSON(entry)
 
 
 def stats_json(webhook_id: str, stats: WebhookStats) -> dict[str, Any]:

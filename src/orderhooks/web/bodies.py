@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import orjson
 from fastapi import Request
@@ -14,6 +14,9 @@ from starlette.requests import ClientDisconnect
 from orderhooks.exceptions import FieldProblem
 from orderhooks.web.errors import ApiError
 from orderhooks.web.request_models import validate_body
+
+if TYPE_CHECKING:
+    from orderhooks.web.auth import Caller
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -234,6 +237,24 @@ async def read_model(request: Request, model: type[M], limit: int, *, required: 
     is not `required` is `model()`, its defaults."""
     body = await read_json(request, limit, required=required)
     return model() if body is NO_BODY else validate_body(model, body)
+
+
+class _NamesAccounts(Protocol):
+    """A body with an `accounts` field."""
+
+    accounts: list[str]
+
+
+async def read_accounts_body(request: Request, model: type[M], limit: int, caller: Caller) -> M:
+    """The JSON body validated as `model`, whose `accounts` the caller may name: 403 for a
+    foreign account (or `*`) before the rest of the body is validated (docs/api.md,
+    authentication), and again for the validated accounts when the body gave them."""
+    body = await read_json(request, limit)
+    caller.require_body_accounts(body)
+    spec = validate_body(model, body)
+    if "accounts" in spec.model_fields_set:
+        caller.require_accounts(cast(_NamesAccounts, spec).accounts)
+    return spec
 
 
 def _is_plain_content_encoding(value: str | None) -> bool:

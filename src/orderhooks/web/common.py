@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel
 
 from orderhooks.domain.ids import is_id
 from orderhooks.exceptions import FieldProblem, ValidationError
+from orderhooks.store.base import Page
+from orderhooks.web.answer_json import page_json
 from orderhooks.web.request_models import parse_rfc3339
+from orderhooks.web.responses import OrjsonResponse
+
+T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -50,8 +56,20 @@ class PageQuery(BaseModel):
 
 
 PageParams = Annotated[PageQuery, Query()]
+
 # A filter naming one object or account by id.
 IdQuery = Annotated[str | None, Query(max_length=128)]
+
+
+async def page_answer(
+    page: PageQuery,
+    prefix: str,
+    read_page: Callable[[int, str | None], Awaitable[Page[T]]],
+    item_json: Callable[[T], dict[str, Any]],
+) -> OrjsonResponse:
+    """What every list endpoint answers: the page `read_page` gives for the requested size
+    and cursor (checked to be a `prefix` id), as `{"data": [...], "nextCursor": ...}`."""
+    return OrjsonResponse(page_json(await read_page(page.limit, page.position(prefix)), item_json))
 
 
 def query_time(name: str, value: str | None) -> datetime | None:

@@ -27,7 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orderhooks.exceptions import (
     Conflict,
@@ -42,6 +42,7 @@ from orderhooks.exceptions import (
     ValidationError,
 )
 from orderhooks.logging import get_logger
+from orderhooks.web.asgi_status import StatusNotingSend
 from orderhooks.web.request_models import field_path
 from orderhooks.web.responses import OrjsonResponse
 
@@ -222,18 +223,11 @@ class CatchAllMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        noting_send = StatusNotingSend(send)
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, noting_send)
         except Exception as exc:
-            if started:
+            if noting_send.started:
                 raise
             request = Request(scope)
             _log_internal(request, exc, "unexpected_error")

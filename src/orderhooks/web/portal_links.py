@@ -9,11 +9,11 @@ from orderhooks.service import portal
 from orderhooks.web.answer_json import portal_link_json
 from orderhooks.web.answer_models import PortalLinkCreated
 from orderhooks.web.auth import PartnerCaller
-from orderhooks.web.bodies import read_json
+from orderhooks.web.bodies import read_accounts_body
 from orderhooks.web.context import get_context
 from orderhooks.web.dashboard.portal import PORTAL_PATH
 from orderhooks.web.openapi import AUTH_ERRORS, BODY_ERRORS, answers, json_body
-from orderhooks.web.request_models import PortalLinkCreate, validate_body
+from orderhooks.web.request_models import PortalLinkCreate
 from orderhooks.web.responses import OrjsonResponse
 
 router = APIRouter()
@@ -37,10 +37,7 @@ async def create_portal_link(request: Request, caller: PartnerCaller) -> OrjsonR
     """A link that signs a browser into the dashboard once, seeing only `accounts`, until
     `expiresInSeconds` from now. A partner may name its own accounts only."""
     ctx = get_context(request)
-    body = await read_json(request, ctx.settings.max_body_bytes)
-    caller.require_body_accounts(body)
-    spec = validate_body(PortalLinkCreate, body)
-    caller.require_accounts(spec.accounts)
+    spec = await read_accounts_body(request, PortalLinkCreate, ctx.settings.max_body_bytes, caller)
     link, token = await portal.create_portal_link(
         ctx.service, caller.actor, spec.accounts, spec.expires_in_seconds
     )

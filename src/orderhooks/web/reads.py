@@ -3,6 +3,7 @@ and retrying one delivery now."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -11,7 +12,7 @@ from orderhooks.domain.envelope import envelope
 from orderhooks.domain.model import DeliveryState
 from orderhooks.service import deliveries
 from orderhooks.store.base import DeliveryFilter, EventFilter
-from orderhooks.web.answer_json import delivery_json, delivery_view_json, order_view_json, page_json
+from orderhooks.web.answer_json import delivery_json, delivery_view_json, order_view_json
 from orderhooks.web.answer_models import (
     DeliveryDetail,
     DeliveryOut,
@@ -22,7 +23,7 @@ from orderhooks.web.answer_models import (
 )
 from orderhooks.web.auth import PartnerCaller
 from orderhooks.web.bodies import read_json
-from orderhooks.web.common import IdQuery, PageParams, TimeQuery, time_range
+from orderhooks.web.common import IdQuery, PageParams, TimeQuery, page_answer, time_range
 from orderhooks.web.context import get_context
 from orderhooks.web.openapi import AUTH_ERRORS, BODY_ERRORS, answers
 from orderhooks.web.request_models import SubscribedType
@@ -59,8 +60,7 @@ async def list_deliveries(
         since=start,
         until=end,
     )
-    found = await ctx.store.list_deliveries(flt, page.limit, page.position("dlv"))
-    return OrjsonResponse(page_json(found, delivery_json))
+    return await page_answer(page, "dlv", partial(ctx.store.list_deliveries, flt), delivery_json)
 
 
 @router.get(
@@ -124,8 +124,7 @@ async def list_events(
     flt = EventFilter(
         scope=caller.scope, order_id=orderId, type=type, account=account, since=start, until=end
     )
-    found = await ctx.store.list_events(flt, page.limit, page.position("evt"))
-    return OrjsonResponse(page_json(found, envelope))
+    return await page_answer(page, "evt", partial(ctx.store.list_events, flt), envelope)
 
 
 @router.get(

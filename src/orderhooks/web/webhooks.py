@@ -8,6 +8,7 @@ header values (static headers often carry the receiver's credentials).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -16,14 +17,14 @@ from pydantic import BaseModel
 from orderhooks.domain.model import Webhook, WebhookState
 from orderhooks.service import webhooks as operations
 from orderhooks.store.base import WebhookFilter
-from orderhooks.web.answer_json import page_json, webhook_json
+from orderhooks.web.answer_json import webhook_json
 from orderhooks.web.answer_models import WebhookCreated, WebhookOut, WebhookPage
 from orderhooks.web.auth import PartnerCaller
-from orderhooks.web.bodies import read_json
-from orderhooks.web.common import IdQuery, PageParams
+from orderhooks.web.bodies import read_accounts_body
+from orderhooks.web.common import IdQuery, PageParams, page_answer
 from orderhooks.web.context import ApiContext, get_context
 from orderhooks.web.openapi import AUTH_ERRORS, BODY_ERRORS, answers, json_body
-from orderhooks.web.request_models import WebhookCreate, WebhookPatch, validate_body
+from orderhooks.web.request_models import WebhookCreate, WebhookPatch
 from orderhooks.web.responses import OrjsonResponse
 
 router = APIRouter(tags=["webhooks"])
@@ -70,10 +71,7 @@ def _given_fields(spec: BaseModel) -> dict[str, Any]:
 async def create_webhook(request: Request, caller: PartnerCaller) -> OrjsonResponse:
     """Create a webhook (sending nothing to its URL); the answer carries its secret."""
     ctx = get_context(request)
-    body = await read_json(request, ctx.settings.max_body_bytes)
-    caller.require_body_accounts(body)
-    spec = validate_body(WebhookCreate, body)
-    caller.require_accounts(spec.accounts)
+    spec = await read_accounts_body(request, WebhookCreate, ctx.settings.max_body_bytes, caller)
     fields = {
         **_given_fields(spec),
         "url": spec.url,
@@ -101,8 +99,9 @@ async def list_webhooks(
     if account is not None:
         caller.require_accounts([account])
     flt = WebhookFilter(scope=caller.scope, account=account, state=state)
-    found = await ctx.store.list_webhooks(flt, page.limit, page.position("wh"))
-    return OrjsonResponse(page_json(found, lambda w: as_json(ctx, w)))
+    return await page_answer(
+        page, "wh", partial(ctx.store.list_webhooks, flt), lambda w: as_json(ctx, w)
+    )
 
 
 @router.get(
@@ -126,11 +125,7 @@ async def patch_webhook(
 ) -> OrjsonResponse:
     """Change the given fields (sending nothing to the URL); the secret is rotated apart."""
     ctx = get_context(request)
-    body = await read_json(request, ctx.settings.max_body_bytes)
-    caller.require_body_accounts(body)
-    patch = validate_body(WebhookPatch, body)
-    if "accounts" in patch.model_fields_set:
-        caller.require_accounts(patch.accounts)
+    patch = await read_accounts_body(request, WebhookPatch, ctx.settings.max_body_bytes, caller)
     stored = await operations.patch_webhook(
         ctx.service, caller.actor, webhook, _given_fields(patch)
     )
