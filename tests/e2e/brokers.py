@@ -28,7 +28,7 @@ from nats.js.api import RetentionPolicy, StreamConfig
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess
 from tests.e2e.support import assert_per_order
-from tests.support.api import Api, expect
+from tests.support.api import admin_api, expect
 from tests.support.data import iso_now, unique
 from tests.support.data import new_order as make_order
 
@@ -226,9 +226,9 @@ async def consuming(
 ) -> AsyncIterator[SourceRun]:
     """Start `source_server(...)` on `sources` and make a webhook of `account` to `rx`."""
     with source_server(tmp_path, "serve", sources, **env) as server:
-        async with server.async_client() as client:
-            webhook = await Api(client, server.admin_key).create_webhook(rx.url, [account])
-            yield SourceRun(server, client, webhook)
+        async with admin_api(server) as api:
+            webhook = await api.create_webhook(rx.url, [account])
+            yield SourceRun(server, api.client, webhook)
 
 
 async def sources_of(client: httpx.AsyncClient) -> list[dict[str, Any]]:
@@ -423,8 +423,8 @@ async def sigkill_mid_stream(tmp_path: Path, rx: Receiver, broker: Broker) -> No
     account = unique("acct")
     lives = [order_life(account) for _ in range(300)]
     with source_server(tmp_path, "serve", broker.source_url()) as server:
-        async with server.async_client() as client:
-            await Api(client, server.admin_key).create_webhook(rx.url, [account])
+        async with admin_api(server) as api:
+            await api.create_webhook(rx.url, [account])
         for life in lives:
             await broker.publish(life)
 
