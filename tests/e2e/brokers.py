@@ -263,6 +263,11 @@ async def wait_until(check: Callable[[], Any], what: str, timeout: float = WAIT_
         await asyncio.sleep(0.2)
 
 
+async def wait_delivered(rx: Receiver, count: int, timeout: float = WAIT_SECONDS) -> None:
+    """Wait until `rx` has answered `count` distinct events 2xx."""
+    await rx.wait_for(lambda: len(rx.delivered_ids()) >= count, timeout)
+
+
 async def wait_consumed(client: httpx.AsyncClient, count: int) -> None:
     """Wait until the process's only source has acknowledged `count` messages."""
 
@@ -349,7 +354,7 @@ async def dead_letter_all(
         await broker.publish(body)
     good = make_order(account)
     await broker.publish({"type": "order.new", "data": good})
-    await rx.wait_for(lambda: len(rx.delivered_ids()) >= 1, WAIT_SECONDS)
+    await wait_delivered(rx, 1)
     await wait_consumed(client, len(bad) + 1)
     letters = await broker.dead_letters(len(bad))
     # Unknown orders are found at the commit, after the others of their round.
@@ -371,7 +376,7 @@ async def deliver_lives(broker: Broker, rx: Receiver, lives: list[Any], secret: 
     for message in messages:
         await broker.publish(message)
     expected = sum(len(life) for life in lives)
-    await rx.wait_for(lambda: len(rx.delivered_ids()) >= expected, WAIT_SECONDS)
+    await wait_delivered(rx, expected)
     rx.verify_all(secret)
     assert_per_order(rx.accepted())
     for order_id, statuses in statuses_by_order(rx.events(accepted_only=True)).items():
@@ -443,5 +448,5 @@ async def sigkill_mid_stream(tmp_path: Path, rx: Receiver, broker: Broker) -> No
 
         await rx.wait_for(all_new_orders, WAIT_SECONDS * 2, "every order delivered")
         expected = sum(len(life) for life in lives)
-        await rx.wait_for(lambda: len(rx.delivered_ids()) >= expected, WAIT_SECONDS)
+        await wait_delivered(rx, expected)
         assert_per_order(rx.accepted())
