@@ -20,7 +20,7 @@ from orderhooks.store.postgres import PostgresStore
 from orderhooks.store.shared.tx import Tx
 from orderhooks.testing.receiver import Receiver
 from tests.cluster.cluster import Cluster, cluster_env
-from tests.support.api import Api
+from tests.support.api import admin_api
 from tests.support.data import new_order, unique
 
 pytestmark = pytest.mark.postgres
@@ -49,8 +49,7 @@ async def test_a_worker_frozen_inside_a_claim_does_not_stop_the_cluster(
 
     claim = asyncio.create_task(frozen._write(claim_then_stop_talking, durable=False))
     try:
-        async with Receiver() as rx, api_process.async_client() as client:
-            api = Api(client, api_process.admin_key)
+        async with Receiver() as rx, admin_api(api_process) as api:
             account = unique("acct")
             await api.create_webhook(rx.url, [account])
             await asyncio.wait_for(holding.wait(), 10)

@@ -35,7 +35,7 @@ from tests.cluster.cluster import (
     leases_by_pid,
     run_migrate,
 )
-from tests.support.api import Api, expect, poll
+from tests.support.api import Api, admin_api, expect, poll
 from tests.support.data import courier_body, iso_now, new_order, unique
 
 pytestmark = pytest.mark.postgres
@@ -256,8 +256,7 @@ async def test_three_workers_one_killed_keep_every_guarantee(
     accounts = [unique("acct"), unique("acct")]
 
     with receivers_running(hooks):
-        async with api_process.async_client() as client:
-            api = Api(client, api_process.admin_key)
+        async with admin_api(api_process) as api:
             await create_webhooks(api, hooks, accounts)
             started = time.monotonic()
             ingested, victim, stranded = await ingest_killing_a_worker(

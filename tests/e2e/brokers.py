@@ -28,7 +28,7 @@ from nats.js.api import RetentionPolicy, StreamConfig
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess
 from tests.e2e.support import assert_per_order
-from tests.support.api import Api, expect
+from tests.support.api import admin_api, expect
 from tests.support.data import iso_now, unique
 from tests.support.data import new_order as make_order
 
@@ -226,9 +226,9 @@ async def consuming(
 ) -> AsyncIterator[SourceRun]:
     """Start `source_server(...)` on `sources` and make a webhook of `account` to `rx`."""
     with source_server(tmp_path, "serve", sources, **env) as server:
-        async with server.async_client() as client:
-            webhook = await Api(client, server.admin_key).create_webhook(rx.url, [account])
-            yield SourceRun(server, client, webhook)
+        async with admin_api(server) as api:
+            webhook = await api.create_webhook(rx.url, [account])
+            yield SourceRun(server, api.client, webhook)
 
 
 async def sources_of(client: httpx.AsyncClient) -> list[dict[str, Any]]:
@@ -261,6 +261,11 @@ async def wait_until(check: Callable[[], Any], what: str, timeout: float = WAIT_
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.2)
+
+
+async def wait_delivered(rx: Receiver, count: int, timeout: float = WAIT_SECONDS) -> None:
+    """Wait until `rx` has answered `count` distinct events 2xx."""
+    await rx.wait_for(lambda: len(rx.delivered_ids()) >= count, timeout)
 
 
 async def wait_consumed(client: httpx.AsyncClient, count: int) -> None:
@@ -349,7 +354,7 @@ async def dead_letter_all(
         await broker.publish(body)
     good = make_order(account)
     await broker.publish({"type": "order.new", "data": good})
-    await rx.wait_for(lambda: len(rx.delivered_ids()) >= 1, WAIT_SECONDS)
+    await wait_delivered(rx, 1)
     await wait_consumed(client, len(bad) + 1)
     letters = await broker.dead_letters(len(bad))
     # Unknown orders are found at the commit, after the others of their round.
@@ -371,7 +376,7 @@ async def deliver_lives(broker: Broker, rx: Receiver, lives: list[Any], secret: 
     for message in messages:
         await broker.publish(message)
     expected = sum(len(life) for life in lives)
-    await rx.wait_for(lambda: len(rx.delivered_ids()) >= expected, WAIT_SECONDS)
+    await wait_delivered(rx, expected)
     rx.verify_all(secret)
     assert_per_order(rx.accepted())
     for order_id, statuses in statuses_by_order(rx.events(accepted_only=True)).items():
@@ -423,8 +428,8 @@ async def sigkill_mid_stream(tmp_path: Path, rx: Receiver, broker: Broker) -> No
     account = unique("acct")
     lives = [order_life(account) for _ in range(300)]
     with source_server(tmp_path, "serve", broker.source_url()) as server:
-        async with server.async_client() as client:
-            await Api(client, server.admin_key).create_webhook(rx.url, [account])
+        async with admin_api(server) as api:
+            await api.create_webhook(rx.url, [account])
         for life in lives:
             await broker.publish(life)
 
@@ -443,5 +448,5 @@ async def sigkill_mid_stream(tmp_path: Path, rx: Receiver, broker: Broker) -> No
 
         await rx.wait_for(all_new_orders, WAIT_SECONDS * 2, "every order delivered")
         expected = sum(len(life) for life in lives)
-        await rx.wait_for(lambda: len(rx.delivered_ids()) >= expected, WAIT_SECONDS)
+        await wait_delivered(rx, expected)
         assert_per_order(rx.accepted())

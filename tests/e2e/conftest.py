@@ -9,13 +9,14 @@ When a test fails, the end of the server's log is attached to the report.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess
 from tests.e2e.brokers import Broker, nats_stream, rabbit_queue
-from tests.support.api import Api
+from tests.support.api import Api, admin_api
 from tests.support.data import unique
 from tests.support.processes import log_tails_on_failure
 
@@ -48,8 +49,16 @@ def server_up(server: ServerProcess) -> Iterator[None]:
 @pytest.fixture()
 async def api(server: ServerProcess) -> AsyncIterator[Api]:
     """An admin API client of the module's server."""
-    async with server.async_client() as client:
-        yield Api(client, server.admin_key)
+    async with admin_api(server) as api:
+        yield api
+
+
+@pytest.fixture()
+def pg_server(pg_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    """`orderhooks serve` of the test's own, on a fresh PostgreSQL database."""
+    env = {"ORDERHOOKS_DATABASE_URL": pg_url}
+    with ServerProcess(tmp_path / "data", log_path=tmp_path / "serve.log", env=env) as server:
+        yield server
 
 
 @pytest.fixture()

@@ -14,7 +14,7 @@ import pytest
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess
 from tests.e2e.support import units
-from tests.support.api import Api, expect, poll
+from tests.support.api import Api, admin_api, expect, poll
 from tests.support.data import new_order
 
 SERVER_ENV = {"ORDERHOOKS_REQUIRE_AGREEMENT": "true"}
@@ -160,18 +160,16 @@ async def test_the_agreement_requirement_applies_to_existing_webhooks_at_start(
         return ServerProcess(data, log_path=tmp_path / f"serve-{required}.log", env=env)
 
     with server("true") as first:
-        async with first.async_client() as client:
-            hook = await Api(client, first.admin_key).create_webhook(rx.url, [account])
+        async with admin_api(first) as api:
+            hook = await api.create_webhook(rx.url, [account])
     assert hook["state"] == "awaiting_agreement"
     with server("false") as second:
-        async with second.async_client() as client:
-            api = Api(client, second.admin_key)
+        async with admin_api(second) as api:
             assert (await api.webhook(hook["id"]))["state"] == "active"
             ids = await api.new_order(new_order(account))
             await rx.wait_for_delivered(set(ids))
     with server("true") as third:
-        async with third.async_client() as client:
-            api = Api(client, third.admin_key)
+        async with admin_api(third) as api:
             assert (await api.webhook(hook["id"]))["state"] == "awaiting_agreement"
             assert await api.new_order(new_order(account))
             await asyncio.sleep(QUIET_SECONDS)

@@ -21,7 +21,7 @@ from orderhooks.testing import ReceivedRequest, Receiver
 from orderhooks.testing.server import ServerProcess
 from tests.e2e.shaping_support import dashboard_payload
 from tests.e2e.support import ingest_flow, units
-from tests.support.api import Api
+from tests.support.api import Api, admin_api
 from tests.support.data import new_order
 
 BATCH = {"maxEvents": 4, "maxWaitMs": 200}
@@ -136,8 +136,8 @@ def pg_cluster(pg_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
 async def test_batches_on_postgres_with_two_workers(
     pg_cluster: ServerProcess, rx: Receiver, account: str
 ) -> None:
-    async with pg_cluster.async_client() as client:
-        await run_flow(Api(client, pg_cluster.admin_key), rx, account, orders=8)
+    async with admin_api(pg_cluster) as api:
+        await run_flow(api, rx, account, orders=8)
 
 
 async def test_the_dashboard_shows_the_batch_body_that_was_sent(

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from orderhooks.testing.server import ServerProcess
-from tests.integration.cli_support import cli_env, run_cli
+from tests.integration.cli_support import assert_usage_error, cli_env, run_cli
 from tests.support.api import Api, expect
 
 
@@ -45,7 +45,5 @@ async def test_keys_create_refuses_what_the_api_refuses(
         key = json.loads(created.stdout)["key"]
         seen = await api.call("GET", f"/v1/webhooks/{all_accounts['id']}/secret", key)
         pytest.fail(f"a partner key with {account!r} was made; its secret read: {seen.text}")
-    assert created.returncode == 2, created.stdout
-    assert message in created.stderr
-    assert created.stdout == ""
+    assert_usage_error(created, message)
     assert await api.list_all("/v1/keys") == before

@@ -25,7 +25,7 @@ import pytest
 
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess
-from tests.support.api import Api, expect
+from tests.support.api import Api, admin_api, expect
 from tests.support.data import new_order
 from tests.support.pg import admin_sql
 
@@ -166,8 +166,7 @@ async def fill_until_refused(
 async def test_full_disk_refuses_ingest_and_both_recover(
     disk_server: ServerProcess, small_disk: Path, rx: Receiver, account: str
 ) -> None:
-    async with disk_server.async_client() as client:
-        api = Api(client, disk_server.admin_key)
+    async with admin_api(disk_server) as api:
         filler, acknowledged, refused_id = await fill_until_refused(api, rx, account, small_disk)
         # Reads still work on a full disk.
         expect(await api.call("GET", "/readyz", key=None), 200)
@@ -178,8 +177,7 @@ async def test_full_disk_refuses_ingest_and_both_recover(
 
     # Every acknowledged event was on disk: it survives a crash and is delivered.
     disk_server.restart()
-    async with disk_server.async_client() as client:
-        api = Api(client, disk_server.admin_key)
+    async with admin_api(disk_server) as api:
         more = await api.new_order(new_order(account))
         # An attempt in flight at the SIGKILL is made again once its lease (31 s) expires.
         await rx.wait_for_delivered(set(acknowledged + after + more), timeout=75)
@@ -193,8 +191,7 @@ async def test_outcomes_and_claims_wait_out_a_full_disk(
     waits; both go through once space returns. No big ingest fills the database first, so
     its WAL has no room left over: the first write needing a new page fails."""
     retry_account = f"{account}-retry"
-    async with disk_server.async_client() as client, Receiver() as failing:
-        api = Api(client, disk_server.admin_key)
+    async with admin_api(disk_server) as api, Receiver() as failing:
         retried = await api.create_webhook(failing.url, [retry_account], retrySchedule=[5] * 20)
         slow = await api.create_webhook(rx.url, [account], timeoutSeconds=10)
         failing.fail_first(1)
@@ -239,8 +236,7 @@ async def test_full_disk_on_postgres_refuses_ingest_and_recovers(
     pg_small_disk: tuple[Path, str], pg_disk_server: ServerProcess, rx: Receiver, account: str
 ) -> None:
     disk, _ = pg_small_disk
-    async with pg_disk_server.async_client() as client:
-        api = Api(client, pg_disk_server.admin_key)
+    async with admin_api(pg_disk_server) as api:
         filler, acknowledged, _ = await fill_until_refused(api, rx, account, disk)
 
         filler.unlink()

@@ -15,7 +15,7 @@ import pytest
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess
 from tests.e2e.support import states
-from tests.support.api import Api, expect
+from tests.support.api import admin_api, expect
 from tests.support.data import new_order, unique
 
 OPS = ["webhook.failing", "webhook.recovered", "webhook.disabled", "delivery.failed"]
@@ -46,8 +46,7 @@ async def test_an_operations_webhook_hears_what_happens_to_another(
     ops_server: ServerProcess, rx: Receiver
 ) -> None:
     account = unique("acct")
-    async with ops_server.async_client() as client, Receiver() as ops:
-        api = Api(client, ops_server.admin_key)
+    async with admin_api(ops_server) as api, Receiver() as ops:
         rx.answer(500)
         w = await api.create_webhook(rx.url, [account], eventTypes=ORDER_TYPES + OPS)
         s = await api.create_webhook(ops.url, [account], eventTypes=OPS)
@@ -158,8 +157,7 @@ async def test_a_failing_webhook_disabled_and_enabled_again_is_told_recovered(
     webhook was disabled and enabled in between (enable starts its failure count afresh,
     but the failing it was announced as is still open until a success closes it)."""
     account = unique("acct")
-    async with ops_server.async_client() as client, Receiver() as ops:
-        api = Api(client, ops_server.admin_key)
+    async with admin_api(ops_server) as api, Receiver() as ops:
         rx.answer(500)
         w = await api.create_webhook(rx.url, [account], eventTypes=ORDER_TYPES)
         await api.create_webhook(ops.url, [account], eventTypes=OPS)
@@ -193,8 +191,7 @@ async def test_delivery_failed_events_are_listed_by_their_order(
     """`GET /v1/events?type=delivery.failed&orderId=…` finds the `delivery.failed` events
     whose envelope carries that `orderId` (docs/api.md), and only those."""
     account = unique("acct")
-    async with ops_server.async_client() as client, Receiver() as ops:
-        api = Api(client, ops_server.admin_key)
+    async with admin_api(ops_server) as api, Receiver() as ops:
         rx.answer(500)
         await api.create_webhook(rx.url, [account], eventTypes=ORDER_TYPES, retrySchedule=[])
         await api.create_webhook(ops.url, [account], eventTypes=OPS)

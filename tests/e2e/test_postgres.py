@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from orderhooks.domain.model import ALL_ACCOUNTS
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess
 from tests.e2e.support import assert_per_order, ingest_flow
-from tests.support.api import Api, expect, poll
+from tests.support.api import admin_api, expect, poll
 from tests.support.data import new_order
 
 pytestmark = pytest.mark.postgres
@@ -23,27 +22,18 @@ pytestmark = pytest.mark.postgres
 LEASE_SECONDS = 2 + 30
 
 
-@pytest.fixture()
-def pg_server(pg_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
-    """`orderhooks serve` on a fresh PostgreSQL database."""
-    env = {"ORDERHOOKS_DATABASE_URL": pg_url}
-    with ServerProcess(tmp_path / "data", log_path=tmp_path / "serve.log", env=env) as server:
-        yield server
-
-
 @pytest.mark.slow
 async def test_delivery_and_crash_on_postgres(
     pg_server: ServerProcess, account: str, rx: Receiver
 ) -> None:
     rx.fail_randomly(0.2, seed=3)
-    async with pg_server.async_client() as client:
-        api = Api(client, pg_server.admin_key)
+    async with admin_api(pg_server) as api:
         hook = await api.create_webhook(rx.url, [account], retrySchedule=[1] * 10)
         before = await ingest_flow(api, account, 3)
     pg_server.kill()
     pg_server.start()
-    async with pg_server.async_client() as client:
-        after = await ingest_flow(Api(client, pg_server.admin_key), account, 3)
+    async with admin_api(pg_server) as api:
+        after = await ingest_flow(api, account, 3)
     await rx.wait_for_delivered(set(before + after), timeout=LEASE_SECONDS + 20)
     assert_per_order(rx.requests, contiguous=True)
     rx.verify_all(hook["secret"])
@@ -61,8 +51,7 @@ async def test_api_and_worker_apart_on_postgres(
             tmp_path / "data", log_path=tmp_path / "worker.log", env=env, command=("worker",)
         )
         with worker:
-            async with api_process.async_client() as client:
-                api = Api(client, api_process.admin_key)
+            async with admin_api(api_process) as api:
                 hook = await api.create_webhook(rx.url, [account])
                 ids = await ingest_flow(api, account, 2)
                 await rx.wait_for_delivered(set(ids))
@@ -80,8 +69,7 @@ async def test_an_account_too_long_to_index_cannot_stall_recording(
     # delivered event of an order whose account was 5,000 characters failed the outcome's
     # transaction, and with it every outcome recorded after it, again and again (other
     # webhooks' deliveries stayed `delivering`, were sent again, and were never counted).
-    async with pg_server.async_client() as client:
-        api = Api(client, pg_server.admin_key)
+    async with admin_api(pg_server) as api:
         hook = await api.create_webhook(rx.url, [ALL_ACCOUNTS], eventTypes=["order.new"])
         long_order = new_order(secrets.token_hex(2500))
         refused = await api.call("POST", "/v1/orders", json_body=long_order)

@@ -3,8 +3,7 @@ same checks as the SQLite suites (test_shaping.py, test_erasure.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -17,24 +16,16 @@ from tests.e2e.shaping_support import (
     personal_order,
     without_personal_data,
 )
-from tests.support.api import Api, expect
+from tests.support.api import Api, admin_api, expect
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture()
-def pg_server(pg_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
-    """`orderhooks serve` on a fresh PostgreSQL database."""
-    env = {"ORDERHOOKS_DATABASE_URL": pg_url}
-    with ServerProcess(tmp_path / "data", log_path=tmp_path / "serve.log", env=env) as server:
-        yield server
-
-
-@pytest.fixture()
 async def pg_api(pg_server: ServerProcess) -> AsyncIterator[Api]:
     """An admin client of the PostgreSQL server."""
-    async with pg_server.async_client() as client:
-        yield Api(client, pg_server.admin_key)
+    async with admin_api(pg_server) as api:
+        yield api
 
 
 async def test_shaping_on_postgres(pg_api: Api, account: str) -> None:

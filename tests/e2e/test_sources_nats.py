@@ -27,6 +27,7 @@ from tests.e2e.brokers import (
     nats_stream,
     order_life,
     sources_of,
+    wait_delivered,
     wait_until,
 )
 from tests.e2e.support import assert_per_order
@@ -172,7 +173,7 @@ async def test_a_user_not_allowed_to_read_the_stream_configuration_still_consume
             await _publish_life(
                 f"nats://admin:admin@{LOOPBACK}:{port}", "OHDOWN", order_life(account)
             )
-            await rx.wait_for(lambda: len(rx.delivered_ids()) >= 5, WAIT_SECONDS)
+            await wait_delivered(rx, 5)
     finally:
         _stop_nats(broker)
 
@@ -187,7 +188,7 @@ async def test_dead_letters_stay_in_a_work_queue_stream_filtered_without_them(
     ):
         await stream.publish(b"this is not JSON")
         await stream.publish({"type": "order.new", "data": make_order(account)})
-        await rx.wait_for(lambda: len(rx.delivered_ids()) >= 1, WAIT_SECONDS)
+        await wait_delivered(rx, 1)
         [(body, headers)] = await stream.dead_letters(1)
         assert body == b"this is not JSON"
         assert headers["orderhooks-error"] == "bad_request"
@@ -229,7 +230,7 @@ async def test_a_body_too_large_to_dead_letter_with_its_headers_is_dead_lettered
         where = headers["orderhooks-error-message"]
         assert f"the body ({len(big)} bytes) does not fit" in where, where
         assert f"message 1 of stream {stream.name}" in where, where
-        await rx.wait_for(lambda: len(rx.delivered_ids()) >= 1, WAIT_SECONDS)
+        await wait_delivered(rx, 1)
 
 
 async def test_broker_down_at_start_and_gone_midway_comes_back(
@@ -255,14 +256,14 @@ async def test_broker_down_at_start_and_gone_midway_comes_back(
             broker = _start_nats(*_jetstream_on(port, nats_server_dir))
             await _publish_life(url, stream_name, order_life(account))
             await wait_until(lambda: state_is("connected"), "the source connected")
-            await rx.wait_for(lambda: len(rx.delivered_ids()) >= 5, WAIT_SECONDS)
+            await wait_delivered(rx, 5)
             # Gone midway: the API keeps serving, the consumer reconnects by itself.
             _stop_nats(broker)
             await wait_until(lambda: state_is("reconnecting"), "the source reconnecting")
             expect(await client.get("/v1/webhooks"), 200)
             broker = _start_nats(*_jetstream_on(port, nats_server_dir))  # same store
             await _publish_life(url, stream_name, order_life(account))
-            await rx.wait_for(lambda: len(rx.delivered_ids()) >= 10, WAIT_SECONDS)
+            await wait_delivered(rx, 10)
             await wait_until(lambda: state_is("connected"), "the source connected again")
             rx.verify_all(webhook["secret"])
             assert_per_order(rx.accepted())
@@ -292,7 +293,7 @@ async def test_an_update_before_its_order_is_delivered_again_then_applied(
         # the update is handed back to JetStream, not dead-lettered at once.
         await wait_until(handed_back, "the update handed back")
         await stream.publish({"type": "order.new", "data": order})
-        await rx.wait_for(lambda: len(rx.delivered_ids()) >= 2, WAIT_SECONDS)
+        await wait_delivered(rx, 2)
         assert [e["type"] for e in rx.events(accepted_only=True)] == [
             "order.new",
             "order.status_update",

@@ -13,7 +13,7 @@ import pytest
 
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess
-from tests.e2e.brokers import events_of, nats_stream, order_life, rabbit_queue
+from tests.e2e.brokers import events_of, nats_stream, order_life, rabbit_queue, wait_delivered
 from tests.e2e.support import assert_per_order
 from tests.support.api import Api, poll
 from tests.support.data import unique
@@ -68,7 +68,7 @@ async def _two_processes_share(
                     await publish(life)
             messages = sum(len(life) for life in lives) if item_per_message else len(lives)
             expected = sum(len(life) for life in lives)
-            await rx.wait_for(lambda: len(rx.delivered_ids()) >= expected, WAIT_SECONDS)
+            await wait_delivered(rx, expected, WAIT_SECONDS)
             rx.verify_all(webhook["secret"])
             if not item_per_message:
                 assert_per_order(rx.accepted())

@@ -4,6 +4,8 @@ test_sources_brokers.py."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aio_pika
@@ -12,19 +14,33 @@ from orderhooks.testing.receiver import Receiver
 from tests.cluster.pgproxy import PgProxy
 from tests.e2e.brokers import (
     RabbitQueue,
+    SourceRun,
     consuming,
     order_life,
     rabbit_queue,
     sources_of,
     wait_consumed,
+    wait_delivered,
     wait_until,
 )
 from tests.e2e.support import assert_per_order
 from tests.support.api import expect
 from tests.support.data import unique
 
-WAIT_SECONDS = 60.0
 RABBIT_PORT = 5672
+
+
+@contextlib.asynccontextmanager
+async def consumed_queue(
+    tmp_path: Path, rx: Receiver, account: str
+) -> AsyncIterator[tuple[RabbitQueue, SourceRun]]:
+    """A queue of the test's own, consumed by an orderhooks process that delivers
+    `account`'s events to `rx`."""
+    async with (
+        rabbit_queue() as queue,
+        consuming(tmp_path, queue.source_url(), rx, account) as run,
+    ):
+        yield queue, run
 
 
 async def test_broker_away_at_start_and_gone_midway_comes_back(
@@ -53,7 +69,7 @@ async def _away_and_back(
             [s] = await sources_of(client)
             return bool(s["state"] == state)
 
-        await rx.wait_for(lambda: len(rx.delivered_ids()) >= 5, WAIT_SECONDS)
+        await wait_delivered(rx, 5)
         assert await state_is("connected")
         proxy.cut()  # gone midway: the API keeps serving
         await wait_until(lambda: state_is("reconnecting"), "the source reconnecting")
@@ -63,7 +79,7 @@ async def _away_and_back(
         assert away["lag"] is None, away
         await queue.publish(second)
         proxy.restore()
-        await rx.wait_for(lambda: len(rx.delivered_ids()) >= 10, WAIT_SECONDS)
+        await wait_delivered(rx, 10)
         await wait_until(lambda: state_is("connected"), "the source connected again")
         assert_per_order(rx.accepted())
         # Connection errors and reconnects are logged without the password.
@@ -77,16 +93,13 @@ async def test_a_queue_deleted_and_declared_again_is_consumed_again(
     # script changing its arguments would), the queue looks fine to every passive check:
     # only the cancel itself tells orderhooks to consume anew.
     account = unique("acct")
-    async with (
-        rabbit_queue() as queue,
-        consuming(tmp_path, queue.source_url(), rx, account) as (server, _client, _),
-    ):
+    async with consumed_queue(tmp_path, rx, account) as (queue, (server, _client, _)):
         await queue.publish(order_life(account))
-        await rx.wait_for(lambda: len(rx.delivered_ids()) >= 5, WAIT_SECONDS)
+        await wait_delivered(rx, 5)
         await queue.channel.queue_delete(queue.name)
         await queue.channel.declare_queue(queue.name, durable=True)
         await queue.publish(order_life(account))
-        await rx.wait_for(lambda: len(rx.delivered_ids()) >= 10, WAIT_SECONDS)
+        await wait_delivered(rx, 10)
         assert_per_order(rx.accepted())
         assert "RabbitMQ cancelled the consumer" in server.log_text()
 
@@ -97,12 +110,9 @@ async def test_a_dead_letter_queue_deleted_while_consuming_is_declared_again(
     # Unroutable, a dead letter came back from RabbitMQ as returned, not refused: the
     # original was acknowledged and the message was gone.
     account = unique("acct")
-    async with (
-        rabbit_queue() as queue,
-        consuming(tmp_path, queue.source_url(), rx, account) as (_, client, _),
-    ):
+    async with consumed_queue(tmp_path, rx, account) as (queue, (_, client, _)):
         await queue.publish(order_life(account))  # one message, an array
-        await rx.wait_for(lambda: len(rx.delivered_ids()) >= 5, WAIT_SECONDS)
+        await wait_delivered(rx, 5)
         await queue.channel.queue_delete(f"{queue.name}.dead")
         await queue.publish(b"{")
         await wait_consumed(client, 2)
@@ -134,10 +144,7 @@ async def test_a_header_that_is_not_utf8_does_not_stop_the_dead_letter(
     # came back, for good, with the other messages of its round never acknowledged.
     account = unique("acct")
     digest = b"\xff\xfe\x00binary"
-    async with (
-        rabbit_queue() as queue,
-        consuming(tmp_path, queue.source_url(), rx, account) as (_, client, _),
-    ):
+    async with consumed_queue(tmp_path, rx, account) as (queue, (_, client, _)):
         headers = {"digest": WireBytes(digest), "nested": {"digest": WireBytes(digest)}}
         bad = aio_pika.Message(b"{", headers=headers)
         await queue.channel.default_exchange.publish(bad, routing_key=queue.name)
@@ -147,4 +154,4 @@ async def test_a_header_that_is_not_utf8_does_not_stop_the_dead_letter(
         assert body == b"{" and kept["orderhooks-error"] == "bad_request"
         assert bytes(kept["digest"]) == digest
         assert bytes(kept["nested"]["digest"]) == digest
-        await rx.wait_for(lambda: len(rx.delivered_ids()) >= 5, WAIT_SECONDS)
+        await wait_delivered(rx, 5)

@@ -10,10 +10,8 @@ from pathlib import Path
 from orderhooks.simulate.brokers import open_publisher
 from orderhooks.simulate.posting import SimulationStats
 from orderhooks.testing.receiver import Receiver
-from tests.e2e.brokers import Broker, consuming, rabbit_queue, wait_consumed
+from tests.e2e.brokers import Broker, consuming, rabbit_queue, wait_consumed, wait_delivered
 from tests.e2e.support import assert_per_order
-
-WAIT_SECONDS = 60.0
 
 
 def _simulate(to: str, account: str) -> str:
@@ -36,7 +34,7 @@ async def test_simulated_stream_through_a_broker_is_delivered(
         published = int(output.split("events posted")[1].split()[1])
         assert published > 0
         await wait_consumed(client, published)
-        await rx.wait_for(lambda: len(rx.delivered_ids()) >= published, WAIT_SECONDS)
+        await wait_delivered(rx, published)
         rx.verify_all(webhook["secret"])
         assert_per_order(rx.accepted())
 

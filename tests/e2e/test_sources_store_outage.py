@@ -24,13 +24,13 @@ from tests.e2e.brokers import (
     order_life,
     sources_of,
     wait_consumed,
+    wait_delivered,
 )
 from tests.e2e.support import assert_per_order
 from tests.support.data import unique
 
 pytestmark = pytest.mark.postgres
 
-WAIT_SECONDS = 60.0
 OUTAGE_SECONDS = 4.0
 
 
@@ -80,7 +80,7 @@ async def test_consuming_pauses_while_the_store_is_away(
         assert rx.requests == []
         proxy.restore()
         expected = sum(len(life) for life in lives)
-        await rx.wait_for(lambda: len(rx.delivered_ids()) >= expected, WAIT_SECONDS)
+        await wait_delivered(rx, expected)
         assert_per_order(rx.accepted())
         # A round is counted consumed after its commit and acknowledgement, which
         # may come after the receiver already has its events.

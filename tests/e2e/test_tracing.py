@@ -19,7 +19,7 @@ import pytest
 from orderhooks.testing.otlp import CollectedSpan, Collector
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerError, ServerProcess, free_port
-from tests.support.api import Api
+from tests.support.api import Api, admin_api
 from tests.support.data import new_order
 
 INGEST = "orderhooks.ingest"
@@ -47,8 +47,8 @@ async def traced_server(
     variables = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, **FAST_EXPORT, **env}
     server = ServerProcess(tmp_path / "data", log_path=tmp_path / "server.log", env=variables)
     with server:
-        async with server.async_client() as client:
-            yield server, Api(client, server.admin_key)
+        async with admin_api(server) as api:
+            yield server, api
 
 
 def linked_to(span: CollectedSpan, target: CollectedSpan) -> bool:

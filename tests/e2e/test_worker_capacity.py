@@ -12,7 +12,7 @@ import pytest
 
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess
-from tests.support.api import Api
+from tests.support.api import Api, admin_api
 from tests.support.data import new_order
 
 WORKER_CONCURRENCY = 4
@@ -46,8 +46,8 @@ def full_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Serv
 @pytest.fixture()
 async def full_api(full_server: ServerProcess) -> AsyncIterator[Api]:
     """An admin client of that server."""
-    async with full_server.async_client() as client:
-        yield Api(client, full_server.admin_key)
+    async with admin_api(full_server) as api:
+        yield api
 
 
 async def test_slow_webhooks_filling_the_worker_do_not_delay_another(

@@ -64,6 +64,14 @@ def run_cli(
     )
 
 
+def assert_usage_error(result: subprocess.CompletedProcess[str], message: str) -> None:
+    """The command refused its arguments or configuration: exit 2, `message` on standard
+    error, nothing on standard output."""
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
 @dataclass
 class CliProcess:
     """A long-running orderhooks process whose output goes to files (pipes could fill up)."""

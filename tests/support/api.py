@@ -5,12 +5,14 @@ polling until something holds."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 import httpx
 
+from orderhooks.testing.server import ServerProcess
 from tests.support.data import ALL_TYPES, PRICING, courier_body, iso_now, new_order, unique
 
 T = TypeVar("T")
@@ -219,3 +221,11 @@ class Api:
     ) -> dict[str, Any]:
         """Poll a webhook until `predicate` holds."""
         return await poll(lambda: self.webhook(webhook_id), predicate, timeout, what or "webhook")
+
+
+@contextlib.asynccontextmanager
+async def admin_api(server: ServerProcess) -> AsyncIterator[Api]:
+    """The API of a running server process as its admin calls it; the client is closed
+    on leaving."""
+    async with server.async_client() as client:
+        yield Api(client, server.admin_key)

@@ -177,15 +177,7 @@ class SourceConsumer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self._set_state("reconnecting")
-                delay = self._next_delay()
-                log.warning(
-                    "source unreachable",
-                    source=self.source_id,
-                    error=self._describe(exc),
-                    retry_in=round(delay, 2),
-                )
-                await self._sleep(delay)
+                await self._sleep(self._session_failed("source unreachable", exc))
                 continue
             self._set_state("connected")
             log.info("source connected", source=self.source_id, url=self.status.config.display_url)
@@ -195,14 +187,7 @@ class SourceConsumer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self._set_state("reconnecting")
-                delay = self._next_delay()
-                log.warning(
-                    "source connection lost",
-                    source=self.source_id,
-                    error=self._describe(exc),
-                    retry_in=round(delay, 2),
-                )
+                delay = self._session_failed("source connection lost", exc)
             finally:
                 with contextlib.suppress(Exception):
                     await session.close()
@@ -210,10 +195,15 @@ class SourceConsumer:
                 await self._sleep(delay)
         self._set_state("reconnecting")
 
-    def _next_delay(self) -> float:
-        """The wait before the next connect, longer after each failure in a row."""
+    def _session_failed(self, event: str, exc: Exception) -> float:
+        """Note a failed connect or a lost session (the source is reconnecting; `event` is
+        logged); the wait before the next connect, longer after each failure in a row."""
+        self._set_state("reconnecting")
         delay = backoff_delay(self._failures, RECONNECT_FIRST, RECONNECT_MAX)
         self._failures += 1
+        log.warning(
+            event, source=self.source_id, error=self._describe(exc), retry_in=round(delay, 2)
+        )
         return delay
 
     async def _consume(self, session: BrokerSession) -> None:
