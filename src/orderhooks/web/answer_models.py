@@ -149,6 +149,8 @@ class DeliveryOut(Shape):
     eventId: str
     eventType: EventType | OperationalEventType
     orderId: str | None
+    account: str
+    sequence: int | None = Field(description="the event's sequence; null for an operational event")
     state: DeliveryState
     replay: bool
     test: bool
@@ -205,11 +207,15 @@ class OrderOut(Shape):
     orderId: str
     account: str
     location: str
+    channelLink: str
+    channel: int
     status: int
     document: dict[str, Any]
     statusHistory: list[StatusHistoryEntry]
     courier: dict[str, Any] | None
     events: list[OrderEventOut]
+    createdAt: str = Timestamp
+    updatedAt: str = Timestamp
 
 
 class IngestAccepted(Shape):
