@@ -387,18 +387,28 @@ async def test_an_account_is_at_most_128_characters_on_each_engine(
     assert (await api.call("POST", "/v1/orders", json_body=longest)).status_code == 202
 
 
-async def test_an_order_of_every_account_is_refused(api: Api) -> None:
-    # "*" names every account in webhooks and keys; as an order's account it could never
-    # be delivered where agreements are required (none can be recorded for it).
-    order = new_order("*", order_id=unique("ord"))
+@pytest.mark.parametrize(
+    ("account", "message"),
+    [("*", '"*" is not an account'), ("", "must be 1 to 128 characters")],
+)
+async def test_an_order_of_no_single_account_is_refused(
+    api: Api, account: str, message: str
+) -> None:
+    # "*" names every account in webhooks and keys, and "" none: no agreement can be
+    # recorded for either, and no webhook or partner key can name "", so such an order
+    # could never be delivered where agreements are required.
+    order = new_order(account, order_id=unique("ord"))
     response = await api.call("POST", "/v1/orders", json_body=order)
     assert response.status_code == 422, response.text
     assert [(d["field"], d["message"]) for d in error_of(response)["details"]] == [
-        ("account", '"*" is not an account')
+        ("account", message)
     ]
-    batch = {"events": [{"type": "order.new", "data": order}]}
+    batch = [{"type": "order.new", "data": order}]
     refused = await api.call("POST", "/v1/events", json_body=batch)
     assert refused.status_code == 422, refused.text
+    assert [(d["index"], d["field"]) for d in error_of(refused)["details"]] == [
+        (0, "data.account")
+    ]
     assert (await api.call("GET", f"/v1/orders/{order['_id']}")).status_code == 404
 
 
