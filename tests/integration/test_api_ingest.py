@@ -4,13 +4,18 @@ repeats, validation, and the body rules of docs/api.md."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from tests.support.api import Api
+from orderhooks.domain.orders import validate_order
+from orderhooks.store.base import NewOrderItem
+from tests.integration.api_support import LocalApi
+from tests.support.api import Api, expect
 from tests.support.data import new_order, sample, unique
 
 MAX_BODY = 64_000  # room for a batch of 1001 small items, not for 100 KB
@@ -53,6 +58,60 @@ async def test_new_order_then_byte_identical_repeat(api: Api, ingest_key: str) -
     assert event.json()["type"] == "order.new"
     assert event.json()["account"] == account
     assert event.json()["data"]["packaging"] == {"includeCutlery": False}  # unknown field kept
+
+
+async def test_an_order_posted_again_through_another_path_is_a_repeat(
+    api: LocalApi, ingest_key: str
+) -> None:
+    # The order platform posts an order, then its status; when an answer is lost it sends
+    # the same order again in a batch (or a broker message, which is read as one), or the
+    # other way round, written by another JSON encoder. Read as a newer version, the old
+    # document would have put the order back to its first status with an
+    # `order.status_update` going backwards and a history without the update.
+    headers = {"content-type": "application/json"}
+    spaced, compact = new_order(unique("acct")), new_order(unique("acct"))
+    raw = json.dumps(spaced, indent=2).encode()
+    assert (
+        await api.call("POST", "/v1/orders", ingest_key, content=raw, headers=headers)
+    ).status_code == 202
+    batch = [{"type": "order.new", "data": compact}]
+    assert (
+        len(
+            expect(await api.call("POST", "/v1/events", ingest_key, json_body=batch), 202)[
+                "eventIds"
+            ]
+        )
+        == 1
+    )
+    for order in (spaced, compact):
+        await api.status(order["_id"], 20, timeStamp="2026-11-28T12:00:00Z")
+    again = await api.call(
+        "POST", "/v1/events", ingest_key, json_body=[{"type": "order.new", "data": spaced}]
+    )
+    assert expect(again, 202) == {"eventIds": []}
+    raw_again = json.dumps(compact, separators=(",", ":"), ensure_ascii=True).encode()
+    repeat = await api.call("POST", "/v1/orders", ingest_key, content=raw_again, headers=headers)
+    assert expect(repeat, 200) == {"orderId": compact["_id"], "eventIds": []}
+    for order in (spaced, compact):
+        stored = expect(await api.call("GET", f"/v1/orders/{order['_id']}"), 200)
+        assert stored["status"] == 20
+        assert [e["type"] for e in stored["events"]] == ["order.new", "order.status_update"]
+
+
+async def test_an_order_stored_with_the_hash_of_its_bytes_is_still_repeated_by_them(
+    api: LocalApi, ingest_key: str
+) -> None:
+    # Before the repeat key was the document's encoding, POST /v1/orders stored the
+    # SHA-256 of the body's bytes: an order stored then is repeated by the same bytes.
+    order = new_order(unique("acct"))
+    raw = json.dumps(order, indent=2).encode()
+    item = NewOrderItem(validate_order(order), hashlib.sha256(raw).hexdigest())
+    await api.store.ingest([item], datetime.now(UTC))
+    await api.status(order["_id"], 20, timeStamp="2026-11-28T12:00:00Z")
+    headers = {"content-type": "application/json"}
+    repeat = await api.call("POST", "/v1/orders", ingest_key, content=raw, headers=headers)
+    assert expect(repeat, 200) == {"orderId": order["_id"], "eventIds": []}
+    assert expect(await api.call("GET", f"/v1/orders/{order['_id']}"), 200)["status"] == 20
 
 
 async def test_newer_version_with_another_status_creates_a_status_update(
@@ -387,18 +446,26 @@ async def test_an_account_is_at_most_128_characters_on_each_engine(
     assert (await api.call("POST", "/v1/orders", json_body=longest)).status_code == 202
 
 
-async def test_an_order_of_every_account_is_refused(api: Api) -> None:
-    # "*" names every account in webhooks and keys; as an order's account it could never
-    # be delivered where agreements are required (none can be recorded for it).
-    order = new_order("*", order_id=unique("ord"))
+@pytest.mark.parametrize(
+    ("account", "message"),
+    [("*", '"*" is not an account'), ("", "must be 1 to 128 characters")],
+)
+async def test_an_order_of_no_single_account_is_refused(
+    api: Api, account: str, message: str
+) -> None:
+    # "*" names every account in webhooks and keys, and "" none: no agreement can be
+    # recorded for either, and no webhook or partner key can name "", so such an order
+    # could never be delivered where agreements are required.
+    order = new_order(account, order_id=unique("ord"))
     response = await api.call("POST", "/v1/orders", json_body=order)
     assert response.status_code == 422, response.text
     assert [(d["field"], d["message"]) for d in error_of(response)["details"]] == [
-        ("account", '"*" is not an account')
+        ("account", message)
     ]
-    batch = {"events": [{"type": "order.new", "data": order}]}
+    batch = [{"type": "order.new", "data": order}]
     refused = await api.call("POST", "/v1/events", json_body=batch)
     assert refused.status_code == 422, refused.text
+    assert [(d["index"], d["field"]) for d in error_of(refused)["details"]] == [(0, "data.account")]
     assert (await api.call("GET", f"/v1/orders/{order['_id']}")).status_code == 404
 
 

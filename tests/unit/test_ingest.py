@@ -108,6 +108,19 @@ def test_a_byte_identical_repeat_changes_nothing() -> None:
     assert plan == IngestPlan(order=current, events=(), deliveries=(), repeat=True, created=False)
 
 
+def test_the_hash_of_the_bytes_repeats_an_order_stored_under_it() -> None:
+    # Earlier versions stored the hash of the body's bytes (docs/api.md, ingest).
+    current = order_state()
+    plan = plan_new_order(
+        current, order_document(), "hash-2", [webhook()], LATER, SequentialIds(), raw_hash="hash-1"
+    )
+    assert plan == IngestPlan(order=current, events=(), deliveries=(), repeat=True, created=False)
+    newer = plan_new_order(
+        current, order_document(), "hash-2", [webhook()], LATER, SequentialIds(), raw_hash="hash-3"
+    )
+    assert not newer.repeat and newer.order.body_hash == "hash-2"
+
+
 def test_a_newer_version_with_the_same_status_replaces_the_document_silently() -> None:
     current = order_state(next_sequence=4, max_flow_status=20)
     newer = order_document(note="extra sauce")

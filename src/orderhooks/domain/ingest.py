@@ -187,14 +187,17 @@ def plan_new_order(
     webhooks: Sequence[Webhook],
     now: datetime,
     new_id: IdFactory,
+    *,
+    raw_hash: str | None = None,
 ) -> IngestPlan:
     """A new order (`order.new`), or a newer version of a known one.
 
-    A byte-identical repeat (same `body_hash`) is a repeat. A newer version replaces the
-    document; when its status differs it creates an `order.status_update` (and triggered
-    `order.new` events) like a status update would.
+    The document last posted again (the stored `body_hash` is `body_hash`, or `raw_hash`
+    for an order stored under the hash of its body's bytes) is a repeat. A newer version
+    replaces the document; when its status differs it creates an `order.status_update`
+    (and triggered `order.new` events) like a status update would.
     """
-    if current is not None and current.body_hash == body_hash:
+    if current is not None and current.body_hash in (body_hash, raw_hash):
         return IngestPlan(order=current, events=(), deliveries=(), repeat=True, created=False)
     state = _state_from_document(document, body_hash, current, now)
     if current is not None:

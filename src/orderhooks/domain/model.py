@@ -217,8 +217,9 @@ class OrderState:
 
     `max_flow_status` is the highest normal-flow status (below 100) the order has
     reached, or -1; `newOrderTrigger` fires the first time it crosses a trigger.
-    `body_hash` is the SHA-256 of the last accepted `POST /v1/orders` body, for
-    byte-identical repeats.
+    `body_hash` is the repeat key of the last order document accepted (the SHA-256 of
+    its compact JSON encoding; of the body's bytes for an order that earlier versions
+    stored from `POST /v1/orders`).
     """
 
     order_id: str

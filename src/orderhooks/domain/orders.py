@@ -92,8 +92,10 @@ def _string(value: Any, path: str, problems: Problems) -> None:
 def _account(value: Any, path: str, problems: Problems) -> None:
     if not isinstance(value, str):
         problems.append(FieldProblem(path, "must be a string"))
-    elif len(value) > MAX_ACCOUNT_CHARS:
-        problems.append(FieldProblem(path, f"must be at most {MAX_ACCOUNT_CHARS} characters"))
+    elif not 1 <= len(value) <= MAX_ACCOUNT_CHARS:
+        # As webhooks, keys and agreements take it: no webhook or partner key can name "",
+        # so an order of "" could never be delivered where agreements are required.
+        problems.append(FieldProblem(path, f"must be 1 to {MAX_ACCOUNT_CHARS} characters"))
     elif value == ALL_ACCOUNTS:
         # It names every account in webhooks and keys: no agreement can be recorded for
         # it, so an order of "*" could never be delivered where agreements are required.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -120,15 +120,29 @@ async def _ingest_one(ctx: ServiceContext, item: IngestItem) -> IngestResult:
     return result
 
 
-def new_order_item(document: Any, body_hash: str) -> NewOrderItem:
-    """An order document validated; `body_hash` marks byte-identical repeats."""
-    return NewOrderItem(document=validate_order(document), body_hash=body_hash)
+def document_hash(document: Mapping[str, Any]) -> str:
+    """The repeat key of an order document: the SHA-256 of its compact JSON encoding.
+
+    The same whichever path brought the document (`POST /v1/orders`, a batch item, a
+    broker message) and however its JSON was written (whitespace, escapes, the spelling of
+    a number), so an order posted again through another path, or by another encoder, is
+    a repeat rather than a newer version that would undo the updates posted since.
+    """
+    return hashlib.sha256(orjson.dumps(document)).hexdigest()
+
+
+def new_order_item(document: Any, raw: bytes | None = None) -> NewOrderItem:
+    """An order document validated, with its repeat key; `raw`: the bytes of a
+    `POST /v1/orders` body it was parsed from."""
+    validated = validate_order(document)
+    raw_hash = None if raw is None else hashlib.sha256(raw).hexdigest()
+    return NewOrderItem(document=validated, body_hash=document_hash(validated), raw_hash=raw_hash)
 
 
 async def ingest_order(ctx: ServiceContext, document: Any, raw: bytes) -> IngestResult:
     """A new order, or a newer version of a known one; `raw` are the bytes it was parsed
-    from (a byte-identical repeat creates nothing)."""
-    return await _ingest_one(ctx, new_order_item(document, hashlib.sha256(raw).hexdigest()))
+    from (the same document again creates nothing)."""
+    return await _ingest_one(ctx, new_order_item(document, raw))
 
 
 async def ingest_status(ctx: ServiceContext, order_id: str, update: Any) -> IngestResult:
@@ -193,9 +207,7 @@ def batch_item(index: int, raw: Any) -> IngestItem:
         raise ValidationError(_prefixed(exc.problems, index)) from None
     if order_id is not None and order_id != document.get("_id"):
         raise ValidationError([FieldProblem("orderId", "must equal data._id", index)])
-    # An item has no bytes of its own: the hash of its canonical encoding marks repeats.
-    body_hash = hashlib.sha256(orjson.dumps(document)).hexdigest()
-    return NewOrderItem(document=document, body_hash=body_hash)
+    return NewOrderItem(document=document, body_hash=document_hash(document))
 
 
 def batch_items(body: Any) -> list[IngestItem]:

@@ -27,10 +27,14 @@ from orderhooks.domain.model import (
 
 @dataclass(frozen=True, slots=True)
 class NewOrderItem:
-    """A validated `POST /v1/orders` body (unknown fields kept) and the hash of its bytes."""
+    """A validated order document (unknown fields kept) and its repeat key `body_hash`
+    (`orderhooks.service.ingest.document_hash`). `raw_hash`, the SHA-256 of the bytes of
+    a `POST /v1/orders` body, repeats too an order stored under it (as earlier versions
+    stored every order posted there)."""
 
     document: Mapping[str, Any]
     body_hash: str
+    raw_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

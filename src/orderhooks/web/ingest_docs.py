@@ -49,7 +49,12 @@ _ORDER: dict[str, Any] = {
     ],
     "properties": {
         "_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
-        "account": {"type": "string", "maxLength": MAX_ACCOUNT_CHARS, "not": {"const": "*"}},
+        "account": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_ACCOUNT_CHARS,
+            "not": {"const": "*"},
+        },
         "location": _STR,
         "channelLink": _STR,
         "channel": {"type": "integer", "minimum": 0, "maximum": MAX_CHANNEL},

@@ -88,7 +88,9 @@ def _plan(
     if isinstance(item, NewOrderItem):
         if current is not None and item.document["account"] != current.account:
             raise OrderAccountChanged(current.order_id, current.account, index)
-        return planner.plan_new_order(current, item.document, item.body_hash, webhooks, now, new_id)
+        return planner.plan_new_order(
+            current, item.document, item.body_hash, webhooks, now, new_id, raw_hash=item.raw_hash
+        )
     if current is None:
         raise UnknownOrder(item.order_id, index)
     if isinstance(item, StatusItem):
