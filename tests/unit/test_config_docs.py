@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,22 @@ def test_update_rewrites_only_the_table(tmp_path: Path) -> None:
 def test_a_page_without_the_table_is_refused() -> None:
     with pytest.raises(ValueError, match="no generated settings table"):
         replace_markdown_table("# Title\n")
+
+
+PACKAGE = PAGE.parents[1] / "src" / "orderhooks"
+# The package's test helpers (orderhooks.testing) have variables of their own, for the
+# test suite only: docs/testing.md describes them.
+TEST_HELPERS = PACKAGE / "testing"
+
+
+def test_every_variable_the_package_names_is_on_the_configuration_page() -> None:
+    """`ORDERHOOKS_RECEIVE_SECRET` (read by `receive` and `simulate`) was on no page that
+    lists variables: docs/configuration.md promises every `ORDERHOOKS_*` variable."""
+    named = {
+        name
+        for path in PACKAGE.rglob("*.py")
+        if TEST_HELPERS not in path.parents
+        for name in re.findall(r"ORDERHOOKS_[A-Z0-9_]*[A-Z0-9]", path.read_text(encoding="utf-8"))
+    }
+    page = PAGE.read_text(encoding="utf-8")
+    assert {name for name in named if f"`{name}`" not in page} == set()
