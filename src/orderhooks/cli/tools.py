@@ -34,8 +34,10 @@ def receive(
     ],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 9000,
+    # A final status only: a 1xx is no answer (a sender waits on for the final one until
+    # its timeout, and 101 would switch the connection to another protocol).
     status: Annotated[
-        int, typer.Option(min=100, max=599, help="Status to answer signed requests with.")
+        int, typer.Option(min=200, max=599, help="Status to answer signed requests with.")
     ] = 200,
     version: VersionFlag = False,
 ) -> None:
