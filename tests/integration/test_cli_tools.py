@@ -150,10 +150,17 @@ def test_receive_verifies_a_batch_once_and_prints_each_event(
     assert "evt_twp" not in out
 
 
-def test_receive_refuses_a_malformed_secret(tmp_path: Path) -> None:
+def test_receive_refuses_a_malformed_secret_naming_where_it_came_from(tmp_path: Path) -> None:
+    """A bad ORDERHOOKS_RECEIVE_SECRET was reported as a bad `--secret`, an option the
+    developer never gave: the message names the variable when it came from there."""
     result = run_cli(["receive", "--secret", "not-a-secret"], cli_env(tmp_path))
     assert result.returncode == 2
-    assert "whsec_" in result.stderr
+    assert result.stderr.startswith("orderhooks: --secret must be whsec_")
+    env = cli_env(tmp_path, ORDERHOOKS_RECEIVE_SECRET="not-a-secret")
+    from_env = run_cli(["receive"], env, timeout=REFUSAL_TIMEOUT_SECONDS)
+    assert from_env.returncode == 2
+    assert from_env.stderr.startswith("orderhooks: ORDERHOOKS_RECEIVE_SECRET must be whsec_")
+    assert "not-a-secret" not in from_env.stderr
 
 
 def test_receive_on_a_port_in_use_is_one_orderhooks_line(tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ from orderhooks.cli.options import (
     run_async,
 )
 
+RECEIVE_SECRET_ENV = "ORDERHOOKS_RECEIVE_SECRET"  # docs/configuration.md
+
 
 def register(app: typer.Typer) -> None:
     """Add the tool commands to `app`."""
@@ -24,10 +26,11 @@ def register(app: typer.Typer) -> None:
 
 
 def receive(
+    context: typer.Context,
     secret: Annotated[
         str,
         typer.Option(
-            envvar="ORDERHOOKS_RECEIVE_SECRET",
+            envvar=RECEIVE_SECRET_ENV,
             help="The webhook's signing secret, whsec_… (env ORDERHOOKS_RECEIVE_SECRET)",
             show_default=False,
         ),
@@ -46,7 +49,12 @@ def receive(
     from orderhooks.delivery.signing import is_valid_secret
 
     if not is_valid_secret(secret):
-        raise fail("--secret must be whsec_ followed by base64 of 24-64 bytes", 2)
+        # Named where it came from, as a bad setting is: the variable, when that gave it.
+        # By name: typer's Context is its own copy of click's, with its own enum.
+        source = context.get_parameter_source("secret")
+        from_env = getattr(source, "name", None) == "ENVIRONMENT"
+        name = RECEIVE_SECRET_ENV if from_env else "--secret"
+        raise fail(f"{name} must be whsec_ followed by base64 of 24-64 bytes", 2)
     console = Console(highlight=False, soft_wrap=True)
     raise typer.Exit(run_async(lambda: run_receiver(secret, host, port, status, console)))
 
@@ -109,7 +117,7 @@ def simulate(
     webhook_secret: Annotated[
         str | None,
         typer.Option(
-            envvar="ORDERHOOKS_RECEIVE_SECRET",
+            envvar=RECEIVE_SECRET_ENV,
             help="The demo webhook's signing secret, whsec_…, as `receive` verifies it "
             "(env ORDERHOOKS_RECEIVE_SECRET).",
             show_default=False,
