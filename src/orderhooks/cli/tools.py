@@ -17,6 +17,7 @@ from orderhooks.cli.options import (
 )
 
 RECEIVE_SECRET_ENV = "ORDERHOOKS_RECEIVE_SECRET"  # docs/configuration.md
+SIMULATE_LOG_LEVEL = "critical"  # the simulation shows its errors itself
 
 
 def register(app: typer.Typer) -> None:
@@ -153,11 +154,16 @@ def simulate(
 ) -> None:
     """Post a realistic stream of orders, status and courier updates to a running server."""
     from orderhooks.exceptions import ConfigError
+    from orderhooks.logging import configure_logging
     from orderhooks.simulate import SimulationPlan
     from orderhooks.simulate import simulate as run_simulation
     from orderhooks.simulate.webhook import DemoWebhook
     from orderhooks.sources.config import parse_source
 
+    # The simulation reports what goes wrong itself (its display, its last line). Left
+    # unconfigured, the broker clients' logs printed debug lines on standard output and
+    # aiormq's own error line on standard error, into the live display.
+    configure_logging("json", SIMULATE_LOG_LEVEL)
     if to:
         try:
             parse_source(to)
