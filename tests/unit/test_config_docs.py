@@ -77,3 +77,11 @@ def test_every_variable_the_package_names_is_on_the_configuration_page() -> None
     helpers = _variables_named([p for p in sources if TEST_HELPERS in p.parents]) - service
     testing = TESTING_PAGE.read_text(encoding="utf-8")
     assert {name for name in helpers if name not in testing} == set()
+
+
+def test_the_readme_names_the_settings_that_have_no_flag() -> None:
+    """README said every setting has a flag; `ORDERHOOKS_ENCRYPTION_KEYS` has none."""
+    readme = PAGE.parents[1] / "README.md"
+    section = readme.read_text(encoding="utf-8").split("\n## Configuration\n", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    assert [row.env for row in SETTINGS if not row.has_flag and row.env not in section] == []
