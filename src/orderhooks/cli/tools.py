@@ -16,7 +16,8 @@ from orderhooks.cli.options import (
     run_async,
 )
 
-RECEIVE_SECRET_ENV = "ORDERHOOKS_RECEIVE_SECRET"  # docs/configuration.md
+# The variable of the secret (docs/configuration.md).
+RECEIVE_SECRET_ENV = "ORDERHOOKS_RECEIVE_SECRET"  # noqa: S105 - a variable name, not a secret
 SIMULATE_LOG_LEVEL = "critical"  # the simulation shows its errors itself
 
 
