@@ -21,6 +21,7 @@ import requests
 from orderhooks.testing.server import free_port
 from tests.integration.cli_support import (
     Spawner,
+    assert_usage_error,
     cli_env,
     http_get,
     http_post,
@@ -300,6 +301,40 @@ def test_any_admin_key_from_the_environment_can_be_presented(
     assert [k["role"] for k in keys.json()["data"]] == ["admin"]
     assert http_get(f"{base}/v1/keys", headers={"authorization": "Bearer wrong"}).status_code == 401
     assert process.stop() == 0
+
+
+# Seconds a refused start takes at most; a server that started instead is killed then.
+REFUSAL_TIMEOUT_SECONDS = 20.0
+
+
+@pytest.mark.parametrize(
+    ("admin_key", "message"),
+    [
+        ("  \n", "must not be blank"),
+        ("admin\x01key-1234", "must not hold control characters (character 6"),
+        ("admin\nkey-1234", "must not hold control characters (character 6"),
+        ("admin-key-1234\x7f", "must not hold control characters (character 15"),
+    ],
+    ids=["blank", "control-character", "inner-newline", "delete"],
+)
+def test_an_admin_key_no_request_can_present_is_refused_at_start(
+    tmp_path: Path, admin_key: str, message: str
+) -> None:
+    """A blank ORDERHOOKS_ADMIN_KEY was taken as none (a key generated and printed
+    instead), and one with a control character was stored as the admin key though no
+    HTTP request can carry it (the server answers such a header 400): the operator locked
+    out. Both are refused before anything is made, by the variable and by the flag, and
+    the message never quotes the key."""
+    data_dir = tmp_path / "data"
+    base = {"ORDERHOOKS_PORT": "0", "ORDERHOOKS_WORKERS": "1"}
+    for args, variables, name in (
+        (["serve"], {**base, "ORDERHOOKS_ADMIN_KEY": admin_key}, "ORDERHOOKS_ADMIN_KEY"),
+        (["serve", "--admin-key", admin_key], base, "--admin-key"),
+    ):
+        done = run_cli(args, cli_env(data_dir, **variables), timeout=REFUSAL_TIMEOUT_SECONDS)
+        assert_usage_error(done, f"orderhooks: {name} {message}")
+        assert not admin_key.strip() or admin_key.strip() not in done.stderr
+        assert not data_dir.exists()
 
 
 def _session_members(session_id: int) -> list[int]:

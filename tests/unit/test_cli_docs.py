@@ -36,3 +36,15 @@ def test_every_command_has_a_section() -> None:
     for name in command_names():
         section = SECTION_OF.get(name, name)
         assert any(h == section or h.startswith(f"{section} ") for h in headings), name
+
+
+README = PAGE.parents[1] / "README.md"
+
+
+def test_the_readme_command_list_names_every_command() -> None:
+    """README's "Command line" overview left out `backup` and `secrets`, two commands an
+    operator needs (a backup while serving, re-encrypting after a key rotation)."""
+    section = README.read_text(encoding="utf-8").split("\n## Command line\n", 1)[1]
+    overview = section.split("```", 2)[1]
+    listed = set(re.findall(r"^orderhooks (\w+)", overview, flags=re.MULTILINE))
+    assert listed == set(command_names())

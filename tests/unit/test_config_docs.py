@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,40 @@ def test_update_rewrites_only_the_table(tmp_path: Path) -> None:
 def test_a_page_without_the_table_is_refused() -> None:
     with pytest.raises(ValueError, match="no generated settings table"):
         replace_markdown_table("# Title\n")
+
+
+PACKAGE = PAGE.parents[1] / "src" / "orderhooks"
+# The package's test helpers (orderhooks.testing) have variables of their own, for the
+# test suite only: docs/testing.md describes them.
+TEST_HELPERS = PACKAGE / "testing"
+TESTING_PAGE = PAGE.with_name("testing.md")
+
+
+def _variables_named(paths: list[Path]) -> set[str]:
+    return {
+        name
+        for path in paths
+        for name in re.findall(r"ORDERHOOKS_[A-Z0-9_]*[A-Z0-9]", path.read_text(encoding="utf-8"))
+    }
+
+
+def test_every_variable_the_package_names_is_on_the_configuration_page() -> None:
+    """`ORDERHOOKS_RECEIVE_SECRET` (read by `receive` and `simulate`) was on no page that
+    lists variables: docs/configuration.md promises every `ORDERHOOKS_*` variable. The
+    test helpers' own (`ORDERHOOKS_TEST_WORKERS`, on no page either) are on the testing
+    page."""
+    sources = list(PACKAGE.rglob("*.py"))
+    service = _variables_named([p for p in sources if TEST_HELPERS not in p.parents])
+    page = PAGE.read_text(encoding="utf-8")
+    assert {name for name in service if f"`{name}`" not in page} == set()
+    helpers = _variables_named([p for p in sources if TEST_HELPERS in p.parents]) - service
+    testing = TESTING_PAGE.read_text(encoding="utf-8")
+    assert {name for name in helpers if name not in testing} == set()
+
+
+def test_the_readme_names_the_settings_that_have_no_flag() -> None:
+    """README said every setting has a flag; `ORDERHOOKS_ENCRYPTION_KEYS` has none."""
+    readme = PAGE.parents[1] / "README.md"
+    section = readme.read_text(encoding="utf-8").split("\n## Configuration\n", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    assert [row.env for row in SETTINGS if not row.has_flag and row.env not in section] == []

@@ -16,6 +16,10 @@ from orderhooks.cli.options import (
     run_async,
 )
 
+# The variable of the secret (docs/configuration.md).
+RECEIVE_SECRET_ENV = "ORDERHOOKS_RECEIVE_SECRET"  # noqa: S105 - a variable name, not a secret
+SIMULATE_LOG_LEVEL = "critical"  # the simulation shows its errors itself
+
 
 def register(app: typer.Typer) -> None:
     """Add the tool commands to `app`."""
@@ -24,18 +28,21 @@ def register(app: typer.Typer) -> None:
 
 
 def receive(
+    context: typer.Context,
     secret: Annotated[
         str,
         typer.Option(
-            envvar="ORDERHOOKS_RECEIVE_SECRET",
+            envvar=RECEIVE_SECRET_ENV,
             help="The webhook's signing secret, whsec_… (env ORDERHOOKS_RECEIVE_SECRET)",
             show_default=False,
         ),
     ],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 9000,
+    # A final status only: a 1xx is no answer (a sender waits on for the final one until
+    # its timeout, and 101 would switch the connection to another protocol).
     status: Annotated[
-        int, typer.Option(min=100, max=599, help="Status to answer signed requests with.")
+        int, typer.Option(min=200, max=599, help="Status to answer signed requests with.")
     ] = 200,
     version: VersionFlag = False,
 ) -> None:
@@ -44,7 +51,12 @@ def receive(
     from orderhooks.delivery.signing import is_valid_secret
 
     if not is_valid_secret(secret):
-        raise fail("--secret must be whsec_ followed by base64 of 24-64 bytes", 2)
+        # Named where it came from, as a bad setting is: the variable, when that gave it.
+        # By name: typer's Context is its own copy of click's, with its own enum.
+        source = context.get_parameter_source("secret")
+        from_env = getattr(source, "name", None) == "ENVIRONMENT"
+        name = RECEIVE_SECRET_ENV if from_env else "--secret"
+        raise fail(f"{name} must be whsec_ followed by base64 of 24-64 bytes", 2)
     console = Console(highlight=False, soft_wrap=True)
     raise typer.Exit(run_async(lambda: run_receiver(secret, host, port, status, console)))
 
@@ -107,7 +119,7 @@ def simulate(
     webhook_secret: Annotated[
         str | None,
         typer.Option(
-            envvar="ORDERHOOKS_RECEIVE_SECRET",
+            envvar=RECEIVE_SECRET_ENV,
             help="The demo webhook's signing secret, whsec_…, as `receive` verifies it "
             "(env ORDERHOOKS_RECEIVE_SECRET).",
             show_default=False,
@@ -143,11 +155,16 @@ def simulate(
 ) -> None:
     """Post a realistic stream of orders, status and courier updates to a running server."""
     from orderhooks.exceptions import ConfigError
+    from orderhooks.logging import configure_logging
     from orderhooks.simulate import SimulationPlan
     from orderhooks.simulate import simulate as run_simulation
     from orderhooks.simulate.webhook import DemoWebhook
     from orderhooks.sources.config import parse_source
 
+    # The simulation reports what goes wrong itself (its display, its last line). Left
+    # unconfigured, the broker clients' logs printed debug lines on standard output and
+    # aiormq's own error line on standard error, into the live display.
+    configure_logging("json", SIMULATE_LOG_LEVEL)
     if to:
         try:
             parse_source(to)

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, TypeVar, overload
 
 from orderhooks.config.kinds import (
+    ADMIN_KEY,
     BOOLEAN,
     DATABASE_URL,
     ENCRYPTION_KEYS,
@@ -231,7 +232,7 @@ class Settings:
     )
     admin_key: str | None = setting(
         "ORDERHOOKS_ADMIN_KEY",
-        TEXT,
+        ADMIN_KEY,
         default=None,
         help="Admin API key, used verbatim; without one a key is generated on the first start. "
         "Prefer the variable: other users of the machine can read command lines.",

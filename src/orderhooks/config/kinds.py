@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from orderhooks.domain.apikeys import presented_key
 from orderhooks.exceptions import ConfigError
 from orderhooks.secretbox import ENV_VAR as ENCRYPTION_ENV_VAR
 from orderhooks.secretbox import SealingKey, parse_keys
@@ -267,11 +268,45 @@ def parse_frame_ancestors(text: str) -> str:
     return " ".join(lowered)
 
 
+def _control_character_at(text: str) -> int | None:
+    """The position of the first character an HTTP header value cannot carry (an ASCII
+    control character other than a tab, or DEL), or None."""
+    for position, character in enumerate(text):
+        code = ord(character)
+        if (code < 0x20 and character != "\t") or code == 0x7F:
+            return position
+    return None
+
+
+def parse_admin_key(text: str) -> str:
+    """An admin key a client can present in `Authorization: Bearer <key>`: not blank, and
+    without control characters once the whitespace around it (which HTTP drops) is left
+    out. A blank key was taken as none (a key generated instead), one with a control
+    character was stored though no request can carry it: the admin locked out. Messages
+    never quote the key."""
+    key = presented_key(text)
+    if not key:
+        raise ValueError("must not be blank: unset it to have a key made on the first start")
+    position = _control_character_at(key)
+    if position is not None:
+        raise ValueError(
+            f"must not hold control characters (character {position + 1} of the key is one): "
+            "no HTTP request can carry them"
+        )
+    return text
+
+
 def _show_list(values: Sequence[object]) -> str:
     return ",".join(str(value) for value in values)
 
 
 TEXT: Kind[str] = Kind(str, "text", "TEXT", ("first", "second"))
+ADMIN_KEY: Kind[str] = Kind(
+    parse_admin_key,
+    "text without control characters; the whitespace around it is left out",
+    "TEXT",
+    ("first", "second"),
+)
 DATABASE_URL: Kind[str] = Kind(
     parse_database_url,
     "`sqlite:///path` or `postgresql://…` URL",
