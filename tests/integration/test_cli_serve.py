@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
@@ -15,6 +16,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import asyncpg
 import pytest
 import requests
 
@@ -407,3 +409,35 @@ def test_a_host_that_does_not_resolve_is_a_clear_error(tmp_path: Path) -> None:
     assert line.startswith("orderhooks: cannot listen on no-such-host.invalid:"), line
     assert "Traceback" not in stderr
     assert left == []
+
+
+@pytest.mark.postgres
+def test_a_command_printing_results_logs_on_standard_error(tmp_path: Path, pg_url: str) -> None:
+    """`keys list --json` keeps its standard output for the JSON it prints: the warning of
+    a migration waiting for a table lock (docs/operations.md, "Migrations and upgrades")
+    goes to standard error, where a script reading the output does not parse it."""
+    env = cli_env(tmp_path / "data", ORDERHOOKS_DATABASE_URL=pg_url)
+    assert run_cli(["migrate"], env).returncode == 0
+    undone = "0011_attempt_batches"  # adds attempts.batch_id
+
+    async def hold_attempts_while(args: list[str]) -> subprocess.CompletedProcess[str]:
+        setup = await asyncpg.connect(pg_url)
+        try:
+            # Undo that migration, as if the database had not had it yet.
+            await setup.execute("ALTER TABLE attempts DROP COLUMN batch_id")
+            await setup.execute("DELETE FROM schema_migrations WHERE name = $1", undone)
+            holder = setup.transaction()
+            await holder.start()
+            await setup.fetchval("SELECT count(*) FROM attempts")  # held until commit
+            command = asyncio.create_task(asyncio.to_thread(run_cli, args, env))
+            # The migration gives way after its 2-s lock timeout and says so; then it may go.
+            await asyncio.sleep(3.5)
+            await holder.commit()
+            return await command
+        finally:
+            await setup.close()
+
+    listed = asyncio.run(hold_attempts_while(["keys", "list", "--json"]))
+    assert listed.returncode == 0, listed.stderr
+    assert isinstance(json.loads(listed.stdout), list)
+    assert "migration waits for a table lock" in listed.stderr

@@ -44,7 +44,7 @@ async def _with_service(settings: Settings, work: Callable[[ServiceContext], Awa
 
 
 @keys_app.command("create")
-@with_settings(STORE_SETTINGS)
+@with_settings([*STORE_SETTINGS, "log_format"])
 def create(
     settings: Settings,
     role: Annotated[Role, typer.Option(case_sensitive=False, help="admin, ingest or partner")],
@@ -87,7 +87,7 @@ def _flag(field: str) -> str:
 
 
 @keys_app.command("list")
-@with_settings(STORE_SETTINGS)
+@with_settings([*STORE_SETTINGS, "log_format"])
 def list_keys(
     settings: Settings,
     json_output: Json = False,
@@ -123,7 +123,7 @@ def list_keys(
 
 
 @keys_app.command("revoke")
-@with_settings(STORE_SETTINGS)
+@with_settings([*STORE_SETTINGS, "log_format"])
 def revoke(
     settings: Settings,
     key_id: Annotated[str, typer.Argument(metavar="ID", help="The key's id (key_…).")],

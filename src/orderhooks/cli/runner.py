@@ -35,7 +35,7 @@ from orderhooks.delivery.transport import AiohttpTransport, Transport
 from orderhooks.domain.apikeys import hash_api_key, presented_key
 from orderhooks.domain.model import Role
 from orderhooks.exceptions import OrderhooksError, StartError
-from orderhooks.logging import get_logger
+from orderhooks.logging import configure_logging, get_logger
 from orderhooks.metrics import Metrics
 from orderhooks.service import keys
 from orderhooks.service.context import ServiceContext
@@ -78,7 +78,12 @@ async def open_migrated_store(settings: Settings) -> Store:
 
 @contextlib.asynccontextmanager
 async def migrated_store(settings: Settings) -> AsyncIterator[Store]:
-    """The configured store, migrated, for one command's work; closed when the work ends."""
+    """The configured store, migrated, for one command's work; closed when the work ends.
+
+    The command's log (a migration waiting for a lock, say) goes to standard error:
+    left unconfigured, structlog prints on standard output, into the results a script
+    reads there (`keys list --json`)."""
+    configure_logging(settings.log_format)
     store = await open_migrated_store(settings)
     try:
         yield store

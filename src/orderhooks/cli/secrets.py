@@ -56,7 +56,7 @@ async def reencrypt_store(settings: Settings, *, dry_run: bool = False) -> Resea
 
 
 @secrets_app.command("reencrypt")
-@with_settings([*STORE_SETTINGS, "encryption_keys"])
+@with_settings([*STORE_SETTINGS, "log_format", "encryption_keys"])
 def reencrypt(
     settings: Settings,
     json_output: Json = False,
