@@ -18,6 +18,7 @@ from standardwebhooks.webhooks import Webhook as StandardWebhook
 from orderhooks.testing.server import free_port
 from tests.integration.cli_support import (
     Spawner,
+    assert_usage_error,
     cli_env,
     http_get,
     http_post,
@@ -247,6 +248,16 @@ def test_simulate_fails_when_most_requests_fail(tmp_path: Path, spawn: Spawner) 
     assert result.returncode == 1
     assert "401" in result.stdout
     assert server.stop() == 0
+
+
+@pytest.mark.parametrize("url", ["notaurl", "ftp://127.0.0.1/", "http://", "127.0.0.1:8080"])
+def test_simulate_refuses_a_url_that_is_no_http_address(tmp_path: Path, url: str) -> None:
+    """A mistyped --url is a usage error before anything is posted, not a run of failed
+    requests (docs/cli.md, simulate)."""
+    result = run_cli(
+        ["simulate", "--url", url, "--key", "k", "--duration", "1"], cli_env(tmp_path / "data")
+    )
+    assert_usage_error(result, "--url must be an http or https URL with a host")
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
@@ -19,6 +20,12 @@ from orderhooks.cli.options import (
 # The variable of the secret (docs/configuration.md).
 RECEIVE_SECRET_ENV = "ORDERHOOKS_RECEIVE_SECRET"  # noqa: S105 - a variable name, not a secret
 SIMULATE_LOG_LEVEL = "critical"  # the simulation shows its errors itself
+
+
+def _is_http_address(url: str) -> bool:
+    """Whether `url` names a server the simulation can post to: http(s) and a host."""
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def register(app: typer.Typer) -> None:
@@ -165,6 +172,8 @@ def simulate(
     # unconfigured, the broker clients' logs printed debug lines on standard output and
     # aiormq's own error line on standard error, into the live display.
     configure_logging("json", SIMULATE_LOG_LEVEL)
+    if not _is_http_address(url):
+        raise fail(f"--url must be an http or https URL with a host, not {url!r}", 2)
     if to:
         try:
             parse_source(to)
