@@ -14,12 +14,15 @@ import dataclasses
 import functools
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
 import orjson
 import pytest
 
+from orderhooks.cli.runner import ensure_admin_key
+from orderhooks.clock import utc_now
 from orderhooks.domain.ids import new_id
 from orderhooks.domain.model import (
     AuditEntry,
@@ -33,6 +36,7 @@ from orderhooks.domain.model import (
 from orderhooks.exceptions import NotFound, StoreUnavailable
 from orderhooks.store.postgres import PostgresStore
 from orderhooks.store.sql import compile_queries
+from tests.integration.api_support import api_settings
 from tests.integration.store_support import (
     NOW,
     agreement,
@@ -1021,3 +1025,24 @@ async def test_the_webhook_locks_of_a_wide_ingest_stay_few(pg_url: str) -> None:
                 " AND classid = 7251005 AND pid = pg_backend_pid()"
             )
         assert held <= 64
+
+
+async def test_processes_starting_together_on_a_new_database_make_one_admin_key(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """docs/api.md, authentication: the first start with no keys at all makes one admin
+    key. Processes started together on a new database (an api and its workers) each saw no
+    key and each made and printed its own, admin keys that nobody asked for."""
+    await migrate(pg_url)
+    count = 3
+    async with contextlib.AsyncExitStack() as stack:
+        stores = [await stack.enter_async_context(open_store(pg_url)) for _ in range(count)]
+        settings = [api_settings(tmp_path / f"process-{n}") for n in range(count)]
+        for each in settings:
+            each.data_dir.mkdir()
+        now = utc_now()
+        made = await asyncio.gather(
+            *(ensure_admin_key(store, s, now) for store, s in zip(stores, settings, strict=True))
+        )
+        assert len([key for key in made if key is not None]) == 1, made
+        assert await stores[0].count_keys() == 1

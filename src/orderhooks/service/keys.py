@@ -45,12 +45,13 @@ async def revoke_key(ctx: ServiceContext, actor: Actor, key_id: str) -> None:
     await ctx.store.revoke_key(key_id, ctx.now(), audit=entry)
 
 
-async def create_admin_key(ctx: ServiceContext, name: str) -> str:
-    """A new admin key for a first start, stored by its hash; returns its plaintext.
+async def create_first_admin_key(ctx: ServiceContext, name: str) -> str | None:
+    """A new admin key for a first start, stored by its hash unless some key exists (made
+    meanwhile by another process, say); its plaintext, or None when it was not stored.
     Not audited: no one asked for it, the process's first start did."""
     plaintext = generate_api_key()
-    await store_admin_key(ctx, hash_api_key(plaintext), name)
-    return plaintext
+    key = _new_key(Role.ADMIN, (), name, hash_api_key(plaintext), ctx)
+    return plaintext if await ctx.store.create_first_key(key) else None
 
 
 async def store_admin_key(ctx: ServiceContext, key_hash: str, name: str) -> ApiKey:

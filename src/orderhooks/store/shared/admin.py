@@ -49,6 +49,17 @@ class AdminOperations(StoreCore):
         await tx.execute("revoke_key", id=key_id, revoked_at=micros(now))
         await audited(tx, None, audit)
 
+    @writing()
+    async def create_first_key(self, tx: Tx, key: ApiKey) -> bool:
+        """Store `key` if there is no key at all; whether it was stored. The keys are locked
+        from the check to the commit, so of processes starting together on a new database
+        one makes the first key and the others see it."""
+        await tx.execute("lock_keys")
+        if await tx.fetchval("count_keys"):
+            return False
+        await tx.execute("insert_key", **key_params(key))
+        return True
+
     @reading
     async def count_keys(self, tx: Tx) -> int:
         """How many keys exist (for the first-start admin key)."""

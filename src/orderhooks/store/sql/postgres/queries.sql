@@ -238,3 +238,8 @@ WHERE type = :type AND id > :after AND test = FALSE
   AND :scope::text[] IS NULL
 ORDER BY id
 LIMIT :limit;
+
+-- name: lock_keys
+-- The first-start admin key: the check that no key exists and the insert, one process at
+-- a time (this mode conflicts with itself and with every insert into the table).
+LOCK TABLE api_keys IN SHARE ROW EXCLUSIVE MODE;

@@ -164,3 +164,7 @@ WHERE type = :type AND id > :after AND test = 0
   AND :scope IS NULL
 ORDER BY id
 LIMIT :limit;
+
+-- name: lock_keys
+-- Nothing to lock: the single writer serialises every transaction.
+SELECT 1;
