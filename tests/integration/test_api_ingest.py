@@ -218,6 +218,7 @@ async def test_a_batch_with_invalid_items_names_each_and_stores_nothing(
         {"type": "order.nope", "data": {}},
         "not an object",
         {"type": "order.status_update", "orderId": "c-1", "data": {"status": "20"}},
+        {"type": "order.new", "orderId": "c-9", "data": new_order(account, order_id="c-3")},
     ]
     response = await api.call("POST", "/v1/events", ingest_key, json_body=batch)
     assert response.status_code == 422
@@ -230,6 +231,7 @@ async def test_a_batch_with_invalid_items_names_each_and_stores_nothing(
     assert by_index[3] == "type"
     assert by_index[4] == "item"
     assert by_index[5] == "data.status"
+    assert (by_index[6], details[-1]["message"]) == ("orderId", "must equal data._id")
     assert 0 not in by_index
     assert (await api.call("GET", "/v1/orders/c-1")).status_code == 404
 

@@ -202,12 +202,12 @@ def batch_item(index: int, raw: Any) -> IngestItem:
         if event_type is EventType.COURIER_UPDATE:
             assert order_id is not None
             return CourierItem(order_id=order_id, update=validate_courier_update(data))
-        document = validate_order(data)
+        item = new_order_item(data)
     except ValidationError as exc:
         raise ValidationError(_prefixed(exc.problems, index)) from None
-    if order_id is not None and order_id != document.get("_id"):
+    if order_id is not None and order_id != item.document.get("_id"):
         raise ValidationError([FieldProblem("orderId", "must equal data._id", index)])
-    return NewOrderItem(document=document, body_hash=document_hash(document))
+    return item
 
 
 def batch_items(body: Any) -> list[IngestItem]:
