@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-
-import orjson
 
 from bench.stackprof import thread_cpu_seconds
 from bench.workload import Batch, Workload
@@ -36,6 +33,7 @@ from orderhooks.domain.model import (
     SigningSecret,
     Webhook,
 )
+from orderhooks.service.ingest import document_hash
 from orderhooks.store.base import IngestItem, NewOrderItem, StatusItem
 from orderhooks.store.sqlite import SQLiteStore
 from orderhooks.store.sqlite_io import WRITER_THREAD_NAME
@@ -54,8 +52,7 @@ def _store_items(batch: Batch) -> list[IngestItem]:
     for item in batch.items:
         document = item["data"]
         if item["type"] == "order.new":
-            body_hash = hashlib.sha256(orjson.dumps(document)).hexdigest()
-            items.append(NewOrderItem(document, body_hash))
+            items.append(NewOrderItem(document, document_hash(document)))
         else:
             order_id, _ = next(updates)
             items.append(StatusItem(order_id, document))
