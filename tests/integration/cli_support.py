@@ -25,6 +25,8 @@ START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 60.0
 RUN_TIMEOUT_SECONDS = 120.0
 HTTP_TIMEOUT_SECONDS = 30.0
+# Seconds a refused start takes at most; a process that started instead is killed then.
+REFUSAL_TIMEOUT_SECONDS = 20.0
 
 
 def http_get(url: str, **kwargs: Any) -> requests.Response:

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.cli_support import assert_usage_error, cli_env, run_cli
+from tests.integration.cli_support import (
+    REFUSAL_TIMEOUT_SECONDS,
+    assert_usage_error,
+    cli_env,
+    run_cli,
+)
 
 COMMANDS_WITH_HELP = [
     [],
@@ -136,10 +141,6 @@ def test_bad_configuration_is_a_usage_error(
     tmp_path: Path, args: list[str], variables: dict[str, str], message: str
 ) -> None:
     assert_usage_error(run_cli(args, cli_env(tmp_path, **variables)), message)
-
-
-# Seconds a refused start takes at most; a server that started instead is killed then.
-REFUSAL_TIMEOUT_SECONDS = 20.0
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ import requests
 
 from orderhooks.testing.server import free_port
 from tests.integration.cli_support import (
+    REFUSAL_TIMEOUT_SECONDS,
     Spawner,
     assert_usage_error,
     cli_env,
@@ -303,10 +304,6 @@ def test_any_admin_key_from_the_environment_can_be_presented(
     assert [k["role"] for k in keys.json()["data"]] == ["admin"]
     assert http_get(f"{base}/v1/keys", headers={"authorization": "Bearer wrong"}).status_code == 401
     assert process.stop() == 0
-
-
-# Seconds a refused start takes at most; a server that started instead is killed then.
-REFUSAL_TIMEOUT_SECONDS = 20.0
 
 
 @pytest.mark.parametrize(
