@@ -32,7 +32,7 @@ from tests.cluster.checks import (
 from tests.cluster.cluster import Cluster, cluster_env, terminate_backends, with_address
 from tests.cluster.pgproxy import LOOPBACK, PgProxy
 from tests.e2e.brokers import nats_stream
-from tests.support.api import Api, expect, poll
+from tests.support.api import Api, admin_api, expect, poll
 from tests.support.data import courier_body, iso_now, new_order, unique
 
 pytestmark = pytest.mark.postgres
@@ -172,8 +172,8 @@ async def test_serve_rides_out_terminated_connections(pg_url: str, cluster: Clus
     account, log = unique("acct"), IngestLog()
     with TimedReceiver() as rx:
         rx.slow(0.01)
-        async with serve.async_client() as client:
-            api = Api(client, serve.admin_key)
+        async with admin_api(serve) as api:
+            client = api.client
             hook = await api.create_webhook(
                 rx.url, [account], timeoutSeconds=WEBHOOK_TIMEOUT_SECONDS
             )
@@ -211,8 +211,8 @@ async def test_outage_answers_503_and_delivery_resumes(pg_url: str, cluster: Clu
         await cluster.start([api_process, worker])
         account, log = unique("acct"), IngestLog()
         with TimedReceiver() as rx:
-            async with api_process.async_client() as client:
-                api = Api(client, api_process.admin_key)
+            async with admin_api(api_process) as api:
+                client = api.client
                 hook = await api.create_webhook(
                     rx.url, [account], timeoutSeconds=WEBHOOK_TIMEOUT_SECONDS
                 )

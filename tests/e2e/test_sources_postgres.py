@@ -15,7 +15,7 @@ from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import ServerProcess
 from tests.e2e.brokers import events_of, nats_stream, order_life, rabbit_queue, wait_delivered
 from tests.e2e.support import assert_per_order
-from tests.support.api import Api, poll
+from tests.support.api import admin_api, poll
 from tests.support.data import unique
 
 pytestmark = pytest.mark.postgres
@@ -53,8 +53,8 @@ async def _two_processes_share(
         tmp_path / "data", log_path=tmp_path / "worker.log", env=env, command=("worker",)
     )
     with serve, worker:
-        async with serve.async_client() as client:
-            webhook = await Api(client, serve.admin_key).create_webhook(rx.url, [account])
+        async with admin_api(serve) as api:
+            webhook = await api.create_webhook(rx.url, [account])
             lives = [order_life(account) for _ in range(ORDERS)]
             if item_per_message:
                 # One event per message: an update may reach one process while the other
@@ -74,7 +74,7 @@ async def _two_processes_share(
                 assert_per_order(rx.accepted())
             event_ids = [e["id"] for e in rx.events(accepted_only=True)]
             assert len(set(event_ids)) == expected
-            assert len(await events_of(client, account)) == expected
+            assert len(await events_of(api.client, account)) == expected
             # A round is counted after its commit and acknowledgement, which may come
             # after the receiver already has its events.
             await poll(
