@@ -62,7 +62,8 @@ class AdminOperations(StoreCore):
 
     @reading
     async def count_keys(self, tx: Tx) -> int:
-        """How many keys exist (for the first-start admin key)."""
+        """How many keys exist, revoked ones included. (The first start does not ask it:
+        `create_first_key` counts under the keys' lock.)"""
         return int(await tx.fetchval("count_keys") or 0)
 
     @writing()
