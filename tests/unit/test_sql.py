@@ -118,8 +118,13 @@ def test_a_fragment_stands_in_each_query_that_includes_it_as_written() -> None:
         ("-- name: q\nSELECT 1\n-- include: nowhere\n", "unknown fragment 'nowhere'"),
         ("-- fragment: f\nAND a\n-- fragment: f\nAND b\n", "fragment 'f' is defined twice"),
         ("-- fragment: f\n-- include: g\n-- fragment: g\nAND b\n", "fragment 'f' includes"),
+        # A misspelt include line is no comment: dropped as one, it left its SQL out.
+        ("-- fragment: f\nAND b\n-- name: q\nSELECT 1\n-- include: f;\n", "query 'q' has an"),
+        ("-- fragment: f\nAND b\n-- name: q\nSELECT 1\n  --include: f\n", "query 'q' has an"),
     ],
 )
-def test_a_fragment_is_known_defined_once_and_includes_none(text: str, problem: str) -> None:
+def test_a_fragment_is_known_defined_once_and_includes_none_and_an_include_is_well_formed(
+    text: str, problem: str
+) -> None:
     with pytest.raises(ValueError, match=problem):
         read_queries(("queries.sql", text))

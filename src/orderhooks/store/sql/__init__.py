@@ -16,7 +16,8 @@ delivery lists) is written once, in a block that begins with `-- fragment: <name
 stands in each of them as a line `-- include: <name>`: the include line is replaced by
 the fragment's lines as written (comment lines dropped), before anything else is done
 with the query. A fragment is not a query, includes no other fragment, and a fragment
-name, like a query name, is defined once per engine.
+name, like a query name, is defined once per engine. A line that starts `-- include`
+in any other form is an error, not a comment: dropped, it would leave its SQL out.
 
 Parameters are named (`:name`). The shared queries are written in PostgreSQL's dialect,
 kept to what SQLite runs too after two rewrites that `compile_queries` makes for it:
@@ -43,6 +44,9 @@ SHARED_FILE = "queries.sql"
 # The line that begins a block: a query (`name`) or a piece of queries (`fragment`).
 _BLOCK_LINE = re.compile(r"^-- (name|fragment): (\w+)\s*$", re.MULTILINE)
 _INCLUDE_LINE = re.compile(r"^[ \t]*-- include: (\w+)[ \t]*$", re.MULTILINE)
+# Any line meant as an include, well formed or not: a malformed one must not pass for a
+# comment, dropped with the comments and its fragment's SQL (filters, a LIMIT) left out.
+_INCLUDE_INTENT = re.compile(r"^[ \t]*--[ \t]*include\b.*$", re.MULTILINE)
 _MIGRATION_FILE = re.compile(r"^\d{4}_\w+\.sql$")
 # A string literal (left alone) or a named parameter; `::type` casts are neither.
 _PARAMETER = re.compile(r"'(?:[^']|'')*'|(?<![:\w]):([A-Za-z_]\w*)")
@@ -103,7 +107,7 @@ def _strip_comment_lines(body: str) -> str:
 def _fragment_lines(name: str, body: str) -> str:
     """A fragment's SQL as it stands in a query: its lines as written, without comment
     lines and the blank lines around them."""
-    if _INCLUDE_LINE.search(body):
+    if _INCLUDE_INTENT.search(body):
         raise ValueError(f"fragment {name!r} includes another fragment")
     return _strip_comment_lines(body).strip("\n")
 
@@ -117,7 +121,12 @@ def _query_text(name: str, body: str, fragments: Mapping[str, str]) -> str:
             raise ValueError(f"query {name!r} includes an unknown fragment {fragment!r}")
         return fragments[fragment]
 
-    return _strip_comment_lines(_INCLUDE_LINE.sub(include, body)).strip().rstrip(";")
+    text = _INCLUDE_LINE.sub(include, body)
+    malformed = _INCLUDE_INTENT.search(text)
+    if malformed:
+        line = malformed.group(0).strip()
+        raise ValueError(f"query {name!r} has an include line not `-- include: <name>`: {line!r}")
+    return _strip_comment_lines(text).strip().rstrip(";")
 
 
 def read_queries(*files: tuple[str, str]) -> dict[str, str]:
