@@ -23,6 +23,7 @@ from orderhooks.sources.nats import NatsBroker
 from orderhooks.testing.receiver import Receiver
 from orderhooks.testing.server import LOOPBACK, free_port
 from tests.e2e.brokers import (
+    WAIT_SECONDS,
     consuming,
     nats_stream,
     order_life,
@@ -36,7 +37,6 @@ from tests.support.data import new_order as make_order
 from tests.support.data import unique
 
 NATS_SERVER = "/usr/sbin/nats-server"
-WAIT_SECONDS = 60.0
 
 
 @pytest.fixture()
