@@ -32,6 +32,7 @@ from tests.integration.cli_support import (
     start_serve,
 )
 from tests.support.data import new_order
+from tests.support.tls import new_encryption_key
 
 ENV_ADMIN_KEY = "test-admin-key-from-env"
 IDLE_CONNECTION_SECONDS = 6.0  # past uvicorn's default keep-alive (5 s)
@@ -409,11 +410,21 @@ def test_a_host_that_does_not_resolve_is_a_clear_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
-def test_a_command_printing_results_logs_on_standard_error(tmp_path: Path, pg_url: str) -> None:
-    """`keys list --json` keeps its standard output for the JSON it prints: the warning of
-    a migration waiting for a table lock (docs/operations.md, "Migrations and upgrades")
-    goes to standard error, where a script reading the output does not parse it."""
-    env = cli_env(tmp_path / "data", ORDERHOOKS_DATABASE_URL=pg_url)
+@pytest.mark.parametrize(
+    "command", [["keys", "list", "--json"], ["secrets", "reencrypt", "--json"]]
+)
+def test_a_command_printing_results_logs_on_standard_error(
+    tmp_path: Path, pg_url: str, command: list[str]
+) -> None:
+    """`keys list --json` and `secrets reencrypt --json` keep their standard output for
+    the JSON they print: the warning of a migration waiting for a table lock
+    (docs/operations.md, "Migrations and upgrades") goes to standard error, where a script
+    reading the output does not parse it."""
+    env = cli_env(
+        tmp_path / "data",
+        ORDERHOOKS_DATABASE_URL=pg_url,
+        ORDERHOOKS_ENCRYPTION_KEYS=new_encryption_key(),
+    )
     assert run_cli(["migrate"], env).returncode == 0
     undone = "0011_attempt_batches"  # adds attempts.batch_id
 
@@ -434,7 +445,7 @@ def test_a_command_printing_results_logs_on_standard_error(tmp_path: Path, pg_ur
         finally:
             await setup.close()
 
-    listed = asyncio.run(hold_attempts_while(["keys", "list", "--json"]))
-    assert listed.returncode == 0, listed.stderr
-    assert isinstance(json.loads(listed.stdout), list)
-    assert "migration waits for a table lock" in listed.stderr
+    printed = asyncio.run(hold_attempts_while(command))
+    assert printed.returncode == 0, printed.stderr
+    assert isinstance(json.loads(printed.stdout), (list, dict))
+    assert "migration waits for a table lock" in printed.stderr

@@ -145,8 +145,10 @@ async def ensure_admin_key(store: Store, settings: Settings, now: datetime) -> s
         elif existing.revoked_at is not None or existing.role is not Role.ADMIN:
             log.warning("ORDERHOOKS_ADMIN_KEY names a revoked or non-admin key", key_id=existing.id)
         return None
+    if await store.count_keys() > 0:  # a read: the lock below only on a database without keys
+        return None
     plaintext = await keys.create_first_admin_key(_at(store, settings, now), FIRST_ADMIN_KEY_NAME)
-    if plaintext is None:  # not the first start, or another process's
+    if plaintext is None:  # another process made the first key meanwhile
         return None
     # The one time a key appears in any output (docs/api.md, authentication): a line of its own on
     # stdout, whatever the log format, so that it can be picked up by a script.

@@ -62,8 +62,9 @@ class AdminOperations(StoreCore):
 
     @reading
     async def count_keys(self, tx: Tx) -> int:
-        """How many keys exist, revoked ones included. (The first start does not ask it:
-        `create_first_key` counts under the keys' lock.)"""
+        """How many keys exist, revoked ones included. A start asks it first, so that only
+        a start on a database without keys takes the keys' lock (`create_first_key`, which
+        counts again under it)."""
         return int(await tx.fetchval("count_keys") or 0)
 
     @writing()
