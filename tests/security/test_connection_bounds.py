@@ -1,11 +1,13 @@
-"""Clients that hold connections open without sending a request (docs/security.md, slow
-clients): the real app behind uvicorn with the connection deadlines of `cli.connections`,
-over real sockets on 127.0.0.1.
+"""Clients that hold connections open without sending a request, or send an endless
+request head (docs/security.md, slow clients and long heads): the real app behind
+uvicorn with the bounds of `cli.connections`, over real sockets on 127.0.0.1.
 
 Without the deadlines, a connection that never sent a byte, or sent its request a few
 bytes at a time, stayed open for as long as the client liked: enough of them, opened
 without a key, use up the process's file descriptors. The deadlines here are a second
 each (the server's are `HTTP_KEEP_ALIVE_SECONDS` and `REQUEST_SECONDS`, checked below).
+Without the head limit, one connection sending an endless URL made the server hold
+hundreds of megabytes.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from orderhooks.cli.connections import REQUEST_SECONDS, bounded_protocol
+from orderhooks.cli.connections import MAX_HEAD_BYTES, REQUEST_SECONDS, bounded_protocol
 from orderhooks.cli.runner import HTTP_KEEP_ALIVE_SECONDS, uvicorn_config
 from orderhooks.config import Settings
 from orderhooks.metrics import Metrics
@@ -136,6 +138,63 @@ async def test_requests_in_time_are_answered_on_one_connection(port: int) -> Non
         await reader.readexactly(length)
         await asyncio.sleep(DEADLINE_SECONDS / 2)
     writer.close()
+
+
+async def _answer(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """The status line and body of one answer."""
+    status = await reader.readline()
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    return status, await reader.readexactly(length)
+
+
+@pytest.mark.parametrize("part", ["url", "one header", "many headers"])
+async def test_a_request_head_over_the_limit_is_refused_and_closed(port: int, part: str) -> None:
+    """A head over MAX_HEAD_BYTES is answered 431 and its connection closed as soon as
+    the limit is passed: the server never holds the rest of it."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    endless = {
+        "url": (b"GET /healthz?x=", b"a" * 4096),
+        "one header": (b"GET /healthz HTTP/1.1\r\nX-Long: ", b"a" * 4096),
+        "many headers": (b"GET /healthz HTTP/1.1\r\n", b"X-Many: " + b"a" * 4086 + b"\r\n"),
+    }
+    start, piece = endless[part]
+    writer.write(start)
+
+    async def send_forever() -> None:
+        for _ in range(100_000):  # 400 MB: far past the limit
+            writer.write(piece)
+            await writer.drain()
+
+    sending = asyncio.create_task(send_forever())
+    try:
+        async with asyncio.timeout(CLOSED_WITHIN_SECONDS):
+            status, body = await _answer(reader)
+            assert status.startswith(b"HTTP/1.1 431"), status
+            assert str(MAX_HEAD_BYTES).encode() in body
+            assert await reader.read() == b""
+        with contextlib.suppress(ConnectionError):
+            await sending
+    finally:
+        sending.cancel()
+        writer.close()
+
+
+async def test_a_head_within_the_limit_is_answered(port: int) -> None:
+    """Heads of half the limit, in headers or in the URL, are answered as usual."""
+    for head in (
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        + b"".join(b"X-Big-%d: %s\r\n" % (i, b"a" * 1000) for i in range(32))
+        + b"\r\n",
+        b"GET /healthz?x=" + b"a" * (MAX_HEAD_BYTES // 2) + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    ):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(head)
+        status, _ = await _answer(reader)
+        assert status.startswith(b"HTTP/1.1 200"), status
+        writer.close()
 
 
 def test_the_server_runs_with_the_deadlines(tmp_path: Path) -> None:
