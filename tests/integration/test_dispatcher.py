@@ -212,6 +212,7 @@ async def test_each_delivery_is_sent_signed_with_its_headers(
         "Content-Type": "text/plain",
         "Webhook-Signature": "v1,forged",
         "Expect": "100-continue",
+        "Orderhooks-Custom": "reserved prefix",
     }
     webhook, secret = await _webhook(store, url, headers=static)
     [event_id] = await _ingest_orders(store, 1)
@@ -236,6 +237,7 @@ async def test_each_delivery_is_sent_signed_with_its_headers(
     assert "Webhook-Signature" not in headers
     assert "forged" not in headers["webhook-signature"]
     assert "Expect" not in headers
+    assert "Orderhooks-Custom" not in headers
     assert request.timeout_seconds == webhook.timeout_seconds
 
     envelope = orjson.loads(request.body)

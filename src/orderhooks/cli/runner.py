@@ -267,12 +267,22 @@ def uvicorn_config(app: object, settings: Settings, access_log: bool = False) ->
         access_log=access_log,
         lifespan="on",
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        http=_http_protocol(),
         timeout_graceful_shutdown=HTTP_GRACEFUL_SHUTDOWN_SECONDS,
         timeout_keep_alive=HTTP_KEEP_ALIVE_SECONDS,
         backlog=LISTEN_BACKLOG,
         server_header=False,
     )
+
+
+def _http_protocol() -> type[asyncio.Protocol] | str:
+    """httptools when installed (as `uvicorn[standard]` installs it), with deadlines on
+    each connection (`cli.connections`); else uvicorn's h11, without them."""
+    if importlib.util.find_spec("httptools") is None:
+        return "h11"
+    from orderhooks.cli.connections import bounded_protocol  # needs httptools
+
+    return bounded_protocol(HTTP_KEEP_ALIVE_SECONDS)
 
 
 def listen_url(host: str, port: int) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
@@ -53,6 +54,21 @@ RESERVED_HEADERS = frozenset(
         "upgrade",
     }
 )
+RESERVED_HEADER_PREFIX = "orderhooks-"
+# A header name is an HTTP token (RFC 9110). `fullmatch`, never `^…$`: `$` also matches
+# before a final line break, and a name ending in one got past the API's check.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}")
+
+
+def is_header_name(name: str) -> bool:
+    """Whether `name` is a valid HTTP header name (of at most 128 characters)."""
+    return _HEADER_NAME.fullmatch(name) is not None
+
+
+def is_reserved_header(name: str) -> bool:
+    """Whether orderhooks sets the header `name` itself, so a static header may not."""
+    lowered = name.lower()
+    return lowered in RESERVED_HEADERS or lowered.startswith(RESERVED_HEADER_PREFIX)
 
 
 @functools.cache
@@ -132,10 +148,9 @@ def _signed_request(
     content type, the user agent, the signatures over `message_id`, the headers that
     describe the request, and the traceparent when given; it can be signed again at
     another time (`resign`) for the same lease."""
+    # A reserved static header may still be stored from before its name was reserved.
     headers = {
-        name: value
-        for name, value in webhook.headers.items()
-        if name.lower() not in RESERVED_HEADERS
+        name: value for name, value in webhook.headers.items() if not is_reserved_header(name)
     }
     headers["content-type"] = CONTENT_TYPE
     headers["user-agent"] = user_agent()

@@ -27,7 +27,7 @@ from pydantic.alias_generators import to_camel
 
 from orderhooks.config import MAX_DELIVERY_TIMEOUT_SECONDS
 from orderhooks.config.kinds import MAX_RETRY_DELAY_SECONDS
-from orderhooks.delivery.outbound import RESERVED_HEADERS
+from orderhooks.delivery.outbound import is_header_name, is_reserved_header
 from orderhooks.domain import portal, shaping
 from orderhooks.domain.batches import MAX_BATCH_EVENTS, MAX_BATCH_WAIT_MS, MIN_BATCH_EVENTS
 from orderhooks.domain.model import (
@@ -54,11 +54,8 @@ MAX_HEADERS = 32
 MAX_LIST_ITEMS = 1000
 MAX_PRICE_PER_THOUSAND = 10**12
 
-# A webhook's static headers may not replace what orderhooks sets itself on every
-# delivery (the one list, in delivery/outbound.py), nor any `orderhooks-` header.
-RESERVED_HEADER_PREFIX = "orderhooks-"
-_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}$")
-_HEADER_VALUE_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# Control characters (C0 but the tab, DEL, C1) have no place in a header value.
+_HEADER_VALUE_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 _RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 M = TypeVar("M", bound=BaseModel)
@@ -155,9 +152,11 @@ def _check_headers(headers: dict[str, str]) -> dict[str, str]:
     seen: set[str] = set()
     for name, value in headers.items():
         lowered = name.lower()
-        if not _HEADER_NAME.match(name):
+        # The names orderhooks sets itself on every delivery (the one list, in
+        # delivery/outbound.py) and any `orderhooks-` header may not be replaced.
+        if not is_header_name(name):
             raise ValueError(f"{name!r} is not a valid header name")
-        if lowered in RESERVED_HEADERS or lowered.startswith(RESERVED_HEADER_PREFIX):
+        if is_reserved_header(name):
             raise ValueError(f"{name!r} is set by orderhooks and may not be overridden")
         if lowered in seen:
             raise ValueError(f"{name!r} is given twice")
