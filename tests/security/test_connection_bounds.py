@@ -88,12 +88,15 @@ async def test_a_connection_that_sends_nothing_is_closed(port: int) -> None:
     writer.close()
 
 
-async def test_a_request_head_sent_a_byte_at_a_time_is_cut_off(port: int) -> None:
+async def _dribbled_until_closed(port: int, opening: bytes, dribbled: bytes) -> None:
+    """Send `opening`, then `dribbled` a byte every 50 ms, until the server closes the
+    connection (within CLOSED_WITHIN_SECONDS, or the test fails)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(opening)
     started = time.monotonic()
 
     async def dribble() -> None:
-        for byte in b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X-Slow: a\r\n" * 100:
+        for byte in dribbled:
             writer.write(bytes([byte]))
             await asyncio.sleep(0.05)
 
@@ -105,23 +108,16 @@ async def test_a_request_head_sent_a_byte_at_a_time_is_cut_off(port: int) -> Non
         writer.close()
 
 
+async def test_a_request_head_sent_a_byte_at_a_time_is_cut_off(port: int) -> None:
+    head = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X-Slow: a\r\n" * 100
+    await _dribbled_until_closed(port, b"", head)
+
+
 async def test_a_body_sent_a_byte_at_a_time_is_cut_off(port: int) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
     head = b"POST /v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n"
-    writer.write(head + b"Content-Type: application/json\r\n\r\n")
-    started = time.monotonic()
-
-    async def dribble() -> None:
-        for _ in range(1000):
-            writer.write(b" ")
-            await asyncio.sleep(0.05)
-
-    dribbling = asyncio.create_task(dribble())
-    try:
-        await _closed_after(reader, started)
-    finally:
-        dribbling.cancel()
-        writer.close()
+    await _dribbled_until_closed(
+        port, head + b"Content-Type: application/json\r\n\r\n", b" " * 1000
+    )
 
 
 async def test_requests_in_time_are_answered_on_one_connection(port: int) -> None:
