@@ -14,6 +14,7 @@ from tests.integration.cli_support import (
     cli_env,
     run_cli,
 )
+from tests.support.tls import new_encryption_key
 
 COMMANDS_WITH_HELP = [
     [],
@@ -64,6 +65,28 @@ def test_migrate_applies_once_then_nothing(tmp_path: Path) -> None:
     second = run_cli(["migrate"], cli_env(data_dir))
     assert second.returncode == 0, second.stderr
     assert second.stdout == ""
+
+
+@pytest.mark.postgres
+def test_tools_on_postgresql_neither_need_nor_make_a_data_dir(tmp_path: Path, pg_url: str) -> None:
+    """On PostgreSQL, `migrate`, `keys` and `secrets reencrypt` use nothing in the data dir
+    (docs/operations.md: `orderhooks migrate` "once, from anywhere"). They made one all the
+    same, `./orderhooks-data` in whatever directory they ran from, and stopped with exit 2
+    where it could not be made (a read-only working directory, a file in the way)."""
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    unused = tmp_path / "unused"
+    commands = [["migrate"], ["keys", "list", "--json"], ["secrets", "reencrypt", "--dry-run"]]
+    for data_dir in (blocked / "data", unused):
+        env = cli_env(
+            data_dir,
+            ORDERHOOKS_DATABASE_URL=pg_url,
+            ORDERHOOKS_ENCRYPTION_KEYS=new_encryption_key(),
+        )
+        for command in commands:
+            result = run_cli(command, env)
+            assert result.returncode == 0, (command, result.stderr)
+    assert not unused.exists()
 
 
 def test_migrate_flag_wins_over_environment(tmp_path: Path) -> None:

@@ -64,7 +64,8 @@ def migrate(settings: Settings, version: VersionFlag = False) -> None:
     from orderhooks.store import make_data_dir, open_store
 
     async def apply() -> list[str]:
-        make_data_dir(settings.data_dir)
+        if not settings.is_postgres:  # on PostgreSQL nothing of it lives in the data dir
+            make_data_dir(settings.data_dir)
         store = open_store(settings)
         await store.open()
         try:

@@ -63,9 +63,11 @@ FIRST_ADMIN_KEY_NAME = "admin (first start)"
 log = get_logger("orderhooks.runner")
 
 
-async def open_migrated_store(settings: Settings) -> Store:
-    """Create the data dir, open the configured store and bring its schema up to date."""
-    make_data_dir(settings.data_dir)
+async def open_migrated_store(settings: Settings, *, data_dir: bool = True) -> Store:
+    """Create the data dir (unless `data_dir` is false), open the configured store and
+    bring its schema up to date."""
+    if data_dir:
+        make_data_dir(settings.data_dir)
     store = open_store(settings)
     await store.open()
     try:
@@ -82,9 +84,10 @@ async def migrated_store(settings: Settings) -> AsyncIterator[Store]:
 
     The command's log (a migration waiting for a lock, say) goes to standard error:
     left unconfigured, structlog prints on standard output, into the results a script
-    reads there (`keys list --json`)."""
+    reads there (`keys list --json`). On PostgreSQL no data dir is made: such a command
+    uses nothing in it (the admin key file and the dashboard's are the servers')."""
     configure_logging(settings.log_format)
-    store = await open_migrated_store(settings)
+    store = await open_migrated_store(settings, data_dir=not settings.is_postgres)
     try:
         yield store
     finally:
