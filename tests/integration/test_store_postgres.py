@@ -12,10 +12,12 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import asyncpg
 import orjson
@@ -34,8 +36,10 @@ from orderhooks.domain.model import (
     WebhookState,
 )
 from orderhooks.exceptions import NotFound, StoreUnavailable
-from orderhooks.store.postgres import PostgresStore
+from orderhooks.store.postgres import PING_TIMEOUT_SECONDS, PostgresStore
 from orderhooks.store.sql import compile_queries
+from tests.cluster.cluster import with_address
+from tests.cluster.pgproxy import LOOPBACK, PgProxy
 from tests.integration.api_support import api_settings
 from tests.integration.store_support import (
     NOW,
@@ -1046,3 +1050,24 @@ async def test_processes_starting_together_on_a_new_database_make_one_admin_key(
         )
         assert len([key for key in made if key is not None]) == 1, made
         assert await stores[0].count_keys() == 1
+
+
+async def test_ping_of_a_server_that_stops_answering_fails_within_its_timeout(
+    pg_url: str,
+) -> None:
+    """docs/operations.md, "Health checks": `/readyz` of an api is 200 when "the database
+    answers within 5 s". Against a server that stops answering (a frozen host: a proxy
+    that forwards nothing more), the ping waited 5 s for the query and then up to 5 s more
+    for asyncpg's cancellation of it, so `/readyz` answered 503 only after 10 s, past the
+    load balancer's usual 5-s health-check timeout."""
+    parts = urlsplit(pg_url)
+    with PgProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy:
+        async with open_store(with_address(pg_url, LOOPBACK, proxy.port), listen=False) as store:
+            await store.ping()
+            proxy.freeze()
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable):
+                await store.ping()
+            waited = time.monotonic() - started
+            assert waited < PING_TIMEOUT_SECONDS + 1, waited
+            proxy.cut()  # so that closing the store does not wait on frozen connections

@@ -41,6 +41,7 @@ T = TypeVar("T")
 MAX_TRANSACTION_RUNS = 5  # a deadlock or a lost race for a new order runs it again
 ACQUIRE_TIMEOUT_SECONDS = 10.0
 PING_TIMEOUT_SECONDS = 5.0
+MIN_PING_SECONDS = 0.1  # what the query gets when connecting took (almost) all the time
 COMMAND_TIMEOUT_SECONDS = 60.0
 # A migration that changes a table waits at most this long for the table's lock, then
 # gives way and tries again: while it waits in the lock queue, every query on that
@@ -165,13 +166,25 @@ class PostgresEngine:
         return await apply_migrations(tx, "postgres", step)
 
     async def ping(self) -> None:
-        """Raise StoreUnavailable unless the server answers within a few seconds."""
+        """Raise StoreUnavailable unless the server answers within PING_TIMEOUT_SECONDS,
+        all told (docs/operations.md, "Health checks"). A connection whose query got no
+        answer is dropped, not given back: giving it back waited for asyncpg to cancel
+        the query on the server that does not answer, as long again."""
         pool = self._require_pool()
+        deadline = time.monotonic() + PING_TIMEOUT_SECONDS
         try:
-            async with pool.acquire(timeout=PING_TIMEOUT_SECONDS) as conn:
-                await conn.fetchval(self._queries["ping"].sql, timeout=PING_TIMEOUT_SECONDS)
+            conn = await pool.acquire(timeout=PING_TIMEOUT_SECONDS)
         except (*CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
             raise StoreUnavailable(f"PostgreSQL is unavailable: {exc}") from exc
+        try:
+            left = max(deadline - time.monotonic(), MIN_PING_SECONDS)
+            await conn.fetchval(self._queries["ping"].sql, timeout=left)
+        except (*CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
+            if isinstance(exc, TimeoutError):
+                conn.terminate()
+            raise StoreUnavailable(f"PostgreSQL is unavailable: {exc}") from exc
+        finally:
+            await pool.release(conn)
 
     def _require_pool(self) -> Any:
         if self._pool is None:
