@@ -60,12 +60,11 @@ def _process_command(role: str) -> Callable[..., None]:
 @with_settings([*STORE_SETTINGS, "log_format"])
 def migrate(settings: Settings, version: VersionFlag = False) -> None:
     """Apply the database migrations not applied yet (idempotent; safe while running)."""
-    configure_logging(settings.log_format)
-    from orderhooks.store import make_data_dir, open_store
+    from orderhooks.cli.runner import prepare_store_command
+    from orderhooks.store import open_store
 
     async def apply() -> list[str]:
-        if not settings.is_postgres:  # on PostgreSQL nothing of it lives in the data dir
-            make_data_dir(settings.data_dir)
+        prepare_store_command(settings)  # in here: a data dir in the way is a usage error
         store = open_store(settings)
         await store.open()
         try:

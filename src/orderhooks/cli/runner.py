@@ -63,11 +63,19 @@ FIRST_ADMIN_KEY_NAME = "admin (first start)"
 log = get_logger("orderhooks.runner")
 
 
-async def open_migrated_store(settings: Settings, *, data_dir: bool = True) -> Store:
-    """Create the data dir (unless `data_dir` is false), open the configured store and
-    bring its schema up to date."""
-    if data_dir:
+def prepare_store_command(settings: Settings) -> None:
+    """What a command working on the store (`migrate`, `keys`, `secrets`) sets up first:
+    its log on standard error (left unconfigured, structlog prints on standard output,
+    into the results a script reads there, `keys list --json`), and the data dir where
+    the database lives in it. On PostgreSQL no data dir is made: such a command uses
+    nothing in it (the admin key file and the dashboard's are the servers')."""
+    configure_logging(settings.log_format)
+    if not settings.is_postgres:
         make_data_dir(settings.data_dir)
+
+
+async def open_migrated_store(settings: Settings) -> Store:
+    """Open the configured store and bring its schema up to date."""
     store = open_store(settings)
     await store.open()
     try:
@@ -80,14 +88,10 @@ async def open_migrated_store(settings: Settings, *, data_dir: bool = True) -> S
 
 @contextlib.asynccontextmanager
 async def migrated_store(settings: Settings) -> AsyncIterator[Store]:
-    """The configured store, migrated, for one command's work; closed when the work ends.
-
-    The command's log (a migration waiting for a lock, say) goes to standard error:
-    left unconfigured, structlog prints on standard output, into the results a script
-    reads there (`keys list --json`). On PostgreSQL no data dir is made: such a command
-    uses nothing in it (the admin key file and the dashboard's are the servers')."""
-    configure_logging(settings.log_format)
-    store = await open_migrated_store(settings, data_dir=not settings.is_postgres)
+    """The configured store, migrated, for one command's work (`prepare_store_command`
+    done first); closed when the work ends."""
+    prepare_store_command(settings)
+    store = await open_migrated_store(settings)
     try:
         yield store
     finally:
@@ -302,6 +306,7 @@ async def run_process(settings: Settings, role: ProcessRole, *, access_log: bool
         # First: a bad OTEL_* value stops the start before anything is opened.
         tracing = configure_tracing()
         try:
+            make_data_dir(settings.data_dir)  # the admin key file and the dashboard's, at least
             store = await open_migrated_store(settings)
             try:
                 await check_stored_secrets(store)

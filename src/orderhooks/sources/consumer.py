@@ -273,13 +273,13 @@ class SourceConsumer:
         retried: list[SourceMessage] = []
         # A round with nothing to store still dead-letters only once the store answers:
         # nothing is dead-lettered or acknowledged while it is unavailable.
-        check_only = not pending and bool(rejected) and self.store_check is not None
-        while pending or check_only:
+        check_only = self.store_check if not pending and rejected else None
+        while pending or check_only is not None:
             items = [item for entry in pending for item in entry.items]
             keys = [entry.key for entry in pending for _ in entry.items]
             try:
-                if check_only and self.store_check is not None:
-                    await self.store_check()
+                if check_only is not None:
+                    await check_only()
                     return retried, 0
                 results = await self.ingest(items, keys)
                 return retried, _duplicates(pending, results)
